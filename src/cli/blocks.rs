@@ -1,0 +1,79 @@
+//! `druppie blocks`: list or search the building block catalog.
+
+use super::output::{print_diagnostics, print_error, table, truncate};
+use super::{Context, exit};
+use crate::registry::Registry;
+use crate::spec::{self, LoadOptions, Validated};
+
+/// List building blocks, or search them: ranked over id, name,
+/// description, capabilities and documentation; a block whose capability
+/// equals the query ranks first.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Words to search for (all blocks when empty)
+    pub query: Vec<String>,
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> u8 {
+    let Some(catalog) = load_catalog(ctx) else {
+        return exit::ERROR;
+    };
+    let registry = Registry::new(&catalog.spec);
+    let hits = registry.search_blocks(&args.query.join(" "));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
+        );
+        return exit::OK;
+    }
+    let rows: Vec<Vec<String>> = hits
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.clone(),
+                b.kind.clone(),
+                b.version.clone(),
+                if b.instantiable { "yes" } else { "no" }.to_owned(),
+                truncate(&b.capabilities.join(", "), 60),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["id", "type", "version", "instantiable", "capabilities"],
+            &rows
+        )
+    );
+    exit::OK
+}
+
+/// Loads and checks `bouwblokken/` and `skills/` only: the catalog can be
+/// browsed while a plan elsewhere is broken.
+pub(super) fn load_catalog(ctx: &Context) -> Option<Validated> {
+    let options = LoadOptions {
+        catalog_only: true,
+        ..LoadOptions::default()
+    };
+    let loaded = match spec::load(&ctx.spec_root, &options) {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e, ctx.color_err);
+            return None;
+        }
+    };
+    match spec::validate(loaded) {
+        Ok(v) => {
+            print_diagnostics(&v.warnings, ctx.color_err);
+            Some(v)
+        }
+        Err(diags) => {
+            print_diagnostics(&diags, ctx.color_err);
+            None
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The command line: global flags, one module per subcommand. This is the
+//! only part of the library that prints.
+
+mod blocks;
+mod output;
+mod skills;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+/// druppie: a GitOps reconciler driven by spec files.
+///
+/// Building blocks, stacks and plans declared in a spec repo are rendered
+/// into project repos and an infra repo.
+#[derive(Debug, Parser)]
+#[command(name = "druppie", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// The spec repo checkout [default: `[spec] path` from the config, else `.`]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub spec: Option<PathBuf>,
+    /// Runtime configuration [default: `./druppie.toml` when it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// When to colour output (`NO_COLOR` turns `auto` off)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Validate(validate::Args),
+    Blocks(blocks::Args),
+    Skills(skills::Args),
+}
+
+/// Facts about the process that `main` reads and the library does not.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub cwd: PathBuf,
+    /// `NO_COLOR` is set to a non-empty value.
+    pub no_color: bool,
+    pub stdout_tty: bool,
+    pub stderr_tty: bool,
+}
+
+/// Exit codes: 0 success, 1 error, 2 changes pending (`diff`).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+}
+
+/// Settings every subcommand shares, resolved from flags and config.
+pub struct Context {
+    pub config: Config,
+    pub spec_root: PathBuf,
+    pub color_out: bool,
+    pub color_err: bool,
+}
+
+pub fn run(cli: Cli, env: &Env) -> ExitCode {
+    let color = |tty: bool| match cli.global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => tty && !env.no_color,
+    };
+    let (color_out, color_err) = (color(env.stdout_tty), color(env.stderr_tty));
+    let config = match load_config(cli.global.config.as_deref(), env) {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", d.render(color_err));
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let spec_root = match (&cli.global.spec, &config.spec.path) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(path)) => config.resolve(path),
+        (None, None) => PathBuf::from("."),
+    };
+    let ctx = Context {
+        config,
+        spec_root,
+        color_out,
+        color_err,
+    };
+    let code = match cli.command {
+        Command::Validate(args) => validate::run(&ctx, &args),
+        Command::Blocks(args) => blocks::run(&ctx, &args),
+        Command::Skills(args) => skills::run(&ctx, &args),
+    };
+    ExitCode::from(code)
+}
+
+fn load_config(flag: Option<&Path>, env: &Env) -> Result<Config, Box<crate::spec::Diagnostic>> {
+    match flag {
+        Some(path) => Config::load(path),
+        None => {
+            let default = env.cwd.join("druppie.toml");
+            if default.is_file() {
+                Config::load(Path::new("druppie.toml"))
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `druppie skills`: list or search the skills catalog.
+
+use super::blocks::load_catalog;
+use super::output::{table, truncate};
+use super::{Context, exit};
+use crate::registry::Registry;
+
+/// List skills (personas and instructions for the planner and agents), or
+/// search them.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Words to search for (all skills when empty)
+    pub query: Vec<String>,
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> u8 {
+    let Some(catalog) = load_catalog(ctx) else {
+        return exit::ERROR;
+    };
+    let registry = Registry::new(&catalog.spec);
+    let hits = registry.search_skills(&args.query.join(" "));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
+        );
+        return exit::OK;
+    }
+    let rows: Vec<Vec<String>> = hits
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.clone(),
+                s.category.clone().unwrap_or_default(),
+                s.name.clone(),
+                truncate(&s.description, 70),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["id", "category", "name", "description"], &rows)
+    );
+    exit::OK
+}

@@ -1,0 +1,282 @@
+//! `druppie.toml`: the runtime configuration of a deployment (where repos
+//! live, the forge, the signing key, the LLM). Every key is optional; a
+//! missing file means "this checkout, plain git, nothing remote". Unknown
+//! keys are errors, located at their line.
+//!
+//! The file names environment variables that hold secrets (`token_env`,
+//! `webhook_secret_env`, `api_key_env`); it never holds a secret itself.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::diag::{Diagnostic, Location};
+use crate::spec::source::{Pos, SourceFile};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub spec: SpecSource,
+    pub forge: Forge,
+    pub repos: Repos,
+    pub signing: Signing,
+    pub server: Server,
+    pub llm: Option<Llm>,
+    /// Directory of the config file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecSource {
+    /// A local checkout of the spec repo.
+    pub path: Option<PathBuf>,
+    /// A remote spec repo (cloned by the daemon).
+    pub url: Option<String>,
+    pub branch: String,
+}
+
+impl Default for SpecSource {
+    fn default() -> Self {
+        SpecSource {
+            path: None,
+            url: None,
+            branch: "main".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    /// Plain git: a directory (or URL prefix) of bare repos.
+    #[default]
+    Git,
+    Gitea,
+    Github,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forge {
+    pub kind: ForgeKind,
+    /// git: directory or URL prefix holding `<repo>.git`; gitea/github: API base URL.
+    pub base: Option<String>,
+    /// Org or user that owns project and infra repos.
+    pub owner: Option<String>,
+    /// Name of the environment variable holding the forge token.
+    pub token_env: String,
+}
+
+impl Default for Forge {
+    fn default() -> Self {
+        Forge {
+            kind: ForgeKind::Git,
+            base: None,
+            owner: None,
+            token_env: "DRUPPIE_FORGE_TOKEN".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Repos {
+    /// Bare clones of target repos.
+    pub cache_dir: PathBuf,
+    /// A local directory holding one repo per target (`<name>` or `<name>.git`).
+    pub dir: Option<PathBuf>,
+    /// The infra repo's local path (default: `infra-example/` in the spec checkout).
+    pub infra: Option<PathBuf>,
+}
+
+impl Default for Repos {
+    fn default() -> Self {
+        Repos {
+            cache_dir: PathBuf::from(".druppie/cache"),
+            dir: None,
+            infra: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signing {
+    /// SSH ed25519 private key file.
+    pub key: Option<PathBuf>,
+    pub name: String,
+    pub email: String,
+    /// allowed_signers file used by `druppie audit --verify`.
+    pub allowed_signers: Option<PathBuf>,
+}
+
+impl Default for Signing {
+    fn default() -> Self {
+        Signing {
+            key: None,
+            name: "druppie".into(),
+            email: "druppie@example.org".into(),
+            allowed_signers: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: String,
+    pub webhook_secret_env: String,
+    /// e.g. `60s`, `5m`.
+    pub poll_interval: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "127.0.0.1:8080".into(),
+            webhook_secret_env: "DRUPPIE_WEBHOOK_SECRET".into(),
+            poll_interval: "60s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Llm {
+    pub base_url: String,
+    pub model: String,
+    #[serde(default = "default_llm_key_env")]
+    pub api_key_env: String,
+}
+
+fn default_llm_key_env() -> String {
+    "DRUPPIE_LLM_API_KEY".into()
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    ///
+    /// # Errors
+    /// A located diagnostic: unreadable file, TOML syntax, unknown key, wrong
+    /// type, or an inconsistent setting.
+    pub fn load(path: &Path) -> Result<Config, Box<Diagnostic>> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Box::new(Diagnostic::error(
+                format!("cannot read config file: {e}"),
+                Location::file(&shown),
+            ))
+        })?;
+        let file = SourceFile {
+            path: shown,
+            disk_path: path.to_owned(),
+            text,
+            yaml_line_offset: 0,
+        };
+        let mut config: Config = toml::from_str(&file.text).map_err(|e| {
+            let pos = e
+                .span()
+                .map(|s| pos_of(&file.text, s.start, s.len()))
+                .unwrap_or_default();
+            Box::new(Diagnostic::error(
+                format!("invalid druppie.toml: {}", e.message().trim()),
+                Location::new(&file, pos),
+            ))
+        })?;
+        if config.spec.path.is_some() && config.spec.url.is_some() {
+            let pos = find_key(&file.text, "url");
+            return Err(Box::new(
+                Diagnostic::error(
+                    "[spec] sets both `path` and `url`",
+                    Location::new(&file, pos),
+                )
+                .with_help(
+                    "use `path` for a local checkout or `url` for a remote spec repo, not both",
+                ),
+            ));
+        }
+        config.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// `path` resolved against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// Line and column (1-based, in characters) of byte `offset` in `text`.
+fn pos_of(text: &str, offset: usize, len: usize) -> Pos {
+    let offset = text.floor_char_boundary(offset.min(text.len()));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = text[line_start..offset].chars().count() + 1;
+    Pos {
+        line: line as u32,
+        col: col as u32,
+        len: len.max(1) as u32,
+    }
+}
+
+fn find_key(text: &str, key: &str) -> Pos {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(key))
+        .map(|i| Pos {
+            line: i as u32 + 1,
+            col: 1,
+            len: key.len() as u32,
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("druppie.toml");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn every_key_is_optional() {
+        let (_d, p) = write("");
+        let c = Config::load(&p).expect("empty config is valid");
+        assert_eq!(c.forge.kind, ForgeKind::Git);
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let (_d, p) = write(
+            "[spec]\npath = \".\"\nbranch = \"main\"\n[forge]\nkind = \"gitea\"\nbase = \"https://git.example.org\"\nowner = \"platform\"\ntoken_env = \"T\"\n[repos]\ncache_dir = \".druppie/cache\"\n[signing]\nkey = \"keys/k\"\nname = \"druppie\"\nemail = \"d@example.org\"\n[server]\nlisten = \"0.0.0.0:8080\"\nwebhook_secret_env = \"W\"\npoll_interval = \"60s\"\n[llm]\nbase_url = \"http://127.0.0.1:11434/v1\"\nmodel = \"qwen2.5\"\napi_key_env = \"K\"\n",
+        );
+        let c = Config::load(&p).expect("valid");
+        assert_eq!(c.forge.kind, ForgeKind::Gitea);
+        assert_eq!(c.llm.expect("llm set").model, "qwen2.5");
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let (_d, p) = write("[forge]\nkind = \"git\"\ntokn_env = \"X\"\n");
+        let d = Config::load(&p).expect_err("unknown key");
+        assert_eq!((d.location.pos.line, d.location.pos.col), (3, 1));
+        assert!(d.message.contains("tokn_env"), "{}", d.message);
+    }
+
+    #[test]
+    fn path_and_url_conflict() {
+        let (_d, p) = write("[spec]\npath = \".\"\nurl = \"https://x/y.git\"\n");
+        let d = Config::load(&p).expect_err("conflict");
+        assert_eq!(d.location.pos.line, 3);
+    }
+}

@@ -1,0 +1,29 @@
+//! druppie: a GitOps reconciler driven by spec files.
+//!
+//! Platform teams declare building blocks (bouwblokken), stacks and plans
+//! as YAML in a spec repo; druppie renders them into commits on project
+//! repos and an infra repo. One library, one thin binary; every entry
+//! point (CLI, daemon, HTTP API) runs the same stages, each taking the
+//! previous stage's value and returning its own:
+//!
+//! ```text
+//! load      spec repo tree        -> Spec         spec::load
+//! validate  Spec                  -> Validated    spec::validate
+//! compose   Validated + plan/env  -> Resolved     (next)
+//! render    Resolved + templates  -> Desired      (next)
+//! policy    Desired               -> Findings     (next)
+//! live      target repos (git)    -> Live         (next)
+//! diff      Desired + Live        -> ChangeSets   (next)
+//! apply     ChangeSets            -> Outcome      (next)
+//! audit     git history           -> Events       (next)
+//! ```
+//!
+//! Around the stages: [`config`] reads `druppie.toml`, [`registry`] makes
+//! the catalog of blocks and skills searchable, and [`cli`] is the only
+//! module that prints. Dry-run is the pipeline stopped after `diff`; only
+//! `apply` has side effects.
+
+pub mod cli;
+pub mod config;
+pub mod registry;
+pub mod spec;

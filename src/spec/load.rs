@@ -1,0 +1,412 @@
+//! `load`: spec repo tree -> [`Spec`] (raw, with source positions).
+//!
+//! Every file is read and parsed independently; a broken file becomes a
+//! diagnostic and loading goes on, so one run reports every problem.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::diag::{Diagnostic, Diagnostics, Location};
+use super::frontmatter::{self, SplitError};
+use super::model::{
+    BLOCK_KEYS, Block, BlockMeta, Plan, Platform, Policy, SKILL_KEYS, Skill, SkillMeta, Stack,
+};
+use super::source::{FileId, SourceFile};
+use super::yaml;
+
+/// What the spec repo holds, as written.
+#[derive(Debug, Default)]
+pub struct Spec {
+    pub root: PathBuf,
+    pub files: Vec<SourceFile>,
+    pub blocks: Vec<Block>,
+    pub skills: Vec<Skill>,
+    pub platform: Option<Platform>,
+    pub stacks: Vec<Stack>,
+    pub plans: Vec<Plan>,
+    pub policies: Vec<Policy>,
+    /// Directory names under `templates/` (to spot templates without a block).
+    pub template_dirs: Vec<String>,
+    /// Problems found while reading and parsing.
+    pub diagnostics: Diagnostics,
+}
+
+impl Spec {
+    pub fn file(&self, id: FileId) -> &SourceFile {
+        &self.files[id]
+    }
+
+    pub fn block(&self, id: &str) -> Option<&Block> {
+        self.blocks.iter().find(|b| b.id() == id)
+    }
+
+    pub fn stack(&self, name: &str) -> Option<&Stack> {
+        self.stacks.iter().find(|s| s.name.value == name)
+    }
+}
+
+/// Settings of [`load`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Read only `bouwblokken/` and `skills/` (for catalog commands).
+    pub catalog_only: bool,
+    /// A spec file larger than this is rejected.
+    pub max_file_bytes: u64,
+    /// More spec files than this aborts the load.
+    pub max_files: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            catalog_only: false,
+            max_file_bytes: 1024 * 1024,
+            max_files: 10_000,
+        }
+    }
+}
+
+/// Why a spec repo could not be loaded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("spec directory `{}` does not exist or is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("spec repo `{}` has more than {limit} spec files; druppie stops here rather than exhaust memory", path.display())]
+    TooManyFiles { path: PathBuf, limit: usize },
+    #[error("cannot start the spec loading thread")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot list `{}`", path.display())]
+    Walk {
+        path: PathBuf,
+        #[source]
+        source: walkdir::Error,
+    },
+}
+
+/// Stack for the parsing thread: deep (but allowed) YAML nesting recurses
+/// in the parser, and callers may run on small-stack threads.
+const PARSE_STACK: usize = 32 * 1024 * 1024;
+
+/// Reads the spec repo at `root`.
+///
+/// Parsing runs on a thread of its own with a [`PARSE_STACK`]-sized stack,
+/// so the nesting limit (256) is reached before the stack is, whatever
+/// thread calls this.
+///
+/// # Errors
+/// [`LoadError`] when the root is not a directory, cannot be listed, or holds
+/// more files than [`LoadOptions::max_files`]. Problems with single files are
+/// not errors here: they are in [`Spec::diagnostics`].
+pub fn load(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("druppie-load".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, || load_here(root, options))
+            .map_err(|source| LoadError::Thread { source })?;
+        handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
+    if !root.is_dir() {
+        return Err(LoadError::NotADirectory {
+            path: root.to_owned(),
+        });
+    }
+    let mut loader = Loader {
+        spec: Spec {
+            root: root.to_owned(),
+            ..Spec::default()
+        },
+        options,
+        seen: 0,
+    };
+    for path in loader.list("bouwblokken", &["md", "yaml", "yml"])? {
+        loader.block(&path);
+    }
+    for path in loader.list("skills", &["md"])? {
+        loader.skill(&path);
+    }
+    loader.spec.template_dirs = template_dirs(root);
+    if !options.catalog_only {
+        for name in ["spec/platform.yaml", "spec/platform.yml"] {
+            if root.join(name).is_file() {
+                loader.count(root)?;
+                if let Some((id, p)) = loader.parse::<Platform>(&root.join(name)) {
+                    loader.spec.platform = Some(Platform { file: id, ..p });
+                }
+                break;
+            }
+        }
+        for path in loader.list("spec/stacks", &["yaml", "yml"])? {
+            if let Some((id, s)) = loader.parse::<Stack>(&path) {
+                loader.spec.stacks.push(Stack { file: id, ..s });
+            }
+        }
+        for path in loader.list("spec/plans", &["yaml", "yml"])? {
+            if let Some((id, p)) = loader.parse::<Plan>(&path) {
+                loader.spec.plans.push(Plan { file: id, ..p });
+            }
+        }
+        for path in loader.list("spec/policies", &["yaml", "yml"])? {
+            if let Some((id, p)) = loader.parse::<Policy>(&path) {
+                loader.spec.policies.push(Policy { file: id, ..p });
+            }
+        }
+    }
+    Ok(loader.spec)
+}
+
+struct Loader<'a> {
+    spec: Spec,
+    options: &'a LoadOptions,
+    seen: usize,
+}
+
+impl Loader<'_> {
+    fn count(&mut self, root: &Path) -> Result<(), LoadError> {
+        self.seen += 1;
+        if self.seen > self.options.max_files {
+            return Err(LoadError::TooManyFiles {
+                path: root.to_owned(),
+                limit: self.options.max_files,
+            });
+        }
+        Ok(())
+    }
+
+    /// Files under `dir` with one of `exts`, sorted by path. Symlinks are
+    /// reported and skipped: a spec never reads outside its repo.
+    fn list(&mut self, dir: &str, exts: &[&str]) -> Result<Vec<PathBuf>, LoadError> {
+        let root = self.spec.root.clone();
+        let base = root.join(dir);
+        if !base.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
+            let entry = entry.map_err(|source| LoadError::Walk {
+                path: base.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let wanted = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| exts.contains(&e));
+            if entry.path_is_symlink() {
+                if wanted {
+                    self.spec.diagnostics.push(Diagnostic::warning(
+                        "symbolic link skipped: spec files must be regular files in the repo",
+                        Location::file(display(&root, path)),
+                    ));
+                }
+                continue;
+            }
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            self.count(&root)?;
+            if wanted {
+                out.push(path.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a file into [`Spec::files`], enforcing the size limit.
+    fn read(&mut self, path: &Path, yaml_line_offset: u32) -> Option<FileId> {
+        let shown = display(&self.spec.root, path);
+        let limit = self.options.max_file_bytes;
+        let mut bytes = Vec::new();
+        let read = fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes));
+        if let Err(e) = read {
+            self.spec.diagnostics.push(Diagnostic::error(
+                format!("cannot read file: {e}"),
+                Location::file(shown),
+            ));
+            return None;
+        }
+        if bytes.len() as u64 > limit {
+            self.spec.diagnostics.push(
+                Diagnostic::error(
+                    format!("file is larger than {} KiB", limit / 1024),
+                    Location::file(shown),
+                )
+                .with_help("spec files are limited to 1 MiB; split the file"),
+            );
+            return None;
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            self.spec.diagnostics.push(Diagnostic::error(
+                "file is not valid UTF-8",
+                Location::file(shown),
+            ));
+            return None;
+        };
+        self.spec.files.push(SourceFile {
+            path: shown,
+            disk_path: path.to_owned(),
+            text,
+            yaml_line_offset,
+        });
+        Some(self.spec.files.len() - 1)
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&mut self, path: &Path) -> Option<(FileId, T)> {
+        let id = self.read(path, 0)?;
+        let file = &self.spec.files[id];
+        match yaml::parse::<T>(file, &file.text) {
+            Ok(v) => Some((id, v)),
+            Err(d) => {
+                self.spec.diagnostics.push(*d);
+                None
+            }
+        }
+    }
+
+    /// Reads a Markdown file with frontmatter: (file, yaml, body).
+    fn markdown(&mut self, path: &Path) -> Option<(FileId, String, String)> {
+        let id = self.read(path, 1)?;
+        let file = &self.spec.files[id];
+        match frontmatter::split(&file.text) {
+            Ok(s) => Some((id, s.yaml.to_owned(), s.body.to_owned())),
+            Err(SplitError::NoFrontmatter) => {
+                self.spec.diagnostics.push(
+                    Diagnostic::warning(
+                        "no frontmatter: treated as documentation, not loaded",
+                        Location::file(file.path.clone()),
+                    )
+                    .with_help("start the file with a `---` line, the YAML metadata, and a closing `---` line"),
+                );
+                None
+            }
+            Err(SplitError::Unclosed) => {
+                let pos = super::source::Pos {
+                    line: 1,
+                    col: 1,
+                    len: 3,
+                };
+                self.spec.diagnostics.push(
+                    Diagnostic::error("frontmatter is not closed", Location::new(file, pos))
+                        .with_label("opened here")
+                        .with_help("end the YAML frontmatter with a line holding only `---`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Parses `yaml` of file `id` twice: into the typed metadata, and into a
+    /// map from which the keys druppie does not know are kept.
+    fn frontmatter<T: serde::de::DeserializeOwned>(
+        &mut self,
+        id: FileId,
+        yaml: &str,
+        known: &[&str],
+    ) -> Option<(T, BTreeMap<String, Value>)> {
+        let file = &self.spec.files[id];
+        let parsed = yaml::parse::<T>(file, yaml).and_then(|meta| {
+            Ok((
+                meta,
+                yaml::parse::<serde_json::Map<String, Value>>(file, yaml)?,
+            ))
+        });
+        match parsed {
+            Ok((meta, map)) => {
+                let extra = map
+                    .into_iter()
+                    .filter(|(k, _)| !known.contains(&k.as_str()))
+                    .collect();
+                Some((meta, extra))
+            }
+            Err(d) => {
+                self.spec.diagnostics.push(*d);
+                None
+            }
+        }
+    }
+
+    fn block(&mut self, path: &Path) {
+        let is_md = path.extension().is_some_and(|e| e == "md");
+        let (id, yaml, body) = if is_md {
+            match self.markdown(path) {
+                Some(parts) => parts,
+                None => return,
+            }
+        } else {
+            let Some(id) = self.read(path, 0) else { return };
+            (id, self.spec.files[id].text.clone(), String::new())
+        };
+        let Some((meta, extra)) = self.frontmatter::<BlockMeta>(id, &yaml, BLOCK_KEYS) else {
+            return;
+        };
+        let dir = Path::new("templates").join(&meta.id.value);
+        let templates =
+            (is_safe_name(&meta.id.value) && self.spec.root.join(&dir).is_dir()).then_some(dir);
+        let docs = if is_md {
+            body
+        } else {
+            meta.docs.clone().unwrap_or_default()
+        };
+        self.spec.blocks.push(Block {
+            file: id,
+            meta,
+            extra,
+            docs,
+            templates,
+        });
+    }
+
+    fn skill(&mut self, path: &Path) {
+        let Some((id, yaml, body)) = self.markdown(path) else {
+            return;
+        };
+        if let Some((meta, extra)) = self.frontmatter::<SkillMeta>(id, &yaml, SKILL_KEYS) {
+            self.spec.skills.push(Skill {
+                file: id,
+                meta,
+                extra,
+                body,
+            });
+        }
+    }
+}
+
+/// A name that is a single plain path segment (no `/`, `..`, or leading dot).
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
+}
+
+fn template_dirs(root: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(root.join("templates")) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// `path` relative to `root`, with `/` separators.
+fn display(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -1,0 +1,16 @@
+//! The spec: loading (`load` -> [`Spec`]) and validation (`validate` ->
+//! [`Validated`]), with diagnostics that point at the source.
+
+pub mod diag;
+pub mod frontmatter;
+pub mod load;
+pub mod model;
+pub mod names;
+pub mod source;
+pub mod suggest;
+pub mod validate;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use load::{LoadError, LoadOptions, Spec, load};
+pub use validate::{Validated, validate};

@@ -1,0 +1,360 @@
+//! The spec as written: building blocks, skills, platform, stacks, plans and
+//! policies, each value carrying its position in the source.
+//!
+//! These types are what `load` produces; `validate` checks them and wraps
+//! them in [`crate::spec::Validated`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::source::FileId;
+use super::yaml::{OneOrMany, Spanned, SpannedMap, Str};
+
+/// Input values of one component: input name -> value.
+pub type InputValues = SpannedMap<Spanned<Value>>;
+
+/// A building block (bouwblok): catalog metadata, typed inputs, outputs.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub file: FileId,
+    pub meta: BlockMeta,
+    /// Frontmatter keys druppie does not know, kept as catalog metadata.
+    pub extra: BTreeMap<String, Value>,
+    /// The Markdown documentation.
+    pub docs: String,
+    /// `templates/<id>` relative to the spec root, when that directory exists.
+    pub templates: Option<PathBuf>,
+}
+
+impl Block {
+    pub fn id(&self) -> &str {
+        &self.meta.id.value
+    }
+
+    /// A block with templates can be instantiated in a stack.
+    pub fn instantiable(&self) -> bool {
+        self.templates.is_some()
+    }
+}
+
+/// Known frontmatter of a block.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlockMeta {
+    pub id: Str,
+    pub name: Str,
+    #[serde(rename = "type")]
+    pub kind: Str,
+    pub version: Str,
+    pub description: Str,
+    #[serde(default)]
+    pub capabilities: Vec<Str>,
+    #[serde(default)]
+    pub auth_group: OneOrMany,
+    #[serde(default)]
+    pub requires: Vec<Str>,
+    #[serde(default)]
+    pub inputs: SpannedMap<InputDecl>,
+    #[serde(default)]
+    pub outputs: SpannedMap<Str>,
+    #[serde(default)]
+    pub ownership: Option<Ownership>,
+    /// Documentation of a `.yaml` block (a `.md` block uses its body).
+    #[serde(default)]
+    pub docs: Option<String>,
+}
+
+/// Frontmatter keys [`BlockMeta`] reads; the rest goes to [`Block::extra`].
+pub const BLOCK_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "type",
+    "version",
+    "description",
+    "capabilities",
+    "auth_group",
+    "requires",
+    "inputs",
+    "outputs",
+    "ownership",
+    "docs",
+];
+
+/// The type of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    List,
+    Object,
+    #[default]
+    Any,
+}
+
+impl InputType {
+    pub fn name(self) -> &'static str {
+        match self {
+            InputType::String => "string",
+            InputType::Integer => "integer",
+            InputType::Number => "number",
+            InputType::Boolean => "boolean",
+            InputType::List => "list",
+            InputType::Object => "object",
+            InputType::Any => "any",
+        }
+    }
+}
+
+/// A typed parameter of a block.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputDecl {
+    #[serde(rename = "type", default)]
+    pub kind: InputType,
+    #[serde(default)]
+    pub default: Option<Spanned<Value>>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(rename = "enum", default)]
+    pub allowed: Option<Spanned<Vec<Value>>>,
+    #[serde(default)]
+    pub minimum: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub maximum: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub pattern: Option<Str>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// Who owns a rendered file after druppie first writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnershipMode {
+    /// druppie keeps the file equal to the render; edits are drift.
+    Managed,
+    /// druppie writes it once; people own it, later changes are merged.
+    Seeded,
+}
+
+/// Ownership settings of a block.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ownership {
+    #[serde(default)]
+    pub project: Option<OwnershipMode>,
+    #[serde(default)]
+    pub infra: Option<OwnershipMode>,
+    /// Glob (relative to `templates/<id>/`) -> mode.
+    #[serde(default)]
+    pub paths: SpannedMap<OwnershipMode>,
+}
+
+/// A skill: a persona or instructions for the planner and agents.
+#[derive(Debug, Clone)]
+pub struct Skill {
+    pub file: FileId,
+    pub meta: SkillMeta,
+    pub extra: BTreeMap<String, Value>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SkillMeta {
+    pub id: Str,
+    pub name: Str,
+    pub description: Str,
+    #[serde(rename = "type", default)]
+    pub kind: Option<Str>,
+    #[serde(default)]
+    pub category: Option<Str>,
+    #[serde(default)]
+    pub version: Option<Str>,
+}
+
+pub const SKILL_KEYS: &[&str] = &["id", "name", "description", "type", "category", "version"];
+
+/// `spec/platform.yaml`: the logical platform.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    #[serde(skip)]
+    pub file: FileId,
+    #[serde(default)]
+    pub infra: InfraRepo,
+    #[serde(default)]
+    pub projects: Projects,
+    pub environments: SpannedMap<Environment>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfraRepo {
+    #[serde(default = "default_infra_repo")]
+    pub repo: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+}
+
+impl Default for InfraRepo {
+    fn default() -> Self {
+        InfraRepo {
+            repo: default_infra_repo(),
+            branch: default_branch(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Projects {
+    #[serde(default = "default_naming")]
+    pub naming: Str,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+}
+
+impl Default for Projects {
+    fn default() -> Self {
+        Projects {
+            naming: Spanned::new(
+                default_naming_str(),
+                serde_saphyr::Location::UNKNOWN,
+                serde_saphyr::Location::UNKNOWN,
+            ),
+            branch: default_branch(),
+        }
+    }
+}
+
+fn default_infra_repo() -> String {
+    "infra".into()
+}
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_naming_str() -> String {
+    "{{ plan }}-{{ component }}".into()
+}
+fn default_naming() -> Str {
+    Projects::default().naming
+}
+
+/// How much druppie may do in an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    /// Compute and report diffs only.
+    Observe,
+    /// Push a branch and open a pull request; a merge is the approval.
+    Propose,
+    /// Commit straight to the default branch.
+    Deploy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub trust: Trust,
+    /// Infra path prefix: plans render under `<path>/<plan>/<component>/`.
+    pub path: Str,
+    /// Namespace pattern, e.g. `{{ plan }}-dev`.
+    #[serde(default = "default_namespace")]
+    pub namespace: Str,
+    #[serde(default)]
+    pub approvers: Vec<Str>,
+}
+
+fn default_namespace() -> Str {
+    Spanned::new(
+        "{{ plan }}-{{ env }}".into(),
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
+}
+
+/// `spec/stacks/*.yaml`: building blocks composed and wired together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    #[serde(skip)]
+    pub file: FileId,
+    pub name: Str,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub components: SpannedMap<Component>,
+    /// env -> component -> input overrides.
+    #[serde(default)]
+    pub environments: SpannedMap<SpannedMap<InputValues>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub block: Str,
+    #[serde(default)]
+    pub inputs: InputValues,
+}
+
+/// `spec/plans/*.yaml`: a stack instantiated for a project.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    #[serde(skip)]
+    pub file: FileId,
+    pub name: Str,
+    pub stack: Str,
+    pub owner: Str,
+    #[serde(default)]
+    pub intent: Option<String>,
+    pub environments: Vec<Str>,
+    /// component -> inputs.
+    #[serde(default)]
+    pub inputs: SpannedMap<InputValues>,
+    /// env -> component -> inputs.
+    #[serde(default)]
+    pub overrides: SpannedMap<SpannedMap<InputValues>>,
+}
+
+/// `spec/policies/*.yaml`: a rule checked on rendered output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(skip)]
+    pub file: FileId,
+    pub name: Str,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "match", default)]
+    pub matches: PolicyMatch,
+    pub rule: Str,
+    pub severity: Severity,
+    pub message: Str,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyMatch {
+    #[serde(default)]
+    pub api_versions: Vec<Str>,
+    #[serde(default)]
+    pub kinds: Vec<Str>,
+    #[serde(default)]
+    pub envs: Vec<Str>,
+    #[serde(default)]
+    pub plans: Vec<Str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}

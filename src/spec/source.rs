@@ -1,0 +1,51 @@
+//! Source files of the spec repo and positions inside them.
+
+use std::path::PathBuf;
+
+/// Index of a [`SourceFile`] in [`crate::spec::Spec::files`].
+pub type FileId = usize;
+
+/// One file read from the spec repo, kept so diagnostics can quote it.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path relative to the spec root, with `/` separators (what users see).
+    pub path: String,
+    /// Absolute or caller-relative path on disk.
+    pub disk_path: PathBuf,
+    pub text: String,
+    /// Lines before the YAML part (1 for a frontmatter that opens with `---`).
+    pub yaml_line_offset: u32,
+}
+
+/// A position in a file: 1-based line and column (in characters), and the
+/// length in characters of the thing pointed at (0 = a point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+    pub len: u32,
+}
+
+impl SourceFile {
+    /// Converts a YAML parser location (relative to the YAML part) into a
+    /// position in this file.
+    pub fn pos(&self, loc: &serde_saphyr::Location) -> Pos {
+        if loc.line() == 0 {
+            return Pos::default();
+        }
+        Pos {
+            line: loc.line() as u32 + self.yaml_line_offset,
+            col: loc.column() as u32,
+            len: loc.span().len() as u32,
+        }
+    }
+
+    /// The text of a 1-based line, without its line ending.
+    pub fn line(&self, line: u32) -> Option<&str> {
+        let idx = usize::try_from(line).ok()?.checked_sub(1)?;
+        self.text
+            .split('\n')
+            .nth(idx)
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+    }
+}

@@ -1,0 +1,148 @@
+//! `validate`: [`Spec`] -> [`Validated`], or every problem found.
+//!
+//! Rules live in one file per part of the spec: `catalog` (blocks, skills),
+//! `platform` (environments, name patterns, policies), `stacks` (stacks
+//! and plans: references, inputs), `wiring` (component references and
+//! cycles). All of them run on every call, so one run reports all errors.
+
+mod catalog;
+mod platform;
+mod stacks;
+mod values;
+pub mod wiring;
+
+use std::collections::HashMap;
+
+use super::diag::{Diagnostic, Diagnostics, Location};
+use super::load::Spec;
+use super::source::FileId;
+use super::suggest;
+use super::yaml::Spanned;
+
+pub use values::check_value;
+
+/// A spec that passed validation: every reference resolves, every input
+/// value fits its declaration, and the wiring has no cycles.
+#[derive(Debug)]
+pub struct Validated {
+    pub spec: Spec,
+    /// Problems that do not block (for example a file without frontmatter).
+    pub warnings: Diagnostics,
+}
+
+/// Validates a loaded spec.
+///
+/// # Errors
+/// Every diagnostic (load problems included, warnings too) when at least
+/// one is an error.
+pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
+    let mut check = Check::new(&spec);
+    catalog::check(&mut check);
+    platform::check(&mut check);
+    stacks::check(&mut check);
+    wiring::check(&mut check);
+    let found = check.out;
+    let mut all = std::mem::take(&mut spec.diagnostics);
+    all.extend(found.0);
+    all.sort();
+    if all.has_errors() {
+        Err(all)
+    } else {
+        Ok(Validated {
+            spec,
+            warnings: all,
+        })
+    }
+}
+
+/// Shared state of one validation run.
+pub(crate) struct Check<'a> {
+    pub spec: &'a Spec,
+    pub out: Diagnostics,
+    regexes: HashMap<String, Option<regex::Regex>>,
+}
+
+impl<'a> Check<'a> {
+    fn new(spec: &'a Spec) -> Self {
+        Check {
+            spec,
+            out: Diagnostics::default(),
+            regexes: HashMap::new(),
+        }
+    }
+
+    /// The location of a spanned value in file `file`.
+    pub fn at<T>(&self, file: FileId, value: &Spanned<T>) -> Location {
+        let f = self.spec.file(file);
+        Location::new(f, f.pos(&value.referenced))
+    }
+
+    pub fn error<T>(
+        &mut self,
+        file: FileId,
+        value: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let d = Diagnostic::error(message, self.at(file, value));
+        self.out.0.push(d);
+        self.out.0.last_mut().expect("just pushed")
+    }
+
+    pub fn warn<T>(
+        &mut self,
+        file: FileId,
+        value: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let d = Diagnostic::warning(message, self.at(file, value));
+        self.out.0.push(d);
+        self.out.0.last_mut().expect("just pushed")
+    }
+
+    /// Reports an unknown name with "did you mean" candidates.
+    pub fn unknown<'k>(
+        &mut self,
+        file: FileId,
+        value: &Spanned<String>,
+        what: &str,
+        known: impl IntoIterator<Item = &'k str>,
+    ) {
+        let candidates = suggest::candidates(&value.value, known);
+        let d = Diagnostic::error(
+            format!("unknown {what} `{}`", value.value),
+            self.at(file, value),
+        )
+        .with_candidates(&candidates);
+        self.out.push(d);
+    }
+
+    /// The compiled form of a full-match `pattern`, or `None` if it does not compile.
+    pub fn regex(&mut self, pattern: &str) -> Option<&regex::Regex> {
+        self.regexes
+            .entry(pattern.to_owned())
+            .or_insert_with(|| regex::Regex::new(&format!("^(?:{pattern})$")).ok())
+            .as_ref()
+    }
+
+    /// Reports the second and later occurrence of each name.
+    pub fn unique<'k>(
+        &mut self,
+        what: &str,
+        items: impl IntoIterator<Item = (FileId, &'k Spanned<String>)>,
+    ) {
+        let mut first: HashMap<&str, Location> = HashMap::new();
+        for (file, name) in items {
+            let here = self.at(file, name);
+            match first.get(name.value.as_str()) {
+                Some(prev) => {
+                    let d = Diagnostic::error(format!("duplicate {what} `{}`", name.value), here)
+                        .with_note("first defined here", prev.clone());
+                    self.out.push(d);
+                }
+                None => {
+                    first.insert(&name.value, here);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Rules for stacks and plans: references resolve, input values fit the
+//! block's declarations, and required inputs are set after merging.
+
+use std::collections::BTreeMap;
+
+use super::Check;
+use crate::spec::model::{Block, InputValues, Plan, Stack};
+use crate::spec::names::{dns_label_problem, expand_pattern};
+use crate::spec::source::FileId;
+use crate::spec::yaml::SpannedMap;
+
+pub(super) fn check(c: &mut Check) {
+    let spec = c.spec;
+    c.unique("stack", spec.stacks.iter().map(|s| (s.file, &s.name)));
+    c.unique("plan", spec.plans.iter().map(|p| (p.file, &p.name)));
+    for stack in &spec.stacks {
+        check_stack(c, stack);
+    }
+    for plan in &spec.plans {
+        check_plan(c, plan);
+    }
+}
+
+fn env_names<'s>(c: &Check<'s>) -> Vec<&'s str> {
+    c.spec
+        .platform
+        .iter()
+        .flat_map(|p| p.environments.keys())
+        .collect()
+}
+
+/// The block behind each component of `stack` that resolves to one.
+fn blocks_of<'s>(c: &Check<'s>, stack: &Stack) -> BTreeMap<String, &'s Block> {
+    stack
+        .components
+        .iter()
+        .filter_map(|(name, comp)| Some((name.value.clone(), c.spec.block(&comp.block.value)?)))
+        .collect()
+}
+
+fn check_stack(c: &mut Check, stack: &Stack) {
+    let spec = c.spec;
+    let f = stack.file;
+    if let Some(p) = dns_label_problem(&stack.name.value) {
+        c.error(
+            f,
+            &stack.name,
+            format!("stack name `{}` {p}", stack.name.value),
+        );
+    }
+    if stack.components.is_empty() {
+        c.error(
+            f,
+            &stack.name,
+            format!("stack `{}` has no components", stack.name.value),
+        );
+    }
+    for (name, comp) in stack.components.iter() {
+        if let Some(p) = dns_label_problem(&name.value) {
+            c.error(f, name, format!("component name `{}` {p}", name.value))
+                .help("component names become repo and Kubernetes names (DNS-1123 labels)");
+        }
+        match spec.block(&comp.block.value) {
+            None => c.unknown(f, &comp.block, "block", spec.blocks.iter().map(Block::id)),
+            Some(block) if !block.instantiable() => {
+                c.error(
+                    f,
+                    &comp.block,
+                    format!(
+                        "block `{}` is catalog-only and cannot be instantiated",
+                        block.id()
+                    ),
+                )
+                .help(format!(
+                    "add templates under templates/{}/ to make it instantiable",
+                    block.id()
+                ));
+            }
+            Some(block) => check_inputs(c, f, block, &comp.inputs),
+        }
+    }
+    let blocks = blocks_of(c, stack);
+    let envs = env_names(c);
+    for (env, per_component) in stack.environments.iter() {
+        if spec.platform.is_some() && !envs.contains(&env.value.as_str()) {
+            c.unknown(f, env, "environment", envs.iter().copied());
+        }
+        check_component_inputs(c, f, stack, &blocks, per_component);
+    }
+    check_requires(c, stack, &blocks);
+}
+
+/// `component -> inputs` maps: the component exists and the inputs fit.
+fn check_component_inputs(
+    c: &mut Check,
+    f: FileId,
+    stack: &Stack,
+    blocks: &BTreeMap<String, &Block>,
+    per_component: &SpannedMap<InputValues>,
+) {
+    for (comp, inputs) in per_component.iter() {
+        if stack.components.get(&comp.value).is_none() {
+            c.unknown(
+                f,
+                comp,
+                &format!("component of stack `{}`:", stack.name.value),
+                stack.components.keys(),
+            );
+        } else if let Some(block) = blocks.get(&comp.value) {
+            check_inputs(c, f, block, inputs);
+        }
+    }
+}
+
+/// Every input is declared by the block and its value fits.
+fn check_inputs(c: &mut Check, f: FileId, block: &Block, inputs: &InputValues) {
+    for (name, value) in inputs.iter() {
+        let Some(decl) = block.meta.inputs.get(&name.value) else {
+            c.unknown(
+                f,
+                name,
+                &format!("input for block `{}`:", block.id()),
+                block.meta.inputs.keys(),
+            );
+            continue;
+        };
+        let re = decl
+            .pattern
+            .as_ref()
+            .and_then(|p| c.regex(&p.value))
+            .cloned();
+        if let Err(why) = super::check_value(decl, &value.value, re.as_ref()) {
+            let declared = c_at(c, block, &name.value);
+            c.error(f, value, format!("input `{}` {why}", name.value))
+                .note(format!("declared by block `{}`", block.id()), declared);
+        }
+    }
+}
+
+fn c_at(c: &Check, block: &Block, input: &str) -> crate::spec::diag::Location {
+    match block.meta.inputs.get_entry(input) {
+        Some((key, _)) => c.at(block.file, key),
+        None => c.at(block.file, &block.meta.id),
+    }
+}
+
+/// Each capability a block requires is provided by another component.
+fn check_requires(c: &mut Check, stack: &Stack, blocks: &BTreeMap<String, &Block>) {
+    let spec = c.spec;
+    for (name, comp) in stack.components.iter() {
+        let Some(block) = blocks.get(&name.value) else {
+            continue;
+        };
+        for cap in &block.meta.requires {
+            let provided = blocks.iter().any(|(other, b)| {
+                *other != name.value && b.meta.capabilities.iter().any(|x| x.value == cap.value)
+            });
+            if !provided {
+                let providers: Vec<&str> = spec
+                    .blocks
+                    .iter()
+                    .filter(|b| {
+                        b.instantiable() && b.meta.capabilities.iter().any(|x| x.value == cap.value)
+                    })
+                    .map(Block::id)
+                    .collect();
+                let d = c.error(
+                    stack.file,
+                    &comp.block,
+                    format!(
+                        "component `{}` needs capability `{}`, which no other component of stack `{}` provides",
+                        name.value, cap.value, stack.name.value
+                    ),
+                );
+                if !providers.is_empty() {
+                    d.help(format!("add a component using {}", quote_list(&providers)));
+                }
+            }
+        }
+    }
+}
+
+fn quote_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn check_plan(c: &mut Check, plan: &Plan) {
+    let spec = c.spec;
+    let f = plan.file;
+    if let Some(p) = dns_label_problem(&plan.name.value) {
+        c.error(
+            f,
+            &plan.name,
+            format!("plan name `{}` {p}", plan.name.value),
+        )
+        .help("plan names become repo and Kubernetes names (DNS-1123 labels)");
+    }
+    if plan.owner.value.trim().is_empty() {
+        c.error(f, &plan.owner, "plan owner is empty");
+    }
+    let envs = env_names(c);
+    if plan.environments.is_empty() {
+        c.error(
+            f,
+            &plan.name,
+            format!("plan `{}` lists no environments", plan.name.value),
+        );
+    }
+    c.unique(
+        "environment in this plan",
+        plan.environments.iter().map(|e| (f, e)),
+    );
+    for env in &plan.environments {
+        if spec.platform.is_some() && !envs.contains(&env.value.as_str()) {
+            c.unknown(f, env, "environment", envs.iter().copied());
+        }
+    }
+    let Some(stack) = spec.stack(&plan.stack.value) else {
+        c.unknown(
+            f,
+            &plan.stack,
+            "stack",
+            spec.stacks.iter().map(|s| s.name.value.as_str()),
+        );
+        return;
+    };
+    let blocks = blocks_of(c, stack);
+    check_component_inputs(c, f, stack, &blocks, &plan.inputs);
+    for (env, per_component) in plan.overrides.iter() {
+        if !plan.environments.iter().any(|e| e.value == env.value) {
+            c.error(
+                f,
+                env,
+                format!(
+                    "override for environment `{}`, which plan `{}` does not deploy to",
+                    env.value, plan.name.value
+                ),
+            )
+            .help("add it to `environments`, or remove the override");
+        }
+        check_component_inputs(c, f, stack, &blocks, per_component);
+    }
+    check_required(c, plan, stack, &blocks);
+    check_generated_names(c, plan, stack);
+}
+
+/// Required inputs are set in some layer, for every environment.
+fn check_required(c: &mut Check, plan: &Plan, stack: &Stack, blocks: &BTreeMap<String, &Block>) {
+    for (comp, block) in blocks {
+        for (input, decl) in block.meta.inputs.iter() {
+            if !decl.required || decl.default.is_some() {
+                continue;
+            }
+            let set_in =
+                |layer: Option<&InputValues>| layer.is_some_and(|i| i.get(&input.value).is_some());
+            let base = set_in(stack.components.get(comp).map(|c| &c.inputs))
+                || set_in(plan.inputs.get(comp));
+            let missing: Vec<&str> = plan
+                .environments
+                .iter()
+                .map(|e| e.value.as_str())
+                .filter(|env| {
+                    !base
+                        && !set_in(stack.environments.get(env).and_then(|m| m.get(comp)))
+                        && !set_in(plan.overrides.get(env).and_then(|m| m.get(comp)))
+                })
+                .collect();
+            if !missing.is_empty() {
+                c.error(
+                    plan.file,
+                    &plan.name,
+                    format!(
+                        "plan `{}`: component `{comp}` needs input `{}` (required by block `{}`), not set for {}",
+                        plan.name.value,
+                        input.value,
+                        block.id(),
+                        missing.join(", ")
+                    ),
+                )
+                .help(format!("set it under `inputs: {{{comp}: {{{}: ...}}}}` in this plan", input.value));
+            }
+        }
+    }
+}
+
+/// Project repo names and namespaces made from the platform's patterns are
+/// valid names.
+fn check_generated_names(c: &mut Check, plan: &Plan, stack: &Stack) {
+    let Some(platform) = &c.spec.platform else {
+        return;
+    };
+    for (comp, _) in stack.components.iter() {
+        let name = expand_pattern(&platform.projects.naming.value, |v| match v {
+            "plan" => Some(plan.name.value.as_str()),
+            "component" => Some(comp.value.as_str()),
+            _ => None,
+        });
+        if let Ok(name) = name
+            && let Some(p) = dns_label_problem(&name)
+        {
+            c.error(plan.file, &plan.name, format!("project repo name `{name}` for component `{}` {p}", comp.value))
+                .help("shorten the plan or component name, or change `projects.naming` in spec/platform.yaml");
+        }
+    }
+    for env in &plan.environments {
+        let Some(settings) = platform.environments.get(&env.value) else {
+            continue;
+        };
+        let ns = expand_pattern(&settings.namespace.value, |v| match v {
+            "plan" => Some(plan.name.value.as_str()),
+            "env" => Some(env.value.as_str()),
+            _ => None,
+        });
+        if let Ok(ns) = ns
+            && let Some(p) = dns_label_problem(&ns)
+        {
+            c.error(
+                plan.file,
+                env,
+                format!("namespace `{ns}` for environment `{}` {p}", env.value),
+            );
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Wiring between components: `{{ components.<c>.outputs.<o> }}` in an input
+//! value makes that component depend on `<c>`. References must resolve and
+//! the dependencies may not form a cycle.
+
+use std::sync::LazyLock;
+
+use serde_json::Value;
+
+use super::Check;
+use crate::spec::model::{InputValues, Plan, Stack};
+use crate::spec::source::FileId;
+use crate::spec::yaml::{Spanned, SpannedMap};
+
+/// One `components...` reference found in a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub component: String,
+    /// The attribute read (`outputs`, `block`, `repo`), if any.
+    pub attribute: Option<String>,
+    /// The output read, when the attribute is `outputs`.
+    pub output: Option<String>,
+}
+
+static REFERENCE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    let access = r#"(?:\s*\.\s*([A-Za-z0-9_]+)|\s*\[\s*["']([^"']*)["']\s*\])"#;
+    regex::Regex::new(&format!(r"\bcomponents{access}{access}?{access}?"))
+        .expect("static regex is valid")
+});
+
+/// The component references in `text`, in order.
+pub fn references(text: &str) -> Vec<Reference> {
+    REFERENCE
+        .captures_iter(text)
+        .map(|cap| {
+            let part = |i: usize| {
+                cap.get(i)
+                    .or_else(|| cap.get(i + 1))
+                    .map(|m| m.as_str().to_owned())
+            };
+            let attribute = part(3);
+            let output = if attribute.as_deref() == Some("outputs") {
+                part(5)
+            } else {
+                None
+            };
+            Reference {
+                component: part(1).unwrap_or_default(),
+                attribute,
+                output,
+            }
+        })
+        .collect()
+}
+
+fn strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.contains("components") => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+/// A dependency edge: component `from` reads component `to`, written at `at`.
+struct Edge<'s> {
+    from: usize,
+    to: usize,
+    file: FileId,
+    at: &'s Spanned<Value>,
+}
+
+/// Input layers of a stack (and optionally a plan): (file, component, inputs).
+fn layers<'s>(stack: &'s Stack, plan: Option<&'s Plan>) -> Vec<(FileId, &'s str, &'s InputValues)> {
+    let mut out: Vec<(FileId, &str, &InputValues)> = stack
+        .components
+        .iter()
+        .map(|(n, c)| (stack.file, n.value.as_str(), &c.inputs))
+        .collect();
+    per_env(&mut out, stack.file, &stack.environments);
+    if let Some(plan) = plan {
+        out.extend(
+            plan.inputs
+                .iter()
+                .map(|(n, i)| (plan.file, n.value.as_str(), i)),
+        );
+        per_env(&mut out, plan.file, &plan.overrides);
+    }
+    out
+}
+
+fn per_env<'s>(
+    out: &mut Vec<(FileId, &'s str, &'s InputValues)>,
+    file: FileId,
+    map: &'s SpannedMap<SpannedMap<InputValues>>,
+) {
+    for (_, comps) in map.iter() {
+        out.extend(comps.iter().map(|(n, i)| (file, n.value.as_str(), i)));
+    }
+}
+
+fn edges<'s>(stack: &'s Stack, plan: Option<&'s Plan>) -> Vec<Edge<'s>> {
+    let index = |name: &str| stack.components.0.iter().position(|(k, _)| k.value == name);
+    let mut out = Vec::new();
+    for (file, comp, inputs) in layers(stack, plan) {
+        let Some(from) = index(comp) else { continue };
+        for (_, value) in inputs.iter() {
+            let mut texts = Vec::new();
+            strings(&value.value, &mut texts);
+            for r in texts.iter().flat_map(|t| references(t)) {
+                if let Some(to) = index(&r.component) {
+                    out.push(Edge {
+                        from,
+                        to,
+                        file,
+                        at: value,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Components in dependency order (a component after every component it
+/// reads), ties broken by declaration order.
+///
+/// # Errors
+/// The components of a cycle, starting and ending with the same name.
+pub fn component_order(stack: &Stack, plan: Option<&Plan>) -> Result<Vec<String>, Vec<String>> {
+    let names: Vec<&str> = stack.components.keys().collect();
+    let deps: Vec<(usize, usize)> = edges(stack, plan).iter().map(|e| (e.from, e.to)).collect();
+    topo(names.len(), &deps)
+        .map(|order| order.into_iter().map(|i| names[i].to_owned()).collect())
+        .map_err(|cycle| cycle.into_iter().map(|i| names[i].to_owned()).collect())
+}
+
+/// Depth-first topological sort; `Err` holds a cycle as a closed path.
+fn topo(n: usize, deps: &[(usize, usize)]) -> Result<Vec<usize>, Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        v: usize,
+        deps: &[(usize, usize)],
+        mark: &mut [Mark],
+        path: &mut Vec<usize>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), Vec<usize>> {
+        mark[v] = Mark::Active;
+        path.push(v);
+        let mut targets: Vec<usize> = deps
+            .iter()
+            .filter(|(f, _)| *f == v)
+            .map(|(_, t)| *t)
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        for t in targets {
+            match mark[t] {
+                Mark::Active => {
+                    let start = path
+                        .iter()
+                        .position(|p| *p == t)
+                        .expect("active nodes are on the path");
+                    let mut cycle = path[start..].to_vec();
+                    cycle.push(t);
+                    return Err(cycle);
+                }
+                Mark::New => visit(t, deps, mark, path, out)?,
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        mark[v] = Mark::Done;
+        out.push(v);
+        Ok(())
+    }
+    let mut mark = vec![Mark::New; n];
+    let mut out = Vec::with_capacity(n);
+    for v in 0..n {
+        if mark[v] == Mark::New {
+            visit(v, deps, &mut mark, &mut Vec::new(), &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn check(c: &mut Check) {
+    let spec = c.spec;
+    for stack in &spec.stacks {
+        check_references(c, stack, None);
+        report_cycle(c, stack, None);
+    }
+    for plan in &spec.plans {
+        let Some(stack) = spec.stack(&plan.stack.value) else {
+            continue;
+        };
+        check_references(c, stack, Some(plan));
+        if component_order(stack, None).is_ok() {
+            report_cycle(c, stack, Some(plan));
+        }
+    }
+}
+
+/// Each reference written in `plan` (or, without a plan, in `stack`)
+/// names a component of the stack and an output its block declares.
+fn check_references(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
+    let spec = c.spec;
+    let own_file = plan.map_or(stack.file, |p| p.file);
+    for (file, _, inputs) in layers(stack, plan) {
+        if file != own_file {
+            continue;
+        }
+        for (_, value) in inputs.iter() {
+            let mut texts = Vec::new();
+            strings(&value.value, &mut texts);
+            for r in texts.iter().flat_map(|t| references(t)) {
+                let Some(comp) = stack.components.get(&r.component) else {
+                    let known: Vec<&str> = stack.components.keys().collect();
+                    let candidates = crate::spec::suggest::candidates(&r.component, known);
+                    c.error(
+                        file,
+                        value,
+                        format!(
+                            "wiring names unknown component `{}` of stack `{}`",
+                            r.component, stack.name.value
+                        ),
+                    )
+                    .candidates(&candidates);
+                    continue;
+                };
+                match r.attribute.as_deref() {
+                    Some("outputs") => {}
+                    Some("block" | "repo") | None => continue,
+                    Some(other) => {
+                        c.error(
+                            file,
+                            value,
+                            format!("`components.{}.{other}` does not exist", r.component),
+                        )
+                        .help("a component offers `outputs.<name>`, `block` and `repo`");
+                        continue;
+                    }
+                }
+                let Some(block) = spec.block(&comp.block.value) else {
+                    continue;
+                };
+                match &r.output {
+                    Some(o) if block.meta.outputs.get(o).is_none() => {
+                        let candidates =
+                            crate::spec::suggest::candidates(o, block.meta.outputs.keys());
+                        c.error(
+                            file,
+                            value,
+                            format!(
+                                "block `{}` (component `{}`) has no output `{o}`",
+                                block.id(),
+                                r.component
+                            ),
+                        )
+                        .candidates(&candidates);
+                    }
+                    None => {
+                        c.error(
+                            file,
+                            value,
+                            format!("`components.{}.outputs` must name an output", r.component),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn report_cycle(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
+    let Err(cycle) = component_order(stack, plan) else {
+        return;
+    };
+    let own_file = plan.map_or(stack.file, |p| p.file);
+    let index = |name: &str| stack.components.0.iter().position(|(k, _)| k.value == name);
+    let pairs: Vec<(usize, usize)> = cycle
+        .windows(2)
+        .filter_map(|w| Some((index(&w[0])?, index(&w[1])?)))
+        .collect();
+    let all = edges(stack, plan);
+    let at = all
+        .iter()
+        .find(|e| e.file == own_file && pairs.contains(&(e.from, e.to)))
+        .or_else(|| all.iter().find(|e| pairs.contains(&(e.from, e.to))));
+    if let Some(edge) = at {
+        let path = cycle.join(" -> ");
+        c.error(
+            edge.file,
+            edge.at,
+            format!("dependency cycle between components: {path}"),
+        )
+        .help("a component cannot read the outputs of a component that reads its own");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_dot_and_bracket_references() {
+        let r = references(
+            r#"{{ components.db.outputs.url }} and {{ components["my-cache"].outputs['url'] }}"#,
+        );
+        assert_eq!(
+            r[0],
+            Reference {
+                component: "db".into(),
+                attribute: Some("outputs".into()),
+                output: Some("url".into())
+            }
+        );
+        assert_eq!(r[1].component, "my-cache");
+        assert_eq!(r[1].output.as_deref(), Some("url"));
+        assert_eq!(
+            references("{{ components.app.repo }}")[0]
+                .attribute
+                .as_deref(),
+            Some("repo")
+        );
+        assert!(references("no wiring here: mycomponents.x").is_empty());
+    }
+
+    #[test]
+    fn topo_orders_dependencies_first_and_names_cycles() {
+        // 0 reads 1, 1 reads 2.
+        assert_eq!(topo(3, &[(0, 1), (1, 2)]), Ok(vec![2, 1, 0]));
+        assert_eq!(topo(3, &[(0, 1), (1, 2), (2, 0)]), Err(vec![0, 1, 2, 0]));
+        assert_eq!(topo(1, &[(0, 0)]), Err(vec![0, 0]));
+    }
+}

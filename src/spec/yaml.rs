@@ -1,0 +1,247 @@
+//! YAML parsing with limits, and the spanned types the spec model is made of.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+pub use serde_saphyr::Spanned;
+
+use super::diag::{Diagnostic, Location};
+use super::source::{Pos, SourceFile};
+
+/// Nesting deeper than this is rejected.
+pub const MAX_DEPTH: usize = 256;
+/// Nodes a document may expand to, aliases included (an alias bomb hits this).
+pub const MAX_NODES: usize = 250_000;
+
+/// A string with its place in the source.
+pub type Str = Spanned<String>;
+
+/// A YAML mapping that keeps its order and the position of every key.
+#[derive(Debug, Clone)]
+pub struct SpannedMap<V>(pub Vec<(Str, V)>);
+
+impl<V> Default for SpannedMap<V> {
+    fn default() -> Self {
+        SpannedMap(Vec::new())
+    }
+}
+
+impl<V> SpannedMap<V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
+    }
+
+    pub fn get_entry(&self, key: &str) -> Option<(&Str, &V)> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.value == key)
+            .map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.value.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Str, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for SpannedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = SpannedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<Str, V>()? {
+                    entries.push(entry);
+                }
+                Ok(SpannedMap(entries))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(SpannedMap::default())
+            }
+        }
+        d.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+impl<V: Serialize> Serialize for SpannedMap<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (&k.value, v)))
+    }
+}
+
+/// A string or a list of strings (`auth_group: admins` or `auth_group: [a, b]`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+fn options() -> serde_saphyr::Options {
+    let mut opts = serde_saphyr::Options::default();
+    let mut budget = opts.budget.clone().unwrap_or_default();
+    budget.max_depth = MAX_DEPTH;
+    budget.max_nodes = MAX_NODES;
+    opts.budget = Some(budget);
+    // YAML 1.2 booleans: `no` stays the string "no" (the Norway problem).
+    opts.strict_booleans = true;
+    opts.with_snippet = false;
+    opts
+}
+
+/// Parses the YAML part of `file` into `T`.
+///
+/// # Errors
+/// A located diagnostic for a syntax error, a type mismatch, an unknown
+/// field, a duplicate key, or a breached limit (depth, alias expansion).
+pub fn parse<T: DeserializeOwned>(file: &SourceFile, yaml: &str) -> Result<T, Box<Diagnostic>> {
+    serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| Box::new(to_diag(file, &e)))
+}
+
+fn to_diag(file: &SourceFile, err: &serde_saphyr::Error) -> Diagnostic {
+    let pos = err.location().map(|l| file.pos(&l)).unwrap_or_default();
+    let pos = Pos {
+        len: pos.len.min(1),
+        ..pos
+    };
+    let message = bare_message(&err.without_snippet().to_string());
+    let hint = if message.contains("budget breached") {
+        Some("the document nests too deep or expands too many aliases; flatten it")
+    } else if message.contains("recursion limit") {
+        Some("nesting is limited to 256 levels")
+    } else {
+        None
+    };
+    let d = Diagnostic::error(format!("invalid YAML: {message}"), Location::new(file, pos));
+    match hint {
+        Some(h) => d.with_help(h),
+        None => d,
+    }
+}
+
+/// Strips the parser's own "line X column Y:" prefix and " at line X,
+/// column Y" suffix: the diagnostic prints the location itself.
+fn bare_message(raw: &str) -> String {
+    let first = raw.lines().next().unwrap_or(raw).trim();
+    let mut msg = first.strip_prefix("error: ").unwrap_or(first);
+    if let Some(rest) = msg.strip_prefix("line ")
+        && let Some(idx) = rest.find(": ")
+        && rest[..idx].contains(" column ")
+    {
+        msg = &rest[idx + 2..];
+    }
+    if let Some(idx) = msg.rfind(" at line ")
+        && msg[idx..].contains(", column ")
+    {
+        msg = &msg[..idx];
+    }
+    msg.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> SourceFile {
+        SourceFile {
+            path: "t.yaml".into(),
+            disk_path: "t.yaml".into(),
+            text: text.into(),
+            yaml_line_offset: 0,
+        }
+    }
+
+    fn err_of(text: &str) -> Diagnostic {
+        let f = file(text);
+        *parse::<serde_json::Value>(&f, text).expect_err("must fail")
+    }
+
+    #[test]
+    fn message_loses_parser_location_prefix() {
+        assert_eq!(
+            bare_message("error: line 4 column 5: unknown field `blok`"),
+            "unknown field `blok`"
+        );
+        assert_eq!(
+            bare_message("unexpected end of input at line 1, column 1"),
+            "unexpected end of input"
+        );
+    }
+
+    #[test]
+    fn alias_bomb_is_rejected_with_location() {
+        let mut doc = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+        for (i, name) in ["b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+            let prev = ["a", "b", "c", "d", "e", "f", "g"][i];
+            let refs = vec![format!("*{prev}"); 10].join(",");
+            doc.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let d = err_of(&doc);
+        assert!(d.message.contains("budget breached"), "{}", d.message);
+        assert!(d.location.pos.line > 1);
+    }
+
+    #[test]
+    fn nesting_over_256_is_an_error_and_250_is_fine() {
+        // `load` parses on a thread with a large stack; so does this test.
+        std::thread::Builder::new()
+            .stack_size(32 * 1024 * 1024)
+            .spawn(|| {
+                let deep = "[".repeat(300) + &"]".repeat(300);
+                let d = err_of(&deep);
+                assert_eq!(d.location.pos.line, 1);
+                let ok = "[".repeat(250) + &"]".repeat(250);
+                let f = file(&ok);
+                assert!(parse::<serde_json::Value>(&f, &ok).is_ok());
+            })
+            .expect("spawn")
+            .join()
+            .expect("no panic");
+    }
+
+    #[test]
+    fn yaml_1_2_booleans() {
+        let f = file("a: no\nb: true\n");
+        let v: serde_json::Value = parse(&f, "a: no\nb: true\n").expect("valid");
+        assert_eq!(v["a"], "no");
+        assert_eq!(v["b"], true);
+    }
+
+    #[test]
+    fn spanned_map_keeps_order_and_key_positions() {
+        let text = "zeta: 1\nalpha: 2\n";
+        let m: SpannedMap<u32> = parse(&file(text), text).expect("valid");
+        let keys: Vec<_> = m.keys().collect();
+        assert_eq!(keys, ["zeta", "alpha"]);
+        assert_eq!(m.0[1].0.referenced.line(), 2);
+    }
+}
