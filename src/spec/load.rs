@@ -3,7 +3,7 @@
 //! Every file is read and parsed independently; a broken file becomes a
 //! diagnostic and loading goes on, so one run reports every problem.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,9 @@ pub struct Spec {
     pub policies: Vec<Policy>,
     /// Directory names under `templates/` (to spot templates without a block).
     pub template_dirs: Vec<String>,
+    /// (kind, name) of files that failed to parse but whose name could be
+    /// read: references to them are not reported a second time.
+    pub unparsed: BTreeSet<(Kind, String)>,
     /// Problems found while reading and parsing.
     pub diagnostics: Diagnostics,
 }
@@ -47,6 +50,15 @@ impl Spec {
     pub fn stack(&self, name: &str) -> Option<&Stack> {
         self.stacks.iter().find(|s| s.name.value == name)
     }
+}
+
+/// The kinds of named things a spec holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Block,
+    Skill,
+    Stack,
+    Plan,
 }
 
 /// Settings of [`load`].
@@ -142,24 +154,24 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         for name in ["spec/platform.yaml", "spec/platform.yml"] {
             if root.join(name).is_file() {
                 loader.count(root)?;
-                if let Some((id, p)) = loader.parse::<Platform>(&root.join(name)) {
+                if let Some((id, p)) = loader.parse::<Platform>(&root.join(name), None) {
                     loader.spec.platform = Some(Platform { file: id, ..p });
                 }
                 break;
             }
         }
         for path in loader.list("spec/stacks", &["yaml", "yml"])? {
-            if let Some((id, s)) = loader.parse::<Stack>(&path) {
+            if let Some((id, s)) = loader.parse::<Stack>(&path, Some(Kind::Stack)) {
                 loader.spec.stacks.push(Stack { file: id, ..s });
             }
         }
         for path in loader.list("spec/plans", &["yaml", "yml"])? {
-            if let Some((id, p)) = loader.parse::<Plan>(&path) {
+            if let Some((id, p)) = loader.parse::<Plan>(&path, Some(Kind::Plan)) {
                 loader.spec.plans.push(Plan { file: id, ..p });
             }
         }
         for path in loader.list("spec/policies", &["yaml", "yml"])? {
-            if let Some((id, p)) = loader.parse::<Policy>(&path) {
+            if let Some((id, p)) = loader.parse::<Policy>(&path, None) {
                 loader.spec.policies.push(Policy { file: id, ..p });
             }
         }
@@ -263,15 +275,40 @@ impl Loader<'_> {
         Some(self.spec.files.len() - 1)
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&mut self, path: &Path) -> Option<(FileId, T)> {
+    fn parse<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &Path,
+        kind: Option<Kind>,
+    ) -> Option<(FileId, T)> {
         let id = self.read(path, 0)?;
         let file = &self.spec.files[id];
         match yaml::parse::<T>(file, &file.text) {
             Ok(v) => Some((id, v)),
             Err(d) => {
                 self.spec.diagnostics.push(*d);
+                if let Some(kind) = kind {
+                    let text = file.text.clone();
+                    self.remember_unparsed(id, kind, &text, "name");
+                }
                 None
             }
+        }
+    }
+
+    /// Reads `key` leniently from a file that failed to parse: as YAML if
+    /// it still parses as a mapping, else from a top-level `key: value` line.
+    fn remember_unparsed(&mut self, id: FileId, kind: Kind, yaml: &str, key: &str) {
+        let file = &self.spec.files[id];
+        let name = match yaml::parse::<serde_json::Map<String, Value>>(file, yaml) {
+            Ok(map) => map.get(key).and_then(Value::as_str).map(str::to_owned),
+            Err(_) => yaml.lines().find_map(|line| {
+                let value = line.strip_prefix(key)?.strip_prefix(':')?.trim();
+                let value = value.trim_matches(|c| c == '"' || c == '\'');
+                (!value.is_empty()).then(|| value.to_owned())
+            }),
+        };
+        if let Some(name) = name {
+            self.spec.unparsed.insert((kind, name));
         }
     }
 
@@ -314,6 +351,7 @@ impl Loader<'_> {
         id: FileId,
         yaml: &str,
         known: &[&str],
+        kind: Kind,
     ) -> Option<(T, BTreeMap<String, Value>)> {
         let file = &self.spec.files[id];
         let parsed = yaml::parse::<T>(file, yaml).and_then(|meta| {
@@ -332,6 +370,7 @@ impl Loader<'_> {
             }
             Err(d) => {
                 self.spec.diagnostics.push(*d);
+                self.remember_unparsed(id, kind, yaml, "id");
                 None
             }
         }
@@ -348,7 +387,8 @@ impl Loader<'_> {
             let Some(id) = self.read(path, 0) else { return };
             (id, self.spec.files[id].text.clone(), String::new())
         };
-        let Some((meta, extra)) = self.frontmatter::<BlockMeta>(id, &yaml, BLOCK_KEYS) else {
+        let Some((meta, extra)) = self.frontmatter::<BlockMeta>(id, &yaml, BLOCK_KEYS, Kind::Block)
+        else {
             return;
         };
         let dir = Path::new("templates").join(&meta.id.value);
@@ -372,7 +412,9 @@ impl Loader<'_> {
         let Some((id, yaml, body)) = self.markdown(path) else {
             return;
         };
-        if let Some((meta, extra)) = self.frontmatter::<SkillMeta>(id, &yaml, SKILL_KEYS) {
+        if let Some((meta, extra)) =
+            self.frontmatter::<SkillMeta>(id, &yaml, SKILL_KEYS, Kind::Skill)
+        {
             self.spec.skills.push(Skill {
                 file: id,
                 meta,

@@ -12,5 +12,5 @@ pub mod validate;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
-pub use load::{LoadError, LoadOptions, Spec, load};
+pub use load::{Kind, LoadError, LoadOptions, Spec, load};
 pub use validate::{Validated, validate};

@@ -14,7 +14,7 @@ pub mod wiring;
 use std::collections::HashMap;
 
 use super::diag::{Diagnostic, Diagnostics, Location};
-use super::load::Spec;
+use super::load::{Kind, Spec};
 use super::source::FileId;
 use super::suggest;
 use super::yaml::Spanned;
@@ -99,7 +99,9 @@ impl<'a> Check<'a> {
         self.out.0.last_mut().expect("just pushed")
     }
 
-    /// Reports an unknown name with "did you mean" candidates.
+    /// Reports an unknown name with "did you mean" candidates. The message
+    /// is "unknown <what> `<name>`", or `what` itself with `{}` replaced by
+    /// the quoted name.
     pub fn unknown<'k>(
         &mut self,
         file: FileId,
@@ -107,12 +109,32 @@ impl<'a> Check<'a> {
         what: &str,
         known: impl IntoIterator<Item = &'k str>,
     ) {
+        self.unknown_kind(None, file, value, what, known);
+    }
+
+    /// Like [`Check::unknown`], but silent when a file of `kind` with this
+    /// name exists and failed to parse (that failure is reported already).
+    pub fn unknown_kind<'k>(
+        &mut self,
+        kind: Option<Kind>,
+        file: FileId,
+        value: &Spanned<String>,
+        what: &str,
+        known: impl IntoIterator<Item = &'k str>,
+    ) {
+        if let Some(kind) = kind
+            && self.spec.unparsed.contains(&(kind, value.value.clone()))
+        {
+            return;
+        }
         let candidates = suggest::candidates(&value.value, known);
-        let d = Diagnostic::error(
-            format!("unknown {what} `{}`", value.value),
-            self.at(file, value),
-        )
-        .with_candidates(&candidates);
+        let name = format!("`{}`", value.value);
+        let message = if what.contains("{}") {
+            what.replace("{}", &name)
+        } else {
+            format!("unknown {what} {name}")
+        };
+        let d = Diagnostic::error(message, self.at(file, value)).with_candidates(&candidates);
         self.out.push(d);
     }
 

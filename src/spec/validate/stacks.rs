@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Check;
+use crate::spec::Kind;
 use crate::spec::model::{Block, InputValues, Plan, Stack};
 use crate::spec::names::{dns_label_problem, expand_pattern};
 use crate::spec::source::FileId;
@@ -61,7 +62,13 @@ fn check_stack(c: &mut Check, stack: &Stack) {
                 .help("component names become repo and Kubernetes names (DNS-1123 labels)");
         }
         match spec.block(&comp.block.value) {
-            None => c.unknown(f, &comp.block, "block", spec.blocks.iter().map(Block::id)),
+            None => c.unknown_kind(
+                Some(Kind::Block),
+                f,
+                &comp.block,
+                "block",
+                spec.blocks.iter().map(Block::id),
+            ),
             Some(block) if !block.instantiable() => {
                 c.error(
                     f,
@@ -103,7 +110,7 @@ fn check_component_inputs(
             c.unknown(
                 f,
                 comp,
-                &format!("component of stack `{}`:", stack.name.value),
+                &format!("unknown component {{}} in stack `{}`", stack.name.value),
                 stack.components.keys(),
             );
         } else if let Some(block) = blocks.get(&comp.value) {
@@ -119,7 +126,7 @@ fn check_inputs(c: &mut Check, f: FileId, block: &Block, inputs: &InputValues) {
             c.unknown(
                 f,
                 name,
-                &format!("input for block `{}`:", block.id()),
+                &format!("unknown input {{}} for block `{}`", block.id()),
                 block.meta.inputs.keys(),
             );
             continue;
@@ -220,7 +227,8 @@ fn check_plan(c: &mut Check, plan: &Plan) {
         }
     }
     let Some(stack) = spec.stack(&plan.stack.value) else {
-        c.unknown(
+        c.unknown_kind(
+            Some(Kind::Stack),
             f,
             &plan.stack,
             "stack",
@@ -293,7 +301,13 @@ fn check_generated_names(c: &mut Check, plan: &Plan, stack: &Stack) {
     let Some(platform) = &c.spec.platform else {
         return;
     };
+    if dns_label_problem(&plan.name.value).is_some() {
+        return; // reported once, on the name itself
+    }
     for (comp, _) in stack.components.iter() {
+        if dns_label_problem(&comp.value).is_some() {
+            continue;
+        }
         let name = expand_pattern(&platform.projects.naming.value, |v| match v {
             "plan" => Some(plan.name.value.as_str()),
             "component" => Some(comp.value.as_str()),
@@ -310,6 +324,9 @@ fn check_generated_names(c: &mut Check, plan: &Plan, stack: &Stack) {
         let Some(settings) = platform.environments.get(&env.value) else {
             continue;
         };
+        if dns_label_problem(&env.value).is_some() {
+            continue;
+        }
         let ns = expand_pattern(&settings.namespace.value, |v| match v {
             "plan" => Some(plan.name.value.as_str()),
             "env" => Some(env.value.as_str()),

@@ -1,0 +1,188 @@
+//! Fixture spec repos in temp dirs, and running the real binary on them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A spec repo in a temp dir.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout, stderr and the exit code as one text for snapshots.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub const PLATFORM: &str = "\
+infra:
+  repo: infra
+  branch: main
+environments:
+  dev:
+    trust: deploy
+    path: apps/dev
+    namespace: \"{{ plan }}-dev\"
+  prod:
+    trust: propose
+    path: apps/prod
+    namespace: \"{{ plan }}\"
+    approvers: [platform-team]
+";
+
+pub const WEBAPP: &str = "\
+---
+id: webapp-python
+name: Python web app
+type: service
+version: 1.0.0
+description: A FastAPI service.
+capabilities: [web, api]
+requires: [database]
+inputs:
+  image: {type: string, required: true}
+  replicas: {type: integer, default: 1, minimum: 1, maximum: 20}
+  database_secret: {type: string, default: \"\"}
+outputs:
+  url: \"http://{{ plan }}-{{ component }}.{{ namespace }}.svc:8000\"
+---
+# Python web app
+
+Serves HTTP.
+";
+
+pub const POSTGRES: &str = "\
+---
+id: postgresql
+name: PostgreSQL
+type: database
+version: 1.0.0
+description: A CloudNativePG cluster.
+capabilities: [database, sql]
+inputs:
+  instances: {type: integer, default: 1, minimum: 1, maximum: 9}
+  storage: {type: string, default: 1Gi, pattern: \"[0-9]+(Mi|Gi|Ti)\"}
+outputs:
+  secret: \"{{ plan }}-{{ component }}-app\"
+---
+# PostgreSQL
+";
+
+pub const STACK: &str = "\
+name: webapp-db
+description: A web app with its database.
+components:
+  db:
+    block: postgresql
+  app:
+    block: webapp-python
+    inputs:
+      database_secret: \"{{ components.db.outputs.secret }}\"
+environments:
+  prod:
+    db: {instances: 3}
+";
+
+pub const PLAN: &str = "\
+name: permits
+stack: webapp-db
+owner: team-permits
+environments: [dev, prod]
+inputs:
+  app: {image: registry.example.org/permits:1.0.0}
+overrides:
+  prod:
+    app: {replicas: 2}
+";
+
+impl Fixture {
+    /// An empty spec repo.
+    pub fn empty() -> Self {
+        Fixture {
+            dir: tempfile::tempdir().expect("create temp dir"),
+        }
+    }
+
+    /// A small valid spec repo: two blocks with templates, a stack, a plan.
+    pub fn valid() -> Self {
+        Fixture::empty()
+            .with("spec/platform.yaml", PLATFORM)
+            .with("bouwblokken/webapp-python.md", WEBAPP)
+            .with("bouwblokken/postgresql.md", POSTGRES)
+            .with(
+                "templates/webapp-python/infra/deployment.yaml.j2",
+                "kind: Deployment\n",
+            )
+            .with(
+                "templates/postgresql/infra/cluster.yaml.j2",
+                "kind: Cluster\n",
+            )
+            .with("spec/stacks/webapp-db.yaml", STACK)
+            .with("spec/plans/permits.yaml", PLAN)
+    }
+
+    /// Writes (or overwrites) a file.
+    pub fn with(self, path: &str, content: impl AsRef<[u8]>) -> Self {
+        let full = self.dir.path().join(path);
+        std::fs::create_dir_all(full.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(full, content).expect("write fixture");
+        self
+    }
+
+    /// Replaces `from` by `to` in an existing file; the text must occur.
+    pub fn edit(self, path: &str, from: &str, to: &str) -> Self {
+        let full = self.dir.path().join(path);
+        let text = std::fs::read_to_string(&full).expect("read fixture");
+        assert!(text.contains(from), "{path} does not contain {from:?}");
+        std::fs::write(full, text.replacen(from, to, 1)).expect("write fixture");
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs druppie with `--spec <this repo>` and `args`, in this repo.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut full = vec!["--spec", self.path().to_str().expect("utf-8 temp path")];
+        full.extend_from_slice(args);
+        druppie(self.path(), &full)
+    }
+}
+
+/// Runs the druppie binary in `cwd`, without colour.
+pub fn druppie(cwd: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_druppie"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("DRUPPIE_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run druppie");
+    let clean = |b: &[u8]| {
+        let text = String::from_utf8_lossy(b).into_owned();
+        text.replace(cwd.to_str().expect("utf-8"), "[ROOT]")
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: clean(&out.stdout),
+        stderr: clean(&out.stderr),
+    }
+}
+
+/// The root of this repository (the example spec repo).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
