@@ -1,0 +1,1 @@
+"""The web application package; see main.py."""
