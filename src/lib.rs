@@ -27,3 +27,4 @@ pub mod cli;
 pub mod config;
 pub mod registry;
 pub mod spec;
+pub mod template;
