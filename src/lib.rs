@@ -24,6 +24,7 @@
 //! `apply` has side effects.
 
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod registry;
 pub mod spec;

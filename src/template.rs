@@ -33,7 +33,11 @@ pub fn is_template(text: &str) -> bool {
 ///
 /// # Errors
 /// The engine's error: syntax, undefined variable, out of fuel.
-pub fn evaluate(env: &Environment<'_>, text: &str, ctx: &Value) -> Result<serde_json::Value, minijinja::Error> {
+pub fn evaluate(
+    env: &Environment<'_>,
+    text: &str,
+    ctx: &Value,
+) -> Result<serde_json::Value, minijinja::Error> {
     if let Some(expr) = single_expression(text) {
         let value = env.compile_expression(expr)?.eval(ctx)?;
         if value.is_undefined() {
@@ -42,8 +46,9 @@ pub fn evaluate(env: &Environment<'_>, text: &str, ctx: &Value) -> Result<serde_
                 format!("`{}` is undefined", expr.trim()),
             ));
         }
-        return serde_json::to_value(&value)
-            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string()));
+        return serde_json::to_value(&value).map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+        });
     }
     env.render_str(text, ctx).map(serde_json::Value::String)
 }
@@ -92,8 +97,14 @@ mod tests {
     fn single_expressions_keep_their_type() {
         let env = environment();
         let ctx = minijinja::context! { port => 5432, name => "db" };
-        assert_eq!(evaluate(&env, "{{ port }}", &ctx).expect("ok"), serde_json::json!(5432));
-        assert_eq!(evaluate(&env, "{{ name }}:{{ port }}", &ctx).expect("ok"), serde_json::json!("db:5432"));
+        assert_eq!(
+            evaluate(&env, "{{ port }}", &ctx).expect("ok"),
+            serde_json::json!(5432)
+        );
+        assert_eq!(
+            evaluate(&env, "{{ name }}:{{ port }}", &ctx).expect("ok"),
+            serde_json::json!("db:5432")
+        );
     }
 
     #[test]
@@ -109,7 +120,10 @@ mod tests {
         let env = environment();
         let ctx = minijinja::context! {};
         let err = env
-            .render_str("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", ctx)
+            .render_str(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+                ctx,
+            )
             .expect_err("stopped");
         assert_eq!(err.kind(), minijinja::ErrorKind::OutOfFuel);
     }
@@ -117,6 +131,19 @@ mod tests {
     #[test]
     fn keeps_trailing_newline() {
         let env = environment();
-        assert_eq!(env.render_str("a\n", minijinja::context! {}).expect("ok"), "a\n");
+        assert_eq!(
+            env.render_str("a\n", minijinja::context! {}).expect("ok"),
+            "a\n"
+        );
+    }
+}
+
+/// Whether a JSON value holds template syntax anywhere inside it.
+pub fn is_template_value(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => is_template(s),
+        serde_json::Value::Array(items) => items.iter().any(is_template_value),
+        serde_json::Value::Object(map) => map.values().any(is_template_value),
+        _ => false,
     }
 }

@@ -1,0 +1,136 @@
+//! `compose`: [`Validated`] + plan/env -> [`Resolved`].
+//!
+//! For each plan and each of its environments: the component instances,
+//! their inputs merged (block defaults < stack < stack environment override
+//! < plan < plan environment override; each layer replaces an input's
+//! value as a whole), wiring expressions evaluated in dependency order, and
+//! outputs computed. Ordering is deterministic: plans by name, environments
+//! in the plan's order, components in dependency order.
+
+mod resolve;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::spec::Diagnostics;
+use crate::spec::diag::{Diagnostic, Location};
+use crate::spec::model::Trust;
+use crate::spec::suggest;
+use crate::spec::validate::Validated;
+
+/// One plan in one environment, ready to render.
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub plan: String,
+    pub env: String,
+    pub trust: Trust,
+    pub owner: String,
+    pub intent: Option<String>,
+    /// Rendered namespace pattern.
+    pub namespace: String,
+    /// Infra path prefix of the environment (`apps/dev`).
+    pub infra_path: String,
+    /// In dependency order: a component after every component it reads.
+    pub components: Vec<ComponentInstance>,
+}
+
+/// A building block instantiated as a component of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentInstance {
+    pub name: String,
+    pub block: BlockRef,
+    /// The component's project repo.
+    pub repo: String,
+    /// Merged and resolved inputs.
+    pub inputs: Map<String, Value>,
+    /// Names of inputs declared `secret`: masked wherever values are shown.
+    pub secret_inputs: Vec<String>,
+    pub outputs: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockRef {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// Every instance the selection covers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Resolved {
+    pub instances: Vec<Instance>,
+}
+
+/// Which plans and environments to compose.
+#[derive(Debug, Clone, Default)]
+pub struct ComposeOptions {
+    pub plan: Option<String>,
+    pub env: Option<String>,
+}
+
+/// Composes every selected plan × environment.
+///
+/// # Errors
+/// An unknown plan or environment in the selection, or a wiring expression
+/// that fails to evaluate or yields a value its input does not accept: each
+/// a located diagnostic. All instances are tried, so all errors are found.
+pub fn compose(v: &Validated, options: &ComposeOptions) -> Result<Resolved, Diagnostics> {
+    let spec = &v.spec;
+    let mut diags = Diagnostics::default();
+    check_selection(v, options, &mut diags);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let engine = crate::template::environment();
+    let mut plans: Vec<_> = spec.plans.iter().collect();
+    plans.sort_by(|a, b| a.name.value.cmp(&b.name.value));
+    let mut instances = Vec::new();
+    for plan in plans {
+        if options.plan.as_ref().is_some_and(|p| *p != plan.name.value) {
+            continue;
+        }
+        for env in &plan.environments {
+            if options.env.as_ref().is_some_and(|e| *e != env.value) {
+                continue;
+            }
+            match resolve::instance(spec, &engine, plan, &env.value) {
+                Ok(instance) => instances.push(instance),
+                Err(found) => diags.extend(found),
+            }
+        }
+    }
+    if diags.has_errors() {
+        diags.sort();
+        return Err(diags);
+    }
+    Ok(Resolved { instances })
+}
+
+fn check_selection(v: &Validated, options: &ComposeOptions, diags: &mut Diagnostics) {
+    let spec = &v.spec;
+    if let Some(plan) = &options.plan
+        && spec.plans.iter().all(|p| p.name.value != *plan)
+    {
+        let known = spec.plans.iter().map(|p| p.name.value.as_str());
+        diags.push(
+            Diagnostic::error(format!("unknown plan `{plan}`"), Location::file("--plan"))
+                .with_candidates(&suggest::candidates(plan, known)),
+        );
+    }
+    if let Some(env) = &options.env {
+        let known: Vec<&str> = spec
+            .platform
+            .iter()
+            .flat_map(|p| p.environments.keys())
+            .collect();
+        if !known.contains(&env.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    format!("unknown environment `{env}`"),
+                    Location::file("--env"),
+                )
+                .with_candidates(&suggest::candidates(env, known)),
+            );
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Resolving one plan in one environment: merge, wire, compute outputs.
+
+use minijinja::Environment;
+use serde_json::{Map, Value, json};
+
+use super::{BlockRef, ComponentInstance, Instance};
+use crate::spec::Spec;
+use crate::spec::diag::{Diagnostic, Location};
+use crate::spec::model::{Block, InputValues, Plan, Stack};
+use crate::spec::names::expand_pattern;
+use crate::spec::source::FileId;
+use crate::spec::validate::{check_value, wiring};
+use crate::template;
+
+/// Where a merged value was written: its file and position.
+type Origin = (FileId, serde_saphyr::Location);
+
+pub(super) fn instance(
+    spec: &Spec,
+    engine: &Environment<'_>,
+    plan: &Plan,
+    env: &str,
+) -> Result<Instance, Vec<Diagnostic>> {
+    let platform = spec
+        .platform
+        .as_ref()
+        .expect("validated: a plan implies a platform");
+    let settings = platform
+        .environments
+        .get(env)
+        .expect("validated: plan environments exist");
+    let stack = spec
+        .stack(&plan.stack.value)
+        .expect("validated: the plan's stack exists");
+    let order = wiring::component_order(stack, Some(plan)).expect("validated: no cycles");
+    let plan_name = plan.name.value.as_str();
+    let namespace = expand_pattern(&settings.namespace.value, |v| match v {
+        "plan" => Some(plan_name),
+        "env" => Some(env),
+        _ => None,
+    })
+    .expect("validated: the namespace pattern uses known variables");
+    let mut diags = Vec::new();
+    let mut components: Vec<ComponentInstance> = Vec::with_capacity(order.len());
+    let mut wired = Map::new();
+    let mut failed: Vec<String> = Vec::new();
+    for name in &order {
+        let comp = stack
+            .components
+            .get(name)
+            .expect("order holds stack components");
+        let block = spec
+            .block(&comp.block.value)
+            .expect("validated: blocks exist");
+        let repo = expand_pattern(&platform.projects.naming.value, |v| match v {
+            "plan" => Some(plan_name),
+            "component" => Some(name.as_str()),
+            _ => None,
+        })
+        .expect("validated: the naming pattern uses known variables");
+        let block_ref = BlockRef {
+            id: block.id().to_owned(),
+            name: block.meta.name.value.clone(),
+            version: block.meta.version.value.clone(),
+        };
+        let mut ctx = json!({
+            "plan": plan_name,
+            "component": name,
+            "env": env,
+            "namespace": namespace,
+            "repo": repo,
+            "block": block_ref,
+            "components": wired,
+            "druppie": {"version": env!("CARGO_PKG_VERSION")},
+        });
+        let merged = merge(stack, plan, env, name, block);
+        let mut inputs = Map::new();
+        for (key, (value, origin)) in merged {
+            match resolve_value(engine, &value, &ctx) {
+                Ok(resolved) => {
+                    if template::is_template_value(&value)
+                        && let Some(decl) = block.meta.inputs.get(&key)
+                    {
+                        let re = decl.pattern.as_ref().and_then(|p| regex::Regex::new(&format!("^(?:{})$", p.value)).ok());
+                        if let Err(why) = check_value(decl, &resolved, re.as_ref()) {
+                            diags.push(located(spec, origin, format!("input `{key}` of component `{name}` in {plan_name}/{env} resolved to a value that {why}")));
+                        }
+                    }
+                    inputs.insert(key, resolved);
+                }
+                // A component whose outputs failed is reported once, there.
+                Err(_) if reads_failed(&value, &failed) => {}
+                Err(e) => diags.push(located(
+                    spec,
+                    origin,
+                    format!("cannot resolve input `{key}` of component `{name}` in {plan_name}/{env}: {}", template::message(&e)),
+                )),
+            }
+        }
+        for (key, value) in &inputs {
+            ctx[key.as_str()] = value.clone();
+        }
+        let mut outputs = Map::new();
+        for (out, expr) in block.meta.outputs.iter() {
+            match template::evaluate(
+                engine,
+                &expr.value,
+                &minijinja::Value::from(minijinja::value::Serde(&ctx)),
+            ) {
+                Ok(v) => {
+                    outputs.insert(out.value.clone(), v);
+                }
+                Err(e) => {
+                    failed.push(name.clone());
+                    diags.push(located(
+                        spec,
+                        (block.file, expr.referenced),
+                        format!(
+                            "cannot compute output `{}` of block `{}` for component `{name}`: {}",
+                            out.value,
+                            block.id(),
+                            template::message(&e)
+                        ),
+                    ));
+                }
+            }
+        }
+        wired.insert(
+            name.clone(),
+            json!({"block": block.id(), "repo": repo, "outputs": outputs}),
+        );
+        let secret_inputs = block
+            .meta
+            .inputs
+            .iter()
+            .filter(|(_, d)| d.secret)
+            .map(|(k, _)| k.value.clone())
+            .collect();
+        components.push(ComponentInstance {
+            name: name.clone(),
+            block: block_ref,
+            repo,
+            inputs,
+            secret_inputs,
+            outputs,
+        });
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Instance {
+        plan: plan_name.to_owned(),
+        env: env.to_owned(),
+        trust: settings.trust,
+        owner: plan.owner.value.clone(),
+        intent: plan.intent.clone(),
+        namespace,
+        infra_path: settings.path.value.trim_end_matches('/').to_owned(),
+        components,
+    })
+}
+
+/// Inputs of component `name`, lowest layer first, each with its origin.
+fn merge(
+    stack: &Stack,
+    plan: &Plan,
+    env: &str,
+    name: &str,
+    block: &Block,
+) -> Vec<(String, (Value, Origin))> {
+    let mut merged: Vec<(String, (Value, Origin))> = Vec::new();
+    let mut set =
+        |key: &str, value: Value, origin: Origin| match merged.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = (value, origin),
+            None => merged.push((key.to_owned(), (value, origin))),
+        };
+    for (key, decl) in block.meta.inputs.iter() {
+        if let Some(default) = &decl.default {
+            set(
+                &key.value,
+                default.value.clone(),
+                (block.file, default.referenced),
+            );
+        }
+    }
+    let layers: [(FileId, Option<&InputValues>); 4] = [
+        (stack.file, stack.components.get(name).map(|c| &c.inputs)),
+        (
+            stack.file,
+            stack.environments.get(env).and_then(|m| m.get(name)),
+        ),
+        (plan.file, plan.inputs.get(name)),
+        (plan.file, plan.overrides.get(env).and_then(|m| m.get(name))),
+    ];
+    for (file, layer) in layers {
+        for (key, value) in layer.into_iter().flat_map(InputValues::iter) {
+            set(&key.value, value.value.clone(), (file, value.referenced));
+        }
+    }
+    merged
+}
+
+/// Evaluates template strings anywhere inside `value`.
+fn resolve_value(
+    engine: &Environment<'_>,
+    value: &Value,
+    ctx: &Value,
+) -> Result<Value, minijinja::Error> {
+    match value {
+        Value::String(s) if template::is_template(s) => template::evaluate(
+            engine,
+            s,
+            &minijinja::Value::from(minijinja::value::Serde(ctx)),
+        ),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| resolve_value(engine, v, ctx))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), resolve_value(engine, v, ctx)?)))
+            .collect::<Result<Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
+}
+
+/// Whether `value` wires in a component listed in `failed`.
+fn reads_failed(value: &Value, failed: &[String]) -> bool {
+    match value {
+        Value::String(s) => wiring::references(s)
+            .iter()
+            .any(|r| failed.contains(&r.component)),
+        Value::Array(items) => items.iter().any(|v| reads_failed(v, failed)),
+        Value::Object(map) => map.values().any(|v| reads_failed(v, failed)),
+        _ => false,
+    }
+}
+
+fn located(spec: &Spec, (file, loc): Origin, message: String) -> Diagnostic {
+    let f = spec.file(file);
+    Diagnostic::error(message, Location::new(f, f.pos(&loc)))
+}
