@@ -27,5 +27,6 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod registry;
+pub mod render;
 pub mod spec;
 pub mod template;

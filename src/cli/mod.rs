@@ -3,6 +3,7 @@
 
 mod blocks;
 mod output;
+mod render;
 mod skills;
 mod validate;
 
@@ -51,6 +52,7 @@ pub enum Command {
     Validate(validate::Args),
     Blocks(blocks::Args),
     Skills(skills::Args),
+    Render(render::Args),
 }
 
 /// Facts about the process that `main` reads and the library does not.
@@ -107,6 +109,7 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Validate(args) => validate::run(&ctx, &args),
         Command::Blocks(args) => blocks::run(&ctx, &args),
         Command::Skills(args) => skills::run(&ctx, &args),
+        Command::Render(args) => render::run(&ctx, &args),
     };
     ExitCode::from(code)
 }

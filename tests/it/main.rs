@@ -2,5 +2,6 @@
 
 mod catalog;
 mod compose;
+mod render;
 mod support;
 mod validate;

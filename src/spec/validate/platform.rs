@@ -2,7 +2,7 @@
 
 use super::Check;
 use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::names::{dns_label_problem, expand_pattern};
+use crate::spec::names::{dns_label_problem, expand_pattern, path_problem};
 
 pub(super) fn check(c: &mut Check) {
     let spec = c.spec;
@@ -93,31 +93,9 @@ fn check_policies(c: &mut Check) {
     }
 }
 
-/// Why a repo-relative directory path is unsafe, or `None`.
-pub fn path_problem(path: &str) -> Option<&'static str> {
-    if path.is_empty() {
-        return Some("is empty");
-    }
-    if path.starts_with('/') {
-        return Some("must be relative to the repo root");
-    }
-    if path.contains(['\\', '\0']) {
-        return Some("may not hold a backslash or NUL");
-    }
-    for seg in path.trim_end_matches('/').split('/') {
-        match seg {
-            "" => return Some("has an empty segment (`//`)"),
-            "." | ".." => return Some("may not hold `.` or `..` segments"),
-            s if s.eq_ignore_ascii_case(".git") => return Some("may not enter `.git`"),
-            _ => {}
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
-    use super::path_problem;
+    use crate::spec::names::path_problem;
 
     #[test]
     fn infra_paths() {

@@ -1,0 +1,251 @@
+//! `render`: [`Resolved`] + templates -> [`Desired`].
+//!
+//! `templates/<block>/project/**` renders into the component's project
+//! repo; `templates/<block>/infra/**` into the infra repo under
+//! `<env path>/<plan>/<component>/`. A `.j2` suffix marks a template (the
+//! suffix is stripped); other files are copied byte for byte. Paths may
+//! hold template expressions. Per plan and environment druppie adds
+//! `<env path>/<plan>/kustomization.yaml` (listing the namespace and every
+//! component directory) and `namespace.yaml`.
+//!
+//! A block's templates may include and import only its own files and
+//! `templates/_partials/`: each block renders in an environment that holds
+//! nothing else. Project repos do not vary by environment: they render
+//! with the context of the plan's first environment.
+
+mod context;
+mod tree;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::compose::{Instance, Resolved};
+use crate::spec::Diagnostics;
+use crate::spec::diag::{Diagnostic, Location};
+use crate::spec::model::Platform;
+use crate::spec::validate::Validated;
+
+pub use tree::{MAX_OUTPUT_BYTES, TemplateSet};
+
+/// Which repo a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    Project,
+    Infra,
+}
+
+/// What one target repo (or, for the infra repo, one environment of it)
+/// should contain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub repo: String,
+    pub kind: RepoKind,
+    /// The environment, for the infra repo.
+    pub env: Option<String>,
+    pub plans: Vec<String>,
+    /// Path in the repo -> bytes.
+    #[serde(skip)]
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// Every target, keyed by (repo, environment).
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub targets: BTreeMap<(String, Option<String>), Target>,
+}
+
+/// Renders every instance.
+///
+/// # Errors
+/// Located diagnostics: template syntax errors, undefined variables, a
+/// template out of fuel, an include outside the allowed roots, an unsafe or
+/// clashing output path, an oversized output.
+pub fn render(v: &Validated, resolved: &Resolved) -> Result<Desired, Diagnostics> {
+    let spec = &v.spec;
+    let platform = spec
+        .platform
+        .as_ref()
+        .expect("validated: plans imply a platform");
+    let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
+    let mut diags = Diagnostics::default();
+    let mut desired = Desired::default();
+    let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
+    for instance in &resolved.instances {
+        first_env.entry(&instance.plan).or_insert(&instance.env);
+    }
+    for instance in &resolved.instances {
+        for component in &instance.components {
+            let block = &component.block.id;
+            if !sets.contains_key(block) {
+                match TemplateSet::load(&spec.root, block) {
+                    Ok(set) => {
+                        sets.insert(block.clone(), set);
+                    }
+                    Err(d) => {
+                        diags.push(*d);
+                        continue;
+                    }
+                }
+            }
+            let set = &sets[block];
+            let ctx = context::for_component(instance, component);
+            let infra = target(
+                &mut desired,
+                &platform.infra.repo,
+                RepoKind::Infra,
+                Some(&instance.env),
+                &instance.plan,
+            );
+            let prefix = format!(
+                "{}/{}/{}",
+                instance.infra_path, instance.plan, component.name
+            );
+            set.render_into(
+                tree::Part::Infra,
+                &ctx,
+                &prefix,
+                &mut infra.files,
+                &mut diags,
+            );
+            if first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str()) {
+                let project = target(
+                    &mut desired,
+                    &component.repo,
+                    RepoKind::Project,
+                    None,
+                    &instance.plan,
+                );
+                set.render_into(
+                    tree::Part::Project,
+                    &ctx,
+                    "",
+                    &mut project.files,
+                    &mut diags,
+                );
+            }
+        }
+        plan_files(&mut desired, platform, instance, &sets);
+    }
+    if diags.has_errors() {
+        diags.sort();
+        return Err(diags);
+    }
+    Ok(desired)
+}
+
+fn target<'d>(
+    desired: &'d mut Desired,
+    repo: &str,
+    kind: RepoKind,
+    env: Option<&str>,
+    plan: &str,
+) -> &'d mut Target {
+    let t = desired
+        .targets
+        .entry((repo.to_owned(), env.map(str::to_owned)))
+        .or_insert_with(|| Target {
+            repo: repo.to_owned(),
+            kind,
+            env: env.map(str::to_owned),
+            plans: Vec::new(),
+            files: BTreeMap::new(),
+        });
+    if !t.plans.iter().any(|p| p == plan) {
+        t.plans.push(plan.to_owned());
+    }
+    t
+}
+
+/// The plan directory's `kustomization.yaml` and `namespace.yaml`.
+fn plan_files(
+    desired: &mut Desired,
+    platform: &Platform,
+    instance: &Instance,
+    sets: &BTreeMap<String, TemplateSet>,
+) {
+    let dir = format!("{}/{}", instance.infra_path, instance.plan);
+    let mut resources = vec!["namespace.yaml".to_owned()];
+    resources.extend(
+        instance
+            .components
+            .iter()
+            .filter(|c| sets.get(&c.block.id).is_some_and(TemplateSet::has_infra))
+            .map(|c| c.name.clone()),
+    );
+    let mut kustomization = String::from(
+        "# Written by druppie for this plan and environment; edits are reported as drift.\n\
+         apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
+    );
+    for r in &resources {
+        kustomization.push_str(&format!("  - {r}\n"));
+    }
+    let namespace = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    app.kubernetes.io/part-of: {plan}\n    app.kubernetes.io/managed-by: druppie\n    druppie.io/environment: {env}\n",
+        ns = instance.namespace,
+        plan = instance.plan,
+        env = instance.env,
+    );
+    let infra = target(
+        desired,
+        &platform.infra.repo,
+        RepoKind::Infra,
+        Some(&instance.env),
+        &instance.plan,
+    );
+    infra.files.insert(
+        format!("{dir}/kustomization.yaml"),
+        kustomization.into_bytes(),
+    );
+    infra
+        .files
+        .insert(format!("{dir}/namespace.yaml"), namespace.into_bytes());
+}
+
+/// Writes every target under `out/<repo>/`, all or nothing: the trees are
+/// written to a sibling directory first and moved into place at the end.
+///
+/// # Errors
+/// `out` exists and is not empty, or an I/O error (the partial tree is
+/// removed).
+pub fn write_out(desired: &Desired, out: &Path) -> Result<(), Box<Diagnostic>> {
+    let shown = out.display().to_string();
+    let fail = |msg: String| Box::new(Diagnostic::error(msg, Location::file(&shown)));
+    if out.exists() {
+        let empty = std::fs::read_dir(out)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !empty {
+            return Err(fail(
+                "output directory exists and is not empty; druppie does not overwrite it".into(),
+            ));
+        }
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        for target in desired.targets.values() {
+            for (path, bytes) in &target.files {
+                let full = staging.join(&target.repo).join(path);
+                if let Some(parent) = full.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(full, bytes)?;
+            }
+        }
+        if out.exists() {
+            std::fs::remove_dir(out)?;
+        }
+        std::fs::create_dir_all(&staging)?;
+        std::fs::rename(&staging, out)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        fail(format!("cannot write the rendered trees: {e}"))
+    })
+}

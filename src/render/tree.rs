@@ -1,0 +1,290 @@
+//! A block's templates, loaded once, rendered into a file tree.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use minijinja::Environment;
+
+use crate::spec::Diagnostics;
+use crate::spec::diag::{Diagnostic, Location};
+use crate::spec::names::path_problem;
+use crate::spec::source::{Pos, SourceFile};
+use crate::template;
+
+/// A rendered file larger than this is an error.
+pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+/// A template file larger than this is not read.
+const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Project,
+    Infra,
+}
+
+impl Part {
+    fn dir(self) -> &'static str {
+        match self {
+            Part::Project => "project",
+            Part::Infra => "infra",
+        }
+    }
+}
+
+/// One file of a template tree.
+struct Entry {
+    /// Path below `templates/<block>/<part>/`, as written (may hold `{{ }}`).
+    rel: String,
+    /// The minijinja template name (`<block>/<part>/<rel>`) for `.j2` files.
+    template: Option<String>,
+    /// Bytes of a file copied as is.
+    raw: Vec<u8>,
+}
+
+/// The templates of one block, in an environment that holds only them and
+/// `templates/_partials/`.
+pub struct TemplateSet {
+    env: Environment<'static>,
+    project: Vec<Entry>,
+    infra: Vec<Entry>,
+    sources: BTreeMap<String, String>,
+}
+
+impl TemplateSet {
+    /// Reads `templates/<block>/{project,infra}/**` and `templates/_partials/**`.
+    ///
+    /// # Errors
+    /// An unreadable or oversized file, a symbolic link, non-UTF-8 template
+    /// text, or a template syntax error.
+    pub fn load(root: &Path, block: &str) -> Result<Self, Box<Diagnostic>> {
+        let mut set = TemplateSet {
+            env: template::environment(),
+            project: Vec::new(),
+            infra: Vec::new(),
+            sources: BTreeMap::new(),
+        };
+        let templates = root.join("templates");
+        for (rel, bytes) in walk(&templates, "_partials")? {
+            set.add_source(format!("_partials/{rel}"), bytes)?;
+        }
+        for part in [Part::Project, Part::Infra] {
+            let base = format!("{block}/{}", part.dir());
+            for (rel, bytes) in walk(&templates, &base)? {
+                let entry = if let Some(stripped) = rel.strip_suffix(".j2") {
+                    let name = format!("{base}/{rel}");
+                    set.add_source(name.clone(), bytes)?;
+                    Entry {
+                        rel: stripped.to_owned(),
+                        template: Some(name),
+                        raw: Vec::new(),
+                    }
+                } else {
+                    Entry {
+                        rel,
+                        template: None,
+                        raw: bytes,
+                    }
+                };
+                match part {
+                    Part::Project => set.project.push(entry),
+                    Part::Infra => set.infra.push(entry),
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn has_infra(&self) -> bool {
+        !self.infra.is_empty()
+    }
+
+    fn add_source(&mut self, name: String, bytes: Vec<u8>) -> Result<(), Box<Diagnostic>> {
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Box::new(Diagnostic::error(
+                "template is not valid UTF-8",
+                Location::file(format!("templates/{name}")),
+            ))
+        })?;
+        self.sources.insert(name.clone(), text.clone());
+        if let Err(e) = self.env.add_template_owned(name, text) {
+            return Err(Box::new(self.located(&e)));
+        }
+        Ok(())
+    }
+
+    /// Renders one part into `files` under `prefix` (empty: the repo root).
+    pub fn render_into(
+        &self,
+        part: Part,
+        ctx: &minijinja::Value,
+        prefix: &str,
+        files: &mut BTreeMap<String, Vec<u8>>,
+        diags: &mut Diagnostics,
+    ) {
+        let entries = match part {
+            Part::Project => &self.project,
+            Part::Infra => &self.infra,
+        };
+        for entry in entries {
+            let source_name = entry.template.clone().unwrap_or_else(|| entry.rel.clone());
+            let rel = if template::is_template(&entry.rel) {
+                match self.env.render_str(&entry.rel, ctx) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        diags.push(Diagnostic::error(
+                            format!(
+                                "cannot render the path `{}`: {}",
+                                entry.rel,
+                                template::message(&e)
+                            ),
+                            Location::file(format!("templates/{source_name}")),
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                entry.rel.clone()
+            };
+            let path = if prefix.is_empty() {
+                rel.clone()
+            } else {
+                format!("{prefix}/{rel}")
+            };
+            if let Some(why) =
+                path_problem(&path).or_else(|| path.ends_with('/').then_some("ends with `/`"))
+            {
+                diags.push(Diagnostic::error(
+                    format!("output path `{path}` {why}"),
+                    Location::file(format!("templates/{source_name}")),
+                ));
+                continue;
+            }
+            let bytes = match &entry.template {
+                None => entry.raw.clone(),
+                Some(name) => {
+                    let rendered = self.env.get_template(name).and_then(|t| t.render(ctx));
+                    match rendered {
+                        Ok(text) => text.into_bytes(),
+                        Err(e) => {
+                            diags.push(self.located(&e));
+                            continue;
+                        }
+                    }
+                }
+            };
+            if bytes.len() > MAX_OUTPUT_BYTES {
+                diags.push(Diagnostic::error(
+                    format!(
+                        "rendered `{path}` is larger than {} MiB",
+                        MAX_OUTPUT_BYTES / (1024 * 1024)
+                    ),
+                    Location::file(format!("templates/{source_name}")),
+                ));
+                continue;
+            }
+            if files.insert(path.clone(), bytes).is_some() {
+                diags.push(Diagnostic::error(
+                    format!("two templates write `{path}`"),
+                    Location::file(format!("templates/{source_name}")),
+                ));
+            }
+        }
+    }
+
+    /// A diagnostic at the template and line the engine names.
+    fn located(&self, err: &minijinja::Error) -> Diagnostic {
+        let message = template::message(err);
+        let Some(name) = err.name() else {
+            return Diagnostic::error(message, Location::file("templates/"));
+        };
+        let path = format!("templates/{name}");
+        let Some(text) = self.sources.get(name) else {
+            return Diagnostic::error(message, Location::file(path));
+        };
+        let file = SourceFile {
+            path,
+            disk_path: Default::default(),
+            text: text.clone(),
+            yaml_line_offset: 0,
+        };
+        let pos = match (err.range(), err.line()) {
+            (Some(range), _) => pos_of(text, range.start, range.len()),
+            (None, Some(line)) => Pos {
+                line: line as u32,
+                col: 1,
+                len: 0,
+            },
+            _ => Pos::default(),
+        };
+        Diagnostic::error(message, Location::new(&file, pos))
+    }
+}
+
+fn pos_of(text: &str, offset: usize, len: usize) -> Pos {
+    let offset = text.floor_char_boundary(offset.min(text.len()));
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Pos {
+        line: before.matches('\n').count() as u32 + 1,
+        col: text[line_start..offset].chars().count() as u32 + 1,
+        len: len.max(1) as u32,
+    }
+}
+
+/// Files under `templates/<dir>`, as (path below it, bytes), sorted.
+fn walk(templates: &Path, dir: &str) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
+    let base = templates.join(dir);
+    if !base.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
+        let shown = |p: &Path| {
+            format!(
+                "templates/{dir}/{}",
+                p.strip_prefix(&base).unwrap_or(p).display()
+            )
+        };
+        let entry = entry.map_err(|e| {
+            Box::new(Diagnostic::error(
+                format!("cannot list templates: {e}"),
+                Location::file(format!("templates/{dir}")),
+            ))
+        })?;
+        let path = entry.path();
+        if entry.path_is_symlink() {
+            return Err(Box::new(
+                Diagnostic::error("symbolic link in templates", Location::file(shown(path)))
+                    .with_help("templates must be regular files inside the spec repo"),
+            ));
+        }
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let too_big = entry
+            .metadata()
+            .map(|m| m.len() > MAX_TEMPLATE_BYTES)
+            .unwrap_or(false);
+        if too_big {
+            return Err(Box::new(Diagnostic::error(
+                "template file is larger than 1 MiB",
+                Location::file(shown(path)),
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| {
+            Box::new(Diagnostic::error(
+                format!("cannot read template: {e}"),
+                Location::file(shown(path)),
+            ))
+        })?;
+        let rel = path
+            .strip_prefix(&base)
+            .expect("walkdir yields paths under its root")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        out.push((rel, bytes));
+    }
+    Ok(out)
+}
