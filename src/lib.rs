@@ -9,8 +9,8 @@
 //! ```text
 //! load      spec repo tree        -> Spec         spec::load
 //! validate  Spec                  -> Validated    spec::validate
-//! compose   Validated + plan/env  -> Resolved     (next)
-//! render    Resolved + templates  -> Desired      (next)
+//! compose   Validated + plan/env  -> Resolved     compose::compose
+//! render    Resolved + templates  -> Desired      render::render
 //! policy    Desired               -> Findings     (next)
 //! live      target repos (git)    -> Live         (next)
 //! diff      Desired + Live        -> ChangeSets   (next)
@@ -19,8 +19,9 @@
 //! ```
 //!
 //! Around the stages: [`config`] reads `druppie.toml`, [`registry`] makes
-//! the catalog of blocks and skills searchable, and [`cli`] is the only
-//! module that prints. Dry-run is the pipeline stopped after `diff`; only
+//! the catalog of blocks and skills searchable, [`template`] configures the
+//! template engine compose and render share, and [`cli`] is the only module
+//! that prints. Dry-run is the pipeline stopped after `diff`; only
 //! `apply` has side effects.
 
 pub mod cli;

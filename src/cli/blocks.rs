@@ -1,9 +1,9 @@
 //! `druppie blocks`: list or search the building block catalog.
 
-use super::output::{print_diagnostics, print_error, table, truncate};
-use super::{Context, exit};
+use super::output::{table, truncate};
+use super::{Context, exit, load_validated};
 use crate::registry::Registry;
-use crate::spec::{self, LoadOptions, Validated};
+use crate::spec::LoadOptions;
 
 /// List building blocks, or search them: ranked over id, name,
 /// description, capabilities and documentation; a block whose capability
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(catalog) = load_catalog(ctx) else {
+    let Some(catalog) = load_validated(ctx, &LoadOptions::catalog()) else {
         return exit::ERROR;
     };
     let registry = Registry::new(&catalog.spec);
@@ -50,30 +50,4 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         )
     );
     exit::OK
-}
-
-/// Loads and checks `bouwblokken/` and `skills/` only: the catalog can be
-/// browsed while a plan elsewhere is broken.
-pub(super) fn load_catalog(ctx: &Context) -> Option<Validated> {
-    let options = LoadOptions {
-        catalog_only: true,
-        ..LoadOptions::default()
-    };
-    let loaded = match spec::load(&ctx.spec_root, &options) {
-        Ok(s) => s,
-        Err(e) => {
-            print_error(&e, ctx.color_err);
-            return None;
-        }
-    };
-    match spec::validate(loaded) {
-        Ok(v) => {
-            print_diagnostics(&v.warnings, ctx.color_err);
-            Some(v)
-        }
-        Err(diags) => {
-            print_diagnostics(&diags, ctx.color_err);
-            None
-        }
-    }
 }

@@ -114,6 +114,31 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Loads and validates the spec, printing warnings, or every diagnostic
+/// when it is invalid.
+pub(crate) fn load_validated(
+    ctx: &Context,
+    options: &crate::spec::LoadOptions,
+) -> Option<crate::spec::Validated> {
+    let loaded = match crate::spec::load(&ctx.spec_root, options) {
+        Ok(s) => s,
+        Err(e) => {
+            output::print_error(&e, ctx.color_err);
+            return None;
+        }
+    };
+    match crate::spec::validate(loaded) {
+        Ok(v) => {
+            output::print_diagnostics(&v.warnings, ctx.color_err);
+            Some(v)
+        }
+        Err(diags) => {
+            output::print_diagnostics(&diags, ctx.color_err);
+            None
+        }
+    }
+}
+
 fn load_config(flag: Option<&Path>, env: &Env) -> Result<Config, Box<crate::spec::Diagnostic>> {
     match flag {
         Some(path) => Config::load(path),

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use super::output::{count, print_diagnostics, print_error};
-use super::{Context, exit};
+use super::output::{count, print_diagnostics};
+use super::{Context, exit, load_validated};
 use crate::compose::{self, ComposeOptions};
 use crate::render;
-use crate::spec::{self, LoadOptions};
+use crate::spec::LoadOptions;
 
 /// Render the desired content of every target repo into DIR, one
 /// directory per repo (`DIR/<repo>/...`). Nothing is written when any
@@ -25,19 +25,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let loaded = match spec::load(&ctx.spec_root, &LoadOptions::default()) {
-        Ok(s) => s,
-        Err(e) => {
-            print_error(&e, ctx.color_err);
-            return exit::ERROR;
-        }
-    };
-    let valid = match spec::validate(loaded) {
-        Ok(v) => v,
-        Err(diags) => {
-            print_diagnostics(&diags, ctx.color_err);
-            return exit::ERROR;
-        }
+    let Some(valid) = load_validated(ctx, &LoadOptions::default()) else {
+        return exit::ERROR;
     };
     let options = ComposeOptions {
         plan: args.plan.clone(),

@@ -72,6 +72,17 @@ pub struct LoadOptions {
     pub max_files: usize,
 }
 
+impl LoadOptions {
+    /// Only the catalog (`bouwblokken/`, `skills/`): the catalog can be
+    /// browsed while a plan elsewhere is broken.
+    pub fn catalog() -> Self {
+        LoadOptions {
+            catalog_only: true,
+            ..LoadOptions::default()
+        }
+    }
+}
+
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {

@@ -144,4 +144,14 @@ mod tests {
         );
         assert!(expand_pattern("{{ plan", look).is_err());
     }
+
+    #[test]
+    fn infra_paths() {
+        assert_eq!(path_problem("apps/dev"), None);
+        assert_eq!(path_problem("apps/dev/"), None);
+        assert!(path_problem("../x").is_some());
+        assert!(path_problem("/abs").is_some());
+        assert!(path_problem("a//b").is_some());
+        assert!(path_problem("a/.GIT/b").is_some());
+    }
 }

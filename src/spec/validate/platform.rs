@@ -92,18 +92,3 @@ fn check_policies(c: &mut Check) {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::spec::names::path_problem;
-
-    #[test]
-    fn infra_paths() {
-        assert_eq!(path_problem("apps/dev"), None);
-        assert_eq!(path_problem("apps/dev/"), None);
-        assert!(path_problem("../x").is_some());
-        assert!(path_problem("/abs").is_some());
-        assert!(path_problem("a//b").is_some());
-        assert!(path_problem("a/.GIT/b").is_some());
-    }
-}
