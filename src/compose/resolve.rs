@@ -7,7 +7,7 @@ use super::{BlockRef, ComponentInstance, Instance};
 use crate::spec::Spec;
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::model::{Block, InputValues, Plan, Stack};
-use crate::spec::names::expand_pattern;
+use crate::spec::names;
 use crate::spec::source::FileId;
 use crate::spec::validate::{check_value, wiring};
 use crate::template;
@@ -34,12 +34,8 @@ pub(super) fn instance(
         .expect("validated: the plan's stack exists");
     let order = wiring::component_order(stack, Some(plan)).expect("validated: no cycles");
     let plan_name = plan.name.value.as_str();
-    let namespace = expand_pattern(&settings.namespace.value, |v| match v {
-        "plan" => Some(plan_name),
-        "env" => Some(env),
-        _ => None,
-    })
-    .expect("validated: the namespace pattern uses known variables");
+    let namespace = names::namespace(&settings.namespace.value, plan_name, env)
+        .expect("validated: the namespace pattern uses known variables");
     let mut diags = Vec::new();
     let mut components: Vec<ComponentInstance> = Vec::with_capacity(order.len());
     let mut wired = Map::new();
@@ -52,12 +48,8 @@ pub(super) fn instance(
         let block = spec
             .block(&comp.block.value)
             .expect("validated: blocks exist");
-        let repo = expand_pattern(&platform.projects.naming.value, |v| match v {
-            "plan" => Some(plan_name),
-            "component" => Some(name.as_str()),
-            _ => None,
-        })
-        .expect("validated: the naming pattern uses known variables");
+        let repo = names::repo_name(&platform.projects.naming.value, plan_name, name)
+            .expect("validated: the naming pattern uses known variables");
         let block_ref = BlockRef {
             id: block.id().to_owned(),
             name: block.meta.name.value.clone(),

@@ -76,6 +76,30 @@ pub fn expand_pattern<'a>(
     Ok(out)
 }
 
+/// A project repo name from the platform's naming pattern.
+///
+/// # Errors
+/// The pattern uses a variable other than `plan` and `component`.
+pub fn repo_name(pattern: &str, plan: &str, component: &str) -> Result<String, String> {
+    expand_pattern(pattern, |v| match v {
+        "plan" => Some(plan),
+        "component" => Some(component),
+        _ => None,
+    })
+}
+
+/// A namespace from an environment's namespace pattern.
+///
+/// # Errors
+/// The pattern uses a variable other than `plan` and `env`.
+pub fn namespace(pattern: &str, plan: &str, env: &str) -> Result<String, String> {
+    expand_pattern(pattern, |v| match v {
+        "plan" => Some(plan),
+        "env" => Some(env),
+        _ => None,
+    })
+}
+
 /// Why a repo-relative directory path is unsafe, or `None`.
 pub fn path_problem(path: &str) -> Option<&'static str> {
     if path.is_empty() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::Check;
 use crate::spec::Kind;
 use crate::spec::model::{Block, InputValues, Plan, Stack};
-use crate::spec::names::{dns_label_problem, expand_pattern};
+use crate::spec::names::{dns_label_problem, namespace, repo_name};
 use crate::spec::source::FileId;
 use crate::spec::yaml::SpannedMap;
 
@@ -308,11 +308,11 @@ fn check_generated_names(c: &mut Check, plan: &Plan, stack: &Stack) {
         if dns_label_problem(&comp.value).is_some() {
             continue;
         }
-        let name = expand_pattern(&platform.projects.naming.value, |v| match v {
-            "plan" => Some(plan.name.value.as_str()),
-            "component" => Some(comp.value.as_str()),
-            _ => None,
-        });
+        let name = repo_name(
+            &platform.projects.naming.value,
+            &plan.name.value,
+            &comp.value,
+        );
         if let Ok(name) = name
             && let Some(p) = dns_label_problem(&name)
         {
@@ -327,11 +327,7 @@ fn check_generated_names(c: &mut Check, plan: &Plan, stack: &Stack) {
         if dns_label_problem(&env.value).is_some() {
             continue;
         }
-        let ns = expand_pattern(&settings.namespace.value, |v| match v {
-            "plan" => Some(plan.name.value.as_str()),
-            "env" => Some(env.value.as_str()),
-            _ => None,
-        });
+        let ns = namespace(&settings.namespace.value, &plan.name.value, &env.value);
         if let Ok(ns) = ns
             && let Some(p) = dns_label_problem(&ns)
         {
