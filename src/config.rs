@@ -178,7 +178,7 @@ impl Config {
         let mut config: Config = toml::from_str(&file.text).map_err(|e| {
             let pos = e
                 .span()
-                .map(|s| pos_of(&file.text, s.start, s.len()))
+                .map(|s| Pos::at_offset(&file.text, s.start, s.len()))
                 .unwrap_or_default();
             Box::new(Diagnostic::error(
                 format!("invalid druppie.toml: {}", e.message().trim()),
@@ -212,19 +212,6 @@ impl Config {
 }
 
 /// Line and column (1-based, in characters) of byte `offset` in `text`.
-fn pos_of(text: &str, offset: usize, len: usize) -> Pos {
-    let offset = text.floor_char_boundary(offset.min(text.len()));
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = text[line_start..offset].chars().count() + 1;
-    Pos {
-        line: line as u32,
-        col: col as u32,
-        len: len.max(1) as u32,
-    }
-}
-
 fn find_key(text: &str, key: &str) -> Pos {
     text.lines()
         .position(|l| l.trim_start().starts_with(key))

@@ -9,7 +9,7 @@ use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::model::{Block, InputValues, Plan, Stack};
 use crate::spec::names;
 use crate::spec::source::FileId;
-use crate::spec::validate::{check_value, wiring};
+use crate::spec::validate::{check_value, full_match, wiring};
 use crate::template;
 
 /// Where a merged value was written: its file and position.
@@ -66,14 +66,15 @@ pub(super) fn instance(
             "druppie": {"version": env!("CARGO_PKG_VERSION")},
         });
         let merged = merge(stack, plan, env, name, block);
+        let wiring_ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
         let mut inputs = Map::new();
         for (key, (value, origin)) in merged {
-            match resolve_value(engine, &value, &ctx) {
+            match resolve_value(engine, &value, &wiring_ctx) {
                 Ok(resolved) => {
                     if template::is_template_value(&value)
                         && let Some(decl) = block.meta.inputs.get(&key)
                     {
-                        let re = decl.pattern.as_ref().and_then(|p| regex::Regex::new(&format!("^(?:{})$", p.value)).ok());
+                        let re = decl.pattern.as_ref().and_then(|p| full_match(&p.value));
                         if let Err(why) = check_value(decl, &resolved, re.as_ref()) {
                             diags.push(located(spec, origin, format!("input `{key}` of component `{name}` in {plan_name}/{env} resolved to a value that {why}")));
                         }
@@ -92,13 +93,10 @@ pub(super) fn instance(
         for (key, value) in &inputs {
             ctx[key.as_str()] = value.clone();
         }
+        let output_ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
         let mut outputs = Map::new();
         for (out, expr) in block.meta.outputs.iter() {
-            match template::evaluate(
-                engine,
-                &expr.value,
-                &minijinja::Value::from(minijinja::value::Serde(&ctx)),
-            ) {
+            match template::evaluate(engine, &expr.value, &output_ctx) {
                 Ok(v) => {
                     outputs.insert(out.value.clone(), v);
                 }
@@ -196,14 +194,10 @@ fn merge(
 fn resolve_value(
     engine: &Environment<'_>,
     value: &Value,
-    ctx: &Value,
+    ctx: &minijinja::Value,
 ) -> Result<Value, minijinja::Error> {
     match value {
-        Value::String(s) if template::is_template(s) => template::evaluate(
-            engine,
-            s,
-            &minijinja::Value::from(minijinja::value::Serde(ctx)),
-        ),
+        Value::String(s) if template::is_template(s) => template::evaluate(engine, s, ctx),
         Value::Array(items) => items
             .iter()
             .map(|v| resolve_value(engine, v, ctx))

@@ -72,6 +72,10 @@ pub fn render(v: &Validated, resolved: &Resolved) -> Result<Desired, Diagnostics
     let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
     let mut diags = Diagnostics::default();
     let mut desired = Desired::default();
+    let partials = match TemplateSet::partials(&spec.root) {
+        Ok(p) => p,
+        Err(d) => return Err(Diagnostics(vec![*d])),
+    };
     let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
     for instance in &resolved.instances {
         first_env.entry(&instance.plan).or_insert(&instance.env);
@@ -80,7 +84,7 @@ pub fn render(v: &Validated, resolved: &Resolved) -> Result<Desired, Diagnostics
         for component in &instance.components {
             let block = &component.block.id;
             if !sets.contains_key(block) {
-                match TemplateSet::load(&spec.root, block) {
+                match TemplateSet::load(&spec.root, block, &partials) {
                     Ok(set) => {
                         sets.insert(block.clone(), set);
                     }

@@ -31,6 +31,9 @@ impl Part {
     }
 }
 
+/// The files of `templates/_partials/`: (path below it, bytes).
+pub type Partials = Vec<(String, Vec<u8>)>;
+
 /// One file of a template tree.
 struct Entry {
     /// Path below `templates/<block>/<part>/`, as written (may hold `{{ }}`).
@@ -51,12 +54,20 @@ pub struct TemplateSet {
 }
 
 impl TemplateSet {
-    /// Reads `templates/<block>/{project,infra}/**` and `templates/_partials/**`.
+    /// Reads `templates/_partials/**`, shared by every block's set.
+    ///
+    /// # Errors
+    /// As for [`TemplateSet::load`].
+    pub fn partials(root: &Path) -> Result<Partials, Box<Diagnostic>> {
+        walk(&root.join("templates"), "_partials")
+    }
+
+    /// Reads `templates/<block>/{project,infra}/**` and adds `partials`.
     ///
     /// # Errors
     /// An unreadable or oversized file, a symbolic link, non-UTF-8 template
     /// text, or a template syntax error.
-    pub fn load(root: &Path, block: &str) -> Result<Self, Box<Diagnostic>> {
+    pub fn load(root: &Path, block: &str, partials: &Partials) -> Result<Self, Box<Diagnostic>> {
         let mut set = TemplateSet {
             env: template::environment(),
             project: Vec::new(),
@@ -64,8 +75,8 @@ impl TemplateSet {
             sources: BTreeMap::new(),
         };
         let templates = root.join("templates");
-        for (rel, bytes) in walk(&templates, "_partials")? {
-            set.add_source(format!("_partials/{rel}"), bytes)?;
+        for (rel, bytes) in partials {
+            set.add_source(format!("_partials/{rel}"), bytes.clone())?;
         }
         for part in [Part::Project, Part::Infra] {
             let base = format!("{block}/{}", part.dir());
@@ -208,7 +219,7 @@ impl TemplateSet {
             yaml_line_offset: 0,
         };
         let pos = match (err.range(), err.line()) {
-            (Some(range), _) => pos_of(text, range.start, range.len()),
+            (Some(range), _) => Pos::at_offset(text, range.start, range.len()),
             (None, Some(line)) => Pos {
                 line: line as u32,
                 col: 1,
@@ -217,17 +228,6 @@ impl TemplateSet {
             _ => Pos::default(),
         };
         Diagnostic::error(message, Location::new(&file, pos))
-    }
-}
-
-fn pos_of(text: &str, offset: usize, len: usize) -> Pos {
-    let offset = text.floor_char_boundary(offset.min(text.len()));
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Pos {
-        line: before.matches('\n').count() as u32 + 1,
-        col: text[line_start..offset].chars().count() as u32 + 1,
-        len: len.max(1) as u32,
     }
 }
 

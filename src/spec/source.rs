@@ -26,6 +26,21 @@ pub struct Pos {
     pub len: u32,
 }
 
+impl Pos {
+    /// The position of byte `offset` in `text` (1-based line, column in
+    /// characters), pointing at `len` bytes (at least one caret).
+    pub fn at_offset(text: &str, offset: usize, len: usize) -> Pos {
+        let offset = text.floor_char_boundary(offset.min(text.len()));
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Pos {
+            line: before.matches('\n').count() as u32 + 1,
+            col: text[line_start..offset].chars().count() as u32 + 1,
+            len: len.max(1) as u32,
+        }
+    }
+}
+
 impl SourceFile {
     /// Converts a YAML parser location (relative to the YAML part) into a
     /// position in this file.

@@ -19,7 +19,7 @@ use super::source::FileId;
 use super::suggest;
 use super::yaml::Spanned;
 
-pub use values::check_value;
+pub use values::{check_value, full_match};
 
 /// A spec that passed validation: every reference resolves, every input
 /// value fits its declaration, and the wiring has no cycles.
@@ -142,7 +142,7 @@ impl<'a> Check<'a> {
     pub fn regex(&mut self, pattern: &str) -> Option<&regex::Regex> {
         self.regexes
             .entry(pattern.to_owned())
-            .or_insert_with(|| regex::Regex::new(&format!("^(?:{pattern})$")).ok())
+            .or_insert_with(|| values::full_match(pattern))
             .as_ref()
     }
 

@@ -7,7 +7,13 @@ use crate::spec::model::{InputDecl, InputType};
 /// Whether `value` holds a template expression: it is resolved during
 /// compose and checked then, not here.
 pub fn is_template(value: &Value) -> bool {
-    matches!(value, Value::String(s) if s.contains("{{") || s.contains("{%"))
+    matches!(value, Value::String(s) if crate::template::is_template(s))
+}
+
+/// The compiled form of an input's `pattern`, which the whole value must
+/// match; `None` when it does not compile.
+pub fn full_match(pattern: &str) -> Option<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).ok()
 }
 
 /// Checks `value` against `decl`'s type and constraints. `pattern` is the
