@@ -27,6 +27,11 @@
 pub mod cli;
 pub mod compose;
 pub mod config;
+pub mod diff;
+pub mod git;
+pub mod live;
+pub mod lock;
+pub mod policy;
 pub mod registry;
 pub mod render;
 pub mod spec;

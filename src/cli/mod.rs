@@ -2,6 +2,7 @@
 //! only part of the library that prints.
 
 mod blocks;
+mod diff;
 mod output;
 mod render;
 mod skills;
@@ -53,6 +54,7 @@ pub enum Command {
     Blocks(blocks::Args),
     Skills(skills::Args),
     Render(render::Args),
+    Diff(diff::Args),
 }
 
 /// Facts about the process that `main` reads and the library does not.
@@ -110,6 +112,7 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Blocks(args) => blocks::run(&ctx, &args),
         Command::Skills(args) => skills::run(&ctx, &args),
         Command::Render(args) => render::run(&ctx, &args),
+        Command::Diff(args) => diff::run(&ctx, &args),
     };
     ExitCode::from(code)
 }
@@ -132,6 +135,43 @@ pub(crate) fn load_validated(
             output::print_diagnostics(&v.warnings, ctx.color_err);
             Some(v)
         }
+        Err(diags) => {
+            output::print_diagnostics(&diags, ctx.color_err);
+            None
+        }
+    }
+}
+
+/// The spec, validated, composed and rendered.
+pub(crate) struct Rendered {
+    pub valid: crate::spec::Validated,
+    pub resolved: crate::compose::Resolved,
+    pub desired: crate::render::Desired,
+}
+
+/// Loads, validates, composes and renders the selected plans and
+/// environments, printing every diagnostic; `None` when any stage failed.
+/// Locks record the spec checkout's commit when it is a git repository.
+pub(crate) fn render_spec(
+    ctx: &Context,
+    plan: Option<&str>,
+    env: Option<&str>,
+) -> Option<Rendered> {
+    let valid = load_validated(ctx, &crate::spec::LoadOptions::default())?;
+    let options = crate::compose::ComposeOptions {
+        plan: plan.map(str::to_owned),
+        env: env.map(str::to_owned),
+    };
+    let commit = crate::git::head_commit(&ctx.spec_root).map(|c| c.to_string());
+    let result = crate::compose::compose(&valid, &options).and_then(|resolved| {
+        crate::render::render(&valid, &resolved, commit.as_deref()).map(|d| (resolved, d))
+    });
+    match result {
+        Ok((resolved, desired)) => Some(Rendered {
+            valid,
+            resolved,
+            desired,
+        }),
         Err(diags) => {
             output::print_diagnostics(&diags, ctx.color_err);
             None

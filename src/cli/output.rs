@@ -12,6 +12,13 @@ pub fn print_diagnostics(diags: &Diagnostics, color: bool) {
     }
 }
 
+/// Writes to stdout; a closed pipe (`druppie diff | head`) ends output
+/// quietly instead of failing.
+pub fn print_out(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// Prints an error and the chain of its causes to stderr.
 pub fn print_error(err: &dyn Error, color: bool) {
     let word = if color {

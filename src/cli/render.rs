@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::output::{count, print_diagnostics};
-use super::{Context, exit, load_validated};
-use crate::compose::{self, ComposeOptions};
+use super::output::count;
+use super::{Context, Rendered, exit, render_spec};
 use crate::render;
-use crate::spec::LoadOptions;
 
 /// Render the desired content of every target repo into DIR, one
 /// directory per repo (`DIR/<repo>/...`). Nothing is written when any
@@ -25,20 +23,10 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(valid) = load_validated(ctx, &LoadOptions::default()) else {
+    let Some(Rendered { desired, .. }) =
+        render_spec(ctx, args.plan.as_deref(), args.env.as_deref())
+    else {
         return exit::ERROR;
-    };
-    let options = ComposeOptions {
-        plan: args.plan.clone(),
-        env: args.env.clone(),
-    };
-    let desired = match compose::compose(&valid, &options).and_then(|r| render::render(&valid, &r))
-    {
-        Ok(d) => d,
-        Err(diags) => {
-            print_diagnostics(&diags, ctx.color_err);
-            return exit::ERROR;
-        }
     };
     if let Err(d) = render::write_out(&desired, &args.out) {
         eprint!("{}", d.render(ctx.color_err));

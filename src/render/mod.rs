@@ -8,6 +8,10 @@
 //! `<env path>/<plan>/kustomization.yaml` (listing the namespace and every
 //! component directory) and `namespace.yaml`.
 //!
+//! Every location (a project repo's root; a plan's directory in one
+//! environment of the infra repo) gets a [`Lock`] recording what was
+//! rendered there, written beside the files as `.druppie-lock.yaml`.
+//!
 //! A block's templates may include and import only its own files and
 //! `templates/_partials/`: each block renders in an environment that holds
 //! nothing else. Project repos do not vary by environment: they render
@@ -22,9 +26,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::compose::{Instance, Resolved};
+use crate::git::blob_id;
+use crate::lock::{LOCK_FILE, Lock, LockedComponent, LockedFile};
 use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::model::Platform;
+use crate::spec::model::{OwnershipMode, Platform};
 use crate::spec::validate::Validated;
 
 pub use tree::{MAX_OUTPUT_BYTES, TemplateSet};
@@ -46,9 +52,55 @@ pub struct Target {
     /// The environment, for the infra repo.
     pub env: Option<String>,
     pub plans: Vec<String>,
-    /// Path in the repo -> bytes.
+    /// Path in the repo -> file, lock files included.
     #[serde(skip)]
-    pub files: BTreeMap<String, Vec<u8>>,
+    pub files: BTreeMap<String, File>,
+    /// Location (directory in the repo; empty: the root) -> its lock.
+    #[serde(skip)]
+    pub locks: BTreeMap<String, Lock>,
+}
+
+/// One rendered file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub bytes: Vec<u8>,
+    pub mode: OwnershipMode,
+}
+
+impl Target {
+    /// The files of one location, as (path relative to it, file).
+    pub fn files_in<'t>(&'t self, dir: &'t str) -> impl Iterator<Item = (&'t str, &'t File)> + 't {
+        let start = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let len = start.len();
+        self.files
+            .range(start.clone()..)
+            .take_while(move |(p, _)| p.starts_with(&start))
+            .map(move |(p, f)| (&p[len..], f))
+    }
+}
+
+impl Target {
+    /// The plan whose location holds `path`.
+    pub fn plan_of(&self, path: &str) -> Option<&str> {
+        self.locks
+            .iter()
+            .filter(|(dir, _)| dir.is_empty() || path.starts_with(&format!("{dir}/")))
+            .max_by_key(|(dir, _)| dir.len())
+            .map(|(_, lock)| lock.plan.as_str())
+    }
+}
+
+/// `dir/name`, or `name` at the root.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 /// Every target, keyed by (repo, environment).
@@ -57,13 +109,18 @@ pub struct Desired {
     pub targets: BTreeMap<(String, Option<String>), Target>,
 }
 
-/// Renders every instance.
+/// Renders every instance. `spec_commit` (the spec checkout's commit,
+/// when known) is recorded in every lock.
 ///
 /// # Errors
 /// Located diagnostics: template syntax errors, undefined variables, a
 /// template out of fuel, an include outside the allowed roots, an unsafe or
 /// clashing output path, an oversized output.
-pub fn render(v: &Validated, resolved: &Resolved) -> Result<Desired, Diagnostics> {
+pub fn render(
+    v: &Validated,
+    resolved: &Resolved,
+    spec_commit: Option<&str>,
+) -> Result<Desired, Diagnostics> {
     let spec = &v.spec;
     let platform = spec
         .platform
@@ -84,7 +141,8 @@ pub fn render(v: &Validated, resolved: &Resolved) -> Result<Desired, Diagnostics
         for component in &instance.components {
             let block = &component.block.id;
             if !sets.contains_key(block) {
-                match TemplateSet::load(&spec.root, block, &partials) {
+                let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
+                match TemplateSet::load(&spec.root, block, ownership, &partials) {
                     Ok(set) => {
                         sets.insert(block.clone(), set);
                     }
@@ -137,7 +195,65 @@ pub fn render(v: &Validated, resolved: &Resolved) -> Result<Desired, Diagnostics
         diags.sort();
         return Err(diags);
     }
+    for instance in &resolved.instances {
+        add_locks(&mut desired, platform, instance, &first_env, spec_commit);
+    }
     Ok(desired)
+}
+
+/// The locks of an instance's locations: its plan directory in the infra
+/// repo and, for the plan's first environment, each project repo's root.
+fn add_locks(
+    desired: &mut Desired,
+    platform: &Platform,
+    instance: &Instance,
+    first_env: &BTreeMap<&str, &str>,
+    spec_commit: Option<&str>,
+) {
+    let locked = |c: &crate::compose::ComponentInstance| LockedComponent {
+        name: c.name.clone(),
+        block: c.block.id.clone(),
+        version: c.block.version.clone(),
+    };
+    let infra_key = (platform.infra.repo.clone(), Some(instance.env.clone()));
+    let mut lock = Lock::new(&instance.plan, Some(&instance.env), spec_commit);
+    lock.components = instance.components.iter().map(locked).collect();
+    let dir = format!("{}/{}", instance.infra_path, instance.plan);
+    if let Some(target) = desired.targets.get_mut(&infra_key) {
+        seal(target, &dir, lock);
+    }
+    if first_env.get(instance.plan.as_str()) != Some(&instance.env.as_str()) {
+        return;
+    }
+    for component in &instance.components {
+        if let Some(target) = desired.targets.get_mut(&(component.repo.clone(), None)) {
+            let mut lock = Lock::new(&instance.plan, None, spec_commit);
+            lock.components.push(locked(component));
+            seal(target, "", lock);
+        }
+    }
+}
+
+/// Records the blob id and mode of every file under `dir` in `lock`, and
+/// adds the lock to the target.
+fn seal(target: &mut Target, dir: &str, mut lock: Lock) {
+    for (rel, file) in target.files_in(dir) {
+        lock.files.insert(
+            rel.to_owned(),
+            LockedFile {
+                blob: blob_id(&file.bytes).to_string(),
+                ownership: file.mode,
+            },
+        );
+    }
+    target.files.insert(
+        join(dir, LOCK_FILE),
+        File {
+            bytes: lock.to_yaml().into_bytes(),
+            mode: OwnershipMode::Managed,
+        },
+    );
+    target.locks.insert(dir.to_owned(), lock);
 }
 
 fn target<'d>(
@@ -156,6 +272,7 @@ fn target<'d>(
             env: env.map(str::to_owned),
             plans: Vec::new(),
             files: BTreeMap::new(),
+            locks: BTreeMap::new(),
         });
     if !t.plans.iter().any(|p| p == plan) {
         t.plans.push(plan.to_owned());
@@ -199,13 +316,16 @@ fn plan_files(
         Some(&instance.env),
         &instance.plan,
     );
-    infra.files.insert(
-        format!("{dir}/kustomization.yaml"),
-        kustomization.into_bytes(),
-    );
-    infra
-        .files
-        .insert(format!("{dir}/namespace.yaml"), namespace.into_bytes());
+    for (name, text) in [
+        ("kustomization.yaml", kustomization),
+        ("namespace.yaml", namespace),
+    ] {
+        let file = File {
+            bytes: text.into_bytes(),
+            mode: OwnershipMode::Managed,
+        };
+        infra.files.insert(format!("{dir}/{name}"), file);
+    }
 }
 
 /// Writes every target under `out/<repo>/`, all or nothing: the trees are
@@ -234,12 +354,12 @@ pub fn write_out(desired: &Desired, out: &Path) -> Result<(), Box<Diagnostic>> {
     let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
     let written = (|| -> std::io::Result<()> {
         for target in desired.targets.values() {
-            for (path, bytes) in &target.files {
+            for (path, file) in &target.files {
                 let full = staging.join(&target.repo).join(path);
                 if let Some(parent) = full.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                std::fs::write(full, bytes)?;
+                std::fs::write(full, &file.bytes)?;
             }
         }
         if out.exists() {

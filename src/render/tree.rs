@@ -5,8 +5,12 @@ use std::path::Path;
 
 use minijinja::Environment;
 
+use super::File;
+use crate::lock::LOCK_FILE;
 use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
+use crate::spec::glob::ownership_of;
+use crate::spec::model::{Ownership, OwnershipMode};
 use crate::spec::names::path_problem;
 use crate::spec::source::{Pos, SourceFile};
 use crate::template;
@@ -42,6 +46,7 @@ struct Entry {
     template: Option<String>,
     /// Bytes of a file copied as is.
     raw: Vec<u8>,
+    mode: OwnershipMode,
 }
 
 /// The templates of one block, in an environment that holds only them and
@@ -62,12 +67,18 @@ impl TemplateSet {
         walk(&root.join("templates"), "_partials")
     }
 
-    /// Reads `templates/<block>/{project,infra}/**` and adds `partials`.
+    /// Reads `templates/<block>/{project,infra}/**` and adds `partials`;
+    /// each file gets its mode from the block's `ownership`.
     ///
     /// # Errors
     /// An unreadable or oversized file, a symbolic link, non-UTF-8 template
     /// text, or a template syntax error.
-    pub fn load(root: &Path, block: &str, partials: &Partials) -> Result<Self, Box<Diagnostic>> {
+    pub fn load(
+        root: &Path,
+        block: &str,
+        ownership: Option<&Ownership>,
+        partials: &Partials,
+    ) -> Result<Self, Box<Diagnostic>> {
         let mut set = TemplateSet {
             env: template::environment(),
             project: Vec::new(),
@@ -81,6 +92,7 @@ impl TemplateSet {
         for part in [Part::Project, Part::Infra] {
             let base = format!("{block}/{}", part.dir());
             for (rel, bytes) in walk(&templates, &base)? {
+                let mode = ownership_of(ownership, &format!("{}/{rel}", part.dir()));
                 let entry = if let Some(stripped) = rel.strip_suffix(".j2") {
                     let name = format!("{base}/{rel}");
                     set.add_source(name.clone(), bytes)?;
@@ -88,12 +100,14 @@ impl TemplateSet {
                         rel: stripped.to_owned(),
                         template: Some(name),
                         raw: Vec::new(),
+                        mode,
                     }
                 } else {
                     Entry {
                         rel,
                         template: None,
                         raw: bytes,
+                        mode,
                     }
                 };
                 match part {
@@ -129,7 +143,7 @@ impl TemplateSet {
         part: Part,
         ctx: &minijinja::Value,
         prefix: &str,
-        files: &mut BTreeMap<String, Vec<u8>>,
+        files: &mut BTreeMap<String, File>,
         diags: &mut Diagnostics,
     ) {
         let entries = match part {
@@ -161,8 +175,10 @@ impl TemplateSet {
             } else {
                 format!("{prefix}/{rel}")
             };
-            if let Some(why) =
-                path_problem(&path).or_else(|| path.ends_with('/').then_some("ends with `/`"))
+            let lock = path.rsplit('/').next() == Some(LOCK_FILE);
+            if let Some(why) = path_problem(&path)
+                .or_else(|| path.ends_with('/').then_some("ends with `/`"))
+                .or_else(|| lock.then_some("is the lock file druppie writes itself"))
             {
                 diags.push(Diagnostic::error(
                     format!("output path `{path}` {why}"),
@@ -193,7 +209,11 @@ impl TemplateSet {
                 ));
                 continue;
             }
-            if files.insert(path.clone(), bytes).is_some() {
+            let file = File {
+                bytes,
+                mode: entry.mode,
+            };
+            if files.insert(path.clone(), file).is_some() {
                 diags.push(Diagnostic::error(
                     format!("two templates write `{path}`"),
                     Location::file(format!("templates/{source_name}")),

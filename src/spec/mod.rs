@@ -3,6 +3,7 @@
 
 pub mod diag;
 pub mod frontmatter;
+pub mod glob;
 pub mod load;
 pub mod model;
 pub mod names;

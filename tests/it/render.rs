@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::support::{Fixture, druppie, repo_root};
+use crate::support::Fixture;
 
 /// Every file under `dir`: relative path -> content.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -35,10 +35,8 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn render_example(out: &Path) -> crate::support::Run {
-    druppie(
-        &repo_root(),
-        &["render", "--out", out.to_str().expect("utf-8")],
-    )
+    let example = Fixture::example();
+    example.run(&["render", "--out", out.to_str().expect("utf-8")])
 }
 
 #[test]

@@ -133,6 +133,22 @@ impl Fixture {
             .with("spec/plans/permits.yaml", PLAN)
     }
 
+    /// A copy of this repository's example spec content (blocks, skills,
+    /// templates, spec, infra-example), outside any git repository.
+    pub fn example() -> Self {
+        let f = Fixture::empty();
+        for dir in [
+            "bouwblokken",
+            "skills",
+            "templates",
+            "spec",
+            "infra-example",
+        ] {
+            copy_dir(&repo_root().join(dir), &f.path().join(dir));
+        }
+        f
+    }
+
     /// Writes (or overwrites) a file.
     pub fn with(self, path: &str, content: impl AsRef<[u8]>) -> Self {
         let full = self.dir.path().join(path);
@@ -185,4 +201,18 @@ pub fn druppie(cwd: &Path, args: &[&str]) -> Run {
 /// The root of this repository (the example spec repo).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
 }

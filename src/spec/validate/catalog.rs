@@ -66,6 +66,16 @@ fn check_block(c: &mut Check, block: &Block) {
             c.error(f, cap, "capability is empty");
         }
     }
+    for (glob, _) in m.ownership.iter().flat_map(|o| o.paths.iter()) {
+        if !(glob.value.starts_with("project/") || glob.value.starts_with("infra/")) {
+            c.error(
+                f,
+                glob,
+                format!("ownership path `{}` names no template part", glob.value),
+            )
+            .help("paths are relative to templates/<id>/: start them with `project/` or `infra/`");
+        }
+    }
     for (name, decl) in m.inputs.iter() {
         if RESERVED.contains(&name.value.as_str()) {
             c.error(

@@ -1,0 +1,129 @@
+//! `druppie diff`: what would change in every target repo, from a local
+//! checkout, with no cluster, forge or network.
+
+use std::path::PathBuf;
+
+use super::output::print_out;
+use super::{Context, Rendered, exit, render_spec};
+use crate::diff::report::{self, Mask, Summary};
+use crate::diff::{self, Scope};
+use crate::live::Sources;
+use crate::policy;
+
+/// Show what would change in the project repos and the infra repo:
+/// creates, modifications, deletions (prunes), drift and conflicts, then
+/// policy findings. Exit code: 0 nothing to change, 2 changes pending,
+/// 1 errors (invalid spec, render or policy errors, unreadable repos).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this plan
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Only this environment
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Print a JSON report (changes, findings, summary, execution plan)
+    #[arg(long)]
+    pub json: bool,
+    /// The infra repo: a work tree, bare repo or plain directory
+    /// [default: `[repos] infra`, else `<DIR>/<infra>` under the repos
+    /// directory, else `infra-example/` in the spec checkout]
+    #[arg(long, value_name = "PATH")]
+    pub infra: Option<PathBuf>,
+    /// A directory holding one repo per target, as `<name>` or `<name>.git`
+    /// [default: `[repos] dir`; without one, project repos do not exist yet]
+    #[arg(long, value_name = "DIR")]
+    pub repos: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> u8 {
+    let Some(Rendered {
+        valid,
+        resolved,
+        desired,
+    }) = render_spec(ctx, args.plan.as_deref(), args.env.as_deref())
+    else {
+        return exit::ERROR;
+    };
+    let platform = valid
+        .spec
+        .platform
+        .as_ref()
+        .expect("validated: a rendered plan implies a platform");
+    let findings = policy::check(&valid, &desired);
+    let sources = sources(ctx, args);
+    let scope = Scope {
+        plan: args.plan.clone(),
+        env: args.env.clone(),
+    };
+    let changes = diff::diff(&desired, findings, platform, &sources, &scope);
+    let mask = Mask::new(resolved.instances.iter().flat_map(|i| {
+        i.components.iter().flat_map(|c| {
+            c.secret_inputs
+                .iter()
+                .filter_map(|name| match c.inputs.get(name)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Null => None,
+                    other => Some(other.to_string()),
+                })
+        })
+    }));
+    for e in &changes.errors {
+        super::output::print_error(e, ctx.color_err);
+    }
+    let summary = Summary::of(&changes);
+    if args.json {
+        let plans: Vec<&crate::spec::model::Plan> = valid
+            .spec
+            .plans
+            .iter()
+            .filter(|p| args.plan.as_deref().is_none_or(|n| p.name.value == n))
+            .collect();
+        let intent = match plans.as_slice() {
+            [one] => one
+                .intent
+                .clone()
+                .unwrap_or_else(|| format!("bring plan {} in line with the spec", one.name.value)),
+            many => format!(
+                "bring {} plans in line with the spec: {}",
+                many.len(),
+                many.iter()
+                    .map(|p| p.name.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let report = report::json(&changes, &mask, intent, &platform.infra.branch);
+        let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+        print_out(&format!("{json}\n"));
+    } else {
+        let text = report::text(&changes, &mask, ctx.color_out);
+        print_out(&format!("{text}{}\n", summary.line()));
+    }
+    if summary.errors > 0 {
+        exit::ERROR
+    } else if summary.changes() > 0 {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}
+
+/// Where the live repos are: flags, then `[repos]` in the config, then
+/// the spec checkout's `infra-example/` for the infra repo.
+fn sources(ctx: &Context, args: &Args) -> Sources {
+    let repos_cfg = &ctx.config.repos;
+    let repos = args
+        .repos
+        .clone()
+        .or_else(|| repos_cfg.dir.as_ref().map(|d| ctx.config.resolve(d)));
+    let infra = args
+        .infra
+        .clone()
+        .or_else(|| repos_cfg.infra.as_ref().map(|p| ctx.config.resolve(p)))
+        .or_else(|| {
+            let example = ctx.spec_root.join("infra-example");
+            (repos.is_none() && example.is_dir()).then_some(example)
+        });
+    Sources { infra, repos }
+}

@@ -1,0 +1,424 @@
+//! `diff`: [`Desired`] + live repos -> [`ChangeSets`].
+//!
+//! Per target (a project repo, or one environment of the infra repo) and
+//! per location in it (a project repo's root; a plan's directory in the
+//! infra repo), every file is classified from three blob ids: the new
+//! render, the live file, and the blob the location's lock records (see
+//! [`classify`]). Content is read only for files that change. A seeded
+//! file changed on both sides is merged three-way (base: the locked blob
+//! from the repo's history); a clash is a conflict carrying the merged text
+//! with markers. Files the lock does not list are never touched, and a
+//! locked file no longer rendered is deleted only if unmodified.
+//!
+//! Without a plan filter, plan directories in the infra repo whose plan is
+//! gone from the spec are pruned the same way.
+
+mod classify;
+pub mod report;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use classify::{Decision, classify};
+
+use crate::git::{ObjectId, merge3};
+use crate::live::{self, LiveRepo, Sources};
+use crate::lock::{LOCK_FILE, Lock};
+use crate::policy::Finding;
+use crate::render::{Desired, RepoKind, Target, join};
+use crate::spec::model::{Platform, Trust};
+
+/// What a change set does to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Modify,
+    Delete,
+    /// Both sides changed; the new content carries conflict markers (or
+    /// is the render, when there is nothing to merge with).
+    Conflict,
+    /// A managed file a person changed; the new content restores it.
+    Drift,
+}
+
+/// One file's change. `old` is the live content, `new` what the change set
+/// writes (`None`: delete).
+#[derive(Debug, Clone)]
+pub struct FileChange {
+    pub path: String,
+    pub action: Action,
+    pub old: Option<Vec<u8>>,
+    pub new: Option<Vec<u8>>,
+    /// Why, for conflicts, drift and merges.
+    pub reason: Option<String>,
+}
+
+/// Something left alone that a person should know about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    pub path: String,
+    pub message: String,
+}
+
+/// What would change in one target.
+#[derive(Debug, Clone)]
+pub struct ChangeSet {
+    pub repo: String,
+    pub kind: RepoKind,
+    pub env: Option<String>,
+    pub trust: Option<Trust>,
+    pub plans: Vec<String>,
+    /// Whether the repo exists (a project repo may not yet).
+    pub exists: bool,
+    /// The commit of the default branch the changes apply to.
+    pub base: Option<String>,
+    /// How the live repo was read.
+    pub source: String,
+    pub files: Vec<FileChange>,
+    pub notes: Vec<Note>,
+    /// Policy findings on this target's rendered files.
+    pub findings: Vec<Finding>,
+}
+
+impl ChangeSet {
+    pub fn count(&self, action: Action) -> usize {
+        self.files.iter().filter(|f| f.action == action).count()
+    }
+}
+
+/// Every change set, and the repos that could not be read.
+#[derive(Debug, Default)]
+pub struct ChangeSets {
+    pub sets: Vec<ChangeSet>,
+    pub errors: Vec<live::Error>,
+}
+
+/// Which plans and environments the desired state covers: without a plan
+/// filter, plan directories of removed plans are pruned too.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub plan: Option<String>,
+    pub env: Option<String>,
+}
+
+/// Compares the desired state with the live repos. `findings` are handed
+/// to the change set of the target they were found in.
+pub fn diff(
+    desired: &Desired,
+    findings: Vec<Finding>,
+    platform: &Platform,
+    sources: &Sources,
+    scope: &Scope,
+) -> ChangeSets {
+    let mut out = ChangeSets::default();
+    let infra_name = platform.infra.repo.as_str();
+    let mut repos: BTreeMap<String, Option<LiveRepo>> = BTreeMap::new();
+    // Every environment in scope gets an infra change set, so a removed
+    // plan's directory is pruned even when no plan renders there any more.
+    let mut keys: Vec<(String, Option<String>)> = desired.targets.keys().cloned().collect();
+    for env in platform.environments.keys() {
+        let key = (infra_name.to_owned(), Some(env.to_owned()));
+        if scope.env.as_deref().is_none_or(|e| e == env) && !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.sort();
+    for key in keys {
+        let target = desired.targets.get(&key);
+        let (name, env) = key;
+        let kind = if env.is_some() {
+            RepoKind::Infra
+        } else {
+            RepoKind::Project
+        };
+        let branch = match kind {
+            RepoKind::Infra => &platform.infra.branch,
+            RepoKind::Project => &platform.projects.branch,
+        };
+        let repo = repos.entry(name.clone()).or_insert_with(|| {
+            let path = sources.locate(&name, infra_name);
+            LiveRepo::open(&name, path.as_deref(), branch)
+                .map_err(|e| out.errors.push(e))
+                .ok()
+        });
+        let Some(repo) = repo else {
+            continue;
+        };
+        let settings = env.as_deref().and_then(|e| platform.environments.get(e));
+        let mut cs = ChangeSet {
+            repo: name.clone(),
+            kind,
+            env: env.clone(),
+            trust: settings.map(|s| s.trust),
+            plans: target.map(|t| t.plans.clone()).unwrap_or_default(),
+            exists: repo.exists(),
+            base: repo.base.map(|b| b.to_string()),
+            source: live::describe(repo),
+            files: Vec::new(),
+            notes: Vec::new(),
+            findings: Vec::new(),
+        };
+        let scope_dir = settings.map_or(String::new(), |s| {
+            s.path.value.trim_end_matches('/').to_owned()
+        });
+        if let Err(e) = diff_target(&mut cs, repo, target, &scope_dir, scope.plan.is_none()) {
+            out.errors.push(e);
+            continue;
+        }
+        out.sets.push(cs);
+    }
+    for finding in findings {
+        let home = out
+            .sets
+            .iter_mut()
+            .find(|cs| cs.repo == finding.repo && cs.env == finding.env);
+        match home {
+            Some(cs) => cs.findings.push(finding),
+            None => {
+                if let Some(cs) = out.sets.first_mut() {
+                    cs.findings.push(finding);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Diffs every location of one target. `scope_dir` is where its locations
+/// live (an environment's infra path; empty for a project repo).
+fn diff_target(
+    cs: &mut ChangeSet,
+    repo: &LiveRepo,
+    target: Option<&Target>,
+    scope_dir: &str,
+    prune_removed: bool,
+) -> Result<(), live::Error> {
+    let live: BTreeMap<String, ObjectId> = repo
+        .files_under(scope_dir)?
+        .into_iter()
+        .map(|(rel, id)| (join(scope_dir, &rel), id))
+        .collect();
+    let mut dirs: Vec<String> = target
+        .map(|t| t.locks.keys().cloned().collect())
+        .unwrap_or_default();
+    if prune_removed && cs.kind == RepoKind::Infra {
+        // Locks one level below the environment's path: plan directories.
+        for path in live.keys() {
+            let Some(dir) = path.strip_suffix(&format!("/{LOCK_FILE}")) else {
+                continue;
+            };
+            let plan_dir = dir
+                .strip_prefix(scope_dir)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|r| !r.is_empty() && !r.contains('/'));
+            if plan_dir && !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_owned());
+            }
+        }
+    }
+    for dir in dirs {
+        diff_location(cs, repo, &live, target, &dir)?;
+    }
+    Ok(())
+}
+
+/// The live files of one location: path relative to it -> blob id.
+fn live_in<'l>(
+    live: &'l BTreeMap<String, ObjectId>,
+    dir: &str,
+) -> impl Iterator<Item = (&'l str, ObjectId)> + 'l {
+    let start = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let len = start.len();
+    live.range(start.clone()..)
+        .take_while(move |(p, _)| p.starts_with(&start))
+        .map(move |(p, id)| (&p[len..], *id))
+}
+
+fn diff_location(
+    cs: &mut ChangeSet,
+    repo: &LiveRepo,
+    live: &BTreeMap<String, ObjectId>,
+    target: Option<&Target>,
+    dir: &str,
+) -> Result<(), live::Error> {
+    let lock_path = join(dir, LOCK_FILE);
+    let desired_lock = target.and_then(|t| t.locks.get(dir));
+    let desired_lock_file = target.and_then(|t| t.files.get(&lock_path));
+    let desired_lock_id = desired_lock_file.map(|f| crate::git::blob_id(&f.bytes));
+    let live_lock_id = live.get(&lock_path).copied();
+    let locked: Option<Cow<'_, Lock>> = match (live_lock_id, desired_lock) {
+        (None, _) => None,
+        (Some(l), Some(d)) if Some(l) == desired_lock_id => Some(Cow::Borrowed(d)),
+        (Some(l), _) => {
+            let text = repo.read(&lock_path, l)?;
+            match Lock::parse(&String::from_utf8_lossy(&text)) {
+                Ok(lock) => Some(Cow::Owned(lock)),
+                Err(e) => {
+                    cs.notes.push(Note {
+                        path: lock_path.clone(),
+                        message: format!(
+                            "cannot read the lock ({e}); its files are treated as not druppie's"
+                        ),
+                    });
+                    None
+                }
+            }
+        }
+    };
+    let locked_id = |rel: &str| -> Option<ObjectId> {
+        let f = locked.as_ref()?.files.get(rel)?;
+        ObjectId::from_hex(f.blob.as_bytes()).ok()
+    };
+    let live_here: BTreeMap<&str, ObjectId> = live_in(live, dir).collect();
+    let mut step = Step { cs, repo, dir };
+    if let (Some(target), Some(lock)) = (target, desired_lock) {
+        for (rel, file) in target.files_in(dir) {
+            if rel == LOCK_FILE {
+                continue;
+            }
+            let d = lock
+                .files
+                .get(rel)
+                .and_then(|f| ObjectId::from_hex(f.blob.as_bytes()).ok());
+            let l = live_here.get(rel).copied();
+            let decision = classify(file.mode, d, l, locked_id(rel));
+            step.act(rel, decision, Some(&file.bytes), l, locked_id(rel))?;
+        }
+    }
+    if let Some(locked) = &locked {
+        for (rel, f) in &locked.files {
+            if desired_lock.is_some_and(|d| d.files.contains_key(rel)) {
+                continue;
+            }
+            let l = live_here.get(rel.as_str()).copied();
+            let decision = classify(f.ownership, None, l, locked_id(rel));
+            step.act(rel, decision, None, l, None)?;
+        }
+    }
+    // The lock itself: a new spec commit alone does not change it.
+    let lock_action = match (live_lock_id, desired_lock) {
+        (None, Some(_)) => Some(Action::Create),
+        (Some(_), None) => Some(Action::Delete),
+        (Some(l), Some(d)) => {
+            let same =
+                Some(l) == desired_lock_id || locked.as_ref().is_some_and(|lk| lk.same_render(d));
+            (!same).then_some(Action::Modify)
+        }
+        (None, None) => None,
+    };
+    if let Some(action) = lock_action {
+        let old = live_lock_id
+            .map(|id| repo.read(&lock_path, id))
+            .transpose()?;
+        cs.files.push(FileChange {
+            path: lock_path,
+            action,
+            old,
+            new: desired_lock_file.map(|f| f.bytes.clone()),
+            reason: None,
+        });
+    }
+    Ok(())
+}
+
+/// Turns decisions into file changes, reading content only when needed.
+struct Step<'a> {
+    cs: &'a mut ChangeSet,
+    repo: &'a LiveRepo,
+    dir: &'a str,
+}
+
+impl Step<'_> {
+    fn act(
+        &mut self,
+        rel: &str,
+        decision: Decision,
+        desired: Option<&[u8]>,
+        live: Option<ObjectId>,
+        locked: Option<ObjectId>,
+    ) -> Result<(), live::Error> {
+        let path = join(self.dir, rel);
+        let old = match decision {
+            Decision::Unchanged | Decision::Create | Decision::Keep(_) => None,
+            _ => live.map(|id| self.repo.read(&path, id)).transpose()?,
+        };
+        let render = || desired.map(<[u8]>::to_vec);
+        let (action, new, reason) = match decision {
+            Decision::Unchanged => return Ok(()),
+            Decision::Keep(message) => {
+                self.cs.notes.push(Note {
+                    path,
+                    message: message.to_owned(),
+                });
+                return Ok(());
+            }
+            Decision::Create => (Action::Create, render(), None),
+            Decision::Modify => (Action::Modify, render(), None),
+            Decision::Delete => (Action::Delete, None, None),
+            Decision::Drift => {
+                let why = if live.is_some() {
+                    "managed file edited in the repo; the change set restores the render"
+                } else {
+                    "managed file deleted in the repo; the change set restores it"
+                };
+                (Action::Drift, render(), Some(why.to_owned()))
+            }
+            Decision::Conflict(why) => {
+                let new = match (&old, desired) {
+                    (Some(ours), Some(theirs)) => merge3(b"", ours, theirs, LABELS).bytes,
+                    _ => render().unwrap_or_default(),
+                };
+                (Action::Conflict, Some(new), Some(why.to_owned()))
+            }
+            Decision::Merge => {
+                let ours = old.as_deref().unwrap_or_default();
+                let theirs = desired.unwrap_or_default();
+                let base = locked.and_then(|id| self.repo.historic(id));
+                let merged = merge3(base.as_deref().unwrap_or_default(), ours, theirs, LABELS);
+                match (base.is_some(), merged.clean) {
+                    (true, true) => (
+                        Action::Modify,
+                        Some(merged.bytes),
+                        Some("merged with an edit made in the repo".to_owned()),
+                    ),
+                    (true, false) => (
+                        Action::Conflict,
+                        Some(merged.bytes),
+                        Some("edited in the repo and changed by the spec, on the same lines".to_owned()),
+                    ),
+                    (false, _) => (
+                        Action::Conflict,
+                        Some(merged.bytes),
+                        Some(
+                            "edited in the repo and changed by the spec; the last render is not in the repo's history to merge from"
+                                .to_owned(),
+                        ),
+                    ),
+                }
+            }
+        };
+        self.cs.files.push(FileChange {
+            path,
+            action,
+            old,
+            new,
+            reason,
+        });
+        Ok(())
+    }
+}
+
+/// Conflict marker labels: the repo's side, then the render's.
+const LABELS: (&str, &str) = ("live", "rendered");
+
+/// Whether a change set changes anything.
+pub fn has_changes(cs: &ChangeSet) -> bool {
+    !cs.files.is_empty()
+}

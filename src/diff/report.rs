@@ -1,0 +1,480 @@
+//! Showing change sets: unified diffs, the text report, the JSON report
+//! with its ExecutionPlan view. Secret input values never appear: every
+//! occurrence is masked.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use similar::TextDiff;
+
+use super::{Action, ChangeSet, ChangeSets, FileChange};
+use crate::git::blob_id;
+use crate::policy::{Finding, counts};
+use crate::render::RepoKind;
+use crate::spec::model::{Severity, Trust};
+
+/// Replaces secret values by a fixed mask.
+#[derive(Debug, Clone, Default)]
+pub struct Mask {
+    secrets: Vec<String>,
+}
+
+const MASK: &str = "********";
+
+impl Mask {
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Mask {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Mask { secrets }
+    }
+
+    pub fn apply(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), MASK);
+            }
+        }
+        out
+    }
+}
+
+/// A unified diff of one file change (`a/` live, `b/` new), masked.
+pub fn unified(change: &FileChange, mask: &Mask) -> String {
+    let old = change.old.as_deref().unwrap_or_default();
+    let new = change.new.as_deref().unwrap_or_default();
+    let a = if change.old.is_some() {
+        format!("a/{}", change.path)
+    } else {
+        "/dev/null".to_owned()
+    };
+    let b = if change.new.is_some() {
+        format!("b/{}", change.path)
+    } else {
+        "/dev/null".to_owned()
+    };
+    let (Some(old), Some(new)) = (text_of(old), text_of(new)) else {
+        return format!("Binary files {a} and {b} differ\n");
+    };
+    let (old, new) = (mask.apply(old), mask.apply(new));
+    let diff = TextDiff::from_lines(&old, &new);
+    let mut out = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&a, &b)
+        .to_string();
+    if out.is_empty() {
+        // Same text once masked: say so rather than show nothing.
+        let _ = writeln!(
+            out,
+            "--- {a}\n+++ {b}\n(differs only in masked secret values)"
+        );
+    }
+    out
+}
+
+/// The bytes as text, unless they look binary.
+fn text_of(bytes: &[u8]) -> Option<&str> {
+    if bytes.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// Totals over every change set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Change sets with at least one file change.
+    pub repos: usize,
+    pub create: usize,
+    pub modify: usize,
+    pub delete: usize,
+    pub conflict: usize,
+    pub drift: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+impl Summary {
+    pub fn of(changes: &ChangeSets) -> Summary {
+        let mut s = Summary::default();
+        let mut findings = Vec::new();
+        for cs in &changes.sets {
+            if !cs.files.is_empty() {
+                s.repos += 1;
+            }
+            s.create += cs.count(Action::Create);
+            s.modify += cs.count(Action::Modify);
+            s.delete += cs.count(Action::Delete);
+            s.conflict += cs.count(Action::Conflict);
+            s.drift += cs.count(Action::Drift);
+            findings.extend(cs.findings.iter().cloned());
+        }
+        let (errors, warnings) = counts(&findings);
+        s.errors = errors + changes.errors.len();
+        s.warnings = warnings;
+        s
+    }
+
+    pub fn changes(&self) -> usize {
+        self.create + self.modify + self.delete + self.conflict + self.drift
+    }
+
+    /// `N repos, +a ~m -d, c conflicts, x drift, w warnings`.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "{} {}, +{} ~{} -{}, {} {}, {} drift, {} {}",
+            self.repos,
+            plural(self.repos, "repo"),
+            self.create,
+            self.modify,
+            self.delete,
+            self.conflict,
+            plural(self.conflict, "conflict"),
+            self.drift,
+            self.warnings,
+            plural(self.warnings, "warning"),
+        );
+        if self.errors > 0 {
+            let _ = write!(line, ", {} {}", self.errors, plural(self.errors, "error"));
+        }
+        line
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// The text report. `color` adds ANSI colours.
+pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    };
+    let mut out = String::new();
+    for cs in &changes.sets {
+        if cs.files.is_empty() && cs.notes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{}", paint("1", &header(cs)));
+        let _ = writeln!(
+            out,
+            "  +{} ~{} -{}, {} conflicts, {} drift",
+            cs.count(Action::Create),
+            cs.count(Action::Modify),
+            cs.count(Action::Delete),
+            cs.count(Action::Conflict),
+            cs.count(Action::Drift)
+        );
+        for change in &cs.files {
+            let word = match change.action {
+                Action::Create => paint("32", "create"),
+                Action::Modify => paint("33", "modify"),
+                Action::Delete => paint("31", "delete"),
+                Action::Conflict => paint("1;31", "CONFLICT"),
+                Action::Drift => paint("1;35", "DRIFT"),
+            };
+            let _ = write!(out, "{word} {}", change.path);
+            if let Some(reason) = &change.reason {
+                let _ = write!(out, " ({reason})");
+            }
+            out.push('\n');
+            for line in unified(change, mask).lines() {
+                let colored = if line.starts_with("+++") || line.starts_with("---") {
+                    paint("1", line)
+                } else if line.starts_with('+') {
+                    paint("32", line)
+                } else if line.starts_with('-') {
+                    paint("31", line)
+                } else if line.starts_with("@@") {
+                    paint("36", line)
+                } else {
+                    line.to_owned()
+                };
+                let _ = writeln!(out, "{colored}");
+            }
+        }
+        for note in &cs.notes {
+            let _ = writeln!(
+                out,
+                "{} {}: {}",
+                paint("1;34", "note:"),
+                note.path,
+                note.message
+            );
+        }
+        out.push('\n');
+    }
+    let findings: Vec<&Finding> = changes.sets.iter().flat_map(|cs| &cs.findings).collect();
+    if !findings.is_empty() {
+        let _ = writeln!(out, "{}", paint("1", "policy findings"));
+        for f in findings {
+            let word = match f.severity {
+                Severity::Error => paint("1;31", "error"),
+                Severity::Warning => paint("1;33", "warning"),
+            };
+            let env = f
+                .env
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            let object = f
+                .object
+                .as_deref()
+                .map(|o| format!(" {o}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{word}[{}]: {}{env}:{}{object}: {}",
+                f.policy,
+                f.repo,
+                f.path,
+                mask.apply(&f.message)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn header(cs: &ChangeSet) -> String {
+    let mut h = format!("{} ({}", cs.repo, kind_name(cs.kind));
+    if let Some(env) = &cs.env {
+        let _ = write!(h, ", {env}");
+    }
+    if let Some(trust) = cs.trust {
+        let _ = write!(h, ", {}", trust_name(trust));
+    }
+    let _ = write!(h, ") {}", cs.source);
+    if !cs.plans.is_empty() {
+        let _ = write!(h, " · plans {}", cs.plans.join(", "));
+    }
+    h
+}
+
+fn kind_name(kind: RepoKind) -> &'static str {
+    match kind {
+        RepoKind::Project => "project",
+        RepoKind::Infra => "infra",
+    }
+}
+
+fn trust_name(trust: Trust) -> &'static str {
+    match trust {
+        Trust::Observe => "observe",
+        Trust::Propose => "propose",
+        Trust::Deploy => "deploy",
+    }
+}
+
+/// The `--json` report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub changes: Vec<JsonChangeSet>,
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+    pub execution_plan: ExecutionPlan,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonChangeSet {
+    pub repo: String,
+    pub kind: RepoKind,
+    pub env: Option<String>,
+    pub plans: Vec<String>,
+    pub base: Option<String>,
+    pub files: Vec<JsonFile>,
+    pub notes: Vec<super::Note>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonFile {
+    pub path: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub diff: String,
+}
+
+/// What apply would do, step by step.
+#[derive(Debug, Serialize)]
+pub struct ExecutionPlan {
+    /// Stable for the same changes: a digest of every file change.
+    pub plan_id: String,
+    pub intent: String,
+    /// `noop` (nothing to do), `pending`, or `blocked` (policy or read
+    /// errors).
+    pub status: &'static str,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub step_id: usize,
+    /// `create_repo`, `commit` (straight to the default branch),
+    /// `pull_request`, or `report` (observe-only environments).
+    pub action: &'static str,
+    pub params: serde_json::Value,
+    pub status: &'static str,
+}
+
+/// Builds the JSON report; `intent` describes what the run reconciles.
+pub fn json(changes: &ChangeSets, mask: &Mask, intent: String, branch: &str) -> Report {
+    let summary = Summary::of(changes);
+    let sets: Vec<JsonChangeSet> = changes
+        .sets
+        .iter()
+        .filter(|cs| !cs.files.is_empty() || !cs.notes.is_empty())
+        .map(|cs| JsonChangeSet {
+            repo: cs.repo.clone(),
+            kind: cs.kind,
+            env: cs.env.clone(),
+            plans: cs.plans.clone(),
+            base: cs.base.clone(),
+            files: cs
+                .files
+                .iter()
+                .map(|f| JsonFile {
+                    path: f.path.clone(),
+                    action: f.action,
+                    reason: f.reason.clone(),
+                    diff: unified(f, mask),
+                })
+                .collect(),
+            notes: cs.notes.clone(),
+        })
+        .collect();
+    let findings: Vec<Finding> = changes
+        .sets
+        .iter()
+        .flat_map(|cs| cs.findings.iter().cloned())
+        .map(|mut f| {
+            f.message = mask.apply(&f.message);
+            f
+        })
+        .collect();
+    let execution_plan = execution_plan(changes, &summary, intent, branch);
+    Report {
+        changes: sets,
+        findings,
+        summary,
+        execution_plan,
+    }
+}
+
+fn execution_plan(
+    changes: &ChangeSets,
+    summary: &Summary,
+    intent: String,
+    branch: &str,
+) -> ExecutionPlan {
+    let blocked = summary.errors > 0;
+    let status = if blocked { "blocked" } else { "pending" };
+    let mut steps = Vec::new();
+    let mut digest = String::new();
+    for cs in changes.sets.iter().filter(|cs| !cs.files.is_empty()) {
+        for f in &cs.files {
+            let new = f.new.as_deref().map(blob_id);
+            let _ = writeln!(
+                digest,
+                "{} {:?} {} {:?} {:?}",
+                cs.repo, cs.env, f.path, f.action, new
+            );
+        }
+        let files = cs.files.len();
+        let conflicts = cs.count(Action::Conflict);
+        let mut params = serde_json::json!({
+            "repo": cs.repo,
+            "kind": cs.kind,
+            "env": cs.env,
+            "plans": cs.plans,
+            "base": cs.base,
+            "files": files,
+            "conflicts": conflicts,
+        });
+        if !cs.exists {
+            steps.push(("create_repo", serde_json::json!({"repo": cs.repo})));
+        }
+        let action = match (cs.kind, cs.trust) {
+            (RepoKind::Infra, Some(Trust::Observe)) => "report",
+            (RepoKind::Infra, Some(Trust::Deploy)) if conflicts == 0 => "commit",
+            (RepoKind::Project, _) if !cs.exists => "commit",
+            _ => "pull_request",
+        };
+        let head = match (&cs.env, cs.plans.as_slice()) {
+            (Some(env), _) => format!("druppie/{env}"),
+            (None, [plan, ..]) => format!("druppie/{plan}"),
+            (None, []) => "druppie/update".to_owned(),
+        };
+        params["branch"] = serde_json::json!(if action == "pull_request" {
+            head
+        } else {
+            branch.to_owned()
+        });
+        steps.push((action, params));
+    }
+    let status = if steps.is_empty() && !blocked {
+        "noop"
+    } else {
+        status
+    };
+    ExecutionPlan {
+        plan_id: blob_id(digest.as_bytes()).to_string()[..16].to_owned(),
+        intent,
+        status,
+        steps: steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (action, params))| Step {
+                step_id: i + 1,
+                action,
+                params,
+                status: if blocked { "blocked" } else { "pending" },
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(old: Option<&str>, new: Option<&str>) -> FileChange {
+        FileChange {
+            path: "a/b.yaml".into(),
+            action: Action::Modify,
+            old: old.map(|s| s.as_bytes().to_vec()),
+            new: new.map(|s| s.as_bytes().to_vec()),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn diffs_are_unified_and_mask_secrets() {
+        let mask = Mask::new(["hunter22".to_owned()]);
+        let d = unified(
+            &change(Some("a: 1\npw: x\n"), Some("a: 1\npw: hunter22\n")),
+            &mask,
+        );
+        assert!(d.starts_with("--- a/a/b.yaml\n+++ b/a/b.yaml\n@@"), "{d}");
+        assert!(d.contains("+pw: ********\n"), "{d}");
+        assert!(!d.contains("hunter22"));
+        let created = unified(&change(None, Some("x\n")), &mask);
+        assert!(
+            created.starts_with("--- /dev/null\n+++ b/a/b.yaml\n"),
+            "{created}"
+        );
+        let bin = unified(&change(Some("a\0"), Some("b\0")), &mask);
+        assert_eq!(bin, "Binary files a/a/b.yaml and b/a/b.yaml differ\n");
+    }
+}

@@ -1,0 +1,217 @@
+//! Git through gix: blob ids, a branch's tree, blobs by id, three-way text
+//! merges. Nothing here writes to a repository.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use gix::ObjectId;
+use gix::bstr::{BStr, ByteSlice};
+use gix::merge::blob::builtin_driver::text;
+
+/// A git operation failed; the message names what was being read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Error(String);
+
+fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
+    Error(format!("{what}: {e}"))
+}
+
+/// The id git gives a blob with these bytes (`git hash-object`).
+pub fn blob_id(bytes: &[u8]) -> ObjectId {
+    gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, bytes)
+        .expect("SHA-1 of bytes in memory")
+}
+
+/// The commit checked out in the repository holding `dir`, if any.
+pub fn head_commit(dir: &Path) -> Option<ObjectId> {
+    let repo = gix::discover(dir).ok()?;
+    repo.head_id().ok().map(gix::Id::detach)
+}
+
+/// An opened repository (bare, or a work tree whose `.git` is read; the
+/// work tree's files are not looked at).
+pub struct Repo {
+    repo: gix::Repository,
+}
+
+/// A branch's commit and tree.
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    pub commit: ObjectId,
+    pub tree: ObjectId,
+}
+
+impl Repo {
+    /// Opens the repository at `path`; `Ok(None)` when `path` is not one
+    /// (a plain directory). Parent directories are not searched.
+    ///
+    /// # Errors
+    /// `path` looks like a repository but cannot be opened.
+    pub fn open(path: &Path) -> Result<Option<Repo>, Error> {
+        let bare = ["HEAD", "objects", "refs"]
+            .iter()
+            .all(|p| path.join(p).exists());
+        if !bare && !path.join(".git").exists() {
+            return Ok(None);
+        }
+        gix::open_opts(path, gix::open::Options::isolated())
+            .map(|repo| Some(Repo { repo }))
+            .map_err(|e| err("cannot open the repository", e))
+    }
+
+    /// The tip of `branch`; `Ok(None)` for a repository without commits.
+    ///
+    /// # Errors
+    /// The repository has commits but no such branch, or its objects are
+    /// unreadable.
+    pub fn branch(&self, branch: &str) -> Result<Option<Head>, Error> {
+        let name = format!("refs/heads/{branch}");
+        let found = self
+            .repo
+            .try_find_reference(name.as_str())
+            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
+        let Some(mut reference) = found else {
+            let has_commits = self.repo.head_id().is_ok();
+            if has_commits {
+                return Err(Error(format!(
+                    "the repository has no branch `{branch}` (the platform names it as the default branch)"
+                )));
+            }
+            return Ok(None);
+        };
+        let commit = reference
+            .peel_to_commit()
+            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
+        let tree = commit
+            .tree_id()
+            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
+        Ok(Some(Head {
+            commit: commit.id,
+            tree: tree.detach(),
+        }))
+    }
+
+    /// Blob entries under `dir` (empty: the whole tree) of `tree`: path
+    /// relative to `dir` -> blob id.
+    ///
+    /// # Errors
+    /// An object of the tree cannot be read.
+    pub fn files_under(
+        &self,
+        tree: ObjectId,
+        dir: &str,
+    ) -> Result<BTreeMap<String, ObjectId>, Error> {
+        let root = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| err("cannot read the tree", e))?;
+        let sub = if dir.is_empty() {
+            root
+        } else {
+            let entry = root
+                .lookup_entry_by_path(dir)
+                .map_err(|e| err(format!("cannot read `{dir}`"), e))?;
+            match entry {
+                Some(e) if e.mode().is_tree() => self
+                    .repo
+                    .find_tree(e.object_id())
+                    .map_err(|e| err(format!("cannot read `{dir}`"), e))?,
+                _ => return Ok(BTreeMap::new()),
+            }
+        };
+        let mut recorder = gix::traverse::tree::Recorder::default();
+        sub.traverse()
+            .breadthfirst(&mut recorder)
+            .map_err(|e| err(format!("cannot walk `{dir}`"), e))?;
+        Ok(recorder
+            .records
+            .into_iter()
+            .filter(|r| r.mode.is_blob_or_symlink())
+            .map(|r| (r.filepath.to_str_lossy().into_owned(), r.oid))
+            .collect())
+    }
+
+    /// A blob's bytes; `Ok(None)` when the object database lacks it.
+    ///
+    /// # Errors
+    /// The object exists but cannot be read.
+    pub fn blob(&self, id: ObjectId) -> Result<Option<Vec<u8>>, Error> {
+        match self.repo.try_find_object(id) {
+            Ok(Some(obj)) if obj.kind == gix::objs::Kind::Blob => Ok(Some(obj.detach().data)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(err(format!("cannot read blob {id}"), e)),
+        }
+    }
+}
+
+/// The outcome of a three-way text merge.
+pub struct Merged {
+    pub bytes: Vec<u8>,
+    /// No conflict markers were needed.
+    pub clean: bool,
+}
+
+/// Merges `ours` and `theirs`, both derived from `base`, as `git
+/// merge-file` does; conflicting hunks carry markers labelled with
+/// `labels` (ours, theirs).
+pub fn merge3(base: &[u8], ours: &[u8], theirs: &[u8], labels: (&str, &str)) -> Merged {
+    let mut out = Vec::new();
+    let mut input = gix::diff::blob::InternedInput::default();
+    let resolution = gix::merge::blob::builtin_driver::text(
+        &mut out,
+        &mut input,
+        text::Labels {
+            ancestor: Some(BStr::new("base")),
+            current: Some(BStr::new(labels.0)),
+            other: Some(BStr::new(labels.1)),
+        },
+        ours,
+        base,
+        theirs,
+        text::Options::default(),
+    );
+    Merged {
+        bytes: out,
+        clean: !matches!(resolution, gix::merge::blob::Resolution::Conflict),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_ids_are_gits() {
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(
+            blob_id(b"hello\n").to_string(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+        assert_eq!(
+            blob_id(b"").to_string(),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
+    }
+
+    #[test]
+    fn separate_edits_merge_and_clashing_edits_carry_markers() {
+        let base = b"a\nb\nc\nd\ne\n";
+        let ours = b"a\nB by a person\nc\nd\ne\n";
+        let theirs = b"a\nb\nc\nd\nE from the template\n";
+        let m = merge3(base, ours, theirs, ("live", "druppie"));
+        assert!(m.clean);
+        assert_eq!(m.bytes, b"a\nB by a person\nc\nd\nE from the template\n");
+
+        let theirs = b"a\nB from the template\nc\nd\ne\n";
+        let m = merge3(base, ours, theirs, ("live", "druppie"));
+        assert!(!m.clean);
+        let text = String::from_utf8(m.bytes).unwrap();
+        assert!(
+            text.contains(
+                "<<<<<<< live\nB by a person\n=======\nB from the template\n>>>>>>> druppie\n"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! `live`: target repos as they are -> [`LiveRepo`].
+//!
+//! A target repo is read at its default branch with gix: a bare
+//! repository, or a work tree whose `.git` is read (uncommitted files in
+//! the work tree do not count). A plain directory (such as the example
+//! `infra-example/`) is read from disk. A repo that does not exist yet is
+//! empty. Content is compared by git blob id, so a file whose id matches
+//! is never read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::git::{ObjectId, Repo, blob_id};
+
+/// Where target repos live on disk.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The infra repo (a work tree, a bare repo or a plain directory).
+    pub infra: Option<PathBuf>,
+    /// A directory holding one repo per target, as `<name>` or `<name>.git`.
+    pub repos: Option<PathBuf>,
+}
+
+impl Sources {
+    /// Where the repo `name` is, if it exists; `infra_name` names the
+    /// infra repo, which `infra` places when set.
+    pub fn locate(&self, name: &str, infra_name: &str) -> Option<PathBuf> {
+        if name == infra_name
+            && let Some(path) = &self.infra
+        {
+            return Some(path.clone());
+        }
+        let dir = self.repos.as_ref()?;
+        [dir.join(name), dir.join(format!("{name}.git"))]
+            .into_iter()
+            .find(|p| p.is_dir())
+    }
+}
+
+/// Reading a repo failed; `at` names the repo (and path).
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct Error {
+    pub at: String,
+    pub message: String,
+}
+
+enum Source {
+    Absent,
+    Git { repo: Repo, tree: Option<ObjectId> },
+    Dir(PathBuf),
+}
+
+/// One target repo as it is now.
+pub struct LiveRepo {
+    pub name: String,
+    /// Where it was read from; `None` when it does not exist yet.
+    pub path: Option<PathBuf>,
+    /// The commit of the default branch, for a git repository with commits.
+    pub base: Option<ObjectId>,
+    source: Source,
+}
+
+impl LiveRepo {
+    /// Opens the repo `name` at `path` (`None`: it does not exist yet) and
+    /// finds `branch`.
+    ///
+    /// # Errors
+    /// An unreadable repository, or one with commits but no such branch.
+    pub fn open(name: &str, path: Option<&Path>, branch: &str) -> Result<LiveRepo, Error> {
+        let fail = |e: &dyn std::fmt::Display| Error {
+            at: path.map_or_else(|| name.to_owned(), |p| p.display().to_string()),
+            message: e.to_string(),
+        };
+        let (source, base) = match path {
+            None => (Source::Absent, None),
+            Some(p) => match Repo::open(p).map_err(|e| fail(&e))? {
+                Some(repo) => {
+                    let head = repo.branch(branch).map_err(|e| fail(&e))?;
+                    let source = Source::Git {
+                        repo,
+                        tree: head.map(|h| h.tree),
+                    };
+                    (source, head.map(|h| h.commit))
+                }
+                None if p.is_dir() => (Source::Dir(p.to_owned()), None),
+                None => return Err(fail(&"not a directory")),
+            },
+        };
+        Ok(LiveRepo {
+            name: name.to_owned(),
+            path: path.map(Path::to_owned),
+            base,
+            source,
+        })
+    }
+
+    /// Whether the repo exists.
+    pub fn exists(&self) -> bool {
+        !matches!(self.source, Source::Absent)
+    }
+
+    /// Whether a three-way merge base can be read from this repo (a git
+    /// repository; a plain directory has no object database).
+    pub fn has_history(&self) -> bool {
+        matches!(self.source, Source::Git { .. })
+    }
+
+    fn error(&self, path: &str, e: impl std::fmt::Display) -> Error {
+        Error {
+            at: format!("{}:{path}", self.name),
+            message: e.to_string(),
+        }
+    }
+
+    /// Files under `dir` (empty: the whole repo): path relative to `dir` ->
+    /// blob id. A plain directory's files are read and hashed; `.git`
+    /// directories and symbolic links are skipped.
+    ///
+    /// # Errors
+    /// An unreadable tree or file.
+    pub fn files_under(&self, dir: &str) -> Result<BTreeMap<String, ObjectId>, Error> {
+        match &self.source {
+            Source::Absent | Source::Git { tree: None, .. } => Ok(BTreeMap::new()),
+            Source::Git {
+                repo,
+                tree: Some(tree),
+            } => repo.files_under(*tree, dir).map_err(|e| self.error(dir, e)),
+            Source::Dir(root) => {
+                let base = root.join(dir);
+                let mut out = BTreeMap::new();
+                if !base.is_dir() {
+                    return Ok(out);
+                }
+                let walk = walkdir::WalkDir::new(&base)
+                    .into_iter()
+                    .filter_entry(|e| e.file_name() != ".git");
+                for entry in walk {
+                    let entry = entry.map_err(|e| self.error(dir, e))?;
+                    if !entry.file_type().is_file() {
+                        continue;
+                    }
+                    let bytes = std::fs::read(entry.path()).map_err(|e| self.error(dir, e))?;
+                    let rel = entry
+                        .path()
+                        .strip_prefix(&base)
+                        .expect("walkdir yields paths under its root")
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    out.insert(rel, blob_id(&bytes));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The bytes of the file at `path` whose blob id is `id`.
+    ///
+    /// # Errors
+    /// The blob or file cannot be read.
+    pub fn read(&self, path: &str, id: ObjectId) -> Result<Vec<u8>, Error> {
+        match &self.source {
+            Source::Absent => Err(self.error(path, "the repo does not exist")),
+            Source::Git { repo, .. } => repo
+                .blob(id)
+                .map_err(|e| self.error(path, e))?
+                .ok_or_else(|| self.error(path, format!("blob {id} is missing"))),
+            Source::Dir(root) => std::fs::read(root.join(path)).map_err(|e| self.error(path, e)),
+        }
+    }
+
+    /// A blob from the repo's history (the base of a three-way merge);
+    /// `None` when it is not there.
+    pub fn historic(&self, id: ObjectId) -> Option<Vec<u8>> {
+        match &self.source {
+            Source::Git { repo, .. } => repo.blob(id).ok().flatten(),
+            _ => None,
+        }
+    }
+}
+
+/// How a repo was shown to the user: its path, or "does not exist yet".
+pub fn describe(repo: &LiveRepo) -> String {
+    match (&repo.path, &repo.source) {
+        (None, _) => "new repo".to_owned(),
+        (Some(p), Source::Dir(_)) => format!("plain directory {}", p.display()),
+        (Some(_), Source::Git { tree: None, .. }) => "empty repository".to_owned(),
+        (Some(_), _) => match repo.base {
+            Some(base) => format!("at {}", &base.to_string()[..12]),
+            None => "empty repository".to_owned(),
+        },
+    }
+}
