@@ -93,7 +93,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
                     .join(", ")
             ),
         };
-        let report = report::json(&changes, &mask, intent, &platform.infra.branch);
+        let report = report::json(&changes, &mask, intent);
         let json = serde_json::to_string_pretty(&report).expect("the report serializes");
         print_out(&format!("{json}\n"));
     } else {

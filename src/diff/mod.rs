@@ -73,7 +73,8 @@ pub struct ChangeSet {
     pub plans: Vec<String>,
     /// Whether the repo exists (a project repo may not yet).
     pub exists: bool,
-    /// The commit of the default branch the changes apply to.
+    /// The default branch, and its commit the changes apply to.
+    pub branch: String,
     pub base: Option<String>,
     /// How the live repo was read.
     pub source: String,
@@ -155,6 +156,7 @@ pub fn diff(
             trust: settings.map(|s| s.trust),
             plans: target.map(|t| t.plans.clone()).unwrap_or_default(),
             exists: repo.exists(),
+            branch: branch.clone(),
             base: repo.base.map(|b| b.to_string()),
             source: live::describe(repo),
             files: Vec::new(),

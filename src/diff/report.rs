@@ -329,7 +329,7 @@ pub struct Step {
 }
 
 /// Builds the JSON report; `intent` describes what the run reconciles.
-pub fn json(changes: &ChangeSets, mask: &Mask, intent: String, branch: &str) -> Report {
+pub fn json(changes: &ChangeSets, mask: &Mask, intent: String) -> Report {
     let summary = Summary::of(changes);
     let sets: Vec<JsonChangeSet> = changes
         .sets
@@ -363,7 +363,7 @@ pub fn json(changes: &ChangeSets, mask: &Mask, intent: String, branch: &str) -> 
             f
         })
         .collect();
-    let execution_plan = execution_plan(changes, &summary, intent, branch);
+    let execution_plan = execution_plan(changes, &summary, intent);
     Report {
         changes: sets,
         findings,
@@ -372,12 +372,7 @@ pub fn json(changes: &ChangeSets, mask: &Mask, intent: String, branch: &str) -> 
     }
 }
 
-fn execution_plan(
-    changes: &ChangeSets,
-    summary: &Summary,
-    intent: String,
-    branch: &str,
-) -> ExecutionPlan {
+fn execution_plan(changes: &ChangeSets, summary: &Summary, intent: String) -> ExecutionPlan {
     let blocked = summary.errors > 0;
     let status = if blocked { "blocked" } else { "pending" };
     let mut steps = Vec::new();
@@ -402,7 +397,10 @@ fn execution_plan(
             "files": files,
             "conflicts": conflicts,
         });
-        if !cs.exists {
+        let created = steps
+            .iter()
+            .any(|(a, p): &(&str, serde_json::Value)| *a == "create_repo" && p["repo"] == cs.repo);
+        if !cs.exists && !created {
             steps.push(("create_repo", serde_json::json!({"repo": cs.repo})));
         }
         let action = match (cs.kind, cs.trust) {
@@ -419,7 +417,7 @@ fn execution_plan(
         params["branch"] = serde_json::json!(if action == "pull_request" {
             head
         } else {
-            branch.to_owned()
+            cs.branch.clone()
         });
         steps.push((action, params));
     }

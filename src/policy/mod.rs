@@ -48,7 +48,7 @@ pub fn compile_rule(rule: &str) -> Result<cel::Program, RuleError> {
         let first = errs.errors.first();
         RuleError {
             line: first.map_or(1, |e| e.pos.0.max(1) as usize),
-            col: first.map_or(1, |e| e.pos.1.max(0) as usize + 1),
+            col: first.map_or(1, |e| e.pos.1.max(1) as usize),
             message: first.map_or_else(|| errs.to_string(), |e| e.msg.clone()),
         }
     })
@@ -122,7 +122,11 @@ fn check_file(
             .pointer("/metadata/name")
             .and_then(|v| v.as_str())
             .unwrap_or("");
-        let object = (!kind.is_empty()).then(|| format!("{kind}/{name}"));
+        let object = match (kind, name) {
+            ("", _) => None,
+            (kind, "") => Some(kind.to_owned()),
+            (kind, name) => Some(format!("{kind}/{name}")),
+        };
         let mut value = None;
         for c in compiled {
             let m = &c.policy.matches;

@@ -41,6 +41,22 @@ impl Pos {
     }
 }
 
+/// The byte offset in `text` of a 1-based line and column (in characters);
+/// past the end clamps to the end.
+pub fn offset_of(text: &str, line: usize, col: usize) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = &text[line_start.min(text.len())..];
+    line_start
+        + rest
+            .char_indices()
+            .nth(col.saturating_sub(1))
+            .map_or(rest.len(), |(i, _)| i)
+}
+
 impl SourceFile {
     /// Converts a YAML parser location (relative to the YAML part) into a
     /// position in this file.
@@ -53,6 +69,41 @@ impl SourceFile {
             col: loc.column() as u32,
             len: loc.span().len() as u32,
         }
+    }
+
+    /// The byte offset of a position.
+    pub fn offset(&self, pos: Pos) -> usize {
+        offset_of(&self.text, pos.line as usize, pos.col as usize)
+    }
+
+    /// Where a position inside a scalar's value lies in the file. The
+    /// scalar starts at `start` (its indicator or quote, as the YAML parser
+    /// reports it); `offset` is a byte offset in the parsed value. Folding
+    /// and indentation change only whitespace, so the position is found by
+    /// counting the other characters.
+    pub fn pos_in_scalar(&self, start: Pos, value: &str, offset: usize) -> Pos {
+        let wanted = value[..value.floor_char_boundary(offset.min(value.len()))]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .count();
+        let mut at = self.offset(start);
+        let rest = &self.text[at..];
+        if rest.starts_with(['>', '|']) {
+            at += rest.find('\n').map_or(rest.len(), |i| i + 1);
+        } else if rest.starts_with(['"', '\'']) {
+            at += 1;
+        }
+        let mut seen = 0;
+        for (i, c) in self.text[at..].char_indices() {
+            if c.is_whitespace() {
+                continue;
+            }
+            if seen == wanted {
+                return Pos::at_offset(&self.text, at + i, c.len_utf8());
+            }
+            seen += 1;
+        }
+        start
     }
 
     /// The text of a 1-based line, without its line ending.

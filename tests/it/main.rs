@@ -2,6 +2,7 @@
 
 mod catalog;
 mod compose;
+mod diff;
 mod render;
 mod support;
 mod validate;

@@ -76,6 +76,21 @@ fn check_policies(c: &mut Check) {
         let f = policy.file;
         if policy.rule.value.trim().is_empty() {
             c.error(f, &policy.rule, "policy rule is empty");
+        } else if let Err(e) = crate::policy::compile_rule(&policy.rule.value) {
+            let file = spec.file(f);
+            let rule = &policy.rule.value;
+            let offset = crate::spec::source::offset_of(rule, e.line, e.col);
+            let start = file.pos(&policy.rule.referenced);
+            let pos = file.pos_in_scalar(start, rule, offset);
+            c.out.push(
+                Diagnostic::error(
+                    format!("policy rule is not valid CEL: {}", e.message),
+                    Location::new(file, pos),
+                )
+                .with_help(
+                    "rules are CEL expressions over `object`, as in a ValidatingAdmissionPolicy",
+                ),
+            );
         }
         if policy.message.value.trim().is_empty() {
             c.error(f, &policy.message, "policy message is empty");
