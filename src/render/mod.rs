@@ -172,7 +172,9 @@ pub fn render(
                 &mut infra.files,
                 &mut diags,
             );
-            if first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str()) {
+            if set.has_project()
+                && first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str())
+            {
                 let project = target(
                     &mut desired,
                     &component.repo,

@@ -123,6 +123,10 @@ impl TemplateSet {
         !self.infra.is_empty()
     }
 
+    pub fn has_project(&self) -> bool {
+        !self.project.is_empty()
+    }
+
     fn add_source(&mut self, name: String, bytes: Vec<u8>) -> Result<(), Box<Diagnostic>> {
         let text = String::from_utf8(bytes).map_err(|_| {
             Box::new(Diagnostic::error(
