@@ -31,6 +31,7 @@ pub mod diff;
 pub mod git;
 pub mod live;
 pub mod lock;
+pub mod par;
 pub mod policy;
 pub mod registry;
 pub mod render;

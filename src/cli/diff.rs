@@ -50,13 +50,16 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         .platform
         .as_ref()
         .expect("validated: a rendered plan implies a platform");
+    let started = std::time::Instant::now();
     let findings = policy::check(&valid, &desired);
+    tracing::debug!(elapsed = ?started.elapsed(), "policy");
     let sources = sources(ctx, args);
     let scope = Scope {
         plan: args.plan.clone(),
         env: args.env.clone(),
     };
     let changes = diff::diff(&desired, findings, platform, &sources, &scope);
+    tracing::debug!(elapsed = ?started.elapsed(), "diff");
     let mask = Mask::new(resolved.instances.iter().flat_map(|i| {
         i.components.iter().flat_map(|c| {
             c.secret_inputs

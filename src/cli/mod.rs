@@ -123,6 +123,7 @@ pub(crate) fn load_validated(
     ctx: &Context,
     options: &crate::spec::LoadOptions,
 ) -> Option<crate::spec::Validated> {
+    let started = std::time::Instant::now();
     let loaded = match crate::spec::load(&ctx.spec_root, options) {
         Ok(s) => s,
         Err(e) => {
@@ -130,7 +131,10 @@ pub(crate) fn load_validated(
             return None;
         }
     };
-    match crate::spec::validate(loaded) {
+    tracing::debug!(elapsed = ?started.elapsed(), "load");
+    let validated = crate::spec::validate(loaded);
+    tracing::debug!(elapsed = ?started.elapsed(), "validate");
+    match validated {
         Ok(v) => {
             output::print_diagnostics(&v.warnings, ctx.color_err);
             Some(v)
@@ -163,9 +167,12 @@ pub(crate) fn render_spec(
         env: env.map(str::to_owned),
     };
     let commit = crate::git::head_commit(&ctx.spec_root).map(|c| c.to_string());
+    let started = std::time::Instant::now();
     let result = crate::compose::compose(&valid, &options).and_then(|resolved| {
+        tracing::debug!(elapsed = ?started.elapsed(), "compose");
         crate::render::render(&valid, &resolved, commit.as_deref()).map(|d| (resolved, d))
     });
+    tracing::debug!(elapsed = ?started.elapsed(), "render");
     match result {
         Ok((resolved, desired)) => Some(Rendered {
             valid,

@@ -81,22 +81,29 @@ pub fn compose(v: &Validated, options: &ComposeOptions) -> Result<Resolved, Diag
     if diags.has_errors() {
         return Err(diags);
     }
-    let engine = crate::template::environment();
     let mut plans: Vec<_> = spec.plans.iter().collect();
     plans.sort_by(|a, b| a.name.value.cmp(&b.name.value));
-    let mut instances = Vec::new();
-    for plan in plans {
-        if options.plan.as_ref().is_some_and(|p| *p != plan.name.value) {
-            continue;
-        }
-        for env in &plan.environments {
-            if options.env.as_ref().is_some_and(|e| *e != env.value) {
-                continue;
-            }
-            match resolve::instance(spec, &engine, plan, &env.value) {
-                Ok(instance) => instances.push(instance),
-                Err(found) => diags.extend(found),
-            }
+    let selected: Vec<(&crate::spec::model::Plan, &str)> = plans
+        .into_iter()
+        .filter(|plan| options.plan.as_ref().is_none_or(|p| *p == plan.name.value))
+        .flat_map(|plan| {
+            plan.environments
+                .iter()
+                .filter(|env| options.env.as_ref().is_none_or(|e| *e == env.value))
+                .map(move |env| (plan, env.value.as_str()))
+        })
+        .collect();
+    let results = crate::par::map_init(
+        &selected,
+        None,
+        crate::template::environment,
+        |engine, (plan, env)| resolve::instance(spec, engine, plan, env),
+    );
+    let mut instances = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(instance) => instances.push(instance),
+            Err(found) => diags.extend(found),
         }
     }
     if diags.has_errors() {

@@ -7,6 +7,14 @@
 //! and plan. A rule that is false, or that fails to evaluate, is a finding
 //! with the policy's severity; errors block apply. A rendered `.yaml` file
 //! that does not parse is an error finding too.
+//!
+//! Parsing is the expensive part, so a file is parsed only when a policy
+//! may apply to it: every document's top-level `apiVersion:` and `kind:`
+//! lines are read first, and a file whose documents no policy matches is
+//! skipped. A document whose header cannot be read that way (flow style,
+//! quoted keys) is always parsed. Files are checked on every core.
+
+mod docs;
 
 use serde::Serialize;
 
@@ -61,27 +69,90 @@ struct Compiled<'s> {
 
 /// Evaluates every policy on every rendered YAML document.
 pub fn check(v: &Validated, desired: &Desired) -> Vec<Finding> {
-    let compiled: Vec<Compiled<'_>> = v
-        .spec
-        .policies
-        .iter()
-        .filter_map(|policy| {
-            let program = compile_rule(&policy.rule.value).ok()?;
-            Some(Compiled { policy, program })
+    let files: Vec<(&Target, &str, &[u8])> = desired
+        .targets
+        .values()
+        .flat_map(|t| {
+            t.files
+                .iter()
+                .map(move |(p, f)| (t, p.as_str(), &f.bytes[..]))
+        })
+        .filter(|(_, path, _)| {
+            let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+            yaml && path.rsplit('/').next() != Some(LOCK_FILE)
         })
         .collect();
-    let root = cel::Context::default();
-    let mut findings = Vec::new();
-    for target in desired.targets.values() {
-        for (path, file) in &target.files {
-            let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
-            if !yaml || path.rsplit('/').next() == Some(LOCK_FILE) {
-                continue;
-            }
-            check_file(&compiled, &root, target, path, &file.bytes, &mut findings);
+    let policies = &v.spec.policies;
+    let compile = || -> (Vec<Compiled<'_>>, cel::Context<'static, 'static>) {
+        let compiled = policies
+            .iter()
+            .filter_map(|policy| {
+                let program = compile_rule(&policy.rule.value).ok()?;
+                Some(Compiled { policy, program })
+            })
+            .collect();
+        (compiled, cel::Context::default())
+    };
+    crate::par::map_init(
+        &files,
+        Some(crate::spec::load::PARSE_STACK),
+        compile,
+        |(compiled, root), (target, path, bytes)| {
+            let mut findings = Vec::new();
+            check_file(compiled, root, target, path, bytes, &mut findings);
+            findings
+        },
+    )
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Whether a policy's `match` admits these values (an empty list admits
+/// everything; `None` is a value no list holds).
+fn admits(list: &[crate::spec::yaml::Str], actual: Option<&str>) -> bool {
+    list.is_empty() || actual.is_some_and(|a| list.iter().any(|x| x.value == a))
+}
+
+/// The top-level `apiVersion` and `kind` of every document (empty when
+/// absent), read from lines alone; `None` when some document cannot be
+/// read that way.
+fn headers(text: &str) -> Option<Vec<(String, String)>> {
+    let mut docs = Vec::new();
+    let mut current: (Option<String>, Option<String>, bool) = (None, None, false);
+    let mut finish = |doc: &mut (Option<String>, Option<String>, bool)| {
+        let taken = std::mem::take(doc);
+        if taken.2 {
+            docs.push((taken.0.unwrap_or_default(), taken.1.unwrap_or_default()));
+        }
+        true
+    };
+    for line in text.lines() {
+        if line == "---" || line.starts_with("--- ") || line == "..." {
+            finish(&mut current);
+            continue;
+        }
+        let Some(first) = line.chars().next() else {
+            continue;
+        };
+        if first == '#' || first == ' ' || first == '\t' {
+            continue;
+        }
+        current.2 = true;
+        let value = |rest: &str| -> String {
+            let v = rest.split(" #").next().unwrap_or("").trim();
+            v.trim_matches(|c| c == '"' || c == '\'').to_owned()
+        };
+        if let Some(rest) = line.strip_prefix("apiVersion:") {
+            current.0 = Some(value(rest));
+        } else if let Some(rest) = line.strip_prefix("kind:") {
+            current.1 = Some(value(rest));
+        } else if !line.contains(':') || first == '{' || first == '[' || first == '"' {
+            return None;
         }
     }
-    findings
+    finish(&mut current);
+    Some(docs)
 }
 
 fn check_file(
@@ -102,8 +173,28 @@ fn check_file(
         object,
         message,
     };
+    let plan = target.plan_of(path);
+    let env = target.env.as_deref();
+    let compiled: Vec<&Compiled<'_>> = compiled
+        .iter()
+        .filter(|c| admits(&c.policy.matches.envs, env) && admits(&c.policy.matches.plans, plan))
+        .collect();
+    if compiled.is_empty() {
+        return;
+    }
     let text = String::from_utf8_lossy(bytes);
-    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple(&text) {
+    if let Some(headers) = headers(&text) {
+        let may_apply = headers.iter().any(|(api_version, kind)| {
+            compiled.iter().any(|c| {
+                admits(&c.policy.matches.api_versions, Some(api_version))
+                    && admits(&c.policy.matches.kinds, Some(kind))
+            })
+        });
+        if !may_apply {
+            return;
+        }
+    }
+    let docs = match docs::parse(&text) {
         Ok(docs) => docs,
         Err(e) => {
             let message = format!("rendered YAML does not parse: {e}");
@@ -111,41 +202,23 @@ fn check_file(
             return;
         }
     };
-    let plan = target.plan_of(path);
     for (i, doc) in docs.iter().enumerate() {
-        let Some(obj) = doc.as_object() else {
+        let Some(doc) = doc else {
             continue;
         };
-        let field = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        let (api_version, kind) = (field("apiVersion"), field("kind"));
-        let name = doc
-            .pointer("/metadata/name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
+        let (api_version, kind, name) = (&doc.api_version[..], &doc.kind[..], &doc.name[..]);
         let object = match (kind, name) {
             ("", _) => None,
             (kind, "") => Some(kind.to_owned()),
             (kind, name) => Some(format!("{kind}/{name}")),
         };
-        let mut value = None;
-        for c in compiled {
+        for c in &compiled {
             let m = &c.policy.matches;
-            let fits = |list: &[crate::spec::yaml::Str], actual: Option<&str>| {
-                list.is_empty() || actual.is_some_and(|a| list.iter().any(|x| x.value == a))
-            };
-            if !(fits(&m.api_versions, Some(api_version))
-                && fits(&m.kinds, Some(kind))
-                && fits(&m.envs, target.env.as_deref())
-                && fits(&m.plans, plan))
-            {
+            if !(admits(&m.api_versions, Some(api_version)) && admits(&m.kinds, Some(kind))) {
                 continue;
             }
-            let value = value.get_or_insert_with(|| cel::to_value(doc).ok());
-            let Some(value) = value.clone() else {
-                continue;
-            };
             let mut ctx = root.new_inner_scope();
-            ctx.add_variable_from_value("object", value);
+            ctx.add_variable_from_value("object", doc.value.clone());
             let message = match c.program.execute(&ctx) {
                 Ok(cel::Value::Bool(true)) => continue,
                 Ok(cel::Value::Bool(false)) => c.policy.message.value.clone(),
@@ -181,6 +254,25 @@ pub fn counts(findings: &[Finding]) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_read_from_top_level_lines() {
+        let two = "# c\napiVersion: v1\nkind: Service # svc\nmetadata:\n  kind: x\n---\napiVersion: \"apps/v1\"\nkind: Deployment\n";
+        assert_eq!(
+            headers(two).unwrap(),
+            vec![
+                ("v1".to_owned(), "Service".to_owned()),
+                ("apps/v1".to_owned(), "Deployment".to_owned())
+            ]
+        );
+        assert_eq!(
+            headers("name: ci\non: push\n").unwrap(),
+            vec![(String::new(), String::new())]
+        );
+        assert_eq!(headers("just text\n"), None);
+        assert_eq!(headers("{\"kind\": \"Pod\"}\n"), None);
+        assert_eq!(headers("# only a comment\n").unwrap(), vec![]);
+    }
 
     #[test]
     fn a_syntax_error_has_a_position_in_the_rule() {

@@ -68,6 +68,18 @@ pub struct File {
 }
 
 impl Target {
+    /// A target like this one, with no plans, files or locks.
+    fn clone_empty(&self) -> Target {
+        Target {
+            repo: self.repo.clone(),
+            kind: self.kind,
+            env: self.env.clone(),
+            plans: Vec::new(),
+            files: BTreeMap::new(),
+            locks: BTreeMap::new(),
+        }
+    }
+
     /// The files of one location, as (path relative to it, file).
     pub fn files_in<'t>(&'t self, dir: &'t str) -> impl Iterator<Item = (&'t str, &'t File)> + 't {
         let start = if dir.is_empty() {
@@ -84,13 +96,19 @@ impl Target {
 }
 
 impl Target {
-    /// The plan whose location holds `path`.
+    /// The plan whose location holds `path`: the lock of its nearest
+    /// enclosing directory.
     pub fn plan_of(&self, path: &str) -> Option<&str> {
-        self.locks
-            .iter()
-            .filter(|(dir, _)| dir.is_empty() || path.starts_with(&format!("{dir}/")))
-            .max_by_key(|(dir, _)| dir.len())
-            .map(|(_, lock)| lock.plan.as_str())
+        let mut dir = path;
+        loop {
+            dir = dir.rfind('/').map_or("", |i| &dir[..i]);
+            if let Some(lock) = self.locks.get(dir) {
+                return Some(&lock.plan);
+            }
+            if dir.is_empty() {
+                return None;
+            }
+        }
     }
 }
 
@@ -126,81 +144,126 @@ pub fn render(
         .platform
         .as_ref()
         .expect("validated: plans imply a platform");
-    let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
     let mut diags = Diagnostics::default();
-    let mut desired = Desired::default();
     let partials = match TemplateSet::partials(&spec.root) {
         Ok(p) => p,
         Err(d) => return Err(Diagnostics(vec![*d])),
     };
+    let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
     let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
     for instance in &resolved.instances {
         first_env.entry(&instance.plan).or_insert(&instance.env);
-    }
-    for instance in &resolved.instances {
         for component in &instance.components {
             let block = &component.block.id;
-            if !sets.contains_key(block) {
-                let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
-                match TemplateSet::load(&spec.root, block, ownership, &partials) {
-                    Ok(set) => {
-                        sets.insert(block.clone(), set);
-                    }
-                    Err(d) => {
-                        diags.push(*d);
-                        continue;
-                    }
-                }
+            if sets.contains_key(block) {
+                continue;
             }
-            let set = &sets[block];
-            let ctx = context::for_component(instance, component);
-            let infra = target(
-                &mut desired,
-                &platform.infra.repo,
-                RepoKind::Infra,
-                Some(&instance.env),
-                &instance.plan,
-            );
-            let prefix = format!(
-                "{}/{}/{}",
-                instance.infra_path, instance.plan, component.name
-            );
-            set.render_into(
-                tree::Part::Infra,
-                &ctx,
-                &prefix,
-                &mut infra.files,
-                &mut diags,
-            );
-            if set.has_project()
-                && first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str())
-            {
-                let project = target(
-                    &mut desired,
-                    &component.repo,
-                    RepoKind::Project,
-                    None,
-                    &instance.plan,
-                );
-                set.render_into(
-                    tree::Part::Project,
-                    &ctx,
-                    "",
-                    &mut project.files,
-                    &mut diags,
-                );
+            let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
+            match TemplateSet::load(&spec.root, block, ownership, &partials) {
+                Ok(set) => {
+                    sets.insert(block.clone(), set);
+                }
+                Err(d) => diags.push(*d),
             }
         }
-        plan_files(&mut desired, platform, instance, &sets);
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let parts = crate::par::map(&resolved.instances, |instance| {
+        let first = first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str());
+        render_instance(platform, &sets, instance, first, spec_commit)
+    });
+    let mut desired = Desired::default();
+    for (part, found) in parts {
+        diags.extend(found.0);
+        merge(&mut desired, part, &mut diags);
     }
     if diags.has_errors() {
         diags.sort();
         return Err(diags);
     }
-    for instance in &resolved.instances {
-        add_locks(&mut desired, platform, instance, &first_env, spec_commit);
-    }
     Ok(desired)
+}
+
+/// One plan in one environment: its infra files, its project repos (for
+/// the plan's first environment), its plan files and its locks.
+fn render_instance(
+    platform: &Platform,
+    sets: &BTreeMap<String, TemplateSet>,
+    instance: &Instance,
+    first_env: bool,
+    spec_commit: Option<&str>,
+) -> (Desired, Diagnostics) {
+    let mut desired = Desired::default();
+    let mut diags = Diagnostics::default();
+    for component in &instance.components {
+        let set = &sets[&component.block.id];
+        let ctx = context::for_component(instance, component);
+        let infra = target(
+            &mut desired,
+            &platform.infra.repo,
+            RepoKind::Infra,
+            Some(&instance.env),
+            &instance.plan,
+        );
+        let prefix = format!(
+            "{}/{}/{}",
+            instance.infra_path, instance.plan, component.name
+        );
+        set.render_into(
+            tree::Part::Infra,
+            &ctx,
+            &prefix,
+            &mut infra.files,
+            &mut diags,
+        );
+        if set.has_project() && first_env {
+            let project = target(
+                &mut desired,
+                &component.repo,
+                RepoKind::Project,
+                None,
+                &instance.plan,
+            );
+            set.render_into(
+                tree::Part::Project,
+                &ctx,
+                "",
+                &mut project.files,
+                &mut diags,
+            );
+        }
+    }
+    plan_files(&mut desired, platform, instance, sets);
+    if !diags.has_errors() {
+        add_locks(&mut desired, platform, instance, first_env, spec_commit);
+    }
+    (desired, diags)
+}
+
+/// Adds one instance's targets to the whole.
+fn merge(desired: &mut Desired, part: Desired, diags: &mut Diagnostics) {
+    for (key, t) in part.targets {
+        let whole = desired
+            .targets
+            .entry(key)
+            .or_insert_with(|| t.clone_empty());
+        for plan in t.plans {
+            if !whole.plans.contains(&plan) {
+                whole.plans.push(plan);
+            }
+        }
+        for (path, file) in t.files {
+            if whole.files.insert(path.clone(), file).is_some() {
+                diags.push(Diagnostic::error(
+                    format!("two plans write `{path}` in repo `{}`", whole.repo),
+                    Location::file(format!("{}:{path}", whole.repo)),
+                ));
+            }
+        }
+        whole.locks.extend(t.locks);
+    }
 }
 
 /// The locks of an instance's locations: its plan directory in the infra
@@ -209,7 +272,7 @@ fn add_locks(
     desired: &mut Desired,
     platform: &Platform,
     instance: &Instance,
-    first_env: &BTreeMap<&str, &str>,
+    first_env: bool,
     spec_commit: Option<&str>,
 ) {
     let locked = |c: &crate::compose::ComponentInstance| LockedComponent {
@@ -224,7 +287,7 @@ fn add_locks(
     if let Some(target) = desired.targets.get_mut(&infra_key) {
         seal(target, &dir, lock);
     }
-    if first_env.get(instance.plan.as_str()) != Some(&instance.env.as_str()) {
+    if !first_env {
         return;
     }
     for component in &instance.components {

@@ -115,7 +115,7 @@ pub enum LoadError {
 
 /// Stack for the parsing thread: deep (but allowed) YAML nesting recurses
 /// in the parser, and callers may run on small-stack threads.
-const PARSE_STACK: usize = 32 * 1024 * 1024;
+pub const PARSE_STACK: usize = 32 * 1024 * 1024;
 
 /// Reads the spec repo at `root`.
 ///
@@ -171,20 +171,17 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
                 break;
             }
         }
-        for path in loader.list("spec/stacks", &["yaml", "yml"])? {
-            if let Some((id, s)) = loader.parse::<Stack>(&path, Some(Kind::Stack)) {
-                loader.spec.stacks.push(Stack { file: id, ..s });
-            }
+        let paths = loader.list("spec/stacks", &["yaml", "yml"])?;
+        for (id, s) in loader.parse_all::<Stack>(&paths, Some(Kind::Stack)) {
+            loader.spec.stacks.push(Stack { file: id, ..s });
         }
-        for path in loader.list("spec/plans", &["yaml", "yml"])? {
-            if let Some((id, p)) = loader.parse::<Plan>(&path, Some(Kind::Plan)) {
-                loader.spec.plans.push(Plan { file: id, ..p });
-            }
+        let paths = loader.list("spec/plans", &["yaml", "yml"])?;
+        for (id, p) in loader.parse_all::<Plan>(&paths, Some(Kind::Plan)) {
+            loader.spec.plans.push(Plan { file: id, ..p });
         }
-        for path in loader.list("spec/policies", &["yaml", "yml"])? {
-            if let Some((id, p)) = loader.parse::<Policy>(&path, None) {
-                loader.spec.policies.push(Policy { file: id, ..p });
-            }
+        let paths = loader.list("spec/policies", &["yaml", "yml"])?;
+        for (id, p) in loader.parse_all::<Policy>(&paths, None) {
+            loader.spec.policies.push(Policy { file: id, ..p });
         }
     }
     Ok(loader.spec)
@@ -286,24 +283,46 @@ impl Loader<'_> {
         Some(self.spec.files.len() - 1)
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(
+    fn parse<T: serde::de::DeserializeOwned + Send>(
         &mut self,
         path: &Path,
         kind: Option<Kind>,
     ) -> Option<(FileId, T)> {
-        let id = self.read(path, 0)?;
-        let file = &self.spec.files[id];
-        match yaml::parse::<T>(file, &file.text) {
-            Ok(v) => Some((id, v)),
-            Err(d) => {
-                self.spec.diagnostics.push(*d);
-                if let Some(kind) = kind {
-                    let text = file.text.clone();
-                    self.remember_unparsed(id, kind, &text, "name");
+        self.parse_all(std::slice::from_ref(&path.to_owned()), kind)
+            .pop()
+    }
+
+    /// Reads and parses files, in order, parsing on every core (each
+    /// parser thread has a [`PARSE_STACK`] stack). A file that fails is
+    /// reported and left out; for `kind`, its name is remembered so that
+    /// references to it do not cascade into more errors.
+    fn parse_all<T: serde::de::DeserializeOwned + Send>(
+        &mut self,
+        paths: &[PathBuf],
+        kind: Option<Kind>,
+    ) -> Vec<(FileId, T)> {
+        let ids: Vec<FileId> = paths.iter().filter_map(|p| self.read(p, 0)).collect();
+        let files = &self.spec.files;
+        let parsed = crate::par::map_init(
+            &ids,
+            Some(PARSE_STACK),
+            || (),
+            |(), &id| yaml::parse::<T>(&files[id], &files[id].text),
+        );
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, result) in ids.into_iter().zip(parsed) {
+            match result {
+                Ok(v) => out.push((id, v)),
+                Err(d) => {
+                    self.spec.diagnostics.push(*d);
+                    if let Some(kind) = kind {
+                        let text = self.spec.files[id].text.clone();
+                        self.remember_unparsed(id, kind, &text, "name");
+                    }
                 }
-                None
             }
         }
+        out
     }
 
     /// Reads `key` leniently from a file that failed to parse: as YAML if

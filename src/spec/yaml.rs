@@ -106,7 +106,9 @@ impl OneOrMany {
     }
 }
 
-fn options() -> serde_saphyr::Options {
+/// Parser options for every YAML druppie reads: depth and node budgets,
+/// YAML 1.2 booleans.
+pub fn options() -> serde_saphyr::Options {
     let mut opts = serde_saphyr::Options::default();
     let mut budget = opts.budget.clone().unwrap_or_default();
     budget.max_depth = MAX_DEPTH;
