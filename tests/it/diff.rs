@@ -415,10 +415,13 @@ fn a_bad_cel_rule_is_a_located_error() {
 
 #[test]
 fn rendered_yaml_that_does_not_parse_is_an_error_finding() {
-    let f = Fixture::valid().with(
-        "templates/postgresql/infra/cluster.yaml.j2",
-        "kind: [Cluster\n",
-    );
+    // Files are parsed when a policy may apply to them.
+    let f = Fixture::valid()
+        .with("templates/postgresql/infra/cluster.yaml.j2", "kind: Cluster\nspec: [1\n")
+        .with(
+            "spec/policies/clusters.yaml",
+            "name: clusters\nmatch:\n  kinds: [Cluster]\nrule: has(object.spec)\nseverity: warning\nmessage: m\n",
+        );
     let run = f.run(&["diff", "--env", "dev"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
