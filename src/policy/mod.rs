@@ -212,13 +212,19 @@ fn check_file(
             (kind, "") => Some(kind.to_owned()),
             (kind, name) => Some(format!("{kind}/{name}")),
         };
-        for c in &compiled {
-            let m = &c.policy.matches;
-            if !(admits(&m.api_versions, Some(api_version)) && admits(&m.kinds, Some(kind))) {
-                continue;
-            }
-            let mut ctx = root.new_inner_scope();
-            ctx.add_variable_from_value("object", doc.value.clone());
+        let applicable: Vec<&&Compiled<'_>> = compiled
+            .iter()
+            .filter(|c| {
+                let m = &c.policy.matches;
+                admits(&m.api_versions, Some(api_version)) && admits(&m.kinds, Some(kind))
+            })
+            .collect();
+        if applicable.is_empty() {
+            continue;
+        }
+        let mut ctx = root.new_inner_scope();
+        ctx.add_variable_from_value("object", doc.value.clone());
+        for c in applicable {
             let message = match c.program.execute(&ctx) {
                 Ok(cel::Value::Bool(true)) => continue,
                 Ok(cel::Value::Bool(false)) => c.policy.message.value.clone(),

@@ -301,7 +301,9 @@ impl Loader<'_> {
         paths: &[PathBuf],
         kind: Option<Kind>,
     ) -> Vec<(FileId, T)> {
+        let started = std::time::Instant::now();
         let ids: Vec<FileId> = paths.iter().filter_map(|p| self.read(p, 0)).collect();
+        tracing::trace!(elapsed = ?started.elapsed(), files = ids.len(), "read");
         let files = &self.spec.files;
         let parsed = crate::par::map_init(
             &ids,
@@ -309,6 +311,7 @@ impl Loader<'_> {
             || (),
             |(), &id| yaml::parse::<T>(&files[id], &files[id].text),
         );
+        tracing::trace!(elapsed = ?started.elapsed(), "parsed");
         let mut out = Vec::with_capacity(ids.len());
         for (id, result) in ids.into_iter().zip(parsed) {
             match result {

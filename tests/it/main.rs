@@ -3,6 +3,7 @@
 mod catalog;
 mod compose;
 mod diff;
+mod kubernetes;
 mod render;
 mod support;
 mod validate;
