@@ -103,6 +103,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         let text = report::text(&changes, &mask, ctx.color_out);
         print_out(&format!("{text}{}\n", summary.line()));
     }
+    // The process ends next: freeing every rendered file one by one would
+    // only cost time (about 20 ms at 1,000 plans).
+    std::mem::forget((valid, resolved, desired, changes));
     if summary.errors > 0 {
         exit::ERROR
     } else if summary.changes() > 0 {

@@ -125,15 +125,16 @@ impl Summary {
     /// `N repos, +a ~m -d, c conflicts, x drift, w warnings`.
     pub fn line(&self) -> String {
         let mut line = format!(
-            "{} {}, +{} ~{} -{}, {} {}, {} drift, {} {}",
+            "{} {}, {}, {} {}",
             self.repos,
             plural(self.repos, "repo"),
-            self.create,
-            self.modify,
-            self.delete,
-            self.conflict,
-            plural(self.conflict, "conflict"),
-            self.drift,
+            counts_line([
+                self.create,
+                self.modify,
+                self.delete,
+                self.conflict,
+                self.drift
+            ]),
             self.warnings,
             plural(self.warnings, "warning"),
         );
@@ -142,6 +143,14 @@ impl Summary {
         }
         line
     }
+}
+
+/// `+create ~modify -delete, c conflicts, d drift`.
+fn counts_line([create, modify, delete, conflict, drift]: [usize; 5]) -> String {
+    format!(
+        "+{create} ~{modify} -{delete}, {conflict} {}, {drift} drift",
+        plural(conflict, "conflict")
+    )
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -167,15 +176,15 @@ pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
             continue;
         }
         let _ = writeln!(out, "{}", paint("1", &header(cs)));
-        let _ = writeln!(
-            out,
-            "  +{} ~{} -{}, {} conflicts, {} drift",
-            cs.count(Action::Create),
-            cs.count(Action::Modify),
-            cs.count(Action::Delete),
-            cs.count(Action::Conflict),
-            cs.count(Action::Drift)
-        );
+        let counts = [
+            Action::Create,
+            Action::Modify,
+            Action::Delete,
+            Action::Conflict,
+            Action::Drift,
+        ]
+        .map(|a| cs.count(a));
+        let _ = writeln!(out, "  {}", counts_line(counts));
         for change in &cs.files {
             let word = match change.action {
                 Action::Create => paint("32", "create"),
