@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::git::{ObjectId, Repo, blob_id};
+use crate::spec::source::slash_path;
 
 /// Where target repos live on disk.
 #[derive(Debug, Clone, Default)]
@@ -141,15 +142,7 @@ impl LiveRepo {
                         continue;
                     }
                     let bytes = std::fs::read(entry.path()).map_err(|e| self.error(dir, e))?;
-                    let rel = entry
-                        .path()
-                        .strip_prefix(&base)
-                        .expect("walkdir yields paths under its root")
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    out.insert(rel, blob_id(&bytes));
+                    out.insert(slash_path(&base, entry.path()), blob_id(&bytes));
                 }
                 Ok(out)
             }

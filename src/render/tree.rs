@@ -12,7 +12,7 @@ use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::glob::ownership_of;
 use crate::spec::model::{Ownership, OwnershipMode};
 use crate::spec::names::path_problem;
-use crate::spec::source::{Pos, SourceFile};
+use crate::spec::source::{Pos, SourceFile, slash_path};
 use crate::template;
 
 /// A rendered file larger than this is an error.
@@ -301,14 +301,7 @@ fn walk(templates: &Path, dir: &str) -> Result<Vec<(String, Vec<u8>)>, Box<Diagn
                 Location::file(shown(path)),
             ))
         })?;
-        let rel = path
-            .strip_prefix(&base)
-            .expect("walkdir yields paths under its root")
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        out.push((rel, bytes));
+        out.push((slash_path(&base, path), bytes));
     }
     Ok(out)
 }

@@ -479,9 +479,5 @@ fn template_dirs(root: &Path) -> Vec<String> {
 
 /// `path` relative to `root`, with `/` separators.
 fn display(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    super::source::slash_path(root, path)
 }

@@ -1,6 +1,16 @@
 //! Source files of the spec repo and positions inside them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// `path` relative to `root`, with `/` separators (as users and git see
+/// paths); `path` itself when it is not under `root`.
+pub fn slash_path(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
 
 /// Index of a [`SourceFile`] in [`crate::spec::Spec::files`].
 pub type FileId = usize;

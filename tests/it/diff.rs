@@ -39,6 +39,14 @@ fn commit_all(repo: &Path, message: &str) {
     git(repo, &["commit", "-qm", message, "--allow-empty"]);
 }
 
+/// A person writes a file in a repo and commits it.
+fn edit_and_commit(repo: &Path, path: &str, content: &str, message: &str) {
+    let full = repo.join(path);
+    std::fs::create_dir_all(full.parent().expect("has parent")).expect("mkdir");
+    std::fs::write(full, content).expect("write");
+    commit_all(repo, message);
+}
+
 /// Renders the fixture into `<tmp>/repos/<repo>` and commits each as a git
 /// work tree on `main`, as a person applying the first render would.
 fn render_into_git(f: &Fixture, tmp: &Path) -> PathBuf {
@@ -249,12 +257,12 @@ fn an_edit_to_a_managed_file_is_drift_and_is_restored() {
     let tmp = tempfile::tempdir().expect("tmp");
     let repos = render_into_git(&f, tmp.path());
     let infra = repos.join("infra");
-    std::fs::write(
-        infra.join("apps/dev/permits/app/deployment.yaml"),
+    edit_and_commit(
+        &infra,
+        "apps/dev/permits/app/deployment.yaml",
         "kind: Deployment\nreplicas: 9\n",
-    )
-    .unwrap();
-    commit_all(&infra, "hand edit in the cluster repo");
+        "hand edit in the cluster repo",
+    );
     let run = diff(&f, &repos, &[]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     let commit = regex::Regex::new(r"at [0-9a-f]{12} ").unwrap();
@@ -277,12 +285,12 @@ fn a_removed_components_files_are_pruned_only_when_unmodified() {
     let tmp = tempfile::tempdir().expect("tmp");
     let repos = render_into_git(&f, tmp.path());
     let infra = repos.join("infra");
-    std::fs::write(
-        infra.join("apps/dev/permits/spare/cluster.yaml"),
+    edit_and_commit(
+        &infra,
+        "apps/dev/permits/spare/cluster.yaml",
         "kind: Cluster # tuned by hand\n",
-    )
-    .unwrap();
-    commit_all(&infra, "tune the spare cluster");
+        "tune the spare cluster",
+    );
     let f = f.edit(
         "spec/stacks/webapp-db.yaml",
         "  extra:\n    block: postgresql\n  spare:\n    block: postgresql\n",
@@ -344,8 +352,12 @@ fn files_druppie_did_not_write_are_never_touched() {
     let infra = repos.join("infra");
     std::fs::write(infra.join("apps/dev/permits/NOTES.md"), "ours\n").unwrap();
     std::fs::create_dir_all(infra.join("apps/dev/legacy")).unwrap();
-    std::fs::write(infra.join("apps/dev/legacy/app.yaml"), "kind: ConfigMap\n").unwrap();
-    commit_all(&infra, "people's files");
+    edit_and_commit(
+        &infra,
+        "apps/dev/legacy/app.yaml",
+        "kind: ConfigMap\n",
+        "people's files",
+    );
     let run = diff(&f, &repos, &[]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 
