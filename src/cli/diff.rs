@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 
 use super::output::print_out;
-use super::{Context, Rendered, exit, render_spec};
+use super::{Context, compose_spec, exit, spec_commit};
 use crate::diff::report::{self, Mask, Summary};
 use crate::diff::{self, Scope};
 use crate::live::Sources;
-use crate::policy;
 
 /// Show what would change in the project repos and the infra repo:
 /// creates, modifications, deletions (prunes), drift and conflicts, then
@@ -37,29 +36,30 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(Rendered {
-        valid,
-        resolved,
-        desired,
-    }) = render_spec(ctx, args.plan.as_deref(), args.env.as_deref())
+    let Some((valid, resolved)) = compose_spec(ctx, args.plan.as_deref(), args.env.as_deref())
     else {
         return exit::ERROR;
     };
-    let platform = valid
-        .spec
-        .platform
-        .as_ref()
-        .expect("validated: a rendered plan implies a platform");
-    let started = std::time::Instant::now();
-    let findings = policy::check(&valid, &desired);
-    tracing::debug!(elapsed = ?started.elapsed(), "policy");
     let sources = sources(ctx, args);
     let scope = Scope {
         plan: args.plan.clone(),
         env: args.env.clone(),
     };
-    let changes = diff::diff(&desired, findings, platform, &sources, &scope);
-    tracing::debug!(elapsed = ?started.elapsed(), "diff");
+    let spec_commit = spec_commit(ctx);
+    let options = diff::Options {
+        sources: &sources,
+        scope: &scope,
+        spec_commit: spec_commit.as_deref(),
+    };
+    let started = std::time::Instant::now();
+    let changes = match diff::diff(&valid, &resolved, &options) {
+        Ok(changes) => changes,
+        Err(diags) => {
+            super::output::print_diagnostics(&diags, ctx.color_err);
+            return exit::ERROR;
+        }
+    };
+    tracing::debug!(elapsed = ?started.elapsed(), "render, policy and diff");
     let mask = Mask::new(resolved.instances.iter().flat_map(|i| {
         i.components.iter().flat_map(|c| {
             c.secret_inputs
@@ -103,9 +103,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         let text = report::text(&changes, &mask, ctx.color_out);
         print_out(&format!("{text}{}\n", summary.line()));
     }
-    // The process ends next: freeing every rendered file one by one would
-    // only cost time (about 20 ms at 1,000 plans).
-    std::mem::forget((valid, resolved, desired, changes));
+    // The process ends next: freeing the spec and the composed plans piece
+    // by piece would only cost time.
+    std::mem::forget((valid, resolved, changes));
     if summary.errors > 0 {
         exit::ERROR
     } else if summary.changes() > 0 {

@@ -146,39 +146,46 @@ pub(crate) fn load_validated(
     }
 }
 
-/// The spec, validated, composed and rendered.
-pub(crate) struct Rendered {
-    pub valid: crate::spec::Validated,
-    pub resolved: crate::compose::Resolved,
-    pub desired: crate::render::Desired,
-}
-
-/// Loads, validates, composes and renders the selected plans and
-/// environments, printing every diagnostic; `None` when any stage failed.
-/// Locks record the spec checkout's commit when it is a git repository.
-pub(crate) fn render_spec(
+/// Loads, validates and composes the selected plans and environments,
+/// printing every diagnostic; `None` when any stage failed.
+pub(crate) fn compose_spec(
     ctx: &Context,
     plan: Option<&str>,
     env: Option<&str>,
-) -> Option<Rendered> {
+) -> Option<(crate::spec::Validated, crate::compose::Resolved)> {
     let valid = load_validated(ctx, &crate::spec::LoadOptions::default())?;
     let options = crate::compose::ComposeOptions {
         plan: plan.map(str::to_owned),
         env: env.map(str::to_owned),
     };
-    let commit = crate::git::head_commit(&ctx.spec_root).map(|c| c.to_string());
     let started = std::time::Instant::now();
-    let result = crate::compose::compose(&valid, &options).and_then(|resolved| {
-        tracing::debug!(elapsed = ?started.elapsed(), "compose");
-        crate::render::render(&valid, &resolved, commit.as_deref()).map(|d| (resolved, d))
-    });
-    tracing::debug!(elapsed = ?started.elapsed(), "render");
-    match result {
-        Ok((resolved, desired)) => Some(Rendered {
-            valid,
-            resolved,
-            desired,
-        }),
+    let composed = crate::compose::compose(&valid, &options);
+    tracing::debug!(elapsed = ?started.elapsed(), "compose");
+    match composed {
+        Ok(resolved) => Some((valid, resolved)),
+        Err(diags) => {
+            output::print_diagnostics(&diags, ctx.color_err);
+            None
+        }
+    }
+}
+
+/// The commit of the spec checkout, when it is a git repository; locks
+/// record it.
+pub(crate) fn spec_commit(ctx: &Context) -> Option<String> {
+    crate::git::head_commit(&ctx.spec_root).map(|c| c.to_string())
+}
+
+/// [`compose_spec`], then renders.
+pub(crate) fn render_spec(
+    ctx: &Context,
+    plan: Option<&str>,
+    env: Option<&str>,
+) -> Option<crate::render::Desired> {
+    let (valid, resolved) = compose_spec(ctx, plan, env)?;
+    let commit = spec_commit(ctx);
+    match crate::render::render(&valid, &resolved, commit.as_deref()) {
+        Ok(desired) => Some(desired),
         Err(diags) => {
             output::print_diagnostics(&diags, ctx.color_err);
             None

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::output::count;
-use super::{Context, Rendered, exit, render_spec};
+use super::{Context, exit, render_spec};
 use crate::render;
 
 /// Render the desired content of every target repo into DIR, one
@@ -23,9 +23,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(Rendered { desired, .. }) =
-        render_spec(ctx, args.plan.as_deref(), args.env.as_deref())
-    else {
+    let Some(desired) = render_spec(ctx, args.plan.as_deref(), args.env.as_deref()) else {
         return exit::ERROR;
     };
     if let Err(d) = render::write_out(&desired, &args.out) {

@@ -12,6 +12,9 @@
 //!
 //! Without a plan filter, plan directories in the infra repo whose plan is
 //! gone from the spec are pruned the same way.
+//!
+//! `diff` runs render and policy for one plan and environment at a time
+//! on every core and keeps only the changes.
 
 mod classify;
 pub mod report;
@@ -23,12 +26,15 @@ use serde::Serialize;
 
 pub use classify::{Decision, classify};
 
+use crate::compose::Resolved;
 use crate::git::{ObjectId, merge3};
 use crate::live::{self, LiveRepo, Sources};
 use crate::lock::{LOCK_FILE, Lock};
-use crate::policy::Finding;
-use crate::render::{Desired, RepoKind, Target, join};
+use crate::policy::{Checker, Finding};
+use crate::render::{RepoKind, Target, Templates, join};
+use crate::spec::Diagnostics;
 use crate::spec::model::{Platform, Trust};
+use crate::spec::validate::Validated;
 
 /// What a change set does to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -105,126 +111,255 @@ pub struct Scope {
     pub env: Option<String>,
 }
 
-/// Compares the desired state with the live repos. `findings` are handed
-/// to the change set of the target they were found in.
-pub fn diff(
-    desired: &Desired,
+/// Where the live repos are and what the run covers.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    pub sources: &'a Sources,
+    pub scope: &'a Scope,
+    /// Recorded in every lock (the spec checkout's commit, when known).
+    pub spec_commit: Option<&'a str>,
+}
+
+/// What one plan in one environment contributes.
+#[derive(Default)]
+struct Part {
+    sets: Vec<ChangeSet>,
     findings: Vec<Finding>,
-    platform: &Platform,
-    sources: &Sources,
-    scope: &Scope,
-) -> ChangeSets {
+    errors: Vec<live::Error>,
+}
+
+/// Renders, checks and compares every instance with the live repos. Each
+/// plan in each environment is rendered, checked against the policies and
+/// compared on a worker thread, and only its changes are kept: memory
+/// grows with the changes, not with the size of the rendered trees.
+///
+/// # Errors
+/// The render's diagnostics (templates, paths), all of them.
+pub fn diff(
+    v: &Validated,
+    resolved: &Resolved,
+    options: &Options<'_>,
+) -> Result<ChangeSets, Diagnostics> {
+    let platform = v
+        .spec
+        .platform
+        .as_ref()
+        .expect("validated: plans imply a platform");
+    let templates = Templates::load(v, resolved)?;
     let mut out = ChangeSets::default();
-    let infra_name = platform.infra.repo.as_str();
-    let mut repos: BTreeMap<String, Option<LiveRepo>> = BTreeMap::new();
-    // Every environment in scope gets an infra change set, so a removed
-    // plan's directory is pruned even when no plan renders there any more.
-    let mut keys: Vec<(String, Option<String>)> = desired.targets.keys().cloned().collect();
-    for env in platform.environments.keys() {
-        let key = (infra_name.to_owned(), Some(env.to_owned()));
-        if scope.env.as_deref().is_none_or(|e| e == env) && !keys.contains(&key) {
-            keys.push(key);
+    let repos = open_repos(
+        platform,
+        resolved,
+        &templates,
+        options.sources,
+        &mut out.errors,
+    );
+    let infra = repos.get(&platform.infra.repo);
+    // Every environment in scope: its files in the infra repo.
+    let mut env_live: BTreeMap<&str, BTreeMap<String, ObjectId>> = BTreeMap::new();
+    if let Some(infra) = infra {
+        for (env, settings) in platform.environments.iter() {
+            if options.scope.env.as_deref().is_some_and(|e| e != env.value) {
+                continue;
+            }
+            let dir = settings.path.value.trim_end_matches('/');
+            match infra.files_under(dir) {
+                Ok(files) => {
+                    let full = files.into_iter().map(|(rel, id)| (join(dir, &rel), id));
+                    env_live.insert(&env.value, full.collect());
+                }
+                Err(e) => out.errors.push(e),
+            }
         }
     }
-    keys.sort();
-    for key in keys {
-        let target = desired.targets.get(&key);
-        let (name, env) = key;
-        let kind = if env.is_some() {
-            RepoKind::Infra
-        } else {
-            RepoKind::Project
+    let parts = crate::par::map_init(
+        &resolved.instances,
+        Some(crate::spec::load::PARSE_STACK),
+        || Checker::new(v),
+        |checker, instance| {
+            let (desired, diags) = templates.render_instance(instance, options.spec_commit);
+            if diags.has_errors() {
+                return Err(diags);
+            }
+            let mut part = Part {
+                findings: checker.check(&desired),
+                ..Part::default()
+            };
+            for ((name, env), target) in &desired.targets {
+                let Some(repo) = repos.get(name) else {
+                    continue;
+                };
+                let own;
+                let live = match env {
+                    Some(e) => match env_live.get(e.as_str()) {
+                        Some(files) => files,
+                        None => continue,
+                    },
+                    None => match repo.files_under("") {
+                        Ok(files) => {
+                            own = files;
+                            &own
+                        }
+                        Err(e) => {
+                            part.errors.push(e);
+                            continue;
+                        }
+                    },
+                };
+                let mut cs = change_set(platform, repo, env.as_deref());
+                cs.plans.clone_from(&target.plans);
+                for dir in target.locks.keys() {
+                    if let Err(e) = diff_location(&mut cs, repo, live, Some(target), dir) {
+                        part.errors.push(e);
+                    }
+                }
+                part.sets.push(cs);
+            }
+            Ok(part)
+        },
+    );
+    let mut sets: BTreeMap<(String, Option<String>), ChangeSet> = BTreeMap::new();
+    let mut findings = Vec::new();
+    let mut diags = Diagnostics::default();
+    for part in parts {
+        let part = match part {
+            Ok(p) => p,
+            Err(found) => {
+                diags.extend(found.0);
+                continue;
+            }
         };
-        let branch = match kind {
-            RepoKind::Infra => &platform.infra.branch,
-            RepoKind::Project => &platform.projects.branch,
-        };
-        let repo = repos.entry(name.clone()).or_insert_with(|| {
-            let path = sources.locate(&name, infra_name);
-            LiveRepo::open(&name, path.as_deref(), branch)
-                .map_err(|e| out.errors.push(e))
-                .ok()
-        });
-        let Some(repo) = repo else {
-            continue;
-        };
-        let settings = env.as_deref().and_then(|e| platform.environments.get(e));
-        let mut cs = ChangeSet {
-            repo: name.clone(),
-            kind,
-            env: env.clone(),
-            trust: settings.map(|s| s.trust),
-            plans: target.map(|t| t.plans.clone()).unwrap_or_default(),
-            exists: repo.exists(),
-            branch: branch.clone(),
-            base: repo.base.map(|b| b.to_string()),
-            source: live::describe(repo),
-            files: Vec::new(),
-            notes: Vec::new(),
-            findings: Vec::new(),
-        };
-        let scope_dir = settings.map_or(String::new(), |s| {
-            s.path.value.trim_end_matches('/').to_owned()
-        });
-        if let Err(e) = diff_target(&mut cs, repo, target, &scope_dir, scope.plan.is_none()) {
-            out.errors.push(e);
-            continue;
+        out.errors.extend(part.errors);
+        findings.extend(part.findings);
+        for cs in part.sets {
+            let key = (cs.repo.clone(), cs.env.clone());
+            match sets.get_mut(&key) {
+                Some(whole) => {
+                    for plan in cs.plans {
+                        if !whole.plans.contains(&plan) {
+                            whole.plans.push(plan);
+                        }
+                    }
+                    whole.files.extend(cs.files);
+                    whole.notes.extend(cs.notes);
+                }
+                None => {
+                    sets.insert(key, cs);
+                }
+            }
         }
-        out.sets.push(cs);
     }
+    if diags.has_errors() {
+        diags.sort();
+        return Err(diags);
+    }
+    // Every environment in scope gets an infra change set, and without a
+    // plan filter a removed plan's directory is pruned.
+    if let Some(infra) = infra {
+        for (env, live) in &env_live {
+            let key = (infra.name.clone(), Some((*env).to_owned()));
+            let cs = sets
+                .entry(key)
+                .or_insert_with(|| change_set(platform, infra, Some(env)));
+            if options.scope.plan.is_some() {
+                continue;
+            }
+            let dir = platform
+                .environments
+                .get(env)
+                .map_or("", |s| s.path.value.trim_end_matches('/'));
+            let covered: Vec<String> = resolved
+                .instances
+                .iter()
+                .filter(|i| i.env == *env)
+                .map(|i| format!("{}/{}", i.infra_path, i.plan))
+                .collect();
+            for path in live.keys() {
+                let Some(plan_dir) = path.strip_suffix(&format!("/{LOCK_FILE}")) else {
+                    continue;
+                };
+                let one_deep = plan_dir
+                    .strip_prefix(dir)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .is_some_and(|r| !r.is_empty() && !r.contains('/'));
+                if one_deep && !covered.iter().any(|c| c == plan_dir) {
+                    if let Err(e) = diff_location(cs, infra, live, None, plan_dir) {
+                        out.errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    out.sets = sets.into_values().collect();
     for finding in findings {
         let home = out
             .sets
             .iter_mut()
             .find(|cs| cs.repo == finding.repo && cs.env == finding.env);
-        match home {
-            Some(cs) => cs.findings.push(finding),
-            None => {
-                if let Some(cs) = out.sets.first_mut() {
-                    cs.findings.push(finding);
-                }
-            }
+        if let Some(cs) = home {
+            cs.findings.push(finding);
+        } else if let Some(cs) = out.sets.first_mut() {
+            cs.findings.push(finding);
         }
     }
-    out
+    Ok(out)
 }
 
-/// Diffs every location of one target. `scope_dir` is where its locations
-/// live (an environment's infra path; empty for a project repo).
-fn diff_target(
-    cs: &mut ChangeSet,
-    repo: &LiveRepo,
-    target: Option<&Target>,
-    scope_dir: &str,
-    prune_removed: bool,
-) -> Result<(), live::Error> {
-    let live: BTreeMap<String, ObjectId> = repo
-        .files_under(scope_dir)?
-        .into_iter()
-        .map(|(rel, id)| (join(scope_dir, &rel), id))
-        .collect();
-    let mut dirs: Vec<String> = target
-        .map(|t| t.locks.keys().cloned().collect())
-        .unwrap_or_default();
-    if prune_removed && cs.kind == RepoKind::Infra {
-        // Locks one level below the environment's path: plan directories.
-        for path in live.keys() {
-            let Some(dir) = path.strip_suffix(&format!("/{LOCK_FILE}")) else {
-                continue;
-            };
-            let plan_dir = dir
-                .strip_prefix(scope_dir)
-                .and_then(|r| r.strip_prefix('/'))
-                .is_some_and(|r| !r.is_empty() && !r.contains('/'));
-            if plan_dir && !dirs.iter().any(|d| d == dir) {
-                dirs.push(dir.to_owned());
+/// Opens the infra repo and the project repos the instances render into;
+/// a repo that cannot be read is an error and is left out.
+fn open_repos(
+    platform: &Platform,
+    resolved: &Resolved,
+    templates: &Templates<'_>,
+    sources: &Sources,
+    errors: &mut Vec<live::Error>,
+) -> BTreeMap<String, LiveRepo> {
+    let infra = platform.infra.repo.as_str();
+    let mut wanted: Vec<(&str, &str)> = vec![(infra, platform.infra.branch.as_str())];
+    for instance in &resolved.instances {
+        for c in &instance.components {
+            if templates.renders_project(&c.block.id) {
+                wanted.push((&c.repo, &platform.projects.branch));
             }
         }
     }
-    for dir in dirs {
-        diff_location(cs, repo, &live, target, &dir)?;
+    let mut repos = BTreeMap::new();
+    for (name, branch) in wanted {
+        if repos.contains_key(name) {
+            continue;
+        }
+        let path = sources.locate(name, infra);
+        match LiveRepo::open(name, path.as_deref(), branch) {
+            Ok(repo) => {
+                repos.insert(name.to_owned(), repo);
+            }
+            Err(e) => errors.push(e),
+        }
     }
-    Ok(())
+    repos
+}
+
+/// An empty change set for `repo` (in `env`, for the infra repo).
+fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> ChangeSet {
+    let settings = env.and_then(|e| platform.environments.get(e));
+    let (kind, branch) = match env {
+        Some(_) => (RepoKind::Infra, &platform.infra.branch),
+        None => (RepoKind::Project, &platform.projects.branch),
+    };
+    ChangeSet {
+        repo: repo.name.clone(),
+        kind,
+        env: env.map(str::to_owned),
+        trust: settings.map(|s| s.trust),
+        plans: Vec::new(),
+        exists: repo.exists(),
+        branch: branch.clone(),
+        base: repo.base.map(|b| b.to_string()),
+        source: live::describe(repo),
+        files: Vec::new(),
+        notes: Vec::new(),
+        findings: Vec::new(),
+    }
 }
 
 /// The live files of one location: path relative to it -> blob id.

@@ -30,9 +30,10 @@ pub fn head_commit(dir: &Path) -> Option<ObjectId> {
 }
 
 /// An opened repository (bare, or a work tree whose `.git` is read; the
-/// work tree's files are not looked at).
+/// work tree's files are not looked at). It can be shared between threads;
+/// each call reads through a handle of the calling thread.
 pub struct Repo {
-    repo: gix::Repository,
+    repo: gix::ThreadSafeRepository,
 }
 
 /// A branch's commit and tree.
@@ -55,7 +56,7 @@ impl Repo {
         if !bare && !path.join(".git").exists() {
             return Ok(None);
         }
-        gix::open_opts(path, gix::open::Options::isolated())
+        gix::ThreadSafeRepository::open_opts(path, gix::open::Options::isolated())
             .map(|repo| Some(Repo { repo }))
             .map_err(|e| err("cannot open the repository", e))
     }
@@ -66,13 +67,13 @@ impl Repo {
     /// The repository has commits but no such branch, or its objects are
     /// unreadable.
     pub fn branch(&self, branch: &str) -> Result<Option<Head>, Error> {
+        let repo = self.repo.to_thread_local();
         let name = format!("refs/heads/{branch}");
-        let found = self
-            .repo
+        let found = repo
             .try_find_reference(name.as_str())
             .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
         let Some(mut reference) = found else {
-            let has_commits = self.repo.head_id().is_ok();
+            let has_commits = repo.head_id().is_ok();
             if has_commits {
                 return Err(Error(format!(
                     "the repository has no branch `{branch}` (the platform names it as the default branch)"
@@ -102,8 +103,8 @@ impl Repo {
         tree: ObjectId,
         dir: &str,
     ) -> Result<BTreeMap<String, ObjectId>, Error> {
-        let root = self
-            .repo
+        let repo = self.repo.to_thread_local();
+        let root = repo
             .find_tree(tree)
             .map_err(|e| err("cannot read the tree", e))?;
         let sub = if dir.is_empty() {
@@ -113,8 +114,7 @@ impl Repo {
                 .lookup_entry_by_path(dir)
                 .map_err(|e| err(format!("cannot read `{dir}`"), e))?;
             match entry {
-                Some(e) if e.mode().is_tree() => self
-                    .repo
+                Some(e) if e.mode().is_tree() => repo
                     .find_tree(e.object_id())
                     .map_err(|e| err(format!("cannot read `{dir}`"), e))?,
                 _ => return Ok(BTreeMap::new()),
@@ -137,7 +137,7 @@ impl Repo {
     /// # Errors
     /// The object exists but cannot be read.
     pub fn blob(&self, id: ObjectId) -> Result<Option<Vec<u8>>, Error> {
-        match self.repo.try_find_object(id) {
+        match self.repo.to_thread_local().try_find_object(id) {
             Ok(Some(obj)) if obj.kind == gix::objs::Kind::Blob => Ok(Some(obj.detach().data)),
             Ok(_) => Ok(None),
             Err(e) => Err(err(format!("cannot read blob {id}"), e)),

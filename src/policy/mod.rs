@@ -67,45 +67,50 @@ struct Compiled<'s> {
     program: cel::Program,
 }
 
-/// Evaluates every policy on every rendered YAML document.
-pub fn check(v: &Validated, desired: &Desired) -> Vec<Finding> {
-    let files: Vec<(&Target, &str, &[u8])> = desired
-        .targets
-        .values()
-        .flat_map(|t| {
-            t.files
-                .iter()
-                .map(move |(p, f)| (t, p.as_str(), &f.bytes[..]))
-        })
-        .filter(|(_, path, _)| {
-            let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
-            yaml && path.rsplit('/').next() != Some(LOCK_FILE)
-        })
-        .collect();
-    let policies = &v.spec.policies;
-    let compile = || -> (Vec<Compiled<'_>>, cel::Context<'static, 'static>) {
-        let compiled = policies
+/// The spec's policies, compiled, with a CEL context: one per thread (a
+/// CEL context cannot be shared between threads).
+pub struct Checker<'s> {
+    compiled: Vec<Compiled<'s>>,
+    root: cel::Context<'static, 'static>,
+}
+
+impl<'s> Checker<'s> {
+    pub fn new(v: &'s Validated) -> Checker<'s> {
+        let compiled = v
+            .spec
+            .policies
             .iter()
             .filter_map(|policy| {
                 let program = compile_rule(&policy.rule.value).ok()?;
                 Some(Compiled { policy, program })
             })
             .collect();
-        (compiled, cel::Context::default())
-    };
-    crate::par::map_init(
-        &files,
-        Some(crate::spec::load::PARSE_STACK),
-        compile,
-        |(compiled, root), (target, path, bytes)| {
-            let mut findings = Vec::new();
-            check_file(compiled, root, target, path, bytes, &mut findings);
-            findings
-        },
-    )
-    .into_iter()
-    .flatten()
-    .collect()
+        Checker {
+            compiled,
+            root: cel::Context::default(),
+        }
+    }
+
+    /// Evaluates every policy on every rendered YAML document of `desired`.
+    pub fn check(&self, desired: &Desired) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for target in desired.targets.values() {
+            for (path, file) in &target.files {
+                let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+                if yaml && path.rsplit('/').next() != Some(LOCK_FILE) {
+                    check_file(
+                        &self.compiled,
+                        &self.root,
+                        target,
+                        path,
+                        &file.bytes,
+                        &mut findings,
+                    );
+                }
+            }
+        }
+        findings
+    }
 }
 
 /// Whether a policy's `match` admits these values (an empty list admits

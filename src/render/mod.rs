@@ -139,41 +139,11 @@ pub fn render(
     resolved: &Resolved,
     spec_commit: Option<&str>,
 ) -> Result<Desired, Diagnostics> {
-    let spec = &v.spec;
-    let platform = spec
-        .platform
-        .as_ref()
-        .expect("validated: plans imply a platform");
-    let mut diags = Diagnostics::default();
-    let partials = match TemplateSet::partials(&spec.root) {
-        Ok(p) => p,
-        Err(d) => return Err(Diagnostics(vec![*d])),
-    };
-    let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
-    let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
-    for instance in &resolved.instances {
-        first_env.entry(&instance.plan).or_insert(&instance.env);
-        for component in &instance.components {
-            let block = &component.block.id;
-            if sets.contains_key(block) {
-                continue;
-            }
-            let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
-            match TemplateSet::load(&spec.root, block, ownership, &partials) {
-                Ok(set) => {
-                    sets.insert(block.clone(), set);
-                }
-                Err(d) => diags.push(*d),
-            }
-        }
-    }
-    if diags.has_errors() {
-        return Err(diags);
-    }
+    let templates = Templates::load(v, resolved)?;
     let parts = crate::par::map(&resolved.instances, |instance| {
-        let first = first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str());
-        render_instance(platform, &sets, instance, first, spec_commit)
+        templates.render_instance(instance, spec_commit)
     });
+    let mut diags = Diagnostics::default();
     let mut desired = Desired::default();
     for (part, found) in parts {
         diags.extend(found.0);
@@ -184,6 +154,77 @@ pub fn render(
         return Err(diags);
     }
     Ok(desired)
+}
+
+/// The templates of every block some instance uses, ready to render
+/// instances one at a time (from any thread).
+pub struct Templates<'a> {
+    platform: &'a Platform,
+    sets: BTreeMap<String, TemplateSet>,
+    /// Plan -> its first environment (project repos render with it).
+    first_env: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Templates<'a> {
+    /// Reads the template trees of the blocks `resolved` uses.
+    ///
+    /// # Errors
+    /// An unreadable template, or a template syntax error.
+    pub fn load(v: &'a Validated, resolved: &'a Resolved) -> Result<Templates<'a>, Diagnostics> {
+        let spec = &v.spec;
+        let platform = spec
+            .platform
+            .as_ref()
+            .expect("validated: plans imply a platform");
+        let mut diags = Diagnostics::default();
+        let partials = match TemplateSet::partials(&spec.root) {
+            Ok(p) => p,
+            Err(d) => return Err(Diagnostics(vec![*d])),
+        };
+        let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
+        let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
+        for instance in &resolved.instances {
+            first_env.entry(&instance.plan).or_insert(&instance.env);
+            for component in &instance.components {
+                let block = &component.block.id;
+                if sets.contains_key(block) {
+                    continue;
+                }
+                let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
+                match TemplateSet::load(&spec.root, block, ownership, &partials) {
+                    Ok(set) => {
+                        sets.insert(block.clone(), set);
+                    }
+                    Err(d) => diags.push(*d),
+                }
+            }
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        Ok(Templates {
+            platform,
+            sets,
+            first_env,
+        })
+    }
+
+    /// Whether `block` has `project/` templates (a project repo to render).
+    pub fn renders_project(&self, block: &str) -> bool {
+        self.sets.get(block).is_some_and(TemplateSet::has_project)
+    }
+
+    /// Renders one plan in one environment: its infra files, its project
+    /// repos (for the plan's first environment), its plan files and its
+    /// locks (when nothing failed).
+    pub fn render_instance(
+        &self,
+        instance: &Instance,
+        spec_commit: Option<&str>,
+    ) -> (Desired, Diagnostics) {
+        let first = self.first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str());
+        render_instance(self.platform, &self.sets, instance, first, spec_commit)
+    }
 }
 
 /// One plan in one environment: its infra files, its project repos (for

@@ -195,7 +195,13 @@ impl TemplateSet {
                 Some(name) => {
                     let rendered = self.env.get_template(name).and_then(|t| t.render(ctx));
                     match rendered {
-                        Ok(text) => text.into_bytes(),
+                        Ok(text) => {
+                            // The engine's buffer has room to spare; a
+                            // render keeps thousands of these.
+                            let mut bytes = text.into_bytes();
+                            bytes.shrink_to_fit();
+                            bytes
+                        }
                         Err(e) => {
                             diags.push(self.located(&e));
                             continue;
