@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use super::output::print_out;
-use super::{Context, compose_spec, exit, spec_commit};
+use super::{Context, exit, load_validated, spec_commit};
+use crate::compose::{self, ComposeOptions};
 use crate::diff::report::{self, Mask, Summary};
 use crate::diff::{self, Scope};
 use crate::live::Sources;
@@ -36,9 +37,21 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some((valid, resolved)) = compose_spec(ctx, args.plan.as_deref(), args.env.as_deref())
-    else {
+    let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
+    };
+    let selection = match compose::select(
+        &valid,
+        &ComposeOptions {
+            plan: args.plan.clone(),
+            env: args.env.clone(),
+        },
+    ) {
+        Ok(s) => s,
+        Err(diags) => {
+            super::output::print_diagnostics(&diags, ctx.color_err);
+            return exit::ERROR;
+        }
     };
     let sources = sources(ctx, args);
     let scope = Scope {
@@ -52,25 +65,15 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         spec_commit: spec_commit.as_deref(),
     };
     let started = std::time::Instant::now();
-    let changes = match diff::diff(&valid, &resolved, &options) {
+    let changes = match diff::diff(&valid, &selection, &options) {
         Ok(changes) => changes,
         Err(diags) => {
             super::output::print_diagnostics(&diags, ctx.color_err);
             return exit::ERROR;
         }
     };
-    tracing::debug!(elapsed = ?started.elapsed(), "render, policy and diff");
-    let mask = Mask::new(resolved.instances.iter().flat_map(|i| {
-        i.components.iter().flat_map(|c| {
-            c.secret_inputs
-                .iter()
-                .filter_map(|name| match c.inputs.get(name)? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Null => None,
-                    other => Some(other.to_string()),
-                })
-        })
-    }));
+    tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
+    let mask = Mask::new(changes.secrets.iter().cloned());
     for e in &changes.errors {
         super::output::print_error(e, ctx.color_err);
     }
@@ -105,7 +108,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     }
     // The process ends next: freeing the spec and the composed plans piece
     // by piece would only cost time.
-    std::mem::forget((valid, resolved, changes));
+    std::mem::forget(changes);
+    std::mem::forget(valid);
     if summary.errors > 0 {
         exit::ERROR
     } else if summary.changes() > 0 {

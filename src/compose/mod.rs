@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::model::Trust;
+use crate::spec::model::{Plan, Trust};
 use crate::spec::suggest;
 use crate::spec::validate::Validated;
 
@@ -75,30 +75,14 @@ pub struct ComposeOptions {
 /// that fails to evaluate or yields a value its input does not accept: each
 /// a located diagnostic. All instances are tried, so all errors are found.
 pub fn compose(v: &Validated, options: &ComposeOptions) -> Result<Resolved, Diagnostics> {
-    let spec = &v.spec;
-    let mut diags = Diagnostics::default();
-    check_selection(v, options, &mut diags);
-    if diags.has_errors() {
-        return Err(diags);
-    }
-    let mut plans: Vec<_> = spec.plans.iter().collect();
-    plans.sort_by(|a, b| a.name.value.cmp(&b.name.value));
-    let selected: Vec<(&crate::spec::model::Plan, &str)> = plans
-        .into_iter()
-        .filter(|plan| options.plan.as_ref().is_none_or(|p| *p == plan.name.value))
-        .flat_map(|plan| {
-            plan.environments
-                .iter()
-                .filter(|env| options.env.as_ref().is_none_or(|e| *e == env.value))
-                .map(move |env| (plan, env.value.as_str()))
-        })
-        .collect();
+    let selected = select(v, options)?;
     let results = crate::par::map_init(
         &selected,
         None,
         crate::template::environment,
-        |engine, (plan, env)| resolve::instance(spec, engine, plan, env),
+        |engine, (plan, env)| instance(v, engine, plan, env),
     );
+    let mut diags = Diagnostics::default();
     let mut instances = Vec::with_capacity(results.len());
     for result in results {
         match result {
@@ -111,6 +95,49 @@ pub fn compose(v: &Validated, options: &ComposeOptions) -> Result<Resolved, Diag
         return Err(diags);
     }
     Ok(Resolved { instances })
+}
+
+/// The plan × environment pairs `options` selects: plans by name,
+/// environments in each plan's order.
+///
+/// # Errors
+/// An unknown plan or environment in the selection.
+pub fn select<'v>(
+    v: &'v Validated,
+    options: &ComposeOptions,
+) -> Result<Vec<(&'v Plan, &'v str)>, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    check_selection(v, options, &mut diags);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let mut plans: Vec<&Plan> = v.spec.plans.iter().collect();
+    plans.sort_by(|a, b| a.name.value.cmp(&b.name.value));
+    Ok(plans
+        .into_iter()
+        .filter(|plan| options.plan.as_ref().is_none_or(|p| *p == plan.name.value))
+        .flat_map(|plan| {
+            plan.environments
+                .iter()
+                .filter(|env| options.env.as_ref().is_none_or(|e| *e == env.value))
+                .map(move |env| (plan, env.value.as_str()))
+        })
+        .collect())
+}
+
+/// Composes one plan in one environment, with a template engine from
+/// [`crate::template::environment`] (one per thread).
+///
+/// # Errors
+/// Located diagnostics for wiring that fails or gives a value its input
+/// does not accept.
+pub fn instance(
+    v: &Validated,
+    engine: &minijinja::Environment<'_>,
+    plan: &Plan,
+    env: &str,
+) -> Result<Instance, Vec<Diagnostic>> {
+    resolve::instance(&v.spec, engine, plan, env)
 }
 
 fn check_selection(v: &Validated, options: &ComposeOptions, diags: &mut Diagnostics) {

@@ -26,14 +26,13 @@ use serde::Serialize;
 
 pub use classify::{Decision, classify};
 
-use crate::compose::Resolved;
 use crate::git::{ObjectId, merge3};
 use crate::live::{self, LiveRepo, Sources};
 use crate::lock::{LOCK_FILE, Lock};
 use crate::policy::{Checker, Finding};
 use crate::render::{RepoKind, Target, Templates, join};
 use crate::spec::Diagnostics;
-use crate::spec::model::{Platform, Trust};
+use crate::spec::model::{Plan, Platform, Trust};
 use crate::spec::validate::Validated;
 
 /// What a change set does to one file.
@@ -101,6 +100,8 @@ impl ChangeSet {
 pub struct ChangeSets {
     pub sets: Vec<ChangeSet>,
     pub errors: Vec<live::Error>,
+    /// Values of secret inputs: masked wherever changes are shown.
+    pub secrets: Vec<String>,
 }
 
 /// Which plans and environments the desired state covers: without a plan
@@ -126,18 +127,20 @@ struct Part {
     sets: Vec<ChangeSet>,
     findings: Vec<Finding>,
     errors: Vec<live::Error>,
+    secrets: Vec<String>,
 }
 
-/// Renders, checks and compares every instance with the live repos. Each
-/// plan in each environment is rendered, checked against the policies and
-/// compared on a worker thread, and only its changes are kept: memory
-/// grows with the changes, not with the size of the rendered trees.
+/// Composes, renders, checks and compares every selected plan ×
+/// environment (from [`crate::compose::select`]) with the live repos. Each
+/// is handled whole on a worker thread and only its changes are kept:
+/// memory grows with the changes, not with the size of the rendered
+/// trees.
 ///
 /// # Errors
-/// The render's diagnostics (templates, paths), all of them.
+/// Every compose and render diagnostic (wiring, templates, paths).
 pub fn diff(
     v: &Validated,
-    resolved: &Resolved,
+    selection: &[(&Plan, &str)],
     options: &Options<'_>,
 ) -> Result<ChangeSets, Diagnostics> {
     let platform = v
@@ -145,11 +148,12 @@ pub fn diff(
         .platform
         .as_ref()
         .expect("validated: plans imply a platform");
-    let templates = Templates::load(v, resolved)?;
+    let templates = Templates::load(v, selection)?;
     let mut out = ChangeSets::default();
     let repos = open_repos(
+        v,
         platform,
-        resolved,
+        selection,
         &templates,
         options.sources,
         &mut out.errors,
@@ -173,16 +177,18 @@ pub fn diff(
         }
     }
     let parts = crate::par::map_init(
-        &resolved.instances,
+        selection,
         Some(crate::spec::load::PARSE_STACK),
-        || Checker::new(v),
-        |checker, instance| {
-            let (desired, diags) = templates.render_instance(instance, options.spec_commit);
+        || (Checker::new(v), crate::template::environment()),
+        |(checker, engine), (plan, env)| {
+            let instance = crate::compose::instance(v, engine, plan, env).map_err(Diagnostics)?;
+            let (desired, diags) = templates.render_instance(&instance, options.spec_commit);
             if diags.has_errors() {
                 return Err(diags);
             }
             let mut part = Part {
                 findings: checker.check(&desired),
+                secrets: secret_values(&instance),
                 ..Part::default()
             };
             for ((name, env), target) in &desired.targets {
@@ -230,6 +236,7 @@ pub fn diff(
             }
         };
         out.errors.extend(part.errors);
+        out.secrets.extend(part.secrets);
         findings.extend(part.findings);
         for cs in part.sets {
             let key = (cs.repo.clone(), cs.env.clone());
@@ -268,11 +275,10 @@ pub fn diff(
                 .environments
                 .get(env)
                 .map_or("", |s| s.path.value.trim_end_matches('/'));
-            let covered: Vec<String> = resolved
-                .instances
+            let covered: Vec<String> = selection
                 .iter()
-                .filter(|i| i.env == *env)
-                .map(|i| format!("{}/{}", i.infra_path, i.plan))
+                .filter(|(_, e)| e == env)
+                .map(|(plan, _)| format!("{dir}/{}", plan.name.value))
                 .collect();
             for path in live.keys() {
                 let Some(plan_dir) = path.strip_suffix(&format!("/{LOCK_FILE}")) else {
@@ -305,38 +311,64 @@ pub fn diff(
     Ok(out)
 }
 
-/// Opens the infra repo and the project repos the instances render into;
+/// Opens the infra repo and the project repos the selection renders into;
 /// a repo that cannot be read is an error and is left out.
 fn open_repos(
+    v: &Validated,
     platform: &Platform,
-    resolved: &Resolved,
+    selection: &[(&Plan, &str)],
     templates: &Templates<'_>,
     sources: &Sources,
     errors: &mut Vec<live::Error>,
 ) -> BTreeMap<String, LiveRepo> {
     let infra = platform.infra.repo.as_str();
-    let mut wanted: Vec<(&str, &str)> = vec![(infra, platform.infra.branch.as_str())];
-    for instance in &resolved.instances {
-        for c in &instance.components {
-            if templates.renders_project(&c.block.id) {
-                wanted.push((&c.repo, &platform.projects.branch));
+    let mut wanted: Vec<(String, &str)> = vec![(infra.to_owned(), platform.infra.branch.as_str())];
+    for (plan, _) in selection {
+        let Some(stack) = v.spec.stack(&plan.stack.value) else {
+            continue;
+        };
+        for (name, component) in stack.components.iter() {
+            if !templates.renders_project(&component.block.value) {
+                continue;
+            }
+            let naming = &platform.projects.naming.value;
+            if let Ok(repo) = crate::spec::names::repo_name(naming, &plan.name.value, &name.value) {
+                wanted.push((repo, &platform.projects.branch));
             }
         }
     }
     let mut repos = BTreeMap::new();
     for (name, branch) in wanted {
-        if repos.contains_key(name) {
+        if repos.contains_key(&name) {
             continue;
         }
-        let path = sources.locate(name, infra);
-        match LiveRepo::open(name, path.as_deref(), branch) {
+        let path = sources.locate(&name, infra);
+        match LiveRepo::open(&name, path.as_deref(), branch) {
             Ok(repo) => {
-                repos.insert(name.to_owned(), repo);
+                repos.insert(name, repo);
             }
             Err(e) => errors.push(e),
         }
     }
     repos
+}
+
+/// The values of an instance's secret inputs, to mask wherever output is
+/// shown.
+fn secret_values(instance: &crate::compose::Instance) -> Vec<String> {
+    instance
+        .components
+        .iter()
+        .flat_map(|c| {
+            c.secret_inputs
+                .iter()
+                .filter_map(|name| match c.inputs.get(name)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Null => None,
+                    other => Some(other.to_string()),
+                })
+        })
+        .collect()
 }
 
 /// An empty change set for `repo` (in `env`, for the infra repo).

@@ -30,7 +30,7 @@ use crate::git::blob_id;
 use crate::lock::{LOCK_FILE, Lock, LockedComponent, LockedFile};
 use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::model::{OwnershipMode, Platform};
+use crate::spec::model::{OwnershipMode, Plan, Platform};
 use crate::spec::validate::Validated;
 
 pub use tree::{MAX_OUTPUT_BYTES, TemplateSet};
@@ -139,7 +139,18 @@ pub fn render(
     resolved: &Resolved,
     spec_commit: Option<&str>,
 ) -> Result<Desired, Diagnostics> {
-    let templates = Templates::load(v, resolved)?;
+    let plans: BTreeMap<&str, &Plan> = v
+        .spec
+        .plans
+        .iter()
+        .map(|p| (p.name.value.as_str(), p))
+        .collect();
+    let selection: Vec<(&Plan, &str)> = resolved
+        .instances
+        .iter()
+        .filter_map(|i| Some((*plans.get(i.plan.as_str())?, i.env.as_str())))
+        .collect();
+    let templates = Templates::load(v, &selection)?;
     let parts = crate::par::map(&resolved.instances, |instance| {
         templates.render_instance(instance, spec_commit)
     });
@@ -166,11 +177,15 @@ pub struct Templates<'a> {
 }
 
 impl<'a> Templates<'a> {
-    /// Reads the template trees of the blocks `resolved` uses.
+    /// Reads the template trees of the blocks the selected plans' stacks
+    /// use (`selection`: plan × environment, in composition order).
     ///
     /// # Errors
     /// An unreadable template, or a template syntax error.
-    pub fn load(v: &'a Validated, resolved: &'a Resolved) -> Result<Templates<'a>, Diagnostics> {
+    pub fn load(
+        v: &'a Validated,
+        selection: &[(&'a Plan, &'a str)],
+    ) -> Result<Templates<'a>, Diagnostics> {
         let spec = &v.spec;
         let platform = spec
             .platform
@@ -183,10 +198,13 @@ impl<'a> Templates<'a> {
         };
         let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
         let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
-        for instance in &resolved.instances {
-            first_env.entry(&instance.plan).or_insert(&instance.env);
-            for component in &instance.components {
-                let block = &component.block.id;
+        for (plan, env) in selection {
+            first_env.entry(&plan.name.value).or_insert(env);
+            let Some(stack) = spec.stack(&plan.stack.value) else {
+                continue;
+            };
+            for (_, component) in stack.components.iter() {
+                let block = &component.block.value;
                 if sets.contains_key(block) {
                     continue;
                 }
