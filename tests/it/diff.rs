@@ -453,3 +453,28 @@ fn text_and_json_reports() {
     let run = f.run(&["diff", "--env", "dev", "--json"]);
     insta::assert_json_snapshot!("json_report", json(&run));
 }
+
+#[test]
+fn secret_input_values_never_reach_the_output() {
+    let f = Fixture::valid()
+        .edit(
+            "bouwblokken/postgresql.md",
+            "inputs:\n",
+            "inputs:\n  admin_password: {type: string, secret: true, default: \"\"}\n",
+        )
+        .with(
+            "templates/postgresql/infra/cluster.yaml.j2",
+            "kind: Cluster\npassword: {{ admin_password }}\n",
+        )
+        .edit(
+            "spec/plans/permits.yaml",
+            "inputs:\n",
+            "inputs:\n  db: {admin_password: s3cr3t-Pa55}\n",
+        );
+    for args in [&["diff"][..], &["diff", "--json"][..]] {
+        let run = f.run(args);
+        assert_eq!(run.code, 2, "{}", run.transcript());
+        assert!(!run.stdout.contains("s3cr3t-Pa55"), "{}", run.stdout);
+        assert!(run.stdout.contains("password: ********"), "{}", run.stdout);
+    }
+}
