@@ -17,23 +17,25 @@
 //! on every core and keeps only the changes.
 
 mod classify;
+pub mod execution;
+mod location;
 pub mod report;
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 pub use classify::{Decision, classify};
 
-use crate::git::{ObjectId, merge3};
+use crate::git::ObjectId;
 use crate::live::{self, LiveRepo, Sources};
-use crate::lock::{LOCK_FILE, Lock};
+use crate::lock::LOCK_FILE;
 use crate::policy::{Checker, Finding};
-use crate::render::{RepoKind, Target, Templates, join};
+use crate::render::{RepoKind, Templates, join};
 use crate::spec::Diagnostics;
 use crate::spec::model::{Plan, Platform, Trust};
 use crate::spec::validate::Validated;
+use location::diff_location;
 
 /// What a change set does to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -159,101 +161,30 @@ pub fn diff(
         &mut out.errors,
     );
     let infra = repos.get(&platform.infra.repo);
-    // Every environment in scope: its files in the infra repo.
-    let mut env_live: BTreeMap<&str, BTreeMap<String, ObjectId>> = BTreeMap::new();
-    if let Some(infra) = infra {
-        for (env, settings) in platform.environments.iter() {
-            if options.scope.env.as_deref().is_some_and(|e| e != env.value) {
-                continue;
-            }
-            let dir = settings.path.value.trim_end_matches('/');
-            match infra.files_under(dir) {
-                Ok(files) => {
-                    let full = files.into_iter().map(|(rel, id)| (join(dir, &rel), id));
-                    env_live.insert(&env.value, full.collect());
-                }
-                Err(e) => out.errors.push(e),
-            }
-        }
-    }
+    let env_live = infra.map_or_else(BTreeMap::new, |infra| {
+        environment_files(platform, infra, options.scope, &mut out.errors)
+    });
+    let world = World {
+        v,
+        platform,
+        templates: &templates,
+        repos: &repos,
+        env_live: &env_live,
+        spec_commit: options.spec_commit,
+    };
     let parts = crate::par::map_init(
         selection,
         Some(crate::spec::load::PARSE_STACK),
         || (Checker::new(v), crate::template::environment()),
-        |(checker, engine), (plan, env)| {
-            let instance = crate::compose::instance(v, engine, plan, env).map_err(Diagnostics)?;
-            let (desired, diags) = templates.render_instance(&instance, options.spec_commit);
-            if diags.has_errors() {
-                return Err(diags);
-            }
-            let mut part = Part {
-                findings: checker.check(&desired),
-                secrets: secret_values(&instance),
-                ..Part::default()
-            };
-            for ((name, env), target) in &desired.targets {
-                let Some(repo) = repos.get(name) else {
-                    continue;
-                };
-                let own;
-                let live = match env {
-                    Some(e) => match env_live.get(e.as_str()) {
-                        Some(files) => files,
-                        None => continue,
-                    },
-                    None => match repo.files_under("") {
-                        Ok(files) => {
-                            own = files;
-                            &own
-                        }
-                        Err(e) => {
-                            part.errors.push(e);
-                            continue;
-                        }
-                    },
-                };
-                let mut cs = change_set(platform, repo, env.as_deref());
-                cs.plans.clone_from(&target.plans);
-                for dir in target.locks.keys() {
-                    if let Err(e) = diff_location(&mut cs, repo, live, Some(target), dir) {
-                        part.errors.push(e);
-                    }
-                }
-                part.sets.push(cs);
-            }
-            Ok(part)
-        },
+        |(checker, engine), (plan, env)| world.diff_instance(checker, engine, plan, env),
     );
     let mut sets: BTreeMap<(String, Option<String>), ChangeSet> = BTreeMap::new();
     let mut findings = Vec::new();
     let mut diags = Diagnostics::default();
     for part in parts {
-        let part = match part {
-            Ok(p) => p,
-            Err(found) => {
-                diags.extend(found.0);
-                continue;
-            }
-        };
-        out.errors.extend(part.errors);
-        out.secrets.extend(part.secrets);
-        findings.extend(part.findings);
-        for cs in part.sets {
-            let key = (cs.repo.clone(), cs.env.clone());
-            match sets.get_mut(&key) {
-                Some(whole) => {
-                    for plan in cs.plans {
-                        if !whole.plans.contains(&plan) {
-                            whole.plans.push(plan);
-                        }
-                    }
-                    whole.files.extend(cs.files);
-                    whole.notes.extend(cs.notes);
-                }
-                None => {
-                    sets.insert(key, cs);
-                }
-            }
+        match part {
+            Ok(part) => merge_part(&mut sets, &mut out, &mut findings, part),
+            Err(found) => diags.extend(found.0),
         }
     }
     if diags.has_errors() {
@@ -268,47 +199,179 @@ pub fn diff(
             let cs = sets
                 .entry(key)
                 .or_insert_with(|| change_set(platform, infra, Some(env)));
-            if options.scope.plan.is_some() {
-                continue;
+            if options.scope.plan.is_none() {
+                prune_removed_plans(cs, infra, live, platform, selection, &mut out.errors);
             }
-            let dir = platform
-                .environments
-                .get(env)
-                .map_or("", |s| s.path.value.trim_end_matches('/'));
-            let covered: Vec<String> = selection
-                .iter()
-                .filter(|(_, e)| e == env)
-                .map(|(plan, _)| format!("{dir}/{}", plan.name.value))
-                .collect();
-            for path in live.keys() {
-                let Some(plan_dir) = path.strip_suffix(&format!("/{LOCK_FILE}")) else {
-                    continue;
-                };
-                let one_deep = plan_dir
-                    .strip_prefix(dir)
-                    .and_then(|r| r.strip_prefix('/'))
-                    .is_some_and(|r| !r.is_empty() && !r.contains('/'));
-                if one_deep && !covered.iter().any(|c| c == plan_dir) {
-                    if let Err(e) = diff_location(cs, infra, live, None, plan_dir) {
-                        out.errors.push(e);
-                    }
-                }
-            }
+        }
+    }
+    for finding in findings {
+        let key = (finding.repo.clone(), finding.env.clone());
+        // A finding whose repo could not be read goes with the first set.
+        let home = match sets.get_mut(&key) {
+            Some(cs) => Some(cs),
+            None => sets.values_mut().next(),
+        };
+        if let Some(cs) = home {
+            cs.findings.push(finding);
         }
     }
     out.sets = sets.into_values().collect();
-    for finding in findings {
-        let home = out
-            .sets
-            .iter_mut()
-            .find(|cs| cs.repo == finding.repo && cs.env == finding.env);
-        if let Some(cs) = home {
-            cs.findings.push(finding);
-        } else if let Some(cs) = out.sets.first_mut() {
-            cs.findings.push(finding);
+    Ok(out)
+}
+
+/// What every worker reads.
+struct World<'a> {
+    v: &'a Validated,
+    platform: &'a Platform,
+    templates: &'a Templates<'a>,
+    repos: &'a BTreeMap<String, LiveRepo>,
+    /// Environment -> its files in the infra repo (full paths).
+    env_live: &'a BTreeMap<&'a str, BTreeMap<String, ObjectId>>,
+    spec_commit: Option<&'a str>,
+}
+
+impl World<'_> {
+    /// One plan in one environment: compose, render, check, compare.
+    fn diff_instance(
+        &self,
+        checker: &Checker<'_>,
+        engine: &minijinja::Environment<'_>,
+        plan: &Plan,
+        env: &str,
+    ) -> Result<Part, Diagnostics> {
+        let instance = crate::compose::instance(self.v, engine, plan, env).map_err(Diagnostics)?;
+        let (desired, diags) = self.templates.render_instance(&instance, self.spec_commit);
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        let mut part = Part {
+            findings: checker.check(&desired),
+            secrets: secret_values(&instance),
+            ..Part::default()
+        };
+        for ((name, env), target) in &desired.targets {
+            let Some(repo) = self.repos.get(name) else {
+                continue;
+            };
+            let own;
+            let live = match env {
+                Some(e) => match self.env_live.get(e.as_str()) {
+                    Some(files) => files,
+                    None => continue,
+                },
+                None => match repo.files_under("") {
+                    Ok(files) => {
+                        own = files;
+                        &own
+                    }
+                    Err(e) => {
+                        part.errors.push(e);
+                        continue;
+                    }
+                },
+            };
+            let mut cs = change_set(self.platform, repo, env.as_deref());
+            cs.plans.clone_from(&target.plans);
+            for dir in target.locks.keys() {
+                if let Err(e) = diff_location(&mut cs, repo, live, Some(target), dir) {
+                    part.errors.push(e);
+                }
+            }
+            part.sets.push(cs);
+        }
+        Ok(part)
+    }
+}
+
+/// The infra repo's files under each environment's path (in scope).
+fn environment_files<'p>(
+    platform: &'p Platform,
+    infra: &LiveRepo,
+    scope: &Scope,
+    errors: &mut Vec<live::Error>,
+) -> BTreeMap<&'p str, BTreeMap<String, ObjectId>> {
+    let mut out = BTreeMap::new();
+    for (env, settings) in platform.environments.iter() {
+        if scope.env.as_deref().is_some_and(|e| e != env.value) {
+            continue;
+        }
+        let dir = settings.path.value.trim_end_matches('/');
+        match infra.files_under(dir) {
+            Ok(files) => {
+                let full = files.into_iter().map(|(rel, id)| (join(dir, &rel), id));
+                out.insert(env.value.as_str(), full.collect());
+            }
+            Err(e) => errors.push(e),
         }
     }
-    Ok(out)
+    out
+}
+
+/// Adds one instance's change sets (the infra repo's is shared by every
+/// plan of an environment) and the rest of what it found.
+fn merge_part(
+    sets: &mut BTreeMap<(String, Option<String>), ChangeSet>,
+    out: &mut ChangeSets,
+    findings: &mut Vec<Finding>,
+    part: Part,
+) {
+    out.errors.extend(part.errors);
+    out.secrets.extend(part.secrets);
+    findings.extend(part.findings);
+    for cs in part.sets {
+        let key = (cs.repo.clone(), cs.env.clone());
+        match sets.get_mut(&key) {
+            Some(whole) => {
+                for plan in cs.plans {
+                    if !whole.plans.contains(&plan) {
+                        whole.plans.push(plan);
+                    }
+                }
+                whole.files.extend(cs.files);
+                whole.notes.extend(cs.notes);
+            }
+            None => {
+                sets.insert(key, cs);
+            }
+        }
+    }
+}
+
+/// Prunes plan directories (one level below the environment's path, with
+/// a lock) whose plan is not selected any more.
+fn prune_removed_plans(
+    cs: &mut ChangeSet,
+    infra: &LiveRepo,
+    live: &BTreeMap<String, ObjectId>,
+    platform: &Platform,
+    selection: &[(&Plan, &str)],
+    errors: &mut Vec<live::Error>,
+) {
+    let env = cs.env.clone().unwrap_or_default();
+    let dir = platform
+        .environments
+        .get(&env)
+        .map_or("", |s| s.path.value.trim_end_matches('/'));
+    let covered: BTreeSet<String> = selection
+        .iter()
+        .filter(|(_, e)| *e == env)
+        .map(|(plan, _)| format!("{dir}/{}", plan.name.value))
+        .collect();
+    let suffix = format!("/{LOCK_FILE}");
+    for path in live.keys() {
+        let Some(plan_dir) = path.strip_suffix(&suffix) else {
+            continue;
+        };
+        let one_deep = plan_dir
+            .strip_prefix(dir)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|r| !r.is_empty() && !r.contains('/'));
+        if one_deep && !covered.contains(plan_dir) {
+            if let Err(e) = diff_location(cs, infra, live, None, plan_dir) {
+                errors.push(e);
+            }
+        }
+    }
 }
 
 /// Opens the infra repo and the project repos the selection renders into;
@@ -392,202 +455,4 @@ fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> Change
         notes: Vec::new(),
         findings: Vec::new(),
     }
-}
-
-/// The live files of one location: path relative to it -> blob id.
-fn live_in<'l>(
-    live: &'l BTreeMap<String, ObjectId>,
-    dir: &str,
-) -> impl Iterator<Item = (&'l str, ObjectId)> + 'l {
-    let start = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
-    };
-    let len = start.len();
-    live.range(start.clone()..)
-        .take_while(move |(p, _)| p.starts_with(&start))
-        .map(move |(p, id)| (&p[len..], *id))
-}
-
-fn diff_location(
-    cs: &mut ChangeSet,
-    repo: &LiveRepo,
-    live: &BTreeMap<String, ObjectId>,
-    target: Option<&Target>,
-    dir: &str,
-) -> Result<(), live::Error> {
-    let lock_path = join(dir, LOCK_FILE);
-    let desired_lock = target.and_then(|t| t.locks.get(dir));
-    let desired_lock_file = target.and_then(|t| t.files.get(&lock_path));
-    let desired_lock_id = desired_lock_file.map(|f| crate::git::blob_id(&f.bytes));
-    let live_lock_id = live.get(&lock_path).copied();
-    let locked: Option<Cow<'_, Lock>> = match (live_lock_id, desired_lock) {
-        (None, _) => None,
-        (Some(l), Some(d)) if Some(l) == desired_lock_id => Some(Cow::Borrowed(d)),
-        (Some(l), _) => {
-            let text = repo.read(&lock_path, l)?;
-            match Lock::parse(&String::from_utf8_lossy(&text)) {
-                Ok(lock) => Some(Cow::Owned(lock)),
-                Err(e) => {
-                    cs.notes.push(Note {
-                        path: lock_path.clone(),
-                        message: format!(
-                            "cannot read the lock ({e}); its files are treated as not druppie's"
-                        ),
-                    });
-                    None
-                }
-            }
-        }
-    };
-    let locked_id = |rel: &str| -> Option<ObjectId> {
-        let f = locked.as_ref()?.files.get(rel)?;
-        ObjectId::from_hex(f.blob.as_bytes()).ok()
-    };
-    let live_here: BTreeMap<&str, ObjectId> = live_in(live, dir).collect();
-    let mut step = Step { cs, repo, dir };
-    if let (Some(target), Some(lock)) = (target, desired_lock) {
-        for (rel, file) in target.files_in(dir) {
-            if rel == LOCK_FILE {
-                continue;
-            }
-            let d = lock
-                .files
-                .get(rel)
-                .and_then(|f| ObjectId::from_hex(f.blob.as_bytes()).ok());
-            let l = live_here.get(rel).copied();
-            let decision = classify(file.mode, d, l, locked_id(rel));
-            step.act(rel, decision, Some(&file.bytes), l, locked_id(rel))?;
-        }
-    }
-    if let Some(locked) = &locked {
-        for (rel, f) in &locked.files {
-            if desired_lock.is_some_and(|d| d.files.contains_key(rel)) {
-                continue;
-            }
-            let l = live_here.get(rel.as_str()).copied();
-            let decision = classify(f.ownership, None, l, locked_id(rel));
-            step.act(rel, decision, None, l, None)?;
-        }
-    }
-    // The lock itself: a new spec commit alone does not change it.
-    let lock_action = match (live_lock_id, desired_lock) {
-        (None, Some(_)) => Some(Action::Create),
-        (Some(_), None) => Some(Action::Delete),
-        (Some(l), Some(d)) => {
-            let same =
-                Some(l) == desired_lock_id || locked.as_ref().is_some_and(|lk| lk.same_render(d));
-            (!same).then_some(Action::Modify)
-        }
-        (None, None) => None,
-    };
-    if let Some(action) = lock_action {
-        let old = live_lock_id
-            .map(|id| repo.read(&lock_path, id))
-            .transpose()?;
-        cs.files.push(FileChange {
-            path: lock_path,
-            action,
-            old,
-            new: desired_lock_file.map(|f| f.bytes.clone()),
-            reason: None,
-        });
-    }
-    Ok(())
-}
-
-/// Turns decisions into file changes, reading content only when needed.
-struct Step<'a> {
-    cs: &'a mut ChangeSet,
-    repo: &'a LiveRepo,
-    dir: &'a str,
-}
-
-impl Step<'_> {
-    fn act(
-        &mut self,
-        rel: &str,
-        decision: Decision,
-        desired: Option<&[u8]>,
-        live: Option<ObjectId>,
-        locked: Option<ObjectId>,
-    ) -> Result<(), live::Error> {
-        let path = join(self.dir, rel);
-        let old = match decision {
-            Decision::Unchanged | Decision::Create | Decision::Keep(_) => None,
-            _ => live.map(|id| self.repo.read(&path, id)).transpose()?,
-        };
-        let render = || desired.map(<[u8]>::to_vec);
-        let (action, new, reason) = match decision {
-            Decision::Unchanged => return Ok(()),
-            Decision::Keep(message) => {
-                self.cs.notes.push(Note {
-                    path,
-                    message: message.to_owned(),
-                });
-                return Ok(());
-            }
-            Decision::Create => (Action::Create, render(), None),
-            Decision::Modify => (Action::Modify, render(), None),
-            Decision::Delete => (Action::Delete, None, None),
-            Decision::Drift => {
-                let why = if live.is_some() {
-                    "managed file edited in the repo; the change set restores the render"
-                } else {
-                    "managed file deleted in the repo; the change set restores it"
-                };
-                (Action::Drift, render(), Some(why.to_owned()))
-            }
-            Decision::Conflict(why) => {
-                let new = match (&old, desired) {
-                    (Some(ours), Some(theirs)) => merge3(b"", ours, theirs, LABELS).bytes,
-                    _ => render().unwrap_or_default(),
-                };
-                (Action::Conflict, Some(new), Some(why.to_owned()))
-            }
-            Decision::Merge => {
-                let ours = old.as_deref().unwrap_or_default();
-                let theirs = desired.unwrap_or_default();
-                let base = locked.and_then(|id| self.repo.historic(id));
-                let merged = merge3(base.as_deref().unwrap_or_default(), ours, theirs, LABELS);
-                match (base.is_some(), merged.clean) {
-                    (true, true) => (
-                        Action::Modify,
-                        Some(merged.bytes),
-                        Some("merged with an edit made in the repo".to_owned()),
-                    ),
-                    (true, false) => (
-                        Action::Conflict,
-                        Some(merged.bytes),
-                        Some("edited in the repo and changed by the spec, on the same lines".to_owned()),
-                    ),
-                    (false, _) => (
-                        Action::Conflict,
-                        Some(merged.bytes),
-                        Some(
-                            "edited in the repo and changed by the spec; the last render is not in the repo's history to merge from"
-                                .to_owned(),
-                        ),
-                    ),
-                }
-            }
-        };
-        self.cs.files.push(FileChange {
-            path,
-            action,
-            old,
-            new,
-            reason,
-        });
-        Ok(())
-    }
-}
-
-/// Conflict marker labels: the repo's side, then the render's.
-const LABELS: (&str, &str) = ("live", "rendered");
-
-/// Whether a change set changes anything.
-pub fn has_changes(cs: &ChangeSet) -> bool {
-    !cs.files.is_empty()
 }
