@@ -9,14 +9,19 @@
 //! ```text
 //! load      spec repo tree        -> Spec         spec::load
 //! validate  Spec                  -> Validated    spec::validate
-//! compose   Validated + plan/env  -> Resolved     compose::compose
-//! render    Resolved + templates  -> Desired      render::render
-//! policy    Desired               -> Findings     (next)
-//! live      target repos (git)    -> Live         (next)
-//! diff      Desired + Live        -> ChangeSets   (next)
+//! compose   Validated + plan/env  -> Resolved     compose::compose, compose::instance
+//! render    Resolved + templates  -> Desired      render::render, render::Templates
+//! policy    Desired               -> Findings     policy::Checker
+//! live      target repos (git)    -> Live         live::LiveRepo (over git::Repo)
+//! diff      Desired + Live        -> ChangeSets   diff::diff
 //! apply     ChangeSets            -> Outcome      (next)
 //! audit     git history           -> Events       (next)
 //! ```
+//!
+//! `diff::diff` runs compose, render, policy and diff for one plan and
+//! environment at a time on every core ([`par`]) and keeps only the
+//! changes; `render::render` renders everything for `druppie render`.
+//! [`lock`] is the ownership record both write and read.
 //!
 //! Around the stages: [`config`] reads `druppie.toml`, [`registry`] makes
 //! the catalog of blocks and skills searchable, [`template`] configures the

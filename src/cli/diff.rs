@@ -106,8 +106,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         let text = report::text(&changes, &mask, ctx.color_out);
         print_out(&format!("{text}{}\n", summary.line()));
     }
-    // The process ends next: freeing the spec and the composed plans piece
-    // by piece would only cost time.
+    // The process ends next: freeing the spec piece by piece would only
+    // cost time.
     std::mem::forget(changes);
     std::mem::forget(valid);
     if summary.errors > 0 {

@@ -12,7 +12,8 @@
 //! may apply to it: every document's top-level `apiVersion:` and `kind:`
 //! lines are read first, and a file whose documents no policy matches is
 //! skipped. A document whose header cannot be read that way (flow style,
-//! quoted keys) is always parsed. Files are checked on every core.
+//! quoted keys) is always parsed. A [`Checker`] holds the compiled
+//! policies for one thread; `diff` runs one on every core.
 
 mod docs;
 

@@ -93,9 +93,7 @@ impl Target {
             .take_while(move |(p, _)| p.starts_with(&start))
             .map(move |(p, f)| (&p[len..], f))
     }
-}
 
-impl Target {
     /// The plan whose location holds `path`: the lock of its nearest
     /// enclosing directory.
     pub fn plan_of(&self, path: &str) -> Option<&str> {
