@@ -26,6 +26,10 @@ fn live_in<'l>(
         .map(move |(p, id)| (&p[len..], *id))
 }
 
+/// Diffs the location `dir` of `repo` (whose files are `live`, full
+/// paths) against `target`'s files and lock there; `None` for a location
+/// nothing renders any more (every file druppie wrote is pruned if
+/// unmodified, and the lock goes).
 pub(super) fn diff_location(
     cs: &mut ChangeSet,
     repo: &LiveRepo,
