@@ -1,5 +1,9 @@
 //! Git through gix: blob ids, a branch's tree, blobs by id, three-way text
-//! merges. Nothing here writes to a repository.
+//! merges; [`write`] writes signed commits ([`sign`]) and moves branches by
+//! compare-and-swap.
+
+pub mod sign;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::path::Path;

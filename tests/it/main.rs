@@ -3,6 +3,7 @@
 mod catalog;
 mod compose;
 mod diff;
+mod git;
 mod kubernetes;
 mod render;
 mod support;

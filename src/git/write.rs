@@ -1,0 +1,190 @@
+//! Writing commits without a work tree: blobs and trees go straight into
+//! the object database, the commit is signed, and a branch moves only by
+//! compare-and-swap on its previous value.
+
+use gix::bstr::BString;
+use gix::objs::tree::EntryKind;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::{FullName, Target};
+
+use super::sign::Signer;
+use super::{Error, ObjectId, Repo, err};
+
+/// Who a commit is by: druppie's configured name and email.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: String,
+    pub email: String,
+}
+
+/// A commit to write on top of `base` (`None`: the first commit).
+pub struct NewCommit<'a> {
+    pub base: Option<ObjectId>,
+    /// Path -> new content, or `None` to delete it.
+    pub changes: &'a [(String, Option<Vec<u8>>)],
+    pub message: String,
+    pub author: &'a Identity,
+    /// Seconds since the epoch, and the UTC offset in seconds.
+    pub time: (i64, i32),
+}
+
+/// A commit message: a summary line, a body, and trailers. Values are
+/// flattened to one line, so no value can start a trailer of its own
+/// (`Approved-by:` smuggled in through a spec value).
+pub fn message(summary: &str, body: &str, trailers: &[(&str, &str)]) -> String {
+    let one_line = |s: &str| {
+        s.split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = one_line(summary);
+    out.push_str("\n\n");
+    let body = body.trim();
+    if !body.is_empty() {
+        out.push_str(body);
+        out.push_str("\n\n");
+    }
+    for (key, value) in trailers {
+        let key: String = key
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        out.push_str(&format!("{key}: {}\n", one_line(value)));
+    }
+    out
+}
+
+impl Repo {
+    /// Writes `commit`'s blobs, trees and the commit itself, signed when
+    /// a signer is given. No ref moves.
+    ///
+    /// # Errors
+    /// The base commit is missing, a path is invalid, an object cannot be
+    /// written, or signing fails.
+    pub fn write_commit(
+        &self,
+        commit: &NewCommit<'_>,
+        signer: Option<&Signer>,
+    ) -> Result<ObjectId, Error> {
+        let repo = self.repo.to_thread_local();
+        let base_tree = match commit.base {
+            Some(id) => repo
+                .find_commit(id)
+                .and_then(|c| c.tree_id())
+                .map_err(|e| err(format!("cannot read base commit {id}"), e))?
+                .detach(),
+            None => ObjectId::empty_tree(gix::hash::Kind::Sha1),
+        };
+        let mut editor = repo
+            .edit_tree(base_tree)
+            .map_err(|e| err("cannot edit the tree", e))?;
+        for (path, content) in commit.changes {
+            match content {
+                Some(bytes) => {
+                    let blob = repo
+                        .write_blob(bytes)
+                        .map_err(|e| err(format!("cannot write `{path}`"), e))?;
+                    editor
+                        .upsert(path.as_str(), EntryKind::Blob, blob.detach())
+                        .map_err(|e| err(format!("cannot place `{path}`"), e))?;
+                }
+                None => {
+                    editor
+                        .remove(path.as_str())
+                        .map_err(|e| err(format!("cannot remove `{path}`"), e))?;
+                }
+            }
+        }
+        let tree = editor
+            .write()
+            .map_err(|e| err("cannot write the tree", e))?
+            .detach();
+        let who = gix::actor::Signature {
+            name: commit.author.name.as_str().into(),
+            email: commit.author.email.as_str().into(),
+            time: gix::date::Time::new(commit.time.0, commit.time.1),
+        };
+        let mut object = gix::objs::Commit {
+            tree,
+            parents: commit.base.into_iter().collect(),
+            author: who.clone(),
+            committer: who,
+            encoding: None,
+            message: BString::from(commit.message.as_str()),
+            extra_headers: Vec::new(),
+        };
+        if let Some(signer) = signer {
+            let mut payload = Vec::new();
+            gix::objs::WriteTo::write_to(&object, &mut payload)
+                .map_err(|e| err("cannot serialize the commit", e))?;
+            let pem = signer.sign(&payload).map_err(|e| Error(e.to_string()))?;
+            object
+                .extra_headers
+                .push((BString::from("gpgsig"), BString::from(pem)));
+        }
+        repo.write_object(&object)
+            .map(gix::Id::detach)
+            .map_err(|e| err("cannot write the commit", e))
+    }
+
+    /// Points `refs/heads/<branch>` at `new` if it still points at
+    /// `expected` (`None`: the branch must not exist yet).
+    ///
+    /// # Errors
+    /// The branch moved since `expected` was read (someone else pushed),
+    /// or the ref cannot be written.
+    pub fn set_branch(
+        &self,
+        branch: &str,
+        expected: Option<ObjectId>,
+        new: ObjectId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let repo = self.repo.to_thread_local();
+        let name: FullName = format!("refs/heads/{branch}")
+            .try_into()
+            .map_err(|e| err(format!("invalid branch name `{branch}`"), e))?;
+        let expected = match expected {
+            Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+            None => PreviousValue::MustNotExist,
+        };
+        repo.edit_reference(RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: reason.into(),
+                },
+                expected,
+                new: Target::Object(new),
+            },
+            name,
+            deref: false,
+        })
+        .map(|_| ())
+        .map_err(|e| err(format!("cannot move branch `{branch}`"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailer_values_cannot_start_a_trailer_of_their_own() {
+        let m = message(
+            "Render permits\nin dev",
+            "Changed 2 files.",
+            &[
+                ("Druppie-Plan", "permits\nApproved-by: mallory"),
+                ("Bad Key:", "x"),
+            ],
+        );
+        assert_eq!(
+            m,
+            "Render permits in dev\n\nChanged 2 files.\n\nDruppie-Plan: permits Approved-by: mallory\nBadKey: x\n"
+        );
+    }
+}
