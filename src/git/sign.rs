@@ -91,3 +91,100 @@ impl Signer {
         })
     }
 }
+
+/// An allowed-signers file (the format of `gpg.ssh.allowedSignersFile`):
+/// per line, comma-separated principals, optional options, then the key.
+#[derive(Debug, Default)]
+pub struct AllowedSigners {
+    entries: Vec<(Vec<String>, ssh_key::PublicKey)>,
+}
+
+impl AllowedSigners {
+    /// Parses the file's text; `shown` names it in errors.
+    ///
+    /// # Errors
+    /// A line without a readable public key (`shown:line`).
+    pub fn parse(text: &str, shown: &str) -> Result<AllowedSigners, String> {
+        let mut entries = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            let principals: Vec<String> = fields
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            // Options (`namespaces="git"`, `valid-after=...`) come before
+            // the key type.
+            let rest: Vec<&str> = fields.collect();
+            let key_at = rest.iter().position(|f| {
+                f.starts_with("ssh-") || f.starts_with("ecdsa-") || f.starts_with("sk-")
+            });
+            let key = key_at
+                .and_then(|i| ssh_key::PublicKey::from_openssh(&rest[i..].join(" ")).ok())
+                .ok_or_else(|| format!("{shown}:{}: no public key on this line", n + 1))?;
+            entries.push((principals, key));
+        }
+        Ok(AllowedSigners { entries })
+    }
+}
+
+/// What a commit's signature says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signed by an allowed key whose principal is the committer's email.
+    Verified {
+        principal: String,
+    },
+    Unsigned,
+    /// Signed by a key the allowed signers do not list.
+    UnknownKey,
+    /// The signature does not match the commit (tampered, or not SSHSIG).
+    BadSignature(String),
+    /// A valid signature by an allowed key of somebody other than the
+    /// committer: git would call it good, druppie does not.
+    NotCommitter {
+        principal: String,
+        committer: String,
+    },
+}
+
+/// Checks `signature` (armored SSHSIG) over `payload` (the commit without
+/// its signature) against `allowed`, and that the signer is `committer`
+/// (an email).
+pub fn verify(
+    allowed: &AllowedSigners,
+    signature: &[u8],
+    payload: &[u8],
+    committer: &str,
+) -> Verdict {
+    let sig = match ssh_key::SshSig::from_pem(signature) {
+        Ok(s) => s,
+        Err(e) => return Verdict::BadSignature(format!("not an SSH signature: {e}")),
+    };
+    let signers: Vec<&(Vec<String>, ssh_key::PublicKey)> = allowed
+        .entries
+        .iter()
+        .filter(|(_, key)| key.key_data() == sig.public_key())
+        .collect();
+    let Some((_, key)) = signers.first() else {
+        return Verdict::UnknownKey;
+    };
+    if let Err(e) = key.verify("git", payload, &sig) {
+        return Verdict::BadSignature(e.to_string());
+    }
+    let principals: Vec<&String> = signers.iter().flat_map(|(p, _)| p).collect();
+    match principals.iter().find(|p| p.as_str() == committer) {
+        Some(p) => Verdict::Verified {
+            principal: (*p).clone(),
+        },
+        None => Verdict::NotCommitter {
+            principal: principals.first().map(|p| (*p).clone()).unwrap_or_default(),
+            committer: committer.to_owned(),
+        },
+    }
+}

@@ -239,3 +239,86 @@ fn unusable_keys_are_refused_with_the_path_and_never_the_key() {
     );
     assert!(Signer::load(&key).is_ok());
 }
+
+#[test]
+fn signatures_are_checked_in_rust_like_git_and_against_the_committer() {
+    use druppie::git::sign::{AllowedSigners, Verdict};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bare = tmp.path().join("spec.git");
+    ok(&run(
+        tmp.path(),
+        "git",
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    ));
+    let signer = Signer::load(&keygen(tmp.path())).expect("key");
+    let other = tempfile::tempdir().expect("tmp");
+    let stranger = Signer::load(&keygen(other.path())).expect("key");
+    let repo = Repo::open(&bare).expect("open").expect("a repository");
+    let who = druppie();
+    let changes = vec![("a.txt".to_owned(), Some(b"a\n".to_vec()))];
+    let commit = |signer: Option<&Signer>| {
+        repo.write_commit(
+            &NewCommit {
+                base: None,
+                changes: &changes,
+                message: message("Event", "", &[]),
+                author: &who,
+                time: (1_763_700_000, 0),
+            },
+            signer,
+        )
+        .expect("commit")
+    };
+    let signed = commit(Some(&signer));
+    let allowed = |lines: &str| AllowedSigners::parse(lines, "allowed_signers").expect("parse");
+    let mine = allowed(&format!(
+        "# druppie\ndruppie@example.org namespaces=\"git\" {}\n",
+        signer.public_key()
+    ));
+    assert_eq!(
+        repo.verify_commit(signed, &mine).unwrap(),
+        Verdict::Verified {
+            principal: "druppie@example.org".into()
+        }
+    );
+    assert_eq!(
+        repo.verify_commit(commit(None), &mine).unwrap(),
+        Verdict::Unsigned
+    );
+    let strangers = allowed(&format!("druppie@example.org {}\n", stranger.public_key()));
+    assert_eq!(
+        repo.verify_commit(signed, &strangers).unwrap(),
+        Verdict::UnknownKey
+    );
+    let someone = allowed(&format!("ops@example.org {}\n", signer.public_key()));
+    assert!(matches!(
+        repo.verify_commit(signed, &someone).unwrap(),
+        Verdict::NotCommitter { .. }
+    ));
+    // The same signature on an altered commit does not verify.
+    let raw = ok(&run(
+        &bare,
+        "git",
+        &["cat-file", "commit", &signed.to_string()],
+    ));
+    let forged = tmp.path().join("forged");
+    std::fs::write(&forged, raw.replace("Event", "Approved")).unwrap();
+    let id = ok(&run(
+        &bare,
+        "git",
+        &[
+            "hash-object",
+            "-t",
+            "commit",
+            "-w",
+            forged.to_str().unwrap(),
+        ],
+    ));
+    let id = druppie::git::ObjectId::from_hex(id.trim().as_bytes()).unwrap();
+    assert!(matches!(
+        repo.verify_commit(id, &mine).unwrap(),
+        Verdict::BadSignature(_)
+    ));
+    let err = AllowedSigners::parse("ops@example.org\n", "allowed_signers").unwrap_err();
+    assert_eq!(err, "allowed_signers:1: no public key on this line");
+}
