@@ -29,10 +29,12 @@
 //! that prints. Dry-run is the pipeline stopped after `diff`; only
 //! `apply` has side effects.
 
+pub mod apply;
 pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod diff;
+pub mod forge;
 pub mod git;
 pub mod live;
 pub mod lock;

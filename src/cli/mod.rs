@@ -1,6 +1,7 @@
 //! The command line: global flags, one module per subcommand. This is the
 //! only part of the library that prints.
 
+mod apply;
 mod blocks;
 mod diff;
 mod output;
@@ -55,6 +56,7 @@ pub enum Command {
     Skills(skills::Args),
     Render(render::Args),
     Diff(diff::Args),
+    Apply(apply::Args),
 }
 
 /// Facts about the process that `main` reads and the library does not.
@@ -113,6 +115,7 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Skills(args) => skills::run(&ctx, &args),
         Command::Render(args) => render::run(&ctx, &args),
         Command::Diff(args) => diff::run(&ctx, &args),
+        Command::Apply(args) => apply::run(&ctx, &args),
     };
     ExitCode::from(code)
 }

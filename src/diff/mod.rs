@@ -374,18 +374,17 @@ fn prune_removed_plans(
     }
 }
 
-/// Opens the infra repo and the project repos the selection renders into;
-/// a repo that cannot be read is an error and is left out.
-fn open_repos(
+/// The repos a selection renders into, with their default branches: the
+/// infra repo first, then every project repo of a block with `project/`
+/// templates.
+pub fn target_repos<'p>(
     v: &Validated,
-    platform: &Platform,
+    platform: &'p Platform,
     selection: &[(&Plan, &str)],
     templates: &Templates<'_>,
-    sources: &Sources,
-    errors: &mut Vec<live::Error>,
-) -> BTreeMap<String, LiveRepo> {
-    let infra = platform.infra.repo.as_str();
-    let mut wanted: Vec<(String, &str)> = vec![(infra.to_owned(), platform.infra.branch.as_str())];
+) -> Vec<(String, &'p str)> {
+    let mut wanted: Vec<(String, &str)> =
+        vec![(platform.infra.repo.clone(), platform.infra.branch.as_str())];
     for (plan, _) in selection {
         let Some(stack) = v.spec.stack(&plan.stack.value) else {
             continue;
@@ -395,17 +394,29 @@ fn open_repos(
                 continue;
             }
             let naming = &platform.projects.naming.value;
-            if let Ok(repo) = crate::spec::names::repo_name(naming, &plan.name.value, &name.value) {
+            if let Ok(repo) = crate::spec::names::repo_name(naming, &plan.name.value, &name.value)
+                && !wanted.iter().any(|(r, _)| *r == repo)
+            {
                 wanted.push((repo, &platform.projects.branch));
             }
         }
     }
+    wanted
+}
+
+/// Opens the repos the selection renders into; a repo that cannot be
+/// read is an error and is left out.
+fn open_repos(
+    v: &Validated,
+    platform: &Platform,
+    selection: &[(&Plan, &str)],
+    templates: &Templates<'_>,
+    sources: &Sources,
+    errors: &mut Vec<live::Error>,
+) -> BTreeMap<String, LiveRepo> {
     let mut repos = BTreeMap::new();
-    for (name, branch) in wanted {
-        if repos.contains_key(&name) {
-            continue;
-        }
-        let path = sources.locate(&name, infra);
+    for (name, branch) in target_repos(v, platform, selection, templates) {
+        let path = sources.locate(&name, &platform.infra.repo);
         match LiveRepo::open(&name, path.as_deref(), branch) {
             Ok(repo) => {
                 repos.insert(name, repo);

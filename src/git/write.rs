@@ -17,6 +17,13 @@ pub struct Identity {
     pub email: String,
 }
 
+/// A written commit and its tree.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub commit: ObjectId,
+    pub tree: ObjectId,
+}
+
 /// A commit to write on top of `base` (`None`: the first commit).
 pub struct NewCommit<'a> {
     pub base: Option<ObjectId>,
@@ -67,7 +74,7 @@ impl Repo {
         &self,
         commit: &NewCommit<'_>,
         signer: Option<&Signer>,
-    ) -> Result<ObjectId, Error> {
+    ) -> Result<Written, Error> {
         let repo = self.repo.to_thread_local();
         let base_tree = match commit.base {
             Some(id) => repo
@@ -124,9 +131,37 @@ impl Repo {
                 .extra_headers
                 .push((BString::from("gpgsig"), BString::from(pem)));
         }
-        repo.write_object(&object)
-            .map(gix::Id::detach)
-            .map_err(|e| err("cannot write the commit", e))
+        let commit = repo
+            .write_object(&object)
+            .map_err(|e| err("cannot write the commit", e))?
+            .detach();
+        Ok(Written { commit, tree })
+    }
+
+    /// The branch's commit and tree; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// The branch cannot be read.
+    pub fn branch_head(&self, branch: &str) -> Result<Option<super::Head>, Error> {
+        let repo = self.repo.to_thread_local();
+        let name = format!("refs/heads/{branch}");
+        let Some(mut reference) = repo
+            .try_find_reference(name.as_str())
+            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?
+        else {
+            return Ok(None);
+        };
+        let commit = reference
+            .peel_to_commit()
+            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
+        let tree = commit
+            .tree_id()
+            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?
+            .detach();
+        Ok(Some(super::Head {
+            commit: commit.id,
+            tree,
+        }))
     }
 
     /// Points `refs/heads/<branch>` at `new` if it still points at

@@ -96,7 +96,8 @@ fn signed_commits_verify_with_git_and_the_repo_stays_clean() {
             },
             Some(&signer),
         )
-        .expect("first commit");
+        .expect("first commit")
+        .commit;
     repo.set_branch("main", None, first, "druppie: render")
         .expect("create main");
     let changes = vec![
@@ -117,7 +118,8 @@ fn signed_commits_verify_with_git_and_the_repo_stays_clean() {
             },
             Some(&signer),
         )
-        .expect("second commit");
+        .expect("second commit")
+        .commit;
     repo.set_branch("main", Some(first), second, "druppie: render")
         .expect("move main");
 
@@ -268,6 +270,7 @@ fn signatures_are_checked_in_rust_like_git_and_against_the_committer() {
             signer,
         )
         .expect("commit")
+        .commit
     };
     let signed = commit(Some(&signer));
     let allowed = |lines: &str| AllowedSigners::parse(lines, "allowed_signers").expect("parse");

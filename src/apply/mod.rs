@@ -1,0 +1,238 @@
+//! `apply`: [`ChangeSets`] -> signed commits, pushed through the forge.
+//!
+//! Per change set and its environment's trust level: `deploy` commits
+//! straight to the default branch (as does a new project repo's first
+//! commit); `propose` pushes the commit to a branch druppie owns,
+//! `druppie/<plan>-<env>` (`druppie/<plan>` for a project repo), which a
+//! merge approves; `observe` writes nothing. A change set with a conflict
+//! is always proposed. Commits are written into the cache's bare clones
+//! without a work tree, signed, carry trailers, and are pushed with the
+//! git CLI; the default branch only moves forward from the commit the
+//! change set was computed on, so a concurrent push is a rejection, never
+//! a lost commit. A proposal whose branch already holds the same tree is
+//! left alone, so applying twice writes nothing new.
+
+mod cache;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+pub use cache::{Cache, Pushed, redact};
+
+use crate::diff::{Action, ChangeSet, ChangeSets};
+use crate::forge::Forge;
+use crate::git::sign::Signer;
+use crate::git::write::{Identity, NewCommit, message};
+use crate::git::{ObjectId, Repo};
+use crate::render::RepoKind;
+use crate::spec::model::Trust;
+
+/// Applying failed for one repo.
+#[derive(Debug, thiserror::Error)]
+#[error("{repo}: {message}")]
+pub struct ApplyError {
+    pub repo: String,
+    pub message: String,
+}
+
+impl ApplyError {
+    pub fn new(repo: &str, message: impl Into<String>) -> ApplyError {
+        ApplyError {
+            repo: repo.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What happened to one change set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// Committed to the default branch.
+    Committed { commit: String },
+    /// Pushed to a proposal branch.
+    Proposed { branch: String, commit: String },
+    /// The proposal branch already holds these changes.
+    AlreadyProposed { branch: String },
+    /// An observe-only environment: nothing written.
+    Observed,
+    /// The branch moved on the forge; run again against the new base.
+    Rejected { branch: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub repo: String,
+    pub env: Option<String>,
+    pub done: Done,
+}
+
+/// Everything apply needs besides the change sets.
+pub struct Writer<'a> {
+    pub forge: &'a dyn Forge,
+    pub cache: &'a Cache,
+    pub signer: &'a Signer,
+    pub identity: &'a Identity,
+    pub spec_commit: Option<&'a str>,
+    /// `cli`, `webhook` or `poll`.
+    pub trigger: &'a str,
+    /// Seconds since the epoch and UTC offset, for the commits.
+    pub time: (i64, i32),
+}
+
+impl Writer<'_> {
+    /// Applies every change set that changes something.
+    ///
+    /// # Errors
+    /// A cache repo cannot be read or written, signing fails, or a push
+    /// fails for another reason than a moved branch.
+    pub fn apply(&self, changes: &ChangeSets) -> Result<Vec<Step>, ApplyError> {
+        let mut steps = Vec::new();
+        // Default-branch heads moved by this run: a later change set of the
+        // same repo (another environment) builds on them.
+        let mut heads: BTreeMap<String, ObjectId> = BTreeMap::new();
+        for cs in changes.sets.iter().filter(|cs| !cs.files.is_empty()) {
+            let done = if cs.trust == Some(Trust::Observe) {
+                Done::Observed
+            } else {
+                self.apply_one(cs, &mut heads)?
+            };
+            steps.push(Step {
+                repo: cs.repo.clone(),
+                env: cs.env.clone(),
+                done,
+            });
+        }
+        Ok(steps)
+    }
+
+    fn apply_one(
+        &self,
+        cs: &ChangeSet,
+        heads: &mut BTreeMap<String, ObjectId>,
+    ) -> Result<Done, ApplyError> {
+        let fail = |e: crate::git::Error| ApplyError::new(&cs.repo, e.to_string());
+        let path = self.cache.path(&cs.repo);
+        let url = self.forge.url(&cs.repo);
+        if !path.exists() {
+            // A project repo's first change: the forge makes it.
+            self.forge
+                .ensure_repo(&cs.repo, &cs.branch)
+                .map_err(|e| ApplyError::new(&cs.repo, e.message))?;
+            self.cache.sync(&cs.repo, &url)?;
+        }
+        let repo = Repo::open(&path)
+            .map_err(fail)?
+            .ok_or_else(|| ApplyError::new(&cs.repo, "not in the cache; sync it first"))?;
+        let diffed = cs
+            .base
+            .as_deref()
+            .map(|b| ObjectId::from_hex(b.as_bytes()))
+            .transpose()
+            .map_err(|e| ApplyError::new(&cs.repo, format!("bad base commit: {e}")))?;
+        let base = heads.get(&cs.repo).copied().or(diffed);
+        let changes: Vec<(String, Option<Vec<u8>>)> = cs
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.new.clone()))
+            .collect();
+        let written = repo
+            .write_commit(
+                &NewCommit {
+                    base,
+                    changes: &changes,
+                    message: self.message(cs),
+                    author: self.identity,
+                    time: self.time,
+                },
+                Some(self.signer),
+            )
+            .map_err(fail)?;
+        let commit = written.commit.to_string();
+        let conflicts = cs.count(Action::Conflict) > 0;
+        let direct = match (cs.kind, cs.trust) {
+            (RepoKind::Project, _) => diffed.is_none(),
+            (RepoKind::Infra, Some(Trust::Deploy)) => !conflicts,
+            _ => false,
+        };
+        if direct {
+            repo.set_branch(&cs.branch, base, written.commit, "druppie: apply")
+                .map_err(fail)?;
+            return Ok(
+                match self
+                    .cache
+                    .push(&cs.repo, &url, &commit, &cs.branch, false)?
+                {
+                    Pushed::Done => {
+                        heads.insert(cs.repo.clone(), written.commit);
+                        Done::Committed { commit }
+                    }
+                    Pushed::Rejected => Done::Rejected {
+                        branch: cs.branch.clone(),
+                    },
+                },
+            );
+        }
+        let branch = proposal_branch(cs);
+        let current = repo.branch_head(&branch).map_err(fail)?;
+        if let Some(head) = current
+            && head.tree == written.tree
+        {
+            return Ok(Done::AlreadyProposed { branch });
+        }
+        repo.set_branch(
+            &branch,
+            current.map(|h| h.commit),
+            written.commit,
+            "druppie: propose",
+        )
+        .map_err(fail)?;
+        Ok(
+            match self.cache.push(&cs.repo, &url, &commit, &branch, true)? {
+                Pushed::Done => Done::Proposed { branch, commit },
+                Pushed::Rejected => Done::Rejected { branch },
+            },
+        )
+    }
+
+    /// Summary, the list of changes, and the trailers.
+    fn message(&self, cs: &ChangeSet) -> String {
+        let plans = cs.plans.join(", ");
+        let summary = match &cs.env {
+            Some(env) => format!("druppie: {plans} in {env}"),
+            None => format!("druppie: {plans}"),
+        };
+        let mut body = String::new();
+        for f in &cs.files {
+            let word = match f.action {
+                Action::Create => "create",
+                Action::Modify => "modify",
+                Action::Delete => "delete",
+                Action::Conflict => "CONFLICT",
+                Action::Drift => "restore",
+            };
+            let _ = write!(body, "{word} {}", f.path);
+            if let Some(reason) = &f.reason {
+                let _ = write!(body, " ({reason})");
+            }
+            body.push('\n');
+        }
+        let mut trailers: Vec<(&str, &str)> = vec![("Druppie-Plan", plans.as_str())];
+        if let Some(env) = &cs.env {
+            trailers.push(("Druppie-Environment", env));
+        }
+        if let Some(commit) = self.spec_commit {
+            trailers.push(("Druppie-Spec-Commit", commit));
+        }
+        trailers.push(("Druppie-Trigger", self.trigger));
+        message(&summary, &body, &trailers)
+    }
+}
+
+/// The branch a change set is proposed on.
+pub fn proposal_branch(cs: &ChangeSet) -> String {
+    let plans = cs.plans.join("+");
+    match &cs.env {
+        Some(env) => format!("druppie/{plans}-{env}"),
+        None => format!("druppie/{plans}"),
+    }
+}

@@ -1,0 +1,236 @@
+//! `druppie apply`: the change sets of `diff`, written as signed commits
+//! and pushed through the forge.
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+use super::output::{print_diagnostics, print_error, print_out};
+use super::{Context, exit, load_validated, spec_commit};
+use crate::apply::{Cache, Done, Writer};
+use crate::compose::{self, ComposeOptions};
+use crate::config::ForgeKind;
+use crate::diff::report::{self, Mask, Summary};
+use crate::diff::{self, Scope};
+use crate::forge::{Forge, PlainGit};
+use crate::git::sign::Signer;
+use crate::git::write::Identity;
+use crate::live::Sources;
+use crate::render::Templates;
+
+/// Apply the changes `druppie diff` shows: commit to the default branch
+/// where the environment's trust is `deploy`, push a `druppie/…` branch
+/// to approve by merging where it is `propose`, write nothing where it is
+/// `observe`. Refuses when the spec is invalid or a policy fails.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this plan
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Only this environment
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// How often apply starts over when a branch moved on the forge.
+const ATTEMPTS: usize = 3;
+
+pub fn run(ctx: &Context, args: &Args) -> u8 {
+    let config = &ctx.config;
+    let fail = |message: &str| {
+        eprintln!("error: {message}");
+        exit::ERROR
+    };
+    let forge: Box<dyn Forge> = match (config.forge.kind, &config.forge.base) {
+        (ForgeKind::Git, Some(base)) => {
+            let local = !(base.contains("://") || base.contains('@'));
+            let base = if local {
+                config
+                    .resolve(std::path::Path::new(base))
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                base.clone()
+            };
+            Box::new(PlainGit::new(&base))
+        }
+        (ForgeKind::Git, None) => {
+            return fail(
+                "apply needs `[forge] base` in druppie.toml: the directory or URL prefix holding <repo>.git",
+            );
+        }
+        (ForgeKind::Gitea | ForgeKind::Github, _) => {
+            return fail(
+                "apply supports the plain git forge only so far; set `[forge] kind = \"git\"`",
+            );
+        }
+    };
+    let Some(key) = &config.signing.key else {
+        return fail(
+            "apply signs every commit: set `[signing] key` in druppie.toml (make one with `ssh-keygen -t ed25519 -N '' -f keys/druppie_ed25519`)",
+        );
+    };
+    let signer = match Signer::load(&config.resolve(key)) {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e, ctx.color_err);
+            return exit::ERROR;
+        }
+    };
+    let identity = Identity {
+        name: config.signing.name.clone(),
+        email: config.signing.email.clone(),
+    };
+    let cache = Cache::new(&config.resolve(&config.repos.cache_dir));
+    let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
+        return exit::ERROR;
+    };
+    let selection = match compose::select(
+        &valid,
+        &ComposeOptions {
+            plan: args.plan.clone(),
+            env: args.env.clone(),
+        },
+    ) {
+        Ok(s) => s,
+        Err(diags) => {
+            print_diagnostics(&diags, ctx.color_err);
+            return exit::ERROR;
+        }
+    };
+    let platform = valid
+        .spec
+        .platform
+        .as_ref()
+        .expect("validated: plans imply a platform");
+    let templates = match Templates::load(&valid, &selection) {
+        Ok(t) => t,
+        Err(diags) => {
+            print_diagnostics(&diags, ctx.color_err);
+            return exit::ERROR;
+        }
+    };
+    let commit = spec_commit(ctx);
+    let scope = Scope {
+        plan: args.plan.clone(),
+        env: args.env.clone(),
+    };
+    let sources = Sources {
+        infra: None,
+        repos: Some(cache.dir().to_owned()),
+    };
+    for attempt in 1..=ATTEMPTS {
+        // Bring every target repo the forge has into the cache.
+        for (repo, _) in diff::target_repos(&valid, platform, &selection, &templates) {
+            let exists = match forge.exists(&repo) {
+                Ok(e) => e,
+                Err(e) => return fail(&e.to_string()),
+            };
+            if exists && let Err(e) = cache.sync(&repo, &forge.url(&repo)) {
+                return fail(&e.to_string());
+            }
+        }
+        let options = diff::Options {
+            sources: &sources,
+            scope: &scope,
+            spec_commit: commit.as_deref(),
+        };
+        let changes = match diff::diff(&valid, &selection, &options) {
+            Ok(c) => c,
+            Err(diags) => {
+                print_diagnostics(&diags, ctx.color_err);
+                return exit::ERROR;
+            }
+        };
+        for e in &changes.errors {
+            print_error(e, ctx.color_err);
+        }
+        let summary = Summary::of(&changes);
+        let mask = Mask::new(changes.secrets.iter().cloned());
+        if summary.errors > 0 {
+            print_out(&report::text(&changes, &mask, ctx.color_out));
+            return fail(&format!("{}; nothing applied", summary.line()));
+        }
+        if summary.changes() == 0 {
+            print_out("nothing to apply: every repo matches the spec\n");
+            return exit::OK;
+        }
+        if attempt == 1 {
+            print_out(&format!(
+                "{}{}\n",
+                report::text(&changes, &mask, ctx.color_out),
+                summary.line()
+            ));
+            if !args.yes && !confirmed() {
+                return fail("not applied (pass --yes to apply without asking)");
+            }
+        }
+        let writer = Writer {
+            forge: forge.as_ref(),
+            cache: &cache,
+            signer: &signer,
+            identity: &identity,
+            spec_commit: commit.as_deref(),
+            trigger: "cli",
+            time: now(),
+        };
+        let steps = match writer.apply(&changes) {
+            Ok(s) => s,
+            Err(e) => {
+                print_error(&e, ctx.color_err);
+                return exit::ERROR;
+            }
+        };
+        let mut moved = false;
+        for step in &steps {
+            let at = match &step.env {
+                Some(env) => format!("{} ({env})", step.repo),
+                None => step.repo.clone(),
+            };
+            let line = match &step.done {
+                Done::Committed { commit } => format!("{at}: committed {}", &commit[..12]),
+                Done::Proposed { branch, commit } => {
+                    format!(
+                        "{at}: proposed on {branch} ({}); merging it approves",
+                        &commit[..12]
+                    )
+                }
+                Done::AlreadyProposed { branch } => {
+                    format!("{at}: {branch} already proposes these changes")
+                }
+                Done::Observed => format!("{at}: observe only, nothing written"),
+                Done::Rejected { branch } => {
+                    moved = true;
+                    format!("{at}: {branch} moved on the forge; starting over")
+                }
+            };
+            print_out(&format!("{line}\n"));
+        }
+        if !moved {
+            return exit::OK;
+        }
+    }
+    fail(&format!(
+        "branches kept moving on the forge; gave up after {ATTEMPTS} attempts"
+    ))
+}
+
+/// Asks on the terminal; anything but yes is no.
+fn confirmed() -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    print_out("apply these changes? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Now, as seconds since the epoch in UTC.
+fn now() -> (i64, i32) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    (secs, 0)
+}

@@ -1,0 +1,76 @@
+//! The plain-git forge: `<base>/<repo>.git`, where `base` is a directory
+//! of bare repos or the URL prefix of any git server.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::{Forge, ForgeError};
+
+pub struct PlainGit {
+    base: String,
+}
+
+impl PlainGit {
+    pub fn new(base: &str) -> PlainGit {
+        PlainGit {
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// A local directory, as opposed to a server URL.
+    fn local(&self) -> Option<&Path> {
+        let url_like = self.base.contains("://") || self.base.contains('@');
+        (!url_like).then(|| Path::new(&self.base))
+    }
+}
+
+impl Forge for PlainGit {
+    fn url(&self, repo: &str) -> String {
+        format!("{}/{repo}.git", self.base)
+    }
+
+    fn exists(&self, repo: &str) -> Result<bool, ForgeError> {
+        if let Some(base) = self.local() {
+            return Ok(base.join(format!("{repo}.git")).exists());
+        }
+        let out = Command::new("git")
+            .args(["ls-remote", "--heads", &self.url(repo)])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .map_err(|e| ForgeError {
+                repo: repo.to_owned(),
+                message: format!("cannot run git: {e}"),
+            })?;
+        Ok(out.status.success())
+    }
+
+    fn ensure_repo(&self, repo: &str, branch: &str) -> Result<bool, ForgeError> {
+        let fail = |message: String| ForgeError {
+            repo: repo.to_owned(),
+            message,
+        };
+        if self.exists(repo)? {
+            return Ok(false);
+        }
+        let Some(base) = self.local() else {
+            return Err(fail(
+                "the repo does not exist on the git server; create it there (plain git cannot)"
+                    .to_owned(),
+            ));
+        };
+        let path = base.join(format!("{repo}.git"));
+        let out = Command::new("git")
+            .args(["init", "--quiet", "--bare", "--initial-branch", branch])
+            .arg(&path)
+            .output()
+            .map_err(|e| fail(format!("cannot run git: {e}")))?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "cannot create {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(true)
+    }
+}
