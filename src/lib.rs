@@ -14,7 +14,7 @@
 //! policy    Desired               -> Findings     policy::Checker
 //! live      target repos (git)    -> Live         live::LiveRepo (over git::Repo)
 //! diff      Desired + Live        -> ChangeSets   diff::diff
-//! apply     ChangeSets            -> Outcome      (next)
+//! apply     ChangeSets            -> Outcome      apply::Writer (forge::Forge, git::write)
 //! audit     git history           -> Events       (next)
 //! ```
 //!
