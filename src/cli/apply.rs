@@ -4,9 +4,8 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use super::output::{print_diagnostics, print_error, print_out};
-use super::{Context, exit, load_validated, spec_commit};
+use super::{Context, exit, load_validated, select, spec_commit};
 use crate::apply::{Cache, Done, Writer};
-use crate::compose::{self, ComposeOptions};
 use crate::config::ForgeKind;
 use crate::diff::report::{self, Mask, Summary};
 use crate::diff::{self, Scope};
@@ -86,18 +85,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
-    let selection = match compose::select(
-        &valid,
-        &ComposeOptions {
-            plan: args.plan.clone(),
-            env: args.env.clone(),
-        },
-    ) {
-        Ok(s) => s,
-        Err(diags) => {
-            print_diagnostics(&diags, ctx.color_err);
-            return exit::ERROR;
-        }
+    let Some(selection) = select(ctx, &valid, args.plan.as_deref(), args.env.as_deref()) else {
+        return exit::ERROR;
     };
     let platform = valid
         .spec

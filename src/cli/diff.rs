@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use super::output::print_out;
-use super::{Context, exit, load_validated, spec_commit};
-use crate::compose::{self, ComposeOptions};
+use super::{Context, exit, load_validated, select, spec_commit};
 use crate::diff::report::{self, Mask, Summary};
 use crate::diff::{self, Scope};
 use crate::live::Sources;
@@ -40,18 +39,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
-    let selection = match compose::select(
-        &valid,
-        &ComposeOptions {
-            plan: args.plan.clone(),
-            env: args.env.clone(),
-        },
-    ) {
-        Ok(s) => s,
-        Err(diags) => {
-            super::output::print_diagnostics(&diags, ctx.color_err);
-            return exit::ERROR;
-        }
+    let Some(selection) = select(ctx, &valid, args.plan.as_deref(), args.env.as_deref()) else {
+        return exit::ERROR;
     };
     let sources = sources(ctx, args);
     let scope = Scope {

@@ -173,6 +173,27 @@ pub(crate) fn compose_spec(
     }
 }
 
+/// The plan × environment pairs `--plan`/`--env` select, printing the
+/// diagnostics of an unknown name.
+pub(crate) fn select<'v>(
+    ctx: &Context,
+    valid: &'v crate::spec::Validated,
+    plan: Option<&str>,
+    env: Option<&str>,
+) -> Option<Vec<(&'v crate::spec::model::Plan, &'v str)>> {
+    let options = crate::compose::ComposeOptions {
+        plan: plan.map(str::to_owned),
+        env: env.map(str::to_owned),
+    };
+    match crate::compose::select(valid, &options) {
+        Ok(s) => Some(s),
+        Err(diags) => {
+            output::print_diagnostics(&diags, ctx.color_err);
+            None
+        }
+    }
+}
+
 /// The commit of the spec checkout, when it is a git repository; locks
 /// record it.
 pub(crate) fn spec_commit(ctx: &Context) -> Option<String> {

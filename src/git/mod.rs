@@ -71,30 +71,15 @@ impl Repo {
     /// The repository has commits but no such branch, or its objects are
     /// unreadable.
     pub fn branch(&self, branch: &str) -> Result<Option<Head>, Error> {
-        let repo = self.repo.to_thread_local();
-        let name = format!("refs/heads/{branch}");
-        let found = repo
-            .try_find_reference(name.as_str())
-            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
-        let Some(mut reference) = found else {
-            let has_commits = repo.head_id().is_ok();
-            if has_commits {
-                return Err(Error(format!(
-                    "the repository has no branch `{branch}` (the platform names it as the default branch)"
-                )));
-            }
-            return Ok(None);
-        };
-        let commit = reference
-            .peel_to_commit()
-            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
-        let tree = commit
-            .tree_id()
-            .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
-        Ok(Some(Head {
-            commit: commit.id,
-            tree: tree.detach(),
-        }))
+        if let Some(head) = self.branch_head(branch)? {
+            return Ok(Some(head));
+        }
+        if self.repo.to_thread_local().head_id().is_ok() {
+            return Err(Error(format!(
+                "the repository has no branch `{branch}` (the platform names it as the default branch)"
+            )));
+        }
+        Ok(None)
     }
 
     /// Blob entries under `dir` (empty: the whole tree) of `tree`: path

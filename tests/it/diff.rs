@@ -3,36 +3,8 @@
 //! policies, text and JSON output.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::support::{Fixture, Run};
-
-/// Runs git in `dir`; panics with its output when it fails.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Person",
-            "-c",
-            "user.email=person@example.org",
-        ])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::support::{Fixture, Run, git};
 
 fn commit_all(repo: &Path, message: &str) {
     git(repo, &["add", "-A"]);
