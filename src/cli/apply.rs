@@ -6,7 +6,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use super::output::{print_diagnostics, print_error, print_out};
 use super::{Context, exit, load_validated, select, spec_commit};
 use crate::apply::{Cache, Done, Writer};
-use crate::config::ForgeKind;
+use crate::config::{Config, ForgeKind};
 use crate::diff::report::{self, Mask, Summary};
 use crate::diff::{self, Scope};
 use crate::forge::{Forge, PlainGit};
@@ -41,41 +41,13 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         eprintln!("error: {message}");
         exit::ERROR
     };
-    let forge: Box<dyn Forge> = match (config.forge.kind, &config.forge.base) {
-        (ForgeKind::Git, Some(base)) => {
-            let local = !(base.contains("://") || base.contains('@'));
-            let base = if local {
-                config
-                    .resolve(std::path::Path::new(base))
-                    .to_string_lossy()
-                    .into_owned()
-            } else {
-                base.clone()
-            };
-            Box::new(PlainGit::new(&base))
-        }
-        (ForgeKind::Git, None) => {
-            return fail(
-                "apply needs `[forge] base` in druppie.toml: the directory or URL prefix holding <repo>.git",
-            );
-        }
-        (ForgeKind::Gitea | ForgeKind::Github, _) => {
-            return fail(
-                "apply supports the plain git forge only so far; set `[forge] kind = \"git\"`",
-            );
-        }
+    let forge = match forge(config) {
+        Ok(f) => f,
+        Err(message) => return fail(&message),
     };
-    let Some(key) = &config.signing.key else {
-        return fail(
-            "apply signs every commit: set `[signing] key` in druppie.toml (make one with `ssh-keygen -t ed25519 -N '' -f keys/druppie_ed25519`)",
-        );
-    };
-    let signer = match Signer::load(&config.resolve(key)) {
+    let signer = match signer(config) {
         Ok(s) => s,
-        Err(e) => {
-            print_error(&e, ctx.color_err);
-            return exit::ERROR;
-        }
+        Err(message) => return fail(&message),
     };
     let identity = Identity {
         name: config.signing.name.clone(),
@@ -203,6 +175,35 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     fail(&format!(
         "branches kept moving on the forge; gave up after {ATTEMPTS} attempts"
     ))
+}
+
+/// The forge `[forge]` configures.
+fn forge(config: &Config) -> Result<Box<dyn Forge>, String> {
+    match (config.forge.kind, &config.forge.base) {
+        (ForgeKind::Git, Some(base)) if PlainGit::is_url(base) => Ok(Box::new(PlainGit::new(base))),
+        (ForgeKind::Git, Some(dir)) => {
+            let dir = config.resolve(std::path::Path::new(dir));
+            Ok(Box::new(PlainGit::new(&dir.to_string_lossy())))
+        }
+        (ForgeKind::Git, None) => Err(
+            "apply needs `[forge] base` in druppie.toml: the directory or URL prefix holding <repo>.git"
+                .to_owned(),
+        ),
+        (ForgeKind::Gitea | ForgeKind::Github, _) => Err(
+            "apply supports the plain git forge only so far; set `[forge] kind = \"git\"`".to_owned(),
+        ),
+    }
+}
+
+/// The signing key `[signing] key` names.
+fn signer(config: &Config) -> Result<Signer, String> {
+    let Some(key) = &config.signing.key else {
+        return Err(
+            "apply signs every commit: set `[signing] key` in druppie.toml (make one with `ssh-keygen -t ed25519 -N '' -f keys/druppie_ed25519`)"
+                .to_owned(),
+        );
+    };
+    Signer::load(&config.resolve(key)).map_err(|e| e.to_string())
 }
 
 /// Asks on the terminal; anything but yes is no.

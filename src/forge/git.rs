@@ -17,10 +17,15 @@ impl PlainGit {
         }
     }
 
+    /// Whether `base` names a git server (`https://…`, `ssh://…`,
+    /// `git@host:…`) rather than a local directory.
+    pub fn is_url(base: &str) -> bool {
+        base.contains("://") || base.contains('@')
+    }
+
     /// A local directory, as opposed to a server URL.
     fn local(&self) -> Option<&Path> {
-        let url_like = self.base.contains("://") || self.base.contains('@');
-        (!url_like).then(|| Path::new(&self.base))
+        (!Self::is_url(&self.base)).then(|| Path::new(&self.base))
     }
 }
 
