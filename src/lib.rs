@@ -15,7 +15,7 @@
 //! live      target repos (git)    -> Live         live::LiveRepo (over git::Repo)
 //! diff      Desired + Live        -> ChangeSets   diff::diff
 //! apply     ChangeSets            -> Outcome      apply::Writer (forge::Forge, git::write)
-//! audit     git history           -> Events       (next)
+//! audit     git history           -> Events       audit::record, audit::read
 //! ```
 //!
 //! `diff::diff` runs compose, render, policy and diff for one plan and
@@ -30,6 +30,7 @@
 //! `apply` has side effects.
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod compose;
 pub mod config;

@@ -63,6 +63,7 @@ pub enum Done {
 pub struct Step {
     pub repo: String,
     pub env: Option<String>,
+    pub plans: Vec<String>,
     pub done: Done,
 }
 
@@ -99,6 +100,7 @@ impl Writer<'_> {
             steps.push(Step {
                 repo: cs.repo.clone(),
                 env: cs.env.clone(),
+                plans: cs.plans.clone(),
                 done,
             });
         }
@@ -139,6 +141,7 @@ impl Writer<'_> {
             .write_commit(
                 &NewCommit {
                     base,
+                    replace_tree: false,
                     changes: &changes,
                     message: self.message(cs),
                     author: self.identity,
@@ -226,6 +229,32 @@ impl Writer<'_> {
         trailers.push(("Druppie-Trigger", self.trigger));
         message(&summary, &body, &trailers)
     }
+}
+
+/// The audit event a step is, if it wrote something.
+pub fn event(
+    step: &Step,
+    actor: &str,
+    spec_commit: Option<&str>,
+    time: &str,
+) -> Option<crate::audit::Event> {
+    use crate::audit::{Event, Kind};
+    let (kind, commit, branch) = match &step.done {
+        Done::Committed { commit } => (Kind::Applied, commit.clone(), None),
+        Done::Proposed { branch, commit } => (Kind::Proposed, commit.clone(), Some(branch.clone())),
+        Done::AlreadyProposed { .. } | Done::Observed | Done::Rejected { .. } => return None,
+    };
+    Some(Event {
+        kind,
+        time: time.to_owned(),
+        actor: actor.to_owned(),
+        plans: step.plans.clone(),
+        env: step.env.clone(),
+        repo: step.repo.clone(),
+        commit: Some(commit),
+        branch,
+        spec_commit: spec_commit.map(str::to_owned),
+    })
 }
 
 /// The branch a change set is proposed on.

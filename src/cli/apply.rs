@@ -49,6 +49,13 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         Ok(s) => s,
         Err(message) => return fail(&message),
     };
+    let Some(spec_repo) = crate::git::Repo::discover(&ctx.spec_root) else {
+        return fail(&format!(
+            "apply records every change on the `{}` branch of the spec repo, but {} is not in a git repository",
+            crate::audit::BRANCH,
+            ctx.spec_root.display()
+        ));
+    };
     let identity = Identity {
         name: config.signing.name.clone(),
         email: config.signing.email.clone(),
@@ -144,7 +151,18 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             }
         };
         let mut moved = false;
+        let time = writer.time;
+        let stamp = gix::date::Time::new(time.0, time.1)
+            .format(gix::date::time::format::ISO8601_STRICT)
+            .unwrap_or_default();
         for step in &steps {
+            if let Some(event) =
+                crate::apply::event(step, &identity.email, commit.as_deref(), &stamp)
+                && let Err(e) = crate::audit::record(&spec_repo, &event, &signer, &identity, time)
+            {
+                print_error(&e, ctx.color_err);
+                return exit::ERROR;
+            }
             let at = match &step.env {
                 Some(env) => format!("{} ({env})", step.repo),
                 None => step.repo.clone(),

@@ -2,6 +2,7 @@
 //! only part of the library that prints.
 
 mod apply;
+mod audit;
 mod blocks;
 mod diff;
 mod output;
@@ -57,6 +58,7 @@ pub enum Command {
     Render(render::Args),
     Diff(diff::Args),
     Apply(apply::Args),
+    Audit(audit::Args),
 }
 
 /// Facts about the process that `main` reads and the library does not.
@@ -116,6 +118,7 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Render(args) => render::run(&ctx, &args),
         Command::Diff(args) => diff::run(&ctx, &args),
         Command::Apply(args) => apply::run(&ctx, &args),
+        Command::Audit(args) => audit::run(&ctx, &args),
     };
     ExitCode::from(code)
 }

@@ -17,6 +17,12 @@ use gix::merge::blob::builtin_driver::text;
 #[error("{0}")]
 pub struct Error(String);
 
+impl Error {
+    pub fn new(message: impl Into<String>) -> Error {
+        Error(message.into())
+    }
+}
+
 fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
     Error(format!("{what}: {e}"))
 }
@@ -63,6 +69,44 @@ impl Repo {
         gix::ThreadSafeRepository::open_opts(path, gix::open::Options::isolated())
             .map(|repo| Some(Repo { repo }))
             .map_err(|e| err("cannot open the repository", e))
+    }
+
+    /// The repository holding `dir` (searching its parents), if any.
+    pub fn discover(dir: &Path) -> Option<Repo> {
+        gix::ThreadSafeRepository::discover(dir)
+            .ok()
+            .map(|repo| Repo { repo })
+    }
+
+    /// A commit's first parent, if it has one.
+    ///
+    /// # Errors
+    /// The commit cannot be read.
+    pub fn first_parent(&self, commit: ObjectId) -> Result<Option<ObjectId>, Error> {
+        let repo = self.repo.to_thread_local();
+        let found = repo
+            .find_commit(commit)
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))?;
+        Ok(found.parent_ids().next().map(gix::Id::detach))
+    }
+
+    /// The bytes of `path` in `commit`'s tree, if it is there.
+    ///
+    /// # Errors
+    /// The commit or its tree cannot be read.
+    pub fn file_at(&self, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        let repo = self.repo.to_thread_local();
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))?;
+        let entry = tree
+            .lookup_entry_by_path(path)
+            .map_err(|e| err(format!("cannot read `{path}` in {commit}"), e))?;
+        match entry {
+            Some(e) => self.blob(e.object_id()),
+            None => Ok(None),
+        }
     }
 
     /// The tip of `branch`; `Ok(None)` for a repository without commits.

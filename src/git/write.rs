@@ -27,6 +27,9 @@ pub struct Written {
 /// A commit to write on top of `base` (`None`: the first commit).
 pub struct NewCommit<'a> {
     pub base: Option<ObjectId>,
+    /// The tree holds only `changes` instead of the base's tree with them
+    /// (the base is still the parent).
+    pub replace_tree: bool,
     /// Path -> new content, or `None` to delete it.
     pub changes: &'a [(String, Option<Vec<u8>>)],
     pub message: String,
@@ -76,7 +79,7 @@ impl Repo {
         signer: Option<&Signer>,
     ) -> Result<Written, Error> {
         let repo = self.repo.to_thread_local();
-        let base_tree = match commit.base {
+        let base_tree = match commit.base.filter(|_| !commit.replace_tree) {
             Some(id) => repo
                 .find_commit(id)
                 .and_then(|c| c.tree_id())

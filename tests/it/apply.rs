@@ -24,6 +24,28 @@ impl Setup {
             .run(&["--config", self.config.to_str().unwrap(), "apply", "--yes"])
     }
 
+    /// `druppie audit --json --verify`: (event, repo, env, signature).
+    fn audit(&self) -> Vec<(String, String, String, String)> {
+        let run = self.f.run(&[
+            "--config",
+            self.config.to_str().unwrap(),
+            "audit",
+            "--json",
+            "--verify",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        let events: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+        events
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+                (s("kind"), s("repo"), s("env"), s("signature"))
+            })
+            .collect()
+    }
+
     /// `git verify-commit` with the allowed-signers file druppie's key is in.
     fn verify(&self, repo: &str, rev: &str) {
         let allowed = self.tmp.path().join("allowed_signers");
@@ -86,13 +108,18 @@ fn setup() -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[forge]\nkind = \"git\"\nbase = \"{}\"\n\n[repos]\ncache_dir = \"{}\"\n\n[signing]\nkey = \"{}\"\nname = \"druppie\"\nemail = \"druppie@example.org\"\n",
+            "[forge]\nkind = \"git\"\nbase = \"{}\"\n\n[repos]\ncache_dir = \"{}\"\n\n[signing]\nkey = \"{}\"\nname = \"druppie\"\nemail = \"druppie@example.org\"\nallowed_signers = \"{}\"\n",
             forge.display(),
             tmp.path().join("cache").display(),
-            key.display()
+            key.display(),
+            tmp.path().join("allowed_signers").display()
         ),
     )
     .unwrap();
+    // The spec checkout is a git repository: the audit trail lives there.
+    git(f.path(), &["init", "-q"]);
+    git(f.path(), &["add", "-A"]);
+    git(f.path(), &["commit", "-qm", "spec"]);
     Setup { tmp, f, config }
 }
 
@@ -142,10 +169,13 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
         "# permits-app\n\nReplicas: 1\n"
     );
     let trailers = git(&infra, &["log", "-1", "--format=%(trailers)", "main"]);
-    assert!(
-        trailers
-            .contains("Druppie-Plan: permits\nDruppie-Environment: dev\nDruppie-Trigger: cli\n"),
-        "{trailers}"
+    let spec_head = git(s.f.path(), &["rev-parse", "HEAD"]);
+    assert_eq!(
+        trailers,
+        format!(
+            "Druppie-Plan: permits\nDruppie-Environment: dev\nDruppie-Spec-Commit: {}\nDruppie-Trigger: cli\n\n",
+            spec_head.trim()
+        )
     );
     for (repo, rev) in [
         ("infra", "main"),
@@ -160,6 +190,31 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
             &["fsck", "--strict"],
         );
     }
+
+    let trail = |kind: &str, repo: &str, env: &str| {
+        (
+            kind.to_owned(),
+            repo.to_owned(),
+            env.to_owned(),
+            "verified".to_owned(),
+        )
+    };
+    let first_events = vec![
+        trail("applied", "infra", "dev"),
+        trail("proposed", "infra", "prod"),
+        trail("applied", "permits-app", ""),
+    ];
+    assert_eq!(s.audit(), first_events);
+    let events = git(
+        s.f.path(),
+        &[
+            "log",
+            "--format=%(trailers:key=Druppie-Event,valueonly)",
+            "druppie-audit",
+        ],
+    );
+    assert_eq!(events, "applied\n\nproposed\n\napplied\n\n");
+    git(s.f.path(), &["fsck", "--strict"]);
 
     // Again: nothing new is written.
     let heads = git(
@@ -181,6 +236,11 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
             &["for-each-ref", "--format=%(refname) %(objectname)"]
         ),
         heads
+    );
+    assert_eq!(
+        s.audit(),
+        first_events,
+        "no event for what was already done"
     );
 
     // A person approves by merging; then there is nothing left to apply.
@@ -219,6 +279,23 @@ fn apply_refuses_without_a_usable_key_and_never_shows_it() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("too open"), "{}", run.stderr);
     assert!(!run.stderr.contains("PRIVATE KEY"), "{}", run.stderr);
+    assert_eq!(
+        git(
+            &s.forge().join("infra.git"),
+            &["for-each-ref", "--format=%(refname)"]
+        ),
+        "refs/heads/main\n",
+        "nothing written"
+    );
+}
+
+#[test]
+fn apply_needs_a_spec_repo_for_its_audit_trail() {
+    let s = setup();
+    std::fs::remove_dir_all(s.f.path().join(".git")).unwrap();
+    let run = s.apply();
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("druppie-audit"), "{}", run.stderr);
     assert_eq!(
         git(
             &s.forge().join("infra.git"),

@@ -78,6 +78,7 @@ fn signed_commits_verify_with_git_and_the_repo_stays_clean() {
         .write_commit(
             &NewCommit {
                 base: None,
+                replace_tree: false,
                 changes: &changes,
                 message: message(
                     "Render permits in dev",
@@ -111,6 +112,7 @@ fn signed_commits_verify_with_git_and_the_repo_stays_clean() {
         .write_commit(
             &NewCommit {
                 base: Some(first),
+                replace_tree: false,
                 changes: &changes,
                 message: message("Scale permits in dev", "", &[("Druppie-Plan", "permits")]),
                 author: &who,
@@ -262,6 +264,7 @@ fn signatures_are_checked_in_rust_like_git_and_against_the_committer() {
         repo.write_commit(
             &NewCommit {
                 base: None,
+                replace_tree: false,
                 changes: &changes,
                 message: message("Event", "", &[]),
                 author: &who,
