@@ -12,11 +12,13 @@
 //! a lost commit. A proposal whose branch already holds the same tree is
 //! left alone, so applying twice writes nothing new.
 
+mod approvals;
 mod cache;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub use approvals::{Merged, merged};
 pub use cache::{Cache, Pushed, redact};
 
 use crate::diff::{Action, ChangeSet, ChangeSets};

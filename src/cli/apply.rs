@@ -88,16 +88,34 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         infra: None,
         repos: Some(cache.dir().to_owned()),
     };
+    let targets: Vec<(String, String)> =
+        diff::target_repos(&valid, platform, &selection, &templates)
+            .into_iter()
+            .map(|(repo, branch)| (repo, branch.to_owned()))
+            .collect();
     for attempt in 1..=ATTEMPTS {
         // Bring every target repo the forge has into the cache.
-        for (repo, _) in diff::target_repos(&valid, platform, &selection, &templates) {
-            let exists = match forge.exists(&repo) {
+        for (repo, _) in &targets {
+            let exists = match forge.exists(repo) {
                 Ok(e) => e,
                 Err(e) => return fail(&e.to_string()),
             };
-            if exists && let Err(e) = cache.sync(&repo, &forge.url(&repo)) {
+            if exists && let Err(e) = cache.sync(repo, &forge.url(repo)) {
                 return fail(&e.to_string());
             }
+        }
+        if attempt == 1
+            && let Err(message) = record_approvals(
+                &valid,
+                &spec_repo,
+                &cache,
+                &targets,
+                &signer,
+                &identity,
+                commit.as_deref(),
+            )
+        {
+            return fail(&message);
         }
         let options = diff::Options {
             sources: &sources,
@@ -193,6 +211,83 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     fail(&format!(
         "branches kept moving on the forge; gave up after {ATTEMPTS} attempts"
     ))
+}
+
+/// Records every merged proposal not on the audit trail yet: `approved`
+/// when the environment names no approvers or the merger is one of them,
+/// `violation` otherwise.
+fn record_approvals(
+    valid: &crate::spec::Validated,
+    spec_repo: &crate::git::Repo,
+    cache: &Cache,
+    targets: &[(String, String)],
+    signer: &Signer,
+    identity: &Identity,
+    spec_commit: Option<&str>,
+) -> Result<(), String> {
+    use crate::audit::{self, Event, Kind};
+    let known = audit::read(spec_repo, None).map_err(|e| e.to_string())?;
+    let platform = valid
+        .spec
+        .platform
+        .as_ref()
+        .expect("validated: plans imply a platform");
+    for (repo, branch) in targets {
+        let path = cache.path(repo);
+        if !path.exists() {
+            continue;
+        }
+        for m in crate::apply::merged(repo, &path, branch).map_err(|e| e.to_string())? {
+            if known
+                .iter()
+                .any(|r| r.event.commit.as_deref() == Some(m.merge.as_str()))
+            {
+                continue;
+            }
+            let approvers: Vec<&str> = m
+                .env
+                .as_deref()
+                .and_then(|e| platform.environments.get(e))
+                .map(|s| s.approvers.iter().map(|a| a.value.as_str()).collect())
+                .unwrap_or_default();
+            let local = m.merger_email.split('@').next().unwrap_or("");
+            let allowed = approvers.is_empty()
+                || approvers
+                    .iter()
+                    .any(|a| *a == m.merger_email || *a == m.merger_name || *a == local);
+            let kind = if allowed {
+                Kind::Approved
+            } else {
+                Kind::Violation
+            };
+            let time = now();
+            let stamp = gix::date::Time::new(time.0, time.1)
+                .format(gix::date::time::format::ISO8601_STRICT)
+                .unwrap_or_default();
+            let event = Event {
+                kind,
+                time: stamp,
+                actor: m.merger_email.clone(),
+                plans: m.plans.clone(),
+                env: m.env.clone(),
+                repo: repo.clone(),
+                commit: Some(m.merge.clone()),
+                branch: Some(m.branch.clone()),
+                spec_commit: spec_commit.map(str::to_owned),
+            };
+            audit::record(spec_repo, &event, signer, identity, time).map_err(|e| e.to_string())?;
+            let verdict = if allowed {
+                "approved".to_owned()
+            } else {
+                format!("VIOLATION: not an approver ({})", approvers.join(", "))
+            };
+            print_out(&format!(
+                "{repo}: {} merged by {} <{}>: {verdict}\n",
+                m.branch, m.merger_name, m.merger_email
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The forge `[forge]` configures.

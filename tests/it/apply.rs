@@ -68,12 +68,18 @@ impl Setup {
 
 /// The valid fixture with a project template, a forge holding an infra
 /// repo with one commit, a signing key, and a config naming them.
-fn setup() -> Setup {
+fn setup(prod_approvers: &str) -> Setup {
     let tmp = tempfile::tempdir().expect("tmp");
-    let f = Fixture::valid().with(
-        "templates/webapp-python/project/README.md.j2",
-        "# {{ repo }}\n\nReplicas: {{ replicas }}\n",
-    );
+    let f = Fixture::valid()
+        .with(
+            "templates/webapp-python/project/README.md.j2",
+            "# {{ repo }}\n\nReplicas: {{ replicas }}\n",
+        )
+        .edit(
+            "spec/platform.yaml",
+            "approvers: [platform-team]",
+            &format!("approvers: [{prod_approvers}]"),
+        );
     let forge = tmp.path().join("forge");
     std::fs::create_dir_all(&forge).unwrap();
     git(&forge, &["init", "-q", "--bare", "infra.git"]);
@@ -125,7 +131,7 @@ fn setup() -> Setup {
 
 #[test]
 fn apply_commits_deploy_environments_and_proposes_the_rest() {
-    let s = setup();
+    let s = setup("platform-team, person@example.org");
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
@@ -262,13 +268,53 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert_eq!(
         run.stdout,
+        "infra: druppie/permits-prod merged by Person <person@example.org>: approved\n\
+         nothing to apply: every repo matches the spec\n"
+    );
+    let mut expected = first_events.clone();
+    expected.push(trail("approved", "infra", "prod"));
+    assert_eq!(s.audit(), expected);
+    // The approval is recorded once.
+    assert_eq!(
+        s.apply().stdout,
         "nothing to apply: every repo matches the spec\n"
     );
+    assert_eq!(s.audit(), expected);
+}
+
+#[test]
+fn a_merge_by_someone_not_an_approver_is_a_violation() {
+    let s = setup("platform-team");
+    assert_eq!(s.apply().code, 0);
+    let work = s.tmp.path().join("work");
+    git(&work, &["fetch", "-q", "origin"]);
+    git(
+        &work,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge it",
+            "origin/druppie/permits-prod",
+        ],
+    );
+    git(&work, &["push", "-q", "origin", "main"]);
+    let run = s.apply();
+    assert!(
+        run.stdout.contains(
+            "infra: druppie/permits-prod merged by Person <person@example.org>: VIOLATION: not an approver (platform-team)"
+        ),
+        "{}",
+        run.stdout
+    );
+    let kinds: Vec<String> = s.audit().into_iter().map(|(k, ..)| k).collect();
+    assert_eq!(kinds, ["applied", "proposed", "applied", "violation"]);
 }
 
 #[test]
 fn apply_refuses_without_a_usable_key_and_never_shows_it() {
-    let s = setup();
+    let s = setup("platform-team");
     let key = s.tmp.path().join("druppie_ed25519");
     #[cfg(unix)]
     {
@@ -291,7 +337,7 @@ fn apply_refuses_without_a_usable_key_and_never_shows_it() {
 
 #[test]
 fn apply_needs_a_spec_repo_for_its_audit_trail() {
-    let s = setup();
+    let s = setup("platform-team");
     std::fs::remove_dir_all(s.f.path().join(".git")).unwrap();
     let run = s.apply();
     assert_eq!(run.code, 1, "{}", run.transcript());
