@@ -6,6 +6,7 @@ mod audit;
 mod blocks;
 mod diff;
 mod output;
+mod preview;
 mod render;
 mod skills;
 mod validate;
@@ -59,6 +60,7 @@ pub enum Command {
     Diff(diff::Args),
     Apply(apply::Args),
     Audit(audit::Args),
+    Preview(preview::Args),
 }
 
 /// Facts about the process that `main` reads and the library does not.
@@ -84,6 +86,18 @@ pub struct Context {
     pub spec_root: PathBuf,
     pub color_out: bool,
     pub color_err: bool,
+}
+
+impl Context {
+    /// The same settings for the spec at `root`.
+    pub fn with_spec(&self, root: &Path) -> Context {
+        Context {
+            config: self.config.clone(),
+            spec_root: root.to_owned(),
+            color_out: self.color_out,
+            color_err: self.color_err,
+        }
+    }
 }
 
 pub fn run(cli: Cli, env: &Env) -> ExitCode {
@@ -119,6 +133,7 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Diff(args) => diff::run(&ctx, &args),
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
+        Command::Preview(args) => preview::run(&ctx, &args),
     };
     ExitCode::from(code)
 }

@@ -78,6 +78,58 @@ impl Repo {
             .map(|repo| Repo { repo })
     }
 
+    /// The commit a revision (`main`, `HEAD~1`, a hash) names.
+    ///
+    /// # Errors
+    /// The revision does not name a commit.
+    pub fn resolve(&self, rev: &str) -> Result<ObjectId, Error> {
+        let repo = self.repo.to_thread_local();
+        let id = repo
+            .rev_parse_single(rev)
+            .map_err(|e| err(format!("unknown revision `{rev}`"), e))?;
+        let commit = id
+            .object()
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| err(format!("`{rev}` is not a commit"), e))?;
+        Ok(commit.id)
+    }
+
+    /// The work tree's root, for a non-bare repository.
+    pub fn work_dir(&self) -> Option<&Path> {
+        self.repo.work_dir()
+    }
+
+    /// Writes the files under `dir` of `commit`'s tree into `dest`
+    /// (symbolic links are left out, as the spec loader skips them).
+    ///
+    /// # Errors
+    /// The commit cannot be read, or a file cannot be written.
+    pub fn export(&self, commit: ObjectId, dir: &str, dest: &Path) -> Result<usize, Error> {
+        let repo = self.repo.to_thread_local();
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree_id())
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))?
+            .detach();
+        drop(repo);
+        let files = self.files_under(tree, dir)?;
+        let mut written = 0;
+        for (rel, id) in files {
+            let Some(bytes) = self.blob(id)? else {
+                continue;
+            };
+            let path = dest.join(&rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| err(format!("cannot write {}", path.display()), e))?;
+            }
+            std::fs::write(&path, bytes)
+                .map_err(|e| err(format!("cannot write {}", path.display()), e))?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     /// A commit's first parent, if it has one.
     ///
     /// # Errors

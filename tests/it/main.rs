@@ -6,6 +6,7 @@ mod compose;
 mod diff;
 mod git;
 mod kubernetes;
+mod preview;
 mod render;
 mod support;
 mod validate;

@@ -1,0 +1,180 @@
+//! `druppie preview`: what merging a spec change would change in every
+//! project and infra repo. Both revisions are rendered; the base's render
+//! stands in for the live repos, and the head is diffed against it.
+
+use std::path::{Path, PathBuf};
+
+use super::output::{print_diagnostics, print_error, print_out};
+use super::{Context, exit, select};
+use crate::diff::report::{self, Mask, Summary};
+use crate::diff::{self, Scope};
+use crate::git::Repo;
+use crate::live::Sources;
+use crate::spec::LoadOptions;
+
+/// Show the multi-repo diff between two revisions of the spec repo: what
+/// merging `--head` onto `--base` would change in every target repo. Exit
+/// code as for `diff`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The revision the change is merged onto (e.g. `main`)
+    #[arg(long)]
+    pub base: String,
+    /// The proposed revision [default: the checkout as it is on disk]
+    #[arg(long)]
+    pub head: Option<String>,
+    /// Only this plan
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Only this environment
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Print the JSON report
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> u8 {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        exit::ERROR
+    };
+    let Some(repo) = Repo::discover(&ctx.spec_root) else {
+        return fail(format!(
+            "{} is not in a git repository",
+            ctx.spec_root.display()
+        ));
+    };
+    let prefix = match spec_prefix(&repo, &ctx.spec_root) {
+        Ok(p) => p,
+        Err(message) => return fail(message),
+    };
+    let tmp = match tempdir() {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot make a scratch directory: {e}")),
+    };
+    let result = preview(ctx, args, &repo, &prefix, &tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    match result {
+        Ok(code) => code,
+        Err(message) => fail(message),
+    }
+}
+
+fn preview(
+    ctx: &Context,
+    args: &Args,
+    repo: &Repo,
+    prefix: &str,
+    tmp: &Path,
+) -> Result<u8, String> {
+    let export = |rev: &str, name: &str| -> Result<(PathBuf, String), String> {
+        let commit = repo.resolve(rev).map_err(|e| e.to_string())?;
+        let dir = tmp.join(name);
+        repo.export(commit, prefix, &dir)
+            .map_err(|e| e.to_string())?;
+        Ok((dir, commit.to_string()))
+    };
+    // The base, rendered into plain directories: the "live" repos.
+    let (base_dir, base_commit) = export(&args.base, "base")?;
+    let base_ctx = ctx.with_spec(&base_dir);
+    let Some(valid) = super::load_validated(&base_ctx, &LoadOptions::default()) else {
+        return Err(format!("the spec at `{}` is not valid", args.base));
+    };
+    let resolved = crate::compose::compose(&valid, &Default::default()).map_err(|d| {
+        print_diagnostics(&d, ctx.color_err);
+        format!("the spec at `{}` does not compose", args.base)
+    })?;
+    let desired = crate::render::render(&valid, &resolved, Some(&base_commit)).map_err(|d| {
+        print_diagnostics(&d, ctx.color_err);
+        format!("the spec at `{}` does not render", args.base)
+    })?;
+    let rendered = tmp.join("rendered");
+    crate::render::write_out(&desired, &rendered).map_err(|d| d.message.clone())?;
+    drop((desired, resolved, valid));
+    // The head, diffed against it.
+    let (head_ctx, head_commit) = match &args.head {
+        Some(rev) => {
+            let (dir, commit) = export(rev, "head")?;
+            (ctx.with_spec(&dir), Some(commit))
+        }
+        None => (ctx.with_spec(&ctx.spec_root), None),
+    };
+    let Some(valid) = super::load_validated(&head_ctx, &LoadOptions::default()) else {
+        return Ok(exit::ERROR);
+    };
+    let Some(selection) = select(ctx, &valid, args.plan.as_deref(), args.env.as_deref()) else {
+        return Ok(exit::ERROR);
+    };
+    let sources = Sources {
+        infra: None,
+        repos: Some(rendered),
+    };
+    let scope = Scope {
+        plan: args.plan.clone(),
+        env: args.env.clone(),
+    };
+    let options = diff::Options {
+        sources: &sources,
+        scope: &scope,
+        spec_commit: head_commit.as_deref(),
+    };
+    let changes = match diff::diff(&valid, &selection, &options) {
+        Ok(c) => c,
+        Err(diags) => {
+            print_diagnostics(&diags, ctx.color_err);
+            return Ok(exit::ERROR);
+        }
+    };
+    for e in &changes.errors {
+        print_error(e, ctx.color_err);
+    }
+    let mask = Mask::new(changes.secrets.iter().cloned());
+    let summary = Summary::of(&changes);
+    if args.json {
+        let intent = format!(
+            "merge {} onto {}",
+            args.head.as_deref().unwrap_or("the checkout"),
+            args.base
+        );
+        let json = serde_json::to_string_pretty(&report::json(&changes, &mask, intent))
+            .expect("the report serializes");
+        print_out(&format!("{json}\n"));
+    } else {
+        print_out(&format!(
+            "{}{}\n",
+            report::text(&changes, &mask, ctx.color_out),
+            summary.line()
+        ));
+    }
+    Ok(if summary.errors > 0 {
+        exit::ERROR
+    } else if summary.changes() > 0 {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+/// Where the spec checkout is inside its repository (`` for the root).
+fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, String> {
+    let Some(work) = repo.work_dir() else {
+        return Ok(String::new());
+    };
+    let canon = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (work, spec) = (canon(work)?, canon(spec_root)?);
+    let rel = spec
+        .strip_prefix(&work)
+        .map_err(|_| format!("{} is outside its repository", spec.display()))?;
+    Ok(crate::spec::source::slash_path(Path::new(""), rel))
+}
+
+/// A fresh scratch directory under the system's temp dir.
+fn tempdir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("druppie-preview-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,82 @@
+//! `druppie preview`: the multi-repo diff a spec change would cause,
+//! between two revisions of a real spec repo.
+
+use crate::support::{Fixture, git};
+
+fn spec_repo() -> Fixture {
+    let f = Fixture::valid().with(
+        "templates/webapp-python/infra/deployment.yaml.j2",
+        "kind: Deployment\nreplicas: {{ replicas }}\n",
+    );
+    git(f.path(), &["init", "-q"]);
+    git(f.path(), &["add", "-A"]);
+    git(f.path(), &["commit", "-qm", "base"]);
+    f
+}
+
+#[test]
+fn a_spec_change_shows_as_the_repo_changes_it_would_cause() {
+    let f = spec_repo().edit(
+        "spec/plans/permits.yaml",
+        "app: {replicas: 2}",
+        "app: {replicas: 3}",
+    );
+    git(f.path(), &["commit", "-qam", "scale prod"]);
+    let run = f.run(&["preview", "--base", "HEAD~1", "--head", "HEAD"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("modify apps/prod/permits/app/deployment.yaml\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("-replicas: 2\n+replicas: 3\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("apps/dev/"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .ends_with("1 repo, +0 ~2 -0, 0 conflicts, 0 drift, 0 warnings\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn the_checkout_itself_is_the_default_head() {
+    let f = spec_repo();
+    let run = f.run(&["preview", "--base", "HEAD"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(
+        run.stdout,
+        "0 repos, +0 ~0 -0, 0 conflicts, 0 drift, 0 warnings\n"
+    );
+    // A plan removed in the checkout: its files go.
+    std::fs::remove_file(f.path().join("spec/plans/permits.yaml")).unwrap();
+    let f = f.with(
+        "spec/plans/other.yaml",
+        crate::support::PLAN.replace("name: permits", "name: other"),
+    );
+    let run = f.run(&["preview", "--base", "HEAD", "--env", "dev", "--json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert!(report["changes"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["path"] == "apps/dev/permits/app/deployment.yaml" && f["action"] == "delete"));
+}
+
+#[test]
+fn an_unknown_revision_is_a_clear_error() {
+    let f = spec_repo();
+    let run = f.run(&["preview", "--base", "no-such-branch"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("unknown revision `no-such-branch`"),
+        "{}",
+        run.stderr
+    );
+}
