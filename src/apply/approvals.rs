@@ -92,3 +92,84 @@ pub fn merged(name: &str, repo: &Path, default: &str) -> Result<Vec<Merged>, App
     }
     Ok(out)
 }
+
+/// A commit druppie pushed that the audit trail does not have (apply was
+/// stopped between the push and the record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecorded {
+    pub commit: String,
+    pub branch: String,
+    pub plans: Vec<String>,
+    pub env: Option<String>,
+}
+
+/// druppie's commits at the tips of `default` (first-parent line) and of
+/// every `druppie/…` branch of the bare clone at `repo` that are not in
+/// `known`, oldest first; the walk stops at the first known commit.
+///
+/// # Errors
+/// git fails on the clone.
+pub fn unrecorded(
+    name: &str,
+    repo: &Path,
+    default: &str,
+    email: &str,
+    known: &[String],
+) -> Result<Vec<Unrecorded>, ApplyError> {
+    let git = |args: &[&str]| -> Result<String, ApplyError> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .map_err(|e| ApplyError::new(name, format!("cannot run git: {e}")))?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let mut branches = vec![default.to_owned()];
+    let proposals = git(&[
+        "for-each-ref",
+        "--format=%(refname:short)",
+        "refs/heads/druppie/",
+    ])?;
+    branches.extend(proposals.lines().map(str::to_owned));
+    let mut out = Vec::new();
+    for branch in branches {
+        let log = git(&[
+            "log",
+            "--first-parent",
+            "-n",
+            "100",
+            "--format=%H %ce",
+            &branch,
+        ])?;
+        let mut found = Vec::new();
+        for line in log.lines() {
+            let Some((commit, committer)) = line.split_once(' ') else {
+                continue;
+            };
+            if committer != email || known.iter().any(|k| k == commit) {
+                break;
+            }
+            let trailer = |key: &str| -> Result<String, ApplyError> {
+                git(&[
+                    "log",
+                    "-1",
+                    &format!("--format=%(trailers:key={key},valueonly)"),
+                    commit,
+                ])
+            };
+            found.push(Unrecorded {
+                commit: commit.to_owned(),
+                branch: branch.clone(),
+                plans: trailer("Druppie-Plan")?
+                    .split(", ")
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                env: Some(trailer("Druppie-Environment")?).filter(|e| !e.is_empty()),
+            });
+        }
+        found.reverse();
+        out.extend(found);
+    }
+    Ok(out)
+}

@@ -18,7 +18,7 @@ mod cache;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub use approvals::{Merged, merged};
+pub use approvals::{Merged, Unrecorded, merged, unrecorded};
 pub use cache::{Cache, Pushed, redact};
 
 use crate::diff::{Action, ChangeSet, ChangeSets};

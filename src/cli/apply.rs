@@ -105,7 +105,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             }
         }
         if attempt == 1
-            && let Err(message) = record_approvals(
+            && let Err(message) = reconcile_trail(
                 &valid,
                 &spec_repo,
                 &cache,
@@ -170,12 +170,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         };
         let mut moved = false;
         let time = writer.time;
-        let stamp = gix::date::Time::new(time.0, time.1)
-            .format(gix::date::time::format::ISO8601_STRICT)
-            .unwrap_or_default();
+        let when = stamp(time);
         for step in &steps {
             if let Some(event) =
-                crate::apply::event(step, &identity.email, commit.as_deref(), &stamp)
+                crate::apply::event(step, &identity.email, commit.as_deref(), &when)
                 && let Err(e) = crate::audit::record(&spec_repo, &event, &signer, &identity, time)
             {
                 print_error(&e, ctx.color_err);
@@ -213,10 +211,12 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     ))
 }
 
-/// Records every merged proposal not on the audit trail yet: `approved`
-/// when the environment names no approvers or the merger is one of them,
-/// `violation` otherwise.
-fn record_approvals(
+/// Brings the audit trail up to date before applying: druppie's pushed
+/// commits it lacks (a run stopped between push and record) are recorded
+/// as `applied` or `proposed`, and every merged proposal not on it yet as
+/// `approved` when the environment names no approvers or the merger is
+/// one of them, `violation` otherwise.
+fn reconcile_trail(
     valid: &crate::spec::Validated,
     spec_repo: &crate::git::Repo,
     cache: &Cache,
@@ -227,6 +227,10 @@ fn record_approvals(
 ) -> Result<(), String> {
     use crate::audit::{self, Event, Kind};
     let known = audit::read(spec_repo, None).map_err(|e| e.to_string())?;
+    let known_commits: Vec<String> = known
+        .iter()
+        .filter_map(|r| r.event.commit.clone())
+        .collect();
     let platform = valid
         .spec
         .platform
@@ -236,6 +240,35 @@ fn record_approvals(
         let path = cache.path(repo);
         if !path.exists() {
             continue;
+        }
+        let missing =
+            crate::apply::unrecorded(repo, &path, branch, &identity.email, &known_commits)
+                .map_err(|e| e.to_string())?;
+        for u in missing {
+            let kind = if u.branch == *branch {
+                Kind::Applied
+            } else {
+                Kind::Proposed
+            };
+            let time = now();
+            let event = Event {
+                kind,
+                time: stamp(time),
+                actor: identity.email.clone(),
+                plans: u.plans.clone(),
+                env: u.env.clone(),
+                repo: repo.clone(),
+                commit: Some(u.commit.clone()),
+                branch: (kind == Kind::Proposed).then(|| u.branch.clone()),
+                spec_commit: spec_commit.map(str::to_owned),
+            };
+            audit::record(spec_repo, &event, signer, identity, time).map_err(|e| e.to_string())?;
+            print_out(&format!(
+                "{repo}: recorded {} of {} on {} (pushed by an earlier run)\n",
+                kind.name(),
+                &u.commit[..12],
+                u.branch
+            ));
         }
         for m in crate::apply::merged(repo, &path, branch).map_err(|e| e.to_string())? {
             if known
@@ -261,12 +294,9 @@ fn record_approvals(
                 Kind::Violation
             };
             let time = now();
-            let stamp = gix::date::Time::new(time.0, time.1)
-                .format(gix::date::time::format::ISO8601_STRICT)
-                .unwrap_or_default();
             let event = Event {
                 kind,
-                time: stamp,
+                time: stamp(time),
                 actor: m.merger_email.clone(),
                 plans: m.plans.clone(),
                 env: m.env.clone(),
@@ -328,6 +358,13 @@ fn confirmed() -> bool {
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// A time as RFC 3339.
+fn stamp((secs, offset): (i64, i32)) -> String {
+    gix::date::Time::new(secs, offset)
+        .format(gix::date::time::format::ISO8601_STRICT)
+        .unwrap_or_default()
 }
 
 /// Now, as seconds since the epoch in UTC.

@@ -351,3 +351,37 @@ fn apply_needs_a_spec_repo_for_its_audit_trail() {
         "nothing written"
     );
 }
+
+#[test]
+fn events_lost_to_a_stop_between_push_and_record_are_recorded_next_time() {
+    let s = setup("platform-team");
+    assert_eq!(s.apply().code, 0);
+    // As if apply had stopped after its pushes but before its records:
+    // keep only the first event on the trail.
+    let first = git(
+        s.f.path(),
+        &["rev-list", "--max-parents=0", "druppie-audit"],
+    );
+    git(
+        s.f.path(),
+        &["update-ref", "refs/heads/druppie-audit", first.trim()],
+    );
+    let kinds = |s: &Setup| -> Vec<String> { s.audit().into_iter().map(|(k, ..)| k).collect() };
+    assert_eq!(kinds(&s), ["applied"]);
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("infra: recorded proposed of "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("permits-app: recorded applied of "),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(kinds(&s), ["applied", "proposed", "applied"]);
+    // And nothing twice.
+    s.apply();
+    assert_eq!(kinds(&s), ["applied", "proposed", "applied"]);
+}
