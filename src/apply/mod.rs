@@ -228,6 +228,9 @@ impl Writer<'_> {
         if let Some(commit) = self.spec_commit {
             trailers.push(("Druppie-Spec-Commit", commit));
         }
+        if !cs.render_digest.is_empty() {
+            trailers.push(("Druppie-Render-Digest", &cs.render_digest));
+        }
         trailers.push(("Druppie-Trigger", self.trigger));
         message(&summary, &body, &trailers)
     }

@@ -89,6 +89,9 @@ pub struct ChangeSet {
     pub notes: Vec<Note>,
     /// Policy findings on this target's rendered files.
     pub findings: Vec<Finding>,
+    /// SHA-256 of the rendered tree of this target's locations (every
+    /// path and blob id, lock files included), hex.
+    pub render_digest: String,
 }
 
 impl ChangeSet {
@@ -272,6 +275,7 @@ impl World<'_> {
             };
             let mut cs = change_set(self.platform, repo, env.as_deref());
             cs.plans.clone_from(&target.plans);
+            cs.render_digest = render_digest(target);
             for dir in target.locks.keys() {
                 if let Err(e) = diff_location(&mut cs, repo, live, Some(target), dir) {
                     part.errors.push(e);
@@ -329,6 +333,7 @@ fn merge_part(
                 }
                 whole.files.extend(cs.files);
                 whole.notes.extend(cs.notes);
+                whole.render_digest = combine(&whole.render_digest, &cs.render_digest);
             }
             None => {
                 sets.insert(key, cs);
@@ -465,5 +470,44 @@ fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> Change
         files: Vec::new(),
         notes: Vec::new(),
         findings: Vec::new(),
+        render_digest: String::new(),
     }
+}
+
+/// SHA-256 over `path NUL blob-id LF` of every rendered file, in path
+/// order; the blob ids come from the locks, which list them all.
+fn render_digest(target: &crate::render::Target) -> String {
+    use sha2::Digest as _;
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for (dir, lock) in &target.locks {
+        for (rel, file) in &lock.files {
+            entries.push((join(dir, rel), file.blob.clone()));
+        }
+        let path = join(dir, LOCK_FILE);
+        if let Some(file) = target.files.get(&path) {
+            entries.push((path, crate::git::blob_id(&file.bytes).to_string()));
+        }
+    }
+    entries.sort();
+    let mut hash = sha2::Sha256::new();
+    for (path, blob) in entries {
+        hash.update(path.as_bytes());
+        hash.update([0]);
+        hash.update(blob.as_bytes());
+        hash.update([b'\n']);
+    }
+    hex(&hash.finalize())
+}
+
+/// The digest of two digests in order (several plans in one environment).
+fn combine(a: &str, b: &str) -> String {
+    use sha2::Digest as _;
+    if a.is_empty() {
+        return b.to_owned();
+    }
+    hex(&sha2::Sha256::digest(format!("{a}\n{b}\n").as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

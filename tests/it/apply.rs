@@ -176,10 +176,23 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     );
     let trailers = git(&infra, &["log", "-1", "--format=%(trailers)", "main"]);
     let spec_head = git(s.f.path(), &["rev-parse", "HEAD"]);
+    // The render digest is the committed tree of the location, recomputed
+    // here from git's own listing.
+    let listing = git(&infra, &["ls-tree", "-r", "main", "apps/dev/permits/"]);
+    let mut digest = sha2::Sha256::default();
+    for line in listing.lines() {
+        let (meta, path) = line.split_once('\t').expect("ls-tree line");
+        let blob = meta.split(' ').nth(2).expect("blob id");
+        sha2::Digest::update(&mut digest, format!("{path}\0{blob}\n").as_bytes());
+    }
+    let digest: String = sha2::Digest::finalize(digest)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(
         trailers,
         format!(
-            "Druppie-Plan: permits\nDruppie-Environment: dev\nDruppie-Spec-Commit: {}\nDruppie-Trigger: cli\n\n",
+            "Druppie-Plan: permits\nDruppie-Environment: dev\nDruppie-Spec-Commit: {}\nDruppie-Render-Digest: {digest}\nDruppie-Trigger: cli\n\n",
             spec_head.trim()
         )
     );
