@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::ApplyError;
+use super::{ApplyError, NOTES};
 
 pub struct Cache {
     dir: PathBuf,
@@ -36,26 +36,14 @@ impl Cache {
         self.dir.join(format!("{repo}.git"))
     }
 
-    /// Clones `repo` from `url`, or fetches every branch of it again.
+    /// Clones `repo` from `url` if needed, then fetches every branch and
+    /// druppie's notes as the forge has them.
     ///
     /// # Errors
     /// git fails (the message has no credentials).
     pub fn sync(&self, repo: &str, url: &str) -> Result<(), ApplyError> {
         let path = self.path(repo);
-        if path.exists() {
-            git(
-                repo,
-                &path,
-                &[
-                    "fetch",
-                    "--quiet",
-                    "--prune",
-                    "--update-head-ok",
-                    url,
-                    "+refs/heads/*:refs/heads/*",
-                ],
-            )?;
-        } else {
+        if !path.exists() {
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| ApplyError::new(repo, format!("cannot create the cache: {e}")))?;
             let target = path.to_string_lossy().into_owned();
@@ -65,7 +53,19 @@ impl Cache {
                 &["clone", "--quiet", "--bare", url, &target],
             )?;
         }
-        Ok(())
+        let fetch = |refspecs: &[&str]| {
+            let mut args = vec!["fetch", "--quiet", "--prune", "--update-head-ok", url];
+            args.extend_from_slice(refspecs);
+            git(repo, &path, &args)
+        };
+        let notes = format!("+{NOTES}:{NOTES}");
+        match fetch(&["+refs/heads/*:refs/heads/*", &notes]) {
+            // A repo without druppie's notes yet.
+            Err(e) if e.message.contains("couldn't find remote ref") => {
+                fetch(&["+refs/heads/*:refs/heads/*"]).map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     /// Pushes `commit` to `branch` of `url`; `force` only for branches
@@ -81,10 +81,23 @@ impl Cache {
         branch: &str,
         force: bool,
     ) -> Result<Pushed, ApplyError> {
-        let refspec = format!(
-            "{}{commit}:refs/heads/{branch}",
-            if force { "+" } else { "" }
-        );
+        let target = format!("refs/heads/{branch}");
+        self.push_ref(repo, url, commit, &target, force)
+    }
+
+    /// Pushes `source` (a commit or a ref) to the ref `target` of `url`.
+    ///
+    /// # Errors
+    /// git fails for another reason than a moved ref.
+    pub fn push_ref(
+        &self,
+        repo: &str,
+        url: &str,
+        source: &str,
+        target: &str,
+        force: bool,
+    ) -> Result<Pushed, ApplyError> {
+        let refspec = format!("{}{source}:{target}", if force { "+" } else { "" });
         match git(repo, &self.path(repo), &["push", "--quiet", url, &refspec]) {
             Ok(_) => Ok(Pushed::Done),
             Err(e)

@@ -72,6 +72,8 @@ pub struct Step {
 /// Everything apply needs besides the change sets.
 pub struct Writer<'a> {
     pub forge: &'a dyn Forge,
+    /// Masks secret values in the approval card.
+    pub mask: &'a crate::diff::report::Mask,
     pub cache: &'a Cache,
     pub signer: &'a Signer,
     pub identity: &'a Identity,
@@ -193,7 +195,20 @@ impl Writer<'_> {
         .map_err(fail)?;
         Ok(
             match self.cache.push(&cs.repo, &url, &commit, &branch, true)? {
-                Pushed::Done => Done::Proposed { branch, commit },
+                Pushed::Done => {
+                    let card = approval_card(cs, self.mask);
+                    note(
+                        self.cache,
+                        &repo,
+                        &cs.repo,
+                        &url,
+                        written.commit,
+                        &card,
+                        self.identity,
+                        self.time,
+                    )?;
+                    Done::Proposed { branch, commit }
+                }
                 Pushed::Rejected => Done::Rejected { branch },
             },
         )
@@ -233,6 +248,59 @@ impl Writer<'_> {
         }
         trailers.push(("Druppie-Trigger", self.trigger));
         message(&summary, &body, &trailers)
+    }
+}
+
+/// Where druppie's comments live in plain git.
+pub const NOTES: &str = "refs/notes/druppie";
+
+/// The longest approval card; longer ones are cut with a pointer to
+/// `druppie diff`.
+const CARD_LIMIT: usize = 60_000;
+
+/// The comment a proposal carries: what merging it changes.
+pub fn approval_card(cs: &ChangeSet, mask: &crate::diff::report::Mask) -> String {
+    let one = ChangeSets {
+        sets: vec![cs.clone()],
+        ..ChangeSets::default()
+    };
+    let summary = crate::diff::report::Summary::of(&one);
+    let mut card = format!(
+        "druppie proposes these changes; merging this branch approves them.\n\n{}\n\n{}",
+        summary.line(),
+        crate::diff::report::text(&one, mask, false)
+    );
+    if card.len() > CARD_LIMIT {
+        let cut = card.floor_char_boundary(CARD_LIMIT);
+        let rest = card.len() - cut;
+        card.truncate(cut);
+        card.push_str(&format!(
+            "\n[… {rest} more bytes: run `druppie diff` for the whole change]\n"
+        ));
+    }
+    card
+}
+
+/// Sets druppie's note on `commit` in the cache and pushes the notes.
+///
+/// # Errors
+/// The note cannot be written or pushed.
+#[allow(clippy::too_many_arguments)]
+pub fn note(
+    cache: &Cache,
+    repo: &Repo,
+    name: &str,
+    url: &str,
+    commit: ObjectId,
+    text: &str,
+    identity: &Identity,
+    time: (i64, i32),
+) -> Result<(), ApplyError> {
+    repo.set_note(NOTES, commit, text, identity, time)
+        .map_err(|e| ApplyError::new(name, e.to_string()))?;
+    match cache.push_ref(name, url, NOTES, NOTES, true)? {
+        Pushed::Done => Ok(()),
+        Pushed::Rejected => Err(ApplyError::new(name, "the notes moved on the forge")),
     }
 }
 

@@ -108,6 +108,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             && let Err(message) = reconcile_trail(
                 &valid,
                 &spec_repo,
+                forge.as_ref(),
                 &cache,
                 &targets,
                 &signer,
@@ -154,6 +155,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         }
         let writer = Writer {
             forge: forge.as_ref(),
+            mask: &mask,
             cache: &cache,
             signer: &signer,
             identity: &identity,
@@ -216,9 +218,11 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
 /// as `applied` or `proposed`, and every merged proposal not on it yet as
 /// `approved` when the environment names no approvers or the merger is
 /// one of them, `violation` otherwise.
+#[allow(clippy::too_many_arguments)]
 fn reconcile_trail(
     valid: &crate::spec::Validated,
     spec_repo: &crate::git::Repo,
+    forge: &dyn Forge,
     cache: &Cache,
     targets: &[(String, String)],
     signer: &Signer,
@@ -315,6 +319,36 @@ fn reconcile_trail(
                 "{repo}: {} merged by {} <{}>: {verdict}\n",
                 m.branch, m.merger_name, m.merger_email
             ));
+            // The proposal's comment says so too.
+            let line = format!(
+                "{verdict}: merged by {} <{}> at {} in {}",
+                m.merger_name,
+                m.merger_email,
+                stamp(time),
+                m.merge
+            );
+            let cached = crate::git::Repo::open(&path)
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("{repo}: the cache cannot be opened"))?;
+            let proposal = crate::git::ObjectId::from_hex(m.proposal.as_bytes())
+                .map_err(|e| format!("{repo}: {e}"))?;
+            let earlier = cached
+                .note(crate::apply::NOTES, proposal)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            let text = format!("{earlier}\n{line}\n");
+            crate::apply::note(
+                cache,
+                &cached,
+                repo,
+                &forge.url(repo),
+                proposal,
+                &text,
+                identity,
+                time,
+            )
+            .map_err(|e| e.to_string())?;
         }
     }
     Ok(())

@@ -141,6 +141,94 @@ impl Repo {
         Ok(Written { commit, tree })
     }
 
+    /// Sets the note on `target` under `notes_ref` (e.g. `refs/notes/druppie`)
+    /// to `text`, replacing an earlier one, as git notes are stored: a
+    /// commit whose tree has a file named after the annotated object.
+    /// The ref moves by compare-and-swap.
+    ///
+    /// # Errors
+    /// An object or the ref cannot be written.
+    pub fn set_note(
+        &self,
+        notes_ref: &str,
+        target: ObjectId,
+        text: &str,
+        author: &Identity,
+        time: (i64, i32),
+    ) -> Result<ObjectId, Error> {
+        let repo = self.repo.to_thread_local();
+        let name: FullName = notes_ref
+            .try_into()
+            .map_err(|e| err(format!("invalid ref `{notes_ref}`"), e))?;
+        let tip = match repo
+            .try_find_reference(notes_ref)
+            .map_err(|e| err(format!("cannot read `{notes_ref}`"), e))?
+        {
+            Some(mut r) => Some(
+                r.peel_to_id()
+                    .map_err(|e| err(format!("cannot read `{notes_ref}`"), e))?
+                    .detach(),
+            ),
+            None => None,
+        };
+        drop(repo);
+        let changes = [(target.to_string(), Some(text.as_bytes().to_vec()))];
+        let written = self.write_commit(
+            &NewCommit {
+                base: tip,
+                replace_tree: false,
+                changes: &changes,
+                message: "Notes added by druppie\n".to_owned(),
+                author,
+                time,
+            },
+            None,
+        )?;
+        let expected = match tip {
+            Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+            None => PreviousValue::MustNotExist,
+        };
+        self.repo
+            .to_thread_local()
+            .edit_reference(RefEdit {
+                change: Change::Update {
+                    log: LogChange {
+                        mode: RefLog::AndReference,
+                        force_create_reflog: false,
+                        message: "druppie: note".into(),
+                    },
+                    expected,
+                    new: Target::Object(written.commit),
+                },
+                name,
+                deref: false,
+            })
+            .map_err(|e| err(format!("cannot move `{notes_ref}`"), e))?;
+        Ok(written.commit)
+    }
+
+    /// The note on `target` under `notes_ref`, if any.
+    ///
+    /// # Errors
+    /// The notes cannot be read.
+    pub fn note(&self, notes_ref: &str, target: ObjectId) -> Result<Option<String>, Error> {
+        let repo = self.repo.to_thread_local();
+        let tip = match repo
+            .try_find_reference(notes_ref)
+            .map_err(|e| err(format!("cannot read `{notes_ref}`"), e))?
+        {
+            Some(mut r) => r
+                .peel_to_id()
+                .map_err(|e| err(format!("cannot read `{notes_ref}`"), e))?
+                .detach(),
+            None => return Ok(None),
+        };
+        drop(repo);
+        Ok(self
+            .file_at(tip, &target.to_string())?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     /// The branch's commit and tree; `None` when it does not exist.
     ///
     /// # Errors

@@ -210,6 +210,19 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
         );
     }
 
+    // The proposal carries its approval card as druppie's git note.
+    let card = git(
+        &infra,
+        &["notes", "--ref=druppie", "show", "druppie/permits-prod"],
+    );
+    assert!(
+        card.starts_with("druppie proposes these changes; merging this branch approves them.\n"),
+        "{card}"
+    );
+    assert!(
+        card.contains("create apps/prod/permits/app/deployment.yaml"),
+        "{card}"
+    );
     let trail = |kind: &str, repo: &str, env: &str| {
         (
             kind.to_owned(),
@@ -283,6 +296,14 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
         run.stdout,
         "infra: druppie/permits-prod merged by Person <person@example.org>: approved\n\
          nothing to apply: every repo matches the spec\n"
+    );
+    let card = git(
+        &infra,
+        &["notes", "--ref=druppie", "show", "druppie/permits-prod"],
+    );
+    assert!(
+        card.contains("approved: merged by Person <person@example.org> at "),
+        "{card}"
     );
     let mut expected = first_events.clone();
     expected.push(trail("approved", "infra", "prod"));
