@@ -21,12 +21,8 @@ use crate::render::Templates;
 /// `observe`. Refuses when the spec is invalid or a policy fails.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this plan
-    #[arg(long)]
-    pub plan: Option<String>,
-    /// Only this environment
-    #[arg(long)]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
     /// Do not ask for confirmation
     #[arg(long)]
     pub yes: bool,
@@ -64,7 +60,12 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
-    let Some(selection) = select(ctx, &valid, args.plan.as_deref(), args.env.as_deref()) else {
+    let Some(selection) = select(
+        ctx,
+        &valid,
+        args.select.plan.as_deref(),
+        args.select.env.as_deref(),
+    ) else {
         return exit::ERROR;
     };
     let platform = valid
@@ -81,8 +82,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     };
     let commit = spec_commit(ctx);
     let scope = Scope {
-        plan: args.plan.clone(),
-        env: args.env.clone(),
+        plan: args.select.plan.clone(),
+        env: args.select.env.clone(),
     };
     let sources = Sources {
         infra: None,

@@ -15,12 +15,8 @@ use crate::live::Sources;
 /// 1 errors (invalid spec, render or policy errors, unreadable repos).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this plan
-    #[arg(long)]
-    pub plan: Option<String>,
-    /// Only this environment
-    #[arg(long)]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
     /// Print a JSON report (changes, findings, summary, execution plan)
     #[arg(long)]
     pub json: bool,
@@ -39,13 +35,18 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
-    let Some(selection) = select(ctx, &valid, args.plan.as_deref(), args.env.as_deref()) else {
+    let Some(selection) = select(
+        ctx,
+        &valid,
+        args.select.plan.as_deref(),
+        args.select.env.as_deref(),
+    ) else {
         return exit::ERROR;
     };
     let sources = sources(ctx, args);
     let scope = Scope {
-        plan: args.plan.clone(),
-        env: args.env.clone(),
+        plan: args.select.plan.clone(),
+        env: args.select.env.clone(),
     };
     let spec_commit = spec_commit(ctx);
     let options = diff::Options {
@@ -62,43 +63,60 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         }
     };
     tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
-    let mask = Mask::new(changes.secrets.iter().cloned());
-    for e in &changes.errors {
-        super::output::print_error(e, ctx.color_err);
-    }
-    let summary = Summary::of(&changes);
-    if args.json {
-        let plans: Vec<&crate::spec::model::Plan> = valid
-            .spec
-            .plans
-            .iter()
-            .filter(|p| args.plan.as_deref().is_none_or(|n| p.name.value == n))
-            .collect();
-        let intent = match plans.as_slice() {
-            [one] => one
-                .intent
-                .clone()
-                .unwrap_or_else(|| format!("bring plan {} in line with the spec", one.name.value)),
-            many => format!(
-                "bring {} plans in line with the spec: {}",
-                many.len(),
-                many.iter()
-                    .map(|p| p.name.value.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let report = report::json(&changes, &mask, intent);
-        let json = serde_json::to_string_pretty(&report).expect("the report serializes");
-        print_out(&format!("{json}\n"));
-    } else {
-        let text = report::text(&changes, &mask, ctx.color_out);
-        print_out(&format!("{text}{}\n", summary.line()));
-    }
+    let intent = intent(&valid, args.select.plan.as_deref());
+    let code = print_changes(ctx, &changes, args.json, intent);
     // The process ends next: freeing the spec piece by piece would only
     // cost time.
     std::mem::forget(changes);
     std::mem::forget(valid);
+    code
+}
+
+/// What the run reconciles, for the ExecutionPlan.
+fn intent(valid: &crate::spec::Validated, plan: Option<&str>) -> String {
+    let plans: Vec<&crate::spec::model::Plan> = valid
+        .spec
+        .plans
+        .iter()
+        .filter(|p| plan.is_none_or(|n| p.name.value == n))
+        .collect();
+    match plans.as_slice() {
+        [one] => one
+            .intent
+            .clone()
+            .unwrap_or_else(|| format!("bring plan {} in line with the spec", one.name.value)),
+        many => format!(
+            "bring {} plans in line with the spec: {}",
+            many.len(),
+            many.iter()
+                .map(|p| p.name.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Prints change sets as text or JSON (errors reading repos to stderr)
+/// and returns the exit code: 1 errors, 2 changes pending, 0 nothing.
+pub(super) fn print_changes(
+    ctx: &Context,
+    changes: &crate::diff::ChangeSets,
+    json: bool,
+    intent: String,
+) -> u8 {
+    let mask = Mask::new(changes.secrets.iter().cloned());
+    for e in &changes.errors {
+        super::output::print_error(e, ctx.color_err);
+    }
+    let summary = Summary::of(changes);
+    if json {
+        let report = report::json(changes, &mask, intent);
+        let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+        print_out(&format!("{json}\n"));
+    } else {
+        let text = report::text(changes, &mask, ctx.color_out);
+        print_out(&format!("{text}{}\n", summary.line()));
+    }
     if summary.errors > 0 {
         exit::ERROR
     } else if summary.changes() > 0 {

@@ -63,6 +63,17 @@ pub enum Command {
     Preview(preview::Args),
 }
 
+/// Which plans and environments a command covers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectArgs {
+    /// Only this plan
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Only this environment
+    #[arg(long)]
+    pub env: Option<String>,
+}
+
 /// Facts about the process that `main` reads and the library does not.
 #[derive(Debug, Clone)]
 pub struct Env {

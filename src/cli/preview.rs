@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::output::{print_diagnostics, print_error, print_out};
+use super::output::print_diagnostics;
 use super::{Context, exit, select};
-use crate::diff::report::{self, Mask, Summary};
 use crate::diff::{self, Scope};
 use crate::git::Repo;
 use crate::live::Sources;
@@ -23,12 +22,8 @@ pub struct Args {
     /// The proposed revision [default: the checkout as it is on disk]
     #[arg(long)]
     pub head: Option<String>,
-    /// Only this plan
-    #[arg(long)]
-    pub plan: Option<String>,
-    /// Only this environment
-    #[arg(long)]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
     /// Print the JSON report
     #[arg(long)]
     pub json: bool,
@@ -103,7 +98,12 @@ fn preview(
     let Some(valid) = super::load_validated(&head_ctx, &LoadOptions::default()) else {
         return Ok(exit::ERROR);
     };
-    let Some(selection) = select(ctx, &valid, args.plan.as_deref(), args.env.as_deref()) else {
+    let Some(selection) = select(
+        ctx,
+        &valid,
+        args.select.plan.as_deref(),
+        args.select.env.as_deref(),
+    ) else {
         return Ok(exit::ERROR);
     };
     let sources = Sources {
@@ -111,8 +111,8 @@ fn preview(
         repos: Some(rendered),
     };
     let scope = Scope {
-        plan: args.plan.clone(),
-        env: args.env.clone(),
+        plan: args.select.plan.clone(),
+        env: args.select.env.clone(),
     };
     let options = diff::Options {
         sources: &sources,
@@ -126,34 +126,12 @@ fn preview(
             return Ok(exit::ERROR);
         }
     };
-    for e in &changes.errors {
-        print_error(e, ctx.color_err);
-    }
-    let mask = Mask::new(changes.secrets.iter().cloned());
-    let summary = Summary::of(&changes);
-    if args.json {
-        let intent = format!(
-            "merge {} onto {}",
-            args.head.as_deref().unwrap_or("the checkout"),
-            args.base
-        );
-        let json = serde_json::to_string_pretty(&report::json(&changes, &mask, intent))
-            .expect("the report serializes");
-        print_out(&format!("{json}\n"));
-    } else {
-        print_out(&format!(
-            "{}{}\n",
-            report::text(&changes, &mask, ctx.color_out),
-            summary.line()
-        ));
-    }
-    Ok(if summary.errors > 0 {
-        exit::ERROR
-    } else if summary.changes() > 0 {
-        exit::CHANGES
-    } else {
-        exit::OK
-    })
+    let intent = format!(
+        "merge {} onto {}",
+        args.head.as_deref().unwrap_or("the checkout"),
+        args.base
+    );
+    Ok(super::diff::print_changes(ctx, &changes, args.json, intent))
 }
 
 /// Where the spec checkout is inside its repository (`` for the root).

@@ -14,16 +14,13 @@ pub struct Args {
     /// Where to write (must not exist, or be empty)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Only this plan
-    #[arg(long)]
-    pub plan: Option<String>,
-    /// Only this environment
-    #[arg(long)]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(desired) = render_spec(ctx, args.plan.as_deref(), args.env.as_deref()) else {
+    let Some(desired) = render_spec(ctx, args.select.plan.as_deref(), args.select.env.as_deref())
+    else {
         return exit::ERROR;
     };
     if let Err(d) = render::write_out(&desired, &args.out) {

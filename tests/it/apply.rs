@@ -24,6 +24,24 @@ impl Setup {
             .run(&["--config", self.config.to_str().unwrap(), "apply", "--yes"])
     }
 
+    /// A person merges the prod proposal into the infra repo's main.
+    fn merge_proposal(&self, message: &str) {
+        let work = self.tmp.path().join("work");
+        git(&work, &["fetch", "-q", "origin"]);
+        git(
+            &work,
+            &[
+                "merge",
+                "-q",
+                "--no-ff",
+                "-m",
+                message,
+                "origin/druppie/permits-prod",
+            ],
+        );
+        git(&work, &["push", "-q", "origin", "main"]);
+    }
+
     /// `druppie audit --json --verify`: (event, repo, env, signature).
     fn audit(&self) -> Vec<(String, String, String, String)> {
         let run = self.f.run(&[
@@ -276,20 +294,7 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     );
 
     // A person approves by merging; then there is nothing left to apply.
-    let work = s.tmp.path().join("work");
-    git(&work, &["fetch", "-q", "origin"]);
-    git(
-        &work,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "Approve permits in prod",
-            "origin/druppie/permits-prod",
-        ],
-    );
-    git(&work, &["push", "-q", "origin", "main"]);
+    s.merge_proposal("Approve permits in prod");
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert_eq!(
@@ -320,20 +325,7 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
 fn a_merge_by_someone_not_an_approver_is_a_violation() {
     let s = setup("platform-team");
     assert_eq!(s.apply().code, 0);
-    let work = s.tmp.path().join("work");
-    git(&work, &["fetch", "-q", "origin"]);
-    git(
-        &work,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "Merge it",
-            "origin/druppie/permits-prod",
-        ],
-    );
-    git(&work, &["push", "-q", "origin", "main"]);
+    s.merge_proposal("Merge it");
     let run = s.apply();
     assert!(
         run.stdout.contains(
