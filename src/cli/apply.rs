@@ -7,8 +7,8 @@ use super::output::{print_diagnostics, print_error, print_out};
 use super::{Context, exit, load_validated, select, spec_commit};
 use crate::apply::{Cache, Done, Writer};
 use crate::config::{Config, ForgeKind};
+use crate::diff;
 use crate::diff::report::{self, Mask, Summary};
-use crate::diff::{self, Scope};
 use crate::forge::{Forge, PlainGit};
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
@@ -60,12 +60,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
-    let Some(selection) = select(
-        ctx,
-        &valid,
-        args.select.plan.as_deref(),
-        args.select.env.as_deref(),
-    ) else {
+    let Some(selection) = select(ctx, &valid, &args.select) else {
         return exit::ERROR;
     };
     let platform = valid
@@ -81,10 +76,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         }
     };
     let commit = spec_commit(ctx);
-    let scope = Scope {
-        plan: args.select.plan.clone(),
-        env: args.select.env.clone(),
-    };
+    let scope = args.select.options();
     let sources = Sources {
         infra: None,
         repos: Some(cache.dir().to_owned()),
@@ -124,12 +116,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             scope: &scope,
             spec_commit: commit.as_deref(),
         };
-        let changes = match diff::diff(&valid, &selection, &options) {
-            Ok(c) => c,
-            Err(diags) => {
-                print_diagnostics(&diags, ctx.color_err);
-                return exit::ERROR;
-            }
+        let Some(changes) = super::diff::changes(ctx, &valid, &selection, &options) else {
+            return exit::ERROR;
         };
         for e in &changes.errors {
             print_error(e, ctx.color_err);

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::output::print_out;
 use super::{Context, exit, load_validated, select, spec_commit};
+use crate::diff;
 use crate::diff::report::{self, Mask, Summary};
-use crate::diff::{self, Scope};
 use crate::live::Sources;
 
 /// Show what would change in the project repos and the infra repo:
@@ -35,34 +35,20 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
-    let Some(selection) = select(
-        ctx,
-        &valid,
-        args.select.plan.as_deref(),
-        args.select.env.as_deref(),
-    ) else {
+    let Some(selection) = select(ctx, &valid, &args.select) else {
         return exit::ERROR;
     };
     let sources = sources(ctx, args);
-    let scope = Scope {
-        plan: args.select.plan.clone(),
-        env: args.select.env.clone(),
-    };
+    let scope = args.select.options();
     let spec_commit = spec_commit(ctx);
     let options = diff::Options {
         sources: &sources,
         scope: &scope,
         spec_commit: spec_commit.as_deref(),
     };
-    let started = std::time::Instant::now();
-    let changes = match diff::diff(&valid, &selection, &options) {
-        Ok(changes) => changes,
-        Err(diags) => {
-            super::output::print_diagnostics(&diags, ctx.color_err);
-            return exit::ERROR;
-        }
+    let Some(changes) = changes(ctx, &valid, &selection, &options) else {
+        return exit::ERROR;
     };
-    tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
     let intent = intent(&valid, args.select.plan.as_deref());
     let code = print_changes(ctx, &changes, args.json, intent);
     // The process ends next: freeing the spec piece by piece would only
@@ -70,6 +56,26 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     std::mem::forget(changes);
     std::mem::forget(valid);
     code
+}
+
+/// Runs `diff` over `selection`, printing the diagnostics when compose or
+/// render fails.
+pub(super) fn changes(
+    ctx: &Context,
+    valid: &crate::spec::Validated,
+    selection: &[(&crate::spec::model::Plan, &str)],
+    options: &diff::Options<'_>,
+) -> Option<crate::diff::ChangeSets> {
+    let started = std::time::Instant::now();
+    let changes = diff::diff(valid, selection, options);
+    tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
+    match changes {
+        Ok(changes) => Some(changes),
+        Err(diags) => {
+            super::output::print_diagnostics(&diags, ctx.color_err);
+            None
+        }
+    }
 }
 
 /// What the run reconciles, for the ExecutionPlan.

@@ -74,6 +74,15 @@ pub struct SelectArgs {
     pub env: Option<String>,
 }
 
+impl SelectArgs {
+    pub fn options(&self) -> crate::compose::ComposeOptions {
+        crate::compose::ComposeOptions {
+            plan: self.plan.clone(),
+            env: self.env.clone(),
+        }
+    }
+}
+
 /// Facts about the process that `main` reads and the library does not.
 #[derive(Debug, Clone)]
 pub struct Env {
@@ -182,14 +191,10 @@ pub(crate) fn load_validated(
 /// printing every diagnostic; `None` when any stage failed.
 pub(crate) fn compose_spec(
     ctx: &Context,
-    plan: Option<&str>,
-    env: Option<&str>,
+    args: &SelectArgs,
 ) -> Option<(crate::spec::Validated, crate::compose::Resolved)> {
     let valid = load_validated(ctx, &crate::spec::LoadOptions::default())?;
-    let options = crate::compose::ComposeOptions {
-        plan: plan.map(str::to_owned),
-        env: env.map(str::to_owned),
-    };
+    let options = args.options();
     let started = std::time::Instant::now();
     let composed = crate::compose::compose(&valid, &options);
     tracing::debug!(elapsed = ?started.elapsed(), "compose");
@@ -207,14 +212,9 @@ pub(crate) fn compose_spec(
 pub(crate) fn select<'v>(
     ctx: &Context,
     valid: &'v crate::spec::Validated,
-    plan: Option<&str>,
-    env: Option<&str>,
+    args: &SelectArgs,
 ) -> Option<Vec<(&'v crate::spec::model::Plan, &'v str)>> {
-    let options = crate::compose::ComposeOptions {
-        plan: plan.map(str::to_owned),
-        env: env.map(str::to_owned),
-    };
-    match crate::compose::select(valid, &options) {
+    match crate::compose::select(valid, &args.options()) {
         Ok(s) => Some(s),
         Err(diags) => {
             output::print_diagnostics(&diags, ctx.color_err);
@@ -230,12 +230,8 @@ pub(crate) fn spec_commit(ctx: &Context) -> Option<String> {
 }
 
 /// [`compose_spec`], then renders.
-pub(crate) fn render_spec(
-    ctx: &Context,
-    plan: Option<&str>,
-    env: Option<&str>,
-) -> Option<crate::render::Desired> {
-    let (valid, resolved) = compose_spec(ctx, plan, env)?;
+pub(crate) fn render_spec(ctx: &Context, args: &SelectArgs) -> Option<crate::render::Desired> {
+    let (valid, resolved) = compose_spec(ctx, args)?;
     let commit = spec_commit(ctx);
     match crate::render::render(&valid, &resolved, commit.as_deref()) {
         Ok(desired) => Some(desired),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::output::print_diagnostics;
 use super::{Context, exit, select};
-use crate::diff::{self, Scope};
+use crate::diff;
 use crate::git::Repo;
 use crate::live::Sources;
 use crate::spec::LoadOptions;
@@ -98,33 +98,21 @@ fn preview(
     let Some(valid) = super::load_validated(&head_ctx, &LoadOptions::default()) else {
         return Ok(exit::ERROR);
     };
-    let Some(selection) = select(
-        ctx,
-        &valid,
-        args.select.plan.as_deref(),
-        args.select.env.as_deref(),
-    ) else {
+    let Some(selection) = select(ctx, &valid, &args.select) else {
         return Ok(exit::ERROR);
     };
     let sources = Sources {
         infra: None,
         repos: Some(rendered),
     };
-    let scope = Scope {
-        plan: args.select.plan.clone(),
-        env: args.select.env.clone(),
-    };
+    let scope = args.select.options();
     let options = diff::Options {
         sources: &sources,
         scope: &scope,
         spec_commit: head_commit.as_deref(),
     };
-    let changes = match diff::diff(&valid, &selection, &options) {
-        Ok(c) => c,
-        Err(diags) => {
-            print_diagnostics(&diags, ctx.color_err);
-            return Ok(exit::ERROR);
-        }
+    let Some(changes) = super::diff::changes(ctx, &valid, &selection, &options) else {
+        return Ok(exit::ERROR);
     };
     let intent = format!(
         "merge {} onto {}",

@@ -19,8 +19,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(desired) = render_spec(ctx, args.select.plan.as_deref(), args.select.env.as_deref())
-    else {
+    let Some(desired) = render_spec(ctx, &args.select) else {
         return exit::ERROR;
     };
     if let Err(d) = render::write_out(&desired, &args.out) {

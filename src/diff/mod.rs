@@ -27,6 +27,7 @@ use serde::Serialize;
 
 pub use classify::{Decision, classify};
 
+use crate::compose::ComposeOptions;
 use crate::git::ObjectId;
 use crate::live::{self, LiveRepo, Sources};
 use crate::lock::LOCK_FILE;
@@ -109,19 +110,13 @@ pub struct ChangeSets {
     pub secrets: Vec<String>,
 }
 
-/// Which plans and environments the desired state covers: without a plan
-/// filter, plan directories of removed plans are pruned too.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub plan: Option<String>,
-    pub env: Option<String>,
-}
-
 /// Where the live repos are and what the run covers.
 #[derive(Debug, Clone, Copy)]
 pub struct Options<'a> {
     pub sources: &'a Sources,
-    pub scope: &'a Scope,
+    /// The selection the run covers: without a plan filter, plan
+    /// directories of removed plans are pruned too.
+    pub scope: &'a ComposeOptions,
     /// Recorded in every lock (the spec checkout's commit, when known).
     pub spec_commit: Option<&'a str>,
 }
@@ -291,7 +286,7 @@ impl World<'_> {
 fn environment_files<'p>(
     platform: &'p Platform,
     infra: &LiveRepo,
-    scope: &Scope,
+    scope: &ComposeOptions,
     errors: &mut Vec<live::Error>,
 ) -> BTreeMap<&'p str, BTreeMap<String, ObjectId>> {
     let mut out = BTreeMap::new();

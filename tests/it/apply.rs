@@ -24,6 +24,15 @@ impl Setup {
             .run(&["--config", self.config.to_str().unwrap(), "apply", "--yes"])
     }
 
+    /// The forge's infra repo holds only the branch it started with.
+    fn assert_nothing_written(&self) {
+        let refs = git(
+            &self.forge().join("infra.git"),
+            &["for-each-ref", "--format=%(refname)"],
+        );
+        assert_eq!(refs, "refs/heads/main\n", "nothing written");
+    }
+
     /// A person merges the prod proposal into the infra repo's main.
     fn merge_proposal(&self, message: &str) {
         let work = self.tmp.path().join("work");
@@ -351,14 +360,7 @@ fn apply_refuses_without_a_usable_key_and_never_shows_it() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("too open"), "{}", run.stderr);
     assert!(!run.stderr.contains("PRIVATE KEY"), "{}", run.stderr);
-    assert_eq!(
-        git(
-            &s.forge().join("infra.git"),
-            &["for-each-ref", "--format=%(refname)"]
-        ),
-        "refs/heads/main\n",
-        "nothing written"
-    );
+    s.assert_nothing_written();
 }
 
 #[test]
@@ -368,14 +370,7 @@ fn apply_needs_a_spec_repo_for_its_audit_trail() {
     let run = s.apply();
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("druppie-audit"), "{}", run.stderr);
-    assert_eq!(
-        git(
-            &s.forge().join("infra.git"),
-            &["for-each-ref", "--format=%(refname)"]
-        ),
-        "refs/heads/main\n",
-        "nothing written"
-    );
+    s.assert_nothing_written();
 }
 
 #[test]
