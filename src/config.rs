@@ -65,6 +65,9 @@ pub struct Forge {
     pub base: Option<String>,
     /// Org or user that owns project and infra repos.
     pub owner: Option<String>,
+    /// gitea/github: where git fetches and pushes `<owner>/<repo>.git`
+    /// when it is not the forge's web address (a mirror, or a directory).
+    pub git_url: Option<String>,
     /// Name of the environment variable holding the forge token.
     pub token_env: String,
 }
@@ -75,6 +78,7 @@ impl Default for Forge {
             kind: ForgeKind::Git,
             base: None,
             owner: None,
+            git_url: None,
             token_env: "DRUPPIE_FORGE_TOKEN".into(),
         }
     }

@@ -10,6 +10,8 @@ use super::{ApplyError, NOTES};
 
 pub struct Cache {
     dir: PathBuf,
+    /// For git, so it can authenticate to the forge.
+    env: Vec<(String, String)>,
 }
 
 /// How a push ended.
@@ -21,9 +23,13 @@ pub enum Pushed {
 }
 
 impl Cache {
-    pub fn new(dir: &Path) -> Cache {
+    /// Clones in `dir`; git runs with `env` (see [`Forge::git_env`]).
+    ///
+    /// [`Forge::git_env`]: crate::forge::Forge::git_env
+    pub fn new(dir: &Path, env: Vec<(String, String)>) -> Cache {
         Cache {
             dir: dir.to_owned(),
+            env,
         }
     }
 
@@ -47,7 +53,7 @@ impl Cache {
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| ApplyError::new(repo, format!("cannot create the cache: {e}")))?;
             let target = path.to_string_lossy().into_owned();
-            git(
+            self.git(
                 repo,
                 &self.dir,
                 &["clone", "--quiet", "--bare", url, &target],
@@ -56,7 +62,7 @@ impl Cache {
         let fetch = |refspecs: &[&str]| {
             let mut args = vec!["fetch", "--quiet", "--prune", "--update-head-ok", url];
             args.extend_from_slice(refspecs);
-            git(repo, &path, &args)
+            self.git(repo, &path, &args)
         };
         let notes = format!("+{NOTES}:{NOTES}");
         match fetch(&["+refs/heads/*:refs/heads/*", &notes]) {
@@ -98,7 +104,7 @@ impl Cache {
         force: bool,
     ) -> Result<Pushed, ApplyError> {
         let refspec = format!("{}{source}:{target}", if force { "+" } else { "" });
-        match git(repo, &self.path(repo), &["push", "--quiet", url, &refspec]) {
+        match self.git(repo, &self.path(repo), &["push", "--quiet", url, &refspec]) {
             Ok(_) => Ok(Pushed::Done),
             Err(e)
                 if e.message.contains("[rejected]")
@@ -110,25 +116,26 @@ impl Cache {
             Err(e) => Err(e),
         }
     }
-}
 
-/// Runs git in `dir`; a failure carries git's own words, with any
-/// credentials in URLs removed.
-fn git(repo: &str, dir: &Path, args: &[&str]) -> Result<String, ApplyError> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| ApplyError::new(repo, format!("cannot run git: {e}")))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    /// Runs git in `dir`; a failure carries git's own words, with any
+    /// credentials in URLs removed.
+    fn git(&self, repo: &str, dir: &Path, args: &[&str]) -> Result<String, ApplyError> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .map_err(|e| ApplyError::new(repo, format!("cannot run git: {e}")))?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        Err(ApplyError::new(
+            repo,
+            format!("git {} failed: {}", args[0], redact(said.trim())),
+        ))
     }
-    let said = String::from_utf8_lossy(&out.stderr);
-    Err(ApplyError::new(
-        repo,
-        format!("git {} failed: {}", args[0], redact(said.trim())),
-    ))
 }
 
 /// Removes `user:secret@` from every URL in `text`.

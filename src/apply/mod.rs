@@ -14,12 +14,14 @@
 
 mod approvals;
 mod cache;
+mod trail;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use approvals::{Merged, Unrecorded, merged, unrecorded};
 pub use cache::{Cache, Pushed, redact};
+pub use trail::{Trail, VERDICT_MARKER};
 
 use crate::diff::{Action, ChangeSet, ChangeSets};
 use crate::forge::Forge;
@@ -51,10 +53,18 @@ impl ApplyError {
 pub enum Done {
     /// Committed to the default branch.
     Committed { commit: String },
-    /// Pushed to a proposal branch.
-    Proposed { branch: String, commit: String },
+    /// Pushed to a proposal branch; `pull` is the pull request's address
+    /// on forges that have them.
+    Proposed {
+        branch: String,
+        commit: String,
+        pull: Option<String>,
+    },
     /// The proposal branch already holds these changes.
-    AlreadyProposed { branch: String },
+    AlreadyProposed {
+        branch: String,
+        pull: Option<String>,
+    },
     /// An observe-only environment: nothing written.
     Observed,
     /// The branch moved on the forge; run again against the new base.
@@ -181,46 +191,92 @@ impl Writer<'_> {
         }
         let branch = proposal_branch(cs);
         let current = repo.branch_head(&branch).map_err(fail)?;
-        if let Some(head) = current
-            && head.tree == written.tree
-        {
-            return Ok(Done::AlreadyProposed { branch });
-        }
-        repo.set_branch(
-            &branch,
-            current.map(|h| h.commit),
-            written.commit,
-            "druppie: propose",
-        )
-        .map_err(fail)?;
-        Ok(
-            match self.cache.push(&cs.repo, &url, &commit, &branch, true)? {
-                Pushed::Done => {
-                    let card = approval_card(cs, self.mask);
-                    note(
-                        self.cache,
-                        &repo,
-                        &cs.repo,
-                        &url,
-                        written.commit,
-                        &card,
-                        self.identity,
-                        self.time,
-                    )?;
-                    Done::Proposed { branch, commit }
+        let (proposed, fresh) = match current {
+            Some(head) if head.tree == written.tree => (head.commit, false),
+            _ => {
+                repo.set_branch(
+                    &branch,
+                    current.map(|h| h.commit),
+                    written.commit,
+                    "druppie: propose",
+                )
+                .map_err(fail)?;
+                if self.cache.push(&cs.repo, &url, &commit, &branch, true)? == Pushed::Rejected {
+                    return Ok(Done::Rejected { branch });
                 }
-                Pushed::Rejected => Done::Rejected { branch },
-            },
-        )
+                (written.commit, true)
+            }
+        };
+        // Announced every time, so a run stopped after the push still
+        // gets its pull request or note: both are idempotent.
+        // The card names the commit the proposal builds on, which an
+        // earlier environment of this run may have moved.
+        let mut on = cs.clone();
+        if let Some(b) = base {
+            on.base = Some(b.to_string());
+            on.source = format!("at {}", &b.to_string()[..12]);
+        }
+        let pull = self.announce(&on, &repo, &url, &branch, proposed)?;
+        Ok(if fresh {
+            Done::Proposed {
+                branch,
+                commit,
+                pull,
+            }
+        } else {
+            Done::AlreadyProposed { branch, pull }
+        })
+    }
+
+    /// Opens or updates the pull request for a proposal branch (its body
+    /// the approval card), or on plain git sets the card as the commit's
+    /// note. Returns the pull request's address.
+    fn announce(
+        &self,
+        cs: &ChangeSet,
+        repo: &Repo,
+        url: &str,
+        branch: &str,
+        commit: ObjectId,
+    ) -> Result<Option<String>, ApplyError> {
+        if let Some(pulls) = self.forge.pulls() {
+            let card = approval_card(cs, self.mask, pulls.body_limit());
+            let pull = pulls
+                .propose(
+                    &cs.repo,
+                    &crate::forge::Proposal {
+                        head: branch,
+                        base: &cs.branch,
+                        title: &summary(cs),
+                        body: &card,
+                    },
+                )
+                .map_err(|e| ApplyError::new(&cs.repo, e.message))?;
+            return Ok(Some(pull.url));
+        }
+        let card = approval_card(cs, self.mask, CARD_LIMIT);
+        let have = repo
+            .note(NOTES, commit)
+            .map_err(|e| ApplyError::new(&cs.repo, e.to_string()))?;
+        if have.as_deref() != Some(card.as_str()) {
+            note(
+                self.cache,
+                repo,
+                &cs.repo,
+                url,
+                commit,
+                &card,
+                self.identity,
+                self.time,
+            )?;
+        }
+        Ok(None)
     }
 
     /// Summary, the list of changes, and the trailers.
     fn message(&self, cs: &ChangeSet) -> String {
         let plans = cs.plans.join(", ");
-        let summary = match &cs.env {
-            Some(env) => format!("druppie: {plans} in {env}"),
-            None => format!("druppie: {plans}"),
-        };
+        let summary = summary(cs);
         let mut body = String::new();
         for f in &cs.files {
             let word = match f.action {
@@ -251,15 +307,24 @@ impl Writer<'_> {
     }
 }
 
+/// The one-line summary of a change set: commit subject, PR title.
+fn summary(cs: &ChangeSet) -> String {
+    let plans = cs.plans.join(", ");
+    match &cs.env {
+        Some(env) => format!("druppie: {plans} in {env}"),
+        None => format!("druppie: {plans}"),
+    }
+}
+
 /// Where druppie's comments live in plain git.
 pub const NOTES: &str = "refs/notes/druppie";
 
-/// The longest approval card; longer ones are cut with a pointer to
-/// `druppie diff`.
+/// The longest approval card in a git note.
 const CARD_LIMIT: usize = 60_000;
 
-/// The comment a proposal carries: what merging it changes.
-pub fn approval_card(cs: &ChangeSet, mask: &crate::diff::report::Mask) -> String {
+/// The comment a proposal carries: what merging it changes, cut at
+/// `limit` bytes with a pointer to `druppie diff`.
+pub fn approval_card(cs: &ChangeSet, mask: &crate::diff::report::Mask, limit: usize) -> String {
     let one = ChangeSets {
         sets: vec![cs.clone()],
         ..ChangeSets::default()
@@ -270,8 +335,8 @@ pub fn approval_card(cs: &ChangeSet, mask: &crate::diff::report::Mask) -> String
         summary.line(),
         crate::diff::report::text(&one, mask, false)
     );
-    if card.len() > CARD_LIMIT {
-        let cut = card.floor_char_boundary(CARD_LIMIT);
+    if card.len() > limit {
+        let cut = card.floor_char_boundary(limit.saturating_sub(100));
         let rest = card.len() - cut;
         card.truncate(cut);
         card.push_str(&format!(
@@ -314,7 +379,9 @@ pub fn event(
     use crate::audit::{Event, Kind};
     let (kind, commit, branch) = match &step.done {
         Done::Committed { commit } => (Kind::Applied, commit.clone(), None),
-        Done::Proposed { branch, commit } => (Kind::Proposed, commit.clone(), Some(branch.clone())),
+        Done::Proposed { branch, commit, .. } => {
+            (Kind::Proposed, commit.clone(), Some(branch.clone()))
+        }
         Done::AlreadyProposed { .. } | Done::Observed | Done::Rejected { .. } => return None,
     };
     Some(Event {
@@ -337,4 +404,19 @@ pub fn proposal_branch(cs: &ChangeSet) -> String {
         Some(env) => format!("druppie/{plans}-{env}"),
         None => format!("druppie/{plans}"),
     }
+}
+
+/// A time as RFC 3339.
+pub fn stamp((secs, offset): (i64, i32)) -> String {
+    gix::date::Time::new(secs, offset)
+        .format(gix::date::time::format::ISO8601_STRICT)
+        .unwrap_or_default()
+}
+
+/// Now, as seconds since the epoch in UTC.
+pub fn now() -> (i64, i32) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    (secs, 0)
 }

@@ -5,11 +5,10 @@ use std::io::{BufRead as _, IsTerminal as _};
 
 use super::output::{print_diagnostics, print_error, print_out};
 use super::{Context, exit, load_validated, select, spec_commit};
-use crate::apply::{Cache, Done, Writer};
-use crate::config::{Config, ForgeKind};
+use crate::apply::{Cache, Done, Trail, Writer, now, stamp};
+use crate::config::Config;
 use crate::diff;
 use crate::diff::report::{self, Mask, Summary};
-use crate::forge::{Forge, PlainGit};
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::live::Sources;
@@ -37,7 +36,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         eprintln!("error: {message}");
         exit::ERROR
     };
-    let forge = match forge(config) {
+    let forge = match crate::forge::from_config(config) {
         Ok(f) => f,
         Err(message) => return fail(&message),
     };
@@ -56,7 +55,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         name: config.signing.name.clone(),
         email: config.signing.email.clone(),
     };
-    let cache = Cache::new(&config.resolve(&config.repos.cache_dir));
+    let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env());
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
@@ -97,19 +96,20 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
                 return fail(&e.to_string());
             }
         }
-        if attempt == 1
-            && let Err(message) = reconcile_trail(
-                &valid,
-                &spec_repo,
-                forge.as_ref(),
-                &cache,
-                &targets,
-                &signer,
-                &identity,
-                commit.as_deref(),
-            )
-        {
-            return fail(&message);
+        if attempt == 1 {
+            let trail = Trail {
+                spec_repo: &spec_repo,
+                forge: forge.as_ref(),
+                cache: &cache,
+                signer: &signer,
+                identity: &identity,
+                spec_commit: commit.as_deref(),
+                platform,
+            };
+            match trail.catch_up(&targets) {
+                Ok(lines) => lines.iter().for_each(|l| print_out(&format!("{l}\n"))),
+                Err(message) => return fail(&message),
+            }
         }
         let options = diff::Options {
             sources: &sources,
@@ -176,14 +176,20 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             };
             let line = match &step.done {
                 Done::Committed { commit } => format!("{at}: committed {}", &commit[..12]),
-                Done::Proposed { branch, commit } => {
+                Done::Proposed {
+                    branch,
+                    commit,
+                    pull,
+                } => {
+                    let on = pull.as_deref().unwrap_or(branch);
                     format!(
-                        "{at}: proposed on {branch} ({}); merging it approves",
+                        "{at}: proposed on {on} ({}); merging it approves",
                         &commit[..12]
                     )
                 }
-                Done::AlreadyProposed { branch } => {
-                    format!("{at}: {branch} already proposes these changes")
+                Done::AlreadyProposed { branch, pull } => {
+                    let on = pull.as_deref().unwrap_or(branch);
+                    format!("{at}: {on} already proposes these changes")
                 }
                 Done::Observed => format!("{at}: observe only, nothing written"),
                 Done::Rejected { branch } => {
@@ -200,165 +206,6 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     fail(&format!(
         "branches kept moving on the forge; gave up after {ATTEMPTS} attempts"
     ))
-}
-
-/// Brings the audit trail up to date before applying: druppie's pushed
-/// commits it lacks (a run stopped between push and record) are recorded
-/// as `applied` or `proposed`, and every merged proposal not on it yet as
-/// `approved` when the environment names no approvers or the merger is
-/// one of them, `violation` otherwise.
-#[allow(clippy::too_many_arguments)]
-fn reconcile_trail(
-    valid: &crate::spec::Validated,
-    spec_repo: &crate::git::Repo,
-    forge: &dyn Forge,
-    cache: &Cache,
-    targets: &[(String, String)],
-    signer: &Signer,
-    identity: &Identity,
-    spec_commit: Option<&str>,
-) -> Result<(), String> {
-    use crate::audit::{self, Event, Kind};
-    let known = audit::read(spec_repo, None).map_err(|e| e.to_string())?;
-    let known_commits: Vec<String> = known
-        .iter()
-        .filter_map(|r| r.event.commit.clone())
-        .collect();
-    let platform = valid
-        .spec
-        .platform
-        .as_ref()
-        .expect("validated: plans imply a platform");
-    for (repo, branch) in targets {
-        let path = cache.path(repo);
-        if !path.exists() {
-            continue;
-        }
-        let missing =
-            crate::apply::unrecorded(repo, &path, branch, &identity.email, &known_commits)
-                .map_err(|e| e.to_string())?;
-        for u in missing {
-            let kind = if u.branch == *branch {
-                Kind::Applied
-            } else {
-                Kind::Proposed
-            };
-            let time = now();
-            let event = Event {
-                kind,
-                time: stamp(time),
-                actor: identity.email.clone(),
-                plans: u.plans.clone(),
-                env: u.env.clone(),
-                repo: repo.clone(),
-                commit: Some(u.commit.clone()),
-                branch: (kind == Kind::Proposed).then(|| u.branch.clone()),
-                spec_commit: spec_commit.map(str::to_owned),
-            };
-            audit::record(spec_repo, &event, signer, identity, time).map_err(|e| e.to_string())?;
-            print_out(&format!(
-                "{repo}: recorded {} of {} on {} (pushed by an earlier run)\n",
-                kind.name(),
-                &u.commit[..12],
-                u.branch
-            ));
-        }
-        for m in crate::apply::merged(repo, &path, branch).map_err(|e| e.to_string())? {
-            if known
-                .iter()
-                .any(|r| r.event.commit.as_deref() == Some(m.merge.as_str()))
-            {
-                continue;
-            }
-            let approvers: Vec<&str> = m
-                .env
-                .as_deref()
-                .and_then(|e| platform.environments.get(e))
-                .map(|s| s.approvers.iter().map(|a| a.value.as_str()).collect())
-                .unwrap_or_default();
-            let local = m.merger_email.split('@').next().unwrap_or("");
-            let allowed = approvers.is_empty()
-                || approvers
-                    .iter()
-                    .any(|a| *a == m.merger_email || *a == m.merger_name || *a == local);
-            let kind = if allowed {
-                Kind::Approved
-            } else {
-                Kind::Violation
-            };
-            let time = now();
-            let event = Event {
-                kind,
-                time: stamp(time),
-                actor: m.merger_email.clone(),
-                plans: m.plans.clone(),
-                env: m.env.clone(),
-                repo: repo.clone(),
-                commit: Some(m.merge.clone()),
-                branch: Some(m.branch.clone()),
-                spec_commit: spec_commit.map(str::to_owned),
-            };
-            audit::record(spec_repo, &event, signer, identity, time).map_err(|e| e.to_string())?;
-            let verdict = if allowed {
-                "approved".to_owned()
-            } else {
-                format!("VIOLATION: not an approver ({})", approvers.join(", "))
-            };
-            print_out(&format!(
-                "{repo}: {} merged by {} <{}>: {verdict}\n",
-                m.branch, m.merger_name, m.merger_email
-            ));
-            // The proposal's comment says so too.
-            let line = format!(
-                "{verdict}: merged by {} <{}> at {} in {}",
-                m.merger_name,
-                m.merger_email,
-                stamp(time),
-                m.merge
-            );
-            let cached = crate::git::Repo::open(&path)
-                .ok()
-                .flatten()
-                .ok_or_else(|| format!("{repo}: the cache cannot be opened"))?;
-            let proposal = crate::git::ObjectId::from_hex(m.proposal.as_bytes())
-                .map_err(|e| format!("{repo}: {e}"))?;
-            let earlier = cached
-                .note(crate::apply::NOTES, proposal)
-                .map_err(|e| e.to_string())?
-                .unwrap_or_default();
-            let text = format!("{earlier}\n{line}\n");
-            crate::apply::note(
-                cache,
-                &cached,
-                repo,
-                &forge.url(repo),
-                proposal,
-                &text,
-                identity,
-                time,
-            )
-            .map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
-}
-
-/// The forge `[forge]` configures.
-fn forge(config: &Config) -> Result<Box<dyn Forge>, String> {
-    match (config.forge.kind, &config.forge.base) {
-        (ForgeKind::Git, Some(base)) if PlainGit::is_url(base) => Ok(Box::new(PlainGit::new(base))),
-        (ForgeKind::Git, Some(dir)) => {
-            let dir = config.resolve(std::path::Path::new(dir));
-            Ok(Box::new(PlainGit::new(&dir.to_string_lossy())))
-        }
-        (ForgeKind::Git, None) => Err(
-            "apply needs `[forge] base` in druppie.toml: the directory or URL prefix holding <repo>.git"
-                .to_owned(),
-        ),
-        (ForgeKind::Gitea | ForgeKind::Github, _) => Err(
-            "apply supports the plain git forge only so far; set `[forge] kind = \"git\"`".to_owned(),
-        ),
-    }
 }
 
 /// The signing key `[signing] key` names.
@@ -381,19 +228,4 @@ fn confirmed() -> bool {
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     matches!(answer.trim(), "y" | "Y" | "yes")
-}
-
-/// A time as RFC 3339.
-fn stamp((secs, offset): (i64, i32)) -> String {
-    gix::date::Time::new(secs, offset)
-        .format(gix::date::time::format::ISO8601_STRICT)
-        .unwrap_or_default()
-}
-
-/// Now, as seconds since the epoch in UTC.
-fn now() -> (i64, i32) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    (secs, 0)
 }

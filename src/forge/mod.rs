@@ -1,11 +1,17 @@
-//! Forges: where target repos live, how they are created, and where git
-//! fetches and pushes them. One trait; the plain-git forge is a directory
-//! (or URL prefix) of bare repos, where a proposal is a `druppie/…`
-//! branch and a merge into the default branch is the approval.
+//! Forges: where target repos live, how they are created, where git
+//! fetches and pushes them, and how a proposal is approved. One trait,
+//! three forges: plain git (a directory or URL prefix of bare repos,
+//! where a proposal is a `druppie/…` branch and a merge into the default
+//! branch is the approval), Gitea/Forgejo and GitHub (pull requests).
 
 mod git;
+pub mod http;
+mod rest;
 
 pub use git::PlainGit;
+pub use rest::{Dialect, Rest};
+
+use crate::config::{Config, ForgeKind};
 
 /// A forge operation failed; the message never holds a credential.
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +22,13 @@ pub struct ForgeError {
 }
 
 pub trait Forge: Sync {
-    /// Where git fetches and pushes `repo`.
+    /// Where git fetches and pushes `repo` (never with credentials).
     fn url(&self, repo: &str) -> String;
+
+    /// Environment for the git CLI so it can authenticate.
+    fn git_env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 
     /// Whether `repo` exists on the forge.
     ///
@@ -31,4 +42,143 @@ pub trait Forge: Sync {
     /// # Errors
     /// The repo cannot be created or its existence cannot be checked.
     fn ensure_repo(&self, repo: &str, branch: &str) -> Result<bool, ForgeError>;
+
+    /// Pull requests, where the forge has them; plain git has branches and
+    /// git notes instead.
+    fn pulls(&self) -> Option<&dyn Pulls> {
+        None
+    }
+}
+
+/// A pull request to open: `head` into `base`.
+#[derive(Debug, Clone, Copy)]
+pub struct Proposal<'a> {
+    pub head: &'a str,
+    pub base: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullState {
+    Open,
+    Merged,
+    /// Closed without merging: rejected.
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pull {
+    pub number: i64,
+    pub url: String,
+    pub state: PullState,
+    pub head: String,
+    pub head_commit: Option<String>,
+    /// The login of whoever merged it.
+    pub merged_by: Option<String>,
+    pub merge_commit: Option<String>,
+}
+
+/// Pull requests and their comments. Every write is idempotent: a pull
+/// request is found by its head branch, a comment by a marker in it.
+pub trait Pulls: Sync {
+    /// Opens the pull request from `head` into `base`, or updates the
+    /// title and body of the open one (adopting one that appeared while
+    /// druppie was creating it).
+    ///
+    /// # Errors
+    /// The forge refuses or cannot be reached.
+    fn propose(&self, repo: &str, proposal: &Proposal) -> Result<Pull, ForgeError>;
+
+    /// The newest pull request whose head is `head`, in any state.
+    ///
+    /// # Errors
+    /// The forge refuses or cannot be reached.
+    fn find(&self, repo: &str, head: &str) -> Result<Option<Pull>, ForgeError>;
+
+    /// The logins that approved pull request `number` in a review.
+    ///
+    /// # Errors
+    /// The forge refuses or cannot be reached.
+    fn approvals(&self, repo: &str, number: i64) -> Result<Vec<String>, ForgeError>;
+
+    /// Creates, or updates in place, the one comment on `number` that
+    /// carries `marker`.
+    ///
+    /// # Errors
+    /// The forge refuses or cannot be reached.
+    fn comment(&self, repo: &str, number: i64, marker: &str, text: &str) -> Result<(), ForgeError>;
+
+    /// The longest body or comment the forge takes.
+    fn body_limit(&self) -> usize;
+}
+
+/// The forge `[forge]` in druppie.toml configures; the token is read from
+/// the environment variable `token_env` names.
+///
+/// # Errors
+/// A required key or the token is missing.
+pub fn from_config(config: &Config) -> Result<Box<dyn Forge>, String> {
+    let f = &config.forge;
+    let dialect = match f.kind {
+        ForgeKind::Git => {
+            return match &f.base {
+                Some(base) if PlainGit::is_url(base) => Ok(Box::new(PlainGit::new(base))),
+                Some(dir) => {
+                    let dir = config.resolve(std::path::Path::new(dir));
+                    Ok(Box::new(PlainGit::new(&dir.to_string_lossy())))
+                }
+                None => Err("`[forge] base` is needed in druppie.toml: the directory or URL prefix holding <repo>.git".to_owned()),
+            };
+        }
+        ForgeKind::Gitea => Dialect::Gitea,
+        ForgeKind::Github => Dialect::GitHub,
+    };
+    let kind = if dialect == Dialect::Gitea {
+        "gitea"
+    } else {
+        "github"
+    };
+    let Some(owner) = &f.owner else {
+        return Err(format!(
+            "`[forge] owner` is needed for {kind}: the organisation or user owning the repos"
+        ));
+    };
+    let (api, web) = match (dialect, &f.base) {
+        (Dialect::GitHub, None) => (
+            "https://api.github.com".to_owned(),
+            "https://github.com".to_owned(),
+        ),
+        (Dialect::Gitea, None) => {
+            return Err(
+                "`[forge] base` is needed for gitea: the server's address, e.g. https://git.example.org"
+                    .to_owned(),
+            );
+        }
+        (Dialect::Gitea, Some(base)) => {
+            let base = base.trim_end_matches('/');
+            (format!("{base}/api/v1"), base.to_owned())
+        }
+        // GitHub Enterprise: the API is <host>/api/v3.
+        (Dialect::GitHub, Some(base)) => {
+            let base = base.trim_end_matches('/');
+            (base.to_owned(), base.trim_end_matches("/api/v3").to_owned())
+        }
+    };
+    let git = match &f.git_url {
+        Some(u) if PlainGit::is_url(u) => u.clone(),
+        Some(dir) => config
+            .resolve(std::path::Path::new(dir))
+            .to_string_lossy()
+            .into_owned(),
+        None => web,
+    };
+    let token = std::env::var(&f.token_env).ok().filter(|t| !t.is_empty());
+    if token.is_none() {
+        return Err(format!(
+            "no forge token: set the environment variable {} (named by `[forge] token_env`)",
+            f.token_env
+        ));
+    }
+    Ok(Box::new(Rest::new(dialect, &api, &git, owner, token)?))
 }

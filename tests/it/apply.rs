@@ -306,11 +306,14 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     s.merge_proposal("Approve permits in prod");
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert_eq!(
-        run.stdout,
-        "infra: druppie/permits-prod merged by Person <person@example.org>: approved\n\
-         nothing to apply: every repo matches the spec\n"
+    let (verdict, rest) = run.stdout.split_once('\n').unwrap();
+    assert!(
+        verdict.starts_with(
+            "infra: druppie/permits-prod: approved: merged by Person <person@example.org> at "
+        ),
+        "{verdict}"
     );
+    assert_eq!(rest, "nothing to apply: every repo matches the spec\n");
     let card = git(
         &infra,
         &["notes", "--ref=druppie", "show", "druppie/permits-prod"],
@@ -338,7 +341,7 @@ fn a_merge_by_someone_not_an_approver_is_a_violation() {
     let run = s.apply();
     assert!(
         run.stdout.contains(
-            "infra: druppie/permits-prod merged by Person <person@example.org>: VIOLATION: not an approver (platform-team)"
+            "infra: druppie/permits-prod: VIOLATION: merged by Person <person@example.org>, who is not an approver (platform-team)"
         ),
         "{}",
         run.stdout
