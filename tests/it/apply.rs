@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 
+use crate::prism::{self, Act, Proxy};
 use crate::support::{Fixture, Run, git};
 
 struct Setup {
@@ -408,4 +410,135 @@ fn events_lost_to_a_stop_between_push_and_record_are_recorded_next_time() {
     // And nothing twice.
     s.apply();
     assert_eq!(kinds(&s), ["applied", "proposed", "applied"]);
+}
+
+/// The same forge directory behind a Gitea API: git pushes to
+/// `forge/platform/<repo>.git`, the API is Prism serving Gitea's
+/// description behind a proxy that logs what druppie asked.
+fn setup_gitea(prod_approvers: &str) -> (Setup, Proxy) {
+    let s = setup(prod_approvers);
+    let proxy = Proxy::new(prism::gitea());
+    let owned = s.forge().join("platform");
+    std::fs::create_dir_all(&owned).unwrap();
+    std::fs::rename(s.forge().join("infra.git"), owned.join("infra.git")).unwrap();
+    // Gitea (Prism) says every repo exists; the project repo is there,
+    // empty, as Gitea would have made it.
+    git(&owned, &["init", "-q", "--bare", "permits-app.git"]);
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    let forge = format!(
+        "[forge]\nkind = \"gitea\"\nbase = \"{}\"\nowner = \"platform\"\ngit_url = \"{}\"\ntoken_env = \"DRUPPIE_IT_TOKEN\"\n",
+        proxy.url,
+        s.forge().display()
+    );
+    let config = forge + &config[config.find("[repos]").unwrap()..];
+    std::fs::write(&s.config, config).unwrap();
+    let work = s.tmp.path().join("work");
+    let url = owned.join("infra.git");
+    git(
+        &work,
+        &["remote", "set-url", "origin", url.to_str().unwrap()],
+    );
+    (s, proxy)
+}
+
+#[test]
+fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
+    let (s, proxy) = setup_gitea("platform-team, string");
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("infra (dev): committed "),
+        "{}",
+        run.stdout
+    );
+    // Prism's answer names the pull request's address.
+    assert!(
+        run.stdout.contains("infra (prod): proposed on string ("),
+        "{}",
+        run.stdout
+    );
+    proxy.assert_no_violations();
+    let opened: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.line() == "POST /repos/platform/infra/pulls")
+        .collect();
+    assert_eq!(opened.len(), 1);
+    let pr = opened[0].json();
+    assert_eq!(pr["head"], "druppie/permits-prod");
+    assert_eq!(pr["base"], "main");
+    assert_eq!(pr["title"], "druppie: permits in prod");
+    let body = pr["body"].as_str().unwrap();
+    assert!(
+        body.starts_with("druppie proposes these changes; merging this branch approves them.\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("create apps/prod/permits/app/deployment.yaml"),
+        "{body}"
+    );
+    assert_eq!(
+        opened[0].header("authorization"),
+        Some("token it-token"),
+        "the token from the environment variable token_env names"
+    );
+    let infra = s.forge().join("platform/infra.git");
+    let proposal = git(
+        &infra,
+        &["ls-tree", "-r", "--name-only", "druppie/permits-prod"],
+    );
+    assert!(proposal.contains("apps/prod/permits/app/deployment.yaml"));
+    git(&infra, &["fsck", "--strict"]);
+
+    // The pull request is merged on Gitea (by Prism's user `string`, an
+    // approver here): the next run records the approval and says so on
+    // the pull request.
+    let merged = Arc::new(|v: &mut serde_json::Value| {
+        let pr = &mut v[0];
+        pr["head"]["ref"] = "druppie/permits-prod".into();
+        pr["base"]["ref"] = "main".into();
+        pr["state"] = "closed".into();
+        pr["merged"] = true.into();
+        pr["number"] = 7.into();
+        pr["merge_commit_sha"] = "0123456789abcdef0123456789abcdef01234567".into();
+    });
+    proxy.on("GET /repos/platform/infra/pulls", 2, Act::Patch(merged));
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("infra: druppie/permits-prod: approved: merged by string at "),
+        "{}",
+        run.stdout
+    );
+    proxy.assert_no_violations();
+    let verdict: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.line() == "POST /repos/platform/infra/issues/7/comments")
+        .collect();
+    assert_eq!(verdict.len(), 1, "{:?}", proxy.lines());
+    let comment = verdict[0].json()["body"].as_str().unwrap().to_owned();
+    assert!(comment.contains("approved: merged by string"), "{comment}");
+    assert!(comment.contains("0123456789abcdef0123456789abcdef01234567"));
+    let kinds: Vec<String> = s.audit().into_iter().map(|(k, ..)| k).collect();
+    assert_eq!(kinds, ["applied", "proposed", "applied", "approved"]);
+}
+
+#[test]
+fn apply_without_a_forge_token_says_which_variable_to_set() {
+    let (s, proxy) = setup_gitea("platform-team");
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        config.replace("DRUPPIE_IT_TOKEN", "DRUPPIE_UNSET_TOKEN"),
+    )
+    .unwrap();
+    let run = s.apply();
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_eq!(
+        run.stderr,
+        "error: no forge token: set the environment variable DRUPPIE_UNSET_TOKEN (named by `[forge] token_env`)\n"
+    );
+    assert!(proxy.seen().is_empty(), "the forge was not asked");
 }

@@ -211,7 +211,9 @@ fn serve(
     }
     let mut parts = first.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
-    let target = parts.next().unwrap_or("").to_owned();
+    // Gitea's API lives under /api/v1, which Prism does not serve under.
+    let sent = parts.next().unwrap_or("");
+    let target = sent.strip_prefix("/api/v1").unwrap_or(sent).to_owned();
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();

@@ -185,6 +185,8 @@ pub fn druppie(cwd: &Path, args: &[&str]) -> Run {
         .current_dir(cwd)
         .env_remove("DRUPPIE_LOG")
         .env("NO_COLOR", "1")
+        // The forge token the Gitea tests' configs name.
+        .env("DRUPPIE_IT_TOKEN", "it-token")
         .output()
         .expect("run druppie");
     let clean = |b: &[u8]| {
