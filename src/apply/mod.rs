@@ -323,27 +323,18 @@ pub const NOTES: &str = "refs/notes/druppie";
 const CARD_LIMIT: usize = 60_000;
 
 /// The comment a proposal carries: what merging it changes, cut at
-/// `limit` bytes with a pointer to `druppie diff`.
+/// about `limit` bytes.
 pub fn approval_card(cs: &ChangeSet, mask: &crate::diff::report::Mask, limit: usize) -> String {
     let one = ChangeSets {
         sets: vec![cs.clone()],
         ..ChangeSets::default()
     };
-    let summary = crate::diff::report::Summary::of(&one);
-    let mut card = format!(
-        "druppie proposes these changes; merging this branch approves them.\n\n{}\n\n{}",
-        summary.line(),
-        crate::diff::report::text(&one, mask, false)
-    );
-    if card.len() > limit {
-        let cut = card.floor_char_boundary(limit.saturating_sub(100));
-        let rest = card.len() - cut;
-        card.truncate(cut);
-        card.push_str(&format!(
-            "\n[… {rest} more bytes: run `druppie diff` for the whole change]\n"
-        ));
-    }
-    card
+    crate::diff::report::comment(
+        "druppie proposes these changes; merging this branch approves them.",
+        &one,
+        mask,
+        limit,
+    )
 }
 
 /// Sets druppie's note on `commit` in the cache and pushes the notes.

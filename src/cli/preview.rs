@@ -27,7 +27,14 @@ pub struct Args {
     /// Print the JSON report
     #[arg(long)]
     pub json: bool,
+    /// Also post the preview as one comment on this pull request of the
+    /// spec repo (`[spec] url`), updated in place on later runs
+    #[arg(long, value_name = "N")]
+    pub pr: Option<i64>,
 }
+
+/// Where the preview comment is found again.
+const MARKER: &str = "<!-- druppie:preview -->";
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
     let fail = |message: String| {
@@ -119,7 +126,69 @@ fn preview(
         args.head.as_deref().unwrap_or("the checkout"),
         args.base
     );
+    if let Some(pr) = args.pr {
+        post(ctx, &changes, &intent, pr)?;
+    }
     Ok(super::diff::print_changes(ctx, &changes, args.json, intent))
+}
+
+/// Posts (or updates) the preview comment on pull request `pr` of the
+/// spec repo.
+fn post(ctx: &Context, changes: &diff::ChangeSets, intent: &str, pr: i64) -> Result<(), String> {
+    let forge = crate::forge::from_config(&ctx.config)?;
+    let Some(pulls) = forge.pulls() else {
+        return Err(
+            "--pr needs a forge with pull requests: `[forge] kind = \"gitea\"` or `\"github\"`"
+                .to_owned(),
+        );
+    };
+    let repo = spec_repo(ctx.config.spec.url.as_deref())?;
+    let mask = diff::report::Mask::new(changes.secrets.iter().cloned());
+    let body = diff::report::comment(
+        &format!("**druppie preview**: what merging this changes ({intent})"),
+        changes,
+        &mask,
+        pulls.body_limit(),
+    );
+    pulls
+        .comment(&repo, pr, MARKER, &body)
+        .map_err(|e| e.to_string())
+}
+
+/// `owner/name` of the spec repo from its URL
+/// (`https://host/owner/name.git`, `git@host:owner/name.git`).
+fn spec_repo(url: Option<&str>) -> Result<String, String> {
+    let url = url.ok_or("--pr needs `[spec] url` in druppie.toml: the spec repo on the forge")?;
+    let path = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = path.rsplit(['/', ':']);
+    match (parts.next(), parts.next()) {
+        (Some(name), Some(owner)) if !name.is_empty() && !owner.is_empty() => {
+            Ok(format!("{owner}/{name}"))
+        }
+        _ => Err(format!(
+            "`[spec] url` = {url:?} does not name an owner and a repo"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_spec_repo_is_named_by_its_url() {
+        for url in [
+            "https://git.example.org/platform/spec.git",
+            "git@github.com:platform/spec.git",
+            "ssh://git@git.example.org:2222/platform/spec/",
+        ] {
+            assert_eq!(
+                super::spec_repo(Some(url)).unwrap(),
+                "platform/spec",
+                "{url}"
+            );
+        }
+        assert!(super::spec_repo(Some("spec")).is_err());
+        assert!(super::spec_repo(None).is_err());
+    }
 }
 
 /// Where the spec checkout is inside its repository (`` for the root).

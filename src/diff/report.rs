@@ -287,6 +287,30 @@ fn trust_name(trust: Trust) -> &'static str {
 }
 
 /// The `--json` report.
+/// The change sets as a comment on a forge or in a git note: `heading`,
+/// the summary line, then the text report in a `diff` block, cut to
+/// about `limit` bytes with a pointer to `druppie diff`.
+pub fn comment(heading: &str, changes: &ChangeSets, mask: &Mask, limit: usize) -> String {
+    let mut body = text(changes, mask, false);
+    // A fence longer than any run of backticks in the text.
+    let run = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(run.max(2) + 1);
+    let head = format!(
+        "{heading}\n\n{}\n\n{fence}diff\n",
+        Summary::of(changes).line()
+    );
+    let room = limit.saturating_sub(head.len() + 2 * fence.len() + 100);
+    if body.len() > room {
+        let cut = body.floor_char_boundary(room);
+        let rest = body.len() - cut;
+        body.truncate(cut);
+        body.push_str(&format!(
+            "\n[… {rest} more bytes: run `druppie diff` for the whole change]\n"
+        ));
+    }
+    format!("{head}{body}{fence}\n")
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub changes: Vec<JsonChangeSet>,

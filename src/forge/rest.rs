@@ -354,7 +354,7 @@ impl Pulls for Rest {
 
     fn comment(&self, repo: &str, number: i64, marker: &str, text: &str) -> Result<(), ForgeError> {
         let full = self.full(repo);
-        let body = format!("{text}\n\n{marker}\n");
+        let body = format!("{}\n\n{marker}\n", text.trim_end());
         let path = format!("/repos/{full}/issues/{number}/comments");
         let mine = self
             .list::<CommentJson>(&path, |c| {

@@ -80,3 +80,55 @@ fn an_unknown_revision_is_a_clear_error() {
         run.stderr
     );
 }
+
+#[test]
+fn with_pr_the_preview_is_one_comment_on_the_spec_pull_request() {
+    use crate::prism::{self, Proxy};
+    let proxy = Proxy::new(prism::gitea());
+    let f = spec_repo().edit(
+        "spec/plans/permits.yaml",
+        "app: {replicas: 2}",
+        "app: {replicas: 3}",
+    );
+    git(f.path(), &["commit", "-qam", "scale prod"]);
+    let config = f.path().join("druppie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[spec]\nurl = \"https://git.example.org/platform/spec.git\"\n\n[forge]\nkind = \"gitea\"\nbase = \"{}\"\nowner = \"platform\"\ntoken_env = \"DRUPPIE_IT_TOKEN\"\n",
+            proxy.url
+        ),
+    )
+    .unwrap();
+    let run = f.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "preview",
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+        "--pr",
+        "12",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    proxy.assert_no_violations();
+    assert_eq!(
+        proxy.lines(),
+        [
+            "GET /repos/platform/spec/issues/12/comments",
+            "POST /repos/platform/spec/issues/12/comments"
+        ]
+    );
+    let body = proxy.seen()[1].json()["body"].as_str().unwrap().to_owned();
+    assert!(
+        body.starts_with("**druppie preview**: what merging this changes (merge HEAD onto HEAD~1)\n\n1 repo, +0 ~2 -0"),
+        "{body}"
+    );
+    assert!(body.contains("```diff\n"), "{body}");
+    assert!(body.contains("-replicas: 2\n+replicas: 3\n"), "{body}");
+    assert!(
+        body.ends_with("```\n\n<!-- druppie:preview -->\n"),
+        "{body}"
+    );
+}
