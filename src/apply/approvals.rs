@@ -146,7 +146,10 @@ pub fn unrecorded(
             let Some((commit, committer)) = line.split_once(' ') else {
                 continue;
             };
-            if committer != email || known.iter().any(|k| k == commit) {
+            // A proposal builds on the default branch: what was found
+            // there is not found again.
+            let earlier = out.iter().any(|u: &Unrecorded| u.commit == commit);
+            if committer != email || earlier || known.iter().any(|k| k == commit) {
                 break;
             }
             let trailer = |key: &str| -> Result<String, ApplyError> {

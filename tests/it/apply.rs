@@ -542,3 +542,47 @@ fn apply_without_a_forge_token_says_which_variable_to_set() {
     );
     assert!(proxy.seen().is_empty(), "the forge was not asked");
 }
+
+#[test]
+fn an_apply_stopped_before_its_pull_request_is_finished_by_the_next_run() {
+    let (s, proxy) = setup_gitea("platform-team");
+    // Gitea fails every try to open the pull request: the proposal branch
+    // is pushed, the pull request is not.
+    let create = "POST /repos/platform/infra/pulls";
+    proxy.on(
+        create,
+        5,
+        Act::Reply(503, vec![], r#"{"message":"unavailable"}"#),
+    );
+    let run = s.apply();
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("503 Service Unavailable"),
+        "{}",
+        run.stderr
+    );
+    let infra = s.forge().join("platform/infra.git");
+    assert!(
+        git(&infra, &["branch", "--list", "druppie/permits-prod"]).contains("druppie/permits-prod")
+    );
+
+    // The next run opens the pull request for the branch as it is, and
+    // records what the stopped run pushed; nothing twice.
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("infra (prod): string already proposes these changes"),
+        "{}",
+        run.stdout
+    );
+    let opened = proxy
+        .seen()
+        .iter()
+        .filter(|r| r.line() == create && r.status == 201)
+        .count();
+    assert_eq!(opened, 1);
+    let kinds: Vec<String> = s.audit().into_iter().map(|(k, ..)| k).collect();
+    assert_eq!(kinds, ["applied", "proposed", "applied"]);
+    proxy.assert_no_violations();
+}
