@@ -95,12 +95,12 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Applies every change set that changes something.
-    ///
-    /// # Errors
-    /// A cache repo cannot be read or written, signing fails, or a push
-    /// fails for another reason than a moved branch.
-    pub fn apply(&self, changes: &ChangeSets) -> Result<Vec<Step>, ApplyError> {
+    /// Applies every change set that changes something, in order, and
+    /// stops at the first failure (a cache repo cannot be read or
+    /// written, signing fails, a push fails for another reason than a
+    /// moved branch, the forge refuses): the steps done before it are
+    /// returned with it, so they are recorded all the same.
+    pub fn apply(&self, changes: &ChangeSets) -> (Vec<Step>, Option<ApplyError>) {
         let mut steps = Vec::new();
         // Default-branch heads moved by this run: a later change set of the
         // same repo (another environment) builds on them.
@@ -109,7 +109,10 @@ impl Writer<'_> {
             let done = if cs.trust == Some(Trust::Observe) {
                 Done::Observed
             } else {
-                self.apply_one(cs, &mut heads)?
+                match self.apply_one(cs, &mut heads) {
+                    Ok(done) => done,
+                    Err(e) => return (steps, Some(e)),
+                }
             };
             steps.push(Step {
                 repo: cs.repo.clone(),
@@ -118,7 +121,7 @@ impl Writer<'_> {
                 done,
             });
         }
-        Ok(steps)
+        (steps, None)
     }
 
     fn apply_one(

@@ -152,13 +152,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             trigger: "cli",
             time: now(),
         };
-        let steps = match writer.apply(&changes) {
-            Ok(s) => s,
-            Err(e) => {
-                print_error(&e, ctx.color_err);
-                return exit::ERROR;
-            }
-        };
+        let (steps, failed) = writer.apply(&changes);
         let mut moved = false;
         let time = writer.time;
         let when = stamp(time);
@@ -198,6 +192,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
                 }
             };
             print_out(&format!("{line}\n"));
+        }
+        if let Some(e) = failed {
+            print_error(&e, ctx.color_err);
+            return exit::ERROR;
         }
         if !moved {
             return exit::OK;

@@ -586,3 +586,33 @@ fn an_apply_stopped_before_its_pull_request_is_finished_by_the_next_run() {
     assert_eq!(kinds, ["applied", "proposed", "applied"]);
     proxy.assert_no_violations();
 }
+
+#[test]
+fn a_protected_branch_refusing_the_push_is_one_clear_error_and_nothing_is_written() {
+    let s = setup("platform-team");
+    // The infra repo's main only takes pushes through a merge on the
+    // forge; the project repo, made by apply, takes them.
+    let hook = s.forge().join("infra.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  [ \"$ref\" = refs/heads/main ] && { echo 'main is protected' >&2; exit 1; }\ndone\nexit 0\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = s.apply();
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("infra: git push failed: ") && run.stderr.contains("main is protected"),
+        "{}",
+        run.stderr
+    );
+    s.assert_nothing_written();
+    // Nothing pushed, nothing recorded; the run stopped at the first
+    // change set, so no project repo was made either.
+    assert!(s.audit().is_empty());
+    assert!(!s.forge().join("permits-app.git").exists());
+}
