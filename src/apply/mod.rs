@@ -270,6 +270,7 @@ impl Writer<'_> {
                 commit,
                 &card,
                 self.identity,
+                self.signer,
                 self.time,
             )?;
         }
@@ -353,9 +354,10 @@ pub fn note(
     commit: ObjectId,
     text: &str,
     identity: &Identity,
+    signer: &Signer,
     time: (i64, i32),
 ) -> Result<(), ApplyError> {
-    repo.set_note(NOTES, commit, text, identity, time)
+    repo.set_note(NOTES, commit, text, identity, time, Some(signer))
         .map_err(|e| ApplyError::new(name, e.to_string()))?;
     match cache.push_ref(name, url, NOTES, NOTES, true)? {
         Pushed::Done => Ok(()),

@@ -4,7 +4,8 @@
 //! every proposal merged since is recorded as `approved` when its
 //! environment names no approvers or an approver merged or approved it,
 //! as `violation` otherwise; a pull request closed without merging is
-//! `rejected`. The verdict also goes onto the proposal: a comment on its
+//! `rejected`. A merged proposal is also `applied`: it is on the default
+//! branch, which Flux applies. The verdict also goes onto the proposal: a comment on its
 //! pull request, or a line in its git note.
 
 use super::{Cache, NOTES, approvals};
@@ -217,6 +218,13 @@ impl Trail<'_> {
             ..self.event(&v.repo, &v.plans, v.env.as_ref(), &v.actor, &v.commit)
         };
         self.record(&event)?;
+        if v.merged {
+            // Merged is on the default branch, which Flux applies.
+            self.record(&Event {
+                kind: Kind::Applied,
+                ..event.clone()
+            })?;
+        }
         let verdict = match kind {
             Kind::Rejected => format!("rejected: closed without merging by {}", v.actor),
             Kind::Approved => format!("approved: merged by {}", v.actor),
@@ -264,6 +272,7 @@ impl Trail<'_> {
             proposal,
             &format!("{earlier}\n{line}\n"),
             self.identity,
+            self.signer,
             super::now(),
         )
         .map_err(|e| e.to_string())

@@ -144,10 +144,11 @@ impl Repo {
     /// Sets the note on `target` under `notes_ref` (e.g. `refs/notes/druppie`)
     /// to `text`, replacing an earlier one, as git notes are stored: a
     /// commit whose tree has a file named after the annotated object.
-    /// The ref moves by compare-and-swap.
+    /// The ref moves by compare-and-swap; the notes commit is signed like
+    /// every other commit druppie writes.
     ///
     /// # Errors
-    /// An object or the ref cannot be written.
+    /// An object or the ref cannot be written, or signing fails.
     pub fn set_note(
         &self,
         notes_ref: &str,
@@ -155,6 +156,7 @@ impl Repo {
         text: &str,
         author: &Identity,
         time: (i64, i32),
+        signer: Option<&crate::git::sign::Signer>,
     ) -> Result<ObjectId, Error> {
         let repo = self.repo.to_thread_local();
         let name: FullName = notes_ref
@@ -182,7 +184,7 @@ impl Repo {
                 author,
                 time,
             },
-            None,
+            signer,
         )?;
         let expected = match tip {
             Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),

@@ -77,13 +77,34 @@ impl Setup {
 
     /// `git verify-commit` with the allowed-signers file druppie's key is in.
     fn verify(&self, repo: &str, rev: &str) {
+        self.verify_at(&self.forge().join(format!("{repo}.git")), rev);
+    }
+
+    /// Every commit druppie made in the repo at `path`, on any ref, passes
+    /// `git verify-commit`, and `git fsck --strict` finds nothing; returns
+    /// how many commits were checked.
+    fn verify_all(&self, path: &std::path::Path) -> usize {
+        git(path, &["fsck", "--strict"]);
+        let log = git(path, &["log", "--all", "--format=%H %ce"]);
+        let ours: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.strip_suffix(" druppie@example.org"))
+            .collect();
+        for commit in &ours {
+            self.verify_at(path, commit);
+        }
+        ours.len()
+    }
+
+    fn verify_at(&self, path: &std::path::Path, rev: &str) {
+        let repo = path.display();
         let allowed = self.tmp.path().join("allowed_signers");
         let out = Command::new("git")
             .args(["-c", "gpg.format=ssh"])
             .arg("-c")
             .arg(format!("gpg.ssh.allowedSignersFile={}", allowed.display()))
             .args(["verify-commit", rev])
-            .current_dir(self.forge().join(format!("{repo}.git")))
+            .current_dir(path)
             .output()
             .expect("git verify-commit");
         let said = String::from_utf8_lossy(&out.stderr);
@@ -326,6 +347,7 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     );
     let mut expected = first_events.clone();
     expected.push(trail("approved", "infra", "prod"));
+    expected.push(trail("applied", "infra", "prod"));
     assert_eq!(s.audit(), expected);
     // The approval is recorded once.
     assert_eq!(
@@ -333,6 +355,19 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
         "nothing to apply: every repo matches the spec\n"
     );
     assert_eq!(s.audit(), expected);
+    // Every commit druppie wrote, anywhere, is signed and verifies with
+    // git itself: infra (dev, the proposal, notes), the project repo, and
+    // the audit trail's five events.
+    let checked: Vec<usize> = [
+        s.forge().join("infra.git"),
+        s.forge().join("permits-app.git"),
+        s.f.path().to_owned(),
+    ]
+    .iter()
+    .map(|p| s.verify_all(p))
+    .collect();
+    assert_eq!(checked[2], 5, "one signed commit per event");
+    assert!(checked[0] >= 2 && checked[1] == 1, "{checked:?}");
 }
 
 #[test]
@@ -349,7 +384,10 @@ fn a_merge_by_someone_not_an_approver_is_a_violation() {
         run.stdout
     );
     let kinds: Vec<String> = s.audit().into_iter().map(|(k, ..)| k).collect();
-    assert_eq!(kinds, ["applied", "proposed", "applied", "violation"]);
+    assert_eq!(
+        kinds,
+        ["applied", "proposed", "applied", "violation", "applied"]
+    );
 }
 
 #[test]
@@ -522,7 +560,10 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
     assert!(comment.contains("approved: merged by string"), "{comment}");
     assert!(comment.contains("0123456789abcdef0123456789abcdef01234567"));
     let kinds: Vec<String> = s.audit().into_iter().map(|(k, ..)| k).collect();
-    assert_eq!(kinds, ["applied", "proposed", "applied", "approved"]);
+    assert_eq!(
+        kinds,
+        ["applied", "proposed", "applied", "approved", "applied"]
+    );
 }
 
 #[test]
