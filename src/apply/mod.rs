@@ -217,7 +217,7 @@ impl Writer<'_> {
         let mut on = cs.clone();
         if let Some(b) = base {
             on.base = Some(b.to_string());
-            on.source = format!("at {}", &b.to_string()[..12]);
+            on.source = crate::live::at(b);
         }
         let pull = self.announce(&on, &repo, &url, &branch, proposed)?;
         Ok(if fresh {

@@ -136,7 +136,9 @@ impl Rest {
     fn exists_already(&self, f: &Failure) -> bool {
         let code = f.status.map(|s| s.as_u16());
         match self.dialect {
-            Dialect::Gitea => code == Some(409) || code == Some(422),
+            Dialect::Gitea => code == Some(409),
+            // GitHub says 422 for "already exists" and for invalid input
+            // alike: the caller looks again before believing it.
             Dialect::GitHub => code == Some(422),
         }
     }
@@ -271,7 +273,8 @@ impl Forge for Rest {
         };
         match created {
             Ok(_) => Ok(true),
-            Err(f) if self.exists_already(&f) => Ok(false),
+            // Made meanwhile by someone else: fine, once it is really there.
+            Err(f) if self.exists_already(&f) && self.exists(repo)? => Ok(false),
             Err(f) => Err(f.at(repo)),
         }
     }

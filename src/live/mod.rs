@@ -181,8 +181,13 @@ pub fn describe(repo: &LiveRepo) -> String {
         (Some(p), Source::Dir(_)) => format!("plain directory {}", p.display()),
         (Some(_), Source::Git { tree: None, .. }) => "empty repository".to_owned(),
         (Some(_), _) => match repo.base {
-            Some(base) => format!("at {}", &base.to_string()[..12]),
+            Some(base) => at(base),
             None => "empty repository".to_owned(),
         },
     }
+}
+
+/// "at <short commit>": where a repo's change set starts.
+pub fn at(base: ObjectId) -> String {
+    format!("at {}", &base.to_string()[..12])
 }
