@@ -45,3 +45,4 @@ pub mod registry;
 pub mod render;
 pub mod spec;
 pub mod template;
+pub mod yaml_subset;

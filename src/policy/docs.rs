@@ -1,15 +1,19 @@
 //! Rendered YAML files as CEL values, one per document.
 //!
-//! Most rendered manifests are plain block YAML without anchors; those are
-//! read with yaml-rust2, about three times faster than the spec parser. A
-//! file with anchors (which could expand without bound), deep nesting or
-//! anything the fast reader rejects is read by the spec parser, with its
-//! depth and node budgets; its error is the one reported.
+//! Most rendered manifests are plain block YAML without anchors. Those in
+//! the [`crate::yaml_subset`] are read by it, their scalars resolved as
+//! yaml-rust2 resolves them; the rest of them are read with yaml-rust2,
+//! about three times faster than the spec parser. A file with anchors
+//! (which could expand without bound), deep nesting or anything yaml-rust2
+//! rejects is read by the spec parser, with its depth and node budgets;
+//! its error is the one reported.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use yaml_rust2::Yaml;
+
+use crate::yaml_subset::{self, Node, Style};
 
 /// One YAML document of a rendered file.
 #[derive(Debug)]
@@ -25,10 +29,13 @@ pub struct Doc {
 /// # Errors
 /// The file is not valid YAML (the message carries line and column).
 pub fn parse(text: &str) -> Result<Vec<Option<Doc>>, String> {
-    if fast_path(text)
-        && let Ok(docs) = yaml_rust2::YamlLoader::load_from_str(text)
-    {
-        return Ok(docs.iter().map(from_yaml).collect());
+    if fast_path(text) {
+        if let Some(docs) = yaml_subset::parse_stream(text) {
+            return Ok(docs.iter().map(from_node).collect());
+        }
+        if let Ok(docs) = yaml_rust2::YamlLoader::load_from_str(text) {
+            return Ok(docs.iter().map(from_yaml).collect());
+        }
     }
     let docs: Vec<serde_json::Value> =
         serde_saphyr::from_multiple_with_options(text, crate::spec::yaml::options())
@@ -109,6 +116,70 @@ fn yaml_value(y: &Yaml) -> cel::Value {
     }
 }
 
+/// A document of the subset, as [`from_yaml`] reads the same document
+/// loaded by yaml-rust2.
+fn from_node(doc: &Node<'_>) -> Option<Doc> {
+    let Node::Map(entries, _) = doc else {
+        return None;
+    };
+    let string = |node: Option<&Node<'_>>| match node.map(scalar) {
+        Some(Yaml::String(s)) => s,
+        _ => String::new(),
+    };
+    let name = match get(entries, "metadata") {
+        Some(Node::Map(meta, _)) => string(get(meta, "name")),
+        _ => String::new(),
+    };
+    Some(Doc {
+        api_version: string(get(entries, "apiVersion")),
+        kind: string(get(entries, "kind")),
+        name,
+        value: node_value(doc),
+    })
+}
+
+/// The value of the string key `k`.
+fn get<'n, 'a>(entries: &'n [(Node<'a>, Node<'a>)], k: &str) -> Option<&'n Node<'a>> {
+    entries
+        .iter()
+        .find(|(key, _)| matches!(scalar(key), Yaml::String(s) if s == k))
+        .map(|(_, v)| v)
+}
+
+/// A scalar as yaml-rust2 loads it (a collection is `BadValue`).
+fn scalar(node: &Node<'_>) -> Yaml {
+    match node {
+        Node::Scalar(text, Style::Quoted, _) => Yaml::String(text.to_string()),
+        Node::Scalar(text, Style::Plain, _) => Yaml::from_str(text),
+        _ => Yaml::BadValue,
+    }
+}
+
+fn node_value(node: &Node<'_>) -> cel::Value {
+    match node {
+        Node::Scalar(..) => match scalar(node) {
+            Yaml::String(s) => cel::Value::String(Arc::new(s)),
+            other => yaml_value(&other),
+        },
+        Node::Seq(items, _) => cel::Value::List(Arc::new(items.iter().map(node_value).collect())),
+        Node::Map(entries, _) => {
+            let entries: HashMap<cel::objects::Key, cel::Value> = entries
+                .iter()
+                .filter_map(|(k, v)| {
+                    let key = match scalar(k) {
+                        Yaml::String(s) => cel::objects::Key::from(s),
+                        Yaml::Integer(i) => cel::objects::Key::from(i),
+                        Yaml::Boolean(b) => cel::objects::Key::from(b),
+                        _ => return None,
+                    };
+                    Some((key, node_value(v)))
+                })
+                .collect();
+            cel::Value::Map(entries.into())
+        }
+    }
+}
+
 fn from_json(doc: &serde_json::Value) -> Option<Doc> {
     let obj = doc.as_object()?;
     let field = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
@@ -148,6 +219,28 @@ mod tests {
             fast[0].as_ref().unwrap().value,
             slow[0].as_ref().unwrap().value
         );
+    }
+
+    #[test]
+    fn the_subset_reads_scalars_as_yaml_rust2_does() {
+        let text = "apiVersion: v1\nkind: \"Pod\"\nmetadata: {name: p}\nspec:\n  \
+                    a: [0x1F, 0o17, +5, 1.5, .inf, ~, null, '', True, yes, 1e3, 1_000, 007]\n  \
+                    b:\n  - \"7\"\n  - {x: y}\n---\n- list\n";
+        let subset = yaml_subset::parse_stream(text).expect("in the subset");
+        let loaded = yaml_rust2::YamlLoader::load_from_str(text).expect("valid");
+        assert_eq!(subset.len(), loaded.len());
+        for (node, yaml) in subset.iter().zip(&loaded) {
+            match (from_node(node), from_yaml(yaml)) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(
+                        (a.api_version, a.kind, a.name),
+                        (b.api_version, b.kind, b.name)
+                    );
+                    assert_eq!(a.value, b.value);
+                }
+                (a, b) => assert_eq!(a.is_none(), b.is_none()),
+            }
+        }
     }
 
     #[test]

@@ -120,12 +120,17 @@ pub fn options() -> serde_saphyr::Options {
     opts
 }
 
-/// Parses the YAML part of `file` into `T`.
+/// Parses the YAML part of `file` into `T`: with the fast subset reader
+/// when the text and value allow ([`crate::yaml_subset::de`]), else with
+/// serde-saphyr, which reports every error.
 ///
 /// # Errors
 /// A located diagnostic for a syntax error, a type mismatch, an unknown
 /// field, a duplicate key, or a breached limit (depth, alias expansion).
 pub fn parse<T: DeserializeOwned>(file: &SourceFile, yaml: &str) -> Result<T, Box<Diagnostic>> {
+    if let Some(value) = crate::yaml_subset::de::from_str(yaml) {
+        return Ok(value);
+    }
     serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| Box::new(to_diag(file, &e)))
 }
 
