@@ -55,25 +55,35 @@ pub(super) fn instance(
             name: block.meta.name.value.clone(),
             version: block.meta.version.value.clone(),
         };
-        let mut ctx = json!({
-            "plan": plan_name,
-            "component": name,
-            "env": env,
-            "namespace": namespace,
-            "repo": repo,
-            "block": block_ref,
-            "components": wired,
-            "druppie": {"version": env!("CARGO_PKG_VERSION")},
-        });
-        let merged = merge(stack, plan, env, name, block);
-        let wiring_ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
+        // The wiring and output contexts are built only when an input holds
+        // a template or the block has outputs: most components need neither.
+        let context = |inputs: &Map<String, Value>| {
+            let mut ctx = json!({
+                "plan": plan_name,
+                "component": name,
+                "env": env,
+                "namespace": namespace,
+                "repo": repo,
+                "block": block_ref,
+                "components": wired,
+                "druppie": {"version": env!("CARGO_PKG_VERSION")},
+            });
+            for (key, value) in inputs {
+                ctx[key.as_str()] = value.clone();
+            }
+            minijinja::Value::from(minijinja::value::Serde(&ctx))
+        };
+        let mut wiring_ctx = None;
         let mut inputs = Map::new();
-        for (key, (value, origin)) in merged {
-            match resolve_value(engine, &value, &wiring_ctx) {
+        for (key, (value, origin)) in merge(stack, plan, env, name, block) {
+            if !template::is_template_value(&value) {
+                inputs.insert(key, value);
+                continue;
+            }
+            let ctx = wiring_ctx.get_or_insert_with(|| context(&Map::new()));
+            match resolve_value(engine, &value, ctx) {
                 Ok(resolved) => {
-                    if template::is_template_value(&value)
-                        && let Some(decl) = block.meta.inputs.get(&key)
-                    {
+                    if let Some(decl) = block.meta.inputs.get(&key) {
                         let re = decl.pattern.as_ref().and_then(|p| full_match(&p.value));
                         if let Err(why) = check_value(decl, &resolved, re.as_ref()) {
                             diags.push(located(spec, origin, format!("input `{key}` of component `{name}` in {plan_name}/{env} resolved to a value that {why}")));
@@ -90,13 +100,11 @@ pub(super) fn instance(
                 )),
             }
         }
-        for (key, value) in &inputs {
-            ctx[key.as_str()] = value.clone();
-        }
-        let output_ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
         let mut outputs = Map::new();
+        let output_ctx = (!block.meta.outputs.is_empty()).then(|| context(&inputs));
         for (out, expr) in block.meta.outputs.iter() {
-            match template::evaluate(engine, &expr.value, &output_ctx) {
+            let ctx = output_ctx.as_ref().expect("built when there are outputs");
+            match template::evaluate(engine, &expr.value, ctx) {
                 Ok(v) => {
                     outputs.insert(out.value.clone(), v);
                 }

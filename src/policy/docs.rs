@@ -11,27 +11,29 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cel::common::types::{CelBool, CelInt, CelList, CelMap, CelMapKey, CelString};
+use cel::common::value::Val;
 use yaml_rust2::Yaml;
 
 use crate::yaml_subset::{self, Node, Style};
 
-/// One YAML document of a rendered file.
+/// One YAML document of a rendered file; its value may borrow the text.
 #[derive(Debug)]
-pub struct Doc {
+pub struct Doc<'t> {
     pub api_version: String,
     pub kind: String,
     pub name: String,
-    pub value: cel::Value,
+    pub value: Box<dyn Val + 't>,
 }
 
 /// The documents of a file; `None` for a document that is not a mapping.
 ///
 /// # Errors
 /// The file is not valid YAML (the message carries line and column).
-pub fn parse(text: &str) -> Result<Vec<Option<Doc>>, String> {
+pub fn parse(text: &str) -> Result<Vec<Option<Doc<'_>>>, String> {
     if fast_path(text) {
         if let Some(docs) = yaml_subset::parse_stream(text) {
-            return Ok(docs.iter().map(from_node).collect());
+            return Ok(docs.into_iter().map(from_node).collect());
         }
         if let Ok(docs) = yaml_rust2::YamlLoader::load_from_str(text) {
             return Ok(docs.iter().map(from_yaml).collect());
@@ -67,7 +69,7 @@ fn fast_path(text: &str) -> bool {
     true
 }
 
-fn from_yaml(doc: &Yaml) -> Option<Doc> {
+fn from_yaml(doc: &Yaml) -> Option<Doc<'static>> {
     let Yaml::Hash(map) = doc else {
         return None;
     };
@@ -83,8 +85,15 @@ fn from_yaml(doc: &Yaml) -> Option<Doc> {
         api_version: field("apiVersion"),
         kind: field("kind"),
         name,
-        value: yaml_value(doc),
+        value: boxed(yaml_value(doc)),
     })
+}
+
+/// A CEL value as the CEL context holds it.
+fn boxed(value: cel::Value) -> Box<dyn Val> {
+    value
+        .try_into()
+        .expect("YAML gives only nulls, scalars, lists and maps")
 }
 
 fn yaml_value(y: &Yaml) -> cel::Value {
@@ -117,9 +126,9 @@ fn yaml_value(y: &Yaml) -> cel::Value {
 }
 
 /// A document of the subset, as [`from_yaml`] reads the same document
-/// loaded by yaml-rust2.
-fn from_node(doc: &Node<'_>) -> Option<Doc> {
-    let Node::Map(entries, _) = doc else {
+/// loaded by yaml-rust2; its strings borrow the text where they can.
+fn from_node(doc: Node<'_>) -> Option<Doc<'_>> {
+    let Node::Map(entries, _) = &doc else {
         return None;
     };
     let string = |node: Option<&Node<'_>>| match node.map(scalar) {
@@ -155,32 +164,48 @@ fn scalar(node: &Node<'_>) -> Yaml {
     }
 }
 
-fn node_value(node: &Node<'_>) -> cel::Value {
+/// A scalar that yaml-rust2 loads as a string: its text.
+fn text_of<'t>(node: Node<'t>) -> Result<std::borrow::Cow<'t, str>, Yaml> {
     match node {
-        Node::Scalar(..) => match scalar(node) {
-            Yaml::String(s) => cel::Value::String(Arc::new(s)),
-            other => yaml_value(&other),
+        Node::Scalar(text, Style::Quoted, _) => Ok(text),
+        Node::Scalar(text, Style::Plain, _) if yaml_subset::plain_string(&text) => Ok(text),
+        other => match scalar(&other) {
+            Yaml::String(s) => Ok(s.into()),
+            other => Err(other),
         },
-        Node::Seq(items, _) => cel::Value::List(Arc::new(items.iter().map(node_value).collect())),
+    }
+}
+
+/// The CEL value [`yaml_value`] gives for the node's yaml-rust2 value,
+/// built without the intermediate `cel::Value`.
+fn node_value(node: Node<'_>) -> Box<dyn Val + '_> {
+    match node {
+        Node::Seq(items, _) => Box::new(CelList::from(
+            items.into_iter().map(node_value).collect::<Vec<_>>(),
+        )),
         Node::Map(entries, _) => {
-            let entries: HashMap<cel::objects::Key, cel::Value> = entries
-                .iter()
+            let entries: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = entries
+                .into_iter()
                 .filter_map(|(k, v)| {
-                    let key = match scalar(k) {
-                        Yaml::String(s) => cel::objects::Key::from(s),
-                        Yaml::Integer(i) => cel::objects::Key::from(i),
-                        Yaml::Boolean(b) => cel::objects::Key::from(b),
-                        _ => return None,
+                    let key = match text_of(k) {
+                        Ok(s) => CelMapKey::String(CelString::from(s)),
+                        Err(Yaml::Integer(i)) => CelMapKey::Int(CelInt::from(i)),
+                        Err(Yaml::Boolean(b)) => CelMapKey::Bool(CelBool::from(b)),
+                        Err(_) => return None,
                     };
                     Some((key, node_value(v)))
                 })
                 .collect();
-            cel::Value::Map(entries.into())
+            Box::new(CelMap::from(entries))
         }
+        scalar => match text_of(scalar) {
+            Ok(s) => Box::new(CelString::from(s)),
+            Err(other) => boxed(yaml_value(&other)),
+        },
     }
 }
 
-fn from_json(doc: &serde_json::Value) -> Option<Doc> {
+fn from_json(doc: &serde_json::Value) -> Option<Doc<'static>> {
     let obj = doc.as_object()?;
     let field = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
     Some(Doc {
@@ -191,7 +216,7 @@ fn from_json(doc: &serde_json::Value) -> Option<Doc> {
             .and_then(|v| v.as_str())
             .unwrap_or("")
             .to_owned(),
-        value: cel::to_value(doc).unwrap_or(cel::Value::Null),
+        value: boxed(cel::to_value(doc).unwrap_or(cel::Value::Null)),
     })
 }
 
@@ -215,10 +240,7 @@ mod tests {
             );
             assert!(docs[1].is_none());
         }
-        assert_eq!(
-            fast[0].as_ref().unwrap().value,
-            slow[0].as_ref().unwrap().value
-        );
+        assert!(*fast[0].as_ref().unwrap().value == *slow[0].as_ref().unwrap().value);
     }
 
     #[test]
@@ -229,14 +251,14 @@ mod tests {
         let subset = yaml_subset::parse_stream(text).expect("in the subset");
         let loaded = yaml_rust2::YamlLoader::load_from_str(text).expect("valid");
         assert_eq!(subset.len(), loaded.len());
-        for (node, yaml) in subset.iter().zip(&loaded) {
+        for (node, yaml) in subset.into_iter().zip(&loaded) {
             match (from_node(node), from_yaml(yaml)) {
                 (Some(a), Some(b)) => {
                     assert_eq!(
                         (a.api_version, a.kind, a.name),
                         (b.api_version, b.kind, b.name)
                     );
-                    assert_eq!(a.value, b.value);
+                    assert!(*a.value == *b.value);
                 }
                 (a, b) => assert_eq!(a.is_none(), b.is_none()),
             }

@@ -208,7 +208,7 @@ fn check_file(
             return;
         }
     };
-    for (i, doc) in docs.iter().enumerate() {
+    for (i, doc) in docs.into_iter().enumerate() {
         let Some(doc) = doc else {
             continue;
         };
@@ -229,7 +229,7 @@ fn check_file(
             continue;
         }
         let mut ctx = root.new_inner_scope();
-        ctx.add_variable_from_value("object", doc.value.clone());
+        ctx.add_variable_as_val("object", doc.value);
         for c in applicable {
             let message = match c.program.execute(&ctx) {
                 Ok(cel::Value::Bool(true)) => continue,

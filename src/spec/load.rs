@@ -246,41 +246,21 @@ impl Loader<'_> {
 
     /// Reads a file into [`Spec::files`], enforcing the size limit.
     fn read(&mut self, path: &Path, yaml_line_offset: u32) -> Option<FileId> {
-        let shown = display(&self.spec.root, path);
-        let limit = self.options.max_file_bytes;
-        let mut bytes = Vec::new();
-        let read = fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes));
-        if let Err(e) = read {
-            self.spec.diagnostics.push(Diagnostic::error(
-                format!("cannot read file: {e}"),
-                Location::file(shown),
-            ));
-            return None;
-        }
-        if bytes.len() as u64 > limit {
-            self.spec.diagnostics.push(
-                Diagnostic::error(
-                    format!("file is larger than {} KiB", limit / 1024),
-                    Location::file(shown),
-                )
-                .with_help("spec files are limited to 1 MiB; split the file"),
-            );
-            return None;
-        }
-        let Ok(text) = String::from_utf8(bytes) else {
-            self.spec.diagnostics.push(Diagnostic::error(
-                "file is not valid UTF-8",
-                Location::file(shown),
-            ));
-            return None;
-        };
-        self.spec.files.push(SourceFile {
-            path: shown,
-            disk_path: path.to_owned(),
-            text,
+        match read_file(
+            &self.spec.root,
+            path,
+            self.options.max_file_bytes,
             yaml_line_offset,
-        });
-        Some(self.spec.files.len() - 1)
+        ) {
+            Ok(file) => {
+                self.spec.files.push(file);
+                Some(self.spec.files.len() - 1)
+            }
+            Err(d) => {
+                self.spec.diagnostics.push(*d);
+                None
+            }
+        }
     }
 
     fn parse<T: serde::de::DeserializeOwned + Send>(
@@ -292,29 +272,40 @@ impl Loader<'_> {
             .pop()
     }
 
-    /// Reads and parses files, in order, parsing on every core (each
-    /// parser thread has a [`PARSE_STACK`] stack). A file that fails is
-    /// reported and left out; for `kind`, its name is remembered so that
-    /// references to it do not cascade into more errors.
+    /// Reads and parses files, in order, on every core (each thread has a
+    /// [`PARSE_STACK`] stack). A file that fails is reported and left out;
+    /// for `kind`, its name is remembered so that references to it do not
+    /// cascade into more errors.
     fn parse_all<T: serde::de::DeserializeOwned + Send>(
         &mut self,
         paths: &[PathBuf],
         kind: Option<Kind>,
     ) -> Vec<(FileId, T)> {
         let started = std::time::Instant::now();
-        let ids: Vec<FileId> = paths.iter().filter_map(|p| self.read(p, 0)).collect();
-        tracing::trace!(elapsed = ?started.elapsed(), files = ids.len(), "read");
-        let files = &self.spec.files;
-        let parsed = crate::par::map_init(
-            &ids,
+        let (root, limit) = (&self.spec.root, self.options.max_file_bytes);
+        let results = crate::par::map_init(
+            paths,
             Some(PARSE_STACK),
             || (),
-            |(), &id| yaml::parse::<T>(&files[id], &files[id].text),
+            |(), path| -> Result<_, Box<Diagnostic>> {
+                let file = read_file(root, path, limit, 0)?;
+                let parsed = yaml::parse::<T>(&file, &file.text);
+                Ok((file, parsed))
+            },
         );
-        tracing::trace!(elapsed = ?started.elapsed(), "parsed");
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, result) in ids.into_iter().zip(parsed) {
-            match result {
+        tracing::trace!(elapsed = ?started.elapsed(), files = paths.len(), "read and parsed");
+        let mut out = Vec::with_capacity(paths.len());
+        for result in results {
+            let (file, parsed) = match result {
+                Ok(read) => read,
+                Err(d) => {
+                    self.spec.diagnostics.push(*d);
+                    continue;
+                }
+            };
+            self.spec.files.push(file);
+            let id = self.spec.files.len() - 1;
+            match parsed {
                 Ok(v) => out.push((id, v)),
                 Err(d) => {
                     self.spec.diagnostics.push(*d);
@@ -456,6 +447,45 @@ impl Loader<'_> {
             });
         }
     }
+}
+
+/// Reads one spec file, enforcing the size limit and UTF-8.
+fn read_file(
+    root: &Path,
+    path: &Path,
+    limit: u64,
+    yaml_line_offset: u32,
+) -> Result<SourceFile, Box<Diagnostic>> {
+    let shown = display(root, path);
+    let mut bytes = Vec::new();
+    let read = fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        return Err(Box::new(Diagnostic::error(
+            format!("cannot read file: {e}"),
+            Location::file(shown),
+        )));
+    }
+    if bytes.len() as u64 > limit {
+        return Err(Box::new(
+            Diagnostic::error(
+                format!("file is larger than {} KiB", limit / 1024),
+                Location::file(shown),
+            )
+            .with_help("spec files are limited to 1 MiB; split the file"),
+        ));
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(Box::new(Diagnostic::error(
+            "file is not valid UTF-8",
+            Location::file(shown),
+        )));
+    };
+    Ok(SourceFile {
+        path: shown,
+        disk_path: path.to_owned(),
+        text,
+        yaml_line_offset,
+    })
 }
 
 /// A name that is a single plain path segment (no `/`, `..`, or leading dot).

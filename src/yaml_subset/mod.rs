@@ -17,6 +17,8 @@
 pub mod de;
 mod parser;
 
+pub use parser::plain_string;
+
 /// A byte range of the text: where a node starts and how far its span
 /// reaches (0 for a block collection, 1 for a flow collection's bracket,
 /// the whole scalar with its quotes).

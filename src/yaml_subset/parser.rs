@@ -618,7 +618,7 @@ fn check_key(key: &Node<'_>, entries: &[(Node<'_>, Node<'_>)]) -> R<()> {
 /// A plain scalar every schema reads as a string: it starts with a letter,
 /// `_` or a non-ASCII character and is no null, boolean, infinity or NaN
 /// spelling.
-pub(super) fn plain_string(text: &str) -> bool {
+pub fn plain_string(text: &str) -> bool {
     const WORDS: &[&str] = &[
         "null", "true", "false", "yes", "no", "on", "off", "y", "n", "inf", "infinity", "nan",
     ];
