@@ -198,8 +198,8 @@ impl Repo {
         Ok(None)
     }
 
-    /// Blob entries under `dir` (empty: the whole tree) of `tree`: path
-    /// relative to `dir` -> blob id.
+    /// Blob entries under `dir` (empty: the whole tree) of `tree`: path in
+    /// the tree -> blob id.
     ///
     /// # Errors
     /// An object of the tree cannot be read.
@@ -230,7 +230,12 @@ impl Repo {
         let mut subtrees = Vec::new();
         for entry in sub.iter() {
             let entry = entry.map_err(|e| walk_error(&e))?;
-            let name = entry.filename().to_str_lossy().into_owned();
+            let name = entry.filename().to_str_lossy();
+            let name = if dir.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{dir}/{name}")
+            };
             if entry.mode().is_tree() {
                 subtrees.push((name, entry.oid().to_owned()));
             } else if entry.mode().is_blob_or_symlink() {

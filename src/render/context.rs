@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use crate::compose::{ComponentInstance, Instance};
@@ -21,7 +20,12 @@ pub fn for_component(instance: &Instance, component: &ComponentInstance) -> mini
             )
         })
         .collect();
-    let reserved = BTreeMap::from([
+    let mut ctx: BTreeMap<minijinja::Value, minijinja::Value> = component
+        .inputs
+        .iter()
+        .map(|(k, v)| (minijinja::Value::from(k.as_str()), jinja(v)))
+        .collect();
+    let reserved = [
         ("plan", json!(instance.plan)),
         ("component", json!(component.name)),
         ("env", json!(instance.env)),
@@ -30,51 +34,34 @@ pub fn for_component(instance: &Instance, component: &ComponentInstance) -> mini
         ("block", json!(component.block)),
         ("components", Value::Object(components)),
         ("druppie", json!({"version": env!("CARGO_PKG_VERSION")})),
-    ]);
-    let ctx = Merged {
-        inputs: &component.inputs,
-        reserved: &reserved,
-    };
-    minijinja::Value::from(minijinja::value::Serde(&ctx))
+    ];
+    for (name, value) in reserved {
+        ctx.insert(minijinja::Value::from(name), jinja(&value));
+    }
+    minijinja::Value::from_object(ctx)
 }
 
-/// The inputs with the reserved names over them, as one map in key order
-/// (what the inputs map with the reserved names inserted would be),
-/// without copying the inputs.
-struct Merged<'a> {
-    inputs: &'a Map<String, Value>,
-    reserved: &'a BTreeMap<&'static str, Value>,
-}
-
-impl Serialize for Merged<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let shadowed = self
-            .reserved
-            .keys()
-            .filter(|k| self.inputs.contains_key(**k))
-            .count();
-        let mut map = s.serialize_map(Some(self.inputs.len() + self.reserved.len() - shadowed))?;
-        let mut inputs = self.inputs.iter().peekable();
-        let mut reserved = self.reserved.iter().peekable();
-        loop {
-            let take_input = match (inputs.peek(), reserved.peek()) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some((i, _)), Some((r, _))) => i.as_str() < **r,
-            };
-            if take_input {
-                let (k, v) = inputs.next().expect("peeked");
-                map.serialize_entry(k, v)?;
-            } else {
-                let (k, v) = reserved.next().expect("peeked");
-                if inputs.peek().is_some_and(|(i, _)| i.as_str() == *k) {
-                    inputs.next();
-                }
-                map.serialize_entry(k, v)?;
-            }
+/// A JSON value as minijinja's serde support gives it
+/// (`Value::from(Serde(value))`: unsigned and signed integers, floats,
+/// strings, lists and maps alike), without the serde round trip.
+fn jinja(value: &Value) -> minijinja::Value {
+    match value {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => minijinja::Value::from(u),
+            (None, Some(i)) => minijinja::Value::from(i),
+            (None, None) => minijinja::Value::from(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(items) => {
+            minijinja::Value::from_object(items.iter().map(jinja).collect::<Vec<_>>())
         }
-        map.end()
+        Value::Object(map) => minijinja::Value::from_object(
+            map.iter()
+                .map(|(k, v)| (minijinja::Value::from(k.as_str()), jinja(v)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
     }
 }
 
@@ -83,22 +70,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserved_names_go_over_inputs_in_key_order() {
-        let inputs: Map<String, Value> =
-            serde_json::from_str(r#"{"a": 1, "plan": "mine", "env2": [1], "zzz": {"k": true}}"#)
-                .expect("json");
-        let reserved = BTreeMap::from([("env", json!("dev")), ("plan", json!("web"))]);
-        let mut naive = inputs.clone();
-        for (k, v) in &reserved {
-            naive.insert((*k).to_owned(), v.clone());
+    fn json_values_convert_as_through_serde() {
+        let value = json!({
+            "n": null, "t": true, "u": 7, "i": -7, "big": u64::MAX, "f": 2.5,
+            "s": "text", "l": [1, "two", [3.0], {}], "m": {"b": {"c": []}, "a": 1}
+        });
+        let direct = jinja(&value);
+        let serde = minijinja::Value::from(minijinja::value::Serde(&value));
+        assert_eq!(direct, serde);
+        assert_eq!(format!("{direct:?}"), format!("{serde:?}"));
+        for key in ["u", "i", "f", "n", "l", "m"] {
+            assert_eq!(
+                direct.get_attr(key).expect("attr").kind(),
+                serde.get_attr(key).expect("attr").kind()
+            );
         }
-        let merged = Merged {
-            inputs: &inputs,
-            reserved: &reserved,
-        };
-        assert_eq!(
-            serde_json::to_string(&merged).expect("serializes"),
-            serde_json::to_string(&naive).expect("serializes")
-        );
     }
 }
