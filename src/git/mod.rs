@@ -31,7 +31,8 @@ fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
 /// core.
 const PARALLEL_WALK: usize = 64;
 
-/// Every blob and symbolic link below the tree `id`, as `prefix/path`.
+/// Every blob and symbolic link below the tree `id`, as `prefix/path`,
+/// in path order.
 fn walk(
     repo: &gix::Repository,
     id: ObjectId,
@@ -39,12 +40,16 @@ fn walk(
 ) -> Result<Vec<(String, ObjectId)>, Box<dyn std::error::Error>> {
     let mut recorder = gix::traverse::tree::Recorder::default();
     repo.find_tree(id)?.traverse().breadthfirst(&mut recorder)?;
-    Ok(recorder
+    let mut files: Vec<(String, ObjectId)> = recorder
         .records
         .into_iter()
         .filter(|r| r.mode.is_blob_or_symlink())
         .map(|r| (format!("{prefix}/{}", r.filepath.to_str_lossy()), r.oid))
-        .collect())
+        .collect();
+    // Sorted here, on the walking thread: the caller's map then gets the
+    // directories' runs in order and has little left to sort.
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
 }
 
 /// The id git gives a blob with these bytes (`git hash-object`).
