@@ -1,6 +1,10 @@
-//! Work spread over every core: scoped threads over contiguous chunks,
-//! results in input order. Threads start per call (tens of microseconds),
-//! so this is for stages over many items, not for small loops.
+//! Work spread over every core: scoped threads that take small runs of
+//! items as they go (a thread slowed down by anything else on the machine
+//! does less of the work), results in input order. Threads start per call
+//! (tens of microseconds), so this is for stages over many items, not for
+//! small loops.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Maps `f` over `items` on every core. Each thread first makes its own
 /// state with `init` (for values that cannot be shared between threads)
@@ -23,12 +27,13 @@ where
         let mut state = init();
         return items.iter().map(|item| f(&mut state, item)).collect();
     }
-    let chunk = items.len().div_ceil(threads).max(1);
-    let (init, f) = (&init, &f);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
+    // Runs small enough to even out, large enough to keep the counter cold.
+    let run = (items.len() / (threads * 16)).clamp(1, 64);
+    let next = AtomicUsize::new(0);
+    let (init, f, next) = (&init, &f, &next);
+    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(items.len()))
+            .map(|_| {
                 let mut builder = std::thread::Builder::new().name("druppie-worker".into());
                 if let Some(bytes) = stack {
                     builder = builder.stack_size(bytes);
@@ -36,18 +41,34 @@ where
                 builder
                     .spawn_scoped(scope, move || {
                         let mut state = init();
-                        part.iter()
-                            .map(|item| f(&mut state, item))
-                            .collect::<Vec<R>>()
+                        let mut out = Vec::new();
+                        loop {
+                            let start = next.fetch_add(run, Ordering::Relaxed);
+                            if start >= items.len() {
+                                break out;
+                            }
+                            let end = (start + run).min(items.len());
+                            for (i, item) in items[start..end].iter().enumerate() {
+                                out.push((start + i, f(&mut state, item)));
+                            }
+                        }
                     })
                     .expect("start a worker thread")
             })
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
-    })
+    });
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for (i, r) in done.into_iter().flatten() {
+        slots[i] = Some(r);
+    }
+    slots
+        .into_iter()
+        .map(|r| r.expect("every item is mapped once"))
+        .collect()
 }
 
 /// Maps `f` over `items` on every core.

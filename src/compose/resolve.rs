@@ -32,7 +32,14 @@ pub(super) fn instance(
     let stack = spec
         .stack(&plan.stack.value)
         .expect("validated: the plan's stack exists");
-    let order = wiring::component_order(stack, Some(plan)).expect("validated: no cycles");
+    // A single component needs no ordering (validation rejected a
+    // component that reads itself); reading every value for wiring would
+    // only cost time.
+    let order = if stack.components.len() == 1 {
+        stack.components.keys().map(str::to_owned).collect()
+    } else {
+        wiring::component_order(stack, Some(plan)).expect("validated: no cycles")
+    };
     let plan_name = plan.name.value.as_str();
     let namespace = names::namespace(&settings.namespace.value, plan_name, env)
         .expect("validated: the namespace pattern uses known variables");

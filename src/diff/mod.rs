@@ -189,6 +189,9 @@ pub fn diff(
         diags.sort();
         return Err(diags);
     }
+    for cs in sets.values_mut() {
+        dedup_plans(&mut cs.plans);
+    }
     // Every environment in scope gets an infra change set, and without a
     // plan filter a removed plan's directory is pruned.
     if let Some(infra) = infra {
@@ -297,8 +300,7 @@ fn environment_files<'p>(
         let dir = settings.path.value.trim_end_matches('/');
         match infra.files_under(dir) {
             Ok(files) => {
-                let full = files.into_iter().map(|(rel, id)| (join(dir, &rel), id));
-                out.insert(env.value.as_str(), full.collect());
+                out.insert(env.value.as_str(), files);
             }
             Err(e) => errors.push(e),
         }
@@ -321,11 +323,8 @@ fn merge_part(
         let key = (cs.repo.clone(), cs.env.clone());
         match sets.get_mut(&key) {
             Some(whole) => {
-                for plan in cs.plans {
-                    if !whole.plans.contains(&plan) {
-                        whole.plans.push(plan);
-                    }
-                }
+                // Duplicates go once every part is in (`dedup_plans`).
+                whole.plans.extend(cs.plans);
                 whole.files.extend(cs.files);
                 whole.notes.extend(cs.notes);
                 whole.render_digest = combine(&whole.render_digest, &cs.render_digest);
@@ -335,6 +334,12 @@ fn merge_part(
             }
         }
     }
+}
+
+/// Keeps the first occurrence of each plan, in order.
+fn dedup_plans(plans: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    plans.retain(|p| seen.insert(p.clone()));
 }
 
 /// Prunes plan directories (one level below the environment's path, with
@@ -504,5 +509,11 @@ fn combine(a: &str, b: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }

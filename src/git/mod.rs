@@ -27,6 +27,31 @@ fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
     Error(format!("{what}: {e}"))
 }
 
+/// Directories with at least this many subdirectories are walked on every
+/// core.
+const PARALLEL_WALK: usize = 64;
+
+/// Every blob and symbolic link below the tree `id`, as `prefix/path`,
+/// in path order.
+fn walk(
+    repo: &gix::Repository,
+    id: ObjectId,
+    prefix: &str,
+) -> Result<Vec<(String, ObjectId)>, Box<dyn std::error::Error>> {
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    repo.find_tree(id)?.traverse().breadthfirst(&mut recorder)?;
+    let mut files: Vec<(String, ObjectId)> = recorder
+        .records
+        .into_iter()
+        .filter(|r| r.mode.is_blob_or_symlink())
+        .map(|r| (format!("{prefix}/{}", r.filepath.to_str_lossy()), r.oid))
+        .collect();
+    // Sorted here, on the walking thread: the caller's map then gets the
+    // directories' runs in order and has little left to sort.
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
 /// The id git gives a blob with these bytes (`git hash-object`).
 pub fn blob_id(bytes: &[u8]) -> ObjectId {
     gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, bytes)
@@ -178,8 +203,8 @@ impl Repo {
         Ok(None)
     }
 
-    /// Blob entries under `dir` (empty: the whole tree) of `tree`: path
-    /// relative to `dir` -> blob id.
+    /// Blob entries under `dir` (empty: the whole tree) of `tree`: path in
+    /// the tree -> blob id.
     ///
     /// # Errors
     /// An object of the tree cannot be read.
@@ -205,16 +230,38 @@ impl Repo {
                 _ => return Ok(BTreeMap::new()),
             }
         };
-        let mut recorder = gix::traverse::tree::Recorder::default();
-        sub.traverse()
-            .breadthfirst(&mut recorder)
-            .map_err(|e| err(format!("cannot walk `{dir}`"), e))?;
-        Ok(recorder
-            .records
-            .into_iter()
-            .filter(|r| r.mode.is_blob_or_symlink())
-            .map(|r| (r.filepath.to_str_lossy().into_owned(), r.oid))
-            .collect())
+        let walk_error = |e: &dyn std::fmt::Display| err(format!("cannot walk `{dir}`"), e);
+        let mut files = Vec::new();
+        let mut subtrees = Vec::new();
+        for entry in sub.iter() {
+            let entry = entry.map_err(|e| walk_error(&e))?;
+            let name = entry.filename().to_str_lossy();
+            let name = if dir.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{dir}/{name}")
+            };
+            if entry.mode().is_tree() {
+                subtrees.push((name, entry.oid().to_owned()));
+            } else if entry.mode().is_blob_or_symlink() {
+                files.push((name, entry.oid().to_owned()));
+            }
+        }
+        // A large directory (an environment's, with a directory per plan)
+        // is walked on every core.
+        let walk_one = |repo: &gix::Repository, (name, id): &(String, ObjectId)| {
+            walk(repo, *id, name).map_err(|e| walk_error(&e))
+        };
+        let walked: Vec<_> = if subtrees.len() >= PARALLEL_WALK {
+            let init = || self.repo.to_thread_local();
+            crate::par::map_init(&subtrees, None, init, |r, t| walk_one(r, t))
+        } else {
+            subtrees.iter().map(|t| walk_one(&repo, t)).collect()
+        };
+        for part in walked {
+            files.extend(part?);
+        }
+        Ok(files.into_iter().collect())
     }
 
     /// A blob's bytes; `Ok(None)` when the object database lacks it.

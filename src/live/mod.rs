@@ -114,8 +114,8 @@ impl LiveRepo {
         }
     }
 
-    /// Files under `dir` (empty: the whole repo): path relative to `dir` ->
-    /// blob id. A plain directory's files are read and hashed; `.git`
+    /// Files under `dir` (empty: the whole repo): path in the repo -> blob
+    /// id. A plain directory's files are read and hashed; `.git`
     /// directories and symbolic links are skipped.
     ///
     /// # Errors
@@ -142,7 +142,7 @@ impl LiveRepo {
                         continue;
                     }
                     let bytes = std::fs::read(entry.path()).map_err(|e| self.error(dir, e))?;
-                    out.insert(slash_path(&base, entry.path()), blob_id(&bytes));
+                    out.insert(slash_path(root, entry.path()), blob_id(&bytes));
                 }
                 Ok(out)
             }

@@ -51,7 +51,7 @@ fn fast_path(text: &str) -> bool {
         return false;
     }
     let mut flow = 0usize;
-    for line in text.lines() {
+    for line in super::lines(text) {
         if line.len() - line.trim_start().len() > 256 {
             return false;
         }
@@ -184,19 +184,17 @@ fn node_value(node: Node<'_>) -> Box<dyn Val + '_> {
             items.into_iter().map(node_value).collect::<Vec<_>>(),
         )),
         Node::Map(entries, _) => {
-            let entries: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = entries
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    let key = match text_of(k) {
-                        Ok(s) => CelMapKey::String(CelString::from(s)),
-                        Err(Yaml::Integer(i)) => CelMapKey::Int(CelInt::from(i)),
-                        Err(Yaml::Boolean(b)) => CelMapKey::Bool(CelBool::from(b)),
-                        Err(_) => return None,
-                    };
-                    Some((key, node_value(v)))
-                })
-                .collect();
-            Box::new(CelMap::from(entries))
+            let mut map = HashMap::with_capacity(entries.len());
+            map.extend(entries.into_iter().filter_map(|(k, v)| {
+                let key = match text_of(k) {
+                    Ok(s) => CelMapKey::String(CelString::from(s)),
+                    Err(Yaml::Integer(i)) => CelMapKey::Int(CelInt::from(i)),
+                    Err(Yaml::Boolean(b)) => CelMapKey::Bool(CelBool::from(b)),
+                    Err(_) => return None,
+                };
+                Some((key, node_value(v)))
+            }));
+            Box::new(CelMap::<'_>::from(map))
         }
         scalar => match text_of(scalar) {
             Ok(s) => Box::new(CelString::from(s)),

@@ -1,6 +1,7 @@
 //! A block's templates, loaded once, rendered into a file tree.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, btree_map};
 use std::path::Path;
 
 use minijinja::Environment;
@@ -155,10 +156,13 @@ impl TemplateSet {
             Part::Infra => &self.infra,
         };
         for entry in entries {
-            let source_name = entry.template.clone().unwrap_or_else(|| entry.rel.clone());
+            let source = || {
+                let name = entry.template.as_deref().unwrap_or(&entry.rel);
+                format!("templates/{name}")
+            };
             let rel = if template::is_template(&entry.rel) {
                 match self.env.render_str(&entry.rel, ctx) {
-                    Ok(p) => p,
+                    Ok(p) => Cow::Owned(p),
                     Err(e) => {
                         diags.push(Diagnostic::error(
                             format!(
@@ -166,16 +170,16 @@ impl TemplateSet {
                                 entry.rel,
                                 template::message(&e)
                             ),
-                            Location::file(format!("templates/{source_name}")),
+                            Location::file(source()),
                         ));
                         continue;
                     }
                 }
             } else {
-                entry.rel.clone()
+                Cow::Borrowed(entry.rel.as_str())
             };
             let path = if prefix.is_empty() {
-                rel.clone()
+                rel.into_owned()
             } else {
                 format!("{prefix}/{rel}")
             };
@@ -186,7 +190,7 @@ impl TemplateSet {
             {
                 diags.push(Diagnostic::error(
                     format!("output path `{path}` {why}"),
-                    Location::file(format!("templates/{source_name}")),
+                    Location::file(source()),
                 ));
                 continue;
             }
@@ -215,7 +219,7 @@ impl TemplateSet {
                         "rendered `{path}` is larger than {} MiB",
                         MAX_OUTPUT_BYTES / (1024 * 1024)
                     ),
-                    Location::file(format!("templates/{source_name}")),
+                    Location::file(source()),
                 ));
                 continue;
             }
@@ -223,11 +227,17 @@ impl TemplateSet {
                 bytes,
                 mode: entry.mode,
             };
-            if files.insert(path.clone(), file).is_some() {
-                diags.push(Diagnostic::error(
-                    format!("two templates write `{path}`"),
-                    Location::file(format!("templates/{source_name}")),
-                ));
+            match files.entry(path) {
+                btree_map::Entry::Vacant(slot) => {
+                    slot.insert(file);
+                }
+                btree_map::Entry::Occupied(mut slot) => {
+                    diags.push(Diagnostic::error(
+                        format!("two templates write `{}`", slot.key()),
+                        Location::file(source()),
+                    ));
+                    slot.insert(file);
+                }
             }
         }
     }

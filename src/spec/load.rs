@@ -458,7 +458,12 @@ fn read_file(
 ) -> Result<SourceFile, Box<Diagnostic>> {
     let shown = display(root, path);
     let mut bytes = Vec::new();
-    let read = fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes));
+    let read = fs::File::open(path).and_then(|f| {
+        // Room for the whole file and the end-of-file check: one read call.
+        let size = f.metadata().map_or(0, |m| m.len()).min(limit) + 1;
+        bytes.reserve_exact(usize::try_from(size).unwrap_or(0));
+        f.take(limit + 1).read_to_end(&mut bytes)
+    });
     if let Err(e) = read {
         return Err(Box::new(Diagnostic::error(
             format!("cannot read file: {e}"),

@@ -62,20 +62,20 @@ pub fn parse(text: &str) -> Option<Node<'_>> {
 /// before the first document is allowed); `None` when any document is
 /// outside the subset or empty.
 pub fn parse_stream(text: &str) -> Option<Vec<Node<'_>>> {
+    let bytes = text.as_bytes();
     let mut docs = Vec::new();
     let mut start = 0;
-    let mut first = true;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let bare = line.strip_suffix('\n').unwrap_or(line);
-        if bare == "---" {
-            if !(first && parser::blank(&text[start..offset])) {
-                docs.push(parser::document(text, start, offset)?);
-            }
-            start = offset + line.len();
-            first = false;
+    for at in memchr::memmem::find_iter(bytes, b"---") {
+        let end = at + 3;
+        let own_line =
+            (at == 0 || bytes[at - 1] == b'\n') && bytes.get(end).is_none_or(|&b| b == b'\n');
+        if !own_line {
+            continue;
         }
-        offset += line.len();
+        if !(start == 0 && parser::blank(&text[..at])) {
+            docs.push(parser::document(text, start, at)?);
+        }
+        start = (end + 1).min(text.len());
     }
     docs.push(parser::document(text, start, text.len())?);
     Some(docs)

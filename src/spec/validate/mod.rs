@@ -36,12 +36,24 @@ pub struct Validated {
 /// Every diagnostic (load problems included, warnings too) when at least
 /// one is an error.
 pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
-    let mut check = Check::new(&spec);
-    catalog::check(&mut check);
-    platform::check(&mut check);
-    stacks::check(&mut check);
-    wiring::check(&mut check);
-    let found = check.out;
+    // Wiring is checked on a thread of its own, beside the rest; its
+    // diagnostics come last, as when the checks ran one after another.
+    let found = std::thread::scope(|scope| {
+        let wiring = scope.spawn(|| {
+            let mut check = Check::new(&spec);
+            wiring::check(&mut check);
+            check.out
+        });
+        let mut check = Check::new(&spec);
+        catalog::check(&mut check);
+        platform::check(&mut check);
+        stacks::check(&mut check);
+        let wired = wiring
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        check.out.extend(wired.0);
+        check.out
+    });
     let mut all = std::mem::take(&mut spec.diagnostics);
     all.extend(found.0);
     all.sort();

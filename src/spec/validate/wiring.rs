@@ -52,9 +52,14 @@ pub fn references(text: &str) -> Vec<Reference> {
         .collect()
 }
 
+/// Finds `components` in a string; built once (a plain `contains` sets up
+/// its search on every call, and every string of every plan is searched).
+static COMPONENTS: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new("components"));
+
 fn strings(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) if s.contains("components") => out.push(s.clone()),
+        Value::String(s) if COMPONENTS.find(s.as_bytes()).is_some() => out.push(s.clone()),
         Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
         Value::Object(map) => map.values().for_each(|v| strings(v, out)),
         _ => {}
