@@ -1,0 +1,136 @@
+//! Scalars on one line: plain (block or flow context), single- or
+//! double-quoted with their escapes.
+
+use std::borrow::Cow;
+
+use super::{Out, Parser, R, flow_indicator, indicator};
+use crate::yaml_subset::{Node, Span, Style};
+
+impl<'a> Parser<'a> {
+    /// A plain scalar on one line: in flow context it also ends at flow
+    /// indicators.
+    pub(super) fn plain(&mut self, flow: bool) -> R<Node<'a>> {
+        let start = self.pos;
+        let first = self.cur();
+        let next = self.at(start + 1);
+        let dash_ok =
+            first == b'-' && next != b' ' && next != b'\n' && !(flow && flow_indicator(next));
+        if self.pos >= self.end || first == b' ' || (indicator(first) && !dash_ok) {
+            return Err(Out);
+        }
+        let mut i = start;
+        let mut last = start;
+        while i < self.end {
+            let c = self.b[i];
+            match c {
+                b'\n' => break,
+                b'#' if self.b[i - 1] == b' ' => break,
+                b':' => {
+                    let after = self.at(i + 1);
+                    if after == b' ' || after == b'\n' || (flow && flow_indicator(after)) {
+                        break;
+                    }
+                }
+                _ if flow && flow_indicator(c) => break,
+                _ => {}
+            }
+            if c != b' ' {
+                last = i + 1;
+            }
+            i += 1;
+        }
+        self.pos = last;
+        let span = Span {
+            start,
+            len: last - start,
+        };
+        Ok(Node::Scalar(
+            Cow::Borrowed(&self.text[start..last]),
+            Style::Plain,
+            span,
+        ))
+    }
+
+    /// A single- or double-quoted scalar on one line.
+    pub(super) fn quoted(&mut self) -> R<Node<'a>> {
+        let start = self.pos;
+        let quote = self.b[start];
+        let mut i = start + 1;
+        let mut owned: Option<String> = None;
+        let mut from = i;
+        loop {
+            if i >= self.end {
+                return Err(Out);
+            }
+            let c = self.b[i];
+            if c == b'\n' {
+                return Err(Out);
+            }
+            if c == quote {
+                if quote == b'\'' && self.at(i + 1) == b'\'' && i + 1 < self.end {
+                    let s = owned.get_or_insert_with(String::new);
+                    s.push_str(&self.text[from..=i]);
+                    i += 2;
+                    from = i;
+                    continue;
+                }
+                break;
+            }
+            if c == b'\\' && quote == b'"' {
+                let s = owned.get_or_insert_with(String::new);
+                s.push_str(&self.text[from..i]);
+                i = self.escape(i, s)?;
+                from = i;
+                continue;
+            }
+            i += 1;
+        }
+        let value = match owned {
+            Some(mut s) => {
+                s.push_str(&self.text[from..i]);
+                Cow::Owned(s)
+            }
+            None => Cow::Borrowed(&self.text[start + 1..i]),
+        };
+        self.pos = i + 1;
+        let span = Span {
+            start,
+            len: self.pos - start,
+        };
+        Ok(Node::Scalar(value, Style::Quoted, span))
+    }
+
+    /// The escape at `i` (a backslash) appended to `out`; the position
+    /// after it.
+    fn escape(&self, i: usize, out: &mut String) -> R<usize> {
+        let simple = match self.at(i + 1) {
+            b'\\' => '\\',
+            b'"' => '"',
+            b'/' => '/',
+            b'n' => '\n',
+            b't' => '\t',
+            b'r' => '\r',
+            b'0' => '\0',
+            b'x' => return self.hex(i + 2, 2, out),
+            b'u' => return self.hex(i + 2, 4, out),
+            b'U' => return self.hex(i + 2, 8, out),
+            _ => return Err(Out),
+        };
+        out.push(simple);
+        Ok(i + 2)
+    }
+
+    fn hex(&self, from: usize, digits: usize, out: &mut String) -> R<usize> {
+        let to = from + digits;
+        if to > self.end {
+            return Err(Out);
+        }
+        let text = std::str::from_utf8(&self.b[from..to]).map_err(|_| Out)?;
+        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Out);
+        }
+        let code = u32::from_str_radix(text, 16).map_err(|_| Out)?;
+        out.push(char::from_u32(code).ok_or(Out)?);
+        Ok(to)
+    }
+}
