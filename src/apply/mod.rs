@@ -14,6 +14,7 @@
 
 mod approvals;
 mod cache;
+mod run;
 mod trail;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use std::fmt::Write as _;
 
 pub use approvals::{Merged, Unrecorded, merged, unrecorded};
 pub use cache::{Cache, Pushed, redact};
+pub use run::{ATTEMPTS, Failure, Outcome, Run};
 pub use trail::{Trail, VERDICT_MARKER};
 
 use crate::diff::{Action, ChangeSet, ChangeSets};

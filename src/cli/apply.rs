@@ -5,14 +5,11 @@ use std::io::{BufRead as _, IsTerminal as _};
 
 use super::output::{print_diagnostics, print_error, print_out};
 use super::{Context, exit, load_validated, select, spec_commit};
-use crate::apply::{Cache, Done, Trail, Writer, now, stamp};
+use crate::apply::{Cache, Done, Failure, Run};
 use crate::config::Config;
-use crate::diff;
-use crate::diff::report::{self, Mask, Summary};
+use crate::diff::report::{self, Summary};
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
-use crate::live::Sources;
-use crate::render::Templates;
 
 /// Apply the changes `druppie diff` shows: commit to the default branch
 /// where the environment's trust is `deploy`, push a `druppie/…` branch
@@ -26,9 +23,6 @@ pub struct Args {
     #[arg(long)]
     pub yes: bool,
 }
-
-/// How often apply starts over when a branch moved on the forge.
-const ATTEMPTS: usize = 3;
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
     let config = &ctx.config;
@@ -51,10 +45,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ctx.spec_root.display()
         ));
     };
-    let identity = Identity {
-        name: config.signing.name.clone(),
-        email: config.signing.email.clone(),
-    };
+    let identity = identity(config);
     let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env());
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
@@ -62,152 +53,96 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(selection) = select(ctx, &valid, &args.select) else {
         return exit::ERROR;
     };
-    let platform = valid
-        .spec
-        .platform
-        .as_ref()
-        .expect("validated: plans imply a platform");
-    let templates = match Templates::load(&valid, &selection) {
-        Ok(t) => t,
-        Err(diags) => {
-            print_diagnostics(&diags, ctx.color_err);
-            return exit::ERROR;
-        }
-    };
     let commit = spec_commit(ctx);
-    let scope = args.select.options();
-    let sources = Sources {
-        infra: None,
-        repos: Some(cache.dir().to_owned()),
+    let run = Run {
+        forge: forge.as_ref(),
+        cache: &cache,
+        signer: &signer,
+        identity: &identity,
+        spec_repo: &spec_repo,
+        spec_commit: commit.as_deref(),
+        trigger: "cli",
     };
-    let targets: Vec<(String, String)> =
-        diff::target_repos(&valid, platform, &selection, &templates)
-            .into_iter()
-            .map(|(repo, branch)| (repo, branch.to_owned()))
-            .collect();
-    for attempt in 1..=ATTEMPTS {
-        // Bring every target repo the forge has into the cache.
-        for (repo, _) in &targets {
-            let exists = match forge.exists(repo) {
-                Ok(e) => e,
-                Err(e) => return fail(&e.to_string()),
-            };
-            if exists && let Err(e) = cache.sync(repo, &forge.url(repo)) {
-                return fail(&e.to_string());
-            }
-        }
-        if attempt == 1 {
-            let trail = Trail {
-                spec_repo: &spec_repo,
-                forge: forge.as_ref(),
-                cache: &cache,
-                signer: &signer,
-                identity: &identity,
-                spec_commit: commit.as_deref(),
-                platform,
-            };
-            match trail.catch_up(&targets) {
-                Ok(lines) => lines.iter().for_each(|l| print_out(&format!("{l}\n"))),
-                Err(message) => return fail(&message),
-            }
-        }
-        let options = diff::Options {
-            sources: &sources,
-            scope: &scope,
-            spec_commit: commit.as_deref(),
-        };
-        let Some(changes) = super::diff::changes(ctx, &valid, &selection, &options) else {
-            return exit::ERROR;
-        };
+    let mut confirm = |changes: &crate::diff::ChangeSets, mask: &report::Mask| {
+        print_out(&format!(
+            "{}{}\n",
+            report::text(changes, mask, ctx.color_out),
+            Summary::of(changes).line()
+        ));
+        args.yes || confirmed()
+    };
+    let (outcome, result) = run.apply(&valid, &selection, &args.select.options(), &mut confirm);
+    for line in &outcome.recorded {
+        print_out(&format!("{line}\n"));
+    }
+    if let Some(changes) = &outcome.changes {
         for e in &changes.errors {
             print_error(e, ctx.color_err);
         }
-        let summary = Summary::of(&changes);
-        let mask = Mask::new(changes.secrets.iter().cloned());
-        if summary.errors > 0 {
-            print_out(&report::text(&changes, &mask, ctx.color_out));
-            return fail(&format!("{}; nothing applied", summary.line()));
-        }
-        if summary.changes() == 0 {
-            print_out("nothing to apply: every repo matches the spec\n");
-            return exit::OK;
-        }
-        if attempt == 1 {
-            print_out(&format!(
-                "{}{}\n",
-                report::text(&changes, &mask, ctx.color_out),
-                summary.line()
-            ));
-            if !args.yes && !confirmed() {
-                return fail("not applied (pass --yes to apply without asking)");
-            }
-        }
-        let writer = Writer {
-            forge: forge.as_ref(),
-            mask: &mask,
-            cache: &cache,
-            signer: &signer,
-            identity: &identity,
-            spec_commit: commit.as_deref(),
-            trigger: "cli",
-            time: now(),
-        };
-        let (steps, failed) = writer.apply(&changes);
-        let mut moved = false;
-        let time = writer.time;
-        let when = stamp(time);
-        for step in &steps {
-            if let Some(event) =
-                crate::apply::event(step, &identity.email, commit.as_deref(), &when)
-                && let Err(e) = crate::audit::record(&spec_repo, &event, &signer, &identity, time)
-            {
-                print_error(&e, ctx.color_err);
-                return exit::ERROR;
-            }
-            let at = match &step.env {
-                Some(env) => format!("{} ({env})", step.repo),
-                None => step.repo.clone(),
-            };
-            let line = match &step.done {
-                Done::Committed { commit } => format!("{at}: committed {}", &commit[..12]),
-                Done::Proposed {
-                    branch,
-                    commit,
-                    pull,
-                } => {
-                    let on = pull.as_deref().unwrap_or(branch);
-                    format!(
-                        "{at}: proposed on {on} ({}); merging it approves",
-                        &commit[..12]
-                    )
-                }
-                Done::AlreadyProposed { branch, pull } => {
-                    let on = pull.as_deref().unwrap_or(branch);
-                    format!("{at}: {on} already proposes these changes")
-                }
-                Done::Observed => format!("{at}: observe only, nothing written"),
-                Done::Rejected { branch } => {
-                    moved = true;
-                    format!("{at}: {branch} moved on the forge; starting over")
-                }
-            };
-            print_out(&format!("{line}\n"));
-        }
-        if let Some(e) = failed {
-            print_error(&e, ctx.color_err);
-            return exit::ERROR;
-        }
-        if !moved {
-            return exit::OK;
-        }
     }
-    fail(&format!(
-        "branches kept moving on the forge; gave up after {ATTEMPTS} attempts"
-    ))
+    for step in &outcome.steps {
+        print_out(&format!("{}\n", step_line(step)));
+    }
+    match result {
+        Ok(()) if outcome.steps.is_empty() => {
+            print_out("nothing to apply: every repo matches the spec\n");
+            exit::OK
+        }
+        Ok(()) => exit::OK,
+        Err(Failure::Diagnostics(diags)) => {
+            print_diagnostics(&diags, ctx.color_err);
+            exit::ERROR
+        }
+        Err(Failure::Blocked(line)) => {
+            if let Some(changes) = &outcome.changes {
+                let mask = report::Mask::new(changes.secrets.iter().cloned());
+                print_out(&report::text(changes, &mask, ctx.color_out));
+            }
+            fail(&format!("{line}; nothing applied"))
+        }
+        Err(Failure::Declined) => fail("not applied (pass --yes to apply without asking)"),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// What one step did, as a line.
+fn step_line(step: &crate::apply::Step) -> String {
+    let at = match &step.env {
+        Some(env) => format!("{} ({env})", step.repo),
+        None => step.repo.clone(),
+    };
+    match &step.done {
+        Done::Committed { commit } => format!("{at}: committed {}", &commit[..12]),
+        Done::Proposed {
+            branch,
+            commit,
+            pull,
+        } => {
+            let on = pull.as_deref().unwrap_or(branch);
+            format!(
+                "{at}: proposed on {on} ({}); merging it approves",
+                &commit[..12]
+            )
+        }
+        Done::AlreadyProposed { branch, pull } => {
+            let on = pull.as_deref().unwrap_or(branch);
+            format!("{at}: {on} already proposes these changes")
+        }
+        Done::Observed => format!("{at}: observe only, nothing written"),
+        Done::Rejected { branch } => format!("{at}: {branch} moved on the forge; starting over"),
+    }
+}
+
+/// druppie's commit identity, `[signing] name` and `email`.
+pub(crate) fn identity(config: &Config) -> Identity {
+    Identity {
+        name: config.signing.name.clone(),
+        email: config.signing.email.clone(),
+    }
 }
 
 /// The signing key `[signing] key` names.
-fn signer(config: &Config) -> Result<Signer, String> {
+pub(crate) fn signer(config: &Config) -> Result<Signer, String> {
     let Some(key) = &config.signing.key else {
         return Err(
             "apply signs every commit: set `[signing] key` in druppie.toml (make one with `ssh-keygen -t ed25519 -N '' -f keys/druppie_ed25519`)"

@@ -1,0 +1,214 @@
+//! One whole apply, as the CLI and the daemon run it: bring the target
+//! repos into the cache, catch the audit trail up with the forge, diff,
+//! write, record every step, and start over when a branch moved on the
+//! forge meanwhile.
+
+use super::{Cache, Done, Step, Trail, Writer, event, now, stamp};
+use crate::compose::ComposeOptions;
+use crate::diff::report::{Mask, Summary};
+use crate::diff::{self, ChangeSets};
+use crate::forge::Forge;
+use crate::git::Repo;
+use crate::git::sign::Signer;
+use crate::git::write::Identity;
+use crate::live::Sources;
+use crate::spec::Validated;
+use crate::spec::diag::Diagnostics;
+use crate::spec::model::Plan;
+
+/// How often an apply starts over when a branch moved on the forge.
+pub const ATTEMPTS: usize = 3;
+
+/// Everything an apply needs besides the spec.
+pub struct Run<'a> {
+    pub forge: &'a dyn Forge,
+    pub cache: &'a Cache,
+    pub signer: &'a Signer,
+    pub identity: &'a Identity,
+    /// Holds the audit trail.
+    pub spec_repo: &'a Repo,
+    pub spec_commit: Option<&'a str>,
+    /// `cli`, `webhook`, `poll` or `watch`: the commits' `Druppie-Trigger`.
+    pub trigger: &'a str,
+}
+
+/// What an apply did, whether or not it finished.
+#[derive(Default)]
+pub struct Outcome {
+    /// One line per event the audit catch-up recorded.
+    pub recorded: Vec<String>,
+    /// The last diff computed.
+    pub changes: Option<ChangeSets>,
+    /// Every change set written (or left alone), over all attempts.
+    pub steps: Vec<Step>,
+}
+
+/// Why an apply stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The plans do not compose or render.
+    #[error("the spec does not render ({} errors)", .0.error_count())]
+    Diagnostics(Diagnostics),
+    /// A policy failed: nothing is written until the spec changes.
+    #[error("{0}; nothing applied")]
+    Blocked(String),
+    /// A target repo could not be read, fetched or written, or the forge
+    /// refused or could not be reached.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The audit trail could not be written.
+    #[error("the audit trail: {0}")]
+    Audit(String),
+    /// The confirmation was refused.
+    #[error("not applied")]
+    Declined,
+    #[error("branches kept moving on the forge; gave up after {ATTEMPTS} attempts")]
+    KeptMoving,
+}
+
+impl Failure {
+    /// Whether running again on the same spec revision cannot help: the
+    /// spec or a policy must change first.
+    pub fn terminal(&self) -> bool {
+        matches!(
+            self,
+            Failure::Diagnostics(_) | Failure::Blocked(_) | Failure::Declined
+        )
+    }
+}
+
+impl Run<'_> {
+    /// Applies `selection` of `valid` (`scope`: what the selection
+    /// covers, for pruning removed plans). `confirm` sees the first diff that
+    /// has changes and decides whether to write it.
+    ///
+    /// # Guarantees
+    /// Every step written is in the outcome and recorded on the audit
+    /// trail, also when a later step fails.
+    pub fn apply(
+        &self,
+        valid: &Validated,
+        selection: &[(&Plan, &str)],
+        scope: &ComposeOptions,
+        confirm: &mut dyn FnMut(&ChangeSets, &Mask) -> bool,
+    ) -> (Outcome, Result<(), Failure>) {
+        let mut outcome = Outcome::default();
+        let result = self.attempts(valid, selection, scope, confirm, &mut outcome);
+        (outcome, result)
+    }
+
+    fn attempts(
+        &self,
+        valid: &Validated,
+        selection: &[(&Plan, &str)],
+        scope: &ComposeOptions,
+        confirm: &mut dyn FnMut(&ChangeSets, &Mask) -> bool,
+        outcome: &mut Outcome,
+    ) -> Result<(), Failure> {
+        let platform = valid
+            .spec
+            .platform
+            .as_ref()
+            .expect("validated: plans imply a platform");
+        let templates =
+            crate::render::Templates::load(valid, selection).map_err(Failure::Diagnostics)?;
+        let targets: Vec<(String, String)> =
+            diff::target_repos(valid, platform, selection, &templates)
+                .into_iter()
+                .map(|(repo, branch)| (repo, branch.to_owned()))
+                .collect();
+        let sources = Sources {
+            infra: None,
+            repos: Some(self.cache.dir().to_owned()),
+        };
+        for attempt in 1..=ATTEMPTS {
+            self.sync(&targets)?;
+            if attempt == 1 {
+                let trail = Trail {
+                    spec_repo: self.spec_repo,
+                    forge: self.forge,
+                    cache: self.cache,
+                    signer: self.signer,
+                    identity: self.identity,
+                    spec_commit: self.spec_commit,
+                    platform,
+                };
+                outcome.recorded = trail.catch_up(&targets).map_err(Failure::Unreachable)?;
+            }
+            let options = diff::Options {
+                sources: &sources,
+                scope,
+                spec_commit: self.spec_commit,
+            };
+            let changes = diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;
+            let summary = Summary::of(&changes);
+            let mask = Mask::new(changes.secrets.iter().cloned());
+            let unreadable: Vec<String> = changes.errors.iter().map(|e| e.to_string()).collect();
+            let blocked = summary.errors > unreadable.len();
+            let changes = outcome.changes.insert(changes);
+            if blocked {
+                return Err(Failure::Blocked(summary.line()));
+            }
+            if !unreadable.is_empty() {
+                return Err(Failure::Unreachable(unreadable.join("; ")));
+            }
+            if summary.changes() == 0 {
+                return Ok(());
+            }
+            if attempt == 1 && !confirm(changes, &mask) {
+                return Err(Failure::Declined);
+            }
+            let writer = Writer {
+                forge: self.forge,
+                mask: &mask,
+                cache: self.cache,
+                signer: self.signer,
+                identity: self.identity,
+                spec_commit: self.spec_commit,
+                trigger: self.trigger,
+                time: now(),
+            };
+            let (steps, failed) = writer.apply(changes);
+            let when = stamp(writer.time);
+            for step in &steps {
+                if let Some(e) = event(step, &self.identity.email, self.spec_commit, &when) {
+                    crate::audit::record(
+                        self.spec_repo,
+                        &e,
+                        self.signer,
+                        self.identity,
+                        writer.time,
+                    )
+                    .map_err(|e| Failure::Audit(e.to_string()))?;
+                }
+            }
+            let moved = steps
+                .iter()
+                .any(|s| matches!(s.done, Done::Rejected { .. }));
+            outcome.steps.extend(steps);
+            if let Some(e) = failed {
+                return Err(Failure::Unreachable(e.to_string()));
+            }
+            if !moved {
+                return Ok(());
+            }
+        }
+        Err(Failure::KeptMoving)
+    }
+
+    /// Brings every target repo the forge has into the cache.
+    fn sync(&self, targets: &[(String, String)]) -> Result<(), Failure> {
+        for (repo, _) in targets {
+            let exists = self
+                .forge
+                .exists(repo)
+                .map_err(|e| Failure::Unreachable(e.to_string()))?;
+            if exists {
+                self.cache
+                    .sync(repo, &self.forge.url(repo))
+                    .map_err(|e| Failure::Unreachable(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
