@@ -117,9 +117,12 @@ impl Cache {
         }
     }
 
-    /// Runs git in `dir`; a failure carries git's own words, with any
-    /// credentials in URLs removed.
-    fn git(&self, repo: &str, dir: &Path, args: &[&str]) -> Result<String, ApplyError> {
+    /// Runs git in `dir` with the forge's credentials; a failure carries
+    /// git's own words, with any credentials in URLs removed.
+    ///
+    /// # Errors
+    /// git cannot run or fails.
+    pub fn git(&self, repo: &str, dir: &Path, args: &[&str]) -> Result<String, ApplyError> {
         let out = Command::new("git")
             .args(args)
             .current_dir(dir)

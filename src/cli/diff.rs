@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let Some(changes) = changes(ctx, &valid, &selection, &options) else {
         return exit::ERROR;
     };
-    let intent = intent(&valid, args.select.plan.as_deref());
+    let intent = report::intent(&valid, args.select.plan.as_deref());
     let code = print_changes(ctx, &changes, args.json, intent);
     // The process ends next: freeing the spec piece by piece would only
     // cost time.
@@ -75,30 +75,6 @@ pub(super) fn changes(
             super::output::print_diagnostics(&diags, ctx.color_err);
             None
         }
-    }
-}
-
-/// What the run reconciles, for the ExecutionPlan.
-fn intent(valid: &crate::spec::Validated, plan: Option<&str>) -> String {
-    let plans: Vec<&crate::spec::model::Plan> = valid
-        .spec
-        .plans
-        .iter()
-        .filter(|p| plan.is_none_or(|n| p.name.value == n))
-        .collect();
-    match plans.as_slice() {
-        [one] => one
-            .intent
-            .clone()
-            .unwrap_or_else(|| format!("bring plan {} in line with the spec", one.name.value)),
-        many => format!(
-            "bring {} plans in line with the spec: {}",
-            many.len(),
-            many.iter()
-                .map(|p| p.name.value.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     }
 }
 

@@ -8,6 +8,7 @@ mod diff;
 mod output;
 mod preview;
 mod render;
+mod serve;
 mod skills;
 mod validate;
 
@@ -61,6 +62,7 @@ pub enum Command {
     Apply(apply::Args),
     Audit(audit::Args),
     Preview(preview::Args),
+    Serve(serve::Args),
 }
 
 /// Which plans and environments a command covers.
@@ -91,6 +93,14 @@ pub struct Env {
     pub no_color: bool,
     pub stdout_tty: bool,
     pub stderr_tty: bool,
+    /// Reads an environment variable (empty counts as unset).
+    pub var: fn(&str) -> Option<String>,
+}
+
+impl Env {
+    fn var(&self, name: &str) -> Option<String> {
+        (self.var)(name).filter(|v| !v.is_empty())
+    }
 }
 
 /// Exit codes: 0 success, 1 error, 2 changes pending (`diff`).
@@ -154,6 +164,13 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Preview(args) => preview::run(&ctx, &args),
+        Command::Serve(args) => {
+            let name = &ctx.config.server.webhook_secret_env;
+            let secrets = serve::Secrets {
+                webhook: env.var(name).map(crate::secret::Secret::new),
+            };
+            serve::run(&ctx, &args, secrets)
+        }
     };
     ExitCode::from(code)
 }

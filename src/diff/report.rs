@@ -339,6 +339,30 @@ pub struct JsonFile {
     pub diff: String,
 }
 
+/// What the run reconciles, for the ExecutionPlan.
+pub fn intent(valid: &crate::spec::Validated, plan: Option<&str>) -> String {
+    let plans: Vec<&crate::spec::model::Plan> = valid
+        .spec
+        .plans
+        .iter()
+        .filter(|p| plan.is_none_or(|n| p.name.value == n))
+        .collect();
+    match plans.as_slice() {
+        [one] => one
+            .intent
+            .clone()
+            .unwrap_or_else(|| format!("bring plan {} in line with the spec", one.name.value)),
+        many => format!(
+            "bring {} plans in line with the spec: {}",
+            many.len(),
+            many.iter()
+                .map(|p| p.name.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Builds the JSON report; `intent` describes what the run reconciles.
 pub fn json(changes: &ChangeSets, mask: &Mask, intent: String) -> Report {
     let summary = Summary::of(changes);

@@ -21,7 +21,7 @@ pub struct ForgeError {
     pub message: String,
 }
 
-pub trait Forge: Sync {
+pub trait Forge: Send + Sync {
     /// Where git fetches and pushes `repo` (never with credentials).
     fn url(&self, repo: &str) -> String;
 

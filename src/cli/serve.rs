@@ -1,0 +1,72 @@
+//! `druppie serve`: the daemon, reconciling on webhooks, polls and file
+//! edits, with an HTTP API.
+
+use super::{Context, exit};
+use crate::apply::Cache;
+use crate::daemon::{Options, Reconciler, SpecSource};
+use crate::secret::Secret;
+
+/// Run as a daemon: reconcile the spec repo on every push (webhooks),
+/// every poll interval and, for a local checkout, every saved spec file;
+/// serve the HTTP API (`/healthz`, `/readyz`, `/metrics`, `/api/v1/…`)
+/// and the webhooks (`/webhooks/gitea`, `/webhooks/github`). Logs are
+/// JSON lines on stderr. Stops cleanly on SIGTERM.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on [default: `[server] listen`]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// The environment variables `serve` reads, resolved by `main`.
+pub struct Secrets {
+    pub webhook: Option<Secret>,
+}
+
+pub fn run(ctx: &Context, args: &Args, secrets: Secrets) -> u8 {
+    let config = &ctx.config;
+    let fail = |message: &str| {
+        eprintln!("error: {message}");
+        exit::ERROR
+    };
+    let poll = match crate::daemon::parse_duration(&config.server.poll_interval) {
+        Ok(d) => d,
+        Err(e) => return fail(&format!("[server] poll_interval: {e}")),
+    };
+    let forge = match crate::forge::from_config(config) {
+        Ok(f) => f,
+        Err(message) => return fail(&message),
+    };
+    let signer = match super::apply::signer(config) {
+        Ok(s) => s,
+        Err(message) => return fail(&message),
+    };
+    let cache_dir = config.resolve(&config.repos.cache_dir);
+    let source = match &config.spec.url {
+        Some(url) => SpecSource::Remote {
+            url: url.clone(),
+            branch: config.spec.branch.clone(),
+            dir: cache_dir.join("spec"),
+        },
+        None => SpecSource::Local(ctx.spec_root.clone()),
+    };
+    let reconciler = Reconciler {
+        source,
+        cache: Cache::new(&cache_dir, forge.git_env()),
+        forge,
+        signer,
+        identity: super::apply::identity(config),
+    };
+    let options = Options {
+        listen: args
+            .listen
+            .clone()
+            .unwrap_or_else(|| config.server.listen.clone()),
+        poll,
+        webhook_secret: secrets.webhook,
+    };
+    match crate::daemon::serve(reconciler, options) {
+        Ok(()) => exit::OK,
+        Err(e) => fail(&e.to_string()),
+    }
+}

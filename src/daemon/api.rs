@@ -1,0 +1,278 @@
+//! The HTTP API: thin handlers over what the worker left in [`Shared`],
+//! the webhooks, and the event stream. `docs/openapi.yaml` describes it;
+//! a test keeps the two in step.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{self, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{broadcast, watch};
+
+use super::queue::Trigger;
+use super::state::Shared;
+use super::webhook::{self, Hint, Refused, Seen, Sender};
+use crate::secret::Secret;
+
+/// The largest webhook body read; a larger one is refused unread.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// What the handlers share.
+pub struct App {
+    pub shared: Arc<Shared>,
+    pub secret: Option<Secret>,
+    /// The spec repo's name and branch, as webhooks name them.
+    pub spec: (String, String),
+    /// Where the audit trail is read.
+    pub spec_root: PathBuf,
+    pub seen: Mutex<Seen>,
+    /// Turns true when the server stops, ending event streams.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Every route, as `(method, path)`: the OpenAPI description must
+/// describe exactly these.
+pub const ROUTES: [(&str, &str); 12] = [
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/status"),
+    ("get", "/api/v1/plans"),
+    ("get", "/api/v1/blocks"),
+    ("get", "/api/v1/skills"),
+    ("get", "/api/v1/diff"),
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/events"),
+    ("post", "/webhooks/gitea"),
+    ("post", "/webhooks/github"),
+];
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/plans", get(plans))
+        .route("/api/v1/blocks", get(blocks))
+        .route("/api/v1/skills", get(skills))
+        .route("/api/v1/diff", get(diff))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/events", get(events))
+        .route(
+            "/webhooks/gitea",
+            post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::Gitea, s, h, b)),
+        )
+        .route(
+            "/webhooks/github",
+            post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::GitHub, s, h, b)),
+        )
+        .with_state(app)
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.shared.view.lock().expect("view lock").ready {
+        "ready\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: the first reconcile has not finished\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let view = app.shared.view.lock().expect("view lock");
+    Json(json!({
+        "ready": view.ready,
+        "revision": view.revision,
+        "dirty": view.dirty,
+        "last_error": view.last_error,
+        "plans": view.statuses,
+    }))
+}
+
+async fn plans(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let view = app.shared.view.lock().expect("view lock");
+    Json(json!(view.plans))
+}
+
+#[derive(Deserialize)]
+struct Search {
+    #[serde(default)]
+    q: String,
+}
+
+async fn blocks(State(app): State<Arc<App>>, Query(s): Query<Search>) -> Json<serde_json::Value> {
+    let view = app.shared.view.lock().expect("view lock");
+    Json(json!(view.registry.search_blocks(&s.q)))
+}
+
+async fn skills(State(app): State<Arc<App>>, Query(s): Query<Search>) -> Json<serde_json::Value> {
+    let view = app.shared.view.lock().expect("view lock");
+    Json(json!(view.registry.search_skills(&s.q)))
+}
+
+async fn diff(State(app): State<Arc<App>>) -> Response {
+    let view = app.shared.view.lock().expect("view lock");
+    match &view.diff {
+        Some(d) => Json(d.clone()).into_response(),
+        None => problem(StatusCode::SERVICE_UNAVAILABLE, "no dry run yet"),
+    }
+}
+
+async fn audit(State(app): State<Arc<App>>) -> Response {
+    let root = app.spec_root.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let repo = crate::git::Repo::discover(&root)
+            .ok_or_else(|| format!("{} is not in a git repository", root.display()))?;
+        crate::audit::read(&repo, None).map_err(|e| e.to_string())
+    })
+    .await;
+    match read {
+        Ok(Ok(events)) => Json(json!(events)).into_response(),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn events(
+    State(app): State<Arc<App>>,
+) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
+    let rx = app.shared.events.subscribe();
+    let stopping = app.stopping.clone();
+    let stream =
+        futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+            loop {
+                if *stopping.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    got = rx.recv() => match got {
+                        Ok(e) => {
+                            let event = sse::Event::default()
+                                .event(e.name())
+                                .json_data(&e)
+                                .expect("events serialize");
+                            return Some((Ok(event), (rx, stopping)));
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = stopping.changed() => return None,
+                }
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// A webhook delivery: size, signature, payload, delivery id, then a
+/// trigger. The answer says which of these stopped it.
+async fn hook(
+    sender: Sender,
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let metrics = &app.shared.metrics;
+    let (event_header, delivery_header, signature_header) = sender.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let declared = text(header::CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<usize>().ok());
+    let too_large = || {
+        metrics.delivery("too-large");
+        problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 1 MiB",
+        )
+    };
+    if declared.is_some_and(|l| l > BODY_LIMIT) {
+        return too_large();
+    }
+    let body: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    if let Some(secret) = &app.secret
+        && let Err(e) = webhook::verify(sender, secret, &body, text(signature_header))
+    {
+        metrics.delivery("unauthorized");
+        return problem(StatusCode::UNAUTHORIZED, &e.to_string());
+    }
+    let Some(event) = text(event_header) else {
+        metrics.delivery("malformed");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            &format!("no {event_header} header"),
+        );
+    };
+    let hint = match webhook::parse(event, &body) {
+        Ok(h) => h,
+        Err(e @ Refused::Malformed(_)) => {
+            metrics.delivery("malformed");
+            return problem(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if let Some(id) = text(delivery_header)
+        && !app.seen.lock().expect("seen lock").first(id)
+    {
+        metrics.delivery("duplicate");
+        return (
+            StatusCode::OK,
+            Json(json!({"handled": false, "reason": "duplicate delivery"})),
+        )
+            .into_response();
+    }
+    let trigger = match hint {
+        Hint::Push {
+            repo,
+            branch,
+            after,
+        } => {
+            let (name, spec_branch) = &app.spec;
+            let spec_push = repo == *name && branch.as_deref() == Some(spec_branch.as_str());
+            Trigger::Webhook {
+                after: after.filter(|_| spec_push),
+            }
+        }
+        Hint::PullRequest { .. } => Trigger::Webhook { after: None },
+        Hint::Ping | Hint::Ignored(_) => {
+            metrics.delivery("ignored");
+            return (
+                StatusCode::OK,
+                Json(json!({"handled": false, "reason": "nothing to do"})),
+            )
+                .into_response();
+        }
+    };
+    metrics.delivery("accepted");
+    tracing::info!(forge = sender.name(), event, "webhook accepted");
+    app.shared.queue.push(trigger);
+    (StatusCode::ACCEPTED, Json(json!({"handled": true}))).into_response()
+}
+
+/// An error answer: `{"error": message}`.
+fn problem(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}

@@ -1,0 +1,137 @@
+//! The daemon's metrics in the Prometheus text format (0.0.4): counters
+//! and a histogram kept under one lock, written out on every scrape.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+/// Upper bounds of the reconcile duration buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+#[derive(Default)]
+struct Data {
+    reconciles: BTreeMap<String, u64>,
+    durations: [u64; BUCKETS.len()],
+    duration_count: u64,
+    duration_sum: f64,
+    files_changed: u64,
+    pending_approvals: u64,
+    deliveries: BTreeMap<String, u64>,
+    last_success: Option<f64>,
+}
+
+#[derive(Default)]
+pub struct Metrics(Mutex<Data>);
+
+impl Metrics {
+    /// A reconcile ended with `result` after `seconds`.
+    pub fn reconciled(&self, result: &str, seconds: f64) {
+        let mut d = self.0.lock().expect("metrics lock");
+        *d.reconciles.entry(result.to_owned()).or_default() += 1;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                d.durations[i] += 1;
+            }
+        }
+        d.duration_count += 1;
+        d.duration_sum += seconds;
+    }
+
+    /// Triggers that needed no reconcile (their revision was done).
+    pub fn coalesced(&self) {
+        let mut d = self.0.lock().expect("metrics lock");
+        *d.reconciles.entry("skipped".to_owned()).or_default() += 1;
+    }
+
+    pub fn succeeded(&self, unix_seconds: f64, files: u64, pending: u64) {
+        let mut d = self.0.lock().expect("metrics lock");
+        d.last_success = Some(unix_seconds);
+        d.files_changed += files;
+        d.pending_approvals = pending;
+    }
+
+    pub fn delivery(&self, result: &str) {
+        let mut d = self.0.lock().expect("metrics lock");
+        *d.deliveries.entry(result.to_owned()).or_default() += 1;
+    }
+
+    /// How many reconciles ended with `result`.
+    pub fn count(&self, result: &str) -> u64 {
+        let d = self.0.lock().expect("metrics lock");
+        d.reconciles.get(result).copied().unwrap_or_default()
+    }
+
+    /// The text a scrape gets.
+    pub fn render(&self) -> String {
+        let d = self.0.lock().expect("metrics lock");
+        let mut t = String::new();
+        head(
+            &mut t,
+            "druppie_reconciles_total",
+            "counter",
+            "Reconciles by result (success, dry-run, terminal, failed, skipped).",
+        );
+        for (result, n) in &d.reconciles {
+            let _ = writeln!(t, "druppie_reconciles_total{{result=\"{result}\"}} {n}");
+        }
+        let name = "druppie_reconcile_duration_seconds";
+        head(&mut t, name, "histogram", "How long reconciles took.");
+        for (bound, n) in BUCKETS.iter().zip(d.durations) {
+            let _ = writeln!(t, "{name}_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(t, "{name}_bucket{{le=\"+Inf\"}} {}", d.duration_count);
+        let _ = writeln!(t, "{name}_sum {}", d.duration_sum);
+        let _ = writeln!(t, "{name}_count {}", d.duration_count);
+        let name = "druppie_files_changed_total";
+        head(
+            &mut t,
+            name,
+            "counter",
+            "Files written in commits and proposals.",
+        );
+        let _ = writeln!(t, "{name} {}", d.files_changed);
+        let name = "druppie_pending_approvals";
+        head(
+            &mut t,
+            name,
+            "gauge",
+            "Plan environments waiting for a merge.",
+        );
+        let _ = writeln!(t, "{name} {}", d.pending_approvals);
+        let name = "druppie_webhook_deliveries_total";
+        head(&mut t, name, "counter", "Webhook deliveries by result.");
+        for (result, n) in &d.deliveries {
+            let _ = writeln!(t, "{name}{{result=\"{result}\"}} {n}");
+        }
+        if let Some(at) = d.last_success {
+            let name = "druppie_last_success_timestamp_seconds";
+            head(&mut t, name, "gauge", "When the last reconcile succeeded.");
+            let _ = writeln!(t, "{name} {at}");
+        }
+        t
+    }
+}
+
+fn head(t: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_is_cumulative_and_counts_every_reconcile() {
+        let m = Metrics::default();
+        m.reconciled("success", 0.07);
+        m.reconciled("failed", 3.0);
+        let text = m.render();
+        assert!(text.contains("druppie_reconcile_duration_seconds_bucket{le=\"0.05\"} 0\n"));
+        assert!(text.contains("druppie_reconcile_duration_seconds_bucket{le=\"0.1\"} 1\n"));
+        assert!(text.contains("druppie_reconcile_duration_seconds_bucket{le=\"5\"} 2\n"));
+        assert!(text.contains("druppie_reconcile_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("druppie_reconcile_duration_seconds_count 2\n"));
+        assert!(text.contains("druppie_reconciles_total{result=\"success\"} 1\n"));
+        assert!(text.contains("druppie_reconciles_total{result=\"failed\"} 1\n"));
+    }
+}

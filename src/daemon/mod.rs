@@ -1,0 +1,198 @@
+//! `druppie serve`: the daemon. Triggers (webhooks, polling, a file
+//! watch on a local checkout) feed a queue; one worker thread reconciles
+//! coalesced batches through the same pipeline as `druppie apply`; an
+//! HTTP API shows what it knows. It keeps no state of its own: after a
+//! restart the first reconcile rebuilds everything from git.
+//!
+//! ```text
+//! webhook ─┐
+//! poll ────┼─> queue ─> worker (reconcile) ─> Shared ─> HTTP API, SSE
+//! watch ───┘
+//! ```
+
+mod api;
+mod metrics;
+mod queue;
+mod reconcile;
+mod source;
+mod state;
+mod watch;
+pub mod webhook;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use api::{BODY_LIMIT, ROUTES};
+pub use reconcile::Reconciler;
+pub use source::{Revision, SpecSource};
+pub use state::{Event, PlanStatus, Sync};
+
+use crate::secret::Secret;
+
+/// How the daemon listens and polls.
+#[derive(Debug)]
+pub struct Options {
+    pub listen: String,
+    pub poll: Duration,
+    /// Webhooks must be signed with it; without one they are not checked.
+    pub webhook_secret: Option<Secret>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Serves until SIGTERM or SIGINT, then lets the reconcile in flight
+/// finish and returns.
+///
+/// # Errors
+/// The address cannot be bound or the runtime cannot start.
+pub fn serve(reconciler: Reconciler, options: Options) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let shared = Arc::new(state::Shared::new());
+    let spec = (
+        reconciler.source.name(),
+        reconciler.source.branch().to_owned(),
+    );
+    let spec_root = reconciler.source.root().to_owned();
+    let local = matches!(reconciler.source, SpecSource::Local(_));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&options.listen))
+        .map_err(|source| Error::Listen {
+            addr: options.listen.clone(),
+            source,
+        })?;
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    shared.queue.push(queue::Trigger::Start);
+    let worker = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("druppie-reconcile".into())
+            .spawn(move || worker::run(&reconciler, &shared))
+            .expect("a thread can be started")
+    };
+    if options.webhook_secret.is_none() {
+        tracing::warn!("webhooks are not authenticated: no webhook secret is set");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = Arc::new(api::App {
+        shared: shared.clone(),
+        secret: options.webhook_secret,
+        spec,
+        spec_root: spec_root.clone(),
+        seen: Mutex::new(webhook::Seen::new(10_000)),
+        stopping: stop_rx,
+    });
+    runtime.block_on(async {
+        let _watcher = if local {
+            match watch::start(&spec_root, shared.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the spec checkout; polling only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let poller = {
+            let shared = shared.clone();
+            let every = options.poll;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    shared.queue.push(queue::Trigger::Poll);
+                }
+            })
+        };
+        tracing::info!(addr = ?addr, poll = ?options.poll, "listening");
+        let served = axum::serve(listener, api::router(app))
+            .with_graceful_shutdown(async move {
+                stopped().await;
+                tracing::info!("stopping: finishing the reconcile in flight");
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        poller.abort();
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the HTTP server failed");
+        }
+    });
+    shared.queue.stop();
+    let _ = worker.join();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stopped() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Parses a duration as `druppie.toml` writes it: `500ms`, `30s`, `5m`, `1h`.
+///
+/// # Errors
+/// Not a number followed by one of those units.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 5m or 500ms"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{text}` is not a duration like 30s, 5m or 500ms")),
+    })
+    .and_then(|d| {
+        if d.is_zero() {
+            Err(format!("`{text}`: the interval must be more than zero"))
+        } else {
+            Ok(d)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_config_writes_them() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+    }
+}

@@ -1,0 +1,185 @@
+//! The triggers waiting for the reconcile worker. Triggers coalesce: a
+//! burst of webhooks, file events and poll ticks becomes one reconcile,
+//! and a push of a revision already reconciled becomes none.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+/// Why a reconcile was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// The daemon started.
+    Start,
+    /// The poll interval passed.
+    Poll,
+    /// A spec file changed on disk.
+    Watch,
+    /// A webhook said `repo` changed; `after` is the spec repo's new
+    /// commit when the push was to the spec branch.
+    Webhook { after: Option<String> },
+    /// A transient failure's backoff ran out.
+    Retry,
+}
+
+impl Trigger {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Poll => "poll",
+            Trigger::Watch => "watch",
+            Trigger::Webhook { .. } => "webhook",
+            Trigger::Retry => "retry",
+        }
+    }
+}
+
+/// The triggers taken in one go.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    /// How many of each kind.
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Spec commits webhooks named.
+    pub afters: BTreeSet<String>,
+    /// A trigger other than a spec push naming its commit.
+    pub open: bool,
+}
+
+impl Batch {
+    fn add(&mut self, trigger: Trigger) {
+        *self.counts.entry(trigger.name()).or_default() += 1;
+        match trigger {
+            Trigger::Webhook { after: Some(after) } => {
+                self.afters.insert(after);
+            }
+            _ => self.open = true,
+        }
+    }
+
+    /// The trigger named in commits and logs: the most telling one.
+    pub fn trigger(&self) -> &'static str {
+        ["webhook", "watch", "retry", "start", "poll"]
+            .into_iter()
+            .find(|t| self.counts.contains_key(t))
+            .unwrap_or("poll")
+    }
+
+    /// Whether every trigger was a push of `commit`, reconciled already.
+    pub fn only_pushes_of(&self, commit: Option<&str>) -> bool {
+        !self.open && commit.is_some_and(|c| self.afters.iter().all(|a| a == c))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    batch: Option<Batch>,
+    stopping: bool,
+}
+
+/// Triggers in, batches out; one worker waits on it.
+#[derive(Default)]
+pub struct Queue {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+/// What the worker is told.
+#[derive(Debug)]
+pub enum Next {
+    Run(Batch),
+    Stop,
+}
+
+impl Queue {
+    pub fn push(&self, trigger: Trigger) {
+        let mut p = self.pending.lock().expect("queue lock");
+        p.batch.get_or_insert_with(Batch::default).add(trigger);
+        self.wake.notify_one();
+    }
+
+    /// Asks the worker to stop after the reconcile in flight.
+    pub fn stop(&self) {
+        self.pending.lock().expect("queue lock").stopping = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits for triggers, or until `deadline` (then a retry).
+    pub fn next(&self, deadline: Option<Instant>) -> Next {
+        let mut p = self.pending.lock().expect("queue lock");
+        loop {
+            if p.stopping {
+                return Next::Stop;
+            }
+            if let Some(batch) = p.batch.take() {
+                return Next::Run(batch);
+            }
+            match deadline {
+                None => p = self.wake.wait(p).expect("queue lock"),
+                Some(at) => {
+                    let now = Instant::now();
+                    if now >= at {
+                        let mut batch = Batch::default();
+                        batch.add(Trigger::Retry);
+                        return Next::Run(batch);
+                    }
+                    p = self.wake.wait_timeout(p, at - now).expect("queue lock").0;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_triggers_is_one_batch() {
+        let q = Queue::default();
+        for _ in 0..1000 {
+            q.push(Trigger::Webhook {
+                after: Some("a".repeat(40)),
+            });
+        }
+        q.push(Trigger::Poll);
+        let Next::Run(batch) = q.next(None) else {
+            panic!("a batch")
+        };
+        assert_eq!(batch.total(), 1001);
+        assert_eq!(batch.trigger(), "webhook");
+        // The poll makes it more than a push of one commit.
+        assert!(!batch.only_pushes_of(Some(&"a".repeat(40))));
+    }
+
+    #[test]
+    fn pushes_of_a_reconciled_commit_need_no_reconcile() {
+        let mut batch = Batch::default();
+        batch.add(Trigger::Webhook {
+            after: Some("c1".into()),
+        });
+        batch.add(Trigger::Webhook {
+            after: Some("c1".into()),
+        });
+        assert!(batch.only_pushes_of(Some("c1")));
+        assert!(!batch.only_pushes_of(Some("c0")));
+        assert!(!batch.only_pushes_of(None));
+        batch.add(Trigger::Webhook { after: None });
+        assert!(!batch.only_pushes_of(Some("c1")));
+    }
+
+    #[test]
+    fn stop_wins_over_waiting_triggers_and_a_deadline_is_a_retry() {
+        let q = Queue::default();
+        let Next::Run(b) = q.next(Some(Instant::now())) else {
+            panic!("a retry")
+        };
+        assert_eq!(b.trigger(), "retry");
+        q.push(Trigger::Poll);
+        q.stop();
+        assert!(matches!(q.next(None), Next::Stop));
+    }
+}

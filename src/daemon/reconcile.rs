@@ -1,0 +1,383 @@
+//! One reconcile: the spec at its newest revision through the same
+//! pipeline as `druppie apply`, and what the API shows afterwards.
+//! Invalid specs and failing policies are terminal for their revision;
+//! everything else (git, the forge, the network) is retried.
+
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::source::{Revision, SpecSource};
+use super::state::{Event, PlanInfo, PlanStatus, Shared, Sync};
+use crate::apply::{Cache, Done, Failure, Outcome, Run, Step};
+use crate::audit::{self, Kind};
+use crate::diff::report::{self, Mask};
+use crate::diff::{Action, ChangeSets};
+use crate::forge::Forge;
+use crate::git::Repo;
+use crate::git::sign::Signer;
+use crate::git::write::Identity;
+use crate::spec::diag::Diagnostics;
+use crate::spec::{LoadOptions, Validated};
+
+/// What the worker needs to reconcile.
+pub struct Reconciler {
+    pub source: SpecSource,
+    pub forge: Box<dyn Forge>,
+    pub cache: Cache,
+    pub signer: Signer,
+    pub identity: Identity,
+}
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Applied (or nothing to apply).
+    Success,
+    /// Uncommitted spec edits: diffed, not applied.
+    DryRun,
+    /// The spec or a policy must change first.
+    Terminal(String),
+    /// Worth another try.
+    Failed(String),
+}
+
+impl Ended {
+    pub fn result(&self) -> &'static str {
+        match self {
+            Ended::Success => "success",
+            Ended::DryRun => "dry-run",
+            Ended::Terminal(_) => "terminal",
+            Ended::Failed(_) => "failed",
+        }
+    }
+
+    fn error(&self) -> Option<String> {
+        match self {
+            Ended::Terminal(e) | Ended::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Reconciler {
+    /// Reconciles once; the outcome is in `shared` (status, diff, metrics,
+    /// events) and the returned revision and end.
+    /// `terminal`: a commit already refused for good, and why; it is
+    /// not tried again.
+    pub fn reconcile(
+        &self,
+        shared: &Shared,
+        id: &str,
+        trigger: &str,
+        terminal: Option<&(String, String)>,
+    ) -> (Option<Revision>, Ended) {
+        let started = Instant::now();
+        shared.emit(Event::ReconcileStarted {
+            id: id.to_owned(),
+            trigger: trigger.to_owned(),
+        });
+        mark_applying(shared);
+        let (revision, ended) = match self.source.refresh(&self.cache) {
+            Ok(revision) => {
+                let ended = match terminal {
+                    Some((commit, why))
+                        if !revision.dirty && revision.commit.as_ref() == Some(commit) =>
+                    {
+                        Ended::Terminal(why.clone())
+                    }
+                    _ => self.at(shared, id, trigger, &revision),
+                };
+                (Some(revision), ended)
+            }
+            Err(e) => (None, Ended::Failed(format!("the spec repo: {e}"))),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        shared.metrics.reconciled(ended.result(), seconds);
+        {
+            let mut view = shared.view.lock().expect("view lock");
+            view.ready = true;
+            view.last_error = ended.error();
+            if let Some(r) = &revision {
+                view.revision.clone_from(&r.commit);
+                view.dirty = r.dirty;
+            }
+            if let Some(error) = ended.error() {
+                for s in view
+                    .statuses
+                    .iter_mut()
+                    .filter(|s| s.state == Sync::Applying)
+                {
+                    s.state = Sync::Failed;
+                    s.message = Some(error.clone());
+                }
+            }
+        }
+        match &ended {
+            Ended::Success | Ended::DryRun => info!(result = ended.result(), seconds, "reconciled"),
+            Ended::Terminal(e) | Ended::Failed(e) => {
+                warn!(result = ended.result(), seconds, error = %e, "reconcile failed");
+            }
+        }
+        shared.emit(Event::ReconcileFinished {
+            id: id.to_owned(),
+            result: ended.result().to_owned(),
+            revision: revision.as_ref().and_then(|r| r.commit.clone()),
+            duration_ms: (seconds * 1000.0) as u64,
+            error: ended.error(),
+        });
+        (revision, ended)
+    }
+
+    fn at(&self, shared: &Shared, id: &str, trigger: &str, revision: &Revision) -> Ended {
+        let root = self.source.root();
+        let loaded = match crate::spec::load(root, &LoadOptions::default()) {
+            Ok(s) => s,
+            Err(e) => return Ended::Terminal(e.to_string()),
+        };
+        let valid = match crate::spec::validate(loaded) {
+            Ok(v) => v,
+            Err(diags) => return Ended::Terminal(headlines(&diags)),
+        };
+        catalog(shared, &valid);
+        let selection = match crate::compose::select(&valid, &Default::default()) {
+            Ok(s) => s,
+            Err(diags) => return Ended::Terminal(headlines(&diags)),
+        };
+        let Some(spec_repo) = Repo::discover(root) else {
+            return Ended::Terminal(format!(
+                "{} is not in a git repository: druppie records every change on its `{}` branch",
+                root.display(),
+                audit::BRANCH
+            ));
+        };
+        let known = audit::read(&spec_repo, None).map_or(0, |e| e.len());
+        let run = Run {
+            forge: self.forge.as_ref(),
+            cache: &self.cache,
+            signer: &self.signer,
+            identity: &self.identity,
+            spec_repo: &spec_repo,
+            spec_commit: revision.commit.as_deref(),
+            trigger,
+        };
+        let apply = !revision.dirty;
+        let (outcome, result) = run.apply(
+            &valid,
+            &selection,
+            &Default::default(),
+            &mut |_: &ChangeSets, _: &Mask| apply,
+        );
+        let published = self.source.publish(&self.cache);
+        self.tell(shared, id, &spec_repo, known, &outcome);
+        let ended = match result {
+            Ok(()) => Ended::Success,
+            Err(Failure::Declined) => Ended::DryRun,
+            Err(Failure::Diagnostics(diags)) => Ended::Terminal(headlines(&diags)),
+            Err(e) if e.terminal() => Ended::Terminal(e.to_string()),
+            Err(e) => Ended::Failed(e.to_string()),
+        };
+        let ended = match (ended, published) {
+            (Ended::Success, Err(e)) => Ended::Failed(format!("pushing the audit trail: {e}")),
+            (ended, _) => ended,
+        };
+        self.settle(shared, &valid, &selection, revision, &outcome, &ended);
+        ended
+    }
+
+    /// Events for every step written and every audit event recorded.
+    fn tell(&self, shared: &Shared, id: &str, spec_repo: &Repo, known: usize, outcome: &Outcome) {
+        for step in &outcome.steps {
+            match &step.done {
+                Done::Committed { commit } => shared.emit(Event::ChangeApplied {
+                    id: id.to_owned(),
+                    repo: step.repo.clone(),
+                    env: step.env.clone(),
+                    plans: step.plans.clone(),
+                    commit: commit.clone(),
+                }),
+                Done::Proposed { branch, pull, .. } => shared.emit(Event::PrOpened {
+                    id: id.to_owned(),
+                    repo: step.repo.clone(),
+                    env: step.env.clone(),
+                    plans: step.plans.clone(),
+                    branch: branch.clone(),
+                    pull: pull.clone(),
+                }),
+                _ => {}
+            }
+        }
+        let events = audit::read(spec_repo, None).unwrap_or_default();
+        for r in events.iter().skip(known) {
+            let e = &r.event;
+            if matches!(e.kind, Kind::Approved | Kind::Violation | Kind::Rejected) {
+                shared.emit(Event::ApprovalRecorded {
+                    id: id.to_owned(),
+                    verdict: e.kind.name().to_owned(),
+                    repo: e.repo.clone(),
+                    env: e.env.clone(),
+                    plans: e.plans.clone(),
+                    actor: e.actor.clone(),
+                });
+            }
+        }
+    }
+
+    /// The status of every plan × environment, the dry run and metrics.
+    fn settle(
+        &self,
+        shared: &Shared,
+        valid: &Validated,
+        selection: &[(&crate::spec::model::Plan, &str)],
+        revision: &Revision,
+        outcome: &Outcome,
+        ended: &Ended,
+    ) {
+        let statuses: Vec<PlanStatus> = selection
+            .iter()
+            .map(|(plan, env)| status(&plan.name.value, env, revision, outcome, ended))
+            .collect();
+        let pending = statuses
+            .iter()
+            .filter(|s| s.state == Sync::PendingApproval)
+            .count() as u64;
+        let files: u64 = written_files(outcome);
+        if matches!(ended, Ended::Success) {
+            let now = crate::apply::now().0 as f64;
+            shared.metrics.succeeded(now, files, pending);
+        }
+        let diff = outcome.changes.as_ref().map(|changes| {
+            let mask = Mask::new(changes.secrets.iter().cloned());
+            let intent = report::intent(valid, None);
+            serde_json::to_value(report::json(changes, &mask, intent)).unwrap_or_default()
+        });
+        let mut view = shared.view.lock().expect("view lock");
+        view.statuses = statuses;
+        if diff.is_some() {
+            view.diff = diff;
+        }
+    }
+}
+
+/// A plan × environment's state after `outcome`.
+fn status(
+    plan: &str,
+    env: &str,
+    revision: &Revision,
+    outcome: &Outcome,
+    ended: &Ended,
+) -> PlanStatus {
+    let mine = |plans: &[String], e: &Option<String>| {
+        plans.iter().any(|p| p == plan) && e.as_deref().is_none_or(|e| e == env)
+    };
+    let steps: Vec<&Step> = outcome
+        .steps
+        .iter()
+        .filter(|s| mine(&s.plans, &s.env))
+        .collect();
+    let sets: Vec<&crate::diff::ChangeSet> = outcome
+        .changes
+        .iter()
+        .flat_map(|c| c.sets.iter())
+        .filter(|cs| !cs.files.is_empty() && mine(&cs.plans, &cs.env))
+        .collect();
+    let pull = steps.iter().find_map(|s| match &s.done {
+        Done::Proposed { branch, pull, .. } | Done::AlreadyProposed { branch, pull } => {
+            Some(pull.clone().unwrap_or_else(|| branch.clone()))
+        }
+        _ => None,
+    });
+    let conflicts = sets.iter().any(|cs| cs.count(Action::Conflict) > 0);
+    let written = steps
+        .iter()
+        .filter(|s| matches!(s.done, Done::Committed { .. }))
+        .count();
+    let (state, message) = match ended {
+        Ended::Terminal(e) | Ended::Failed(e) => (Sync::Failed, Some(e.clone())),
+        _ if pull.is_some() && conflicts => (
+            Sync::Conflict,
+            Some("the proposal carries conflicts to resolve".to_owned()),
+        ),
+        _ if pull.is_some() => (Sync::PendingApproval, None),
+        _ if sets.is_empty() || sets.len() == written => (Sync::InSync, None),
+        _ if conflicts => (Sync::Conflict, None),
+        Ended::DryRun => (
+            Sync::Drifted,
+            Some("uncommitted spec edits: diffed, not applied".to_owned()),
+        ),
+        _ => (
+            Sync::Drifted,
+            Some("the live repos differ from the spec".to_owned()),
+        ),
+    };
+    PlanStatus {
+        plan: plan.to_owned(),
+        env: env.to_owned(),
+        state,
+        spec_commit: revision.commit.clone(),
+        pull,
+        message,
+        cluster: None,
+    }
+}
+
+/// Files in the commits and proposals written.
+fn written_files(outcome: &Outcome) -> u64 {
+    let Some(changes) = &outcome.changes else {
+        return 0;
+    };
+    outcome
+        .steps
+        .iter()
+        .filter(|s| matches!(s.done, Done::Committed { .. } | Done::Proposed { .. }))
+        .filter_map(|s| {
+            changes
+                .sets
+                .iter()
+                .find(|cs| cs.repo == s.repo && cs.env == s.env)
+        })
+        .map(|cs| cs.files.len() as u64)
+        .sum()
+}
+
+/// Every plan × environment shows `applying` while a reconcile runs.
+fn mark_applying(shared: &Shared) {
+    let mut view = shared.view.lock().expect("view lock");
+    for s in &mut view.statuses {
+        s.state = Sync::Applying;
+    }
+}
+
+/// The catalog and plans the API serves.
+fn catalog(shared: &Shared, valid: &Validated) {
+    let plans = valid
+        .spec
+        .plans
+        .iter()
+        .map(|p| PlanInfo {
+            name: p.name.value.clone(),
+            stack: p.stack.value.clone(),
+            owner: p.owner.value.clone(),
+            intent: p.intent.clone(),
+            environments: p.environments.iter().map(|e| e.value.clone()).collect(),
+        })
+        .collect();
+    let registry = crate::registry::Registry::new(&valid.spec);
+    let mut view = shared.view.lock().expect("view lock");
+    view.plans = plans;
+    view.registry = registry;
+}
+
+/// One line per error: `path:line:col: message`.
+fn headlines(diags: &Diagnostics) -> String {
+    diags
+        .0
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| {
+            let l = &d.location;
+            format!("{}:{}:{}: {}", l.path, l.pos.line, l.pos.col, d.message)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

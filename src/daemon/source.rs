@@ -1,0 +1,171 @@
+//! The spec repo the daemon reconciles: a local checkout (the one people
+//! edit), or a remote repo kept as a clone of its own in the cache. A
+//! revision is a commit; a local checkout with uncommitted spec edits is
+//! rendered and diffed but never applied, so every commit druppie writes
+//! names the spec commit that produced it.
+
+use std::path::{Path, PathBuf};
+
+use crate::apply::Cache;
+use crate::audit::BRANCH;
+
+/// Where the spec comes from.
+#[derive(Debug, Clone)]
+pub enum SpecSource {
+    /// A checkout on this machine, read as it is on disk.
+    Local(PathBuf),
+    /// A remote repo, cloned into `dir` and checked out at `branch`.
+    Remote {
+        url: String,
+        branch: String,
+        dir: PathBuf,
+    },
+}
+
+/// The spec as a reconcile sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// The commit checked out, when the spec is in git.
+    pub commit: Option<String>,
+    /// Spec files differ from the commit (a local checkout being edited).
+    pub dirty: bool,
+}
+
+/// The directories that make up the spec (`druppie.toml` and the caches
+/// beside them are not spec edits).
+const SPEC_DIRS: [&str; 4] = ["bouwblokken", "skills", "templates", "spec"];
+
+impl SpecSource {
+    /// The directory the spec is read from.
+    pub fn root(&self) -> &Path {
+        match self {
+            SpecSource::Local(path) => path,
+            SpecSource::Remote { dir, .. } => dir,
+        }
+    }
+
+    /// The branch reconciled (a local checkout: whatever is checked out).
+    pub fn branch(&self) -> &str {
+        match self {
+            SpecSource::Local(_) => "",
+            SpecSource::Remote { branch, .. } => branch,
+        }
+    }
+
+    /// A name for the spec repo, as webhooks name repositories.
+    pub fn name(&self) -> String {
+        let full = match self {
+            SpecSource::Local(path) => path
+                .canonicalize()
+                .unwrap_or_else(|_| path.clone())
+                .to_string_lossy()
+                .into_owned(),
+            SpecSource::Remote { url, .. } => url.clone(),
+        };
+        let last = full.trim_end_matches('/').rsplit(['/', ':']).next();
+        last.unwrap_or_default().trim_end_matches(".git").to_owned()
+    }
+
+    /// Brings the spec up to date (a remote: fetch, check out, take in the
+    /// audit trail's new events) and says which revision it is at.
+    ///
+    /// # Errors
+    /// git fails, or the audit trail here and on the remote diverged.
+    pub fn refresh(&self, git: &Cache) -> Result<Revision, String> {
+        match self {
+            SpecSource::Local(path) => Ok(Revision {
+                commit: crate::git::head_commit(path).map(|c| c.to_string()),
+                dirty: match git.git("spec", path, &status_args()) {
+                    Ok(out) => !out.trim().is_empty(),
+                    // Not a git checkout: nothing to apply from.
+                    Err(_) => true,
+                },
+            }),
+            SpecSource::Remote { url, branch, dir } => {
+                let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+                if !dir.join(".git").exists() {
+                    let parent = dir.parent().unwrap_or(Path::new("."));
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("{}: {e}", parent.display()))?;
+                    let target = dir.to_string_lossy();
+                    git.git(
+                        "spec",
+                        parent,
+                        &["clone", "--quiet", "--no-checkout", url, &target],
+                    )
+                    .map_err(|e| e.message)?;
+                }
+                let tracking = format!("refs/remotes/origin/{branch}");
+                run(&[
+                    "fetch",
+                    "--quiet",
+                    "origin",
+                    &format!("+refs/heads/{branch}:{tracking}"),
+                ])?;
+                self.take_in_audit(git)?;
+                run(&["checkout", "--quiet", "--force", "--detach", &tracking])?;
+                run(&["clean", "-ffdq"])?;
+                let commit = run(&["rev-parse", "HEAD"])?.trim().to_owned();
+                Ok(Revision {
+                    commit: Some(commit),
+                    dirty: false,
+                })
+            }
+        }
+    }
+
+    /// Fetches the remote's audit trail and moves the local one forward
+    /// to it; events recorded here and not pushed yet are pushed.
+    fn take_in_audit(&self, git: &Cache) -> Result<(), String> {
+        let SpecSource::Remote { dir, .. } = self else {
+            return Ok(());
+        };
+        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+        let remote = format!("refs/remotes/origin/{BRANCH}");
+        match run(&[
+            "fetch",
+            "--quiet",
+            "origin",
+            &format!("+refs/heads/{BRANCH}:{remote}"),
+        ]) {
+            Err(e) if e.contains("couldn't find remote ref") => return self.publish(git),
+            other => other?,
+        };
+        let local = format!("refs/heads/{BRANCH}");
+        let ancestor = |a: &str, b: &str| run(&["merge-base", "--is-ancestor", a, b]).is_ok();
+        if run(&["rev-parse", "--verify", "--quiet", &local]).is_err() || ancestor(&local, &remote)
+        {
+            run(&["update-ref", &local, &remote])?;
+            return Ok(());
+        }
+        if ancestor(&remote, &local) {
+            return self.publish(git);
+        }
+        Err(format!(
+            "the `{BRANCH}` branch here and on the spec remote diverged: another druppie writes the same trail"
+        ))
+    }
+
+    /// Pushes the audit trail to the remote spec repo (a local checkout
+    /// is pushed by its owner).
+    ///
+    /// # Errors
+    /// The push fails.
+    pub fn publish(&self, git: &Cache) -> Result<(), String> {
+        let SpecSource::Remote { dir, .. } = self else {
+            return Ok(());
+        };
+        let local = format!("refs/heads/{BRANCH}");
+        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+        if run(&["rev-parse", "--verify", "--quiet", &local]).is_err() {
+            return Ok(());
+        }
+        run(&["push", "--quiet", "origin", &format!("{local}:{local}")]).map(|_| ())
+    }
+}
+
+fn status_args() -> Vec<&'static str> {
+    let mut args = vec!["status", "--porcelain", "--"];
+    args.extend(SPEC_DIRS);
+    args
+}

@@ -1,0 +1,158 @@
+//! What the daemon knows between reconciles, all rebuilt from git after a
+//! restart: the status of every plan × environment, the last dry run,
+//! the catalog, the metrics, and the stream of events.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::metrics::Metrics;
+use super::queue::Queue;
+use crate::registry::Registry;
+
+/// Where one plan stands in one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sync {
+    InSync,
+    PendingApproval,
+    Drifted,
+    Conflict,
+    Failed,
+    Applying,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStatus {
+    pub plan: String,
+    pub env: String,
+    pub state: Sync,
+    /// The spec commit last reconciled.
+    pub spec_commit: Option<String>,
+    /// The pull request (or, on plain git, the branch) awaiting approval.
+    pub pull: Option<String>,
+    /// Why it failed, drifted or conflicts.
+    pub message: Option<String>,
+    /// Flux and Deployment readiness, when a cluster is connected.
+    pub cluster: Option<serde_json::Value>,
+}
+
+/// A plan, as `/api/v1/plans` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanInfo {
+    pub name: String,
+    pub stack: String,
+    pub owner: String,
+    pub intent: Option<String>,
+    pub environments: Vec<String>,
+}
+
+/// Something that happened, for `/api/v1/events`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    ReconcileStarted {
+        id: String,
+        trigger: String,
+    },
+    ReconcileFinished {
+        id: String,
+        result: String,
+        revision: Option<String>,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    ChangeApplied {
+        id: String,
+        repo: String,
+        env: Option<String>,
+        plans: Vec<String>,
+        commit: String,
+    },
+    PrOpened {
+        id: String,
+        repo: String,
+        env: Option<String>,
+        plans: Vec<String>,
+        branch: String,
+        pull: Option<String>,
+    },
+    /// An approval (or a violation or rejection) recorded on the trail.
+    ApprovalRecorded {
+        id: String,
+        verdict: String,
+        repo: String,
+        env: Option<String>,
+        plans: Vec<String>,
+        actor: String,
+    },
+    Verification {
+        id: String,
+        plan: String,
+        env: String,
+        url: String,
+        result: String,
+    },
+}
+
+impl Event {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ReconcileStarted { .. } => "reconcile-started",
+            Event::ReconcileFinished { .. } => "reconcile-finished",
+            Event::ChangeApplied { .. } => "change-applied",
+            Event::PrOpened { .. } => "pr-opened",
+            Event::ApprovalRecorded { .. } => "approval-recorded",
+            Event::Verification { .. } => "verification",
+        }
+    }
+}
+
+/// What the last reconcile left.
+#[derive(Default)]
+pub struct View {
+    /// The first reconcile finished: the API answers from the spec.
+    pub ready: bool,
+    pub revision: Option<String>,
+    pub dirty: bool,
+    pub statuses: Vec<PlanStatus>,
+    pub plans: Vec<PlanInfo>,
+    pub registry: Registry,
+    /// `druppie diff --json` of the last dry run.
+    pub diff: Option<serde_json::Value>,
+    pub last_error: Option<String>,
+}
+
+/// Shared by the worker and the HTTP handlers.
+pub struct Shared {
+    pub view: Mutex<View>,
+    pub queue: Queue,
+    pub metrics: Metrics,
+    pub events: broadcast::Sender<Event>,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            view: Mutex::new(View::default()),
+            queue: Queue::default(),
+            metrics: Metrics::default(),
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Sends `event` to every SSE client (none listening is fine).
+    pub fn emit(&self, event: Event) {
+        tracing::info!(event = event.name(), detail = %serde_json::to_string(&event).unwrap_or_default(), "event");
+        let _ = self.events.send(event);
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}

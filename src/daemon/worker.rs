@@ -1,0 +1,112 @@
+//! The reconcile worker: one thread, so there is one reconcile at a
+//! time (and so at most one per target repo). It takes coalesced batches
+//! of triggers, skips pushes of a revision already reconciled, retries
+//! transient failures with jittered exponential backoff, and on stop
+//! finishes the reconcile in flight, pushes included.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::queue::Next;
+use super::reconcile::{Ended, Reconciler};
+use super::state::Shared;
+
+/// The first wait after a transient failure, and the longest.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// Jittered exponential backoff: the n-th wait is uniform in
+/// `[d/2, d]` with `d = min(cap, base · 2ⁿ)`.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+    pub deadline: Option<Instant>,
+}
+
+impl Backoff {
+    pub fn failed(&mut self, now: Instant) -> Duration {
+        let full = BACKOFF_BASE
+            .saturating_mul(1 << self.failures.min(16))
+            .min(BACKOFF_CAP);
+        self.failures += 1;
+        let wait = full.mul_f64(0.5 + fastrand::f64() / 2.0);
+        self.deadline = Some(now + wait);
+        wait
+    }
+
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}
+
+/// Runs reconciles until the queue says stop.
+pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>) {
+    let mut backoff = Backoff::default();
+    // The spec commit last reconciled to an end that another run of the
+    // same commit would repeat (applied, or terminally refused).
+    let mut done: Option<String> = None;
+    let mut terminal: Option<(String, String)> = None;
+    loop {
+        let batch = match shared.queue.next(backoff.deadline) {
+            Next::Stop => break,
+            Next::Run(batch) => batch,
+        };
+        if batch.only_pushes_of(done.as_deref()) {
+            shared.metrics.coalesced();
+            continue;
+        }
+        let id = format!("{:016x}", fastrand::u64(..));
+        let span = tracing::info_span!("reconcile", id = %id, trigger = batch.trigger(), triggers = batch.total());
+        let _entered = span.enter();
+        let (revision, ended) =
+            reconciler.reconcile(shared, &id, batch.trigger(), terminal.as_ref());
+        let commit = revision.filter(|r| !r.dirty).and_then(|r| r.commit);
+        match &ended {
+            Ended::Success => {
+                done = commit;
+                terminal = None;
+                backoff.reset();
+            }
+            Ended::Terminal(message) => {
+                terminal = commit.clone().map(|c| (c, message.clone()));
+                done = commit;
+                backoff.reset();
+            }
+            Ended::DryRun => {
+                done = None;
+                backoff.reset();
+            }
+            Ended::Failed(_) => {
+                done = None;
+                let wait = backoff.failed(Instant::now());
+                tracing::info!(retry_in = ?wait, "will retry");
+            }
+        }
+    }
+    tracing::info!("reconcile worker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let now = Instant::now();
+        let mut b = Backoff::default();
+        let waits: Vec<Duration> = (0..12).map(|_| b.failed(now)).collect();
+        for (n, w) in waits.iter().enumerate() {
+            let full = BACKOFF_BASE.saturating_mul(1 << n).min(BACKOFF_CAP);
+            assert!(
+                *w >= full / 2 && *w <= full,
+                "wait {n}: {w:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(waits[11] <= BACKOFF_CAP);
+        assert_eq!(b.deadline, Some(now + waits[11]));
+        b.reset();
+        assert_eq!(b.deadline, None);
+        assert!(b.failed(now) <= BACKOFF_BASE);
+    }
+}
