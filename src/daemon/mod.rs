@@ -120,7 +120,8 @@ pub fn serve(reconciler: Reconciler, options: Options) -> Result<(), Error> {
                 }
             })
         };
-        tracing::info!(addr = ?addr, poll = ?options.poll, "listening");
+        let addr = addr.map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(addr = %addr, poll = ?options.poll, "listening");
         let served = axum::serve(listener, api::router(app))
             .with_graceful_shutdown(async move {
                 stopped().await;

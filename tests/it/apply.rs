@@ -10,14 +10,14 @@ use std::sync::Arc;
 use crate::prism::{self, Act, Proxy};
 use crate::support::{Fixture, Run, git};
 
-struct Setup {
-    tmp: tempfile::TempDir,
-    f: Fixture,
-    config: PathBuf,
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub f: Fixture,
+    pub config: PathBuf,
 }
 
 impl Setup {
-    fn forge(&self) -> PathBuf {
+    pub fn forge(&self) -> PathBuf {
         self.tmp.path().join("forge")
     }
 
@@ -36,7 +36,7 @@ impl Setup {
     }
 
     /// A person merges the prod proposal into the infra repo's main.
-    fn merge_proposal(&self, message: &str) {
+    pub fn merge_proposal(&self, message: &str) {
         let work = self.tmp.path().join("work");
         git(&work, &["fetch", "-q", "origin"]);
         git(
@@ -54,7 +54,7 @@ impl Setup {
     }
 
     /// `druppie audit --json --verify`: (event, repo, env, signature).
-    fn audit(&self) -> Vec<(String, String, String, String)> {
+    pub fn audit(&self) -> Vec<(String, String, String, String)> {
         let run = self.f.run(&[
             "--config",
             self.config.to_str().unwrap(),
@@ -76,14 +76,14 @@ impl Setup {
     }
 
     /// `git verify-commit` with the allowed-signers file druppie's key is in.
-    fn verify(&self, repo: &str, rev: &str) {
+    pub fn verify(&self, repo: &str, rev: &str) {
         self.verify_at(&self.forge().join(format!("{repo}.git")), rev);
     }
 
     /// Every commit druppie made in the repo at `path`, on any ref, passes
     /// `git verify-commit`, and `git fsck --strict` finds nothing; returns
     /// how many commits were checked.
-    fn verify_all(&self, path: &std::path::Path) -> usize {
+    pub fn verify_all(&self, path: &std::path::Path) -> usize {
         git(path, &["fsck", "--strict"]);
         let log = git(path, &["log", "--all", "--format=%H %ce"]);
         let ours: Vec<&str> = log
@@ -96,7 +96,7 @@ impl Setup {
         ours.len()
     }
 
-    fn verify_at(&self, path: &std::path::Path, rev: &str) {
+    pub fn verify_at(&self, path: &std::path::Path, rev: &str) {
         let repo = path.display();
         let allowed = self.tmp.path().join("allowed_signers");
         let out = Command::new("git")
@@ -118,7 +118,7 @@ impl Setup {
 
 /// The valid fixture with a project template, a forge holding an infra
 /// repo with one commit, a signing key, and a config naming them.
-fn setup(prod_approvers: &str) -> Setup {
+pub fn setup(prod_approvers: &str) -> Setup {
     let tmp = tempfile::tempdir().expect("tmp");
     let f = Fixture::valid()
         .with(

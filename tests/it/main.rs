@@ -10,5 +10,6 @@ mod kubernetes;
 mod preview;
 mod prism;
 mod render;
+mod serve;
 mod support;
 mod validate;
