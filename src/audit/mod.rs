@@ -91,6 +91,9 @@ impl Event {
 /// An event read back, with what its signature says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recorded {
+    /// The event's own commit on the trail (`commit` is what the event
+    /// is about).
+    #[serde(rename = "event_commit")]
     pub commit: String,
     #[serde(flatten)]
     pub event: Event,

@@ -21,8 +21,8 @@ fn contracts() -> PathBuf {
     PathBuf::from(home).join(".cache/druppie-contracts")
 }
 
-struct Server {
-    url: String,
+pub struct Server {
+    pub url: String,
     /// Prism stops when this closes, i.e. when the test binary exits.
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
@@ -33,17 +33,24 @@ pub fn gitea() -> &'static str {
     static S: OnceLock<Server> = OnceLock::new();
     let spec =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/contracts/gitea-v1-subset.json");
-    &S.get_or_init(|| start(&spec)).url
+    &S.get_or_init(|| start("mock", &spec, "")).url
+}
+
+/// Prism as a validating proxy in front of `upstream`: it passes requests
+/// on and, with `--errors`, answers with the violations instead when a
+/// request or a response breaks the description at `spec`.
+pub fn proxy(spec: &std::path::Path, upstream: &str) -> Server {
+    start("proxy --errors", spec, upstream)
 }
 
 /// Prism serving GitHub's official description (`@octokit/openapi`).
 pub fn github() -> &'static str {
     static S: OnceLock<Server> = OnceLock::new();
     let spec = contracts().join("node_modules/@octokit/openapi/generated/api.github.com.json");
-    &S.get_or_init(|| start(&spec)).url
+    &S.get_or_init(|| start("mock", &spec, "")).url
 }
 
-fn start(spec: &std::path::Path) -> Server {
+fn start(mode: &str, spec: &std::path::Path, upstream: &str) -> Server {
     let prism = contracts().join("node_modules/.bin/prism");
     assert!(
         prism.exists() && spec.exists(),
@@ -59,7 +66,7 @@ fn start(spec: &std::path::Path) -> Server {
     // `cat` returns when the test binary's end closes the pipe; then
     // Prism is stopped.
     let script = format!(
-        "'{}' mock -h 127.0.0.1 -p {port} '{}' >'{}' 2>&1 & p=$!; cat >/dev/null; kill $p",
+        "'{}' {mode} -h 127.0.0.1 -p {port} '{}' {upstream} >'{}' 2>&1 & p=$!; cat >/dev/null; kill $p",
         prism.display(),
         spec.display(),
         log.display()
