@@ -89,6 +89,16 @@ fn kind_text(kind: minijinja::ErrorKind) -> &'static str {
     }
 }
 
+/// Whether a JSON value holds template syntax anywhere inside it.
+pub fn is_template_value(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => is_template(s),
+        serde_json::Value::Array(items) => items.iter().any(is_template_value),
+        serde_json::Value::Object(map) => map.values().any(is_template_value),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,15 +145,5 @@ mod tests {
             env.render_str("a\n", minijinja::context! {}).expect("ok"),
             "a\n"
         );
-    }
-}
-
-/// Whether a JSON value holds template syntax anywhere inside it.
-pub fn is_template_value(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => is_template(s),
-        serde_json::Value::Array(items) => items.iter().any(is_template_value),
-        serde_json::Value::Object(map) => map.values().any(is_template_value),
-        _ => false,
     }
 }

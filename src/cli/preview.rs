@@ -171,26 +171,6 @@ fn spec_repo(url: Option<&str>) -> Result<String, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_spec_repo_is_named_by_its_url() {
-        for url in [
-            "https://git.example.org/platform/spec.git",
-            "git@github.com:platform/spec.git",
-            "ssh://git@git.example.org:2222/platform/spec/",
-        ] {
-            assert_eq!(
-                super::spec_repo(Some(url)).unwrap(),
-                "platform/spec",
-                "{url}"
-            );
-        }
-        assert!(super::spec_repo(Some("spec")).is_err());
-        assert!(super::spec_repo(None).is_err());
-    }
-}
-
 /// Where the spec checkout is inside its repository (`` for the root).
 fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, String> {
     let Some(work) = repo.work_dir() else {
@@ -212,4 +192,24 @@ fn tempdir() -> std::io::Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_spec_repo_is_named_by_its_url() {
+        for url in [
+            "https://git.example.org/platform/spec.git",
+            "git@github.com:platform/spec.git",
+            "ssh://git@git.example.org:2222/platform/spec/",
+        ] {
+            assert_eq!(
+                super::spec_repo(Some(url)).unwrap(),
+                "platform/spec",
+                "{url}"
+            );
+        }
+        assert!(super::spec_repo(Some("spec")).is_err());
+        assert!(super::spec_repo(None).is_err());
+    }
 }

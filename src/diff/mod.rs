@@ -371,10 +371,11 @@ fn prune_removed_plans(
             .strip_prefix(dir)
             .and_then(|r| r.strip_prefix('/'))
             .is_some_and(|r| !r.is_empty() && !r.contains('/'));
-        if one_deep && !covered.contains(plan_dir) {
-            if let Err(e) = diff_location(cs, infra, live, None, plan_dir) {
-                errors.push(e);
-            }
+        if one_deep
+            && !covered.contains(plan_dir)
+            && let Err(e) = diff_location(cs, infra, live, None, plan_dir)
+        {
+            errors.push(e);
         }
     }
 }
