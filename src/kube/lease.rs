@@ -24,6 +24,17 @@ pub struct Leader {
     duration: Duration,
 }
 
+impl std::fmt::Debug for Leader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leader")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("identity", &self.identity)
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Leader {
     /// A contender for the Lease `namespace/name` as `identity` (e.g. the
     /// pod name), holding it for `duration` after each renewal.
@@ -166,5 +177,221 @@ impl Leader {
             name: self.name.clone(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::kube::testing::mock_cluster;
+
+    const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/druppie/leases";
+    const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/druppie/leases/druppie-leader";
+
+    fn leader(cluster: &Cluster) -> Leader {
+        Leader::new(
+            cluster,
+            "druppie",
+            "druppie-leader",
+            "druppie-0",
+            Duration::from_secs(15),
+        )
+    }
+
+    fn ago(seconds: i64) -> MicroTime {
+        let at = Timestamp::now().checked_sub(SignedDuration::from_secs(seconds));
+        MicroTime(at.expect("a time in range"))
+    }
+
+    /// A Lease as the API server returns it, at resourceVersion 41.
+    fn lease(holder: &str, renewed_secs_ago: i64, transitions: i32) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some("druppie-leader".into()),
+                namespace: Some("druppie".into()),
+                resource_version: Some("41".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(15),
+                acquire_time: Some(ago(3600)),
+                renew_time: Some(ago(renewed_secs_ago)),
+                lease_transitions: Some(transitions),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    fn time(body: &Value, field: &str) -> Timestamp {
+        let text = body["spec"][field]
+            .as_str()
+            .unwrap_or_else(|| panic!("spec.{field} is set"));
+        text.parse().expect("an RFC 3339 time")
+    }
+
+    fn recent(at: Timestamp) -> bool {
+        Timestamp::now().duration_since(at) < SignedDuration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn acquire_creates_the_lease_when_there_is_none() {
+        let (cluster, mut server) = mock_cluster();
+        let leader = leader(&cluster);
+        let serve = async {
+            server
+                .expect(Method::GET, LEASE)
+                .await
+                .fail(404, "NotFound");
+            let create = server.expect(Method::POST, LEASES).await;
+            let body = create.body.clone();
+            create.reply(201, &body);
+            body
+        };
+        let (acquired, body) = tokio::join!(leader.try_acquire(), serve);
+        assert!(acquired.expect("acquire"));
+        assert_eq!(body["metadata"]["name"], "druppie-leader");
+        assert_eq!(body["spec"]["holderIdentity"], "druppie-0");
+        assert_eq!(body["spec"]["leaseDurationSeconds"], 15);
+        assert!(recent(time(&body, "acquireTime")) && recent(time(&body, "renewTime")));
+    }
+
+    #[tokio::test]
+    async fn acquire_renews_our_own_lease() {
+        let (cluster, mut server) = mock_cluster();
+        let leader = leader(&cluster);
+        let serve = async {
+            server
+                .expect(Method::GET, LEASE)
+                .await
+                .reply(200, &lease("druppie-0", 5, 3));
+            let replace = server.expect(Method::PUT, LEASE).await;
+            let body = replace.body.clone();
+            replace.reply(200, &body);
+            body
+        };
+        let (acquired, body) = tokio::join!(leader.try_acquire(), serve);
+        assert!(acquired.expect("renew"));
+        assert_eq!(body["metadata"]["resourceVersion"], "41");
+        assert_eq!(body["spec"]["holderIdentity"], "druppie-0");
+        assert_eq!(
+            body["spec"]["leaseTransitions"], 3,
+            "a renewal is no transition"
+        );
+        assert!(recent(time(&body, "renewTime")), "renewTime moved to now");
+        assert!(!recent(time(&body, "acquireTime")), "acquireTime kept");
+    }
+
+    #[tokio::test]
+    async fn acquire_leaves_another_holders_fresh_lease_alone() {
+        let (cluster, mut server) = mock_cluster();
+        let leader = leader(&cluster);
+        drop(cluster);
+        let acquire = tokio::spawn(async move { leader.try_acquire().await });
+        let get = server.expect(Method::GET, LEASE).await;
+        get.reply(200, &lease("druppie-1", 2, 3));
+        server.expect_done().await;
+        let acquired = acquire.await.expect("no panic");
+        assert!(!acquired.expect("no error"));
+    }
+
+    #[tokio::test]
+    async fn acquire_takes_over_an_expired_lease() {
+        let (cluster, mut server) = mock_cluster();
+        let leader = leader(&cluster);
+        let serve = async {
+            server
+                .expect(Method::GET, LEASE)
+                .await
+                .reply(200, &lease("druppie-1", 60, 3));
+            let replace = server.expect(Method::PUT, LEASE).await;
+            let body = replace.body.clone();
+            replace.reply(200, &body);
+            body
+        };
+        let (acquired, body) = tokio::join!(leader.try_acquire(), serve);
+        assert!(acquired.expect("take over"));
+        assert_eq!(body["metadata"]["resourceVersion"], "41");
+        assert_eq!(body["spec"]["holderIdentity"], "druppie-0");
+        assert_eq!(body["spec"]["leaseTransitions"], 4);
+        assert!(recent(time(&body, "acquireTime")) && recent(time(&body, "renewTime")));
+    }
+
+    #[tokio::test]
+    async fn acquire_is_refused_when_another_replica_wins_the_race() {
+        let (cluster, mut server) = mock_cluster();
+        let leader = leader(&cluster);
+        let serve = async {
+            server
+                .expect(Method::GET, LEASE)
+                .await
+                .reply(200, &lease("druppie-1", 60, 3));
+            server
+                .expect(Method::PUT, LEASE)
+                .await
+                .fail(409, "Conflict");
+            // And again when both found no Lease and the other created it first.
+            server
+                .expect(Method::GET, LEASE)
+                .await
+                .fail(404, "NotFound");
+            server
+                .expect(Method::POST, LEASES)
+                .await
+                .fail(409, "AlreadyExists");
+        };
+        let ((replaced, created), ()) = tokio::join!(
+            async { (leader.try_acquire().await, leader.try_acquire().await) },
+            serve
+        );
+        assert!(!replaced.expect("a lost replace is no error"));
+        assert!(!created.expect("a lost create is no error"));
+    }
+
+    #[tokio::test]
+    async fn acquire_fails_when_the_lease_cannot_be_read() {
+        let (cluster, mut server) = mock_cluster();
+        let leader = leader(&cluster);
+        let serve = async {
+            server
+                .expect(Method::GET, LEASE)
+                .await
+                .fail(403, "Forbidden");
+        };
+        let (acquired, ()) = tokio::join!(leader.try_acquire(), serve);
+        let error = acquired.expect_err("forbidden");
+        assert_eq!(
+            error.to_string(),
+            "cannot read Lease druppie/druppie-leader"
+        );
+    }
+
+    #[tokio::test]
+    async fn release_clears_our_holder_and_leaves_anothers() {
+        let (cluster, mut server) = mock_cluster();
+        let leader = leader(&cluster);
+        drop(cluster);
+        let release = tokio::spawn(async move { (leader.release().await, leader.release().await) });
+        server
+            .expect(Method::GET, LEASE)
+            .await
+            .reply(200, &lease("druppie-0", 1, 3));
+        let replace = server.expect(Method::PUT, LEASE).await;
+        let body = replace.body.clone();
+        replace.reply(200, &body);
+        server
+            .expect(Method::GET, LEASE)
+            .await
+            .reply(200, &lease("druppie-1", 1, 4));
+        server.expect_done().await;
+        let (ours, anothers) = release.await.expect("no panic");
+        ours.expect("release ours");
+        anothers.expect("another's lease is left alone");
+        assert_eq!(body["metadata"]["resourceVersion"], "41");
+        assert_eq!(body["spec"].get("holderIdentity"), None);
+        assert_eq!(body["spec"]["leaseDurationSeconds"], 1);
     }
 }

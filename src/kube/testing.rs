@@ -20,9 +20,8 @@ pub(crate) fn mock_cluster() -> (Cluster, ApiServer) {
 
 pub(crate) struct ApiServer(Handle<Request<Body>, Response<Body>>);
 
-/// A request the client sent: its query and JSON body, and how to answer.
+/// A request the client sent: its JSON body, and how to answer.
 pub(crate) struct Received {
-    pub query: String,
     pub body: Value,
     reply: SendResponse<Response<Body>>,
 }
@@ -40,7 +39,6 @@ impl ApiServer {
             "unexpected request {}",
             request.uri()
         );
-        let query = request.uri().query().unwrap_or_default().to_owned();
         let bytes = request
             .into_body()
             .collect_bytes()
@@ -51,10 +49,11 @@ impl ApiServer {
         } else {
             serde_json::from_slice(&bytes).expect("request body is JSON")
         };
-        Received { query, body, reply }
+        Received { body, reply }
     }
 
-    /// Asserts the client sends nothing more and has been dropped.
+    /// Asserts the client sends nothing more: fails on its next request,
+    /// passes once every handle to the client has been dropped.
     pub async fn expect_done(mut self) {
         let next = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
             .await
