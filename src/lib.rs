@@ -22,7 +22,7 @@
 //! environment at a time on every core ([`par`]) and keeps only the
 //! changes; `render::render` renders everything for `druppie render`.
 //! [`lock`] is the ownership record both write and read.
-//! [`kube`](crate::kube) reads the cluster: Flux and Deployment readiness, the leader Lease, health checks.
+//! [`kube`] reads the cluster: Flux and Deployment readiness, the leader Lease, health checks.
 //!
 //! Around the stages: [`config`] reads `druppie.toml`, [`registry`] makes
 //! the catalog of blocks and skills searchable, [`template`] configures the

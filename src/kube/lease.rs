@@ -359,13 +359,17 @@ mod tests {
             server
                 .expect(Method::GET, LEASE)
                 .await
-                .fail(403, "Forbidden");
+                .fail(503, "ServiceUnavailable");
         };
         let (acquired, ()) = tokio::join!(leader.try_acquire(), serve);
-        let error = acquired.expect_err("forbidden");
+        let error = acquired.expect_err("unavailable");
         assert_eq!(
             error.to_string(),
             "cannot read Lease druppie/druppie-leader"
+        );
+        assert!(
+            error.is_transient(),
+            "an API server answering 503 may recover"
         );
     }
 

@@ -70,6 +70,24 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether asking again later may succeed: the API server was
+    /// unreachable, overloaded or failing (5xx, 429) or the request timed
+    /// out. Configuration, authentication and permission problems are not.
+    pub fn is_transient(&self) -> bool {
+        let source = match self {
+            Error::Kubeconfig { .. } | Error::InCluster(_) | Error::Client(_) => return false,
+            Error::Kustomizations(source)
+            | Error::Deployments { source, .. }
+            | Error::Lease { source, .. } => source,
+        };
+        match api_code(source) {
+            Some(code) => code == 429 || code >= 500,
+            None => matches!(source, kube::Error::HyperError(_) | kube::Error::Service(_)),
+        }
+    }
+}
+
 /// A connection to one cluster's API server.
 #[derive(Clone)]
 pub struct Cluster {
@@ -134,5 +152,79 @@ fn api_code(error: &kube::Error) -> Option<u16> {
     match error {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn connect_names_a_missing_kubeconfig() {
+        let path = PathBuf::from("/nonexistent/druppie/kubeconfig");
+        let error = Cluster::connect(&Source::Kubeconfig(path.clone()))
+            .await
+            .expect_err("no such file");
+        assert_eq!(
+            error.to_string(),
+            "cannot load kubeconfig /nonexistent/druppie/kubeconfig"
+        );
+        assert!(!error.is_transient());
+        assert!(matches!(error, Error::Kubeconfig { path: p, .. } if p == path));
+    }
+
+    #[tokio::test]
+    async fn connect_builds_a_tls_client_and_reports_an_unreachable_api_server() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("kubeconfig");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
+             clusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: test\n  user:\n    token: not-a-real-token\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n"
+        );
+        std::fs::write(&path, kubeconfig).expect("write kubeconfig");
+        let cluster = Cluster::connect(&Source::Kubeconfig(path))
+            .await
+            .expect("a usable kubeconfig");
+        let target = Target {
+            namespace: "docs-portal-dev".into(),
+            path: "apps/dev/docs-portal".into(),
+        };
+        let error = cluster.status(&target).await.expect_err("nothing listens");
+        assert!(matches!(error, Error::Kustomizations(_)), "{error:?}");
+        assert!(
+            error.is_transient(),
+            "an unreachable API server may come back: {error:?}"
+        );
+    }
+
+    /// Run against a real cluster: `KUBECONFIG=~/.kube/config cargo test
+    /// --lib kube::tests -- --ignored`.
+    #[tokio::test]
+    #[ignore = "needs cluster"]
+    async fn reads_kube_system_from_a_real_cluster() {
+        let path = std::env::var_os("KUBECONFIG").expect("KUBECONFIG names a kubeconfig file");
+        let cluster = Cluster::connect(&Source::Kubeconfig(path.into()))
+            .await
+            .expect("connect");
+        let target = Target {
+            namespace: "kube-system".into(),
+            path: "clusters/none".into(),
+        };
+        let status = cluster.status(&target).await.expect("status");
+        assert!(
+            status
+                .deployments
+                .iter()
+                .any(|d| d.name == "coredns" && d.desired >= 1),
+            "kube-system runs CoreDNS: {status:?}"
+        );
     }
 }

@@ -11,7 +11,9 @@ use super::{Cluster, Error, api_code};
 /// in the infra repo (e.g. `apps/dev/docs-portal`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The namespace the plan's workloads run in.
     pub namespace: String,
+    /// The plan's directory in the infra repo, relative to its root.
     pub path: String,
 }
 
@@ -37,11 +39,14 @@ impl ClusterStatus {
 /// A Flux `Kustomization` and its `Ready` condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KustomizationStatus {
+    /// The Kustomization's own namespace (usually `flux-system`).
     pub namespace: String,
     pub name: String,
     /// The `Ready` condition: `True`, `False`, or `None` while unknown or absent.
     pub ready: Option<bool>,
+    /// The `Ready` condition's reason, e.g. `ReconciliationSucceeded`.
     pub reason: Option<String>,
+    /// The `Ready` condition's message, e.g. which health check failed.
     pub message: Option<String>,
     /// `status.lastAppliedRevision`, e.g. `main@sha1:0a1b…`.
     pub revision: Option<String>,
@@ -51,7 +56,9 @@ pub struct KustomizationStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeploymentStatus {
     pub name: String,
+    /// `spec.replicas` (1 when unset).
     pub desired: i32,
+    /// `status.availableReplicas` (0 when unset).
     pub available: i32,
 }
 

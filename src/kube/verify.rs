@@ -75,3 +75,113 @@ fn chain(error: reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::thread::{self, JoinHandle};
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_millis(10);
+
+    /// A health endpoint on 127.0.0.1 that answers one connection per
+    /// status in `statuses`, then stops listening; joins to the number of
+    /// requests it answered.
+    fn health_server(statuses: &[u16]) -> (String, JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+        let url = format!(
+            "http://{}/healthz",
+            listener.local_addr().expect("local address")
+        );
+        let statuses = statuses.to_vec();
+        let server = thread::spawn(move || {
+            let mut answered = 0;
+            for status in statuses {
+                let (stream, _) = listener.accept().expect("accept");
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                // The request line and headers end with an empty line.
+                while reader.read_line(&mut line).expect("read request") > 2 {
+                    line.clear();
+                }
+                let reply = format!(
+                    "HTTP/1.1 {status} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                reader
+                    .get_mut()
+                    .write_all(reply.as_bytes())
+                    .expect("write reply");
+                answered += 1;
+            }
+            answered
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn verify_passes_on_a_2xx_answer() {
+        let (url, server) = health_server(&[200]);
+        let outcome = verify(&url, 3, WAIT).await;
+        assert_eq!(outcome, Verification::Verified { status: 200 });
+        assert_eq!(server.join().expect("server"), 1);
+        let json = serde_json::to_value(&outcome).expect("serializable");
+        assert_eq!(
+            json,
+            serde_json::json!({ "outcome": "verified", "status": 200 })
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_retries_until_the_block_is_up() {
+        let (url, server) = health_server(&[503, 200]);
+        assert_eq!(
+            verify(&url, 3, WAIT).await,
+            Verification::Verified { status: 200 }
+        );
+        assert_eq!(server.join().expect("server"), 2);
+    }
+
+    #[tokio::test]
+    async fn verify_fails_with_the_last_status_after_all_attempts() {
+        let (url, server) = health_server(&[500, 500, 500]);
+        let outcome = verify(&url, 3, WAIT).await;
+        let expected = "answered 500 Internal Server Error (after 3 attempts)";
+        assert_eq!(
+            outcome,
+            Verification::Failed {
+                reason: expected.into()
+            }
+        );
+        assert_eq!(server.join().expect("server"), 3);
+    }
+
+    #[tokio::test]
+    async fn verify_fails_when_nothing_listens_and_keeps_credentials_out() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("http://probe:s3cret@127.0.0.1:{port}/healthz");
+        let Verification::Failed { reason } = verify(&url, 2, WAIT).await else {
+            panic!("nothing listens on port {port}");
+        };
+        assert!(reason.starts_with("request failed: "), "{reason}");
+        assert!(
+            reason.to_lowercase().contains("connection refused"),
+            "{reason}"
+        );
+        assert!(reason.ends_with("(after 2 attempts)"), "{reason}");
+        assert!(!reason.contains("s3cret"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn verify_gives_up_at_once_on_an_invalid_url() {
+        let outcome = verify("not a url", 5, Duration::from_secs(60)).await;
+        let Verification::Failed { reason } = outcome else {
+            panic!("an invalid URL cannot verify");
+        };
+        assert!(reason.starts_with("invalid URL"), "{reason}");
+    }
+}
