@@ -12,10 +12,10 @@ use super::{Cluster, Error, api_code};
 /// Leader election over a `coordination.k8s.io/v1` Lease: two replicas
 /// never reconcile at once.
 ///
-/// Call [`Leader::try_acquire`] well within the lease duration (a third of
-/// it, as client-go does) and stop reconciling when it returns `false` or
-/// fails: once the duration has passed since the last renewal, another
-/// replica may take over.
+/// Call [`Leader::try_acquire`] several times per lease duration (client-go
+/// retries every 2 s for a 15 s lease) and stop reconciling as soon as it
+/// returns `false` or fails: once the duration has passed since the last
+/// renewal, another replica may take over.
 pub struct Leader {
     api: Api<Lease>,
     namespace: String,

@@ -5,6 +5,10 @@
 //!
 //! This module only reads the cluster, apart from the leader Lease: the
 //! infra repo is the way druppie changes what runs, and Flux applies it.
+//! The account druppie runs as needs `list` on
+//! `kustomizations.kustomize.toolkit.fluxcd.io` in all namespaces, `list`
+//! on `deployments` in each plan's namespace, and `get`, `create` and
+//! `update` on `leases` in its own.
 
 mod lease;
 mod status;
