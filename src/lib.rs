@@ -22,6 +22,7 @@
 //! environment at a time on every core ([`par`]) and keeps only the
 //! changes; `render::render` renders everything for `druppie render`.
 //! [`lock`] is the ownership record both write and read.
+//! [`kube`] reads the cluster: Flux and Deployment readiness, the leader Lease, health checks.
 //!
 //! Around the stages: [`config`] reads `druppie.toml`, [`registry`] makes
 //! the catalog of blocks and skills searchable, [`template`] configures the
@@ -39,6 +40,7 @@ pub mod daemon;
 pub mod diff;
 pub mod forge;
 pub mod git;
+pub mod kube;
 pub mod live;
 pub mod lock;
 pub mod par;
