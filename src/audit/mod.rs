@@ -23,6 +23,9 @@ pub enum Kind {
     Rejected,
     Failed,
     Violation,
+    /// The applied commit is running: Flux reports it Ready and its
+    /// health URLs answer.
+    Verified,
 }
 
 impl Kind {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Rejected => "rejected",
             Kind::Failed => "failed",
             Kind::Violation => "violation",
+            Kind::Verified => "verified",
         }
     }
 }

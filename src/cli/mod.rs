@@ -165,14 +165,41 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Preview(args) => preview::run(&ctx, &args),
         Command::Serve(args) => {
-            let name = &ctx.config.server.webhook_secret_env;
-            let secrets = serve::Secrets {
-                webhook: env.var(name).map(crate::secret::Secret::new),
-            };
-            serve::run(&ctx, &args, secrets)
+            let environment = serve_environment(&ctx, env);
+            serve::run(&ctx, &args, environment)
         }
     };
     ExitCode::from(code)
+}
+
+/// What the daemon reads from the environment: the webhook secret, the
+/// cluster (in-cluster when `KUBERNETES_SERVICE_HOST` is set, else
+/// `$KUBECONFIG` or `~/.kube/config` when it exists), and the pod's name
+/// and namespace.
+fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
+    let kubeconfig = env
+        .var("KUBECONFIG")
+        .map(PathBuf::from)
+        .or_else(|| env.var("HOME").map(|h| Path::new(&h).join(".kube/config")))
+        .filter(|p| p.is_file());
+    let cluster = if env.var("KUBERNETES_SERVICE_HOST").is_some() {
+        Some(crate::kube::Source::InCluster)
+    } else {
+        kubeconfig.map(crate::kube::Source::Kubeconfig)
+    };
+    serve::Environment {
+        webhook: env
+            .var(&ctx.config.server.webhook_secret_env)
+            .map(crate::secret::Secret::new),
+        cluster,
+        identity: env
+            .var("POD_NAME")
+            .or_else(|| env.var("HOSTNAME"))
+            .unwrap_or_else(|| format!("druppie-{}", std::process::id())),
+        namespace: env
+            .var("POD_NAMESPACE")
+            .unwrap_or_else(|| "default".to_owned()),
+    }
 }
 
 /// Loads and validates the spec, printing warnings, or every diagnostic

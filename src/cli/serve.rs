@@ -18,12 +18,16 @@ pub struct Args {
     pub listen: Option<String>,
 }
 
-/// The environment variables `serve` reads, resolved by `main`.
-pub struct Secrets {
+/// What `serve` takes from the process environment, resolved by `main`.
+pub struct Environment {
     pub webhook: Option<Secret>,
+    pub cluster: Option<crate::kube::Source>,
+    /// Pod name and namespace (the downward API), for the leader Lease.
+    pub identity: String,
+    pub namespace: String,
 }
 
-pub fn run(ctx: &Context, args: &Args, secrets: Secrets) -> u8 {
+pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
     let config = &ctx.config;
     let fail = |message: &str| {
         eprintln!("error: {message}");
@@ -56,6 +60,7 @@ pub fn run(ctx: &Context, args: &Args, secrets: Secrets) -> u8 {
         forge,
         signer,
         identity: super::apply::identity(config),
+        cluster: None,
     };
     let options = Options {
         listen: args
@@ -63,7 +68,10 @@ pub fn run(ctx: &Context, args: &Args, secrets: Secrets) -> u8 {
             .clone()
             .unwrap_or_else(|| config.server.listen.clone()),
         poll,
-        webhook_secret: secrets.webhook,
+        webhook_secret: env.webhook,
+        cluster: env.cluster,
+        identity: env.identity,
+        namespace: env.namespace,
     };
     match crate::daemon::serve(reconciler, options) {
         Ok(()) => exit::OK,

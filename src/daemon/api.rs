@@ -79,8 +79,11 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Ready once the first reconcile finished, or as a follower: replicas
+/// that do not hold the Lease serve the API and queue webhooks, and must
+/// not stall a rollout.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.shared.view.lock().expect("view lock").ready {
+    if app.shared.view.lock().expect("view lock").ready || !app.shared.leading() {
         "ready\n".into_response()
     } else {
         (

@@ -11,6 +11,7 @@
 //! ```
 
 mod api;
+mod cluster;
 mod metrics;
 mod queue;
 mod reconcile;
@@ -38,7 +39,17 @@ pub struct Options {
     pub poll: Duration,
     /// Webhooks must be signed with it; without one they are not checked.
     pub webhook_secret: Option<Secret>,
+    /// Where the cluster's credentials are; `None`: no cluster.
+    pub cluster: Option<crate::kube::Source>,
+    /// This replica's name and namespace, for the leader Lease.
+    pub identity: String,
+    pub namespace: String,
 }
+
+/// The Lease replicas elect a leader with, and how long it holds.
+const LEASE: &str = "druppie";
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+const LEASE_RENEW: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -56,7 +67,7 @@ pub enum Error {
 ///
 /// # Errors
 /// The address cannot be bound or the runtime cannot start.
-pub fn serve(reconciler: Reconciler, options: Options) -> Result<(), Error> {
+pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -76,6 +87,7 @@ pub fn serve(reconciler: Reconciler, options: Options) -> Result<(), Error> {
             source,
         })?;
     let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let leader = connect(&runtime, &options, &mut reconciler, &shared);
     shared.queue.push(queue::Trigger::Start);
     let worker = {
         let shared = shared.clone();
@@ -130,6 +142,12 @@ pub fn serve(reconciler: Reconciler, options: Options) -> Result<(), Error> {
             })
             .await;
         poller.abort();
+        if let Some((task, leader)) = leader {
+            task.abort();
+            if let Err(e) = leader.release().await {
+                tracing::warn!(error = %e, "releasing the leader Lease");
+            }
+        }
         if let Err(e) = served {
             tracing::error!(error = %e, "the HTTP server failed");
         }
@@ -138,6 +156,58 @@ pub fn serve(reconciler: Reconciler, options: Options) -> Result<(), Error> {
     let _ = worker.join();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connects to the cluster when one is configured and starts the leader
+/// election; without a cluster, status, verification and leader
+/// election are off, which one log line says.
+fn connect(
+    runtime: &tokio::runtime::Runtime,
+    options: &Options,
+    reconciler: &mut Reconciler,
+    shared: &Arc<state::Shared>,
+) -> Option<(tokio::task::JoinHandle<()>, Arc<crate::kube::Leader>)> {
+    let Some(source) = &options.cluster else {
+        tracing::info!(
+            "no cluster: cluster status, post-deploy verification and leader election are off"
+        );
+        return None;
+    };
+    let cluster = match runtime.block_on(crate::kube::Cluster::connect(source)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reach the cluster: cluster status, post-deploy verification and leader election are off");
+            return None;
+        }
+    };
+    let leader = Arc::new(crate::kube::Leader::new(
+        &cluster,
+        &options.namespace,
+        LEASE,
+        &options.identity,
+        LEASE_DURATION,
+    ));
+    reconciler.cluster = Some(cluster::Link {
+        cluster,
+        runtime: runtime.handle().clone(),
+    });
+    shared.set_leading(false);
+    let task = {
+        let (leader, shared) = (leader.clone(), shared.clone());
+        runtime.spawn(async move {
+            loop {
+                match leader.try_acquire().await {
+                    Ok(held) => shared.set_leading(held),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "leader election");
+                        shared.set_leading(false);
+                    }
+                }
+                tokio::time::sleep(LEASE_RENEW).await;
+            }
+        })
+    };
+    Some((task, leader))
 }
 
 /// Resolves on SIGTERM or SIGINT.

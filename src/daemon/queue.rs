@@ -107,6 +107,10 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    pub fn stopping(&self) -> bool {
+        self.pending.lock().expect("queue lock").stopping
+    }
+
     /// Waits for triggers, or until `deadline` (then a retry).
     pub fn next(&self, deadline: Option<Instant>) -> Next {
         let mut p = self.pending.lock().expect("queue lock");

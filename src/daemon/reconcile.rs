@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+use super::cluster::{self, Link};
 use super::source::{Revision, SpecSource};
 use super::state::{Event, PlanInfo, PlanStatus, Shared, Sync};
 use crate::apply::{Cache, Done, Failure, Outcome, Run, Step};
@@ -27,6 +28,8 @@ pub struct Reconciler {
     pub cache: Cache,
     pub signer: Signer,
     pub identity: Identity,
+    /// Cluster status and verification, when a cluster is connected.
+    pub cluster: Option<Link>,
 }
 
 /// How a reconcile ended.
@@ -182,6 +185,29 @@ impl Reconciler {
             (ended, _) => ended,
         };
         self.settle(shared, &valid, &selection, revision, &outcome, &ended);
+        if let Some(link) = &self.cluster {
+            let platform = valid
+                .spec
+                .platform
+                .as_ref()
+                .expect("validated: plans imply a platform");
+            let ctx = cluster::Context {
+                shared,
+                id,
+                spec_repo: &spec_repo,
+                forge: self.forge.as_ref(),
+                cache: &self.cache,
+                signer: &self.signer,
+                identity: &self.identity,
+                infra_repo: &platform.infra.repo,
+            };
+            let mut statuses = shared.view.lock().expect("view lock").statuses.clone();
+            link.observe(&valid, &mut statuses, &ctx);
+            shared.view.lock().expect("view lock").statuses = statuses;
+            if let Err(e) = self.source.publish(&self.cache) {
+                warn!(error = %e, "pushing the audit trail");
+            }
+        }
         ended
     }
 

@@ -3,6 +3,7 @@
 //! the catalog, the metrics, and the stream of events.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -132,6 +133,8 @@ pub struct Shared {
     pub queue: Queue,
     pub metrics: Metrics,
     pub events: broadcast::Sender<Event>,
+    /// This replica holds the leader Lease (always, without a cluster).
+    leading: AtomicBool,
 }
 
 impl Shared {
@@ -141,6 +144,17 @@ impl Shared {
             queue: Queue::default(),
             metrics: Metrics::default(),
             events: broadcast::channel(1024).0,
+            leading: AtomicBool::new(true),
+        }
+    }
+
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    pub fn set_leading(&self, leading: bool) {
+        if self.leading.swap(leading, Ordering::SeqCst) != leading {
+            tracing::info!(leading, "leadership changed");
         }
     }
 

@@ -51,6 +51,13 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>) {
             Next::Stop => break,
             Next::Run(batch) => batch,
         };
+        // Another replica holds the Lease: wait for it (the batch waits too).
+        while !shared.leading() && !shared.queue.stopping() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if shared.queue.stopping() {
+            break;
+        }
         if batch.only_pushes_of(done.as_deref()) {
             shared.metrics.coalesced();
             continue;

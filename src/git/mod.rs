@@ -96,6 +96,15 @@ impl Repo {
             .map_err(|e| err("cannot open the repository", e))
     }
 
+    /// A handle for moving refs: a reflog entry names a committer, and
+    /// where git has none configured (a container without a git config)
+    /// the entry names druppie rather than the move failing.
+    fn for_ref_edits(&self) -> gix::Repository {
+        let mut repo = self.repo.to_thread_local();
+        let _ = repo.committer_or_set_fallback("druppie", "druppie@localhost");
+        repo
+    }
+
     /// The repository holding `dir` (searching its parents), if any.
     pub fn discover(dir: &Path) -> Option<Repo> {
         gix::ThreadSafeRepository::discover(dir)

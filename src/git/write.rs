@@ -190,8 +190,7 @@ impl Repo {
             Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
             None => PreviousValue::MustNotExist,
         };
-        self.repo
-            .to_thread_local()
+        self.for_ref_edits()
             .edit_reference(RefEdit {
                 change: Change::Update {
                     log: LogChange {
@@ -270,7 +269,7 @@ impl Repo {
         new: ObjectId,
         reason: &str,
     ) -> Result<(), Error> {
-        let repo = self.repo.to_thread_local();
+        let repo = self.for_ref_edits();
         let name: FullName = format!("refs/heads/{branch}")
             .try_into()
             .map_err(|e| err(format!("invalid branch name `{branch}`"), e))?;

@@ -29,6 +29,10 @@ impl Daemon {
             .args(["--config", s.config.to_str().expect("utf-8"), "serve"])
             .current_dir(s.tmp.path())
             .env_remove("DRUPPIE_LOG")
+            // No cluster here: not this machine's kubeconfig either.
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", s.tmp.path())
             .env("DRUPPIE_IT_WEBHOOK_SECRET", SECRET)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -279,7 +283,12 @@ fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
     let d = Daemon::start(&s);
     // The first reconcile applied the spec as it was: dev committed,
     // prod proposed.
-    assert_eq!(d.state("permits", "dev")["state"], "in-sync");
+    assert_eq!(
+        d.state("permits", "dev")["state"],
+        "in-sync",
+        "{}",
+        d.state("permits", "dev")
+    );
     assert_eq!(d.state("permits", "prod")["state"], "pending-approval");
     assert_eq!(d.state("permits", "prod")["pull"], "druppie/permits-prod");
     let (events, reader) = listen(&d);

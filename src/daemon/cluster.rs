@@ -1,0 +1,239 @@
+//! The daemon's link to the cluster, when it has one: readiness of every
+//! plan × environment for the status, and post-deploy verification. A
+//! commit druppie applied to the infra repo is verified once Flux reports
+//! that revision Ready: every `health_url` output of the plan's
+//! components must answer 2xx. The verdict is an audit event (`verified`
+//! or `failed`) and a line in the commit's git note; the trail is also
+//! how the daemon knows, after a restart, what is verified already.
+
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+
+use super::state::{Event, PlanStatus, Shared};
+use crate::apply::{Cache, NOTES, note, now, stamp};
+use crate::audit::{self, Kind, Recorded};
+use crate::forge::Forge;
+use crate::git::sign::Signer;
+use crate::git::write::Identity;
+use crate::git::{ObjectId, Repo};
+use crate::kube::{Cluster, Target, Verification};
+use crate::spec::Validated;
+
+/// The output a block declares for post-deploy verification.
+pub const HEALTH_OUTPUT: &str = "health_url";
+/// Attempts per health URL, and the wait between them.
+const ATTEMPTS: u32 = 5;
+const WAIT: Duration = Duration::from_secs(2);
+
+pub struct Link {
+    pub cluster: Cluster,
+    pub runtime: Handle,
+}
+
+/// What verification needs from the reconcile.
+pub struct Context<'a> {
+    pub shared: &'a Shared,
+    pub id: &'a str,
+    pub spec_repo: &'a Repo,
+    pub forge: &'a dyn Forge,
+    pub cache: &'a Cache,
+    pub signer: &'a Signer,
+    pub identity: &'a Identity,
+    pub infra_repo: &'a str,
+}
+
+impl Link {
+    /// Fills in `statuses[..].cluster` and verifies what is due.
+    pub fn observe(&self, valid: &Validated, statuses: &mut [PlanStatus], ctx: &Context<'_>) {
+        let Ok(resolved) = crate::compose::compose(valid, &Default::default()) else {
+            return;
+        };
+        let trail = audit::read(ctx.spec_repo, None).unwrap_or_default();
+        for inst in &resolved.instances {
+            let target = Target {
+                namespace: inst.namespace.clone(),
+                path: format!("{}/{}", inst.infra_path.trim_end_matches('/'), inst.plan),
+            };
+            let status = match self.runtime.block_on(self.cluster.status(&target)) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(plan = %inst.plan, env = %inst.env, error = %e, "cluster status");
+                    continue;
+                }
+            };
+            if let Some(s) = statuses
+                .iter_mut()
+                .find(|s| s.plan == inst.plan && s.env == inst.env)
+            {
+                s.cluster = serde_json::to_value(&status).ok();
+            }
+            let urls: Vec<String> = inst
+                .components
+                .iter()
+                .filter_map(|c| c.outputs.get(HEALTH_OUTPUT)?.as_str().map(str::to_owned))
+                .collect();
+            let revision = status
+                .kustomization
+                .as_ref()
+                .and_then(|k| k.revision.clone());
+            let Some(commit) = due(&trail, &inst.plan, &inst.env, ctx.infra_repo) else {
+                continue;
+            };
+            if urls.is_empty() || !status.ready() || !revision.is_some_and(|r| r.contains(&commit))
+            {
+                continue;
+            }
+            self.verify(ctx, &inst.plan, &inst.env, &commit, &urls);
+        }
+    }
+
+    fn verify(&self, ctx: &Context<'_>, plan: &str, env: &str, commit: &str, urls: &[String]) {
+        let mut failed = Vec::new();
+        for url in urls {
+            let verdict = self
+                .runtime
+                .block_on(crate::kube::verify(url, ATTEMPTS, WAIT));
+            let result = match &verdict {
+                Verification::Verified { .. } => "verified",
+                Verification::Failed { reason } => {
+                    failed.push(format!("{url}: {reason}"));
+                    "failed"
+                }
+            };
+            ctx.shared.emit(Event::Verification {
+                id: ctx.id.to_owned(),
+                plan: plan.to_owned(),
+                env: env.to_owned(),
+                url: url.clone(),
+                result: result.to_owned(),
+            });
+        }
+        let kind = if failed.is_empty() {
+            Kind::Verified
+        } else {
+            Kind::Failed
+        };
+        let time = now();
+        let event = audit::Event {
+            kind,
+            time: stamp(time),
+            actor: ctx.identity.email.clone(),
+            plans: vec![plan.to_owned()],
+            env: Some(env.to_owned()),
+            repo: ctx.infra_repo.to_owned(),
+            commit: Some(commit.to_owned()),
+            branch: None,
+            spec_commit: None,
+        };
+        if let Err(e) = audit::record(ctx.spec_repo, &event, ctx.signer, ctx.identity, time) {
+            tracing::warn!(error = %e, "recording the verification");
+            return;
+        }
+        let line = match failed.as_slice() {
+            [] => format!("druppie: verified in {env}: every health URL answers"),
+            many => format!("druppie: verification FAILED in {env}: {}", many.join("; ")),
+        };
+        if let Err(e) = comment(ctx, commit, &line) {
+            tracing::warn!(error = %e, "commenting the verification");
+        }
+    }
+}
+
+/// The infra commit applied last for `plan` in `env` that has no
+/// verification yet.
+pub fn due(trail: &[Recorded], plan: &str, env: &str, infra: &str) -> Option<String> {
+    let ours = |r: &&Recorded| {
+        r.event.repo == infra
+            && r.event.env.as_deref() == Some(env)
+            && r.event.plans.iter().any(|p| p == plan)
+    };
+    let applied = trail
+        .iter()
+        .filter(ours)
+        .rev()
+        .find(|r| r.event.kind == Kind::Applied)?
+        .event
+        .commit
+        .clone()?;
+    let judged = trail.iter().filter(ours).any(|r| {
+        matches!(r.event.kind, Kind::Verified | Kind::Failed)
+            && r.event.commit.as_deref() == Some(applied.as_str())
+    });
+    (!judged).then_some(applied)
+}
+
+/// Adds `line` to the git note on `commit` in the infra repo.
+fn comment(ctx: &Context<'_>, commit: &str, line: &str) -> Result<(), String> {
+    let repo = Repo::open(&ctx.cache.path(ctx.infra_repo))
+        .map_err(|e| e.to_string())?
+        .ok_or("the infra repo is not in the cache")?;
+    let id = ObjectId::from_hex(commit.as_bytes()).map_err(|e| e.to_string())?;
+    let earlier = repo.note(NOTES, id).map_err(|e| e.to_string())?;
+    let text = match earlier {
+        Some(t) => format!("{}\n{line}\n", t.trim_end()),
+        None => format!("{line}\n"),
+    };
+    note(
+        ctx.cache,
+        &repo,
+        ctx.infra_repo,
+        &ctx.forge.url(ctx.infra_repo),
+        id,
+        &text,
+        ctx.identity,
+        ctx.signer,
+        now(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Event;
+
+    fn recorded(kind: Kind, env: &str, commit: &str) -> Recorded {
+        Recorded {
+            commit: "e".repeat(40),
+            event: Event {
+                kind,
+                time: "2026-11-21T00:00:00Z".into(),
+                actor: "druppie@example.org".into(),
+                plans: vec!["permits".into()],
+                env: Some(env.into()),
+                repo: "infra".into(),
+                commit: Some(commit.into()),
+                branch: None,
+                spec_commit: None,
+            },
+            signature: "unchecked".into(),
+        }
+    }
+
+    #[test]
+    fn the_last_applied_commit_is_due_until_it_has_a_verdict() {
+        let mut trail = vec![
+            recorded(Kind::Applied, "dev", "c1"),
+            recorded(Kind::Verified, "dev", "c1"),
+            recorded(Kind::Applied, "dev", "c2"),
+            recorded(Kind::Applied, "prod", "c9"),
+        ];
+        assert_eq!(
+            due(&trail, "permits", "dev", "infra").as_deref(),
+            Some("c2")
+        );
+        assert_eq!(
+            due(&trail, "permits", "prod", "infra").as_deref(),
+            Some("c9")
+        );
+        assert_eq!(due(&trail, "other", "dev", "infra"), None);
+        trail.push(recorded(Kind::Failed, "dev", "c2"));
+        assert_eq!(
+            due(&trail, "permits", "dev", "infra"),
+            None,
+            "failed is a verdict too"
+        );
+        assert_eq!(due(&[], "permits", "dev", "infra"), None);
+    }
+}
