@@ -24,12 +24,19 @@ fn layers_merge_in_order_and_wiring_resolves() {
         [
             "docs-portal/dev",
             "docs-portal/prod",
+            "druppie/prod",
             "permits/dev",
             "permits/test",
             "permits/prod"
         ]
     );
-    let prod = &r.instances[4];
+    let instance = |plan: &str, env: &str| {
+        r.instances
+            .iter()
+            .find(|i| i.plan == plan && i.env == env)
+            .expect("instance")
+    };
+    let prod = instance("permits", "prod");
     assert_eq!(prod.namespace, "permits");
     let order: Vec<&str> = prod.components.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(order, ["db", "cache", "app"], "dependencies come first");
@@ -47,7 +54,7 @@ fn layers_merge_in_order_and_wiring_resolves() {
         "redis://permits-cache.permits.svc:6379"
     );
     assert_eq!(app.inputs["replicas"], 3);
-    let dev = &r.instances[2];
+    let dev = instance("permits", "dev");
     assert_eq!(
         dev.components[2].inputs["redis_url"],
         "redis://permits-cache.permits-dev.svc:6379"
