@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Benchmark `druppie serve` with the plain-git forge on local bare repos.
+
+Usage: bench/daemon.py [--latency N] [--burst N] [--reconciles N]
+
+The spec is this repository's example (blocks, templates, stacks, plans),
+pushed to a bare spec repo beside the infra repo. A release daemon is
+started on 127.0.0.1 with a webhook secret, and three things are measured:
+
+1. latency: a one-plan change is pushed to the spec repo, then a signed
+   push webhook is sent; the time from the webhook to the signed commit on
+   the infra repo's main (p50/p95 over N changes);
+2. burst: one change, then N webhook deliveries (distinct ids, 8 senders)
+   within 10 s; afterwards exactly one new commit on main and one on the
+   proposal branch, and how many reconciles ran;
+3. memory: N reconciles (webhooks that name no commit, one after the
+   other); RSS after the first 5% and at the end.
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "bench-secret"
+
+
+def git(cwd, *args):
+    return subprocess.run(
+        ["git", "-c", "user.name=Person", "-c", "user.email=person@example.org",
+         "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def setup(tmp):
+    forge = os.path.join(tmp, "forge")
+    os.makedirs(forge)
+    spec = os.path.join(tmp, "spec-src")
+    os.makedirs(spec)
+    for d in ["bouwblokken", "skills", "templates", "spec"]:
+        shutil.copytree(os.path.join(HERE, d), os.path.join(spec, d))
+    git(spec, "init", "-q")
+    git(spec, "add", "-A")
+    git(spec, "commit", "-qm", "spec")
+    git(tmp, "clone", "-q", "--bare", spec, os.path.join(forge, "spec.git"))
+    git(tmp, "clone", "-q", os.path.join(forge, "spec.git"), "spec-work")
+    git(forge, "init", "-q", "--bare", "infra.git")
+    work = os.path.join(tmp, "infra-work")
+    git(tmp, "clone", "-q", os.path.join(forge, "infra.git"), work)
+    with open(os.path.join(work, "README.md"), "w") as f:
+        f.write("# infra\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "start")
+    git(work, "push", "-q", "origin", "main")
+    key = os.path.join(tmp, "key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    config = os.path.join(tmp, "druppie.toml")
+    with open(config, "w") as f:
+        f.write(f"""[spec]
+url = "{forge}/spec.git"
+branch = "main"
+[forge]
+kind = "git"
+base = "{forge}"
+[repos]
+cache_dir = "{tmp}/cache"
+[signing]
+key = "{key}"
+[server]
+listen = "127.0.0.1:0"
+poll_interval = "1h"
+webhook_secret_env = "BENCH_WEBHOOK_SECRET"
+""")
+    return forge, config
+
+
+class Daemon:
+    def __init__(self, binary, config, tmp):
+        env = dict(os.environ, BENCH_WEBHOOK_SECRET=SECRET, HOME=tmp)
+        env.pop("KUBECONFIG", None)
+        self.proc = subprocess.Popen([binary, "--config", config, "serve"], env=env,
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True)
+        for line in self.proc.stderr:
+            if '"listening"' in line:
+                self.addr = json.loads(line)["fields"]["addr"]
+                break
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+        while self.get("/readyz")[0] != 200:
+            time.sleep(0.05)
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(f"http://{self.addr}{path}") as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def hook(self, delivery, after, repo="spec"):
+        body = json.dumps({"ref": "refs/heads/main", "after": after,
+                           "repository": {"name": repo, "full_name": f"platform/{repo}"}}).encode()
+        sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(f"http://{self.addr}/webhooks/gitea", data=body, headers={
+            "content-type": "application/json", "x-gitea-event": "push",
+            "x-gitea-delivery": delivery, "x-gitea-signature": sig})
+        with urllib.request.urlopen(req) as r:
+            return r.status
+
+    def metric(self, series):
+        text = self.get("/metrics")[1]
+        m = re.search("^" + re.escape(series) + r" (\S+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def reconciles(self):
+        return sum(self.metric(f'druppie_reconciles_total{{result="{r}"}}')
+                   for r in ["success", "failed", "terminal", "dry-run"])
+
+    def rss_kb(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        self.proc.terminate()
+        return self.proc.wait(timeout=60)
+
+
+def change(tmp, n):
+    """Releases docs-portal 2.0.<n> and pushes; returns the spec commit."""
+    work = os.path.join(tmp, "spec-work")
+    plan = os.path.join(work, "spec/plans/docs-portal.yaml")
+    with open(plan) as f:
+        text = f.read()
+    text = re.sub(r"docs-portal:2\.0\.\d+", f"docs-portal:2.0.{n}", text)
+    with open(plan, "w") as f:
+        f.write(text)
+    git(work, "commit", "-qam", f"docs-portal 2.0.{n}")
+    git(work, "push", "-q", "origin", "main")
+    return git(work, "rev-parse", "HEAD").strip()
+
+
+def head(forge, ref="main"):
+    out = subprocess.run(["git", "rev-parse", "-q", "--verify", ref],
+                         cwd=os.path.join(forge, "infra.git"), capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def count(forge, ref):
+    return int(git(os.path.join(forge, "infra.git"), "rev-list", "--count", ref))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--latency", type=int, default=40)
+    p.add_argument("--burst", type=int, default=1000)
+    p.add_argument("--reconciles", type=int, default=10000)
+    a = p.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=HERE, check=True)
+    binary = os.path.join(HERE, "target/release/druppie")
+    tmp = tempfile.mkdtemp(prefix="druppie-bench-")
+    try:
+        forge, config = setup(tmp)
+        d = Daemon(binary, config, tmp)
+        print(f"first reconcile done; infra main has {count(forge, 'main')} commits", flush=True)
+
+        # 1. latency: webhook -> signed commit on the infra repo's main.
+        times = []
+        for i in range(a.latency):
+            after = change(tmp, 10 + i)
+            before = head(forge)
+            t0 = time.perf_counter()
+            d.hook(f"lat-{i}", after)
+            while head(forge) == before:
+                time.sleep(0.001)
+            times.append(time.perf_counter() - t0)
+            # Let the reconcile finish (the prod proposal, the audit push).
+            while d.get("/api/v1/status")[1].count('"applying"'):
+                time.sleep(0.005)
+        times.sort()
+        p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
+        signed = subprocess.run(
+            ["git", "cat-file", "commit", "main"], cwd=os.path.join(forge, "infra.git"),
+            capture_output=True, text=True).stdout
+        assert "gpgsig -----BEGIN SSH SIGNATURE-----" in signed
+        print(f"latency webhook->signed commit: n={len(times)} "
+              f"p50={statistics.median(times) * 1000:.0f}ms p95={p95 * 1000:.0f}ms "
+              f"max={times[-1] * 1000:.0f}ms", flush=True)
+
+        # 2. burst: many deliveries of one change within 10 s.
+        main_before = count(forge, "main")
+        prop_before = count(forge, "druppie/docs-portal-prod")
+        rec_before = d.reconciles()
+        after = change(tmp, 9000)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda i: d.hook(f"burst-{i}", after), range(a.burst)))
+        sent = time.perf_counter() - t0
+        time.sleep(1)
+        while d.get("/api/v1/status")[1].count('"applying"'):
+            time.sleep(0.01)
+        new_main = count(forge, "main") - main_before
+        new_prop = count(forge, "druppie/docs-portal-prod") - prop_before
+        print(f"burst: {a.burst} deliveries in {sent:.2f}s (all 202: {set(codes) == {202}}); "
+              f"new commits on main={new_main} proposal={new_prop}; "
+              f"reconciles={d.reconciles() - rec_before:.0f} "
+              f"skipped={d.metric('druppie_reconciles_total{result=\"skipped\"}'):.0f}", flush=True)
+        assert new_main == 1 and new_prop == 1, "duplicates"
+
+        # 3. memory over many reconciles.
+        warm = max(1, a.reconciles // 20)
+        rss = {}
+        t0 = time.perf_counter()
+        for i in range(a.reconciles):
+            target = d.reconciles() + 1
+            d.hook(f"mem-{i}", "0" * 40, repo="infra")
+            while d.reconciles() < target:
+                time.sleep(0.001)
+            if i + 1 == warm:
+                rss["warm"] = d.rss_kb()
+        rss["end"] = d.rss_kb()
+        took = time.perf_counter() - t0
+        growth = (rss["end"] - rss["warm"]) / rss["warm"] * 100
+        print(f"memory: {a.reconciles} reconciles in {took:.0f}s "
+              f"({took / a.reconciles * 1000:.1f} ms each); RSS after {warm}: "
+              f"{rss['warm'] / 1024:.1f} MB, at the end: {rss['end'] / 1024:.1f} MB "
+              f"(growth {growth:+.1f}%)", flush=True)
+        code = d.stop()
+        print(f"SIGTERM: exit {code}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
