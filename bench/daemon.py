@@ -211,10 +211,11 @@ def main():
             time.sleep(0.01)
         new_main = count(forge, "main") - main_before
         new_prop = count(forge, "druppie/docs-portal-prod") - prop_before
+        skipped = d.metric('druppie_reconciles_total{result="skipped"}')
         print(f"burst: {a.burst} deliveries in {sent:.2f}s (all 202: {set(codes) == {202}}); "
               f"new commits on main={new_main} proposal={new_prop}; "
               f"reconciles={d.reconciles() - rec_before:.0f} "
-              f"skipped={d.metric('druppie_reconciles_total{result=\"skipped\"}'):.0f}", flush=True)
+              f"skipped={skipped:.0f}", flush=True)
         assert new_main == 1 and new_prop == 1, "duplicates"
 
         # 3. memory over many reconciles.

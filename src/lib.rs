@@ -21,14 +21,19 @@
 //! `diff::diff` runs compose, render, policy and diff for one plan and
 //! environment at a time on every core ([`par`]) and keeps only the
 //! changes; `render::render` renders everything for `druppie render`.
-//! [`lock`] is the ownership record both write and read.
-//! [`kube`] reads the cluster: Flux and Deployment readiness, the leader Lease, health checks.
+//! [`lock`] is the ownership record both write and read. `apply::Run` is
+//! one whole apply (sync, audit catch-up, diff, write, record), as the CLI
+//! and the daemon run it.
 //!
-//! Around the stages: [`config`] reads `druppie.toml`, [`registry`] makes
-//! the catalog of blocks and skills searchable, [`template`] configures the
-//! template engine compose and render share, [`yaml_subset`] reads the
-//! common YAML subset fast for spec loading and policies (the full parsers
-//! stay behind it), and [`cli`] is the only module that prints. Dry-run is the pipeline stopped after `diff`; only
+//! Around the stages: [`daemon`] is `druppie serve` (triggers, a queue,
+//! one reconcile worker, the HTTP API), [`kube`] reads the cluster (Flux
+//! and Deployment readiness, the leader Lease, health checks), [`config`]
+//! reads `druppie.toml`, [`secret`] keeps secret values out of output,
+//! [`registry`] makes the catalog of blocks and skills searchable,
+//! [`template`] configures the template engine compose and render share,
+//! [`yaml_subset`] reads the common YAML subset fast for spec loading and
+//! policies (the full parsers stay behind it), and [`cli`] is the only
+//! module that prints. Dry-run is the pipeline stopped after `diff`; only
 //! `apply` has side effects.
 
 pub mod apply;
