@@ -33,7 +33,7 @@ pub struct Revision {
 
 /// The directories that make up the spec (`druppie.toml` and the caches
 /// beside them are not spec edits).
-const SPEC_DIRS: [&str; 4] = ["bouwblokken", "skills", "templates", "spec"];
+pub(super) const SPEC_DIRS: [&str; 4] = ["bouwblokken", "skills", "templates", "spec"];
 
 impl SpecSource {
     /// The directory the spec is read from.

@@ -1,6 +1,8 @@
-//! Watching a local spec checkout: a change to a spec file asks for a
-//! reconcile once the files have been quiet for a moment, so saving a
-//! file re-renders within a second and a `git checkout` is one reconcile.
+//! Watching a local spec checkout: a change to a spec file, or a commit
+//! or checkout (git's log of `HEAD`), asks for a reconcile once the files
+//! have been quiet for a moment, so saving a file re-renders within a
+//! second and a `git checkout` is one reconcile. Only the spec
+//! directories are watched, not build or cache directories beside them.
 
 use std::path::{Component, Path};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use super::queue::Trigger;
+use super::source::SPEC_DIRS;
 use super::state::Shared;
 
 /// How long the files must be quiet before the reconcile.
@@ -31,7 +34,18 @@ pub fn start(root: &Path, shared: Arc<Shared>) -> notify::Result<notify::Recomme
             let _ = tx.send(());
         }
     })?;
-    watcher.watch(root, RecursiveMode::Recursive)?;
+    for dir in SPEC_DIRS {
+        let path = root.join(dir);
+        if path.is_dir() {
+            watcher.watch(&path, RecursiveMode::Recursive)?;
+        }
+    }
+    // Commits and checkouts append to `.git/logs/HEAD`; druppie's own
+    // audit commits move another branch and do not.
+    let logs = root.join(".git/logs");
+    if logs.is_dir() {
+        watcher.watch(&logs, RecursiveMode::NonRecursive)?;
+    }
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait until nothing arrives for QUIET.
@@ -42,20 +56,17 @@ pub fn start(root: &Path, shared: Arc<Shared>) -> notify::Result<notify::Recomme
     Ok(watcher)
 }
 
-/// Whether `path` is part of the spec: under one of its directories, not
-/// git's own files or a cache.
+/// Whether `path` is part of the spec (under one of its directories) or
+/// the log of `HEAD`.
 fn is_spec(root: &Path, path: &Path) -> bool {
     let Ok(rel) = path.strip_prefix(root) else {
         return false;
     };
-    let mut parts = rel.components();
-    match parts.next() {
-        Some(Component::Normal(first)) => {
-            matches!(
-                first.to_str(),
-                Some("bouwblokken" | "skills" | "templates" | "spec")
-            )
-        }
+    if rel == Path::new(".git/logs/HEAD") {
+        return true;
+    }
+    match rel.components().next() {
+        Some(Component::Normal(first)) => first.to_str().is_some_and(|f| SPEC_DIRS.contains(&f)),
         _ => false,
     }
 }
@@ -73,6 +84,11 @@ mod tests {
             Path::new("/srv/spec/templates/x/infra/d.yaml.j2")
         ));
         assert!(!is_spec(root, Path::new("/srv/spec/.git/index")));
+        assert!(is_spec(root, Path::new("/srv/spec/.git/logs/HEAD")));
+        assert!(!is_spec(
+            root,
+            Path::new("/srv/spec/.git/logs/refs/heads/druppie-audit")
+        ));
         assert!(!is_spec(
             root,
             Path::new("/srv/spec/.druppie/cache/infra.git/HEAD")

@@ -25,8 +25,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(s: &Setup) -> Daemon {
+        Daemon::start_with(s, &[])
+    }
+
+    /// Starts `druppie --config … ARGS serve`.
+    fn start_with(s: &Setup, args: &[&str]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_druppie"))
-            .args(["--config", s.config.to_str().expect("utf-8"), "serve"])
+            .args(["--config", s.config.to_str().expect("utf-8")])
+            .args(args)
+            .arg("serve")
             .current_dir(s.tmp.path())
             .env_remove("DRUPPIE_LOG")
             // No cluster here: not this machine's kubeconfig either.
@@ -167,9 +174,9 @@ fn signal(child: &Child, name: &str) {
     assert!(ok.success());
 }
 
-/// The example setup with its spec repo as a bare repo on the forge, and
-/// a person's clone of it to push plan changes from.
-fn serve_setup() -> Setup {
+/// The apply setup, with the deployment template showing the image, so a
+/// release in the plan changes a rendered file.
+fn setup_with_image() -> Setup {
     let s = setup("platform-team, person@example.org");
     std::fs::write(
         s.f.path()
@@ -181,6 +188,13 @@ fn serve_setup() -> Setup {
         s.f.path(),
         &["commit", "-qam", "the image in the deployment"],
     );
+    s
+}
+
+/// The example setup with its spec repo as a bare repo on the forge, and
+/// a person's clone of it to push plan changes from.
+fn serve_setup() -> Setup {
+    let s = setup_with_image();
     let forge = s.forge();
     git(
         s.tmp.path(),
@@ -483,6 +497,52 @@ fn a_restarted_daemon_converges_without_duplicates() {
     assert_eq!(commits(&s, "infra", "main"), infra_commits);
     assert_eq!(trail(&s), events, "no new events");
     assert_eq!(d.state("permits", "prod")["state"], "pending-approval");
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn a_local_checkout_is_rerendered_on_save_and_applied_on_commit() {
+    let s = setup_with_image();
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str(
+        "\n[server]\nlisten = \"127.0.0.1:0\"\npoll_interval = \"1h\"\nwebhook_secret_env = \"DRUPPIE_IT_WEBHOOK_SECRET\"\n",
+    );
+    std::fs::write(&s.config, config).expect("config");
+    let spec = s.f.path().to_str().expect("utf-8").to_owned();
+    let d = Daemon::start_with(&s, &["--spec", &spec]);
+    assert_eq!(d.state("permits", "dev")["state"], "in-sync");
+    let infra_commits = commits(&s, "infra", "main");
+
+    // Saving a plan file re-renders: the dry run shows the edit, and an
+    // uncommitted edit is not applied.
+    let plan = s.f.path().join("spec/plans/permits.yaml");
+    let text = std::fs::read_to_string(&plan).expect("plan");
+    std::fs::write(&plan, text.replace("permits:1.0.0", "permits:1.0.7")).expect("edit");
+    d.wait("the edit re-rendered", |d| {
+        d.get("/api/v1/diff").1.contains("permits:1.0.7")
+    });
+    let status = d.json("/api/v1/status");
+    assert_eq!(status["dirty"], true, "{status}");
+    assert_eq!(d.state("permits", "dev")["state"], "drifted");
+    assert_eq!(commits(&s, "infra", "main"), infra_commits, "not applied");
+
+    // Committing it is applied: the commit is a trigger too.
+    git(s.f.path(), &["commit", "-qam", "permits 1.0.7"]);
+    let head = git(s.f.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+    d.wait("the commit applied", |d| {
+        d.state("permits", "dev")["spec_commit"] == head.as_str()
+            && d.state("permits", "dev")["state"] == "in-sync"
+    });
+    assert_eq!(commits(&s, "infra", "main"), infra_commits + 1);
+    let trailers = git(
+        &s.forge().join("infra.git"),
+        &["log", "-1", "--format=%(trailers)", "main"],
+    );
+    assert!(
+        trailers.contains(&format!("Druppie-Spec-Commit: {head}\n")),
+        "{trailers}"
+    );
+    assert!(trailers.contains("Druppie-Trigger: watch\n"), "{trailers}");
     assert!(d.terminate().success());
 }
 
