@@ -160,6 +160,12 @@ def count(forge, ref):
     return int(git(os.path.join(forge, "infra.git"), "rev-list", "--count", ref))
 
 
+def written(forge, spec_commit, *refs):
+    """Commits reachable from `refs` that name `spec_commit`."""
+    log = git(os.path.join(forge, "infra.git"), "log", "--format=%(trailers:key=Druppie-Spec-Commit,valueonly)", *refs)
+    return log.split().count(spec_commit)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--latency", type=int, default=40)
@@ -169,6 +175,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=HERE, check=True)
     binary = os.path.join(HERE, "target/release/druppie")
     tmp = tempfile.mkdtemp(prefix="druppie-bench-")
+    d = None
     try:
         forge, config = setup(tmp)
         d = Daemon(binary, config, tmp)
@@ -198,8 +205,6 @@ def main():
               f"max={times[-1] * 1000:.0f}ms", flush=True)
 
         # 2. burst: many deliveries of one change within 10 s.
-        main_before = count(forge, "main")
-        prop_before = count(forge, "druppie/docs-portal-prod")
         rec_before = d.reconciles()
         after = change(tmp, 9000)
         t0 = time.perf_counter()
@@ -209,8 +214,8 @@ def main():
         time.sleep(1)
         while d.get("/api/v1/status")[1].count('"applying"'):
             time.sleep(0.01)
-        new_main = count(forge, "main") - main_before
-        new_prop = count(forge, "druppie/docs-portal-prod") - prop_before
+        new_main = written(forge, after, "main")
+        new_prop = written(forge, after, "--branches=druppie/*", "^main")
         skipped = d.metric('druppie_reconciles_total{result="skipped"}')
         print(f"burst: {a.burst} deliveries in {sent:.2f}s (all 202: {set(codes) == {202}}); "
               f"new commits on main={new_main} proposal={new_prop}; "
@@ -237,8 +242,11 @@ def main():
               f"{rss['warm'] / 1024:.1f} MB, at the end: {rss['end'] / 1024:.1f} MB "
               f"(growth {growth:+.1f}%)", flush=True)
         code = d.stop()
+        d = None
         print(f"SIGTERM: exit {code}")
     finally:
+        if d is not None:
+            d.proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -196,18 +196,36 @@ impl Run<'_> {
         Err(Failure::KeptMoving)
     }
 
-    /// Brings every target repo the forge has into the cache.
+    /// Brings every target repo the forge has into the cache, a few at a
+    /// time: each is a `git fetch`, which mostly waits.
     fn sync(&self, targets: &[(String, String)]) -> Result<(), Failure> {
-        for (repo, _) in targets {
-            let exists = self
-                .forge
-                .exists(repo)
+        const AT_ONCE: usize = 4;
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let size = targets.len().div_ceil(AT_ONCE);
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = targets
+                .chunks(size)
+                .map(|chunk| {
+                    scope.spawn(move || chunk.iter().try_for_each(|(repo, _)| self.sync_one(repo)))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().expect("a sync thread does not panic"))
+                .collect()
+        })
+    }
+
+    fn sync_one(&self, repo: &str) -> Result<(), Failure> {
+        let exists = self
+            .forge
+            .exists(repo)
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        if exists {
+            self.cache
+                .sync(repo, &self.forge.url(repo))
                 .map_err(|e| Failure::Unreachable(e.to_string()))?;
-            if exists {
-                self.cache
-                    .sync(repo, &self.forge.url(repo))
-                    .map_err(|e| Failure::Unreachable(e.to_string()))?;
-            }
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ use std::time::Duration;
 pub use api::{BODY_LIMIT, ROUTES};
 pub use reconcile::Reconciler;
 pub use source::{Revision, SpecSource};
-pub use state::{Event, PlanStatus, Sync};
+pub use state::{Event, PlanState, PlanStatus};
 
 use crate::secret::Secret;
 

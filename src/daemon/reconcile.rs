@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::cluster::{self, Link};
 use super::source::{Revision, SpecSource};
-use super::state::{Event, PlanInfo, PlanStatus, Shared, Sync};
+use super::state::{Event, PlanInfo, PlanState, PlanStatus, Shared};
 use crate::apply::{Cache, Done, Failure, Outcome, Run, Step};
 use crate::audit::{self, Kind};
 use crate::diff::report::{self, Mask};
@@ -109,9 +109,9 @@ impl Reconciler {
                 for s in view
                     .statuses
                     .iter_mut()
-                    .filter(|s| s.state == Sync::Applying)
+                    .filter(|s| s.state == PlanState::Applying)
                 {
-                    s.state = Sync::Failed;
+                    s.state = PlanState::Failed;
                     s.message = Some(error.clone());
                 }
             }
@@ -265,7 +265,7 @@ impl Reconciler {
             .collect();
         let pending = statuses
             .iter()
-            .filter(|s| s.state == Sync::PendingApproval)
+            .filter(|s| s.state == PlanState::PendingApproval)
             .count() as u64;
         let files: u64 = written_files(outcome);
         if matches!(ended, Ended::Success) {
@@ -319,20 +319,20 @@ fn status(
         .filter(|s| matches!(s.done, Done::Committed { .. }))
         .count();
     let (state, message) = match ended {
-        Ended::Terminal(e) | Ended::Failed(e) => (Sync::Failed, Some(e.clone())),
+        Ended::Terminal(e) | Ended::Failed(e) => (PlanState::Failed, Some(e.clone())),
         _ if pull.is_some() && conflicts => (
-            Sync::Conflict,
+            PlanState::Conflict,
             Some("the proposal carries conflicts to resolve".to_owned()),
         ),
-        _ if pull.is_some() => (Sync::PendingApproval, None),
-        _ if sets.is_empty() || sets.len() == written => (Sync::InSync, None),
-        _ if conflicts => (Sync::Conflict, None),
+        _ if pull.is_some() => (PlanState::PendingApproval, None),
+        _ if sets.is_empty() || sets.len() == written => (PlanState::InSync, None),
+        _ if conflicts => (PlanState::Conflict, None),
         Ended::DryRun => (
-            Sync::Drifted,
+            PlanState::Drifted,
             Some("uncommitted spec edits: diffed, not applied".to_owned()),
         ),
         _ => (
-            Sync::Drifted,
+            PlanState::Drifted,
             Some("the live repos differ from the spec".to_owned()),
         ),
     };
@@ -370,7 +370,7 @@ fn written_files(outcome: &Outcome) -> u64 {
 fn mark_applying(shared: &Shared) {
     let mut view = shared.view.lock().expect("view lock");
     for s in &mut view.statuses {
-        s.state = Sync::Applying;
+        s.state = PlanState::Applying;
     }
 }
 

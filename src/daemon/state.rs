@@ -15,7 +15,7 @@ use crate::registry::Registry;
 /// Where one plan stands in one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Sync {
+pub enum PlanState {
     InSync,
     PendingApproval,
     Drifted,
@@ -28,7 +28,7 @@ pub enum Sync {
 pub struct PlanStatus {
     pub plan: String,
     pub env: String,
-    pub state: Sync,
+    pub state: PlanState,
     /// The spec commit last reconciled.
     pub spec_commit: Option<String>,
     /// The pull request (or, on plain git, the branch) awaiting approval.
