@@ -212,8 +212,7 @@ impl Run<'_> {
                 })
                 .collect();
             runs.into_iter()
-                .map(|r| r.join().expect("a sync thread does not panic"))
-                .collect()
+                .try_for_each(|r| r.join().expect("a sync thread does not panic"))
         })
     }
 
