@@ -29,6 +29,7 @@
 //! one reconcile worker, the HTTP API), [`kube`] reads the cluster (Flux
 //! and Deployment readiness, the leader Lease, health checks), [`config`]
 //! reads `druppie.toml`, [`secret`] keeps secret values out of output,
+//! [`hex`] writes and reads digests,
 //! [`registry`] makes the catalog of blocks and skills searchable,
 //! [`template`] configures the template engine compose and render share,
 //! [`yaml_subset`] reads the common YAML subset fast for spec loading and
@@ -45,6 +46,7 @@ pub mod daemon;
 pub mod diff;
 pub mod forge;
 pub mod git;
+pub mod hex;
 pub mod kube;
 pub mod live;
 pub mod lock;

@@ -45,11 +45,17 @@ pub struct Context<'a> {
 
 impl Link {
     /// Fills in `statuses[..].cluster` and verifies what is due.
-    pub fn observe(&self, valid: &Validated, statuses: &mut [PlanStatus], ctx: &Context<'_>) {
+    /// `trail`: the audit trail as the reconcile left it.
+    pub fn observe(
+        &self,
+        valid: &Validated,
+        trail: &[Recorded],
+        statuses: &mut [PlanStatus],
+        ctx: &Context<'_>,
+    ) {
         let Ok(resolved) = crate::compose::compose(valid, &Default::default()) else {
             return;
         };
-        let trail = audit::read(ctx.spec_repo, None).unwrap_or_default();
         for inst in &resolved.instances {
             let target = Target {
                 namespace: inst.namespace.clone(),
@@ -77,7 +83,7 @@ impl Link {
                 .kustomization
                 .as_ref()
                 .and_then(|k| k.revision.clone());
-            let Some(commit) = due(&trail, &inst.plan, &inst.env, ctx.infra_repo) else {
+            let Some(commit) = due(trail, &inst.plan, &inst.env, ctx.infra_repo) else {
                 continue;
             };
             if urls.is_empty() || !status.ready() || !revision.is_some_and(|r| r.contains(&commit))

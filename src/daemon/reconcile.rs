@@ -172,7 +172,7 @@ impl Reconciler {
             &mut |_: &ChangeSets, _: &Mask| apply,
         );
         let published = self.source.publish(&self.cache);
-        self.tell(shared, id, &spec_repo, known, &outcome);
+        let trail = self.tell(shared, id, &spec_repo, known, &outcome);
         let ended = match result {
             Ok(()) => Ended::Success,
             Err(Failure::Declined) => Ended::DryRun,
@@ -202,7 +202,7 @@ impl Reconciler {
                 infra_repo: &platform.infra.repo,
             };
             let mut statuses = shared.view.lock().expect("view lock").statuses.clone();
-            link.observe(&valid, &mut statuses, &ctx);
+            link.observe(&valid, &trail, &mut statuses, &ctx);
             shared.view.lock().expect("view lock").statuses = statuses;
             if let Err(e) = self.source.publish(&self.cache) {
                 warn!(error = %e, "pushing the audit trail");
@@ -211,8 +211,16 @@ impl Reconciler {
         ended
     }
 
-    /// Events for every step written and every audit event recorded.
-    fn tell(&self, shared: &Shared, id: &str, spec_repo: &Repo, known: usize, outcome: &Outcome) {
+    /// Events for every step written and every audit event recorded;
+    /// returns the trail as it now is.
+    fn tell(
+        &self,
+        shared: &Shared,
+        id: &str,
+        spec_repo: &Repo,
+        known: usize,
+        outcome: &Outcome,
+    ) -> Vec<audit::Recorded> {
         for step in &outcome.steps {
             match &step.done {
                 Done::Committed { commit } => shared.emit(Event::ChangeApplied {
@@ -247,6 +255,7 @@ impl Reconciler {
                 });
             }
         }
+        events
     }
 
     /// The status of every plan × environment, the dry run and metrics.

@@ -65,40 +65,28 @@ pub fn verify(
             .strip_prefix("sha256=")
             .ok_or(Refused::BadSignature)?,
     };
-    let expected = decode_hex(hex).ok_or(Refused::BadSignature)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(body);
+    let expected = crate::hex::decode(hex).ok_or(Refused::BadSignature)?;
     // `verify_slice` compares in constant time.
-    mac.verify_slice(&expected)
+    mac(secret, body)
+        .verify_slice(&expected)
         .map_err(|_| Refused::BadSignature)
 }
 
 /// The signature header value for `body` (for clients and tests).
 pub fn sign(sender: Sender, secret: &Secret, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::hex::encode(&mac(secret, body).finalize().into_bytes());
     match sender {
         Sender::Gitea => hex,
         Sender::GitHub => format!("sha256={hex}"),
     }
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
+/// HMAC-SHA256 of `body` under `secret`.
+fn mac(secret: &Secret, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    mac
 }
 
 /// What a delivery says changed.

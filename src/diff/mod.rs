@@ -497,7 +497,7 @@ fn render_digest(target: &crate::render::Target) -> String {
         hash.update(blob.as_bytes());
         hash.update([b'\n']);
     }
-    hex(&hash.finalize())
+    crate::hex::encode(&hash.finalize())
 }
 
 /// The digest of two digests in order (several plans in one environment).
@@ -506,15 +506,5 @@ fn combine(a: &str, b: &str) -> String {
     if a.is_empty() {
         return b.to_owned();
     }
-    hex(&sha2::Sha256::digest(format!("{a}\n{b}\n").as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
+    crate::hex::encode(&sha2::Sha256::digest(format!("{a}\n{b}\n").as_bytes()))
 }

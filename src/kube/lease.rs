@@ -186,7 +186,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::kube::testing::mock_cluster;
+    use crate::kube::testing::{ApiServer, mock_cluster};
 
     const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/druppie/leases";
     const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/druppie/leases/druppie-leader";
@@ -226,6 +226,16 @@ mod tests {
         }
     }
 
+    /// Answers the GET with `current`, accepts the PUT that follows, and
+    /// returns what was written.
+    async fn replaced(server: &mut ApiServer, current: Lease) -> Value {
+        server.expect(Method::GET, LEASE).await.reply(200, &current);
+        let replace = server.expect(Method::PUT, LEASE).await;
+        let body = replace.body.clone();
+        replace.reply(200, &body);
+        body
+    }
+
     fn time(body: &Value, field: &str) -> Timestamp {
         let text = body["spec"][field]
             .as_str()
@@ -263,16 +273,7 @@ mod tests {
     async fn acquire_renews_our_own_lease() {
         let (cluster, mut server) = mock_cluster();
         let leader = leader(&cluster);
-        let serve = async {
-            server
-                .expect(Method::GET, LEASE)
-                .await
-                .reply(200, &lease("druppie-0", 5, 3));
-            let replace = server.expect(Method::PUT, LEASE).await;
-            let body = replace.body.clone();
-            replace.reply(200, &body);
-            body
-        };
+        let serve = replaced(&mut server, lease("druppie-0", 5, 3));
         let (acquired, body) = tokio::join!(leader.try_acquire(), serve);
         assert!(acquired.expect("renew"));
         assert_eq!(body["metadata"]["resourceVersion"], "41");
@@ -302,16 +303,7 @@ mod tests {
     async fn acquire_takes_over_an_expired_lease() {
         let (cluster, mut server) = mock_cluster();
         let leader = leader(&cluster);
-        let serve = async {
-            server
-                .expect(Method::GET, LEASE)
-                .await
-                .reply(200, &lease("druppie-1", 60, 3));
-            let replace = server.expect(Method::PUT, LEASE).await;
-            let body = replace.body.clone();
-            replace.reply(200, &body);
-            body
-        };
+        let serve = replaced(&mut server, lease("druppie-1", 60, 3));
         let (acquired, body) = tokio::join!(leader.try_acquire(), serve);
         assert!(acquired.expect("take over"));
         assert_eq!(body["metadata"]["resourceVersion"], "41");
