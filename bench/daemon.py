@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark `druppie serve` with the plain-git forge on local bare repos.
 
-Usage: bench/daemon.py [--latency N] [--burst N] [--reconciles N]
+Usage: bench/daemon.py [--latency N] [--burst N] [--reconciles N] (0 skips a part)
 
 The spec is this repository's example (blocks, templates, stacks, plans),
 pushed to a bare spec repo beside the infra repo. A release daemon is
@@ -167,6 +167,82 @@ def written(forge, spec_commit, *refs):
     return log.split().count(spec_commit)
 
 
+def latency(d, forge, tmp, n):
+    """Webhook -> signed commit on the infra repo's main, over n changes."""
+    times = []
+    for i in range(n):
+        after = change(tmp, 10 + i)
+        before = head(forge)
+        t0 = time.perf_counter()
+        d.hook(f"lat-{i}", after)
+        while head(forge) == before:
+            time.sleep(0.001)
+        times.append(time.perf_counter() - t0)
+        # Let the reconcile finish (the prod proposal, the audit push).
+        while d.get("/api/v1/status")[1].count('"applying"'):
+            time.sleep(0.005)
+    times.sort()
+    p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
+    signed = subprocess.run(
+        ["git", "cat-file", "commit", "main"], cwd=os.path.join(forge, "infra.git"),
+        capture_output=True, text=True).stdout
+    assert "gpgsig -----BEGIN SSH SIGNATURE-----" in signed
+    print(f"latency webhook->signed commit: n={len(times)} "
+          f"p50={statistics.median(times) * 1000:.0f}ms p95={p95 * 1000:.0f}ms "
+          f"max={times[-1] * 1000:.0f}ms", flush=True)
+
+
+def burst(d, forge, tmp, n):
+    """n deliveries of one change within 10 s: no duplicate commits."""
+    rec_before = d.reconciles()
+    after = change(tmp, 9000)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: d.hook(f"burst-{i}", after), range(n)))
+    sent = time.perf_counter() - t0
+    time.sleep(1)
+    while d.get("/api/v1/status")[1].count('"applying"'):
+        time.sleep(0.01)
+    new_main = written(forge, after, "main")
+    branches = git(os.path.join(forge, "infra.git"), "for-each-ref", "--format=%(refname)",
+                   "refs/heads/druppie/").split()
+    # An open proposal is rebuilt on the new main: one commit per branch.
+    per_branch = {b.split("/", 2)[2]: written(forge, after, b, "^main") for b in branches}
+    skipped = d.metric('druppie_reconciles_total{result="skipped"}')
+    print(f"burst: {n} deliveries in {sent:.2f}s (all 202: {set(codes) == {202}}); "
+          f"new commits on main={new_main}, per proposal branch={per_branch}; "
+          f"reconciles={d.reconciles() - rec_before:.0f} "
+          f"skipped={skipped:.0f}", flush=True)
+    assert new_main == 1 and set(per_branch.values()) <= {0, 1}, "duplicates"
+
+
+def memory(d, n):
+    """RSS over n reconciles (webhooks that name no commit, one at a time):
+    after the first 5 %, at the end, and sampled 40 times in between."""
+    warm = max(1, n // 20)
+    every = max(1, n // 40)
+    rss, samples = {}, []
+    t0 = time.perf_counter()
+    for i in range(n):
+        target = d.reconciles() + 1
+        d.hook(f"mem-{i}", "0" * 40, repo="infra")
+        while d.reconciles() < target:
+            time.sleep(0.001)
+        if i + 1 == warm:
+            rss["warm"] = d.rss_kb()
+        if (i + 1) % every == 0:
+            samples.append(d.rss_kb())
+    rss["end"] = d.rss_kb()
+    took = time.perf_counter() - t0
+    growth = (rss["end"] - rss["warm"]) / rss["warm"] * 100
+    print(f"memory: {n} reconciles in {took:.0f}s "
+          f"({took / n * 1000:.1f} ms each); RSS after {warm}: "
+          f"{rss['warm'] / 1024:.1f} MB, at the end: {rss['end'] / 1024:.1f} MB "
+          f"(growth {growth:+.1f}%); sampled every {every}: "
+          f"min {min(samples) / 1024:.1f} MB, max {max(samples) / 1024:.1f} MB", flush=True)
+    print("memory samples (MB): " + " ".join(f"{s / 1024:.1f}" for s in samples), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--latency", type=int, default=40)
@@ -181,70 +257,12 @@ def main():
         forge, config = setup(tmp)
         d = Daemon(binary, config, tmp)
         print(f"first reconcile done; infra main has {count(forge, 'main')} commits", flush=True)
-
-        # 1. latency: webhook -> signed commit on the infra repo's main.
-        times = []
-        for i in range(a.latency):
-            after = change(tmp, 10 + i)
-            before = head(forge)
-            t0 = time.perf_counter()
-            d.hook(f"lat-{i}", after)
-            while head(forge) == before:
-                time.sleep(0.001)
-            times.append(time.perf_counter() - t0)
-            # Let the reconcile finish (the prod proposal, the audit push).
-            while d.get("/api/v1/status")[1].count('"applying"'):
-                time.sleep(0.005)
-        times.sort()
-        p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
-        signed = subprocess.run(
-            ["git", "cat-file", "commit", "main"], cwd=os.path.join(forge, "infra.git"),
-            capture_output=True, text=True).stdout
-        assert "gpgsig -----BEGIN SSH SIGNATURE-----" in signed
-        print(f"latency webhook->signed commit: n={len(times)} "
-              f"p50={statistics.median(times) * 1000:.0f}ms p95={p95 * 1000:.0f}ms "
-              f"max={times[-1] * 1000:.0f}ms", flush=True)
-
-        # 2. burst: many deliveries of one change within 10 s.
-        rec_before = d.reconciles()
-        after = change(tmp, 9000)
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            codes = list(pool.map(lambda i: d.hook(f"burst-{i}", after), range(a.burst)))
-        sent = time.perf_counter() - t0
-        time.sleep(1)
-        while d.get("/api/v1/status")[1].count('"applying"'):
-            time.sleep(0.01)
-        new_main = written(forge, after, "main")
-        branches = git(os.path.join(forge, "infra.git"), "for-each-ref", "--format=%(refname)",
-                       "refs/heads/druppie/").split()
-        # An open proposal is rebuilt on the new main: one commit per branch.
-        per_branch = {b.split("/", 2)[2]: written(forge, after, b, "^main") for b in branches}
-        skipped = d.metric('druppie_reconciles_total{result="skipped"}')
-        print(f"burst: {a.burst} deliveries in {sent:.2f}s (all 202: {set(codes) == {202}}); "
-              f"new commits on main={new_main}, per proposal branch={per_branch}; "
-              f"reconciles={d.reconciles() - rec_before:.0f} "
-              f"skipped={skipped:.0f}", flush=True)
-        assert new_main == 1 and set(per_branch.values()) <= {0, 1}, "duplicates"
-
-        # 3. memory over many reconciles.
-        warm = max(1, a.reconciles // 20)
-        rss = {}
-        t0 = time.perf_counter()
-        for i in range(a.reconciles):
-            target = d.reconciles() + 1
-            d.hook(f"mem-{i}", "0" * 40, repo="infra")
-            while d.reconciles() < target:
-                time.sleep(0.001)
-            if i + 1 == warm:
-                rss["warm"] = d.rss_kb()
-        rss["end"] = d.rss_kb()
-        took = time.perf_counter() - t0
-        growth = (rss["end"] - rss["warm"]) / rss["warm"] * 100
-        print(f"memory: {a.reconciles} reconciles in {took:.0f}s "
-              f"({took / a.reconciles * 1000:.1f} ms each); RSS after {warm}: "
-              f"{rss['warm'] / 1024:.1f} MB, at the end: {rss['end'] / 1024:.1f} MB "
-              f"(growth {growth:+.1f}%)", flush=True)
+        if a.latency:
+            latency(d, forge, tmp, a.latency)
+        if a.burst:
+            burst(d, forge, tmp, a.burst)
+        if a.reconciles:
+            memory(d, a.reconciles)
         code = d.stop()
         d = None
         print(f"SIGTERM: exit {code}")

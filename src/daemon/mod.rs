@@ -12,6 +12,7 @@
 
 mod api;
 mod cluster;
+mod memory;
 mod metrics;
 mod queue;
 mod reconcile;
@@ -68,6 +69,7 @@ pub enum Error {
 /// # Errors
 /// The address cannot be bound or the runtime cannot start.
 pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> {
+    memory::purge_at_once();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -181,10 +181,13 @@ fn repo_name(r: &Repository) -> String {
 }
 
 /// The delivery ids seen lately, so a redelivered event is handled once.
-/// Bounded: the oldest id is forgotten first.
+/// Bounded: the oldest id is forgotten first. Each id is kept as the first
+/// 16 bytes of its SHA-256 (a forge's ids are UUIDs of 36 characters), so
+/// a full window of 10,000 holds about half a megabyte; two ids alike in
+/// those 16 bytes are as likely as a collision of random 128-bit values.
 pub struct Seen {
-    ids: HashSet<String>,
-    order: VecDeque<String>,
+    ids: HashSet<[u8; 16]>,
+    order: VecDeque<[u8; 16]>,
     capacity: usize,
 }
 
@@ -199,10 +202,14 @@ impl Seen {
 
     /// Whether `id` is new; remembers it.
     pub fn first(&mut self, id: &str) -> bool {
-        if !self.ids.insert(id.to_owned()) {
+        use sha2::Digest as _;
+        let digest = Sha256::digest(id.as_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        if !self.ids.insert(key) {
             return false;
         }
-        self.order.push_back(id.to_owned());
+        self.order.push_back(key);
         if self.order.len() > self.capacity
             && let Some(old) = self.order.pop_front()
         {
