@@ -69,7 +69,6 @@ pub enum Error {
 /// # Errors
 /// The address cannot be bound or the runtime cannot start.
 pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> {
-    memory::purge_at_once();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

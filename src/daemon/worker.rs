@@ -89,6 +89,8 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>) {
                 tracing::info!(retry_in = ?wait, "will retry");
             }
         }
+        drop(_entered);
+        super::memory::give_back();
     }
     tracing::info!("reconcile worker stopped");
 }
