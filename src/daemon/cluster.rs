@@ -3,8 +3,10 @@
 //! commit druppie applied to the infra repo is verified once Flux reports
 //! that revision Ready: every `health_url` output of the plan's
 //! components must answer 2xx. The verdict is an audit event (`verified`
-//! or `failed`) and a line in the commit's git note; the trail is also
-//! how the daemon knows, after a restart, what is verified already.
+//! or `failed`), a comment on the pull request the commit was merged from
+//! (on a forge with pull requests), and a line in the commit's git note;
+//! the trail is also how the daemon knows, after a restart, what is
+//! verified already.
 
 use std::time::Duration;
 
@@ -83,18 +85,23 @@ impl Link {
                 .kustomization
                 .as_ref()
                 .and_then(|k| k.revision.clone());
-            let Some(commit) = due(trail, &inst.plan, &inst.env, ctx.infra_repo) else {
+            let Some(applied) = due(trail, &inst.plan, &inst.env, ctx.infra_repo) else {
                 continue;
             };
+            let commit = applied.commit.clone().unwrap_or_default();
             if urls.is_empty() || !status.ready() || !revision.is_some_and(|r| r.contains(&commit))
             {
                 continue;
             }
-            self.verify(ctx, &inst.plan, &inst.env, &commit, &urls);
+            self.verify(ctx, &applied, &inst.env, &urls);
         }
     }
 
-    fn verify(&self, ctx: &Context<'_>, plan: &str, env: &str, commit: &str, urls: &[String]) {
+    /// Fetches every URL and records the verdict on `applied` (the
+    /// `applied` event of the commit).
+    fn verify(&self, ctx: &Context<'_>, applied: &audit::Event, env: &str, urls: &[String]) {
+        let plan = applied.plans.first().map_or("", String::as_str);
+        let commit = applied.commit.as_deref().unwrap_or_default();
         let mut failed = Vec::new();
         for url in urls {
             let verdict = self
@@ -140,33 +147,61 @@ impl Link {
             [] => format!("druppie: verified in {env}: every health URL answers"),
             many => format!("druppie: verification FAILED in {env}: {}", many.join("; ")),
         };
+        if let Some(branch) = &applied.branch
+            && let Err(e) = comment_pull(ctx, branch, env, &line)
+        {
+            tracing::warn!(error = %e, "commenting the verification on the pull request");
+        }
         if let Err(e) = comment(ctx, commit, &line) {
             tracing::warn!(error = %e, "commenting the verification");
         }
     }
 }
 
-/// The infra commit applied last for `plan` in `env` that has no
-/// verification yet.
-pub fn due(trail: &[Recorded], plan: &str, env: &str, infra: &str) -> Option<String> {
+/// The `applied` event of the infra commit applied last for `plan` in
+/// `env`, when that commit has no verification yet. Its `branch` is the
+/// proposal it was merged from, if any.
+pub fn due<'t>(
+    trail: &'t [Recorded],
+    plan: &str,
+    env: &str,
+    infra: &str,
+) -> Option<&'t audit::Event> {
     let ours = |r: &&Recorded| {
         r.event.repo == infra
             && r.event.env.as_deref() == Some(env)
             && r.event.plans.iter().any(|p| p == plan)
     };
-    let applied = trail
+    let applied = &trail
         .iter()
         .filter(ours)
         .rev()
         .find(|r| r.event.kind == Kind::Applied)?
-        .event
-        .commit
-        .clone()?;
+        .event;
+    let commit = applied.commit.as_deref()?;
     let judged = trail.iter().filter(ours).any(|r| {
         matches!(r.event.kind, Kind::Verified | Kind::Failed)
-            && r.event.commit.as_deref() == Some(applied.as_str())
+            && r.event.commit.as_deref() == Some(commit)
     });
     (!judged).then_some(applied)
+}
+
+/// Puts `line` on the pull request of proposal branch `branch`, when the
+/// forge has pull requests: one comment per environment, updated in place.
+fn comment_pull(ctx: &Context<'_>, branch: &str, env: &str, line: &str) -> Result<(), String> {
+    let Some(pulls) = ctx.forge.pulls() else {
+        return Ok(());
+    };
+    let Some(pull) = pulls
+        .find(ctx.infra_repo, branch)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    let marker = format!("<!-- druppie:verification:{env} -->");
+    pulls
+        .comment(ctx.infra_repo, pull.number, &marker, line)
+        .map_err(|e| e.to_string())
 }
 
 /// Adds `line` to the git note on `commit` in the infra repo.
@@ -219,27 +254,26 @@ mod tests {
 
     #[test]
     fn the_last_applied_commit_is_due_until_it_has_a_verdict() {
+        let mut merged = recorded(Kind::Applied, "prod", "c9");
+        merged.event.branch = Some("druppie/permits-prod".into());
         let mut trail = vec![
             recorded(Kind::Applied, "dev", "c1"),
             recorded(Kind::Verified, "dev", "c1"),
             recorded(Kind::Applied, "dev", "c2"),
-            recorded(Kind::Applied, "prod", "c9"),
+            merged,
         ];
+        let due_in = |trail: &[Recorded], env| {
+            due(trail, "permits", env, "infra").map(|e| (e.commit.clone(), e.branch.clone()))
+        };
+        assert_eq!(due_in(&trail, "dev"), Some((Some("c2".into()), None)));
         assert_eq!(
-            due(&trail, "permits", "dev", "infra").as_deref(),
-            Some("c2")
-        );
-        assert_eq!(
-            due(&trail, "permits", "prod", "infra").as_deref(),
-            Some("c9")
+            due_in(&trail, "prod"),
+            Some((Some("c9".into()), Some("druppie/permits-prod".into()))),
+            "a merged proposal's pull request gets the verdict too"
         );
         assert_eq!(due(&trail, "other", "dev", "infra"), None);
         trail.push(recorded(Kind::Failed, "dev", "c2"));
-        assert_eq!(
-            due(&trail, "permits", "dev", "infra"),
-            None,
-            "failed is a verdict too"
-        );
+        assert_eq!(due_in(&trail, "dev"), None, "failed is a verdict too");
         assert_eq!(due(&[], "permits", "dev", "infra"), None);
     }
 }

@@ -36,24 +36,29 @@ pub struct Validated {
 /// Every diagnostic (load problems included, warnings too) when at least
 /// one is an error.
 pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
-    // Wiring is checked on a thread of its own, beside the rest; its
-    // diagnostics come last, as when the checks ran one after another.
-    let found = std::thread::scope(|scope| {
-        let wiring = scope.spawn(|| {
-            let mut check = Check::new(&spec);
-            wiring::check(&mut check);
-            check.out
-        });
+    // The catalog, platform and stack rules are one job; the wiring is one
+    // job per stack and per plan, so the cores share it. Diagnostics keep
+    // this order before sorting, as when the checks ran one after another.
+    enum Job<'s> {
+        Rules,
+        Wiring(wiring::Unit<'s>),
+    }
+    let jobs: Vec<Job> = std::iter::once(Job::Rules)
+        .chain(wiring::units(&spec).map(Job::Wiring))
+        .collect();
+    let parts = crate::par::map(&jobs, |job| {
         let mut check = Check::new(&spec);
-        catalog::check(&mut check);
-        platform::check(&mut check);
-        stacks::check(&mut check);
-        let wired = wiring
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        check.out.extend(wired.0);
-        check.out
+        match job {
+            Job::Rules => {
+                catalog::check(&mut check);
+                platform::check(&mut check);
+                stacks::check(&mut check);
+            }
+            Job::Wiring(unit) => wiring::check(&mut check, unit),
+        }
+        check.out.0
     });
+    let found = Diagnostics(parts.into_iter().flatten().collect());
     let mut all = std::mem::take(&mut spec.diagnostics);
     all.extend(found.0);
     all.sort();

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use serde_json::Value;
 
 use super::Check;
+use crate::spec::load::Spec;
 use crate::spec::model::{InputValues, Plan, Stack};
 use crate::spec::source::FileId;
 use crate::spec::yaml::{Spanned, SpannedMap};
@@ -193,19 +194,34 @@ fn topo(n: usize, deps: &[(usize, usize)]) -> Result<Vec<usize>, Vec<usize>> {
     Ok(out)
 }
 
-pub(super) fn check(c: &mut Check) {
-    let spec = c.spec;
-    for stack in &spec.stacks {
-        check_references(c, stack, None);
-        report_cycle(c, stack, None);
-    }
-    for plan in &spec.plans {
-        let Some(stack) = spec.stack(&plan.stack.value) else {
-            continue;
-        };
-        check_references(c, stack, Some(plan));
-        if component_order(stack, None).is_ok() {
-            report_cycle(c, stack, Some(plan));
+/// One piece of the wiring check: a stack's own references and cycles, or
+/// a plan's over its stack. Pieces are independent, so they run in
+/// parallel.
+pub(super) enum Unit<'s> {
+    Stack(&'s Stack),
+    Plan(&'s Plan),
+}
+
+/// Every stack, then every plan, in spec order.
+pub(super) fn units(spec: &Spec) -> impl Iterator<Item = Unit<'_>> {
+    let stacks = spec.stacks.iter().map(Unit::Stack);
+    stacks.chain(spec.plans.iter().map(Unit::Plan))
+}
+
+pub(super) fn check(c: &mut Check, unit: &Unit) {
+    match *unit {
+        Unit::Stack(stack) => {
+            check_references(c, stack, None);
+            report_cycle(c, stack, None);
+        }
+        Unit::Plan(plan) => {
+            let Some(stack) = c.spec.stack(&plan.stack.value) else {
+                return;
+            };
+            check_references(c, stack, Some(plan));
+            if component_order(stack, None).is_ok() {
+                report_cycle(c, stack, Some(plan));
+            }
         }
     }
 }
