@@ -93,7 +93,7 @@ impl Link {
             {
                 continue;
             }
-            self.verify(ctx, &applied, &inst.env, &urls);
+            self.verify(ctx, applied, &inst.env, &urls);
         }
     }
 

@@ -48,7 +48,11 @@ pub struct Error {
 
 enum Source {
     Absent,
-    Git { repo: Repo, tree: Option<ObjectId> },
+    /// Boxed: an opened repository is large beside the other variants.
+    Git {
+        repo: Box<Repo>,
+        tree: Option<ObjectId>,
+    },
     Dir(PathBuf),
 }
 
@@ -79,7 +83,7 @@ impl LiveRepo {
                 Some(repo) => {
                     let head = repo.branch(branch).map_err(|e| fail(&e))?;
                     let source = Source::Git {
-                        repo,
+                        repo: Box::new(repo),
                         tree: head.map(|h| h.tree),
                     };
                     (source, head.map(|h| h.commit))
