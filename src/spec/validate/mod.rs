@@ -58,9 +58,8 @@ pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
         }
         check.out.0
     });
-    let found = Diagnostics(parts.into_iter().flatten().collect());
     let mut all = std::mem::take(&mut spec.diagnostics);
-    all.extend(found.0);
+    all.extend(parts.into_iter().flatten());
     all.sort();
     if all.has_errors() {
         Err(all)
