@@ -93,14 +93,20 @@ impl Link {
             {
                 continue;
             }
-            self.verify(ctx, applied, &inst.env, &urls);
+            self.verify(ctx, &inst.plan, &inst.env, applied, &urls);
         }
     }
 
-    /// Fetches every URL and records the verdict on `applied` (the
-    /// `applied` event of the commit).
-    fn verify(&self, ctx: &Context<'_>, applied: &audit::Event, env: &str, urls: &[String]) {
-        let plan = applied.plans.first().map_or("", String::as_str);
+    /// Fetches every URL and records the verdict for `plan` in `env` on
+    /// the commit of `applied` (its `applied` event).
+    fn verify(
+        &self,
+        ctx: &Context<'_>,
+        plan: &str,
+        env: &str,
+        applied: &audit::Event,
+        urls: &[String],
+    ) {
         let commit = applied.commit.as_deref().unwrap_or_default();
         let mut failed = Vec::new();
         for url in urls {
@@ -144,11 +150,14 @@ impl Link {
             return;
         }
         let line = match failed.as_slice() {
-            [] => format!("druppie: verified in {env}: every health URL answers"),
-            many => format!("druppie: verification FAILED in {env}: {}", many.join("; ")),
+            [] => format!("druppie: {plan} verified in {env}: every health URL answers"),
+            many => format!(
+                "druppie: {plan} verification FAILED in {env}: {}",
+                many.join("; ")
+            ),
         };
         if let Some(branch) = &applied.branch
-            && let Err(e) = comment_pull(ctx, branch, env, &line)
+            && let Err(e) = comment_pull(ctx, branch, &format!("{plan}:{env}"), &line)
         {
             tracing::warn!(error = %e, "commenting the verification on the pull request");
         }
@@ -187,8 +196,9 @@ pub fn due<'t>(
 }
 
 /// Puts `line` on the pull request of proposal branch `branch`, when the
-/// forge has pull requests: one comment per environment, updated in place.
-fn comment_pull(ctx: &Context<'_>, branch: &str, env: &str, line: &str) -> Result<(), String> {
+/// forge has pull requests: one comment per `what` (plan and environment;
+/// a proposal may carry several plans), updated in place.
+fn comment_pull(ctx: &Context<'_>, branch: &str, what: &str, line: &str) -> Result<(), String> {
     let Some(pulls) = ctx.forge.pulls() else {
         return Ok(());
     };
@@ -198,7 +208,7 @@ fn comment_pull(ctx: &Context<'_>, branch: &str, env: &str, line: &str) -> Resul
     else {
         return Ok(());
     };
-    let marker = format!("<!-- druppie:verification:{env} -->");
+    let marker = format!("<!-- druppie:verification:{what} -->");
     pulls
         .comment(ctx.infra_repo, pull.number, &marker, line)
         .map_err(|e| e.to_string())

@@ -64,7 +64,7 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>) {
         }
         let id = format!("{:016x}", fastrand::u64(..));
         let span = tracing::info_span!("reconcile", id = %id, trigger = batch.trigger(), triggers = batch.total());
-        let _entered = span.enter();
+        let entered = span.enter();
         let (revision, ended) =
             reconciler.reconcile(shared, &id, batch.trigger(), terminal.as_ref());
         let commit = revision.filter(|r| !r.dirty).and_then(|r| r.commit);
@@ -89,7 +89,7 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>) {
                 tracing::info!(retry_in = ?wait, "will retry");
             }
         }
-        drop(_entered);
+        drop(entered);
         super::memory::give_back();
     }
     tracing::info!("reconcile worker stopped");
