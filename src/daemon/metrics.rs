@@ -65,15 +65,12 @@ impl Metrics {
     pub fn render(&self) -> String {
         let d = self.0.lock().expect("metrics lock");
         let mut t = String::new();
-        head(
+        by_result(
             &mut t,
             "druppie_reconciles_total",
-            "counter",
             "Reconciles by result (success, dry-run, terminal, failed, skipped).",
+            &d.reconciles,
         );
-        for (result, n) in &d.reconciles {
-            let _ = writeln!(t, "druppie_reconciles_total{{result=\"{result}\"}} {n}");
-        }
         let name = "druppie_reconcile_duration_seconds";
         head(&mut t, name, "histogram", "How long reconciles took.");
         for (bound, n) in BUCKETS.iter().zip(d.durations) {
@@ -82,31 +79,37 @@ impl Metrics {
         let _ = writeln!(t, "{name}_bucket{{le=\"+Inf\"}} {}", d.duration_count);
         let _ = writeln!(t, "{name}_sum {}", d.duration_sum);
         let _ = writeln!(t, "{name}_count {}", d.duration_count);
-        let name = "druppie_files_changed_total";
-        head(
+        let files = "Files written in commits and proposals.";
+        single(
             &mut t,
-            name,
+            "druppie_files_changed_total",
             "counter",
-            "Files written in commits and proposals.",
+            files,
+            d.files_changed,
         );
-        let _ = writeln!(t, "{name} {}", d.files_changed);
-        let name = "druppie_pending_approvals";
-        head(
+        let pending = "Plan environments waiting for a merge.";
+        single(
             &mut t,
-            name,
+            "druppie_pending_approvals",
             "gauge",
-            "Plan environments waiting for a merge.",
+            pending,
+            d.pending_approvals,
         );
-        let _ = writeln!(t, "{name} {}", d.pending_approvals);
-        let name = "druppie_webhook_deliveries_total";
-        head(&mut t, name, "counter", "Webhook deliveries by result.");
-        for (result, n) in &d.deliveries {
-            let _ = writeln!(t, "{name}{{result=\"{result}\"}} {n}");
-        }
+        by_result(
+            &mut t,
+            "druppie_webhook_deliveries_total",
+            "Webhook deliveries by result.",
+            &d.deliveries,
+        );
         if let Some(at) = d.last_success {
             let name = "druppie_last_success_timestamp_seconds";
-            head(&mut t, name, "gauge", "When the last reconcile succeeded.");
-            let _ = writeln!(t, "{name} {at}");
+            single(
+                &mut t,
+                name,
+                "gauge",
+                "When the last reconcile succeeded.",
+                at,
+            );
         }
         t
     }
@@ -114,6 +117,20 @@ impl Metrics {
 
 fn head(t: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A metric with one value.
+fn single(t: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    head(t, name, kind, help);
+    let _ = writeln!(t, "{name} {value}");
+}
+
+/// A counter with a `result` label.
+fn by_result(t: &mut String, name: &str, help: &str, counts: &BTreeMap<String, u64>) {
+    head(t, name, "counter", help);
+    for (result, n) in counts {
+        let _ = writeln!(t, "{name}{{result=\"{result}\"}} {n}");
+    }
 }
 
 #[cfg(test)]
