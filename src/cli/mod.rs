@@ -4,7 +4,9 @@
 mod apply;
 mod audit;
 mod blocks;
+mod completions;
 mod diff;
+mod man;
 mod output;
 mod preview;
 mod render;
@@ -19,12 +21,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 
-/// druppie: a GitOps reconciler driven by spec files.
+/// A GitOps reconciler driven by spec files.
 ///
 /// Building blocks, stacks and plans declared in a spec repo are rendered
 /// into project repos and an infra repo.
 #[derive(Debug, Parser)]
-#[command(name = "druppie", version)]
+#[command(
+    name = "druppie",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DRUPPIE_COMMIT"), ")")
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -63,6 +68,8 @@ pub enum Command {
     Audit(audit::Args),
     Preview(preview::Args),
     Serve(serve::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 /// Which plans and environments a command covers.
@@ -137,6 +144,12 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         ColorChoice::Auto => tty && !env.no_color,
     };
     let (color_out, color_err) = (color(env.stdout_tty), color(env.stderr_tty));
+    // Generated from the command line alone: no configuration to read.
+    match &cli.command {
+        Command::Completions(args) => return ExitCode::from(completions::run(args)),
+        Command::Man(_) => return ExitCode::from(man::run()),
+        _ => {}
+    }
     let config = match load_config(cli.global.config.as_deref(), env) {
         Ok(c) => c,
         Err(d) => {
@@ -164,6 +177,8 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Preview(args) => preview::run(&ctx, &args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(_) => man::run(),
         Command::Serve(args) => {
             let environment = serve_environment(&ctx, env);
             serve::run(&ctx, &args, environment)

@@ -9,6 +9,7 @@ mod git;
 mod kubernetes;
 mod preview;
 mod prism;
+mod release;
 mod render;
 mod serve;
 mod support;
