@@ -73,7 +73,7 @@ pub enum Command {
 }
 
 /// Which plans and environments a command covers.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct SelectArgs {
     /// Only this plan
     #[arg(long)]
@@ -217,66 +217,23 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
     }
 }
 
-/// Loads and validates the spec, printing warnings, or every diagnostic
-/// when it is invalid.
-pub(crate) fn load_validated(
+/// Opens the spec (load → validate → select what `args` covers),
+/// printing its warnings, or what stopped it.
+pub(crate) fn open(
     ctx: &Context,
     options: &crate::spec::LoadOptions,
-) -> Option<crate::spec::Validated> {
-    let started = std::time::Instant::now();
-    let loaded = match crate::spec::load(&ctx.spec_root, options) {
-        Ok(s) => s,
+    args: &SelectArgs,
+) -> Option<crate::spec::Opened> {
+    match crate::spec::open(&ctx.spec_root, options, &args.options()) {
+        Ok(opened) => {
+            output::print_diagnostics(&opened.valid.warnings, ctx.color_err);
+            Some(opened)
+        }
         Err(e) => {
-            output::print_error(&e, ctx.color_err);
-            return None;
-        }
-    };
-    tracing::debug!(elapsed = ?started.elapsed(), "load");
-    let validated = crate::spec::validate(loaded);
-    tracing::debug!(elapsed = ?started.elapsed(), "validate");
-    match validated {
-        Ok(v) => {
-            output::print_diagnostics(&v.warnings, ctx.color_err);
-            Some(v)
-        }
-        Err(diags) => {
-            output::print_diagnostics(&diags, ctx.color_err);
-            None
-        }
-    }
-}
-
-/// Loads, validates and composes the selected plans and environments,
-/// printing every diagnostic; `None` when any stage failed.
-pub(crate) fn compose_spec(
-    ctx: &Context,
-    args: &SelectArgs,
-) -> Option<(crate::spec::Validated, crate::compose::Resolved)> {
-    let valid = load_validated(ctx, &crate::spec::LoadOptions::default())?;
-    let options = args.options();
-    let started = std::time::Instant::now();
-    let composed = crate::compose::compose(&valid, &options);
-    tracing::debug!(elapsed = ?started.elapsed(), "compose");
-    match composed {
-        Ok(resolved) => Some((valid, resolved)),
-        Err(diags) => {
-            output::print_diagnostics(&diags, ctx.color_err);
-            None
-        }
-    }
-}
-
-/// The plan × environment pairs `--plan`/`--env` select, printing the
-/// diagnostics of an unknown name.
-pub(crate) fn select<'v>(
-    ctx: &Context,
-    valid: &'v crate::spec::Validated,
-    args: &SelectArgs,
-) -> Option<Vec<(&'v crate::spec::model::Plan, &'v str)>> {
-    match crate::compose::select(valid, &args.options()) {
-        Ok(s) => Some(s),
-        Err(diags) => {
-            output::print_diagnostics(&diags, ctx.color_err);
+            match e.diagnostics() {
+                Some(diags) => output::print_diagnostics(diags, ctx.color_err),
+                None => output::print_error(&e, ctx.color_err),
+            }
             None
         }
     }
@@ -288,11 +245,17 @@ pub(crate) fn spec_commit(ctx: &Context) -> Option<String> {
     crate::git::head_commit(&ctx.spec_root).map(|c| c.to_string())
 }
 
-/// [`compose_spec`], then renders.
+/// Opens the spec, then composes and renders what `args` selects,
+/// printing every diagnostic; `None` when any stage failed.
 pub(crate) fn render_spec(ctx: &Context, args: &SelectArgs) -> Option<crate::render::Desired> {
-    let (valid, resolved) = compose_spec(ctx, args)?;
+    let opened = open(ctx, &crate::spec::LoadOptions::default(), args)?;
+    let started = std::time::Instant::now();
+    let composed = crate::compose::compose(&opened.valid, &opened.selection);
+    tracing::debug!(elapsed = ?started.elapsed(), "compose");
     let commit = spec_commit(ctx);
-    match crate::render::render(&valid, &resolved, commit.as_deref()) {
+    let rendered = composed
+        .and_then(|resolved| crate::render::render(&opened.valid, &resolved, commit.as_deref()));
+    match rendered {
         Ok(desired) => Some(desired),
         Err(diags) => {
             output::print_diagnostics(&diags, ctx.color_err);

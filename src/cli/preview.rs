@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::output::print_diagnostics;
-use super::{Context, exit, select};
+use super::{Context, exit};
 use crate::diff;
 use crate::git::Repo;
 use crate::live::Sources;
@@ -80,20 +80,21 @@ fn preview(
     // The base, rendered into plain directories: the "live" repos.
     let (base_dir, base_commit) = export(&args.base, "base")?;
     let base_ctx = ctx.with_spec(&base_dir);
-    let Some(valid) = super::load_validated(&base_ctx, &LoadOptions::default()) else {
+    let Some(base) = super::open(&base_ctx, &LoadOptions::default(), &Default::default()) else {
         return Err(format!("the spec at `{}` is not valid", args.base));
     };
-    let resolved = crate::compose::compose(&valid, &Default::default()).map_err(|d| {
+    let resolved = crate::compose::compose(&base.valid, &base.selection).map_err(|d| {
         print_diagnostics(&d, ctx.color_err);
         format!("the spec at `{}` does not compose", args.base)
     })?;
-    let desired = crate::render::render(&valid, &resolved, Some(&base_commit)).map_err(|d| {
-        print_diagnostics(&d, ctx.color_err);
-        format!("the spec at `{}` does not render", args.base)
-    })?;
+    let desired =
+        crate::render::render(&base.valid, &resolved, Some(&base_commit)).map_err(|d| {
+            print_diagnostics(&d, ctx.color_err);
+            format!("the spec at `{}` does not render", args.base)
+        })?;
     let rendered = tmp.join("rendered");
     crate::render::write_out(&desired, &rendered).map_err(|d| d.message.clone())?;
-    drop((desired, resolved, valid));
+    drop((desired, resolved, base));
     // The head, diffed against it.
     let (head_ctx, head_commit) = match &args.head {
         Some(rev) => {
@@ -102,10 +103,7 @@ fn preview(
         }
         None => (ctx.with_spec(&ctx.spec_root), None),
     };
-    let Some(valid) = super::load_validated(&head_ctx, &LoadOptions::default()) else {
-        return Ok(exit::ERROR);
-    };
-    let Some(selection) = select(ctx, &valid, &args.select) else {
+    let Some(head) = super::open(&head_ctx, &LoadOptions::default(), &args.select) else {
         return Ok(exit::ERROR);
     };
     let sources = Sources {
@@ -118,7 +116,7 @@ fn preview(
         scope: &scope,
         spec_commit: head_commit.as_deref(),
     };
-    let Some(changes) = super::diff::changes(ctx, &valid, &selection, &options) else {
+    let Some(changes) = super::diff::changes(ctx, &head, &options) else {
         return Ok(exit::ERROR);
     };
     let intent = format!(

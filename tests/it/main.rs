@@ -11,6 +11,7 @@ mod preview;
 mod prism;
 mod release;
 mod render;
+mod selection;
 mod serve;
 mod support;
 mod validate;
