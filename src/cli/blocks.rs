@@ -24,10 +24,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let registry = Registry::new(&catalog.valid.spec);
     let hits = registry.search_blocks(&args.query.join(" "));
     if args.json {
-        println!(
-            "{}",
+        super::output::print_out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
-        );
+        ));
         return exit::OK;
     }
     let rows: Vec<Vec<String>> = hits
@@ -42,12 +42,12 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    print!(
+    super::output::print_out(&format!(
         "{}",
         table(
             &["id", "type", "version", "instantiable", "capabilities"],
             &rows
         )
-    );
+    ));
     exit::OK
 }

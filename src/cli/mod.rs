@@ -264,16 +264,17 @@ pub(crate) fn render_spec(ctx: &Context, args: &SelectArgs) -> Option<crate::ren
     }
 }
 
+/// The config file `--config` names, else `./druppie.toml` when it
+/// exists. Its relative paths resolve against its own directory, made
+/// absolute here: git runs in other directories (the cache), where a
+/// relative `base = "forge"` would name something else.
 fn load_config(flag: Option<&Path>, env: &Env) -> Result<Config, Box<crate::spec::Diagnostic>> {
-    match flag {
-        Some(path) => Config::load(path),
-        None => {
-            let default = env.cwd.join("druppie.toml");
-            if default.is_file() {
-                Config::load(Path::new("druppie.toml"))
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
+    let path = match flag {
+        Some(path) => path,
+        None if env.cwd.join("druppie.toml").is_file() => Path::new("druppie.toml"),
+        None => return Ok(Config::default()),
+    };
+    let mut config = Config::load(path)?;
+    config.base_dir = env.cwd.join(&config.base_dir);
+    Ok(config)
 }

@@ -23,8 +23,8 @@ pub fn run(ctx: &Context, _args: &Args) -> u8 {
             print_diagnostics(&v.warnings, ctx.color_err);
             let s = &v.spec;
             let instantiable = s.blocks.iter().filter(|b| b.instantiable()).count();
-            println!(
-                "spec is valid: {} ({instantiable} instantiable), {}, {}, {}, {}, {}",
+            super::output::print_out(&format!(
+                "spec is valid: {} ({instantiable} instantiable), {}, {}, {}, {}, {}\n",
                 count(s.blocks.len(), "block"),
                 count(s.skills.len(), "skill"),
                 count(
@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, _args: &Args) -> u8 {
                 count(s.stacks.len(), "stack"),
                 count(s.plans.len(), "plan"),
                 count(s.policies.len(), "policy").replace("policys", "policies"),
-            );
+            ));
             exit::OK
         }
         Err(diags) => {

@@ -3,10 +3,12 @@
 mod apply;
 mod catalog;
 mod compose;
+mod config;
 mod diff;
 mod forge;
 mod git;
 mod kubernetes;
+mod pipes;
 mod preview;
 mod prism;
 mod release;
