@@ -42,12 +42,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    super::output::print_out(&format!(
-        "{}",
-        table(
-            &["id", "type", "version", "instantiable", "capabilities"],
-            &rows
-        )
+    super::output::print_out(&table(
+        &["id", "type", "version", "instantiable", "capabilities"],
+        &rows,
     ));
     exit::OK
 }

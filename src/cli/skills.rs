@@ -40,9 +40,6 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    super::output::print_out(&format!(
-        "{}",
-        table(&["id", "category", "name", "description"], &rows)
-    ));
+    super::output::print_out(&table(&["id", "category", "name", "description"], &rows));
     exit::OK
 }
