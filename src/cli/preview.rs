@@ -51,12 +51,15 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         Ok(p) => p,
         Err(message) => return fail(message),
     };
-    let tmp = match tempdir() {
+    // Private (mode 0700, a random name) and removed when dropped.
+    let tmp = match tempfile::Builder::new()
+        .prefix("druppie-preview-")
+        .tempdir()
+    {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot make a scratch directory: {e}")),
     };
-    let result = preview(ctx, args, &repo, &prefix, &tmp);
-    let _ = std::fs::remove_dir_all(&tmp);
+    let result = preview(ctx, args, &repo, &prefix, tmp.path());
     match result {
         Ok(code) => code,
         Err(message) => fail(message),
@@ -116,9 +119,14 @@ fn preview(
         scope: &scope,
         spec_commit: head_commit.as_deref(),
     };
-    let Some(changes) = super::diff::changes(ctx, &head, &options) else {
+    let Some(mut changes) = super::diff::changes(ctx, &head, &options) else {
         return Ok(exit::ERROR);
     };
+    // The live side is the base's render in the scratch directory: say so,
+    // not where it happens to be.
+    for cs in &mut changes.sets {
+        cs.source = format!("as rendered at {}", args.base);
+    }
     let intent = format!(
         "merge {} onto {}",
         args.head.as_deref().unwrap_or("the checkout"),
@@ -180,16 +188,6 @@ fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, String> {
         .strip_prefix(&work)
         .map_err(|_| format!("{} is outside its repository", spec.display()))?;
     Ok(crate::spec::source::slash_path(Path::new(""), rel))
-}
-
-/// A fresh scratch directory under the system's temp dir.
-fn tempdir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("druppie-preview-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 #[cfg(test)]
