@@ -41,6 +41,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod compose;
 pub mod config;
