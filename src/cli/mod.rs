@@ -120,6 +120,8 @@ pub mod exit {
 /// Settings every subcommand shares, resolved from flags and config.
 pub struct Context {
     pub config: Config,
+    /// The config file read, absolute (`None`: none, the defaults).
+    pub config_file: Option<PathBuf>,
     pub spec_root: PathBuf,
     pub color_out: bool,
     pub color_err: bool,
@@ -130,6 +132,7 @@ impl Context {
     pub fn with_spec(&self, root: &Path) -> Context {
         Context {
             config: self.config.clone(),
+            config_file: self.config_file.clone(),
             spec_root: root.to_owned(),
             color_out: self.color_out,
             color_err: self.color_err,
@@ -150,7 +153,7 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Man(_) => return ExitCode::from(man::run()),
         _ => {}
     }
-    let config = match load_config(cli.global.config.as_deref(), env) {
+    let (config, config_file) = match load_config(cli.global.config.as_deref(), env) {
         Ok(c) => c,
         Err(d) => {
             eprint!("{}", d.render(color_err));
@@ -164,6 +167,7 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
     };
     let ctx = Context {
         config,
+        config_file,
         spec_root,
         color_out,
         color_err,
@@ -268,13 +272,16 @@ pub(crate) fn render_spec(ctx: &Context, args: &SelectArgs) -> Option<crate::ren
 /// exists. Its relative paths resolve against its own directory, made
 /// absolute here: git runs in other directories (the cache), where a
 /// relative `base = "forge"` would name something else.
-fn load_config(flag: Option<&Path>, env: &Env) -> Result<Config, Box<crate::spec::Diagnostic>> {
+fn load_config(
+    flag: Option<&Path>,
+    env: &Env,
+) -> Result<(Config, Option<PathBuf>), Box<crate::spec::Diagnostic>> {
     let path = match flag {
         Some(path) => path,
         None if env.cwd.join("druppie.toml").is_file() => Path::new("druppie.toml"),
-        None => return Ok(Config::default()),
+        None => return Ok((Config::default(), None)),
     };
     let mut config = Config::load(path)?;
     config.base_dir = env.cwd.join(&config.base_dir);
-    Ok(config)
+    Ok((config, Some(env.cwd.join(path))))
 }

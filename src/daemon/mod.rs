@@ -11,6 +11,7 @@
 //! ```
 
 mod api;
+mod check;
 mod cluster;
 mod memory;
 mod metrics;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use api::{BODY_LIMIT, ROUTES};
+pub use check::{CheckError, RenderCheck};
 pub use reconcile::Reconciler;
 pub use source::{Revision, SpecSource};
 pub use state::{Event, PlanState, PlanStatus};

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+use super::check::RenderCheck;
 use super::cluster::{self, Link};
 use super::source::{Revision, SpecSource};
 use super::state::{Event, PlanInfo, PlanState, PlanStatus, Shared};
@@ -30,6 +31,8 @@ pub struct Reconciler {
     pub identity: Identity,
     /// Cluster status and verification, when a cluster is connected.
     pub cluster: Option<Link>,
+    /// Renders each revision in a child process first.
+    pub check: Option<RenderCheck>,
 }
 
 /// How a reconcile ended.
@@ -147,6 +150,15 @@ impl Reconciler {
         };
         let (valid, selection) = (&opened.valid, &opened.selection);
         catalog(shared, valid);
+        if let Some(check) = &self.check
+            && let Err(e) = check.run(root)
+        {
+            return if e.is_transient() {
+                Ended::Failed(e.to_string())
+            } else {
+                Ended::Terminal(e.to_string())
+            };
+        }
         let Some(spec_repo) = Repo::discover(root) else {
             return Ended::Terminal(format!(
                 "{} is not in a git repository: druppie records every change on its `{}` branch",
