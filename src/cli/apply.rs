@@ -46,7 +46,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         ));
     };
     let identity = identity(config);
-    let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env());
+    let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
+        .waiting(crate::apply::LOCK_WAIT, "druppie apply");
     let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
         return exit::ERROR;
     };
@@ -72,6 +73,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         args.yes || confirmed()
     };
     let (outcome, result) = run.apply(&valid, &selection, &args.select.options(), &mut confirm);
+    for line in &outcome.repaired {
+        eprintln!("note: {line}");
+    }
     for line in &outcome.recorded {
         print_out(&format!("{line}\n"));
     }
@@ -101,7 +105,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             fail(&format!("{line}; nothing applied"))
         }
         Err(Failure::Declined) => fail("not applied (pass --yes to apply without asking)"),
-        Err(e) => fail(&e.to_string()),
+        Err(e) => {
+            print_error(&e, ctx.color_err);
+            exit::ERROR
+        }
     }
 }
 

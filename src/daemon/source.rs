@@ -82,7 +82,7 @@ impl SpecSource {
                 },
             }),
             SpecSource::Remote { url, branch, dir } => {
-                let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+                let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
                 if !dir.join(".git").exists() {
                     let parent = dir.parent().unwrap_or(Path::new("."));
                     std::fs::create_dir_all(parent)
@@ -93,7 +93,7 @@ impl SpecSource {
                         parent,
                         &["clone", "--quiet", "--no-checkout", url, &target],
                     )
-                    .map_err(|e| e.message)?;
+                    .map_err(|e| e.to_string())?;
                 }
                 let tracking = format!("refs/remotes/origin/{branch}");
                 run(&[
@@ -120,7 +120,7 @@ impl SpecSource {
         let SpecSource::Remote { dir, .. } = self else {
             return Ok(());
         };
-        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
         let remote = format!("refs/remotes/origin/{BRANCH}");
         match run(&[
             "fetch",
@@ -156,7 +156,7 @@ impl SpecSource {
             return Ok(());
         };
         let local = format!("refs/heads/{BRANCH}");
-        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
         if run(&["rev-parse", "--verify", "--quiet", &local]).is_err() {
             return Ok(());
         }

@@ -129,7 +129,9 @@ impl Repo {
             let mut payload = Vec::new();
             gix::objs::WriteTo::write_to(&object, &mut payload)
                 .map_err(|e| err("cannot serialize the commit", e))?;
-            let pem = signer.sign(&payload).map_err(|e| Error(e.to_string()))?;
+            let pem = signer
+                .sign(&payload)
+                .map_err(|e| err("cannot sign the commit", e))?;
             object
                 .extra_headers
                 .push((BString::from("gpgsig"), BString::from(pem)));
@@ -204,7 +206,7 @@ impl Repo {
                 name,
                 deref: false,
             })
-            .map_err(|e| err(format!("cannot move `{notes_ref}`"), e))?;
+            .map_err(|e| ref_error(notes_ref, e))?;
         Ok(written.commit)
     }
 
@@ -291,7 +293,24 @@ impl Repo {
             deref: false,
         })
         .map(|_| ())
-        .map_err(|e| err(format!("cannot move branch `{branch}`"), e))
+        .map_err(|e| ref_error(&format!("refs/heads/{branch}"), e))
+    }
+}
+
+/// A failed ref edit, told apart by what gix found: the ref at another
+/// value than expected (moved), its lock file present (locked), or
+/// anything else.
+fn ref_error(name: &str, e: gix::Error) -> Error {
+    use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
+    let name = name.to_owned();
+    if e.downcast_any_ref::<ReferenceOutOfDate>().is_some()
+        || e.downcast_any_ref::<MustNotExist>().is_some()
+    {
+        Error::Moved { name, source: e }
+    } else if e.is_retryable() {
+        Error::Locked { name, source: e }
+    } else {
+        err(format!("cannot move `{name}`"), e)
     }
 }
 
