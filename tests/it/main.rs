@@ -7,6 +7,7 @@ mod diff;
 mod forge;
 mod git;
 mod kubernetes;
+mod never_wedged;
 mod preview;
 mod prism;
 mod render;
