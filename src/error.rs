@@ -1,6 +1,6 @@
-//! Errors as one line of text, for logs and the API: the message and
-//! every cause under it, outermost first (the CLI prints the causes on
-//! lines of their own).
+//! Errors as text for people: one line with every cause, for logs and
+//! the API (the CLI prints the causes on lines of their own), and the
+//! commands an error tells someone to run.
 
 /// `err` and its chain of sources, joined by `: `.
 pub fn chain(err: &dyn std::error::Error) -> String {
@@ -18,8 +18,34 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// `text` quoted for a POSIX shell where it needs it, for a command in
+/// a message.
+pub fn shell_quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@=,".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn paths_are_quoted_only_when_they_need_it() {
+        assert_eq!(
+            super::shell_quote("/srv/git/infra.git"),
+            "/srv/git/infra.git"
+        );
+        assert_eq!(
+            super::shell_quote("/srv/my git/it's"),
+            r"'/srv/my git/it'\''s'"
+        );
+    }
+
     #[derive(Debug, thiserror::Error)]
     #[error("infra: cannot move the branch")]
     struct Outer(#[source] std::io::Error);

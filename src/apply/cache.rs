@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::NOTES;
+use super::push::{PushStatus, Pushed, push_status, remote_said};
 use crate::git::lock::{self, DirLock, LockError};
 
 /// How long a druppie process waits for another one to finish with the
@@ -138,16 +139,6 @@ impl Drop for Hold<'_> {
             held.swept.clear();
         }
     }
-}
-
-/// How a push ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Pushed {
-    Done,
-    /// The ref moved on the forge since it was fetched, or another push
-    /// to it was under way in the forge's repo (a lock race): fetch and
-    /// start over.
-    Rejected,
 }
 
 impl Cache {
@@ -403,17 +394,14 @@ impl Cache {
         let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
         match push_status(&stdout, target) {
             Some(PushStatus::Done) | None if ok => Ok(Pushed::Done),
-            Some(PushStatus::Moved) => Ok(Pushed::Rejected),
+            Some(PushStatus::Moved) => Ok(Pushed::Rejected {
+                said: remote_said(&said),
+            }),
             Some(PushStatus::Refused(reason)) => Err(CacheError::Refused {
                 repo: repo.to_owned(),
                 target: target.to_owned(),
                 reason,
-                said: said
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("remote: "))
-                    .map(|l| l.trim_end().to_owned())
-                    .filter(|l| !l.is_empty())
-                    .collect(),
+                said: remote_said(&said),
             }),
             _ => Err(CacheError::Git {
                 repo: repo.to_owned(),
@@ -491,50 +479,6 @@ fn usable(path: &Path) -> bool {
     matches!(crate::git::Repo::open(path), Ok(Some(_)))
 }
 
-/// How the forge took one ref of a push.
-#[derive(Debug, PartialEq, Eq)]
-enum PushStatus {
-    Done,
-    /// Not a fast-forward, or lost a race for the ref's lock on the
-    /// forge: it moved, or is moving.
-    Moved,
-    Refused(String),
-}
-
-/// receive-pack's reasons for a ref it could not update because another
-/// update of it was under way: the ref's lock was taken, or the ref was
-/// no longer at the value the pusher saw.
-const LOCK_RACE: [&str; 3] = ["failed to update ref", "failed to lock", "cannot lock ref"];
-
-/// The status of `target` in `git push --porcelain` output: lines
-/// `<flag>\t<from>:<to>\t<summary> (<reason>)`, flag `!` for a rejected
-/// ref.
-fn push_status(stdout: &str, target: &str) -> Option<PushStatus> {
-    stdout.lines().find_map(|line| {
-        let mut fields = line.split('\t');
-        let flag = fields.next()?;
-        let (_, to) = fields.next()?.split_once(':')?;
-        if to != target {
-            return None;
-        }
-        let summary = fields.next().unwrap_or("");
-        if flag != "!" {
-            return Some(PushStatus::Done);
-        }
-        let reason = summary
-            .split_once('(')
-            .map_or("", |(_, r)| r.trim_end_matches(')'));
-        let moved = summary.starts_with("[rejected]")
-            || (summary.starts_with("[remote rejected]")
-                && LOCK_RACE.iter().any(|r| reason.starts_with(r)));
-        Some(if moved {
-            PushStatus::Moved
-        } else {
-            PushStatus::Refused(summary.to_owned())
-        })
-    })
-}
-
 /// Removes `user:secret@` from every URL in `text`.
 pub fn redact(text: &str) -> String {
     let re = regex::Regex::new(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@").expect("a valid pattern");
@@ -552,37 +496,5 @@ mod tests {
             "fatal: unable to access 'https://***@git.example.org/infra.git/'"
         );
         assert_eq!(redact("/srv/git/infra.git"), "/srv/git/infra.git");
-    }
-
-    #[test]
-    fn a_lost_lock_race_on_the_forge_is_a_moved_ref_and_a_hook_is_a_refusal() {
-        let main = "refs/heads/main";
-        let line = |s: &str| format!("To /srv/git/infra.git\n{s}\nDone\n");
-        for (out, want) in [
-            ("=\tabc:refs/heads/main\t[up to date]", PushStatus::Done),
-            (" \tabc:refs/heads/main\t1234567..89abcde", PushStatus::Done),
-            (
-                "!\tabc:refs/heads/main\t[rejected] (fetch first)",
-                PushStatus::Moved,
-            ),
-            (
-                "!\tabc:refs/heads/main\t[rejected] (non-fast-forward)",
-                PushStatus::Moved,
-            ),
-            (
-                "!\tabc:refs/heads/main\t[remote rejected] (failed to update ref)",
-                PushStatus::Moved,
-            ),
-            (
-                "!\tabc:refs/heads/main\t[remote rejected] (pre-receive hook declined)",
-                PushStatus::Refused("[remote rejected] (pre-receive hook declined)".to_owned()),
-            ),
-        ] {
-            assert_eq!(push_status(&line(out), main), Some(want), "{out}");
-        }
-        assert_eq!(
-            push_status(&line("!\tabc:refs/heads/other\t[rejected]"), main),
-            None
-        );
     }
 }

@@ -14,6 +14,7 @@
 
 mod approvals;
 mod cache;
+mod push;
 mod run;
 mod trail;
 
@@ -21,7 +22,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use approvals::{Merged, Unrecorded, merged, unrecorded};
-pub use cache::{Cache, CacheError, Hold, LOCK_WAIT, Pushed, redact};
+pub use cache::{Cache, CacheError, Hold, LOCK_WAIT, redact};
+pub use push::{Pushed, held_lock};
 pub use run::{ATTEMPTS, Failure, Outcome, Run};
 pub use trail::{Trail, VERDICT_MARKER};
 
@@ -133,8 +135,10 @@ pub enum Done {
     },
     /// An observe-only environment: nothing written.
     Observed,
-    /// The branch moved on the forge; run again against the new base.
-    Rejected { branch: String },
+    /// The branch moved on the forge (or was being moved: a lost lock
+    /// race); run again against the new base. `said` is what the forge
+    /// printed.
+    Rejected { branch: String, said: Vec<String> },
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +256,7 @@ impl Writer<'_> {
                 Err(crate::git::Error::Moved { .. }) => {
                     return Ok(Done::Rejected {
                         branch: cs.branch.clone(),
+                        said: Vec::new(),
                     });
                 }
                 Err(e) => return Err(ApplyError::git(name, "move the branch")(e)),
@@ -265,8 +270,9 @@ impl Writer<'_> {
                         heads.insert(cs.repo.clone(), written.commit);
                         Done::Committed { commit }
                     }
-                    Pushed::Rejected => Done::Rejected {
+                    Pushed::Rejected { said } => Done::Rejected {
                         branch: cs.branch.clone(),
+                        said,
                     },
                 },
             );
@@ -285,8 +291,10 @@ impl Writer<'_> {
                     "druppie: propose",
                 )
                 .map_err(ApplyError::git(name, "move the proposal branch"))?;
-                if self.cache.push(&cs.repo, &url, &commit, &branch, true)? == Pushed::Rejected {
-                    return Ok(Done::Rejected { branch });
+                if let Pushed::Rejected { said } =
+                    self.cache.push(&cs.repo, &url, &commit, &branch, true)?
+                {
+                    return Ok(Done::Rejected { branch, said });
                 }
                 (written.commit, true)
             }
@@ -440,7 +448,7 @@ pub fn note(
         .map_err(ApplyError::git(name, "write the note"))?;
     match cache.push_ref(name, url, NOTES, NOTES, true)? {
         Pushed::Done => Ok(()),
-        Pushed::Rejected => Err(ApplyError::NotesMoved {
+        Pushed::Rejected { .. } => Err(ApplyError::NotesMoved {
             repo: name.to_owned(),
         }),
     }

@@ -74,8 +74,26 @@ pub enum Failure {
     /// The confirmation was refused.
     #[error("not applied")]
     Declined,
-    #[error("branches kept moving on the forge; gave up after {ATTEMPTS} attempts")]
-    KeptMoving,
+    /// Every attempt found a branch moved on the forge, or being moved
+    /// (a lock race in its repo); `said` is what the forge printed the
+    /// last time.
+    #[error("{}", kept_moving(.said))]
+    KeptMoving { said: Vec<String> },
+}
+
+fn kept_moving(said: &[String]) -> String {
+    let mut text = format!("branches kept moving on the forge; gave up after {ATTEMPTS} attempts");
+    for line in said {
+        text.push_str("\n  remote: ");
+        text.push_str(line);
+    }
+    if let Some(lock) = super::held_lock(said).map(|l| l.replace("/./", "/")) {
+        text.push_str(&format!(
+            "\n  the forge's repo holds the lock file {lock}: a push to it was killed, unless one is running; remove it with `rm {}` and run again",
+            crate::error::shell_quote(&lock)
+        ));
+    }
+    text
 }
 
 fn list(errors: &[crate::live::Error]) -> String {
@@ -106,7 +124,7 @@ impl Failure {
             Failure::Apply(e) => e.is_transient(),
             Failure::Unreadable(errors) => errors.iter().all(crate::live::Error::is_transient),
             Failure::SpecLock(e) => e.is_transient(),
-            Failure::Unreachable(_) | Failure::Audit(_) | Failure::KeptMoving => true,
+            Failure::Unreachable(_) | Failure::Audit(_) | Failure::KeptMoving { .. } => true,
         }
     }
 }
@@ -189,6 +207,7 @@ impl Run<'_> {
             infra: None,
             repos: Some(self.cache.dir().to_owned()),
         };
+        let mut last_said = Vec::new();
         for attempt in 1..=ATTEMPTS {
             self.sync(&targets)?;
             if attempt == 1 {
@@ -251,9 +270,17 @@ impl Run<'_> {
                     .map_err(|e| Failure::Audit(e.to_string()))?;
                 }
             }
-            let moved = steps
+            let moved: Vec<&Vec<String>> = steps
                 .iter()
-                .any(|s| matches!(s.done, Done::Rejected { .. }));
+                .filter_map(|s| match &s.done {
+                    Done::Rejected { said, .. } => Some(said),
+                    _ => None,
+                })
+                .collect();
+            if let Some(said) = moved.last() {
+                last_said = (*said).clone();
+            }
+            let moved = !moved.is_empty();
             outcome.steps.extend(steps);
             if let Some(e) = failed {
                 return Err(Failure::Apply(e));
@@ -262,7 +289,7 @@ impl Run<'_> {
                 return Ok(());
             }
         }
-        Err(Failure::KeptMoving)
+        Err(Failure::KeptMoving { said: last_said })
     }
 
     /// Brings every target repo the forge has into the cache, a few at a

@@ -136,7 +136,9 @@ fn step_line(step: &crate::apply::Step) -> String {
             format!("{at}: {on} already proposes these changes")
         }
         Done::Observed => format!("{at}: observe only, nothing written"),
-        Done::Rejected { branch } => format!("{at}: {branch} moved on the forge; starting over"),
+        Done::Rejected { branch, .. } => {
+            format!("{at}: {branch} moved on the forge; starting over")
+        }
     }
 }
 

@@ -133,7 +133,7 @@ impl Forge for PlainGit {
                     format!(
                         "{} is not a usable git repository ({missing}) but holds objects or refs, so druppie leaves it as it is; finish it with `git init --bare {}` (this keeps every object and ref), or move it aside for druppie to create it anew",
                         path.display(),
-                        shell_quote(&path)
+                        crate::error::shell_quote(&path.to_string_lossy())
                     ),
                 )),
             };
@@ -218,18 +218,5 @@ fn remove_leftovers(base: &Path, repo: &str) {
         if old && entry.file_name().to_string_lossy().starts_with(&prefix) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
-    }
-}
-
-/// `path` quoted for a POSIX shell when it needs it.
-fn shell_quote(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@".contains(&b))
-    {
-        text.into_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }

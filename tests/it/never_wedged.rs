@@ -560,3 +560,37 @@ fn a_half_made_forge_repo_is_finished_or_reported_with_the_command_that_finishes
     git(&app, &["fsck", "--strict"]);
     s.verify_all(&app);
 }
+
+#[test]
+fn a_lock_file_left_in_the_forge_s_repo_is_reported_with_the_command_that_removes_it() {
+    let s = with_image(setup("platform-team"));
+    assert_eq!(apply(&s).code, 0);
+    // A push to the forge killed while receive-pack held main's lock.
+    let lock = s.forge().join("infra.git/refs/heads/main.lock");
+    std::fs::write(&lock, "").expect("a stale lock on the forge");
+    release(&s, 11);
+    let run = apply(&s);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("branches kept moving on the forge; gave up after 3 attempts"),
+        "{}",
+        run.stderr
+    );
+    let (_, rest) = run
+        .stderr
+        .split_once("remove it with `")
+        .unwrap_or_else(|| panic!("no command in:\n{}", run.stderr));
+    let command = rest.split('`').next().expect("the command");
+    assert!(command.starts_with("rm "), "{command}");
+    assert!(lock.exists(), "the forge's lock is left to its owner");
+    let out = Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{command}");
+    assert!(!lock.exists());
+    let run = apply(&s);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_sound(&s);
+}
