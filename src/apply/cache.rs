@@ -164,6 +164,11 @@ impl Cache {
         self
     }
 
+    /// Who holds the lock when this process does (`druppie apply`).
+    pub fn holder(&self) -> &str {
+        &self.who
+    }
+
     /// The directory holding the clones (a `--repos` directory for diff).
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -220,6 +225,22 @@ impl Cache {
             }
         }
         removed
+    }
+
+    /// Holds the cache and removes the lock files a killed process left
+    /// in `repo`'s clone, before it is written in process (gix) rather
+    /// than through git.
+    ///
+    /// # Errors
+    /// The cache is held by another process, or a lock file cannot be
+    /// removed.
+    pub fn prepare(&self, repo: &str) -> Result<Hold<'_>, CacheError> {
+        let hold = self.hold()?;
+        let path = self.path(repo);
+        if path.exists() {
+            self.sweep(repo, &path)?;
+        }
+        Ok(hold)
     }
 
     /// Removes the lock files a killed process left in the repository at

@@ -207,6 +207,7 @@ impl Writer<'_> {
             self.forge.ensure_repo(name, &cs.branch)?;
             self.cache.sync(name, &url)?;
         }
+        let _hold = self.cache.prepare(name)?;
         let repo = Repo::open(&path)
             .map_err(ApplyError::git(name, "open the cached clone"))?
             .ok_or_else(|| ApplyError::NotCached {
@@ -444,6 +445,7 @@ pub fn note(
     signer: &Signer,
     time: (i64, i32),
 ) -> Result<(), ApplyError> {
+    let _hold = cache.prepare(name)?;
     repo.set_note(NOTES, commit, text, identity, time, Some(signer))
         .map_err(ApplyError::git(name, "write the note"))?;
     match cache.push_ref(name, url, NOTES, NOTES, true)? {

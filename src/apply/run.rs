@@ -166,18 +166,18 @@ impl Run<'_> {
         outcome: &mut Outcome,
     ) -> Result<(), Failure> {
         let _cache = self.cache.hold().map_err(ApplyError::from)?;
-        let git_dir = self.spec_repo.git_dir();
+        let git_dir = self.spec_repo.common_dir();
         let spec = crate::git::lock::DirLock::acquire(
             &git_dir.join("druppie-lock"),
             SPEC_WAIT,
-            "druppie apply",
+            self.cache.holder(),
         )
         .map_err(Failure::SpecLock)?;
         let audit = format!("refs/heads/{}", crate::audit::BRANCH);
-        for stale in crate::git::lock::remove_stale_refs(&spec, git_dir, &[audit.as_str()]) {
+        for stale in crate::git::lock::remove_stale_refs(&spec, &git_dir, &[audit.as_str()]) {
             outcome.repaired.push(format!(
                 "spec repo: removed the stale lock {} (left by a stopped process)",
-                stale.strip_prefix(git_dir).unwrap_or(&stale).display()
+                stale.strip_prefix(&git_dir).unwrap_or(&stale).display()
             ));
         }
         self.attempts(valid, selection, scope, confirm, outcome)

@@ -187,9 +187,10 @@ impl Repo {
         Ok(commit.id)
     }
 
-    /// The repository's git directory (`.git`, or the bare repository).
-    pub fn git_dir(&self) -> &Path {
-        self.repo.git_dir()
+    /// The directory holding the repository's refs and objects: `.git`,
+    /// the bare repository, or for a linked work tree the main one's.
+    pub fn common_dir(&self) -> std::path::PathBuf {
+        self.repo.to_thread_local().common_dir().to_owned()
     }
 
     /// The work tree's root, for a non-bare repository.
