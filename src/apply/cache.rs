@@ -283,18 +283,18 @@ impl Cache {
         let _hold = self.hold()?;
         let path = self.path(repo);
         if path.exists() && !usable(&path) {
-            self.replace(repo, url, &path)?;
+            self.clone_to(repo, url, &path, "--bare")?;
             self.repaired(format!(
                 "{repo}: the cached clone was not a usable repository; cloned it again"
             ));
         }
         if !path.exists() {
-            self.clone_to(repo, url, &path)?;
+            self.clone_to(repo, url, &path, "--bare")?;
         }
         match self.fetch(repo, url, &path) {
             Err(CacheError::Git { .. }) if self.answers(repo, url) => {
                 // The forge answers, so the clone is at fault.
-                self.replace(repo, url, &path)?;
+                self.clone_to(repo, url, &path, "--bare")?;
                 self.repaired(format!(
                     "{repo}: the cached clone could not fetch; cloned it again"
                 ));
@@ -325,45 +325,52 @@ impl Cache {
             .is_ok()
     }
 
-    /// Clones into a temporary name, then renames it to `path`.
-    fn clone_to(&self, repo: &str, url: &str, path: &Path) -> Result<(), CacheError> {
+    /// Clones `url` to `path` (`--bare`, or `--no-checkout` for a work
+    /// tree) under a temporary name, then renames it into place; a clone
+    /// already at `path` is removed only once the new one is complete.
+    fn clone_to(&self, repo: &str, url: &str, path: &Path, how: &str) -> Result<(), CacheError> {
         let io = |path: &Path, source| CacheError::Io {
             repo: repo.to_owned(),
             path: path.to_owned(),
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let temp = self.temporary(repo);
-        let target = temp.to_string_lossy().into_owned();
-        let cloned = self.git(
-            repo,
-            &self.dir,
-            &["clone", "--quiet", "--bare", url, &target],
-        );
-        if let Err(e) = cloned {
-            let _ = std::fs::remove_dir_all(&temp);
-            return Err(e);
+        let fresh = self.temporary(repo);
+        let target = fresh.to_string_lossy().into_owned();
+        let cloned = self.git(repo, &self.dir, &["clone", "--quiet", how, url, &target]);
+        let discard = |e| {
+            let _ = std::fs::remove_dir_all(&fresh);
+            e
+        };
+        cloned.map_err(discard)?;
+        let old = self.temporary(repo);
+        if path.exists() {
+            std::fs::rename(path, &old).map_err(|e| discard(io(path, e)))?;
         }
-        std::fs::rename(&temp, path).map_err(|e| {
-            let _ = std::fs::remove_dir_all(&temp);
-            io(path, e)
-        })
+        std::fs::rename(&fresh, path).map_err(|e| discard(io(path, e)))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
     }
 
-    /// Replaces the clone at `path` by a new one; the old one is removed
-    /// only once the new one is complete.
-    fn replace(&self, repo: &str, url: &str, path: &Path) -> Result<(), CacheError> {
-        let fresh = self.temporary(repo);
-        self.clone_to(repo, url, &fresh)?;
-        let old = self.temporary(repo);
-        let io = |source| CacheError::Io {
-            repo: repo.to_owned(),
-            path: path.to_owned(),
-            source,
-        };
-        std::fs::rename(path, &old).map_err(io)?;
-        std::fs::rename(&fresh, path).map_err(io)?;
-        let _ = std::fs::remove_dir_all(&old);
+    /// Makes sure `dir` (in the cache) holds a clone of `url` with a work
+    /// tree, nothing checked out when new; one that does not open as a
+    /// repository is replaced. Every clone is made under a temporary
+    /// name.
+    ///
+    /// # Errors
+    /// The cache is held by another process, or the clone fails.
+    pub fn work_clone(&self, repo: &str, url: &str, dir: &Path) -> Result<(), CacheError> {
+        let _hold = self.hold()?;
+        if dir.exists() && usable(dir) {
+            return Ok(());
+        }
+        let broken = dir.exists();
+        self.clone_to(repo, url, dir, "--no-checkout")?;
+        if broken {
+            self.repaired(format!(
+                "{repo}: the cached checkout was not a usable repository; cloned it again"
+            ));
+        }
         Ok(())
     }
 

@@ -83,18 +83,8 @@ impl SpecSource {
             }),
             SpecSource::Remote { url, branch, dir } => {
                 let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
-                if !dir.join(".git").exists() {
-                    let parent = dir.parent().unwrap_or(Path::new("."));
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("{}: {e}", parent.display()))?;
-                    let target = dir.to_string_lossy();
-                    git.git(
-                        "spec",
-                        parent,
-                        &["clone", "--quiet", "--no-checkout", url, &target],
-                    )
-                    .map_err(|e| e.to_string())?;
-                }
+                git.work_clone("spec", url, dir)
+                    .map_err(|e| crate::error::chain(&e))?;
                 let tracking = format!("refs/remotes/origin/{branch}");
                 run(&[
                     "fetch",

@@ -153,3 +153,27 @@ fn apply_beside_the_daemon_shares_its_cache() {
     assert_eq!(commits(&s, "infra", "main"), main);
     assert_sound(&s);
 }
+
+#[test]
+fn a_half_made_spec_checkout_in_the_cache_is_cloned_again() {
+    let s = serve_setup();
+    let d = Daemon::start(&s);
+    assert!(d.terminate().success());
+    // A clone cut short: a `.git` without HEAD or refs.
+    let spec = s.tmp.path().join("cache/spec/.git");
+    std::fs::remove_file(spec.join("HEAD")).expect("HEAD");
+    std::fs::remove_dir_all(spec.join("refs")).expect("refs");
+    let after = push_plan_change(&s, 30);
+    let d = Daemon::start(&s);
+    d.wait("converged", |d| {
+        let dev = d.state("permits", "dev");
+        dev["spec_commit"] == after.as_str() && dev["state"] == "in-sync"
+    });
+    assert_eq!(
+        applied(&s).iter().filter(|c| **c == after).count(),
+        1,
+        "one dev commit"
+    );
+    assert!(d.terminate().success());
+    assert_sound(&s);
+}
