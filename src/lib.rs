@@ -31,7 +31,8 @@
 //! one reconcile worker, the HTTP API), [`kube`] reads the cluster (Flux
 //! and Deployment readiness, the leader Lease, health checks), [`config`]
 //! reads `druppie.toml`, [`secret`] keeps secret values out of output,
-//! [`hex`] writes and reads digests,
+//! [`hex`] writes and reads digests, [`error`] puts an error and its causes
+//! on one line,
 //! [`registry`] makes the catalog of blocks and skills searchable,
 //! [`template`] configures the template engine compose and render share,
 //! [`yaml_subset`] reads the common YAML subset fast for spec loading and
@@ -47,6 +48,7 @@ pub mod compose;
 pub mod config;
 pub mod daemon;
 pub mod diff;
+pub mod error;
 pub mod forge;
 pub mod git;
 pub mod hex;

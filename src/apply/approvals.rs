@@ -32,7 +32,10 @@ pub fn merged(name: &str, repo: &Path, default: &str) -> Result<Vec<Merged>, App
             .args(args)
             .current_dir(repo)
             .output()
-            .map_err(|e| ApplyError::new(name, format!("cannot run git: {e}")))?;
+            .map_err(|source| ApplyError::Spawn {
+                repo: name.to_owned(),
+                source,
+            })?;
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).trim().to_owned(),
@@ -121,7 +124,10 @@ pub fn unrecorded(
             .args(args)
             .current_dir(repo)
             .output()
-            .map_err(|e| ApplyError::new(name, format!("cannot run git: {e}")))?;
+            .map_err(|source| ApplyError::Spawn {
+                repo: name.to_owned(),
+                source,
+            })?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
     let mut branches = vec![default.to_owned()];

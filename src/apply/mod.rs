@@ -14,6 +14,7 @@
 
 mod approvals;
 mod cache;
+mod push;
 mod run;
 mod trail;
 
@@ -21,12 +22,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use approvals::{Merged, Unrecorded, merged, unrecorded};
-pub use cache::{Cache, Pushed, redact};
+pub use cache::{Cache, CacheError, Hold, LOCK_WAIT, redact};
+pub use push::{Pushed, held_lock};
 pub use run::{ATTEMPTS, Failure, Outcome, Run};
 pub use trail::{Trail, VERDICT_MARKER};
 
 use crate::diff::{Action, ChangeSet, ChangeSets};
-use crate::forge::Forge;
+use crate::forge::{Forge, ForgeError};
 use crate::git::sign::Signer;
 use crate::git::write::{Identity, NewCommit, message};
 use crate::git::{ObjectId, Repo};
@@ -35,17 +37,81 @@ use crate::spec::model::Trust;
 
 /// Applying failed for one repo.
 #[derive(Debug, thiserror::Error)]
-#[error("{repo}: {message}")]
-pub struct ApplyError {
-    pub repo: String,
-    pub message: String,
+pub enum ApplyError {
+    /// The cache's clone could not be brought up to date, or a push
+    /// failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The forge refused, or could not be reached.
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    /// The cache's clone cannot be read or written.
+    #[error("{repo}: cannot {what}")]
+    Git {
+        repo: String,
+        what: &'static str,
+        #[source]
+        source: crate::git::Error,
+    },
+    /// The repo was to be synced into the cache first.
+    #[error("{repo}: not in the cache")]
+    NotCached { repo: String },
+    /// The change set names a base that is not a commit id.
+    #[error("{repo}: the base `{base}` is not a commit id")]
+    BadBase {
+        repo: String,
+        base: String,
+        #[source]
+        source: gix::Error,
+    },
+    /// druppie's notes moved on the forge between the fetch and the push.
+    #[error("{repo}: druppie's notes moved on the forge")]
+    NotesMoved { repo: String },
+    /// git is not installed or cannot be started.
+    #[error("{repo}: cannot run git")]
+    Spawn {
+        repo: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ApplyError {
-    pub fn new(repo: &str, message: impl Into<String>) -> ApplyError {
-        ApplyError {
+    fn git(repo: &str, what: &'static str) -> impl FnOnce(crate::git::Error) -> ApplyError {
+        move |source| ApplyError::Git {
             repo: repo.to_owned(),
-            message: message.into(),
+            what,
+            source,
+        }
+    }
+
+    /// The repo it is about (`None`: the whole cache).
+    pub fn repo(&self) -> Option<&str> {
+        match self {
+            ApplyError::Cache(e) => e.repo(),
+            ApplyError::Forge(e) => Some(&e.repo),
+            ApplyError::Git { repo, .. }
+            | ApplyError::NotCached { repo }
+            | ApplyError::BadBase { repo, .. }
+            | ApplyError::NotesMoved { repo }
+            | ApplyError::Spawn { repo, .. } => Some(repo),
+        }
+    }
+
+    /// Whether running again later may succeed with nothing changed: a
+    /// transport failure, a lock race, a moved ref, a busy cache, a full
+    /// disk. A refused push, a corrupt object, a malformed base, git
+    /// missing are not. Forge errors count as transient: the forge's
+    /// client has retried what it can, and what is left is mostly the
+    /// forge being away.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Cache(e) => e.is_transient(),
+            ApplyError::Forge(_) | ApplyError::NotCached { .. } | ApplyError::NotesMoved { .. } => {
+                true
+            }
+            ApplyError::Git { source, .. } => source.is_transient(),
+            ApplyError::BadBase { .. } | ApplyError::Spawn { .. } => false,
         }
     }
 }
@@ -69,8 +135,10 @@ pub enum Done {
     },
     /// An observe-only environment: nothing written.
     Observed,
-    /// The branch moved on the forge; run again against the new base.
-    Rejected { branch: String },
+    /// The branch moved on the forge (or was being moved: a lost lock
+    /// race); run again against the new base. `said` is what the forge
+    /// printed.
+    Rejected { branch: String, said: Vec<String> },
 }
 
 #[derive(Debug, Clone)]
@@ -131,25 +199,31 @@ impl Writer<'_> {
         cs: &ChangeSet,
         heads: &mut BTreeMap<String, ObjectId>,
     ) -> Result<Done, ApplyError> {
-        let fail = |e: crate::git::Error| ApplyError::new(&cs.repo, e.to_string());
-        let path = self.cache.path(&cs.repo);
-        let url = self.forge.url(&cs.repo);
+        let name = cs.repo.as_str();
+        let path = self.cache.path(name);
+        let url = self.forge.url(name);
         if !path.exists() {
             // A project repo's first change: the forge makes it.
-            self.forge
-                .ensure_repo(&cs.repo, &cs.branch)
-                .map_err(|e| ApplyError::new(&cs.repo, e.message))?;
-            self.cache.sync(&cs.repo, &url)?;
+            self.forge.ensure_repo(name, &cs.branch)?;
+            self.cache.sync(name, &url)?;
         }
+        let _hold = self.cache.prepare(name)?;
         let repo = Repo::open(&path)
-            .map_err(fail)?
-            .ok_or_else(|| ApplyError::new(&cs.repo, "not in the cache; sync it first"))?;
+            .map_err(ApplyError::git(name, "open the cached clone"))?
+            .ok_or_else(|| ApplyError::NotCached {
+                repo: name.to_owned(),
+            })?;
         let diffed = cs
             .base
             .as_deref()
-            .map(|b| ObjectId::from_hex(b.as_bytes()))
-            .transpose()
-            .map_err(|e| ApplyError::new(&cs.repo, format!("bad base commit: {e}")))?;
+            .map(|b| {
+                ObjectId::from_hex(b.as_bytes()).map_err(|source| ApplyError::BadBase {
+                    repo: name.to_owned(),
+                    base: b.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?;
         let base = heads.get(&cs.repo).copied().or(diffed);
         let changes: Vec<(String, Option<Vec<u8>>)> = cs
             .files
@@ -168,7 +242,7 @@ impl Writer<'_> {
                 },
                 Some(self.signer),
             )
-            .map_err(fail)?;
+            .map_err(ApplyError::git(name, "write the commit"))?;
         let commit = written.commit.to_string();
         let conflicts = cs.count(Action::Conflict) > 0;
         let direct = match (cs.kind, cs.trust) {
@@ -177,8 +251,17 @@ impl Writer<'_> {
             _ => false,
         };
         if direct {
-            repo.set_branch(&cs.branch, base, written.commit, "druppie: apply")
-                .map_err(fail)?;
+            match repo.set_branch(&cs.branch, base, written.commit, "druppie: apply") {
+                Ok(()) => {}
+                // The clone's branch is not where the diff saw it: start over.
+                Err(crate::git::Error::Moved { .. }) => {
+                    return Ok(Done::Rejected {
+                        branch: cs.branch.clone(),
+                        said: Vec::new(),
+                    });
+                }
+                Err(e) => return Err(ApplyError::git(name, "move the branch")(e)),
+            }
             return Ok(
                 match self
                     .cache
@@ -188,14 +271,17 @@ impl Writer<'_> {
                         heads.insert(cs.repo.clone(), written.commit);
                         Done::Committed { commit }
                     }
-                    Pushed::Rejected => Done::Rejected {
+                    Pushed::Rejected { said } => Done::Rejected {
                         branch: cs.branch.clone(),
+                        said,
                     },
                 },
             );
         }
         let branch = proposal_branch(cs);
-        let current = repo.branch_head(&branch).map_err(fail)?;
+        let current = repo
+            .branch_head(&branch)
+            .map_err(ApplyError::git(name, "read the proposal branch"))?;
         let (proposed, fresh) = match current {
             Some(head) if head.tree == written.tree => (head.commit, false),
             _ => {
@@ -205,9 +291,11 @@ impl Writer<'_> {
                     written.commit,
                     "druppie: propose",
                 )
-                .map_err(fail)?;
-                if self.cache.push(&cs.repo, &url, &commit, &branch, true)? == Pushed::Rejected {
-                    return Ok(Done::Rejected { branch });
+                .map_err(ApplyError::git(name, "move the proposal branch"))?;
+                if let Pushed::Rejected { said } =
+                    self.cache.push(&cs.repo, &url, &commit, &branch, true)?
+                {
+                    return Ok(Done::Rejected { branch, said });
                 }
                 (written.commit, true)
             }
@@ -246,23 +334,21 @@ impl Writer<'_> {
     ) -> Result<Option<String>, ApplyError> {
         if let Some(pulls) = self.forge.pulls() {
             let card = approval_card(cs, self.mask, pulls.body_limit());
-            let pull = pulls
-                .propose(
-                    &cs.repo,
-                    &crate::forge::Proposal {
-                        head: branch,
-                        base: &cs.branch,
-                        title: &summary(cs),
-                        body: &card,
-                    },
-                )
-                .map_err(|e| ApplyError::new(&cs.repo, e.message))?;
+            let pull = pulls.propose(
+                &cs.repo,
+                &crate::forge::Proposal {
+                    head: branch,
+                    base: &cs.branch,
+                    title: &summary(cs),
+                    body: &card,
+                },
+            )?;
             return Ok(Some(pull.url));
         }
         let card = approval_card(cs, self.mask, CARD_LIMIT);
         let have = repo
             .note(NOTES, commit)
-            .map_err(|e| ApplyError::new(&cs.repo, e.to_string()))?;
+            .map_err(ApplyError::git(&cs.repo, "read the note"))?;
         if have.as_deref() != Some(card.as_str()) {
             note(
                 self.cache,
@@ -359,11 +445,14 @@ pub fn note(
     signer: &Signer,
     time: (i64, i32),
 ) -> Result<(), ApplyError> {
+    let _hold = cache.prepare(name)?;
     repo.set_note(NOTES, commit, text, identity, time, Some(signer))
-        .map_err(|e| ApplyError::new(name, e.to_string()))?;
+        .map_err(ApplyError::git(name, "write the note"))?;
     match cache.push_ref(name, url, NOTES, NOTES, true)? {
         Pushed::Done => Ok(()),
-        Pushed::Rejected => Err(ApplyError::new(name, "the notes moved on the forge")),
+        Pushed::Rejected { .. } => Err(ApplyError::NotesMoved {
+            repo: name.to_owned(),
+        }),
     }
 }
 

@@ -3,7 +3,7 @@
 //! write, record every step, and start over when a branch moved on the
 //! forge meanwhile.
 
-use super::{Cache, Done, Step, Trail, Writer, event, now, stamp};
+use super::{ApplyError, Cache, Done, Step, Trail, Writer, event, now, stamp};
 use crate::compose::ComposeOptions;
 use crate::diff::report::{Mask, Summary};
 use crate::diff::{self, ChangeSets};
@@ -40,6 +40,9 @@ pub struct Outcome {
     pub changes: Option<ChangeSets>,
     /// Every change set written (or left alone), over all attempts.
     pub steps: Vec<Step>,
+    /// What was repaired before anything else (stale lock files a killed
+    /// process left, half-made clones), one line each.
+    pub repaired: Vec<String>,
 }
 
 /// Why an apply stopped early.
@@ -51,18 +54,53 @@ pub enum Failure {
     /// A policy failed: nothing is written until the spec changes.
     #[error("{0}; nothing applied")]
     Blocked(String),
-    /// A target repo could not be read, fetched or written, or the forge
-    /// refused or could not be reached.
+    /// A target repo could not be brought into the cache, written or
+    /// pushed, or the forge refused or could not be reached.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Target repos in the cache could not be read for the diff.
+    #[error("{}", list(.0))]
+    Unreadable(Vec<crate::live::Error>),
+    /// The audit trail could not be caught up with the forges.
     #[error("{0}")]
     Unreachable(String),
     /// The audit trail could not be written.
     #[error("the audit trail: {0}")]
     Audit(String),
+    /// The spec repo, which holds the audit trail, cannot be locked.
+    #[error("the spec repo")]
+    SpecLock(#[source] crate::git::lock::LockError),
     /// The confirmation was refused.
     #[error("not applied")]
     Declined,
-    #[error("branches kept moving on the forge; gave up after {ATTEMPTS} attempts")]
-    KeptMoving,
+    /// Every attempt found a branch moved on the forge, or being moved
+    /// (a lock race in its repo); `said` is what the forge printed the
+    /// last time.
+    #[error("{}", kept_moving(.said))]
+    KeptMoving { said: Vec<String> },
+}
+
+fn kept_moving(said: &[String]) -> String {
+    let mut text = format!("branches kept moving on the forge; gave up after {ATTEMPTS} attempts");
+    for line in said {
+        text.push_str("\n  remote: ");
+        text.push_str(line);
+    }
+    if let Some(lock) = super::held_lock(said).map(|l| l.replace("/./", "/")) {
+        text.push_str(&format!(
+            "\n  the forge's repo holds the lock file {lock}: a push to it was killed, unless one is running; remove it with `rm {}` and run again",
+            crate::error::shell_quote(&lock)
+        ));
+    }
+    text
+}
+
+fn list(errors: &[crate::live::Error]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Failure {
@@ -74,7 +112,25 @@ impl Failure {
             Failure::Diagnostics(_) | Failure::Blocked(_) | Failure::Declined
         )
     }
+
+    /// Whether running again later, with nothing changed, may succeed:
+    /// a transport failure, a lock race, a moved branch, a busy cache.
+    /// An invalid spec, a failing policy, a refused push, a corrupt
+    /// object are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Diagnostics(_) | Failure::Blocked(_) | Failure::Declined => false,
+            Failure::Apply(e) => e.is_transient(),
+            Failure::Unreadable(errors) => errors.iter().all(crate::live::Error::is_transient),
+            Failure::SpecLock(e) => e.is_transient(),
+            Failure::Unreachable(_) | Failure::Audit(_) | Failure::KeptMoving { .. } => true,
+        }
+    }
 }
+
+/// How long an apply waits for another druppie writing the same spec
+/// repo's audit trail.
+const SPEC_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Run<'_> {
     /// Applies `selection` of `valid` (`scope`: what the selection
@@ -92,8 +148,38 @@ impl Run<'_> {
         confirm: &mut dyn FnMut(&ChangeSets, &Mask) -> bool,
     ) -> (Outcome, Result<(), Failure>) {
         let mut outcome = Outcome::default();
-        let result = self.attempts(valid, selection, scope, confirm, &mut outcome);
+        let result = self.holding(valid, selection, scope, confirm, &mut outcome);
+        outcome.repaired.extend(self.cache.repairs());
         (outcome, result)
+    }
+
+    /// Runs the attempts holding the cache and the spec repo's audit
+    /// branch: a second druppie waits, and a lock file left by a killed
+    /// one is removed.
+    fn holding(
+        &self,
+        valid: &Validated,
+        selection: &Selection,
+        scope: &ComposeOptions,
+        confirm: &mut dyn FnMut(&ChangeSets, &Mask) -> bool,
+        outcome: &mut Outcome,
+    ) -> Result<(), Failure> {
+        let _cache = self.cache.hold().map_err(ApplyError::from)?;
+        let git_dir = self.spec_repo.common_dir();
+        let spec = crate::git::lock::DirLock::acquire(
+            &git_dir.join("druppie-lock"),
+            SPEC_WAIT,
+            self.cache.holder(),
+        )
+        .map_err(Failure::SpecLock)?;
+        let audit = format!("refs/heads/{}", crate::audit::BRANCH);
+        for stale in crate::git::lock::remove_stale_refs(&spec, &git_dir, &[audit.as_str()]) {
+            outcome.repaired.push(format!(
+                "spec repo: removed the stale lock {} (left by a stopped process)",
+                stale.strip_prefix(&git_dir).unwrap_or(&stale).display()
+            ));
+        }
+        self.attempts(valid, selection, scope, confirm, outcome)
     }
 
     fn attempts(
@@ -120,6 +206,7 @@ impl Run<'_> {
             infra: None,
             repos: Some(self.cache.dir().to_owned()),
         };
+        let mut last_said = Vec::new();
         for attempt in 1..=ATTEMPTS {
             self.sync(&targets)?;
             if attempt == 1 {
@@ -139,17 +226,18 @@ impl Run<'_> {
                 scope,
                 spec_commit: self.spec_commit,
             };
-            let changes = diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;
+            let mut changes =
+                diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;
             let summary = Summary::of(&changes);
             let mask = Mask::new(changes.secrets.iter().cloned());
-            let unreadable: Vec<String> = changes.errors.iter().map(|e| e.to_string()).collect();
+            let unreadable = std::mem::take(&mut changes.errors);
             let blocked = summary.errors > unreadable.len();
             let changes = outcome.changes.insert(changes);
             if blocked {
                 return Err(Failure::Blocked(summary.line()));
             }
             if !unreadable.is_empty() {
-                return Err(Failure::Unreachable(unreadable.join("; ")));
+                return Err(Failure::Unreadable(unreadable));
             }
             if summary.changes() == 0 {
                 return Ok(());
@@ -181,18 +269,26 @@ impl Run<'_> {
                     .map_err(|e| Failure::Audit(e.to_string()))?;
                 }
             }
-            let moved = steps
+            let moved: Vec<&Vec<String>> = steps
                 .iter()
-                .any(|s| matches!(s.done, Done::Rejected { .. }));
+                .filter_map(|s| match &s.done {
+                    Done::Rejected { said, .. } => Some(said),
+                    _ => None,
+                })
+                .collect();
+            if let Some(said) = moved.last() {
+                last_said = (*said).clone();
+            }
+            let moved = !moved.is_empty();
             outcome.steps.extend(steps);
             if let Some(e) = failed {
-                return Err(Failure::Unreachable(e.to_string()));
+                return Err(Failure::Apply(e));
             }
             if !moved {
                 return Ok(());
             }
         }
-        Err(Failure::KeptMoving)
+        Err(Failure::KeptMoving { said: last_said })
     }
 
     /// Brings every target repo the forge has into the cache, a few at a
@@ -216,14 +312,11 @@ impl Run<'_> {
     }
 
     fn sync_one(&self, repo: &str) -> Result<(), Failure> {
-        let exists = self
-            .forge
-            .exists(repo)
-            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let exists = self.forge.exists(repo).map_err(ApplyError::from)?;
         if exists {
             self.cache
                 .sync(repo, &self.forge.url(repo))
-                .map_err(|e| Failure::Unreachable(e.to_string()))?;
+                .map_err(ApplyError::from)?;
         }
         Ok(())
     }

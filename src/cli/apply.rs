@@ -46,7 +46,8 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         ));
     };
     let identity = identity(config);
-    let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env());
+    let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
+        .waiting(crate::apply::LOCK_WAIT, "druppie apply");
     let Some(opened) = open(ctx, &crate::spec::LoadOptions::default(), &args.select) else {
         return exit::ERROR;
     };
@@ -74,6 +75,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         &args.select.options(),
         &mut confirm,
     );
+    for line in &outcome.repaired {
+        eprintln!("note: {line}");
+    }
     for line in &outcome.recorded {
         print_out(&format!("{line}\n"));
     }
@@ -103,7 +107,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             fail(&format!("{line}; nothing applied"))
         }
         Err(Failure::Declined) => fail("not applied (pass --yes to apply without asking)"),
-        Err(e) => fail(&e.to_string()),
+        Err(e) => {
+            print_error(&e, ctx.color_err);
+            exit::ERROR
+        }
     }
 }
 
@@ -131,7 +138,9 @@ fn step_line(step: &crate::apply::Step) -> String {
             format!("{at}: {on} already proposes these changes")
         }
         Done::Observed => format!("{at}: observe only, nothing written"),
-        Done::Rejected { branch } => format!("{at}: {branch} moved on the forge; starting over"),
+        Done::Rejected { branch, .. } => {
+            format!("{at}: {branch} moved on the forge; starting over")
+        }
     }
 }
 

@@ -72,7 +72,8 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
     };
     let reconciler = Reconciler {
         source,
-        cache: Cache::new(&cache_dir, forge.git_env()),
+        cache: Cache::new(&cache_dir, forge.git_env())
+            .waiting(crate::apply::LOCK_WAIT, "druppie serve"),
         forge,
         signer,
         identity: super::apply::identity(config),

@@ -212,14 +212,17 @@ impl Reconciler {
             &Default::default(),
             &mut |_: &ChangeSets, _: &Mask| apply,
         );
+        for line in &outcome.repaired {
+            warn!(repair = %line, "repaired what a stopped run left");
+        }
         let published = self.source.publish(&self.cache);
         let trail = self.tell(shared, id, &spec_repo, known, &outcome);
         let ended = match result {
             Ok(()) => Ended::Success,
             Err(Failure::Declined) => Ended::DryRun,
             Err(Failure::Diagnostics(diags)) => Ended::Terminal(headlines(&diags)),
-            Err(e) if e.terminal() => Ended::Terminal(e.to_string()),
-            Err(e) => Ended::Failed(e.to_string()),
+            Err(e) if e.terminal() => Ended::Terminal(crate::error::chain(&e)),
+            Err(e) => Ended::Failed(crate::error::chain(&e)),
         };
         let ended = match (ended, published) {
             (Ended::Success, Err(e)) => Ended::Failed(format!("pushing the audit trail: {e}")),

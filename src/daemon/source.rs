@@ -82,19 +82,9 @@ impl SpecSource {
                 },
             }),
             SpecSource::Remote { url, branch, dir } => {
-                let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
-                if !dir.join(".git").exists() {
-                    let parent = dir.parent().unwrap_or(Path::new("."));
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("{}: {e}", parent.display()))?;
-                    let target = dir.to_string_lossy();
-                    git.git(
-                        "spec",
-                        parent,
-                        &["clone", "--quiet", "--no-checkout", url, &target],
-                    )
-                    .map_err(|e| e.message)?;
-                }
+                let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
+                git.work_clone("spec", url, dir)
+                    .map_err(|e| crate::error::chain(&e))?;
                 let tracking = format!("refs/remotes/origin/{branch}");
                 run(&[
                     "fetch",
@@ -120,7 +110,7 @@ impl SpecSource {
         let SpecSource::Remote { dir, .. } = self else {
             return Ok(());
         };
-        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
         let remote = format!("refs/remotes/origin/{BRANCH}");
         match run(&[
             "fetch",
@@ -156,7 +146,7 @@ impl SpecSource {
             return Ok(());
         };
         let local = format!("refs/heads/{BRANCH}");
-        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.message);
+        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
         if run(&["rev-parse", "--verify", "--quiet", &local]).is_err() {
             return Ok(());
         }

@@ -2,6 +2,7 @@
 //! merges; [`write`] writes signed commits ([`sign`]) and moves branches by
 //! compare-and-swap.
 
+pub mod lock;
 pub mod sign;
 pub mod write;
 
@@ -12,19 +13,72 @@ pub use gix::ObjectId;
 use gix::bstr::{BStr, ByteSlice};
 use gix::merge::blob::builtin_driver::text;
 
-/// A git operation failed; the message names what was being read.
+/// A git operation failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Error(String);
+pub enum Error {
+    /// A ref moved since it was read: another writer got there first.
+    #[error("`{name}` moved since it was read")]
+    Moved {
+        name: String,
+        #[source]
+        source: gix::Error,
+    },
+    /// Another writer holds the ref's lock file (`<ref>.lock`).
+    #[error("`{name}` is locked by another writer")]
+    Locked {
+        name: String,
+        #[source]
+        source: gix::Error,
+    },
+    /// The repository has commits but not the branch asked for.
+    #[error("the repository has no branch `{0}` (the platform names it as the default branch)")]
+    NoBranch(String),
+    /// Reading or writing the repository failed; `what` names what.
+    #[error("{what}")]
+    Failed {
+        what: String,
+        #[source]
+        source: Source,
+    },
+    /// A fact found in the repository that makes the operation impossible.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The error beneath a [`Error::Failed`].
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Error {
-        Error(message.into())
+        Error::Invalid(message.into())
+    }
+
+    /// Whether trying again may succeed without anyone changing the
+    /// repository: a moved ref (read it again first), a held lock, an
+    /// interrupted or full-disk write. A corrupt or missing object, a
+    /// missing branch or an invalid name are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Moved { .. } | Error::Locked { .. } => true,
+            Error::NoBranch(_) | Error::Invalid(_) => false,
+            Error::Failed { source, .. } => {
+                let source: &(dyn std::error::Error + 'static) = source.as_ref();
+                let full = std::iter::successors(Some(source), |e| e.source()).any(|e| {
+                    e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+                });
+                full || (gix::error::classify(source).can_retry_lenient()
+                    && !gix::error::classify(source).is_corrupted())
+            }
+        }
     }
 }
 
-fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
-    Error(format!("{what}: {e}"))
+fn err(what: impl std::fmt::Display, e: impl Into<Source>) -> Error {
+    Error::Failed {
+        what: what.to_string(),
+        source: e.into(),
+    }
 }
 
 /// Directories with at least this many subdirectories are walked on every
@@ -37,9 +91,14 @@ fn walk(
     repo: &gix::Repository,
     id: ObjectId,
     prefix: &str,
-) -> Result<Vec<(String, ObjectId)>, Box<dyn std::error::Error>> {
+) -> Result<Vec<(String, ObjectId)>, Error> {
     let mut recorder = gix::traverse::tree::Recorder::default();
-    repo.find_tree(id)?.traverse().breadthfirst(&mut recorder)?;
+    let walk_error = |e: Source| err(format!("cannot walk `{prefix}`"), e);
+    repo.find_tree(id)
+        .map_err(|e| walk_error(e.into()))?
+        .traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(|e| walk_error(e.into()))?;
     let mut files: Vec<(String, ObjectId)> = recorder
         .records
         .into_iter()
@@ -128,6 +187,12 @@ impl Repo {
         Ok(commit.id)
     }
 
+    /// The directory holding the repository's refs and objects: `.git`,
+    /// the bare repository, or for a linked work tree the main one's.
+    pub fn common_dir(&self) -> std::path::PathBuf {
+        self.repo.to_thread_local().common_dir().to_owned()
+    }
+
     /// The work tree's root, for a non-bare repository.
     pub fn work_dir(&self) -> Option<&Path> {
         self.repo.work_dir()
@@ -205,9 +270,7 @@ impl Repo {
             return Ok(Some(head));
         }
         if self.repo.to_thread_local().head_id().is_ok() {
-            return Err(Error(format!(
-                "the repository has no branch `{branch}` (the platform names it as the default branch)"
-            )));
+            return Err(Error::NoBranch(branch.to_owned()));
         }
         Ok(None)
     }
@@ -239,11 +302,11 @@ impl Repo {
                 _ => return Ok(BTreeMap::new()),
             }
         };
-        let walk_error = |e: &dyn std::fmt::Display| err(format!("cannot walk `{dir}`"), e);
+        let walk_error = |e: Source| err(format!("cannot walk `{dir}`"), e);
         let mut files = Vec::new();
         let mut subtrees = Vec::new();
         for entry in sub.iter() {
-            let entry = entry.map_err(|e| walk_error(&e))?;
+            let entry = entry.map_err(|e| walk_error(e.into()))?;
             let name = entry.filename().to_str_lossy();
             let name = if dir.is_empty() {
                 name.into_owned()
@@ -258,9 +321,8 @@ impl Repo {
         }
         // A large directory (an environment's, with a directory per plan)
         // is walked on every core.
-        let walk_one = |repo: &gix::Repository, (name, id): &(String, ObjectId)| {
-            walk(repo, *id, name).map_err(|e| walk_error(&e))
-        };
+        let walk_one =
+            |repo: &gix::Repository, (name, id): &(String, ObjectId)| walk(repo, *id, name);
         let walked: Vec<_> = if subtrees.len() >= PARALLEL_WALK {
             let init = || self.repo.to_thread_local();
             crate::par::map_init(&subtrees, None, init, |r, t| walk_one(r, t))

@@ -129,7 +129,9 @@ impl Repo {
             let mut payload = Vec::new();
             gix::objs::WriteTo::write_to(&object, &mut payload)
                 .map_err(|e| err("cannot serialize the commit", e))?;
-            let pem = signer.sign(&payload).map_err(|e| Error(e.to_string()))?;
+            let pem = signer
+                .sign(&payload)
+                .map_err(|e| err("cannot sign the commit", e))?;
             object
                 .extra_headers
                 .push((BString::from("gpgsig"), BString::from(pem)));
@@ -204,7 +206,7 @@ impl Repo {
                 name,
                 deref: false,
             })
-            .map_err(|e| err(format!("cannot move `{notes_ref}`"), e))?;
+            .map_err(|e| ref_error(notes_ref, e))?;
         Ok(written.commit)
     }
 
@@ -291,7 +293,24 @@ impl Repo {
             deref: false,
         })
         .map(|_| ())
-        .map_err(|e| err(format!("cannot move branch `{branch}`"), e))
+        .map_err(|e| ref_error(&format!("refs/heads/{branch}"), e))
+    }
+}
+
+/// A failed ref edit, told apart by what gix found: the ref at another
+/// value than expected (moved), its lock file present (locked), or
+/// anything else.
+fn ref_error(name: &str, e: gix::Error) -> Error {
+    use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
+    let name = name.to_owned();
+    if e.downcast_any_ref::<ReferenceOutOfDate>().is_some()
+        || e.downcast_any_ref::<MustNotExist>().is_some()
+    {
+        Error::Moved { name, source: e }
+    } else if e.is_retryable() {
+        Error::Locked { name, source: e }
+    } else {
+        err(format!("cannot move `{name}`"), e)
     }
 }
 
@@ -313,5 +332,70 @@ mod tests {
             m,
             "Render permits in dev\n\nChanged 2 files.\n\nDruppie-Plan: permits Approved-by: mallory\nBadKey: x\n"
         );
+    }
+
+    fn commit(repo: &Repo, base: Option<ObjectId>, content: &[u8]) -> ObjectId {
+        let who = Identity {
+            name: "druppie".into(),
+            email: "druppie@example.org".into(),
+        };
+        let changes = [("a".to_owned(), Some(content.to_vec()))];
+        let new = NewCommit {
+            base,
+            replace_tree: false,
+            changes: &changes,
+            message: "a\n".to_owned(),
+            author: &who,
+            time: (0, 0),
+        };
+        repo.write_commit(&new, None).unwrap().commit
+    }
+
+    fn repo_with_a_commit() -> (tempfile::TempDir, Repo, ObjectId) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.git");
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let repo = Repo::open(&path).unwrap().unwrap();
+        let first = commit(&repo, None, b"a\n");
+        repo.set_branch("main", None, first, "test").unwrap();
+        (dir, repo, first)
+    }
+
+    #[test]
+    fn a_moved_branch_and_a_held_lock_are_told_apart_and_both_transient() {
+        let (dir, repo, first) = repo_with_a_commit();
+        let second = commit(&repo, Some(first), b"b\n");
+        // Expecting the branch not to exist, when it does: it moved.
+        let moved = repo.set_branch("main", None, second, "test").unwrap_err();
+        assert!(matches!(moved, Error::Moved { .. }), "{moved:?}");
+        assert!(moved.is_transient());
+        // A lock file in the way: locked.
+        let lock = dir.path().join("r.git/refs/heads/main.lock");
+        std::fs::write(&lock, "").unwrap();
+        let locked = repo
+            .set_branch("main", Some(first), second, "test")
+            .unwrap_err();
+        assert!(matches!(locked, Error::Locked { .. }), "{locked:?}");
+        assert!(locked.is_transient());
+        assert_eq!(
+            locked.to_string(),
+            "`refs/heads/main` is locked by another writer"
+        );
+        std::fs::remove_file(lock).unwrap();
+        repo.set_branch("main", Some(first), second, "test")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_missing_object_is_not_transient() {
+        let (_dir, repo, _) = repo_with_a_commit();
+        let missing = ObjectId::from_hex(b"0123456789012345678901234567890123456789").unwrap();
+        let e = repo.first_parent(missing).unwrap_err();
+        assert!(!e.is_transient(), "{e:?}");
     }
 }

@@ -40,10 +40,40 @@ impl Sources {
 
 /// Reading a repo failed; `at` names the repo (and path).
 #[derive(Debug, thiserror::Error)]
-#[error("{at}: {message}")]
+#[error("{at}: {what}")]
 pub struct Error {
     pub at: String,
-    pub message: String,
+    pub what: What,
+}
+
+/// Why a repo could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum What {
+    #[error(transparent)]
+    Git(#[from] crate::git::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Walk(#[from] walkdir::Error),
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("the repo does not exist")]
+    Absent,
+    #[error("blob {0} is missing")]
+    MissingBlob(ObjectId),
+}
+
+impl Error {
+    /// Whether reading again may succeed unchanged (see
+    /// [`crate::git::Error::is_transient`]); a missing blob or branch,
+    /// a file that is not a directory, are not.
+    pub fn is_transient(&self) -> bool {
+        match &self.what {
+            What::Git(e) => e.is_transient(),
+            What::Io(_) | What::Walk(_) => true,
+            What::NotADirectory | What::Absent | What::MissingBlob(_) => false,
+        }
+    }
 }
 
 enum Source {
@@ -73,15 +103,15 @@ impl LiveRepo {
     /// # Errors
     /// An unreadable repository, or one with commits but no such branch.
     pub fn open(name: &str, path: Option<&Path>, branch: &str) -> Result<LiveRepo, Error> {
-        let fail = |e: &dyn std::fmt::Display| Error {
+        let fail = |what: What| Error {
             at: path.map_or_else(|| name.to_owned(), |p| p.display().to_string()),
-            message: e.to_string(),
+            what,
         };
         let (source, base) = match path {
             None => (Source::Absent, None),
-            Some(p) => match Repo::open(p).map_err(|e| fail(&e))? {
+            Some(p) => match Repo::open(p).map_err(|e| fail(e.into()))? {
                 Some(repo) => {
-                    let head = repo.branch(branch).map_err(|e| fail(&e))?;
+                    let head = repo.branch(branch).map_err(|e| fail(e.into()))?;
                     let source = Source::Git {
                         repo: Box::new(repo),
                         tree: head.map(|h| h.tree),
@@ -89,7 +119,7 @@ impl LiveRepo {
                     (source, head.map(|h| h.commit))
                 }
                 None if p.is_dir() => (Source::Dir(p.to_owned()), None),
-                None => return Err(fail(&"not a directory")),
+                None => return Err(fail(What::NotADirectory)),
             },
         };
         Ok(LiveRepo {
@@ -111,10 +141,10 @@ impl LiveRepo {
         matches!(self.source, Source::Git { .. })
     }
 
-    fn error(&self, path: &str, e: impl std::fmt::Display) -> Error {
+    fn error(&self, path: &str, e: impl Into<What>) -> Error {
         Error {
             at: format!("{}:{path}", self.name),
-            message: e.to_string(),
+            what: e.into(),
         }
     }
 
@@ -159,11 +189,11 @@ impl LiveRepo {
     /// The blob or file cannot be read.
     pub fn read(&self, path: &str, id: ObjectId) -> Result<Vec<u8>, Error> {
         match &self.source {
-            Source::Absent => Err(self.error(path, "the repo does not exist")),
+            Source::Absent => Err(self.error(path, What::Absent)),
             Source::Git { repo, .. } => repo
                 .blob(id)
                 .map_err(|e| self.error(path, e))?
-                .ok_or_else(|| self.error(path, format!("blob {id} is missing"))),
+                .ok_or_else(|| self.error(path, What::MissingBlob(id))),
             Source::Dir(root) => std::fs::read(root.join(path)).map_err(|e| self.error(path, e)),
         }
     }

@@ -647,7 +647,9 @@ fn a_protected_branch_refusing_the_push_is_one_clear_error_and_nothing_is_writte
     let run = s.apply();
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
-        run.stderr.contains("infra: git push failed: ") && run.stderr.contains("main is protected"),
+        run.stderr.contains(
+            "infra: the forge refused the push to refs/heads/main: [remote rejected] (pre-receive hook declined)\n  remote: main is protected"
+        ),
         "{}",
         run.stderr
     );

@@ -8,6 +8,7 @@ mod diff;
 mod forge;
 mod git;
 mod kubernetes;
+mod never_wedged;
 mod pipes;
 mod preview;
 mod prism;

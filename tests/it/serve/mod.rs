@@ -11,6 +11,7 @@ use druppie::daemon::webhook::{Sender, sign};
 use druppie::secret::Secret;
 
 mod contract;
+mod wedge;
 
 use crate::apply::{Setup, setup};
 use crate::support::git;

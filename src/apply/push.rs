@@ -1,0 +1,130 @@
+//! How the forge took a push: git's machine-readable report (`git push
+//! --porcelain`) read for the one ref pushed, and what the forge's side
+//! printed.
+
+/// How a push ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Done,
+    /// The ref moved on the forge since it was fetched, or another push
+    /// to it was under way in the forge's repo (a lock race): fetch and
+    /// start over. `said` is what the forge's side printed.
+    Rejected {
+        said: Vec<String>,
+    },
+}
+
+/// How the forge took one ref of a push.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PushStatus {
+    Done,
+    /// Not a fast-forward, or lost a race for the ref's lock on the
+    /// forge: it moved, or is moving.
+    Moved,
+    Refused(String),
+}
+
+/// receive-pack's reasons for a ref it could not update because another
+/// update of it was under way: the ref's lock was taken, or the ref was
+/// no longer at the value the pusher saw.
+const LOCK_RACE: [&str; 3] = ["failed to update ref", "failed to lock", "cannot lock ref"];
+
+/// The status of `target` in `git push --porcelain` output: lines
+/// `<flag>\t<from>:<to>\t<summary> (<reason>)`, flag `!` for a rejected
+/// ref.
+pub(super) fn push_status(stdout: &str, target: &str) -> Option<PushStatus> {
+    stdout.lines().find_map(|line| {
+        let mut fields = line.split('\t');
+        let flag = fields.next()?;
+        let (_, to) = fields.next()?.split_once(':')?;
+        if to != target {
+            return None;
+        }
+        let summary = fields.next().unwrap_or("");
+        if flag != "!" {
+            return Some(PushStatus::Done);
+        }
+        let reason = summary
+            .split_once('(')
+            .map_or("", |(_, r)| r.trim_end_matches(')'));
+        let moved = summary.starts_with("[rejected]")
+            || (summary.starts_with("[remote rejected]")
+                && LOCK_RACE.iter().any(|r| reason.starts_with(r)));
+        Some(if moved {
+            PushStatus::Moved
+        } else {
+            PushStatus::Refused(summary.to_owned())
+        })
+    })
+}
+
+/// The lines the forge's side printed (`remote: …` in git's stderr).
+pub(super) fn remote_said(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("remote: "))
+        .map(|l| l.trim_end().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The lock file a forge's receive-pack could not create because it
+/// exists (`Unable to create '<path>.lock': File exists.`), if the forge
+/// said so: left by a push that was killed, unless one is running.
+pub fn held_lock(said: &[String]) -> Option<&str> {
+    said.iter().find_map(|line| {
+        let (_, rest) = line.split_once("Unable to create '")?;
+        let (path, rest) = rest.split_once('\'')?;
+        (path.ends_with(".lock") && rest.starts_with(": File exists")).then_some(path)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_lock_race_on_the_forge_is_a_moved_ref_and_a_hook_is_a_refusal() {
+        let main = "refs/heads/main";
+        let line = |s: &str| format!("To /srv/git/infra.git\n{s}\nDone\n");
+        for (out, want) in [
+            ("=\tabc:refs/heads/main\t[up to date]", PushStatus::Done),
+            (" \tabc:refs/heads/main\t1234567..89abcde", PushStatus::Done),
+            (
+                "!\tabc:refs/heads/main\t[rejected] (fetch first)",
+                PushStatus::Moved,
+            ),
+            (
+                "!\tabc:refs/heads/main\t[rejected] (non-fast-forward)",
+                PushStatus::Moved,
+            ),
+            (
+                "!\tabc:refs/heads/main\t[remote rejected] (failed to update ref)",
+                PushStatus::Moved,
+            ),
+            (
+                "!\tabc:refs/heads/main\t[remote rejected] (pre-receive hook declined)",
+                PushStatus::Refused("[remote rejected] (pre-receive hook declined)".to_owned()),
+            ),
+        ] {
+            assert_eq!(push_status(&line(out), main), Some(want), "{out}");
+        }
+        assert_eq!(
+            push_status(&line("!\tabc:refs/heads/other\t[rejected]"), main),
+            None
+        );
+    }
+
+    #[test]
+    fn a_lock_file_the_forge_cannot_create_is_named() {
+        // git 2.47's receive-pack, on a ref lock left by a killed push.
+        let stderr = "remote: error: cannot lock ref 'refs/heads/main': Unable to create '/srv/git/infra.git/./refs/heads/main.lock': File exists.        \nremote: \nremote: Another git process seems to be running in this repository, e.g.        \nerror: failed to push some refs to '/srv/git/infra.git'\n";
+        let said = remote_said(stderr);
+        assert_eq!(said.len(), 2);
+        assert_eq!(
+            held_lock(&said),
+            Some("/srv/git/infra.git/./refs/heads/main.lock")
+        );
+        assert_eq!(held_lock(&remote_said("remote: hook declined\n")), None);
+    }
+}
