@@ -26,8 +26,14 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRUPPIE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" })
     });
+    // Filled with every configured secret once the configuration is
+    // read: no log line carries one, whatever its source.
+    let scrubber = druppie::secret::Scrubber::new();
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(druppie::secret::ScrubbedWriter::new(
+            std::io::stderr,
+            scrubber.clone(),
+        ))
         .with_env_filter(filter);
     if daemon {
         logs.json()
@@ -43,6 +49,7 @@ fn main() -> ExitCode {
         stdout_tty: std::io::stdout().is_terminal(),
         stderr_tty: std::io::stderr().is_terminal(),
         var: |name| std::env::var(name).ok(),
+        scrubber,
     };
     run(cli, &env)
 }

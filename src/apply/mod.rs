@@ -138,7 +138,7 @@ impl Writer<'_> {
             // A project repo's first change: the forge makes it.
             self.forge
                 .ensure_repo(&cs.repo, &cs.branch)
-                .map_err(|e| ApplyError::new(&cs.repo, e.message))?;
+                .map_err(|e| ApplyError::new(&cs.repo, e.message()))?;
             self.cache.sync(&cs.repo, &url)?;
         }
         let repo = Repo::open(&path)
@@ -256,7 +256,7 @@ impl Writer<'_> {
                         body: &card,
                     },
                 )
-                .map_err(|e| ApplyError::new(&cs.repo, e.message))?;
+                .map_err(|e| ApplyError::new(&cs.repo, e.message()))?;
             return Ok(Some(pull.url));
         }
         let card = approval_card(cs, self.mask, CARD_LIMIT);

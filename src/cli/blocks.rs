@@ -1,5 +1,6 @@
 //! `druppie blocks`: list or search the building block catalog.
 
+use super::output::{out, outln};
 use super::output::{table, truncate};
 use super::{Context, exit, load_validated};
 use crate::registry::Registry;
@@ -24,7 +25,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let registry = Registry::new(&catalog.spec);
     let hits = registry.search_blocks(&args.query.join(" "));
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
         );
@@ -42,7 +43,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
             &["id", "type", "version", "instantiable", "capabilities"],

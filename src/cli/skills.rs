@@ -1,5 +1,6 @@
 //! `druppie skills`: list or search the skills catalog.
 
+use super::output::{out, outln};
 use super::output::{table, truncate};
 use super::{Context, exit, load_validated};
 use crate::registry::Registry;
@@ -23,7 +24,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let registry = Registry::new(&catalog.spec);
     let hits = registry.search_skills(&args.query.join(" "));
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
         );
@@ -40,7 +41,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(&["id", "category", "name", "description"], &rows)
     );

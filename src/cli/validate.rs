@@ -1,6 +1,7 @@
 //! `druppie validate`: load and check the whole spec repo.
 
 use super::output::{count, print_diagnostics, print_error};
+use super::output::{errln, outln};
 use super::{Context, exit};
 use crate::spec::{self, LoadOptions};
 
@@ -23,7 +24,7 @@ pub fn run(ctx: &Context, _args: &Args) -> u8 {
             print_diagnostics(&v.warnings, ctx.color_err);
             let s = &v.spec;
             let instantiable = s.blocks.iter().filter(|b| b.instantiable()).count();
-            println!(
+            outln!(
                 "spec is valid: {} ({instantiable} instantiable), {}, {}, {}, {}, {}",
                 count(s.blocks.len(), "block"),
                 count(s.skills.len(), "skill"),
@@ -39,7 +40,7 @@ pub fn run(ctx: &Context, _args: &Args) -> u8 {
         }
         Err(diags) => {
             print_diagnostics(&diags, ctx.color_err);
-            eprintln!(
+            errln!(
                 "spec is invalid: {}, {}",
                 count(diags.error_count(), "error"),
                 count(diags.warning_count(), "warning")

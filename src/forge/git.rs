@@ -42,39 +42,37 @@ impl Forge for PlainGit {
             .args(["ls-remote", "--heads", &self.url(repo)])
             .env("GIT_TERMINAL_PROMPT", "0")
             .output()
-            .map_err(|e| ForgeError {
+            .map_err(|error| ForgeError::Spawn {
                 repo: repo.to_owned(),
-                message: format!("cannot run git: {e}"),
+                error,
             })?;
         Ok(out.status.success())
     }
 
     fn ensure_repo(&self, repo: &str, branch: &str) -> Result<bool, ForgeError> {
-        let fail = |message: String| ForgeError {
-            repo: repo.to_owned(),
-            message,
-        };
         if self.exists(repo)? {
             return Ok(false);
         }
         let Some(base) = self.local() else {
-            return Err(fail(
-                "the repo does not exist on the git server; create it there (plain git cannot)"
-                    .to_owned(),
-            ));
+            return Err(ForgeError::Missing {
+                repo: repo.to_owned(),
+            });
         };
         let path = base.join(format!("{repo}.git"));
         let out = Command::new("git")
             .args(["init", "--quiet", "--bare", "--initial-branch", branch])
             .arg(&path)
             .output()
-            .map_err(|e| fail(format!("cannot run git: {e}")))?;
+            .map_err(|error| ForgeError::Spawn {
+                repo: repo.to_owned(),
+                error,
+            })?;
         if !out.status.success() {
-            return Err(fail(format!(
-                "cannot create {}: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(ForgeError::Create {
+                repo: repo.to_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                path,
+            });
         }
         Ok(true)
     }

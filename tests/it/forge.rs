@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use druppie::forge::{Dialect, Forge, Proposal, PullState, Rest};
+use druppie::secret::{Scrubber, Secret};
 use serde_json::{Value, json};
 
 use crate::prism::{self, Act, Proxy};
@@ -32,7 +33,8 @@ fn forge(dialect: Dialect, proxy: &Proxy) -> Rest {
         &proxy.url,
         "https://git.example.org",
         "platform",
-        Some(TOKEN.to_owned()),
+        Some(Secret::new(TOKEN)),
+        Scrubber::new(),
     )
     .unwrap()
     .with_wait(record_wait)
@@ -299,7 +301,8 @@ fn an_unreachable_forge_is_reported_after_bounded_retries() {
         &format!("http://127.0.0.1:{port}"),
         "https://git.example.org",
         "platform",
-        Some(TOKEN.to_owned()),
+        Some(Secret::new(TOKEN)),
+        Scrubber::new(),
     )
     .unwrap()
     .with_wait(record_wait);
