@@ -10,6 +10,7 @@ mod kubernetes;
 mod preview;
 mod prism;
 mod render;
+mod secrets;
 mod serve;
 mod support;
 mod validate;
