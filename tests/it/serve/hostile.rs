@@ -196,6 +196,33 @@ fn connections_over_the_cap_wait_unaccepted_and_take_no_descriptor() {
 }
 
 #[test]
+fn a_low_open_files_limit_lowers_the_cap_instead_of_failing_accepts() {
+    // 400 descriptors, hard limit included: 370 idle connections ran a
+    // daemon out of them before (`accept error: Too many open files`).
+    let s = setup_with("header_timeout = \"1s\"\n");
+    let d = Daemon::start_under(&s, &["prlimit", "--nofile=400:400", "--"], &[], &[]);
+    let fitted = d
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("leaves room for fewer connections"))
+        .expect("the lowered cap is logged");
+    let line: serde_json::Value = serde_json::from_str(&fitted).unwrap();
+    assert_eq!(line["fields"]["serving"], 144, "{fitted}");
+    let idle: Vec<TcpStream> = (0..370)
+        .map(|_| TcpStream::connect(&d.addr).expect("connect"))
+        .collect();
+    // The idle ones are cut off at the header timeout, a batch at a
+    // time; /healthz waits its turn and is answered.
+    let took = healthz(&d.addr);
+    assert!(took < Duration::from_secs(6), "/healthz took {took:?}");
+    drop(idle);
+    let logs = d.logs().join("\n");
+    assert!(!logs.contains("cannot accept"), "{logs}");
+    assert!(!logs.contains("Too many open files"), "{logs}");
+    assert!(d.terminate().success());
+}
+
+#[test]
 fn a_webhook_secret_variable_set_but_empty_stops_serve_at_start() {
     let s = serve_setup();
     let out = Command::new(env!("CARGO_BIN_EXE_druppie"))

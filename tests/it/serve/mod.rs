@@ -38,7 +38,27 @@ impl Daemon {
 
     /// [`Daemon::start_with`] with more environment variables.
     pub(super) fn start_env(s: &Setup, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_druppie"))
+        Daemon::start_under(s, &[], args, env)
+    }
+
+    /// [`Daemon::start_env`], run by `wrapper` (a command that runs the
+    /// rest of its arguments, like `prlimit …`) when there is one.
+    pub(super) fn start_under(
+        s: &Setup,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let druppie = env!("CARGO_BIN_EXE_druppie");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(druppie);
+                c
+            }
+            None => Command::new(druppie),
+        };
+        let mut child = command
             .args(["--config", s.config.to_str().expect("utf-8")])
             .args(args)
             .arg("serve")
