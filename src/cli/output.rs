@@ -25,20 +25,6 @@ fn scrubbed(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// `println!` to stdout, scrubbed.
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::cli::output::print_out(&format!("{}\n", format_args!($($arg)*)))
-    };
-}
-
-/// `print!` to stdout, scrubbed.
-macro_rules! out {
-    ($($arg:tt)*) => {
-        $crate::cli::output::print_out(&format!($($arg)*))
-    };
-}
-
 /// `eprintln!` to stderr, scrubbed.
 macro_rules! errln {
     ($($arg:tt)*) => {
@@ -53,7 +39,7 @@ macro_rules! err {
     };
 }
 
-pub(crate) use {err, errln, out, outln};
+pub(crate) use {err, errln};
 
 /// Prints diagnostics to stderr, then a one-line tally when there are any.
 pub fn print_diagnostics(diags: &Diagnostics, color: bool) {

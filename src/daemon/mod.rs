@@ -11,6 +11,7 @@
 //! ```
 
 mod api;
+mod check;
 mod cluster;
 mod memory;
 mod metrics;
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use api::{BODY_LIMIT, ROUTES};
+pub use check::{CheckError, RenderCheck};
 pub use reconcile::Reconciler;
 pub use server::{Limits, LimitsError};
 pub use source::{Revision, SpecSource};

@@ -35,6 +35,11 @@ const GRACE: Duration = Duration::from_secs(10);
 const RESERVED_FDS: u64 = 256;
 /// The longest pause after failed accepts.
 const ACCEPT_BACKOFF_CAP: Duration = Duration::from_secs(1);
+/// After its answer, a connection reads and drops what the client still
+/// sends (a body refused unread) for this long at most, or this many
+/// bytes, so the client reads the answer instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 8 << 20;
 
 /// The server's timeouts and connection cap (`[server]` in druppie.toml).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,10 +171,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let io = TokioIo::new(Tracked {
-            inner: stream,
-            activity: activity.clone(),
-        });
+        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
         let timeout = limits.request_timeout;
         let service = service.clone();
         let handler = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -252,10 +254,24 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records when bytes move.
+/// A TCP stream that records when bytes move, and closes lingering.
 struct Tracked {
     inner: TcpStream,
     activity: Activity,
+    /// Set once the write side is shut: the lingering read's deadline.
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
+    drained: usize,
+}
+
+impl Tracked {
+    fn new(inner: TcpStream, activity: Activity) -> Tracked {
+        Tracked {
+            inner,
+            activity,
+            linger: None,
+            drained: 0,
+        }
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -290,8 +306,37 @@ impl AsyncWrite for Tracked {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
+    /// Shuts the write side, then reads and drops what the client still
+    /// sends until it closes, for [`LINGER`] or [`LINGER_BYTES`] at most:
+    /// closing with unread data would reset the connection, and the
+    /// client would lose the answer (a 413 to a body too large).
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.linger.is_none() {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+        }
+        let mut buf = [0u8; 8192];
+        loop {
+            let mut read = ReadBuf::new(&mut buf);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if !read.filled().is_empty() => {
+                    this.drained += read.filled().len();
+                    if this.drained >= LINGER_BYTES {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                // The client closed, or the connection broke: done.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    let deadline = this.linger.as_mut().expect("set above");
+                    return match deadline.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Ok(())),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
     }
 
     fn poll_write_vectored(

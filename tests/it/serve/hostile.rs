@@ -266,3 +266,23 @@ fn an_unset_webhook_secret_serves_unsigned_webhooks_with_a_warning() {
     );
     assert!(d.terminate().success());
 }
+
+#[test]
+fn a_body_too_large_is_answered_413_and_the_client_reads_the_answer() {
+    let s = serve_setup();
+    let d = Daemon::start(&s);
+    let http = crate::prism::client();
+    let big = "x".repeat(druppie::daemon::BODY_LIMIT * 6);
+    // Refused unread: the daemon drains what the client still sends
+    // before it closes, so the client sees the 413, not a reset.
+    for _ in 0..20 {
+        let r = http
+            .post(d.url("/webhooks/gitea"))
+            .header("x-gitea-event", "push")
+            .body(big.clone())
+            .send()
+            .expect("the answer, not a reset");
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    assert!(d.terminate().success());
+}
