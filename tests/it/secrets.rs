@@ -178,3 +178,57 @@ fn a_forge_echoing_the_token_never_gets_it_into_the_daemons_logs_status_or_event
     assert_clean("/api/v1/events", &events);
     assert_clean("the log", &logs);
 }
+
+/// A spec that names the webhook secret where validation quotes it back
+/// (an unknown stack): the message's source is the spec, not the forge.
+fn spec_quoting(secret: &str, s: &crate::apply::Setup) {
+    let plan = s.f.path().join("spec/plans/permits.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(
+        &plan,
+        text.replace("stack: webapp-db", &format!("stack: \"{secret}\"")),
+    )
+    .unwrap();
+    crate::support::git(
+        s.f.path(),
+        &["commit", "-qam", "a stack named like a secret"],
+    );
+}
+
+#[test]
+fn the_cli_scrubs_a_secret_whatever_the_source_of_the_message() {
+    let s = crate::apply::setup("platform-team");
+    spec_quoting("hook-secret-value-42", &s);
+    let out = Command::new(env!("CARGO_BIN_EXE_druppie"))
+        .args(["--spec", s.f.path().to_str().unwrap()])
+        .args(["--config", s.config.to_str().unwrap(), "validate"])
+        .current_dir(s.f.path())
+        .env("DRUPPIE_WEBHOOK_SECRET", "hook-secret-value-42")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown stack `***`"), "{stderr}");
+    assert!(!stderr.contains("hook-secret-value-42"), "{stderr}");
+}
+
+#[test]
+fn the_daemon_scrubs_its_status_and_logs_whatever_the_source_of_the_message() {
+    let s = crate::apply::setup("platform-team");
+    spec_quoting(crate::serve::SECRET, &s);
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config.push_str(
+        "\n[server]\nlisten = \"127.0.0.1:0\"\npoll_interval = \"1h\"\nwebhook_secret_env = \"DRUPPIE_IT_WEBHOOK_SECRET\"\n",
+    );
+    std::fs::write(&s.config, config).unwrap();
+    let spec = s.f.path().to_str().unwrap().to_owned();
+    let d = Daemon::start_env(&s, &["--spec", &spec], &[]);
+    let (_, status) = d.get("/api/v1/status");
+    assert!(status.contains("unknown stack `***`"), "{status}");
+    assert!(!status.contains(crate::serve::SECRET), "{status}");
+    let logs = d.logs().join("\n");
+    assert!(logs.contains("unknown stack `***`"), "{logs}");
+    assert!(!logs.contains(crate::serve::SECRET), "{logs}");
+    assert!(d.terminate().success());
+}
