@@ -43,6 +43,9 @@ pub struct App {
     pub seen: Mutex<Seen>,
     /// Turns true when the server stops, ending event streams.
     pub stopping: watch::Receiver<bool>,
+    /// How often an idle event stream sends a comment, so that the
+    /// server's idle timeout never cuts it.
+    pub keep_alive: std::time::Duration,
 }
 
 /// Every route, as `(method, path)`: the OpenAPI description must
@@ -220,7 +223,7 @@ async fn events(
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(app.keep_alive))
 }
 
 /// A webhook delivery: size, signature, payload, delivery id, then a

@@ -121,6 +121,8 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         spec_root: spec_root.clone(),
         seen: Mutex::new(webhook::Seen::new(10_000)),
         stopping: stop_rx,
+        // SSE's usual 15 s, or more often when the idle timeout is short.
+        keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
     });
     runtime.block_on(async {
         let _watcher = if local {

@@ -286,3 +286,34 @@ fn a_body_too_large_is_answered_413_and_the_client_reads_the_answer() {
     }
     assert!(d.terminate().success());
 }
+
+#[test]
+fn an_event_stream_outlives_a_short_idle_timeout() {
+    let s = setup_with("idle_timeout = \"2s\"\n");
+    let d = Daemon::start(&s);
+    let mut c = TcpStream::connect(&d.addr).unwrap();
+    c.write_all(b"GET /api/v1/events HTTP/1.1\r\nhost: druppie\r\n\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // Nothing happens for three idle timeouts; the stream's keep-alive
+    // comments keep it open.
+    let started = Instant::now();
+    let mut got = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        let mut buf = [0u8; 1024];
+        match c.read(&mut buf) {
+            Ok(0) => panic!("the stream ended after {:?}", started.elapsed()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.matches("\n:").count() >= 3,
+        "keep-alive comments: {text}"
+    );
+    drop(c);
+    assert!(d.terminate().success());
+}
