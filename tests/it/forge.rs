@@ -582,3 +582,18 @@ fn git_hands_the_token_to_the_forges_own_origin_and_to_no_other() {
         assert_eq!(credential_for(&env, elsewhere), None, "{elsewhere}");
     }
 }
+
+#[test]
+fn a_hostile_repo_name_stays_inside_its_path_segment_on_github() {
+    let (proxy, forge) = github();
+    assert!(forge.exists("a?b#c").unwrap());
+    assert!(forge.exists("x y%2F..%2Fadmin").unwrap());
+    proxy.assert_no_violations();
+    assert_eq!(
+        proxy.lines(),
+        [
+            "GET /repos/platform/a%3Fb%23c",
+            "GET /repos/platform/x%20y%252F..%252Fadmin",
+        ]
+    );
+}
