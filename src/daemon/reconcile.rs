@@ -84,20 +84,24 @@ impl Reconciler {
             trigger: trigger.to_owned(),
         });
         mark_applying(shared);
-        let (revision, ended) = match self.source.refresh(&self.cache) {
-            Ok(revision) => {
-                let ended = match terminal {
-                    Some((commit, why))
-                        if !revision.dirty && revision.commit.as_ref() == Some(commit) =>
-                    {
-                        Ended::Terminal(why.clone())
-                    }
-                    _ => self.at(shared, id, trigger, &revision),
-                };
-                (Some(revision), ended)
-            }
-            Err(e) => (None, Ended::Failed(format!("the spec repo: {e}"))),
-        };
+        // A panic is a bug, but it must not stop the worker (the daemon
+        // would answer on and reconcile nothing): it ends this reconcile
+        // as a failure with the panic's message, and the next one tries
+        // again.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.attempt(shared, id, trigger, terminal)
+        }));
+        let (revision, ended) = attempt.unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            (
+                None,
+                Ended::Failed(format!("internal error (a bug): {why}")),
+            )
+        });
         let seconds = started.elapsed().as_secs_f64();
         shared.metrics.reconciled(ended.result(), seconds);
         {
@@ -133,6 +137,31 @@ impl Reconciler {
             error: ended.error(),
         });
         (revision, ended)
+    }
+
+    /// Brings the spec up to date and reconciles it, unless this revision
+    /// was refused for good already.
+    fn attempt(
+        &self,
+        shared: &Shared,
+        id: &str,
+        trigger: &str,
+        terminal: Option<&(String, String)>,
+    ) -> (Option<Revision>, Ended) {
+        match self.source.refresh(&self.cache) {
+            Ok(revision) => {
+                let ended = match terminal {
+                    Some((commit, why))
+                        if !revision.dirty && revision.commit.as_ref() == Some(commit) =>
+                    {
+                        Ended::Terminal(why.clone())
+                    }
+                    _ => self.at(shared, id, trigger, &revision),
+                };
+                (Some(revision), ended)
+            }
+            Err(e) => (None, Ended::Failed(format!("the spec repo: {e}"))),
+        }
     }
 
     fn at(&self, shared: &Shared, id: &str, trigger: &str, revision: &Revision) -> Ended {
