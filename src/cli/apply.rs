@@ -1,6 +1,7 @@
 //! `druppie apply`: the change sets of `diff`, written as signed commits
 //! and pushed through the forge.
 
+use super::output::errln;
 use std::io::{BufRead as _, IsTerminal as _};
 
 use super::output::{print_diagnostics, print_error, print_out};
@@ -27,12 +28,12 @@ pub struct Args {
 pub fn run(ctx: &Context, args: &Args) -> u8 {
     let config = &ctx.config;
     let fail = |message: &str| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit::ERROR
     };
-    let forge = match crate::forge::from_config(config) {
+    let forge = match forge(ctx) {
         Ok(f) => f,
-        Err(message) => return fail(&message),
+        Err(e) => return fail(&e.to_string()),
     };
     let signer = match signer(config) {
         Ok(s) => s,
@@ -142,6 +143,17 @@ fn step_line(step: &crate::apply::Step) -> String {
             format!("{at}: {branch} moved on the forge; starting over")
         }
     }
+}
+
+/// The forge `[forge]` configures, with the token from the environment.
+pub(crate) fn forge(
+    ctx: &Context,
+) -> Result<Box<dyn crate::forge::Forge>, crate::forge::ConfigError> {
+    crate::forge::from_config(
+        &ctx.config,
+        ctx.secrets.forge_token.secret().cloned(),
+        &ctx.scrubber,
+    )
 }
 
 /// druppie's commit identity, `[signing] name` and `email`.

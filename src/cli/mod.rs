@@ -10,6 +10,7 @@ mod man;
 mod output;
 mod preview;
 mod render;
+mod secrets;
 mod serve;
 mod skills;
 mod validate;
@@ -100,11 +101,15 @@ pub struct Env {
     pub no_color: bool,
     pub stdout_tty: bool,
     pub stderr_tty: bool,
-    /// Reads an environment variable (empty counts as unset).
+    /// Reads an environment variable.
     pub var: fn(&str) -> Option<String>,
+    /// Filled with every configured secret once the configuration is
+    /// read; the log writer and everything the CLI prints scrub with it.
+    pub scrubber: crate::secret::Scrubber,
 }
 
 impl Env {
+    /// An environment variable; empty counts as unset.
     fn var(&self, name: &str) -> Option<String> {
         (self.var)(name).filter(|v| !v.is_empty())
     }
@@ -125,6 +130,10 @@ pub struct Context {
     pub spec_root: PathBuf,
     pub color_out: bool,
     pub color_err: bool,
+    /// The secrets the configuration names, from the environment.
+    pub secrets: secrets::Secrets,
+    /// Scrubs every one of them (and URL passwords) from text.
+    pub scrubber: crate::secret::Scrubber,
 }
 
 impl Context {
@@ -136,6 +145,8 @@ impl Context {
             spec_root: root.to_owned(),
             color_out: self.color_out,
             color_err: self.color_err,
+            secrets: self.secrets.clone(),
+            scrubber: self.scrubber.clone(),
         }
     }
 }
@@ -153,13 +164,16 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Man(_) => return ExitCode::from(man::run()),
         _ => {}
     }
+    output::scrub_with(env.scrubber.clone());
     let (config, config_file) = match load_config(cli.global.config.as_deref(), env) {
         Ok(c) => c,
         Err(d) => {
-            eprint!("{}", d.render(color_err));
+            output::err!("{}", d.render(color_err));
             return ExitCode::from(exit::ERROR);
         }
     };
+    let secrets = secrets::Secrets::read(&config, env);
+    secrets.scrub_with(&config, &env.scrubber);
     let spec_root = match (&cli.global.spec, &config.spec.path) {
         (Some(dir), _) => dir.clone(),
         (None, Some(path)) => config.resolve(path),
@@ -171,6 +185,8 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         spec_root,
         color_out,
         color_err,
+        secrets,
+        scrubber: env.scrubber.clone(),
     };
     let code = match cli.command {
         Command::Validate(args) => validate::run(&ctx, &args),
@@ -207,9 +223,7 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
         kubeconfig.map(crate::kube::Source::Kubeconfig)
     };
     serve::Environment {
-        webhook: env
-            .var(&ctx.config.server.webhook_secret_env)
-            .map(crate::secret::Secret::new),
+        webhook: ctx.secrets.webhook.clone(),
         cluster,
         identity: env
             .var("POD_NAME")

@@ -2,6 +2,7 @@
 //! project and infra repo. Both revisions are rendered; the base's render
 //! stands in for the live repos, and the head is diffed against it.
 
+use super::output::errln;
 use std::path::{Path, PathBuf};
 
 use super::output::print_diagnostics;
@@ -38,7 +39,7 @@ const MARKER: &str = "<!-- druppie:preview -->";
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
     let fail = |message: String| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit::ERROR
     };
     let Some(repo) = Repo::discover(&ctx.spec_root) else {
@@ -141,7 +142,7 @@ fn preview(
 /// Posts (or updates) the preview comment on pull request `pr` of the
 /// spec repo.
 fn post(ctx: &Context, changes: &diff::ChangeSets, intent: &str, pr: i64) -> Result<(), String> {
-    let forge = crate::forge::from_config(&ctx.config)?;
+    let forge = super::apply::forge(ctx).map_err(|e| e.to_string())?;
     let Some(pulls) = forge.pulls() else {
         return Err(
             "--pr needs a forge with pull requests: `[forge] kind = \"gitea\"` or `\"github\"`"

@@ -1,5 +1,6 @@
 //! `druppie render`: write the desired trees to disk.
 
+use super::output::err;
 use std::path::PathBuf;
 
 use super::output::count;
@@ -23,7 +24,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         return exit::ERROR;
     };
     if let Err(d) = render::write_out(&desired, &args.out) {
-        eprint!("{}", d.render(ctx.color_err));
+        err!("{}", d.render(ctx.color_err));
         return exit::ERROR;
     }
     let files: usize = desired.targets.values().map(|t| t.files.len()).sum();

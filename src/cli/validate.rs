@@ -1,6 +1,7 @@
 //! `druppie validate`: load and check the whole spec repo, and with
 //! `--render` render every plan in memory too.
 
+use super::output::errln;
 use super::output::{count, print_diagnostics, print_error, print_out};
 use super::{Context, exit};
 use crate::spec::{self, LoadOptions};
@@ -29,7 +30,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         Ok(v) => v,
         Err(diags) => {
             print_diagnostics(&diags, ctx.color_err);
-            eprintln!(
+            errln!(
                 "spec is invalid: {}, {}",
                 count(diags.error_count(), "error"),
                 count(diags.warning_count(), "warning")
@@ -64,7 +65,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             }
             Err(diags) => {
                 print_diagnostics(&diags, ctx.color_err);
-                eprintln!(
+                errln!(
                     "spec does not render: {}",
                     count(diags.error_count(), "error")
                 );

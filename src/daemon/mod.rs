@@ -17,6 +17,7 @@ mod memory;
 mod metrics;
 mod queue;
 mod reconcile;
+mod server;
 mod source;
 mod state;
 mod watch;
@@ -30,16 +31,21 @@ use std::time::Duration;
 pub use api::{BODY_LIMIT, ROUTES};
 pub use check::{CheckError, RenderCheck};
 pub use reconcile::Reconciler;
+pub use server::{Limits, LimitsError};
 pub use source::{Revision, SpecSource};
 pub use state::{Event, PlanState, PlanStatus};
 
-use crate::secret::Secret;
+use crate::secret::{Scrubber, Secret};
 
 /// How the daemon listens and polls.
 #[derive(Debug)]
 pub struct Options {
     pub listen: String,
     pub poll: Duration,
+    /// The HTTP server's timeouts and connection cap.
+    pub limits: Limits,
+    /// Scrubs every configured secret from what the API serves.
+    pub scrubber: Scrubber,
     /// Webhooks must be signed with it; without one they are not checked.
     pub webhook_secret: Option<Secret>,
     /// Where the cluster's credentials are; `None`: no cluster.
@@ -90,6 +96,10 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
             source,
         })?;
     let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let limits = Limits {
+        max_connections: server::fit_connections(options.limits.max_connections),
+        ..options.limits.clone()
+    };
     let leader = connect(&runtime, &options, &mut reconciler, &shared);
     shared.queue.push(queue::Trigger::Start);
     let worker = {
@@ -106,10 +116,13 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
     let app = Arc::new(api::App {
         shared: shared.clone(),
         secret: options.webhook_secret,
+        scrubber: options.scrubber.clone(),
         spec,
         spec_root: spec_root.clone(),
         seen: Mutex::new(webhook::Seen::new(10_000)),
         stopping: stop_rx,
+        // SSE's usual 15 s, or more often when the idle timeout is short.
+        keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
     });
     runtime.block_on(async {
         let _watcher = if local {
@@ -136,23 +149,27 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
             })
         };
         let addr = addr.map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(addr = %addr, poll = ?options.poll, "listening");
-        let served = axum::serve(listener, api::router(app))
-            .with_graceful_shutdown(async move {
-                stopped().await;
-                tracing::info!("stopping: finishing the reconcile in flight");
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        tracing::info!(
+            addr = %addr,
+            poll = ?options.poll,
+            header_timeout = ?limits.header_timeout,
+            idle_timeout = ?limits.idle_timeout,
+            request_timeout = ?limits.request_timeout,
+            max_connections = limits.max_connections,
+            "listening"
+        );
+        server::serve(listener, api::router(app), &limits, async move {
+            stopped().await;
+            tracing::info!("stopping: finishing the reconcile in flight");
+            let _ = stop_tx.send(true);
+        })
+        .await;
         poller.abort();
         if let Some((task, leader)) = leader {
             task.abort();
             if let Err(e) = leader.release().await {
                 tracing::warn!(error = %e, "releasing the leader Lease");
             }
-        }
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the HTTP server failed");
         }
     });
     shared.queue.stop();
@@ -253,31 +270,36 @@ async fn stopped() {
     }
 }
 
+/// A duration in druppie.toml that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration like 30s, 5m or 500ms")]
+    Syntax(String),
+    #[error("`{0}`: the interval must be more than zero")]
+    Zero(String),
+}
+
 /// Parses a duration as `druppie.toml` writes it: `500ms`, `30s`, `5m`, `1h`.
 ///
 /// # Errors
-/// Not a number followed by one of those units.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Not a number followed by one of those units, or zero.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 30s, 5m or 500ms"))?;
-    Ok(match unit {
+    let syntax = || DurationError::Syntax(text.to_owned());
+    let n: u64 = n.parse().map_err(|_| syntax())?;
+    let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{text}` is not a duration like 30s, 5m or 500ms")),
-    })
-    .and_then(|d| {
-        if d.is_zero() {
-            Err(format!("`{text}`: the interval must be more than zero"))
-        } else {
-            Ok(d)
-        }
-    })
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(syntax)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(syntax)?),
+        _ => return Err(syntax()),
+    };
+    if d.is_zero() {
+        return Err(DurationError::Zero(text.to_owned()));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

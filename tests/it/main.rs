@@ -14,6 +14,7 @@ mod preview;
 mod prism;
 mod release;
 mod render;
+mod secrets;
 mod selection;
 mod serve;
 mod support;
