@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             scrubber.clone(),
         ))
         .with_env_filter(filter);
-    scrub_panics(scrubber.clone());
+    druppie::cli::scrub_panics(scrubber.clone());
     if daemon {
         logs.json()
             .with_current_span(true)
@@ -55,34 +55,4 @@ fn main() -> ExitCode {
         scrubber,
     };
     run(cli, &env)
-}
-
-/// Panic messages as Rust prints them (with a backtrace when
-/// `RUST_BACKTRACE` asks for one), scrubbed of every configured secret:
-/// a panic's message may quote an error whose text came from outside.
-fn scrub_panics(scrubber: druppie::secret::Scrubber) {
-    std::panic::set_hook(Box::new(move |info| {
-        let thread = std::thread::current();
-        let name = thread.name().unwrap_or("<unnamed>");
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("Box<dyn Any>");
-        let at = info
-            .location()
-            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
-            .unwrap_or_default();
-        let backtrace = std::backtrace::Backtrace::capture();
-        let trace = match backtrace.status() {
-            std::backtrace::BacktraceStatus::Captured => format!("stack backtrace:\n{backtrace}\n"),
-            _ => String::new(),
-        };
-        let text = format!("thread '{name}' panicked at {at}:\n{message}\n{trace}");
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr().lock(),
-            scrubber.scrub(&text).as_bytes(),
-        );
-    }));
 }

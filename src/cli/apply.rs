@@ -1,11 +1,9 @@
 //! `druppie apply`: the change sets of `diff`, written as signed commits
 //! and pushed through the forge.
 
-use super::output::errln;
 use std::io::{BufRead as _, IsTerminal as _};
 
-use super::output::{print_diagnostics, print_error, print_out};
-use super::{Context, exit, open, spec_commit};
+use super::{CommandError, CommandResult, Context, Ui, command_error::ok, open, spec_commit};
 use crate::apply::{Cache, Done, Failure, Run};
 use crate::config::Config;
 use crate::diff::report::{self, Summary};
@@ -25,33 +23,26 @@ pub struct Args {
     pub yes: bool,
 }
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let config = &ctx.config;
-    let fail = |message: &str| {
-        errln!("error: {message}");
-        exit::ERROR
-    };
-    let forge = match forge(ctx) {
-        Ok(f) => f,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let signer = match signer(config) {
-        Ok(s) => s,
-        Err(message) => return fail(&message),
-    };
-    let Some(spec_repo) = crate::git::Repo::discover(&ctx.spec_root) else {
-        return fail(&format!(
-            "apply records every change on the `{}` branch of the spec repo, but {} is not in a git repository",
-            crate::audit::BRANCH,
-            ctx.spec_root.display()
-        ));
-    };
+    let forge = forge(ctx).map_err(CommandError::failed)?;
+    let signer = signer(config)?;
+    let spec_repo = crate::git::Repo::discover(&ctx.spec_root).ok_or_else(|| {
+        CommandError::hinted(
+            format!(
+                "{} is not in a git repository",
+                ctx.spec_root.display()
+            ),
+            format!(
+                "apply records every change on the `{}` branch of the spec repo: run it in a clone of the spec repo",
+                crate::audit::BRANCH
+            ),
+        )
+    })?;
     let identity = identity(config);
     let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
         .waiting(crate::apply::LOCK_WAIT, "druppie apply");
-    let Some(opened) = open(ctx, &crate::spec::LoadOptions::default(), &args.select) else {
-        return exit::ERROR;
-    };
+    let opened = open(ctx, ui, &crate::spec::LoadOptions::default(), &args.select)?;
     let commit = spec_commit(ctx);
     let run = Run {
         forge: forge.as_ref(),
@@ -63,12 +54,12 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         trigger: "cli",
     };
     let mut confirm = |changes: &crate::diff::ChangeSets, mask: &report::Mask| {
-        print_out(&format!(
+        ui.out(&format!(
             "{}{}\n",
-            report::text(changes, mask, ctx.color_out),
+            report::text(changes, mask, ui.color_out()),
             Summary::of(changes).line()
         ));
-        args.yes || confirmed()
+        args.yes || confirmed(ui)
     };
     let (outcome, result) = run.apply(
         &opened.valid,
@@ -77,41 +68,38 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         &mut confirm,
     );
     for line in &outcome.repaired {
-        eprintln!("note: {line}");
+        ui.note(line);
     }
     for line in &outcome.recorded {
-        print_out(&format!("{line}\n"));
+        ui.out(&format!("{line}\n"));
     }
     if let Some(changes) = &outcome.changes {
         for e in &changes.errors {
-            print_error(e, ctx.color_err);
+            ui.error(e);
         }
     }
     for step in &outcome.steps {
-        print_out(&format!("{}\n", step_line(step)));
+        ui.out(&format!("{}\n", step_line(step)));
     }
     match result {
         Ok(()) if outcome.steps.is_empty() => {
-            print_out("nothing to apply: every repo matches the spec\n");
-            exit::OK
+            ui.out("nothing to apply: every repo matches the spec\n");
+            ok()
         }
-        Ok(()) => exit::OK,
-        Err(Failure::Diagnostics(diags)) => {
-            print_diagnostics(&diags, ctx.color_err);
-            exit::ERROR
-        }
+        Ok(()) => ok(),
+        Err(Failure::Diagnostics(diags)) => Err(CommandError::Diagnostics(diags)),
         Err(Failure::Blocked(line)) => {
             if let Some(changes) = &outcome.changes {
                 let mask = report::Mask::new(changes.secrets.iter().cloned());
-                print_out(&report::text(changes, &mask, ctx.color_out));
+                ui.out(&report::text(changes, &mask, ui.color_out()));
             }
-            fail(&format!("{line}; nothing applied"))
+            Err(CommandError::user(format!("{line}; nothing applied")))
         }
-        Err(Failure::Declined) => fail("not applied (pass --yes to apply without asking)"),
-        Err(e) => {
-            print_error(&e, ctx.color_err);
-            exit::ERROR
-        }
+        Err(Failure::Declined) => Err(CommandError::hinted(
+            "not applied",
+            "pass --yes to apply without asking",
+        )),
+        Err(e) => Err(CommandError::failed(e)),
     }
 }
 
@@ -165,22 +153,25 @@ pub(crate) fn identity(config: &Config) -> Identity {
 }
 
 /// The signing key `[signing] key` names.
-pub(crate) fn signer(config: &Config) -> Result<Signer, String> {
+///
+/// # Errors
+/// No key is configured, or it cannot be used.
+pub(crate) fn signer(config: &Config) -> Result<Signer, CommandError> {
     let Some(key) = &config.signing.key else {
-        return Err(
-            "apply signs every commit: set `[signing] key` in druppie.toml (make one with `ssh-keygen -t ed25519 -N '' -f keys/druppie_ed25519`)"
-                .to_owned(),
-        );
+        return Err(CommandError::hinted(
+            "druppie signs every commit, and `[signing] key` in druppie.toml names no key",
+            "make one with `ssh-keygen -t ed25519 -N '' -f keys/druppie_ed25519` and set `key = \"keys/druppie_ed25519\"`",
+        ));
     };
-    Signer::load(&config.resolve(key)).map_err(|e| e.to_string())
+    Signer::load(&config.resolve(key)).map_err(CommandError::failed)
 }
 
 /// Asks on the terminal; anything but yes is no.
-fn confirmed() -> bool {
+fn confirmed(ui: &Ui) -> bool {
     if !std::io::stdin().is_terminal() {
         return false;
     }
-    print_out("apply these changes? [y/N] ");
+    ui.out("apply these changes? [y/N] ");
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     matches!(answer.trim(), "y" | "Y" | "yes")

@@ -1,9 +1,8 @@
 //! `druppie audit`: the timeline of what druppie proposed and applied,
 //! read from the spec repo's `druppie-audit` branch.
 
-use super::output::errln;
-use super::output::{print_error, print_out, table};
-use super::{Context, exit};
+use super::output::table;
+use super::{CommandError, CommandResult, Context, Ui, command_error::ok};
 use crate::audit;
 use crate::git::Repo;
 use crate::git::sign::AllowedSigners;
@@ -27,40 +26,31 @@ pub struct Args {
     pub verify: bool,
 }
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let fail = |message: String| {
-        errln!("error: {message}");
-        exit::ERROR
-    };
-    let Some(spec) = Repo::discover(&ctx.spec_root) else {
-        return fail(format!(
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let spec = Repo::discover(&ctx.spec_root).ok_or_else(|| {
+        CommandError::user(format!(
             "{} is not in a git repository, so it has no audit trail",
             ctx.spec_root.display()
-        ));
-    };
+        ))
+    })?;
     let allowed = if args.verify {
-        let Some(path) = &ctx.config.signing.allowed_signers else {
-            return fail("--verify needs `[signing] allowed_signers` in druppie.toml".to_owned());
-        };
+        let path = ctx.config.signing.allowed_signers.as_ref().ok_or_else(|| {
+            CommandError::hinted(
+                "--verify needs the keys druppie signs with",
+                "set `[signing] allowed_signers` in druppie.toml",
+            )
+        })?;
         let path = ctx.config.resolve(path);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => return fail(format!("{}: {e}", path.display())),
-        };
-        match AllowedSigners::parse(&text, &path.display().to_string()) {
-            Ok(a) => Some(a),
-            Err(e) => return fail(e),
-        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CommandError::user(format!("{}: {e}", path.display())))?;
+        Some(
+            AllowedSigners::parse(&text, &path.display().to_string())
+                .map_err(CommandError::user)?,
+        )
     } else {
         None
     };
-    let events = match audit::read(&spec, allowed.as_ref()) {
-        Ok(e) => e,
-        Err(e) => {
-            print_error(&e, ctx.color_err);
-            return exit::ERROR;
-        }
-    };
+    let events = audit::read(&spec, allowed.as_ref()).map_err(CommandError::failed)?;
     let shown: Vec<&audit::Recorded> = events
         .iter()
         .filter(|r| args.plan.as_ref().is_none_or(|p| r.event.plans.contains(p)))
@@ -72,9 +62,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         .collect();
     if args.json {
         let json = serde_json::to_string_pretty(&shown).expect("events serialize");
-        print_out(&format!("{json}\n"));
+        ui.out(&format!("{json}\n"));
     } else if shown.is_empty() {
-        print_out("no events\n");
+        ui.out("no events\n");
     } else {
         let rows: Vec<Vec<String>> = shown
             .iter()
@@ -95,7 +85,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
                 ]
             })
             .collect();
-        print_out(&table(
+        ui.out(&table(
             &[
                 "time",
                 "event",
@@ -111,7 +101,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     }
     let bad = shown.iter().filter(|r| r.signature != "verified").count();
     if args.verify && bad > 0 {
-        return fail(format!("{bad} of {} events do not verify", shown.len()));
+        return Err(CommandError::user(format!(
+            "{bad} of {} events do not verify",
+            shown.len()
+        )));
     }
-    exit::OK
+    ok()
 }

@@ -1,7 +1,7 @@
 //! `druppie blocks`: list or search the building block catalog.
 
 use super::output::{table, truncate};
-use super::{Context, exit, open};
+use super::{CommandResult, Context, Ui, command_error::ok, open};
 use crate::registry::Registry;
 use crate::spec::LoadOptions;
 
@@ -17,18 +17,16 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(catalog) = open(ctx, &LoadOptions::catalog(), &Default::default()) else {
-        return exit::ERROR;
-    };
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let catalog = open(ctx, ui, &LoadOptions::catalog(), &Default::default())?;
     let registry = Registry::new(&catalog.valid.spec);
     let hits = registry.search_blocks(&args.query.join(" "));
     if args.json {
-        super::output::print_out(&format!(
+        ui.out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
         ));
-        return exit::OK;
+        return ok();
     }
     let rows: Vec<Vec<String>> = hits
         .iter()
@@ -42,9 +40,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    super::output::print_out(&table(
+    ui.out(&table(
         &["id", "type", "version", "instantiable", "capabilities"],
         &rows,
     ));
-    exit::OK
+    ok()
 }

@@ -2,7 +2,7 @@
 
 use clap::CommandFactory as _;
 
-use super::{Cli, exit};
+use super::{Cli, CommandResult, Ui, command_error::ok};
 
 /// Print a completion script for a shell.
 ///
@@ -16,9 +16,9 @@ pub struct Args {
     pub shell: clap_complete::Shell,
 }
 
-pub fn run(args: &Args) -> u8 {
+pub fn run(ui: &Ui, args: &Args) -> CommandResult {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "druppie", &mut script);
-    super::output::print_out(&String::from_utf8_lossy(&script));
-    exit::OK
+    ui.out(&String::from_utf8_lossy(&script));
+    ok()
 }

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::output::print_out;
-use super::{Context, exit, open, spec_commit};
+use std::process::ExitCode;
+
+use super::{CommandResult, Context, Ui, exit, open, spec_commit};
 use crate::diff;
 use crate::diff::report::{self, Mask, Summary};
 use crate::live::Sources;
@@ -31,10 +32,8 @@ pub struct Args {
     pub repos: Option<PathBuf>,
 }
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(opened) = open(ctx, &crate::spec::LoadOptions::default(), &args.select) else {
-        return exit::ERROR;
-    };
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let opened = open(ctx, ui, &crate::spec::LoadOptions::default(), &args.select)?;
     let sources = sources(ctx, args);
     let scope = args.select.options();
     let spec_commit = spec_commit(ctx);
@@ -43,65 +42,47 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         scope: &scope,
         spec_commit: spec_commit.as_deref(),
     };
-    let Some(changes) = changes(ctx, &opened, &options) else {
-        return exit::ERROR;
-    };
+    let started = std::time::Instant::now();
+    let changes = diff::diff(&opened.valid, &opened.selection, &options)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
     let intent = report::intent(&opened.valid, args.select.plan.as_deref());
-    let code = print_changes(ctx, &changes, args.json, intent);
+    let code = print_changes(ui, &changes, args.json, intent);
     // The process ends next: freeing the spec piece by piece would only
     // cost time.
     std::mem::forget(changes);
     std::mem::forget(opened);
-    code
-}
-
-/// Runs `diff` over what `opened` selects, printing the diagnostics when
-/// compose or render fails.
-pub(super) fn changes(
-    ctx: &Context,
-    opened: &crate::spec::Opened,
-    options: &diff::Options<'_>,
-) -> Option<crate::diff::ChangeSets> {
-    let started = std::time::Instant::now();
-    let changes = diff::diff(&opened.valid, &opened.selection, options);
-    tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
-    match changes {
-        Ok(changes) => Some(changes),
-        Err(diags) => {
-            super::output::print_diagnostics(&diags, ctx.color_err);
-            None
-        }
-    }
+    Ok(code)
 }
 
 /// Prints change sets as text or JSON (errors reading repos to stderr)
-/// and returns the exit code: 1 errors, 2 changes pending, 0 nothing.
+/// and returns the exit code: 1 errors (policy errors or unreadable
+/// repos, shown in the report), 2 changes pending, 0 nothing.
 pub(super) fn print_changes(
-    ctx: &Context,
+    ui: &Ui,
     changes: &crate::diff::ChangeSets,
     json: bool,
     intent: String,
-) -> u8 {
+) -> ExitCode {
     let mask = Mask::new(changes.secrets.iter().cloned());
     for e in &changes.errors {
-        super::output::print_error(e, ctx.color_err);
+        ui.error(e);
     }
     let summary = Summary::of(changes);
     if json {
         let report = report::json(changes, &mask, intent);
         let json = serde_json::to_string_pretty(&report).expect("the report serializes");
-        print_out(&format!("{json}\n"));
+        ui.out(&format!("{json}\n"));
     } else {
-        let text = report::text(changes, &mask, ctx.color_out);
-        print_out(&format!("{text}{}\n", summary.line()));
+        let text = report::text(changes, &mask, ui.color_out());
+        ui.out(&format!("{text}{}\n", summary.line()));
     }
-    if summary.errors > 0 {
+    ExitCode::from(if summary.errors > 0 {
         exit::ERROR
     } else if summary.changes() > 0 {
         exit::CHANGES
     } else {
         exit::OK
-    }
+    })
 }
 
 /// Where the live repos are: flags, then `[repos]` in the config, then

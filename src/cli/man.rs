@@ -2,22 +2,17 @@
 
 use clap::CommandFactory as _;
 
-use super::{Cli, exit};
+use super::{Cli, CommandError, CommandResult, Ui, command_error::ok};
 
 /// Print the manual page (roff): `druppie man > druppie.1; man ./druppie.1`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub fn run() -> u8 {
+pub fn run(ui: &Ui) -> CommandResult {
     let mut page = Vec::new();
-    match clap_mangen::Man::new(Cli::command()).render(&mut page) {
-        Ok(()) => {
-            super::output::print_out(&String::from_utf8_lossy(&page));
-            exit::OK
-        }
-        Err(e) => {
-            super::output::print_error(&e, false);
-            exit::ERROR
-        }
-    }
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(CommandError::failed)?;
+    ui.out(&String::from_utf8_lossy(&page));
+    ok()
 }

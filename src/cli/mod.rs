@@ -4,6 +4,7 @@
 mod apply;
 mod audit;
 mod blocks;
+mod command_error;
 mod completions;
 mod diff;
 mod man;
@@ -13,6 +14,7 @@ mod render;
 mod secrets;
 mod serve;
 mod skills;
+mod ui;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -122,14 +124,15 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
 }
 
+pub use command_error::{CommandError, CommandResult};
+pub use ui::{Ui, scrub_panics};
+
 /// Settings every subcommand shares, resolved from flags and config.
 pub struct Context {
     pub config: Config,
     /// The config file read, absolute (`None`: none, the defaults).
     pub config_file: Option<PathBuf>,
     pub spec_root: PathBuf,
-    pub color_out: bool,
-    pub color_err: bool,
     /// The secrets the configuration names, from the environment.
     pub secrets: secrets::Secrets,
     /// Scrubs every one of them (and URL passwords) from text.
@@ -143,35 +146,36 @@ impl Context {
             config: self.config.clone(),
             config_file: self.config_file.clone(),
             spec_root: root.to_owned(),
-            color_out: self.color_out,
-            color_err: self.color_err,
             secrets: self.secrets.clone(),
             scrubber: self.scrubber.clone(),
         }
     }
 }
 
+/// Runs a command line: every subcommand returns its exit code or a
+/// [`CommandError`], which is reported here, in one place.
 pub fn run(cli: Cli, env: &Env) -> ExitCode {
     let color = |tty: bool| match cli.global.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => tty && !env.no_color,
     };
-    let (color_out, color_err) = (color(env.stdout_tty), color(env.stderr_tty));
+    let ui = Ui::new(
+        color(env.stdout_tty),
+        color(env.stderr_tty),
+        env.scrubber.clone(),
+    );
+    dispatch(cli, env, &ui).unwrap_or_else(|e| e.report(&ui))
+}
+
+fn dispatch(cli: Cli, env: &Env, ui: &Ui) -> CommandResult {
     // Generated from the command line alone: no configuration to read.
     match &cli.command {
-        Command::Completions(args) => return ExitCode::from(completions::run(args)),
-        Command::Man(_) => return ExitCode::from(man::run()),
+        Command::Completions(args) => return completions::run(ui, args),
+        Command::Man(_) => return man::run(ui),
         _ => {}
     }
-    output::scrub_with(env.scrubber.clone());
-    let (config, config_file) = match load_config(cli.global.config.as_deref(), env) {
-        Ok(c) => c,
-        Err(d) => {
-            output::err!("{}", d.render(color_err));
-            return ExitCode::from(exit::ERROR);
-        }
-    };
+    let (config, config_file) = load_config(cli.global.config.as_deref(), env)?;
     let secrets = secrets::Secrets::read(&config, env);
     secrets.scrub_with(&config, &env.scrubber);
     let spec_root = match (&cli.global.spec, &config.spec.path) {
@@ -183,28 +187,25 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         config,
         config_file,
         spec_root,
-        color_out,
-        color_err,
         secrets,
         scrubber: env.scrubber.clone(),
     };
-    let code = match cli.command {
-        Command::Validate(args) => validate::run(&ctx, &args),
-        Command::Blocks(args) => blocks::run(&ctx, &args),
-        Command::Skills(args) => skills::run(&ctx, &args),
-        Command::Render(args) => render::run(&ctx, &args),
-        Command::Diff(args) => diff::run(&ctx, &args),
-        Command::Apply(args) => apply::run(&ctx, &args),
-        Command::Audit(args) => audit::run(&ctx, &args),
-        Command::Preview(args) => preview::run(&ctx, &args),
-        Command::Completions(args) => completions::run(&args),
-        Command::Man(_) => man::run(),
+    match cli.command {
+        Command::Validate(args) => validate::run(&ctx, ui, &args),
+        Command::Blocks(args) => blocks::run(&ctx, ui, &args),
+        Command::Skills(args) => skills::run(&ctx, ui, &args),
+        Command::Render(args) => render::run(&ctx, ui, &args),
+        Command::Diff(args) => diff::run(&ctx, ui, &args),
+        Command::Apply(args) => apply::run(&ctx, ui, &args),
+        Command::Audit(args) => audit::run(&ctx, ui, &args),
+        Command::Preview(args) => preview::run(&ctx, ui, &args),
+        Command::Completions(args) => completions::run(ui, &args),
+        Command::Man(_) => man::run(ui),
         Command::Serve(args) => {
             let environment = serve_environment(&ctx, env);
             serve::run(&ctx, &args, environment)
         }
-    };
-    ExitCode::from(code)
+    }
 }
 
 /// What the daemon reads from the environment: the webhook secret, the
@@ -236,25 +237,19 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
 }
 
 /// Opens the spec (load → validate → select what `args` covers),
-/// printing its warnings, or what stopped it.
+/// printing its warnings.
+///
+/// # Errors
+/// What stopped it: unreadable, invalid, or a selection of nothing.
 pub(crate) fn open(
     ctx: &Context,
+    ui: &Ui,
     options: &crate::spec::LoadOptions,
     args: &SelectArgs,
-) -> Option<crate::spec::Opened> {
-    match crate::spec::open(&ctx.spec_root, options, &args.options()) {
-        Ok(opened) => {
-            output::print_diagnostics(&opened.valid.warnings, ctx.color_err);
-            Some(opened)
-        }
-        Err(e) => {
-            match e.diagnostics() {
-                Some(diags) => output::print_diagnostics(diags, ctx.color_err),
-                None => output::print_error(&e, ctx.color_err),
-            }
-            None
-        }
-    }
+) -> Result<crate::spec::Opened, CommandError> {
+    let opened = crate::spec::open(&ctx.spec_root, options, &args.options())?;
+    ui.diagnostics(&opened.valid.warnings);
+    Ok(opened)
 }
 
 /// The commit of the spec checkout, when it is a git repository; locks
@@ -263,23 +258,25 @@ pub(crate) fn spec_commit(ctx: &Context) -> Option<String> {
     crate::git::head_commit(&ctx.spec_root).map(|c| c.to_string())
 }
 
-/// Opens the spec, then composes and renders what `args` selects,
-/// printing every diagnostic; `None` when any stage failed.
-pub(crate) fn render_spec(ctx: &Context, args: &SelectArgs) -> Option<crate::render::Desired> {
-    let opened = open(ctx, &crate::spec::LoadOptions::default(), args)?;
+/// Opens the spec, then composes and renders what `args` selects.
+///
+/// # Errors
+/// As [`open`], and every compose and render diagnostic.
+pub(crate) fn render_spec(
+    ctx: &Context,
+    ui: &Ui,
+    args: &SelectArgs,
+) -> Result<crate::render::Desired, CommandError> {
+    let opened = open(ctx, ui, &crate::spec::LoadOptions::default(), args)?;
     let started = std::time::Instant::now();
-    let composed = crate::compose::compose(&opened.valid, &opened.selection);
+    let resolved = crate::compose::compose(&opened.valid, &opened.selection)?;
     tracing::debug!(elapsed = ?started.elapsed(), "compose");
     let commit = spec_commit(ctx);
-    let rendered = composed
-        .and_then(|resolved| crate::render::render(&opened.valid, &resolved, commit.as_deref()));
-    match rendered {
-        Ok(desired) => Some(desired),
-        Err(diags) => {
-            output::print_diagnostics(&diags, ctx.color_err);
-            None
-        }
-    }
+    Ok(crate::render::render(
+        &opened.valid,
+        &resolved,
+        commit.as_deref(),
+    )?)
 }
 
 /// The config file `--config` names, else `./druppie.toml` when it

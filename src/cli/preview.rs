@@ -2,11 +2,9 @@
 //! project and infra repo. Both revisions are rendered; the base's render
 //! stands in for the live repos, and the head is diffed against it.
 
-use super::output::errln;
 use std::path::{Path, PathBuf};
 
-use super::output::print_diagnostics;
-use super::{Context, exit};
+use super::{CommandError, CommandResult, Context, Ui};
 use crate::diff;
 use crate::git::Repo;
 use crate::live::Sources;
@@ -37,68 +35,55 @@ pub struct Args {
 /// Where the preview comment is found again.
 const MARKER: &str = "<!-- druppie:preview -->";
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let fail = |message: String| {
-        errln!("error: {message}");
-        exit::ERROR
-    };
-    let Some(repo) = Repo::discover(&ctx.spec_root) else {
-        return fail(format!(
-            "{} is not in a git repository",
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let repo = Repo::discover(&ctx.spec_root).ok_or_else(|| {
+        CommandError::user(format!(
+            "{} is not in a git repository: preview compares two of its revisions",
             ctx.spec_root.display()
-        ));
-    };
-    let prefix = match spec_prefix(&repo, &ctx.spec_root) {
-        Ok(p) => p,
-        Err(message) => return fail(message),
-    };
+        ))
+    })?;
+    let prefix = spec_prefix(&repo, &ctx.spec_root).map_err(CommandError::user)?;
     // Private (mode 0700, a random name) and removed when dropped.
-    let tmp = match tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix("druppie-preview-")
         .tempdir()
-    {
-        Ok(t) => t,
-        Err(e) => return fail(format!("cannot make a scratch directory: {e}")),
-    };
-    let result = preview(ctx, args, &repo, &prefix, tmp.path());
-    match result {
-        Ok(code) => code,
-        Err(message) => fail(message),
-    }
+        .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
+    preview(ctx, ui, args, &repo, &prefix, tmp.path())
 }
 
 fn preview(
     ctx: &Context,
+    ui: &Ui,
     args: &Args,
     repo: &Repo,
     prefix: &str,
     tmp: &Path,
-) -> Result<u8, String> {
-    let export = |rev: &str, name: &str| -> Result<(PathBuf, String), String> {
-        let commit = repo.resolve(rev).map_err(|e| e.to_string())?;
+) -> CommandResult {
+    let export = |rev: &str, name: &str| -> Result<(PathBuf, String), CommandError> {
+        let commit = repo.resolve(rev).map_err(CommandError::failed)?;
         let dir = tmp.join(name);
         repo.export(commit, prefix, &dir)
-            .map_err(|e| e.to_string())?;
+            .map_err(CommandError::failed)?;
         Ok((dir, commit.to_string()))
     };
     // The base, rendered into plain directories: the "live" repos.
     let (base_dir, base_commit) = export(&args.base, "base")?;
     let base_ctx = ctx.with_spec(&base_dir);
-    let Some(base) = super::open(&base_ctx, &LoadOptions::default(), &Default::default()) else {
-        return Err(format!("the spec at `{}` is not valid", args.base));
-    };
-    let resolved = crate::compose::compose(&base.valid, &base.selection).map_err(|d| {
-        print_diagnostics(&d, ctx.color_err);
-        format!("the spec at `{}` does not compose", args.base)
-    })?;
-    let desired =
-        crate::render::render(&base.valid, &resolved, Some(&base_commit)).map_err(|d| {
-            print_diagnostics(&d, ctx.color_err);
-            format!("the spec at `{}` does not render", args.base)
+    let base = super::open(&base_ctx, ui, &LoadOptions::default(), &Default::default())?;
+    let desired = crate::compose::compose(&base.valid, &base.selection)
+        .and_then(|resolved| crate::render::render(&base.valid, &resolved, Some(&base_commit)))
+        .map_err(|d| {
+            ui.diagnostics(&d);
+            CommandError::user(format!("the spec at `{}` does not render", args.base))
         })?;
     let rendered = tmp.join("rendered");
-    crate::render::write_out(&desired, &rendered).map_err(|d| d.message.clone())?;
-    drop((desired, resolved, base));
+    crate::render::write_out(&desired, &rendered).map_err(|_| {
+        CommandError::user(format!(
+            "cannot write the render of `{}` into a scratch directory",
+            args.base
+        ))
+    })?;
+    drop((desired, base));
     // The head, diffed against it.
     let (head_ctx, head_commit) = match &args.head {
         Some(rev) => {
@@ -107,9 +92,7 @@ fn preview(
         }
         None => (ctx.with_spec(&ctx.spec_root), None),
     };
-    let Some(head) = super::open(&head_ctx, &LoadOptions::default(), &args.select) else {
-        return Ok(exit::ERROR);
-    };
+    let head = super::open(&head_ctx, ui, &LoadOptions::default(), &args.select)?;
     let sources = Sources {
         infra: None,
         repos: Some(rendered),
@@ -120,9 +103,7 @@ fn preview(
         scope: &scope,
         spec_commit: head_commit.as_deref(),
     };
-    let Some(mut changes) = super::diff::changes(ctx, &head, &options) else {
-        return Ok(exit::ERROR);
-    };
+    let mut changes = diff::diff(&head.valid, &head.selection, &options)?;
     // The live side is the base's render in the scratch directory: say so,
     // not where it happens to be.
     for cs in &mut changes.sets {
@@ -136,20 +117,25 @@ fn preview(
     if let Some(pr) = args.pr {
         post(ctx, &changes, &intent, pr)?;
     }
-    Ok(super::diff::print_changes(ctx, &changes, args.json, intent))
+    Ok(super::diff::print_changes(ui, &changes, args.json, intent))
 }
 
 /// Posts (or updates) the preview comment on pull request `pr` of the
 /// spec repo.
-fn post(ctx: &Context, changes: &diff::ChangeSets, intent: &str, pr: i64) -> Result<(), String> {
-    let forge = super::apply::forge(ctx).map_err(|e| e.to_string())?;
+fn post(
+    ctx: &Context,
+    changes: &diff::ChangeSets,
+    intent: &str,
+    pr: i64,
+) -> Result<(), CommandError> {
+    let forge = super::apply::forge(ctx).map_err(CommandError::failed)?;
     let Some(pulls) = forge.pulls() else {
-        return Err(
-            "--pr needs a forge with pull requests: `[forge] kind = \"gitea\"` or `\"github\"`"
-                .to_owned(),
-        );
+        return Err(CommandError::hinted(
+            "--pr needs a forge with pull requests",
+            "set `[forge] kind = \"gitea\"` or `\"github\"` in druppie.toml",
+        ));
     };
-    let repo = spec_repo(ctx.config.spec.url.as_deref())?;
+    let repo = spec_repo(ctx.config.spec.url.as_deref()).map_err(CommandError::user)?;
     let mask = diff::report::Mask::new(changes.secrets.iter().cloned());
     let body = diff::report::comment(
         &format!("**druppie preview**: what merging this changes ({intent})"),
@@ -159,7 +145,7 @@ fn post(ctx: &Context, changes: &diff::ChangeSets, intent: &str, pr: i64) -> Res
     );
     pulls
         .comment(&repo, pr, MARKER, &body)
-        .map_err(|e| e.to_string())
+        .map_err(CommandError::failed)
 }
 
 /// `owner/name` of the spec repo from its URL

@@ -1,10 +1,9 @@
 //! `druppie render`: write the desired trees to disk.
 
-use super::output::err;
 use std::path::PathBuf;
 
 use super::output::count;
-use super::{Context, exit, render_spec};
+use super::{CommandResult, Context, Ui, command_error::ok, render_spec};
 use crate::render;
 
 /// Render the desired content of every target repo into DIR, one
@@ -19,22 +18,17 @@ pub struct Args {
     pub select: super::SelectArgs,
 }
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(desired) = render_spec(ctx, &args.select) else {
-        return exit::ERROR;
-    };
-    if let Err(d) = render::write_out(&desired, &args.out) {
-        err!("{}", d.render(ctx.color_err));
-        return exit::ERROR;
-    }
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let desired = render_spec(ctx, ui, &args.select)?;
+    render::write_out(&desired, &args.out)?;
     let files: usize = desired.targets.values().map(|t| t.files.len()).sum();
     let repos: std::collections::BTreeSet<&str> =
         desired.targets.values().map(|t| t.repo.as_str()).collect();
-    super::output::print_out(&format!(
+    ui.out(&format!(
         "rendered {} into {} under {}\n",
         count(files, "file"),
         count(repos.len(), "repo"),
         args.out.display()
     ));
-    exit::OK
+    ok()
 }

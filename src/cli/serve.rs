@@ -1,9 +1,8 @@
 //! `druppie serve`: the daemon, reconciling on webhooks, polls and file
 //! edits, with an HTTP API.
 
-use super::output::errln;
 use super::secrets::Var;
-use super::{Context, exit};
+use super::{CommandError, CommandResult, Context, command_error::ok};
 use crate::apply::Cache;
 use crate::daemon::{Options, Reconciler, RenderCheck, SpecSource};
 
@@ -45,38 +44,27 @@ fn render_check(ctx: &Context) -> Option<RenderCheck> {
     })
 }
 
-pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
+pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
     let config = &ctx.config;
-    let fail = |message: &str| {
-        errln!("error: {message}");
-        exit::ERROR
-    };
-    let poll = match crate::daemon::parse_duration(&config.server.poll_interval) {
-        Ok(d) => d,
-        Err(e) => return fail(&format!("[server] poll_interval: {e}")),
-    };
+    let poll = crate::daemon::parse_duration(&config.server.poll_interval)
+        .map_err(|e| CommandError::user(format!("[server] poll_interval: {e}")))?;
     let webhook_secret = match env.webhook {
         Var::Set(secret) => Some(secret),
         Var::Unset => None,
         // Authentication off by accident is worse than not starting.
         Var::Empty { name } => {
-            return fail(&format!(
-                "the variable {name} (named by `[server] webhook_secret_env`) is set but empty: set it to the webhook secret, or unset it to accept unsigned webhooks"
+            return Err(CommandError::hinted(
+                format!(
+                    "the variable {name} (named by `[server] webhook_secret_env`) is set but empty"
+                ),
+                "set it to the webhook secret, or unset it to accept unsigned webhooks",
             ));
         }
     };
-    let server = match crate::daemon::Limits::from_config(&config.server) {
-        Ok(l) => l,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let forge = match super::apply::forge(ctx) {
-        Ok(f) => f,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let signer = match super::apply::signer(config) {
-        Ok(s) => s,
-        Err(message) => return fail(&message),
-    };
+    let server =
+        crate::daemon::Limits::from_config(&config.server).map_err(CommandError::failed)?;
+    let forge = super::apply::forge(ctx).map_err(CommandError::failed)?;
+    let signer = super::apply::signer(config)?;
     let cache_dir = config.resolve(&config.repos.cache_dir);
     let source = match &config.spec.url {
         Some(url) => SpecSource::Remote {
@@ -109,8 +97,6 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
         identity: env.identity,
         namespace: env.namespace,
     };
-    match crate::daemon::serve(reconciler, options) {
-        Ok(()) => exit::OK,
-        Err(e) => fail(&e.to_string()),
-    }
+    crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;
+    ok()
 }

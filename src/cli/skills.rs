@@ -1,7 +1,7 @@
 //! `druppie skills`: list or search the skills catalog.
 
 use super::output::{table, truncate};
-use super::{Context, exit, open};
+use super::{CommandResult, Context, Ui, command_error::ok, open};
 use crate::registry::Registry;
 use crate::spec::LoadOptions;
 
@@ -16,18 +16,16 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(catalog) = open(ctx, &LoadOptions::catalog(), &Default::default()) else {
-        return exit::ERROR;
-    };
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let catalog = open(ctx, ui, &LoadOptions::catalog(), &Default::default())?;
     let registry = Registry::new(&catalog.valid.spec);
     let hits = registry.search_skills(&args.query.join(" "));
     if args.json {
-        super::output::print_out(&format!(
+        ui.out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
         ));
-        return exit::OK;
+        return ok();
     }
     let rows: Vec<Vec<String>> = hits
         .iter()
@@ -40,6 +38,6 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    super::output::print_out(&table(&["id", "category", "name", "description"], &rows));
-    exit::OK
+    ui.out(&table(&["id", "category", "name", "description"], &rows));
+    ok()
 }

@@ -1,9 +1,8 @@
 //! `druppie validate`: load and check the whole spec repo, and with
 //! `--render` render every plan in memory too.
 
-use super::output::errln;
-use super::output::{count, print_diagnostics, print_error, print_out};
-use super::{Context, exit};
+use super::output::count;
+use super::{CommandError, CommandResult, Context, Ui, command_error::ok};
 use crate::spec::{self, LoadOptions};
 
 /// Check the spec repo: every file parses, every reference resolves, every
@@ -18,27 +17,18 @@ pub struct Args {
     pub render: bool,
 }
 
-pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let loaded = match spec::load(&ctx.spec_root, &LoadOptions::default()) {
-        Ok(s) => s,
-        Err(e) => {
-            print_error(&e, ctx.color_err);
-            return exit::ERROR;
-        }
-    };
-    let v = match spec::validate(loaded) {
-        Ok(v) => v,
-        Err(diags) => {
-            print_diagnostics(&diags, ctx.color_err);
-            errln!(
-                "spec is invalid: {}, {}",
-                count(diags.error_count(), "error"),
-                count(diags.warning_count(), "warning")
-            );
-            return exit::ERROR;
-        }
-    };
-    print_diagnostics(&v.warnings, ctx.color_err);
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let loaded =
+        spec::load(&ctx.spec_root, &LoadOptions::default()).map_err(CommandError::failed)?;
+    let v = spec::validate(loaded).map_err(|diags| {
+        ui.diagnostics(&diags);
+        CommandError::user(format!(
+            "spec is invalid: {}, {}",
+            count(diags.error_count(), "error"),
+            count(diags.warning_count(), "warning")
+        ))
+    })?;
+    ui.diagnostics(&v.warnings);
     let s = &v.spec;
     let instantiable = s.blocks.iter().filter(|b| b.instantiable()).count();
     let mut line = format!(
@@ -51,28 +41,23 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         count(s.policies.len(), "policy").replace("policys", "policies"),
     );
     if args.render {
-        let selection = spec::select(&v, &Default::default()).unwrap_or_default();
+        let selection = spec::select(&v, &Default::default())?;
         let rendered = crate::compose::compose(&v, &selection)
-            .and_then(|resolved| crate::render::render(&v, &resolved, None));
-        match rendered {
-            Ok(desired) => {
-                let files: usize = desired.targets.values().map(|t| t.files.len()).sum();
-                line.push_str(&format!(
-                    "; rendered {} for {}",
-                    count(files, "file"),
-                    count(selection.len(), "plan environment")
-                ));
-            }
-            Err(diags) => {
-                print_diagnostics(&diags, ctx.color_err);
-                errln!(
+            .and_then(|resolved| crate::render::render(&v, &resolved, None))
+            .map_err(|diags| {
+                ui.diagnostics(&diags);
+                CommandError::user(format!(
                     "spec does not render: {}",
                     count(diags.error_count(), "error")
-                );
-                return exit::ERROR;
-            }
-        }
+                ))
+            })?;
+        let files: usize = rendered.targets.values().map(|t| t.files.len()).sum();
+        line.push_str(&format!(
+            "; rendered {} for {}",
+            count(files, "file"),
+            count(selection.len(), "plan environment")
+        ));
     }
-    print_out(&format!("{line}\n"));
-    exit::OK
+    ui.out(&format!("{line}\n"));
+    ok()
 }

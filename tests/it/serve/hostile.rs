@@ -238,7 +238,7 @@ fn a_webhook_secret_variable_set_but_empty_stops_serve_at_start() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: the variable DRUPPIE_IT_WEBHOOK_SECRET (named by `[server] webhook_secret_env`) is set but empty: set it to the webhook secret, or unset it to accept unsigned webhooks\n"
+        "error: the variable DRUPPIE_IT_WEBHOOK_SECRET (named by `[server] webhook_secret_env`) is set but empty\n  = help: set it to the webhook secret, or unset it to accept unsigned webhooks\n"
     );
 }
 
