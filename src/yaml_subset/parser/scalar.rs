@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::{Out, Parser, R, flow_indicator, indicator};
-use crate::yaml_subset::{Node, Span, Style};
+use crate::yaml_subset::{Node, Span, Style, resolve};
 
 impl<'a> Parser<'a> {
     /// A plain scalar on one line: in flow context it also ends at flow
@@ -40,15 +40,16 @@ impl<'a> Parser<'a> {
             i += 1;
         }
         self.pos = last;
+        let text = &self.text[start..last];
+        // A number the full parser refuses (`.inf`, `1e999`) is its to report.
+        if resolve::plain(text).is_err() {
+            return Err(Out);
+        }
         let span = Span {
             start,
             len: last - start,
         };
-        Ok(Node::Scalar(
-            Cow::Borrowed(&self.text[start..last]),
-            Style::Plain,
-            span,
-        ))
+        Ok(Node::Scalar(Cow::Borrowed(text), Style::Plain, span))
     }
 
     /// A single- or double-quoted scalar on one line.
