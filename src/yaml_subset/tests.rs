@@ -122,3 +122,43 @@ fn a_plan_reads_as_the_spec_parser_reads_it() {
         serde_saphyr::from_str_with_options(plan, options()).expect("valid");
     assert_eq!(format!("{fast:?}"), format!("{full:?}"));
 }
+
+/// The fastest of three runs of `f`.
+fn fastest(f: impl Fn()) -> std::time::Duration {
+    (0..3)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed()
+        })
+        .min()
+        .expect("three runs")
+}
+
+#[test]
+fn reading_takes_linear_time_in_the_number_of_keys() {
+    let mapping = |n: usize, flow: bool| -> String {
+        let keys = (0..n).map(|i| format!("key-é{i}: {i}"));
+        if flow {
+            format!("{{{}}}\n", keys.collect::<Vec<_>>().join(", "))
+        } else {
+            keys.map(|k| k + "\n").collect()
+        }
+    };
+    for flow in [false, true] {
+        let (small, large) = (mapping(4_000, flow), mapping(32_000, flow));
+        let read = || {
+            let v: SpannedMap<Spanned<Value>> = from_str(&large).expect("in the subset");
+            assert_eq!(v.len(), 32_000);
+        };
+        read();
+        let t_small = fastest(|| {
+            from_str::<SpannedMap<Spanned<Value>>>(&small).expect("in the subset");
+        });
+        let t_large = fastest(read);
+        // Eight times the keys: linear is about 8 times the time, a
+        // quadratic check 64 times.
+        let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
+        assert!(ratio < 20.0, "flow {flow}: {t_small:?} -> {t_large:?} ({ratio:.1}x)");
+    }
+}
