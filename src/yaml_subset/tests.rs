@@ -159,6 +159,9 @@ fn reading_takes_linear_time_in_the_number_of_keys() {
         // Eight times the keys: linear is about 8 times the time, a
         // quadratic check 64 times.
         let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
-        assert!(ratio < 20.0, "flow {flow}: {t_small:?} -> {t_large:?} ({ratio:.1}x)");
+        assert!(
+            ratio < 20.0,
+            "flow {flow}: {t_small:?} -> {t_large:?} ({ratio:.1}x)"
+        );
     }
 }

@@ -7,6 +7,7 @@ mod diff;
 mod forge;
 mod git;
 mod kubernetes;
+mod policy_gate;
 mod preview;
 mod prism;
 mod render;

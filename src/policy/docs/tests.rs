@@ -165,4 +165,3 @@ fn generated_streams_read_as_serde_saphyr_reads_them() {
         "the subset read {read} of {CASES}"
     );
 }
-
