@@ -58,6 +58,8 @@ struct Lines<'a> {
     text: &'a str,
     /// Byte offset of each line start.
     starts: Vec<usize>,
+    /// Whether every character is one byte.
+    ascii: bool,
     /// The last place asked for in a non-ASCII text: (line, byte offset,
     /// characters from the line start), so that asking for the places of a
     /// long line from left to right counts each character once.
@@ -71,6 +73,7 @@ impl<'a> Lines<'a> {
         Lines {
             text,
             starts,
+            ascii: text.is_ascii(),
             last: Cell::new((0, 0, 0)),
         }
     }
@@ -78,7 +81,7 @@ impl<'a> Lines<'a> {
     /// `(line, column, len)` of a span.
     fn location(&self, span: Span) -> (u32, u32, u32) {
         let line = self.starts.partition_point(|&s| s <= span.start) - 1;
-        let (column, len) = if self.text.is_ascii() {
+        let (column, len) = if self.ascii {
             (span.start - self.starts[line], span.len)
         } else {
             let (last_line, last_at, last_chars) = self.last.get();

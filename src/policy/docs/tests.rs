@@ -54,7 +54,7 @@ fn scalars_mean_the_same_with_or_without_an_anchor_in_the_file() {
         .expect("a list")
         .inner()
         .iter()
-        .map(|v| format!("{}", v.get_type().name()))
+        .map(|v| v.get_type().name().to_string())
         .collect();
     assert_eq!(
         items,
