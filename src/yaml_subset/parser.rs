@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault};
 
 use super::resolve::{self, Scalar};
 use super::{Node, Span, Style};
@@ -71,23 +71,27 @@ pub(super) fn stream(text: &str) -> Option<Vec<Node<'_>>> {
 /// No tabs, carriage returns, control characters, byte order marks or
 /// Unicode line separators: those are the full parser's.
 fn plain_text(text: &str) -> bool {
-    let ascii_ok = text
-        .bytes()
-        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b) || b >= 0x80);
-    ascii_ok
-        && (text.is_ascii()
-            || !text.chars().any(|c| {
-                matches!(
-                    c,
-                    '\u{80}'
-                        ..='\u{9f}'
-                            | '\u{2028}'
-                            | '\u{2029}'
-                            | '\u{feff}'
-                            | '\u{fffe}'
-                            | '\u{ffff}'
-                )
-            }))
+    // Every byte of every file is checked: in blocks, without an early
+    // exit inside one, so that the check is vectorized.
+    let bytes = text.as_bytes();
+    let (mut ascii, mut allowed) = (true, true);
+    for block in bytes.chunks(64) {
+        for &b in block {
+            ascii &= b < 0x80;
+            allowed &= (b >= 0x20 && b != 0x7f) | (b == b'\n');
+        }
+        if !allowed {
+            return false;
+        }
+    }
+    ascii
+        || !text.chars().any(|c| {
+            matches!(
+                c,
+                '\u{80}'
+                    ..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
+        })
 }
 
 struct Parser<'a> {
@@ -546,7 +550,7 @@ const SCAN_KEYS: usize = 8;
 struct Keys {
     /// The hashes of every key (random per process: a spec author cannot
     /// choose colliding keys); filled once the mapping outgrows a scan.
-    hashes: Option<HashSet<u64>>,
+    hashes: Option<HashSet<u64, BuildHasherDefault<Spread>>>,
 }
 
 impl Keys {
@@ -560,7 +564,7 @@ impl Keys {
             return if taken { Err(Out) } else { Ok(()) };
         }
         let hashes = self.hashes.get_or_insert_with(|| {
-            let mut set = HashSet::with_capacity(2 * SCAN_KEYS);
+            let mut set = HashSet::with_capacity_and_hasher(2 * SCAN_KEYS, Default::default());
             set.extend(entries.iter().map(|(k, _)| hash(scalar_text(k))));
             set
         });
@@ -576,6 +580,27 @@ fn scalar_text<'n>(node: &'n Node<'_>) -> &'n str {
     match node {
         Node::Scalar(text, _, _) => text,
         _ => "",
+    }
+}
+
+/// Hashes [`hash`] gave are keyed and uniform already: the set uses them
+/// as they are.
+#[derive(Default)]
+struct Spread(u64);
+
+impl std::hash::Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
