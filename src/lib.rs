@@ -36,7 +36,7 @@
 //! [`registry`] makes the catalog of blocks and skills searchable,
 //! [`template`] configures the template engine compose and render share,
 //! [`yaml_subset`] reads the common YAML subset fast for spec loading and
-//! policies (the full parsers stay behind it), and [`cli`] is the only
+//! policies, exactly as serde-saphyr (behind it) reads it, and [`cli`] is the only
 //! module that prints. Dry-run is the pipeline stopped after `diff`; only
 //! `apply` has side effects.
 

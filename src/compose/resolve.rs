@@ -12,7 +12,7 @@ use crate::spec::{Pick, Spec};
 use crate::template;
 
 /// Where a merged value was written: its file and position.
-type Origin = (FileId, serde_saphyr::Location);
+type Origin = (FileId, crate::spec::yaml::Location);
 
 pub(super) fn instance(
     spec: &Spec,

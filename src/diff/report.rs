@@ -242,9 +242,10 @@ pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
                 .as_deref()
                 .map(|o| format!(" {o}"))
                 .unwrap_or_default();
+            let line = f.line.map(|l| format!(":{l}")).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{word}[{}]: {}{env}:{}{object}: {}",
+                "{word}[{}]: {}{env}:{}{line}{object}: {}",
                 f.policy,
                 f.repo,
                 f.path,

@@ -1,271 +1,359 @@
 //! Rendered YAML files as CEL values, one per document.
 //!
-//! Most rendered manifests are plain block YAML without anchors. Those in
-//! the [`crate::yaml_subset`] are read by it, their scalars resolved as
-//! yaml-rust2 resolves them; the rest of them are read with yaml-rust2,
-//! about three times faster than the spec parser. A file with anchors
-//! (which could expand without bound), deep nesting or anything yaml-rust2
-//! rejects is read by the spec parser, with its depth and node budgets;
-//! its error is the one reported.
+//! One meaning whatever the text: every file is read as the spec is read,
+//! by serde-saphyr with [`crate::spec::yaml::options`] (YAML 1.2 core
+//! schema: `no` is a string, `Null` is null, `1_000` is 1000), split into
+//! documents by the parser. Files in the [`crate::yaml_subset`] are read
+//! by it, faster and with the same values (its differential test holds it
+//! to that); the rest by serde-saphyr, straight into CEL values.
+//!
+//! As CEL values (the object a Kubernetes admission policy sees): integers
+//! are `int` (`uint` only past `int`'s range), other numbers `double`,
+//! mapping keys strings (a key written as a number, boolean or null is its
+//! canonical text; a collection as a key does not parse).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::fmt;
 
-use cel::common::types::{CelBool, CelInt, CelList, CelMap, CelMapKey, CelString};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
 use cel::common::value::Val;
-use yaml_rust2::Yaml;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::yaml_subset::resolve::{self, Scalar};
 use crate::yaml_subset::{self, Node, Style};
 
 /// One YAML document of a rendered file; its value may borrow the text.
-#[derive(Debug)]
 pub struct Doc<'t> {
+    /// The top-level `apiVersion`, `kind` and `metadata.name` when they are
+    /// strings; empty otherwise.
     pub api_version: String,
     pub kind: String,
     pub name: String,
-    pub value: Box<dyn Val + 't>,
+    /// Whether the document is a mapping (policies check only those).
+    pub mapping: bool,
+    value: Value<'t>,
 }
 
-/// The documents of a file; `None` for a document that is not a mapping.
+enum Value<'t> {
+    Node(Node<'t>),
+    Val(Box<dyn Val + 't>),
+}
+
+impl<'t> Doc<'t> {
+    /// The document as a CEL value.
+    pub fn into_val(self) -> Box<dyn Val + 't> {
+        match self.value {
+            Value::Node(node) => node_val(node),
+            Value::Val(val) => val,
+        }
+    }
+}
+
+impl fmt::Debug for Doc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Doc")
+            .field("api_version", &self.api_version)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file that does not parse: the parser's message and, when it has one,
+/// the 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// The documents of a file, in order (empty and null documents left out,
+/// as the parser leaves them out).
 ///
 /// # Errors
-/// The file is not valid YAML (the message carries line and column).
-pub fn parse(text: &str) -> Result<Vec<Option<Doc<'_>>>, String> {
-    if fast_path(text) {
-        if let Some(docs) = yaml_subset::parse_stream(text) {
-            return Ok(docs.into_iter().map(from_node).collect());
-        }
-        if let Ok(docs) = yaml_rust2::YamlLoader::load_from_str(text) {
-            return Ok(docs.iter().map(from_yaml).collect());
-        }
+/// The file is not valid YAML, breaks a parser limit (depth, alias
+/// expansion), repeats a key, holds a non-finite number or a collection as
+/// a key.
+pub fn parse(text: &str) -> Result<Vec<Doc<'_>>, ParseError> {
+    match yaml_subset::parse_stream(text) {
+        Some(nodes) => Ok(nodes.into_iter().map(from_node).collect()),
+        None => parse_full(text),
     }
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple_with_options(text, crate::spec::yaml::options())
-            .map_err(|e| e.to_string())?;
-    Ok(docs.iter().map(from_json).collect())
 }
 
-/// No anchors, no indentation past 256 columns, flow nesting under 64.
-fn fast_path(text: &str) -> bool {
-    if text.contains('&') {
-        return false;
-    }
-    let mut flow = 0usize;
-    for line in super::lines(text) {
-        if line.len() - line.trim_start().len() > 256 {
-            return false;
-        }
-        for b in line.bytes() {
-            match b {
-                b'[' | b'{' => flow += 1,
-                b']' | b'}' => flow = flow.saturating_sub(1),
-                _ => {}
-            }
-            if flow >= 64 {
-                return false;
-            }
-        }
-    }
-    true
+/// [`parse`] by serde-saphyr alone.
+fn parse_full(text: &str) -> Result<Vec<Doc<'_>>, ParseError> {
+    let docs: Vec<CelDoc<'_>> =
+        serde_saphyr::from_multiple_with_options(text, crate::spec::yaml::options()).map_err(
+            |e| ParseError {
+                line: e
+                    .location()
+                    .and_then(|l| usize::try_from(l.line()).ok())
+                    .filter(|&l| l > 0),
+                message: crate::spec::yaml::bare_message(&e.without_snippet().to_string()),
+            },
+        )?;
+    Ok(docs.into_iter().map(|d| from_val(d.0)).collect())
 }
 
-fn from_yaml(doc: &Yaml) -> Option<Doc<'static>> {
-    let Yaml::Hash(map) = doc else {
-        return None;
-    };
-    let field = |k: &str| match map.get(&Yaml::String(k.to_owned())) {
-        Some(Yaml::String(s)) => s.clone(),
-        _ => String::new(),
-    };
-    let name = match &doc["metadata"]["name"] {
-        Yaml::String(s) => s.clone(),
-        _ => String::new(),
-    };
-    Some(Doc {
-        api_version: field("apiVersion"),
-        kind: field("kind"),
+fn from_node(node: Node<'_>) -> Doc<'_> {
+    let (mut api_version, mut kind, mut name) = (String::new(), String::new(), String::new());
+    let mapping = matches!(node, Node::Map(..));
+    if let Node::Map(entries, _) = &node {
+        api_version = string_at(entries, "apiVersion");
+        kind = string_at(entries, "kind");
+        if let Some(Node::Map(meta, _)) = get(entries, "metadata") {
+            name = string_at(meta, "name");
+        }
+    }
+    Doc {
+        api_version,
+        kind,
         name,
-        value: boxed(yaml_value(doc)),
-    })
-}
-
-/// A CEL value as the CEL context holds it.
-fn boxed(value: cel::Value) -> Box<dyn Val> {
-    value
-        .try_into()
-        .expect("YAML gives only nulls, scalars, lists and maps")
-}
-
-fn yaml_value(y: &Yaml) -> cel::Value {
-    match y {
-        Yaml::Real(r) => r.parse::<f64>().map_or_else(
-            |_| cel::Value::String(Arc::new(r.clone())),
-            cel::Value::Float,
-        ),
-        Yaml::Integer(i) => cel::Value::Int(*i),
-        Yaml::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Yaml::Boolean(b) => cel::Value::Bool(*b),
-        Yaml::Array(items) => cel::Value::List(Arc::new(items.iter().map(yaml_value).collect())),
-        Yaml::Hash(map) => {
-            let entries: HashMap<cel::objects::Key, cel::Value> = map
-                .iter()
-                .filter_map(|(k, v)| {
-                    let key = match k {
-                        Yaml::String(s) => cel::objects::Key::from(s.clone()),
-                        Yaml::Integer(i) => cel::objects::Key::from(*i),
-                        Yaml::Boolean(b) => cel::objects::Key::from(*b),
-                        _ => return None,
-                    };
-                    Some((key, yaml_value(v)))
-                })
-                .collect();
-            cel::Value::Map(entries.into())
-        }
-        Yaml::Alias(_) | Yaml::Null | Yaml::BadValue => cel::Value::Null,
+        mapping,
+        value: Value::Node(node),
     }
 }
 
-/// A document of the subset, as [`from_yaml`] reads the same document
-/// loaded by yaml-rust2; its strings borrow the text where they can.
-fn from_node(doc: Node<'_>) -> Option<Doc<'_>> {
-    let Node::Map(entries, _) = &doc else {
-        return None;
-    };
-    let string = |node: Option<&Node<'_>>| match node.map(scalar) {
-        Some(Yaml::String(s)) => s,
-        _ => String::new(),
-    };
-    let name = match get(entries, "metadata") {
-        Some(Node::Map(meta, _)) => string(get(meta, "name")),
-        _ => String::new(),
-    };
-    Some(Doc {
-        api_version: string(get(entries, "apiVersion")),
-        kind: string(get(entries, "kind")),
-        name,
-        value: node_value(doc),
-    })
-}
-
-/// The value of the string key `k`.
+/// The value of key `k` (keys of the subset are strings).
 fn get<'n, 'a>(entries: &'n [(Node<'a>, Node<'a>)], k: &str) -> Option<&'n Node<'a>> {
     entries
         .iter()
-        .find(|(key, _)| matches!(scalar(key), Yaml::String(s) if s == k))
+        .find(|(key, _)| matches!(key, Node::Scalar(text, _, _) if text == k))
         .map(|(_, v)| v)
 }
 
-/// A scalar as yaml-rust2 loads it (a collection is `BadValue`).
-fn scalar(node: &Node<'_>) -> Yaml {
-    match node {
-        Node::Scalar(text, Style::Quoted, _) => Yaml::String(text.to_string()),
-        Node::Scalar(text, Style::Plain, _) => Yaml::from_str(text),
-        _ => Yaml::BadValue,
-    }
-}
-
-/// A scalar that yaml-rust2 loads as a string: its text.
-fn text_of<'t>(node: Node<'t>) -> Result<std::borrow::Cow<'t, str>, Yaml> {
-    match node {
-        Node::Scalar(text, Style::Quoted, _) => Ok(text),
-        Node::Scalar(text, Style::Plain, _) if yaml_subset::plain_string(&text) => Ok(text),
-        other => match scalar(&other) {
-            Yaml::String(s) => Ok(s.into()),
-            other => Err(other),
+/// The string value of key `k`; empty when absent or not a string.
+fn string_at(entries: &[(Node<'_>, Node<'_>)], k: &str) -> String {
+    match get(entries, k) {
+        Some(Node::Scalar(text, Style::Quoted, _)) => text.to_string(),
+        Some(Node::Scalar(text, Style::Plain, _)) => match resolve::plain(text) {
+            Ok(Scalar::Str(s)) => s.to_owned(),
+            _ => String::new(),
         },
+        _ => String::new(),
     }
 }
 
-/// The CEL value [`yaml_value`] gives for the node's yaml-rust2 value,
-/// built without the intermediate `cel::Value`.
-fn node_value(node: Node<'_>) -> Box<dyn Val + '_> {
+fn from_val(val: Box<dyn Val + '_>) -> Doc<'_> {
+    let (mut api_version, mut kind, mut name) = (String::new(), String::new(), String::new());
+    let map = val.downcast_ref::<CelMap<'_>>().map(CelMap::inner);
+    if let Some(map) = map {
+        let field = |m: &HashMap<CelMapKey<'_>, Box<dyn Val + '_>>, k: &str| {
+            m.get(&CelMapKey::from(k))
+                .and_then(|v| v.downcast_ref::<CelString<'_>>())
+                .map(|s| s.inner().to_owned())
+                .unwrap_or_default()
+        };
+        api_version = field(map, "apiVersion");
+        kind = field(map, "kind");
+        if let Some(meta) = map
+            .get(&CelMapKey::from("metadata"))
+            .and_then(|m| m.downcast_ref::<CelMap<'_>>())
+        {
+            name = field(meta.inner(), "name");
+        }
+    }
+    Doc {
+        api_version,
+        kind,
+        name,
+        mapping: map.is_some(),
+        value: Value::Val(val),
+    }
+}
+
+/// A plain scalar as a CEL value; a string borrows the text.
+fn plain_val(text: Cow<'_, str>) -> Box<dyn Val + '_> {
+    match resolve::plain(&text) {
+        Ok(Scalar::Null) => Box::new(CelNull),
+        Ok(Scalar::Bool(b)) => Box::new(CelBool::from(b)),
+        Ok(Scalar::Int(n)) => Box::new(CelInt::from(n)),
+        Ok(Scalar::UInt(n)) => uint_val(n),
+        Ok(Scalar::Float(f)) => Box::new(CelDouble::from(f)),
+        Ok(Scalar::Str(_)) => Box::new(CelString::from(text)),
+        Err(resolve::Refused) => {
+            unreachable!("the subset reader leaves non-finite numbers to serde-saphyr")
+        }
+    }
+}
+
+/// An integer read without a sign: `int` when it fits, else `uint`.
+fn uint_val(n: u64) -> Box<dyn Val + 'static> {
+    match i64::try_from(n) {
+        Ok(i) => Box::new(CelInt::from(i)),
+        Err(_) => Box::new(CelUInt::from(n)),
+    }
+}
+
+/// A node of the subset as a CEL value; strings borrow the text.
+fn node_val(node: Node<'_>) -> Box<dyn Val + '_> {
     match node {
         Node::Seq(items, _) => Box::new(CelList::from(
-            items.into_iter().map(node_value).collect::<Vec<_>>(),
+            items.into_iter().map(node_val).collect::<Vec<_>>(),
         )),
         Node::Map(entries, _) => {
             let mut map = HashMap::with_capacity(entries.len());
-            map.extend(entries.into_iter().filter_map(|(k, v)| {
-                let key = match text_of(k) {
-                    Ok(s) => CelMapKey::String(CelString::from(s)),
-                    Err(Yaml::Integer(i)) => CelMapKey::Int(CelInt::from(i)),
-                    Err(Yaml::Boolean(b)) => CelMapKey::Bool(CelBool::from(b)),
-                    Err(_) => return None,
+            map.extend(entries.into_iter().map(|(k, v)| {
+                let key = match k {
+                    Node::Scalar(text, _, _) => text,
+                    _ => unreachable!("the subset reads only scalar keys"),
                 };
-                Some((key, node_value(v)))
+                (CelMapKey::String(CelString::from(key)), node_val(v))
             }));
-            Box::new(CelMap::<'_>::from(map))
+            Box::new(CelMap::from(map))
         }
-        scalar => match text_of(scalar) {
-            Ok(s) => Box::new(CelString::from(s)),
-            Err(other) => boxed(yaml_value(&other)),
-        },
+        Node::Scalar(text, Style::Quoted, _) => Box::new(CelString::from(text)),
+        Node::Scalar(text, Style::Plain, _) => plain_val(text),
     }
 }
 
-fn from_json(doc: &serde_json::Value) -> Option<Doc<'static>> {
-    let obj = doc.as_object()?;
-    let field = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    Some(Doc {
-        api_version: field("apiVersion"),
-        kind: field("kind"),
-        name: doc
-            .pointer("/metadata/name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned(),
-        value: boxed(cel::to_value(doc).unwrap_or(cel::Value::Null)),
-    })
+/// A document read by serde-saphyr, as a CEL value.
+struct CelDoc<'de>(Box<dyn Val + 'de>);
+
+impl<'de> de::Deserialize<'de> for CelDoc<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValVisitor).map(CelDoc)
+    }
+}
+
+struct ValVisitor;
+
+impl<'de> DeserializeSeed<'de> for ValVisitor {
+    type Value = Box<dyn Val + 'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValVisitor {
+    type Value = Box<dyn Val + 'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Box::new(CelNull))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Box::new(CelNull))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Box::new(CelBool::from(b)))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Box::new(CelInt::from(n)))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(uint_val(n))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(Box::new(CelDouble::from(f)))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Box::new(CelString::from(s)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Box::new(CelString::from(s.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Box::new(CelString::from(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element_seed(ValVisitor)? {
+            items.push(item);
+        }
+        Ok(Box::new(CelList::from(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = HashMap::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        while let Some(key) = map.next_key_seed(KeyVisitor)? {
+            let shown = key.to_string();
+            let value = map.next_value_seed(ValVisitor)?;
+            if entries
+                .insert(CelMapKey::String(CelString::from(key)), value)
+                .is_some()
+            {
+                return Err(de::Error::custom(format_args!("duplicate key `{shown}`")));
+            }
+        }
+        Ok(Box::new(CelMap::from(entries)))
+    }
+}
+
+/// A mapping key as a string: a number, boolean or null by its canonical
+/// text, as Kubernetes turns YAML into JSON.
+struct KeyVisitor;
+
+impl<'de> DeserializeSeed<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a scalar mapping key")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed("null"))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed("null"))
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(b.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(n.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(n.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(f.to_string()))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s))
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_readers_give_the_same_documents() {
-        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  ratio: 0.5\n  on: true\n  tags: [a, b]\n---\n- not a mapping\n";
-        let fast = parse(text).unwrap();
-        let anchored = format!("{text}---\nx: &a 1\ny: *a\n");
-        let slow = parse(&anchored).unwrap();
-        assert_eq!(fast.len(), 2);
-        assert_eq!(slow.len(), 3);
-        for docs in [&fast, &slow] {
-            let d = docs[0].as_ref().unwrap();
-            assert_eq!(
-                (d.api_version.as_str(), d.kind.as_str(), d.name.as_str()),
-                ("apps/v1", "Deployment", "web")
-            );
-            assert!(docs[1].is_none());
-        }
-        assert!(*fast[0].as_ref().unwrap().value == *slow[0].as_ref().unwrap().value);
-    }
-
-    #[test]
-    fn the_subset_reads_scalars_as_yaml_rust2_does() {
-        let text = "apiVersion: v1\nkind: \"Pod\"\nmetadata: {name: p}\nspec:\n  \
-                    a: [0x1F, 0o17, +5, 1.5, .inf, ~, null, '', True, yes, 1e3, 1_000, 007]\n  \
-                    b:\n  - \"7\"\n  - {x: y}\n---\n- list\n";
-        let subset = yaml_subset::parse_stream(text).expect("in the subset");
-        let loaded = yaml_rust2::YamlLoader::load_from_str(text).expect("valid");
-        assert_eq!(subset.len(), loaded.len());
-        for (node, yaml) in subset.into_iter().zip(&loaded) {
-            match (from_node(node), from_yaml(yaml)) {
-                (Some(a), Some(b)) => {
-                    assert_eq!(
-                        (a.api_version, a.kind, a.name),
-                        (b.api_version, b.kind, b.name)
-                    );
-                    assert!(*a.value == *b.value);
-                }
-                (a, b) => assert_eq!(a.is_none(), b.is_none()),
-            }
-        }
-    }
-
-    #[test]
-    fn invalid_yaml_is_an_error_with_a_position() {
-        let err = parse("kind: [Cluster\n").unwrap_err();
-        assert!(err.contains("line"), "{err}");
-    }
-}
+mod tests;

@@ -5,15 +5,16 @@
 //! YAML document. A policy applies to a document when every list in its
 //! `match` is empty or holds the document's apiVersion, kind, environment
 //! and plan. A rule that is false, or that fails to evaluate, is a finding
-//! with the policy's severity; errors block apply. A rendered `.yaml` file
-//! that does not parse is an error finding too.
+//! with the policy's severity; errors block apply.
 //!
-//! Parsing is the expensive part, so a file is parsed only when a policy
-//! may apply to it: every document's top-level `apiVersion:` and `kind:`
-//! lines are read first, and a file whose documents no policy matches is
-//! skipped. A document whose header cannot be read that way (flow style,
-//! quoted keys) is always parsed. A [`Checker`] holds the compiled
-//! policies for one thread; `diff` runs one on every core.
+//! Every rendered `.yaml`/`.yml` file is parsed whole, by one parser with
+//! one set of scalar rules ([`docs`]), and the `apiVersion` and `kind` a
+//! policy matches on are read from the parsed document: however a file
+//! spells `kind: Deployment` (quoted or spaced keys, flow style, anchors,
+//! a later document of a stream), the policies for Deployments see it. A
+//! file that does not parse is an error finding naming its line. A
+//! [`Checker`] holds the compiled policies for one thread; `diff` runs one
+//! on every core.
 
 mod docs;
 
@@ -34,6 +35,9 @@ pub struct Finding {
     pub path: String,
     /// 1-based index of the document in a multi-document file.
     pub document: usize,
+    /// 1-based line in the file, when the finding has one (a file that
+    /// does not parse).
+    pub line: Option<usize>,
     /// `Kind/name` of the object, when it has them.
     pub object: Option<String>,
     pub message: String,
@@ -97,7 +101,8 @@ impl<'s> Checker<'s> {
         let mut findings = Vec::new();
         for target in desired.targets.values() {
             for (path, file) in &target.files {
-                let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+                let ext = path.rsplit_once('.').map_or("", |(_, ext)| ext);
+                let yaml = ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml");
                 if yaml && path.rsplit('/').next() != Some(LOCK_FILE) {
                     check_file(
                         &self.compiled,
@@ -120,68 +125,6 @@ fn admits(list: &[crate::spec::yaml::Str], actual: Option<&str>) -> bool {
     list.is_empty() || actual.is_some_and(|a| list.iter().any(|x| x.value == a))
 }
 
-/// The lines of `text` as [`str::lines`] gives them (a `\r` before a `\n`
-/// dropped), found with one vectorized search instead of its per-line
-/// pattern matching: every rendered YAML file is read this way.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let bytes = text.as_bytes();
-    let mut ends = memchr::memchr_iter(b'\n', bytes);
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        let (line, next) = match ends.next() {
-            Some(end) if bytes[..end].last() == Some(&b'\r') && end > start => {
-                (&text[start..end - 1], end + 1)
-            }
-            Some(end) => (&text[start..end], end + 1),
-            None if start < text.len() => (&text[start..], text.len()),
-            None => return None,
-        };
-        start = next;
-        Some(line)
-    })
-}
-
-/// The top-level `apiVersion` and `kind` of every document (empty when
-/// absent), read from lines alone; `None` when some document cannot be
-/// read that way.
-fn headers(text: &str) -> Option<Vec<(String, String)>> {
-    let mut docs = Vec::new();
-    let mut current: (Option<String>, Option<String>, bool) = (None, None, false);
-    let mut finish = |doc: &mut (Option<String>, Option<String>, bool)| {
-        let taken = std::mem::take(doc);
-        if taken.2 {
-            docs.push((taken.0.unwrap_or_default(), taken.1.unwrap_or_default()));
-        }
-        true
-    };
-    for line in lines(text) {
-        if line == "---" || line.starts_with("--- ") || line == "..." {
-            finish(&mut current);
-            continue;
-        }
-        let Some(first) = line.chars().next() else {
-            continue;
-        };
-        if first == '#' || first == ' ' || first == '\t' {
-            continue;
-        }
-        current.2 = true;
-        let value = |rest: &str| -> String {
-            let v = rest.split(" #").next().unwrap_or("").trim();
-            v.trim_matches(|c| c == '"' || c == '\'').to_owned()
-        };
-        if let Some(rest) = line.strip_prefix("apiVersion:") {
-            current.0 = Some(value(rest));
-        } else if let Some(rest) = line.strip_prefix("kind:") {
-            current.1 = Some(value(rest));
-        } else if !line.contains(':') || first == '{' || first == '[' || first == '"' {
-            return None;
-        }
-    }
-    finish(&mut current);
-    Some(docs)
-}
-
 fn check_file(
     compiled: &[Compiled<'_>],
     root: &cel::Context<'_, '_>,
@@ -190,13 +133,14 @@ fn check_file(
     bytes: &[u8],
     findings: &mut Vec<Finding>,
 ) {
-    let finding = |policy: &str, severity, document, object, message| Finding {
+    let finding = |policy: &str, severity, document, line, object, message| Finding {
         policy: policy.to_owned(),
         severity,
         repo: target.repo.clone(),
         env: target.env.clone(),
         path: path.to_owned(),
         document,
+        line,
         object,
         message,
     };
@@ -206,33 +150,30 @@ fn check_file(
         .iter()
         .filter(|c| admits(&c.policy.matches.envs, env) && admits(&c.policy.matches.plans, plan))
         .collect();
-    if compiled.is_empty() {
-        return;
-    }
-    let text = String::from_utf8_lossy(bytes);
-    if let Some(headers) = headers(&text) {
-        let may_apply = headers.iter().any(|(api_version, kind)| {
-            compiled.iter().any(|c| {
-                admits(&c.policy.matches.api_versions, Some(api_version))
-                    && admits(&c.policy.matches.kinds, Some(kind))
-            })
-        });
-        if !may_apply {
-            return;
-        }
-    }
-    let docs = match docs::parse(&text) {
+    let docs = match std::str::from_utf8(bytes) {
+        Ok(text) => docs::parse(text),
+        Err(e) => Err(docs::ParseError {
+            line: Some(
+                1 + bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count(),
+            ),
+            message: "not UTF-8".to_owned(),
+        }),
+    };
+    let docs = match docs {
         Ok(docs) => docs,
         Err(e) => {
-            let message = format!("rendered YAML does not parse: {e}");
-            findings.push(finding("yaml", Severity::Error, 1, None, message));
+            let message = format!("rendered YAML does not parse: {}", e.message);
+            findings.push(finding("yaml", Severity::Error, 1, e.line, None, message));
             return;
         }
     };
     for (i, doc) in docs.into_iter().enumerate() {
-        let Some(doc) = doc else {
+        if !doc.mapping {
             continue;
-        };
+        }
         let (api_version, kind, name) = (&doc.api_version[..], &doc.kind[..], &doc.name[..]);
         let object = match (kind, name) {
             ("", _) => None,
@@ -250,7 +191,7 @@ fn check_file(
             continue;
         }
         let mut ctx = root.new_inner_scope();
-        ctx.add_variable_as_val("object", doc.value);
+        ctx.add_variable_as_val("object", doc.into_val());
         for c in applicable {
             let message = match c.program.execute(&ctx) {
                 Ok(cel::Value::Bool(true)) => continue,
@@ -268,6 +209,7 @@ fn check_file(
                 &c.policy.name.value,
                 c.policy.severity,
                 i + 1,
+                None,
                 object.clone(),
                 message,
             ));
@@ -287,43 +229,6 @@ pub fn counts(findings: &[Finding]) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_split_as_the_standard_library_splits_them() {
-        for text in [
-            "",
-            "a",
-            "a\n",
-            "a\r\nb\r\n",
-            "\r\n",
-            "a\rb\n\n\nc\r",
-            "\n\r\n x",
-        ] {
-            assert_eq!(
-                lines(text).collect::<Vec<_>>(),
-                text.lines().collect::<Vec<_>>()
-            );
-        }
-    }
-
-    #[test]
-    fn headers_are_read_from_top_level_lines() {
-        let two = "# c\napiVersion: v1\nkind: Service # svc\nmetadata:\n  kind: x\n---\napiVersion: \"apps/v1\"\nkind: Deployment\n";
-        assert_eq!(
-            headers(two).unwrap(),
-            vec![
-                ("v1".to_owned(), "Service".to_owned()),
-                ("apps/v1".to_owned(), "Deployment".to_owned())
-            ]
-        );
-        assert_eq!(
-            headers("name: ci\non: push\n").unwrap(),
-            vec![(String::new(), String::new())]
-        );
-        assert_eq!(headers("just text\n"), None);
-        assert_eq!(headers("{\"kind\": \"Pod\"}\n"), None);
-        assert_eq!(headers("# only a comment\n").unwrap(), vec![]);
-    }
 
     #[test]
     fn a_syntax_error_has_a_position_in_the_rule() {

@@ -226,8 +226,8 @@ impl Default for Projects {
         Projects {
             naming: Spanned::new(
                 default_naming_str(),
-                serde_saphyr::Location::UNKNOWN,
-                serde_saphyr::Location::UNKNOWN,
+                super::yaml::Location::UNKNOWN,
+                super::yaml::Location::UNKNOWN,
             ),
             branch: default_branch(),
         }
@@ -275,8 +275,8 @@ pub struct Environment {
 fn default_namespace() -> Str {
     Spanned::new(
         "{{ plan }}-{{ env }}".into(),
-        serde_saphyr::Location::UNKNOWN,
-        serde_saphyr::Location::UNKNOWN,
+        super::yaml::Location::UNKNOWN,
+        super::yaml::Location::UNKNOWN,
     )
 }
 

@@ -70,14 +70,14 @@ pub fn offset_of(text: &str, line: usize, col: usize) -> usize {
 impl SourceFile {
     /// Converts a YAML parser location (relative to the YAML part) into a
     /// position in this file.
-    pub fn pos(&self, loc: &serde_saphyr::Location) -> Pos {
+    pub fn pos(&self, loc: &super::yaml::Location) -> Pos {
         if loc.line() == 0 {
             return Pos::default();
         }
         Pos {
             line: loc.line() as u32 + self.yaml_line_offset,
             col: loc.column() as u32,
-            len: loc.span().len() as u32,
+            len: loc.len() as u32,
         }
     }
 

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-pub use serde_saphyr::Spanned;
 
-use super::diag::{Diagnostic, Location};
+use super::diag::{self, Diagnostic};
 use super::source::{Pos, SourceFile};
 
 /// Nesting deeper than this is rejected.
@@ -17,6 +16,123 @@ pub const MAX_NODES: usize = 250_000;
 
 /// A string with its place in the source.
 pub type Str = Spanned<String>;
+
+/// Where a node is in the YAML text: line and column (1-based; 0 when
+/// unknown) and the length of its span in characters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Location {
+    line: u32,
+    column: u32,
+    len: u32,
+}
+
+impl Location {
+    /// No place: a default value, not read from a file.
+    pub const UNKNOWN: Location = Location {
+        line: 0,
+        column: 0,
+        len: 0,
+    };
+
+    pub const fn new(line: u32, column: u32, len: u32) -> Self {
+        Location { line, column, len }
+    }
+
+    pub fn line(&self) -> u64 {
+        u64::from(self.line)
+    }
+
+    pub fn column(&self) -> u64 {
+        u64::from(self.column)
+    }
+
+    /// The span's length in characters.
+    pub fn len(&self) -> u64 {
+        u64::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl From<&serde_saphyr::Location> for Location {
+    fn from(l: &serde_saphyr::Location) -> Self {
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Location::new(narrow(l.line()), narrow(l.column()), narrow(l.span().len()))
+    }
+}
+
+/// A value with its place in the source: where it is used (`referenced`,
+/// an alias's place for a value reached through one) and where it is
+/// written (`defined`).
+///
+/// Read by serde-saphyr through its public `Spanned`, and by the fast
+/// reader ([`crate::yaml_subset::de`]) through a protocol of druppie's own
+/// ([`SPANNED`]), so neither depends on the other's private names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub referenced: Location,
+    pub defined: Location,
+}
+
+impl<T> Spanned<T> {
+    pub const fn new(value: T, referenced: Location, defined: Location) -> Self {
+        Spanned {
+            value,
+            referenced,
+            defined,
+        }
+    }
+}
+
+/// The newtype name by which [`Spanned`] asks a deserializer for a value
+/// with its place. The fast reader answers with a sequence: the value,
+/// then `(line, column, len)`; any other deserializer (serde-saphyr among
+/// them) hands the newtype on, and serde-saphyr's `Spanned` reads it.
+pub(crate) const SPANNED: &str = "druppie::spec::yaml::Spanned";
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SpannedVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for SpannedVisitor<T> {
+            type Value = Spanned<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value with its place")
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+                Ok(Spanned::new(
+                    s.value,
+                    (&s.referenced).into(),
+                    (&s.defined).into(),
+                ))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let value = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let (line, column, len): (u32, u32, u32) = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let at = Location::new(line, column, len);
+                Ok(Spanned::new(value, at, at))
+            }
+        }
+        d.deserialize_newtype_struct(SPANNED, SpannedVisitor(PhantomData))
+    }
+}
+
+impl<T: Serialize> Serialize for Spanned<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
+}
 
 /// A YAML mapping that keeps its order and the position of every key.
 #[derive(Debug, Clone)]
@@ -135,7 +251,10 @@ pub fn parse<T: DeserializeOwned>(file: &SourceFile, yaml: &str) -> Result<T, Bo
 }
 
 fn to_diag(file: &SourceFile, err: &serde_saphyr::Error) -> Diagnostic {
-    let pos = err.location().map(|l| file.pos(&l)).unwrap_or_default();
+    let pos = err
+        .location()
+        .map(|l| file.pos(&Location::from(&l)))
+        .unwrap_or_default();
     let pos = Pos {
         len: pos.len.min(1),
         ..pos
@@ -148,7 +267,10 @@ fn to_diag(file: &SourceFile, err: &serde_saphyr::Error) -> Diagnostic {
     } else {
         None
     };
-    let d = Diagnostic::error(format!("invalid YAML: {message}"), Location::new(file, pos));
+    let d = Diagnostic::error(
+        format!("invalid YAML: {message}"),
+        diag::Location::new(file, pos),
+    );
     match hint {
         Some(h) => d.with_help(h),
         None => d,
@@ -157,7 +279,7 @@ fn to_diag(file: &SourceFile, err: &serde_saphyr::Error) -> Diagnostic {
 
 /// Strips the parser's own "line X column Y:" prefix and " at line X,
 /// column Y" suffix: the diagnostic prints the location itself.
-fn bare_message(raw: &str) -> String {
+pub(crate) fn bare_message(raw: &str) -> String {
     let first = raw.lines().next().unwrap_or(raw).trim();
     let mut msg = first.strip_prefix("error: ").unwrap_or(first);
     if let Some(rest) = msg.strip_prefix("line ")

@@ -1,22 +1,25 @@
 //! Typed values from the subset, as the spec parser (serde-saphyr, YAML 1.2
-//! booleans) gives them, `Spanned` locations included.
+//! core schema) gives them, [`crate::spec::yaml::Spanned`] locations
+//! included.
 //!
-//! Scalars are resolved conservatively: a plain scalar is a null, a
-//! boolean, a decimal integer, a decimal fraction or a string only when
-//! its spelling leaves no doubt; anything else (or any request this reader
-//! is not sure to answer as the spec parser would) ends the read, and the
+//! A value of any type (`deserialize_any`) gets the plain scalar's
+//! resolution ([`super::resolve`]); a typed request is answered only where
+//! the spec parser's answer is certain (a plain integer for an integer, a
+//! plain string for a string, ...). Anything else ends the read, and the
 //! caller parses the file again with the spec parser.
 
+use std::cell::Cell;
 use std::fmt;
 
-use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::value::SeqDeserializer;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess,
     Visitor,
 };
 
-use super::parser::plain_string;
+use super::resolve::{self, Scalar};
 use super::{Node, Span, Style};
+use crate::spec::yaml::SPANNED;
 
 /// Reads `text` into `T`; `None` when the text is outside the subset or
 /// the value is not plainly a `T` (the spec parser then decides).
@@ -49,160 +52,74 @@ impl de::Error for Bail {
     }
 }
 
-/// Line starts of the text, for locations (line, column and offset in
+/// Line starts of the text, for locations (line, column and length in
 /// characters, as the spec parser counts them).
 struct Lines<'a> {
     text: &'a str,
     /// Byte offset of each line start.
     starts: Vec<usize>,
-    /// Character offset of each line start (`None`: ASCII, same as bytes).
-    chars: Option<Vec<usize>>,
+    /// Whether every character is one byte.
+    ascii: bool,
+    /// The last place asked for in a non-ASCII text: (line, byte offset,
+    /// characters from the line start), so that asking for the places of a
+    /// long line from left to right counts each character once.
+    last: Cell<(usize, usize, usize)>,
 }
 
 impl<'a> Lines<'a> {
     fn new(text: &'a str) -> Self {
         let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        let chars = (!text.is_ascii()).then(|| {
-            let mut acc = 0;
-            starts
-                .iter()
-                .enumerate()
-                .map(|(n, &s)| {
-                    if n > 0 {
-                        acc += text[starts[n - 1]..s].chars().count();
-                    }
-                    acc
-                })
-                .collect()
-        });
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
         Lines {
             text,
             starts,
-            chars,
+            ascii: text.is_ascii(),
+            last: Cell::new((0, 0, 0)),
         }
     }
 
-    fn location(&self, span: Span) -> Loc {
+    /// `(line, column, len)` of a span.
+    fn location(&self, span: Span) -> (u32, u32, u32) {
         let line = self.starts.partition_point(|&s| s <= span.start) - 1;
-        let in_line = &self.text[self.starts[line]..span.start];
-        let (column, offset, len) = match &self.chars {
-            None => (in_line.len(), span.start, span.len),
-            Some(chars) => {
-                let column = in_line.chars().count();
-                let len = self.text[span.start..span.start + span.len].chars().count();
-                (column, chars[line] + column, len)
-            }
+        let (column, len) = if self.ascii {
+            (span.start - self.starts[line], span.len)
+        } else {
+            let (last_line, last_at, last_chars) = self.last.get();
+            let (from, before) = if last_line == line && last_at <= span.start {
+                (last_at, last_chars)
+            } else {
+                (self.starts[line], 0)
+            };
+            let column = before + self.text[from..span.start].chars().count();
+            self.last.set((line, span.start, column));
+            let len = self.text[span.start..span.start + span.len].chars().count();
+            (column, len)
         };
-        Loc {
-            line: line as u64 + 1,
-            column: column as u64 + 1,
-            offset: offset as u64,
-            len: len as u64,
-            byte_offset: span.start as u64,
-            byte_len: span.len as u64,
-        }
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        (narrow(line + 1), narrow(column + 1), narrow(len))
     }
 }
-
-/// A location as serde-saphyr's `Location` deserializes it.
-#[derive(Clone, Copy)]
-struct Loc {
-    line: u64,
-    column: u64,
-    offset: u64,
-    len: u64,
-    byte_offset: u64,
-    byte_len: u64,
-}
-
-/// Parts of a [`Loc`] handed to `Location`'s and `Span`'s deserializers.
-enum Part {
-    Num(u64),
-    Pair(u64, u64),
-    Location(Loc),
-    Span(Loc),
-}
-
-impl<'de> IntoDeserializer<'de, Bail> for Part {
-    type Deserializer = Self;
-    fn into_deserializer(self) -> Self {
-        self
-    }
-}
-
-impl<'de> Deserializer<'de> for Part {
-    type Error = Bail;
-
-    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bail> {
-        match self {
-            Part::Num(n) => v.visit_u64(n),
-            Part::Pair(a, b) => v.visit_seq(SeqDeserializer::new([a, b].into_iter())),
-            Part::Location(l) => v.visit_map(MapDeserializer::new(
-                [
-                    ("line", Part::Num(l.line)),
-                    ("column", Part::Num(l.column)),
-                    ("span", Part::Span(l)),
-                    ("source_id", Part::Num(0)),
-                ]
-                .into_iter(),
-            )),
-            Part::Span(l) => v.visit_map(MapDeserializer::new(
-                [
-                    ("offset", Part::Num(l.offset)),
-                    ("len", Part::Num(l.len)),
-                    ("byte_info", Part::Pair(l.byte_offset, l.byte_len)),
-                ]
-                .into_iter(),
-            )),
-        }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-/// What `serde_saphyr::Spanned` asks for to read a value with its place.
-const SPANNED_NAME: &str = "__yaml_spanned";
-/// The first key of the map by which serde-saphyr hands `Spanned` a value
-/// and its locations.
-const SPANNED_MARKER: &str = "__serde_saphyr_private_spanned";
 
 /// How the spec parser reads a plain scalar, where that is certain.
 enum Plain<'s> {
     Null,
     Bool(bool),
     Int(i64),
+    UInt(u64),
     Float(f64),
     Str(&'s str),
     Unsure,
 }
 
 fn resolve(text: &str) -> Plain<'_> {
-    match text {
-        "" | "~" | "null" => return Plain::Null,
-        "true" => return Plain::Bool(true),
-        "false" => return Plain::Bool(false),
-        _ => {}
-    }
-    if plain_string(text) {
-        return Plain::Str(text);
-    }
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = match digits.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (digits, None),
-    };
-    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let canonical = decimal(whole) && (whole == "0" || !whole.starts_with('0'));
-    match fraction {
-        _ if !canonical || text == "-0" => Plain::Unsure,
-        None => text.parse().map_or(Plain::Unsure, Plain::Int),
-        Some(f) if decimal(f) => text.parse().map_or(Plain::Unsure, Plain::Float),
-        Some(_) => Plain::Unsure,
+    match resolve::plain(text) {
+        Ok(Scalar::Null) => Plain::Null,
+        Ok(Scalar::Bool(b)) => Plain::Bool(b),
+        Ok(Scalar::Int(n)) => Plain::Int(n),
+        Ok(Scalar::UInt(n)) => Plain::UInt(n),
+        Ok(Scalar::Float(f)) => Plain::Float(f),
+        Ok(Scalar::Str(s)) => Plain::Str(s),
+        Err(resolve::Refused) => Plain::Unsure,
     }
 }
 
@@ -239,9 +156,21 @@ impl<'n, 'a> De<'n, 'a> {
         }
     }
 
-    fn number<'de, V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bail> {
+    /// An integer for a signed type (the type's visitor refuses one out
+    /// of its range).
+    fn signed<'de, V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bail> {
         match self.plain() {
             Plain::Int(n) => v.visit_i64(n),
+            Plain::UInt(n) => v.visit_u64(n),
+            _ => Err(Bail),
+        }
+    }
+
+    /// An integer for an unsigned type: the spec parser refuses any
+    /// written with a `-` (even `-0`).
+    fn unsigned<'de, V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bail> {
+        match self.plain() {
+            Plain::UInt(n) => v.visit_u64(n),
             _ => Err(Bail),
         }
     }
@@ -250,7 +179,10 @@ impl<'n, 'a> De<'n, 'a> {
     fn float<'de, V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bail> {
         match self.node {
             Node::Scalar(text, Style::Plain, _)
-                if matches!(resolve(text), Plain::Int(_) | Plain::Float(_)) =>
+                if matches!(
+                    resolve(text),
+                    Plain::Int(_) | Plain::UInt(_) | Plain::Float(_)
+                ) =>
             {
                 v.visit_f64(text.parse().map_err(|_| Bail)?)
             }
@@ -260,9 +192,9 @@ impl<'n, 'a> De<'n, 'a> {
 }
 
 macro_rules! numbers {
-    ($($method:ident)*) => {$(
+    ($how:ident: $($method:ident)*) => {$(
         fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bail> {
-            self.number(v)
+            self.$how(v)
         }
     )*};
 }
@@ -285,6 +217,7 @@ impl<'de> Deserializer<'de> for De<'_, '_> {
                 Plain::Null => v.visit_unit(),
                 Plain::Bool(b) => v.visit_bool(b),
                 Plain::Int(n) => v.visit_i64(n),
+                Plain::UInt(n) => v.visit_u64(n),
                 Plain::Float(f) => v.visit_f64(f),
                 Plain::Str(s) => v.visit_str(s),
                 Plain::Unsure => Err(Bail),
@@ -308,10 +241,8 @@ impl<'de> Deserializer<'de> for De<'_, '_> {
         }
     }
 
-    numbers! {
-        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
-    }
+    numbers! { signed: deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 }
+    numbers! { unsigned: deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 }
 
     refused! {
         deserialize_i128 deserialize_u128 deserialize_char deserialize_bytes
@@ -365,8 +296,8 @@ impl<'de> Deserializer<'de> for De<'_, '_> {
         name: &'static str,
         v: V,
     ) -> Result<V::Value, Bail> {
-        if name == SPANNED_NAME {
-            v.visit_newtype_struct(Spanned(self))
+        if name == SPANNED {
+            v.visit_seq(Spanned { de: self, next: 0 })
         } else {
             v.visit_newtype_struct(self)
         }
@@ -482,56 +413,30 @@ where
     }
 }
 
-/// A node handed to `serde_saphyr::Spanned`: the marker, the value, and
-/// its location as both `referenced` and `defined` (no aliases here).
-struct Spanned<'n, 'a>(De<'n, 'a>);
-
-impl<'de> Deserializer<'de> for Spanned<'_, '_> {
-    type Error = Bail;
-
-    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bail> {
-        let loc = self.0.lines.location(self.0.node.span());
-        v.visit_map(SpannedFields {
-            de: self.0,
-            loc,
-            next: 0,
-        })
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-struct SpannedFields<'n, 'a> {
+/// A node handed to [`crate::spec::yaml::Spanned`]: the value, then its
+/// `(line, column, len)` (no aliases here: where it is used is where it
+/// is written).
+struct Spanned<'n, 'a> {
     de: De<'n, 'a>,
-    loc: Loc,
     next: usize,
 }
 
-const SPANNED_KEYS: [&str; 4] = [SPANNED_MARKER, "value", "referenced", "defined"];
-
-impl<'de> MapAccess<'de> for SpannedFields<'_, '_> {
+impl<'de> SeqAccess<'de> for Spanned<'_, '_> {
     type Error = Bail;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
+    fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Bail> {
-        match SPANNED_KEYS.get(self.next) {
-            Some(key) => seed.deserialize(key.into_deserializer()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Bail> {
+        seed: T,
+    ) -> Result<Option<T::Value>, Bail> {
         self.next += 1;
         match self.next {
-            1 => seed.deserialize(().into_deserializer()),
-            2 => seed.deserialize(self.de),
-            _ => seed.deserialize(Part::Location(self.loc)),
+            1 => seed.deserialize(self.de).map(Some),
+            2 => {
+                let (line, column, len) = self.de.lines.location(self.de.node.span());
+                let place = SeqDeserializer::<_, Bail>::new([line, column, len].into_iter());
+                seed.deserialize(place).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 }

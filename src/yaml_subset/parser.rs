@@ -2,7 +2,10 @@
 //! and flow nodes. Every unsupported construct ends the read (`Err(Out)`).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault};
 
+use super::resolve::{self, Scalar};
 use super::{Node, Span, Style};
 
 /// The text is outside the subset (or not valid YAML): use the full parser.
@@ -19,55 +22,76 @@ const MAX_NODES: usize = 100_000;
 /// Implicit keys are limited to 1024 characters in YAML.
 const MAX_KEY: usize = 1000;
 
-/// Whether `text` holds only blank and comment lines.
-pub(super) fn blank(text: &str) -> bool {
-    text.lines().all(|l| {
-        let t = l.trim_start_matches(' ');
-        t.is_empty() || t.starts_with('#')
-    })
-}
-
-/// The document in `text[start..end]`.
+/// The document in `text[start..end]`, which holds no document markers.
 pub(super) fn document(text: &str, start: usize, end: usize) -> Option<Node<'_>> {
     if !plain_text(&text[start..end]) {
         return None;
     }
-    let mut p = Parser {
-        text,
-        b: text.as_bytes(),
-        pos: start,
-        end,
-        depth: 0,
-        nodes: 0,
-    };
+    let mut p = Parser::new(text, start, end, false);
     let indent = p.next_line().ok()??;
     if indent != 0 {
         return None;
     }
     let (node, next) = p.block_node(0).ok()?;
-    (next.is_none() && p.pos == end).then_some(node)
+    (next.is_none() && p.pos == end && !p.marker).then_some(node)
+}
+
+/// Every document of `text`, split where the parser meets a `---` line
+/// (one before the first document is allowed). Empty documents are left
+/// out, as the full parser leaves them out; `None` when a document is
+/// outside the subset or a plain null.
+pub(super) fn stream(text: &str) -> Option<Vec<Node<'_>>> {
+    if !plain_text(text) {
+        return None;
+    }
+    let mut p = Parser::new(text, 0, text.len(), true);
+    let mut docs = Vec::new();
+    loop {
+        match p.next_line().ok()? {
+            None if p.marker => {
+                p.marker = false;
+                p.pos = p.line_end(p.pos);
+            }
+            None => return Some(docs),
+            Some(0) => {
+                p.depth = 0;
+                let (node, next) = p.block_node(0).ok()?;
+                if next.is_some()
+                    || matches!(&node, Node::Scalar(t, Style::Plain, _) if t.is_empty() || t == "~" || t.eq_ignore_ascii_case("null"))
+                {
+                    return None;
+                }
+                docs.push(node);
+            }
+            Some(_) => return None,
+        }
+    }
 }
 
 /// No tabs, carriage returns, control characters, byte order marks or
 /// Unicode line separators: those are the full parser's.
 fn plain_text(text: &str) -> bool {
-    let ascii_ok = text
-        .bytes()
-        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b) || b >= 0x80);
-    ascii_ok
-        && (text.is_ascii()
-            || !text.chars().any(|c| {
-                matches!(
-                    c,
-                    '\u{80}'
-                        ..='\u{9f}'
-                            | '\u{2028}'
-                            | '\u{2029}'
-                            | '\u{feff}'
-                            | '\u{fffe}'
-                            | '\u{ffff}'
-                )
-            }))
+    // Every byte of every file is checked: in blocks, without an early
+    // exit inside one, so that the check is vectorized.
+    let bytes = text.as_bytes();
+    let (mut ascii, mut allowed) = (true, true);
+    for block in bytes.chunks(64) {
+        for &b in block {
+            ascii &= b < 0x80;
+            allowed &= (b >= 0x20 && b != 0x7f) | (b == b'\n');
+        }
+        if !allowed {
+            return false;
+        }
+    }
+    ascii
+        || !text.chars().any(|c| {
+            matches!(
+                c,
+                '\u{80}'
+                    ..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
+        })
 }
 
 struct Parser<'a> {
@@ -77,6 +101,10 @@ struct Parser<'a> {
     end: usize,
     depth: usize,
     nodes: usize,
+    /// Whether a `---` line ends a document (else it ends the read).
+    markers: bool,
+    /// The position is at a `---` line that ended the document.
+    marker: bool,
 }
 
 /// Characters that may not start a plain scalar.
@@ -109,6 +137,19 @@ fn flow_indicator(c: u8) -> bool {
 }
 
 impl<'a> Parser<'a> {
+    fn new(text: &'a str, start: usize, end: usize, markers: bool) -> Self {
+        Parser {
+            text,
+            b: text.as_bytes(),
+            pos: start,
+            end,
+            depth: 0,
+            nodes: 0,
+            markers,
+            marker: false,
+        }
+    }
+
     fn at(&self, i: usize) -> u8 {
         if i < self.end { self.b[i] } else { b'\n' }
     }
@@ -152,7 +193,13 @@ impl<'a> Parser<'a> {
                 _ => {
                     let line = &self.b[start..self.end.min(start + 4)];
                     if i == start && (line.starts_with(b"---") || line.starts_with(b"...")) {
-                        return Err(Out);
+                        // Only a bare `---` line ends a document here.
+                        if !self.markers || !matches!(line, b"---" | b"---\n") {
+                            return Err(Out);
+                        }
+                        self.pos = start;
+                        self.marker = true;
+                        return Ok(None);
                     }
                     return Ok(Some(i - start));
                 }
@@ -240,9 +287,11 @@ impl<'a> Parser<'a> {
             len: 0,
         };
         let mut entries: Vec<(Node<'a>, Node<'a>)> = Vec::new();
+        let mut keys = Keys::default();
         let mut key = first;
         let next = loop {
-            check_key(&key, &entries)?;
+            check_key(&key)?;
+            keys.take(&key, &entries)?;
             let colon = self.pos;
             self.pos += 1;
             while self.cur() == b' ' && self.pos < self.end {
@@ -435,6 +484,7 @@ impl<'a> Parser<'a> {
                 };
                 self.pos += 1;
                 let mut entries = Vec::new();
+                let mut keys = Keys::default();
                 loop {
                     self.flow_space(min)?;
                     if self.cur() == b'}' {
@@ -444,7 +494,8 @@ impl<'a> Parser<'a> {
                         b'"' | b'\'' => self.quoted()?,
                         _ => self.plain(true)?,
                     };
-                    check_key(&key, &entries)?;
+                    check_key(&key)?;
+                    keys.take(&key, &entries)?;
                     let quoted = matches!(key, Node::Scalar(_, Style::Quoted, _));
                     if self.cur() != b':'
                         || !(quoted || matches!(self.at(self.pos + 1), b' ' | b'\n'))
@@ -475,30 +526,86 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// A key the subset takes: quoted, or plain and read as a string by every
-/// YAML schema; not already in `entries`; of an implicit key's length.
-fn check_key(key: &Node<'_>, entries: &[(Node<'_>, Node<'_>)]) -> R<()> {
+/// A key the subset takes: a string (quoted, or plain and resolved as a
+/// string) of an implicit key's length.
+fn check_key(key: &Node<'_>) -> R<()> {
     let Node::Scalar(text, style, span) = key else {
         return Err(Out);
     };
-    if span.len > MAX_KEY || (*style == Style::Plain && !plain_string(text)) {
+    // `<<` is a merge key to the full parser.
+    let string = *style == Style::Quoted
+        || (matches!(resolve::plain(text), Ok(Scalar::Str(_))) && text != "<<");
+    if span.len > MAX_KEY || !string {
         return Err(Out);
     }
-    let taken = entries
-        .iter()
-        .any(|(k, _)| matches!(k, Node::Scalar(t, _, _) if t == text));
-    if taken { Err(Out) } else { Ok(()) }
+    Ok(())
 }
 
-/// A plain scalar every schema reads as a string: it starts with a letter,
-/// `_` or a non-ASCII character and is no null, boolean, infinity or NaN
-/// spelling.
-pub fn plain_string(text: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "null", "true", "false", "yes", "no", "on", "off", "y", "n", "inf", "infinity", "nan",
-    ];
-    text.as_bytes()
-        .first()
-        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c >= 0x80)
-        && !WORDS.iter().any(|w| w.eq_ignore_ascii_case(text))
+/// Mappings up to this size are checked for a repeated key by comparing
+/// keys; larger ones by hashing them.
+const SCAN_KEYS: usize = 8;
+
+/// The keys of one mapping so far, to find a repeated key in linear time.
+#[derive(Default)]
+struct Keys {
+    /// The hashes of every key (random per process: a spec author cannot
+    /// choose colliding keys); filled once the mapping outgrows a scan.
+    hashes: Option<HashSet<u64, BuildHasherDefault<Spread>>>,
+}
+
+impl Keys {
+    /// Takes `key` (already [`check_key`]ed) unless a key with the same
+    /// text is in `entries`. A hash that collides also ends the read: the
+    /// full parser then decides.
+    fn take(&mut self, key: &Node<'_>, entries: &[(Node<'_>, Node<'_>)]) -> R<()> {
+        let text = scalar_text(key);
+        if entries.len() < SCAN_KEYS {
+            let taken = entries.iter().any(|(k, _)| scalar_text(k) == text);
+            return if taken { Err(Out) } else { Ok(()) };
+        }
+        let hashes = self.hashes.get_or_insert_with(|| {
+            let mut set = HashSet::with_capacity_and_hasher(2 * SCAN_KEYS, Default::default());
+            set.extend(entries.iter().map(|(k, _)| hash(scalar_text(k))));
+            set
+        });
+        if hashes.insert(hash(text)) {
+            Ok(())
+        } else {
+            Err(Out)
+        }
+    }
+}
+
+fn scalar_text<'n>(node: &'n Node<'_>) -> &'n str {
+    match node {
+        Node::Scalar(text, _, _) => text,
+        _ => "",
+    }
+}
+
+/// Hashes [`hash`] gave are keyed and uniform already: the set uses them
+/// as they are.
+#[derive(Default)]
+struct Spread(u64);
+
+impl std::hash::Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn hash(text: &str) -> u64 {
+    static STATE: std::sync::LazyLock<std::hash::RandomState> =
+        std::sync::LazyLock::new(std::hash::RandomState::new);
+    STATE.hash_one(text)
 }

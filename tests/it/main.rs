@@ -10,6 +10,7 @@ mod git;
 mod kubernetes;
 mod never_wedged;
 mod pipes;
+mod policy_gate;
 mod preview;
 mod prism;
 mod release;

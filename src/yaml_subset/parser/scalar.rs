@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::{Out, Parser, R, flow_indicator, indicator};
-use crate::yaml_subset::{Node, Span, Style};
+use crate::yaml_subset::{Node, Span, Style, resolve};
 
 impl<'a> Parser<'a> {
     /// A plain scalar on one line: in flow context it also ends at flow
@@ -18,37 +18,65 @@ impl<'a> Parser<'a> {
         if self.pos >= self.end || first == b' ' || (indicator(first) && !dash_ok) {
             return Err(Out);
         }
-        let mut i = start;
-        let mut last = start;
-        while i < self.end {
-            let c = self.b[i];
-            match c {
-                b'\n' => break,
-                b'#' if self.b[i - 1] == b' ' => break,
-                b':' => {
-                    let after = self.at(i + 1);
-                    if after == b' ' || after == b'\n' || (flow && flow_indicator(after)) {
-                        break;
-                    }
-                }
-                _ if flow && flow_indicator(c) => break,
-                _ => {}
-            }
-            if c != b' ' {
-                last = i + 1;
-            }
-            i += 1;
+        let stop = if flow {
+            self.plain_end_flow(start)
+        } else {
+            self.plain_end_block(start)
+        };
+        let mut last = stop;
+        while last > start && self.b[last - 1] == b' ' {
+            last -= 1;
         }
         self.pos = last;
+        let text = &self.text[start..last];
+        // A number the full parser refuses (`.inf`, `1e999`) is its to report
+        // (a number starts with a digit, a sign or a dot).
+        let numeric = first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.');
+        if numeric && resolve::plain(text).is_err() {
+            return Err(Out);
+        }
         let span = Span {
             start,
             len: last - start,
         };
-        Ok(Node::Scalar(
-            Cow::Borrowed(&self.text[start..last]),
-            Style::Plain,
-            span,
-        ))
+        Ok(Node::Scalar(Cow::Borrowed(text), Style::Plain, span))
+    }
+
+    /// Where a plain scalar in block context that starts at `start` ends:
+    /// a newline, a comment (` #`) or a `:` indicator (found with a
+    /// vectorized search).
+    fn plain_end_block(&self, start: usize) -> usize {
+        let mut from = start;
+        while let Some(n) = memchr::memchr3(b'\n', b'#', b':', &self.b[from..self.end]) {
+            let j = from + n;
+            let stop = match self.b[j] {
+                b'\n' => true,
+                b'#' => self.b[j - 1] == b' ',
+                _ => matches!(self.at(j + 1), b' ' | b'\n'),
+            };
+            if stop {
+                return j;
+            }
+            from = j + 1;
+        }
+        self.end
+    }
+
+    /// Where a plain scalar in flow context that starts at `start` ends:
+    /// also at a flow indicator, or a `:` before one.
+    fn plain_end_flow(&self, start: usize) -> usize {
+        for j in start..self.end {
+            let stop = match self.b[j] {
+                b'\n' => true,
+                b'#' => self.b[j - 1] == b' ',
+                b':' => matches!(self.at(j + 1), b' ' | b'\n') || flow_indicator(self.at(j + 1)),
+                c => flow_indicator(c),
+            };
+            if stop {
+                return j;
+            }
+        }
+        self.end
     }
 
     /// A single- or double-quoted scalar on one line.
@@ -59,9 +87,17 @@ impl<'a> Parser<'a> {
         let mut owned: Option<String> = None;
         let mut from = i;
         loop {
-            if i >= self.end {
+            // The next quote, backslash (double quotes only) or newline.
+            let rest = &self.b[i..self.end];
+            let found = if quote == b'"' {
+                memchr::memchr3(b'"', b'\\', b'\n', rest)
+            } else {
+                memchr::memchr2(b'\'', b'\n', rest)
+            };
+            let Some(n) = found else {
                 return Err(Out);
-            }
+            };
+            i += n;
             let c = self.b[i];
             if c == b'\n' {
                 return Err(Out);
@@ -76,14 +112,10 @@ impl<'a> Parser<'a> {
                 }
                 break;
             }
-            if c == b'\\' && quote == b'"' {
-                let s = owned.get_or_insert_with(String::new);
-                s.push_str(&self.text[from..i]);
-                i = self.escape(i, s)?;
-                from = i;
-                continue;
-            }
-            i += 1;
+            let s = owned.get_or_insert_with(String::new);
+            s.push_str(&self.text[from..i]);
+            i = self.escape(i, s)?;
+            from = i;
         }
         let value = match owned {
             Some(mut s) => {

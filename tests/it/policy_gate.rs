@@ -1,0 +1,260 @@
+//! The policy gate cannot be stepped around by how a manifest is spelled:
+//! every way of writing a Deployment that Kubernetes reads as one is
+//! checked by the policies for Deployments, a rendered manifest that does
+//! not parse is a located error, and a value means the same whatever else
+//! the file holds.
+
+use crate::apply::setup;
+use crate::support::{Fixture, Run, git};
+
+/// At most 3 replicas for every `apps/v1` Deployment.
+const POLICY: &str = "name: replicas\nmatch:\n  apiVersions: [apps/v1]\n  kinds: [Deployment]\nrule: object.spec.replicas <= 3\nseverity: error\nmessage: at most 3 replicas\n";
+
+const TEMPLATE: &str = "templates/webapp-python/infra/deployment.yaml.j2";
+const RENDERED: &str = "infra (dev):apps/dev/permits/app/deployment.yaml";
+
+/// Ways of writing a Deployment with `@R` replicas, each one Kubernetes
+/// reads as `apps/v1` `Deployment` (named so a failure says which).
+const SPELLINGS: &[(&str, &str)] = &[
+    (
+        "plain",
+        "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "space before the colon",
+        "apiVersion : apps/v1\nkind : Deployment\nspec :\n  replicas : @R\n",
+    ),
+    (
+        "single-quoted keys",
+        "'apiVersion': apps/v1\n'kind': Deployment\n'spec':\n  'replicas': @R\n",
+    ),
+    (
+        "double-quoted keys and values",
+        "\"apiVersion\": \"apps/v1\"\n\"kind\": \"Deployment\"\n\"spec\": {\"replicas\": @R}\n",
+    ),
+    (
+        "a flow mapping",
+        "{apiVersion: apps/v1, kind: Deployment, metadata: {name: web}, spec: {replicas: @R}}\n",
+    ),
+    (
+        "JSON",
+        "{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", \"spec\": {\"replicas\": @R}}\n",
+    ),
+    (
+        "a flow mapping over lines",
+        "{\n  apiVersion: apps/v1,\n  kind: Deployment,\n  spec: {replicas: @R}\n}\n",
+    ),
+    (
+        "kind last",
+        "spec:\n  replicas: @R\napiVersion: apps/v1\nkind: Deployment\n",
+    ),
+    (
+        "an anchor on the kind",
+        "apiVersion: apps/v1\nkind: &k Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "the kind through an alias",
+        "metadata:\n  labels: {app: &k Deployment}\napiVersion: apps/v1\nkind: *k\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "replicas through an alias",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {annotations: {n: &n @R}}\nspec:\n  replicas: *n\n",
+    ),
+    (
+        "a merge key",
+        "base: &b {apiVersion: apps/v1, kind: Deployment}\n<<: *b\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "the second document",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "after an empty document",
+        "---\n---\n# nothing above\napiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "after a document end",
+        "apiVersion: v1\nkind: ConfigMap\n...\n---\napiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "a marker with a comment",
+        "--- # the deployment\napiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "a directive",
+        "%YAML 1.2\n---\napiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "comments around",
+        "# head\napiVersion: apps/v1 # v\n# between\nkind: Deployment # the kind\nspec: # s\n  replicas: @R # r\n",
+    ),
+    (
+        "the value on the next line",
+        "apiVersion:\n  apps/v1\nkind:\n  Deployment\nspec:\n  replicas:\n    @R\n",
+    ),
+    (
+        "a comment before the value",
+        "apiVersion: apps/v1\nkind: # the kind\n  Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "a byte order mark",
+        "\u{feff}apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "CRLF line ends",
+        "apiVersion: apps/v1\r\nkind: Deployment\r\nspec:\r\n  replicas: @R\r\n",
+    ),
+    (
+        "a tab after the colon",
+        "apiVersion:\tapps/v1\nkind:\tDeployment\nspec:\n  replicas:\t@R\n",
+    ),
+    (
+        "a string tag",
+        "apiVersion: !!str apps/v1\nkind: !!str Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "escapes in double quotes",
+        "apiVersion: \"apps\\/v1\"\nkind: \"Deploym\\x65nt\"\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "a unicode escape",
+        "apiVersion: apps/v1\nkind: \"Deploy\\u006dent\"\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "a folded block scalar",
+        "apiVersion: apps/v1\nkind: >-\n  Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "a literal block scalar",
+        "apiVersion: apps/v1\nkind: |-\n  Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "an explicit key",
+        "apiVersion: apps/v1\n? kind\n: Deployment\nspec:\n  replicas: @R\n",
+    ),
+    (
+        "an indented document",
+        "  apiVersion: apps/v1\n  kind: Deployment\n  spec:\n    replicas: @R\n",
+    ),
+    (
+        "replicas in hex",
+        "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: 0x@R\n",
+    ),
+    (
+        "replicas with a sign",
+        "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: +@R\n",
+    ),
+];
+
+fn with_template(content: &str, replicas: u32) -> Fixture {
+    Fixture::valid()
+        .with("spec/policies/replicas.yaml", POLICY)
+        .with(TEMPLATE, content.replace("@R", &replicas.to_string()))
+}
+
+fn diff(f: &Fixture) -> Run {
+    f.run(&["diff", "--env", "dev"])
+}
+
+#[test]
+fn every_spelling_of_a_deployment_is_checked_by_the_deployment_policy() {
+    let mut missed = Vec::new();
+    for (name, content) in SPELLINGS {
+        let run = diff(&with_template(content, 5));
+        let expected = format!("error[replicas]: {RENDERED} Deployment");
+        let found = run
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&expected) && l.ends_with(": at most 3 replicas"));
+        if run.code != 1 || !found {
+            missed.push(format!("{name}:\n{}", run.transcript()));
+        }
+    }
+    assert!(missed.is_empty(), "not checked:\n{}", missed.join("\n"));
+}
+
+#[test]
+fn the_same_manifests_within_the_policy_pass_it() {
+    // The gate reads the values, not only the kind: 2 replicas pass.
+    for (name, content) in SPELLINGS {
+        let run = diff(&with_template(content, 2));
+        assert_eq!(run.code, 2, "{name}: {}", run.transcript());
+        assert!(!run.stdout.contains("error["), "{name}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn a_failing_rule_blocks_apply_and_nothing_is_written() {
+    let s = setup("platform-team");
+    std::fs::create_dir_all(s.f.path().join("spec/policies")).unwrap();
+    std::fs::write(s.f.path().join("spec/policies/replicas.yaml"), POLICY).unwrap();
+    std::fs::write(
+        s.f.path().join(TEMPLATE),
+        "'apiVersion': apps/v1\n'kind': Deployment\nspec : {replicas: 5}\n",
+    )
+    .unwrap();
+    git(s.f.path(), &["add", "-A"]);
+    git(s.f.path(), &["commit", "-qm", "a policy"]);
+    let run =
+        s.f.run(&["--config", s.config.to_str().unwrap(), "apply", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("error[replicas]: ") || run.stderr.contains("error[replicas]: "),
+        "{}",
+        run.transcript()
+    );
+    let refs = git(
+        &s.forge().join("infra.git"),
+        &["for-each-ref", "--format=%(refname)"],
+    );
+    assert_eq!(refs, "refs/heads/main\n", "nothing written");
+    let repos: Vec<_> = std::fs::read_dir(s.forge())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(repos, ["infra.git"], "no project repo created");
+    git(&s.forge().join("infra.git"), &["fsck", "--strict"]);
+}
+
+#[test]
+fn a_rendered_manifest_that_does_not_parse_is_a_located_error_whatever_its_kind() {
+    // No policy matches a Cluster; the file is parsed all the same.
+    let cases = [
+        ("kind: Cluster\nspec: {replicas: 5\n", ":2"),
+        ("kind: Cluster\nmetadata:\n  name: a\n  name: b\n", ":4"),
+        ("kind: Cluster\nspec:\n  size: .inf\n", ":3"),
+        ("kind: Cluster\n? [a, b]\n: c\n", ""),
+    ];
+    for (content, line) in cases {
+        let f = with_template(content, 0);
+        let run = diff(&f);
+        assert_eq!(run.code, 1, "{content:?}: {}", run.transcript());
+        let located = format!("error[yaml]: {RENDERED}{line}");
+        assert!(run.stdout.contains(&located), "{content:?}: {}", run.stdout);
+        assert!(run.stdout.contains("does not parse"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn a_value_has_the_same_type_with_or_without_an_anchor_in_the_file() {
+    let policy = "name: types\nmatch:\n  kinds: [Deployment]\nrule: >-\n  type(object.spec.nul) == null_type && object.spec.thousand == 1000 &&\n  type(object.spec.thousand) == int && object.spec.word == 'no' &&\n  type(object.spec.hex) == int && object.spec.hex == 31 &&\n  type(object.spec.ratio) == double && object.spec.yes == true\nseverity: error\nmessage: types differ\n";
+    let body = "kind: Deployment\nspec:\n  nul: Null\n  thousand: 1_000\n  word: no\n  hex: 0x1F\n  ratio: 007\n  yes: TRUE\n";
+    for content in [
+        body.to_owned(),
+        format!("{body}metadata:\n  labels: {{a: &x y, b: *x}}\n"),
+    ] {
+        let f = Fixture::valid()
+            .with("spec/policies/types.yaml", policy)
+            .with(TEMPLATE, &content);
+        let run = diff(&f);
+        assert_eq!(run.code, 2, "{content:?}: {}", run.transcript());
+        assert!(!run.stdout.contains("types differ"), "{}", run.stdout);
+    }
+    // The rule can fail: a quoted number is a string.
+    let f = Fixture::valid()
+        .with("spec/policies/types.yaml", policy)
+        .with(TEMPLATE, body.replace("0x1F", "'0x1F'"));
+    let run = diff(&f);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stdout.contains("types differ"), "{}", run.stdout);
+}
