@@ -1,9 +1,10 @@
 //! `druppie blocks`: list or search the building block catalog.
 
+use super::output::{print_diagnostics, print_error};
 use super::output::{table, truncate};
-use super::{Context, exit, load_validated};
+use super::{Context, exit};
 use crate::registry::Registry;
-use crate::spec::LoadOptions;
+use crate::spec::{LoadOptions, Spec};
 
 /// List building blocks, or search them: ranked over id, name,
 /// description, capabilities and documentation; a block whose capability
@@ -18,10 +19,10 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(catalog) = load_validated(ctx, &LoadOptions::catalog()) else {
+    let Some(catalog) = load_catalog(ctx) else {
         return exit::ERROR;
     };
-    let registry = Registry::new(&catalog.spec);
+    let registry = Registry::new(&catalog);
     let hits = registry.search_blocks(&args.query.join(" "));
     if args.json {
         println!(
@@ -50,4 +51,33 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         )
     );
     exit::OK
+}
+
+/// Loads the catalog (`bouwblokken/`, `skills/`) for listing: every file
+/// that loaded is listed, and every problem (a file that does not parse,
+/// an invalid id) goes to stderr without failing the listing; `druppie
+/// validate` still fails on them. `None` when the spec cannot be read at
+/// all.
+pub(super) fn load_catalog(ctx: &Context) -> Option<Spec> {
+    let spec = match crate::spec::load(&ctx.spec_root, &LoadOptions::catalog()) {
+        Ok(spec) => spec,
+        Err(e) => {
+            print_error(&e, ctx.color_err);
+            return None;
+        }
+    };
+    let problems = crate::spec::validate::check(&spec);
+    print_diagnostics(&problems, ctx.color_err);
+    let errors = problems
+        .iter()
+        .filter(|d| d.severity == crate::spec::Severity::Error)
+        .count();
+    if errors > 0 {
+        eprintln!(
+            "listing what loaded; {} in the catalog (`druppie validate` fails until {} fixed)",
+            super::output::count(errors, "error"),
+            if errors == 1 { "it is" } else { "they are" }
+        );
+    }
+    Some(spec)
 }

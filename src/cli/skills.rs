@@ -1,9 +1,9 @@
 //! `druppie skills`: list or search the skills catalog.
 
+use super::blocks::load_catalog;
 use super::output::{table, truncate};
-use super::{Context, exit, load_validated};
+use super::{Context, exit};
 use crate::registry::Registry;
-use crate::spec::LoadOptions;
 
 /// List skills (personas and instructions for the planner and agents), or
 /// search them.
@@ -17,10 +17,10 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(catalog) = load_validated(ctx, &LoadOptions::catalog()) else {
+    let Some(catalog) = load_catalog(ctx) else {
         return exit::ERROR;
     };
-    let registry = Registry::new(&catalog.spec);
+    let registry = Registry::new(&catalog);
     let hits = registry.search_skills(&args.query.join(" "));
     if args.json {
         println!(

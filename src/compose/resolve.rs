@@ -55,7 +55,7 @@ pub(super) fn instance(
         let block = spec
             .block(&comp.block.value)
             .expect("validated: blocks exist");
-        let repo = names::repo_name(&platform.projects.naming.value, plan_name, name)
+        let repo = names::project_repo(&platform.projects.naming.value, plan_name, name)
             .expect("validated: the naming pattern uses known variables");
         let block_ref = BlockRef {
             id: block.id().to_owned(),
@@ -160,7 +160,7 @@ pub(super) fn instance(
         owner: plan.owner.value.clone(),
         intent: plan.intent.clone(),
         namespace,
-        infra_path: settings.path.value.trim_end_matches('/').to_owned(),
+        infra_path: names::infra_dir(&settings.path.value).to_owned(),
         components,
     })
 }

@@ -158,7 +158,7 @@ pub fn diff(
         options.sources,
         &mut out.errors,
     );
-    let infra = repos.get(&platform.infra.repo);
+    let infra = repos.get(&platform.infra.repo.value);
     let env_live = infra.map_or_else(BTreeMap::new, |infra| {
         environment_files(platform, infra, options.scope, &mut out.errors)
     });
@@ -297,7 +297,7 @@ fn environment_files<'p>(
         if scope.env.as_deref().is_some_and(|e| e != env.value) {
             continue;
         }
-        let dir = settings.path.value.trim_end_matches('/');
+        let dir = crate::spec::names::infra_dir(&settings.path.value);
         match infra.files_under(dir) {
             Ok(files) => {
                 out.insert(env.value.as_str(), files);
@@ -356,11 +356,11 @@ fn prune_removed_plans(
     let dir = platform
         .environments
         .get(&env)
-        .map_or("", |s| s.path.value.trim_end_matches('/'));
+        .map_or("", |s| crate::spec::names::infra_dir(&s.path.value));
     let covered: BTreeSet<String> = selection
         .iter()
         .filter(|(_, e)| *e == env)
-        .map(|(plan, _)| format!("{dir}/{}", plan.name.value))
+        .map(|(plan, _)| crate::spec::names::plan_dir(dir, &plan.name.value))
         .collect();
     let suffix = format!("/{LOCK_FILE}");
     for path in live.keys() {
@@ -389,8 +389,10 @@ pub fn target_repos<'p>(
     selection: &[(&Plan, &str)],
     templates: &Templates<'_>,
 ) -> Vec<(String, &'p str)> {
-    let mut wanted: Vec<(String, &str)> =
-        vec![(platform.infra.repo.clone(), platform.infra.branch.as_str())];
+    let mut wanted: Vec<(String, &str)> = vec![(
+        platform.infra.repo.value.clone(),
+        platform.infra.branch.value.as_str(),
+    )];
     for (plan, _) in selection {
         let Some(stack) = v.spec.stack(&plan.stack.value) else {
             continue;
@@ -400,10 +402,11 @@ pub fn target_repos<'p>(
                 continue;
             }
             let naming = &platform.projects.naming.value;
-            if let Ok(repo) = crate::spec::names::repo_name(naming, &plan.name.value, &name.value)
+            if let Ok(repo) =
+                crate::spec::names::project_repo(naming, &plan.name.value, &name.value)
                 && !wanted.iter().any(|(r, _)| *r == repo)
             {
-                wanted.push((repo, &platform.projects.branch));
+                wanted.push((repo, &platform.projects.branch.value));
             }
         }
     }
@@ -422,7 +425,7 @@ fn open_repos(
 ) -> BTreeMap<String, LiveRepo> {
     let mut repos = BTreeMap::new();
     for (name, branch) in target_repos(v, platform, selection, templates) {
-        let path = sources.locate(&name, &platform.infra.repo);
+        let path = sources.locate(&name, &platform.infra.repo.value);
         match LiveRepo::open(&name, path.as_deref(), branch) {
             Ok(repo) => {
                 repos.insert(name, repo);
@@ -455,8 +458,8 @@ fn secret_values(instance: &crate::compose::Instance) -> Vec<String> {
 fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> ChangeSet {
     let settings = env.and_then(|e| platform.environments.get(e));
     let (kind, branch) = match env {
-        Some(_) => (RepoKind::Infra, &platform.infra.branch),
-        None => (RepoKind::Project, &platform.projects.branch),
+        Some(_) => (RepoKind::Infra, &platform.infra.branch.value),
+        None => (RepoKind::Project, &platform.projects.branch.value),
     };
     ChangeSet {
         repo: repo.name.clone(),

@@ -19,7 +19,7 @@ use super::source::FileId;
 use super::suggest;
 use super::yaml::Spanned;
 
-pub use values::{check_value, full_match};
+pub use values::{ValueError, check_value, full_match};
 
 /// A spec that passed validation: every reference resolves, every input
 /// value fits its declaration, and the wiring has no cycles.
@@ -36,6 +36,31 @@ pub struct Validated {
 /// Every diagnostic (load problems included, warnings too) when at least
 /// one is an error.
 pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
+    let found = run_checks(&spec);
+    let mut all = std::mem::take(&mut spec.diagnostics);
+    all.extend(found);
+    all.sort();
+    if all.has_errors() {
+        Err(all)
+    } else {
+        Ok(Validated {
+            spec,
+            warnings: all,
+        })
+    }
+}
+
+/// Every problem of a loaded spec (load problems included), sorted,
+/// without consuming it: the catalog commands list what loaded and
+/// report the rest.
+pub fn check(spec: &Spec) -> Diagnostics {
+    let mut all = spec.diagnostics.clone();
+    all.extend(run_checks(spec));
+    all.sort();
+    all
+}
+
+fn run_checks(spec: &Spec) -> Vec<Diagnostic> {
     // The catalog, platform and stack rules are one job; the wiring is one
     // job per stack and per plan, so the cores share it. Diagnostics keep
     // this order before sorting, as when the checks ran one after another.
@@ -44,10 +69,10 @@ pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
         Wiring(wiring::Unit<'s>),
     }
     let jobs: Vec<Job> = std::iter::once(Job::Rules)
-        .chain(wiring::units(&spec).map(Job::Wiring))
+        .chain(wiring::units(spec).map(Job::Wiring))
         .collect();
     let parts = crate::par::map(&jobs, |job| {
-        let mut check = Check::new(&spec);
+        let mut check = Check::new(spec);
         match job {
             Job::Rules => {
                 catalog::check(&mut check);
@@ -58,17 +83,7 @@ pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
         }
         check.out.0
     });
-    let mut all = std::mem::take(&mut spec.diagnostics);
-    all.extend(parts.into_iter().flatten());
-    all.sort();
-    if all.has_errors() {
-        Err(all)
-    } else {
-        Ok(Validated {
-            spec,
-            warnings: all,
-        })
-    }
+    parts.into_iter().flatten().collect()
 }
 
 /// Shared state of one validation run.
