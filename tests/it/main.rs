@@ -6,6 +6,7 @@ mod compose;
 mod diff;
 mod forge;
 mod git;
+mod hostile_files;
 mod hostile_names;
 mod kubernetes;
 mod preview;
