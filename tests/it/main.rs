@@ -7,6 +7,7 @@ mod diff;
 mod forge;
 mod git;
 mod hostile_files;
+mod hostile_links;
 mod hostile_names;
 mod kubernetes;
 mod preview;
