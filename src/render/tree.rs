@@ -45,6 +45,10 @@ struct Entry {
     file: String,
     /// Path below `templates/<block>/<part>/`, as written (may hold `{{ }}`).
     rel: String,
+    /// `rel` holds no expression and passes [`output_path_problem`]: its
+    /// rendered path needs no check beyond its length (the prefix, made
+    /// of validated names, passed `validate`).
+    fixed_ok: bool,
     /// The minijinja template name (`<block>/<part>/<rel>`) for `.j2` files.
     template: Option<String>,
     /// Bytes of a file copied as is.
@@ -100,6 +104,7 @@ impl TemplateSet {
                     set.add_source(name.clone(), bytes)?;
                     Entry {
                         file: format!("templates/{name}"),
+                        fixed_ok: fixed_ok(stripped),
                         rel: stripped.to_owned(),
                         template: Some(name),
                         raw: Vec::new(),
@@ -108,6 +113,7 @@ impl TemplateSet {
                 } else {
                     Entry {
                         file: format!("templates/{base}/{rel}"),
+                        fixed_ok: fixed_ok(&rel),
                         rel,
                         template: None,
                         raw: bytes,
@@ -188,7 +194,8 @@ impl TemplateSet {
             } else {
                 format!("{prefix}/{rel}")
             };
-            if let Some(why) = output_path_problem(&path) {
+            let checked = entry.fixed_ok && path.len() <= names::paths::MAX_PATH_BYTES;
+            if let Some(why) = (!checked).then(|| output_path_problem(&path)).flatten() {
                 diags.push(
                     Diagnostic::error(
                         format!(
@@ -279,6 +286,11 @@ impl TemplateSet {
         };
         Diagnostic::error(message, Location::new(&file, pos))
     }
+}
+
+/// Whether a template path is fixed (no expression) and fine as it is.
+fn fixed_ok(rel: &str) -> bool {
+    !template::is_template(rel) && output_path_problem(rel).is_none()
 }
 
 /// Why a rendered path may not be written, or `None`.
