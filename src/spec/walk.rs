@@ -126,30 +126,62 @@ impl Walk {
 pub fn walk(root: &Path, dir: &str, budget: &mut usize) -> Result<Walk, OverBudget> {
     let limit = *budget;
     let mut out = Walk::default();
-    let mut rel = String::new();
-    for segment in dir.split('/').filter(|s| !s.is_empty()) {
-        if !rel.is_empty() {
-            rel.push('/');
-        }
-        rel.push_str(segment);
-        match fs::symlink_metadata(root.join(&rel)) {
-            Ok(m) if m.file_type().is_symlink() => {
-                out.refused.push(Refused::Symlink { rel });
-                return Ok(out);
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Ok(out),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
-            Err(source) => {
-                out.refused.push(Refused::Io { rel, source });
-                return Ok(out);
-            }
+    let rel = dir
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
+    match no_link_on_the_way(root, &rel) {
+        Ok(Some(Kind::Dir)) => {}
+        Ok(_) => return Ok(out),
+        Err(refused) => {
+            out.refused.push(refused);
+            return Ok(out);
         }
     }
     let start = root.join(&rel);
     let depth = rel.split('/').filter(|s| !s.is_empty()).count();
     walk_dir(&start, &rel, depth, budget, &mut out).map_err(|_| OverBudget { limit })?;
     Ok(out)
+}
+
+/// What [`no_link_on_the_way`] found at the end of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// Checks that no segment of `rel` (`/`-separated, below `root`) is a
+/// symbolic link, without following any, and says what `rel` is
+/// (`None`: it does not exist, or something on the way is not a
+/// directory). `root` itself is not checked.
+///
+/// # Errors
+/// [`Refused::Symlink`] naming the first link, or [`Refused::Io`].
+pub fn no_link_on_the_way(root: &Path, rel: &str) -> Result<Option<Kind>, Refused> {
+    let mut at = String::new();
+    let mut kind = Kind::Dir;
+    for segment in rel.split('/').filter(|s| !s.is_empty()) {
+        if kind != Kind::Dir {
+            return Ok(None);
+        }
+        if !at.is_empty() {
+            at.push('/');
+        }
+        at.push_str(segment);
+        kind = match fs::symlink_metadata(root.join(&at)) {
+            Ok(m) if m.file_type().is_symlink() => return Err(Refused::Symlink { rel: at }),
+            Ok(m) if m.is_dir() => Kind::Dir,
+            Ok(m) if m.is_file() => Kind::File,
+            Ok(_) => Kind::Other,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Refused::Io { rel: at, source }),
+        };
+    }
+    Ok(Some(kind))
 }
 
 fn walk_dir(

@@ -225,3 +225,44 @@ fn a_link_committed_to_a_remote_spec_repo_is_refused_on_the_daemons_clone() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(!run.stderr.contains(SECRET));
 }
+
+#[test]
+fn a_link_in_the_example_infra_directory_is_not_followed_by_diff() {
+    // `diff` reads the spec checkout's `infra-example/` as the live infra
+    // repo: a link there must not show an outside file in the diff.
+    let out = outside();
+    let deployed = out.path().join("deployed/dev/permits/db");
+    std::fs::create_dir_all(&deployed).expect("mkdir");
+    std::fs::write(deployed.join("cluster.yaml"), SECRET).expect("write");
+    let f = Fixture::valid().with("infra-example/README.md", "# infra\n");
+    symlink(
+        out.path().join("deployed"),
+        f.path().join("infra-example/apps"),
+    )
+    .expect("symlink");
+    let run = f.run(&["diff"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
+        "leaked:\n{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr
+            .contains("infra:apps: is a symbolic link; druppie follows no links"),
+        "{}",
+        run.stderr
+    );
+
+    // The whole directory being a link: it is not used at all.
+    let f = Fixture::valid();
+    symlink(out.path(), f.path().join("infra-example")).expect("symlink");
+    std::fs::create_dir_all(out.path().join("apps/dev/permits/db")).expect("mkdir");
+    std::fs::write(out.path().join("apps/dev/permits/db/cluster.yaml"), SECRET).expect("write");
+    let run = f.run(&["diff"]);
+    assert!(
+        !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
+        "leaked:\n{}",
+        run.transcript()
+    );
+}
