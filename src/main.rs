@@ -5,9 +5,11 @@ use clap::Parser as _;
 use druppie::cli::{Cli, Command, Env, exit, run};
 
 /// Parsing and rendering allocate many small values; mimalloc serves them
-/// faster than the system allocator, from every thread.
+/// faster than the system allocator, from every thread. Metered: a
+/// template may hold only so much memory (`druppie::budget`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: druppie::budget::Metered<mimalloc::MiMalloc> =
+    druppie::budget::Metered(mimalloc::MiMalloc);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use super::output::{print_diagnostics, print_error, print_out};
-use super::{Context, exit, load_validated, select, spec_commit};
+use super::{Context, exit, open, spec_commit};
 use crate::apply::{Cache, Done, Failure, Run};
 use crate::config::Config;
 use crate::diff::report::{self, Summary};
@@ -47,10 +47,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     };
     let identity = identity(config);
     let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env());
-    let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
-        return exit::ERROR;
-    };
-    let Some(selection) = select(ctx, &valid, &args.select) else {
+    let Some(opened) = open(ctx, &crate::spec::LoadOptions::default(), &args.select) else {
         return exit::ERROR;
     };
     let commit = spec_commit(ctx);
@@ -71,7 +68,12 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         ));
         args.yes || confirmed()
     };
-    let (outcome, result) = run.apply(&valid, &selection, &args.select.options(), &mut confirm);
+    let (outcome, result) = run.apply(
+        &opened.valid,
+        &opened.selection,
+        &args.select.options(),
+        &mut confirm,
+    );
     for line in &outcome.recorded {
         print_out(&format!("{line}\n"));
     }

@@ -25,10 +25,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let registry = Registry::new(&catalog);
     let hits = registry.search_blocks(&args.query.join(" "));
     if args.json {
-        println!(
-            "{}",
+        super::output::print_out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
-        );
+        ));
         return exit::OK;
     }
     let rows: Vec<Vec<String>> = hits
@@ -43,13 +43,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &["id", "type", "version", "instantiable", "capabilities"],
-            &rows
-        )
-    );
+    super::output::print_out(&table(
+        &["id", "type", "version", "instantiable", "capabilities"],
+        &rows,
+    ));
     exit::OK
 }
 

@@ -29,11 +29,11 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let files: usize = desired.targets.values().map(|t| t.files.len()).sum();
     let repos: std::collections::BTreeSet<&str> =
         desired.targets.values().map(|t| t.repo.as_str()).collect();
-    println!(
-        "rendered {} into {} under {}",
+    super::output::print_out(&format!(
+        "rendered {} into {} under {}\n",
         count(files, "file"),
         count(repos.len(), "repo"),
         args.out.display()
-    );
+    ));
     exit::OK
 }

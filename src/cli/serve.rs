@@ -3,7 +3,7 @@
 
 use super::{Context, exit};
 use crate::apply::Cache;
-use crate::daemon::{Options, Reconciler, SpecSource};
+use crate::daemon::{Options, Reconciler, RenderCheck, SpecSource};
 use crate::secret::Secret;
 
 /// Run as a daemon: reconcile the spec repo on every push (webhooks),
@@ -25,6 +25,22 @@ pub struct Environment {
     /// Pod name and namespace (the downward API), for the leader Lease.
     pub identity: String,
     pub namespace: String,
+}
+
+/// The render check runs this very binary with this config; without a
+/// path to the binary (an unusual platform) the daemon renders unchecked.
+fn render_check(ctx: &Context) -> Option<RenderCheck> {
+    let program = std::env::current_exe().ok()?;
+    let mut args = Vec::new();
+    if let Some(config) = &ctx.config_file {
+        args.push("--config".into());
+        args.push(config.clone().into_os_string());
+    }
+    Some(RenderCheck {
+        program,
+        args,
+        timeout: std::time::Duration::from_secs(120),
+    })
 }
 
 pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
@@ -61,6 +77,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
         signer,
         identity: super::apply::identity(config),
         cluster: None,
+        check: render_check(ctx),
     };
     let options = Options {
         listen: args

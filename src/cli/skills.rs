@@ -23,10 +23,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let registry = Registry::new(&catalog);
     let hits = registry.search_skills(&args.query.join(" "));
     if args.json {
-        println!(
-            "{}",
+        super::output::print_out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
-        );
+        ));
         return exit::OK;
     }
     let rows: Vec<Vec<String>> = hits
@@ -40,9 +40,6 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(&["id", "category", "name", "description"], &rows)
-    );
+    super::output::print_out(&table(&["id", "category", "name", "description"], &rows));
     exit::OK
 }

@@ -11,6 +11,7 @@
 //! ```
 
 mod api;
+mod check;
 mod cluster;
 mod memory;
 mod metrics;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use api::{BODY_LIMIT, ROUTES};
+pub use check::{CheckError, RenderCheck};
 pub use reconcile::Reconciler;
 pub use source::{Revision, SpecSource};
 pub use state::{Event, PlanState, PlanStatus};
@@ -196,19 +198,43 @@ fn connect(
     let task = {
         let (leader, shared) = (leader.clone(), shared.clone());
         runtime.spawn(async move {
+            let mut backoff = worker::Backoff::default();
             loop {
-                match leader.try_acquire().await {
-                    Ok(held) => shared.set_leading(held),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "leader election");
-                        shared.set_leading(false);
-                    }
-                }
-                tokio::time::sleep(LEASE_RENEW).await;
+                let wait = elect(&leader, &shared, &mut backoff).await;
+                tokio::time::sleep(wait).await;
             }
         })
     };
     Some((task, leader))
+}
+
+/// One round of the leader election; returns how long to wait before the
+/// next. A transient error (the API server unreachable, 5xx, 429) is
+/// tried again at the next renewal; any other (RBAC, a malformed Lease)
+/// needs a person, so it backs off and says what is missing.
+async fn elect(
+    leader: &crate::kube::Leader,
+    shared: &state::Shared,
+    backoff: &mut worker::Backoff,
+) -> Duration {
+    match leader.try_acquire().await {
+        Ok(held) => {
+            shared.set_leading(held);
+            backoff.reset();
+            LEASE_RENEW
+        }
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "leader election; trying again");
+            shared.set_leading(false);
+            LEASE_RENEW
+        }
+        Err(e) => {
+            shared.set_leading(false);
+            let wait = backoff.failed(std::time::Instant::now());
+            tracing::error!(error = %e, retry_in = ?wait, "leader election needs the block's Lease RBAC (get, create, update leases)");
+            wait
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -266,5 +292,44 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
+    }
+
+    /// One election round against a scripted API server.
+    async fn round(
+        answer: impl FnOnce(crate::kube::testing::Received),
+        backoff: &mut worker::Backoff,
+    ) -> (Duration, bool) {
+        let (cluster, mut server) = crate::kube::testing::mock_cluster();
+        let leader =
+            crate::kube::Leader::new(&cluster, "druppie", "druppie", "druppie-0", LEASE_DURATION);
+        let shared = state::Shared::new();
+        shared.set_leading(true);
+        let serve = async {
+            let request = server
+                .expect(
+                    http::Method::GET,
+                    "/apis/coordination.k8s.io/v1/namespaces/druppie/leases/druppie",
+                )
+                .await;
+            answer(request);
+        };
+        let (wait, ()) = tokio::join!(elect(&leader, &shared, backoff), serve);
+        (wait, shared.leading())
+    }
+
+    #[tokio::test]
+    async fn a_transient_election_error_retries_at_the_renewal_and_a_refusal_backs_off() {
+        let mut backoff = worker::Backoff::default();
+        let (wait, leading) = round(|r| r.fail(503, "ServiceUnavailable"), &mut backoff).await;
+        assert_eq!((wait, leading), (LEASE_RENEW, false));
+        let (first, leading) = round(|r| r.fail(403, "Forbidden"), &mut backoff).await;
+        assert!(!leading);
+        let (second, _) = round(|r| r.fail(403, "Forbidden"), &mut backoff).await;
+        let (third, _) = round(|r| r.fail(403, "Forbidden"), &mut backoff).await;
+        assert!(first <= Duration::from_secs(1), "{first:?}");
+        assert!(
+            third >= Duration::from_secs(2),
+            "backs off: {first:?} {second:?} {third:?}"
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod glob;
 pub mod load;
 pub mod model;
 pub mod names;
+pub mod select;
 pub mod source;
 pub mod suggest;
 pub mod validate;
@@ -16,4 +17,5 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Kind, LoadError, LoadOptions, Spec, load};
+pub use select::{OpenError, Opened, Pick, Selection, open, select};
 pub use validate::{Validated, validate};
