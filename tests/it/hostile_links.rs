@@ -266,3 +266,35 @@ fn a_link_in_the_example_infra_directory_is_not_followed_by_diff() {
         run.transcript()
     );
 }
+
+#[test]
+fn a_link_committed_to_the_spec_is_refused_by_preview_at_either_revision() {
+    // preview reads both revisions from git: a committed link is written
+    // as a link and refused like one in a checkout, never read through.
+    let out = outside();
+    let f = Fixture::valid();
+    git(f.path(), &["init", "-q"]);
+    git(f.path(), &["add", "-A"]);
+    git(f.path(), &["commit", "-qm", "base"]);
+    link(
+        &f,
+        "templates/postgresql/infra/cluster.yaml.j2",
+        &out.path().join("secret.txt"),
+    );
+    git(f.path(), &["add", "-A"]);
+    git(f.path(), &["commit", "-qm", "a link"]);
+    for args in [
+        ["preview", "--base", "HEAD~1", "--head", "HEAD"],
+        ["preview", "--base", "HEAD", "--head", "HEAD~1"],
+    ] {
+        let run = f.run(&args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.transcript());
+        assert!(
+            run.stderr
+                .contains("`templates/postgresql/infra/cluster.yaml.j2` is a symbolic link"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains(SECRET) && !run.stderr.contains(SECRET));
+    }
+}
