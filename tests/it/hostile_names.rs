@@ -505,3 +505,37 @@ fn branch_rules_agree_with_git_check_ref_format() {
         }
     }
 }
+
+#[test]
+fn an_escaping_project_repo_pattern_creates_no_repo_outside_the_forge() {
+    let s = crate::apply::setup("platform-team");
+    let spec = s.f.path();
+    std::fs::write(
+        spec.join("spec/platform.yaml"),
+        format!("projects:\n  naming: \"../../{{{{ plan }}}}-{{{{ component }}}}\"\n{PLATFORM}"),
+    )
+    .expect("write");
+    git(spec, &["commit", "-qam", "hostile naming pattern"]);
+    let before = listing(s.tmp.path());
+    let run = s.f.run(&[
+        "--config",
+        s.config.to_str().expect("utf-8"),
+        "apply",
+        "--yes",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("project naming pattern makes repo names such as `../../x-x`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--> spec/platform.yaml:2:"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(listing(s.tmp.path()), before, "nothing written");
+    let parent = s.tmp.path().parent().expect("parent");
+    assert!(!parent.join("permits-app.git").exists() && !parent.join("permits-db.git").exists());
+}
