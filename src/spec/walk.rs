@@ -348,6 +348,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_is_refused_not_read() {
+        let dir = tree();
+        let fifo = dir.path().join("templates/a/infra/pipe.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let w = walk(dir.path(), "templates", &mut 100).expect("within budget");
+        assert!(
+            matches!(&w.refused[..], [Refused::Special { rel }] if rel == "templates/a/infra/pipe.yaml"),
+            "{:?}",
+            w.refused
+        );
+    }
+
+    #[test]
     fn the_budget_bounds_the_walk() {
         let dir = tree();
         assert!(walk(dir.path(), "templates", &mut 2).is_err());
