@@ -1,9 +1,9 @@
 //! `druppie blocks`: list or search the building block catalog.
 
 use super::output::{table, truncate};
-use super::{CommandResult, Context, Ui, command_error::ok, open};
+use super::{CommandError, CommandResult, Context, Ui, command_error::ok};
 use crate::registry::Registry;
-use crate::spec::LoadOptions;
+use crate::spec::{LoadOptions, Spec};
 
 /// List building blocks, or search them: ranked over id, name,
 /// description, capabilities and documentation; a block whose capability
@@ -18,8 +18,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
-    let catalog = open(ctx, ui, &LoadOptions::catalog(), &Default::default())?;
-    let registry = Registry::new(&catalog.valid.spec);
+    let catalog = load_catalog(ctx, ui)?;
+    let registry = Registry::new(&catalog);
     let hits = registry.search_blocks(&args.query.join(" "));
     if args.json {
         ui.out(&format!(
@@ -45,4 +45,28 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         &rows,
     ));
     ok()
+}
+
+/// Loads the catalog (`bouwblokken/`, `skills/`) for listing: every file
+/// that loaded is listed, and every problem (a file that does not parse,
+/// an invalid id) goes to stderr without failing the listing; `druppie
+/// validate` still fails on them. An error when the spec cannot be read
+/// at all.
+pub(super) fn load_catalog(ctx: &Context, ui: &Ui) -> Result<Spec, CommandError> {
+    let spec =
+        crate::spec::load(&ctx.spec_root, &LoadOptions::catalog()).map_err(CommandError::failed)?;
+    let problems = crate::spec::validate::check(&spec);
+    ui.diagnostics(&problems);
+    let errors = problems
+        .iter()
+        .filter(|d| d.severity == crate::spec::Severity::Error)
+        .count();
+    if errors > 0 {
+        ui.err(&format!(
+            "listing what loaded; {} in the catalog (`druppie validate` fails until {} fixed)\n",
+            super::output::count(errors, "error"),
+            if errors == 1 { "it is" } else { "they are" }
+        ));
+    }
+    Ok(spec)
 }

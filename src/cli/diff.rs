@@ -99,7 +99,10 @@ fn sources(ctx: &Context, args: &Args) -> Sources {
         .or_else(|| repos_cfg.infra.as_ref().map(|p| ctx.config.resolve(p)))
         .or_else(|| {
             let example = ctx.spec_root.join("infra-example");
-            (repos.is_none() && example.is_dir()).then_some(example)
+            // Part of the spec checkout: used only when it is a real
+            // directory, never through a link.
+            let real_dir = std::fs::symlink_metadata(&example).is_ok_and(|m| m.is_dir());
+            (repos.is_none() && real_dir).then_some(example)
         });
     Sources { infra, repos }
 }

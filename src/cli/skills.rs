@@ -1,9 +1,9 @@
 //! `druppie skills`: list or search the skills catalog.
 
+use super::blocks::load_catalog;
 use super::output::{table, truncate};
-use super::{CommandResult, Context, Ui, command_error::ok, open};
+use super::{CommandResult, Context, Ui, command_error::ok};
 use crate::registry::Registry;
-use crate::spec::LoadOptions;
 
 /// List skills (personas and instructions for the planner and agents), or
 /// search them.
@@ -17,8 +17,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
-    let catalog = open(ctx, ui, &LoadOptions::catalog(), &Default::default())?;
-    let registry = Registry::new(&catalog.valid.spec);
+    let catalog = load_catalog(ctx, ui)?;
+    let registry = Registry::new(&catalog);
     let hits = registry.search_skills(&args.query.join(" "));
     if args.json {
         ui.out(&format!(

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::{BlockRef, ComponentInstance, Instance};
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::model::{Block, InputValues, Plan, Stack};
+use crate::spec::names;
 use crate::spec::source::FileId;
 use crate::spec::validate::{check_value, full_match, wiring};
 use crate::spec::{Pick, Spec};
@@ -132,13 +133,7 @@ pub(super) fn instance(
         owner: plan.owner.value.clone(),
         intent: plan.intent.clone(),
         namespace,
-        infra_path: pick
-            .env
-            .settings
-            .path
-            .value
-            .trim_end_matches('/')
-            .to_owned(),
+        infra_path: names::infra_dir(&pick.env.settings.path.value).to_owned(),
         components,
     })
 }

@@ -61,7 +61,7 @@ impl Link {
         for inst in &resolved.instances {
             let target = Target {
                 namespace: inst.namespace.clone(),
-                path: format!("{}/{}", inst.infra_path.trim_end_matches('/'), inst.plan),
+                path: crate::spec::names::plan_dir(&inst.infra_path, &inst.plan),
             };
             let status = match self.runtime.block_on(self.cluster.status(&target)) {
                 Ok(s) => s,

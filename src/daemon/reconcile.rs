@@ -241,7 +241,7 @@ impl Reconciler {
                 cache: &self.cache,
                 signer: &self.signer,
                 identity: &self.identity,
-                infra_repo: &platform.infra.repo,
+                infra_repo: &platform.infra.repo.value,
             };
             let mut statuses = shared.view.lock().expect("view lock").statuses.clone();
             link.observe(&opened, &trail, &mut statuses, &ctx);

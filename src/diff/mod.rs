@@ -158,7 +158,7 @@ pub fn diff(
         options.sources,
         &mut out.errors,
     );
-    let infra = repos.get(&platform.infra.repo);
+    let infra = repos.get(&platform.infra.repo.value);
     let env_live = infra.map_or_else(BTreeMap::new, |infra| {
         environment_files(platform, infra, options.scope, &mut out.errors)
     });
@@ -296,7 +296,7 @@ fn environment_files<'p>(
         if scope.env.as_deref().is_some_and(|e| e != env.value) {
             continue;
         }
-        let dir = settings.path.value.trim_end_matches('/');
+        let dir = crate::spec::names::infra_dir(&settings.path.value);
         match infra.files_under(dir) {
             Ok(files) => {
                 out.insert(env.value.as_str(), files);
@@ -355,11 +355,11 @@ fn prune_removed_plans(
     let dir = platform
         .environments
         .get(&env)
-        .map_or("", |s| s.path.value.trim_end_matches('/'));
+        .map_or("", |s| crate::spec::names::infra_dir(&s.path.value));
     let covered: BTreeSet<String> = selection
         .iter()
         .filter(|pick| pick.env_name() == env)
-        .map(|pick| format!("{dir}/{}", pick.plan_name()))
+        .map(|pick| crate::spec::names::plan_dir(dir, pick.plan_name()))
         .collect();
     let suffix = format!("/{LOCK_FILE}");
     for path in live.keys() {
@@ -387,8 +387,10 @@ pub fn target_repos<'p>(
     selection: &[Pick<'_>],
     templates: &Templates<'_>,
 ) -> Vec<(String, &'p str)> {
-    let mut wanted: Vec<(String, &str)> =
-        vec![(platform.infra.repo.clone(), platform.infra.branch.as_str())];
+    let mut wanted: Vec<(String, &str)> = vec![(
+        platform.infra.repo.value.clone(),
+        platform.infra.branch.value.as_str(),
+    )];
     let components = selection
         .iter()
         .flat_map(|p| p.model.components.iter().map(|c| (p.block(c), c)));
@@ -396,7 +398,7 @@ pub fn target_repos<'p>(
         if templates.renders_project(block.id())
             && !wanted.iter().any(|(r, _)| *r == component.repo)
         {
-            wanted.push((component.repo.clone(), &platform.projects.branch));
+            wanted.push((component.repo.clone(), &platform.projects.branch.value));
         }
     }
     wanted
@@ -413,7 +415,7 @@ fn open_repos(
 ) -> BTreeMap<String, LiveRepo> {
     let mut repos = BTreeMap::new();
     for (name, branch) in target_repos(platform, selection, templates) {
-        let path = sources.locate(&name, &platform.infra.repo);
+        let path = sources.locate(&name, &platform.infra.repo.value);
         match LiveRepo::open(&name, path.as_deref(), branch) {
             Ok(repo) => {
                 repos.insert(name, repo);
@@ -446,8 +448,8 @@ fn secret_values(instance: &crate::compose::Instance) -> Vec<String> {
 fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> ChangeSet {
     let settings = env.and_then(|e| platform.environments.get(e));
     let (kind, branch) = match env {
-        Some(_) => (RepoKind::Infra, &platform.infra.branch),
-        None => (RepoKind::Project, &platform.projects.branch),
+        Some(_) => (RepoKind::Infra, &platform.infra.branch.value),
+        None => (RepoKind::Project, &platform.projects.branch.value),
     };
     ChangeSet {
         repo: repo.name.clone(),

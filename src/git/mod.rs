@@ -198,32 +198,90 @@ impl Repo {
         self.repo.work_dir()
     }
 
-    /// Writes the files under `dir` of `commit`'s tree into `dest`
-    /// (symbolic links are left out, as the spec loader skips them).
+    /// Writes the files under `dir` of `commit`'s tree into `dest` as a
+    /// checkout would: symbolic links become links (so the spec loader
+    /// refuses them as it refuses them in a checkout, never reading
+    /// through them), names are written byte for byte. A tree entry that
+    /// cannot be a path below `dest` (empty, `.`, `..`) is an error.
     ///
     /// # Errors
-    /// The commit cannot be read, or a file cannot be written.
+    /// The commit cannot be read, a name is unsafe, or a file cannot be
+    /// written.
     pub fn export(&self, commit: ObjectId, dir: &str, dest: &Path) -> Result<usize, Error> {
+        use std::os::unix::ffi::OsStrExt as _;
         let repo = self.repo.to_thread_local();
-        let tree = repo
+        let root = repo
             .find_commit(commit)
-            .and_then(|c| c.tree_id())
-            .map_err(|e| err(format!("cannot read commit {commit}"), e))?
-            .detach();
-        drop(repo);
-        let files = self.files_under(tree, dir)?;
+            .and_then(|c| c.tree())
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))?;
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            match root
+                .lookup_entry_by_path(dir)
+                .map_err(|e| err(format!("cannot read `{dir}`"), e))?
+            {
+                Some(e) if e.mode().is_tree() => repo
+                    .find_tree(e.object_id())
+                    .map_err(|e| err(format!("cannot read `{dir}`"), e))?,
+                _ => return Ok(0),
+            }
+        };
+        let mut recorder = gix::traverse::tree::Recorder::default();
+        tree.traverse()
+            .breadthfirst(&mut recorder)
+            .map_err(|e| err(format!("cannot walk `{dir}`"), e))?;
         let mut written = 0;
-        for (rel, id) in files {
-            let Some(bytes) = self.blob(id)? else {
+        let mut links = Vec::new();
+        for record in recorder.records {
+            if !record.mode.is_blob_or_symlink() {
+                continue;
+            }
+            let name: &[u8] = record.filepath.as_ref();
+            if name
+                .split(|b| *b == b'/')
+                .any(|s| s.is_empty() || s == b"." || s == b"..")
+            {
+                return Err(err(
+                    format!("tree entry `{}`", record.filepath),
+                    "not a path a checkout writes",
+                ));
+            }
+            let mut path = dest.to_owned();
+            if !dir.is_empty() {
+                path.push(dir);
+            }
+            path.push(std::ffi::OsStr::from_bytes(name));
+            let Some(bytes) = self.blob(record.oid)? else {
                 continue;
             };
-            let path = dest.join(&rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| err(format!("cannot write {}", path.display()), e))?;
+            if record.mode.is_link() {
+                links.push((path, bytes));
+                continue;
             }
-            std::fs::write(&path, bytes)
-                .map_err(|e| err(format!("cannot write {}", path.display()), e))?;
+            let write_error = |e| err(format!("cannot write {}", path.display()), e);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(write_error)?;
+            }
+            std::fs::write(&path, bytes).map_err(write_error)?;
+            written += 1;
+        }
+        // Links last, each in a directory made here, never through one.
+        for (path, target) in links {
+            let write_error = |e| err(format!("cannot write {}", path.display()), e);
+            if let Some(parent) = path.parent() {
+                let rel = parent.strip_prefix(dest).unwrap_or(parent);
+                let rel = crate::spec::source::slash_path(Path::new(""), rel);
+                if crate::spec::walk::no_link_on_the_way(dest, &rel).is_err() {
+                    return Err(err(
+                        format!("cannot write {}", path.display()),
+                        "a symbolic link is on the way",
+                    ));
+                }
+                std::fs::create_dir_all(parent).map_err(write_error)?;
+            }
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                .map_err(write_error)?;
             written += 1;
         }
         Ok(written)

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::git::{ObjectId, Repo, blob_id};
-use crate::spec::source::slash_path;
+use crate::spec::walk;
 
 /// Where target repos live on disk.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +54,11 @@ pub enum What {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Walk(#[from] walkdir::Error),
+    TooMany(#[from] walk::OverBudget),
+    #[error("{0}")]
+    Refused(String),
+    #[error("not a regular file")]
+    NotAFile,
     #[error("not a directory")]
     NotADirectory,
     #[error("the repo does not exist")]
@@ -70,8 +74,13 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match &self.what {
             What::Git(e) => e.is_transient(),
-            What::Io(_) | What::Walk(_) => true,
-            What::NotADirectory | What::Absent | What::MissingBlob(_) => false,
+            What::Io(_) => true,
+            What::TooMany(_)
+            | What::Refused(_)
+            | What::NotAFile
+            | What::NotADirectory
+            | What::Absent
+            | What::MissingBlob(_) => false,
         }
     }
 }
@@ -148,9 +157,23 @@ impl LiveRepo {
         }
     }
 
+    /// What a plain directory holds that druppie does not read.
+    fn refused(&self, refused: &walk::Refused) -> Error {
+        let what = match refused {
+            walk::Refused::Symlink { .. } => What::Refused(
+                "is a symbolic link; druppie follows no links in a plain directory".to_owned(),
+            ),
+            walk::Refused::Io { source, .. } => {
+                What::Io(std::io::Error::new(source.kind(), source.to_string()))
+            }
+            other => What::Refused(other.to_string()),
+        };
+        self.error(refused.rel(), what)
+    }
+
     /// Files under `dir` (empty: the whole repo): path in the repo -> blob
-    /// id. A plain directory's files are read and hashed; `.git`
-    /// directories and symbolic links are skipped.
+    /// id. A plain directory's files are read and hashed (`.git`
+    /// directories skipped); a symbolic link below its root is an error.
     ///
     /// # Errors
     /// An unreadable tree or file.
@@ -162,21 +185,20 @@ impl LiveRepo {
                 tree: Some(tree),
             } => repo.files_under(*tree, dir).map_err(|e| self.error(dir, e)),
             Source::Dir(root) => {
-                let base = root.join(dir);
-                let mut out = BTreeMap::new();
-                if !base.is_dir() {
-                    return Ok(out);
+                // The spec's checked walk: a plain directory (such as the
+                // spec checkout's `infra-example/`) is read without
+                // following a link anywhere below its root.
+                let mut unbounded = usize::MAX;
+                let walked =
+                    walk::walk(root, dir, &mut unbounded).map_err(|e| self.error(dir, e))?;
+                let in_git = |rel: &str| rel.split('/').any(|s| s == ".git");
+                if let Some(refused) = walked.refused.iter().find(|r| !in_git(r.rel())) {
+                    return Err(self.refused(refused));
                 }
-                let walk = walkdir::WalkDir::new(&base)
-                    .into_iter()
-                    .filter_entry(|e| e.file_name() != ".git");
-                for entry in walk {
-                    let entry = entry.map_err(|e| self.error(dir, e))?;
-                    if !entry.file_type().is_file() {
-                        continue;
-                    }
-                    let bytes = std::fs::read(entry.path()).map_err(|e| self.error(dir, e))?;
-                    out.insert(slash_path(root, entry.path()), blob_id(&bytes));
+                let mut out = BTreeMap::new();
+                for file in walked.files.iter().filter(|f| !in_git(&f.rel)) {
+                    let bytes = std::fs::read(&file.disk).map_err(|e| self.error(&file.rel, e))?;
+                    out.insert(file.rel.clone(), blob_id(&bytes));
                 }
                 Ok(out)
             }
@@ -194,7 +216,13 @@ impl LiveRepo {
                 .blob(id)
                 .map_err(|e| self.error(path, e))?
                 .ok_or_else(|| self.error(path, What::MissingBlob(id))),
-            Source::Dir(root) => std::fs::read(root.join(path)).map_err(|e| self.error(path, e)),
+            Source::Dir(root) => match walk::no_link_on_the_way(root, path) {
+                Ok(Some(walk::Kind::File)) => {
+                    std::fs::read(root.join(path)).map_err(|e| self.error(path, e))
+                }
+                Ok(_) => Err(self.error(path, What::NotAFile)),
+                Err(refused) => Err(self.refused(&refused)),
+            },
         }
     }
 

@@ -66,7 +66,7 @@ impl Registry {
                     requires: m.requires.iter().map(|c| c.value.clone()).collect(),
                     auth_group: m.auth_group.to_vec(),
                     inputs: m.inputs.keys().map(str::to_owned).collect(),
-                    outputs: m.outputs.keys().map(str::to_owned).collect(),
+                    outputs: m.outputs.names().map(str::to_owned).collect(),
                     instantiable: b.instantiable(),
                     path: spec.file(b.file).path.clone(),
                     docs: b.docs.clone(),
@@ -78,7 +78,7 @@ impl Registry {
             .skills
             .iter()
             .map(|s| SkillEntry {
-                id: s.meta.id.value.clone(),
+                id: s.id.value.clone(),
                 name: s.meta.name.value.clone(),
                 category: s.meta.category.as_ref().map(|c| c.value.clone()),
                 description: s.meta.description.value.clone(),

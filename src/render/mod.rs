@@ -30,6 +30,7 @@ use crate::git::blob_id;
 use crate::lock::{LOCK_FILE, Lock, LockedComponent, LockedFile};
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::model::{OwnershipMode, Platform};
+use crate::spec::names;
 use crate::spec::validate::{Deployment, Validated};
 use crate::spec::{Diagnostics, Pick};
 
@@ -261,21 +262,25 @@ fn render_instance(
     for component in &instance.components {
         let set = &sets[&component.block.id];
         let ctx = context::for_component(instance, component);
+        let origin = || {
+            format!(
+                "plan `{}`, component `{}`, environment `{}`",
+                instance.plan, component.name, instance.env
+            )
+        };
         let infra = target(
             &mut desired,
-            &platform.infra.repo,
+            &platform.infra.repo.value,
             RepoKind::Infra,
             Some(&instance.env),
             &instance.plan,
         );
-        let prefix = format!(
-            "{}/{}/{}",
-            instance.infra_path, instance.plan, component.name
-        );
+        let prefix = names::component_dir(&instance.infra_path, &instance.plan, &component.name);
         set.render_into(
             tree::Part::Infra,
             &ctx,
             &prefix,
+            &origin,
             &mut infra.files,
             &mut diags,
         );
@@ -291,6 +296,7 @@ fn render_instance(
                 tree::Part::Project,
                 &ctx,
                 "",
+                &origin,
                 &mut project.files,
                 &mut diags,
             );
@@ -341,10 +347,13 @@ fn add_locks(
         block: c.block.id.clone(),
         version: c.block.version.clone(),
     };
-    let infra_key = (platform.infra.repo.clone(), Some(instance.env.clone()));
+    let infra_key = (
+        platform.infra.repo.value.clone(),
+        Some(instance.env.clone()),
+    );
     let mut lock = Lock::new(&instance.plan, Some(&instance.env), spec_commit);
     lock.components = instance.components.iter().map(locked).collect();
-    let dir = format!("{}/{}", instance.infra_path, instance.plan);
+    let dir = names::plan_dir(&instance.infra_path, &instance.plan);
     if let Some(target) = desired.targets.get_mut(&infra_key) {
         seal(target, &dir, lock);
     }
@@ -413,7 +422,7 @@ fn plan_files(
     instance: &Instance,
     sets: &BTreeMap<String, TemplateSet>,
 ) {
-    let dir = format!("{}/{}", instance.infra_path, instance.plan);
+    let dir = names::plan_dir(&instance.infra_path, &instance.plan);
     let mut resources = vec!["namespace.yaml".to_owned()];
     resources.extend(
         instance
@@ -437,7 +446,7 @@ fn plan_files(
     );
     let infra = target(
         desired,
-        &platform.infra.repo,
+        &platform.infra.repo.value,
         RepoKind::Infra,
         Some(&instance.env),
         &instance.plan,

@@ -12,8 +12,8 @@ use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::glob::ownership_of;
 use crate::spec::model::{Ownership, OwnershipMode};
-use crate::spec::names::path_problem;
-use crate::spec::source::{Pos, SourceFile, slash_path};
+use crate::spec::names;
+use crate::spec::source::{Pos, SourceFile};
 use crate::template;
 
 /// A rendered file larger than this is an error.
@@ -41,8 +41,14 @@ pub type Partials = Vec<(String, Vec<u8>)>;
 
 /// One file of a template tree.
 struct Entry {
+    /// The template file, relative to the spec root.
+    file: String,
     /// Path below `templates/<block>/<part>/`, as written (may hold `{{ }}`).
     rel: String,
+    /// `rel` holds no expression and passes [`output_path_problem`]: its
+    /// rendered path needs no check beyond its length (the prefix, made
+    /// of validated names, passed `validate`).
+    fixed_ok: bool,
     /// The minijinja template name (`<block>/<part>/<rel>`) for `.j2` files.
     template: Option<String>,
     /// Bytes of a file copied as is.
@@ -65,7 +71,7 @@ impl TemplateSet {
     /// # Errors
     /// As for [`TemplateSet::load`].
     pub fn partials(root: &Path) -> Result<Partials, Box<Diagnostic>> {
-        walk(&root.join("templates"), "_partials")
+        walk(root, "_partials")
     }
 
     /// Reads `templates/<block>/{project,infra}/**` and adds `partials`;
@@ -86,18 +92,19 @@ impl TemplateSet {
             infra: Vec::new(),
             sources: BTreeMap::new(),
         };
-        let templates = root.join("templates");
         for (rel, bytes) in partials {
             set.add_source(format!("_partials/{rel}"), bytes.clone())?;
         }
         for part in [Part::Project, Part::Infra] {
             let base = format!("{block}/{}", part.dir());
-            for (rel, bytes) in walk(&templates, &base)? {
+            for (rel, bytes) in walk(root, &base)? {
                 let mode = ownership_of(ownership, &format!("{}/{rel}", part.dir()));
                 let entry = if let Some(stripped) = rel.strip_suffix(".j2") {
                     let name = format!("{base}/{rel}");
                     set.add_source(name.clone(), bytes)?;
                     Entry {
+                        file: format!("templates/{name}"),
+                        fixed_ok: fixed_ok(stripped),
                         rel: stripped.to_owned(),
                         template: Some(name),
                         raw: Vec::new(),
@@ -105,6 +112,8 @@ impl TemplateSet {
                     }
                 } else {
                     Entry {
+                        file: format!("templates/{base}/{rel}"),
+                        fixed_ok: fixed_ok(&rel),
                         rel,
                         template: None,
                         raw: bytes,
@@ -142,12 +151,17 @@ impl TemplateSet {
         Ok(())
     }
 
-    /// Renders one part into `files` under `prefix` (empty: the repo root).
+    /// Renders one part into `files` under `prefix` (empty: the repo
+    /// root). Every output path is checked as git checks a tree entry
+    /// ([`names::repo_path`]) before anything is rendered into it;
+    /// `origin` says what is rendered ("plan `p`, component `c`,
+    /// environment `e`") for the errors.
     pub fn render_into(
         &self,
         part: Part,
         ctx: &minijinja::Value,
         prefix: &str,
+        origin: &dyn Fn() -> String,
         files: &mut BTreeMap<String, File>,
         diags: &mut Diagnostics,
     ) {
@@ -156,10 +170,7 @@ impl TemplateSet {
             Part::Infra => &self.infra,
         };
         for entry in entries {
-            let source = || {
-                let name = entry.template.as_deref().unwrap_or(&entry.rel);
-                format!("templates/{name}")
-            };
+            let source = || entry.file.clone();
             let rel = if template::is_template(&entry.rel) {
                 match self.env.render_str(&entry.rel, ctx) {
                     Ok(p) => Cow::Owned(p),
@@ -183,15 +194,21 @@ impl TemplateSet {
             } else {
                 format!("{prefix}/{rel}")
             };
-            let lock = path.rsplit('/').next() == Some(LOCK_FILE);
-            if let Some(why) = path_problem(&path)
-                .or_else(|| path.ends_with('/').then_some("ends with `/`"))
-                .or_else(|| lock.then_some("is the lock file druppie writes itself"))
-            {
-                diags.push(Diagnostic::error(
-                    format!("output path `{path}` {why}"),
-                    Location::file(source()),
-                ));
+            let checked = entry.fixed_ok && path.len() <= names::paths::MAX_PATH_BYTES;
+            if let Some(why) = (!checked).then(|| output_path_problem(&path)).flatten() {
+                diags.push(
+                    Diagnostic::error(
+                        format!(
+                            "output path `{}` {why} (rendering {})",
+                            path.escape_debug(),
+                            origin()
+                        ),
+                        Location::file(source()),
+                    )
+                    .with_help(
+                        "rendered paths are checked as git checks tree entries, with NTFS, HFS+ and Windows protection on; rename the template or fix the expression in its path",
+                    ),
+                );
                 continue;
             }
             let bytes = match &entry.template {
@@ -271,53 +288,50 @@ impl TemplateSet {
     }
 }
 
-/// Files under `templates/<dir>`, as (path below it, bytes), sorted.
-fn walk(templates: &Path, dir: &str) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
-    let base = templates.join(dir);
-    if !base.is_dir() {
-        return Ok(Vec::new());
+/// Whether a template path is fixed (no expression) and fine as it is.
+fn fixed_ok(rel: &str) -> bool {
+    !template::is_template(rel) && output_path_problem(rel).is_none()
+}
+
+/// Why a rendered path may not be written, or `None`.
+fn output_path_problem(path: &str) -> Option<String> {
+    if path.ends_with('/') {
+        return Some("ends with `/`".to_owned());
     }
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
-        let shown = |p: &Path| {
-            format!(
-                "templates/{dir}/{}",
-                p.strip_prefix(&base).unwrap_or(p).display()
-            )
-        };
-        let entry = entry.map_err(|e| {
-            Box::new(Diagnostic::error(
-                format!("cannot list templates: {e}"),
-                Location::file(format!("templates/{dir}")),
-            ))
-        })?;
-        let path = entry.path();
-        if entry.path_is_symlink() {
-            return Err(Box::new(
-                Diagnostic::error("symbolic link in templates", Location::file(shown(path)))
-                    .with_help("templates must be regular files inside the spec repo"),
-            ));
-        }
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let too_big = entry
-            .metadata()
-            .map(|m| m.len() > MAX_TEMPLATE_BYTES)
-            .unwrap_or(false);
-        if too_big {
+    if let Err(e) = names::repo_path(path) {
+        return Some(e.to_string());
+    }
+    (path.rsplit('/').next() == Some(LOCK_FILE))
+        .then(|| "is the lock file druppie writes itself".to_owned())
+}
+
+/// Files under `templates/<dir>`, as (path below it, bytes), in walk
+/// order; listed by the spec's checked walk, so a symbolic link at any
+/// level, a name that is not UTF-8 or a special file is an error.
+fn walk(root: &Path, dir: &str) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
+    let base = format!("templates/{dir}");
+    let mut unbounded = usize::MAX;
+    let found = crate::spec::walk::walk(root, &base, &mut unbounded)
+        .map_err(|e| Box::new(Diagnostic::error(e.to_string(), Location::file(&base))))?
+        .into_result()
+        .map_err(|refused| Box::new(refused.diagnostic()))?;
+    let mut out = Vec::with_capacity(found.len());
+    for file in found {
+        let shown = || Location::file(&file.rel);
+        if file.len > MAX_TEMPLATE_BYTES {
             return Err(Box::new(Diagnostic::error(
                 "template file is larger than 1 MiB",
-                Location::file(shown(path)),
+                shown(),
             )));
         }
-        let bytes = std::fs::read(path).map_err(|e| {
+        let bytes = std::fs::read(&file.disk).map_err(|e| {
             Box::new(Diagnostic::error(
                 format!("cannot read template: {e}"),
-                Location::file(shown(path)),
+                shown(),
             ))
         })?;
-        out.push((slash_path(&base, path), bytes));
+        let rel = file.rel[base.len() + 1..].to_owned();
+        out.push((rel, bytes));
     }
     Ok(out)
 }

@@ -16,7 +16,9 @@ use super::model::{
     BLOCK_KEYS, Block, BlockMeta, Plan, Platform, Policy, SKILL_KEYS, Skill, SkillMeta, Stack,
 };
 use super::source::{FileId, SourceFile};
-use super::yaml;
+use super::walk::{self, Found};
+use super::yaml::Spanned;
+use super::{names, yaml};
 
 /// What the spec repo holds, as written.
 #[derive(Debug, Default)]
@@ -31,6 +33,9 @@ pub struct Spec {
     pub policies: Vec<Policy>,
     /// Directory names under `templates/` (to spot templates without a block).
     pub template_dirs: Vec<String>,
+    /// Blocks with files under `templates/<id>/project/`: each of their
+    /// components has a project repo.
+    pub project_templates: BTreeSet<String>,
     /// (kind, name) of files that failed to parse but whose name could be
     /// read: references to them are not reported a second time.
     pub unparsed: BTreeSet<(Kind, String)>,
@@ -161,34 +166,58 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
             ..Spec::default()
         },
         options,
-        seen: 0,
+        budget: options.max_files,
     };
-    for path in loader.list("bouwblokken", &["md", "yaml", "yml"])? {
-        loader.block(&path);
+    // Listed whole, so a link anywhere under templates/ is refused here,
+    // by `validate`, and not only when a plan renders the block.
+    let templates = loader.walk("templates")?;
+    loader.spec.template_dirs = templates
+        .iter()
+        .filter_map(|f| f.rel.split('/').nth(1))
+        .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
+        .map(str::to_owned)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    loader.spec.project_templates = templates
+        .iter()
+        .filter_map(|f| {
+            let mut parts = f.rel.split('/').skip(1);
+            let block = parts.next()?;
+            (parts.next() == Some("project") && parts.next().is_some()).then(|| block.to_owned())
+        })
+        .collect();
+    for found in loader.list("bouwblokken", &["md", "yaml", "yml"])? {
+        loader.block(&found.disk);
     }
-    for path in loader.list("skills", &["md"])? {
-        loader.skill(&path);
+    for found in loader.list("skills", &["md"])? {
+        loader.skill(&found.disk);
     }
-    loader.spec.template_dirs = template_dirs(root);
     if !options.catalog_only {
-        for name in ["spec/platform.yaml", "spec/platform.yml"] {
-            if root.join(name).is_file() {
-                loader.count(root)?;
-                if let Some((id, p)) = loader.parse::<Platform>(&root.join(name), None) {
-                    loader.spec.platform = Some(Platform { file: id, ..p });
-                }
-                break;
-            }
+        let files = loader.walk("spec")?;
+        let wanted = |dir: &str, f: &Found| {
+            f.rel
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+                && has_ext(&f.rel, &["yaml", "yml"])
+        };
+        let platform = ["spec/platform.yaml", "spec/platform.yml"]
+            .into_iter()
+            .find_map(|name| files.iter().find(|f| f.rel == name));
+        if let Some(found) = platform
+            && let Some((id, p)) = loader.parse::<Platform>(&found.disk, None)
+        {
+            loader.spec.platform = Some(Platform { file: id, ..p });
         }
-        let paths = loader.list("spec/stacks", &["yaml", "yml"])?;
+        let paths = disk_paths(files.iter().filter(|f| wanted("spec/stacks", f)));
         for (id, s) in loader.parse_all::<Stack>(&paths, Some(Kind::Stack)) {
             loader.spec.stacks.push(Stack { file: id, ..s });
         }
-        let paths = loader.list("spec/plans", &["yaml", "yml"])?;
+        let paths = disk_paths(files.iter().filter(|f| wanted("spec/plans", f)));
         for (id, p) in loader.parse_all::<Plan>(&paths, Some(Kind::Plan)) {
             loader.spec.plans.push(Plan { file: id, ..p });
         }
-        let paths = loader.list("spec/policies", &["yaml", "yml"])?;
+        let paths = disk_paths(files.iter().filter(|f| wanted("spec/policies", f)));
         for (id, p) in loader.parse_all::<Policy>(&paths, None) {
             loader.spec.policies.push(Policy { file: id, ..p });
         }
@@ -196,61 +225,46 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
     Ok(loader.spec)
 }
 
+fn has_ext(path: &str, exts: &[&str]) -> bool {
+    Path::new(path)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.contains(&e))
+}
+
+fn disk_paths<'f>(files: impl Iterator<Item = &'f Found>) -> Vec<PathBuf> {
+    files.map(|f| f.disk.clone()).collect()
+}
+
 struct Loader<'a> {
     spec: Spec,
     options: &'a LoadOptions,
-    seen: usize,
+    /// Files that may still be listed before the load stops.
+    budget: usize,
 }
 
 impl Loader<'_> {
-    fn count(&mut self, root: &Path) -> Result<(), LoadError> {
-        self.seen += 1;
-        if self.seen > self.options.max_files {
-            return Err(LoadError::TooManyFiles {
-                path: root.to_owned(),
+    /// Every regular file under `dir` (see [`walk::walk`]); each symbolic
+    /// link, non-UTF-8 name or special file is an error diagnostic naming
+    /// it.
+    fn walk(&mut self, dir: &str) -> Result<Vec<Found>, LoadError> {
+        let walked = walk::walk(&self.spec.root, dir, &mut self.budget).map_err(|_| {
+            LoadError::TooManyFiles {
+                path: self.spec.root.clone(),
                 limit: self.options.max_files,
-            });
+            }
+        })?;
+        for refused in &walked.refused {
+            self.spec.diagnostics.push(refused.diagnostic());
         }
-        Ok(())
+        Ok(walked.files)
     }
 
-    /// Files under `dir` with one of `exts`, sorted by path. Symlinks are
-    /// reported and skipped: a spec never reads outside its repo.
-    fn list(&mut self, dir: &str, exts: &[&str]) -> Result<Vec<PathBuf>, LoadError> {
-        let root = self.spec.root.clone();
-        let base = root.join(dir);
-        if !base.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
-            let entry = entry.map_err(|source| LoadError::Walk {
-                path: base.clone(),
-                source,
-            })?;
-            let path = entry.path();
-            let wanted = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| exts.contains(&e));
-            if entry.path_is_symlink() {
-                if wanted {
-                    self.spec.diagnostics.push(Diagnostic::warning(
-                        "symbolic link skipped: spec files must be regular files in the repo",
-                        Location::file(display(&root, path)),
-                    ));
-                }
-                continue;
-            }
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            self.count(&root)?;
-            if wanted {
-                out.push(path.to_owned());
-            }
-        }
-        Ok(out)
+    /// Files under `dir` with one of `exts`, sorted by path.
+    fn list(&mut self, dir: &str, exts: &[&str]) -> Result<Vec<Found>, LoadError> {
+        let mut files = self.walk(dir)?;
+        files.retain(|f| has_ext(&f.rel, exts));
+        Ok(files)
     }
 
     /// Reads a file into [`Spec::files`], enforcing the size limit.
@@ -424,9 +438,9 @@ impl Loader<'_> {
         else {
             return;
         };
-        let dir = Path::new("templates").join(&meta.id.value);
-        let templates =
-            (is_safe_name(&meta.id.value) && self.spec.root.join(&dir).is_dir()).then_some(dir);
+        let block = &meta.id.value;
+        let templates = (names::id(block).is_ok() && self.spec.template_dirs.contains(block))
+            .then(|| Path::new("templates").join(block));
         let docs = if is_md {
             body
         } else {
@@ -442,19 +456,38 @@ impl Loader<'_> {
     }
 
     fn skill(&mut self, path: &Path) {
-        let Some((id, yaml, body)) = self.markdown(path) else {
+        let Some((file, yaml, body)) = self.markdown(path) else {
             return;
         };
-        if let Some((meta, extra)) =
-            self.frontmatter::<SkillMeta>(id, &yaml, SKILL_KEYS, Kind::Skill)
-        {
-            self.spec.skills.push(Skill {
-                file: id,
-                meta,
-                extra,
-                body,
-            });
-        }
+        let Some((meta, extra)) =
+            self.frontmatter::<SkillMeta>(file, &yaml, SKILL_KEYS, Kind::Skill)
+        else {
+            return;
+        };
+        // Druppie catalogs name a skill by its file: `skills/<id>.md`.
+        let (id, derived_id) = match &meta.id {
+            Some(id) => (id.clone(), false),
+            None => {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let id = Spanned::new(
+                    stem,
+                    super::yaml::Location::UNKNOWN,
+                    super::yaml::Location::UNKNOWN,
+                );
+                (id, true)
+            }
+        };
+        self.spec.skills.push(Skill {
+            file,
+            id,
+            derived_id,
+            meta,
+            extra,
+            body,
+        });
     }
 }
 
@@ -500,25 +533,6 @@ fn read_file(
         text,
         yaml_line_offset,
     })
-}
-
-/// A name that is a single plain path segment (no `/`, `..`, or leading dot).
-fn is_safe_name(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
-}
-
-fn template_dirs(root: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(root.join("templates")) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
-        .collect();
-    dirs.sort();
-    dirs
 }
 
 /// `path` relative to `root`, with `/` separators.

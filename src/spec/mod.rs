@@ -1,6 +1,7 @@
 //! The spec: loading (`load` -> [`Spec`]) and validation (`validate` ->
 //! [`Validated`]), with diagnostics that point at the source.
 
+pub mod catalog;
 pub mod diag;
 pub mod frontmatter;
 pub mod glob;
@@ -11,6 +12,7 @@ pub mod select;
 pub mod source;
 pub mod suggest;
 pub mod validate;
+pub mod walk;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};

@@ -13,6 +13,8 @@ use serde_json::Value;
 use super::source::FileId;
 use super::yaml::{OneOrMany, Spanned, SpannedMap, Str};
 
+pub use super::catalog::Outputs;
+
 /// Input values of one component: input name -> value.
 pub type InputValues = SpannedMap<Spanned<Value>>;
 
@@ -55,10 +57,12 @@ pub struct BlockMeta {
     pub auth_group: OneOrMany,
     #[serde(default)]
     pub requires: Vec<Str>,
-    #[serde(default)]
+    /// Typed inputs; the list form of Druppie catalogs (`inputs: [a, b]`)
+    /// declares inputs of type `any`, not required.
+    #[serde(default, deserialize_with = "super::catalog::inputs")]
     pub inputs: SpannedMap<InputDecl>,
     #[serde(default)]
-    pub outputs: SpannedMap<Str>,
+    pub outputs: Outputs,
     #[serde(default)]
     pub ownership: Option<Ownership>,
     /// Documentation of a `.yaml` block (a `.md` block uses its body).
@@ -111,7 +115,7 @@ impl InputType {
 }
 
 /// A typed parameter of a block.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputDecl {
     #[serde(rename = "type", default)]
@@ -161,6 +165,11 @@ pub struct Ownership {
 #[derive(Debug, Clone)]
 pub struct Skill {
     pub file: FileId,
+    /// `meta.id`, or the file name without `.md` when the frontmatter
+    /// has none (as in Druppie catalogs).
+    pub id: Str,
+    /// Whether [`Skill::id`] came from the file name.
+    pub derived_id: bool,
     pub meta: SkillMeta,
     pub extra: BTreeMap<String, Value>,
     pub body: String,
@@ -168,7 +177,8 @@ pub struct Skill {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SkillMeta {
-    pub id: Str,
+    #[serde(default)]
+    pub id: Option<Str>,
     pub name: Str,
     pub description: Str,
     #[serde(rename = "type", default)]
@@ -198,9 +208,9 @@ pub struct Platform {
 #[serde(deny_unknown_fields)]
 pub struct InfraRepo {
     #[serde(default = "default_infra_repo")]
-    pub repo: String,
+    pub repo: Str,
     #[serde(default = "default_branch")]
-    pub branch: String,
+    pub branch: Str,
 }
 
 impl Default for InfraRepo {
@@ -218,33 +228,35 @@ pub struct Projects {
     #[serde(default = "default_naming")]
     pub naming: Str,
     #[serde(default = "default_branch")]
-    pub branch: String,
+    pub branch: Str,
 }
 
 impl Default for Projects {
     fn default() -> Self {
         Projects {
-            naming: Spanned::new(
-                default_naming_str(),
-                super::yaml::Location::UNKNOWN,
-                super::yaml::Location::UNKNOWN,
-            ),
+            naming: default_naming(),
             branch: default_branch(),
         }
     }
 }
 
-fn default_infra_repo() -> String {
-    "infra".into()
+/// A value written nowhere: a default.
+fn unwritten(value: &str) -> Str {
+    Spanned::new(
+        value.to_owned(),
+        super::yaml::Location::UNKNOWN,
+        super::yaml::Location::UNKNOWN,
+    )
 }
-fn default_branch() -> String {
-    "main".into()
+
+fn default_infra_repo() -> Str {
+    unwritten("infra")
 }
-fn default_naming_str() -> String {
-    "{{ plan }}-{{ component }}".into()
+fn default_branch() -> Str {
+    unwritten("main")
 }
 fn default_naming() -> Str {
-    Projects::default().naming
+    unwritten("{{ plan }}-{{ component }}")
 }
 
 /// How much druppie may do in an environment.
@@ -273,11 +285,7 @@ pub struct Environment {
 }
 
 fn default_namespace() -> Str {
-    Spanned::new(
-        "{{ plan }}-{{ env }}".into(),
-        super::yaml::Location::UNKNOWN,
-        super::yaml::Location::UNKNOWN,
-    )
+    unwritten("{{ plan }}-{{ env }}")
 }
 
 /// `spec/stacks/*.yaml`: building blocks composed and wired together.

@@ -73,11 +73,157 @@ fn catalog_commands_ignore_broken_plans() {
 }
 
 #[test]
-fn a_broken_block_fails_the_catalog() {
+fn a_broken_block_is_reported_and_the_rest_is_listed() {
     let f = Fixture::valid().with("bouwblokken/bad.md", "---\nid: bad\n---\n");
-    let run = f.run(&["blocks"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
+    let run = f.run(&["blocks", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("JSON array");
+    let ids: Vec<&str> = hits.iter().filter_map(|h| h["id"].as_str()).collect();
+    assert_eq!(ids, ["postgresql", "webapp-python"]);
     assert!(run.stderr.contains("missing field"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--> bouwblokken/bad.md"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("listing what loaded"), "{}", run.stderr);
+    // The same file still makes the spec invalid.
+    let run = f.run(&["validate"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("--> bouwblokken/bad.md"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_broken_skill_is_reported_and_the_rest_is_listed() {
+    let f = Fixture::empty()
+        .with(
+            "skills/good.md",
+            "---\nname: Good\ndescription: Fine.\n---\nbody\n",
+        )
+        .with("skills/bad.md", "---\nname: [unclosed\n---\nbody\n");
+    let run = f.run(&["skills", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("JSON array");
+    assert_eq!(hits.len(), 1, "{}", run.stdout);
+    assert_eq!(hits[0]["id"], "good");
+    assert!(run.stderr.contains("--> skills/bad.md"), "{}", run.stderr);
+    assert_eq!(f.run(&["validate"]).code, 1);
+}
+
+/// A catalog in the format of existing Druppie catalogs: inputs and
+/// outputs as lists of names, skills named by their file.
+fn druppie_format_catalog() -> Fixture {
+    Fixture::empty()
+        .with(
+            "bouwblokken/ocr_tesseract.md",
+            "---\nid: ocr-tesseract\nname: OCR (Tesseract)\ntype: service\nversion: 1.2.0\nauth_group: [\"developers\"]\ndescription: \"Reads text from scanned documents.\"\ncapabilities: [\"ocr\", \"documents\"]\ninputs: [\"filename\", \"language\"]\noutputs: [\"text\", \"confidence\"]\n---\n\n# Bouwblok: OCR\n\nLeest tekst uit gescande documenten.\n",
+        )
+        .with(
+            "bouwblokken/pdf_render.md",
+            "---\nid: pdf-render\nname: PDF renderer\ntype: service\nversion: 0.3.0\nauth_group: []\ndescription: \"Renders HTML to PDF.\"\ncapabilities: [\"pdf\"]\ninputs:\n  - html\noutputs:\n  - pdf_url\n---\n# PDF renderer\n",
+        )
+        .with(
+            "skills/code_reviewer.md",
+            "---\nname: Code reviewer\ndescription: Reviews pull requests for security problems.\ncategory: review\n---\nYou review code.\n",
+        )
+        .with(
+            "skills/architect.md",
+            "---\nname: Architect\ndescription: Designs the building blocks of a solution.\n---\nYou design.\n",
+        )
+}
+
+#[test]
+fn a_druppie_format_catalog_validates_and_is_searchable() {
+    let f = druppie_format_catalog();
+    let run = f.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    // `code_reviewer` is not a DNS label: a warning, not an error.
+    assert!(
+        run.stderr
+            .contains("warning: skill id `code_reviewer` comes from the file name"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("`architect`"), "{}", run.stderr);
+
+    let run = f.run(&["blocks", "documents", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("JSON array");
+    assert_eq!(hits[0]["id"], "ocr-tesseract");
+    assert_eq!(
+        hits[0]["inputs"],
+        serde_json::json!(["filename", "language"])
+    );
+    assert_eq!(
+        hits[0]["outputs"],
+        serde_json::json!(["text", "confidence"])
+    );
+    assert_eq!(hits[0]["instantiable"], false);
+
+    let run = f.run(&["skills", "security", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("JSON array");
+    assert_eq!(hits[0]["id"], "code_reviewer");
+    let run = f.run(&["skills", "--json"]);
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("JSON array");
+    let ids: Vec<&str> = hits.iter().filter_map(|h| h["id"].as_str()).collect();
+    assert_eq!(ids, ["architect", "code_reviewer"]);
+}
+
+#[test]
+fn a_listed_input_takes_any_value_and_is_not_required() {
+    // A block in list form, given templates, used by a stack: its
+    // inputs take any value, and leaving them out is fine.
+    let f = Fixture::valid()
+        .with(
+            "bouwblokken/ocr.md",
+            "---\nid: ocr\nname: OCR\ntype: service\nversion: 1.0.0\ndescription: d\ninputs: [\"filename\", \"language\"]\noutputs: [\"text\"]\n---\n",
+        )
+        .with("templates/ocr/infra/config.yaml.j2", "file: {{ filename | default('none') }}\n")
+        .with(
+            "spec/stacks/ocr.yaml",
+            "name: ocr\ncomponents:\n  ocr:\n    block: ocr\n    inputs: {filename: [1, 2]}\n",
+        )
+        .with(
+            "spec/plans/scan.yaml",
+            "name: scan\nstack: ocr\nowner: team\nenvironments: [dev]\n",
+        );
+    let run = f.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    // A listed output is documentation: nothing can wire it.
+    let f = f.with(
+        "spec/stacks/ocr.yaml",
+        "name: ocr\ncomponents:\n  first: {block: ocr}\n  ocr:\n    block: ocr\n    inputs: {filename: \"{{ components.first.outputs.text }}\"}\n",
+    );
+    let run = f.run(&["validate"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("has no output `text`")
+            && run
+                .stderr
+                .contains("`text` is only listed in the block's `outputs:`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_explicit_invalid_skill_id_is_still_an_error() {
+    let f = Fixture::empty().with(
+        "skills/x.md",
+        "---\nid: Not/A-Name\nname: X\ndescription: d\n---\nbody\n",
+    );
+    let run = f.run(&["validate"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("skill id `Not/A-Name`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -135,7 +135,7 @@ fn output_paths_may_not_escape() {
     let f = Fixture::valid().with("templates/postgresql/project/{{ '..' }}/evil.txt", "x");
     fails(&f, "may not hold `.` or `..` segments");
     let f = Fixture::valid().with("templates/postgresql/project/{{ '.GIT' }}/config", "x");
-    fails(&f, "may not enter `.git`");
+    fails(&f, "which is `.git`");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use super::Check;
 use crate::spec::diag::Diagnostic;
-use crate::spec::model::{Block, InputType};
-use crate::spec::names::{id_problem, semver_problem};
+use crate::spec::model::{Block, InputType, Skill};
+use crate::spec::names;
 use crate::spec::suggest;
 
 /// Names the template context defines; an input may not use them.
@@ -21,23 +21,12 @@ pub const RESERVED: &[&str] = &[
 pub(super) fn check(c: &mut Check) {
     let spec = c.spec;
     c.unique("block id", spec.blocks.iter().map(|b| (b.file, &b.meta.id)));
-    c.unique("skill id", spec.skills.iter().map(|s| (s.file, &s.meta.id)));
+    c.unique("skill id", spec.skills.iter().map(|s| (s.file, &s.id)));
     for block in &spec.blocks {
         check_block(c, block);
     }
     for skill in &spec.skills {
-        if let Some(p) = id_problem(&skill.meta.id.value) {
-            c.error(
-                skill.file,
-                &skill.meta.id,
-                format!("skill id `{}` {p}", skill.meta.id.value),
-            );
-        }
-        if let Some(v) = &skill.meta.version
-            && let Some(p) = semver_problem(&v.value)
-        {
-            c.error(skill.file, v, format!("version `{}` {p}", v.value));
-        }
+        check_skill(c, skill);
     }
     for dir in &spec.template_dirs {
         if spec.block(dir).is_none() {
@@ -52,14 +41,45 @@ pub(super) fn check(c: &mut Check) {
     }
 }
 
+fn check_skill(c: &mut Check, skill: &Skill) {
+    let id = &skill.id;
+    if skill.derived_id {
+        // A Druppie catalog names the skill by its file; the listing
+        // takes it as it is, and says when it is not a tidy name.
+        if let Err(why) = names::dns_label(&id.value) {
+            c.warn(
+                skill.file,
+                id,
+                format!(
+                    "skill id `{}` comes from the file name, which {why}",
+                    id.value.escape_debug()
+                ),
+            )
+            .help("add `id:` to the frontmatter, or rename the file to a DNS-1123 label (e.g. `code-reviewer.md`)");
+        }
+    } else if let Err(why) = names::id(&id.value) {
+        c.error(skill.file, id, format!("skill id `{}` {why}", id.value));
+    }
+    if let Some(v) = &skill.meta.version
+        && let Err(why) = names::semver(&v.value)
+    {
+        c.error(skill.file, v, format!("version `{}` {why}", v.value));
+    }
+}
+
 fn check_block(c: &mut Check, block: &Block) {
     let m = &block.meta;
     let f = block.file;
-    if let Some(p) = id_problem(&m.id.value) {
-        c.error(f, &m.id, format!("block id `{}` {p}", m.id.value));
+    if let Err(why) = names::id(&m.id.value) {
+        c.error(f, &m.id, format!("block id `{}` {why}", m.id.value))
+            .help("a block id names `templates/<id>/`: lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit");
     }
-    if let Some(p) = semver_problem(&m.version.value) {
-        c.error(f, &m.version, format!("version `{}` {p}", m.version.value));
+    if let Err(why) = names::semver(&m.version.value) {
+        c.error(
+            f,
+            &m.version,
+            format!("version `{}` {why}", m.version.value),
+        );
     }
     for cap in &m.capabilities {
         if cap.value.trim().is_empty() {

@@ -21,7 +21,7 @@ use super::suggest;
 use super::yaml::Spanned;
 
 pub use model::{ComponentModel, Deployment, EnvModel, PlanModel};
-pub use values::{check_value, full_match};
+pub use values::{ValueError, check_value, full_match};
 
 /// A spec that passed validation: every reference resolves, every input
 /// value fits its declaration, and the wiring has no cycles; what later
@@ -58,30 +58,9 @@ impl Validated {
 /// Every diagnostic (load problems included, warnings too) when at least
 /// one is an error.
 pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
-    // The catalog, platform and stack rules are one job; the wiring is one
-    // job per stack and per plan, so the cores share it. Diagnostics keep
-    // this order before sorting, as when the checks ran one after another.
-    enum Job<'s> {
-        Rules,
-        Wiring(wiring::Unit<'s>),
-    }
-    let jobs: Vec<Job> = std::iter::once(Job::Rules)
-        .chain(wiring::units(&spec).map(Job::Wiring))
-        .collect();
-    let parts = crate::par::map(&jobs, |job| {
-        let mut check = Check::new(&spec);
-        match job {
-            Job::Rules => {
-                catalog::check(&mut check);
-                platform::check(&mut check);
-                stacks::check(&mut check);
-            }
-            Job::Wiring(unit) => wiring::check(&mut check, unit),
-        }
-        check.out.0
-    });
+    let found = run_checks(&spec);
     let mut all = std::mem::take(&mut spec.diagnostics);
-    all.extend(parts.into_iter().flatten());
+    all.extend(found);
     all.sort();
     if all.has_errors() {
         return Err(all);
@@ -98,6 +77,42 @@ pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
             Err(all)
         }
     }
+}
+
+/// Every problem of a loaded spec (load problems included), sorted,
+/// without consuming it: the catalog commands list what loaded and
+/// report the rest.
+pub fn check(spec: &Spec) -> Diagnostics {
+    let mut all = spec.diagnostics.clone();
+    all.extend(run_checks(spec));
+    all.sort();
+    all
+}
+
+fn run_checks(spec: &Spec) -> Vec<Diagnostic> {
+    // The catalog, platform and stack rules are one job; the wiring is one
+    // job per stack and per plan, so the cores share it. Diagnostics keep
+    // this order before sorting, as when the checks ran one after another.
+    enum Job<'s> {
+        Rules,
+        Wiring(wiring::Unit<'s>),
+    }
+    let jobs: Vec<Job> = std::iter::once(Job::Rules)
+        .chain(wiring::units(spec).map(Job::Wiring))
+        .collect();
+    let parts = crate::par::map(&jobs, |job| {
+        let mut check = Check::new(spec);
+        match job {
+            Job::Rules => {
+                catalog::check(&mut check);
+                platform::check(&mut check);
+                stacks::check(&mut check);
+            }
+            Job::Wiring(unit) => wiring::check(&mut check, unit),
+        }
+        check.out.0
+    });
+    parts.into_iter().flatten().collect()
 }
 
 /// Shared state of one validation run.

@@ -151,7 +151,7 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
                 .components
                 .get(&component)
                 .and_then(|c| blocks.get(c.block.value.as_str()));
-            let repo = names::repo_name(&platform.projects.naming.value, name, &component);
+            let repo = names::project_repo(&platform.projects.naming.value, name, &component);
             match (block, repo) {
                 (Some(&block), Ok(repo)) => components.push(ComponentModel {
                     name: component,

@@ -2,7 +2,8 @@
 
 use super::Check;
 use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::names::{dns_label_problem, expand_pattern, path_problem};
+use crate::spec::model::Platform;
+use crate::spec::names;
 
 pub(super) fn check(c: &mut Check) {
     let spec = c.spec;
@@ -20,16 +21,7 @@ pub(super) fn check(c: &mut Check) {
         return;
     };
     let f = platform.file;
-    if let Err(why) = expand_pattern(&platform.projects.naming.value, |v| {
-        matches!(v, "plan" | "component").then_some("x")
-    }) {
-        c.error(
-            f,
-            &platform.projects.naming,
-            format!("project naming pattern: {why}"),
-        )
-        .help("the pattern may use `{{ plan }}` and `{{ component }}`");
-    }
+    check_repo_names(c, platform);
     if platform.environments.is_empty() {
         c.out.push(Diagnostic::error(
             "spec/platform.yaml declares no environments",
@@ -37,20 +29,19 @@ pub(super) fn check(c: &mut Check) {
         ));
     }
     for (name, env) in platform.environments.iter() {
-        if let Some(p) = dns_label_problem(&name.value) {
-            c.error(f, name, format!("environment name `{}` {p}", name.value))
+        if let Err(why) = names::dns_label(&name.value) {
+            c.error(f, name, format!("environment name `{}` {why}", name.value))
                 .help("environment names become Kubernetes and repo names (DNS-1123 labels)");
         }
-        if let Some(why) = path_problem(&env.path.value) {
+        if let Err(why) = names::repo_path(names::infra_dir(&env.path.value)) {
             c.error(
                 f,
                 &env.path,
-                format!("infra path `{}` {why}", env.path.value),
-            );
+                format!("infra path `{}` {why}", env.path.value.escape_debug()),
+            )
+            .help(PATH_HELP);
         }
-        if let Err(why) = expand_pattern(&env.namespace.value, |v| {
-            matches!(v, "plan" | "env").then_some("x")
-        }) {
+        if let Err(why) = names::namespace(&env.namespace.value, "x", "x") {
             c.error(f, &env.namespace, format!("namespace pattern: {why}"))
                 .help("the pattern may use `{{ plan }}` and `{{ env }}`");
         }
@@ -60,7 +51,107 @@ pub(super) fn check(c: &mut Check) {
             }
         }
     }
+    check_nesting(c, platform);
     check_policies(c);
+}
+
+const PATH_HELP: &str = "an infra path is relative to the infra repo's root, `/`-separated, without `.` or `..` segments; each segment must be a name git accepts in a tree on every filesystem (NTFS, HFS+, Windows)";
+
+/// The infra repo's name, the default branches, and the repo names the
+/// naming pattern makes.
+fn check_repo_names(c: &mut Check, platform: &Platform) {
+    let f = platform.file;
+    let infra = &platform.infra;
+    if let Err(why) = names::repo(&infra.repo.value) {
+        c.error(
+            f,
+            &infra.repo,
+            format!(
+                "infra repo name `{}` {why}",
+                infra.repo.value.escape_debug()
+            ),
+        )
+        .help(REPO_HELP);
+    }
+    for (what, branch) in [
+        ("infra.branch", &infra.branch),
+        ("projects.branch", &platform.projects.branch),
+    ] {
+        if let Err(why) = names::branch(&branch.value) {
+            c.error(
+                f,
+                branch,
+                format!("`{what}` `{}` {why}", branch.value.escape_debug()),
+            )
+            .help("a default branch must pass `git check-ref-format --branch`, e.g. `main`");
+        }
+    }
+    let naming = &platform.projects.naming;
+    // Plans and components are DNS labels; a pattern that fails with the
+    // simplest of them fails for every plan, so it is reported here once.
+    match names::project_repo(&naming.value, "x", "x") {
+        Err(why) => {
+            c.error(f, naming, format!("project naming pattern: {why}"))
+                .help("the pattern may use `{{ plan }}` and `{{ component }}`");
+        }
+        Ok(example) => {
+            if let Err(why) = names::repo(&example).and_then(|()| names::dns_label(&example)) {
+                c.error(
+                    f,
+                    naming,
+                    format!(
+                        "project naming pattern makes repo names such as `{}`, which {why}",
+                        example.escape_debug()
+                    ),
+                )
+                .help("project repo names are DNS-1123 labels: lowercase letters, digits and `-`, e.g. `{{ plan }}-{{ component }}`");
+            }
+        }
+    }
+}
+
+/// What repo names may be, for help texts.
+pub(super) const REPO_HELP: &str = "repo names follow Gitea's and GitHub's rules: ASCII letters, digits, `.`, `_` and `-`, at most 100, not starting with `.` or `-`, no `..`, no `.git`, `.wiki`, `.rss` or `.atom` suffix";
+
+/// No environment's path is another's or lies inside it: plans render
+/// under `<path>/<plan>/`, so a path inside another environment's would
+/// put one environment's files in the other's plan directories.
+fn check_nesting(c: &mut Check, platform: &Platform) {
+    let f = platform.file;
+    let envs: Vec<_> = platform
+        .environments
+        .iter()
+        .filter(|(_, e)| names::repo_path(names::infra_dir(&e.path.value)).is_ok())
+        .collect();
+    for (i, (name, env)) in envs.iter().enumerate() {
+        for (other_name, other) in &envs[..i] {
+            if !names::nested(&env.path.value, &other.path.value) {
+                continue;
+            }
+            let (a, b) = (
+                names::infra_dir(&env.path.value),
+                names::infra_dir(&other.path.value),
+            );
+            let relation = if a.to_lowercase() == b.to_lowercase() {
+                "is the same as"
+            } else if a.split('/').count() > b.split('/').count() {
+                "lies inside"
+            } else {
+                "holds"
+            };
+            let note = c.at(f, &other.path);
+            c.error(
+                f,
+                &env.path,
+                format!(
+                    "infra path `{a}` of environment `{}` {relation} the path `{b}` of environment `{}`",
+                    name.value, other_name.value
+                ),
+            )
+            .note(format!("environment `{}` renders here", other_name.value), note)
+            .help("plans render under `<path>/<plan>/`: give every environment a directory of its own, none inside another (e.g. `apps/dev` and `apps/prod`)");
+        }
+    }
 }
 
 fn check_policies(c: &mut Check) {

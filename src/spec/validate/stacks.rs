@@ -1,12 +1,13 @@
 //! Rules for stacks and plans: references resolve, input values fit the
 //! block's declarations, and required inputs are set after merging.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Check;
 use crate::spec::Kind;
+use crate::spec::diag::Location;
 use crate::spec::model::{Block, InputValues, Plan, Stack};
-use crate::spec::names::{dns_label_problem, namespace, repo_name};
+use crate::spec::names;
 use crate::spec::source::FileId;
 use crate::spec::yaml::SpannedMap;
 
@@ -20,6 +21,7 @@ pub(super) fn check(c: &mut Check) {
     for plan in &spec.plans {
         check_plan(c, plan);
     }
+    check_repo_collisions(c);
 }
 
 fn env_names<'s>(c: &Check<'s>) -> Vec<&'s str> {
@@ -42,7 +44,7 @@ fn blocks_of<'s>(c: &Check<'s>, stack: &Stack) -> BTreeMap<String, &'s Block> {
 fn check_stack(c: &mut Check, stack: &Stack) {
     let spec = c.spec;
     let f = stack.file;
-    if let Some(p) = dns_label_problem(&stack.name.value) {
+    if let Err(p) = names::dns_label(&stack.name.value) {
         c.error(
             f,
             &stack.name,
@@ -57,7 +59,7 @@ fn check_stack(c: &mut Check, stack: &Stack) {
         );
     }
     for (name, comp) in stack.components.iter() {
-        if let Some(p) = dns_label_problem(&name.value) {
+        if let Err(p) = names::dns_label(&name.value) {
             c.error(f, name, format!("component name `{}` {p}", name.value))
                 .help("component names become repo and Kubernetes names (DNS-1123 labels)");
         }
@@ -198,7 +200,7 @@ fn quote_list(items: &[&str]) -> String {
 fn check_plan(c: &mut Check, plan: &Plan) {
     let spec = c.spec;
     let f = plan.file;
-    if let Some(p) = dns_label_problem(&plan.name.value) {
+    if let Err(p) = names::dns_label(&plan.name.value) {
         c.error(
             f,
             &plan.name,
@@ -295,47 +297,133 @@ fn check_required(c: &mut Check, plan: &Plan, stack: &Stack, blocks: &BTreeMap<S
     }
 }
 
+/// Whether the platform's naming pattern makes valid repo names at all
+/// (when it does not, `platform` reports it once, at the pattern).
+fn naming_ok(naming: &str) -> bool {
+    names::project_repo(naming, "x", "x")
+        .is_ok_and(|n| names::repo(&n).and_then(|()| names::dns_label(&n)).is_ok())
+}
+
 /// Project repo names and namespaces made from the platform's patterns are
 /// valid names.
 fn check_generated_names(c: &mut Check, plan: &Plan, stack: &Stack) {
     let Some(platform) = &c.spec.platform else {
         return;
     };
-    if dns_label_problem(&plan.name.value).is_some() {
+    if names::dns_label(&plan.name.value).is_err() {
         return; // reported once, on the name itself
     }
-    for (comp, _) in stack.components.iter() {
-        if dns_label_problem(&comp.value).is_some() {
-            continue;
-        }
-        let name = repo_name(
-            &platform.projects.naming.value,
-            &plan.name.value,
-            &comp.value,
-        );
-        if let Ok(name) = name
-            && let Some(p) = dns_label_problem(&name)
-        {
-            c.error(plan.file, &plan.name, format!("project repo name `{name}` for component `{}` {p}", comp.value))
+    let naming = &platform.projects.naming;
+    if naming_ok(&naming.value) {
+        for (comp, _) in stack.components.iter() {
+            if names::dns_label(&comp.value).is_err() {
+                continue;
+            }
+            let Ok(name) = names::project_repo(&naming.value, &plan.name.value, &comp.value) else {
+                continue;
+            };
+            if let Err(why) = names::repo(&name).and_then(|()| names::dns_label(&name)) {
+                let declared = c.at(stack.file, comp);
+                let pattern = c.at(platform.file, naming);
+                c.error(
+                    plan.file,
+                    &plan.name,
+                    format!(
+                        "project repo name `{name}` of plan `{}`, component `{}` {why}",
+                        plan.name.value, comp.value
+                    ),
+                )
+                .note(format!("component `{}` is declared here", comp.value), declared)
+                .note("the repo name comes from `projects.naming`", pattern)
                 .help("shorten the plan or component name, or change `projects.naming` in spec/platform.yaml");
+            }
         }
     }
     for env in &plan.environments {
         let Some(settings) = platform.environments.get(&env.value) else {
             continue;
         };
-        if dns_label_problem(&env.value).is_some() {
+        if names::dns_label(&env.value).is_err() {
             continue;
         }
-        let ns = namespace(&settings.namespace.value, &plan.name.value, &env.value);
+        let ns = names::namespace(&settings.namespace.value, &plan.name.value, &env.value);
         if let Ok(ns) = ns
-            && let Some(p) = dns_label_problem(&ns)
+            && let Err(why) = names::dns_label(&ns)
         {
             c.error(
                 plan.file,
                 env,
-                format!("namespace `{ns}` for environment `{}` {p}", env.value),
+                format!("namespace `{ns}` for environment `{}` {why}", env.value),
             );
+        }
+    }
+}
+
+/// No two target repos share a name, in any case (forges and the
+/// filesystems of clones compare names without case): every project repo
+/// a component with `project/` templates gets, and the infra repo.
+fn check_repo_collisions(c: &mut Check) {
+    let spec = c.spec;
+    let Some(platform) = &spec.platform else {
+        return;
+    };
+    let naming = &platform.projects.naming.value;
+    if !naming_ok(naming) {
+        return;
+    }
+    let mut seen: HashMap<String, (String, Location)> = HashMap::new();
+    if names::repo(&platform.infra.repo.value).is_ok() {
+        seen.insert(
+            platform.infra.repo.value.to_lowercase(),
+            (
+                "the infra repo".to_owned(),
+                c.at(platform.file, &platform.infra.repo),
+            ),
+        );
+    }
+    let mut plans_seen = HashSet::new();
+    for plan in &spec.plans {
+        if names::dns_label(&plan.name.value).is_err() || !plans_seen.insert(&plan.name.value) {
+            continue;
+        }
+        let Some(stack) = spec.stack(&plan.stack.value) else {
+            continue;
+        };
+        for (comp, component) in stack.components.iter() {
+            if names::dns_label(&comp.value).is_err()
+                || !spec.project_templates.contains(&component.block.value)
+            {
+                continue;
+            }
+            let Ok(name) = names::project_repo(naming, &plan.name.value, &comp.value) else {
+                continue;
+            };
+            if names::repo(&name)
+                .and_then(|()| names::dns_label(&name))
+                .is_err()
+            {
+                continue;
+            }
+            let who = format!(
+                "the project repo of plan `{}`, component `{}`",
+                plan.name.value, comp.value
+            );
+            match seen.get(&name.to_lowercase()) {
+                Some((other, at)) => {
+                    let at = at.clone();
+                    c.error(
+                        plan.file,
+                        &plan.name,
+                        format!("repo name `{name}` of plan `{}`, component `{}` is also {other}", plan.name.value, comp.value),
+                    )
+                    .note(format!("{other} is named here"), at)
+                    .help("every target repo needs a name of its own: rename the plan or component, or change `projects.naming` (or `infra.repo`) in spec/platform.yaml");
+                }
+                None => {
+                    let at = c.at(stack.file, comp);
+                    seen.insert(name.to_lowercase(), (who, at));
+                }
+            }
         }
     }
 }

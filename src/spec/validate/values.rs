@@ -16,64 +16,78 @@ pub fn full_match(pattern: &str) -> Option<regex::Regex> {
     regex::Regex::new(&format!("^(?:{pattern})$")).ok()
 }
 
+/// Why a value does not fit its declaration. The message completes
+/// "value …".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    #[error("is {found}, expected {expected}")]
+    Type {
+        found: String,
+        expected: &'static str,
+    },
+    #[error("{value} is not one of {allowed}")]
+    NotAllowed { value: String, allowed: String },
+    #[error("{value} is below the minimum {min}")]
+    BelowMinimum { value: String, min: f64 },
+    #[error("{value} is above the maximum {max}")]
+    AboveMaximum { value: String, max: f64 },
+    #[error("{value} does not match the pattern `{pattern}`")]
+    Pattern { value: String, pattern: String },
+}
+
 /// Checks `value` against `decl`'s type and constraints. `pattern` is the
 /// compiled form of `decl.pattern`, if it has one that compiles.
 ///
 /// # Errors
-/// What is wrong, as a phrase that completes "value ...".
+/// The first constraint `value` breaks.
 pub fn check_value(
     decl: &InputDecl,
     value: &Value,
     pattern: Option<&regex::Regex>,
-) -> Result<(), String> {
+) -> Result<(), ValueError> {
     if is_template(value) {
         return Ok(());
     }
     if !type_matches(decl.kind, value) {
-        return Err(format!(
-            "is {}, expected {}",
-            describe(value),
-            decl.kind.name()
-        ));
+        return Err(ValueError::Type {
+            found: describe(value),
+            expected: decl.kind.name(),
+        });
     }
     if let Some(allowed) = &decl.allowed
         && !allowed.value.contains(value)
     {
         let list: Vec<String> = allowed.value.iter().map(compact).collect();
-        return Err(format!(
-            "{} is not one of {}",
-            compact(value),
-            list.join(", ")
-        ));
+        return Err(ValueError::NotAllowed {
+            value: compact(value),
+            allowed: list.join(", "),
+        });
     }
     if let Some(n) = value.as_f64() {
         if let Some(min) = &decl.minimum
             && n < min.value
         {
-            return Err(format!(
-                "{} is below the minimum {}",
-                compact(value),
-                min.value
-            ));
+            return Err(ValueError::BelowMinimum {
+                value: compact(value),
+                min: min.value,
+            });
         }
         if let Some(max) = &decl.maximum
             && n > max.value
         {
-            return Err(format!(
-                "{} is above the maximum {}",
-                compact(value),
-                max.value
-            ));
+            return Err(ValueError::AboveMaximum {
+                value: compact(value),
+                max: max.value,
+            });
         }
     }
     if let (Some(re), Value::String(s), Some(p)) = (pattern, value, &decl.pattern)
         && !re.is_match(s)
     {
-        return Err(format!(
-            "{} does not match the pattern `{}`",
-            compact(value),
-            p.value
-        ));
+        return Err(ValueError::Pattern {
+            value: compact(value),
+            pattern: p.value.clone(),
+        });
     }
     Ok(())
 }
@@ -125,7 +139,7 @@ mod tests {
         let d = decl("type: integer");
         assert!(check_value(&d, &json!(3), None).is_ok());
         assert_eq!(
-            check_value(&d, &json!("3"), None),
+            check_value(&d, &json!("3"), None).map_err(|e| e.to_string()),
             Err("is the string \"3\", expected integer".into())
         );
         assert!(check_value(&d, &json!(1.5), None).is_err());
@@ -138,13 +152,13 @@ mod tests {
     fn constraints() {
         let d = decl("{type: integer, minimum: 1, maximum: 5}");
         assert_eq!(
-            check_value(&d, &json!(0), None),
+            check_value(&d, &json!(0), None).map_err(|e| e.to_string()),
             Err("0 is below the minimum 1".into())
         );
         assert!(check_value(&d, &json!(6), None).is_err());
         let e = decl("{type: string, enum: [a, b]}");
         assert_eq!(
-            check_value(&e, &json!("c"), None),
+            check_value(&e, &json!("c"), None).map_err(|e| e.to_string()),
             Err("\"c\" is not one of \"a\", \"b\"".into())
         );
         let p = decl("{type: string, pattern: '[0-9]+Gi'}");

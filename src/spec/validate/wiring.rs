@@ -273,16 +273,23 @@ fn check_references(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
                     Some(o) if block.meta.outputs.get(o).is_none() => {
                         let candidates =
                             crate::spec::suggest::candidates(o, block.meta.outputs.keys());
-                        c.error(
-                            file,
-                            value,
-                            format!(
-                                "block `{}` (component `{}`) has no output `{o}`",
-                                block.id(),
-                                r.component
-                            ),
-                        )
-                        .candidates(&candidates);
+                        let listed = block.meta.outputs.listed.iter().any(|l| l.value == *o);
+                        let d = c
+                            .error(
+                                file,
+                                value,
+                                format!(
+                                    "block `{}` (component `{}`) has no output `{o}`",
+                                    block.id(),
+                                    r.component
+                                ),
+                            )
+                            .candidates(&candidates);
+                        if listed {
+                            d.help(format!(
+                                "`{o}` is only listed in the block's `outputs:`; to wire it, give it an expression (`outputs: {{{o}: \"{{{{ ... }}}}\"}}`)"
+                            ));
+                        }
                     }
                     None => {
                         c.error(
