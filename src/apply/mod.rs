@@ -14,16 +14,17 @@
 
 mod approvals;
 mod cache;
+pub mod coverage;
 mod run;
 mod trail;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub use approvals::{Merged, Unrecorded, merged, unrecorded};
+pub use approvals::{Merged, Style, Target, Unrecorded};
 pub use cache::{Cache, Pushed, redact};
 pub use run::{ATTEMPTS, Failure, Outcome, Run};
-pub use trail::{Trail, VERDICT_MARKER};
+pub use trail::{CatchUp, Trail, TrailError, VERDICT_MARKER};
 
 use crate::diff::{Action, ChangeSet, ChangeSets};
 use crate::forge::Forge;

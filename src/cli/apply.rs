@@ -72,6 +72,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         args.yes || confirmed()
     };
     let (outcome, result) = run.apply(&valid, &selection, &args.select.options(), &mut confirm);
+    for line in &outcome.ignored {
+        eprintln!("warning: {line}");
+    }
     for line in &outcome.recorded {
         print_out(&format!("{line}\n"));
     }
@@ -101,6 +104,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             fail(&format!("{line}; nothing applied"))
         }
         Err(Failure::Declined) => fail("not applied (pass --yes to apply without asking)"),
+        Err(e @ (Failure::Trail(_) | Failure::Audit(_))) => {
+            print_error(&e, ctx.color_err);
+            exit::ERROR
+        }
         Err(e) => fail(&e.to_string()),
     }
 }

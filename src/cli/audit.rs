@@ -21,7 +21,9 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Check every event's signature against `[signing] allowed_signers`
-    /// and its committer; exit 1 when one does not verify
+    /// (with ssh-keygen, as `git verify-commit` does) and its committer,
+    /// and that every commit druppie signed in the target repos has its
+    /// event; exit 1 when one does not verify or an event is missing
     #[arg(long)]
     pub verify: bool,
 }
@@ -41,14 +43,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         let Some(path) = &ctx.config.signing.allowed_signers else {
             return fail("--verify needs `[signing] allowed_signers` in druppie.toml".to_owned());
         };
-        let path = ctx.config.resolve(path);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => return fail(format!("{}: {e}", path.display())),
-        };
-        match AllowedSigners::parse(&text, &path.display().to_string()) {
+        match AllowedSigners::from_file(&ctx.config.resolve(path)) {
             Ok(a) => Some(a),
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         }
     } else {
         None
@@ -108,9 +105,64 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             &rows,
         ));
     }
-    let bad = shown.iter().filter(|r| r.signature != "verified").count();
-    if args.verify && bad > 0 {
-        return fail(format!("{bad} of {} events do not verify", shown.len()));
+    if !args.verify {
+        return exit::OK;
     }
-    exit::OK
+    let bad = shown.iter().filter(|r| r.signature != "verified").count();
+    let missing = match missing_events(ctx, &spec) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    for m in &missing {
+        eprintln!(
+            "missing event: {m}: druppie signed this commit and the trail does not record it"
+        );
+    }
+    match (bad, missing.len()) {
+        (0, 0) => exit::OK,
+        (bad, 0) => fail(format!("{bad} of {} events do not verify", shown.len())),
+        (0, n) => fail(format!(
+            "the trail lacks the events of {n} commits druppie signed (cut short or edited?)"
+        )),
+        (bad, n) => fail(format!(
+            "{bad} of {} events do not verify, and the trail lacks the events of {n} commits druppie signed",
+            shown.len()
+        )),
+    }
+}
+
+/// The commits druppie signed in the target repos that the trail (its
+/// events druppie signed) does not record; prints why it cannot tell.
+fn missing_events(ctx: &Context, spec: &Repo) -> Result<Vec<audit::Missing>, u8> {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        exit::ERROR
+    };
+    let signer = super::apply::signer(&ctx.config).map_err(|e| {
+        fail(format!(
+            "--verify checks the trail against druppie's own commits and needs its key: {e}"
+        ))
+    })?;
+    let key = signer.own_key();
+    let trail = audit::trusted(spec, &key).map_err(|e| {
+        print_error(&e, ctx.color_err);
+        exit::ERROR
+    })?;
+    let forge = crate::forge::from_config(&ctx.config).map_err(fail)?;
+    let config = &ctx.config;
+    let cache = crate::apply::Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env());
+    let valid =
+        super::load_validated(ctx, &crate::spec::LoadOptions::default()).ok_or(exit::ERROR)?;
+    crate::apply::coverage::missing(&valid, &trail.events, forge.as_ref(), &cache, &key).map_err(
+        |e| match e {
+            crate::apply::coverage::CoverageError::Diagnostics(d) => {
+                super::output::print_diagnostics(&d, ctx.color_err);
+                exit::ERROR
+            }
+            e => {
+                print_error(&e, ctx.color_err);
+                exit::ERROR
+            }
+        },
+    )
 }

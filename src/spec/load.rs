@@ -36,7 +36,13 @@ pub struct Spec {
     pub unparsed: BTreeSet<(Kind, String)>,
     /// Problems found while reading and parsing.
     pub diagnostics: Diagnostics,
+    /// [`APPROVER_KEYS`], when the spec has it: the approvers' SSH keys.
+    pub approver_keys: Option<FileId>,
 }
+
+/// The allowed-signers file (ssh-keygen format) mapping the principals
+/// that `approvers` name to the keys that sign their merges in plain git.
+pub const APPROVER_KEYS: &str = "spec/approvers.allowed_signers";
 
 impl Spec {
     pub fn file(&self, id: FileId) -> &SourceFile {
@@ -171,6 +177,7 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
                 break;
             }
         }
+        loader.approver_keys(root)?;
         let paths = loader.list("spec/stacks", &["yaml", "yml"])?;
         for (id, s) in loader.parse_all::<Stack>(&paths, Some(Kind::Stack)) {
             loader.spec.stacks.push(Stack { file: id, ..s });
@@ -242,6 +249,38 @@ impl Loader<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Reads [`APPROVER_KEYS`] when it is there, checking every line as
+    /// ssh-keygen reads it.
+    fn approver_keys(&mut self, root: &Path) -> Result<(), LoadError> {
+        let path = root.join(APPROVER_KEYS);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return Ok(());
+        };
+        if !meta.is_file() {
+            self.spec.diagnostics.push(Diagnostic::error(
+                "must be a regular file in the repo (a symbolic link or directory is not read)",
+                Location::file(APPROVER_KEYS),
+            ));
+            return Ok(());
+        }
+        self.count(root)?;
+        let Some(id) = self.read(&path, 0) else {
+            return Ok(());
+        };
+        let file = &self.spec.files[id];
+        if let Err(e) = crate::git::sign::check(&file.text, APPROVER_KEYS) {
+            let at = super::source::offset_of(&file.text, e.line, 1);
+            let len = file.text[at..].find('\n').unwrap_or(file.text.len() - at);
+            let pos = super::source::Pos::at_offset(&file.text, at, len);
+            self.spec.diagnostics.push(
+                Diagnostic::error(e.why, Location::new(file, pos))
+                    .with_help("each line: principals [options] key, as ssh-keygen(1) ALLOWED SIGNERS describes; ssh-keygen stops reading at a bad line"),
+            );
+        }
+        self.spec.approver_keys = Some(id);
+        Ok(())
     }
 
     /// Reads a file into [`Spec::files`], enforcing the size limit.
