@@ -494,9 +494,9 @@ fn events_lost_to_a_stop_between_push_and_record_are_recorded_next_time() {
         verify.stderr
     );
     assert!(
-        verify
-            .stderr
-            .ends_with("error: the trail lacks the events of 2 commits druppie signed (cut short or edited?)\n"),
+        verify.stderr.ends_with(
+            "error: the trail lacks the events of 2 commits druppie signed (cut short or edited?)\n"
+        ),
         "{}",
         verify.stderr
     );

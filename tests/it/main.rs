@@ -11,5 +11,6 @@ mod preview;
 mod prism;
 mod render;
 mod serve;
+mod signers;
 mod support;
 mod validate;
