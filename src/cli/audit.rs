@@ -122,10 +122,10 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         (0, 0) => exit::OK,
         (bad, 0) => fail(format!("{bad} of {} events do not verify", shown.len())),
         (0, n) => fail(format!(
-            "the trail lacks the events of {n} commits druppie signed (cut short or edited?)"
+            "the trail lacks the events of {n} commit(s) druppie signed (cut short or edited?)"
         )),
         (bad, n) => fail(format!(
-            "{bad} of {} events do not verify, and the trail lacks the events of {n} commits druppie signed",
+            "{bad} of {} events do not verify, and the trail lacks the events of {n} commit(s) druppie signed",
             shown.len()
         )),
     }

@@ -21,7 +21,7 @@ impl Setup {
         self.tmp.path().join("forge")
     }
 
-    fn apply(&self) -> Run {
+    pub fn apply(&self) -> Run {
         self.f
             .run(&["--config", self.config.to_str().unwrap(), "apply", "--yes"])
     }
@@ -495,7 +495,7 @@ fn events_lost_to_a_stop_between_push_and_record_are_recorded_next_time() {
     );
     assert!(
         verify.stderr.ends_with(
-            "error: the trail lacks the events of 2 commits druppie signed (cut short or edited?)\n"
+            "error: the trail lacks the events of 2 commit(s) druppie signed (cut short or edited?)\n"
         ),
         "{}",
         verify.stderr

@@ -5,6 +5,7 @@ mod catalog;
 mod compose;
 mod diff;
 mod forge;
+mod forged_approvals;
 mod git;
 mod kubernetes;
 mod preview;
