@@ -3,6 +3,7 @@
 mod apply;
 mod catalog;
 mod compose;
+mod concurrent;
 mod diff;
 mod forge;
 mod forged_approvals;
