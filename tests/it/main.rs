@@ -15,4 +15,5 @@ mod render;
 mod serve;
 mod signers;
 mod support;
+mod teams;
 mod validate;
