@@ -37,8 +37,9 @@ impl std::fmt::Display for Ignored {
 /// The branch, a commit or its event cannot be read, or a signature
 /// cannot be checked.
 pub fn read(spec: &Repo, allowed: Option<&AllowedSigners>) -> Result<Vec<Recorded>, AuditError> {
-    let mut out = Vec::new();
-    for commit in chain(spec, None)?.0.into_iter().rev() {
+    let commits: Vec<ObjectId> = chain(spec, None)?.0.into_iter().rev().collect();
+    // Each check is two ssh-keygen runs, which mostly wait: on every core.
+    crate::par::map(&commits, |&commit| {
         let event = event_at(spec, commit)?;
         let signature = match allowed {
             None => "unchecked".to_owned(),
@@ -48,13 +49,14 @@ pub fn read(spec: &Repo, allowed: Option<&AllowedSigners>) -> Result<Vec<Recorde
                 .word()
                 .to_owned(),
         };
-        out.push(Recorded {
+        Ok(Recorded {
             commit: commit.to_string(),
             event,
             signature,
-        });
-    }
-    Ok(out)
+        })
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The events signed by druppie's own `key`, oldest first; every other
