@@ -1,11 +1,32 @@
-//! Approvals in plain git: a proposal branch (`druppie/…`) whose commit
-//! has become reachable from the default branch was merged, and whoever
-//! committed that merge approved it.
+//! Reading druppie's own state in a plain-git target repo, trusting only
+//! what druppie signed: its commits at the tips of the default branch and
+//! of `druppie/…` branches that the trail lacks ([`unrecorded`]), and the
+//! proposals the trail knows that the default branch has since merged
+//! ([`merged`]). A commit that looks like druppie's (its committer email,
+//! or `Druppie-` trailers) without druppie's signature is ignored and
+//! reported.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use super::ApplyError;
+use crate::git::sign::OwnKey;
+use crate::git::{ObjectId, Repo};
+
+/// How far down a branch druppie looks for its own commits.
+const DEPTH: &str = "100";
+
+/// How a proposal reached the default branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A merge commit brought it in: its committer merged, its signature
+    /// is the approval.
+    Merge,
+    /// The default branch was moved to the proposal itself: no commit
+    /// says who did it.
+    FastForward,
+}
 
 /// A merged proposal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,87 +34,15 @@ pub struct Merged {
     pub branch: String,
     /// The proposal commit druppie wrote.
     pub proposal: String,
-    /// The commit on the default branch that brought it in.
+    /// The commit on the default branch that brought it in (the proposal
+    /// itself when fast-forwarded).
     pub merge: String,
+    pub style: Style,
     pub merger_name: String,
     pub merger_email: String,
     /// From the proposal commit's trailers.
     pub plans: Vec<String>,
     pub env: Option<String>,
-}
-
-/// The proposals of the bare clone at `repo` that `default` has merged.
-///
-/// # Errors
-/// git fails on the clone.
-pub fn merged(name: &str, repo: &Path, default: &str) -> Result<Vec<Merged>, ApplyError> {
-    let git = |args: &[&str]| -> Result<(bool, String), ApplyError> {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(repo)
-            .output()
-            .map_err(|source| ApplyError::Spawn {
-                repo: name.to_owned(),
-                source,
-            })?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        ))
-    };
-    let (ok, branches) = git(&[
-        "for-each-ref",
-        "--format=%(refname:short) %(objectname)",
-        "refs/heads/druppie/",
-    ])?;
-    if !ok || branches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for line in branches.lines() {
-        let Some((branch, tip)) = line.split_once(' ') else {
-            continue;
-        };
-        let (merged, _) = git(&["merge-base", "--is-ancestor", tip, default])?;
-        if !merged {
-            continue;
-        }
-        // The first commit of the default branch's own line that contains
-        // the proposal: the merge.
-        let range = format!("{tip}..{default}");
-        let (_, path) = git(&[
-            "rev-list",
-            "--first-parent",
-            "--ancestry-path",
-            "--reverse",
-            &range,
-        ])?;
-        let Some(merge) = path.lines().next().map(str::to_owned) else {
-            continue;
-        };
-        let (_, who) = git(&["log", "-1", "--format=%cn%x00%ce", &merge])?;
-        let (merger_name, merger_email) = who.split_once('\0').unwrap_or((who.as_str(), ""));
-        let trailer = |key: &str| -> Result<String, ApplyError> {
-            let format = format!("--format=%(trailers:key={key},valueonly)");
-            Ok(git(&["log", "-1", &format, tip])?.1)
-        };
-        let plans = trailer("Druppie-Plan")?
-            .split(", ")
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let env = Some(trailer("Druppie-Environment")?).filter(|e| !e.is_empty());
-        out.push(Merged {
-            branch: branch.to_owned(),
-            proposal: tip.to_owned(),
-            merge,
-            merger_name: merger_name.to_owned(),
-            merger_email: merger_email.to_owned(),
-            plans,
-            env,
-        });
-    }
-    Ok(out)
 }
 
 /// A commit druppie pushed that the audit trail does not have (apply was
@@ -106,79 +55,224 @@ pub struct Unrecorded {
     pub env: Option<String>,
 }
 
-/// druppie's commits at the tips of `default` (first-parent line) and of
-/// every `druppie/…` branch of the bare clone at `repo` that are not in
-/// `known`, oldest first; the walk stops at the first known commit.
-///
-/// # Errors
-/// git fails on the clone.
-pub fn unrecorded(
-    name: &str,
-    repo: &Path,
-    default: &str,
-    email: &str,
-    known: &[String],
-) -> Result<Vec<Unrecorded>, ApplyError> {
-    let git = |args: &[&str]| -> Result<String, ApplyError> {
+/// A bare clone of a target repo, read as druppie trusts it.
+pub struct Target<'a> {
+    pub name: &'a str,
+    pub path: &'a Path,
+    pub default: &'a str,
+    /// druppie's own key: only commits it signed are druppie's.
+    pub key: &'a OwnKey,
+    /// druppie's committer email, to spot commits posing as druppie's.
+    pub email: &'a str,
+}
+
+/// One commit of a `git log` listing.
+struct Listed {
+    commit: String,
+    committer_name: String,
+    committer_email: String,
+    plans: Vec<String>,
+    env: Option<String>,
+}
+
+impl Listed {
+    /// It presents itself as druppie's.
+    fn claims(&self, email: &str) -> bool {
+        self.committer_email == email || !self.plans.is_empty() || self.env.is_some()
+    }
+}
+
+impl Target<'_> {
+    fn git(&self, args: &[&str]) -> Result<(bool, String), ApplyError> {
         let out = Command::new("git")
             .args(args)
-            .current_dir(repo)
+            .current_dir(self.path)
             .output()
             .map_err(|source| ApplyError::Spawn {
-                repo: name.to_owned(),
+                repo: self.name.to_owned(),
                 source,
             })?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
-    let mut branches = vec![default.to_owned()];
-    let proposals = git(&[
-        "for-each-ref",
-        "--format=%(refname:short)",
-        "refs/heads/druppie/",
-    ])?;
-    branches.extend(proposals.lines().map(str::to_owned));
-    let mut out = Vec::new();
-    for branch in branches {
-        let log = git(&[
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
+    fn repo(&self) -> Result<Repo, ApplyError> {
+        Repo::open(self.path)
+            .map_err(ApplyError::git(self.name, "open the clone"))?
+            .ok_or_else(|| ApplyError::not_cached(self.name))
+    }
+
+    fn signed(&self, repo: &Repo, commit: &str) -> Result<bool, ApplyError> {
+        let id = ObjectId::from_hex(commit.as_bytes())
+            .map_err(|_| ApplyError::bad_commit(self.name, commit))?;
+        repo.signed_by(id, self.key)
+            .map_err(|source| ApplyError::Verify {
+                repo: self.name.to_owned(),
+                source,
+            })
+    }
+
+    /// Commits of `args` (a `git log` range), with committer and trailers.
+    fn log(&self, args: &[&str]) -> Result<Vec<Listed>, ApplyError> {
+        let mut full = vec![
             "log",
-            "--first-parent",
-            "-n",
-            "100",
-            "--format=%H %ce",
-            &branch,
+            "--format=%H%x1f%cn%x1f%ce%x1f%(trailers:key=Druppie-Plan,valueonly,separator=%x2C )%x1f%(trailers:key=Druppie-Environment,valueonly,separator=)%x1e",
+        ];
+        full.extend_from_slice(args);
+        let (ok, out) = self.git(&full)?;
+        if !ok {
+            return Ok(Vec::new());
+        }
+        Ok(out
+            .split('\x1e')
+            .filter_map(|r| {
+                let f: Vec<&str> = r.trim_start_matches('\n').split('\x1f').collect();
+                let [commit, name, email, plans, env] = f.as_slice() else {
+                    return None;
+                };
+                Some(Listed {
+                    commit: (*commit).to_owned(),
+                    committer_name: (*name).to_owned(),
+                    committer_email: (*email).to_owned(),
+                    plans: plans
+                        .trim()
+                        .split(", ")
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    env: Some(env.trim().to_owned()).filter(|e| !e.is_empty()),
+                })
+            })
+            .collect())
+    }
+
+    fn proposal_branches(&self) -> Result<Vec<String>, ApplyError> {
+        let (_, out) = self.git(&[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/druppie/",
         ])?;
-        let mut found = Vec::new();
-        for line in log.lines() {
-            let Some((commit, committer)) = line.split_once(' ') else {
+        Ok(out.lines().map(str::to_owned).collect())
+    }
+
+    /// druppie's signed commits at the tips of the default branch
+    /// (first-parent line) and of every `druppie/…` branch that are not
+    /// in `known`, oldest first; the walk down a branch stops at the
+    /// first known commit or the first commit druppie did not sign.
+    /// Commits posing as druppie's go into `ignored`.
+    ///
+    /// # Errors
+    /// git fails on the clone.
+    pub fn unrecorded(
+        &self,
+        known: &BTreeSet<String>,
+        ignored: &mut Vec<String>,
+    ) -> Result<Vec<Unrecorded>, ApplyError> {
+        let repo = self.repo()?;
+        let mut branches = vec![self.default.to_owned()];
+        branches.extend(self.proposal_branches()?);
+        let mut out: Vec<Unrecorded> = Vec::new();
+        for branch in branches {
+            let mut found = Vec::new();
+            for c in self.log(&["--first-parent", "-n", DEPTH, &branch, "--"])? {
+                // A proposal builds on the default branch: what was found
+                // there is not found again.
+                if known.contains(&c.commit) || out.iter().any(|u| u.commit == c.commit) {
+                    break;
+                }
+                if !self.signed(&repo, &c.commit)? {
+                    if c.claims(self.email) {
+                        ignored.push(self.posing(&c.commit, &branch));
+                    }
+                    break;
+                }
+                found.push(Unrecorded {
+                    commit: c.commit,
+                    branch: branch.clone(),
+                    plans: c.plans,
+                    env: c.env,
+                });
+            }
+            found.reverse();
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    fn posing(&self, commit: &str, branch: &str) -> String {
+        format!(
+            "{}: ignored commit {commit} on {branch}: it looks like druppie's but is not signed by druppie's key",
+            self.name
+        )
+    }
+
+    /// The proposals of `proposed` (commits the trail records as
+    /// proposed in this repo) that a `druppie/…` branch holds and the
+    /// default branch has merged.
+    ///
+    /// # Errors
+    /// git fails on the clone.
+    pub fn merged(
+        &self,
+        proposed: &BTreeSet<String>,
+        ignored: &mut Vec<String>,
+    ) -> Result<Vec<Merged>, ApplyError> {
+        let repo = self.repo()?;
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for branch in self.proposal_branches()? {
+            let line = self.log(&["--first-parent", "-n", DEPTH, &branch, "--"])?;
+            // The newest proposal druppie made on this branch; commits a
+            // person added on top of it are theirs to merge with it.
+            let Some(at) = line.iter().position(|c| proposed.contains(&c.commit)) else {
+                if let Some(tip) = line.first()
+                    && tip.claims(self.email)
+                    && !self.signed(&repo, &tip.commit)?
+                {
+                    ignored.push(self.posing(&tip.commit, &branch));
+                }
                 continue;
             };
-            // A proposal builds on the default branch: what was found
-            // there is not found again.
-            let earlier = out.iter().any(|u: &Unrecorded| u.commit == commit);
-            if committer != email || earlier || known.iter().any(|k| k == commit) {
-                break;
+            let proposal = &line[at];
+            if !seen.insert(proposal.commit.clone()) || !self.signed(&repo, &proposal.commit)? {
+                continue;
             }
-            let trailer = |key: &str| -> Result<String, ApplyError> {
-                git(&[
-                    "log",
-                    "-1",
-                    &format!("--format=%(trailers:key={key},valueonly)"),
-                    commit,
-                ])
+            let (merged, _) = self.git(&[
+                "merge-base",
+                "--is-ancestor",
+                &proposal.commit,
+                self.default,
+            ])?;
+            if !merged {
+                continue;
+            }
+            let range = format!("{}..{}", proposal.commit, self.default);
+            let after = self.log(&["--first-parent", "--ancestry-path", "--reverse", &range])?;
+            let on_line = self.log(&["--first-parent", "-n", "1000", self.default, "--"])?;
+            let fast_forward = on_line.iter().any(|c| c.commit == proposal.commit);
+            let (merge, style) = if fast_forward {
+                (proposal, Style::FastForward)
+            } else {
+                // The first commit of the default branch's own line that
+                // contains the proposal: the merge.
+                match after.first() {
+                    Some(m) => (m, Style::Merge),
+                    None => continue,
+                }
             };
-            found.push(Unrecorded {
-                commit: commit.to_owned(),
-                branch: branch.clone(),
-                plans: trailer("Druppie-Plan")?
-                    .split(", ")
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                env: Some(trailer("Druppie-Environment")?).filter(|e| !e.is_empty()),
+            out.push(Merged {
+                branch,
+                proposal: proposal.commit.clone(),
+                merge: merge.commit.clone(),
+                style,
+                merger_name: merge.committer_name.clone(),
+                merger_email: merge.committer_email.clone(),
+                plans: proposal.plans.clone(),
+                env: proposal.env.clone(),
             });
         }
-        found.reverse();
-        out.extend(found);
+        Ok(out)
     }
-    Ok(out)
 }

@@ -14,6 +14,7 @@
 
 mod approvals;
 mod cache;
+pub mod coverage;
 mod push;
 mod run;
 mod trail;
@@ -21,11 +22,11 @@ mod trail;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub use approvals::{Merged, Unrecorded, merged, unrecorded};
+pub use approvals::{Merged, Style, Target, Unrecorded};
 pub use cache::{Cache, CacheError, Hold, LOCK_WAIT, redact};
 pub use push::{Pushed, held_lock};
 pub use run::{ATTEMPTS, Failure, Outcome, Run};
-pub use trail::{Trail, VERDICT_MARKER};
+pub use trail::{CatchUp, Trail, TrailError, VERDICT_MARKER};
 
 use crate::diff::{Action, ChangeSet, ChangeSets};
 use crate::forge::{Forge, ForgeError};
@@ -67,6 +68,16 @@ pub enum ApplyError {
     /// druppie's notes moved on the forge between the fetch and the push.
     #[error("{repo}: druppie's notes moved on the forge")]
     NotesMoved { repo: String },
+    /// A commit id read from git or from the trail is not one.
+    #[error("{repo}: `{commit}` is not a commit id")]
+    BadCommit { repo: String, commit: String },
+    /// A commit's signature could not be checked.
+    #[error("{repo}: cannot check a signature")]
+    Verify {
+        repo: String,
+        #[source]
+        source: crate::git::sign::VerifyError,
+    },
     /// git is not installed or cannot be started.
     #[error("{repo}: cannot run git")]
     Spawn {
@@ -77,6 +88,19 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    fn bad_commit(repo: &str, commit: &str) -> ApplyError {
+        ApplyError::BadCommit {
+            repo: repo.to_owned(),
+            commit: commit.to_owned(),
+        }
+    }
+
+    fn not_cached(repo: &str) -> ApplyError {
+        ApplyError::NotCached {
+            repo: repo.to_owned(),
+        }
+    }
+
     fn git(repo: &str, what: &'static str) -> impl FnOnce(crate::git::Error) -> ApplyError {
         move |source| ApplyError::Git {
             repo: repo.to_owned(),
@@ -94,6 +118,8 @@ impl ApplyError {
             | ApplyError::NotCached { repo }
             | ApplyError::BadBase { repo, .. }
             | ApplyError::NotesMoved { repo }
+            | ApplyError::BadCommit { repo, .. }
+            | ApplyError::Verify { repo, .. }
             | ApplyError::Spawn { repo, .. } => Some(repo),
         }
     }
@@ -108,7 +134,10 @@ impl ApplyError {
             ApplyError::Forge(e) => e.is_transient(),
             ApplyError::NotCached { .. } | ApplyError::NotesMoved { .. } => true,
             ApplyError::Git { source, .. } => source.is_transient(),
-            ApplyError::BadBase { .. } | ApplyError::Spawn { .. } => false,
+            ApplyError::BadBase { .. }
+            | ApplyError::BadCommit { .. }
+            | ApplyError::Verify { .. }
+            | ApplyError::Spawn { .. } => false,
         }
     }
 }

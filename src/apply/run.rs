@@ -3,7 +3,7 @@
 //! write, record every step, and start over when a branch moved on the
 //! forge meanwhile.
 
-use super::{ApplyError, Cache, Done, Step, Trail, Writer, event, now, stamp};
+use super::{ApplyError, Cache, Done, Step, Trail, TrailError, Writer, event, now, stamp};
 use crate::compose::ComposeOptions;
 use crate::diff::report::{Mask, Summary};
 use crate::diff::{self, ChangeSets};
@@ -36,6 +36,9 @@ pub struct Run<'a> {
 pub struct Outcome {
     /// One line per event the audit catch-up recorded.
     pub recorded: Vec<String>,
+    /// One line per commit that poses as druppie's without its signature
+    /// (on the trail, a proposal branch or a default branch): ignored.
+    pub ignored: Vec<String>,
     /// The last diff computed.
     pub changes: Option<ChangeSets>,
     /// Every change set written (or left alone), over all attempts.
@@ -61,12 +64,15 @@ pub enum Failure {
     /// Target repos in the cache could not be read for the diff.
     #[error("{}", list(.0))]
     Unreadable(Vec<crate::live::Error>),
-    /// The audit trail could not be caught up with the forges.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The audit trail could not be written.
-    #[error("the audit trail: {0}")]
-    Audit(String),
+    /// The spec's approver keys cannot be read as ssh-keygen reads them.
+    #[error(transparent)]
+    ApproverKeys(crate::git::sign::AllowedSignersError),
+    /// The audit trail could not be caught up with the target repos.
+    #[error(transparent)]
+    Trail(TrailError),
+    /// The audit trail could not be read or written.
+    #[error(transparent)]
+    Audit(crate::audit::AuditError),
     /// The spec repo, which holds the audit trail, cannot be locked.
     #[error("the spec repo")]
     SpecLock(#[source] crate::git::lock::LockError),
@@ -104,26 +110,22 @@ fn list(errors: &[crate::live::Error]) -> String {
 }
 
 impl Failure {
-    /// Whether running again on the same spec revision cannot help: the
-    /// spec or a policy must change first.
-    pub fn terminal(&self) -> bool {
-        matches!(
-            self,
-            Failure::Diagnostics(_) | Failure::Blocked(_) | Failure::Declined
-        )
-    }
-
     /// Whether running again later, with nothing changed, may succeed:
     /// a transport failure, a lock race, a moved branch, a busy cache.
     /// An invalid spec, a failing policy, a refused push, a corrupt
     /// object are not.
     pub fn is_transient(&self) -> bool {
         match self {
-            Failure::Diagnostics(_) | Failure::Blocked(_) | Failure::Declined => false,
+            Failure::Diagnostics(_)
+            | Failure::Blocked(_)
+            | Failure::Declined
+            | Failure::ApproverKeys(_) => false,
             Failure::Apply(e) => e.is_transient(),
             Failure::Unreadable(errors) => errors.iter().all(crate::live::Error::is_transient),
             Failure::SpecLock(e) => e.is_transient(),
-            Failure::Unreachable(_) | Failure::Audit(_) | Failure::KeptMoving { .. } => true,
+            Failure::Trail(e) => e.is_transient(),
+            Failure::Audit(e) => e.is_transient(),
+            Failure::KeptMoving { .. } => true,
         }
     }
 }
@@ -207,19 +209,33 @@ impl Run<'_> {
             repos: Some(self.cache.dir().to_owned()),
         };
         let mut last_said = Vec::new();
+        let approver_keys = approver_keys(valid)?;
+        // What druppie signed on its trail; every event this run records
+        // goes through this writer, once.
+        let trail = crate::audit::trusted(self.spec_repo, &self.signer.own_key())
+            .map_err(Failure::Audit)?;
+        outcome
+            .ignored
+            .extend(trail.ignored.iter().map(|i| i.to_string()));
+        let mut audit =
+            crate::audit::Writer::from_trail(self.spec_repo, self.signer, self.identity, trail);
         for attempt in 1..=ATTEMPTS {
             self.sync(&targets)?;
             if attempt == 1 {
                 let trail = Trail {
-                    spec_repo: self.spec_repo,
                     forge: self.forge,
                     cache: self.cache,
                     signer: self.signer,
                     identity: self.identity,
                     spec_commit: self.spec_commit,
                     platform,
+                    approver_keys: approver_keys.as_ref(),
                 };
-                outcome.recorded = trail.catch_up(&targets).map_err(Failure::Unreachable)?;
+                let caught = trail
+                    .catch_up(&targets, &mut audit)
+                    .map_err(Failure::Trail)?;
+                outcome.recorded = caught.recorded;
+                outcome.ignored.extend(caught.ignored);
             }
             let options = diff::Options {
                 sources: &sources,
@@ -257,18 +273,11 @@ impl Run<'_> {
             };
             let (steps, failed) = writer.apply(changes);
             let when = stamp(writer.time);
-            for step in &steps {
-                if let Some(e) = event(step, &self.identity.email, self.spec_commit, &when) {
-                    crate::audit::record(
-                        self.spec_repo,
-                        &e,
-                        self.signer,
-                        self.identity,
-                        writer.time,
-                    )
-                    .map_err(|e| Failure::Audit(e.to_string()))?;
-                }
-            }
+            let events: Vec<_> = steps
+                .iter()
+                .filter_map(|step| event(step, &self.identity.email, self.spec_commit, &when))
+                .collect();
+            audit.record(&events, writer.time).map_err(Failure::Audit)?;
             let moved: Vec<&Vec<String>> = steps
                 .iter()
                 .filter_map(|s| match &s.done {
@@ -320,4 +329,16 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The spec's approver keys ([`crate::spec::load::APPROVER_KEYS`]), as
+/// validated, ready for ssh-keygen.
+fn approver_keys(valid: &Validated) -> Result<Option<crate::git::sign::AllowedSigners>, Failure> {
+    let Some(id) = valid.spec.approver_keys else {
+        return Ok(None);
+    };
+    let file = valid.spec.file(id);
+    crate::git::sign::AllowedSigners::parse(&file.text, &file.path)
+        .map(Some)
+        .map_err(Failure::ApproverKeys)
 }

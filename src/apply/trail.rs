@@ -2,42 +2,98 @@
 //! commits druppie pushed that the trail lacks (a run stopped between
 //! the push and the record) are recorded as `applied` or `proposed`;
 //! every proposal merged since is recorded as `approved` when its
-//! environment names no approvers or an approver merged or approved it,
-//! as `violation` otherwise; a pull request closed without merging is
+//! environment names no approvers or an approver approved it, as
+//! `violation` otherwise; a pull request closed without merging is
 //! `rejected`. A merged proposal is also `applied`: it is on the default
-//! branch, which Flux applies. The verdict also goes onto the proposal: a comment on its
-//! pull request, or a line in its git note.
+//! branch, which Flux applies. The verdict also goes onto the proposal:
+//! a comment on its pull request, or a line in its git note.
+//!
+//! Who approved: in plain git, an approver is a principal of the spec's
+//! allowed-signers file ([`APPROVER_KEYS`]) and the merge commit must be
+//! signed by a key that file accepts for that principal (checked by
+//! ssh-keygen, as git checks it); the committer's name and email count
+//! for nothing. On Gitea and GitHub, the forge says who merged (and, on
+//! GitHub, who approved in a review): an approver entry is that login,
+//! or a team (`org/team`, or a team of `[forge] owner`) the forge says
+//! the login is a member of.
+//!
+//! Only what druppie signed is druppie's: its commits, its proposals and
+//! its events are recognised by its own key; whatever poses as druppie's
+//! without that signature is ignored and reported.
 
-use super::{Cache, NOTES, approvals};
-use crate::audit::{self, Event, Kind, Recorded};
-use crate::forge::{Forge, PullState};
-use crate::git::sign::Signer;
+use std::collections::BTreeSet;
+
+use super::approvals::{Style, Target};
+use super::{ApplyError, Cache, NOTES};
+use crate::audit::{self, AuditError, Event, Kind};
+use crate::forge::{Forge, ForgeError, PullState};
+use crate::git::sign::{AllowedSigners, Signer, VerifyError};
 use crate::git::write::Identity;
 use crate::git::{ObjectId, Repo};
+use crate::spec::load::APPROVER_KEYS;
 use crate::spec::model::Platform;
 
 /// Where the comment with druppie's verdict is found again.
 pub const VERDICT_MARKER: &str = "<!-- druppie:verdict -->";
 
 pub struct Trail<'a> {
-    pub spec_repo: &'a Repo,
     pub forge: &'a dyn Forge,
     pub cache: &'a Cache,
     pub signer: &'a Signer,
     pub identity: &'a Identity,
     pub spec_commit: Option<&'a str>,
     pub platform: &'a Platform,
+    /// The spec's [`APPROVER_KEYS`], when it has one.
+    pub approver_keys: Option<&'a AllowedSigners>,
+}
+
+/// The trail could not be caught up.
+#[derive(Debug, thiserror::Error)]
+pub enum TrailError {
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// git failed on a target repo's clone.
+    #[error(transparent)]
+    Repo(#[from] ApplyError),
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    #[error("{repo}: cannot check the signature of merge {commit}")]
+    Verify {
+        repo: String,
+        commit: String,
+        #[source]
+        source: VerifyError,
+    },
+}
+
+impl TrailError {
+    /// Whether the next run may succeed where this one failed: a forge
+    /// that did not answer, a trail another writer held.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TrailError::Audit(e) => e.is_transient(),
+            TrailError::Repo(_) => false,
+            TrailError::Forge(_) => true,
+            TrailError::Verify { source, .. } => source.is_transient(),
+        }
+    }
+}
+
+/// What a catch-up recorded and what it refused to trust.
+#[derive(Debug, Default)]
+pub struct CatchUp {
+    /// One line per event recorded.
+    pub recorded: Vec<String>,
+    /// One line per commit ignored because druppie did not sign it.
+    pub ignored: Vec<String>,
 }
 
 /// A merge (or a rejection) to record.
 struct Verdict {
     repo: String,
     branch: String,
-    /// The login, or name and email, of whoever merged or closed it.
-    who: Vec<String>,
+    /// Whoever merged or closed it, as shown.
     actor: String,
-    /// Logins that approved in a review.
-    reviewers: Vec<String>,
     plans: Vec<String>,
     env: Option<String>,
     /// The merge commit, or the rejected proposal's commit.
@@ -45,78 +101,78 @@ struct Verdict {
     /// The proposal's commit.
     proposal: Option<String>,
     merged: bool,
+    /// Who approved, or what was missing for an approval.
+    approval: Result<Option<String>, String>,
 }
 
 impl Trail<'_> {
     /// Records what the trail lacks for `targets` (repo, default
-    /// branch); returns one line per event recorded.
+    /// branch) through `writer`.
     ///
     /// # Errors
-    /// The trail cannot be read or written, or a forge cannot be asked.
-    pub fn catch_up(&self, targets: &[(String, String)]) -> Result<Vec<String>, String> {
-        let known = audit::read(self.spec_repo, None).map_err(|e| e.to_string())?;
-        let mut lines = Vec::new();
+    /// The trail cannot be read or written, a clone cannot be read, a
+    /// signature cannot be checked, or a forge cannot be asked.
+    pub fn catch_up(
+        &self,
+        targets: &[(String, String)],
+        writer: &mut audit::Writer,
+    ) -> Result<CatchUp, TrailError> {
+        let key = self.signer.own_key();
+        let mut out = CatchUp::default();
         for (repo, branch) in targets {
             let path = self.cache.path(repo);
             if !path.exists() {
                 continue;
             }
-            self.unrecorded(repo, branch, &known, &mut lines)?;
+            let target = Target {
+                name: repo,
+                path: &path,
+                default: branch,
+                key: &key,
+                email: &self.identity.email,
+            };
+            self.unrecorded(&target, writer, &mut out)?;
             let verdicts = match self.forge.pulls() {
-                Some(_) => self.pull_verdicts(repo, &known)?,
-                None => approvals::merged(repo, &path, branch)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(|m| Verdict {
-                        repo: repo.clone(),
-                        who: vec![
-                            m.merger_email.clone(),
-                            m.merger_name.clone(),
-                            m.merger_email.split('@').next().unwrap_or("").to_owned(),
-                        ],
-                        actor: format!("{} <{}>", m.merger_name, m.merger_email),
-                        reviewers: Vec::new(),
-                        branch: m.branch,
-                        plans: m.plans,
-                        env: m.env,
-                        commit: m.merge,
-                        proposal: Some(m.proposal),
-                        merged: true,
-                    })
-                    .collect(),
+                Some(_) => self.pull_verdicts(repo, writer.events())?,
+                None => self.merge_verdicts(&target, writer.events(), &mut out.ignored)?,
             };
             for v in verdicts {
                 // A rejection carries the proposal's own commit, which the
                 // trail knows as proposed: tell the two apart by kind.
-                let recorded = known.iter().any(|r| {
-                    r.event.commit.as_deref() == Some(&v.commit)
-                        && (v.merged || r.event.kind == Kind::Rejected)
+                let kinds: &[Kind] = if v.merged {
+                    &[Kind::Approved, Kind::Violation]
+                } else {
+                    &[Kind::Rejected]
+                };
+                let recorded = writer.events().iter().any(|r| {
+                    r.event.repo == v.repo
+                        && r.event.commit.as_deref() == Some(&v.commit)
+                        && kinds.contains(&r.event.kind)
                 });
-                if !recorded {
-                    lines.push(self.record_verdict(&v)?);
+                if !recorded && let Some(line) = self.record_verdict(&v, writer)? {
+                    out.recorded.push(line);
                 }
             }
         }
-        Ok(lines)
+        let mut seen = BTreeSet::new();
+        out.ignored.retain(|l| seen.insert(l.clone()));
+        Ok(out)
     }
 
     fn unrecorded(
         &self,
-        repo: &str,
-        branch: &str,
-        known: &[Recorded],
-        lines: &mut Vec<String>,
-    ) -> Result<(), String> {
-        let known_commits: Vec<String> = known
+        target: &Target,
+        writer: &mut audit::Writer,
+        out: &mut CatchUp,
+    ) -> Result<(), TrailError> {
+        let known: BTreeSet<String> = writer
+            .events()
             .iter()
+            .filter(|r| r.event.repo == target.name)
             .filter_map(|r| r.event.commit.clone())
             .collect();
-        let path = self.cache.path(repo);
-        let missing =
-            approvals::unrecorded(repo, &path, branch, &self.identity.email, &known_commits)
-                .map_err(|e| e.to_string())?;
-        for u in missing {
-            let kind = if u.branch == branch {
+        for u in target.unrecorded(&known, &mut out.ignored)? {
+            let kind = if u.branch == target.default {
                 Kind::Applied
             } else {
                 Kind::Proposed
@@ -125,27 +181,124 @@ impl Trail<'_> {
                 kind,
                 branch: (kind == Kind::Proposed).then(|| u.branch.clone()),
                 ..self.event(
-                    repo,
+                    target.name,
                     &u.plans,
                     u.env.as_ref(),
                     &self.identity.email,
                     &u.commit,
                 )
             };
-            self.record(&event)?;
-            lines.push(format!(
-                "{repo}: recorded {} of {} on {} (pushed by an earlier run)",
-                kind.name(),
-                &u.commit[..12],
-                u.branch
-            ));
+            if !writer.record(&[event], super::now())?.is_empty() {
+                out.recorded.push(format!(
+                    "{}: recorded {} of {} on {} (pushed by an earlier run)",
+                    target.name,
+                    kind.name(),
+                    &u.commit[..12],
+                    u.branch
+                ));
+            }
         }
         Ok(())
     }
 
+    /// The approvers an environment names.
+    fn approvers(&self, env: Option<&String>) -> Vec<&str> {
+        env.and_then(|e| self.platform.environments.get(e))
+            .map(|s| s.approvers.iter().map(|a| a.value.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Plain git: the proposals the trail knows that the default branch
+    /// merged, each judged by the merge commit's signature.
+    fn merge_verdicts(
+        &self,
+        target: &Target,
+        known: &[audit::Recorded],
+        ignored: &mut Vec<String>,
+    ) -> Result<Vec<Verdict>, TrailError> {
+        let proposed: BTreeSet<String> = known
+            .iter()
+            .filter(|r| r.event.kind == Kind::Proposed && r.event.repo == target.name)
+            .filter_map(|r| r.event.commit.clone())
+            .collect();
+        let mut out = Vec::new();
+        for m in target.merged(&proposed, ignored)? {
+            let approval = self.signed_approval(target, &m)?;
+            let actor = match m.style {
+                Style::Merge => format!("{} <{}>", m.merger_name, m.merger_email),
+                Style::FastForward => "a fast-forward (no merge commit)".to_owned(),
+            };
+            out.push(Verdict {
+                repo: target.name.to_owned(),
+                branch: m.branch,
+                actor,
+                plans: m.plans,
+                env: m.env,
+                commit: m.merge,
+                proposal: Some(m.proposal),
+                merged: true,
+                approval,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Who approved a plain-git merge: the first approver whose key (in
+    /// [`APPROVER_KEYS`]) signed the merge commit; `Ok(None)` when the
+    /// environment names no approvers; `Err` says what is missing.
+    fn signed_approval(
+        &self,
+        target: &Target,
+        m: &super::approvals::Merged,
+    ) -> Result<Result<Option<String>, String>, TrailError> {
+        let approvers = self.approvers(m.env.as_ref());
+        if approvers.is_empty() {
+            return Ok(Ok(None));
+        }
+        let list = approvers.join(", ");
+        if m.style == Style::FastForward {
+            return Ok(Err(format!(
+                "the default branch was fast-forwarded to the proposal, so no merge commit carries the signature of an approver ({list})"
+            )));
+        }
+        let Some(keys) = self.approver_keys else {
+            return Ok(Err(format!(
+                "the spec has no {APPROVER_KEYS} with the keys of the approvers ({list})"
+            )));
+        };
+        let verify = |source| TrailError::Verify {
+            repo: target.name.to_owned(),
+            commit: m.merge.clone(),
+            source,
+        };
+        let repo = Repo::open(target.path)
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApplyError::not_cached(target.name))?;
+        let id = ObjectId::from_hex(m.merge.as_bytes())
+            .map_err(|_| ApplyError::bad_commit(target.name, &m.merge))?;
+        let Some(signed) = repo.signed(id).map_err(verify)? else {
+            return Ok(Err(format!(
+                "the merge commit is not signed; an approval is a merge signed with the key of an approver ({list}) listed in {APPROVER_KEYS}"
+            )));
+        };
+        for approver in &approvers {
+            if signed.signed_as(keys, approver).map_err(verify)? {
+                return Ok(Ok(Some((*approver).to_owned())));
+            }
+        }
+        Ok(Err(format!(
+            "the merge commit is not signed by a key that {APPROVER_KEYS} accepts for an approver ({list})"
+        )))
+    }
+
     /// The merged or closed pull requests of the proposals the trail
     /// knows for `repo`.
-    fn pull_verdicts(&self, repo: &str, known: &[Recorded]) -> Result<Vec<Verdict>, String> {
+    fn pull_verdicts(
+        &self,
+        repo: &str,
+        known: &[audit::Recorded],
+    ) -> Result<Vec<Verdict>, TrailError> {
         let pulls = self.forge.pulls().expect("called for pull-request forges");
         let mut seen = Vec::new();
         let mut out = Vec::new();
@@ -162,7 +315,7 @@ impl Trail<'_> {
                 continue;
             }
             seen.push(branch);
-            let Some(pull) = pulls.find(repo, branch).map_err(|e| e.to_string())? else {
+            let Some(pull) = pulls.find(repo, branch)? else {
                 continue;
             };
             let (merged, commit) = match (pull.state, &pull.merge_commit, &pull.head_commit) {
@@ -170,99 +323,136 @@ impl Trail<'_> {
                 (PullState::Closed, _, Some(h)) => (false, h.clone()),
                 _ => continue,
             };
-            let reviewers = if merged {
-                pulls
-                    .approvals(repo, pull.number)
-                    .map_err(|e| e.to_string())?
-            } else {
-                Vec::new()
-            };
             let who = pull.merged_by.clone().unwrap_or_default();
+            let approval = if merged {
+                let reviewers = pulls.approvals(repo, pull.number)?;
+                self.forge_approval(r.event.env.as_ref(), &who, &reviewers)?
+            } else {
+                Ok(None)
+            };
             out.push(Verdict {
                 repo: repo.to_owned(),
                 branch: branch.clone(),
-                who: vec![who.clone()],
                 actor: who,
-                reviewers,
                 plans: r.event.plans.clone(),
                 env: r.event.env.clone(),
                 commit,
                 proposal: pull.head_commit.clone(),
                 merged,
+                approval,
             });
         }
         Ok(out)
     }
 
-    fn record_verdict(&self, v: &Verdict) -> Result<String, String> {
-        let approvers: Vec<&str> = v
-            .env
-            .as_deref()
-            .and_then(|e| self.platform.environments.get(e))
-            .map(|s| s.approvers.iter().map(|a| a.value.as_str()).collect())
-            .unwrap_or_default();
-        let by_approver = |names: &[String]| {
-            names
-                .iter()
-                .any(|n| !n.is_empty() && approvers.contains(&n.as_str()))
+    /// Who approved a merged pull request: the merger or an approving
+    /// reviewer whose login is an approver entry, or who the forge says
+    /// is a member of a team an entry names.
+    fn forge_approval(
+        &self,
+        env: Option<&String>,
+        merger: &str,
+        reviewers: &[String],
+    ) -> Result<Result<Option<String>, String>, TrailError> {
+        let approvers = self.approvers(env);
+        if approvers.is_empty() {
+            return Ok(Ok(None));
+        }
+        let logins = std::iter::once(merger).chain(reviewers.iter().map(String::as_str));
+        for login in logins.filter(|l| !l.is_empty()) {
+            for entry in &approvers {
+                let member = match self.forge.teams() {
+                    _ if entry.eq_ignore_ascii_case(login) => true,
+                    Some(teams) => teams.is_member(entry, login)?,
+                    None => false,
+                };
+                if member {
+                    return Ok(Ok(Some(if entry.eq_ignore_ascii_case(login) {
+                        login.to_owned()
+                    } else {
+                        format!("{login}, member of {entry}")
+                    })));
+                }
+            }
+        }
+        let merger = if merger.is_empty() {
+            "nobody the forge names"
+        } else {
+            merger
         };
-        let allowed = approvers.is_empty() || by_approver(&v.who) || by_approver(&v.reviewers);
-        let kind = match (v.merged, allowed) {
+        Ok(Err(format!(
+            "{merger} is not an approver ({}), nor a member of an approving team, and no approving review is",
+            approvers.join(", ")
+        )))
+    }
+
+    /// Records the verdict (and, for a merge, the `applied` event of the
+    /// merge commit) and tells the proposal; `None` when another run
+    /// recorded the verdict first.
+    fn record_verdict(
+        &self,
+        v: &Verdict,
+        writer: &mut audit::Writer,
+    ) -> Result<Option<String>, TrailError> {
+        let kind = match (v.merged, &v.approval) {
             (false, _) => Kind::Rejected,
-            (true, true) => Kind::Approved,
-            (true, false) => Kind::Violation,
+            (true, Ok(_)) => Kind::Approved,
+            (true, Err(_)) => Kind::Violation,
         };
         let event = Event {
             kind,
             branch: Some(v.branch.clone()),
             ..self.event(&v.repo, &v.plans, v.env.as_ref(), &v.actor, &v.commit)
         };
-        self.record(&event)?;
+        let fresh = !writer
+            .record(std::slice::from_ref(&event), super::now())?
+            .is_empty();
         if v.merged {
             // Merged is on the default branch, which Flux applies.
-            self.record(&Event {
+            let applied = Event {
                 kind: Kind::Applied,
                 ..event.clone()
-            })?;
+            };
+            writer.record(&[applied], super::now())?;
         }
-        let verdict = match kind {
-            Kind::Rejected => format!("rejected: closed without merging by {}", v.actor),
-            Kind::Approved => format!("approved: merged by {}", v.actor),
-            _ => format!(
-                "VIOLATION: merged by {}, who is not an approver ({})",
-                v.actor,
-                approvers.join(", ")
-            ),
+        if !fresh {
+            return Ok(None);
+        }
+        let verdict = match (&v.approval, kind) {
+            (_, Kind::Rejected) => format!("rejected: closed without merging by {}", v.actor),
+            (Ok(Some(approver)), _) if *approver != v.actor => {
+                format!("approved: merged by {} (approver: {approver})", v.actor)
+            }
+            (Ok(_), _) => format!("approved: merged by {}", v.actor),
+            (Err(why), _) => format!("VIOLATION: merged by {}: {why}", v.actor),
         };
         let line = format!("{verdict} at {} in {}", event.time, v.commit);
         self.tell(v, &line)?;
-        Ok(format!("{}: {}: {line}", v.repo, v.branch))
+        Ok(Some(format!("{}: {}: {line}", v.repo, v.branch)))
     }
 
     /// Puts the verdict on the proposal: a comment on its pull request,
     /// or a line added to its git note.
-    fn tell(&self, v: &Verdict, line: &str) -> Result<(), String> {
+    fn tell(&self, v: &Verdict, line: &str) -> Result<(), TrailError> {
         if let Some(pulls) = self.forge.pulls() {
-            let Some(pull) = pulls.find(&v.repo, &v.branch).map_err(|e| e.to_string())? else {
+            let Some(pull) = pulls.find(&v.repo, &v.branch)? else {
                 return Ok(());
             };
-            return pulls
-                .comment(&v.repo, pull.number, VERDICT_MARKER, line)
-                .map_err(|e| e.to_string());
+            return Ok(pulls.comment(&v.repo, pull.number, VERDICT_MARKER, line)?);
         }
         let path = self.cache.path(&v.repo);
         let cached = Repo::open(&path)
             .ok()
             .flatten()
-            .ok_or_else(|| format!("{}: the cache cannot be opened", v.repo))?;
+            .ok_or_else(|| ApplyError::not_cached(&v.repo))?;
         let Some(proposal) = v.proposal.as_deref() else {
             return Ok(());
         };
-        let proposal =
-            ObjectId::from_hex(proposal.as_bytes()).map_err(|e| format!("{}: {e}", v.repo))?;
+        let proposal = ObjectId::from_hex(proposal.as_bytes())
+            .map_err(|_| ApplyError::bad_commit(&v.repo, proposal))?;
         let earlier = cached
             .note(NOTES, proposal)
-            .map_err(|e| e.to_string())?
+            .map_err(ApplyError::git(&v.repo, "read druppie's notes"))?
             .unwrap_or_default();
         super::note(
             self.cache,
@@ -274,8 +464,8 @@ impl Trail<'_> {
             self.identity,
             self.signer,
             super::now(),
-        )
-        .map_err(|e| e.to_string())
+        )?;
+        Ok(())
     }
 
     fn event(
@@ -297,17 +487,5 @@ impl Trail<'_> {
             branch: None,
             spec_commit: self.spec_commit.map(str::to_owned),
         }
-    }
-
-    fn record(&self, event: &Event) -> Result<(), String> {
-        audit::record(
-            self.spec_repo,
-            event,
-            self.signer,
-            self.identity,
-            super::now(),
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
     }
 }

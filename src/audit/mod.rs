@@ -2,19 +2,37 @@
 //! `druppie-audit` in the spec repo. One signed commit per event, each
 //! holding `event.yaml` (the event) with the same facts as trailers, so
 //! the log is hash-chained by git itself and readable without druppie.
+//!
+//! Reading: [`read`] lists every event as written (for people, with each
+//! signature's verdict when allowed signers are given); [`trusted`] is
+//! what druppie itself acts on: only events signed by its own key, the
+//! rest ignored and reported. Writing: [`Writer`] records an event once
+//! by its identity (kind, repo, commit, environment), under
+//! compare-and-swap, so two runs at once never write it twice.
+//! [`missing`] cross-checks the trail against druppie's own commits in
+//! the target repos: a truncated trail shows.
+
+mod check;
+mod read;
+mod write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::git::sign::{AllowedSigners, Signer, Verdict};
-use crate::git::write::{Identity, NewCommit, message};
-use crate::git::{Error, ObjectId, Repo};
+pub use check::{Missing, missing};
+pub use read::{Ignored, Trail, read, trusted};
+pub use write::Writer;
+
+use crate::git::ObjectId;
+use crate::git::sign::{Signer, VerifyError};
+use crate::git::write::Identity;
+use crate::git::{Error, Repo};
 
 /// The branch the trail lives on.
 pub const BRANCH: &str = "druppie-audit";
 /// The file every event commit holds.
 const FILE: &str = "event.yaml";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Proposed,
@@ -63,7 +81,20 @@ pub struct Event {
     pub spec_commit: Option<String>,
 }
 
+/// What makes an event the same event: recording it again adds nothing.
+pub type Id = (Kind, String, Option<String>, Option<String>);
+
 impl Event {
+    /// The event's identity: kind, repo, commit, environment.
+    pub fn id(&self) -> Id {
+        (
+            self.kind,
+            self.repo.clone(),
+            self.commit.clone(),
+            self.env.clone(),
+        )
+    }
+
     fn yaml(&self) -> String {
         let q = |s: &str| serde_json::to_string(s).expect("a string serializes");
         let mut out = format!(
@@ -101,89 +132,74 @@ pub struct Recorded {
     pub commit: String,
     #[serde(flatten)]
     pub event: Event,
-    /// `verified`, `unsigned`, `unknown-key`, `bad-signature`,
-    /// `not-committer`, or `unchecked` (no allowed signers given).
+    /// `verified`, `unsigned`, `unknown-key`, `refused`, `bad-signature`,
+    /// `not-committer`, `druppie` (signed by druppie's own key, read by
+    /// druppie), or `unchecked` (no allowed signers given).
     pub signature: String,
 }
 
-/// Appends `event` to the trail in `spec`, signed; the branch moves by
-/// compare-and-swap, so two writers cannot lose each other's events.
+/// The trail could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A ref or commit of the spec repo could not be read.
+    #[error("cannot read the `{BRANCH}` branch")]
+    Read {
+        #[source]
+        source: Error,
+    },
+    /// An event commit druppie signed does not hold a readable event.
+    #[error("{BRANCH} commit {commit}: {why}")]
+    Event { commit: ObjectId, why: String },
+    /// A signature could not be checked.
+    #[error("cannot check the signature of {BRANCH} commit {commit}")]
+    Verify {
+        commit: ObjectId,
+        #[source]
+        source: VerifyError,
+    },
+    /// An event commit could not be written.
+    #[error("cannot write an event on `{BRANCH}`")]
+    Write {
+        #[source]
+        source: Error,
+    },
+    /// The branch kept moving (or stayed locked) under every attempt to
+    /// append to it.
+    #[error("the `{BRANCH}` branch kept moving; gave up after {attempts} attempts")]
+    Contended {
+        attempts: usize,
+        #[source]
+        source: Error,
+    },
+}
+
+impl AuditError {
+    /// Whether trying again may help: another writer held the branch, or
+    /// ssh-keygen or a temporary file failed for a passing reason.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AuditError::Contended { .. } => true,
+            AuditError::Verify { source, .. } => source.is_transient(),
+            AuditError::Read { .. } | AuditError::Event { .. } | AuditError::Write { .. } => false,
+        }
+    }
+}
+
+/// Appends `event` to the trail in `spec`, signed, unless the trail
+/// already holds it (see [`Writer`]); `Ok(None)` when it did.
 ///
 /// # Errors
-/// The branch moved meanwhile, or a write or the signature fails.
+/// The trail cannot be read or written.
 pub fn record(
     spec: &Repo,
     event: &Event,
     signer: &Signer,
     identity: &Identity,
     time: (i64, i32),
-) -> Result<ObjectId, Error> {
-    let tip = spec.branch_head(BRANCH)?.map(|h| h.commit);
-    let mut trailers: Vec<(&str, &str)> = vec![("Druppie-Event", event.kind.name())];
-    let plans = event.plans.join(", ");
-    trailers.push(("Druppie-Plan", &plans));
-    if let Some(env) = &event.env {
-        trailers.push(("Druppie-Environment", env));
-    }
-    trailers.push(("Druppie-Repo", &event.repo));
-    if let Some(c) = &event.commit {
-        trailers.push(("Druppie-Commit", c));
-    }
-    if let Some(c) = &event.spec_commit {
-        trailers.push(("Druppie-Spec-Commit", c));
-    }
-    let summary = match &event.env {
-        Some(env) => format!("{} {plans} in {env} ({})", event.kind.name(), event.repo),
-        None => format!("{} {plans} ({})", event.kind.name(), event.repo),
-    };
-    let changes = [(FILE.to_owned(), Some(event.yaml().into_bytes()))];
-    // Every event commit holds only its own event, chained to the
-    // previous one by parentage.
-    let written = spec.write_commit(
-        &NewCommit {
-            base: tip,
-            replace_tree: true,
-            changes: &changes,
-            message: message(&summary, "", &trailers),
-            author: identity,
-            time,
-        },
-        Some(signer),
-    )?;
-    spec.set_branch(BRANCH, tip, written.commit, "druppie: audit")?;
-    Ok(written.commit)
-}
-
-/// The trail, oldest first; signatures checked when `allowed` is given.
-///
-/// # Errors
-/// An event commit or its file cannot be read or parsed.
-pub fn read(spec: &Repo, allowed: Option<&AllowedSigners>) -> Result<Vec<Recorded>, Error> {
-    let mut out = Vec::new();
-    let mut next = spec.branch_head(BRANCH)?.map(|h| h.commit);
-    while let Some(commit) = next {
-        let text = spec
-            .file_at(commit, FILE)?
-            .ok_or_else(|| Error::new(format!("{BRANCH} commit {commit} holds no {FILE}")))?;
-        let event: Event = serde_saphyr::from_str(&String::from_utf8_lossy(&text))
-            .map_err(|e| Error::new(format!("{BRANCH} commit {commit}: {FILE}: {e}")))?;
-        let signature = match allowed {
-            None => "unchecked".to_owned(),
-            Some(allowed) => match spec.verify_commit(commit, allowed)? {
-                Verdict::Verified { .. } => "verified".to_owned(),
-                Verdict::Unsigned => "unsigned".to_owned(),
-                Verdict::UnknownKey => "unknown-key".to_owned(),
-                Verdict::BadSignature(_) => "bad-signature".to_owned(),
-                Verdict::NotCommitter { .. } => "not-committer".to_owned(),
-            },
-        };
-        out.push(Recorded {
-            commit: commit.to_string(),
-            event,
-            signature,
-        });
-        next = spec.first_parent(commit)?;
-    }
-    out.reverse();
-    Ok(out)
+) -> Result<Option<ObjectId>, AuditError> {
+    let mut writer = Writer::new(spec, signer, identity)?;
+    Ok(writer
+        .record(std::slice::from_ref(event), time)?
+        .into_iter()
+        .next())
 }

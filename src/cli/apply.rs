@@ -70,6 +70,9 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     for line in &outcome.repaired {
         ui.note(line);
     }
+    for line in &outcome.ignored {
+        ui.warning(line);
+    }
     for line in &outcome.recorded {
         ui.out(&format!("{line}\n"));
     }

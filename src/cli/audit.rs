@@ -21,7 +21,9 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Check every event's signature against `[signing] allowed_signers`
-    /// and its committer; exit 1 when one does not verify
+    /// (with ssh-keygen, as `git verify-commit` does) and its committer,
+    /// and that every commit druppie signed in the target repos has its
+    /// event; exit 1 when one does not verify or an event is missing
     #[arg(long)]
     pub verify: bool,
 }
@@ -40,13 +42,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
                 "set `[signing] allowed_signers` in druppie.toml",
             )
         })?;
-        let path = ctx.config.resolve(path);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| CommandError::user(format!("{}: {e}", path.display())))?;
-        Some(
-            AllowedSigners::parse(&text, &path.display().to_string())
-                .map_err(CommandError::user)?,
-        )
+        Some(AllowedSigners::from_file(&ctx.config.resolve(path)).map_err(CommandError::failed)?)
     } else {
         None
     };
@@ -99,12 +95,62 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
             &rows,
         ));
     }
+    if !args.verify {
+        return ok();
+    }
     let bad = shown.iter().filter(|r| r.signature != "verified").count();
-    if args.verify && bad > 0 {
-        return Err(CommandError::user(format!(
+    let missing = missing_events(ctx, ui, &spec)?;
+    for m in &missing {
+        ui.err(&format!(
+            "missing event: {m}: druppie signed this commit and the trail does not record it\n"
+        ));
+    }
+    match (bad, missing.len()) {
+        (0, 0) => ok(),
+        (bad, 0) => Err(CommandError::user(format!(
             "{bad} of {} events do not verify",
             shown.len()
-        )));
+        ))),
+        (0, n) => Err(CommandError::user(format!(
+            "the trail lacks the events of {n} commit(s) druppie signed (cut short or edited?)"
+        ))),
+        (bad, n) => Err(CommandError::user(format!(
+            "{bad} of {} events do not verify, and the trail lacks the events of {n} commit(s) druppie signed",
+            shown.len()
+        ))),
     }
-    ok()
+}
+
+/// The commits druppie signed in the target repos that the trail (its
+/// events druppie signed) does not record.
+fn missing_events(
+    ctx: &Context,
+    ui: &Ui,
+    spec: &Repo,
+) -> Result<Vec<audit::Missing>, CommandError> {
+    let signer = super::apply::signer(&ctx.config).map_err(|e| match e {
+        CommandError::User { message, hint } => CommandError::User {
+            message: format!(
+                "--verify checks the trail against druppie's own commits and needs its key: {message}"
+            ),
+            hint,
+        },
+        other => other,
+    })?;
+    let key = signer.own_key();
+    let trail = audit::trusted(spec, &key).map_err(CommandError::failed)?;
+    let forge = super::apply::forge(ctx).map_err(CommandError::failed)?;
+    let config = &ctx.config;
+    let cache = crate::apply::Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env());
+    let opened = super::open(
+        ctx,
+        ui,
+        &crate::spec::LoadOptions::default(),
+        &Default::default(),
+    )?;
+    crate::apply::coverage::missing(&opened.valid, &trail.events, forge.as_ref(), &cache, &key)
+        .map_err(|e| match e {
+            crate::apply::coverage::CoverageError::Diagnostics(d) => CommandError::Diagnostics(d),
+            e => CommandError::failed(e),
+        })
 }

@@ -57,6 +57,15 @@ impl Ui {
         self.err(&format!("{}: {text}\n", self.paint("\x1b[1;36m", "note")));
     }
 
+    /// `warning: …` on stderr: something druppie skipped that a person
+    /// should look at (a commit posing as druppie's).
+    pub fn warning(&self, text: &str) {
+        self.err(&format!(
+            "{}: {text}\n",
+            self.paint("\x1b[1;33m", "warning")
+        ));
+    }
+
     /// Located diagnostics, each as it renders itself.
     pub fn diagnostics(&self, diags: &Diagnostics) {
         for d in diags.iter() {

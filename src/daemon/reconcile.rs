@@ -195,7 +195,8 @@ impl Reconciler {
                 audit::BRANCH
             ));
         };
-        let known = audit::read(&spec_repo, None).map_or(0, |e| e.len());
+        let known =
+            audit::trusted(&spec_repo, &self.signer.own_key()).map_or(0, |t| t.events.len());
         let run = Run {
             forge: self.forge.as_ref(),
             cache: &self.cache,
@@ -221,7 +222,7 @@ impl Reconciler {
             Ok(()) => Ended::Success,
             Err(Failure::Declined) => Ended::DryRun,
             Err(Failure::Diagnostics(diags)) => Ended::Terminal(headlines(&diags)),
-            Err(e) if e.terminal() => Ended::Terminal(crate::error::chain(&e)),
+            Err(e) if !e.is_transient() => Ended::Terminal(crate::error::chain(&e)),
             Err(e) => Ended::Failed(crate::error::chain(&e)),
         };
         let ended = match (ended, published) {
@@ -283,7 +284,12 @@ impl Reconciler {
                 _ => {}
             }
         }
-        let events = audit::read(spec_repo, None).unwrap_or_default();
+        for line in &outcome.ignored {
+            tracing::warn!(ignored = %line, "not signed by druppie's key");
+        }
+        let events = audit::trusted(spec_repo, &self.signer.own_key())
+            .map(|t| t.events)
+            .unwrap_or_default();
         for r in events.iter().skip(known) {
             let e = &r.event;
             if matches!(e.kind, Kind::Approved | Kind::Violation | Kind::Rejected) {

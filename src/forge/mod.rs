@@ -7,6 +7,7 @@
 mod git;
 pub mod http;
 mod rest;
+mod teams;
 
 pub use git::PlainGit;
 pub use rest::{Dialect, Rest};
@@ -135,6 +136,23 @@ pub trait Forge: Send + Sync {
     fn pulls(&self) -> Option<&dyn Pulls> {
         None
     }
+
+    /// Team membership, where the forge has teams; plain git has none
+    /// (its approvers are principals of the spec's allowed-signers file).
+    fn teams(&self) -> Option<&dyn Teams> {
+        None
+    }
+}
+
+/// Teams of organisations, as the forge's own API answers for them.
+pub trait Teams: Sync {
+    /// Whether `login` is an active member of `team`: `org/team`, or a
+    /// team of the `[forge] owner` organisation. A team that does not
+    /// exist has no members.
+    ///
+    /// # Errors
+    /// The forge refuses or cannot be reached.
+    fn is_member(&self, team: &str, login: &str) -> Result<bool, ForgeError>;
 }
 
 /// A pull request to open: `head` into `base`.

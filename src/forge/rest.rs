@@ -20,9 +20,9 @@ pub enum Dialect {
 
 /// A Gitea or GitHub forge: repos of `owner`, cloned from `git_base`.
 pub struct Rest {
-    api: Api,
-    dialect: Dialect,
-    owner: String,
+    pub(super) api: Api,
+    pub(super) dialect: Dialect,
+    pub(super) owner: String,
     /// Where git finds `<owner>/<repo>.git`.
     git_base: String,
     /// The token, for git's credential helper only.
@@ -321,6 +321,10 @@ impl Forge for Rest {
     }
 
     fn pulls(&self) -> Option<&dyn Pulls> {
+        Some(self)
+    }
+
+    fn teams(&self) -> Option<&dyn super::Teams> {
         Some(self)
     }
 }

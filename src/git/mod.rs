@@ -406,40 +406,6 @@ impl Repo {
     }
 }
 
-impl Repo {
-    /// Checks the signature of `commit` against `allowed` and its
-    /// committer's email.
-    ///
-    /// # Errors
-    /// The commit cannot be read.
-    pub fn verify_commit(
-        &self,
-        commit: ObjectId,
-        allowed: &sign::AllowedSigners,
-    ) -> Result<sign::Verdict, Error> {
-        let repo = self.repo.to_thread_local();
-        let found = repo
-            .find_commit(commit)
-            .map_err(|e| err(format!("cannot read commit {commit}"), e))?;
-        let committer = found
-            .committer()
-            .map_err(|e| err(format!("cannot read commit {commit}"), e))?
-            .email
-            .to_str_lossy()
-            .into_owned();
-        let signed = found
-            .signature()
-            .map_err(|e| err(format!("cannot read the signature of {commit}"), e))?;
-        Ok(match signed {
-            None => sign::Verdict::Unsigned,
-            Some((signature, data)) => {
-                let payload = data.to_bstring();
-                sign::verify(allowed, signature.as_ref(), payload.as_ref(), &committer)
-            }
-        })
-    }
-}
-
 /// The outcome of a three-way text merge.
 pub struct Merged {
     pub bytes: Vec<u8>,

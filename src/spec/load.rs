@@ -41,7 +41,13 @@ pub struct Spec {
     pub unparsed: BTreeSet<(Kind, String)>,
     /// Problems found while reading and parsing.
     pub diagnostics: Diagnostics,
+    /// [`APPROVER_KEYS`], when the spec has it: the approvers' SSH keys.
+    pub approver_keys: Option<FileId>,
 }
+
+/// The allowed-signers file (ssh-keygen format) mapping the principals
+/// that `approvers` name to the keys that sign their merges in plain git.
+pub const APPROVER_KEYS: &str = "spec/approvers.allowed_signers";
 
 impl Spec {
     pub fn file(&self, id: FileId) -> &SourceFile {
@@ -209,6 +215,7 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         {
             loader.spec.platform = Some(Platform { file: id, ..p });
         }
+        loader.approver_keys(&files);
         let paths = disk_paths(files.iter().filter(|f| wanted("spec/stacks", f)));
         for (id, s) in loader.parse_all::<Stack>(&paths, Some(Kind::Stack)) {
             loader.spec.stacks.push(Stack { file: id, ..s });
@@ -265,6 +272,29 @@ impl Loader<'_> {
         let mut files = self.walk(dir)?;
         files.retain(|f| has_ext(&f.rel, exts));
         Ok(files)
+    }
+
+    /// Reads [`APPROVER_KEYS`] when it is there (a regular file: the walk
+    /// refused a link in its place), checking every line as ssh-keygen
+    /// reads it.
+    fn approver_keys(&mut self, files: &[Found]) {
+        let Some(found) = files.iter().find(|f| f.rel == APPROVER_KEYS) else {
+            return;
+        };
+        let Some(id) = self.read(&found.disk, 0) else {
+            return;
+        };
+        let file = &self.spec.files[id];
+        if let Err(e) = crate::git::sign::check(&file.text, APPROVER_KEYS) {
+            let at = super::source::offset_of(&file.text, e.line, 1);
+            let len = file.text[at..].find('\n').unwrap_or(file.text.len() - at);
+            let pos = super::source::Pos::at_offset(&file.text, at, len);
+            self.spec.diagnostics.push(
+                Diagnostic::error(e.why, Location::new(file, pos))
+                    .with_help("each line: principals [options] key, as ssh-keygen(1) ALLOWED SIGNERS describes; ssh-keygen stops reading at a bad line"),
+            );
+        }
+        self.spec.approver_keys = Some(id);
     }
 
     /// Reads a file into [`Spec::files`], enforcing the size limit.

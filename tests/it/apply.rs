@@ -21,7 +21,7 @@ impl Setup {
         self.tmp.path().join("forge")
     }
 
-    fn apply(&self) -> Run {
+    pub fn apply(&self) -> Run {
         self.f
             .run(&["--config", self.config.to_str().unwrap(), "apply", "--yes"])
     }
@@ -53,15 +53,43 @@ impl Setup {
         git(&work, &["push", "-q", "origin", "main"]);
     }
 
+    /// A person who approves merges `druppie/permits-prod` into the infra
+    /// repo's main, signing the merge with their SSH key, which the
+    /// spec's `spec/approvers.allowed_signers` lists for
+    /// `person@example.org`.
+    pub fn merge_proposal_signed(&self, message: &str) {
+        let work = self.tmp.path().join("work");
+        git(&work, &["fetch", "-q", "origin"]);
+        let key = self.tmp.path().join("person_ed25519");
+        git(
+            &work,
+            &[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &format!("user.signingkey={}", key.display()),
+                "merge",
+                "-q",
+                "-S",
+                "--no-ff",
+                "-m",
+                message,
+                "origin/druppie/permits-prod",
+            ],
+        );
+        git(&work, &["push", "-q", "origin", "main"]);
+    }
+
+    /// `druppie audit` with `args`.
+    pub fn audit_run(&self, args: &[&str]) -> Run {
+        let mut full = vec!["--config", self.config.to_str().unwrap(), "audit"];
+        full.extend_from_slice(args);
+        self.f.run(&full)
+    }
+
     /// `druppie audit --json --verify`: (event, repo, env, signature).
     pub fn audit(&self) -> Vec<(String, String, String, String)> {
-        let run = self.f.run(&[
-            "--config",
-            self.config.to_str().unwrap(),
-            "audit",
-            "--json",
-            "--verify",
-        ]);
+        let run = self.audit_run(&["--json", "--verify"]);
         assert_eq!(run.code, 0, "{}", run.transcript());
         let events: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
         events
@@ -160,6 +188,20 @@ pub fn setup(prod_approvers: &str) -> Setup {
         format!("druppie@example.org {public}"),
     )
     .unwrap();
+    // A person whose key the spec lists for the principal
+    // person@example.org: a merge they sign approves.
+    let person = tmp.path().join("person_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "person", "-f"])
+        .arg(&person)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let person_public = std::fs::read_to_string(person.with_extension("pub")).unwrap();
+    let f = f.with(
+        "spec/approvers.allowed_signers",
+        format!("# who signs approvals\nperson@example.org {person_public}"),
+    );
     let config = tmp.path().join("druppie.toml");
     std::fs::write(
         &config,
@@ -325,14 +367,15 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
         "no event for what was already done"
     );
 
-    // A person approves by merging; then there is nothing left to apply.
-    s.merge_proposal("Approve permits in prod");
+    // A person approves by merging, signed; then there is nothing left
+    // to apply.
+    s.merge_proposal_signed("Approve permits in prod");
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     let (verdict, rest) = run.stdout.split_once('\n').unwrap();
     assert!(
         verdict.starts_with(
-            "infra: druppie/permits-prod: approved: merged by Person <person@example.org> at "
+            "infra: druppie/permits-prod: approved: merged by Person <person@example.org> (approver: person@example.org) at "
         ),
         "{verdict}"
     );
@@ -342,7 +385,9 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
         &["notes", "--ref=druppie", "show", "druppie/permits-prod"],
     );
     assert!(
-        card.contains("approved: merged by Person <person@example.org> at "),
+        card.contains(
+            "approved: merged by Person <person@example.org> (approver: person@example.org) at "
+        ),
         "{card}"
     );
     let mut expected = first_events.clone();
@@ -378,7 +423,7 @@ fn a_merge_by_someone_not_an_approver_is_a_violation() {
     let run = s.apply();
     assert!(
         run.stdout.contains(
-            "infra: druppie/permits-prod: VIOLATION: merged by Person <person@example.org>, who is not an approver (platform-team)"
+            "infra: druppie/permits-prod: VIOLATION: merged by Person <person@example.org>: the merge commit is not signed; an approval is a merge signed with the key of an approver (platform-team) listed in spec/approvers.allowed_signers"
         ),
         "{}",
         run.stdout
@@ -431,7 +476,30 @@ fn events_lost_to_a_stop_between_push_and_record_are_recorded_next_time() {
         &["update-ref", "refs/heads/druppie-audit", first.trim()],
     );
     let kinds = |s: &Setup| -> Vec<String> { s.audit().into_iter().map(|(k, ..)| k).collect() };
-    assert_eq!(kinds(&s), ["applied"]);
+    // The cut trail fails verification, naming what it lacks: the
+    // proposal in infra and the project repo's first commit.
+    let verify = s.audit_run(&["--verify"]);
+    assert_eq!(verify.code, 1, "{}", verify.transcript());
+    let infra = s.forge().join("infra.git");
+    let proposal = git(&infra, &["rev-parse", "druppie/permits-prod"]);
+    let app = git(&s.forge().join("permits-app.git"), &["rev-parse", "main"]);
+    assert!(
+        verify.stderr.contains(&format!(
+            "missing event: infra {} (prod): druppie signed this commit and the trail does not record it",
+            proposal.trim()
+        )) && verify
+            .stderr
+            .contains(&format!("missing event: permits-app {}", app.trim())),
+        "{}",
+        verify.stderr
+    );
+    assert!(
+        verify.stderr.ends_with(
+            "error: the trail lacks the events of 2 commit(s) druppie signed (cut short or edited?)\n"
+        ),
+        "{}",
+        verify.stderr
+    );
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(

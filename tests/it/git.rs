@@ -282,23 +282,23 @@ fn signatures_are_checked_in_rust_like_git_and_against_the_committer() {
         signer.public_key()
     ));
     assert_eq!(
-        repo.verify_commit(signed, &mine).unwrap(),
+        repo.check_signature(signed, &mine).unwrap(),
         Verdict::Verified {
             principal: "druppie@example.org".into()
         }
     );
     assert_eq!(
-        repo.verify_commit(commit(None), &mine).unwrap(),
+        repo.check_signature(commit(None), &mine).unwrap(),
         Verdict::Unsigned
     );
     let strangers = allowed(&format!("druppie@example.org {}\n", stranger.public_key()));
     assert_eq!(
-        repo.verify_commit(signed, &strangers).unwrap(),
+        repo.check_signature(signed, &strangers).unwrap(),
         Verdict::UnknownKey
     );
     let someone = allowed(&format!("ops@example.org {}\n", signer.public_key()));
     assert!(matches!(
-        repo.verify_commit(signed, &someone).unwrap(),
+        repo.check_signature(signed, &someone).unwrap(),
         Verdict::NotCommitter { .. }
     ));
     // The same signature on an altered commit does not verify.
@@ -322,9 +322,12 @@ fn signatures_are_checked_in_rust_like_git_and_against_the_committer() {
     ));
     let id = druppie::git::ObjectId::from_hex(id.trim().as_bytes()).unwrap();
     assert!(matches!(
-        repo.verify_commit(id, &mine).unwrap(),
+        repo.check_signature(id, &mine).unwrap(),
         Verdict::BadSignature(_)
     ));
     let err = AllowedSigners::parse("ops@example.org\n", "allowed_signers").unwrap_err();
-    assert_eq!(err, "allowed_signers:1: no public key on this line");
+    assert_eq!(
+        err.to_string(),
+        "allowed_signers:1: a line needs principals and a public key"
+    );
 }

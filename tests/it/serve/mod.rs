@@ -447,9 +447,9 @@ fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
     );
     assert_eq!(d.metric("druppie_pending_approvals"), 1.0);
 
-    // A person merges the prod proposal with git; the infra push webhook
+    // An approver merges the prod proposal with git, signed; the infra push webhook
     // makes the daemon record it as an approval.
-    s.merge_proposal("Merge druppie/permits-prod");
+    s.merge_proposal_signed("Merge druppie/permits-prod");
     let before = d.reconciles();
     assert_eq!(
         d.hook(

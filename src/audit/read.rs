@@ -1,0 +1,134 @@
+//! Reading the trail: as written, for people; or only what druppie
+//! signed, for druppie itself.
+
+use super::{AuditError, BRANCH, Event, FILE, Recorded};
+use crate::git::sign::{AllowedSigners, OwnKey};
+use crate::git::{ObjectId, Repo};
+
+/// The trail as druppie trusts it.
+#[derive(Debug, Default)]
+pub struct Trail {
+    /// The events druppie signed, oldest first.
+    pub events: Vec<Recorded>,
+    /// Commits on the branch that druppie does not act on.
+    pub ignored: Vec<Ignored>,
+    /// The branch's tip when it was read.
+    pub tip: Option<ObjectId>,
+}
+
+/// A commit on the trail that is not an event druppie can use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub commit: ObjectId,
+    pub why: String,
+}
+
+impl std::fmt::Display for Ignored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{BRANCH} commit {}: {}", self.commit, self.why)
+    }
+}
+
+/// Every event of the trail, oldest first; each signature checked when
+/// `allowed` is given. A commit without a readable event is an error
+/// here: `druppie audit` shows the trail as it is.
+///
+/// # Errors
+/// The branch, a commit or its event cannot be read, or a signature
+/// cannot be checked.
+pub fn read(spec: &Repo, allowed: Option<&AllowedSigners>) -> Result<Vec<Recorded>, AuditError> {
+    let commits: Vec<ObjectId> = chain(spec, None)?.0.into_iter().rev().collect();
+    // Each check is two ssh-keygen runs, which mostly wait: on every core.
+    crate::par::map(&commits, |&commit| {
+        let event = event_at(spec, commit)?;
+        let signature = match allowed {
+            None => "unchecked".to_owned(),
+            Some(allowed) => spec
+                .check_signature(commit, allowed)
+                .map_err(|source| AuditError::Verify { commit, source })?
+                .word()
+                .to_owned(),
+        };
+        Ok(Recorded {
+            commit: commit.to_string(),
+            event,
+            signature,
+        })
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The events signed by druppie's own `key`, oldest first; every other
+/// commit on the branch is ignored and named in [`Trail::ignored`].
+///
+/// # Errors
+/// The branch or a commit cannot be read, or an event druppie signed
+/// cannot be parsed.
+pub fn trusted(spec: &Repo, key: &OwnKey) -> Result<Trail, AuditError> {
+    let (commits, tip) = chain(spec, None)?;
+    let mut trail = Trail {
+        tip,
+        ..Trail::default()
+    };
+    for commit in commits.into_iter().rev() {
+        match own_event(spec, key, commit)? {
+            Ok(event) => trail.events.push(event),
+            Err(why) => trail.ignored.push(Ignored { commit, why }),
+        }
+    }
+    Ok(trail)
+}
+
+/// The event at `commit` when druppie signed it; else why not.
+pub(super) fn own_event(
+    spec: &Repo,
+    key: &OwnKey,
+    commit: ObjectId,
+) -> Result<Result<Recorded, String>, AuditError> {
+    let signed = spec
+        .signed_by(commit, key)
+        .map_err(|source| AuditError::Verify { commit, source })?;
+    if !signed {
+        return Ok(Err("not signed by druppie's key; ignored".to_owned()));
+    }
+    Ok(Ok(Recorded {
+        commit: commit.to_string(),
+        event: event_at(spec, commit)?,
+        signature: "druppie".to_owned(),
+    }))
+}
+
+/// The branch's commits, newest first, down its first parents until
+/// `stop` (excluded) or the root; and the tip.
+pub(super) fn chain(
+    spec: &Repo,
+    stop: Option<ObjectId>,
+) -> Result<(Vec<ObjectId>, Option<ObjectId>), AuditError> {
+    let read = |source| AuditError::Read { source };
+    let tip = spec.branch_head(BRANCH).map_err(read)?.map(|h| h.commit);
+    let mut out = Vec::new();
+    let mut next = tip;
+    while let Some(commit) = next {
+        if Some(commit) == stop {
+            break;
+        }
+        out.push(commit);
+        next = spec.first_parent(commit).map_err(read)?;
+    }
+    Ok((out, tip))
+}
+
+fn event_at(spec: &Repo, commit: ObjectId) -> Result<Event, AuditError> {
+    let text = spec
+        .file_at(commit, FILE)
+        .map_err(|source| AuditError::Read { source })?
+        .ok_or_else(|| AuditError::Event {
+            commit,
+            why: format!("holds no {FILE}"),
+        })?;
+    serde_saphyr::from_str(&String::from_utf8_lossy(&text)).map_err(|e| AuditError::Event {
+        commit,
+        why: format!("{FILE}: {e}"),
+    })
+}

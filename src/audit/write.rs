@@ -1,0 +1,207 @@
+//! Appending to the trail, once per event: an event whose identity
+//! (kind, repo, commit, environment) the trail already holds is not
+//! written again, and the branch moves by compare-and-swap. When another
+//! writer moved it first, the events it added are read and only what is
+//! still missing is written on top of them.
+
+use std::collections::BTreeSet;
+
+use super::read::{chain, own_event};
+use super::{AuditError, BRANCH, Event, FILE, Id, Recorded, Trail};
+use crate::git::sign::{OwnKey, Signer};
+use crate::git::write::{Identity, NewCommit, message};
+use crate::git::{ObjectId, Repo};
+
+/// How often an append is tried before the trail counts as contended.
+const ATTEMPTS: usize = 50;
+
+/// Writes events to the trail of one spec repo, knowing what it holds.
+pub struct Writer<'a> {
+    spec: &'a Repo,
+    signer: &'a Signer,
+    identity: &'a Identity,
+    key: OwnKey,
+    /// The tip read last.
+    seen: Option<ObjectId>,
+    /// The identities of the events druppie signed, up to `seen`.
+    known: BTreeSet<Id>,
+    /// Those events, oldest first.
+    events: Vec<Recorded>,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer that reads the trail first.
+    ///
+    /// # Errors
+    /// The trail cannot be read.
+    pub fn new(
+        spec: &'a Repo,
+        signer: &'a Signer,
+        identity: &'a Identity,
+    ) -> Result<Writer<'a>, AuditError> {
+        let trail = super::trusted(spec, &signer.own_key())?;
+        Ok(Writer::from_trail(spec, signer, identity, trail))
+    }
+
+    /// A writer for `trail`, as [`super::trusted`] read it.
+    pub fn from_trail(
+        spec: &'a Repo,
+        signer: &'a Signer,
+        identity: &'a Identity,
+        trail: Trail,
+    ) -> Writer<'a> {
+        Writer {
+            spec,
+            signer,
+            identity,
+            key: signer.own_key(),
+            seen: trail.tip,
+            known: trail.events.iter().map(|r| r.event.id()).collect(),
+            events: trail.events,
+        }
+    }
+
+    /// The events druppie signed, as far as this writer has read.
+    pub fn events(&self) -> &[Recorded] {
+        &self.events
+    }
+
+    /// Whether the trail holds an event with this identity.
+    pub fn holds(&self, event: &Event) -> bool {
+        self.known.contains(&event.id())
+    }
+
+    /// Appends the events of `events` that the trail does not hold yet,
+    /// in order, signed; returns the commits written (none when every
+    /// event was there already).
+    ///
+    /// # Guarantees
+    /// No identity is written twice, whoever else writes the trail at
+    /// the same time: the branch only moves from the tip whose events
+    /// were read.
+    ///
+    /// # Errors
+    /// The trail cannot be read or written, or it kept moving.
+    pub fn record(
+        &mut self,
+        events: &[Event],
+        time: (i64, i32),
+    ) -> Result<Vec<ObjectId>, AuditError> {
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            let tip = self.refresh()?;
+            let mut ids = BTreeSet::new();
+            let missing: Vec<&Event> = events
+                .iter()
+                .filter(|e| !self.known.contains(&e.id()) && ids.insert(e.id()))
+                .collect();
+            if missing.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut written = Vec::new();
+            let mut top = tip;
+            for event in &missing {
+                let commit = self.write(event, top, time)?;
+                written.push(commit);
+                top = Some(commit);
+            }
+            let new = top.expect("at least one event was written");
+            match self.spec.set_branch(BRANCH, tip, new, "druppie: audit") {
+                Ok(()) => {
+                    for (event, commit) in missing.iter().zip(&written) {
+                        self.known.insert(event.id());
+                        self.events.push(Recorded {
+                            commit: commit.to_string(),
+                            event: (*event).clone(),
+                            signature: "druppie".to_owned(),
+                        });
+                    }
+                    self.seen = Some(new);
+                    return Ok(written);
+                }
+                Err(e) => {
+                    // Another writer moved the branch (read what it wrote
+                    // and try again) or holds its lock for a moment.
+                    last = Some(e);
+                    let wait = fastrand::u64(1..=5 + 2 * attempt as u64);
+                    std::thread::sleep(std::time::Duration::from_millis(wait));
+                }
+            }
+        }
+        Err(AuditError::Contended {
+            attempts: ATTEMPTS,
+            source: last.expect("every attempt failed"),
+        })
+    }
+
+    /// Reads the events added since the tip read last; returns the tip.
+    fn refresh(&mut self) -> Result<Option<ObjectId>, AuditError> {
+        let (added, tip) = chain(self.spec, self.seen)?;
+        if tip == self.seen {
+            return Ok(tip);
+        }
+        let reached = match added.last() {
+            Some(oldest) => self.spec.first_parent(*oldest).ok().flatten() == self.seen,
+            None => false,
+        };
+        if !reached {
+            // The branch was rewritten, not extended: read it afresh.
+            let trail = super::trusted(self.spec, &self.key)?;
+            self.known = trail.events.iter().map(|r| r.event.id()).collect();
+            self.events = trail.events;
+            self.seen = trail.tip;
+            return Ok(trail.tip);
+        }
+        for commit in added.into_iter().rev() {
+            if let Ok(r) = own_event(self.spec, &self.key, commit)? {
+                self.known.insert(r.event.id());
+                self.events.push(r);
+            }
+        }
+        self.seen = tip;
+        Ok(tip)
+    }
+
+    /// Writes the commit of one event on top of `base`; no ref moves.
+    fn write(
+        &self,
+        event: &Event,
+        base: Option<ObjectId>,
+        time: (i64, i32),
+    ) -> Result<ObjectId, AuditError> {
+        let mut trailers: Vec<(&str, &str)> = vec![("Druppie-Event", event.kind.name())];
+        let plans = event.plans.join(", ");
+        trailers.push(("Druppie-Plan", &plans));
+        if let Some(env) = &event.env {
+            trailers.push(("Druppie-Environment", env));
+        }
+        trailers.push(("Druppie-Repo", &event.repo));
+        if let Some(c) = &event.commit {
+            trailers.push(("Druppie-Commit", c));
+        }
+        if let Some(c) = &event.spec_commit {
+            trailers.push(("Druppie-Spec-Commit", c));
+        }
+        let summary = match &event.env {
+            Some(env) => format!("{} {plans} in {env} ({})", event.kind.name(), event.repo),
+            None => format!("{} {plans} ({})", event.kind.name(), event.repo),
+        };
+        let changes = [(FILE.to_owned(), Some(event.yaml().into_bytes()))];
+        // Every event commit holds only its own event, chained to the
+        // previous one by parentage.
+        self.spec
+            .write_commit(
+                &NewCommit {
+                    base,
+                    replace_tree: true,
+                    changes: &changes,
+                    message: message(&summary, "", &trailers),
+                    author: self.identity,
+                    time,
+                },
+                Some(self.signer),
+            )
+            .map(|w| w.commit)
+            .map_err(|source| AuditError::Write { source })
+    }
+}
