@@ -1,18 +1,22 @@
 # syntax=docker/dockerfile:1
 # The druppie image: `druppie serve` in the cluster, deployed by the
 # `druppie` building block (bouwblokken/druppie.md).
-#   docker build -t registry.example.org/platform/druppie:0.1.0 .
+#   docker build --build-arg DRUPPIE_COMMIT=$(git rev-parse --short=12 HEAD) \
+#     -t registry.example.org/platform/druppie:0.1.0 .
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+# `druppie --version` names this commit (the build context has no .git).
+ARG DRUPPIE_COMMIT=unknown
+ENV DRUPPIE_COMMIT=${DRUPPIE_COMMIT}
 # The registry and target caches survive between builds; the binary is
 # copied out of the cache so the next stage can take it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
- && install -m 0755 target/release/druppie /usr/local/bin/druppie
+    cargo build --profile dist --locked \
+ && install -m 0755 target/dist/druppie /usr/local/bin/druppie
 
 FROM debian:bookworm-slim
 # druppie fetches and pushes with the git CLI (HTTPS through a credential

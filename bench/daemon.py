@@ -249,8 +249,8 @@ def main():
     p.add_argument("--burst", type=int, default=1000)
     p.add_argument("--reconciles", type=int, default=10000)
     a = p.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=HERE, check=True)
-    binary = os.path.join(HERE, "target/release/druppie")
+    subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=HERE, check=True)
+    binary = os.path.join(HERE, "target/dist/druppie")
     tmp = tempfile.mkdtemp(prefix="druppie-bench-")
     d = None
     try:

@@ -16,8 +16,8 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
 python3 -c 'import yaml, jinja2' 2>/dev/null || pip install --quiet pyyaml jinja2
-cargo build --release --quiet --manifest-path "$HERE/Cargo.toml"
-BIN="$HERE/target/release/druppie"
+cargo build --profile dist --quiet --manifest-path "$HERE/Cargo.toml"
+BIN="$HERE/target/dist/druppie"
 
 python3 "$SHARED/gen.py" --out "$WORK/work" --n "$N" >/dev/null
 python3 "$HERE/bench/mkspec.py" "$WORK/work" "$N" "$WORK/spec"

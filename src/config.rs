@@ -134,6 +134,18 @@ pub struct Server {
     pub webhook_secret_env: String,
     /// e.g. `60s`, `5m`.
     pub poll_interval: String,
+    /// A request's head (request line and headers) must arrive in full
+    /// within this, counted from when the server starts waiting for it:
+    /// on a new connection and between requests on a kept-alive one.
+    pub header_timeout: String,
+    /// A connection on which no byte moves either way for this long is
+    /// closed (a client that stopped reading an answer, for one).
+    pub idle_timeout: String,
+    /// A request must be answered within this, its body read included;
+    /// an event stream, once answered, is not cut.
+    pub request_timeout: String,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Server {
@@ -142,6 +154,10 @@ impl Default for Server {
             listen: "127.0.0.1:8080".into(),
             webhook_secret_env: "DRUPPIE_WEBHOOK_SECRET".into(),
             poll_interval: "60s".into(),
+            header_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            request_timeout: "30s".into(),
+            max_connections: 4096,
         }
     }
 }
@@ -244,6 +260,22 @@ mod tests {
         let c = Config::load(&p).expect("empty config is valid");
         assert_eq!(c.forge.kind, ForgeKind::Git);
         assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.server.header_timeout, "10s");
+        assert_eq!(c.server.max_connections, 4096);
+    }
+
+    #[test]
+    fn server_limits_are_read_and_unknown_server_keys_are_located() {
+        let (_d, p) = write(
+            "[server]\nheader_timeout = \"2s\"\nidle_timeout = \"30s\"\nrequest_timeout = \"5s\"\nmax_connections = 64\n",
+        );
+        let c = Config::load(&p).expect("valid");
+        assert_eq!(c.server.header_timeout, "2s");
+        assert_eq!(c.server.max_connections, 64);
+        let (_d, p) = write("[server]\nheader_timout = \"2s\"\n");
+        let d = Config::load(&p).expect_err("unknown key");
+        assert_eq!(d.location.pos.line, 2);
+        assert!(d.message.contains("header_timout"), "{}", d.message);
     }
 
     #[test]

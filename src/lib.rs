@@ -8,8 +8,9 @@
 //!
 //! ```text
 //! load      spec repo tree        -> Spec         spec::load
-//! validate  Spec                  -> Validated    spec::validate
-//! compose   Validated + plan/env  -> Resolved     compose::compose, compose::instance
+//! validate  Spec                  -> Validated    spec::validate (its Deployment: platform, plans resolved)
+//! select    Validated + plan/env  -> Selection    spec::select
+//! compose   Validated + Selection -> Resolved     compose::compose, compose::instance
 //! render    Resolved + templates  -> Desired      render::render, render::Templates
 //! policy    Desired               -> Findings     policy::Checker
 //! live      target repos (git)    -> Live         live::LiveRepo (over git::Repo)
@@ -18,7 +19,8 @@
 //! audit     git history           -> Events       audit::record, audit::read
 //! ```
 //!
-//! `diff::diff` runs compose, render, policy and diff for one plan and
+//! `spec::open` is load → validate → select, as the CLI and the daemon
+//! both start. `diff::diff` runs compose, render, policy and diff for one plan and
 //! environment at a time on every core ([`par`]) and keeps only the
 //! changes; `render::render` renders everything for `druppie render`.
 //! [`lock`] is the ownership record both write and read. `apply::Run` is
@@ -40,6 +42,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod compose;
 pub mod config;

@@ -1,12 +1,101 @@
 //! The template engine shared by compose (wiring, outputs) and render:
 //! minijinja with Jinja2 syntax, strict undefined variables, the trailing
 //! newline kept, no auto-escaping, and a fuel limit so a runaway template
-//! fails instead of hanging.
+//! fails instead of hanging. Templates come from spec pull requests, so
+//! what one evaluation may hold ([`crate::budget`]) and what rendering may
+//! produce ([`Limits`]) are bounded too.
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// Instructions one template evaluation may run before it is stopped.
 pub const FUEL: u64 = 5_000_000;
+
+const MIB: usize = 1024 * 1024;
+
+/// What rendering may hold and produce; `[render]` in druppie.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes one template evaluation may hold (its values and output).
+    pub template_memory: usize,
+    /// Bytes one rendered file may have.
+    pub file_bytes: usize,
+    /// Bytes one plan in one environment may render, all files together.
+    pub instance_bytes: usize,
+    /// Bytes one run may render, all plans and environments together.
+    pub run_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            template_memory: 64 * MIB,
+            file_bytes: 4 * MIB,
+            instance_bytes: 64 * MIB,
+            run_bytes: 512 * MIB,
+        }
+    }
+}
+
+/// Why a file did not render.
+#[derive(Debug)]
+pub enum FileError {
+    /// The engine's error: syntax, undefined variable, out of fuel.
+    Engine(minijinja::Error),
+    /// The output grew past [`Limits::file_bytes`].
+    TooLarge { limit: usize },
+}
+
+/// Renders one template into bytes: at most `limits.file_bytes` of
+/// output, and at most `limits.template_memory` held while evaluating;
+/// `what` names the template (and what it renders for) in the error the
+/// memory budget ends the process with.
+///
+/// # Errors
+/// [`FileError`].
+pub fn render_file(
+    template: &minijinja::Template<'_, '_>,
+    ctx: &Value,
+    limits: &Limits,
+    what: &str,
+) -> Result<Vec<u8>, FileError> {
+    let mut out = Capped {
+        bytes: Vec::new(),
+        limit: limits.file_bytes,
+        over: false,
+    };
+    let result = crate::budget::within(limits.template_memory, what, || {
+        template.render_captured_to(ctx, &mut out).map(drop)
+    });
+    if out.over {
+        return Err(FileError::TooLarge {
+            limit: limits.file_bytes,
+        });
+    }
+    result.map_err(FileError::Engine)?;
+    Ok(out.bytes)
+}
+
+/// A buffer that refuses to grow past `limit`.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("the file is too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// A configured environment with no templates loaded.
 pub fn environment<'s>() -> Environment<'s> {
@@ -136,6 +225,26 @@ mod tests {
             )
             .expect_err("stopped");
         assert_eq!(err.kind(), minijinja::ErrorKind::OutOfFuel);
+    }
+
+    #[test]
+    fn output_past_the_file_limit_stops_the_render() {
+        let mut env = environment();
+        env.add_template("big", "{% for i in range(1000) %}0123456789{% endfor %}")
+            .expect("compiles");
+        let template = env.get_template("big").expect("added");
+        let ctx = minijinja::context! {};
+        let mut limits = Limits {
+            file_bytes: 10_000,
+            ..Limits::default()
+        };
+        let ok = render_file(&template, &ctx, &limits, "big").expect("fits");
+        assert_eq!(ok.len(), 10_000);
+        limits.file_bytes = 9_999;
+        match render_file(&template, &ctx, &limits, "big") {
+            Err(FileError::TooLarge { limit }) => assert_eq!(limit, 9_999),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
     }
 
     #[test]

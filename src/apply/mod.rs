@@ -89,7 +89,7 @@ impl ApplyError {
     pub fn repo(&self) -> Option<&str> {
         match self {
             ApplyError::Cache(e) => e.repo(),
-            ApplyError::Forge(e) => Some(&e.repo),
+            ApplyError::Forge(e) => Some(e.repo()),
             ApplyError::Git { repo, .. }
             | ApplyError::NotCached { repo }
             | ApplyError::BadBase { repo, .. }
@@ -101,15 +101,12 @@ impl ApplyError {
     /// Whether running again later may succeed with nothing changed: a
     /// transport failure, a lock race, a moved ref, a busy cache, a full
     /// disk. A refused push, a corrupt object, a malformed base, git
-    /// missing are not. Forge errors count as transient: the forge's
-    /// client has retried what it can, and what is left is mostly the
-    /// forge being away.
+    /// missing are not; a forge error says itself.
     pub fn is_transient(&self) -> bool {
         match self {
             ApplyError::Cache(e) => e.is_transient(),
-            ApplyError::Forge(_) | ApplyError::NotCached { .. } | ApplyError::NotesMoved { .. } => {
-                true
-            }
+            ApplyError::Forge(e) => e.is_transient(),
+            ApplyError::NotCached { .. } | ApplyError::NotesMoved { .. } => true,
             ApplyError::Git { source, .. } => source.is_transient(),
             ApplyError::BadBase { .. } | ApplyError::Spawn { .. } => false,
         }

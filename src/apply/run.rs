@@ -12,9 +12,8 @@ use crate::git::Repo;
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::live::Sources;
-use crate::spec::Validated;
 use crate::spec::diag::Diagnostics;
-use crate::spec::model::Plan;
+use crate::spec::{Selection, Validated};
 
 /// How often an apply starts over when a branch moved on the forge.
 pub const ATTEMPTS: usize = 3;
@@ -144,7 +143,7 @@ impl Run<'_> {
     pub fn apply(
         &self,
         valid: &Validated,
-        selection: &[(&Plan, &str)],
+        selection: &Selection,
         scope: &ComposeOptions,
         confirm: &mut dyn FnMut(&ChangeSets, &Mask) -> bool,
     ) -> (Outcome, Result<(), Failure>) {
@@ -160,7 +159,7 @@ impl Run<'_> {
     fn holding(
         &self,
         valid: &Validated,
-        selection: &[(&Plan, &str)],
+        selection: &Selection,
         scope: &ComposeOptions,
         confirm: &mut dyn FnMut(&ChangeSets, &Mask) -> bool,
         outcome: &mut Outcome,
@@ -186,23 +185,23 @@ impl Run<'_> {
     fn attempts(
         &self,
         valid: &Validated,
-        selection: &[(&Plan, &str)],
+        selection: &Selection,
         scope: &ComposeOptions,
         confirm: &mut dyn FnMut(&ChangeSets, &Mask) -> bool,
         outcome: &mut Outcome,
     ) -> Result<(), Failure> {
-        let platform = valid
-            .spec
-            .platform
-            .as_ref()
-            .expect("validated: plans imply a platform");
-        let templates =
-            crate::render::Templates::load(valid, selection).map_err(Failure::Diagnostics)?;
-        let targets: Vec<(String, String)> =
-            diff::target_repos(valid, platform, selection, &templates)
-                .into_iter()
-                .map(|(repo, branch)| (repo, branch.to_owned()))
-                .collect();
+        // A spec without a platform (a catalog) deploys nothing.
+        let Some(deployment) = &valid.deployment else {
+            return Ok(());
+        };
+        let platform = &deployment.platform;
+        let picks = valid.picks(selection);
+        let templates = crate::render::Templates::load(valid, deployment, &picks)
+            .map_err(Failure::Diagnostics)?;
+        let targets: Vec<(String, String)> = diff::target_repos(platform, &picks, &templates)
+            .into_iter()
+            .map(|(repo, branch)| (repo, branch.to_owned()))
+            .collect();
         let sources = Sources {
             infra: None,
             repos: Some(self.cache.dir().to_owned()),

@@ -1,10 +1,11 @@
 //! `druppie apply`: the change sets of `diff`, written as signed commits
 //! and pushed through the forge.
 
+use super::output::errln;
 use std::io::{BufRead as _, IsTerminal as _};
 
 use super::output::{print_diagnostics, print_error, print_out};
-use super::{Context, exit, load_validated, select, spec_commit};
+use super::{Context, exit, open, spec_commit};
 use crate::apply::{Cache, Done, Failure, Run};
 use crate::config::Config;
 use crate::diff::report::{self, Summary};
@@ -27,12 +28,12 @@ pub struct Args {
 pub fn run(ctx: &Context, args: &Args) -> u8 {
     let config = &ctx.config;
     let fail = |message: &str| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit::ERROR
     };
-    let forge = match crate::forge::from_config(config) {
+    let forge = match forge(ctx) {
         Ok(f) => f,
-        Err(message) => return fail(&message),
+        Err(e) => return fail(&e.to_string()),
     };
     let signer = match signer(config) {
         Ok(s) => s,
@@ -48,10 +49,7 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
     let identity = identity(config);
     let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
         .waiting(crate::apply::LOCK_WAIT, "druppie apply");
-    let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
-        return exit::ERROR;
-    };
-    let Some(selection) = select(ctx, &valid, &args.select) else {
+    let Some(opened) = open(ctx, &crate::spec::LoadOptions::default(), &args.select) else {
         return exit::ERROR;
     };
     let commit = spec_commit(ctx);
@@ -72,7 +70,12 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         ));
         args.yes || confirmed()
     };
-    let (outcome, result) = run.apply(&valid, &selection, &args.select.options(), &mut confirm);
+    let (outcome, result) = run.apply(
+        &opened.valid,
+        &opened.selection,
+        &args.select.options(),
+        &mut confirm,
+    );
     for line in &outcome.repaired {
         eprintln!("note: {line}");
     }
@@ -140,6 +143,17 @@ fn step_line(step: &crate::apply::Step) -> String {
             format!("{at}: {branch} moved on the forge; starting over")
         }
     }
+}
+
+/// The forge `[forge]` configures, with the token from the environment.
+pub(crate) fn forge(
+    ctx: &Context,
+) -> Result<Box<dyn crate::forge::Forge>, crate::forge::ConfigError> {
+    crate::forge::from_config(
+        &ctx.config,
+        ctx.secrets.forge_token.secret().cloned(),
+        &ctx.scrubber,
+    )
 }
 
 /// druppie's commit identity, `[signing] name` and `email`.

@@ -1,6 +1,7 @@
 //! `druppie audit`: the timeline of what druppie proposed and applied,
 //! read from the spec repo's `druppie-audit` branch.
 
+use super::output::errln;
 use super::output::{print_error, print_out, table};
 use super::{Context, exit};
 use crate::audit;
@@ -28,7 +29,7 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
     let fail = |message: String| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit::ERROR
     };
     let Some(spec) = Repo::discover(&ctx.spec_root) else {

@@ -1,7 +1,7 @@
 //! `druppie blocks`: list or search the building block catalog.
 
 use super::output::{table, truncate};
-use super::{Context, exit, load_validated};
+use super::{Context, exit, open};
 use crate::registry::Registry;
 use crate::spec::LoadOptions;
 
@@ -18,16 +18,16 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(catalog) = load_validated(ctx, &LoadOptions::catalog()) else {
+    let Some(catalog) = open(ctx, &LoadOptions::catalog(), &Default::default()) else {
         return exit::ERROR;
     };
-    let registry = Registry::new(&catalog.spec);
+    let registry = Registry::new(&catalog.valid.spec);
     let hits = registry.search_blocks(&args.query.join(" "));
     if args.json {
-        println!(
-            "{}",
+        super::output::print_out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
-        );
+        ));
         return exit::OK;
     }
     let rows: Vec<Vec<String>> = hits
@@ -42,12 +42,9 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &["id", "type", "version", "instantiable", "capabilities"],
-            &rows
-        )
-    );
+    super::output::print_out(&table(
+        &["id", "type", "version", "instantiable", "capabilities"],
+        &rows,
+    ));
     exit::OK
 }

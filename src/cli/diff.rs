@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::output::print_out;
-use super::{Context, exit, load_validated, select, spec_commit};
+use super::{Context, exit, open, spec_commit};
 use crate::diff;
 use crate::diff::report::{self, Mask, Summary};
 use crate::live::Sources;
@@ -32,10 +32,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(valid) = load_validated(ctx, &crate::spec::LoadOptions::default()) else {
-        return exit::ERROR;
-    };
-    let Some(selection) = select(ctx, &valid, &args.select) else {
+    let Some(opened) = open(ctx, &crate::spec::LoadOptions::default(), &args.select) else {
         return exit::ERROR;
     };
     let sources = sources(ctx, args);
@@ -46,28 +43,27 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         scope: &scope,
         spec_commit: spec_commit.as_deref(),
     };
-    let Some(changes) = changes(ctx, &valid, &selection, &options) else {
+    let Some(changes) = changes(ctx, &opened, &options) else {
         return exit::ERROR;
     };
-    let intent = report::intent(&valid, args.select.plan.as_deref());
+    let intent = report::intent(&opened.valid, args.select.plan.as_deref());
     let code = print_changes(ctx, &changes, args.json, intent);
     // The process ends next: freeing the spec piece by piece would only
     // cost time.
     std::mem::forget(changes);
-    std::mem::forget(valid);
+    std::mem::forget(opened);
     code
 }
 
-/// Runs `diff` over `selection`, printing the diagnostics when compose or
-/// render fails.
+/// Runs `diff` over what `opened` selects, printing the diagnostics when
+/// compose or render fails.
 pub(super) fn changes(
     ctx: &Context,
-    valid: &crate::spec::Validated,
-    selection: &[(&crate::spec::model::Plan, &str)],
+    opened: &crate::spec::Opened,
     options: &diff::Options<'_>,
 ) -> Option<crate::diff::ChangeSets> {
     let started = std::time::Instant::now();
-    let changes = diff::diff(valid, selection, options);
+    let changes = diff::diff(&opened.valid, &opened.selection, options);
     tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
     match changes {
         Ok(changes) => Some(changes),

@@ -4,10 +4,13 @@
 mod apply;
 mod audit;
 mod blocks;
+mod completions;
 mod diff;
+mod man;
 mod output;
 mod preview;
 mod render;
+mod secrets;
 mod serve;
 mod skills;
 mod validate;
@@ -19,12 +22,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 
-/// druppie: a GitOps reconciler driven by spec files.
+/// A GitOps reconciler driven by spec files.
 ///
 /// Building blocks, stacks and plans declared in a spec repo are rendered
 /// into project repos and an infra repo.
 #[derive(Debug, Parser)]
-#[command(name = "druppie", version)]
+#[command(
+    name = "druppie",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DRUPPIE_COMMIT"), ")")
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -63,10 +69,12 @@ pub enum Command {
     Audit(audit::Args),
     Preview(preview::Args),
     Serve(serve::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 /// Which plans and environments a command covers.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct SelectArgs {
     /// Only this plan
     #[arg(long)]
@@ -93,11 +101,15 @@ pub struct Env {
     pub no_color: bool,
     pub stdout_tty: bool,
     pub stderr_tty: bool,
-    /// Reads an environment variable (empty counts as unset).
+    /// Reads an environment variable.
     pub var: fn(&str) -> Option<String>,
+    /// Filled with every configured secret once the configuration is
+    /// read; the log writer and everything the CLI prints scrub with it.
+    pub scrubber: crate::secret::Scrubber,
 }
 
 impl Env {
+    /// An environment variable; empty counts as unset.
     fn var(&self, name: &str) -> Option<String> {
         (self.var)(name).filter(|v| !v.is_empty())
     }
@@ -113,9 +125,15 @@ pub mod exit {
 /// Settings every subcommand shares, resolved from flags and config.
 pub struct Context {
     pub config: Config,
+    /// The config file read, absolute (`None`: none, the defaults).
+    pub config_file: Option<PathBuf>,
     pub spec_root: PathBuf,
     pub color_out: bool,
     pub color_err: bool,
+    /// The secrets the configuration names, from the environment.
+    pub secrets: secrets::Secrets,
+    /// Scrubs every one of them (and URL passwords) from text.
+    pub scrubber: crate::secret::Scrubber,
 }
 
 impl Context {
@@ -123,9 +141,12 @@ impl Context {
     pub fn with_spec(&self, root: &Path) -> Context {
         Context {
             config: self.config.clone(),
+            config_file: self.config_file.clone(),
             spec_root: root.to_owned(),
             color_out: self.color_out,
             color_err: self.color_err,
+            secrets: self.secrets.clone(),
+            scrubber: self.scrubber.clone(),
         }
     }
 }
@@ -137,13 +158,22 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         ColorChoice::Auto => tty && !env.no_color,
     };
     let (color_out, color_err) = (color(env.stdout_tty), color(env.stderr_tty));
-    let config = match load_config(cli.global.config.as_deref(), env) {
+    // Generated from the command line alone: no configuration to read.
+    match &cli.command {
+        Command::Completions(args) => return ExitCode::from(completions::run(args)),
+        Command::Man(_) => return ExitCode::from(man::run()),
+        _ => {}
+    }
+    output::scrub_with(env.scrubber.clone());
+    let (config, config_file) = match load_config(cli.global.config.as_deref(), env) {
         Ok(c) => c,
         Err(d) => {
-            eprint!("{}", d.render(color_err));
+            output::err!("{}", d.render(color_err));
             return ExitCode::from(exit::ERROR);
         }
     };
+    let secrets = secrets::Secrets::read(&config, env);
+    secrets.scrub_with(&config, &env.scrubber);
     let spec_root = match (&cli.global.spec, &config.spec.path) {
         (Some(dir), _) => dir.clone(),
         (None, Some(path)) => config.resolve(path),
@@ -151,9 +181,12 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
     };
     let ctx = Context {
         config,
+        config_file,
         spec_root,
         color_out,
         color_err,
+        secrets,
+        scrubber: env.scrubber.clone(),
     };
     let code = match cli.command {
         Command::Validate(args) => validate::run(&ctx, &args),
@@ -164,6 +197,8 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
         Command::Apply(args) => apply::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Preview(args) => preview::run(&ctx, &args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(_) => man::run(),
         Command::Serve(args) => {
             let environment = serve_environment(&ctx, env);
             serve::run(&ctx, &args, environment)
@@ -188,9 +223,7 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
         kubeconfig.map(crate::kube::Source::Kubeconfig)
     };
     serve::Environment {
-        webhook: env
-            .var(&ctx.config.server.webhook_secret_env)
-            .map(crate::secret::Secret::new),
+        webhook: ctx.secrets.webhook.clone(),
         cluster,
         identity: env
             .var("POD_NAME")
@@ -202,66 +235,23 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
     }
 }
 
-/// Loads and validates the spec, printing warnings, or every diagnostic
-/// when it is invalid.
-pub(crate) fn load_validated(
+/// Opens the spec (load → validate → select what `args` covers),
+/// printing its warnings, or what stopped it.
+pub(crate) fn open(
     ctx: &Context,
     options: &crate::spec::LoadOptions,
-) -> Option<crate::spec::Validated> {
-    let started = std::time::Instant::now();
-    let loaded = match crate::spec::load(&ctx.spec_root, options) {
-        Ok(s) => s,
+    args: &SelectArgs,
+) -> Option<crate::spec::Opened> {
+    match crate::spec::open(&ctx.spec_root, options, &args.options()) {
+        Ok(opened) => {
+            output::print_diagnostics(&opened.valid.warnings, ctx.color_err);
+            Some(opened)
+        }
         Err(e) => {
-            output::print_error(&e, ctx.color_err);
-            return None;
-        }
-    };
-    tracing::debug!(elapsed = ?started.elapsed(), "load");
-    let validated = crate::spec::validate(loaded);
-    tracing::debug!(elapsed = ?started.elapsed(), "validate");
-    match validated {
-        Ok(v) => {
-            output::print_diagnostics(&v.warnings, ctx.color_err);
-            Some(v)
-        }
-        Err(diags) => {
-            output::print_diagnostics(&diags, ctx.color_err);
-            None
-        }
-    }
-}
-
-/// Loads, validates and composes the selected plans and environments,
-/// printing every diagnostic; `None` when any stage failed.
-pub(crate) fn compose_spec(
-    ctx: &Context,
-    args: &SelectArgs,
-) -> Option<(crate::spec::Validated, crate::compose::Resolved)> {
-    let valid = load_validated(ctx, &crate::spec::LoadOptions::default())?;
-    let options = args.options();
-    let started = std::time::Instant::now();
-    let composed = crate::compose::compose(&valid, &options);
-    tracing::debug!(elapsed = ?started.elapsed(), "compose");
-    match composed {
-        Ok(resolved) => Some((valid, resolved)),
-        Err(diags) => {
-            output::print_diagnostics(&diags, ctx.color_err);
-            None
-        }
-    }
-}
-
-/// The plan × environment pairs `--plan`/`--env` select, printing the
-/// diagnostics of an unknown name.
-pub(crate) fn select<'v>(
-    ctx: &Context,
-    valid: &'v crate::spec::Validated,
-    args: &SelectArgs,
-) -> Option<Vec<(&'v crate::spec::model::Plan, &'v str)>> {
-    match crate::compose::select(valid, &args.options()) {
-        Ok(s) => Some(s),
-        Err(diags) => {
-            output::print_diagnostics(&diags, ctx.color_err);
+            match e.diagnostics() {
+                Some(diags) => output::print_diagnostics(diags, ctx.color_err),
+                None => output::print_error(&e, ctx.color_err),
+            }
             None
         }
     }
@@ -273,11 +263,17 @@ pub(crate) fn spec_commit(ctx: &Context) -> Option<String> {
     crate::git::head_commit(&ctx.spec_root).map(|c| c.to_string())
 }
 
-/// [`compose_spec`], then renders.
+/// Opens the spec, then composes and renders what `args` selects,
+/// printing every diagnostic; `None` when any stage failed.
 pub(crate) fn render_spec(ctx: &Context, args: &SelectArgs) -> Option<crate::render::Desired> {
-    let (valid, resolved) = compose_spec(ctx, args)?;
+    let opened = open(ctx, &crate::spec::LoadOptions::default(), args)?;
+    let started = std::time::Instant::now();
+    let composed = crate::compose::compose(&opened.valid, &opened.selection);
+    tracing::debug!(elapsed = ?started.elapsed(), "compose");
     let commit = spec_commit(ctx);
-    match crate::render::render(&valid, &resolved, commit.as_deref()) {
+    let rendered = composed
+        .and_then(|resolved| crate::render::render(&opened.valid, &resolved, commit.as_deref()));
+    match rendered {
         Ok(desired) => Some(desired),
         Err(diags) => {
             output::print_diagnostics(&diags, ctx.color_err);
@@ -286,16 +282,20 @@ pub(crate) fn render_spec(ctx: &Context, args: &SelectArgs) -> Option<crate::ren
     }
 }
 
-fn load_config(flag: Option<&Path>, env: &Env) -> Result<Config, Box<crate::spec::Diagnostic>> {
-    match flag {
-        Some(path) => Config::load(path),
-        None => {
-            let default = env.cwd.join("druppie.toml");
-            if default.is_file() {
-                Config::load(Path::new("druppie.toml"))
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
+/// The config file `--config` names, else `./druppie.toml` when it
+/// exists. Its relative paths resolve against its own directory, made
+/// absolute here: git runs in other directories (the cache), where a
+/// relative `base = "forge"` would name something else.
+fn load_config(
+    flag: Option<&Path>,
+    env: &Env,
+) -> Result<(Config, Option<PathBuf>), Box<crate::spec::Diagnostic>> {
+    let path = match flag {
+        Some(path) => path,
+        None if env.cwd.join("druppie.toml").is_file() => Path::new("druppie.toml"),
+        None => return Ok((Config::default(), None)),
+    };
+    let mut config = Config::load(path)?;
+    config.base_dir = env.cwd.join(&config.base_dir);
+    Ok((config, Some(env.cwd.join(path))))
 }

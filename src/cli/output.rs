@@ -1,22 +1,68 @@
 //! Printing helpers shared by subcommands: diagnostics, errors with their
-//! causes, and plain-text tables.
+//! causes, and plain-text tables. Everything the CLI prints goes through
+//! [`print_out`] or [`print_err`] (or the macros over them), which scrub
+//! every configured secret first, whatever the text's source.
 
+use std::borrow::Cow;
 use std::error::Error;
+use std::sync::OnceLock;
 
+use crate::secret::Scrubber;
 use crate::spec::Diagnostics;
+
+static SCRUBBER: OnceLock<Scrubber> = OnceLock::new();
+
+/// From now on, what the CLI prints is scrubbed with `scrubber` (set once,
+/// when the configuration has been read).
+pub fn scrub_with(scrubber: Scrubber) {
+    let _ = SCRUBBER.set(scrubber);
+}
+
+fn scrubbed(text: &str) -> Cow<'_, str> {
+    match SCRUBBER.get() {
+        Some(s) => s.scrub(text),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// `eprintln!` to stderr, scrubbed.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::print_err(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` to stderr, scrubbed.
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::cli::output::print_err(&format!($($arg)*))
+    };
+}
+
+pub(crate) use {err, errln};
 
 /// Prints diagnostics to stderr, then a one-line tally when there are any.
 pub fn print_diagnostics(diags: &Diagnostics, color: bool) {
     for d in diags.iter() {
-        eprintln!("{}", d.render(color));
+        errln!("{}", d.render(color));
     }
 }
 
-/// Writes to stdout; a closed pipe (`druppie diff | head`) ends output
-/// quietly instead of failing.
+/// Writes to stdout, scrubbed; a closed pipe (`druppie diff | head`) ends
+/// output quietly instead of failing.
 pub fn print_out(text: &str) {
     use std::io::Write as _;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(scrubbed(text).as_bytes());
+}
+
+/// Writes to stderr, scrubbed.
+pub fn print_err(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(scrubbed(text).as_bytes());
 }
 
 /// Prints an error and the chain of its causes to stderr.
@@ -26,10 +72,10 @@ pub fn print_error(err: &dyn Error, color: bool) {
     } else {
         "error"
     };
-    eprintln!("{word}: {err}");
+    errln!("{word}: {err}");
     let mut source = err.source();
     while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
+        errln!("  caused by: {cause}");
         source = cause.source();
     }
 }

@@ -2,10 +2,11 @@
 //! project and infra repo. Both revisions are rendered; the base's render
 //! stands in for the live repos, and the head is diffed against it.
 
+use super::output::errln;
 use std::path::{Path, PathBuf};
 
 use super::output::print_diagnostics;
-use super::{Context, exit, select};
+use super::{Context, exit};
 use crate::diff;
 use crate::git::Repo;
 use crate::live::Sources;
@@ -38,7 +39,7 @@ const MARKER: &str = "<!-- druppie:preview -->";
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
     let fail = |message: String| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit::ERROR
     };
     let Some(repo) = Repo::discover(&ctx.spec_root) else {
@@ -51,12 +52,15 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         Ok(p) => p,
         Err(message) => return fail(message),
     };
-    let tmp = match tempdir() {
+    // Private (mode 0700, a random name) and removed when dropped.
+    let tmp = match tempfile::Builder::new()
+        .prefix("druppie-preview-")
+        .tempdir()
+    {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot make a scratch directory: {e}")),
     };
-    let result = preview(ctx, args, &repo, &prefix, &tmp);
-    let _ = std::fs::remove_dir_all(&tmp);
+    let result = preview(ctx, args, &repo, &prefix, tmp.path());
     match result {
         Ok(code) => code,
         Err(message) => fail(message),
@@ -80,20 +84,21 @@ fn preview(
     // The base, rendered into plain directories: the "live" repos.
     let (base_dir, base_commit) = export(&args.base, "base")?;
     let base_ctx = ctx.with_spec(&base_dir);
-    let Some(valid) = super::load_validated(&base_ctx, &LoadOptions::default()) else {
+    let Some(base) = super::open(&base_ctx, &LoadOptions::default(), &Default::default()) else {
         return Err(format!("the spec at `{}` is not valid", args.base));
     };
-    let resolved = crate::compose::compose(&valid, &Default::default()).map_err(|d| {
+    let resolved = crate::compose::compose(&base.valid, &base.selection).map_err(|d| {
         print_diagnostics(&d, ctx.color_err);
         format!("the spec at `{}` does not compose", args.base)
     })?;
-    let desired = crate::render::render(&valid, &resolved, Some(&base_commit)).map_err(|d| {
-        print_diagnostics(&d, ctx.color_err);
-        format!("the spec at `{}` does not render", args.base)
-    })?;
+    let desired =
+        crate::render::render(&base.valid, &resolved, Some(&base_commit)).map_err(|d| {
+            print_diagnostics(&d, ctx.color_err);
+            format!("the spec at `{}` does not render", args.base)
+        })?;
     let rendered = tmp.join("rendered");
     crate::render::write_out(&desired, &rendered).map_err(|d| d.message.clone())?;
-    drop((desired, resolved, valid));
+    drop((desired, resolved, base));
     // The head, diffed against it.
     let (head_ctx, head_commit) = match &args.head {
         Some(rev) => {
@@ -102,10 +107,7 @@ fn preview(
         }
         None => (ctx.with_spec(&ctx.spec_root), None),
     };
-    let Some(valid) = super::load_validated(&head_ctx, &LoadOptions::default()) else {
-        return Ok(exit::ERROR);
-    };
-    let Some(selection) = select(ctx, &valid, &args.select) else {
+    let Some(head) = super::open(&head_ctx, &LoadOptions::default(), &args.select) else {
         return Ok(exit::ERROR);
     };
     let sources = Sources {
@@ -118,9 +120,14 @@ fn preview(
         scope: &scope,
         spec_commit: head_commit.as_deref(),
     };
-    let Some(changes) = super::diff::changes(ctx, &valid, &selection, &options) else {
+    let Some(mut changes) = super::diff::changes(ctx, &head, &options) else {
         return Ok(exit::ERROR);
     };
+    // The live side is the base's render in the scratch directory: say so,
+    // not where it happens to be.
+    for cs in &mut changes.sets {
+        cs.source = format!("as rendered at {}", args.base);
+    }
     let intent = format!(
         "merge {} onto {}",
         args.head.as_deref().unwrap_or("the checkout"),
@@ -135,7 +142,7 @@ fn preview(
 /// Posts (or updates) the preview comment on pull request `pr` of the
 /// spec repo.
 fn post(ctx: &Context, changes: &diff::ChangeSets, intent: &str, pr: i64) -> Result<(), String> {
-    let forge = crate::forge::from_config(&ctx.config)?;
+    let forge = super::apply::forge(ctx).map_err(|e| e.to_string())?;
     let Some(pulls) = forge.pulls() else {
         return Err(
             "--pr needs a forge with pull requests: `[forge] kind = \"gitea\"` or `\"github\"`"
@@ -182,16 +189,6 @@ fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, String> {
         .strip_prefix(&work)
         .map_err(|_| format!("{} is outside its repository", spec.display()))?;
     Ok(crate::spec::source::slash_path(Path::new(""), rel))
-}
-
-/// A fresh scratch directory under the system's temp dir.
-fn tempdir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("druppie-preview-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `druppie render`: write the desired trees to disk.
 
+use super::output::err;
 use std::path::PathBuf;
 
 use super::output::count;
@@ -23,17 +24,17 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
         return exit::ERROR;
     };
     if let Err(d) = render::write_out(&desired, &args.out) {
-        eprint!("{}", d.render(ctx.color_err));
+        err!("{}", d.render(ctx.color_err));
         return exit::ERROR;
     }
     let files: usize = desired.targets.values().map(|t| t.files.len()).sum();
     let repos: std::collections::BTreeSet<&str> =
         desired.targets.values().map(|t| t.repo.as_str()).collect();
-    println!(
-        "rendered {} into {} under {}",
+    super::output::print_out(&format!(
+        "rendered {} into {} under {}\n",
         count(files, "file"),
         count(repos.len(), "repo"),
         args.out.display()
-    );
+    ));
     exit::OK
 }

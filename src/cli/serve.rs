@@ -1,10 +1,11 @@
 //! `druppie serve`: the daemon, reconciling on webhooks, polls and file
 //! edits, with an HTTP API.
 
+use super::output::errln;
+use super::secrets::Var;
 use super::{Context, exit};
 use crate::apply::Cache;
-use crate::daemon::{Options, Reconciler, SpecSource};
-use crate::secret::Secret;
+use crate::daemon::{Options, Reconciler, RenderCheck, SpecSource};
 
 /// Run as a daemon: reconcile the spec repo on every push (webhooks),
 /// every poll interval and, for a local checkout, every saved spec file;
@@ -20,26 +21,57 @@ pub struct Args {
 
 /// What `serve` takes from the process environment, resolved by `main`.
 pub struct Environment {
-    pub webhook: Option<Secret>,
+    /// The variable `[server] webhook_secret_env` names.
+    pub webhook: Var,
     pub cluster: Option<crate::kube::Source>,
     /// Pod name and namespace (the downward API), for the leader Lease.
     pub identity: String,
     pub namespace: String,
 }
 
+/// The render check runs this very binary with this config; without a
+/// path to the binary (an unusual platform) the daemon renders unchecked.
+fn render_check(ctx: &Context) -> Option<RenderCheck> {
+    let program = std::env::current_exe().ok()?;
+    let mut args = Vec::new();
+    if let Some(config) = &ctx.config_file {
+        args.push("--config".into());
+        args.push(config.clone().into_os_string());
+    }
+    Some(RenderCheck {
+        program,
+        args,
+        timeout: std::time::Duration::from_secs(120),
+    })
+}
+
 pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
     let config = &ctx.config;
     let fail = |message: &str| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit::ERROR
     };
     let poll = match crate::daemon::parse_duration(&config.server.poll_interval) {
         Ok(d) => d,
         Err(e) => return fail(&format!("[server] poll_interval: {e}")),
     };
-    let forge = match crate::forge::from_config(config) {
+    let webhook_secret = match env.webhook {
+        Var::Set(secret) => Some(secret),
+        Var::Unset => None,
+        // Authentication off by accident is worse than not starting.
+        Var::Empty { name } => {
+            return fail(&format!(
+                "the variable {name} (named by `[server] webhook_secret_env`) is set but empty: set it to the webhook secret, or unset it to accept unsigned webhooks"
+            ));
+        }
+    };
+    let server = match crate::daemon::Limits::from_config(&config.server) {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let forge = match super::apply::forge(ctx) {
         Ok(f) => f,
-        Err(message) => return fail(&message),
+        Err(e) => return fail(&e.to_string()),
     };
     let signer = match super::apply::signer(config) {
         Ok(s) => s,
@@ -62,6 +94,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
         signer,
         identity: super::apply::identity(config),
         cluster: None,
+        check: render_check(ctx),
     };
     let options = Options {
         listen: args
@@ -69,7 +102,9 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> u8 {
             .clone()
             .unwrap_or_else(|| config.server.listen.clone()),
         poll,
-        webhook_secret: env.webhook,
+        limits: server,
+        scrubber: ctx.scrubber.clone(),
+        webhook_secret,
         cluster: env.cluster,
         identity: env.identity,
         namespace: env.namespace,

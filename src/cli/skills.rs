@@ -1,7 +1,7 @@
 //! `druppie skills`: list or search the skills catalog.
 
 use super::output::{table, truncate};
-use super::{Context, exit, load_validated};
+use super::{Context, exit, open};
 use crate::registry::Registry;
 use crate::spec::LoadOptions;
 
@@ -17,16 +17,16 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> u8 {
-    let Some(catalog) = load_validated(ctx, &LoadOptions::catalog()) else {
+    let Some(catalog) = open(ctx, &LoadOptions::catalog(), &Default::default()) else {
         return exit::ERROR;
     };
-    let registry = Registry::new(&catalog.spec);
+    let registry = Registry::new(&catalog.valid.spec);
     let hits = registry.search_skills(&args.query.join(" "));
     if args.json {
-        println!(
-            "{}",
+        super::output::print_out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
-        );
+        ));
         return exit::OK;
     }
     let rows: Vec<Vec<String>> = hits
@@ -40,9 +40,6 @@ pub fn run(ctx: &Context, args: &Args) -> u8 {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(&["id", "category", "name", "description"], &rows)
-    );
+    super::output::print_out(&table(&["id", "category", "name", "description"], &rows));
     exit::OK
 }

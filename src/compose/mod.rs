@@ -12,11 +12,10 @@ mod resolve;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::spec::Diagnostics;
-use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::model::{Plan, Trust};
-use crate::spec::suggest;
+use crate::spec::diag::Diagnostic;
+use crate::spec::model::Trust;
 use crate::spec::validate::Validated;
+use crate::spec::{Diagnostics, Pick, Selection};
 
 /// One plan in one environment, ready to render.
 #[derive(Debug, Clone, Serialize)]
@@ -68,19 +67,19 @@ pub struct ComposeOptions {
     pub env: Option<String>,
 }
 
-/// Composes every selected plan × environment.
+/// Composes every plan × environment of `selection`.
 ///
 /// # Errors
-/// An unknown plan or environment in the selection, or a wiring expression
-/// that fails to evaluate or yields a value its input does not accept: each
-/// a located diagnostic. All instances are tried, so all errors are found.
-pub fn compose(v: &Validated, options: &ComposeOptions) -> Result<Resolved, Diagnostics> {
-    let selected = select(v, options)?;
+/// A wiring expression that fails to evaluate or yields a value its input
+/// does not accept: each a located diagnostic. All instances are tried, so
+/// all errors are found.
+pub fn compose(v: &Validated, selection: &Selection) -> Result<Resolved, Diagnostics> {
+    let picks = v.picks(selection);
     let results = crate::par::map_init(
-        &selected,
+        &picks,
         None,
         crate::template::environment,
-        |engine, (plan, env)| instance(v, engine, plan, env),
+        |engine, pick| instance(v, engine, pick),
     );
     let mut diags = Diagnostics::default();
     let mut instances = Vec::with_capacity(results.len());
@@ -97,34 +96,6 @@ pub fn compose(v: &Validated, options: &ComposeOptions) -> Result<Resolved, Diag
     Ok(Resolved { instances })
 }
 
-/// The plan × environment pairs `options` selects: plans by name,
-/// environments in each plan's order.
-///
-/// # Errors
-/// An unknown plan or environment in the selection.
-pub fn select<'v>(
-    v: &'v Validated,
-    options: &ComposeOptions,
-) -> Result<Vec<(&'v Plan, &'v str)>, Diagnostics> {
-    let mut diags = Diagnostics::default();
-    check_selection(v, options, &mut diags);
-    if diags.has_errors() {
-        return Err(diags);
-    }
-    let mut plans: Vec<&Plan> = v.spec.plans.iter().collect();
-    plans.sort_by(|a, b| a.name.value.cmp(&b.name.value));
-    Ok(plans
-        .into_iter()
-        .filter(|plan| options.plan.as_ref().is_none_or(|p| *p == plan.name.value))
-        .flat_map(|plan| {
-            plan.environments
-                .iter()
-                .filter(|env| options.env.as_ref().is_none_or(|e| *e == env.value))
-                .map(move |env| (plan, env.value.as_str()))
-        })
-        .collect())
-}
-
 /// Composes one plan in one environment, with a template engine from
 /// [`crate::template::environment`] (one per thread).
 ///
@@ -134,37 +105,7 @@ pub fn select<'v>(
 pub fn instance(
     v: &Validated,
     engine: &minijinja::Environment<'_>,
-    plan: &Plan,
-    env: &str,
+    pick: &Pick<'_>,
 ) -> Result<Instance, Vec<Diagnostic>> {
-    resolve::instance(&v.spec, engine, plan, env)
-}
-
-fn check_selection(v: &Validated, options: &ComposeOptions, diags: &mut Diagnostics) {
-    let spec = &v.spec;
-    if let Some(plan) = &options.plan
-        && spec.plans.iter().all(|p| p.name.value != *plan)
-    {
-        let known = spec.plans.iter().map(|p| p.name.value.as_str());
-        diags.push(
-            Diagnostic::error(format!("unknown plan `{plan}`"), Location::file("--plan"))
-                .with_candidates(&suggest::candidates(plan, known)),
-        );
-    }
-    if let Some(env) = &options.env {
-        let known: Vec<&str> = spec
-            .platform
-            .iter()
-            .flat_map(|p| p.environments.keys())
-            .collect();
-        if !known.contains(&env.as_str()) {
-            diags.push(
-                Diagnostic::error(
-                    format!("unknown environment `{env}`"),
-                    Location::file("--env"),
-                )
-                .with_candidates(&suggest::candidates(env, known)),
-            );
-        }
-    }
+    resolve::instance(&v.spec, engine, pick)
 }

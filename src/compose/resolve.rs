@@ -4,12 +4,11 @@ use minijinja::Environment;
 use serde_json::{Map, Value, json};
 
 use super::{BlockRef, ComponentInstance, Instance};
-use crate::spec::Spec;
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::model::{Block, InputValues, Plan, Stack};
-use crate::spec::names;
 use crate::spec::source::FileId;
 use crate::spec::validate::{check_value, full_match, wiring};
+use crate::spec::{Pick, Spec};
 use crate::template;
 
 /// Where a merged value was written: its file and position.
@@ -18,45 +17,18 @@ type Origin = (FileId, serde_saphyr::Location);
 pub(super) fn instance(
     spec: &Spec,
     engine: &Environment<'_>,
-    plan: &Plan,
-    env: &str,
+    pick: &Pick<'_>,
 ) -> Result<Instance, Vec<Diagnostic>> {
-    let platform = spec
-        .platform
-        .as_ref()
-        .expect("validated: a plan implies a platform");
-    let settings = platform
-        .environments
-        .get(env)
-        .expect("validated: plan environments exist");
-    let stack = spec
-        .stack(&plan.stack.value)
-        .expect("validated: the plan's stack exists");
-    // A single component needs no ordering (validation rejected a
-    // component that reads itself); reading every value for wiring would
-    // only cost time.
-    let order = if stack.components.len() == 1 {
-        stack.components.keys().map(str::to_owned).collect()
-    } else {
-        wiring::component_order(stack, Some(plan)).expect("validated: no cycles")
-    };
-    let plan_name = plan.name.value.as_str();
-    let namespace = names::namespace(&settings.namespace.value, plan_name, env)
-        .expect("validated: the namespace pattern uses known variables");
+    let (plan, stack, env) = (pick.plan, pick.stack, pick.env.name.as_str());
+    let plan_name = pick.model.name.as_str();
+    let namespace = pick.env.namespace.clone();
     let mut diags = Vec::new();
-    let mut components: Vec<ComponentInstance> = Vec::with_capacity(order.len());
+    let mut components: Vec<ComponentInstance> = Vec::with_capacity(pick.model.components.len());
     let mut wired = Map::new();
     let mut failed: Vec<String> = Vec::new();
-    for name in &order {
-        let comp = stack
-            .components
-            .get(name)
-            .expect("order holds stack components");
-        let block = spec
-            .block(&comp.block.value)
-            .expect("validated: blocks exist");
-        let repo = names::repo_name(&platform.projects.naming.value, plan_name, name)
-            .expect("validated: the naming pattern uses known variables");
+    for component in &pick.model.components {
+        let (name, block) = (&component.name, component.block(spec));
+        let repo = component.repo.clone();
         let block_ref = BlockRef {
             id: block.id().to_owned(),
             name: block.meta.name.value.clone(),
@@ -156,11 +128,17 @@ pub(super) fn instance(
     Ok(Instance {
         plan: plan_name.to_owned(),
         env: env.to_owned(),
-        trust: settings.trust,
+        trust: pick.env.settings.trust,
         owner: plan.owner.value.clone(),
         intent: plan.intent.clone(),
         namespace,
-        infra_path: settings.path.value.trim_end_matches('/').to_owned(),
+        infra_path: pick
+            .env
+            .settings
+            .path
+            .value
+            .trim_end_matches('/')
+            .to_owned(),
         components,
     })
 }

@@ -1,14 +1,18 @@
 //! The HTTP API: thin handlers over what the worker left in [`Shared`],
 //! the webhooks, and the event stream. `docs/openapi.yaml` describes it;
-//! a test keeps the two in step.
+//! a test keeps the two in step. Every answer, and every event of the
+//! stream, is scrubbed of every configured secret on its way out: the
+//! status, the events and the metrics carry error messages whose text
+//! comes from git and the forge.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,7 +25,7 @@ use tokio::sync::{broadcast, watch};
 use super::queue::Trigger;
 use super::state::Shared;
 use super::webhook::{self, Hint, Refused, Seen, Sender};
-use crate::secret::Secret;
+use crate::secret::{Scrubber, Secret};
 
 /// The largest webhook body read; a larger one is refused unread.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -30,6 +34,8 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub struct App {
     pub shared: Arc<Shared>,
     pub secret: Option<Secret>,
+    /// Applied to every answer.
+    pub scrubber: Scrubber,
     /// The spec repo's name and branch, as webhooks name them.
     pub spec: (String, String),
     /// Where the audit trail is read.
@@ -37,6 +43,9 @@ pub struct App {
     pub seen: Mutex<Seen>,
     /// Turns true when the server stops, ending event streams.
     pub stopping: watch::Receiver<bool>,
+    /// How often an idle event stream sends a comment, so that the
+    /// server's idle timeout never cuts it.
+    pub keep_alive: std::time::Duration,
 }
 
 /// Every route, as `(method, path)`: the OpenAPI description must
@@ -76,7 +85,31 @@ pub fn router(app: Arc<App>) -> Router {
             "/webhooks/github",
             post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::GitHub, s, h, b)),
         )
+        .layer(middleware::from_fn_with_state(app.clone(), scrub))
         .with_state(app)
+}
+
+/// Scrubs every answer's body; an event stream is scrubbed event by
+/// event instead (see [`events`]).
+async fn scrub(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let streaming = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    if streaming || app.scrubber.is_empty() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the answer cannot be read",
+        );
+    };
+    let text = app.scrubber.scrub_bytes(&bytes);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
 }
 
 /// Ready once the first reconcile finished, or as a follower: replicas
@@ -165,8 +198,10 @@ async fn events(
 ) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
     let rx = app.shared.events.subscribe();
     let stopping = app.stopping.clone();
-    let stream =
-        futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+    let scrubber = app.scrubber.clone();
+    let stream = futures_util::stream::unfold(
+        (rx, stopping, scrubber),
+        |(mut rx, mut stopping, scrubber)| async move {
             loop {
                 if *stopping.borrow() {
                     return None;
@@ -174,11 +209,11 @@ async fn events(
                 tokio::select! {
                     got = rx.recv() => match got {
                         Ok(e) => {
+                            let data = serde_json::to_string(&e).expect("events serialize");
                             let event = sse::Event::default()
                                 .event(e.name())
-                                .json_data(&e)
-                                .expect("events serialize");
-                            return Some((Ok(event), (rx, stopping)));
+                                .data(scrubber.scrub(&data));
+                            return Some((Ok(event), (rx, stopping, scrubber)));
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return None,
@@ -186,8 +221,9 @@ async fn events(
                     _ = stopping.changed() => return None,
                 }
             }
-        });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(app.keep_alive))
 }
 
 /// A webhook delivery: size, signature, payload, delivery id, then a

@@ -20,7 +20,7 @@ use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::git::{ObjectId, Repo};
 use crate::kube::{Cluster, Target, Verification};
-use crate::spec::Validated;
+use crate::spec::Opened;
 
 /// The output a block declares for post-deploy verification.
 pub const HEALTH_OUTPUT: &str = "health_url";
@@ -50,12 +50,12 @@ impl Link {
     /// `trail`: the audit trail as the reconcile left it.
     pub fn observe(
         &self,
-        valid: &Validated,
+        opened: &Opened,
         trail: &[Recorded],
         statuses: &mut [PlanStatus],
         ctx: &Context<'_>,
     ) {
-        let Ok(resolved) = crate::compose::compose(valid, &Default::default()) else {
+        let Ok(resolved) = crate::compose::compose(&opened.valid, &opened.selection) else {
             return;
         };
         for inst in &resolved.instances {

@@ -11,11 +11,13 @@
 //! ```
 
 mod api;
+mod check;
 mod cluster;
 mod memory;
 mod metrics;
 mod queue;
 mod reconcile;
+mod server;
 mod source;
 mod state;
 mod watch;
@@ -27,17 +29,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use api::{BODY_LIMIT, ROUTES};
+pub use check::{CheckError, RenderCheck};
 pub use reconcile::Reconciler;
+pub use server::{Limits, LimitsError};
 pub use source::{Revision, SpecSource};
 pub use state::{Event, PlanState, PlanStatus};
 
-use crate::secret::Secret;
+use crate::secret::{Scrubber, Secret};
 
 /// How the daemon listens and polls.
 #[derive(Debug)]
 pub struct Options {
     pub listen: String,
     pub poll: Duration,
+    /// The HTTP server's timeouts and connection cap.
+    pub limits: Limits,
+    /// Scrubs every configured secret from what the API serves.
+    pub scrubber: Scrubber,
     /// Webhooks must be signed with it; without one they are not checked.
     pub webhook_secret: Option<Secret>,
     /// Where the cluster's credentials are; `None`: no cluster.
@@ -88,6 +96,10 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
             source,
         })?;
     let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let limits = Limits {
+        max_connections: server::fit_connections(options.limits.max_connections),
+        ..options.limits.clone()
+    };
     let leader = connect(&runtime, &options, &mut reconciler, &shared);
     shared.queue.push(queue::Trigger::Start);
     let worker = {
@@ -104,10 +116,13 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
     let app = Arc::new(api::App {
         shared: shared.clone(),
         secret: options.webhook_secret,
+        scrubber: options.scrubber.clone(),
         spec,
         spec_root: spec_root.clone(),
         seen: Mutex::new(webhook::Seen::new(10_000)),
         stopping: stop_rx,
+        // SSE's usual 15 s, or more often when the idle timeout is short.
+        keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
     });
     runtime.block_on(async {
         let _watcher = if local {
@@ -134,23 +149,27 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
             })
         };
         let addr = addr.map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(addr = %addr, poll = ?options.poll, "listening");
-        let served = axum::serve(listener, api::router(app))
-            .with_graceful_shutdown(async move {
-                stopped().await;
-                tracing::info!("stopping: finishing the reconcile in flight");
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        tracing::info!(
+            addr = %addr,
+            poll = ?options.poll,
+            header_timeout = ?limits.header_timeout,
+            idle_timeout = ?limits.idle_timeout,
+            request_timeout = ?limits.request_timeout,
+            max_connections = limits.max_connections,
+            "listening"
+        );
+        server::serve(listener, api::router(app), &limits, async move {
+            stopped().await;
+            tracing::info!("stopping: finishing the reconcile in flight");
+            let _ = stop_tx.send(true);
+        })
+        .await;
         poller.abort();
         if let Some((task, leader)) = leader {
             task.abort();
             if let Err(e) = leader.release().await {
                 tracing::warn!(error = %e, "releasing the leader Lease");
             }
-        }
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the HTTP server failed");
         }
     });
     shared.queue.stop();
@@ -196,19 +215,43 @@ fn connect(
     let task = {
         let (leader, shared) = (leader.clone(), shared.clone());
         runtime.spawn(async move {
+            let mut backoff = worker::Backoff::default();
             loop {
-                match leader.try_acquire().await {
-                    Ok(held) => shared.set_leading(held),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "leader election");
-                        shared.set_leading(false);
-                    }
-                }
-                tokio::time::sleep(LEASE_RENEW).await;
+                let wait = elect(&leader, &shared, &mut backoff).await;
+                tokio::time::sleep(wait).await;
             }
         })
     };
     Some((task, leader))
+}
+
+/// One round of the leader election; returns how long to wait before the
+/// next. A transient error (the API server unreachable, 5xx, 429) is
+/// tried again at the next renewal; any other (RBAC, a malformed Lease)
+/// needs a person, so it backs off and says what is missing.
+async fn elect(
+    leader: &crate::kube::Leader,
+    shared: &state::Shared,
+    backoff: &mut worker::Backoff,
+) -> Duration {
+    match leader.try_acquire().await {
+        Ok(held) => {
+            shared.set_leading(held);
+            backoff.reset();
+            LEASE_RENEW
+        }
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "leader election; trying again");
+            shared.set_leading(false);
+            LEASE_RENEW
+        }
+        Err(e) => {
+            shared.set_leading(false);
+            let wait = backoff.failed(std::time::Instant::now());
+            tracing::error!(error = %e, retry_in = ?wait, "leader election needs the block's Lease RBAC (get, create, update leases)");
+            wait
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -227,31 +270,36 @@ async fn stopped() {
     }
 }
 
+/// A duration in druppie.toml that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration like 30s, 5m or 500ms")]
+    Syntax(String),
+    #[error("`{0}`: the interval must be more than zero")]
+    Zero(String),
+}
+
 /// Parses a duration as `druppie.toml` writes it: `500ms`, `30s`, `5m`, `1h`.
 ///
 /// # Errors
-/// Not a number followed by one of those units.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Not a number followed by one of those units, or zero.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 30s, 5m or 500ms"))?;
-    Ok(match unit {
+    let syntax = || DurationError::Syntax(text.to_owned());
+    let n: u64 = n.parse().map_err(|_| syntax())?;
+    let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{text}` is not a duration like 30s, 5m or 500ms")),
-    })
-    .and_then(|d| {
-        if d.is_zero() {
-            Err(format!("`{text}`: the interval must be more than zero"))
-        } else {
-            Ok(d)
-        }
-    })
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(syntax)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(syntax)?),
+        _ => return Err(syntax()),
+    };
+    if d.is_zero() {
+        return Err(DurationError::Zero(text.to_owned()));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -266,5 +314,44 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
+    }
+
+    /// One election round against a scripted API server.
+    async fn round(
+        answer: impl FnOnce(crate::kube::testing::Received),
+        backoff: &mut worker::Backoff,
+    ) -> (Duration, bool) {
+        let (cluster, mut server) = crate::kube::testing::mock_cluster();
+        let leader =
+            crate::kube::Leader::new(&cluster, "druppie", "druppie", "druppie-0", LEASE_DURATION);
+        let shared = state::Shared::new();
+        shared.set_leading(true);
+        let serve = async {
+            let request = server
+                .expect(
+                    http::Method::GET,
+                    "/apis/coordination.k8s.io/v1/namespaces/druppie/leases/druppie",
+                )
+                .await;
+            answer(request);
+        };
+        let (wait, ()) = tokio::join!(elect(&leader, &shared, backoff), serve);
+        (wait, shared.leading())
+    }
+
+    #[tokio::test]
+    async fn a_transient_election_error_retries_at_the_renewal_and_a_refusal_backs_off() {
+        let mut backoff = worker::Backoff::default();
+        let (wait, leading) = round(|r| r.fail(503, "ServiceUnavailable"), &mut backoff).await;
+        assert_eq!((wait, leading), (LEASE_RENEW, false));
+        let (first, leading) = round(|r| r.fail(403, "Forbidden"), &mut backoff).await;
+        assert!(!leading);
+        let (second, _) = round(|r| r.fail(403, "Forbidden"), &mut backoff).await;
+        let (third, _) = round(|r| r.fail(403, "Forbidden"), &mut backoff).await;
+        assert!(first <= Duration::from_secs(1), "{first:?}");
+        assert!(
+            third >= Duration::from_secs(2),
+            "backs off: {first:?} {second:?} {third:?}"
+        );
     }
 }

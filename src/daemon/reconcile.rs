@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+use super::check::RenderCheck;
 use super::cluster::{self, Link};
 use super::source::{Revision, SpecSource};
 use super::state::{Event, PlanInfo, PlanState, PlanStatus, Shared};
@@ -19,7 +20,7 @@ use crate::git::Repo;
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::spec::diag::Diagnostics;
-use crate::spec::{LoadOptions, Validated};
+use crate::spec::{LoadOptions, Opened, Validated};
 
 /// What the worker needs to reconcile.
 pub struct Reconciler {
@@ -30,6 +31,8 @@ pub struct Reconciler {
     pub identity: Identity,
     /// Cluster status and verification, when a cluster is connected.
     pub cluster: Option<Link>,
+    /// Renders each revision in a child process first.
+    pub check: Option<RenderCheck>,
 }
 
 /// How a reconcile ended.
@@ -81,20 +84,24 @@ impl Reconciler {
             trigger: trigger.to_owned(),
         });
         mark_applying(shared);
-        let (revision, ended) = match self.source.refresh(&self.cache) {
-            Ok(revision) => {
-                let ended = match terminal {
-                    Some((commit, why))
-                        if !revision.dirty && revision.commit.as_ref() == Some(commit) =>
-                    {
-                        Ended::Terminal(why.clone())
-                    }
-                    _ => self.at(shared, id, trigger, &revision),
-                };
-                (Some(revision), ended)
-            }
-            Err(e) => (None, Ended::Failed(format!("the spec repo: {e}"))),
-        };
+        // A panic is a bug, but it must not stop the worker (the daemon
+        // would answer on and reconcile nothing): it ends this reconcile
+        // as a failure with the panic's message, and the next one tries
+        // again.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.attempt(shared, id, trigger, terminal)
+        }));
+        let (revision, ended) = attempt.unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            (
+                None,
+                Ended::Failed(format!("internal error (a bug): {why}")),
+            )
+        });
         let seconds = started.elapsed().as_secs_f64();
         shared.metrics.reconciled(ended.result(), seconds);
         {
@@ -132,21 +139,55 @@ impl Reconciler {
         (revision, ended)
     }
 
+    /// Brings the spec up to date and reconciles it, unless this revision
+    /// was refused for good already.
+    fn attempt(
+        &self,
+        shared: &Shared,
+        id: &str,
+        trigger: &str,
+        terminal: Option<&(String, String)>,
+    ) -> (Option<Revision>, Ended) {
+        match self.source.refresh(&self.cache) {
+            Ok(revision) => {
+                let ended = match terminal {
+                    Some((commit, why))
+                        if !revision.dirty && revision.commit.as_ref() == Some(commit) =>
+                    {
+                        Ended::Terminal(why.clone())
+                    }
+                    _ => self.at(shared, id, trigger, &revision),
+                };
+                (Some(revision), ended)
+            }
+            Err(e) => (None, Ended::Failed(format!("the spec repo: {e}"))),
+        }
+    }
+
     fn at(&self, shared: &Shared, id: &str, trigger: &str, revision: &Revision) -> Ended {
         let root = self.source.root();
-        let loaded = match crate::spec::load(root, &LoadOptions::default()) {
-            Ok(s) => s,
-            Err(e) => return Ended::Terminal(e.to_string()),
+        let opened = match crate::spec::open(root, &LoadOptions::default(), &Default::default()) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let why = e.diagnostics().map_or_else(|| e.to_string(), headlines);
+                return if e.is_transient() {
+                    Ended::Failed(why)
+                } else {
+                    Ended::Terminal(why)
+                };
+            }
         };
-        let valid = match crate::spec::validate(loaded) {
-            Ok(v) => v,
-            Err(diags) => return Ended::Terminal(headlines(&diags)),
-        };
-        catalog(shared, &valid);
-        let selection = match crate::compose::select(&valid, &Default::default()) {
-            Ok(s) => s,
-            Err(diags) => return Ended::Terminal(headlines(&diags)),
-        };
+        let (valid, selection) = (&opened.valid, &opened.selection);
+        catalog(shared, valid);
+        if let Some(check) = &self.check
+            && let Err(e) = check.run(root)
+        {
+            return if e.is_transient() {
+                Ended::Failed(e.to_string())
+            } else {
+                Ended::Terminal(e.to_string())
+            };
+        }
         let Some(spec_repo) = Repo::discover(root) else {
             return Ended::Terminal(format!(
                 "{} is not in a git repository: druppie records every change on its `{}` branch",
@@ -166,8 +207,8 @@ impl Reconciler {
         };
         let apply = !revision.dirty;
         let (outcome, result) = run.apply(
-            &valid,
-            &selection,
+            valid,
+            selection,
             &Default::default(),
             &mut |_: &ChangeSets, _: &Mask| apply,
         );
@@ -187,13 +228,11 @@ impl Reconciler {
             (Ended::Success, Err(e)) => Ended::Failed(format!("pushing the audit trail: {e}")),
             (ended, _) => ended,
         };
-        self.settle(shared, &valid, &selection, revision, &outcome, &ended);
-        if let Some(link) = &self.cluster {
-            let platform = valid
-                .spec
-                .platform
-                .as_ref()
-                .expect("validated: plans imply a platform");
+        self.settle(shared, &opened, revision, &outcome, &ended);
+        if let Some(link) = &self.cluster
+            && let Some(deployment) = &valid.deployment
+        {
+            let platform = &deployment.platform;
             let ctx = cluster::Context {
                 shared,
                 id,
@@ -205,7 +244,7 @@ impl Reconciler {
                 infra_repo: &platform.infra.repo,
             };
             let mut statuses = shared.view.lock().expect("view lock").statuses.clone();
-            link.observe(&valid, &trail, &mut statuses, &ctx);
+            link.observe(&opened, &trail, &mut statuses, &ctx);
             shared.view.lock().expect("view lock").statuses = statuses;
             if let Err(e) = self.source.publish(&self.cache) {
                 warn!(error = %e, "pushing the audit trail");
@@ -265,15 +304,16 @@ impl Reconciler {
     fn settle(
         &self,
         shared: &Shared,
-        valid: &Validated,
-        selection: &[(&crate::spec::model::Plan, &str)],
+        opened: &Opened,
         revision: &Revision,
         outcome: &Outcome,
         ended: &Ended,
     ) {
-        let statuses: Vec<PlanStatus> = selection
+        let valid = &opened.valid;
+        let statuses: Vec<PlanStatus> = opened
+            .picks()
             .iter()
-            .map(|(plan, env)| status(&plan.name.value, env, revision, outcome, ended))
+            .map(|pick| status(pick.plan_name(), pick.env_name(), revision, outcome, ended))
             .collect();
         let pending = statuses
             .iter()

@@ -33,9 +33,9 @@ use crate::live::{self, LiveRepo, Sources};
 use crate::lock::LOCK_FILE;
 use crate::policy::{Checker, Finding};
 use crate::render::{RepoKind, Templates, join};
-use crate::spec::Diagnostics;
-use crate::spec::model::{Plan, Platform, Trust};
+use crate::spec::model::{Platform, Trust};
 use crate::spec::validate::Validated;
+use crate::spec::{Diagnostics, Pick, Selection};
 use location::diff_location;
 
 /// What a change set does to one file.
@@ -131,7 +131,7 @@ struct Part {
 }
 
 /// Composes, renders, checks and compares every selected plan ×
-/// environment (from [`crate::compose::select`]) with the live repos. Each
+/// environment of `selection` with the live repos. Each
 /// is handled whole on a worker thread and only its changes are kept:
 /// memory grows with the changes, not with the size of the rendered
 /// trees.
@@ -140,20 +140,20 @@ struct Part {
 /// Every compose and render diagnostic (wiring, templates, paths).
 pub fn diff(
     v: &Validated,
-    selection: &[(&Plan, &str)],
+    selection: &Selection,
     options: &Options<'_>,
 ) -> Result<ChangeSets, Diagnostics> {
-    let platform = v
-        .spec
-        .platform
-        .as_ref()
-        .expect("validated: plans imply a platform");
-    let templates = Templates::load(v, selection)?;
+    // A spec without a platform (a catalog) deploys nothing.
+    let Some(deployment) = &v.deployment else {
+        return Ok(ChangeSets::default());
+    };
+    let platform = &deployment.platform;
+    let selection = v.picks(selection);
+    let templates = Templates::load(v, deployment, &selection)?;
     let mut out = ChangeSets::default();
     let repos = open_repos(
-        v,
         platform,
-        selection,
+        &selection,
         &templates,
         options.sources,
         &mut out.errors,
@@ -171,10 +171,10 @@ pub fn diff(
         spec_commit: options.spec_commit,
     };
     let parts = crate::par::map_init(
-        selection,
+        &selection,
         Some(crate::spec::load::PARSE_STACK),
         || (Checker::new(v), crate::template::environment()),
-        |(checker, engine), (plan, env)| world.diff_instance(checker, engine, plan, env),
+        |(checker, engine), pick| world.diff_instance(checker, engine, pick),
     );
     let mut sets: BTreeMap<(String, Option<String>), ChangeSet> = BTreeMap::new();
     let mut findings = Vec::new();
@@ -201,7 +201,7 @@ pub fn diff(
                 .entry(key)
                 .or_insert_with(|| change_set(platform, infra, Some(env)));
             if options.scope.plan.is_none() {
-                prune_removed_plans(cs, infra, live, platform, selection, &mut out.errors);
+                prune_removed_plans(cs, infra, live, platform, &selection, &mut out.errors);
             }
         }
     }
@@ -237,10 +237,9 @@ impl World<'_> {
         &self,
         checker: &Checker<'_>,
         engine: &minijinja::Environment<'_>,
-        plan: &Plan,
-        env: &str,
+        pick: &Pick<'_>,
     ) -> Result<Part, Diagnostics> {
-        let instance = crate::compose::instance(self.v, engine, plan, env).map_err(Diagnostics)?;
+        let instance = crate::compose::instance(self.v, engine, pick).map_err(Diagnostics)?;
         let (desired, diags) = self.templates.render_instance(&instance, self.spec_commit);
         if diags.has_errors() {
             return Err(diags);
@@ -349,7 +348,7 @@ fn prune_removed_plans(
     infra: &LiveRepo,
     live: &BTreeMap<String, ObjectId>,
     platform: &Platform,
-    selection: &[(&Plan, &str)],
+    selection: &[Pick<'_>],
     errors: &mut Vec<live::Error>,
 ) {
     let env = cs.env.clone().unwrap_or_default();
@@ -359,8 +358,8 @@ fn prune_removed_plans(
         .map_or("", |s| s.path.value.trim_end_matches('/'));
     let covered: BTreeSet<String> = selection
         .iter()
-        .filter(|(_, e)| *e == env)
-        .map(|(plan, _)| format!("{dir}/{}", plan.name.value))
+        .filter(|pick| pick.env_name() == env)
+        .map(|pick| format!("{dir}/{}", pick.plan_name()))
         .collect();
     let suffix = format!("/{LOCK_FILE}");
     for path in live.keys() {
@@ -384,27 +383,20 @@ fn prune_removed_plans(
 /// infra repo first, then every project repo of a block with `project/`
 /// templates.
 pub fn target_repos<'p>(
-    v: &Validated,
     platform: &'p Platform,
-    selection: &[(&Plan, &str)],
+    selection: &[Pick<'_>],
     templates: &Templates<'_>,
 ) -> Vec<(String, &'p str)> {
     let mut wanted: Vec<(String, &str)> =
         vec![(platform.infra.repo.clone(), platform.infra.branch.as_str())];
-    for (plan, _) in selection {
-        let Some(stack) = v.spec.stack(&plan.stack.value) else {
-            continue;
-        };
-        for (name, component) in stack.components.iter() {
-            if !templates.renders_project(&component.block.value) {
-                continue;
-            }
-            let naming = &platform.projects.naming.value;
-            if let Ok(repo) = crate::spec::names::repo_name(naming, &plan.name.value, &name.value)
-                && !wanted.iter().any(|(r, _)| *r == repo)
-            {
-                wanted.push((repo, &platform.projects.branch));
-            }
+    let components = selection
+        .iter()
+        .flat_map(|p| p.model.components.iter().map(|c| (p.block(c), c)));
+    for (block, component) in components {
+        if templates.renders_project(block.id())
+            && !wanted.iter().any(|(r, _)| *r == component.repo)
+        {
+            wanted.push((component.repo.clone(), &platform.projects.branch));
         }
     }
     wanted
@@ -413,15 +405,14 @@ pub fn target_repos<'p>(
 /// Opens the repos the selection renders into; a repo that cannot be
 /// read is an error and is left out.
 fn open_repos(
-    v: &Validated,
     platform: &Platform,
-    selection: &[(&Plan, &str)],
+    selection: &[Pick<'_>],
     templates: &Templates<'_>,
     sources: &Sources,
     errors: &mut Vec<live::Error>,
 ) -> BTreeMap<String, LiveRepo> {
     let mut repos = BTreeMap::new();
-    for (name, branch) in target_repos(v, platform, selection, templates) {
+    for (name, branch) in target_repos(platform, selection, templates) {
         let path = sources.locate(&name, &platform.infra.repo);
         match LiveRepo::open(&name, path.as_deref(), branch) {
             Ok(repo) => {

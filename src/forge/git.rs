@@ -50,13 +50,6 @@ impl PlainGit {
         (!Self::is_url(&self.base)).then(|| Path::new(&self.base))
     }
 
-    fn fail(repo: &str, message: String) -> ForgeError {
-        ForgeError {
-            repo: repo.to_owned(),
-            message,
-        }
-    }
-
     /// Creates `path` from scratch: `git init` under a temporary name in
     /// the same directory, then a rename (a half-made repo at `path` with
     /// nothing in it is swapped out). `Ok(false)`: another process
@@ -76,18 +69,23 @@ impl PlainGit {
             .output();
         let out = match out {
             Ok(out) => out,
-            Err(e) => return Err(Self::fail(repo, format!("cannot run git: {e}"))),
+            Err(error) => {
+                return Err(ForgeError::Spawn {
+                    repo: repo.to_owned(),
+                    error,
+                });
+            }
         };
         if !out.status.success() {
             let _ = std::fs::remove_dir_all(&temp);
-            return Err(Self::fail(
-                repo,
-                format!(
-                    "cannot create {}: {} (nothing was left behind; the next run creates it)",
-                    path.display(),
+            return Err(ForgeError::Create {
+                repo: repo.to_owned(),
+                path: path.to_owned(),
+                stderr: format!(
+                    "{} (nothing was left behind; the next run creates it)",
                     String::from_utf8_lossy(&out.stderr).trim()
                 ),
-            ));
+            });
         }
         if path.exists() {
             let old = temporary(base, repo);
@@ -96,7 +94,11 @@ impl PlainGit {
                 let _ = std::fs::remove_dir_all(&old);
                 return swapped.map(|()| true).map_err(|e| {
                     let _ = std::fs::remove_dir_all(&temp);
-                    Self::fail(repo, format!("cannot create {}: {e}", path.display()))
+                    ForgeError::Create {
+                        repo: repo.to_owned(),
+                        path: path.to_owned(),
+                        stderr: e.to_string(),
+                    }
                 });
             }
         }
@@ -108,10 +110,11 @@ impl PlainGit {
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&temp);
-                Err(Self::fail(
-                    repo,
-                    format!("cannot create {}: {e}", path.display()),
-                ))
+                Err(ForgeError::Create {
+                    repo: repo.to_owned(),
+                    path: path.to_owned(),
+                    stderr: e.to_string(),
+                })
             }
         }
     }
@@ -128,21 +131,21 @@ impl Forge for PlainGit {
             return match found(&path) {
                 Found::Absent | Found::HalfMadeEmpty => Ok(false),
                 Found::Usable => Ok(true),
-                Found::HalfMade(missing) => Err(Self::fail(
-                    repo,
-                    format!(
-                        "{} is not a usable git repository ({missing}) but holds objects or refs, so druppie leaves it as it is; finish it with `git init --bare {}` (this keeps every object and ref), or move it aside for druppie to create it anew",
-                        path.display(),
-                        crate::error::shell_quote(&path.to_string_lossy())
-                    ),
-                )),
+                Found::HalfMade(missing) => Err(ForgeError::HalfMade {
+                    repo: repo.to_owned(),
+                    path,
+                    missing,
+                }),
             };
         }
         let out = Command::new("git")
             .args(["ls-remote", "--heads", &self.url(repo)])
             .env("GIT_TERMINAL_PROMPT", "0")
             .output()
-            .map_err(|e| Self::fail(repo, format!("cannot run git: {e}")))?;
+            .map_err(|error| ForgeError::Spawn {
+                repo: repo.to_owned(),
+                error,
+            })?;
         Ok(out.status.success())
     }
 
@@ -151,11 +154,9 @@ impl Forge for PlainGit {
             return Ok(false);
         }
         let Some(base) = self.local() else {
-            return Err(Self::fail(
-                repo,
-                "the repo does not exist on the git server; create it there (plain git cannot)"
-                    .to_owned(),
-            ));
+            return Err(ForgeError::Missing {
+                repo: repo.to_owned(),
+            });
         };
         let path = base.join(format!("{repo}.git"));
         self.create(repo, base, &path, branch)

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ForgeError;
+use crate::secret::{Scrubber, Secret};
 
 /// How many times a request is sent at most.
 const ATTEMPTS: u32 = 5;
@@ -24,25 +25,168 @@ pub struct Api {
     base: String,
     /// `token X` (Gitea) or `Bearer X` (GitHub); never printed.
     auth: Option<HeaderValue>,
+    /// Applied to every message made of what the forge said.
+    scrubber: Scrubber,
     /// Sleeps between attempts (tests shorten it).
     pub wait: fn(Duration),
 }
 
-/// An answer that is not a success, after retries.
-#[derive(Debug)]
-pub struct Failure {
-    pub status: Option<StatusCode>,
-    pub message: String,
+/// The HTTP client cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot set up HTTPS")]
+    Tls(#[source] reqwest::Error),
+    #[error("the forge token holds characters an HTTP header cannot carry")]
+    TokenNotAHeader,
 }
 
-impl Failure {
+/// A request that did not succeed, after retries. Every text in it that
+/// came from the forge or the network has been scrubbed of secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The forge answered with an error status.
+    #[error("{what}: {status}{hint}{said}{after}",
+        hint = hint(*status, *limited),
+        said = if said.is_empty() { String::new() } else { format!(": {said}") },
+        after = after(*attempts))]
+    Refused {
+        /// `METHOD /path`.
+        what: String,
+        status: StatusCode,
+        /// The forge's own message, one short line.
+        said: String,
+        /// A rate limit: a 429, or a 403 with the limit used up.
+        limited: bool,
+        attempts: u32,
+    },
+    /// No answer: connection, TLS or timeout.
+    #[error("{what}: the forge cannot be reached: {cause}{after}", after = after(*attempts))]
+    Unreachable {
+        what: String,
+        cause: String,
+        attempts: u32,
+    },
+    /// A success whose body is not what the API describes.
+    #[error("{what}: the forge's answer cannot be read: {cause}")]
+    Unreadable {
+        what: String,
+        status: StatusCode,
+        cause: String,
+        /// The body was cut off (connection lost, timeout), not malformed.
+        cut: bool,
+    },
+    /// A name that cannot be one segment of an API path.
+    #[error("{name:?} cannot be a forge {what}: {reason}")]
+    Name {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+}
+
+impl RequestError {
     /// The forge error for `repo`.
     pub fn at(self, repo: &str) -> ForgeError {
-        ForgeError {
+        ForgeError::Api {
             repo: repo.to_owned(),
-            message: self.message,
+            error: self,
         }
     }
+
+    /// The status the forge answered with, when it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            RequestError::Refused { status, .. } | RequestError::Unreadable { status, .. } => {
+                Some(*status)
+            }
+            RequestError::Unreachable { .. } | RequestError::Name { .. } => None,
+        }
+    }
+
+    /// Whether the same request may succeed later: a server error, a rate
+    /// limit, no answer at all, or an answer cut off. 401, 403, 404, 409,
+    /// 422 and other refusals are answers: asking again changes nothing.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RequestError::Refused {
+                status, limited, ..
+            } => *limited || status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
+            RequestError::Unreachable { .. } => true,
+            RequestError::Unreadable { cut, .. } => *cut,
+            RequestError::Name { .. } => false,
+        }
+    }
+}
+
+fn hint(status: StatusCode, limited: bool) -> &'static str {
+    match status {
+        _ if limited => " (the rate limit is used up; retried later)",
+        StatusCode::UNAUTHORIZED => " (the token is missing, wrong or expired)",
+        StatusCode::FORBIDDEN => " (the token lacks the permission)",
+        StatusCode::NOT_FOUND => " (no such repo or pull request, or the token cannot see it)",
+        _ => "",
+    }
+}
+
+fn after(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+/// An API path built from segments, each percent-encoded, so that no name
+/// can leave its segment: `a/b`, `?`, `#` and `%` are encoded, and a
+/// segment that is empty, `.` or `..` (which URL parsers resolve away)
+/// is refused.
+///
+/// # Errors
+/// A segment is empty, `.` or `..`.
+pub fn path<'s>(
+    segments: impl IntoIterator<Item = (&'static str, &'s str)>,
+) -> Result<String, RequestError> {
+    let mut out = String::new();
+    for (what, segment) in segments {
+        let refuse = |reason| RequestError::Name {
+            what,
+            name: segment.to_owned(),
+            reason,
+        };
+        match segment {
+            "" => return Err(refuse("it is empty")),
+            "." | ".." => return Err(refuse("`.` and `..` are not names")),
+            _ => {}
+        }
+        out.push('/');
+        out.push_str(&encode(segment));
+    }
+    Ok(out)
+}
+
+/// `path` with `params` as its query, each value percent-encoded.
+pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
+    let mut out = path.to_owned();
+    for (i, (k, v)) in params.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&encode(v));
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// What to do after an answer.
@@ -57,11 +201,16 @@ pub enum Next {
 
 impl Api {
     /// A client for the API at `base` (no trailing slash), authenticating
-    /// with `auth` as the whole `Authorization` value.
+    /// with `scheme` and `token` as the `Authorization` value
+    /// (`token X`, `Bearer X`); the token is added to `scrubber`.
     ///
     /// # Errors
     /// The TLS setup fails, or the token cannot be a header value.
-    pub fn new(base: &str, auth: Option<String>) -> Result<Api, String> {
+    pub fn new(
+        base: &str,
+        auth: Option<(&str, &Secret)>,
+        scrubber: Scrubber,
+    ) -> Result<Api, SetupError> {
         // One TLS provider for the process; a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::blocking::Client::builder()
@@ -69,33 +218,37 @@ impl Api {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| format!("cannot set up HTTPS: {e}"))?;
+            .map_err(SetupError::Tls)?;
         let auth = auth
-            .map(|a| {
-                let mut v = HeaderValue::from_str(&a)
-                    .map_err(|_| "the forge token holds characters a header cannot".to_owned())?;
+            .map(|(scheme, token)| {
+                scrubber.add(token);
+                let mut v = HeaderValue::from_str(&format!("{scheme} {}", token.expose()))
+                    .map_err(|_| SetupError::TokenNotAHeader)?;
                 v.set_sensitive(true);
-                Ok::<_, String>(v)
+                Ok::<_, SetupError>(v)
             })
             .transpose()?;
         Ok(Api {
             client,
             base: base.trim_end_matches('/').to_owned(),
             auth,
+            scrubber,
             wait: std::thread::sleep,
         })
+    }
+
+    /// Text with every secret the client knows scrubbed.
+    pub fn scrub(&self, text: &str) -> String {
+        self.scrubber.scrub(text).into_owned()
     }
 
     /// GETs `path` and decodes the JSON answer; `Ok(None)` on 404.
     ///
     /// # Errors
     /// Any other failure.
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, Failure> {
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, RequestError> {
         match self.send::<(), T>(reqwest::Method::GET, path, None) {
-            Err(Failure {
-                status: Some(StatusCode::NOT_FOUND),
-                ..
-            }) => Ok(None),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
             other => other.map(Some),
         }
     }
@@ -109,9 +262,9 @@ impl Api {
         method: reqwest::Method,
         path: &str,
         body: Option<&B>,
-    ) -> Result<T, Failure> {
+    ) -> Result<T, RequestError> {
         let url = format!("{}{path}", self.base);
-        let what = format!("{method} {path}");
+        let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -130,17 +283,23 @@ impl Api {
                     let status = resp.status();
                     let next = next(status, resp.headers(), attempt, now());
                     if next == Next::Done {
-                        return resp.json::<T>().map_err(|e| Failure {
-                            status: Some(status),
-                            message: format!("{what}: the forge's answer cannot be read: {e}"),
+                        return resp.json::<T>().map_err(|e| RequestError::Unreadable {
+                            what: what.clone(),
+                            status,
+                            cause: self.scrub(&cause(&e)),
+                            cut: e.is_timeout() || e.is_body() || e.is_request(),
                         });
                     }
-                    let said = said(resp);
+                    let limited = limited(status, resp.headers());
+                    let said = said(resp, &self.scrubber);
                     (
                         next,
-                        Failure {
-                            status: Some(status),
-                            message: refusal(&what, status, &said),
+                        RequestError::Refused {
+                            what: what.clone(),
+                            status,
+                            said,
+                            limited,
+                            attempts: attempt,
                         },
                     )
                 }
@@ -150,29 +309,32 @@ impl Api {
                     } else {
                         Next::Fail
                     },
-                    Failure {
-                        status: None,
-                        message: format!("{what}: the forge cannot be reached: {}", cause(&e)),
+                    RequestError::Unreachable {
+                        what: what.clone(),
+                        cause: self.scrub(&cause(&e)),
+                        attempts: attempt,
                     },
                 ),
             };
             match next {
                 Next::Retry(wait) if attempt < ATTEMPTS => {
-                    tracing::debug!("{}; retrying in {wait:?}", failure.message);
+                    tracing::debug!("{failure}; retrying in {wait:?}");
                     (self.wait)(wait);
                 }
-                _ => {
-                    let mut failure = failure;
-                    if attempt > 1 {
-                        failure
-                            .message
-                            .push_str(&format!(" (after {attempt} attempts)"));
-                    }
-                    return Err(failure);
-                }
+                _ => return Err(failure),
             }
         }
     }
+}
+
+/// A 429, or a 403 saying the rate limit is used up.
+fn limited(status: StatusCode, headers: &HeaderMap) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN
+            && headers
+                .get("x-ratelimit-remaining")
+                .and_then(|v| v.to_str().ok())
+                == Some("0"))
 }
 
 /// Decides what an answer means: success, a retry after a wait (5xx,
@@ -186,8 +348,7 @@ pub fn next(status: StatusCode, headers: &HeaderMap, attempt: u32, now: u64) -> 
         return Next::Fail;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let limited = status == StatusCode::TOO_MANY_REQUESTS
-        || (status == StatusCode::FORBIDDEN && header("x-ratelimit-remaining") == Some("0"));
+    let limited = limited(status, headers);
     if limited || status.is_server_error() {
         // The forge's own word first: retry-after (seconds), then the
         // rate-limit reset (epoch seconds).
@@ -222,9 +383,10 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The forge's own message from an error body (`{"message": …}`), cut
-/// to one short line.
-fn said(resp: reqwest::blocking::Response) -> String {
+/// The forge's own message from an error body (`{"message": …}`),
+/// scrubbed of secrets (a forge may echo what it was sent), then cut to
+/// one short line.
+fn said(resp: reqwest::blocking::Response, scrubber: &Scrubber) -> String {
     let text = resp.text().unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
@@ -234,26 +396,12 @@ fn said(resp: reqwest::blocking::Response) -> String {
                 .and_then(|m| m.as_str().map(str::to_owned))
         })
         .unwrap_or(text);
+    let message = scrubber.scrub(&message);
     let line: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(200) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line,
     }
-}
-
-fn refusal(what: &str, status: StatusCode, said: &str) -> String {
-    let hint = match status {
-        StatusCode::UNAUTHORIZED => " (the token is missing, wrong or expired)",
-        StatusCode::FORBIDDEN => " (the token lacks the permission)",
-        StatusCode::NOT_FOUND => " (no such repo or pull request, or the token cannot see it)",
-        _ => "",
-    };
-    let said = if said.is_empty() {
-        String::new()
-    } else {
-        format!(": {said}")
-    };
-    format!("{what}: {status}{hint}{said}")
 }
 
 /// A transport error's innermost cause, without the URL (which holds no
@@ -333,5 +481,74 @@ mod tests {
             Next::Fail
         );
         assert!(backoff(30) <= MAX_WAIT);
+    }
+
+    #[test]
+    fn a_name_never_leaves_its_path_segment() {
+        let built = |name: &str| path([("repos", "repos"), ("owner", "platform"), ("repo", name)]);
+        assert_eq!(built("infra").unwrap(), "/repos/platform/infra");
+        assert_eq!(
+            built("../../admin/users/x").unwrap(),
+            "/repos/platform/..%2F..%2Fadmin%2Fusers%2Fx"
+        );
+        assert_eq!(built("a?b#c").unwrap(), "/repos/platform/a%3Fb%23c");
+        assert_eq!(built("%2e%2e").unwrap(), "/repos/platform/%252e%252e");
+        assert_eq!(
+            built("a b\n\u{e9}").unwrap(),
+            "/repos/platform/a%20b%0A%C3%A9"
+        );
+        for refused in ["", ".", ".."] {
+            let e = built(refused).unwrap_err();
+            assert!(matches!(e, RequestError::Name { what: "repo", .. }), "{e}");
+            assert!(!e.is_transient());
+        }
+        // reqwest (the url crate) keeps every encoded segment as it is.
+        let url = reqwest::Url::parse(&format!(
+            "http://forge.example{}",
+            built("../../admin/users/x?y#z").unwrap()
+        ))
+        .unwrap();
+        assert_eq!(url.path_segments().unwrap().count(), 3, "{url}");
+        assert_eq!(url.query(), None);
+        assert_eq!(url.fragment(), None);
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            with_query(
+                "/p",
+                &[("head", "platform:druppie/shop-prod"), ("page", "2")]
+            ),
+            "/p?head=platform%3Adruppie%2Fshop-prod&page=2"
+        );
+    }
+
+    #[test]
+    fn server_errors_rate_limits_and_lost_connections_are_transient_refusals_are_not() {
+        let refused = |code: u16, limited: bool| RequestError::Refused {
+            what: "GET /x".into(),
+            status: StatusCode::from_u16(code).unwrap(),
+            said: String::new(),
+            limited,
+            attempts: 1,
+        };
+        for code in [500, 502, 503, 429] {
+            assert!(refused(code, false).is_transient(), "{code}");
+        }
+        assert!(refused(403, true).is_transient());
+        for code in [400, 401, 403, 404, 409, 422] {
+            assert!(!refused(code, false).is_transient(), "{code}");
+        }
+        let unreachable = RequestError::Unreachable {
+            what: "GET /x".into(),
+            cause: "connection refused".into(),
+            attempts: 5,
+        };
+        assert!(unreachable.is_transient());
+        assert_eq!(
+            unreachable.to_string(),
+            "GET /x: the forge cannot be reached: connection refused (after 5 attempts)"
+        );
     }
 }

@@ -12,13 +12,100 @@ pub use git::PlainGit;
 pub use rest::{Dialect, Rest};
 
 use crate::config::{Config, ForgeKind};
+use crate::secret::{Scrubber, Secret};
 
-/// A forge operation failed; the message never holds a credential.
+/// A forge operation on `repo` failed; the message never holds a
+/// credential. Each message is whole (it names the repo and says what
+/// happened), so a caller that keeps only the text loses nothing.
 #[derive(Debug, thiserror::Error)]
-#[error("{repo}: {message}")]
-pub struct ForgeError {
-    pub repo: String,
-    pub message: String,
+pub enum ForgeError {
+    /// A request to the forge's API failed.
+    #[error("{repo}: {error}")]
+    Api {
+        repo: String,
+        error: http::RequestError,
+    },
+    /// git could not be started (plain git).
+    #[error("{repo}: cannot run git: {error}")]
+    Spawn { repo: String, error: std::io::Error },
+    /// A plain-git server has no such repo, and plain git cannot make one.
+    #[error(
+        "{repo}: the repo does not exist on the git server; create it there (plain git cannot)"
+    )]
+    Missing { repo: String },
+    /// `git init` of a repo in the forge directory failed.
+    #[error("{repo}: cannot create {path}: {stderr}")]
+    Create {
+        repo: String,
+        path: std::path::PathBuf,
+        stderr: String,
+    },
+    /// A repo in the forge directory was left half made (a creation cut
+    /// short) and holds objects or refs, so it is not replaced.
+    #[error(
+        "{repo}: {} is not a usable git repository ({missing}) but holds objects or refs, so druppie leaves it as it is; finish it with `git init --bare {}` (this keeps every object and ref), or move it aside for druppie to create it anew",
+        path.display(),
+        crate::error::shell_quote(&path.to_string_lossy())
+    )]
+    HalfMade {
+        repo: String,
+        path: std::path::PathBuf,
+        missing: &'static str,
+    },
+}
+
+impl ForgeError {
+    /// The repo the operation was about.
+    pub fn repo(&self) -> &str {
+        match self {
+            ForgeError::Api { repo, .. }
+            | ForgeError::Spawn { repo, .. }
+            | ForgeError::Missing { repo }
+            | ForgeError::Create { repo, .. }
+            | ForgeError::HalfMade { repo, .. } => repo,
+        }
+    }
+
+    /// What happened, without the repo's name in front.
+    pub fn message(&self) -> String {
+        let whole = self.to_string();
+        match whole.strip_prefix(self.repo()) {
+            Some(rest) => rest.trim_start_matches(": ").to_owned(),
+            None => whole,
+        }
+    }
+
+    /// Whether trying again later may succeed: the forge failed, limited
+    /// the rate, or could not be reached; or the disk or process table was
+    /// full. A refusal (401, 403, 404, 409, 422), a bad name or a missing
+    /// repo on a plain git server are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ForgeError::Api { error, .. } => error.is_transient(),
+            ForgeError::Spawn { error, .. } => error.kind() != std::io::ErrorKind::NotFound,
+            ForgeError::Missing { .. } | ForgeError::HalfMade { .. } => false,
+            ForgeError::Create { .. } => true,
+        }
+    }
+}
+
+/// `[forge]` in druppie.toml does not describe a usable forge.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "`[forge] base` is needed in druppie.toml: the directory or URL prefix holding <repo>.git"
+    )]
+    GitBase,
+    #[error(
+        "`[forge] base` is needed for gitea: the server's address, e.g. https://git.example.org"
+    )]
+    GiteaBase,
+    #[error("`[forge] owner` is needed for {kind}: the organisation or user owning the repos")]
+    Owner { kind: &'static str },
+    #[error("no forge token: set the environment variable {var} (named by `[forge] token_env`)")]
+    Token { var: String },
+    #[error("cannot set up the forge's HTTP client: {0}")]
+    Http(#[from] http::SetupError),
 }
 
 pub trait Forge: Send + Sync {
@@ -113,12 +200,19 @@ pub trait Pulls: Sync {
     fn body_limit(&self) -> usize;
 }
 
-/// The forge `[forge]` in druppie.toml configures; the token is read from
-/// the environment variable `token_env` names.
+/// The forge `[forge]` in druppie.toml configures. `token` is the value
+/// of the variable `token_env` names, read by the caller (the library
+/// reads no environment); it is added to `scrubber`, which the forge
+/// applies to its error messages and to every body it posts.
 ///
 /// # Errors
-/// A required key or the token is missing.
-pub fn from_config(config: &Config) -> Result<Box<dyn Forge>, String> {
+/// A required key or the token is missing, or the HTTP client cannot be
+/// set up.
+pub fn from_config(
+    config: &Config,
+    token: Option<Secret>,
+    scrubber: &Scrubber,
+) -> Result<Box<dyn Forge>, ConfigError> {
     let f = &config.forge;
     let dialect = match f.kind {
         ForgeKind::Git => {
@@ -128,7 +222,7 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Forge>, String> {
                     let dir = config.resolve(std::path::Path::new(dir));
                     Ok(Box::new(PlainGit::new(&dir.to_string_lossy())))
                 }
-                None => Err("`[forge] base` is needed in druppie.toml: the directory or URL prefix holding <repo>.git".to_owned()),
+                None => Err(ConfigError::GitBase),
             };
         }
         ForgeKind::Gitea => Dialect::Gitea,
@@ -140,21 +234,14 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Forge>, String> {
         "github"
     };
     let Some(owner) = &f.owner else {
-        return Err(format!(
-            "`[forge] owner` is needed for {kind}: the organisation or user owning the repos"
-        ));
+        return Err(ConfigError::Owner { kind });
     };
     let (api, web) = match (dialect, &f.base) {
         (Dialect::GitHub, None) => (
             "https://api.github.com".to_owned(),
             "https://github.com".to_owned(),
         ),
-        (Dialect::Gitea, None) => {
-            return Err(
-                "`[forge] base` is needed for gitea: the server's address, e.g. https://git.example.org"
-                    .to_owned(),
-            );
-        }
+        (Dialect::Gitea, None) => return Err(ConfigError::GiteaBase),
         (Dialect::Gitea, Some(base)) => {
             let base = base.trim_end_matches('/');
             (format!("{base}/api/v1"), base.to_owned())
@@ -173,12 +260,17 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Forge>, String> {
             .into_owned(),
         None => web,
     };
-    let token = std::env::var(&f.token_env).ok().filter(|t| !t.is_empty());
-    if token.is_none() {
-        return Err(format!(
-            "no forge token: set the environment variable {} (named by `[forge] token_env`)",
-            f.token_env
-        ));
-    }
-    Ok(Box::new(Rest::new(dialect, &api, &git, owner, token)?))
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(ConfigError::Token {
+            var: f.token_env.clone(),
+        });
+    };
+    Ok(Box::new(Rest::new(
+        dialect,
+        &api,
+        &git,
+        owner,
+        Some(token),
+        scrubber.clone(),
+    )?))
 }

@@ -13,7 +13,7 @@
 mod lease;
 mod status;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod verify;
 
 pub use lease::Leader;

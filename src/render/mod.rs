@@ -28,10 +28,10 @@ use serde::Serialize;
 use crate::compose::{Instance, Resolved};
 use crate::git::blob_id;
 use crate::lock::{LOCK_FILE, Lock, LockedComponent, LockedFile};
-use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::model::{OwnershipMode, Plan, Platform};
-use crate::spec::validate::Validated;
+use crate::spec::model::{OwnershipMode, Platform};
+use crate::spec::validate::{Deployment, Validated};
+use crate::spec::{Diagnostics, Pick};
 
 pub use tree::{MAX_OUTPUT_BYTES, TemplateSet};
 
@@ -137,18 +137,15 @@ pub fn render(
     resolved: &Resolved,
     spec_commit: Option<&str>,
 ) -> Result<Desired, Diagnostics> {
-    let plans: BTreeMap<&str, &Plan> = v
-        .spec
-        .plans
-        .iter()
-        .map(|p| (p.name.value.as_str(), p))
-        .collect();
-    let selection: Vec<(&Plan, &str)> = resolved
-        .instances
-        .iter()
-        .filter_map(|i| Some((*plans.get(i.plan.as_str())?, i.env.as_str())))
-        .collect();
-    let templates = Templates::load(v, &selection)?;
+    let Some(deployment) = &v.deployment else {
+        return Ok(Desired::default());
+    };
+    let uses = resolved.instances.iter().flat_map(|i| {
+        i.components
+            .iter()
+            .map(|c| (i.plan.as_str(), i.env.as_str(), c.block.id.as_str()))
+    });
+    let templates = Templates::for_blocks(v, &deployment.platform, uses)?;
     let parts = crate::par::map(&resolved.instances, |instance| {
         templates.render_instance(instance, spec_commit)
     });
@@ -175,20 +172,33 @@ pub struct Templates<'a> {
 }
 
 impl<'a> Templates<'a> {
-    /// Reads the template trees of the blocks the selected plans' stacks
-    /// use (`selection`: plan × environment, in composition order).
+    /// Reads the template trees of the blocks the picked plans use
+    /// (`picks`: plan × environment, in composition order).
     ///
     /// # Errors
     /// An unreadable template, or a template syntax error.
     pub fn load(
         v: &'a Validated,
-        selection: &[(&'a Plan, &'a str)],
+        deployment: &'a Deployment,
+        picks: &[Pick<'a>],
+    ) -> Result<Templates<'a>, Diagnostics> {
+        let uses = picks.iter().flat_map(|p| {
+            p.model
+                .components
+                .iter()
+                .map(|c| (p.plan_name(), p.env_name(), p.block(c).id()))
+        });
+        Templates::for_blocks(v, &deployment.platform, uses)
+    }
+
+    /// Reads the template trees of the blocks `uses` names: (plan,
+    /// environment, block), in composition order.
+    fn for_blocks(
+        v: &'a Validated,
+        platform: &'a Platform,
+        uses: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
     ) -> Result<Templates<'a>, Diagnostics> {
         let spec = &v.spec;
-        let platform = spec
-            .platform
-            .as_ref()
-            .expect("validated: plans imply a platform");
         let mut diags = Diagnostics::default();
         let partials = match TemplateSet::partials(&spec.root) {
             Ok(p) => p,
@@ -196,23 +206,17 @@ impl<'a> Templates<'a> {
         };
         let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
         let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
-        for (plan, env) in selection {
-            first_env.entry(&plan.name.value).or_insert(env);
-            let Some(stack) = spec.stack(&plan.stack.value) else {
+        for (plan, env, block) in uses {
+            first_env.entry(plan).or_insert(env);
+            if sets.contains_key(block) {
                 continue;
-            };
-            for (_, component) in stack.components.iter() {
-                let block = &component.block.value;
-                if sets.contains_key(block) {
-                    continue;
+            }
+            let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
+            match TemplateSet::load(&spec.root, block, ownership, &partials) {
+                Ok(set) => {
+                    sets.insert(block.to_owned(), set);
                 }
-                let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
-                match TemplateSet::load(&spec.root, block, ownership, &partials) {
-                    Ok(set) => {
-                        sets.insert(block.clone(), set);
-                    }
-                    Err(d) => diags.push(*d),
-                }
+                Err(d) => diags.push(*d),
             }
         }
         if diags.has_errors() {

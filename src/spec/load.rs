@@ -113,6 +113,15 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether reading again may succeed: listing and reading the
+    /// directory may fail for a moment (a checkout being replaced, an I/O
+    /// error); too many files stays too many.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, LoadError::TooManyFiles { .. })
+    }
+}
+
 /// Stack for the parsing thread: deep (but allowed) YAML nesting recurses
 /// in the parser, and callers may run on small-stack threads.
 pub const PARSE_STACK: usize = 32 * 1024 * 1024;

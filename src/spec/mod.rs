@@ -7,6 +7,7 @@ pub mod glob;
 pub mod load;
 pub mod model;
 pub mod names;
+pub mod select;
 pub mod source;
 pub mod suggest;
 pub mod validate;
@@ -14,4 +15,5 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Kind, LoadError, LoadOptions, Spec, load};
+pub use select::{OpenError, Opened, Pick, Selection, open, select};
 pub use validate::{Validated, validate};

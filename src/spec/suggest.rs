@@ -8,7 +8,7 @@ pub fn candidates<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -
         .into_iter()
         .filter(|k| *k != unknown)
         .filter_map(|k| {
-            let d = distance(&lower, &k.to_lowercase());
+            let d = strsim::levenshtein(&lower, &k.to_lowercase());
             let related = k.contains(unknown) || unknown.contains(k);
             (d <= limit || (related && !k.is_empty())).then_some((d, k))
         })
@@ -22,22 +22,6 @@ pub fn candidates<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -
         .collect()
 }
 
-/// Levenshtein distance over characters.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,11 +32,5 @@ mod tests {
         assert_eq!(candidates("webap-python", known), ["webapp-python"]);
         assert_eq!(candidates("postgres", known), ["postgresql"]);
         assert!(candidates("kafka", known).is_empty());
-    }
-
-    #[test]
-    fn distance_counts_edits() {
-        assert_eq!(distance("kitten", "sitting"), 3);
-        assert_eq!(distance("", "abc"), 3);
     }
 }

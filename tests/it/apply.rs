@@ -453,7 +453,7 @@ fn events_lost_to_a_stop_between_push_and_record_are_recorded_next_time() {
 /// The same forge directory behind a Gitea API: git pushes to
 /// `forge/platform/<repo>.git`, the API is Prism serving Gitea's
 /// description behind a proxy that logs what druppie asked.
-fn setup_gitea(prod_approvers: &str) -> (Setup, Proxy) {
+pub(crate) fn setup_gitea(prod_approvers: &str) -> (Setup, Proxy) {
     let s = setup(prod_approvers);
     let proxy = Proxy::new(prism::gitea());
     let owned = s.forge().join("platform");

@@ -1,14 +1,15 @@
 //! `compose`: merged inputs, wiring in dependency order, outputs.
 
 use druppie::compose::{ComposeOptions, Resolved, compose};
-use druppie::spec::{LoadOptions, load, validate};
+use druppie::spec::{LoadOptions, load, select, validate};
 
 use crate::support::{Fixture, repo_root};
 
 fn resolve(root: &std::path::Path, options: &ComposeOptions) -> Resolved {
     let spec = load(root, &LoadOptions::default()).expect("loads");
     let valid = validate(spec).expect("valid");
-    compose(&valid, options).expect("composes")
+    let selection = select(&valid, options).expect("selects");
+    compose(&valid, &selection).expect("composes")
 }
 
 #[test]
@@ -73,7 +74,7 @@ fn selection_filters_and_unknown_names_are_errors() {
     assert_eq!(r.instances.len(), 1);
     let valid =
         validate(load(&repo_root(), &LoadOptions::default()).expect("loads")).expect("valid");
-    let err = compose(
+    let err = select(
         &valid,
         &ComposeOptions {
             plan: Some("permit".into()),
@@ -108,7 +109,8 @@ fn a_single_expression_keeps_its_type_and_is_checked() {
         "outputs.name",
     );
     let valid = validate(load(f.path(), &LoadOptions::default()).expect("loads")).expect("valid");
-    let err = compose(&valid, &ComposeOptions::default()).expect_err("type");
+    let all = select(&valid, &ComposeOptions::default()).expect("selects");
+    let err = compose(&valid, &all).expect_err("type");
     let text = err.iter().map(|d| d.render(false)).collect::<String>();
     assert!(text.contains("input `instances` of component `db` in permits/dev resolved to a value that is the string \"permits\", expected integer"), "{text}");
     assert!(
@@ -125,7 +127,8 @@ fn an_undefined_variable_in_an_output_is_located() {
         "{{ plan }}-{{ cluster }}-app",
     );
     let valid = validate(load(f.path(), &LoadOptions::default()).expect("loads")).expect("valid");
-    let err = compose(&valid, &ComposeOptions::default()).expect_err("undefined");
+    let all = select(&valid, &ComposeOptions::default()).expect("selects");
+    let err = compose(&valid, &all).expect_err("undefined");
     let text = err.iter().map(|d| d.render(false)).collect::<String>();
     assert!(
         text.contains("cannot compute output `secret` of block `postgresql`"),

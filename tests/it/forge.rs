@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use druppie::forge::{Dialect, Forge, Proposal, PullState, Rest};
+use druppie::secret::{Scrubber, Secret};
 use serde_json::{Value, json};
 
 use crate::prism::{self, Act, Proxy};
@@ -32,7 +33,8 @@ fn forge(dialect: Dialect, proxy: &Proxy) -> Rest {
         &proxy.url,
         "https://git.example.org",
         "platform",
-        Some(TOKEN.to_owned()),
+        Some(Secret::new(TOKEN)),
+        Scrubber::new(),
     )
     .unwrap()
     .with_wait(record_wait)
@@ -299,7 +301,8 @@ fn an_unreachable_forge_is_reported_after_bounded_retries() {
         &format!("http://127.0.0.1:{port}"),
         "https://git.example.org",
         "platform",
-        Some(TOKEN.to_owned()),
+        Some(Secret::new(TOKEN)),
+        Scrubber::new(),
     )
     .unwrap()
     .with_wait(record_wait);
@@ -420,4 +423,177 @@ fn git_gets_the_token_from_its_environment_never_from_the_url() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(&format!("password={TOKEN}")), "{said}");
+}
+
+#[test]
+fn a_hostile_repo_name_stays_inside_its_path_segment_on_gitea() {
+    let (proxy, forge) = gitea();
+    // `?` and `#` would start a query and a fragment; encoded, they are
+    // part of the repo's name, and Prism matches /repos/{owner}/{repo}.
+    assert!(forge.exists("a?b#c").unwrap());
+    forge
+        .pulls()
+        .unwrap()
+        .comment("x#y", 7, "<!-- m -->", "hello")
+        .unwrap();
+    proxy.assert_no_violations();
+    assert_eq!(
+        proxy.lines(),
+        [
+            "GET /repos/platform/a%3Fb%23c",
+            "GET /repos/platform/x%23y/issues/7/comments",
+            "POST /repos/platform/x%23y/issues/7/comments",
+        ]
+    );
+    assert_eq!(proxy.seen()[0].target, "/repos/platform/a%3Fb%23c");
+}
+
+#[test]
+fn a_repo_name_that_would_climb_out_is_refused_before_any_request() {
+    for (dialect, proxy) in [
+        (Dialect::Gitea, Proxy::new(prism::gitea())),
+        (Dialect::GitHub, Proxy::new(prism::github())),
+    ] {
+        let forge = forge(dialect, &proxy);
+        for name in ["../../admin/users/x", "..", "../x", "a/b/c", "platform/"] {
+            let err = forge.exists(name).unwrap_err();
+            assert!(!err.is_transient(), "{name}: {err}");
+            assert!(err.to_string().starts_with(&format!("{name}: ")), "{err}");
+            let err = forge.ensure_repo(name, "main").unwrap_err();
+            assert!(!err.is_transient(), "{name}: {err}");
+            let pulls = forge.pulls().unwrap();
+            assert!(pulls.propose(name, &PROPOSAL).is_err());
+            assert!(pulls.find(name, "druppie/x").is_err());
+            assert!(pulls.comment(name, 1, "<!-- m -->", "x").is_err());
+        }
+        assert_eq!(
+            proxy.lines(),
+            Vec::<String>::new(),
+            "no request for a name that cannot be a segment"
+        );
+    }
+}
+
+#[test]
+fn a_hostile_pull_request_head_stays_inside_its_query_value_on_github() {
+    let (proxy, forge) = github();
+    let found = forge
+        .pulls()
+        .unwrap()
+        .find("infra", "x&state=closed#frag")
+        .unwrap();
+    assert!(found.is_none());
+    proxy.assert_no_violations();
+    let target = &proxy.seen()[0].target;
+    assert!(
+        target.contains("head=platform%3Ax%26state%3Dclosed%23frag&"),
+        "{target}"
+    );
+    assert_eq!(target.matches("state=").count(), 1, "{target}");
+}
+
+#[test]
+fn the_forges_error_body_echoing_the_token_is_scrubbed_at_the_source() {
+    let (proxy, forge) = gitea();
+    let body: &'static str = Box::leak(
+        format!(r#"{{"message":"token {TOKEN} is not valid for this repo"}}"#).into_boxed_str(),
+    );
+    proxy.on(
+        "GET /repos/platform/infra",
+        1,
+        Act::Reply(401, vec![], body),
+    );
+    let err = forge.exists("infra").unwrap_err();
+    assert!(!err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        "infra: GET /repos/platform/infra: 401 Unauthorized (the token is missing, wrong or expired): token *** is not valid for this repo"
+    );
+}
+
+#[test]
+fn forge_errors_say_whether_a_retry_may_help() {
+    let (proxy, forge) = gitea();
+    proxy.on(
+        "GET /repos/platform/infra",
+        5,
+        Act::Reply(503, vec![], r#"{"message":"unavailable"}"#),
+    );
+    assert!(forge.exists("infra").unwrap_err().is_transient());
+    for code in [401, 403, 404, 409, 422] {
+        let (proxy, forge) = gitea();
+        let line = "POST /repos/platform/infra/pulls";
+        proxy.on(
+            "GET /repos/platform/infra/pulls",
+            1,
+            Act::Patch(Arc::new(|v: &mut Value| *v = json!([]))),
+        );
+        proxy.on(line, 1, Act::Reply(code, vec![], r#"{"message":"no"}"#));
+        let err = forge.pulls().unwrap().propose("infra", &PROPOSAL);
+        // 409 is "exists": the second look finds nothing, so it is reported.
+        let err = err.unwrap_err();
+        assert!(!err.is_transient(), "{code}: {err}");
+    }
+}
+
+/// `git credential fill` for `url` with git's environment from the forge;
+/// the password git would send there, if any.
+fn credential_for(env: &[(String, String)], url: &str) -> Option<String> {
+    let (protocol, rest) = url.split_once("://").unwrap();
+    let out = std::process::Command::new("git")
+        .args(["credential", "fill"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(
+                format!("protocol={protocol}\nhost={rest}\npath=platform/infra.git\n\n").as_bytes(),
+            )?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("password=").map(str::to_owned))
+}
+
+#[test]
+fn git_hands_the_token_to_the_forges_own_origin_and_to_no_other() {
+    let (_proxy, forge) = gitea();
+    let env = forge.git_env();
+    assert_eq!(
+        credential_for(&env, "https://git.example.org").as_deref(),
+        Some(TOKEN)
+    );
+    // Where a redirect could send git: another host, another port,
+    // plain http, a host that merely starts with the forge's name.
+    for elsewhere in [
+        "https://evil.example.org",
+        "https://git.example.org:8443",
+        "http://git.example.org",
+        "https://git.example.org.evil.example",
+    ] {
+        assert_eq!(credential_for(&env, elsewhere), None, "{elsewhere}");
+    }
+}
+
+#[test]
+fn a_hostile_repo_name_stays_inside_its_path_segment_on_github() {
+    let (proxy, forge) = github();
+    assert!(forge.exists("a?b#c").unwrap());
+    assert!(forge.exists("x y%2F..%2Fadmin").unwrap());
+    proxy.assert_no_violations();
+    assert_eq!(
+        proxy.lines(),
+        [
+            "GET /repos/platform/a%3Fb%23c",
+            "GET /repos/platform/x%20y%252F..%252Fadmin",
+        ]
+    );
 }

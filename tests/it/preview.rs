@@ -132,3 +132,42 @@ fn with_pr_the_preview_is_one_comment_on_the_spec_pull_request() {
         "{body}"
     );
 }
+
+#[test]
+fn the_scratch_directory_is_private_removed_and_never_shown() {
+    let f = spec_repo().edit(
+        "spec/plans/permits.yaml",
+        "app: {replicas: 2}",
+        "app: {replicas: 3}",
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_druppie");
+    let spec = f.path().to_str().expect("utf-8");
+    for extra in [&[][..], &["--json"][..]] {
+        let out = std::process::Command::new(bin)
+            .args(["--spec", spec, "preview", "--base", "HEAD"])
+            .args(extra)
+            .current_dir(f.path())
+            .env("TMPDIR", tmp.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run druppie");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+        if extra.is_empty() {
+            assert!(stdout.contains("as rendered at HEAD"), "{stdout}");
+        }
+        let scratch = tmp.path().to_str().expect("utf-8");
+        assert!(!stdout.contains(scratch), "{stdout}");
+        assert!(!stdout.contains("druppie-preview"), "{stdout}");
+        assert!(!stderr.contains(scratch), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read").collect();
+        assert!(
+            left.is_empty(),
+            "the scratch directory is removed: {left:?}"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! cycles). All of them run on every call, so one run reports all errors.
 
 mod catalog;
+mod model;
 mod platform;
 mod stacks;
 mod values;
@@ -19,15 +20,36 @@ use super::source::FileId;
 use super::suggest;
 use super::yaml::Spanned;
 
+pub use model::{ComponentModel, Deployment, EnvModel, PlanModel};
 pub use values::{check_value, full_match};
 
 /// A spec that passed validation: every reference resolves, every input
-/// value fits its declaration, and the wiring has no cycles.
+/// value fits its declaration, and the wiring has no cycles; what later
+/// stages need is resolved in [`Validated::deployment`].
 #[derive(Debug)]
 pub struct Validated {
+    /// The spec as written (for positions and the catalog).
     pub spec: Spec,
+    /// The platform and the plans, resolved; `None` when the spec has no
+    /// platform (a catalog: nothing to deploy).
+    pub deployment: Option<Deployment>,
     /// Problems that do not block (for example a file without frontmatter).
     pub warnings: Diagnostics,
+}
+
+impl Validated {
+    /// The plans, sorted by name (none without a platform).
+    pub fn plans(&self) -> &[PlanModel] {
+        self.deployment.as_ref().map_or(&[], |d| &d.plans)
+    }
+
+    /// The environment names of the platform, in its order.
+    pub fn env_names(&self) -> Vec<&str> {
+        self.deployment
+            .iter()
+            .flat_map(|d| d.platform.environments.keys())
+            .collect()
+    }
 }
 
 /// Validates a loaded spec.
@@ -62,12 +84,19 @@ pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
     all.extend(parts.into_iter().flatten());
     all.sort();
     if all.has_errors() {
-        Err(all)
-    } else {
-        Ok(Validated {
+        return Err(all);
+    }
+    match model::build(&spec) {
+        Ok(deployment) => Ok(Validated {
             spec,
+            deployment,
             warnings: all,
-        })
+        }),
+        Err(found) => {
+            all.extend(found.0);
+            all.sort();
+            Err(all)
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use druppie::daemon::webhook::{Sender, sign};
 use druppie::secret::Secret;
 
 mod contract;
+mod hostile;
 mod wedge;
 
 use crate::apply::{Setup, setup};
@@ -33,7 +34,32 @@ impl Daemon {
 
     /// Starts `druppie --config … ARGS serve`.
     fn start_with(s: &Setup, args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_druppie"))
+        Daemon::start_env(s, args, &[])
+    }
+
+    /// [`Daemon::start_with`] with more environment variables.
+    pub(super) fn start_env(s: &Setup, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_under(s, &[], args, env)
+    }
+
+    /// [`Daemon::start_env`], run by `wrapper` (a command that runs the
+    /// rest of its arguments, like `prlimit …`) when there is one.
+    pub(super) fn start_under(
+        s: &Setup,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let druppie = env!("CARGO_BIN_EXE_druppie");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(druppie);
+                c
+            }
+            None => Command::new(druppie),
+        };
+        let mut child = command
             .args(["--config", s.config.to_str().expect("utf-8")])
             .args(args)
             .arg("serve")
@@ -44,6 +70,7 @@ impl Daemon {
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env("HOME", s.tmp.path())
             .env("DRUPPIE_IT_WEBHOOK_SECRET", SECRET)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -75,23 +102,39 @@ impl Daemon {
         d
     }
 
+    /// Every line logged so far.
+    pub(super) fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// The process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(super) fn get(&self, path: &str) -> (u16, String) {
         let r = self.http.get(self.url(path)).send().expect("GET");
         (r.status().as_u16(), r.text().expect("body"))
     }
 
-    fn json(&self, path: &str) -> serde_json::Value {
+    pub(super) fn json(&self, path: &str) -> serde_json::Value {
         let (code, body) = self.get(path);
         assert_eq!(code, 200, "{path}: {body}");
         serde_json::from_str(&body).expect("json")
     }
 
     /// Posts a Gitea webhook delivery; `signature` None signs it correctly.
-    fn hook(&self, event: &str, delivery: &str, body: &str, signature: Option<&str>) -> u16 {
+    pub(super) fn hook(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &str,
+        signature: Option<&str>,
+    ) -> u16 {
         let good = sign(Sender::Gitea, &Secret::new(SECRET), body.as_bytes());
         self.http
             .post(self.url("/webhooks/gitea"))
@@ -118,14 +161,14 @@ impl Daemon {
     }
 
     /// A metric's value (0 when absent).
-    fn metric(&self, series: &str) -> f64 {
+    pub(super) fn metric(&self, series: &str) -> f64 {
         let (_, text) = self.get("/metrics");
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .map_or(0.0, |v| v.parse().expect("a number"))
     }
 
-    fn reconciles(&self) -> f64 {
+    pub(super) fn reconciles(&self) -> f64 {
         ["success", "failed", "terminal", "dry-run"]
             .iter()
             .map(|r| self.metric(&format!("druppie_reconciles_total{{result=\"{r}\"}}")))
@@ -133,7 +176,7 @@ impl Daemon {
     }
 
     /// Waits (up to 30 s) until `done` holds.
-    fn wait(&self, what: &str, done: impl Fn(&Daemon) -> bool) {
+    pub(super) fn wait(&self, what: &str, done: impl Fn(&Daemon) -> bool) {
         let until = Instant::now() + Duration::from_secs(30);
         while Instant::now() < until {
             if done(self) {
@@ -148,7 +191,7 @@ impl Daemon {
     }
 
     /// State of `plan` in `env` per `/api/v1/status`.
-    fn state(&self, plan: &str, env: &str) -> serde_json::Value {
+    pub(super) fn state(&self, plan: &str, env: &str) -> serde_json::Value {
         let status = self.json("/api/v1/status");
         status["plans"]
             .as_array()
@@ -190,7 +233,7 @@ fn signal(child: &Child, name: &str) {
 
 /// The apply setup, with the deployment template showing the image, so a
 /// release in the plan changes a rendered file.
-fn setup_with_image() -> Setup {
+pub(super) fn setup_with_image() -> Setup {
     let s = setup("platform-team, person@example.org");
     std::fs::write(
         s.f.path()

@@ -1,0 +1,216 @@
+//! Memory budgets for work on untrusted input: the bytes one thread may
+//! hold while it evaluates a template.
+//!
+//! A template can build values far larger than anything it outputs
+//! (`{% set a = 'x' * 50000000 %}{% set b = a ~ a ~ a %}…`): fuel counts
+//! instructions, not bytes, and the engine has no hook between them. So
+//! the accounting sits where every byte passes, in the global allocator:
+//! [`Metered`] wraps the real allocator and charges each allocation made
+//! on a thread inside [`within`] to that thread's budget (and refunds what
+//! it frees). An allocation cannot fail gracefully in Rust, so a thread
+//! that goes over its budget ends the process: it writes one located error
+//! line (what was being evaluated, and the limit) to stderr and exits
+//! with status 1, before anything was written anywhere — rendering comes
+//! before every write. The daemon therefore renders a spec in a child
+//! process first, so a hostile spec ends that child, not the daemon.
+//!
+//! Without [`Metered`] as the global allocator (library users, unit
+//! tests) budgets are not enforced.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+
+/// The global allocator `A`, metered per thread inside [`within`].
+pub struct Metered<A>(pub A);
+
+#[derive(Clone, Copy)]
+struct Scope {
+    limit: usize,
+    used: usize,
+    /// What is being evaluated: a `&str` that outlives the scope.
+    what: (*const u8, usize),
+}
+
+thread_local! {
+    // Constant-initialised and without a destructor, so the allocator may
+    // touch it at any point of a thread's life.
+    static SCOPE: Cell<Option<Scope>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the bytes this thread allocates (less what it frees)
+/// limited to `limit`; `what` names the work in the error. Nested calls
+/// replace the outer budget for their duration.
+pub fn within<R>(limit: usize, what: &str, f: impl FnOnce() -> R) -> R {
+    let outer = SCOPE.with(|s| {
+        s.replace(Some(Scope {
+            limit,
+            used: 0,
+            what: (what.as_ptr(), what.len()),
+        }))
+    });
+    struct Restore(Option<Scope>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPE.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(outer);
+    f()
+}
+
+/// Bytes charged to this thread's current budget (0 outside one).
+pub fn used() -> usize {
+    SCOPE.with(|s| s.get().map_or(0, |scope| scope.used))
+}
+
+fn charge(bytes: usize) {
+    let _ = SCOPE.try_with(|s| {
+        if let Some(mut scope) = s.get() {
+            scope.used = scope.used.saturating_add(bytes);
+            if scope.used > scope.limit {
+                s.set(None);
+                exceeded(&scope);
+            }
+            s.set(Some(scope));
+        }
+    });
+}
+
+fn refund(bytes: usize) {
+    let _ = SCOPE.try_with(|s| {
+        if let Some(mut scope) = s.get() {
+            scope.used = scope.used.saturating_sub(bytes);
+            s.set(Some(scope));
+        }
+    });
+}
+
+/// Writes the error and ends the process; allocates nothing.
+fn exceeded(scope: &Scope) -> ! {
+    let mut line = Line::default();
+    line.push(b"error: ");
+    // SAFETY: `within` keeps the `&str` borrowed for as long as its scope
+    // is installed, and the scope is the one installed now.
+    line.push(unsafe { std::slice::from_raw_parts(scope.what.0, scope.what.1) });
+    line.push(b" needs more than ");
+    line.number(scope.limit / (1024 * 1024));
+    line.push(b" MiB of memory; nothing was written\n  = help: a template that builds very large strings or lists; the limit is `[render] max_template_memory` in druppie.toml\n");
+    let bytes = line.bytes();
+    // SAFETY: writing a valid buffer to stderr, then leaving at once:
+    // nothing may allocate any more on this path.
+    unsafe {
+        libc::write(2, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(1)
+    }
+}
+
+/// A line assembled on the stack.
+struct Line {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            buf: [0; 1024],
+            len: 0,
+        }
+    }
+}
+
+impl Line {
+    fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn number(&mut self, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+// SAFETY: every call is passed on to `A` unchanged; the metering only
+// reads and writes this thread's `SCOPE` and never allocates.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Metered<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size());
+        // SAFETY: the caller's contract is `A`'s.
+        unsafe { self.0.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size());
+        // SAFETY: the caller's contract is `A`'s.
+        unsafe { self.0.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        refund(layout.size());
+        // SAFETY: the caller's contract is `A`'s.
+        unsafe { self.0.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            charge(new_size - layout.size());
+        } else {
+            refund(layout.size() - new_size);
+        }
+        // SAFETY: the caller's contract is `A`'s.
+        unsafe { self.0.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_text_assemble_without_allocating() {
+        let mut line = Line::default();
+        line.push(b"x ");
+        line.number(0);
+        line.push(b" ");
+        line.number(4096);
+        assert_eq!(line.bytes(), b"x 0 4096");
+    }
+
+    #[test]
+    fn allocations_are_charged_and_frees_refunded_inside_a_scope_only() {
+        charge(100);
+        assert_eq!(used(), 0, "no scope, no charge");
+        within(1 << 20, "test", || {
+            charge(300);
+            refund(100);
+            assert_eq!(used(), 200);
+            refund(1000);
+            assert_eq!(used(), 0, "frees of older memory do not go below zero");
+        });
+    }
+
+    #[test]
+    fn scopes_nest_and_restore() {
+        assert_eq!(used(), 0);
+        within(1 << 30, "outer", || {
+            within(1 << 20, "inner", || assert_eq!(used(), 0));
+            assert!(SCOPE.with(|s| s.get().is_some_and(|s| s.limit == 1 << 30)));
+        });
+        assert!(SCOPE.with(|s| s.get().is_none()));
+    }
+}

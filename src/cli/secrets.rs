@@ -1,0 +1,150 @@
+//! The secrets druppie.toml names, read from the process environment
+//! here (the library reads none), and the scrubber that keeps every one
+//! of them out of what druppie prints, logs, serves and posts.
+
+use super::Env;
+use crate::config::Config;
+use crate::secret::{Scrubber, Secret};
+
+/// A variable that holds a secret: unset, set but empty, or set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Var {
+    Unset,
+    /// Set to nothing: a mistake (a Secret mounted empty), not a choice.
+    Empty {
+        name: String,
+    },
+    Set(Secret),
+}
+
+impl Var {
+    fn read(env: &Env, name: &str) -> Var {
+        match (env.var)(name) {
+            None => Var::Unset,
+            Some(v) if v.is_empty() => Var::Empty {
+                name: name.to_owned(),
+            },
+            Some(v) => Var::Set(Secret::new(v)),
+        }
+    }
+
+    /// The secret, when one is set.
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            Var::Set(s) => Some(s),
+            Var::Unset | Var::Empty { .. } => None,
+        }
+    }
+}
+
+/// Every secret the configuration names.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    /// `[forge] token_env`.
+    pub forge_token: Var,
+    /// `[server] webhook_secret_env`.
+    pub webhook: Var,
+    /// `[llm] api_key_env`.
+    pub llm_key: Var,
+}
+
+impl Secrets {
+    pub fn read(config: &Config, env: &Env) -> Secrets {
+        Secrets {
+            forge_token: Var::read(env, &config.forge.token_env),
+            webhook: Var::read(env, &config.server.webhook_secret_env),
+            llm_key: config
+                .llm
+                .as_ref()
+                .map_or(Var::Unset, |l| Var::read(env, &l.api_key_env)),
+        }
+    }
+
+    /// Adds to `scrubber` every secret set, the password of every URL in
+    /// the configuration, and the lines of the signing key's file.
+    pub fn scrub_with(&self, config: &Config, scrubber: &Scrubber) {
+        for var in [&self.forge_token, &self.webhook, &self.llm_key] {
+            if let Some(s) = var.secret() {
+                scrubber.add(s);
+            }
+        }
+        let urls = [
+            config.spec.url.as_deref(),
+            config.forge.base.as_deref(),
+            config.forge.git_url.as_deref(),
+            config.llm.as_ref().map(|l| l.base_url.as_str()),
+        ];
+        for url in urls.into_iter().flatten() {
+            scrubber.add_url(url);
+        }
+        // The key is read by the signer; should its text ever reach a
+        // message, no line of it gets out. Short lines (the armour) are
+        // not secret.
+        if let Some(key) = &config.signing.key
+            && let Ok(text) = std::fs::read_to_string(config.resolve(key))
+        {
+            for line in text.lines().map(str::trim) {
+                if line.len() >= 16 && !line.starts_with("-----") {
+                    scrubber.add_plain(line);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(var: fn(&str) -> Option<String>) -> Env {
+        Env {
+            cwd: ".".into(),
+            no_color: true,
+            stdout_tty: false,
+            stderr_tty: false,
+            var,
+            scrubber: Scrubber::new(),
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_is_told_apart_from_an_unset_one() {
+        let config = Config::default();
+        let secrets = Secrets::read(
+            &config,
+            &env(|name| match name {
+                "DRUPPIE_FORGE_TOKEN" => Some("tok-123456".into()),
+                "DRUPPIE_WEBHOOK_SECRET" => Some(String::new()),
+                _ => None,
+            }),
+        );
+        assert_eq!(secrets.forge_token, Var::Set(Secret::new("tok-123456")));
+        assert_eq!(
+            secrets.webhook,
+            Var::Empty {
+                name: "DRUPPIE_WEBHOOK_SECRET".into()
+            }
+        );
+        assert_eq!(secrets.llm_key, Var::Unset);
+    }
+
+    #[test]
+    fn every_configured_secret_and_url_password_is_scrubbed() {
+        let mut config = Config::default();
+        config.spec.url = Some("https://bot:url-pass-987@git.example.org/p/spec.git".into());
+        let secrets = Secrets::read(
+            &config,
+            &env(|name| match name {
+                "DRUPPIE_FORGE_TOKEN" => Some("tok-123456".into()),
+                "DRUPPIE_WEBHOOK_SECRET" => Some("hook-secret-1".into()),
+                _ => None,
+            }),
+        );
+        let scrubber = Scrubber::new();
+        secrets.scrub_with(&config, &scrubber);
+        assert_eq!(
+            scrubber.scrub("tok-123456 hook-secret-1 url-pass-987 fine"),
+            "*** *** *** fine"
+        );
+    }
+}

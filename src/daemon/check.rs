@@ -1,0 +1,141 @@
+//! The render check: before the daemon renders a spec revision itself,
+//! a child process (`druppie validate --render`) renders all of it, in
+//! memory, under the same limits. A template that would exhaust memory
+//! ends that child with a located error ([`crate::budget`]), and the
+//! daemon records the revision as refused instead of going down with it.
+
+use std::ffi::OsString;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start the check: the druppie binary and the arguments before
+/// `--spec` (the config it runs with).
+#[derive(Debug, Clone)]
+pub struct RenderCheck {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// The longest a check may run.
+    pub timeout: Duration,
+}
+
+/// Why a revision did not pass the check.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The spec does not render within the limits: its own words.
+    #[error("{0}")]
+    Refused(String),
+    #[error("the render check ran longer than {0:?}; the spec's templates take too long")]
+    TimedOut(Duration),
+    /// The check could not start, or was killed from outside.
+    #[error("the render check did not finish: {0}")]
+    Broken(String),
+}
+
+impl CheckError {
+    /// A refusal or a timeout is the spec's doing; a check that could not
+    /// run or was killed (the machine short of memory) may pass next time.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CheckError::Broken(_))
+    }
+}
+
+/// The most of the child's stderr kept for the message.
+const STDERR_LIMIT: u64 = 64 * 1024;
+
+impl RenderCheck {
+    /// Renders the spec at `root` in a child process.
+    ///
+    /// # Errors
+    /// [`CheckError`].
+    pub fn run(&self, root: &Path) -> Result<(), CheckError> {
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .arg("--spec")
+            .arg(root)
+            .args(["--color", "never", "validate", "--render"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| CheckError::Broken(format!("cannot start it: {e}")))?;
+        let stderr = child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(stderr) = stderr {
+                let _ = stderr.take(STDERR_LIMIT).read_to_string(&mut text);
+            }
+            text
+        });
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() > self.timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(CheckError::TimedOut(self.timeout));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(CheckError::Broken(e.to_string())),
+            }
+        };
+        let said = reader.join().unwrap_or_default();
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(1) => Err(CheckError::Refused(errors_only(&said))),
+            Some(code) => Err(CheckError::Broken(format!("exit status {code}: {said}"))),
+            None => Err(CheckError::Broken(format!("{status}"))),
+        }
+    }
+}
+
+/// The `error:` lines and what follows each (the location, the help),
+/// without warnings.
+fn errors_only(text: &str) -> String {
+    let mut keep = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("error") {
+            keep = true;
+        } else if line.starts_with("warning") {
+            keep = false;
+        }
+        if keep && !line.trim().is_empty() {
+            out.push(line);
+        }
+    }
+    if out.is_empty() {
+        text.trim().to_owned()
+    } else {
+        out.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_are_kept() {
+        let text = "warning: unused\n --> a.md\n\nerror: too big\n --> templates/x.j2\n  = help: h\nspec does not render: 1 error\n";
+        assert_eq!(
+            errors_only(text),
+            "error: too big\n --> templates/x.j2\n  = help: h\nspec does not render: 1 error"
+        );
+    }
+
+    #[test]
+    fn a_check_that_cannot_start_is_transient_and_a_refusal_is_not() {
+        let check = RenderCheck {
+            program: PathBuf::from("/nonexistent/druppie"),
+            args: Vec::new(),
+            timeout: Duration::from_secs(5),
+        };
+        let err = check.run(Path::new(".")).expect_err("cannot start");
+        assert!(err.is_transient(), "{err}");
+        assert!(!CheckError::Refused("x".into()).is_transient());
+        assert!(!CheckError::TimedOut(Duration::from_secs(1)).is_transient());
+    }
+}
