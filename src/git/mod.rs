@@ -1,6 +1,9 @@
 //! Git through gix: blob ids, a branch's tree, blobs by id, three-way text
-//! merges; [`write`] writes signed commits ([`sign`]) and moves branches by
-//! compare-and-swap.
+//! merges; [`mod@write`] writes signed commits ([`sign`]) and moves branches
+//! by compare-and-swap; [`lock`] is the advisory lock a druppie process
+//! holds over the repositories it writes, under which git's lock files
+//! left by a killed process are removed. [`Error`] tells a moved or locked
+//! ref (worth another try) from the rest.
 
 pub mod lock;
 pub mod sign;

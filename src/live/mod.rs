@@ -249,7 +249,7 @@ pub fn describe(repo: &LiveRepo) -> String {
     }
 }
 
-/// "at <short commit>": where a repo's change set starts.
+/// `at <short commit>`: where a repo's change set starts.
 pub fn at(base: ObjectId) -> String {
     format!("at {}", &base.to_string()[..12])
 }
