@@ -29,6 +29,8 @@ struct Scope {
     used: usize,
     /// What is being evaluated: a `&str` that outlives the scope.
     what: (*const u8, usize),
+    /// Where: the file (or `file:line:col`) it comes from, likewise.
+    at: (*const u8, usize),
 }
 
 thread_local! {
@@ -38,14 +40,15 @@ thread_local! {
 }
 
 /// Runs `f` with the bytes this thread allocates (less what it frees)
-/// limited to `limit`; `what` names the work in the error. Nested calls
-/// replace the outer budget for their duration.
-pub fn within<R>(limit: usize, what: &str, f: impl FnOnce() -> R) -> R {
+/// limited to `limit`; `what` names the work and `at` its source file in
+/// the error. Nested calls replace the outer budget for their duration.
+pub fn within<R>(limit: usize, what: &str, at: &str, f: impl FnOnce() -> R) -> R {
     let outer = SCOPE.with(|s| {
         s.replace(Some(Scope {
             limit,
             used: 0,
             what: (what.as_ptr(), what.len()),
+            at: (at.as_ptr(), at.len()),
         }))
     });
     struct Restore(Option<Scope>);
@@ -88,13 +91,15 @@ fn refund(bytes: usize) {
 /// Writes the error and ends the process; allocates nothing.
 fn exceeded(scope: &Scope) -> ! {
     let mut line = Line::default();
-    line.push(b"error: ");
-    // SAFETY: `within` keeps the `&str` borrowed for as long as its scope
-    // is installed, and the scope is the one installed now.
-    line.push(unsafe { std::slice::from_raw_parts(scope.what.0, scope.what.1) });
-    line.push(b" needs more than ");
-    line.number(scope.limit / (1024 * 1024));
-    line.push(b" MiB of memory; nothing was written\n  = help: a template that builds very large strings or lists; the limit is `[render] max_template_memory` in druppie.toml\n");
+    // SAFETY: `within` keeps both `&str` borrowed for as long as its
+    // scope is installed, and the scope is the one installed now.
+    let (what, at) = unsafe {
+        (
+            std::slice::from_raw_parts(scope.what.0, scope.what.1),
+            std::slice::from_raw_parts(scope.at.0, scope.at.1),
+        )
+    };
+    message(&mut line, what, at, scope.limit);
     let bytes = line.bytes();
     // SAFETY: writing a valid buffer to stderr, then leaving at once:
     // nothing may allocate any more on this path.
@@ -104,16 +109,34 @@ fn exceeded(scope: &Scope) -> ! {
     }
 }
 
+/// The error, in the shape of every other diagnostic druppie prints.
+fn message(line: &mut Line, what: &[u8], at: &[u8], limit: usize) {
+    const MIB: usize = 1024 * 1024;
+    line.push(b"error: ");
+    line.push(what);
+    line.push(b" needs more than ");
+    if limit >= MIB {
+        line.number(limit / MIB);
+        line.push(b" MiB");
+    } else {
+        line.number(limit);
+        line.push(b" bytes");
+    }
+    line.push(b" of memory (`[render] max_template_memory`); nothing was written\n --> ");
+    line.push(at);
+    line.push(b"\n  = help: the template builds very large strings or lists; if that is intended, raise `max_template_memory` in the `[render]` section of druppie.toml\n");
+}
+
 /// A line assembled on the stack.
 struct Line {
-    buf: [u8; 1024],
+    buf: [u8; 2048],
     len: usize,
 }
 
 impl Default for Line {
     fn default() -> Self {
         Line {
-            buf: [0; 1024],
+            buf: [0; 2048],
             len: 0,
         }
     }
@@ -192,10 +215,26 @@ mod tests {
     }
 
     #[test]
+    fn the_error_names_the_work_its_file_and_the_limit() {
+        let mut line = Line::default();
+        message(
+            &mut line,
+            b"the template `t.j2` for plan `p`",
+            b"templates/b/infra/t.j2",
+            64 << 20,
+        );
+        let text = String::from_utf8_lossy(line.bytes()).into_owned();
+        assert!(text.starts_with("error: the template `t.j2` for plan `p` needs more than 64 MiB of memory (`[render] max_template_memory`); nothing was written\n --> templates/b/infra/t.j2\n"), "{text}");
+        let mut line = Line::default();
+        message(&mut line, b"x", b"y", 1000);
+        assert!(String::from_utf8_lossy(line.bytes()).contains("more than 1000 bytes"));
+    }
+
+    #[test]
     fn allocations_are_charged_and_frees_refunded_inside_a_scope_only() {
         charge(100);
         assert_eq!(used(), 0, "no scope, no charge");
-        within(1 << 20, "test", || {
+        within(1 << 20, "test", "here", || {
             charge(300);
             refund(100);
             assert_eq!(used(), 200);
@@ -207,8 +246,8 @@ mod tests {
     #[test]
     fn scopes_nest_and_restore() {
         assert_eq!(used(), 0);
-        within(1 << 30, "outer", || {
-            within(1 << 20, "inner", || assert_eq!(used(), 0));
+        within(1 << 30, "outer", "here", || {
+            within(1 << 20, "inner", "here", || assert_eq!(used(), 0));
             assert!(SCOPE.with(|s| s.get().is_some_and(|s| s.limit == 1 << 30)));
         });
         assert!(SCOPE.with(|s| s.get().is_none()));

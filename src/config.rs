@@ -21,6 +21,7 @@ pub struct Config {
     pub repos: Repos,
     pub signing: Signing,
     pub server: Server,
+    pub render: Render,
     pub llm: Option<Llm>,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
@@ -162,6 +163,117 @@ impl Default for Server {
     }
 }
 
+/// `[render]`: what rendering a spec may hold and produce
+/// ([`crate::template::Limits`]); sizes are bytes or `64MiB`-style text.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Render {
+    pub max_template_memory: ByteSize,
+    pub max_file_bytes: ByteSize,
+    pub max_instance_bytes: ByteSize,
+    pub max_run_bytes: ByteSize,
+    pub max_instance_files: usize,
+    pub max_run_files: usize,
+}
+
+impl Default for Render {
+    fn default() -> Self {
+        let d = crate::template::Limits::default();
+        Render {
+            max_template_memory: ByteSize(d.template_memory),
+            max_file_bytes: ByteSize(d.file_bytes),
+            max_instance_bytes: ByteSize(d.instance_bytes),
+            max_run_bytes: ByteSize(d.run_bytes),
+            max_instance_files: d.instance_files,
+            max_run_files: d.run_files,
+        }
+    }
+}
+
+impl Render {
+    /// The limits these settings give.
+    pub fn limits(&self) -> crate::template::Limits {
+        crate::template::Limits {
+            template_memory: self.max_template_memory.0,
+            file_bytes: self.max_file_bytes.0,
+            instance_bytes: self.max_instance_bytes.0,
+            run_bytes: self.max_run_bytes.0,
+            instance_files: self.max_instance_files,
+            run_files: self.max_run_files,
+        }
+    }
+}
+
+/// A number of bytes, written as an integer (`4194304`) or with a unit
+/// (`4MiB`, `512 KiB`, `1GiB`, `10MB`, `100B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl ByteSize {
+    /// Parses `64MiB`, `64 MiB`, `1GB`, `100B` or `4096`.
+    ///
+    /// # Errors
+    /// Why the text is not a size.
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = (&text[..split], text[split..].trim());
+        let bad = || {
+            format!(
+                "`{text}` is not a size: write bytes (`4194304`) or a number with one of B, KiB, MiB, GiB, KB, MB, GB (`4MiB`)"
+            )
+        };
+        let n: usize = number.parse().map_err(|_| bad())?;
+        let scale: usize = match unit {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(scale)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size in bytes (`4194304`) or with a unit (`4MiB`)")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                usize::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{v} is not a size")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                usize::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{v} is too large")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0 as u64)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Llm {
@@ -294,6 +406,33 @@ mod tests {
         let d = Config::load(&p).expect_err("unknown key");
         assert_eq!((d.location.pos.line, d.location.pos.col), (3, 1));
         assert!(d.message.contains("tokn_env"), "{}", d.message);
+    }
+
+    #[test]
+    fn render_limits_take_sizes_with_units_or_bytes_and_bad_ones_are_located() {
+        let (_d, p) = write(
+            "[render]\nmax_template_memory = \"128MiB\"\nmax_file_bytes = 1000\nmax_run_bytes = \"1 GiB\"\nmax_run_files = 7\n",
+        );
+        let limits = Config::load(&p).expect("valid").render.limits();
+        assert_eq!(limits.template_memory, 128 << 20);
+        assert_eq!(limits.file_bytes, 1000);
+        assert_eq!(limits.run_bytes, 1 << 30);
+        assert_eq!(limits.run_files, 7);
+        assert_eq!(
+            limits.instance_bytes,
+            crate::template::Limits::default().instance_bytes
+        );
+        let (_d, p) = write("[render]\nmax_file_bytes = 1\nmax_run_bytes = \"64 lots\"\n");
+        let d = Config::load(&p).expect_err("not a size");
+        assert_eq!((d.location.pos.line, d.location.pos.col), (3, 17));
+        assert!(
+            d.message.contains("`64 lots` is not a size"),
+            "{}",
+            d.message
+        );
+        let (_d, p) = write("[render]\nmax_memory = \"1MiB\"\n");
+        let d = Config::load(&p).expect_err("unknown key");
+        assert_eq!(d.location.pos.line, 2);
     }
 
     #[test]

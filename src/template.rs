@@ -23,6 +23,10 @@ pub struct Limits {
     pub instance_bytes: usize,
     /// Bytes one run may render, all plans and environments together.
     pub run_bytes: usize,
+    /// Files one plan in one environment may render.
+    pub instance_files: usize,
+    /// Files one run may render.
+    pub run_files: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +36,8 @@ impl Default for Limits {
             file_bytes: 4 * MIB,
             instance_bytes: 64 * MIB,
             run_bytes: 512 * MIB,
+            instance_files: 10_000,
+            run_files: 100_000,
         }
     }
 }
@@ -45,10 +51,25 @@ pub enum FileError {
     TooLarge { limit: usize },
 }
 
+/// `bytes` as people read it: `64 MiB`, `1.5 KiB`, `100 bytes`.
+pub fn size(bytes: usize) -> String {
+    const UNITS: [(usize, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (scale, unit) in UNITS {
+        if bytes >= scale {
+            return if bytes.is_multiple_of(scale) {
+                format!("{} {unit}", bytes / scale)
+            } else {
+                format!("{:.1} {unit}", bytes as f64 / scale as f64)
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 /// Renders one template into bytes: at most `limits.file_bytes` of
 /// output, and at most `limits.template_memory` held while evaluating;
-/// `what` names the template (and what it renders for) in the error the
-/// memory budget ends the process with.
+/// `what` names the template and what it renders for, `at` the template
+/// file, in the error the memory budget ends the process with.
 ///
 /// # Errors
 /// [`FileError`].
@@ -57,13 +78,14 @@ pub fn render_file(
     ctx: &Value,
     limits: &Limits,
     what: &str,
+    at: &str,
 ) -> Result<Vec<u8>, FileError> {
     let mut out = Capped {
         bytes: Vec::new(),
         limit: limits.file_bytes,
         over: false,
     };
-    let result = crate::budget::within(limits.template_memory, what, || {
+    let result = crate::budget::within(limits.template_memory, what, at, || {
         template.render_captured_to(ctx, &mut out).map(drop)
     });
     if out.over {
@@ -72,6 +94,8 @@ pub fn render_file(
         });
     }
     result.map_err(FileError::Engine)?;
+    // The buffer grew by doubling; a render keeps thousands of these.
+    out.bytes.shrink_to_fit();
     Ok(out.bytes)
 }
 
@@ -101,6 +125,9 @@ impl std::io::Write for Capped {
 pub fn environment<'s>() -> Environment<'s> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Errors name the undefined expression (`image` in "`image` is
+    // undefined"), in release builds too.
+    env.set_debug(true);
     env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     let syntax = minijinja::syntax::SyntaxConfig::builder()
@@ -146,6 +173,20 @@ pub fn evaluate(
 fn single_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner)
+}
+
+/// The expression an undefined-value error is about (`components.db.x`),
+/// as the engine names it.
+pub fn undefined_expression(err: &minijinja::Error) -> Option<&str> {
+    if err.kind() != minijinja::ErrorKind::UndefinedError {
+        return None;
+    }
+    let detail = err.detail()?;
+    let start = detail.find('`')? + 1;
+    let len = detail[start..].find('`')?;
+    detail[start..]
+        .starts_with(|c: char| c.is_alphabetic() || c == '_')
+        .then(|| &detail[start..start + len])
 }
 
 /// The engine's message for an error and its causes, on one line.
@@ -238,13 +279,35 @@ mod tests {
             file_bytes: 10_000,
             ..Limits::default()
         };
-        let ok = render_file(&template, &ctx, &limits, "big").expect("fits");
+        let ok = render_file(&template, &ctx, &limits, "big", "big").expect("fits");
         assert_eq!(ok.len(), 10_000);
         limits.file_bytes = 9_999;
-        match render_file(&template, &ctx, &limits, "big") {
+        match render_file(&template, &ctx, &limits, "big", "big") {
             Err(FileError::TooLarge { limit }) => assert_eq!(limit, 9_999),
             other => panic!("expected TooLarge, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_undefined_error_names_the_expression() {
+        let env = environment();
+        let ctx = minijinja::context! { name => "x" };
+        let err = env
+            .render_str("a\n{{ nme }}", ctx.clone())
+            .expect_err("undefined");
+        assert_eq!(undefined_expression(&err), Some("nme"));
+        let err = env
+            .render_str("{{ name.first.second }}", ctx)
+            .expect_err("undefined");
+        assert_eq!(undefined_expression(&err), Some("name.first"));
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size(64 * MIB), "64 MiB");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(100), "100 bytes");
+        assert_eq!(size(1 << 30), "1 GiB");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Run<'a> {
     pub spec_commit: Option<&'a str>,
     /// `cli`, `webhook`, `poll` or `watch`: the commits' `Druppie-Trigger`.
     pub trigger: &'a str,
+    /// What composing and rendering may hold and produce (`[render]`).
+    pub limits: crate::template::Limits,
 }
 
 /// What an apply did, whether or not it finished.
@@ -241,6 +243,7 @@ impl Run<'_> {
                 sources: &sources,
                 scope,
                 spec_commit: self.spec_commit,
+                limits: self.limits,
             };
             let mut changes =
                 diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;

@@ -52,6 +52,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         spec_repo: &spec_repo,
         spec_commit: commit.as_deref(),
         trigger: "cli",
+        limits: config.render.limits(),
     };
     let mut confirm = |changes: &crate::diff::ChangeSets, mask: &report::Mask| {
         ui.out(&format!(

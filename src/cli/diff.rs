@@ -41,6 +41,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         sources: &sources,
         scope: &scope,
         spec_commit: spec_commit.as_deref(),
+        limits: ctx.config.render.limits(),
     };
     let started = std::time::Instant::now();
     let changes = diff::diff(&opened.valid, &opened.selection, &options)?;

@@ -269,13 +269,15 @@ pub(crate) fn render_spec(
 ) -> Result<crate::render::Desired, CommandError> {
     let opened = open(ctx, ui, &crate::spec::LoadOptions::default(), args)?;
     let started = std::time::Instant::now();
-    let resolved = crate::compose::compose(&opened.valid, &opened.selection)?;
+    let limits = ctx.config.render.limits();
+    let resolved = crate::compose::compose(&opened.valid, &opened.selection, &limits)?;
     tracing::debug!(elapsed = ?started.elapsed(), "compose");
     let commit = spec_commit(ctx);
     Ok(crate::render::render(
         &opened.valid,
         &resolved,
         commit.as_deref(),
+        &limits,
     )?)
 }
 

@@ -70,8 +70,11 @@ fn preview(
     let (base_dir, base_commit) = export(&args.base, "base")?;
     let base_ctx = ctx.with_spec(&base_dir);
     let base = super::open(&base_ctx, ui, &LoadOptions::default(), &Default::default())?;
-    let desired = crate::compose::compose(&base.valid, &base.selection)
-        .and_then(|resolved| crate::render::render(&base.valid, &resolved, Some(&base_commit)))
+    let limits = ctx.config.render.limits();
+    let desired = crate::compose::compose(&base.valid, &base.selection, &limits)
+        .and_then(|resolved| {
+            crate::render::render(&base.valid, &resolved, Some(&base_commit), &limits)
+        })
         .map_err(|d| {
             ui.diagnostics(&d);
             CommandError::user(format!("the spec at `{}` does not render", args.base))
@@ -102,6 +105,7 @@ fn preview(
         sources: &sources,
         scope: &scope,
         spec_commit: head_commit.as_deref(),
+        limits,
     };
     let mut changes = diff::diff(&head.valid, &head.selection, &options)?;
     // The live side is the base's render in the scratch directory: say so,

@@ -83,6 +83,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         identity: super::apply::identity(config),
         cluster: None,
         check: render_check(ctx),
+        limits: config.render.limits(),
     };
     let options = Options {
         listen: args

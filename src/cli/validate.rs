@@ -42,8 +42,9 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     );
     if args.render {
         let selection = spec::select(&v, &Default::default())?;
-        let rendered = crate::compose::compose(&v, &selection)
-            .and_then(|resolved| crate::render::render(&v, &resolved, None))
+        let limits = ctx.config.render.limits();
+        let rendered = crate::compose::compose(&v, &selection, &limits)
+            .and_then(|resolved| crate::render::render(&v, &resolved, None, &limits))
             .map_err(|diags| {
                 ui.diagnostics(&diags);
                 CommandError::user(format!(

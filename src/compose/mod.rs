@@ -16,6 +16,7 @@ use crate::spec::diag::Diagnostic;
 use crate::spec::model::Trust;
 use crate::spec::validate::Validated;
 use crate::spec::{Diagnostics, Pick, Selection};
+use crate::template::Limits;
 
 /// One plan in one environment, ready to render.
 #[derive(Debug, Clone, Serialize)]
@@ -67,19 +68,26 @@ pub struct ComposeOptions {
     pub env: Option<String>,
 }
 
-/// Composes every plan × environment of `selection`.
+/// Composes every plan × environment of `selection`; each expression is
+/// evaluated within `limits.template_memory`, each value it gives may
+/// hold `limits.file_bytes`, and the values of one instance together
+/// `limits.instance_bytes`.
 ///
 /// # Errors
 /// A wiring expression that fails to evaluate or yields a value its input
-/// does not accept: each a located diagnostic. All instances are tried, so
-/// all errors are found.
-pub fn compose(v: &Validated, selection: &Selection) -> Result<Resolved, Diagnostics> {
+/// does not accept, or too large a value: each a located diagnostic. All
+/// instances are tried, so all errors are found.
+pub fn compose(
+    v: &Validated,
+    selection: &Selection,
+    limits: &Limits,
+) -> Result<Resolved, Diagnostics> {
     let picks = v.picks(selection);
     let results = crate::par::map_init(
         &picks,
         None,
         crate::template::environment,
-        |engine, pick| instance(v, engine, pick),
+        |engine, pick| instance(v, engine, pick, limits),
     );
     let mut diags = Diagnostics::default();
     let mut instances = Vec::with_capacity(results.len());
@@ -97,15 +105,17 @@ pub fn compose(v: &Validated, selection: &Selection) -> Result<Resolved, Diagnos
 }
 
 /// Composes one plan in one environment, with a template engine from
-/// [`crate::template::environment`] (one per thread).
+/// [`crate::template::environment`] (one per thread), within `limits` (as
+/// for [`compose`]).
 ///
 /// # Errors
 /// Located diagnostics for wiring that fails or gives a value its input
-/// does not accept.
+/// does not accept, or too large a value.
 pub fn instance(
     v: &Validated,
     engine: &minijinja::Environment<'_>,
     pick: &Pick<'_>,
+    limits: &Limits,
 ) -> Result<Instance, Vec<Diagnostic>> {
-    resolve::instance(&v.spec, engine, pick)
+    resolve::instance(&v.spec, engine, pick, limits)
 }

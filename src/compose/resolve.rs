@@ -10,7 +10,7 @@ use crate::spec::names;
 use crate::spec::source::FileId;
 use crate::spec::validate::{check_value, full_match, wiring};
 use crate::spec::{Pick, Spec};
-use crate::template;
+use crate::template::{self, Limits, size};
 
 /// Where a merged value was written: its file and position.
 type Origin = (FileId, crate::spec::yaml::Location);
@@ -19,6 +19,7 @@ pub(super) fn instance(
     spec: &Spec,
     engine: &Environment<'_>,
     pick: &Pick<'_>,
+    limits: &Limits,
 ) -> Result<Instance, Vec<Diagnostic>> {
     let (plan, stack, env) = (pick.plan, pick.stack, pick.env.name.as_str());
     let plan_name = pick.model.name.as_str();
@@ -27,6 +28,8 @@ pub(super) fn instance(
     let mut components: Vec<ComponentInstance> = Vec::with_capacity(pick.model.components.len());
     let mut wired = Map::new();
     let mut failed: Vec<String> = Vec::new();
+    // Bytes of the values the expressions of this instance gave.
+    let mut held = 0usize;
     for component in &pick.model.components {
         let (name, block) = (&component.name, component.block(spec));
         let repo = component.repo.clone();
@@ -61,7 +64,14 @@ pub(super) fn instance(
                 continue;
             }
             let ctx = wiring_ctx.get_or_insert_with(|| context(&Map::new()));
-            match resolve_value(engine, &value, ctx) {
+            let at = position(spec, origin);
+            let what = format!(
+                "the input `{key}` of component `{name}` for plan `{plan_name}` in environment `{env}`"
+            );
+            let result = crate::budget::within(limits.template_memory, &what, &at, || {
+                resolve_value(engine, &value, ctx)
+            });
+            match result.and_then(|v| too_large(v, limits, &mut held)) {
                 Ok(resolved) => {
                     if let Some(decl) = block.meta.inputs.get(&key) {
                         let re = decl.pattern.as_ref().and_then(|p| full_match(&p.value));
@@ -84,7 +94,16 @@ pub(super) fn instance(
         let output_ctx = (!block.meta.outputs.is_empty()).then(|| context(&inputs));
         for (out, expr) in block.meta.outputs.iter() {
             let ctx = output_ctx.as_ref().expect("built when there are outputs");
-            match template::evaluate(engine, &expr.value, ctx) {
+            let at = position(spec, (block.file, expr.referenced));
+            let what = format!(
+                "the output `{}` of block `{}` for component `{name}` of plan `{plan_name}` in environment `{env}`",
+                out.value,
+                block.id()
+            );
+            let result = crate::budget::within(limits.template_memory, &what, &at, || {
+                template::evaluate(engine, &expr.value, ctx)
+            });
+            match result.and_then(|v| too_large(v, limits, &mut held)) {
                 Ok(v) => {
                     outputs.insert(out.value.clone(), v);
                 }
@@ -210,6 +229,50 @@ fn reads_failed(value: &Value, failed: &[String]) -> bool {
         Value::Object(map) => map.values().any(|v| reads_failed(v, failed)),
         _ => false,
     }
+}
+
+/// `value` when it is at most `limits.file_bytes` and, with `held` (what
+/// the instance's values hold so far, counted here), at most
+/// `limits.instance_bytes`: every component's context holds them all.
+fn too_large(value: Value, limits: &Limits, held: &mut usize) -> Result<Value, minijinja::Error> {
+    let bytes = json_bytes(&value);
+    *held = held.saturating_add(bytes);
+    let (limit, key) = if bytes > limits.file_bytes {
+        (limits.file_bytes, "max_file_bytes")
+    } else if *held > limits.instance_bytes {
+        (limits.instance_bytes, "max_instance_bytes")
+    } else {
+        return Ok(value);
+    };
+    Err(minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "the values it gives pass {} (`[render] {key}`); if that is intended, raise `{key}` in the `[render]` section of druppie.toml",
+            size(limit)
+        ),
+    ))
+}
+
+/// About the bytes `value` holds: its strings and keys, 8 per other value.
+fn json_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(json_bytes).sum::<usize>() + 8,
+        Value::Object(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + json_bytes(v))
+                .sum::<usize>()
+                + 8
+        }
+        _ => 8,
+    }
+}
+
+/// `file:line:col` of a merged value, for the memory budget's error.
+fn position(spec: &Spec, (file, loc): Origin) -> String {
+    let f = spec.file(file);
+    let pos = f.pos(&loc);
+    format!("{}:{}:{}", f.path, pos.line, pos.col)
 }
 
 fn located(spec: &Spec, (file, loc): Origin, message: String) -> Diagnostic {

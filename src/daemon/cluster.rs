@@ -54,8 +54,9 @@ impl Link {
         trail: &[Recorded],
         statuses: &mut [PlanStatus],
         ctx: &Context<'_>,
+        limits: &crate::template::Limits,
     ) {
-        let Ok(resolved) = crate::compose::compose(&opened.valid, &opened.selection) else {
+        let Ok(resolved) = crate::compose::compose(&opened.valid, &opened.selection, limits) else {
             return;
         };
         for inst in &resolved.instances {

@@ -33,6 +33,9 @@ pub struct Reconciler {
     pub cluster: Option<Link>,
     /// Renders each revision in a child process first.
     pub check: Option<RenderCheck>,
+    /// What composing and rendering may hold and produce (`[render]`);
+    /// the check runs with the same configuration, so the same limits.
+    pub limits: crate::template::Limits,
 }
 
 /// How a reconcile ended.
@@ -205,6 +208,7 @@ impl Reconciler {
             spec_repo: &spec_repo,
             spec_commit: revision.commit.as_deref(),
             trigger,
+            limits: self.limits,
         };
         let apply = !revision.dirty;
         let (outcome, result) = run.apply(
@@ -245,7 +249,7 @@ impl Reconciler {
                 infra_repo: &platform.infra.repo.value,
             };
             let mut statuses = shared.view.lock().expect("view lock").statuses.clone();
-            link.observe(&opened, &trail, &mut statuses, &ctx);
+            link.observe(&opened, &trail, &mut statuses, &ctx, &self.limits);
             shared.view.lock().expect("view lock").statuses = statuses;
             if let Err(e) = self.source.publish(&self.cache) {
                 warn!(error = %e, "pushing the audit trail");

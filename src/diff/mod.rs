@@ -119,6 +119,8 @@ pub struct Options<'a> {
     pub scope: &'a ComposeOptions,
     /// Recorded in every lock (the spec checkout's commit, when known).
     pub spec_commit: Option<&'a str>,
+    /// What composing and rendering may hold and produce (`[render]`).
+    pub limits: crate::template::Limits,
 }
 
 /// What one plan in one environment contributes.
@@ -149,7 +151,7 @@ pub fn diff(
     };
     let platform = &deployment.platform;
     let selection = v.picks(selection);
-    let templates = Templates::load(v, deployment, &selection)?;
+    let templates = Templates::load_within(v, deployment, &selection, &options.limits)?;
     let mut out = ChangeSets::default();
     let repos = open_repos(
         platform,
@@ -169,6 +171,7 @@ pub fn diff(
         repos: &repos,
         env_live: &env_live,
         spec_commit: options.spec_commit,
+        limits: &options.limits,
     };
     let parts = crate::par::map_init(
         &selection,
@@ -229,6 +232,7 @@ struct World<'a> {
     /// Environment -> its files in the infra repo (full paths).
     env_live: &'a BTreeMap<&'a str, BTreeMap<String, ObjectId>>,
     spec_commit: Option<&'a str>,
+    limits: &'a crate::template::Limits,
 }
 
 impl World<'_> {
@@ -239,7 +243,8 @@ impl World<'_> {
         engine: &minijinja::Environment<'_>,
         pick: &Pick<'_>,
     ) -> Result<Part, Diagnostics> {
-        let instance = crate::compose::instance(self.v, engine, pick).map_err(Diagnostics)?;
+        let instance =
+            crate::compose::instance(self.v, engine, pick, self.limits).map_err(Diagnostics)?;
         let (desired, diags) = self.templates.render_instance(&instance, self.spec_commit);
         if diags.has_errors() {
             return Err(diags);

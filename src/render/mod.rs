@@ -34,7 +34,9 @@ use crate::spec::names;
 use crate::spec::validate::{Deployment, Validated};
 use crate::spec::{Diagnostics, Pick};
 
-pub use tree::{MAX_OUTPUT_BYTES, TemplateSet};
+pub use tree::{Tally, TemplateSet};
+
+use crate::template::Limits;
 
 /// Which repo a target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -126,17 +128,18 @@ pub struct Desired {
     pub targets: BTreeMap<(String, Option<String>), Target>,
 }
 
-/// Renders every instance. `spec_commit` (the spec checkout's commit,
-/// when known) is recorded in every lock.
+/// Renders every instance within `limits`. `spec_commit` (the spec
+/// checkout's commit, when known) is recorded in every lock.
 ///
 /// # Errors
 /// Located diagnostics: template syntax errors, undefined variables, a
 /// template out of fuel, an include outside the allowed roots, an unsafe or
-/// clashing output path, an oversized output.
+/// clashing output path, an oversized output, a limit passed.
 pub fn render(
     v: &Validated,
     resolved: &Resolved,
     spec_commit: Option<&str>,
+    limits: &Limits,
 ) -> Result<Desired, Diagnostics> {
     let Some(deployment) = &v.deployment else {
         return Ok(Desired::default());
@@ -146,7 +149,7 @@ pub fn render(
             .iter()
             .map(|c| (i.plan.as_str(), i.env.as_str(), c.block.id.as_str()))
     });
-    let templates = Templates::for_blocks(v, &deployment.platform, uses)?;
+    let templates = Templates::for_blocks(v, &deployment.platform, uses, limits)?;
     let parts = crate::par::map(&resolved.instances, |instance| {
         templates.render_instance(instance, spec_commit)
     });
@@ -164,24 +167,44 @@ pub fn render(
 }
 
 /// The templates of every block some instance uses, ready to render
-/// instances one at a time (from any thread).
+/// instances one at a time (from any thread), within one run's limits.
 pub struct Templates<'a> {
     platform: &'a Platform,
     sets: BTreeMap<String, TemplateSet>,
     /// Plan -> its first environment (project repos render with it).
     first_env: BTreeMap<&'a str, &'a str>,
+    limits: Limits,
+    /// What the instances rendered so far hold, all together.
+    tally: Tally,
 }
 
 impl<'a> Templates<'a> {
     /// Reads the template trees of the blocks the picked plans use
-    /// (`picks`: plan × environment, in composition order).
+    /// (`picks`: plan × environment, in composition order), within the
+    /// default [`Limits`].
     ///
     /// # Errors
-    /// An unreadable template, or a template syntax error.
+    /// As for [`Templates::load_within`].
     pub fn load(
         v: &'a Validated,
         deployment: &'a Deployment,
         picks: &[Pick<'a>],
+    ) -> Result<Templates<'a>, Diagnostics> {
+        Templates::load_within(v, deployment, picks, &Limits::default())
+    }
+
+    /// Reads the template trees of the blocks the picked plans use, to
+    /// render within `limits`: the templates, read and compiled, count
+    /// towards `limits.run_bytes`.
+    ///
+    /// # Errors
+    /// An unreadable template, a template syntax error, or templates
+    /// larger than the limits.
+    pub fn load_within(
+        v: &'a Validated,
+        deployment: &'a Deployment,
+        picks: &[Pick<'a>],
+        limits: &Limits,
     ) -> Result<Templates<'a>, Diagnostics> {
         let uses = picks.iter().flat_map(|p| {
             p.model
@@ -189,7 +212,7 @@ impl<'a> Templates<'a> {
                 .iter()
                 .map(|c| (p.plan_name(), p.env_name(), p.block(c).id()))
         });
-        Templates::for_blocks(v, &deployment.platform, uses)
+        Templates::for_blocks(v, &deployment.platform, uses, limits)
     }
 
     /// Reads the template trees of the blocks `uses` names: (plan,
@@ -198,10 +221,12 @@ impl<'a> Templates<'a> {
         v: &'a Validated,
         platform: &'a Platform,
         uses: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+        limits: &Limits,
     ) -> Result<Templates<'a>, Diagnostics> {
         let spec = &v.spec;
         let mut diags = Diagnostics::default();
-        let partials = match TemplateSet::partials(&spec.root) {
+        let mut loading = tree::Loading { limits, held: 0 };
+        let partials = match TemplateSet::partials(&spec.root, &mut loading) {
             Ok(p) => p,
             Err(d) => return Err(Diagnostics(vec![*d])),
         };
@@ -213,10 +238,12 @@ impl<'a> Templates<'a> {
                 continue;
             }
             let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
-            match TemplateSet::load(&spec.root, block, ownership, &partials) {
+            match TemplateSet::load(&spec.root, block, ownership, &partials, &mut loading) {
                 Ok(set) => {
                     sets.insert(block.to_owned(), set);
                 }
+                // Past the run's limit, reading more would only hold more.
+                Err(d) if loading.held > limits.run_bytes => return Err(Diagnostics(vec![*d])),
                 Err(d) => diags.push(*d),
             }
         }
@@ -227,6 +254,8 @@ impl<'a> Templates<'a> {
             platform,
             sets,
             first_env,
+            limits: *limits,
+            tally: Tally::holding(loading.held),
         })
     }
 
@@ -244,7 +273,15 @@ impl<'a> Templates<'a> {
         spec_commit: Option<&str>,
     ) -> (Desired, Diagnostics) {
         let first = self.first_env.get(instance.plan.as_str()) == Some(&instance.env.as_str());
-        render_instance(self.platform, &self.sets, instance, first, spec_commit)
+        let mut budget = tree::Budget::new(&self.limits, &self.tally);
+        render_instance(
+            self.platform,
+            &self.sets,
+            instance,
+            first,
+            spec_commit,
+            &mut budget,
+        )
     }
 }
 
@@ -256,6 +293,7 @@ fn render_instance(
     instance: &Instance,
     first_env: bool,
     spec_commit: Option<&str>,
+    budget: &mut tree::Budget<'_>,
 ) -> (Desired, Diagnostics) {
     let mut desired = Desired::default();
     let mut diags = Diagnostics::default();
@@ -282,6 +320,7 @@ fn render_instance(
             &prefix,
             &origin,
             &mut infra.files,
+            budget,
             &mut diags,
         );
         if set.has_project() && first_env {
@@ -298,6 +337,7 @@ fn render_instance(
                 "",
                 &origin,
                 &mut project.files,
+                budget,
                 &mut diags,
             );
         }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, btree_map};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use minijinja::Environment;
 
@@ -14,10 +15,9 @@ use crate::spec::glob::ownership_of;
 use crate::spec::model::{Ownership, OwnershipMode};
 use crate::spec::names;
 use crate::spec::source::{Pos, SourceFile};
-use crate::template;
+use crate::spec::suggest::candidates;
+use crate::template::{self, FileError, Limits, size};
 
-/// A rendered file larger than this is an error.
-pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 /// A template file larger than this is not read.
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 
@@ -34,6 +34,138 @@ impl Part {
             Part::Infra => "infra",
         }
     }
+}
+
+/// What a whole run has rendered so far, shared by the threads that
+/// render its instances.
+#[derive(Debug, Default)]
+pub struct Tally {
+    bytes: AtomicUsize,
+    files: AtomicUsize,
+    /// A run limit was passed: no thread renders any more.
+    over: AtomicBool,
+}
+
+impl Tally {
+    /// A run that holds `bytes` before it renders anything.
+    pub fn holding(bytes: usize) -> Self {
+        Tally {
+            bytes: AtomicUsize::new(bytes),
+            ..Tally::default()
+        }
+    }
+
+    pub fn over(&self) -> bool {
+        self.over.load(Ordering::Relaxed)
+    }
+}
+
+/// What one instance (a plan in one environment) may still render: its
+/// own totals against [`Limits`], and the run's [`Tally`].
+pub struct Budget<'r> {
+    pub limits: &'r Limits,
+    pub run: &'r Tally,
+    bytes: usize,
+    files: usize,
+    /// A limit was passed (and reported): nothing more is rendered.
+    stopped: bool,
+}
+
+/// Which limit a file passed.
+enum Passed {
+    InstanceBytes,
+    InstanceFiles,
+    RunBytes,
+    RunFiles,
+}
+
+impl<'r> Budget<'r> {
+    pub fn new(limits: &'r Limits, run: &'r Tally) -> Self {
+        Budget {
+            limits,
+            run,
+            bytes: 0,
+            files: 0,
+            stopped: false,
+        }
+    }
+
+    /// Whether rendering must stop (this instance or another passed a limit).
+    pub fn stopped(&self) -> bool {
+        self.stopped || self.run.over()
+    }
+
+    /// Counts one file of `bytes`; the limit it passes, if any. The run's
+    /// limits are reported by the one thread that passes them.
+    fn charge(&mut self, bytes: usize) -> Result<(), Option<Passed>> {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.files += 1;
+        let passed = if self.bytes > self.limits.instance_bytes {
+            Some(Passed::InstanceBytes)
+        } else if self.files > self.limits.instance_files {
+            Some(Passed::InstanceFiles)
+        } else {
+            None
+        };
+        if let Some(passed) = passed {
+            self.stopped = true;
+            return Err(Some(passed));
+        }
+        let before = self.run.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let files = self.run.files.fetch_add(1, Ordering::Relaxed);
+        let passed = if before.saturating_add(bytes) > self.limits.run_bytes {
+            Passed::RunBytes
+        } else if files + 1 > self.limits.run_files {
+            Passed::RunFiles
+        } else {
+            return Ok(());
+        };
+        self.stopped = true;
+        let first = !self.run.over.swap(true, Ordering::Relaxed);
+        Err(first.then_some(passed))
+    }
+
+    /// The error for a passed limit.
+    fn passed(&self, passed: Passed, path: &str, origin: &str) -> (String, &'static str) {
+        let l = self.limits;
+        match passed {
+            Passed::InstanceBytes => (
+                format!(
+                    "the files rendered for {origin} and its plan in that environment pass {} in all at `{path}` (`[render] max_instance_bytes`)",
+                    size(l.instance_bytes)
+                ),
+                "max_instance_bytes",
+            ),
+            Passed::InstanceFiles => (
+                format!(
+                    "more than {} files rendered for {origin} and its plan in that environment, at `{path}` (`[render] max_instance_files`)",
+                    l.instance_files
+                ),
+                "max_instance_files",
+            ),
+            Passed::RunBytes => (
+                format!(
+                    "the files rendered in this run pass {} in all at `{path}`, rendering {origin} (`[render] max_run_bytes`)",
+                    size(l.run_bytes)
+                ),
+                "max_run_bytes",
+            ),
+            Passed::RunFiles => (
+                format!(
+                    "more than {} files rendered in this run, at `{path}`, rendering {origin} (`[render] max_run_files`)",
+                    l.run_files
+                ),
+                "max_run_files",
+            ),
+        }
+    }
+}
+
+/// The help for a limit passed: how to raise it.
+fn raise(key: &str) -> String {
+    format!(
+        "templates that render very large or very many files; nothing was written. If that is intended, raise `{key}` in the `[render]` section of druppie.toml"
+    )
 }
 
 /// The files of `templates/_partials/`: (path below it, bytes).
@@ -65,13 +197,42 @@ pub struct TemplateSet {
     sources: BTreeMap<String, String>,
 }
 
+/// What the templates of one run hold once read and compiled (their text,
+/// and what compiling keeps: minijinja folds constant expressions such as
+/// `'x' * 50000000` while compiling), counted against
+/// `[render] max_run_bytes` with what the run renders.
+pub struct Loading<'l> {
+    pub limits: &'l Limits,
+    pub held: usize,
+}
+
+impl Loading<'_> {
+    /// Counts `bytes` more, held for `file`.
+    fn hold(&mut self, bytes: usize, file: &str) -> Result<(), Box<Diagnostic>> {
+        self.held = self.held.saturating_add(bytes);
+        if self.held <= self.limits.run_bytes {
+            return Ok(());
+        }
+        Err(Box::new(
+            Diagnostic::error(
+                format!(
+                    "the templates of this run, read and compiled, pass {} in all at `{file}` (`[render] max_run_bytes`)",
+                    size(self.limits.run_bytes)
+                ),
+                Location::file(file),
+            )
+            .with_help(raise("max_run_bytes")),
+        ))
+    }
+}
+
 impl TemplateSet {
     /// Reads `templates/_partials/**`, shared by every block's set.
     ///
     /// # Errors
     /// As for [`TemplateSet::load`].
-    pub fn partials(root: &Path) -> Result<Partials, Box<Diagnostic>> {
-        walk(root, "_partials")
+    pub fn partials(root: &Path, loading: &mut Loading<'_>) -> Result<Partials, Box<Diagnostic>> {
+        walk(root, "_partials", loading)
     }
 
     /// Reads `templates/<block>/{project,infra}/**` and adds `partials`;
@@ -85,6 +246,7 @@ impl TemplateSet {
         block: &str,
         ownership: Option<&Ownership>,
         partials: &Partials,
+        loading: &mut Loading<'_>,
     ) -> Result<Self, Box<Diagnostic>> {
         let mut set = TemplateSet {
             env: template::environment(),
@@ -93,15 +255,15 @@ impl TemplateSet {
             sources: BTreeMap::new(),
         };
         for (rel, bytes) in partials {
-            set.add_source(format!("_partials/{rel}"), bytes.clone())?;
+            set.add_source(format!("_partials/{rel}"), bytes.clone(), loading)?;
         }
         for part in [Part::Project, Part::Infra] {
             let base = format!("{block}/{}", part.dir());
-            for (rel, bytes) in walk(root, &base)? {
+            for (rel, bytes) in walk(root, &base, loading)? {
                 let mode = ownership_of(ownership, &format!("{}/{rel}", part.dir()));
                 let entry = if let Some(stripped) = rel.strip_suffix(".j2") {
                     let name = format!("{base}/{rel}");
-                    set.add_source(name.clone(), bytes)?;
+                    set.add_source(name.clone(), bytes, loading)?;
                     Entry {
                         file: format!("templates/{name}"),
                         fixed_ok: fixed_ok(stripped),
@@ -137,25 +299,44 @@ impl TemplateSet {
         !self.project.is_empty()
     }
 
-    fn add_source(&mut self, name: String, bytes: Vec<u8>) -> Result<(), Box<Diagnostic>> {
+    /// Compiles a template within the template memory, and counts what
+    /// it holds afterwards in `loading`.
+    fn add_source(
+        &mut self,
+        name: String,
+        bytes: Vec<u8>,
+        loading: &mut Loading<'_>,
+    ) -> Result<(), Box<Diagnostic>> {
+        let file = format!("templates/{name}");
         let text = String::from_utf8(bytes).map_err(|_| {
             Box::new(Diagnostic::error(
                 "template is not valid UTF-8",
-                Location::file(format!("templates/{name}")),
+                Location::file(&file),
             ))
         })?;
-        self.sources.insert(name.clone(), text.clone());
-        if let Err(e) = self.env.add_template_owned(name, text) {
-            return Err(Box::new(self.located(&e)));
+        let len = text.len();
+        let what = format!("compiling the template `{file}`");
+        let (compiled, kept) =
+            crate::budget::within(loading.limits.template_memory, &what, &file, || {
+                self.sources.insert(name.clone(), text.clone());
+                let compiled = self.env.add_template_owned(name, text);
+                (compiled, crate::budget::used())
+            });
+        if let Err(e) = compiled {
+            return Err(Box::new(self.at_engine_location(&e, template::message(&e))));
         }
-        Ok(())
+        loading.hold(len.saturating_add(kept), &file)
     }
 
     /// Renders one part into `files` under `prefix` (empty: the repo
     /// root). Every output path is checked as git checks a tree entry
     /// ([`names::repo_path`]) before anything is rendered into it;
     /// `origin` says what is rendered ("plan `p`, component `c`,
-    /// environment `e`") for the errors.
+    /// environment `e`") for the errors. Each evaluation runs within
+    /// `budget`'s template memory, each file within its size, and the
+    /// files together within the instance's and the run's totals; past
+    /// one, rendering stops with an error naming the template and limit.
+    #[allow(clippy::too_many_arguments)]
     pub fn render_into(
         &self,
         part: Part,
@@ -163,23 +344,34 @@ impl TemplateSet {
         prefix: &str,
         origin: &dyn Fn() -> String,
         files: &mut BTreeMap<String, File>,
+        budget: &mut Budget<'_>,
         diags: &mut Diagnostics,
     ) {
         let entries = match part {
             Part::Project => &self.project,
             Part::Infra => &self.infra,
         };
+        let limits = budget.limits;
         for entry in entries {
+            if budget.stopped() {
+                return;
+            }
             let source = || entry.file.clone();
             let rel = if template::is_template(&entry.rel) {
-                match self.env.render_str(&entry.rel, ctx) {
+                let what = format!("the path of `{}` for {}", entry.file, origin());
+                let rendered =
+                    crate::budget::within(limits.template_memory, &what, &entry.file, || {
+                        self.env.render_str(&entry.rel, ctx)
+                    });
+                match rendered {
                     Ok(p) => Cow::Owned(p),
                     Err(e) => {
                         diags.push(Diagnostic::error(
                             format!(
-                                "cannot render the path `{}`: {}",
+                                "cannot render the path `{}`: {} (rendering {})",
                                 entry.rel,
-                                template::message(&e)
+                                template::message(&e),
+                                origin()
                             ),
                             Location::file(source()),
                         ));
@@ -211,34 +403,49 @@ impl TemplateSet {
                 );
                 continue;
             }
-            let bytes = match &entry.template {
-                None => entry.raw.clone(),
+            let rendered = match &entry.template {
+                None if entry.raw.len() > limits.file_bytes => Err(FileError::TooLarge {
+                    limit: limits.file_bytes,
+                }),
+                None => Ok(entry.raw.clone()),
                 Some(name) => {
-                    let rendered = self.env.get_template(name).and_then(|t| t.render(ctx));
-                    match rendered {
-                        Ok(text) => {
-                            // The engine's buffer has room to spare; a
-                            // render keeps thousands of these.
-                            let mut bytes = text.into_bytes();
-                            bytes.shrink_to_fit();
-                            bytes
-                        }
-                        Err(e) => {
-                            diags.push(self.located(&e));
-                            continue;
-                        }
-                    }
+                    let template = self
+                        .env
+                        .get_template(name)
+                        .expect("every template named by an entry was added");
+                    let what = format!("the template `{}` for {}", entry.file, origin());
+                    template::render_file(&template, ctx, limits, &what, &entry.file)
                 }
             };
-            if bytes.len() > MAX_OUTPUT_BYTES {
-                diags.push(Diagnostic::error(
-                    format!(
-                        "rendered `{path}` is larger than {} MiB",
-                        MAX_OUTPUT_BYTES / (1024 * 1024)
-                    ),
-                    Location::file(source()),
-                ));
-                continue;
+            let bytes = match rendered {
+                Ok(bytes) => bytes,
+                Err(FileError::Engine(e)) => {
+                    diags.push(self.located(&e, ctx, &origin()));
+                    continue;
+                }
+                Err(FileError::TooLarge { limit }) => {
+                    diags.push(
+                        Diagnostic::error(
+                            format!(
+                                "rendered `{path}` is larger than {} (`[render] max_file_bytes`), rendering {}",
+                                size(limit),
+                                origin()
+                            ),
+                            Location::file(source()),
+                        )
+                        .with_help(raise("max_file_bytes")),
+                    );
+                    continue;
+                }
+            };
+            if let Err(passed) = budget.charge(bytes.len()) {
+                if let Some(passed) = passed {
+                    let (message, key) = budget.passed(passed, &path, &origin());
+                    diags.push(
+                        Diagnostic::error(message, Location::file(source())).with_help(raise(key)),
+                    );
+                }
+                return;
             }
             let file = File {
                 bytes,
@@ -259,9 +466,48 @@ impl TemplateSet {
         }
     }
 
-    /// A diagnostic at the template and line the engine names.
-    fn located(&self, err: &minijinja::Error) -> Diagnostic {
-        let message = template::message(err);
+    /// A diagnostic at the template and line the engine names, saying
+    /// what was rendered (`origin`); an undefined value is named, with
+    /// the defined names nearest to it.
+    fn located(&self, err: &minijinja::Error, ctx: &minijinja::Value, origin: &str) -> Diagnostic {
+        let Some(expr) = template::undefined_expression(err) else {
+            let message = format!("{} (rendering {origin})", template::message(err));
+            return self.at_engine_location(err, message);
+        };
+        let (parent, name) = match expr.rsplit_once('.') {
+            Some((parent, name)) => (Some(parent), name),
+            None => (None, expr),
+        };
+        let known = defined_names(ctx, parent);
+        let near = candidates(name, known.iter().map(String::as_str));
+        let message = format!("undefined value `{expr}` (rendering {origin})");
+        let help = if !near.is_empty() {
+            let list: Vec<String> = near.iter().map(|n| format!("`{n}`")).collect();
+            format!("did you mean {}?", list.join(" or "))
+        } else if known.is_empty() {
+            format!(
+                "`{}` has no names: check the expression",
+                parent.unwrap_or("the context")
+            )
+        } else {
+            const SHOWN: usize = 12;
+            let list: Vec<String> = known.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
+            let more = known.len().saturating_sub(SHOWN);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            match parent {
+                Some(p) => format!("`{p}` has {}{more}", list.join(", ")),
+                None => format!("defined here: {}{more}", list.join(", ")),
+            }
+        };
+        self.at_engine_location(err, message).with_help(help)
+    }
+
+    /// `message` at the template and line the engine names.
+    fn at_engine_location(&self, err: &minijinja::Error, message: String) -> Diagnostic {
         let Some(name) = err.name() else {
             return Diagnostic::error(message, Location::file("templates/"));
         };
@@ -288,6 +534,27 @@ impl TemplateSet {
     }
 }
 
+/// The names defined in `ctx` (at top level, or inside `parent`, a dotted
+/// path), sorted.
+fn defined_names(ctx: &minijinja::Value, parent: Option<&str>) -> Vec<String> {
+    let mut value = ctx.clone();
+    for part in parent.into_iter().flat_map(|p| p.split('.')) {
+        match value.get_attr(part) {
+            Ok(v) if !v.is_undefined() => value = v,
+            _ => return Vec::new(),
+        }
+    }
+    if value.kind() != minijinja::value::ValueKind::Map {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = value
+        .try_iter()
+        .map(|keys| keys.filter_map(|k| k.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// Whether a template path is fixed (no expression) and fine as it is.
 fn fixed_ok(rel: &str) -> bool {
     !template::is_template(rel) && output_path_problem(rel).is_none()
@@ -308,7 +575,11 @@ fn output_path_problem(path: &str) -> Option<String> {
 /// Files under `templates/<dir>`, as (path below it, bytes), in walk
 /// order; listed by the spec's checked walk, so a symbolic link at any
 /// level, a name that is not UTF-8 or a special file is an error.
-fn walk(root: &Path, dir: &str) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
+fn walk(
+    root: &Path,
+    dir: &str,
+    loading: &mut Loading<'_>,
+) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
     let base = format!("templates/{dir}");
     let mut unbounded = usize::MAX;
     let found = crate::spec::walk::walk(root, &base, &mut unbounded)
@@ -324,6 +595,7 @@ fn walk(root: &Path, dir: &str) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic
                 shown(),
             )));
         }
+        loading.hold(file.len as usize, &file.rel)?;
         let bytes = std::fs::read(&file.disk).map_err(|e| {
             Box::new(Diagnostic::error(
                 format!("cannot read template: {e}"),

@@ -9,7 +9,7 @@ fn resolve(root: &std::path::Path, options: &ComposeOptions) -> Resolved {
     let spec = load(root, &LoadOptions::default()).expect("loads");
     let valid = validate(spec).expect("valid");
     let selection = select(&valid, options).expect("selects");
-    compose(&valid, &selection).expect("composes")
+    compose(&valid, &selection, &Default::default()).expect("composes")
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn a_single_expression_keeps_its_type_and_is_checked() {
     );
     let valid = validate(load(f.path(), &LoadOptions::default()).expect("loads")).expect("valid");
     let all = select(&valid, &ComposeOptions::default()).expect("selects");
-    let err = compose(&valid, &all).expect_err("type");
+    let err = compose(&valid, &all, &Default::default()).expect_err("type");
     let text = err.iter().map(|d| d.render(false)).collect::<String>();
     assert!(text.contains("input `instances` of component `db` in permits/dev resolved to a value that is the string \"permits\", expected integer"), "{text}");
     assert!(
@@ -128,7 +128,7 @@ fn an_undefined_variable_in_an_output_is_located() {
     );
     let valid = validate(load(f.path(), &LoadOptions::default()).expect("loads")).expect("valid");
     let all = select(&valid, &ComposeOptions::default()).expect("selects");
-    let err = compose(&valid, &all).expect_err("undefined");
+    let err = compose(&valid, &all, &Default::default()).expect_err("undefined");
     let text = err.iter().map(|d| d.render(false)).collect::<String>();
     assert!(
         text.contains("cannot compute output `secret` of block `postgresql`"),

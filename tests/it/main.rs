@@ -12,6 +12,7 @@ mod git;
 mod hostile_files;
 mod hostile_links;
 mod hostile_names;
+mod hostile_templates;
 mod kubernetes;
 mod never_wedged;
 mod pipes;
