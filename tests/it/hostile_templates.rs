@@ -26,6 +26,8 @@ fn ceiling() -> u64 {
 
 /// Runs druppie like [`crate::support::druppie`] and returns its peak
 /// resident memory in bytes (the kernel's `ru_maxrss` for the child).
+// `wait4` below reaps the child, with its own resource usage.
+#[allow(clippy::zombie_processes)]
 fn measured(cwd: &Path, args: &[&str]) -> (Run, u64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_druppie"))
         .args(args)
