@@ -9,6 +9,8 @@
 
 mod resolve;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -61,6 +63,24 @@ pub struct Resolved {
     pub instances: Vec<Instance>,
 }
 
+impl Instance {
+    /// About the bytes its components' inputs and outputs hold.
+    pub fn bytes(&self) -> usize {
+        self.components
+            .iter()
+            .flat_map(|c| c.inputs.values().chain(c.outputs.values()))
+            .map(resolve::json_bytes)
+            .sum()
+    }
+}
+
+impl Resolved {
+    /// About the bytes every instance's inputs and outputs hold.
+    pub fn bytes(&self) -> usize {
+        self.instances.iter().map(Instance::bytes).sum()
+    }
+}
+
 /// Which plans and environments to compose.
 #[derive(Debug, Clone, Default)]
 pub struct ComposeOptions {
@@ -83,11 +103,31 @@ pub fn compose(
     limits: &Limits,
 ) -> Result<Resolved, Diagnostics> {
     let picks = v.picks(selection);
+    // What the composed instances hold together, kept until rendering.
+    let held = AtomicUsize::new(0);
     let results = crate::par::map_init(
         &picks,
         None,
         crate::template::environment,
-        |engine, pick| instance(v, engine, pick, limits),
+        |engine, pick| {
+            if held.load(Ordering::Relaxed) > limits.run_bytes {
+                return Err(Vec::new());
+            }
+            let instance = instance(v, engine, pick, limits)?;
+            let before = held.fetch_add(instance.bytes(), Ordering::Relaxed);
+            if before <= limits.run_bytes && before + instance.bytes() > limits.run_bytes {
+                return Err(vec![Diagnostic::error(
+                    format!(
+                        "the values composed for this run pass {} at plan `{}` in environment `{}` (`[render] max_run_bytes`)",
+                        crate::template::size(limits.run_bytes),
+                        instance.plan,
+                        instance.env
+                    ),
+                    crate::spec::diag::Location::file(v.spec.file(pick.plan.file).path.clone()),
+                ).with_help("inputs and outputs that are very large; if that is intended, raise `max_run_bytes` in the `[render]` section of druppie.toml")]);
+            }
+            Ok(instance)
+        },
     );
     let mut diags = Diagnostics::default();
     let mut instances = Vec::with_capacity(results.len());

@@ -254,7 +254,7 @@ fn too_large(value: Value, limits: &Limits, held: &mut usize) -> Result<Value, m
 }
 
 /// About the bytes `value` holds: its strings and keys, 8 per other value.
-fn json_bytes(value: &Value) -> usize {
+pub(super) fn json_bytes(value: &Value) -> usize {
     match value {
         Value::String(s) => s.len(),
         Value::Array(items) => items.iter().map(json_bytes).sum::<usize>() + 8,

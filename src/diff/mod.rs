@@ -176,7 +176,10 @@ pub fn diff(
     let parts = crate::par::map_init(
         &selection,
         Some(crate::spec::load::PARSE_STACK),
-        || (Checker::new(v), crate::template::environment()),
+        || {
+            let checker = Checker::new(v, options.limits.template_memory);
+            (checker, crate::template::environment())
+        },
         |(checker, engine), pick| world.diff_instance(checker, engine, pick),
     );
     let mut sets: BTreeMap<(String, Option<String>), ChangeSet> = BTreeMap::new();

@@ -70,6 +70,8 @@ pub fn compile_rule(rule: &str) -> Result<cel::Program, RuleError> {
 struct Compiled<'s> {
     policy: &'s Policy,
     program: cel::Program,
+    /// `file:line:col` of the rule.
+    at: String,
 }
 
 /// The spec's policies, compiled, with a CEL context: one per thread (a
@@ -77,22 +79,34 @@ struct Compiled<'s> {
 pub struct Checker<'s> {
     compiled: Vec<Compiled<'s>>,
     root: cel::Context<'static, 'static>,
+    /// Bytes one rule's evaluation may hold ([`crate::budget`]).
+    memory: usize,
 }
 
 impl<'s> Checker<'s> {
-    pub fn new(v: &'s Validated) -> Checker<'s> {
+    /// The spec's policies, each evaluation within `memory` bytes
+    /// (`[render] max_template_memory`).
+    pub fn new(v: &'s Validated, memory: usize) -> Checker<'s> {
         let compiled = v
             .spec
             .policies
             .iter()
             .filter_map(|policy| {
                 let program = compile_rule(&policy.rule.value).ok()?;
-                Some(Compiled { policy, program })
+                let file = v.spec.file(policy.file);
+                let pos = file.pos(&policy.rule.referenced);
+                let at = format!("{}:{}:{}", file.path, pos.line, pos.col);
+                Some(Compiled {
+                    policy,
+                    program,
+                    at,
+                })
             })
             .collect();
         Checker {
             compiled,
             root: cel::Context::default(),
+            memory,
         }
     }
 
@@ -107,6 +121,7 @@ impl<'s> Checker<'s> {
                     check_file(
                         &self.compiled,
                         &self.root,
+                        self.memory,
                         target,
                         path,
                         &file.bytes,
@@ -128,6 +143,7 @@ fn admits(list: &[crate::spec::yaml::Str], actual: Option<&str>) -> bool {
 fn check_file(
     compiled: &[Compiled<'_>],
     root: &cel::Context<'_, '_>,
+    memory: usize,
     target: &Target,
     path: &str,
     bytes: &[u8],
@@ -193,7 +209,12 @@ fn check_file(
         let mut ctx = root.new_inner_scope();
         ctx.add_variable_as_val("object", doc.into_val());
         for c in applicable {
-            let message = match c.program.execute(&ctx) {
+            let what = format!(
+                "the policy `{}` on `{}:{path}`",
+                c.policy.name.value, target.repo
+            );
+            let result = crate::budget::within(memory, &what, &c.at, || c.program.execute(&ctx));
+            let message = match result {
                 Ok(cel::Value::Bool(true)) => continue,
                 Ok(cel::Value::Bool(false)) => c.policy.message.value.clone(),
                 Ok(other) => format!(

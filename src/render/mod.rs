@@ -150,6 +150,8 @@ pub fn render(
             .map(|c| (i.plan.as_str(), i.env.as_str(), c.block.id.as_str()))
     });
     let templates = Templates::for_blocks(v, &deployment.platform, uses, limits)?;
+    // The composed values are held while rendering: they count too.
+    templates.tally.hold(resolved.bytes());
     let parts = crate::par::map(&resolved.instances, |instance| {
         templates.render_instance(instance, spec_commit)
     });

@@ -55,6 +55,11 @@ impl Tally {
         }
     }
 
+    /// Counts `bytes` more that the run holds besides its files.
+    pub fn hold(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub fn over(&self) -> bool {
         self.over.load(Ordering::Relaxed)
     }

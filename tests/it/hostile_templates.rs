@@ -584,3 +584,21 @@ fn a_hostile_spec_commit_leaves_the_daemon_serving_and_a_fixed_one_reconciles() 
         "kind: ConfigMap\n"
     );
 }
+
+#[test]
+fn composed_values_count_towards_the_run_limit() {
+    let f = Fixture::valid().with("druppie.toml", "[render]\nmax_run_bytes = 40\n");
+    let (r, _) = run(&f, &["--config", "druppie.toml", "validate", "--render"]);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.stderr
+            .contains("the values composed for this run pass 40 bytes at plan `permits`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("--> spec/plans/permits.yaml"),
+        "{}",
+        r.stderr
+    );
+}
