@@ -72,6 +72,7 @@ owner: team-shop
 environments: [dev, prod]
 EOF
   echo "kind: Deployment" >"$d/templates/web/infra/deployment.yaml.j2"
+  echo "kind: ConfigMap" >"$d/templates/db/infra/config.yaml.j2"
 }
 
 # case NAME: a fresh spec in $WORK/NAME, printed as its directory.
