@@ -189,6 +189,61 @@ pub fn undefined_expression(err: &minijinja::Error) -> Option<&str> {
         .then(|| &detail[start..start + len])
 }
 
+/// For an undefined-value error: the expression, and a help naming the
+/// defined names nearest to where it stops resolving in `ctx` (`did you
+/// mean `components.db.outputs.secret`?`), or the names there are.
+pub fn undefined_help(err: &minijinja::Error, ctx: &Value) -> Option<(String, String)> {
+    let expr = undefined_expression(err)?;
+    let parts: Vec<&str> = expr.split('.').collect();
+    let mut value = ctx.clone();
+    let mut depth = 0;
+    for part in &parts {
+        match value.get_attr(part) {
+            Ok(v) if !v.is_undefined() => value = v,
+            _ => break,
+        }
+        depth += 1;
+    }
+    let prefix = parts[..depth.min(parts.len())].join(".");
+    let missing = parts.get(depth).copied().unwrap_or_default();
+    let full = |name: &str| {
+        if prefix.is_empty() {
+            format!("`{name}`")
+        } else {
+            format!("`{prefix}.{name}`")
+        }
+    };
+    let mut known: Vec<String> = if value.kind() == minijinja::value::ValueKind::Map {
+        value
+            .try_iter()
+            .map(|keys| keys.filter_map(|k| k.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    known.sort();
+    let near = crate::spec::suggest::candidates(missing, known.iter().map(String::as_str));
+    let help = if !near.is_empty() {
+        let list: Vec<String> = near.iter().map(|n| full(n)).collect();
+        format!("did you mean {}?", list.join(" or "))
+    } else if known.is_empty() {
+        format!("`{prefix}` holds no names")
+    } else {
+        const SHOWN: usize = 12;
+        let list: Vec<String> = known.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
+        let more = match known.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        if prefix.is_empty() {
+            format!("defined here: {}{more}", list.join(", "))
+        } else {
+            format!("`{prefix}` holds {}{more}", list.join(", "))
+        }
+    };
+    Some((expr.to_owned(), help))
+}
+
 /// The engine's message for an error and its causes, on one line.
 pub fn message(err: &minijinja::Error) -> String {
     let mut msg = match err.detail() {
@@ -300,6 +355,32 @@ mod tests {
             .render_str("{{ name.first.second }}", ctx)
             .expect_err("undefined");
         assert_eq!(undefined_expression(&err), Some("name.first"));
+    }
+
+    #[test]
+    fn an_undefined_name_is_matched_where_the_expression_stops_resolving() {
+        let env = environment();
+        let ctx = minijinja::context! {
+            replicas => 2,
+            components => minijinja::context! { db => minijinja::context! { outputs => minijinja::context! { secret => "s" } } },
+        };
+        let help = |text: &str| {
+            let err = evaluate(&env, text, &ctx).expect_err("undefined");
+            undefined_help(&err, &ctx).expect("an undefined value").1
+        };
+        assert_eq!(help("{{ replica }}"), "did you mean `replicas`?");
+        assert_eq!(
+            help("{{ components.db.outputs.secrt }}"),
+            "did you mean `components.db.outputs.secret`?"
+        );
+        assert_eq!(
+            help("{{ components.dbb.outputs.secret }}"),
+            "did you mean `components.db`?"
+        );
+        assert_eq!(
+            help("{{ components.db.outputs.zzzzzzzz }}"),
+            "`components.db.outputs` holds `secret`"
+        );
     }
 
     #[test]

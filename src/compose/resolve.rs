@@ -83,11 +83,20 @@ pub(super) fn instance(
                 }
                 // A component whose outputs failed is reported once, there.
                 Err(_) if reads_failed(&value, &failed) => {}
-                Err(e) => diags.push(located(
-                    spec,
-                    origin,
-                    format!("cannot resolve input `{key}` of component `{name}` in {plan_name}/{env}: {}", template::message(&e)),
-                )),
+                Err(e) => {
+                    let d = located(
+                        spec,
+                        origin,
+                        format!(
+                            "cannot resolve input `{key}` of component `{name}` in {plan_name}/{env}: {}",
+                            template::message(&e)
+                        ),
+                    );
+                    diags.push(match template::undefined_help(&e, ctx) {
+                        Some((_, help)) => d.with_help(help),
+                        None => d,
+                    });
+                }
             }
         }
         let mut outputs = Map::new();
@@ -109,7 +118,7 @@ pub(super) fn instance(
                 }
                 Err(e) => {
                     failed.push(name.clone());
-                    diags.push(located(
+                    let d = located(
                         spec,
                         (block.file, expr.referenced),
                         format!(
@@ -118,7 +127,11 @@ pub(super) fn instance(
                             block.id(),
                             template::message(&e)
                         ),
-                    ));
+                    );
+                    diags.push(match template::undefined_help(&e, ctx) {
+                        Some((_, help)) => d.with_help(help),
+                        None => d,
+                    });
                 }
             }
         }

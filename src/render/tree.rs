@@ -15,7 +15,6 @@ use crate::spec::glob::ownership_of;
 use crate::spec::model::{Ownership, OwnershipMode};
 use crate::spec::names;
 use crate::spec::source::{Pos, SourceFile};
-use crate::spec::suggest::candidates;
 use crate::template::{self, FileError, Limits, size};
 
 /// A template file larger than this is not read.
@@ -475,40 +474,16 @@ impl TemplateSet {
     /// what was rendered (`origin`); an undefined value is named, with
     /// the defined names nearest to it.
     fn located(&self, err: &minijinja::Error, ctx: &minijinja::Value, origin: &str) -> Diagnostic {
-        let Some(expr) = template::undefined_expression(err) else {
-            let message = format!("{} (rendering {origin})", template::message(err));
-            return self.at_engine_location(err, message);
-        };
-        let (parent, name) = match expr.rsplit_once('.') {
-            Some((parent, name)) => (Some(parent), name),
-            None => (None, expr),
-        };
-        let known = defined_names(ctx, parent);
-        let near = candidates(name, known.iter().map(String::as_str));
-        let message = format!("undefined value `{expr}` (rendering {origin})");
-        let help = if !near.is_empty() {
-            let list: Vec<String> = near.iter().map(|n| format!("`{n}`")).collect();
-            format!("did you mean {}?", list.join(" or "))
-        } else if known.is_empty() {
-            format!(
-                "`{}` has no names: check the expression",
-                parent.unwrap_or("the context")
-            )
-        } else {
-            const SHOWN: usize = 12;
-            let list: Vec<String> = known.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
-            let more = known.len().saturating_sub(SHOWN);
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            match parent {
-                Some(p) => format!("`{p}` has {}{more}", list.join(", ")),
-                None => format!("defined here: {}{more}", list.join(", ")),
+        match template::undefined_help(err, ctx) {
+            Some((expr, help)) => {
+                let message = format!("undefined value `{expr}` (rendering {origin})");
+                self.at_engine_location(err, message).with_help(help)
             }
-        };
-        self.at_engine_location(err, message).with_help(help)
+            None => {
+                let message = format!("{} (rendering {origin})", template::message(err));
+                self.at_engine_location(err, message)
+            }
+        }
     }
 
     /// `message` at the template and line the engine names.
@@ -537,27 +512,6 @@ impl TemplateSet {
         };
         Diagnostic::error(message, Location::new(&file, pos))
     }
-}
-
-/// The names defined in `ctx` (at top level, or inside `parent`, a dotted
-/// path), sorted.
-fn defined_names(ctx: &minijinja::Value, parent: Option<&str>) -> Vec<String> {
-    let mut value = ctx.clone();
-    for part in parent.into_iter().flat_map(|p| p.split('.')) {
-        match value.get_attr(part) {
-            Ok(v) if !v.is_undefined() => value = v,
-            _ => return Vec::new(),
-        }
-    }
-    if value.kind() != minijinja::value::ValueKind::Map {
-        return Vec::new();
-    }
-    let mut names: Vec<String> = value
-        .try_iter()
-        .map(|keys| keys.filter_map(|k| k.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// Whether a template path is fixed (no expression) and fine as it is.

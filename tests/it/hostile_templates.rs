@@ -420,7 +420,31 @@ fn an_undefined_variable_is_named_with_the_nearest_names_and_what_was_rendered()
         r.stderr
     );
     assert!(
-        r.stderr.contains("= help: did you mean `secret`?"),
+        r.stderr
+            .contains("= help: did you mean `components.db.outputs.secret`?"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_undefined_name_in_wiring_gets_the_nearest_defined_name() {
+    let f = Fixture::valid().edit(
+        "spec/stacks/webapp-db.yaml",
+        "{{ components.db.outputs.secret }}",
+        "{{ components.db.outputs.secret }}-{{ namespce }}",
+    );
+    let (r, _) = run(&f, &["validate", "--render"]);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.stderr.contains(
+            "cannot resolve input `database_secret` of component `app` in permits/dev: undefined value: `namespce` is undefined"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("= help: did you mean `namespace`?"),
         "{}",
         r.stderr
     );
