@@ -19,9 +19,12 @@ pub struct Limits {
     pub template_memory: usize,
     /// Bytes one rendered file may have.
     pub file_bytes: usize,
-    /// Bytes one plan in one environment may render, all files together.
+    /// Bytes one plan in one environment may render, all files together
+    /// (and the values its wiring and outputs give, together).
     pub instance_bytes: usize,
-    /// Bytes one run may render, all plans and environments together.
+    /// Bytes one run may hold, all plans and environments together: its
+    /// templates (read and compiled), the values composed, and the files
+    /// rendered.
     pub run_bytes: usize,
     /// Files one plan in one environment may render.
     pub instance_files: usize,
