@@ -160,7 +160,15 @@ impl Reconciler {
                 };
                 (Some(revision), ended)
             }
-            Err(e) => (None, Ended::Failed(format!("the spec repo: {e}"))),
+            Err(e) => {
+                let why = format!("the spec repo: {}", crate::error::chain(&e));
+                let ended = if e.is_transient() {
+                    Ended::Failed(why)
+                } else {
+                    Ended::Terminal(why)
+                };
+                (None, ended)
+            }
         }
     }
 
