@@ -142,7 +142,7 @@ fn at_or_after(ui: &Ui, r: &audit::Recorded, since: Timestamp) -> bool {
         Ok(t) => t >= since,
         Err(_) => {
             ui.warning(&format!(
-                "event {}: its time `{}` is not RFC 3339; shown whatever --since says\n",
+                "event {}: its time `{}` is not RFC 3339; shown whatever --since says",
                 &r.commit[..12.min(r.commit.len())],
                 r.event.time
             ));

@@ -55,19 +55,28 @@ fn trail() -> Trail {
         .output()
         .expect("ssh-keygen");
     assert!(out.status.success());
-    let signer = Signer::load(&key).expect("the key loads");
-    let identity = Identity {
-        name: "druppie".into(),
-        email: "druppie@example.org".into(),
-    };
-    let repo = Repo::open(f.path()).unwrap().expect("a repository");
-    let mut writer = Writer::new(&repo, &signer, &identity).expect("a writer");
     let now = Timestamp::now().as_second();
+    let t = Trail { f, now };
     for (n, (ago, offset, env)) in EVENTS.into_iter().enumerate() {
-        let at = now - ago;
+        t.record(n, env, &druppie::apply::stamp((now - ago, offset)));
+    }
+    t
+}
+
+impl Trail {
+    /// Appends the `n`-th event, in `env`, at `time` as written.
+    fn record(&self, n: usize, env: &str, time: &str) {
+        let key = self.f.path().join(".git/druppie_ed25519");
+        let signer = Signer::load(&key).expect("the key loads");
+        let identity = Identity {
+            name: "druppie".into(),
+            email: "druppie@example.org".into(),
+        };
+        let repo = Repo::open(self.f.path()).unwrap().expect("a repository");
+        let mut writer = Writer::new(&repo, &signer, &identity).expect("a writer");
         let event = Event {
             kind: Kind::Applied,
-            time: druppie::apply::stamp((at, offset)),
+            time: time.to_owned(),
             actor: "druppie".into(),
             plans: vec!["permits".into()],
             env: Some(env.into()),
@@ -76,12 +85,9 @@ fn trail() -> Trail {
             branch: None,
             spec_commit: None,
         };
-        writer.record(&[event], (at, offset)).expect("recorded");
+        writer.record(&[event], (self.now, 0)).expect("recorded");
     }
-    Trail { f, now }
-}
 
-impl Trail {
     fn audit(&self, args: &[&str]) -> Run {
         let mut full = vec!["audit"];
         full.extend_from_slice(args);
@@ -101,7 +107,7 @@ impl Trail {
             .iter()
             .map(|e| {
                 let commit = e["commit"].as_str().expect("a commit");
-                (0..EVENTS.len())
+                (0..=EVENTS.len())
                     .find(|&n| commit_of(n) == commit)
                     .expect("one of ours")
             })
@@ -142,6 +148,24 @@ fn since_takes_spans_back_from_now() {
     assert_eq!(t.selected(&["--since", "90s"]), Vec::<usize>::new());
     let run = t.audit(&["--since", "90s"]);
     assert_eq!((run.code, run.stdout.as_str()), (0, "no events\n"));
+}
+
+#[test]
+fn an_event_whose_time_does_not_read_is_shown_with_a_warning_whatever_since_says() {
+    let t = trail();
+    t.record(5, "dev", "last tuesday");
+    let run = t.audit(&["--since", "1h"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("last tuesday"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("its time `last tuesday` is not RFC 3339; shown whatever --since says\n"),
+        "{}",
+        run.stderr
+    );
+    let mut selected = t.selected(&["--since", "1h"]);
+    selected.sort();
+    assert_eq!(selected, [4, 5]);
 }
 
 #[test]
