@@ -42,6 +42,9 @@ use crate::secret::{Scrubber, Secret};
 pub struct Options {
     pub listen: String,
     pub poll: Duration,
+    /// The first wait before a transiently failed reconcile is tried
+    /// again, and the longest (the waits double in between).
+    pub retry: (Duration, Duration),
     /// The HTTP server's timeouts and connection cap.
     pub limits: Limits,
     /// Scrubs every configured secret from what the API serves.
@@ -104,9 +107,12 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
     shared.queue.push(queue::Trigger::Start);
     let worker = {
         let shared = shared.clone();
+        let retry = options.retry;
         std::thread::Builder::new()
             .name("druppie-reconcile".into())
-            .spawn(move || worker::run(&reconciler, &shared))
+            .spawn(move || {
+                worker::run(&reconciler, &shared, worker::Backoff::new(retry.0, retry.1))
+            })
             .expect("a thread can be started")
     };
     if options.webhook_secret.is_none() {
@@ -152,6 +158,8 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         tracing::info!(
             addr = %addr,
             poll = ?options.poll,
+            retry_backoff = ?options.retry.0,
+            retry_backoff_max = ?options.retry.1,
             header_timeout = ?limits.header_timeout,
             idle_timeout = ?limits.idle_timeout,
             request_timeout = ?limits.request_timeout,

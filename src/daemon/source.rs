@@ -9,6 +9,33 @@ use std::path::{Path, PathBuf};
 use crate::apply::{Cache, CacheError};
 use crate::audit::BRANCH;
 
+/// The spec repo could not be brought up to date or its trail pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// git failed on the spec repo (a fetch, a checkout, a push).
+    #[error("the spec repo")]
+    Git(#[from] CacheError),
+    /// The trail here and on the remote each have events the other
+    /// lacks.
+    #[error(
+        "the `{BRANCH}` branch here and on the spec remote diverged: another druppie writes the same trail"
+    )]
+    Diverged,
+}
+
+impl SourceError {
+    /// Whether trying again unchanged may help: a fetch or push that
+    /// failed in transport, a busy cache, a full disk. A diverged trail
+    /// needs a person (stop the other druppie), and so does a push the
+    /// remote refused.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Git(e) => e.is_transient(),
+            SourceError::Diverged => false,
+        }
+    }
+}
+
 /// Where the spec comes from.
 #[derive(Debug, Clone)]
 pub enum SpecSource {
@@ -117,6 +144,7 @@ impl SpecSource {
             "origin",
             &format!("+refs/heads/{BRANCH}:{remote}"),
         ]) {
+            // A remote without a trail yet: this one starts it.
             Err(CacheError::Git { said, .. }) if said.contains("couldn't find remote ref") => {
                 return self.publish(git);
             }
@@ -151,29 +179,6 @@ impl SpecSource {
         }
         run(&["push", "--quiet", "origin", &format!("{local}:{local}")])?;
         Ok(())
-    }
-}
-
-/// Why the spec could not be brought up to date.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// git failed on the spec repo's clone or its remote.
-    #[error(transparent)]
-    Git(#[from] CacheError),
-    /// Two trails went separate ways; a person must pick one.
-    #[error(
-        "the `{BRANCH}` branch here and on the spec remote diverged: another druppie writes the same trail"
-    )]
-    Diverged,
-}
-
-impl SourceError {
-    /// Whether trying again later may succeed with nothing changed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SourceError::Git(e) => e.is_transient(),
-            SourceError::Diverged => false,
-        }
     }
 }
 
