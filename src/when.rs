@@ -14,7 +14,7 @@ pub enum WhenError {
         "`{text}` is not a time: use an RFC 3339 time with its offset (2026-11-21T00:00:00Z, 2026-11-21T00:00:00+02:00) or a span back from now (90s, 30m, 1h, 7d, 2w)"
     )]
     Syntax { text: String },
-    /// A span that is negative or reaches before the year -9999.
+    /// A span that reaches before the year -9999.
     #[error("`{text}` is not a span back from now that druppie can count")]
     Range { text: String },
 }
@@ -32,25 +32,31 @@ pub fn since(text: &str, now: Timestamp) -> Result<Timestamp, WhenError> {
     if let Ok(instant) = instant(t) {
         return Ok(instant);
     }
-    let syntax = || WhenError::Syntax {
+    let back = span(t).ok_or_else(|| WhenError::Syntax {
         text: text.to_owned(),
-    };
-    // A bare number is not a span: say which unit is meant.
-    if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(syntax());
-    }
-    let span: Span = t.parse().map_err(|_| syntax())?;
-    let back: SignedDuration = span
-        .to_duration(SpanRelativeTo::days_are_24_hours())
-        .map_err(|_| syntax())?;
-    if back.is_negative() {
-        return Err(WhenError::Range {
+    })?;
+    SignedDuration::try_from(back)
+        .ok()
+        .and_then(|back| now.checked_sub(back).ok())
+        .ok_or_else(|| WhenError::Range {
             text: text.to_owned(),
-        });
+        })
+}
+
+/// Reads a span of time as people write one: `250ms`, `90s`, `30m`,
+/// `1h30m`, `7d` (a day is 24 hours), `2w` (jiff's friendly format).
+/// `None` for anything else: a bare number (which unit?), a span with
+/// months or years (their length depends on the calendar), a negative
+/// span. The one reading of durations, for the command line and for
+/// druppie.toml alike.
+pub fn span(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
+        return None;
     }
-    now.checked_sub(back).map_err(|_| WhenError::Range {
-        text: text.to_owned(),
-    })
+    let span: Span = t.parse().ok()?;
+    let length = span.to_duration(SpanRelativeTo::days_are_24_hours()).ok()?;
+    std::time::Duration::try_from(length).ok()
 }
 
 /// Reads an RFC 3339 time with its offset (`Z`, `+00:00`, `+02:00`), as
@@ -120,7 +126,7 @@ mod tests {
                 "{bad}: {said}"
             );
         }
-        assert!(matches!(since("-1h", now), Err(WhenError::Range { .. })));
+        assert!(matches!(since("-1h", now), Err(WhenError::Syntax { .. })));
         assert!(instant("1h").is_err());
     }
 }

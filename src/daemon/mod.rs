@@ -287,22 +287,17 @@ pub enum DurationError {
     Zero(String),
 }
 
-/// Parses a duration as `druppie.toml` writes it: `500ms`, `30s`, `5m`, `1h`.
+/// Parses a duration as `druppie.toml` writes it: `500ms`, `30s`, `5m`,
+/// `1h`, `1h30m` (read by [`crate::when::span`]); a bare number is
+/// seconds.
 ///
 /// # Errors
-/// Not a number followed by one of those units, or zero.
+/// Not a span of time, or zero.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let syntax = || DurationError::Syntax(text.to_owned());
-    let n: u64 = n.parse().map_err(|_| syntax())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(syntax)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(syntax)?),
-        _ => return Err(syntax()),
+    let d = match t.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => crate::when::span(t).ok_or_else(|| DurationError::Syntax(text.to_owned()))?,
     };
     if d.is_zero() {
         return Err(DurationError::Zero(text.to_owned()));
@@ -321,7 +316,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5 weeks").is_err());
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("-5m").is_err());
+        assert!(parse_duration("1 month").is_err());
     }
 
     /// One election round against a scripted API server.
