@@ -147,6 +147,11 @@ pub struct Server {
     pub request_timeout: String,
     /// Connections served at once; further ones wait to be accepted.
     pub max_connections: usize,
+    /// The first wait before a reconcile that failed for a passing reason
+    /// (git, the forge, the network) is tried again; each further failure
+    /// doubles it (with jitter) up to `retry_backoff_max`.
+    pub retry_backoff: String,
+    pub retry_backoff_max: String,
 }
 
 impl Default for Server {
@@ -159,6 +164,8 @@ impl Default for Server {
             idle_timeout: "60s".into(),
             request_timeout: "30s".into(),
             max_connections: 4096,
+            retry_backoff: "1s".into(),
+            retry_backoff_max: "5m".into(),
         }
     }
 }

@@ -32,7 +32,7 @@
 //! and Deployment readiness, the leader Lease, health checks), [`config`]
 //! reads `druppie.toml`, [`secret`] keeps secret values out of output,
 //! [`hex`] writes and reads digests, [`error`] puts an error and its causes
-//! on one line,
+//! on one line, [`when`] reads times and spans back from now as instants,
 //! [`registry`] makes the catalog of blocks and skills searchable,
 //! [`template`] configures the template engine compose and render share,
 //! [`yaml_subset`] reads the common YAML subset fast for spec loading and
@@ -62,4 +62,5 @@ pub mod render;
 pub mod secret;
 pub mod spec;
 pub mod template;
+pub mod when;
 pub mod yaml_subset;

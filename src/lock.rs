@@ -117,13 +117,10 @@ impl Lock {
     ///
     /// # Errors
     /// The text is not a lock (the message carries line and column).
-    pub fn parse(text: &str) -> Result<Lock, String> {
-        let lock: Lock = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Lock, LockParseError> {
+        let lock: Lock = serde_saphyr::from_str(text)?;
         if lock.format != FORMAT {
-            return Err(format!(
-                "lock format {} is not supported (this druppie reads format {FORMAT})",
-                lock.format
-            ));
+            return Err(LockParseError::Format(lock.format));
         }
         Ok(lock)
     }
@@ -144,6 +141,15 @@ impl Lock {
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
 fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
+}
+
+/// A lock file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LockParseError {
+    #[error(transparent)]
+    Yaml(#[from] serde_saphyr::Error),
+    #[error("lock format {0} is not supported (this druppie reads format {FORMAT})")]
+    Format(u32),
 }
 
 #[cfg(test)]
@@ -194,8 +200,18 @@ mod tests {
 
     #[test]
     fn garbage_and_future_formats_are_rejected_with_a_reason() {
-        assert!(Lock::parse("plan: [").unwrap_err().contains("line"));
+        assert!(
+            Lock::parse("plan: [")
+                .unwrap_err()
+                .to_string()
+                .contains("line")
+        );
         let future = sample().to_yaml().replace("format: 1", "format: 9");
-        assert!(Lock::parse(&future).unwrap_err().contains("format 9"));
+        assert!(
+            Lock::parse(&future)
+                .unwrap_err()
+                .to_string()
+                .contains("format 9")
+        );
     }
 }

@@ -88,20 +88,23 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    fn bad_commit(repo: &str, commit: &str) -> ApplyError {
+    pub(crate) fn bad_commit(repo: &str, commit: &str) -> ApplyError {
         ApplyError::BadCommit {
             repo: repo.to_owned(),
             commit: commit.to_owned(),
         }
     }
 
-    fn not_cached(repo: &str) -> ApplyError {
+    pub(crate) fn not_cached(repo: &str) -> ApplyError {
         ApplyError::NotCached {
             repo: repo.to_owned(),
         }
     }
 
-    fn git(repo: &str, what: &'static str) -> impl FnOnce(crate::git::Error) -> ApplyError {
+    pub(crate) fn git(
+        repo: &str,
+        what: &'static str,
+    ) -> impl FnOnce(crate::git::Error) -> ApplyError {
         move |source| ApplyError::Git {
             repo: repo.to_owned(),
             what,

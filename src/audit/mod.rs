@@ -95,6 +95,16 @@ impl Event {
         )
     }
 
+    /// When it happened, as an instant; druppie writes RFC 3339 with an
+    /// offset (`2026-11-21T10:00:00+00:00`).
+    ///
+    /// # Errors
+    /// The time is not RFC 3339 with an offset (written by hand, or by
+    /// something other than druppie).
+    pub fn instant(&self) -> Result<crate::when::Timestamp, crate::when::WhenError> {
+        crate::when::instant(&self.time)
+    }
+
     fn yaml(&self) -> String {
         let q = |s: &str| serde_json::to_string(s).expect("a string serializes");
         let mut out = format!(

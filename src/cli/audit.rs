@@ -1,11 +1,14 @@
 //! `druppie audit`: the timeline of what druppie proposed and applied,
 //! read from the spec repo's `druppie-audit` branch.
 
+use std::collections::BTreeSet;
+
 use super::output::table;
 use super::{CommandError, CommandResult, Context, Ui, command_error::ok};
 use crate::audit;
 use crate::git::Repo;
 use crate::git::sign::AllowedSigners;
+use crate::when::{self, Timestamp};
 
 /// Show who proposed, approved and applied what, where and when, from the
 /// signed event commits on the spec repo's `druppie-audit` branch.
@@ -14,7 +17,12 @@ pub struct Args {
     /// Only events of this plan
     #[arg(long)]
     pub plan: Option<String>,
-    /// Only events at or after this time (RFC 3339, e.g. 2026-11-21T00:00:00+00:00)
+    /// Only events in this environment
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only events at or after this time: RFC 3339 with its offset
+    /// (2026-11-21T00:00:00Z, 2026-11-21T00:00:00+02:00) or a span back
+    /// from now (90s, 30m, 1h, 7d, 2w)
     #[arg(long)]
     pub since: Option<String>,
     /// Print JSON
@@ -29,6 +37,13 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let since = match &args.since {
+        Some(text) => Some(
+            when::since(text, Timestamp::now())
+                .map_err(|e| CommandError::user(format!("--since: {e}")))?,
+        ),
+        None => None,
+    };
     let spec = Repo::discover(&ctx.spec_root).ok_or_else(|| {
         CommandError::user(format!(
             "{} is not in a git repository, so it has no audit trail",
@@ -47,14 +62,12 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         None
     };
     let events = audit::read(&spec, allowed.as_ref()).map_err(CommandError::failed)?;
+    known_names(ctx, &events, args)?;
     let shown: Vec<&audit::Recorded> = events
         .iter()
         .filter(|r| args.plan.as_ref().is_none_or(|p| r.event.plans.contains(p)))
-        .filter(|r| {
-            args.since
-                .as_ref()
-                .is_none_or(|t| r.event.time.as_str() >= t.as_str())
-        })
+        .filter(|r| args.env.is_none() || r.event.env == args.env)
+        .filter(|r| since.is_none_or(|t| at_or_after(ui, r, t)))
         .collect();
     if args.json {
         let json = serde_json::to_string_pretty(&shown).expect("events serialize");
@@ -119,6 +132,86 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
             shown.len()
         ))),
     }
+}
+
+/// Whether `r` happened at or after `since`. An event whose time cannot
+/// be read (not written by druppie) is kept, with a warning: it cannot be
+/// placed, and a filter must not hide what it cannot judge.
+fn at_or_after(ui: &Ui, r: &audit::Recorded, since: Timestamp) -> bool {
+    match r.event.instant() {
+        Ok(t) => t >= since,
+        Err(_) => {
+            ui.warning(&format!(
+                "event {}: its time `{}` is not RFC 3339; shown whatever --since says",
+                &r.commit[..12.min(r.commit.len())],
+                r.event.time
+            ));
+            true
+        }
+    }
+}
+
+/// `--plan` and `--env` must name a plan or environment that the trail
+/// or the spec knows; a known one with no events shows "no events".
+fn known_names(ctx: &Context, events: &[audit::Recorded], args: &Args) -> Result<(), CommandError> {
+    if args.plan.is_none() && args.env.is_none() {
+        return Ok(());
+    }
+    let mut plans: BTreeSet<String> = BTreeSet::new();
+    let mut envs: BTreeSet<String> = BTreeSet::new();
+    for r in events {
+        plans.extend(r.event.plans.iter().cloned());
+        envs.extend(r.event.env.iter().cloned());
+    }
+    // The spec as it loads, even with errors in it: its names count too.
+    if let Ok(spec) = crate::spec::load(&ctx.spec_root, &crate::spec::LoadOptions::default()) {
+        for plan in &spec.plans {
+            plans.insert(plan.name.value.clone());
+            envs.extend(plan.environments.iter().map(|e| e.value.clone()));
+        }
+        if let Some(platform) = &spec.platform {
+            envs.extend(platform.environments.0.iter().map(|(k, _)| k.value.clone()));
+        }
+    }
+    for (what, flag, name, known) in [
+        ("plan", "--plan", &args.plan, &plans),
+        ("environment", "--env", &args.env, &envs),
+    ] {
+        if let Some(name) = name
+            && !known.contains(name)
+        {
+            return Err(unknown(what, flag, name, known));
+        }
+    }
+    Ok(())
+}
+
+/// "unknown plan `x`", with the nearest names and every known one.
+fn unknown(what: &str, flag: &str, name: &str, known: &BTreeSet<String>) -> CommandError {
+    let quoted = |names: &mut dyn Iterator<Item = &str>| {
+        names
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let near = crate::spec::suggest::candidates(name, known.iter().map(String::as_str));
+    let all = if known.is_empty() {
+        format!("neither the audit trail nor the spec names any {what}")
+    } else {
+        format!(
+            "the audit trail and the spec know {}",
+            quoted(&mut known.iter().map(String::as_str))
+        )
+    };
+    let hint = match near.as_slice() {
+        [] => all,
+        [one] => format!("did you mean `{one}`? {all}"),
+        many => format!(
+            "did you mean one of {}? {all}",
+            quoted(&mut many.iter().map(String::as_str))
+        ),
+    };
+    CommandError::hinted(format!("{flag}: unknown {what} `{name}`"), hint)
 }
 
 /// The commits druppie signed in the target repos that the trail (its

@@ -4,6 +4,7 @@
 mod apply;
 mod audit;
 mod blocks;
+mod catalog;
 mod command_error;
 mod completions;
 mod diff;

@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
             ctx.spec_root.display()
         ))
     })?;
-    let prefix = spec_prefix(&repo, &ctx.spec_root).map_err(CommandError::user)?;
+    let prefix = spec_prefix(&repo, &ctx.spec_root)?;
     // Private (mode 0700, a random name) and removed when dropped.
     let tmp = tempfile::Builder::new()
         .prefix("druppie-preview-")
@@ -139,7 +139,7 @@ fn post(
             "set `[forge] kind = \"gitea\"` or `\"github\"` in druppie.toml",
         ));
     };
-    let repo = spec_repo(ctx.config.spec.url.as_deref()).map_err(CommandError::user)?;
+    let repo = spec_repo(ctx.config.spec.url.as_deref())?;
     let mask = diff::report::Mask::new(changes.secrets.iter().cloned());
     let body = diff::report::comment(
         &format!("**druppie preview**: what merging this changes ({intent})"),
@@ -154,30 +154,37 @@ fn post(
 
 /// `owner/name` of the spec repo from its URL
 /// (`https://host/owner/name.git`, `git@host:owner/name.git`).
-fn spec_repo(url: Option<&str>) -> Result<String, String> {
-    let url = url.ok_or("--pr needs `[spec] url` in druppie.toml: the spec repo on the forge")?;
+fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
+    let url = url.ok_or_else(|| {
+        CommandError::hinted(
+            "--pr needs the spec repo on the forge",
+            "set `[spec] url` in druppie.toml",
+        )
+    })?;
     let path = url.trim_end_matches('/').trim_end_matches(".git");
     let mut parts = path.rsplit(['/', ':']);
     match (parts.next(), parts.next()) {
         (Some(name), Some(owner)) if !name.is_empty() && !owner.is_empty() => {
             Ok(format!("{owner}/{name}"))
         }
-        _ => Err(format!(
+        _ => Err(CommandError::user(format!(
             "`[spec] url` = {url:?} does not name an owner and a repo"
-        )),
+        ))),
     }
 }
 
 /// Where the spec checkout is inside its repository (`` for the root).
-fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, String> {
+fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, CommandError> {
     let Some(work) = repo.work_dir() else {
         return Ok(String::new());
     };
-    let canon = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+    let canon = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| CommandError::user(format!("{}: {e}", p.display())))
+    };
     let (work, spec) = (canon(work)?, canon(spec_root)?);
     let rel = spec
         .strip_prefix(&work)
-        .map_err(|_| format!("{} is outside its repository", spec.display()))?;
+        .map_err(|_| CommandError::user(format!("{} is outside its repository", spec.display())))?;
     Ok(crate::spec::source::slash_path(Path::new(""), rel))
 }
 

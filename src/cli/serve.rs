@@ -48,6 +48,14 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
     let config = &ctx.config;
     let poll = crate::daemon::parse_duration(&config.server.poll_interval)
         .map_err(|e| CommandError::user(format!("[server] poll_interval: {e}")))?;
+    let retry = |key: &str, text: &str| {
+        crate::daemon::parse_duration(text)
+            .map_err(|e| CommandError::user(format!("[server] {key}: {e}")))
+    };
+    let retry = (
+        retry("retry_backoff", &config.server.retry_backoff)?,
+        retry("retry_backoff_max", &config.server.retry_backoff_max)?,
+    );
     let webhook_secret = match env.webhook {
         Var::Set(secret) => Some(secret),
         Var::Unset => None,
@@ -91,6 +99,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
             .clone()
             .unwrap_or_else(|| config.server.listen.clone()),
         poll,
+        retry,
         limits: server,
         scrubber: ctx.scrubber.clone(),
         webhook_secret,

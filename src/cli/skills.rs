@@ -1,8 +1,7 @@
 //! `druppie skills`: list or search the skills catalog.
 
-use super::blocks::load_catalog;
-use super::output::{table, truncate};
-use super::{CommandResult, Context, Ui, command_error::ok};
+use super::output::truncate;
+use super::{CommandResult, Context, Ui, catalog};
 use crate::registry::Registry;
 
 /// List skills (personas and instructions for the planner and agents), or
@@ -17,27 +16,21 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
-    let catalog = load_catalog(ctx, ui)?;
-    let registry = Registry::new(&catalog);
+    let spec = catalog::load(ctx, ui)?;
+    let registry = Registry::new(&spec);
     let hits = registry.search_skills(&args.query.join(" "));
-    if args.json {
-        ui.out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&hits).expect("catalog entries serialize")
-        ));
-        return ok();
-    }
-    let rows: Vec<Vec<String>> = hits
-        .iter()
-        .map(|s| {
+    catalog::print(
+        ui,
+        args.json,
+        &hits,
+        &["id", "category", "name", "description"],
+        |s| {
             vec![
                 s.id.clone(),
                 s.category.clone().unwrap_or_default(),
                 s.name.clone(),
                 truncate(&s.description, 70),
             ]
-        })
-        .collect();
-    ui.out(&table(&["id", "category", "name", "description"], &rows));
-    ok()
+        },
+    )
 }

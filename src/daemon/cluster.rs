@@ -13,9 +13,9 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use super::state::{Event, PlanStatus, Shared};
-use crate::apply::{Cache, NOTES, note, now, stamp};
+use crate::apply::{ApplyError, Cache, NOTES, note, now, stamp};
 use crate::audit::{self, Kind, Recorded};
-use crate::forge::Forge;
+use crate::forge::{Forge, ForgeError};
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::git::{ObjectId, Repo};
@@ -160,10 +160,10 @@ impl Link {
         if let Some(branch) = &applied.branch
             && let Err(e) = comment_pull(ctx, branch, &format!("{plan}:{env}"), &line)
         {
-            tracing::warn!(error = %e, "commenting the verification on the pull request");
+            tracing::warn!(error = %crate::error::chain(&e), "commenting the verification on the pull request");
         }
         if let Err(e) = comment(ctx, commit, &line) {
-            tracing::warn!(error = %e, "commenting the verification");
+            tracing::warn!(error = %crate::error::chain(&e), "commenting the verification");
         }
     }
 }
@@ -199,29 +199,28 @@ pub fn due<'t>(
 /// Puts `line` on the pull request of proposal branch `branch`, when the
 /// forge has pull requests: one comment per `what` (plan and environment;
 /// a proposal may carry several plans), updated in place.
-fn comment_pull(ctx: &Context<'_>, branch: &str, what: &str, line: &str) -> Result<(), String> {
+fn comment_pull(ctx: &Context<'_>, branch: &str, what: &str, line: &str) -> Result<(), ForgeError> {
     let Some(pulls) = ctx.forge.pulls() else {
         return Ok(());
     };
-    let Some(pull) = pulls
-        .find(ctx.infra_repo, branch)
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(pull) = pulls.find(ctx.infra_repo, branch)? else {
         return Ok(());
     };
     let marker = format!("<!-- druppie:verification:{what} -->");
-    pulls
-        .comment(ctx.infra_repo, pull.number, &marker, line)
-        .map_err(|e| e.to_string())
+    pulls.comment(ctx.infra_repo, pull.number, &marker, line)
 }
 
 /// Adds `line` to the git note on `commit` in the infra repo.
-fn comment(ctx: &Context<'_>, commit: &str, line: &str) -> Result<(), String> {
-    let repo = Repo::open(&ctx.cache.path(ctx.infra_repo))
-        .map_err(|e| e.to_string())?
-        .ok_or("the infra repo is not in the cache")?;
-    let id = ObjectId::from_hex(commit.as_bytes()).map_err(|e| e.to_string())?;
-    let earlier = repo.note(NOTES, id).map_err(|e| e.to_string())?;
+fn comment(ctx: &Context<'_>, commit: &str, line: &str) -> Result<(), ApplyError> {
+    let name = ctx.infra_repo;
+    let repo = Repo::open(&ctx.cache.path(name))
+        .map_err(ApplyError::git(name, "open the clone"))?
+        .ok_or_else(|| ApplyError::not_cached(name))?;
+    let id =
+        ObjectId::from_hex(commit.as_bytes()).map_err(|_| ApplyError::bad_commit(name, commit))?;
+    let earlier = repo
+        .note(NOTES, id)
+        .map_err(ApplyError::git(name, "read druppie's notes"))?;
     let text = match earlier {
         Some(t) => format!("{}\n{line}\n", t.trim_end()),
         None => format!("{line}\n"),
@@ -237,7 +236,6 @@ fn comment(ctx: &Context<'_>, commit: &str, line: &str) -> Result<(), String> {
         ctx.signer,
         now(),
     )
-    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

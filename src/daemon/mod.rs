@@ -42,6 +42,9 @@ use crate::secret::{Scrubber, Secret};
 pub struct Options {
     pub listen: String,
     pub poll: Duration,
+    /// The first wait before a transiently failed reconcile is tried
+    /// again, and the longest (the waits double in between).
+    pub retry: (Duration, Duration),
     /// The HTTP server's timeouts and connection cap.
     pub limits: Limits,
     /// Scrubs every configured secret from what the API serves.
@@ -104,9 +107,12 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
     shared.queue.push(queue::Trigger::Start);
     let worker = {
         let shared = shared.clone();
+        let retry = options.retry;
         std::thread::Builder::new()
             .name("druppie-reconcile".into())
-            .spawn(move || worker::run(&reconciler, &shared))
+            .spawn(move || {
+                worker::run(&reconciler, &shared, worker::Backoff::new(retry.0, retry.1))
+            })
             .expect("a thread can be started")
     };
     if options.webhook_secret.is_none() {
@@ -152,6 +158,8 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         tracing::info!(
             addr = %addr,
             poll = ?options.poll,
+            retry_backoff = ?options.retry.0,
+            retry_backoff_max = ?options.retry.1,
             header_timeout = ?limits.header_timeout,
             idle_timeout = ?limits.idle_timeout,
             request_timeout = ?limits.request_timeout,
@@ -279,22 +287,17 @@ pub enum DurationError {
     Zero(String),
 }
 
-/// Parses a duration as `druppie.toml` writes it: `500ms`, `30s`, `5m`, `1h`.
+/// Parses a duration as `druppie.toml` writes it: `500ms`, `30s`, `5m`,
+/// `1h`, `1h30m` (read by [`crate::when::span`]); a bare number is
+/// seconds.
 ///
 /// # Errors
-/// Not a number followed by one of those units, or zero.
+/// Not a span of time, or zero.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let syntax = || DurationError::Syntax(text.to_owned());
-    let n: u64 = n.parse().map_err(|_| syntax())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(syntax)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(syntax)?),
-        _ => return Err(syntax()),
+    let d = match t.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => crate::when::span(t).ok_or_else(|| DurationError::Syntax(text.to_owned()))?,
     };
     if d.is_zero() {
         return Err(DurationError::Zero(text.to_owned()));
@@ -313,7 +316,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5 weeks").is_err());
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("-5m").is_err());
+        assert!(parse_duration("1 month").is_err());
     }
 
     /// One election round against a scripted API server.

@@ -61,6 +61,17 @@ impl Ended {
         }
     }
 
+    /// The end of a reconcile that stopped on an error: retried with
+    /// backoff when the error says it is transient, else terminal for
+    /// the revision (it waits for a new spec commit).
+    fn from_error(why: &dyn std::fmt::Display, transient: bool) -> Ended {
+        if transient {
+            Ended::Failed(why.to_string())
+        } else {
+            Ended::Terminal(why.to_string())
+        }
+    }
+
     fn error(&self) -> Option<String> {
         match self {
             Ended::Terminal(e) | Ended::Failed(e) => Some(e.clone()),
@@ -163,7 +174,10 @@ impl Reconciler {
                 };
                 (Some(revision), ended)
             }
-            Err(e) => (None, Ended::Failed(format!("the spec repo: {e}"))),
+            Err(e) => (
+                None,
+                Ended::from_error(&crate::error::chain(&e), e.is_transient()),
+            ),
         }
     }
 
@@ -172,12 +186,10 @@ impl Reconciler {
         let opened = match crate::spec::open(root, &LoadOptions::default(), &Default::default()) {
             Ok(opened) => opened,
             Err(e) => {
-                let why = e.diagnostics().map_or_else(|| e.to_string(), headlines);
-                return if e.is_transient() {
-                    Ended::Failed(why)
-                } else {
-                    Ended::Terminal(why)
-                };
+                let why = e
+                    .diagnostics()
+                    .map_or_else(|| crate::error::chain(&e), headlines);
+                return Ended::from_error(&why, e.is_transient());
             }
         };
         let (valid, selection) = (&opened.valid, &opened.selection);
@@ -185,11 +197,7 @@ impl Reconciler {
         if let Some(check) = &self.check
             && let Err(e) = check.run(root)
         {
-            return if e.is_transient() {
-                Ended::Failed(e.to_string())
-            } else {
-                Ended::Terminal(e.to_string())
-            };
+            return Ended::from_error(&e, e.is_transient());
         }
         let Some(spec_repo) = Repo::discover(root) else {
             return Ended::Terminal(format!(
@@ -226,11 +234,13 @@ impl Reconciler {
             Ok(()) => Ended::Success,
             Err(Failure::Declined) => Ended::DryRun,
             Err(Failure::Diagnostics(diags)) => Ended::Terminal(headlines(&diags)),
-            Err(e) if !e.is_transient() => Ended::Terminal(crate::error::chain(&e)),
-            Err(e) => Ended::Failed(crate::error::chain(&e)),
+            Err(e) => Ended::from_error(&crate::error::chain(&e), e.is_transient()),
         };
         let ended = match (ended, published) {
-            (Ended::Success, Err(e)) => Ended::Failed(format!("pushing the audit trail: {e}")),
+            (Ended::Success, Err(e)) => Ended::from_error(
+                &format!("pushing the audit trail: {}", crate::error::chain(&e)),
+                e.is_transient(),
+            ),
             (ended, _) => ended,
         };
         self.settle(shared, &opened, revision, &outcome, &ended);

@@ -6,8 +6,35 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::apply::Cache;
+use crate::apply::{Cache, CacheError};
 use crate::audit::BRANCH;
+
+/// The spec repo could not be brought up to date or its trail pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// git failed on the spec repo (a fetch, a checkout, a push).
+    #[error("the spec repo")]
+    Git(#[from] CacheError),
+    /// The trail here and on the remote each have events the other
+    /// lacks.
+    #[error(
+        "the `{BRANCH}` branch here and on the spec remote diverged: another druppie writes the same trail"
+    )]
+    Diverged,
+}
+
+impl SourceError {
+    /// Whether trying again unchanged may help: a fetch or push that
+    /// failed in transport, a busy cache, a full disk. A diverged trail
+    /// needs a person (stop the other druppie), and so does a push the
+    /// remote refused.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Git(e) => e.is_transient(),
+            SourceError::Diverged => false,
+        }
+    }
+}
 
 /// Where the spec comes from.
 #[derive(Debug, Clone)]
@@ -71,7 +98,7 @@ impl SpecSource {
     ///
     /// # Errors
     /// git fails, or the audit trail here and on the remote diverged.
-    pub fn refresh(&self, git: &Cache) -> Result<Revision, String> {
+    pub fn refresh(&self, git: &Cache) -> Result<Revision, SourceError> {
         match self {
             SpecSource::Local(path) => Ok(Revision {
                 commit: crate::git::head_commit(path).map(|c| c.to_string()),
@@ -82,9 +109,8 @@ impl SpecSource {
                 },
             }),
             SpecSource::Remote { url, branch, dir } => {
-                let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
-                git.work_clone("spec", url, dir)
-                    .map_err(|e| crate::error::chain(&e))?;
+                let run = |args: &[&str]| git.git("spec", dir, args);
+                git.work_clone("spec", url, dir)?;
                 let tracking = format!("refs/remotes/origin/{branch}");
                 run(&[
                     "fetch",
@@ -106,11 +132,11 @@ impl SpecSource {
 
     /// Fetches the remote's audit trail and moves the local one forward
     /// to it; events recorded here and not pushed yet are pushed.
-    fn take_in_audit(&self, git: &Cache) -> Result<(), String> {
+    fn take_in_audit(&self, git: &Cache) -> Result<(), SourceError> {
         let SpecSource::Remote { dir, .. } = self else {
             return Ok(());
         };
-        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
+        let run = |args: &[&str]| git.git("spec", dir, args);
         let remote = format!("refs/remotes/origin/{BRANCH}");
         match run(&[
             "fetch",
@@ -118,7 +144,10 @@ impl SpecSource {
             "origin",
             &format!("+refs/heads/{BRANCH}:{remote}"),
         ]) {
-            Err(e) if e.contains("couldn't find remote ref") => return self.publish(git),
+            // A remote without a trail yet: this one starts it.
+            Err(CacheError::Git { said, .. }) if said.contains("couldn't find remote ref") => {
+                return self.publish(git);
+            }
             other => other?,
         };
         let local = format!("refs/heads/{BRANCH}");
@@ -131,9 +160,7 @@ impl SpecSource {
         if ancestor(&remote, &local) {
             return self.publish(git);
         }
-        Err(format!(
-            "the `{BRANCH}` branch here and on the spec remote diverged: another druppie writes the same trail"
-        ))
+        Err(SourceError::Diverged)
     }
 
     /// Pushes the audit trail to the remote spec repo (a local checkout
@@ -141,16 +168,17 @@ impl SpecSource {
     ///
     /// # Errors
     /// The push fails.
-    pub fn publish(&self, git: &Cache) -> Result<(), String> {
+    pub fn publish(&self, git: &Cache) -> Result<(), SourceError> {
         let SpecSource::Remote { dir, .. } = self else {
             return Ok(());
         };
         let local = format!("refs/heads/{BRANCH}");
-        let run = |args: &[&str]| git.git("spec", dir, args).map_err(|e| e.to_string());
+        let run = |args: &[&str]| git.git("spec", dir, args);
         if run(&["rev-parse", "--verify", "--quiet", &local]).is_err() {
             return Ok(());
         }
-        run(&["push", "--quiet", "origin", &format!("{local}:{local}")]).map(|_| ())
+        run(&["push", "--quiet", "origin", &format!("{local}:{local}")])?;
+        Ok(())
     }
 }
 

@@ -11,23 +11,43 @@ use super::queue::Next;
 use super::reconcile::{Ended, Reconciler};
 use super::state::Shared;
 
-/// The first wait after a transient failure, and the longest.
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// The first wait after a transient failure, and the longest, unless
+/// `[server] retry_backoff` and `retry_backoff_max` say otherwise.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
 /// Jittered exponential backoff: the n-th wait is uniform in
 /// `[d/2, d]` with `d = min(cap, base · 2ⁿ)`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Backoff {
+    base: Duration,
+    cap: Duration,
     failures: u32,
     pub deadline: Option<Instant>,
 }
 
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(BACKOFF_BASE, BACKOFF_CAP)
+    }
+}
+
 impl Backoff {
+    /// Waits starting at `base`, doubling up to `cap`.
+    pub fn new(base: Duration, cap: Duration) -> Backoff {
+        Backoff {
+            base,
+            cap: cap.max(base),
+            failures: 0,
+            deadline: None,
+        }
+    }
+
     pub fn failed(&mut self, now: Instant) -> Duration {
-        let full = BACKOFF_BASE
+        let full = self
+            .base
             .saturating_mul(1 << self.failures.min(16))
-            .min(BACKOFF_CAP);
+            .min(self.cap);
         self.failures += 1;
         let wait = full.mul_f64(0.5 + fastrand::f64() / 2.0);
         self.deadline = Some(now + wait);
@@ -35,13 +55,14 @@ impl Backoff {
     }
 
     pub fn reset(&mut self) {
-        *self = Backoff::default();
+        self.failures = 0;
+        self.deadline = None;
     }
 }
 
-/// Runs reconciles until the queue says stop.
-pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>) {
-    let mut backoff = Backoff::default();
+/// Runs reconciles until the queue says stop; a transient failure is
+/// tried again after `backoff`'s next wait (or at the next trigger).
+pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) {
     // The spec commit last reconciled to an end that another run of the
     // same commit would repeat (applied, or terminally refused).
     let mut done: Option<String> = None;
@@ -117,5 +138,17 @@ mod tests {
         b.reset();
         assert_eq!(b.deadline, None);
         assert!(b.failed(now) <= BACKOFF_BASE);
+    }
+
+    #[test]
+    fn a_configured_backoff_starts_and_stops_where_it_says() {
+        let now = Instant::now();
+        let (base, cap) = (Duration::from_millis(100), Duration::from_millis(400));
+        let mut b = Backoff::new(base, cap);
+        let waits: Vec<Duration> = (0..6).map(|_| b.failed(now)).collect();
+        assert!(waits[0] >= base / 2 && waits[0] <= base, "{waits:?}");
+        assert!(waits[5] >= cap / 2 && waits[5] <= cap, "{waits:?}");
+        b.reset();
+        assert!(b.failed(now) <= base);
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod apply;
+mod audit_filters;
 mod catalog;
 mod compose;
 mod concurrent;

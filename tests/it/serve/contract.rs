@@ -38,6 +38,31 @@ fn the_openapi_description_lists_exactly_the_routes_served() {
     assert_eq!(described, served);
 }
 
+/// What the server answers when `[server] request_timeout` fires (see
+/// `a_webhook_body_sent_slowly_is_answered_503_at_the_request_timeout`):
+/// every operation describes it, with the JSON error body it has.
+#[test]
+fn every_operation_describes_the_request_timeout_answer() {
+    let doc = description();
+    let timed_out = &doc["components"]["responses"]["TimedOut"];
+    assert_eq!(
+        timed_out["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Error"
+    );
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            let answer = &op["responses"]["503"];
+            let described = answer["$ref"] == "#/components/responses/TimedOut"
+                || (answer["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("request_timeout"))
+                    && answer["content"]["application/json"]["schema"]["$ref"]
+                        == "#/components/schemas/Error");
+            assert!(described, "{method} {path}: {answer}");
+        }
+    }
+}
+
 #[test]
 fn every_answer_of_the_api_matches_its_openapi_description() {
     let s = serve_setup();

@@ -12,6 +12,7 @@ use druppie::secret::Secret;
 
 mod contract;
 mod hostile;
+mod retry;
 mod wedge;
 
 use crate::apply::{Setup, setup};
