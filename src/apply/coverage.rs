@@ -37,13 +37,14 @@ pub fn missing(
     forge: &dyn Forge,
     cache: &Cache,
     key: &OwnKey,
+    limits: &crate::template::Limits,
 ) -> Result<Vec<Missing>, CoverageError> {
     let mut repos: BTreeSet<String> = events.iter().map(|r| r.event.repo.clone()).collect();
     if let Some(deployment) = &valid.deployment {
         let selection =
             crate::spec::select(valid, &Default::default()).map_err(CoverageError::Diagnostics)?;
         let picks = valid.picks(&selection);
-        let templates = crate::render::Templates::load(valid, deployment, &picks)
+        let templates = crate::render::Templates::load(valid, deployment, &picks, limits)
             .map_err(CoverageError::Diagnostics)?;
         repos.extend(
             crate::diff::target_repos(&deployment.platform, &picks, &templates)

@@ -200,9 +200,8 @@ impl Run<'_> {
         };
         let platform = &deployment.platform;
         let picks = valid.picks(selection);
-        let templates =
-            crate::render::Templates::load_within(valid, deployment, &picks, &self.limits)
-                .map_err(Failure::Diagnostics)?;
+        let templates = crate::render::Templates::load(valid, deployment, &picks, &self.limits)
+            .map_err(Failure::Diagnostics)?;
         let targets: Vec<(String, String)> = diff::target_repos(platform, &picks, &templates)
             .into_iter()
             .map(|(repo, branch)| (repo, branch.to_owned()))

@@ -241,9 +241,16 @@ fn missing_events(
         &crate::spec::LoadOptions::default(),
         &Default::default(),
     )?;
-    crate::apply::coverage::missing(&opened.valid, &trail.events, forge.as_ref(), &cache, &key)
-        .map_err(|e| match e {
-            crate::apply::coverage::CoverageError::Diagnostics(d) => CommandError::Diagnostics(d),
-            e => CommandError::failed(e),
-        })
+    crate::apply::coverage::missing(
+        &opened.valid,
+        &trail.events,
+        forge.as_ref(),
+        &cache,
+        &key,
+        &ctx.config.render.limits(),
+    )
+    .map_err(|e| match e {
+        crate::apply::coverage::CoverageError::Diagnostics(d) => CommandError::Diagnostics(d),
+        e => CommandError::failed(e),
+    })
 }

@@ -28,16 +28,21 @@ pub struct Environment {
     pub namespace: String,
 }
 
-/// The render check runs this very binary with this config; without a
-/// path to the binary (an unusual platform) the daemon renders unchecked.
-fn render_check(ctx: &Context) -> Option<RenderCheck> {
-    let program = std::env::current_exe().ok()?;
+/// The render check runs this very binary with this config. Without a
+/// path to the binary (an unusual platform) the daemon does not start:
+/// it never renders a spec that no child rendered first.
+fn render_check(ctx: &Context) -> Result<RenderCheck, CommandError> {
+    let program = std::env::current_exe().map_err(|e| {
+        CommandError::user(format!(
+            "serve renders every spec revision in a child process first and cannot find its own binary: {e}"
+        ))
+    })?;
     let mut args = Vec::new();
     if let Some(config) = &ctx.config_file {
         args.push("--config".into());
         args.push(config.clone().into_os_string());
     }
-    Some(RenderCheck {
+    Ok(RenderCheck {
         program,
         args,
         timeout: std::time::Duration::from_secs(120),
@@ -90,7 +95,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         signer,
         identity: super::apply::identity(config),
         cluster: None,
-        check: render_check(ctx),
+        check: Some(render_check(ctx)?),
         limits: config.render.limits(),
     };
     let options = Options {

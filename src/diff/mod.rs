@@ -151,7 +151,7 @@ pub fn diff(
     };
     let platform = &deployment.platform;
     let selection = v.picks(selection);
-    let templates = Templates::load_within(v, deployment, &selection, &options.limits)?;
+    let templates = Templates::load(v, deployment, &selection, &options.limits)?;
     let mut out = ChangeSets::default();
     let repos = open_repos(
         platform,

@@ -181,20 +181,6 @@ pub struct Templates<'a> {
 }
 
 impl<'a> Templates<'a> {
-    /// Reads the template trees of the blocks the picked plans use
-    /// (`picks`: plan × environment, in composition order), within the
-    /// default [`Limits`].
-    ///
-    /// # Errors
-    /// As for [`Templates::load_within`].
-    pub fn load(
-        v: &'a Validated,
-        deployment: &'a Deployment,
-        picks: &[Pick<'a>],
-    ) -> Result<Templates<'a>, Diagnostics> {
-        Templates::load_within(v, deployment, picks, &Limits::default())
-    }
-
     /// Reads the template trees of the blocks the picked plans use, to
     /// render within `limits`: the templates, read and compiled, count
     /// towards `limits.run_bytes`.
@@ -202,7 +188,7 @@ impl<'a> Templates<'a> {
     /// # Errors
     /// An unreadable template, a template syntax error, or templates
     /// larger than the limits.
-    pub fn load_within(
+    pub fn load(
         v: &'a Validated,
         deployment: &'a Deployment,
         picks: &[Pick<'a>],
