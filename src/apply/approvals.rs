@@ -26,6 +26,10 @@ pub enum Style {
     /// The default branch was moved to the proposal itself: no commit
     /// says who did it.
     FastForward,
+    /// The proposal's changes reached the default branch in a commit
+    /// that does not contain the proposal (a squash, a rebase, a
+    /// cherry-pick): that commit's signature is the approval.
+    Squash,
 }
 
 /// A merged proposal.
@@ -67,6 +71,7 @@ pub struct Target<'a> {
 }
 
 /// One commit of a `git log` listing.
+#[derive(Clone)]
 struct Listed {
     commit: String,
     committer_name: String,
@@ -239,40 +244,77 @@ impl Target<'_> {
             if !seen.insert(proposal.commit.clone()) || !self.signed(&repo, &proposal.commit)? {
                 continue;
             }
-            let (merged, _) = self.git(&[
-                "merge-base",
-                "--is-ancestor",
-                &proposal.commit,
-                self.default,
-            ])?;
-            if !merged {
+            let Some((merge, style)) = self.landing(proposal)? else {
                 continue;
-            }
-            let range = format!("{}..{}", proposal.commit, self.default);
-            let after = self.log(&["--first-parent", "--ancestry-path", "--reverse", &range])?;
-            let on_line = self.log(&["--first-parent", "-n", "1000", self.default, "--"])?;
-            let fast_forward = on_line.iter().any(|c| c.commit == proposal.commit);
-            let (merge, style) = if fast_forward {
-                (proposal, Style::FastForward)
-            } else {
-                // The first commit of the default branch's own line that
-                // contains the proposal: the merge.
-                match after.first() {
-                    Some(m) => (m, Style::Merge),
-                    None => continue,
-                }
             };
             out.push(Merged {
                 branch,
                 proposal: proposal.commit.clone(),
-                merge: merge.commit.clone(),
+                merge: merge.commit,
                 style,
-                merger_name: merge.committer_name.clone(),
-                merger_email: merge.committer_email.clone(),
+                merger_name: merge.committer_name,
+                merger_email: merge.committer_email,
                 plans: proposal.plans.clone(),
                 env: proposal.env.clone(),
             });
         }
         Ok(out)
+    }
+
+    /// Where `proposal` reached the default branch, and how: the first
+    /// commit of the default branch's own (first-parent) line that
+    /// contains it, whichever parent it came in through (a fix-up commit
+    /// on the proposal before the merge included); the proposal itself
+    /// when the branch was fast-forwarded to it; or, when no commit
+    /// contains it, the first one after which every path the proposal
+    /// changes reads as in the proposal (a squash, a rebase). `None`
+    /// while the proposal has not landed.
+    fn landing(&self, proposal: &Listed) -> Result<Option<(Listed, Style)>, ApplyError> {
+        let (contained, _) = self.git(&[
+            "merge-base",
+            "--is-ancestor",
+            &proposal.commit,
+            self.default,
+        ])?;
+        let range = format!("{}..{}", proposal.commit, self.default);
+        if contained {
+            let (_, descendants) = self.git(&["rev-list", "--ancestry-path", &range, "--"])?;
+            let descendants: BTreeSet<&str> = descendants.lines().collect();
+            let line = self.log(&["--first-parent", "--reverse", &range, "--"])?;
+            return Ok(
+                match line
+                    .into_iter()
+                    .find(|c| descendants.contains(c.commit.as_str()))
+                {
+                    Some(merge) => Some((merge, Style::Merge)),
+                    None => Some((proposal.clone(), Style::FastForward)),
+                },
+            );
+        }
+        let base = format!("{}^", proposal.commit);
+        let (_, paths) = self.git(&[
+            "diff-tree",
+            "-r",
+            "--no-commit-id",
+            "--name-only",
+            "-z",
+            &base,
+            &proposal.commit,
+        ])?;
+        let paths: Vec<&str> = paths.split('\0').filter(|p| !p.is_empty()).collect();
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let specs: Vec<String> = paths.iter().map(|p| format!(":(literal){p}")).collect();
+        let since = format!("{base}..{}", self.default);
+        for c in self.log(&["--first-parent", "--reverse", "-n", DEPTH, &since, "--"])? {
+            let mut args = vec!["diff", "--quiet", &proposal.commit, &c.commit, "--"];
+            args.extend(specs.iter().map(String::as_str));
+            let (same, _) = self.git(&args)?;
+            if same {
+                return Ok(Some((c, Style::Squash)));
+            }
+        }
+        Ok(None)
     }
 }

@@ -225,7 +225,7 @@ impl Trail<'_> {
         for m in target.merged(&proposed, ignored)? {
             let approval = self.signed_approval(target, &m)?;
             let actor = match m.style {
-                Style::Merge => format!("{} <{}>", m.merger_name, m.merger_email),
+                Style::Merge | Style::Squash => format!("{} <{}>", m.merger_name, m.merger_email),
                 Style::FastForward => "a fast-forward (no merge commit)".to_owned(),
             };
             out.push(Verdict {
@@ -277,9 +277,14 @@ impl Trail<'_> {
             .ok_or_else(|| ApplyError::not_cached(target.name))?;
         let id = ObjectId::from_hex(m.merge.as_bytes())
             .map_err(|_| ApplyError::bad_commit(target.name, &m.merge))?;
+        let what = if m.style == Style::Squash {
+            "the commit that brought the proposal in without merging it (a squash or rebase)"
+        } else {
+            "the merge commit"
+        };
         let Some(signed) = repo.signed(id).map_err(verify)? else {
             return Ok(Err(format!(
-                "the merge commit is not signed; an approval is a merge signed with the key of an approver ({list}) listed in {APPROVER_KEYS}"
+                "{what} is not signed; an approval is a merge signed with the key of an approver ({list}) listed in {APPROVER_KEYS}"
             )));
         };
         for approver in &approvers {
@@ -288,7 +293,7 @@ impl Trail<'_> {
             }
         }
         Ok(Err(format!(
-            "the merge commit is not signed by a key that {APPROVER_KEYS} accepts for an approver ({list})"
+            "{what} is not signed by a key that {APPROVER_KEYS} accepts for an approver ({list})"
         )))
     }
 

@@ -11,7 +11,7 @@ use crate::apply::{Setup, setup};
 use crate::support::git;
 
 /// git as someone else: `config` (`key=value`) and `env` added.
-fn git_as(dir: &Path, config: &[String], env: &[(&str, &str)], args: &[&str]) -> String {
+pub(crate) fn git_as(dir: &Path, config: &[String], env: &[(&str, &str)], args: &[&str]) -> String {
     let mut cmd = Command::new("git");
     cmd.args([
         "-c",
@@ -38,7 +38,7 @@ fn git_as(dir: &Path, config: &[String], env: &[(&str, &str)], args: &[&str]) ->
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn work(s: &Setup) -> std::path::PathBuf {
+pub(crate) fn work(s: &Setup) -> std::path::PathBuf {
     let work = s.tmp.path().join("work");
     git(&work, &["fetch", "-q", "origin"]);
     git(&work, &["reset", "-q", "--hard", "origin/main"]);
@@ -47,7 +47,7 @@ fn work(s: &Setup) -> std::path::PathBuf {
 
 /// Merges the prod proposal into main as `config`/`env` say, pushes,
 /// and returns the merge commit.
-fn merge(s: &Setup, config: &[String], env: &[(&str, &str)]) -> String {
+pub(crate) fn merge(s: &Setup, config: &[String], env: &[(&str, &str)]) -> String {
     let work = work(s);
     git_as(
         &work,
@@ -67,7 +67,7 @@ fn merge(s: &Setup, config: &[String], env: &[(&str, &str)]) -> String {
 }
 
 /// git config that signs with the SSH key at `key`.
-fn signing(key: &Path) -> Vec<String> {
+pub(crate) fn signing(key: &Path) -> Vec<String> {
     vec![
         "gpg.format=ssh".to_owned(),
         format!("user.signingkey={}", key.display()),
@@ -87,7 +87,7 @@ fn keygen(s: &Setup, name: &str) -> std::path::PathBuf {
 }
 
 /// `druppie audit --json` (not verified): (kind, repo, env, commit, actor).
-fn events(s: &Setup) -> Vec<(String, String, String, String, String)> {
+pub(crate) fn events(s: &Setup) -> Vec<(String, String, String, String, String)> {
     let run = s.audit_run(&["--json"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -101,11 +101,11 @@ fn events(s: &Setup) -> Vec<(String, String, String, String, String)> {
         .collect()
 }
 
-fn kinds(s: &Setup) -> Vec<String> {
+pub(crate) fn kinds(s: &Setup) -> Vec<String> {
     events(s).into_iter().map(|e| e.0).collect()
 }
 
-fn fsck_all(s: &Setup) {
+pub(crate) fn fsck_all(s: &Setup) {
     for repo in ["infra.git", "permits-app.git"] {
         git(&s.forge().join(repo), &["fsck", "--strict"]);
     }

@@ -15,6 +15,7 @@ mod hostile_links;
 mod hostile_names;
 mod hostile_templates;
 mod kubernetes;
+mod landed_proposals;
 mod never_wedged;
 mod pipes;
 mod policy_gate;
