@@ -295,7 +295,13 @@ impl Run<'_> {
                 .iter()
                 .filter_map(|step| event(step, &self.identity.email, self.spec_commit, &when))
                 .collect();
-            audit.record(&events, writer.time).map_err(Failure::Audit)?;
+            let recorded = audit.record(&events, writer.time);
+            if recorded.is_err() {
+                // What was pushed is reported too; the next run's
+                // catch-up records it.
+                outcome.steps.extend(steps);
+                return recorded.map(|_| ()).map_err(Failure::Audit);
+            }
             let moved: Vec<&Vec<String>> = steps
                 .iter()
                 .filter_map(|s| match &s.done {
