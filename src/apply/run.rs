@@ -8,9 +8,9 @@ use crate::compose::ComposeOptions;
 use crate::diff::report::{Mask, Summary};
 use crate::diff::{self, ChangeSets};
 use crate::forge::Forge;
-use crate::git::Repo;
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
+use crate::git::{Repo, lock};
 use crate::live::Sources;
 use crate::spec::diag::Diagnostics;
 use crate::spec::{Selection, Validated};
@@ -78,6 +78,9 @@ pub enum Failure {
     /// The spec repo, which holds the audit trail, cannot be locked.
     #[error("the spec repo")]
     SpecLock(#[source] crate::git::lock::LockError),
+    /// A git lock file in the spec repo stops the trail's writes.
+    #[error(transparent)]
+    SpecLocked(crate::git::lock::Held),
     /// The confirmation was refused.
     #[error("not applied")]
     Declined,
@@ -125,6 +128,7 @@ impl Failure {
             Failure::Apply(e) => e.is_transient(),
             Failure::Unreadable(errors) => errors.iter().all(crate::live::Error::is_transient),
             Failure::SpecLock(e) => e.is_transient(),
+            Failure::SpecLocked(e) => e.is_transient(),
             Failure::Trail(e) => e.is_transient(),
             Failure::Audit(e) => e.is_transient(),
             Failure::KeptMoving { .. } => true,
@@ -170,18 +174,29 @@ impl Run<'_> {
     ) -> Result<(), Failure> {
         let _cache = self.cache.hold().map_err(ApplyError::from)?;
         let git_dir = self.spec_repo.common_dir();
-        let spec = crate::git::lock::DirLock::acquire(
+        let spec = lock::DirLock::acquire(
             &git_dir.join("druppie-lock"),
             SPEC_WAIT,
             self.cache.holder(),
         )
         .map_err(Failure::SpecLock)?;
         let audit = format!("refs/heads/{}", crate::audit::BRANCH);
-        for stale in crate::git::lock::remove_stale_refs(&spec, &git_dir, &[audit.as_str()]) {
+        // Only druppie writes the audit branch: its lock is stale at any
+        // age. People run git in the spec repo too, so git's other
+        // short-lived locks are stale once they are old.
+        let mut removed = lock::remove_stale_refs(&spec, &git_dir, &[audit.as_str()]);
+        removed.extend(lock::remove_aged(&spec, &git_dir, lock::STALE_AFTER));
+        for stale in removed {
             outcome.repaired.push(format!(
                 "spec repo: removed the stale lock {} (left by a stopped process)",
                 stale.strip_prefix(&git_dir).unwrap_or(&stale).display()
             ));
+        }
+        // A lock that stops the trail's writes (too young to be stale,
+        // or not removable) is reported now, before anything is pushed
+        // that the trail would then lack.
+        if let Some(held) = lock::blocking(&git_dir, &audit).first() {
+            return Err(Failure::SpecLocked(lock::Held::at("the spec repo", held)));
         }
         self.attempts(valid, selection, scope, confirm, outcome)
     }
@@ -280,7 +295,13 @@ impl Run<'_> {
                 .iter()
                 .filter_map(|step| event(step, &self.identity.email, self.spec_commit, &when))
                 .collect();
-            audit.record(&events, writer.time).map_err(Failure::Audit)?;
+            let recorded = audit.record(&events, writer.time);
+            if recorded.is_err() {
+                // What was pushed is reported too; the next run's
+                // catch-up records it.
+                outcome.steps.extend(steps);
+                return recorded.map(|_| ()).map_err(Failure::Audit);
+            }
             let moved: Vec<&Vec<String>> = steps
                 .iter()
                 .filter_map(|s| match &s.done {

@@ -173,8 +173,10 @@ pub enum AuditError {
         #[source]
         source: Error,
     },
-    /// The branch kept moving (or stayed locked) under every attempt to
-    /// append to it.
+    /// A git lock file in the spec repo stops the branch from moving.
+    #[error(transparent)]
+    Locked(crate::git::lock::Held),
+    /// The branch kept moving under every attempt to append to it.
     #[error("the `{BRANCH}` branch kept moving; gave up after {attempts} attempts")]
     Contended {
         attempts: usize,
@@ -188,9 +190,10 @@ impl AuditError {
     /// ssh-keygen or a temporary file failed for a passing reason.
     pub fn is_transient(&self) -> bool {
         match self {
-            AuditError::Contended { .. } => true,
+            AuditError::Contended { .. } | AuditError::Locked(_) => true,
             AuditError::Verify { source, .. } => source.is_transient(),
-            AuditError::Read { .. } | AuditError::Event { .. } | AuditError::Write { .. } => false,
+            AuditError::Write { source } => source.is_transient(),
+            AuditError::Read { .. } | AuditError::Event { .. } => false,
         }
     }
 }

@@ -10,10 +10,14 @@ use super::read::{chain, own_event};
 use super::{AuditError, BRANCH, Event, FILE, Id, Recorded, Trail};
 use crate::git::sign::{OwnKey, Signer};
 use crate::git::write::{Identity, NewCommit, message};
-use crate::git::{ObjectId, Repo};
+use crate::git::{Error, ObjectId, Repo, lock};
 
 /// How often an append is tried before the trail counts as contended.
 const ATTEMPTS: usize = 50;
+/// How often an append finding the branch locked is tried (gix waits
+/// for the lock up to `core.packedRefsTimeout`, 1 s, each time) before
+/// the lock is reported.
+const LOCKED_ATTEMPTS: usize = 3;
 
 /// Writes events to the trail of one spec repo, knowing what it holds.
 pub struct Writer<'a> {
@@ -88,6 +92,7 @@ impl<'a> Writer<'a> {
         time: (i64, i32),
     ) -> Result<Vec<ObjectId>, AuditError> {
         let mut last = None;
+        let mut locked = 0;
         for attempt in 0..ATTEMPTS {
             let tip = self.refresh()?;
             let mut ids = BTreeSet::new();
@@ -119,13 +124,28 @@ impl<'a> Writer<'a> {
                     self.seen = Some(new);
                     return Ok(written);
                 }
-                Err(e) => {
-                    // Another writer moved the branch (read what it wrote
-                    // and try again) or holds its lock for a moment.
+                Err(e @ Error::Moved { .. }) => {
+                    // Another writer moved the branch: read what it
+                    // wrote and try again.
                     last = Some(e);
                     let wait = fastrand::u64(1..=5 + 2 * attempt as u64);
                     std::thread::sleep(std::time::Duration::from_millis(wait));
                 }
+                Err(e @ Error::Locked { .. }) => {
+                    // A git holds the branch's lock (or `packed-refs`'s)
+                    // for a moment, or a killed one left it.
+                    locked += 1;
+                    if locked >= LOCKED_ATTEMPTS {
+                        let git_dir = self.spec.common_dir();
+                        let branch = format!("refs/heads/{BRANCH}");
+                        if let Some(path) = lock::blocking(&git_dir, &branch).first() {
+                            return Err(AuditError::Locked(lock::Held::at("the spec repo", path)));
+                        }
+                    }
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(source) => return Err(AuditError::Write { source }),
             }
         }
         Err(AuditError::Contended {

@@ -13,6 +13,13 @@
 //! started by one is still running: a `*.lock` file found while holding
 //! it has no live owner and is removed. A killed druppie's lock is
 //! released by the kernel; nothing on disk needs cleaning up for it.
+//!
+//! A repository that people run git in too (the spec checkout) needs a
+//! second test, since their git does not take druppie's lock: there a
+//! lock file is stale when a druppie holds the lock and the file has sat
+//! unchanged for [`STALE_AFTER`], far longer than git holds one. A
+//! younger one stopping a write is reported ([`Held`]) with the command
+//! that removes it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
@@ -197,6 +204,111 @@ pub fn remove_stale_refs(_held: &DirLock, git_dir: &Path, refs: &[&str]) -> Vec<
         .collect()
 }
 
+/// How long a git lock file must sit unchanged, in a repository where
+/// people run git too, before it counts as left by a killed process.
+/// git holds a ref, `packed-refs`, `HEAD` or `config` lock for
+/// milliseconds (it waits at most 1 s for another one to go:
+/// `core.packedRefsTimeout`), so a lock this old has no live owner.
+pub const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// The lock files in `git_dir` that git holds only while it writes a
+/// ref, `packed-refs`, `HEAD`, `config` or the like: [`lock_files`]
+/// without `index.lock` (held by `git commit -a` for as long as its
+/// editor is open, and no concern of druppie's), the object database
+/// and submodules' repositories.
+fn short_lived_lock_files(git_dir: &Path) -> Vec<PathBuf> {
+    lock_files(git_dir)
+        .into_iter()
+        .filter(|p| {
+            let rel = p.strip_prefix(git_dir).unwrap_or(p);
+            let top = rel.components().next().map(|c| c.as_os_str());
+            p.file_name().is_some_and(|n| n != "index.lock")
+                && top.is_some_and(|t| t != "objects" && t != "modules")
+        })
+        .collect()
+}
+
+/// How long ago the file at `path` was last written; `None` when that
+/// cannot be told (gone, or written in the future by a skewed clock).
+fn age(path: &Path) -> Option<Duration> {
+    let written = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    std::time::SystemTime::now().duration_since(written).ok()
+}
+
+/// Removes the lock files git holds only briefly (see
+/// [`short_lived_lock_files`]) from `git_dir`, a repository people run
+/// git in too, once they are at least `stale_after` old; the caller
+/// holds the [`DirLock`] every druppie writing the repository takes, so
+/// none is druppie's own. Returns the files removed; one that cannot be
+/// removed stays, for [`blocking`] to report when it stops a write.
+pub fn remove_aged(_held: &DirLock, git_dir: &Path, stale_after: Duration) -> Vec<PathBuf> {
+    short_lived_lock_files(git_dir)
+        .into_iter()
+        .filter(|lock| age(lock).is_some_and(|age| age >= stale_after))
+        .filter(|lock| std::fs::remove_file(lock).is_ok())
+        .collect()
+}
+
+/// The lock files present in `git_dir` that stop moving `full_ref`:
+/// the ref's own and `packed-refs.lock` (which gix takes to compare a
+/// ref against its expected value).
+pub fn blocking(git_dir: &Path, full_ref: &str) -> Vec<PathBuf> {
+    [format!("{full_ref}.lock"), "packed-refs.lock".to_owned()]
+        .iter()
+        .map(|f| git_dir.join(f))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// A git lock file that stops a write and may have a live owner: a git
+/// running in the repository now, or one killed so recently that the
+/// file is not [`STALE_AFTER`] old yet.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{repo}'s {} is locked ({}); remove it with `rm {}` if no git runs there",
+    .path.display(),
+    held_for(*.age),
+    crate::error::shell_quote(&.path.to_string_lossy())
+)]
+pub struct Held {
+    /// Whose it is, as a message names it ("the spec repo").
+    pub repo: String,
+    pub path: PathBuf,
+    /// How long ago the lock file was written, when that can be told.
+    pub age: Option<Duration>,
+}
+
+impl Held {
+    /// The lock file at `path` in `repo`, named by its absolute path so
+    /// the command in the message works from anywhere.
+    pub fn at(repo: &str, path: &Path) -> Held {
+        Held {
+            repo: repo.to_owned(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+            age: age(path),
+        }
+    }
+
+    /// The lock goes when its git finishes, or counts as stale once it
+    /// is old enough: worth another try later.
+    pub fn is_transient(&self) -> bool {
+        true
+    }
+}
+
+fn held_for(age: Option<Duration>) -> String {
+    let after = STALE_AFTER.as_secs();
+    match age {
+        Some(age) => format!(
+            "written {} s ago by a git running there or a killed one; druppie removes it once it is {after} s old",
+            age.as_secs()
+        ),
+        None => format!(
+            "by a git running there or a killed one; druppie removes it once it is {after} s old"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +369,63 @@ mod tests {
         assert_eq!(remove_stale(&held, git).unwrap().len(), 6);
         assert!(lock_files(git).is_empty());
         assert!(git.join("refs/heads/main").exists());
+    }
+
+    fn lock_aged(git: &Path, rel: &str, age: Duration) -> PathBuf {
+        let p = git.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let f = File::create(&p).unwrap();
+        f.set_modified(std::time::SystemTime::now() - age).unwrap();
+        p
+    }
+
+    #[test]
+    fn only_old_short_lived_locks_are_removed_where_people_run_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = dir.path();
+        let old = Duration::from_secs(3600);
+        for f in [
+            "packed-refs.lock",
+            "HEAD.lock",
+            "config.lock",
+            "refs/heads/main.lock",
+        ] {
+            lock_aged(git, f, old);
+        }
+        let kept = [
+            lock_aged(git, "index.lock", old),
+            lock_aged(git, "objects/maintenance.lock", old),
+            lock_aged(git, "refs/heads/topic.lock", Duration::from_secs(5)),
+        ];
+        let held = DirLock::acquire(&git.join("owner"), Duration::ZERO, "test").unwrap();
+        let mut removed: Vec<String> = remove_aged(&held, git, STALE_AFTER)
+            .iter()
+            .map(|p| p.strip_prefix(git).unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                "HEAD.lock",
+                "config.lock",
+                "packed-refs.lock",
+                "refs/heads/main.lock"
+            ]
+        );
+        assert!(kept.iter().all(|p| p.exists()));
+        assert_eq!(
+            blocking(git, "refs/heads/topic"),
+            [git.join("refs/heads/topic.lock")]
+        );
+        let text = Held::at("the spec repo", &kept[2]).to_string();
+        assert!(text.starts_with("the spec repo's "), "{text}");
+        assert!(text.contains("is locked (written 5 s ago"), "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "remove it with `rm {}` if no git runs there",
+                crate::error::shell_quote(&kept[2].to_string_lossy())
+            )),
+            "{text}"
+        );
     }
 }

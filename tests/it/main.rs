@@ -27,6 +27,7 @@ mod secrets;
 mod selection;
 mod serve;
 mod signers;
+mod spec_locks;
 mod support;
 mod teams;
 mod validate;

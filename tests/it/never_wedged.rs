@@ -13,7 +13,7 @@ use crate::apply::{Setup, setup};
 use crate::support::{Run, git};
 
 /// `druppie --config … apply --yes`.
-fn apply(s: &Setup) -> Run {
+pub(crate) fn apply(s: &Setup) -> Run {
     s.f.run(&[
         "--config",
         s.config.to_str().expect("utf-8"),
@@ -43,7 +43,7 @@ fn start_apply(s: &Setup) -> Child {
 /// The apply setup with the deployment template showing the image, so
 /// each release in the plan changes the dev environment (a commit on
 /// main) and prod (the proposal branch).
-fn with_image(s: Setup) -> Setup {
+pub(crate) fn with_image(s: Setup) -> Setup {
     std::fs::write(
         s.f.path()
             .join("templates/webapp-python/infra/deployment.yaml.j2"),
@@ -59,7 +59,7 @@ fn with_image(s: Setup) -> Setup {
 
 /// Releases `1.0.<patch>` of the app in the spec checkout; returns the
 /// spec commit.
-fn release(s: &Setup, patch: u32) -> String {
+pub(crate) fn release(s: &Setup, patch: u32) -> String {
     let plan = s.f.path().join("spec/plans/permits.yaml");
     let text = std::fs::read_to_string(&plan).expect("plan");
     let at = text.find("permits:1.0.").expect("an image") + "permits:1.0.".len();
@@ -74,7 +74,7 @@ fn release(s: &Setup, patch: u32) -> String {
 
 /// The spec commits named by druppie's commits on `rev` of a forge repo,
 /// newest first.
-fn spec_commits(s: &Setup, repo: &str, rev: &str) -> Vec<String> {
+pub(crate) fn spec_commits(s: &Setup, repo: &str, rev: &str) -> Vec<String> {
     git(
         &s.forge().join(format!("{repo}.git")),
         &[
@@ -90,7 +90,7 @@ fn spec_commits(s: &Setup, repo: &str, rev: &str) -> Vec<String> {
 }
 
 /// Every ref of every forge repo, and the audit trail's head.
-fn refs(s: &Setup) -> String {
+pub(crate) fn refs(s: &Setup) -> String {
     let mut out = String::new();
     for repo in ["infra", "permits-app"] {
         let path = s.forge().join(format!("{repo}.git"));
@@ -105,7 +105,7 @@ fn refs(s: &Setup) -> String {
 }
 
 /// A run that writes nothing to the forge or the trail.
-fn assert_writes_nothing(s: &Setup, what: &str) {
+pub(crate) fn assert_writes_nothing(s: &Setup, what: &str) {
     let before = refs(s);
     let run = apply(s);
     assert_eq!(run.code, 0, "{what}:\n{}", run.transcript());
@@ -120,7 +120,7 @@ fn assert_writes_nothing(s: &Setup, what: &str) {
 /// Every repo druppie wrote (the forge's, the cache's clones, the spec
 /// repo) passes `git fsck --strict`, and every commit druppie made in
 /// them passes `git verify-commit`.
-fn assert_sound(s: &Setup) {
+pub(crate) fn assert_sound(s: &Setup) {
     let mut repos: Vec<PathBuf> = Vec::new();
     for dir in [s.forge(), s.tmp.path().join("cache")] {
         for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
@@ -172,6 +172,13 @@ const STALE_LOCKS: [&str; 6] = [
     "index.lock",
 ];
 
+/// A lock file written an hour ago, older than a live git holds one.
+pub(crate) fn leave_old_lock(path: &Path) {
+    let file = std::fs::File::create(path).expect("a stale lock");
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    file.set_modified(hour_ago).expect("mtime");
+}
+
 fn leave_stale_locks(git_dir: &Path) {
     for lock in STALE_LOCKS {
         let path = git_dir.join(lock);
@@ -189,10 +196,15 @@ fn stale_lock_files_in_the_cache_and_the_spec_repo_do_not_stop_apply() {
     for repo in ["infra", "permits-app"] {
         leave_stale_locks(&cache.join(format!("{repo}.git")));
     }
-    // The spec repo's audit branch, which only druppie writes.
-    std::fs::write(s.f.path().join(".git/refs/heads/druppie-audit.lock"), "")
-        .expect("a stale lock");
+    // The spec repo's audit branch, which only druppie writes, and git's
+    // own short-lived locks there, as a git killed a while ago left them;
+    // an index.lock may be a person's `git commit -a` in its editor.
+    let spec_git = s.f.path().join(".git");
+    std::fs::write(spec_git.join("refs/heads/druppie-audit.lock"), "").expect("a stale lock");
     let spec = release(&s, 7);
+    for lock in ["packed-refs.lock", "HEAD.lock", "config.lock", "index.lock"] {
+        leave_old_lock(&spec_git.join(lock));
+    }
     let run = apply(&s);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
@@ -207,6 +219,16 @@ fn stale_lock_files_in_the_cache_and_the_spec_repo_do_not_stop_apply() {
         "{}",
         run.stderr
     );
+    for lock in ["packed-refs.lock", "HEAD.lock", "config.lock"] {
+        let note = format!("note: spec repo: removed the stale lock {lock} (left by a stopped");
+        assert!(run.stderr.contains(&note), "{note}:\n{}", run.stderr);
+        assert!(!spec_git.join(lock).exists(), "{lock}");
+    }
+    assert!(
+        spec_git.join("index.lock").exists(),
+        "a person's index.lock"
+    );
+    std::fs::remove_file(spec_git.join("index.lock")).expect("index.lock");
     assert!(
         run.stdout.contains("infra (dev): committed "),
         "{}",
