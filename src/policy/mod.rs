@@ -15,11 +15,15 @@
 //! file that does not parse is an error finding naming its line. An
 //! object with a top-level `items` sequence (`kind: List`, any `*List`)
 //! is checked as itself and each item as its own object, as kustomize and
-//! kubectl unwrap lists before they reach the cluster. A
+//! kubectl unwrap lists before they reach the cluster. Policies check
+//! the rendered files, not what kustomize builds from them, so a rendered
+//! kustomization that would transform objects or pull in unrendered ones
+//! is an error finding ([`kustomize`]). A
 //! [`Checker`] holds the compiled policies for one thread; `diff` runs one
 //! on every core.
 
 mod docs;
+mod kustomize;
 
 use serde::Serialize;
 
@@ -123,6 +127,22 @@ impl<'s> Checker<'s> {
                 {
                     self.check_file(format, target, path, &file.bytes, &mut findings);
                 }
+                if kustomize::is_kustomization(path)
+                    && let Ok(text) = std::str::from_utf8(&file.bytes)
+                    && let Some(message) = kustomize::check(target, path, text)
+                {
+                    findings.push(Finding {
+                        policy: "kustomize".to_owned(),
+                        severity: Severity::Error,
+                        repo: target.repo.clone(),
+                        env: target.env.clone(),
+                        path: path.clone(),
+                        document: 1,
+                        line: None,
+                        object: None,
+                        message,
+                    });
+                }
             }
         }
         findings
@@ -136,7 +156,8 @@ fn admits(list: &[crate::spec::yaml::Str], actual: Option<&str>) -> bool {
 }
 
 /// The rendered files policies check, by extension (any case): YAML, and
-/// JSON, which is YAML and which kustomize and kubectl read as manifests.
+/// JSON, which is YAML and which kustomize and kubectl read as manifests;
+/// and a kustomization by any of its names ([`kustomize`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Yaml,
@@ -146,6 +167,9 @@ enum Format {
 impl Format {
     fn of(path: &str) -> Option<Format> {
         let name = path.rsplit('/').next().unwrap_or(path);
+        if kustomize::is_kustomization(name) {
+            return Some(Format::Yaml);
+        }
         let ext = name.rsplit_once('.').map(|(_, ext)| ext)?;
         if ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml") {
             Some(Format::Yaml)

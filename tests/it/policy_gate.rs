@@ -365,3 +365,52 @@ fn a_deployment_inside_a_list_is_checked_as_its_own_object() {
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(!run.stdout.contains("error["), "{}", run.stdout);
 }
+
+const KUSTOMIZATION: &str = "templates/webapp-python/infra/kustomization.yaml.j2";
+const KUSTOMIZATION_RENDERED: &str = "infra (dev):apps/dev/permits/app/kustomization.yaml";
+
+#[test]
+fn a_rendered_kustomization_that_would_change_objects_after_the_check_is_refused() {
+    let head = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deployment.yaml]\n";
+    // A compliant Deployment made privileged by a patch, pulled from
+    // elsewhere, or re-tagged: kustomize would build it after the check.
+    let cases = [
+        (
+            "patches:\n  - target: {kind: Deployment}\n    patch: |-\n      - {op: add, path: /spec/template/spec/containers/0/securityContext/privileged, value: true}\n",
+            "`patches`",
+        ),
+        ("images: [{name: nginx, newTag: latest}]\n", "`images`"),
+        ("components: [../../other]\n", "`components`"),
+    ];
+    for (extra, named) in cases {
+        let f = Fixture::valid().with(KUSTOMIZATION, format!("{head}{extra}"));
+        let run = diff(&f);
+        assert_eq!(run.code, 1, "{extra}: {}", run.transcript());
+        let expected = format!("error[kustomize]: {KUSTOMIZATION_RENDERED}: {named}");
+        assert!(run.stdout.contains(&expected), "{extra}: {}", run.stdout);
+    }
+    for resource in [
+        "https://example.org/privileged.yaml",
+        "github.com/o/r//deploy?ref=main",
+        "../../../../../../etc",
+        "missing.yaml",
+    ] {
+        let content = head.replace(
+            "[deployment.yaml]",
+            &format!("[deployment.yaml, \"{resource}\"]"),
+        );
+        let run = diff(&Fixture::valid().with(KUSTOMIZATION, content));
+        assert_eq!(run.code, 1, "{resource}: {}", run.transcript());
+        assert!(
+            run.stdout.contains(&format!(
+                "error[kustomize]: {KUSTOMIZATION_RENDERED}: the resources `{resource}` are not"
+            )),
+            "{resource}: {}",
+            run.stdout
+        );
+    }
+    // Listing rendered files only: what kustomize builds is what was checked.
+    let run = diff(&Fixture::valid().with(KUSTOMIZATION, head));
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(!run.stdout.contains("error["), "{}", run.stdout);
+}
