@@ -326,9 +326,13 @@ fn about_the_file(msg: &str) -> String {
         return "more than one YAML document where one is expected".to_owned();
     }
     // Any other advice to callers ("...; use Option<String>",
-    // "... in Options") is cut at the semicolon or comma that starts it.
+    // "..., set ... in Options") is cut where it starts.
     for marker in ["; use ", ", set ", ". If you "] {
-        if let Some(idx) = msg.find(marker) {
+        if let Some(idx) = msg.find(marker)
+            && ["Options", "Option<", "Cow<", "String"]
+                .iter()
+                .any(|rust| msg[idx..].contains(rust))
+        {
             return msg[..idx].to_owned();
         }
     }
@@ -386,6 +390,14 @@ mod tests {
         assert_eq!(
             bare_message("cannot deserialize null into string; use Option<String>"),
             "a null value where text is expected"
+        );
+        assert_eq!(
+            bare_message("a new message; use Option<char> instead"),
+            "a new message"
+        );
+        assert_eq!(
+            bare_message("unknown field `a; use b`, expected one of `c`"),
+            "unknown field `a; use b`, expected one of `c`"
         );
         let e = err_of("a: 1\nb: 2\na: 3\n");
         assert!(e.message.contains("the key `a` appears twice"), "{e:?}");
