@@ -34,6 +34,12 @@ pub struct Doc<'t> {
     pub name: String,
     /// Whether the document is a mapping (policies check only those).
     pub mapping: bool,
+    /// 1-based index of the document in the file (an item of a list has
+    /// its list's).
+    pub document: usize,
+    /// 1-based line where an item of a list starts, when the reader that
+    /// read the file knows it (`None` for a document itself).
+    pub line: Option<usize>,
     value: Value<'t>,
 }
 
@@ -71,16 +77,64 @@ pub struct ParseError {
 }
 
 /// The documents of a file, in order (empty and null documents left out,
-/// as the parser leaves them out).
+/// as the parser leaves them out), each followed by the items of its
+/// top-level `items` sequence when it has one, depth first.
+///
+/// A list reaches the cluster as its items: kustomize inlines the items of
+/// every `*List` kind (`List`, `DeploymentList`, ...), and `kubectl apply`
+/// treats any object whose `items` is a sequence as a list. So an object
+/// with a top-level `items` sequence is checked as itself and each of its
+/// items as its own object, whatever its kind.
 ///
 /// # Errors
 /// The file is not valid YAML, breaks a parser limit (depth, alias
 /// expansion), repeats a key, holds a non-finite number or a collection as
 /// a key.
 pub fn parse(text: &str) -> Result<Vec<Doc<'_>>, ParseError> {
-    match yaml_subset::parse_stream(text) {
-        Some(nodes) => Ok(nodes.into_iter().map(from_node).collect()),
-        None => parse_full(text),
+    let docs = match yaml_subset::parse_stream(text) {
+        Some(nodes) => nodes.into_iter().map(|n| from_node(n, None)).collect(),
+        None => parse_full(text)?,
+    };
+    Ok(with_list_items(docs, text))
+}
+
+/// `docs` numbered, each followed by its list items (a work list, not
+/// recursion: nesting is as deep as the parser allows).
+fn with_list_items<'t>(docs: Vec<Doc<'t>>, text: &str) -> Vec<Doc<'t>> {
+    let mut lines = Lines::default();
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.into_iter().enumerate() {
+        let mut stack = vec![Doc {
+            document: i + 1,
+            ..doc
+        }];
+        while let Some(doc) = stack.pop() {
+            let items = doc.items(text, &mut lines);
+            stack.extend(items.into_iter().rev().map(|item| Doc {
+                document: doc.document,
+                ..item
+            }));
+            out.push(doc);
+        }
+    }
+    out
+}
+
+/// Line numbers of byte offsets, from a table built on first use (once
+/// per file, so many items cost no more than one pass over the text).
+#[derive(Default)]
+struct Lines(Option<Vec<usize>>);
+
+impl Lines {
+    fn of(&mut self, text: &str, offset: usize) -> usize {
+        let newlines = self.0.get_or_insert_with(|| {
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i)
+                .collect()
+        });
+        1 + newlines.partition_point(|&n| n < offset)
     }
 }
 
@@ -99,7 +153,33 @@ fn parse_full(text: &str) -> Result<Vec<Doc<'_>>, ParseError> {
     Ok(docs.into_iter().map(|d| from_val(d.0)).collect())
 }
 
-fn from_node(node: Node<'_>) -> Doc<'_> {
+impl<'t> Doc<'t> {
+    /// The items of the document's top-level `items` sequence, each as a
+    /// document (numbered 0 until the caller numbers them).
+    fn items(&self, text: &str, lines: &mut Lines) -> Vec<Doc<'t>> {
+        match &self.value {
+            Value::Node(Node::Map(entries, _)) => match get(entries, "items") {
+                Some(Node::Seq(items, _)) => items
+                    .iter()
+                    .map(|item| {
+                        let line = lines.of(text, item.span().start);
+                        from_node(item.clone(), Some(line))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            Value::Node(_) => Vec::new(),
+            Value::Val(val) => val
+                .downcast_ref::<CelMap<'_>>()
+                .and_then(|map| map.inner().get(&CelMapKey::from("items")))
+                .and_then(|items| items.downcast_ref::<CelList<'_>>())
+                .map(|list| list.inner().iter().cloned().map(from_val).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn from_node(node: Node<'_>, line: Option<usize>) -> Doc<'_> {
     let (mut api_version, mut kind, mut name) = (String::new(), String::new(), String::new());
     let mapping = matches!(node, Node::Map(..));
     if let Node::Map(entries, _) = &node {
@@ -114,6 +194,8 @@ fn from_node(node: Node<'_>) -> Doc<'_> {
         kind,
         name,
         mapping,
+        document: 0,
+        line,
         value: Value::Node(node),
     }
 }
@@ -162,6 +244,8 @@ fn from_val(val: Box<dyn Val + '_>) -> Doc<'_> {
         kind,
         name,
         mapping: map.is_some(),
+        document: 0,
+        line: None,
         value: Value::Val(val),
     }
 }

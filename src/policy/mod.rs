@@ -7,21 +7,28 @@
 //! and plan. A rule that is false, or that fails to evaluate, is a finding
 //! with the policy's severity; errors block apply.
 //!
-//! Every rendered `.yaml`/`.yml` file is parsed whole, by one parser with
+//! Every rendered `.yaml`/`.yml`/`.json` file is parsed whole, by one parser with
 //! one set of scalar rules ([`docs`]), and the `apiVersion` and `kind` a
 //! policy matches on are read from the parsed document: however a file
 //! spells `kind: Deployment` (quoted or spaced keys, flow style, anchors,
 //! a later document of a stream), the policies for Deployments see it. A
-//! file that does not parse is an error finding naming its line. A
+//! file that does not parse is an error finding naming its line. An
+//! object with a top-level `items` sequence (`kind: List`, any `*List`)
+//! is checked as itself and each item as its own object, as kustomize and
+//! kubectl unwrap lists before they reach the cluster. Policies check
+//! the rendered files, not what kustomize builds from them, so a rendered
+//! kustomization that would transform objects or pull in unrendered ones
+//! is an error finding ([`kustomize`]). A
 //! [`Checker`] holds the compiled policies for one thread; `diff` runs one
 //! on every core.
 
 mod docs;
+mod kustomize;
 
 use serde::Serialize;
 
 use crate::lock::LOCK_FILE;
-use crate::render::{Desired, Target};
+use crate::render::{Desired, RepoKind, Target};
 use crate::spec::model::{Policy, Severity};
 use crate::spec::validate::Validated;
 
@@ -36,7 +43,7 @@ pub struct Finding {
     /// 1-based index of the document in a multi-document file.
     pub document: usize,
     /// 1-based line in the file, when the finding has one (a file that
-    /// does not parse).
+    /// does not parse, an item of a list).
     pub line: Option<usize>,
     /// `Kind/name` of the object, when it has them.
     pub object: Option<String>,
@@ -115,18 +122,26 @@ impl<'s> Checker<'s> {
         let mut findings = Vec::new();
         for target in desired.targets.values() {
             for (path, file) in &target.files {
-                let ext = path.rsplit_once('.').map_or("", |(_, ext)| ext);
-                let yaml = ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml");
-                if yaml && path.rsplit('/').next() != Some(LOCK_FILE) {
-                    check_file(
-                        &self.compiled,
-                        &self.root,
-                        self.memory,
-                        target,
-                        path,
-                        &file.bytes,
-                        &mut findings,
-                    );
+                if let Some(format) = Format::of(path, target.kind)
+                    && path.rsplit('/').next() != Some(LOCK_FILE)
+                {
+                    self.check_file(format, target, path, &file.bytes, &mut findings);
+                }
+                if kustomize::is_kustomization(path)
+                    && let Ok(text) = std::str::from_utf8(&file.bytes)
+                    && let Some(message) = kustomize::check(target, path, text)
+                {
+                    findings.push(Finding {
+                        policy: "kustomize".to_owned(),
+                        severity: Severity::Error,
+                        repo: target.repo.clone(),
+                        env: target.env.clone(),
+                        path: path.clone(),
+                        document: 1,
+                        line: None,
+                        object: None,
+                        message,
+                    });
                 }
             }
         }
@@ -140,100 +155,144 @@ fn admits(list: &[crate::spec::yaml::Str], actual: Option<&str>) -> bool {
     list.is_empty() || actual.is_some_and(|a| list.iter().any(|x| x.value == a))
 }
 
-fn check_file(
-    compiled: &[Compiled<'_>],
-    root: &cel::Context<'_, '_>,
-    memory: usize,
-    target: &Target,
-    path: &str,
-    bytes: &[u8],
-    findings: &mut Vec<Finding>,
-) {
-    let finding = |policy: &str, severity, document, line, object, message| Finding {
-        policy: policy.to_owned(),
-        severity,
-        repo: target.repo.clone(),
-        env: target.env.clone(),
-        path: path.to_owned(),
-        document,
-        line,
-        object,
-        message,
-    };
-    let plan = target.plan_of(path);
-    let env = target.env.as_deref();
-    let compiled: Vec<&Compiled<'_>> = compiled
-        .iter()
-        .filter(|c| admits(&c.policy.matches.envs, env) && admits(&c.policy.matches.plans, plan))
-        .collect();
-    let docs = match std::str::from_utf8(bytes) {
-        Ok(text) => docs::parse(text),
-        Err(e) => Err(docs::ParseError {
-            line: Some(
-                1 + bytes[..e.valid_up_to()]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count(),
-            ),
-            message: "not UTF-8".to_owned(),
-        }),
-    };
-    let docs = match docs {
-        Ok(docs) => docs,
-        Err(e) => {
-            let message = format!("rendered YAML does not parse: {}", e.message);
-            findings.push(finding("yaml", Severity::Error, 1, e.line, None, message));
-            return;
+/// The rendered files policies check, by extension (any case): YAML, and
+/// JSON, which is YAML and which kustomize and kubectl read as manifests;
+/// and a kustomization by any of its names ([`kustomize`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// How a rendered file at `path` in a `kind` repo is read, if it is
+    /// a manifest: YAML anywhere, JSON in the infra repo only, which Flux
+    /// applies (a project repo's `tsconfig.json` or editor settings are
+    /// JSON with comments, and no cluster reads them).
+    fn of(path: &str, kind: RepoKind) -> Option<Format> {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if kustomize::is_kustomization(name) {
+            return Some(Format::Yaml);
         }
-    };
-    for (i, doc) in docs.into_iter().enumerate() {
-        if !doc.mapping {
-            continue;
+        let ext = name.rsplit_once('.').map(|(_, ext)| ext)?;
+        if ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml") {
+            Some(Format::Yaml)
+        } else if ext.eq_ignore_ascii_case("json") && kind == RepoKind::Infra {
+            Some(Format::Json)
+        } else {
+            None
         }
-        let (api_version, kind, name) = (&doc.api_version[..], &doc.kind[..], &doc.name[..]);
-        let object = match (kind, name) {
-            ("", _) => None,
-            (kind, "") => Some(kind.to_owned()),
-            (kind, name) => Some(format!("{kind}/{name}")),
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "YAML",
+            Format::Json => "JSON",
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn check_file(
+        &self,
+        format: Format,
+        target: &Target,
+        path: &str,
+        bytes: &[u8],
+        findings: &mut Vec<Finding>,
+    ) {
+        let finding = |policy: &str, severity, document, line, object, message| Finding {
+            policy: policy.to_owned(),
+            severity,
+            repo: target.repo.clone(),
+            env: target.env.clone(),
+            path: path.to_owned(),
+            document,
+            line,
+            object,
+            message,
         };
-        let applicable: Vec<&&Compiled<'_>> = compiled
+        let plan = target.plan_of(path);
+        let env = target.env.as_deref();
+        let (root, memory) = (&self.root, self.memory);
+        let compiled: Vec<&Compiled<'_>> = self
+            .compiled
             .iter()
             .filter(|c| {
-                let m = &c.policy.matches;
-                admits(&m.api_versions, Some(api_version)) && admits(&m.kinds, Some(kind))
+                admits(&c.policy.matches.envs, env) && admits(&c.policy.matches.plans, plan)
             })
             .collect();
-        if applicable.is_empty() {
-            continue;
-        }
-        let mut ctx = root.new_inner_scope();
-        ctx.add_variable_as_val("object", doc.into_val());
-        for c in applicable {
-            let what = format!(
-                "the policy `{}` on `{}:{path}`",
-                c.policy.name.value, target.repo
-            );
-            let result = crate::budget::within(memory, &what, &c.at, || c.program.execute(&ctx));
-            let message = match result {
-                Ok(cel::Value::Bool(true)) => continue,
-                Ok(cel::Value::Bool(false)) => c.policy.message.value.clone(),
-                Ok(other) => format!(
-                    "{} (the rule gave {other:?}, not a boolean)",
-                    c.policy.message.value
+        let docs = match std::str::from_utf8(bytes) {
+            Ok(text) => docs::parse(text),
+            Err(e) => Err(docs::ParseError {
+                line: Some(
+                    1 + bytes[..e.valid_up_to()]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count(),
                 ),
-                Err(e) => format!(
-                    "{} (the rule could not be evaluated: {e})",
-                    c.policy.message.value
-                ),
+                message: "not UTF-8".to_owned(),
+            }),
+        };
+        let docs = match docs {
+            Ok(docs) => docs,
+            Err(e) => {
+                let message = format!("rendered {} does not parse: {}", format.name(), e.message);
+                findings.push(finding("yaml", Severity::Error, 1, e.line, None, message));
+                return;
+            }
+        };
+        for doc in docs {
+            if !doc.mapping {
+                continue;
+            }
+            let (api_version, kind, name) = (&doc.api_version[..], &doc.kind[..], &doc.name[..]);
+            let object = match (kind, name) {
+                ("", _) => None,
+                (kind, "") => Some(kind.to_owned()),
+                (kind, name) => Some(format!("{kind}/{name}")),
             };
-            findings.push(finding(
-                &c.policy.name.value,
-                c.policy.severity,
-                i + 1,
-                None,
-                object.clone(),
-                message,
-            ));
+            let applicable: Vec<&&Compiled<'_>> = compiled
+                .iter()
+                .filter(|c| {
+                    let m = &c.policy.matches;
+                    admits(&m.api_versions, Some(api_version)) && admits(&m.kinds, Some(kind))
+                })
+                .collect();
+            if applicable.is_empty() {
+                continue;
+            }
+            let (document, line) = (doc.document, doc.line);
+            let mut ctx = root.new_inner_scope();
+            ctx.add_variable_as_val("object", doc.into_val());
+            for c in applicable {
+                let what = format!(
+                    "the policy `{}` on `{}:{path}`",
+                    c.policy.name.value, target.repo
+                );
+                let result =
+                    crate::budget::within(memory, &what, &c.at, || c.program.execute(&ctx));
+                let message = match result {
+                    Ok(cel::Value::Bool(true)) => continue,
+                    Ok(cel::Value::Bool(false)) => c.policy.message.value.clone(),
+                    Ok(other) => format!(
+                        "{} (the rule gave {other:?}, not a boolean)",
+                        c.policy.message.value
+                    ),
+                    Err(e) => format!(
+                        "{} (the rule could not be evaluated: {e})",
+                        c.policy.message.value
+                    ),
+                };
+                findings.push(finding(
+                    &c.policy.name.value,
+                    c.policy.severity,
+                    document,
+                    line,
+                    object.clone(),
+                    message,
+                ));
+            }
         }
     }
 }
@@ -250,6 +309,19 @@ pub fn counts(findings: &[Finding]) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_a_manifest_in_the_infra_repo_only() {
+        let of = |path, kind| Format::of(path, kind).map(Format::name);
+        assert_eq!(of("apps/dev/p/x.JSON", RepoKind::Infra), Some("JSON"));
+        assert_eq!(of("tsconfig.json", RepoKind::Project), None);
+        assert_eq!(of("deploy/x.yml", RepoKind::Project), Some("YAML"));
+        assert_eq!(
+            of("apps/dev/p/kustomization.yaml", RepoKind::Infra),
+            Some("YAML")
+        );
+        assert_eq!(of("README.md", RepoKind::Infra), None);
+    }
 
     #[test]
     fn a_syntax_error_has_a_position_in_the_rule() {

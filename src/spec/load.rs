@@ -39,6 +39,9 @@ pub struct Spec {
     /// (kind, name) of files that failed to parse but whose name could be
     /// read: references to them are not reported a second time.
     pub unparsed: BTreeSet<(Kind, String)>,
+    /// `spec/platform.yaml` exists but did not parse (its error is in
+    /// [`Spec::diagnostics`]): it is not reported missing as well.
+    pub platform_unparsed: bool,
     /// Problems found while reading and parsing.
     pub diagnostics: Diagnostics,
     /// [`APPROVER_KEYS`], when the spec has it: the approvers' SSH keys.
@@ -210,10 +213,11 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         let platform = ["spec/platform.yaml", "spec/platform.yml"]
             .into_iter()
             .find_map(|name| files.iter().find(|f| f.rel == name));
-        if let Some(found) = platform
-            && let Some((id, p)) = loader.parse::<Platform>(&found.disk, None)
-        {
-            loader.spec.platform = Some(Platform { file: id, ..p });
+        if let Some(found) = platform {
+            match loader.parse::<Platform>(&found.disk, None) {
+                Some((id, p)) => loader.spec.platform = Some(Platform { file: id, ..p }),
+                None => loader.spec.platform_unparsed = true,
+            }
         }
         loader.approver_keys(&files);
         let paths = disk_paths(files.iter().filter(|f| wanted("spec/stacks", f)));

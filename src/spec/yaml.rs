@@ -293,6 +293,49 @@ pub(crate) fn bare_message(raw: &str) -> String {
     {
         msg = &msg[..idx];
     }
+    about_the_file(msg)
+}
+
+/// The parser's message as a sentence about the file: serde-saphyr ends
+/// some messages with advice to programs that call it (an option to set,
+/// a Rust type to use), which the author of the file cannot follow.
+fn about_the_file(msg: &str) -> String {
+    const DUPLICATE: &str = "duplicate mapping key";
+    if let Some(rest) = msg.strip_prefix(DUPLICATE)
+        && rest.contains("DuplicateKeyPolicy")
+    {
+        let key = rest
+            .strip_prefix(": ")
+            .and_then(|r| r.rsplit_once(", set DuplicateKeyPolicy"))
+            .map(|(key, _)| key);
+        return match key {
+            Some(key) => format!("the key `{key}` appears twice in one mapping"),
+            None => "a key appears twice in one mapping".to_owned(),
+        };
+    }
+    if msg.starts_with("!!binary scalar is not valid UTF-8") {
+        return "a `!!binary` value that is not UTF-8 text where text is expected".to_owned();
+    }
+    if msg.starts_with("cannot deserialize null into string") {
+        return "a null value where text is expected".to_owned();
+    }
+    if msg.starts_with("invalid char: cannot deserialize null") {
+        return "a null value where one character is expected".to_owned();
+    }
+    if msg.starts_with("multiple YAML documents detected") {
+        return "more than one YAML document where one is expected".to_owned();
+    }
+    // Any other advice to callers ("...; use Option<String>",
+    // "..., set ... in Options") is cut where it starts.
+    for marker in ["; use ", ", set ", ". If you "] {
+        if let Some(idx) = msg.find(marker)
+            && ["Options", "Option<", "Cow<", "String"]
+                .iter()
+                .any(|rust| msg[idx..].contains(rust))
+        {
+            return msg[..idx].to_owned();
+        }
+    }
     msg.to_owned()
 }
 
@@ -324,6 +367,41 @@ mod tests {
             bare_message("unexpected end of input at line 1, column 1"),
             "unexpected end of input"
         );
+    }
+
+    #[test]
+    fn parser_advice_to_programs_becomes_a_sentence_about_the_file() {
+        assert_eq!(
+            bare_message(
+                "line 6 column 3: duplicate mapping key: repo, set DuplicateKeyPolicy in Options if acceptable"
+            ),
+            "the key `repo` appears twice in one mapping"
+        );
+        assert_eq!(
+            bare_message("duplicate mapping key, set DuplicateKeyPolicy in Options if acceptable"),
+            "a key appears twice in one mapping"
+        );
+        assert_eq!(
+            bare_message(
+                "!!binary scalar is not valid UTF-8 so cannot be stored into string. If you just use !!binary for documentation/annotation, set ignore_binary_tag_for_string in Options"
+            ),
+            "a `!!binary` value that is not UTF-8 text where text is expected"
+        );
+        assert_eq!(
+            bare_message("cannot deserialize null into string; use Option<String>"),
+            "a null value where text is expected"
+        );
+        assert_eq!(
+            bare_message("a new message; use Option<char> instead"),
+            "a new message"
+        );
+        assert_eq!(
+            bare_message("unknown field `a; use b`, expected one of `c`"),
+            "unknown field `a; use b`, expected one of `c`"
+        );
+        let e = err_of("a: 1\nb: 2\na: 3\n");
+        assert!(e.message.contains("the key `a` appears twice"), "{e:?}");
+        assert!(!e.message.contains("Options"), "{e:?}");
     }
 
     #[test]

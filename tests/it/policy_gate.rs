@@ -258,3 +258,159 @@ fn a_value_has_the_same_type_with_or_without_an_anchor_in_the_file() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stdout.contains("types differ"), "{}", run.stdout);
 }
+
+const JSON_TEMPLATE: &str = "templates/webapp-python/infra/extra.json";
+const JSON_RENDERED: &str = "infra (dev):apps/dev/permits/app/extra.json";
+
+#[test]
+fn a_deployment_in_a_rendered_json_file_is_checked_like_yaml() {
+    let deployment = |replicas: u32| {
+        format!(
+            "{{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", \"metadata\": {{\"name\": \"in-json\"}},\n \"spec\": {{\"replicas\": {replicas}}}}}\n"
+        )
+    };
+    let f = Fixture::valid()
+        .with("spec/policies/replicas.yaml", POLICY)
+        .with(JSON_TEMPLATE, deployment(5));
+    let run = diff(&f);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let expected =
+        format!("error[replicas]: {JSON_RENDERED} Deployment/in-json: at most 3 replicas");
+    assert!(run.stdout.contains(&expected), "{}", run.stdout);
+
+    let f = Fixture::valid()
+        .with("spec/policies/replicas.yaml", POLICY)
+        .with(&JSON_TEMPLATE.replace(".json", ".JSON"), deployment(5));
+    let run = diff(&f);
+    assert_eq!(
+        run.code,
+        1,
+        "any case of the extension: {}",
+        run.transcript()
+    );
+
+    let f = Fixture::valid()
+        .with("spec/policies/replicas.yaml", POLICY)
+        .with(JSON_TEMPLATE, deployment(2));
+    let run = diff(&f);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(!run.stdout.contains("error["), "{}", run.stdout);
+}
+
+#[test]
+fn a_rendered_json_file_that_does_not_parse_is_a_located_error() {
+    let f = Fixture::valid().with(
+        JSON_TEMPLATE,
+        "{\"kind\": \"Deployment\",\n \"spec\": {\"replicas\": 5}\n",
+    );
+    let run = diff(&f);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let located = format!("error[yaml]: {JSON_RENDERED}:");
+    assert!(run.stdout.contains(&located), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("rendered JSON does not parse"),
+        "{}",
+        run.stdout
+    );
+}
+
+const LIST_TEMPLATE: &str = "templates/webapp-python/infra/list.yaml";
+const LIST_RENDERED: &str = "infra (dev):apps/dev/permits/app/list.yaml";
+
+#[test]
+fn a_deployment_inside_a_list_is_checked_as_its_own_object() {
+    // (content, expected finding after the path): kustomize inlines the
+    // items of every `*List` kind, kubectl those of any object with an
+    // `items` sequence, nested lists included.
+    let cases = [
+        (
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: in-list}\n  spec: {replicas: 5}\n",
+            ":7 Deployment/in-list",
+        ),
+        (
+            "apiVersion: apps/v1\nkind: DeploymentList\nitems:\n  - apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: typed}\n    spec: {replicas: 5}\n",
+            ":4 Deployment/typed",
+        ),
+        (
+            "kind: List\nitems:\n- kind: List\n  items:\n  - {apiVersion: apps/v1, kind: Deployment, metadata: {name: nested}, spec: {replicas: 5}}\n",
+            ":5 Deployment/nested",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n{\"kind\": \"List\", \"items\": [{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", \"metadata\": {\"name\": \"second\"}, \"spec\": {\"replicas\": 5}}]}\n",
+            ":5 Deployment/second",
+        ),
+        // Read by the full parser (an anchor): the item has no line.
+        (
+            "kind: List\nmetadata: {labels: {a: &a b}}\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: anchored, labels: {a: *a}}\n  spec: {replicas: 5}\n",
+            " Deployment/anchored",
+        ),
+    ];
+    for (content, at) in cases {
+        let f = Fixture::valid()
+            .with("spec/policies/replicas.yaml", POLICY)
+            .with(LIST_TEMPLATE, content);
+        let run = diff(&f);
+        assert_eq!(run.code, 1, "{content}: {}", run.transcript());
+        let expected = format!("error[replicas]: {LIST_RENDERED}{at}: at most 3 replicas");
+        assert!(run.stdout.contains(&expected), "{content}: {}", run.stdout);
+    }
+    // Within the policy, the same list passes.
+    let f = Fixture::valid()
+        .with("spec/policies/replicas.yaml", POLICY)
+        .with(
+            LIST_TEMPLATE,
+            cases[0].0.replace("replicas: 5", "replicas: 2"),
+        );
+    let run = diff(&f);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(!run.stdout.contains("error["), "{}", run.stdout);
+}
+
+const KUSTOMIZATION: &str = "templates/webapp-python/infra/kustomization.yaml.j2";
+const KUSTOMIZATION_RENDERED: &str = "infra (dev):apps/dev/permits/app/kustomization.yaml";
+
+#[test]
+fn a_rendered_kustomization_that_would_change_objects_after_the_check_is_refused() {
+    let head = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deployment.yaml]\n";
+    // A compliant Deployment made privileged by a patch, pulled from
+    // elsewhere, or re-tagged: kustomize would build it after the check.
+    let cases = [
+        (
+            "patches:\n  - target: {kind: Deployment}\n    patch: |-\n      - {op: add, path: /spec/template/spec/containers/0/securityContext/privileged, value: true}\n",
+            "`patches`",
+        ),
+        ("images: [{name: nginx, newTag: latest}]\n", "`images`"),
+        ("components: [../../other]\n", "`components`"),
+    ];
+    for (extra, named) in cases {
+        let f = Fixture::valid().with(KUSTOMIZATION, format!("{head}{extra}"));
+        let run = diff(&f);
+        assert_eq!(run.code, 1, "{extra}: {}", run.transcript());
+        let expected = format!("error[kustomize]: {KUSTOMIZATION_RENDERED}: {named}");
+        assert!(run.stdout.contains(&expected), "{extra}: {}", run.stdout);
+    }
+    for resource in [
+        "https://example.org/privileged.yaml",
+        "github.com/o/r//deploy?ref=main",
+        "../../../../../../etc",
+        "missing.yaml",
+    ] {
+        let content = head.replace(
+            "[deployment.yaml]",
+            &format!("[deployment.yaml, \"{resource}\"]"),
+        );
+        let run = diff(&Fixture::valid().with(KUSTOMIZATION, content));
+        assert_eq!(run.code, 1, "{resource}: {}", run.transcript());
+        assert!(
+            run.stdout.contains(&format!(
+                "error[kustomize]: {KUSTOMIZATION_RENDERED}: the resources `{resource}` are not"
+            )),
+            "{resource}: {}",
+            run.stdout
+        );
+    }
+    // Listing rendered files only: what kustomize builds is what was checked.
+    let run = diff(&Fixture::valid().with(KUSTOMIZATION, head));
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(!run.stdout.contains("error["), "{}", run.stdout);
+}

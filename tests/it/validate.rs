@@ -378,3 +378,21 @@ fn colour_follows_the_flag() {
         coloured.stderr
     );
 }
+
+#[test]
+fn a_platform_file_that_does_not_parse_is_reported_once_by_its_parse_error() {
+    let f = Fixture::valid().edit(
+        "spec/platform.yaml",
+        "  repo: infra\n",
+        "  repo: infra\n  repo: infra2\n",
+    );
+    let err = invalid(&f);
+    assert!(!err.contains("is missing"), "{err}");
+    assert!(
+        err.contains("error: invalid YAML: the key `repo` appears twice in one mapping"),
+        "{err}"
+    );
+    assert!(err.contains("--> spec/platform.yaml:"), "{err}");
+    assert!(!err.contains("Options"), "no advice to programs: {err}");
+    assert!(err.contains("1 error, 0 warnings"), "{err}");
+}

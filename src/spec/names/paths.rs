@@ -60,6 +60,7 @@ pub fn component(segment: &str) -> Result<(), PathError> {
         Options::default(),
     );
     let why = match checked {
+        Ok(_) if is_more_windows_device(segment) => "is a Windows device name",
         Ok(_) => return Ok(()),
         Err(GixError::Relative) => return Err(PathError::Relative),
         Err(GixError::Empty) => return Err(PathError::EmptySegment),
@@ -78,6 +79,27 @@ pub fn component(segment: &str) -> Result<(), PathError> {
     Err(PathError::Segment {
         segment: shown(),
         why,
+    })
+}
+
+/// Whether `segment` is one of the device names Windows reserves that
+/// git (and so gix) lets through: `COM0`, and `COM` or `LPT` followed by
+/// a superscript digit (`¹`, `²`, `³`), in any case, alone or followed by
+/// spaces, an extension (`.`) or a stream (`:`), as gix reads the others.
+fn is_more_windows_device(segment: &str) -> bool {
+    let Some((stem, rest)) = segment.split_at_checked(3) else {
+        return false;
+    };
+    let digit = if stem.eq_ignore_ascii_case("COM") {
+        rest.strip_prefix(['0', '\u{b9}', '\u{b2}', '\u{b3}'])
+    } else if stem.eq_ignore_ascii_case("LPT") {
+        rest.strip_prefix(['\u{b9}', '\u{b2}', '\u{b3}'])
+    } else {
+        None
+    };
+    digit.is_some_and(|after| {
+        let after = after.trim_start_matches(' ');
+        after.is_empty() || after.starts_with(['.', ':'])
     })
 }
 
@@ -128,6 +150,10 @@ mod tests {
             ".gitignore",
             "a b.txt",
             "x.j2",
+            "com10",
+            "computer.yaml",
+            "lpt\u{b9}0",
+            "COM\u{2074}",
         ] {
             assert_eq!(component(ok), Ok(()), "{ok}");
         }
@@ -147,6 +173,13 @@ mod tests {
             "c:x",
             "con",
             "nul.txt",
+            "com0",
+            "COM0.txt",
+            "COM\u{b9}",
+            "lpt\u{b3}.txt",
+            "Lpt\u{b2} .x",
+            "lpt0",
+            "com1.x",
             "a\u{1}",
             "x.",
         ] {

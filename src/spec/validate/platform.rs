@@ -8,7 +8,7 @@ use crate::spec::names;
 pub(super) fn check(c: &mut Check) {
     let spec = c.spec;
     let Some(platform) = &spec.platform else {
-        if !spec.stacks.is_empty() || !spec.plans.is_empty() {
+        if !spec.platform_unparsed && (!spec.stacks.is_empty() || !spec.plans.is_empty()) {
             c.out.push(
                 Diagnostic::error(
                     "spec/platform.yaml is missing",
