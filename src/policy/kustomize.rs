@@ -1,23 +1,46 @@
-//! Rendered kustomizations may only list rendered files.
+//! Rendered kustomizations may only list rendered files, and change them
+//! only in the ways kustomize's own fields name.
 //!
 //! Policies check the files druppie renders. Flux builds each directory
-//! with kustomize before it applies it, and a kustomization can change
-//! objects after the policy check (`patches`, `images`, `replicas`,
-//! `namespace`, generators, components, Helm charts) or pull in objects
-//! druppie never rendered (a remote resource, a path outside the repo).
-//! druppie does not run kustomize, so it refuses what it cannot check: a
-//! rendered `kustomization.yaml` (`.yml`, `Kustomization`) may hold only
-//! `apiVersion`, `kind`, `metadata` and `resources`, and each resource must
-//! be a file or directory rendered into the same repo. What kustomize
-//! builds from such a directory is exactly the rendered objects.
+//! with kustomize before it applies it, and a kustomization can rewrite
+//! any field of any object after the policy check (`patches`,
+//! `replacements`, components, transformer and generator plugins, Helm
+//! charts) or pull in objects druppie never rendered (a remote resource,
+//! a path outside the repo). druppie does not run kustomize, so it
+//! refuses those: a rendered `kustomization.yaml` (`.yml`,
+//! `Kustomization`) may hold only the fields of [`ALLOWED`], and each
+//! resource must be a file or directory rendered into the same repo. The
+//! fields allowed change what their names say and nothing else (a
+//! namespace, names, labels and annotations, image references, replica
+//! counts, generated ConfigMaps and Secrets); they are applied after the
+//! policy check, which the README states.
 
 use crate::render::Target;
 
 /// The file names kustomize reads as a kustomization.
 const NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// The keys that leave the listed objects as they are.
-const ALLOWED: [&str; 4] = ["apiVersion", "kind", "metadata", "resources"];
+/// The fields that add no object from elsewhere and change only what
+/// their names say.
+const ALLOWED: [&str; 17] = [
+    "apiVersion",
+    "kind",
+    "metadata",
+    "resources",
+    "namespace",
+    "namePrefix",
+    "nameSuffix",
+    "labels",
+    "commonLabels",
+    "commonAnnotations",
+    "images",
+    "replicas",
+    "configMapGenerator",
+    "secretGenerator",
+    "generatorOptions",
+    "buildMetadata",
+    "sortOptions",
+];
 
 /// Whether kustomize reads the file at `path` as a kustomization.
 pub(super) fn is_kustomization(path: &str) -> bool {
@@ -67,7 +90,7 @@ pub(super) fn check(target: &Target, path: &str, text: &str) -> Option<String> {
     let mut parts = Vec::new();
     if !keys.is_empty() {
         parts.push(format!(
-            "{} would change objects after the policy check",
+            "{} could rewrite objects after the policy check",
             keys.join(", ")
         ));
     }
@@ -79,7 +102,7 @@ pub(super) fn check(target: &Target, path: &str, text: &str) -> Option<String> {
     }
     (!parts.is_empty()).then(|| {
         format!(
-            "{}; policies check the rendered files, not kustomize's output, so a rendered kustomization may hold only apiVersion, kind, metadata and resources naming rendered files (render the final manifests in the templates instead)",
+            "{}; policies check the rendered files, not kustomize's output, so a rendered kustomization may list only rendered files and use only kustomize's namespace, name, label, annotation, image, replica and generator fields (render the final manifests in the templates instead)",
             parts.join("; ")
         )
     })
@@ -155,12 +178,24 @@ mod tests {
     }
 
     #[test]
+    fn fields_that_change_only_what_they_name_pass() {
+        let t = target(&["a/p/app/deployment.yaml", "a/p/app/kustomization.yaml"]);
+        let text = format!(
+            "{HEAD}resources: [deployment.yaml]\nnamespace: shop\nnamePrefix: x-\nlabels: [{{pairs: {{a: b}}}}]\ncommonAnnotations: {{a: b}}\nimages: [{{name: nginx, newTag: '1.27'}}]\nreplicas: [{{name: web, count: 2}}]\nconfigMapGenerator: [{{name: c, literals: [a=b]}}]\nsecretGenerator: [{{name: s, literals: [a=b]}}]\ngeneratorOptions: {{disableNameSuffixHash: true}}\n"
+        );
+        assert_eq!(check(&t, "a/p/app/kustomization.yaml", &text), None);
+    }
+
+    #[test]
     fn transforms_and_resources_from_elsewhere_are_refused() {
         let t = target(&["a/p/app/deployment.yaml", "a/p/app/kustomization.yaml"]);
         for (body, named) in [
             ("patches:\n  - path: p.yaml\n", "`patches`"),
-            ("images: [{name: x, newTag: latest}]\n", "`images`"),
-            ("namespace: other\n", "`namespace`"),
+            (
+                "replacements:\n  - source: {kind: ConfigMap}\n",
+                "`replacements`",
+            ),
+            ("helmCharts: [{name: x}]\n", "`helmCharts`"),
             ("bases: [../q]\n", "`bases`"),
             (
                 "resources: [https://example.org/x.yaml]\n",

@@ -16,6 +16,48 @@ pub struct Setup {
     pub config: PathBuf,
 }
 
+/// Whatever a test did, every repo it leaves on the forge and the spec
+/// repo pass `git fsck --strict` (unless the test failed already).
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let mut repos = Vec::new();
+        if self.f.path().join(".git").exists() {
+            repos.push(self.f.path().to_owned());
+        }
+        let mut dirs = vec![self.forge()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                if path.extension().is_some_and(|e| e == "git") {
+                    repos.push(path);
+                } else {
+                    dirs.push(path);
+                }
+            }
+        }
+        for repo in repos {
+            let out = Command::new("git")
+                .args(["fsck", "--strict", "--no-progress"])
+                .current_dir(&repo)
+                .output()
+                .expect("git fsck");
+            assert!(
+                out.status.success(),
+                "git fsck --strict in {}: {}{}",
+                repo.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 impl Setup {
     pub fn forge(&self) -> PathBuf {
         self.tmp.path().join("forge")

@@ -373,14 +373,17 @@ const KUSTOMIZATION_RENDERED: &str = "infra (dev):apps/dev/permits/app/kustomiza
 fn a_rendered_kustomization_that_would_change_objects_after_the_check_is_refused() {
     let head = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deployment.yaml]\n";
     // A compliant Deployment made privileged by a patch, pulled from
-    // elsewhere, or re-tagged: kustomize would build it after the check.
+    // elsewhere, or rewritten: kustomize would build it after the check.
     let cases = [
         (
             "patches:\n  - target: {kind: Deployment}\n    patch: |-\n      - {op: add, path: /spec/template/spec/containers/0/securityContext/privileged, value: true}\n",
             "`patches`",
         ),
-        ("images: [{name: nginx, newTag: latest}]\n", "`images`"),
         ("components: [../../other]\n", "`components`"),
+        (
+            "replacements:\n  - source: {kind: ConfigMap, name: c}\n    targets: []\n",
+            "`replacements`",
+        ),
     ];
     for (extra, named) in cases {
         let f = Fixture::valid().with(KUSTOMIZATION, format!("{head}{extra}"));

@@ -515,8 +515,15 @@ fn a_restarted_daemon_converges_without_duplicates() {
     std::thread::sleep(Duration::from_millis(30));
     signal(&d.child, "KILL");
     drop(d);
-    // Nothing local survives: the cache is rebuilt from git.
-    std::fs::remove_dir_all(s.tmp.path().join("cache")).expect("remove the cache");
+    // Nothing local survives: the cache is rebuilt from git. A git the
+    // killed daemon started may still be writing there for a moment.
+    let cache = s.tmp.path().join("cache");
+    let mut tries = 0;
+    while let Err(e) = std::fs::remove_dir_all(&cache) {
+        tries += 1;
+        assert!(tries < 50, "remove the cache: {e}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let d = Daemon::start(&s);
     d.wait("converged", |d| {
         d.state("permits", "dev")["spec_commit"] == after.as_str()
