@@ -278,6 +278,19 @@ impl Target<'_> {
         ])?;
         let range = format!("{}..{}", proposal.commit, self.default);
         if contained {
+            // On the default branch's own line: it was moved to the
+            // proposal, whatever came after.
+            let (_, on_line) = self.git(&[
+                "rev-list",
+                "--first-parent",
+                "-n",
+                "1000",
+                self.default,
+                "--",
+            ])?;
+            if on_line.lines().any(|c| c == proposal.commit) {
+                return Ok(Some((proposal.clone(), Style::FastForward)));
+            }
             let (_, descendants) = self.git(&["rev-list", "--ancestry-path", &range, "--"])?;
             let descendants: BTreeSet<&str> = descendants.lines().collect();
             let line = self.log(&["--first-parent", "--reverse", &range, "--"])?;
