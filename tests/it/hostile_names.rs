@@ -8,29 +8,18 @@ use std::process::Command;
 
 use crate::support::{Fixture, PLATFORM, Run, git};
 
-/// A platform with every name spelled out, for editing.
-const FULL_PLATFORM: &str = "\
-infra:
-  repo: infra
-  branch: main
-projects:
-  naming: \"{{ plan }}-{{ component }}\"
-  branch: main
-environments:
-  dev:
-    trust: deploy
-    path: apps/dev
-    namespace: \"{{ plan }}-dev\"
-  prod:
-    trust: propose
-    path: apps/prod
-    namespace: \"{{ plan }}\"
-    approvers: [platform-team]
-";
+/// The shared platform with its project naming and branch spelled out,
+/// for editing.
+fn full_platform() -> String {
+    PLATFORM.replace(
+        "environments:",
+        "projects:\n  naming: \"{{ plan }}-{{ component }}\"\n  branch: main\nenvironments:",
+    )
+}
 
 fn with_platform(from: &str, to: &str) -> Fixture {
     Fixture::valid()
-        .with("spec/platform.yaml", FULL_PLATFORM)
+        .with("spec/platform.yaml", full_platform())
         .edit("spec/platform.yaml", from, to)
 }
 
