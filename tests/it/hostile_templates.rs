@@ -74,6 +74,23 @@ fn measured(cwd: &Path, args: &[&str]) -> (Run, u64) {
     (run, usage.ru_maxrss as u64 * 1024)
 }
 
+/// `druppie --config druppie.toml render --out <f>/out`, measured; the
+/// output directory comes back too.
+fn render_configured(f: &Fixture) -> (Run, u64, std::path::PathBuf) {
+    let out = f.path().join("out");
+    let (r, peak) = run(
+        f,
+        &[
+            "--config",
+            "druppie.toml",
+            "render",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    (r, peak, out)
+}
+
 /// `druppie --spec <f> ARGS`, measured.
 fn run(f: &Fixture, args: &[&str]) -> (Run, u64) {
     let mut full = vec!["--spec", f.path().to_str().expect("utf-8")];
@@ -251,17 +268,7 @@ fn a_thousand_files_of_4_mb_pass_the_run_limit_when_instances_may_hold_more() {
         "druppie.toml",
         "[render]\nmax_instance_bytes = \"8GiB\"\nmax_instance_files = 100000\n",
     );
-    let out = f.path().join("out");
-    let (r, peak) = run(
-        &f,
-        &[
-            "--config",
-            "druppie.toml",
-            "render",
-            "--out",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    let (r, peak, out) = render_configured(&f);
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert!(
         r.stderr
@@ -369,17 +376,7 @@ fn raising_the_limits_lets_a_large_legitimate_template_render() {
         "druppie.toml",
         "[render]\nmax_file_bytes = \"8MiB\"\nmax_template_memory = \"128 MiB\"\n",
     );
-    let out = f.path().join("out");
-    let (r, _) = run(
-        &f,
-        &[
-            "--config",
-            "druppie.toml",
-            "render",
-            "--out",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    let (r, _, out) = render_configured(&f);
     assert_eq!(r.code, 0, "{}", r.transcript());
     let rendered = out.join("infra/apps/dev/permits/db/bomb.yaml");
     assert_eq!(
