@@ -356,13 +356,15 @@ impl TemplateSet {
             Part::Infra => &self.infra,
         };
         let limits = budget.limits;
+        // What is rendered, said once for every file's budget and error.
+        let origin = &origin();
         for entry in entries {
             if budget.stopped() {
                 return;
             }
             let source = || entry.file.clone();
             let rel = if template::is_template(&entry.rel) {
-                let what = format!("the path of `{}` for {}", entry.file, origin());
+                let what = format!("the path of `{}` for {}", entry.file, origin);
                 let rendered =
                     crate::budget::within(limits.template_memory, &what, &entry.file, || {
                         self.env.render_str(&entry.rel, ctx)
@@ -375,7 +377,7 @@ impl TemplateSet {
                                 "cannot render the path `{}`: {} (rendering {})",
                                 entry.rel,
                                 template::message(&e),
-                                origin()
+                                origin
                             ),
                             Location::file(source()),
                         ));
@@ -397,7 +399,7 @@ impl TemplateSet {
                         format!(
                             "output path `{}` {why} (rendering {})",
                             path.escape_debug(),
-                            origin()
+                            origin
                         ),
                         Location::file(source()),
                     )
@@ -417,14 +419,14 @@ impl TemplateSet {
                         .env
                         .get_template(name)
                         .expect("every template named by an entry was added");
-                    let what = format!("the template `{}` for {}", entry.file, origin());
+                    let what = format!("the template `{}` for {}", entry.file, origin);
                     template::render_file(&template, ctx, limits, &what, &entry.file)
                 }
             };
             let bytes = match rendered {
                 Ok(bytes) => bytes,
                 Err(FileError::Engine(e)) => {
-                    diags.push(self.located(&e, ctx, &origin()));
+                    diags.push(self.located(&e, ctx, origin));
                     continue;
                 }
                 Err(FileError::TooLarge { limit }) => {
@@ -433,7 +435,7 @@ impl TemplateSet {
                             format!(
                                 "rendered `{path}` is larger than {} (`[render] max_file_bytes`), rendering {}",
                                 size(limit),
-                                origin()
+                                origin
                             ),
                             Location::file(source()),
                         )
@@ -444,7 +446,7 @@ impl TemplateSet {
             };
             if let Err(passed) = budget.charge(bytes.len()) {
                 if let Some(passed) = passed {
-                    let (message, key) = budget.passed(passed, &path, &origin());
+                    let (message, key) = budget.passed(passed, &path, origin);
                     diags.push(
                         Diagnostic::error(message, Location::file(source())).with_help(raise(key)),
                     );
