@@ -15,7 +15,8 @@
 //! policy    Desired               -> Findings     policy::Checker
 //! live      target repos (git)    -> Live         live::LiveRepo (over git::Repo)
 //! diff      Desired + Live        -> ChangeSets   diff::diff
-//! apply     ChangeSets            -> Outcome      apply::Writer (forge::Forge, git::write)
+//! plan      ChangeSets            -> ExecutionPlan execution::plan
+//! apply     ExecutionPlan         -> Outcome      apply::Writer (forge::Forge, git::write)
 //! audit     git history           -> Events       audit::record, audit::read
 //! ```
 //!
@@ -49,6 +50,7 @@ pub mod config;
 pub mod daemon;
 pub mod diff;
 pub mod error;
+pub mod execution;
 pub mod forge;
 pub mod git;
 pub mod hex;

@@ -38,6 +38,8 @@ pub struct Merged {
     pub branch: String,
     /// The proposal commit druppie wrote.
     pub proposal: String,
+    /// The branch's tip: the proposal, or commits a person added on it.
+    pub tip: String,
     /// The commit on the default branch that brought it in (the proposal
     /// itself when fast-forwarded).
     pub merge: String,
@@ -249,6 +251,7 @@ impl Target<'_> {
             };
             out.push(Merged {
                 branch,
+                tip: line[0].commit.clone(),
                 proposal: proposal.commit.clone(),
                 merge: merge.commit,
                 style,
@@ -259,6 +262,17 @@ impl Target<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// Whether everything on `tip` reached the default branch: it is an
+    /// ancestor of it (merged), or it is the proposal itself (squashed
+    /// or rebased whole).
+    pub fn landed_whole(&self, tip: &str, proposal: &str) -> Result<bool, ApplyError> {
+        if tip == proposal {
+            return Ok(true);
+        }
+        let (ancestor, _) = self.git(&["merge-base", "--is-ancestor", tip, self.default])?;
+        Ok(ancestor)
     }
 
     /// Where `proposal` reached the default branch, and how: the first

@@ -400,6 +400,50 @@ impl Cache {
         self.push_ref(repo, url, commit, &target, force)
     }
 
+    /// Deletes `branch` on the forge if it is still at `expected`, and in
+    /// the cache's clone.
+    ///
+    /// # Errors
+    /// The push failed in transport, or the forge refused it.
+    pub fn delete_branch(
+        &self,
+        repo: &str,
+        url: &str,
+        branch: &str,
+        expected: &str,
+    ) -> Result<Pushed, CacheError> {
+        let target = format!("refs/heads/{branch}");
+        let lease = format!("--force-with-lease={target}:{expected}");
+        let refspec = format!(":{target}");
+        let args = ["push", "--porcelain", &lease, url, &refspec];
+        let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
+        let pushed = match push_status(&stdout, &target) {
+            Some(PushStatus::Done) | None if ok => Pushed::Done,
+            Some(PushStatus::Moved) => {
+                return Ok(Pushed::Rejected {
+                    said: remote_said(&said),
+                });
+            }
+            Some(PushStatus::Refused(reason)) => {
+                return Err(CacheError::Refused {
+                    repo: repo.to_owned(),
+                    target,
+                    reason,
+                    said: remote_said(&said),
+                });
+            }
+            _ => {
+                return Err(CacheError::Git {
+                    repo: repo.to_owned(),
+                    command: "push".to_owned(),
+                    said,
+                });
+            }
+        };
+        self.git(repo, &self.path(repo), &["update-ref", "-d", &target])?;
+        Ok(pushed)
+    }
+
     /// Pushes `source` (a commit or a ref) to the ref `target` of `url`.
     /// git's machine-readable report (`--porcelain`) says how the ref
     /// fared: rejected because it moved, or because the forge's repo was

@@ -1,11 +1,8 @@
-//! `apply`: [`ChangeSets`] -> signed commits, pushed through the forge.
+//! `apply`: [`ExecutionPlan`] -> signed commits, pushed through the forge.
 //!
-//! Per change set and its environment's trust level: `deploy` commits
-//! straight to the default branch (as does a new project repo's first
-//! commit); `propose` pushes the commit to a branch druppie owns,
-//! `druppie/<plan>-<env>` (`druppie/<plan>` for a project repo), which a
-//! merge approves; `observe` writes nothing. A change set with a conflict
-//! is always proposed. Commits are written into the cache's bare clones
+//! Executes exactly the steps [`crate::execution::plan`] decided: commits
+//! straight to a default branch, proposals on druppie's own branches,
+//! comments on proposals a person pushed to. Commits are written into the cache's bare clones
 //! without a work tree, signed, carry trailers, and are pushed with the
 //! git CLI; the default branch only moves forward from the commit the
 //! change set was computed on, so a concurrent push is a rejection, never
@@ -28,13 +25,12 @@ pub use push::{Pushed, held_lock};
 pub use run::{ATTEMPTS, Failure, Outcome, Run};
 pub use trail::{CatchUp, Trail, TrailError, VERDICT_MARKER};
 
-use crate::diff::{Action, ChangeSet, ChangeSets};
+use crate::diff::{Action as FileAction, ChangeSet, ChangeSets};
+use crate::execution::{Action, Commit, ExecutionPlan};
 use crate::forge::{Forge, ForgeError};
 use crate::git::sign::Signer;
 use crate::git::write::{Identity, NewCommit, message};
 use crate::git::{ObjectId, Repo};
-use crate::render::RepoKind;
-use crate::spec::model::Trust;
 
 /// Applying failed for one repo.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +158,12 @@ pub enum Done {
         branch: String,
         pull: Option<String>,
     },
+    /// A person pushed to the proposal: left as it is.
+    Held {
+        branch: String,
+        by: String,
+        pull: Option<String>,
+    },
     /// An observe-only environment: nothing written.
     Observed,
     /// The branch moved on the forge (or was being moved: a lost lock
@@ -194,120 +196,185 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Applies every change set that changes something, in order, and
-    /// stops at the first failure (a cache repo cannot be read or
-    /// written, signing fails, a push fails for another reason than a
-    /// moved branch, the forge refuses): the steps done before it are
-    /// returned with it, so they are recorded all the same.
-    pub fn apply(&self, changes: &ChangeSets) -> (Vec<Step>, Option<ApplyError>) {
+    /// Executes every step of `plan` (computed from `changes`), in
+    /// order, and stops at the first failure (a cache repo cannot be
+    /// read or written, signing fails, a push fails for another reason
+    /// than a moved branch, the forge refuses): the steps done before it
+    /// are returned with it, so they are recorded all the same.
+    pub fn apply(
+        &self,
+        plan: &ExecutionPlan,
+        changes: &ChangeSets,
+    ) -> (Vec<Step>, Option<ApplyError>) {
         let mut steps = Vec::new();
-        // Default-branch heads moved by this run: a later change set of the
+        // Default-branch heads moved by this run: a later step on the
         // same repo (another environment) builds on them.
         let mut heads: BTreeMap<String, ObjectId> = BTreeMap::new();
-        for cs in changes.sets.iter().filter(|cs| !cs.files.is_empty()) {
-            let done = if cs.trust == Some(Trust::Observe) {
-                Done::Observed
-            } else {
-                match self.apply_one(cs, &mut heads) {
-                    Ok(done) => done,
-                    Err(e) => return (steps, Some(e)),
+        for step in &plan.steps {
+            let done = match &step.action {
+                Action::CreateRepo { repo, branch } => {
+                    self.create(repo, branch).map(|()| Vec::new())
                 }
+                Action::Commit(c) => self.commit(c, changes, &mut heads),
+                Action::PullRequest(p) => self
+                    .propose(p, &changes.sets[p.set], &mut heads)
+                    .map(|done| vec![(p.target.plans.clone(), done)]),
+                Action::Comment(h) => self
+                    .hold(h)
+                    .map(|done| vec![(h.target.plans.clone(), done)]),
+                Action::Report(t) => Ok(vec![(t.plans.clone(), Done::Observed)]),
+                Action::Nothing { .. } => Ok(Vec::new()),
             };
-            steps.push(Step {
-                repo: cs.repo.clone(),
-                env: cs.env.clone(),
-                plans: cs.plans.clone(),
-                done,
-            });
+            let target = step.action.target();
+            match done {
+                Ok(done) => steps.extend(done.into_iter().map(|(plans, done)| Step {
+                    repo: target.map(|t| t.repo.clone()).unwrap_or_default(),
+                    env: target.and_then(|t| t.env.clone()),
+                    plans,
+                    done,
+                })),
+                Err(e) => return (steps, Some(e)),
+            }
         }
         (steps, None)
     }
 
-    fn apply_one(
-        &self,
-        cs: &ChangeSet,
-        heads: &mut BTreeMap<String, ObjectId>,
-    ) -> Result<Done, ApplyError> {
-        let name = cs.repo.as_str();
-        let path = self.cache.path(name);
-        let url = self.forge.url(name);
-        if !path.exists() {
-            // A project repo's first change: the forge makes it.
-            self.forge.ensure_repo(name, &cs.branch)?;
-            self.cache.sync(name, &url)?;
+    /// Makes a project repo on the forge and clones it into the cache.
+    fn create(&self, name: &str, branch: &str) -> Result<(), ApplyError> {
+        if !self.cache.path(name).exists() {
+            self.forge.ensure_repo(name, branch)?;
+            self.cache.sync(name, &self.forge.url(name))?;
         }
-        let _hold = self.cache.prepare(name)?;
-        let repo = Repo::open(&path)
+        Ok(())
+    }
+
+    fn open(&self, name: &str) -> Result<Repo, ApplyError> {
+        Repo::open(&self.cache.path(name))
             .map_err(ApplyError::git(name, "open the cached clone"))?
-            .ok_or_else(|| ApplyError::NotCached {
-                repo: name.to_owned(),
-            })?;
-        let diffed = cs
+            .ok_or_else(|| ApplyError::not_cached(name))
+    }
+
+    /// Where a step's commit builds: the default branch as this run left
+    /// it, else as the diff saw it.
+    fn base(
+        target: &crate::execution::Target,
+        heads: &BTreeMap<String, ObjectId>,
+    ) -> Result<Option<ObjectId>, ApplyError> {
+        if let Some(moved) = heads.get(&target.repo) {
+            return Ok(Some(*moved));
+        }
+        target
             .base
             .as_deref()
             .map(|b| {
                 ObjectId::from_hex(b.as_bytes()).map_err(|source| ApplyError::BadBase {
-                    repo: name.to_owned(),
+                    repo: target.repo.clone(),
                     base: b.to_owned(),
                     source,
                 })
             })
-            .transpose()?;
-        let base = heads.get(&cs.repo).copied().or(diffed);
+            .transpose()
+    }
+
+    /// Writes one signed commit of `cs` on `base`.
+    fn write(
+        &self,
+        repo: &Repo,
+        cs: &ChangeSet,
+        subject: &str,
+        base: Option<ObjectId>,
+    ) -> Result<crate::git::write::Written, ApplyError> {
         let changes: Vec<(String, Option<Vec<u8>>)> = cs
             .files
             .iter()
             .map(|f| (f.path.clone(), f.new.clone()))
             .collect();
-        let written = repo
-            .write_commit(
-                &NewCommit {
-                    base,
-                    replace_tree: false,
-                    changes: &changes,
-                    message: self.message(cs),
-                    author: self.identity,
-                    time: self.time,
-                },
-                Some(self.signer),
-            )
-            .map_err(ApplyError::git(name, "write the commit"))?;
-        let commit = written.commit.to_string();
-        let conflicts = cs.count(Action::Conflict) > 0;
-        let direct = match (cs.kind, cs.trust) {
-            (RepoKind::Project, _) => diffed.is_none(),
-            (RepoKind::Infra, Some(Trust::Deploy)) => !conflicts,
-            _ => false,
-        };
-        if direct {
-            match repo.set_branch(&cs.branch, base, written.commit, "druppie: apply") {
-                Ok(()) => {}
-                // The clone's branch is not where the diff saw it: start over.
-                Err(crate::git::Error::Moved { .. }) => {
-                    return Ok(Done::Rejected {
-                        branch: cs.branch.clone(),
-                        said: Vec::new(),
-                    });
-                }
-                Err(e) => return Err(ApplyError::git(name, "move the branch")(e)),
-            }
-            return Ok(
-                match self
-                    .cache
-                    .push(&cs.repo, &url, &commit, &cs.branch, false)?
-                {
-                    Pushed::Done => {
-                        heads.insert(cs.repo.clone(), written.commit);
-                        Done::Committed { commit }
-                    }
-                    Pushed::Rejected { said } => Done::Rejected {
-                        branch: cs.branch.clone(),
-                        said,
-                    },
-                },
-            );
+        repo.write_commit(
+            &NewCommit {
+                base,
+                replace_tree: false,
+                changes: &changes,
+                message: self.message(cs, subject),
+                author: self.identity,
+                time: self.time,
+            },
+            Some(self.signer),
+        )
+        .map_err(ApplyError::git(&cs.repo, "write the commit"))
+    }
+
+    /// One commit per plan on the default branch, pushed together.
+    fn commit(
+        &self,
+        c: &Commit,
+        changes: &ChangeSets,
+        heads: &mut BTreeMap<String, ObjectId>,
+    ) -> Result<Vec<(Vec<String>, Done)>, ApplyError> {
+        let t = &c.target;
+        let name = t.repo.as_str();
+        let _hold = self.cache.prepare(name)?;
+        let repo = self.open(name)?;
+        let start = Self::base(t, heads)?;
+        let mut tip = start;
+        let mut written = Vec::new();
+        for pc in &c.commits {
+            let w = self.write(&repo, &changes.sets[pc.set], &pc.subject, tip)?;
+            tip = Some(w.commit);
+            written.push((pc.plans.clone(), w.commit.to_string()));
         }
-        let branch = proposal_branch(cs);
+        let Some(tip) = tip else {
+            return Ok(Vec::new());
+        };
+        let rejected = |said: Vec<String>| {
+            written
+                .iter()
+                .map(|(plans, _)| {
+                    (
+                        plans.clone(),
+                        Done::Rejected {
+                            branch: t.branch.clone(),
+                            said: said.clone(),
+                        },
+                    )
+                })
+                .collect()
+        };
+        match repo.set_branch(&t.branch, start, tip, "druppie: apply") {
+            Ok(()) => {}
+            // The clone's branch is not where the diff saw it: start over.
+            Err(crate::git::Error::Moved { .. }) => return Ok(rejected(Vec::new())),
+            Err(e) => return Err(ApplyError::git(name, "move the branch")(e)),
+        }
+        let url = self.forge.url(name);
+        match self
+            .cache
+            .push(name, &url, &tip.to_string(), &t.branch, false)?
+        {
+            Pushed::Done => {
+                heads.insert(t.repo.clone(), tip);
+                Ok(written
+                    .into_iter()
+                    .map(|(plans, commit)| (plans, Done::Committed { commit }))
+                    .collect())
+            }
+            Pushed::Rejected { said } => Ok(rejected(said)),
+        }
+    }
+
+    /// Opens or updates one plan's proposal.
+    fn propose(
+        &self,
+        p: &crate::execution::Proposal,
+        cs: &ChangeSet,
+        heads: &mut BTreeMap<String, ObjectId>,
+    ) -> Result<Done, ApplyError> {
+        let t = &p.target;
+        let name = t.repo.as_str();
+        let _hold = self.cache.prepare(name)?;
+        let repo = self.open(name)?;
+        let base = Self::base(t, heads)?;
+        let written = self.write(&repo, cs, &p.title, base)?;
+        let branch = t.branch.clone();
         let current = repo
             .branch_head(&branch)
             .map_err(ApplyError::git(name, "read the proposal branch"))?;
@@ -321,8 +388,10 @@ impl Writer<'_> {
                     "druppie: propose",
                 )
                 .map_err(ApplyError::git(name, "move the proposal branch"))?;
+                let url = self.forge.url(name);
                 if let Pushed::Rejected { said } =
-                    self.cache.push(&cs.repo, &url, &commit, &branch, true)?
+                    self.cache
+                        .push(name, &url, &written.commit.to_string(), &branch, true)?
                 {
                     return Ok(Done::Rejected { branch, said });
                 }
@@ -332,21 +401,65 @@ impl Writer<'_> {
         // Announced every time, so a run stopped after the push still
         // gets its pull request or note: both are idempotent.
         // The card names the commit the proposal builds on, which an
-        // earlier environment of this run may have moved.
+        // earlier step of this run may have moved.
         let mut on = cs.clone();
         if let Some(b) = base {
             on.base = Some(b.to_string());
             on.source = crate::live::at(b);
         }
-        let pull = self.announce(&on, &repo, &url, &branch, proposed)?;
+        let pull = self.announce(&on, p, &repo, proposed)?;
         Ok(if fresh {
             Done::Proposed {
                 branch,
-                commit,
+                commit: proposed.to_string(),
                 pull,
             }
         } else {
             Done::AlreadyProposed { branch, pull }
+        })
+    }
+
+    /// A proposal a person pushed to: left as it is, and said so on it.
+    fn hold(&self, h: &crate::execution::Held) -> Result<Done, ApplyError> {
+        let t = &h.target;
+        let pull = match self.forge.pulls() {
+            Some(pulls) => match pulls.find(&t.repo, &t.branch)? {
+                Some(pull) => {
+                    pulls.comment(&t.repo, pull.number, HELD_MARKER, &h.text)?;
+                    Some(pull.url)
+                }
+                None => None,
+            },
+            None => {
+                let repo = self.open(&t.repo)?;
+                if let Some(head) = repo
+                    .branch_head(&t.branch)
+                    .map_err(ApplyError::git(&t.repo, "read the proposal branch"))?
+                {
+                    let have = repo
+                        .note(NOTES, head.commit)
+                        .map_err(ApplyError::git(&t.repo, "read the note"))?;
+                    if have.as_deref() != Some(h.text.as_str()) {
+                        note(
+                            self.cache,
+                            &repo,
+                            &t.repo,
+                            &self.forge.url(&t.repo),
+                            head.commit,
+                            &h.text,
+                            self.identity,
+                            self.signer,
+                            self.time,
+                        )?;
+                    }
+                }
+                None
+            }
+        };
+        Ok(Done::Held {
+            branch: t.branch.clone(),
+            by: h.edited_by.clone(),
+            pull,
         })
     }
 
@@ -356,25 +469,24 @@ impl Writer<'_> {
     fn announce(
         &self,
         cs: &ChangeSet,
+        p: &crate::execution::Proposal,
         repo: &Repo,
-        url: &str,
-        branch: &str,
         commit: ObjectId,
     ) -> Result<Option<String>, ApplyError> {
         if let Some(pulls) = self.forge.pulls() {
-            let card = approval_card(cs, self.mask, pulls.body_limit());
+            let card = approval_card(cs, p, self.mask, pulls.body_limit());
             let pull = pulls.propose(
                 &cs.repo,
                 &crate::forge::Proposal {
-                    head: branch,
-                    base: &cs.branch,
-                    title: &summary(cs),
+                    head: &p.target.branch,
+                    base: &p.into,
+                    title: &p.title,
                     body: &card,
                 },
             )?;
             return Ok(Some(pull.url));
         }
-        let card = approval_card(cs, self.mask, CARD_LIMIT);
+        let card = approval_card(cs, p, self.mask, CARD_LIMIT);
         let have = repo
             .note(NOTES, commit)
             .map_err(ApplyError::git(&cs.repo, "read the note"))?;
@@ -383,7 +495,7 @@ impl Writer<'_> {
                 self.cache,
                 repo,
                 &cs.repo,
-                url,
+                &self.forge.url(&cs.repo),
                 commit,
                 &card,
                 self.identity,
@@ -394,18 +506,17 @@ impl Writer<'_> {
         Ok(None)
     }
 
-    /// Summary, the list of changes, and the trailers.
-    fn message(&self, cs: &ChangeSet) -> String {
+    /// The subject, the list of changes, and the trailers.
+    fn message(&self, cs: &ChangeSet, subject: &str) -> String {
         let plans = cs.plans.join(", ");
-        let summary = summary(cs);
         let mut body = String::new();
         for f in &cs.files {
             let word = match f.action {
-                Action::Create => "create",
-                Action::Modify => "modify",
-                Action::Delete => "delete",
-                Action::Conflict => "CONFLICT",
-                Action::Drift => "restore",
+                FileAction::Create => "create",
+                FileAction::Modify => "modify",
+                FileAction::Delete => "delete",
+                FileAction::Conflict => "CONFLICT",
+                FileAction::Drift => "restore",
             };
             let _ = write!(body, "{word} {}", f.path);
             if let Some(reason) = &f.reason {
@@ -424,18 +535,13 @@ impl Writer<'_> {
             trailers.push(("Druppie-Render-Digest", &cs.render_digest));
         }
         trailers.push(("Druppie-Trigger", self.trigger));
-        message(&summary, &body, &trailers)
+        message(subject, &body, &trailers)
     }
 }
 
-/// The one-line summary of a change set: commit subject, PR title.
-fn summary(cs: &ChangeSet) -> String {
-    let plans = cs.plans.join(", ");
-    match &cs.env {
-        Some(env) => format!("druppie: {plans} in {env}"),
-        None => format!("druppie: {plans}"),
-    }
-}
+/// Where druppie's comment on a proposal a person pushed to is found
+/// again.
+pub const HELD_MARKER: &str = "<!-- druppie:held -->";
 
 /// Where druppie's comments live in plain git.
 pub const NOTES: &str = "refs/notes/druppie";
@@ -445,17 +551,27 @@ const CARD_LIMIT: usize = 60_000;
 
 /// The comment a proposal carries: what merging it changes, cut at
 /// about `limit` bytes.
-pub fn approval_card(cs: &ChangeSet, mask: &crate::diff::report::Mask, limit: usize) -> String {
+pub fn approval_card(
+    cs: &ChangeSet,
+    p: &crate::execution::Proposal,
+    mask: &crate::diff::report::Mask,
+    limit: usize,
+) -> String {
     let one = ChangeSets {
         sets: vec![cs.clone()],
         ..ChangeSets::default()
     };
-    crate::diff::report::comment(
-        "druppie proposes these changes; merging this branch approves them.",
-        &one,
-        mask,
-        limit,
-    )
+    let mut heading =
+        "druppie proposes these changes; merging this branch approves them.".to_owned();
+    if !p.conflicted.is_empty() {
+        heading.push_str(
+            "\n\n**CONFLICT**: these files carry conflict markers where a person's edit and the spec's change clash. Resolve each on this branch before merging; a merge with markers in a file is recorded as a violation:\n",
+        );
+        for path in &p.conflicted {
+            heading.push_str(&format!("\n- `{path}`"));
+        }
+    }
+    crate::diff::report::comment(&heading, &one, mask, limit)
 }
 
 /// Sets druppie's note on `commit` in the cache and pushes the notes.
@@ -498,7 +614,10 @@ pub fn event(
         Done::Proposed { branch, commit, .. } => {
             (Kind::Proposed, commit.clone(), Some(branch.clone()))
         }
-        Done::AlreadyProposed { .. } | Done::Observed | Done::Rejected { .. } => return None,
+        Done::AlreadyProposed { .. }
+        | Done::Held { .. }
+        | Done::Observed
+        | Done::Rejected { .. } => return None,
     };
     Some(Event {
         kind,
@@ -511,15 +630,6 @@ pub fn event(
         branch,
         spec_commit: spec_commit.map(str::to_owned),
     })
-}
-
-/// The branch a change set is proposed on.
-pub fn proposal_branch(cs: &ChangeSet) -> String {
-    let plans = cs.plans.join("+");
-    match &cs.env {
-        Some(env) => format!("druppie/{plans}-{env}"),
-        None => format!("druppie/{plans}"),
-    }
 }
 
 /// A time as RFC 3339.

@@ -254,11 +254,13 @@ impl Run<'_> {
                 outcome.recorded = caught.recorded;
                 outcome.ignored.extend(caught.ignored);
             }
+            let own = self.signer.own_key();
             let options = diff::Options {
                 sources: &sources,
                 scope,
                 spec_commit: self.spec_commit,
                 limits: self.limits,
+                own_key: Some(&own),
             };
             let mut changes =
                 diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;
@@ -273,7 +275,8 @@ impl Run<'_> {
             if !unreadable.is_empty() {
                 return Err(Failure::Unreadable(unreadable));
             }
-            if summary.changes() == 0 {
+            let plan = crate::execution::plan(changes, String::new());
+            if !plan.writes() {
                 return Ok(());
             }
             if attempt == 1 && !confirm(changes, &mask) {
@@ -289,7 +292,7 @@ impl Run<'_> {
                 trigger: self.trigger,
                 time: now(),
             };
-            let (steps, failed) = writer.apply(changes);
+            let (steps, failed) = writer.apply(&plan, changes);
             let when = stamp(writer.time);
             let events: Vec<_> = steps
                 .iter()

@@ -100,6 +100,9 @@ struct Verdict {
     commit: String,
     /// The proposal's commit.
     proposal: Option<String>,
+    /// The branch's tip when it may be deleted: all of it reached the
+    /// default branch, or its pull request was closed.
+    retire: Option<String>,
     merged: bool,
     /// Who approved, or what was missing for an approval.
     approval: Result<Option<String>, String>,
@@ -136,7 +139,14 @@ impl Trail<'_> {
                 Some(_) => self.pull_verdicts(repo, writer.events())?,
                 None => self.merge_verdicts(&target, writer.events(), &mut out.ignored)?,
             };
-            for v in verdicts {
+            for mut v in verdicts {
+                let marked = self.marked(&v)?;
+                if !marked.is_empty() && v.approval.is_ok() {
+                    v.approval = Err(format!(
+                        "merged with conflict markers in {}",
+                        marked.join(", ")
+                    ));
+                }
                 // A rejection carries the proposal's own commit, which the
                 // trail knows as proposed: tell the two apart by kind.
                 let kinds: &[Kind] = if v.merged {
@@ -150,6 +160,12 @@ impl Trail<'_> {
                         && kinds.contains(&r.event.kind)
                 });
                 if !recorded && let Some(line) = self.record_verdict(&v, writer)? {
+                    out.recorded.push(line);
+                }
+                // Once its verdict is recorded the branch goes: the
+                // next change to this plan and environment is a fresh
+                // proposal.
+                if let Some(line) = self.retire(&v)? {
                     out.recorded.push(line);
                 }
             }
@@ -224,6 +240,9 @@ impl Trail<'_> {
         let mut out = Vec::new();
         for m in target.merged(&proposed, ignored)? {
             let approval = self.signed_approval(target, &m)?;
+            let retire = target
+                .landed_whole(&m.tip, &m.proposal)?
+                .then(|| m.tip.clone());
             let actor = match m.style {
                 Style::Merge | Style::Squash => format!("{} <{}>", m.merger_name, m.merger_email),
                 Style::FastForward => "a fast-forward (no merge commit)".to_owned(),
@@ -236,6 +255,7 @@ impl Trail<'_> {
                 env: m.env,
                 commit: m.merge,
                 proposal: Some(m.proposal),
+                retire,
                 merged: true,
                 approval,
             });
@@ -342,6 +362,7 @@ impl Trail<'_> {
                 plans: r.event.plans.clone(),
                 env: r.event.env.clone(),
                 commit,
+                retire: pull.head_commit.clone(),
                 proposal: pull.head_commit.clone(),
                 merged,
                 approval,
@@ -434,6 +455,73 @@ impl Trail<'_> {
         let line = format!("{verdict} at {} in {}", event.time, v.commit);
         self.tell(v, &line)?;
         Ok(Some(format!("{}: {}: {line}", v.repo, v.branch)))
+    }
+
+    /// The files the proposal carried conflicts in that still have
+    /// conflict markers where it was merged.
+    fn marked(&self, v: &Verdict) -> Result<Vec<String>, TrailError> {
+        let (true, Some(proposal)) = (v.merged, &v.proposal) else {
+            return Ok(Vec::new());
+        };
+        let cached = Repo::open(&self.cache.path(&v.repo))
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApplyError::not_cached(&v.repo))?;
+        // What the clone cannot read (a forge's merge not fetched yet, an
+        // id the forge got wrong) says nothing.
+        let id = |hex: &str| ObjectId::from_hex(hex.as_bytes()).ok();
+        let (Some(proposal), Some(merge)) = (id(proposal), id(&v.commit)) else {
+            return Ok(Vec::new());
+        };
+        let Ok((_, message)) = cached.author_and_message(proposal) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for line in message.lines() {
+            let Some(rest) = line.strip_prefix("CONFLICT ") else {
+                continue;
+            };
+            let path = rest.split_once(" (").map_or(rest, |(p, _)| p);
+            if let Ok(Some(bytes)) = cached.file_at(merge, path)
+                && crate::diff::has_markers(&bytes)
+            {
+                out.push(path.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the branch of a proposal whose verdict is recorded, when
+    /// it is still where the verdict saw it (a person's later push is
+    /// kept); says so in a line.
+    fn retire(&self, v: &Verdict) -> Result<Option<String>, TrailError> {
+        let Some(tip) = &v.retire else {
+            return Ok(None);
+        };
+        let cached = Repo::open(&self.cache.path(&v.repo))
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApplyError::not_cached(&v.repo))?;
+        let now = cached
+            .branch_head(&v.branch)
+            .map_err(ApplyError::git(&v.repo, "read the proposal branch"))?;
+        if now.is_none_or(|h| h.commit.to_string() != *tip) {
+            return Ok(None);
+        }
+        let url = self.forge.url(&v.repo);
+        let pushed = self
+            .cache
+            .delete_branch(&v.repo, &url, &v.branch, tip)
+            .map_err(ApplyError::from)?;
+        Ok(match pushed {
+            super::Pushed::Done => Some(format!(
+                "{}: deleted {} ({})",
+                v.repo,
+                v.branch,
+                if v.merged { "merged" } else { "closed" }
+            )),
+            super::Pushed::Rejected { .. } => None,
+        })
     }
 
     /// Puts the verdict on the proposal: a comment on its pull request,

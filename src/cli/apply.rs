@@ -109,9 +109,10 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
 
 /// What one step did, as a line.
 fn step_line(step: &crate::apply::Step) -> String {
+    let plans = step.plans.join(", ");
     let at = match &step.env {
-        Some(env) => format!("{} ({env})", step.repo),
-        None => step.repo.clone(),
+        Some(env) => format!("{} ({env}) {plans}", step.repo),
+        None => format!("{} {plans}", step.repo),
     };
     match &step.done {
         Done::Committed { commit } => format!("{at}: committed {}", &commit[..12]),
@@ -129,6 +130,12 @@ fn step_line(step: &crate::apply::Step) -> String {
         Done::AlreadyProposed { branch, pull } => {
             let on = pull.as_deref().unwrap_or(branch);
             format!("{at}: {on} already proposes these changes")
+        }
+        Done::Held { branch, by, pull } => {
+            let on = pull.as_deref().unwrap_or(branch);
+            format!(
+                "{at}: {on} has commits by {by}; left as it is (close it to get a fresh proposal)"
+            )
         }
         Done::Observed => format!("{at}: observe only, nothing written"),
         Done::Rejected { branch, .. } => {

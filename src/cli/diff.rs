@@ -37,11 +37,13 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let sources = sources(ctx, args);
     let scope = args.select.options();
     let spec_commit = spec_commit(ctx);
+    let own = own_key(ctx);
     let options = diff::Options {
         sources: &sources,
         scope: &scope,
         spec_commit: spec_commit.as_deref(),
         limits: ctx.config.render.limits(),
+        own_key: own.as_ref(),
     };
     let started = std::time::Instant::now();
     let changes = diff::diff(&opened.valid, &opened.selection, &options)?;
@@ -69,6 +71,7 @@ pub(super) fn print_changes(
         ui.error(e);
     }
     let summary = Summary::of(changes);
+    let plan = crate::execution::plan(changes, String::new());
     if json {
         let report = report::json(changes, &mask, intent);
         let json = serde_json::to_string_pretty(&report).expect("the report serializes");
@@ -79,11 +82,21 @@ pub(super) fn print_changes(
     }
     ExitCode::from(if summary.errors > 0 {
         exit::ERROR
-    } else if summary.changes() > 0 {
+    } else if plan.shows_changes() {
         exit::CHANGES
     } else {
         exit::OK
     })
+}
+
+/// druppie's own key, when `[signing] key` is configured and readable,
+/// to tell its commits on proposal branches from a person's as `apply`
+/// does (without it, by their trailers).
+pub(super) fn own_key(ctx: &Context) -> Option<crate::git::sign::OwnKey> {
+    let key = ctx.config.signing.key.as_ref()?;
+    crate::git::sign::Signer::load(&ctx.config.resolve(key))
+        .ok()
+        .map(|s| s.own_key())
 }
 
 /// Where the live repos are: flags, then `[repos]` in the config, then

@@ -106,6 +106,7 @@ fn preview(
         scope: &scope,
         spec_commit: head_commit.as_deref(),
         limits,
+        own_key: None,
     };
     let mut changes = diff::diff(&head.valid, &head.selection, &options)?;
     // The live side is the base's render in the scratch directory: say so,

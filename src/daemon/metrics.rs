@@ -87,7 +87,7 @@ impl Metrics {
             files,
             d.files_changed,
         );
-        let pending = "Plan environments waiting for a merge.";
+        let pending = "Open proposals waiting for a merge: one per proposal branch.";
         single(
             &mut t,
             "druppie_pending_approvals",

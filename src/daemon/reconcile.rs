@@ -335,10 +335,7 @@ impl Reconciler {
             .iter()
             .map(|pick| status(pick.plan_name(), pick.env_name(), revision, outcome, ended))
             .collect();
-        let pending = statuses
-            .iter()
-            .filter(|s| s.state == PlanState::PendingApproval)
-            .count() as u64;
+        let pending = open_proposals(outcome);
         let files: u64 = written_files(outcome);
         if matches!(ended, Ended::Success) {
             let now = crate::apply::now().0 as f64;
@@ -355,6 +352,21 @@ impl Reconciler {
             view.diff = diff;
         }
     }
+}
+
+/// The proposals waiting for a merge after `outcome`: one per branch.
+fn open_proposals(outcome: &Outcome) -> u64 {
+    let open: std::collections::BTreeSet<(&str, &str)> = outcome
+        .steps
+        .iter()
+        .filter_map(|s| match &s.done {
+            Done::Proposed { branch, .. }
+            | Done::AlreadyProposed { branch, .. }
+            | Done::Held { branch, .. } => Some((s.repo.as_str(), branch.as_str())),
+            _ => None,
+        })
+        .collect();
+    open.len() as u64
 }
 
 /// A plan × environment's state after `outcome`.
@@ -380,9 +392,13 @@ fn status(
         .filter(|cs| !cs.files.is_empty() && mine(&cs.plans, &cs.env))
         .collect();
     let pull = steps.iter().find_map(|s| match &s.done {
-        Done::Proposed { branch, pull, .. } | Done::AlreadyProposed { branch, pull } => {
-            Some(pull.clone().unwrap_or_else(|| branch.clone()))
-        }
+        Done::Proposed { branch, pull, .. }
+        | Done::AlreadyProposed { branch, pull }
+        | Done::Held { branch, pull, .. } => Some(pull.clone().unwrap_or_else(|| branch.clone())),
+        _ => None,
+    });
+    let held = steps.iter().find_map(|s| match &s.done {
+        Done::Held { by, .. } => Some(format!("edited by {by}; close it to get a fresh proposal")),
         _ => None,
     });
     let conflicts = sets.iter().any(|cs| cs.count(Action::Conflict) > 0);
@@ -396,7 +412,7 @@ fn status(
             PlanState::Conflict,
             Some("the proposal carries conflicts to resolve".to_owned()),
         ),
-        _ if pull.is_some() => (PlanState::PendingApproval, None),
+        _ if pull.is_some() => (PlanState::PendingApproval, held),
         _ if sets.is_empty() || sets.len() == written => (PlanState::InSync, None),
         _ if conflicts => (PlanState::Conflict, None),
         Ended::DryRun => (

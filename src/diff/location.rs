@@ -142,6 +142,11 @@ impl Step<'_> {
         let (action, new, reason) = match decision {
             Decision::Unchanged => return Ok(()),
             Decision::Keep(message) => {
+                let marked = match live {
+                    Some(id) => has_markers(&self.repo.read(&path, id)?),
+                    None => false,
+                };
+                let message = if marked { MARKED } else { message };
                 self.cs.notes.push(Note {
                     path,
                     message: message.to_owned(),
@@ -152,7 +157,9 @@ impl Step<'_> {
             Decision::Modify => (Action::Modify, render(), None),
             Decision::Delete => (Action::Delete, None, None),
             Decision::Drift => {
-                let why = if live.is_some() {
+                let why = if old.as_deref().is_some_and(has_markers) {
+                    "conflict markers were merged into the repo; the change set restores the render"
+                } else if live.is_some() {
                     "managed file edited in the repo; the change set restores the render"
                 } else {
                     "managed file deleted in the repo; the change set restores it"
@@ -202,6 +209,24 @@ impl Step<'_> {
         });
         Ok(())
     }
+}
+
+/// What a kept file with conflict markers is reported as.
+const MARKED: &str =
+    "has conflict markers: a proposal was merged before they were resolved; resolve them here";
+
+/// Whether `bytes` hold a conflict (a line starting `<<<<<<< ` followed
+/// by one starting `>>>>>>> `), as merging leaves it.
+pub fn has_markers(bytes: &[u8]) -> bool {
+    let mut open = false;
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.starts_with(b"<<<<<<< ") {
+            open = true;
+        } else if open && line.starts_with(b">>>>>>> ") {
+            return true;
+        }
+    }
+    false
 }
 
 /// Conflict marker labels: the repo's side, then the render's.

@@ -17,7 +17,6 @@
 //! on every core and keeps only the changes.
 
 mod classify;
-pub mod execution;
 mod location;
 pub mod report;
 
@@ -37,6 +36,7 @@ use crate::spec::model::{Platform, Trust};
 use crate::spec::validate::Validated;
 use crate::spec::{Diagnostics, Pick, Selection};
 use location::diff_location;
+pub use location::has_markers;
 
 /// What a change set does to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -102,12 +102,19 @@ impl ChangeSet {
 }
 
 /// Every change set, and the repos that could not be read.
+///
+/// A change set is one plan's change to one target: a project repo (one
+/// per building block instance, so one plan), or one plan's directory
+/// in one environment of the infra repo (a removed plan's directory is
+/// its own change set too).
 #[derive(Debug, Default)]
 pub struct ChangeSets {
     pub sets: Vec<ChangeSet>,
     pub errors: Vec<live::Error>,
     /// Values of secret inputs: masked wherever changes are shown.
     pub secrets: Vec<String>,
+    /// The `druppie/…` branches of the target repos as they are now.
+    pub proposals: Vec<live::Proposal>,
 }
 
 /// Where the live repos are and what the run covers.
@@ -121,6 +128,9 @@ pub struct Options<'a> {
     pub spec_commit: Option<&'a str>,
     /// What composing and rendering may hold and produce (`[render]`).
     pub limits: crate::template::Limits,
+    /// druppie's own key, to tell its commits on proposal branches from
+    /// a person's (without it, by their `Druppie-Plan` trailer).
+    pub own_key: Option<&'a crate::git::sign::OwnKey>,
 }
 
 /// What one plan in one environment contributes.
@@ -182,12 +192,12 @@ pub fn diff(
         },
         |(checker, engine), pick| world.diff_instance(checker, engine, pick),
     );
-    let mut sets: BTreeMap<(String, Option<String>), ChangeSet> = BTreeMap::new();
-    let mut findings = Vec::new();
+    let mut sets: BTreeMap<Key, ChangeSet> = BTreeMap::new();
+    let mut homeless = Vec::new();
     let mut diags = Diagnostics::default();
     for part in parts {
         match part {
-            Ok(part) => merge_part(&mut sets, &mut out, &mut findings, part),
+            Ok(part) => merge_part(&mut sets, &mut out, &mut homeless, part),
             Err(found) => diags.extend(found.0),
         }
     }
@@ -195,35 +205,36 @@ pub fn diff(
         diags.sort();
         return Err(diags);
     }
-    for cs in sets.values_mut() {
-        dedup_plans(&mut cs.plans);
-    }
-    // Every environment in scope gets an infra change set, and without a
-    // plan filter a removed plan's directory is pruned.
-    if let Some(infra) = infra {
+    // Without a plan filter, a removed plan's directory is pruned, as
+    // that plan's change set.
+    if let Some(infra) = infra
+        && options.scope.plan.is_none()
+    {
         for (env, live) in &env_live {
-            let key = (infra.name.clone(), Some((*env).to_owned()));
-            let cs = sets
-                .entry(key)
-                .or_insert_with(|| change_set(platform, infra, Some(env)));
-            if options.scope.plan.is_none() {
-                prune_removed_plans(cs, infra, live, platform, &selection, &mut out.errors);
+            for cs in prune_removed_plans(infra, env, live, platform, &selection, &mut out.errors) {
+                sets.insert(key(&cs), cs);
             }
         }
     }
-    for finding in findings {
-        let key = (finding.repo.clone(), finding.env.clone());
-        // A finding whose repo could not be read goes with the first set.
-        let home = match sets.get_mut(&key) {
-            Some(cs) => Some(cs),
-            None => sets.values_mut().next(),
-        };
-        if let Some(cs) = home {
-            cs.findings.push(finding);
-        }
+    // A finding whose repo could not be read goes with the first set.
+    if let Some(first) = sets.values_mut().next() {
+        first.findings.extend(homeless);
     }
     out.sets = sets.into_values().collect();
+    for repo in repos.values() {
+        match repo.proposals(options.own_key) {
+            Ok(found) => out.proposals.extend(found),
+            Err(e) => out.errors.push(e),
+        }
+    }
     Ok(out)
+}
+
+/// A change set's place: repo, environment, plans.
+type Key = (String, Option<String>, Vec<String>);
+
+fn key(cs: &ChangeSet) -> Key {
+    (cs.repo.clone(), cs.env.clone(), cs.plans.clone())
 }
 
 /// What every worker reads.
@@ -315,25 +326,36 @@ fn environment_files<'p>(
     out
 }
 
-/// Adds one instance's change sets (the infra repo's is shared by every
-/// plan of an environment) and the rest of what it found.
+/// Adds one instance's change sets (one per target it renders into),
+/// each with the policy findings on its own files, and the rest of what
+/// it found.
 fn merge_part(
-    sets: &mut BTreeMap<(String, Option<String>), ChangeSet>,
+    sets: &mut BTreeMap<Key, ChangeSet>,
     out: &mut ChangeSets,
-    findings: &mut Vec<Finding>,
-    part: Part,
+    homeless: &mut Vec<Finding>,
+    mut part: Part,
 ) {
     out.errors.extend(part.errors);
     out.secrets.extend(part.secrets);
-    findings.extend(part.findings);
+    for finding in part.findings {
+        match part
+            .sets
+            .iter_mut()
+            .find(|cs| cs.repo == finding.repo && cs.env == finding.env)
+        {
+            Some(cs) => cs.findings.push(finding),
+            None => homeless.push(finding),
+        }
+    }
     for cs in part.sets {
-        let key = (cs.repo.clone(), cs.env.clone());
+        let key = key(&cs);
         match sets.get_mut(&key) {
+            // Two instances of one plan in one target (validation keeps
+            // repo names apart, so this is one plan's two components).
             Some(whole) => {
-                // Duplicates go once every part is in (`dedup_plans`).
-                whole.plans.extend(cs.plans);
                 whole.files.extend(cs.files);
                 whole.notes.extend(cs.notes);
+                whole.findings.extend(cs.findings);
                 whole.render_digest = combine(&whole.render_digest, &cs.render_digest);
             }
             None => {
@@ -343,26 +365,20 @@ fn merge_part(
     }
 }
 
-/// Keeps the first occurrence of each plan, in order.
-fn dedup_plans(plans: &mut Vec<String>) {
-    let mut seen = std::collections::HashSet::new();
-    plans.retain(|p| seen.insert(p.clone()));
-}
-
 /// Prunes plan directories (one level below the environment's path, with
-/// a lock) whose plan is not selected any more.
+/// a lock) whose plan is not selected any more: one change set each,
+/// named after the directory.
 fn prune_removed_plans(
-    cs: &mut ChangeSet,
     infra: &LiveRepo,
+    env: &str,
     live: &BTreeMap<String, ObjectId>,
     platform: &Platform,
     selection: &[Pick<'_>],
     errors: &mut Vec<live::Error>,
-) {
-    let env = cs.env.clone().unwrap_or_default();
+) -> Vec<ChangeSet> {
     let dir = platform
         .environments
-        .get(&env)
+        .get(env)
         .map_or("", |s| crate::spec::names::infra_dir(&s.path.value));
     let covered: BTreeSet<String> = selection
         .iter()
@@ -370,21 +386,29 @@ fn prune_removed_plans(
         .map(|pick| crate::spec::names::plan_dir(dir, pick.plan_name()))
         .collect();
     let suffix = format!("/{LOCK_FILE}");
+    let mut out = Vec::new();
     for path in live.keys() {
         let Some(plan_dir) = path.strip_suffix(&suffix) else {
             continue;
         };
-        let one_deep = plan_dir
+        let name = plan_dir
             .strip_prefix(dir)
             .and_then(|r| r.strip_prefix('/'))
-            .is_some_and(|r| !r.is_empty() && !r.contains('/'));
-        if one_deep
-            && !covered.contains(plan_dir)
-            && let Err(e) = diff_location(cs, infra, live, None, plan_dir)
-        {
-            errors.push(e);
+            .filter(|r| !r.is_empty() && !r.contains('/'));
+        let Some(name) = name else {
+            continue;
+        };
+        if covered.contains(plan_dir) {
+            continue;
+        }
+        let mut cs = change_set(platform, infra, Some(env));
+        cs.plans = vec![name.to_owned()];
+        match diff_location(&mut cs, infra, live, None, plan_dir) {
+            Ok(()) => out.push(cs),
+            Err(e) => errors.push(e),
         }
     }
+    out
 }
 
 /// The repos a selection renders into, with their default branches: the

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use similar::TextDiff;
 
-use super::execution::ExecutionPlan;
 use super::{Action, ChangeSet, ChangeSets, FileChange};
+use crate::execution::ExecutionPlan;
 use crate::policy::{Finding, counts};
 use crate::render::RepoKind;
 use crate::spec::model::{Severity, Trust};
@@ -86,7 +86,8 @@ fn text_of(bytes: &[u8]) -> Option<&str> {
 /// Totals over every change set.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
-    /// Change sets with at least one file change.
+    /// Targets (a project repo, an environment of the infra repo) with at
+    /// least one file change.
     pub repos: usize,
     pub create: usize,
     pub modify: usize,
@@ -101,9 +102,10 @@ impl Summary {
     pub fn of(changes: &ChangeSets) -> Summary {
         let mut s = Summary::default();
         let mut findings = Vec::new();
+        let mut targets = std::collections::BTreeSet::new();
         for cs in &changes.sets {
             if !cs.files.is_empty() {
-                s.repos += 1;
+                targets.insert((&cs.repo, &cs.env));
             }
             s.create += cs.count(Action::Create);
             s.modify += cs.count(Action::Modify);
@@ -112,6 +114,7 @@ impl Summary {
             s.drift += cs.count(Action::Drift);
             findings.extend(cs.findings.iter().cloned());
         }
+        s.repos = targets.len();
         let (errors, warnings) = counts(&findings);
         s.errors = errors + changes.errors.len();
         s.warnings = warnings;
@@ -399,7 +402,7 @@ pub fn json(changes: &ChangeSets, mask: &Mask, intent: String) -> Report {
             f
         })
         .collect();
-    let execution_plan = ExecutionPlan::of(changes, &summary, intent);
+    let execution_plan = crate::execution::plan(changes, intent);
     Report {
         changes: sets,
         findings,

@@ -258,6 +258,56 @@ impl Repo {
         }))
     }
 
+    /// The branches under `refs/heads/<prefix>` and their heads, by name.
+    ///
+    /// # Errors
+    /// The refs cannot be read.
+    pub fn branches_under(&self, prefix: &str) -> Result<Vec<(String, super::Head)>, Error> {
+        let repo = self.repo.to_thread_local();
+        let what = || format!("cannot list the branches under `{prefix}`");
+        let refs = repo.references().map_err(|e| err(what(), e))?;
+        let full = format!("refs/heads/{prefix}");
+        let mut out = Vec::new();
+        for reference in refs.prefixed(full.as_str()).map_err(|e| err(what(), e))? {
+            let mut reference = reference.map_err(|e| err(what(), e))?;
+            let name = reference.name().as_bstr().to_string();
+            let Some(branch) = name.strip_prefix("refs/heads/") else {
+                continue;
+            };
+            let branch = branch.to_owned();
+            let commit = reference
+                .peel_to_commit()
+                .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
+            let tree = commit
+                .tree_id()
+                .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?
+                .detach();
+            out.push((
+                branch,
+                super::Head {
+                    commit: commit.id,
+                    tree,
+                },
+            ));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// A commit's author (`Name <email>`) and message.
+    ///
+    /// # Errors
+    /// The commit cannot be read.
+    pub fn author_and_message(&self, commit: ObjectId) -> Result<(String, String), Error> {
+        let repo = self.repo.to_thread_local();
+        let what = || format!("cannot read commit {commit}");
+        let found = repo.find_commit(commit).map_err(|e| err(what(), e))?;
+        let author = found.author().map_err(|e| err(what(), e))?;
+        let who = format!("{} <{}>", author.name, author.email);
+        let message = found.message_raw().map_err(|e| err(what(), e))?.to_string();
+        Ok((who, message))
+    }
+
     /// Points `refs/heads/<branch>` at `new` if it still points at
     /// `expected` (`None`: the branch must not exist yet).
     ///

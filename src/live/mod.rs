@@ -236,6 +236,53 @@ impl LiveRepo {
     }
 }
 
+/// A `druppie/…` branch of a target repo: a proposal, open or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    pub repo: String,
+    pub branch: String,
+    /// Its tip commit, hex.
+    pub tip: String,
+    /// The tip's author, when the tip is not druppie's: a person added
+    /// commits to the proposal.
+    pub edited_by: Option<String>,
+}
+
+impl LiveRepo {
+    /// The `druppie/…` branches of the repo. A tip is druppie's when
+    /// `own` signed it; without `own` (a diff with no signing key),
+    /// when it carries a `Druppie-Plan` trailer.
+    ///
+    /// # Errors
+    /// The branches or a tip cannot be read.
+    pub fn proposals(
+        &self,
+        own: Option<&crate::git::sign::OwnKey>,
+    ) -> Result<Vec<Proposal>, Error> {
+        let Source::Git { repo, .. } = &self.source else {
+            return Ok(Vec::new());
+        };
+        let fail = |e: crate::git::Error| self.error("refs/heads/druppie/", e);
+        let mut out = Vec::new();
+        for (branch, head) in repo.branches_under("druppie/").map_err(fail)? {
+            let (author, message) = repo.author_and_message(head.commit).map_err(fail)?;
+            let druppies = match own {
+                Some(key) => repo.signed_by(head.commit, key).map_err(|e| {
+                    self.error(&branch, crate::git::Error::new(crate::error::chain(&e)))
+                })?,
+                None => message.lines().any(|l| l.starts_with("Druppie-Plan: ")),
+            };
+            out.push(Proposal {
+                repo: self.name.clone(),
+                branch,
+                tip: head.commit.to_string(),
+                edited_by: (!druppies).then_some(author),
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// How a repo was shown to the user: its path, or "does not exist yet".
 pub fn describe(repo: &LiveRepo) -> String {
     match (&repo.path, &repo.source) {

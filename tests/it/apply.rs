@@ -89,13 +89,13 @@ impl Setup {
                 "--no-ff",
                 "-m",
                 message,
-                "origin/druppie/permits-prod",
+                "origin/druppie/prod/permits",
             ],
         );
         git(&work, &["push", "-q", "origin", "main"]);
     }
 
-    /// A person who approves merges `druppie/permits-prod` into the infra
+    /// A person who approves merges `druppie/prod/permits` into the infra
     /// repo's main, signing the merge with their SSH key, which the
     /// spec's `spec/approvers.allowed_signers` lists for
     /// `person@example.org`.
@@ -116,7 +116,7 @@ impl Setup {
                 "--no-ff",
                 "-m",
                 message,
-                "origin/druppie/permits-prod",
+                "origin/druppie/prod/permits",
             ],
         );
         git(&work, &["push", "-q", "origin", "main"]);
@@ -269,18 +269,18 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
-        run.stdout.contains("infra (dev): committed "),
+        run.stdout.contains("infra (dev) permits: committed "),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("infra (prod): proposed on druppie/permits-prod"),
+            .contains("infra (prod) permits: proposed on druppie/prod/permits"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout.contains("permits-app: committed "),
+        run.stdout.contains("permits-app permits: committed "),
         "{}",
         run.stdout
     );
@@ -297,7 +297,7 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     );
     let proposal = git(
         &infra,
-        &["ls-tree", "-r", "--name-only", "druppie/permits-prod"],
+        &["ls-tree", "-r", "--name-only", "druppie/prod/permits"],
     );
     assert!(
         proposal.contains("apps/prod/permits/app/deployment.yaml"),
@@ -332,7 +332,7 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     );
     for (repo, rev) in [
         ("infra", "main"),
-        ("infra", "druppie/permits-prod"),
+        ("infra", "druppie/prod/permits"),
         ("permits-app", "main"),
     ] {
         s.verify(repo, rev);
@@ -347,7 +347,7 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     // The proposal carries its approval card as druppie's git note.
     let card = git(
         &infra,
-        &["notes", "--ref=druppie", "show", "druppie/permits-prod"],
+        &["notes", "--ref=druppie", "show", "druppie/prod/permits"],
     );
     assert!(
         card.starts_with("druppie proposes these changes; merging this branch approves them.\n"),
@@ -391,7 +391,7 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stdout
-            .contains("infra (prod): druppie/permits-prod already proposes these changes"),
+            .contains("infra (prod) permits: druppie/prod/permits already proposes these changes"),
         "{}",
         run.stdout
     );
@@ -410,22 +410,24 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     );
 
     // A person approves by merging, signed; then there is nothing left
-    // to apply.
+    // to apply, and the proposal's branch is gone.
+    let proposal = git(&infra, &["rev-parse", "druppie/prod/permits"]);
     s.merge_proposal_signed("Approve permits in prod");
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     let (verdict, rest) = run.stdout.split_once('\n').unwrap();
     assert!(
         verdict.starts_with(
-            "infra: druppie/permits-prod: approved: merged by Person <person@example.org> (approver: person@example.org) at "
+            "infra: druppie/prod/permits: approved: merged by Person <person@example.org> (approver: person@example.org) at "
         ),
         "{verdict}"
     );
-    assert_eq!(rest, "nothing to apply: every repo matches the spec\n");
-    let card = git(
-        &infra,
-        &["notes", "--ref=druppie", "show", "druppie/permits-prod"],
+    assert_eq!(
+        rest,
+        "infra: deleted druppie/prod/permits (merged)\nnothing to apply: every repo matches the spec\n"
     );
+    assert_eq!(git(&infra, &["branch", "--list", "druppie/*"]), "");
+    let card = git(&infra, &["notes", "--ref=druppie", "show", proposal.trim()]);
     assert!(
         card.contains(
             "approved: merged by Person <person@example.org> (approver: person@example.org) at "
@@ -465,7 +467,7 @@ fn a_merge_by_someone_not_an_approver_is_a_violation() {
     let run = s.apply();
     assert!(
         run.stdout.contains(
-            "infra: druppie/permits-prod: VIOLATION: merged by Person <person@example.org>: the merge commit is not signed; an approval is a merge signed with the key of an approver (platform-team) listed in spec/approvers.allowed_signers"
+            "infra: druppie/prod/permits: VIOLATION: merged by Person <person@example.org>: the merge commit is not signed; an approval is a merge signed with the key of an approver (platform-team) listed in spec/approvers.allowed_signers"
         ),
         "{}",
         run.stdout
@@ -523,7 +525,7 @@ fn events_lost_to_a_stop_between_push_and_record_are_recorded_next_time() {
     let verify = s.audit_run(&["--verify"]);
     assert_eq!(verify.code, 1, "{}", verify.transcript());
     let infra = s.forge().join("infra.git");
-    let proposal = git(&infra, &["rev-parse", "druppie/permits-prod"]);
+    let proposal = git(&infra, &["rev-parse", "druppie/prod/permits"]);
     let app = git(&s.forge().join("permits-app.git"), &["rev-parse", "main"]);
     assert!(
         verify.stderr.contains(&format!(
@@ -595,13 +597,14 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
-        run.stdout.contains("infra (dev): committed "),
+        run.stdout.contains("infra (dev) permits: committed "),
         "{}",
         run.stdout
     );
     // Prism's answer names the pull request's address.
     assert!(
-        run.stdout.contains("infra (prod): proposed on string ("),
+        run.stdout
+            .contains("infra (prod) permits: proposed on string ("),
         "{}",
         run.stdout
     );
@@ -613,7 +616,7 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
         .collect();
     assert_eq!(opened.len(), 1);
     let pr = opened[0].json();
-    assert_eq!(pr["head"], "druppie/permits-prod");
+    assert_eq!(pr["head"], "druppie/prod/permits");
     assert_eq!(pr["base"], "main");
     assert_eq!(pr["title"], "druppie: permits in prod");
     let body = pr["body"].as_str().unwrap();
@@ -633,7 +636,7 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
     let infra = s.forge().join("platform/infra.git");
     let proposal = git(
         &infra,
-        &["ls-tree", "-r", "--name-only", "druppie/permits-prod"],
+        &["ls-tree", "-r", "--name-only", "druppie/prod/permits"],
     );
     assert!(proposal.contains("apps/prod/permits/app/deployment.yaml"));
     git(&infra, &["fsck", "--strict"]);
@@ -643,7 +646,7 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
     // the pull request.
     let merged = Arc::new(|v: &mut serde_json::Value| {
         let pr = &mut v[0];
-        pr["head"]["ref"] = "druppie/permits-prod".into();
+        pr["head"]["ref"] = "druppie/prod/permits".into();
         pr["base"]["ref"] = "main".into();
         pr["state"] = "closed".into();
         pr["merged"] = true.into();
@@ -655,7 +658,7 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stdout
-            .contains("infra: druppie/permits-prod: approved: merged by string at "),
+            .contains("infra: druppie/prod/permits: approved: merged by string at "),
         "{}",
         run.stdout
     );
@@ -714,7 +717,7 @@ fn an_apply_stopped_before_its_pull_request_is_finished_by_the_next_run() {
     );
     let infra = s.forge().join("platform/infra.git");
     assert!(
-        git(&infra, &["branch", "--list", "druppie/permits-prod"]).contains("druppie/permits-prod")
+        git(&infra, &["branch", "--list", "druppie/prod/permits"]).contains("druppie/prod/permits")
     );
 
     // The next run opens the pull request for the branch as it is, and
@@ -723,7 +726,7 @@ fn an_apply_stopped_before_its_pull_request_is_finished_by_the_next_run() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stdout
-            .contains("infra (prod): string already proposes these changes"),
+            .contains("infra (prod) permits: string already proposes these changes"),
         "{}",
         run.stdout
     );

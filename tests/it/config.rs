@@ -16,7 +16,7 @@ fn relative_paths_in_the_default_config_resolve_against_its_directory() {
     let run = druppie(s.tmp.path(), &["--spec", &spec, "apply", "--yes"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
-        run.stdout.contains("infra (dev): committed "),
+        run.stdout.contains("infra (dev) permits: committed "),
         "{}",
         run.stdout
     );

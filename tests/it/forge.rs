@@ -53,7 +53,7 @@ fn github() -> (Proxy, Rest) {
 }
 
 const PROPOSAL: Proposal = Proposal {
-    head: "druppie/permits-prod",
+    head: "druppie/prod/permits",
     base: "main",
     title: "druppie: permits in prod",
     body: "druppie proposes these changes; merging this branch approves them.",
@@ -360,7 +360,7 @@ fn github_requests_match_githubs_openapi_description() {
     assert!(
         seen[3]
             .target
-            .contains("head=platform%3Adruppie%2Fpermits-prod"),
+            .contains("head=platform%3Adruppie%2Fprod%2Fpermits"),
         "{}",
         seen[3].target
     );

@@ -59,7 +59,7 @@ pub(crate) fn merge(s: &Setup, config: &[String], env: &[(&str, &str)]) -> Strin
             "--no-ff",
             "-m",
             "Merge",
-            "origin/druppie/permits-prod",
+            "origin/druppie/prod/permits",
         ],
     );
     git(&work, &["push", "-q", "origin", "main"]);
@@ -121,7 +121,7 @@ fn a_self_made_druppie_branch_never_becomes_a_druppie_event() {
     let work = work(&s);
     git(
         &work,
-        &["checkout", "-q", "-b", "druppie/permits-prod-fake"],
+        &["checkout", "-q", "-b", "druppie/prod/permits-fake"],
     );
     std::fs::write(work.join("evil.yaml"), "kind: Evil\n").unwrap();
     git(&work, &["add", "-A"]);
@@ -145,7 +145,7 @@ fn a_self_made_druppie_branch_never_becomes_a_druppie_event() {
     let fake = git(&work, &["rev-parse", "HEAD"]).trim().to_owned();
     git(
         &work,
-        &["push", "-q", "origin", "druppie/permits-prod-fake"],
+        &["push", "-q", "origin", "druppie/prod/permits-fake"],
     );
     git(&work, &["checkout", "-q", "main"]);
     git(
@@ -156,7 +156,7 @@ fn a_self_made_druppie_branch_never_becomes_a_druppie_event() {
             "--no-ff",
             "-m",
             "Merge",
-            "druppie/permits-prod-fake",
+            "druppie/prod/permits-fake",
         ],
     );
     git(&work, &["push", "-q", "origin", "main"]);
@@ -165,7 +165,7 @@ fn a_self_made_druppie_branch_never_becomes_a_druppie_event() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stderr.contains(&format!(
-            "warning: infra: ignored commit {fake} on druppie/permits-prod-fake: it looks like druppie's but is not signed by druppie's key"
+            "warning: infra: ignored commit {fake} on druppie/prod/permits-fake: it looks like druppie's but is not signed by druppie's key"
         )),
         "{}",
         run.stderr
@@ -281,14 +281,14 @@ fn a_forged_approved_event_does_not_stop_the_real_verdict() {
     let fake = forge_event(
         &s,
         &format!(
-            "kind: approved\ntime: \"2026-01-01T00:00:00Z\"\nactor: \"platform-team\"\nplans: [\"permits\"]\nenv: \"prod\"\nrepo: \"infra\"\ncommit: \"{merged}\"\nbranch: \"druppie/permits-prod\"\n"
+            "kind: approved\ntime: \"2026-01-01T00:00:00Z\"\nactor: \"platform-team\"\nplans: [\"permits\"]\nenv: \"prod\"\nrepo: \"infra\"\ncommit: \"{merged}\"\nbranch: \"druppie/prod/permits\"\n"
         ),
     );
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stdout.contains(
-            "infra: druppie/permits-prod: VIOLATION: merged by Person <person@example.org>"
+            "infra: druppie/prod/permits: VIOLATION: merged by Person <person@example.org>"
         ),
         "{}",
         run.stdout
@@ -407,7 +407,7 @@ fn a_fast_forward_cannot_carry_an_approval() {
     let work = work(&s);
     git(
         &work,
-        &["merge", "-q", "--ff-only", "origin/druppie/permits-prod"],
+        &["merge", "-q", "--ff-only", "origin/druppie/prod/permits"],
     );
     git(&work, &["push", "-q", "origin", "main"]);
     let run = s.apply();

@@ -90,7 +90,7 @@ fn a_hostile_default_branch_is_refused_at_validate() {
         "a@{b",
         "HEAD",
         "@",
-        "druppie/permits-prod",
+        "druppie/prod/permits",
         "a b",
         "a~1",
         "a:b",
@@ -433,7 +433,7 @@ fn git_accepts_branch(name: &str) -> bool {
 fn branch_rules_agree_with_git_check_ref_format() {
     // druppie refuses two names git accepts: `@` (git's HEAD in revisions)
     // and druppie's own proposal branches.
-    let stricter = ["@", "druppie/x", "druppie/permits-prod"];
+    let stricter = ["@", "druppie/x", "druppie/prod/permits"];
     let cases = [
         "main",
         "master",
@@ -480,7 +480,7 @@ fn branch_rules_agree_with_git_check_ref_format() {
         "a\u{1}b",
         "",
         "druppie/x",
-        "druppie/permits-prod",
+        "druppie/prod/permits",
         "druppie",
         "x/druppie/y",
     ];

@@ -13,7 +13,7 @@ fn squash(s: &Setup, config: &[String]) -> String {
     let work = work(s);
     git(
         &work,
-        &["merge", "-q", "--squash", "origin/druppie/permits-prod"],
+        &["merge", "-q", "--squash", "origin/druppie/prod/permits"],
     );
     git_as(&work, config, &[], &["commit", "-qm", "squashed"]);
     git(&work, &["push", "-q", "origin", "main"]);
@@ -73,12 +73,12 @@ fn a_commit_added_to_the_proposal_before_the_merge_does_not_hide_the_merge() {
         let work = work(&s);
         git(
             &work,
-            &["checkout", "-q", "-B", "fix", "origin/druppie/permits-prod"],
+            &["checkout", "-q", "-B", "fix", "origin/druppie/prod/permits"],
         );
         std::fs::write(work.join("apps/prod/permits/fix-up.txt"), "by a person\n").unwrap();
         git(&work, &["add", "-A"]);
         git_as(&work, &[], &[], &["commit", "-qm", "fix-up"]);
-        git(&work, &["push", "-q", "origin", "fix:druppie/permits-prod"]);
+        git(&work, &["push", "-q", "origin", "fix:druppie/prod/permits"]);
         git(&work, &["checkout", "-q", "main"]);
         let config = if approver_signs {
             signing(&s.tmp.path().join("person_ed25519"))

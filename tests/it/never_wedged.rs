@@ -165,7 +165,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// Lock files as a process killed while holding them leaves them.
 const STALE_LOCKS: [&str; 6] = [
     "refs/heads/main.lock",
-    "refs/heads/druppie/permits-prod.lock",
+    "refs/heads/druppie/prod/permits.lock",
     "packed-refs.lock",
     "HEAD.lock",
     "config.lock",
@@ -230,7 +230,7 @@ fn stale_lock_files_in_the_cache_and_the_spec_repo_do_not_stop_apply() {
     );
     std::fs::remove_file(spec_git.join("index.lock")).expect("index.lock");
     assert!(
-        run.stdout.contains("infra (dev): committed "),
+        run.stdout.contains("infra (dev) permits: committed "),
         "{}",
         run.stdout
     );
@@ -264,7 +264,7 @@ fn half_made_and_broken_clones_in_the_cache_are_cloned_again() {
         run.stderr
     );
     assert!(
-        run.stdout.contains("infra (dev): committed "),
+        run.stdout.contains("infra (dev) permits: committed "),
         "{}",
         run.stdout
     );
@@ -347,7 +347,7 @@ fn apply_killed_at_random_points_converges_on_the_next_run() {
     on_main.reverse();
     assert_eq!(on_main, released, "one commit per release, none twice");
     assert_eq!(
-        spec_commits(&s, "infra", "druppie/permits-prod")[0],
+        spec_commits(&s, "infra", "druppie/prod/permits")[0],
         *released.last().expect("released")
     );
     assert_no_lock_files(&s.tmp.path().join("cache"));
@@ -403,7 +403,7 @@ fn a_push_that_loses_the_forge_s_ref_lock_race_is_retried() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stdout
-            .contains("infra (dev): main moved on the forge; starting over"),
+            .contains("infra (dev) permits: main moved on the forge; starting over"),
         "{}",
         run.stdout
     );

@@ -62,11 +62,27 @@ fn the_checkout_itself_is_the_default_head() {
     let run = f.run(&["preview", "--base", "HEAD", "--env", "dev", "--json"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
-    assert!(report["changes"][0]["files"]
+    // The removed plan's directory is that plan's own change set.
+    let removed = report["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|f| f["path"] == "apps/dev/permits/app/deployment.yaml" && f["action"] == "delete"));
+        .find(|cs| cs["plans"] == serde_json::json!(["permits"]))
+        .expect("a change set of the removed plan");
+    assert!(
+        removed["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["action"] == "delete")
+    );
+    assert!(
+        removed["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "apps/dev/permits/app/deployment.yaml")
+    );
 }
 
 #[test]

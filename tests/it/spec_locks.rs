@@ -82,7 +82,7 @@ fn a_young_lock_in_the_spec_repo_is_reported_at_once_with_the_command_that_remov
     let run = apply(&s);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
-        run.stdout.contains("infra (dev): committed "),
+        run.stdout.contains("infra (dev) permits: committed "),
         "{}",
         run.stdout
     );
@@ -124,7 +124,7 @@ fn a_lock_taken_in_the_spec_repo_while_a_run_pushes_is_reported_and_the_next_run
     assert!(took < Duration::from_secs(15), "reported after {took:?}");
     let command = removal_command(&run.stderr, "packed-refs.lock");
     assert!(
-        run.stdout.contains("infra (dev): committed "),
+        run.stdout.contains("infra (dev) permits: committed "),
         "{}",
         run.transcript()
     );

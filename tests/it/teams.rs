@@ -110,7 +110,7 @@ fn an_approver_entry_that_cannot_name_a_team_sends_no_request() {
 fn merged_on_gitea(proxy: &Proxy) {
     let merged = Arc::new(|v: &mut Value| {
         let pr = &mut v[0];
-        pr["head"]["ref"] = "druppie/permits-prod".into();
+        pr["head"]["ref"] = "druppie/prod/permits".into();
         pr["base"]["ref"] = "main".into();
         pr["state"] = "closed".into();
         pr["merged"] = true.into();
@@ -147,7 +147,7 @@ fn a_gitea_merge_by_a_member_of_an_approving_team_approves_and_by_others_is_a_vi
         assert_eq!(run.code, 0, "{}", run.transcript());
         assert!(
             run.stdout
-                .contains(&format!("infra: druppie/permits-prod: {verdict}")),
+                .contains(&format!("infra: druppie/prod/permits: {verdict}")),
             "{}",
             run.stdout
         );

@@ -356,7 +356,7 @@ fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
         d.state("permits", "dev")
     );
     assert_eq!(d.state("permits", "prod")["state"], "pending-approval");
-    assert_eq!(d.state("permits", "prod")["pull"], "druppie/permits-prod");
+    assert_eq!(d.state("permits", "prod")["pull"], "druppie/prod/permits");
     let (events, reader) = listen(&d);
     let infra_before = commits(&s, "infra", "main");
 
@@ -386,13 +386,13 @@ fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
     s.verify("infra", "main");
     let proposal = git(
         &infra,
-        &["log", "-1", "--format=%(trailers)", "druppie/permits-prod"],
+        &["log", "-1", "--format=%(trailers)", "druppie/prod/permits"],
     );
     assert!(
         proposal.contains(&format!("Druppie-Spec-Commit: {after}\n")),
         "{proposal}"
     );
-    s.verify("infra", "druppie/permits-prod");
+    s.verify("infra", "druppie/prod/permits");
     assert_eq!(
         git(
             &infra,
@@ -405,7 +405,7 @@ fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
             &infra,
             &[
                 "show",
-                "druppie/permits-prod:apps/prod/permits/app/deployment.yaml"
+                "druppie/prod/permits:apps/prod/permits/app/deployment.yaml"
             ]
         ),
         "kind: Deployment\nimage: registry.example.org/permits:1.0.3\n"
@@ -450,7 +450,7 @@ fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
 
     // An approver merges the prod proposal with git, signed; the infra push webhook
     // makes the daemon record it as an approval.
-    s.merge_proposal_signed("Merge druppie/permits-prod");
+    s.merge_proposal_signed("Merge druppie/prod/permits");
     let before = d.reconciles();
     assert_eq!(
         d.hook(

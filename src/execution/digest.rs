@@ -1,0 +1,24 @@
+//! The plan's id: a digest of every file change, stable for the same
+//! changes.
+
+use std::fmt::Write as _;
+
+use crate::diff::ChangeSets;
+use crate::git::blob_id;
+
+/// The first 16 hex digits of the blob id of one line per file change
+/// (repo, environment, path, action, new blob).
+pub fn of(changes: &ChangeSets) -> String {
+    let mut digest = String::new();
+    for cs in &changes.sets {
+        for f in &cs.files {
+            let new = f.new.as_deref().map(blob_id);
+            let _ = writeln!(
+                digest,
+                "{} {:?} {} {:?} {:?}",
+                cs.repo, cs.env, f.path, f.action, new
+            );
+        }
+    }
+    blob_id(digest.as_bytes()).to_string()[..16].to_owned()
+}

@@ -1,0 +1,361 @@
+//! `plan`: [`ChangeSets`] -> [`ExecutionPlan`], what `apply` does, step by
+//! step. Decided here once: `diff --json` prints this value, `apply` and
+//! the daemon execute it, and nothing else decides.
+//!
+//! Per change set (one plan's change to one target) and its
+//! environment's trust level:
+//! - `observe`: reported, nothing written;
+//! - `deploy` (infra repo, no conflict), and the first commit of a new
+//!   project repo: committed straight to the default branch, one commit
+//!   per plan, one push per repo and environment;
+//! - `propose` (and any change with a conflict): proposed on the plan's
+//!   own branch, [`branch`], as a pull request (plain git: the branch),
+//!   which a merge approves. A conflict makes it a draft titled
+//!   `CONFLICT`.
+//!
+//! A change that alters only lock files (a block version bump with the
+//! same output) is proposed to nobody: it goes with the plan's next real
+//! change, or is committed where the environment deploys. A proposal
+//! branch whose tip a person wrote is not rebuilt: the step is a
+//! comment saying so.
+
+mod digest;
+
+use serde::Serialize;
+
+use crate::diff::report::Summary;
+use crate::diff::{Action as FileAction, ChangeSet, ChangeSets};
+use crate::lock::LOCK_FILE;
+use crate::render::RepoKind;
+use crate::spec::model::Trust;
+
+/// What apply would do, step by step.
+#[derive(Debug, Serialize)]
+pub struct ExecutionPlan {
+    /// Stable for the same changes: a digest of every file change.
+    pub plan_id: String,
+    pub intent: String,
+    pub status: Status,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing to write.
+    Noop,
+    Pending,
+    /// A policy failed or a repo could not be read: nothing is written.
+    Blocked,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub step_id: usize,
+    #[serde(flatten)]
+    pub action: Action,
+    pub status: Status,
+}
+
+/// One step; serialized as `{"action": "<name>", "params": {…}}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "action", content = "params", rename_all = "snake_case")]
+pub enum Action {
+    /// The forge makes a project repo that does not exist yet.
+    CreateRepo { repo: String, branch: String },
+    /// Commits straight to the default branch: one commit per plan, in
+    /// order, pushed together.
+    Commit(Commit),
+    /// Opens or updates the proposal of one plan in one environment.
+    PullRequest(Proposal),
+    /// A person's commits are on the proposal branch: druppie leaves it
+    /// and says so on it.
+    Comment(Held),
+    /// An `observe` environment: shown, never written.
+    Report(Target),
+    /// Nothing to write (only lock files change): why.
+    Nothing { target: Target, reason: String },
+}
+
+/// Where a step writes: a repo, an environment of the infra repo, plans.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub repo: String,
+    pub kind: RepoKind,
+    pub env: Option<String>,
+    pub plans: Vec<String>,
+    /// The branch written: the default branch, or the proposal's.
+    pub branch: String,
+    /// The default-branch commit the change was computed on.
+    pub base: Option<String>,
+    pub files: usize,
+    pub conflicts: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Commit {
+    #[serde(flatten)]
+    pub target: Target,
+    pub commits: Vec<PlanCommit>,
+}
+
+/// One plan's commit of a [`Commit`] step.
+#[derive(Debug, Serialize)]
+pub struct PlanCommit {
+    /// Index of its change set in [`ChangeSets::sets`].
+    #[serde(skip)]
+    pub set: usize,
+    pub plans: Vec<String>,
+    pub subject: String,
+    pub files: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Proposal {
+    #[serde(skip)]
+    pub set: usize,
+    #[serde(flatten)]
+    pub target: Target,
+    /// The default branch a merge brings it into.
+    pub into: String,
+    pub title: String,
+    /// Opened as a draft: it carries conflicts.
+    pub draft: bool,
+    /// The files with conflict markers.
+    pub conflicted: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Held {
+    #[serde(skip)]
+    pub set: usize,
+    #[serde(flatten)]
+    pub target: Target,
+    /// Who wrote the proposal's tip.
+    pub edited_by: String,
+    pub text: String,
+}
+
+impl Action {
+    /// Where the step writes; `None` for making a repo.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Action::CreateRepo { .. } => None,
+            Action::Commit(c) => Some(&c.target),
+            Action::PullRequest(p) => Some(&p.target),
+            Action::Comment(h) => Some(&h.target),
+            Action::Report(t) | Action::Nothing { target: t, .. } => Some(t),
+        }
+    }
+
+    /// Whether executing it writes to a repo or forge.
+    pub fn writes(&self) -> bool {
+        !matches!(self, Action::Nothing { .. } | Action::Report(_))
+    }
+}
+
+impl ExecutionPlan {
+    /// Whether any step writes.
+    pub fn writes(&self) -> bool {
+        self.steps.iter().any(|s| s.action.writes())
+    }
+
+    /// Whether there is something to write or, in an `observe`
+    /// environment, to see: `diff`'s "changes pending".
+    pub fn shows_changes(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| !matches!(s.action, Action::Nothing { .. }))
+    }
+}
+
+/// The branch a plan's change in a target is proposed on:
+/// `druppie/<env>/<plan>` in the infra repo, `druppie/<plan>` in a
+/// project repo (which belongs to one plan). Stable: a later change to
+/// the same plan and environment updates the same proposal until it is
+/// merged or closed; then the branch is deleted and the next change
+/// opens a fresh one.
+pub fn branch(env: Option<&str>, plan: &str) -> String {
+    match env {
+        Some(env) => format!("druppie/{env}/{plan}"),
+        None => format!("druppie/{plan}"),
+    }
+}
+
+/// The one-line summary of a plan's change: commit subject, pull request
+/// title.
+pub fn subject(cs: &ChangeSet) -> String {
+    let plans = cs.plans.join(", ");
+    match (&cs.env, cs.kind) {
+        (Some(env), _) => format!("druppie: {plans} in {env}"),
+        (None, _) => format!("druppie: {plans} in {}", cs.repo),
+    }
+}
+
+/// What applying `changes` does.
+pub fn plan(changes: &ChangeSets, intent: String) -> ExecutionPlan {
+    let blocked = Summary::of(changes).errors > 0;
+    let mut steps: Vec<Action> = Vec::new();
+    for (i, cs) in changes.sets.iter().enumerate() {
+        if cs.files.is_empty() {
+            continue;
+        }
+        if !cs.exists
+            && !steps
+                .iter()
+                .any(|s| matches!(s, Action::CreateRepo { repo, .. } if *repo == cs.repo))
+        {
+            steps.push(Action::CreateRepo {
+                repo: cs.repo.clone(),
+                branch: cs.branch.clone(),
+            });
+        }
+        steps.push(step(changes, i, cs));
+        merge_commits(&mut steps);
+    }
+    let status = match () {
+        () if blocked => Status::Blocked,
+        () if steps.iter().any(Action::writes) => Status::Pending,
+        () => Status::Noop,
+    };
+    ExecutionPlan {
+        plan_id: digest::of(changes),
+        intent,
+        status,
+        steps: steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, action)| Step {
+                step_id: i + 1,
+                status: if blocked {
+                    Status::Blocked
+                } else if action.writes() {
+                    Status::Pending
+                } else {
+                    Status::Noop
+                },
+                action,
+            })
+            .collect(),
+    }
+}
+
+/// The step for one change set.
+fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
+    let conflicts = cs.count(FileAction::Conflict);
+    let target = |branch: &str| Target {
+        repo: cs.repo.clone(),
+        kind: cs.kind,
+        env: cs.env.clone(),
+        plans: cs.plans.clone(),
+        branch: branch.to_owned(),
+        base: cs.base.clone(),
+        files: cs.files.len(),
+        conflicts,
+    };
+    let direct = match (cs.kind, cs.trust) {
+        (RepoKind::Infra, Some(Trust::Observe)) => return Action::Report(target(&cs.branch)),
+        (RepoKind::Infra, Some(Trust::Deploy)) => conflicts == 0,
+        // A new project repo's first commit has nothing to merge into.
+        (RepoKind::Project, _) => cs.base.is_none(),
+        _ => false,
+    };
+    if direct {
+        return Action::Commit(Commit {
+            target: target(&cs.branch),
+            commits: vec![PlanCommit {
+                set,
+                plans: cs.plans.clone(),
+                subject: subject(cs),
+                files: cs.files.len(),
+            }],
+        });
+    }
+    let plan = cs.plans.first().map_or("removed", String::as_str);
+    let head = branch(cs.env.as_deref(), plan);
+    if only_locks(cs) {
+        return Action::Nothing {
+            target: target(&head),
+            reason: format!(
+                "only {LOCK_FILE} changes (the rendered files are the same): it goes with the next change to propose"
+            ),
+        };
+    }
+    if let Some(who) = changes
+        .proposals
+        .iter()
+        .find(|p| p.repo == cs.repo && p.branch == head)
+        .and_then(|p| p.edited_by.clone())
+    {
+        return Action::Comment(Held {
+            set,
+            text: format!(
+                "{who} pushed to this proposal, so druppie no longer updates it. The spec has moved on since: {} {} to change. Close it (in plain git: delete the branch) to get a fresh proposal, or merge it as it is.",
+                cs.files.len(),
+                if cs.files.len() == 1 { "file" } else { "files" }
+            ),
+            edited_by: who,
+            target: target(&head),
+        });
+    }
+    let conflicted: Vec<String> = cs
+        .files
+        .iter()
+        .filter(|f| f.action == FileAction::Conflict)
+        .map(|f| f.path.clone())
+        .collect();
+    let title = match conflicted.len() {
+        0 => subject(cs),
+        n => format!(
+            "CONFLICT ({n} {}): {}",
+            if n == 1 { "file" } else { "files" },
+            subject(cs)
+        ),
+    };
+    Action::PullRequest(Proposal {
+        set,
+        target: target(&head),
+        into: cs.branch.clone(),
+        title,
+        draft: !conflicted.is_empty(),
+        conflicted,
+    })
+}
+
+/// Whether only lock files change.
+fn only_locks(cs: &ChangeSet) -> bool {
+    cs.files
+        .iter()
+        .all(|f| f.path == LOCK_FILE || f.path.ends_with(&format!("/{LOCK_FILE}")))
+}
+
+/// Folds the last step into the one before when both commit to the same
+/// branch of the same repo and environment: one push.
+fn merge_commits(steps: &mut Vec<Action>) {
+    let [.., Action::Commit(before), Action::Commit(last)] = steps.as_mut_slice() else {
+        return;
+    };
+    if before.target.repo != last.target.repo
+        || before.target.env != last.target.env
+        || before.target.branch != last.target.branch
+    {
+        return;
+    }
+    let Some(Action::Commit(last)) = steps.pop() else {
+        return;
+    };
+    let Some(Action::Commit(before)) = steps.last_mut() else {
+        return;
+    };
+    for p in &last.target.plans {
+        if !before.target.plans.contains(p) {
+            before.target.plans.push(p.clone());
+        }
+    }
+    before.target.files += last.target.files;
+    before.target.conflicts += last.target.conflicts;
+    before.commits.extend(last.commits);
+}
+
+#[cfg(test)]
+mod tests;

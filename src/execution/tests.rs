@@ -1,0 +1,243 @@
+use super::*;
+use crate::diff::FileChange;
+
+fn set(
+    repo: &str,
+    env: Option<&str>,
+    trust: Option<Trust>,
+    plan: &str,
+    paths: &[&str],
+) -> ChangeSet {
+    ChangeSet {
+        repo: repo.to_owned(),
+        kind: if env.is_some() {
+            RepoKind::Infra
+        } else {
+            RepoKind::Project
+        },
+        env: env.map(str::to_owned),
+        trust,
+        plans: vec![plan.to_owned()],
+        exists: true,
+        branch: "main".to_owned(),
+        base: Some("1".repeat(40)),
+        source: String::new(),
+        files: paths
+            .iter()
+            .map(|p| FileChange {
+                path: (*p).to_owned(),
+                action: FileAction::Modify,
+                old: Some(b"a".to_vec()),
+                new: Some(b"b".to_vec()),
+                reason: None,
+            })
+            .collect(),
+        notes: Vec::new(),
+        findings: Vec::new(),
+        render_digest: String::new(),
+    }
+}
+
+fn of(sets: Vec<ChangeSet>) -> ChangeSets {
+    ChangeSets {
+        sets,
+        ..ChangeSets::default()
+    }
+}
+
+fn actions(plan: &ExecutionPlan) -> Vec<(String, String)> {
+    plan.steps
+        .iter()
+        .map(|s| {
+            let json = serde_json::to_value(s).expect("serializes");
+            (
+                json["action"].as_str().unwrap_or_default().to_owned(),
+                json["params"]["branch"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_deploy_environment_gets_one_commit_per_plan_in_one_push() {
+    let changes = of(vec![
+        set(
+            "infra",
+            Some("dev"),
+            Some(Trust::Deploy),
+            "meters",
+            &["apps/dev/meters/a.yaml"],
+        ),
+        set(
+            "infra",
+            Some("dev"),
+            Some(Trust::Deploy),
+            "permits",
+            &["apps/dev/permits/a.yaml"],
+        ),
+    ]);
+    let plan = plan(&changes, String::new());
+    assert_eq!(actions(&plan), [("commit".to_owned(), "main".to_owned())]);
+    let Action::Commit(c) = &plan.steps[0].action else {
+        panic!("a commit step");
+    };
+    let subjects: Vec<&str> = c.commits.iter().map(|c| c.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        ["druppie: meters in dev", "druppie: permits in dev"]
+    );
+    assert_eq!(c.target.plans, ["meters", "permits"]);
+    assert_eq!(plan.status, Status::Pending);
+}
+
+#[test]
+fn a_propose_environment_gets_one_proposal_per_plan_on_its_own_branch() {
+    let changes = of(vec![
+        set(
+            "infra",
+            Some("prod"),
+            Some(Trust::Propose),
+            "meters",
+            &["apps/prod/meters/a.yaml"],
+        ),
+        set(
+            "infra",
+            Some("prod"),
+            Some(Trust::Propose),
+            "permits",
+            &["apps/prod/permits/a.yaml"],
+        ),
+        set("permits-app", None, None, "permits", &["src/app.py"]),
+    ]);
+    let plan = plan(&changes, String::new());
+    assert_eq!(
+        actions(&plan),
+        [
+            ("pull_request".to_owned(), "druppie/prod/meters".to_owned()),
+            ("pull_request".to_owned(), "druppie/prod/permits".to_owned()),
+            ("pull_request".to_owned(), "druppie/permits".to_owned()),
+        ]
+    );
+    let Action::PullRequest(p) = &plan.steps[1].action else {
+        panic!("a proposal");
+    };
+    assert_eq!(p.title, "druppie: permits in prod");
+    assert_eq!(p.target.plans, ["permits"]);
+    assert!(!p.draft);
+}
+
+#[test]
+fn a_change_to_lock_files_only_is_proposed_to_nobody_but_committed_where_it_deploys() {
+    let lock = |env: &str| format!("apps/{env}/permits/{LOCK_FILE}");
+    let changes = of(vec![
+        set(
+            "infra",
+            Some("dev"),
+            Some(Trust::Deploy),
+            "permits",
+            &[&lock("dev")],
+        ),
+        set(
+            "infra",
+            Some("prod"),
+            Some(Trust::Propose),
+            "permits",
+            &[&lock("prod")],
+        ),
+        set("permits-app", None, None, "permits", &[LOCK_FILE]),
+    ]);
+    let plan = plan(&changes, String::new());
+    let names: Vec<String> = actions(&plan).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(names, ["commit", "nothing", "nothing"]);
+    assert!(plan.writes());
+    let only = of(vec![set(
+        "infra",
+        Some("prod"),
+        Some(Trust::Propose),
+        "permits",
+        &[&lock("prod")],
+    )]);
+    let plan = super::plan(&only, String::new());
+    assert!(!plan.writes() && !plan.shows_changes());
+    assert_eq!(plan.status, Status::Noop);
+}
+
+#[test]
+fn a_proposal_a_person_pushed_to_is_commented_on_not_rebuilt() {
+    let mut changes = of(vec![set(
+        "infra",
+        Some("prod"),
+        Some(Trust::Propose),
+        "permits",
+        &["apps/prod/permits/a.yaml"],
+    )]);
+    changes.proposals.push(crate::live::Proposal {
+        repo: "infra".to_owned(),
+        branch: "druppie/prod/permits".to_owned(),
+        tip: "2".repeat(40),
+        edited_by: Some("Rev Iewer <rev@example.org>".to_owned()),
+    });
+    let plan = plan(&changes, String::new());
+    assert_eq!(
+        actions(&plan),
+        [("comment".to_owned(), "druppie/prod/permits".to_owned())]
+    );
+    let Action::Comment(h) = &plan.steps[0].action else {
+        panic!("a comment");
+    };
+    assert!(
+        h.text
+            .contains("Rev Iewer <rev@example.org> pushed to this proposal"),
+        "{}",
+        h.text
+    );
+    // A proposal of another plan, or druppie's own tip, changes nothing.
+    changes.proposals[0].edited_by = None;
+    assert_eq!(
+        actions(&super::plan(&changes, String::new()))[0].0,
+        "pull_request"
+    );
+}
+
+#[test]
+fn a_conflict_is_a_draft_titled_conflict_even_where_the_environment_deploys() {
+    let mut cs = set(
+        "infra",
+        Some("dev"),
+        Some(Trust::Deploy),
+        "permits",
+        &["apps/dev/permits/a.yaml", "apps/dev/permits/b.yaml"],
+    );
+    cs.files[1].action = FileAction::Conflict;
+    let plan = plan(&of(vec![cs]), String::new());
+    let Action::PullRequest(p) = &plan.steps[0].action else {
+        panic!("a proposal");
+    };
+    assert!(p.draft);
+    assert_eq!(p.title, "CONFLICT (1 file): druppie: permits in dev");
+    assert_eq!(p.conflicted, ["apps/dev/permits/b.yaml"]);
+    assert_eq!(p.target.branch, "druppie/dev/permits");
+}
+
+#[test]
+fn an_observe_environment_is_reported_and_a_new_repo_is_made_first() {
+    let mut project = set("permits-app", None, None, "permits", &["src/app.py"]);
+    project.exists = false;
+    project.base = None;
+    let changes = of(vec![
+        set(
+            "infra",
+            Some("test"),
+            Some(Trust::Observe),
+            "permits",
+            &["apps/test/permits/a.yaml"],
+        ),
+        project,
+    ]);
+    let plan = plan(&changes, String::new());
+    let names: Vec<String> = actions(&plan).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(names, ["report", "create_repo", "commit"]);
+}
