@@ -370,6 +370,7 @@ impl Writer<'_> {
                     base: &cs.branch,
                     title: &summary(cs),
                     body: &card,
+                    draft: false,
                 },
             )?;
             return Ok(Some(pull.url));

@@ -57,6 +57,7 @@ const PROPOSAL: Proposal = Proposal {
     base: "main",
     title: "druppie: permits in prod",
     body: "druppie proposes these changes; merging this branch approves them.",
+    draft: false,
 };
 
 /// Makes the first listed pull request the one druppie proposed.
@@ -348,6 +349,8 @@ fn github_requests_match_githubs_openapi_description() {
             format!("POST /repos/platform/infra/issues/{n}/comments"),
             "GET /repos/platform/infra/pulls".to_owned(),
             // The list leaves out who merged; the pull request has it.
+            "GET /repos/platform/infra/pulls/7".to_owned(),
+            // The head commit an approving review must have approved.
             "GET /repos/platform/infra/pulls/7".to_owned(),
             "GET /repos/platform/infra/pulls/7/reviews".to_owned(),
         ]
