@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::prism::{self, Act, Proxy};
 
-const TOKEN: &str = "s3cret-token-value";
+pub const TOKEN: &str = "s3cret-token-value";
 
 thread_local! {
     /// The waits a forge asked for on this test's thread.
@@ -40,13 +40,13 @@ fn forge(dialect: Dialect, proxy: &Proxy) -> Rest {
     .with_wait(record_wait)
 }
 
-fn gitea() -> (Proxy, Rest) {
+pub fn gitea() -> (Proxy, Rest) {
     let proxy = Proxy::new(prism::gitea());
     let forge = forge(Dialect::Gitea, &proxy);
     (proxy, forge)
 }
 
-fn github() -> (Proxy, Rest) {
+pub fn github() -> (Proxy, Rest) {
     let proxy = Proxy::new(prism::github());
     let forge = forge(Dialect::GitHub, &proxy);
     (proxy, forge)
