@@ -482,6 +482,7 @@ impl Writer<'_> {
                     base: &p.into,
                     title: &p.title,
                     body: &card,
+                    draft: false,
                 },
             )?;
             return Ok(Some(pull.url));

@@ -263,6 +263,38 @@ impl Api {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, RequestError> {
+        let (resp, what) = self.exchange(method, path, body)?;
+        let status = resp.status();
+        resp.json::<T>().map_err(|e| RequestError::Unreadable {
+            what,
+            status,
+            cause: self.scrub(&cause(&e)),
+            cut: e.is_timeout() || e.is_body() || e.is_request(),
+        })
+    }
+
+    /// Sends `body` as JSON to an endpoint that answers with no content
+    /// (`204`): whatever body comes back is not read.
+    ///
+    /// # Errors
+    /// The forge refuses, or cannot be reached after retries.
+    pub fn send_only<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), RequestError> {
+        self.exchange(method, path, body).map(|_| ())
+    }
+
+    /// Sends the request, retrying what is worth retrying, until a
+    /// success (returned with `METHOD /path`) or a failure to report.
+    fn exchange<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(reqwest::blocking::Response, String), RequestError> {
         let url = format!("{}{path}", self.base);
         let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let mut attempt = 0;
@@ -283,12 +315,7 @@ impl Api {
                     let status = resp.status();
                     let next = next(status, resp.headers(), attempt, now());
                     if next == Next::Done {
-                        return resp.json::<T>().map_err(|e| RequestError::Unreadable {
-                            what: what.clone(),
-                            status,
-                            cause: self.scrub(&cause(&e)),
-                            cut: e.is_timeout() || e.is_body() || e.is_request(),
-                        });
+                        return Ok((resp, what));
                     }
                     let limited = limited(status, resp.headers());
                     let said = said(resp, &self.scrubber);

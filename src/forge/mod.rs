@@ -6,6 +6,7 @@
 
 mod git;
 pub mod http;
+mod pulls;
 mod rest;
 mod teams;
 
@@ -162,6 +163,11 @@ pub struct Proposal<'a> {
     pub base: &'a str,
     pub title: &'a str,
     pub body: &'a str,
+    /// Opened as a draft, which the forge will not merge until someone
+    /// marks it ready (a conflict to resolve first). GitHub: a draft pull
+    /// request; Gitea/Forgejo: the title prefixed with `WIP: `, Gitea's
+    /// own work-in-progress convention.
+    pub draft: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,18 +188,113 @@ pub struct Pull {
     /// The login of whoever merged it.
     pub merged_by: Option<String>,
     pub merge_commit: Option<String>,
+    /// A draft (GitHub), or a work-in-progress title (Gitea/Forgejo).
+    pub draft: bool,
 }
 
-/// Pull requests and their comments. Every write is idempotent: a pull
-/// request is found by its head branch, a comment by a marker in it.
+/// The commit status context that says whether a proposal still holds
+/// conflict markers.
+pub const CONFLICTS: &str = "druppie/conflicts";
+
+/// The state of a commit status, as both forges name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusState {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+impl StatusState {
+    /// The forges' own word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusState::Pending => "pending",
+            StatusState::Success => "success",
+            StatusState::Failure => "failure",
+            StatusState::Error => "error",
+        }
+    }
+}
+
+/// A commit status: one check, by `context`, on one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub context: String,
+    pub state: StatusState,
+    /// One short line (the forge shows about 140 characters).
+    pub description: String,
+}
+
+impl Status {
+    /// The [`CONFLICTS`] status of a proposal in which `files` files
+    /// still hold conflict markers: a failure while any do.
+    pub fn conflicts(files: usize) -> Status {
+        let (state, description) = match files {
+            0 => (
+                StatusState::Success,
+                "no file has conflict markers".to_owned(),
+            ),
+            1 => (
+                StatusState::Failure,
+                "1 file has conflict markers".to_owned(),
+            ),
+            n => (
+                StatusState::Failure,
+                format!("{n} files have conflict markers"),
+            ),
+        };
+        Status {
+            context: CONFLICTS.to_owned(),
+            state,
+            description,
+        }
+    }
+}
+
+/// Pull requests, their comments, commit statuses and proposal branches.
+/// Every write is idempotent: a pull request is found by its head branch,
+/// a comment by a marker in it, a status by its context; what is already
+/// so is not sent again.
 pub trait Pulls: Sync {
     /// Opens the pull request from `head` into `base`, or updates the
     /// title and body of the open one (adopting one that appeared while
     /// druppie was creating it).
     ///
+    /// # Guarantees
+    /// A new pull request is a draft when `proposal.draft` is. An open one
+    /// follows `draft` on Gitea/Forgejo (the `WIP: ` prefix is added to or
+    /// removed from its title); on GitHub it keeps its draft state, which
+    /// GitHub's REST API cannot change (a person marks a draft ready, and
+    /// a pull request that became a conflict carries the failing
+    /// [`CONFLICTS`] status and the caller's title). The returned
+    /// [`Pull::draft`] says which it is.
+    ///
     /// # Errors
     /// The forge refuses or cannot be reached.
     fn propose(&self, repo: &str, proposal: &Proposal) -> Result<Pull, ForgeError>;
+
+    /// Closes pull request `number` without merging it (a proposal
+    /// superseded or withdrawn). One already closed or merged is left as
+    /// it is; the pull request is returned as it now stands.
+    ///
+    /// # Errors
+    /// The forge refuses or cannot be reached.
+    fn close(&self, repo: &str, number: i64) -> Result<Pull, ForgeError>;
+
+    /// Sets `status` on `commit` (a full commit id), unless the commit's
+    /// latest status of that context already says the same.
+    ///
+    /// # Errors
+    /// The forge refuses or cannot be reached.
+    fn set_status(&self, repo: &str, commit: &str, status: &Status) -> Result<(), ForgeError>;
+
+    /// Deletes `branch`; `Ok(false)` when it was already gone.
+    ///
+    /// # Errors
+    /// The forge refuses (a protected or default branch, no permission)
+    /// or cannot be reached.
+    fn delete_branch(&self, repo: &str, branch: &str) -> Result<bool, ForgeError>;
 
     /// The newest pull request whose head is `head`, in any state.
     ///
@@ -201,7 +302,9 @@ pub trait Pulls: Sync {
     /// The forge refuses or cannot be reached.
     fn find(&self, repo: &str, head: &str) -> Result<Option<Pull>, ForgeError>;
 
-    /// The logins that approved pull request `number` in a review.
+    /// The logins whose latest review of pull request `number` approves
+    /// its head commit: an approval that was dismissed, followed by a
+    /// request for changes, or given to an earlier commit does not count.
     ///
     /// # Errors
     /// The forge refuses or cannot be reached.

@@ -1,15 +1,17 @@
 //! The Gitea/Forgejo (API v1) and GitHub (REST) forges. Both speak the
 //! same paths for what a reconciler needs — repos, pull requests, issue
-//! comments — and differ in a few places, which [`Dialect`] names: how
-//! the token is sent, how a pull request is found by its head branch,
-//! which status means "already exists", and whether reviews can be read.
+//! comments, commit statuses — and differ in a few places, which
+//! [`Dialect`] names: how the token is sent, how a pull request is found
+//! by its head branch, which status means "already exists", how a draft
+//! is opened and how a branch is deleted. Pull requests are in
+//! `pulls.rs`, teams in `teams.rs`.
 
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::http::{self, Api, RequestError};
-use super::{Forge, ForgeError, Proposal, Pull, PullState, Pulls};
+use super::{Forge, ForgeError, Pulls};
 use crate::secret::{Scrubber, Secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +31,8 @@ pub struct Rest {
     token: Option<Secret>,
 }
 
-/// Pages read at most when looking for a pull request or a comment.
+/// Pages read at most when looking for a pull request, a comment or
+/// reviews.
 const PAGES: usize = 20;
 const PAGE_SIZE: usize = 50;
 
@@ -70,7 +73,7 @@ impl Rest {
     /// The owner and name of `repo`: a bare name is in the forge's owner,
     /// `owner/name` names another owner (the spec repo may live there).
     /// Anything else is refused, so no name can reach another endpoint.
-    fn split<'r>(&'r self, repo: &'r str) -> Result<(&'r str, &'r str), RequestError> {
+    pub(super) fn split<'r>(&'r self, repo: &'r str) -> Result<(&'r str, &'r str), RequestError> {
         match repo.split_once('/') {
             None => Ok((&self.owner, repo)),
             Some((owner, name)) if !name.contains('/') => Ok((owner, name)),
@@ -84,7 +87,7 @@ impl Rest {
 
     /// `/repos/<owner>/<name>` and `rest` after it, every part one
     /// percent-encoded segment.
-    fn repo_path(&self, repo: &str, rest: &[&str]) -> Result<String, RequestError> {
+    pub(super) fn repo_path(&self, repo: &str, rest: &[&str]) -> Result<String, RequestError> {
         let (owner, name) = self.split(repo)?;
         http::path(
             [("path", "repos"), ("owner", owner), ("repo", name)]
@@ -98,7 +101,7 @@ impl Rest {
     }
 
     /// Every page of a list, up to [`PAGES`], until `stop` says enough.
-    fn list<T: for<'de> Deserialize<'de>>(
+    pub(super) fn list<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         params: &[(&str, &str)],
@@ -126,42 +129,8 @@ impl Rest {
         Ok(None)
     }
 
-    /// The newest pull request from `head` into `base` (any base when
-    /// `None`), open ones only when `open`.
-    fn find_pull(
-        &self,
-        repo: &str,
-        head: &str,
-        base: Option<&str>,
-        open: bool,
-    ) -> Result<Option<PullJson>, RequestError> {
-        let (owner, _) = self.split(repo)?;
-        let path = self.repo_path(repo, &["pulls"])?;
-        let state = if open { "open" } else { "all" };
-        let qualified = format!("{owner}:{head}");
-        let params: &[(&str, &str)] = match self.dialect {
-            Dialect::Gitea => &[("state", state), ("sort", "recentupdate")],
-            Dialect::GitHub => &[
-                ("state", state),
-                ("head", &qualified),
-                ("sort", "updated"),
-                ("direction", "desc"),
-            ],
-        };
-        let found = self.list::<PullJson>(&path, params, |p| {
-            p.head.name == head && base.is_none_or(|b| p.base.name == b)
-        })?;
-        match found {
-            // GitHub's list leaves out who merged; the pull itself has it.
-            Some(p) if self.dialect == Dialect::GitHub && p.merged_at.is_some() => self
-                .api
-                .get(&self.repo_path(repo, &["pulls", &p.number.to_string()])?),
-            other => Ok(other),
-        }
-    }
-
     /// Whether a refusal says "this already exists".
-    fn exists_already(&self, f: &RequestError) -> bool {
+    pub(super) fn exists_already(&self, f: &RequestError) -> bool {
         let code = f.status().map(|s| s.as_u16());
         match self.dialect {
             Dialect::Gitea => code == Some(409),
@@ -184,67 +153,7 @@ impl Rest {
     }
 }
 
-type Json = serde_json::Value;
-
-#[derive(Debug, Deserialize)]
-struct RefJson {
-    #[serde(rename = "ref")]
-    name: String,
-    sha: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct UserJson {
-    login: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct PullJson {
-    number: i64,
-    html_url: Option<String>,
-    state: String,
-    title: Option<String>,
-    body: Option<String>,
-    head: RefJson,
-    base: RefJson,
-    merged: Option<bool>,
-    merged_at: Option<String>,
-    merged_by: Option<UserJson>,
-    merge_commit_sha: Option<String>,
-}
-
-impl From<PullJson> for Pull {
-    fn from(p: PullJson) -> Pull {
-        let state = if p.merged == Some(true) || p.merged_at.is_some() {
-            PullState::Merged
-        } else if p.state == "closed" {
-            PullState::Closed
-        } else {
-            PullState::Open
-        };
-        Pull {
-            number: p.number,
-            url: p.html_url.unwrap_or_default(),
-            state,
-            head: p.head.name,
-            head_commit: p.head.sha,
-            merged_by: p.merged_by.map(|u| u.login),
-            merge_commit: p.merge_commit_sha.filter(|_| state == PullState::Merged),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct CommentJson {
-    id: i64,
-    body: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReviewJson {
-    state: String,
-    user: Option<UserJson>,
-}
+pub(super) type Json = serde_json::Value;
 
 impl Forge for Rest {
     fn url(&self, repo: &str) -> String {
@@ -326,123 +235,6 @@ impl Forge for Rest {
 
     fn teams(&self) -> Option<&dyn super::Teams> {
         Some(self)
-    }
-}
-
-impl Pulls for Rest {
-    fn propose(&self, repo: &str, p: &Proposal) -> Result<Pull, ForgeError> {
-        let at = |f: RequestError| f.at(repo);
-        // What is posted is scrubbed like everything else druppie says.
-        let (title, text) = (self.api.scrub(p.title), self.api.scrub(p.body));
-        let body = json!({ "title": title, "body": text });
-        let update = |found: PullJson| -> Result<Pull, ForgeError> {
-            if found.title.as_deref() == Some(title.as_str())
-                && found.body.as_deref() == Some(text.as_str())
-            {
-                return Ok(found.into());
-            }
-            let path = self
-                .repo_path(repo, &["pulls", &found.number.to_string()])
-                .map_err(at)?;
-            let edited: PullJson = self
-                .api
-                .send(Method::PATCH, &path, Some(&body))
-                .map_err(at)?;
-            Ok(edited.into())
-        };
-        if let Some(found) = self
-            .find_pull(repo, p.head, Some(p.base), true)
-            .map_err(at)?
-        {
-            return update(found);
-        }
-        let create = json!({ "head": p.head, "base": p.base, "title": title, "body": text });
-        let path = self.repo_path(repo, &["pulls"]).map_err(at)?;
-        match self
-            .api
-            .send::<_, PullJson>(Method::POST, &path, Some(&create))
-        {
-            Ok(created) => Ok(created.into()),
-            // Opened in the meantime (or by a run that stopped before it
-            // could say so): adopt it.
-            Err(f) if self.exists_already(&f) => {
-                match self
-                    .find_pull(repo, p.head, Some(p.base), true)
-                    .map_err(at)?
-                {
-                    Some(found) => update(found),
-                    None => Err(f.at(repo)),
-                }
-            }
-            Err(f) => Err(f.at(repo)),
-        }
-    }
-
-    fn find(&self, repo: &str, head: &str) -> Result<Option<Pull>, ForgeError> {
-        self.find_pull(repo, head, None, false)
-            .map(|p| p.map(Pull::from))
-            .map_err(|f| f.at(repo))
-    }
-
-    fn approvals(&self, repo: &str, number: i64) -> Result<Vec<String>, ForgeError> {
-        if self.dialect == Dialect::Gitea {
-            // Reviews are outside the Gitea API subset druppie speaks:
-            // the merger alone counts there.
-            return Ok(Vec::new());
-        }
-        let path = self
-            .repo_path(repo, &["pulls", &number.to_string(), "reviews"])
-            .map_err(|f| f.at(repo))?;
-        let mut logins = Vec::new();
-        self.list::<ReviewJson>(&path, &[], |r| {
-            if r.state == "APPROVED"
-                && let Some(u) = &r.user
-            {
-                logins.push(u.login.clone());
-            }
-            false
-        })
-        .map_err(|f| f.at(repo))?;
-        logins.sort();
-        logins.dedup();
-        Ok(logins)
-    }
-
-    fn comment(&self, repo: &str, number: i64, marker: &str, text: &str) -> Result<(), ForgeError> {
-        let at = |f: RequestError| f.at(repo);
-        let body = self
-            .api
-            .scrub(&format!("{}\n\n{marker}\n", text.trim_end()));
-        let number = number.to_string();
-        let path = self
-            .repo_path(repo, &["issues", &number, "comments"])
-            .map_err(at)?;
-        let mine = self
-            .list::<CommentJson>(&path, &[], |c| {
-                c.body.as_deref().is_some_and(|b| b.contains(marker))
-            })
-            .map_err(at)?;
-        let payload = json!({ "body": body });
-        let sent: Result<Json, RequestError> = match mine {
-            Some(c) if c.body.as_deref() == Some(body.as_str()) => return Ok(()),
-            Some(c) => {
-                let edit = self
-                    .repo_path(repo, &["issues", "comments", &c.id.to_string()])
-                    .map_err(at)?;
-                self.api.send(Method::PATCH, &edit, Some(&payload))
-            }
-            None => self.api.send(Method::POST, &path, Some(&payload)),
-        };
-        sent.map(|_| ()).map_err(at)
-    }
-
-    fn body_limit(&self) -> usize {
-        match self.dialect {
-            // GitHub refuses bodies over 65,536 characters.
-            Dialect::GitHub => 65_000,
-            // Gitea stores bodies as TEXT; keep them readable.
-            Dialect::Gitea => 60_000,
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::prism::{self, Act, Proxy};
 
-const TOKEN: &str = "s3cret-token-value";
+pub const TOKEN: &str = "s3cret-token-value";
 
 thread_local! {
     /// The waits a forge asked for on this test's thread.
@@ -40,13 +40,13 @@ fn forge(dialect: Dialect, proxy: &Proxy) -> Rest {
     .with_wait(record_wait)
 }
 
-fn gitea() -> (Proxy, Rest) {
+pub fn gitea() -> (Proxy, Rest) {
     let proxy = Proxy::new(prism::gitea());
     let forge = forge(Dialect::Gitea, &proxy);
     (proxy, forge)
 }
 
-fn github() -> (Proxy, Rest) {
+pub fn github() -> (Proxy, Rest) {
     let proxy = Proxy::new(prism::github());
     let forge = forge(Dialect::GitHub, &proxy);
     (proxy, forge)
@@ -57,6 +57,7 @@ const PROPOSAL: Proposal = Proposal {
     base: "main",
     title: "druppie: permits in prod",
     body: "druppie proposes these changes; merging this branch approves them.",
+    draft: false,
 };
 
 /// Makes the first listed pull request the one druppie proposed.
@@ -348,6 +349,8 @@ fn github_requests_match_githubs_openapi_description() {
             format!("POST /repos/platform/infra/issues/{n}/comments"),
             "GET /repos/platform/infra/pulls".to_owned(),
             // The list leaves out who merged; the pull request has it.
+            "GET /repos/platform/infra/pulls/7".to_owned(),
+            // The head commit an approving review must have approved.
             "GET /repos/platform/infra/pulls/7".to_owned(),
             "GET /repos/platform/infra/pulls/7/reviews".to_owned(),
         ]
