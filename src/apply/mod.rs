@@ -482,8 +482,15 @@ impl Writer<'_> {
                     base: &p.into,
                     title: &p.title,
                     body: &card,
-                    draft: false,
+                    draft: p.draft,
                 },
+            )?;
+            // A failing status keeps a proposal with conflicts from being
+            // merged where branch protection requires it.
+            pulls.set_status(
+                &cs.repo,
+                &commit.to_string(),
+                &crate::forge::Status::conflicts(p.conflicted.len()),
             )?;
             return Ok(Some(pull.url));
         }

@@ -508,20 +508,34 @@ impl Trail<'_> {
         if now.is_none_or(|h| h.commit.to_string() != *tip) {
             return Ok(None);
         }
-        let url = self.forge.url(&v.repo);
-        let pushed = self
-            .cache
-            .delete_branch(&v.repo, &url, &v.branch, tip)
-            .map_err(ApplyError::from)?;
-        Ok(match pushed {
-            super::Pushed::Done => Some(format!(
+        let deleted = match self.forge.pulls() {
+            Some(pulls) => {
+                let deleted = pulls.delete_branch(&v.repo, &v.branch)?;
+                // The clone forgets it too, so this run proposes afresh.
+                let path = self.cache.path(&v.repo);
+                let full = format!("refs/heads/{}", v.branch);
+                self.cache
+                    .git(&v.repo, &path, &["update-ref", "-d", &full])
+                    .map_err(ApplyError::from)?;
+                deleted
+            }
+            None => {
+                let url = self.forge.url(&v.repo);
+                let pushed = self
+                    .cache
+                    .delete_branch(&v.repo, &url, &v.branch, tip)
+                    .map_err(ApplyError::from)?;
+                pushed == super::Pushed::Done
+            }
+        };
+        Ok(deleted.then(|| {
+            format!(
                 "{}: deleted {} ({})",
                 v.repo,
                 v.branch,
                 if v.merged { "merged" } else { "closed" }
-            )),
-            super::Pushed::Rejected { .. } => None,
-        })
+            )
+        }))
     }
 
     /// Puts the verdict on the proposal: a comment on its pull request,
