@@ -223,7 +223,7 @@ impl Writer<'_> {
                     .hold(h)
                     .map(|done| vec![(h.target.plans.clone(), done)]),
                 Action::Report(t) => Ok(vec![(t.plans.clone(), Done::Observed)]),
-                Action::Nothing { .. } => Ok(Vec::new()),
+                Action::Nothing(_) => Ok(Vec::new()),
             };
             let target = step.action.target();
             match done {

@@ -74,7 +74,7 @@ pub enum Action {
     /// An `observe` environment: shown, never written.
     Report(Target),
     /// Nothing to write (only lock files change): why.
-    Nothing { target: Target, reason: String },
+    Nothing(Nothing),
 }
 
 /// Where a step writes: a repo, an environment of the infra repo, plans.
@@ -90,6 +90,13 @@ pub struct Target {
     pub base: Option<String>,
     pub files: usize,
     pub conflicts: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Nothing {
+    #[serde(flatten)]
+    pub target: Target,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,13 +151,13 @@ impl Action {
             Action::Commit(c) => Some(&c.target),
             Action::PullRequest(p) => Some(&p.target),
             Action::Comment(h) => Some(&h.target),
-            Action::Report(t) | Action::Nothing { target: t, .. } => Some(t),
+            Action::Report(t) | Action::Nothing(Nothing { target: t, .. }) => Some(t),
         }
     }
 
     /// Whether executing it writes to a repo or forge.
     pub fn writes(&self) -> bool {
-        !matches!(self, Action::Nothing { .. } | Action::Report(_))
+        !matches!(self, Action::Nothing(_) | Action::Report(_))
     }
 }
 
@@ -165,7 +172,7 @@ impl ExecutionPlan {
     pub fn shows_changes(&self) -> bool {
         self.steps
             .iter()
-            .any(|s| !matches!(s.action, Action::Nothing { .. }))
+            .any(|s| !matches!(s.action, Action::Nothing(_)))
     }
 }
 
@@ -274,12 +281,12 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
     let plan = cs.plans.first().map_or("removed", String::as_str);
     let head = branch(cs.env.as_deref(), plan);
     if only_locks(cs) {
-        return Action::Nothing {
+        return Action::Nothing(Nothing {
             target: target(&head),
             reason: format!(
                 "only {LOCK_FILE} changes (the rendered files are the same): it goes with the next change to propose"
             ),
-        };
+        });
     }
     if let Some(who) = changes
         .proposals

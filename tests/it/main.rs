@@ -21,6 +21,7 @@ mod pipes;
 mod policy_gate;
 mod preview;
 mod prism;
+mod proposals;
 mod proposals_forge;
 mod release;
 mod render;
