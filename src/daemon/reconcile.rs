@@ -495,3 +495,89 @@ fn headlines(diags: &Diagnostics) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(repo: &str, env: Option<&str>, plan: &str, done: Done) -> Step {
+        Step {
+            repo: repo.to_owned(),
+            env: env.map(str::to_owned),
+            plans: vec![plan.to_owned()],
+            done,
+        }
+    }
+
+    fn proposed(branch: &str) -> Done {
+        Done::Proposed {
+            branch: branch.to_owned(),
+            commit: "1".repeat(40),
+            pull: None,
+        }
+    }
+
+    #[test]
+    fn pending_approvals_count_each_open_proposal_once() {
+        let outcome = Outcome {
+            steps: vec![
+                step(
+                    "infra",
+                    Some("prod"),
+                    "meters",
+                    proposed("druppie/prod/meters"),
+                ),
+                step(
+                    "infra",
+                    Some("test"),
+                    "meters",
+                    proposed("druppie/test/meters"),
+                ),
+                step("meters-api", None, "meters", proposed("druppie/meters")),
+                step(
+                    "infra",
+                    Some("prod"),
+                    "permits",
+                    Done::Held {
+                        branch: "druppie/prod/permits".to_owned(),
+                        by: "Rev <rev@example.org>".to_owned(),
+                        pull: None,
+                    },
+                ),
+                // A second attempt of the same run finds it proposed.
+                step(
+                    "infra",
+                    Some("prod"),
+                    "meters",
+                    Done::AlreadyProposed {
+                        branch: "druppie/prod/meters".to_owned(),
+                        pull: None,
+                    },
+                ),
+                step(
+                    "infra",
+                    Some("dev"),
+                    "meters",
+                    Done::Committed {
+                        commit: "2".repeat(40),
+                    },
+                ),
+            ],
+            ..Outcome::default()
+        };
+        assert_eq!(open_proposals(&outcome), 4);
+        let revision = Revision {
+            commit: None,
+            dirty: false,
+        };
+        let held = status("permits", "prod", &revision, &outcome, &Ended::Success);
+        assert_eq!(held.state, PlanState::PendingApproval);
+        assert_eq!(
+            held.message.as_deref(),
+            Some("edited by Rev <rev@example.org>; close it to get a fresh proposal")
+        );
+        // A plan with no step is not pending.
+        let other = status("docs", "prod", &revision, &outcome, &Ended::Success);
+        assert_eq!(other.state, PlanState::InSync);
+    }
+}
