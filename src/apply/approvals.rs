@@ -264,6 +264,45 @@ impl Target<'_> {
         Ok(out)
     }
 
+    /// A proposal whose branch is gone (a person deleted it): where it
+    /// reached the default branch (merged, then the branch deleted), or
+    /// `Ok(None)` when it never did (closed without merging). `Err` of
+    /// the inner value: the commit is not in the clone or not druppie's,
+    /// so nothing can be said.
+    pub fn gone(
+        &self,
+        branch: &str,
+        proposal: &str,
+    ) -> Result<Result<Option<Merged>, ()>, ApplyError> {
+        let repo = self.repo()?;
+        let Some(listed) = self.log(&["-1", proposal, "--"])?.into_iter().next() else {
+            return Ok(Err(()));
+        };
+        if !self.signed(&repo, &listed.commit)? {
+            return Ok(Err(()));
+        }
+        Ok(Ok(self.landing(&listed)?.map(|(merge, style)| Merged {
+            branch: branch.to_owned(),
+            proposal: listed.commit.clone(),
+            tip: listed.commit.clone(),
+            merge: merge.commit,
+            style,
+            merger_name: merge.committer_name,
+            merger_email: merge.committer_email,
+            plans: listed.plans.clone(),
+            env: listed.env.clone(),
+        })))
+    }
+
+    /// Whether the branch exists in the clone.
+    pub fn has_branch(&self, branch: &str) -> Result<bool, ApplyError> {
+        Ok(self
+            .repo()?
+            .branch_head(branch)
+            .map_err(ApplyError::git(self.name, "read a proposal branch"))?
+            .is_some())
+    }
+
     /// Whether everything on `tip` reached the default branch: it is an
     /// ancestor of it (merged), or it is the proposal itself (squashed
     /// or rebased whole).

@@ -315,6 +315,8 @@ impl Cache {
             url,
             "+refs/heads/*:refs/heads/*",
             &notes,
+            // Rejected proposals (`execution::rejected_ref`).
+            "+refs/druppie/*:refs/druppie/*",
         ];
         self.git(repo, path, &args).map(|_| ())
     }

@@ -282,6 +282,7 @@ impl Writer<'_> {
         repo: &Repo,
         cs: &ChangeSet,
         subject: &str,
+        proposal: Option<&str>,
         base: Option<ObjectId>,
     ) -> Result<crate::git::write::Written, ApplyError> {
         let changes: Vec<(String, Option<Vec<u8>>)> = cs
@@ -294,7 +295,7 @@ impl Writer<'_> {
                 base,
                 replace_tree: false,
                 changes: &changes,
-                message: self.message(cs, subject),
+                message: self.message(cs, subject, proposal),
                 author: self.identity,
                 time: self.time,
             },
@@ -318,7 +319,7 @@ impl Writer<'_> {
         let mut tip = start;
         let mut written = Vec::new();
         for pc in &c.commits {
-            let w = self.write(&repo, &changes.sets[pc.set], &pc.subject, tip)?;
+            let w = self.write(&repo, &changes.sets[pc.set], &pc.subject, None, tip)?;
             tip = Some(w.commit);
             written.push((pc.plans.clone(), w.commit.to_string()));
         }
@@ -373,7 +374,7 @@ impl Writer<'_> {
         let _hold = self.cache.prepare(name)?;
         let repo = self.open(name)?;
         let base = Self::base(t, heads)?;
-        let written = self.write(&repo, cs, &p.title, base)?;
+        let written = self.write(&repo, cs, &p.title, Some(&p.id), base)?;
         let branch = t.branch.clone();
         let current = repo
             .branch_head(&branch)
@@ -515,7 +516,7 @@ impl Writer<'_> {
     }
 
     /// The subject, the list of changes, and the trailers.
-    fn message(&self, cs: &ChangeSet, subject: &str) -> String {
+    fn message(&self, cs: &ChangeSet, subject: &str, proposal: Option<&str>) -> String {
         let plans = cs.plans.join(", ");
         let mut body = String::new();
         for f in &cs.files {
@@ -541,6 +542,9 @@ impl Writer<'_> {
         }
         if !cs.render_digest.is_empty() {
             trailers.push(("Druppie-Render-Digest", &cs.render_digest));
+        }
+        if let Some(id) = proposal {
+            trailers.push(("Druppie-Proposal", id));
         }
         trailers.push(("Druppie-Trigger", self.trigger));
         message(subject, &body, &trailers)

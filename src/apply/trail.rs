@@ -88,6 +88,14 @@ pub struct CatchUp {
     pub ignored: Vec<String>,
 }
 
+/// Who merged, as shown.
+fn actor(m: &super::approvals::Merged) -> String {
+    match m.style {
+        Style::Merge | Style::Squash => format!("{} <{}>", m.merger_name, m.merger_email),
+        Style::FastForward => "a fast-forward (no merge commit)".to_owned(),
+    }
+}
+
 /// A merge (or a rejection) to record.
 struct Verdict {
     repo: String,
@@ -237,20 +245,16 @@ impl Trail<'_> {
             .filter(|r| r.event.kind == Kind::Proposed && r.event.repo == target.name)
             .filter_map(|r| r.event.commit.clone())
             .collect();
-        let mut out = Vec::new();
+        let mut out = self.gone_verdicts(target, known)?;
         for m in target.merged(&proposed, ignored)? {
             let approval = self.signed_approval(target, &m)?;
             let retire = target
                 .landed_whole(&m.tip, &m.proposal)?
                 .then(|| m.tip.clone());
-            let actor = match m.style {
-                Style::Merge | Style::Squash => format!("{} <{}>", m.merger_name, m.merger_email),
-                Style::FastForward => "a fast-forward (no merge commit)".to_owned(),
-            };
             out.push(Verdict {
                 repo: target.name.to_owned(),
+                actor: actor(&m),
                 branch: m.branch,
-                actor,
                 plans: m.plans,
                 env: m.env,
                 commit: m.merge,
@@ -259,6 +263,65 @@ impl Trail<'_> {
                 merged: true,
                 approval,
             });
+        }
+        Ok(out)
+    }
+
+    /// Plain git: proposals whose branch a person deleted since the
+    /// trail last spoke of them: merged first (then judged like any
+    /// merge), or closed without merging (`rejected`).
+    fn gone_verdicts(
+        &self,
+        target: &Target,
+        known: &[audit::Recorded],
+    ) -> Result<Vec<Verdict>, TrailError> {
+        // The last event on each branch of this repo: only a proposal
+        // still waiting for its verdict is looked at.
+        let mut last: std::collections::BTreeMap<&str, &Event> = std::collections::BTreeMap::new();
+        for r in known.iter().filter(|r| r.event.repo == target.name) {
+            if let Some(branch) = &r.event.branch {
+                last.insert(branch, &r.event);
+            }
+        }
+        let mut out = Vec::new();
+        for (branch, e) in last {
+            let (Kind::Proposed, Some(proposal)) = (e.kind, &e.commit) else {
+                continue;
+            };
+            if target.has_branch(branch)? {
+                continue;
+            }
+            let verdict = match target.gone(branch, proposal)? {
+                Err(()) => continue,
+                Ok(Some(m)) => {
+                    let approval = self.signed_approval(target, &m)?;
+                    Verdict {
+                        repo: target.name.to_owned(),
+                        branch: m.branch.clone(),
+                        actor: actor(&m),
+                        plans: m.plans.clone(),
+                        env: m.env.clone(),
+                        commit: m.merge.clone(),
+                        proposal: Some(m.proposal.clone()),
+                        retire: None,
+                        merged: true,
+                        approval,
+                    }
+                }
+                Ok(None) => Verdict {
+                    repo: target.name.to_owned(),
+                    branch: branch.to_owned(),
+                    actor: "whoever deleted the branch (plain git does not say)".to_owned(),
+                    plans: e.plans.clone(),
+                    env: e.env.clone(),
+                    commit: proposal.clone(),
+                    proposal: Some(proposal.clone()),
+                    retire: Some(proposal.clone()),
+                    merged: false,
+                    approval: Ok(None),
+                },
+            };
+            out.push(verdict);
         }
         Ok(out)
     }
@@ -495,17 +558,25 @@ impl Trail<'_> {
     /// it is still where the verdict saw it (a person's later push is
     /// kept); says so in a line.
     fn retire(&self, v: &Verdict) -> Result<Option<String>, TrailError> {
-        let Some(tip) = &v.retire else {
+        let Some(tip) = v.retire.as_deref() else {
+            return Ok(None);
+        };
+        // An id the forge got wrong names nothing to delete.
+        let Ok(tip) = ObjectId::from_hex(tip.as_bytes()) else {
             return Ok(None);
         };
         let cached = Repo::open(&self.cache.path(&v.repo))
             .ok()
             .flatten()
             .ok_or_else(|| ApplyError::not_cached(&v.repo))?;
+        let url = self.forge.url(&v.repo);
+        if !v.merged {
+            self.keep_rejected(v, tip, &url)?;
+        }
         let now = cached
             .branch_head(&v.branch)
             .map_err(ApplyError::git(&v.repo, "read the proposal branch"))?;
-        if now.is_none_or(|h| h.commit.to_string() != *tip) {
+        if now.is_none_or(|h| h.commit != tip) {
             return Ok(None);
         }
         let deleted = match self.forge.pulls() {
@@ -520,10 +591,9 @@ impl Trail<'_> {
                 deleted
             }
             None => {
-                let url = self.forge.url(&v.repo);
                 let pushed = self
                     .cache
-                    .delete_branch(&v.repo, &url, &v.branch, tip)
+                    .delete_branch(&v.repo, &url, &v.branch, &tip.to_string())
                     .map_err(ApplyError::from)?;
                 pushed == super::Pushed::Done
             }
@@ -536,6 +606,29 @@ impl Trail<'_> {
                 if v.merged { "merged" } else { "closed" }
             )
         }))
+    }
+
+    /// Keeps a proposal closed without merging at
+    /// [`crate::execution::rejected_ref`], on the forge and in the clone,
+    /// so the same change is not proposed again.
+    fn keep_rejected(&self, v: &Verdict, tip: ObjectId, url: &str) -> Result<(), TrailError> {
+        let kept = crate::execution::rejected_ref(&v.branch);
+        let path = self.cache.path(&v.repo);
+        let tip = tip.to_string();
+        let have = self
+            .cache
+            .git(&v.repo, &path, &["rev-parse", "--verify", "-q", &kept])
+            .unwrap_or_default();
+        if have.trim() == tip {
+            return Ok(());
+        }
+        self.cache
+            .push_ref(&v.repo, url, &tip, &kept, true)
+            .map_err(ApplyError::from)?;
+        self.cache
+            .git(&v.repo, &path, &["update-ref", &kept, &tip])
+            .map_err(ApplyError::from)?;
+        Ok(())
     }
 
     /// Puts the verdict on the proposal: a comment on its pull request,

@@ -123,6 +123,10 @@ pub struct Proposal {
     pub set: usize,
     #[serde(flatten)]
     pub target: Target,
+    /// What the proposal changes ([`proposal_id`]): its commit's
+    /// `Druppie-Proposal` trailer, so a squash or rebase keeps it and a
+    /// rejected change is known again.
+    pub id: String,
     /// The default branch a merge brings it into.
     pub into: String,
     pub title: String,
@@ -187,6 +191,47 @@ pub fn branch(env: Option<&str>, plan: &str) -> String {
         Some(env) => format!("druppie/{env}/{plan}"),
         None => format!("druppie/{plan}"),
     }
+}
+
+/// Where a proposal closed without merging is kept, so the same change
+/// is not proposed again: `refs/druppie/rejected/<env>/<plan>` (or
+/// `…/<plan>` in a project repo).
+pub fn rejected_ref(branch: &str) -> String {
+    format!(
+        "refs/druppie/rejected/{}",
+        branch.strip_prefix("druppie/").unwrap_or(branch)
+    )
+}
+
+/// What a change set changes, as 16 hex digits: a digest of every path
+/// and new blob except lock files, so the same change on a default
+/// branch that moved elsewhere, or in a later spec commit, has the same
+/// id.
+pub fn proposal_id(cs: &ChangeSet) -> String {
+    use sha2::Digest as _;
+    let mut entries: Vec<(&str, String)> = cs
+        .files
+        .iter()
+        .filter(|f| !is_lock(&f.path))
+        .map(|f| {
+            let blob = f
+                .new
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |b| crate::git::blob_id(b).to_string());
+            (f.path.as_str(), blob)
+        })
+        .collect();
+    entries.sort();
+    let mut hash = sha2::Sha256::new();
+    hash.update(cs.repo.as_bytes());
+    hash.update([0]);
+    for (path, blob) in entries {
+        hash.update(path.as_bytes());
+        hash.update([0]);
+        hash.update(blob.as_bytes());
+        hash.update([b'\n']);
+    }
+    crate::hex::encode(&hash.finalize())[..16].to_owned()
 }
 
 /// The one-line summary of a plan's change: commit subject, pull request
@@ -288,6 +333,18 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
             ),
         });
     }
+    let id = proposal_id(cs);
+    let rejected = rejected_ref(&head);
+    if changes
+        .proposals
+        .iter()
+        .any(|p| p.repo == cs.repo && p.branch == rejected && p.id.as_deref() == Some(&id))
+    {
+        return Action::Nothing(Nothing {
+            target: target(&head),
+            reason: "this change was proposed and closed without merging: it is not proposed again until the spec changes what it renders here".to_owned(),
+        });
+    }
     if let Some(who) = changes
         .proposals
         .iter()
@@ -321,6 +378,7 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
     };
     Action::PullRequest(Proposal {
         set,
+        id,
         target: target(&head),
         into: cs.branch.clone(),
         title,
@@ -331,9 +389,11 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
 
 /// Whether only lock files change.
 fn only_locks(cs: &ChangeSet) -> bool {
-    cs.files
-        .iter()
-        .all(|f| f.path == LOCK_FILE || f.path.ends_with(&format!("/{LOCK_FILE}")))
+    cs.files.iter().all(|f| is_lock(&f.path))
+}
+
+fn is_lock(path: &str) -> bool {
+    path == LOCK_FILE || path.ends_with(&format!("/{LOCK_FILE}"))
 }
 
 /// Folds the last step into the one before when both commit to the same

@@ -258,23 +258,19 @@ impl Repo {
         }))
     }
 
-    /// The branches under `refs/heads/<prefix>` and their heads, by name.
+    /// The refs under `prefix` (`refs/heads/druppie/`) and the commits
+    /// they point at, by full name.
     ///
     /// # Errors
     /// The refs cannot be read.
-    pub fn branches_under(&self, prefix: &str) -> Result<Vec<(String, super::Head)>, Error> {
+    pub fn refs_under(&self, prefix: &str) -> Result<Vec<(String, super::Head)>, Error> {
         let repo = self.repo.to_thread_local();
-        let what = || format!("cannot list the branches under `{prefix}`");
+        let what = || format!("cannot list the refs under `{prefix}`");
         let refs = repo.references().map_err(|e| err(what(), e))?;
-        let full = format!("refs/heads/{prefix}");
         let mut out = Vec::new();
-        for reference in refs.prefixed(full.as_str()).map_err(|e| err(what(), e))? {
+        for reference in refs.prefixed(prefix).map_err(|e| err(what(), e))? {
             let mut reference = reference.map_err(|e| err(what(), e))?;
-            let name = reference.name().as_bstr().to_string();
-            let Some(branch) = name.strip_prefix("refs/heads/") else {
-                continue;
-            };
-            let branch = branch.to_owned();
+            let branch = reference.name().as_bstr().to_string();
             let commit = reference
                 .peel_to_commit()
                 .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;

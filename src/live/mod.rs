@@ -236,25 +236,29 @@ impl LiveRepo {
     }
 }
 
-/// A `druppie/…` branch of a target repo: a proposal, open or not.
+/// A `druppie/…` branch of a target repo (a proposal, open or not), or
+/// a rejected proposal kept under `refs/druppie/rejected/…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proposal {
     pub repo: String,
+    /// The branch, or the full name of a rejected proposal's ref.
     pub branch: String,
     /// Its tip commit, hex.
     pub tip: String,
     /// The tip's author, when the tip is not druppie's: a person added
     /// commits to the proposal.
     pub edited_by: Option<String>,
+    /// The tip's `Druppie-Proposal` trailer, when druppie wrote it.
+    pub id: Option<String>,
 }
 
 impl LiveRepo {
-    /// The `druppie/…` branches of the repo. A tip is druppie's when
-    /// `own` signed it; without `own` (a diff with no signing key),
-    /// when it carries a `Druppie-Plan` trailer.
+    /// The `druppie/…` branches of the repo and its rejected proposals.
+    /// A tip is druppie's when `own` signed it; without `own` (a diff
+    /// with no signing key), when it carries a `Druppie-Plan` trailer.
     ///
     /// # Errors
-    /// The branches or a tip cannot be read.
+    /// The refs or a tip cannot be read.
     pub fn proposals(
         &self,
         own: Option<&crate::git::sign::OwnKey>,
@@ -263,25 +267,38 @@ impl LiveRepo {
             return Ok(Vec::new());
         };
         let fail = |e: crate::git::Error| self.error("refs/heads/druppie/", e);
+        let mut refs = repo.refs_under("refs/heads/druppie/").map_err(fail)?;
+        refs.extend(repo.refs_under(REJECTED).map_err(fail)?);
         let mut out = Vec::new();
-        for (branch, head) in repo.branches_under("druppie/").map_err(fail)? {
+        for (name, head) in refs {
             let (author, message) = repo.author_and_message(head.commit).map_err(fail)?;
+            let trailer = |key: &str| {
+                message
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+                    .map(str::to_owned)
+            };
             let druppies = match own {
                 Some(key) => repo.signed_by(head.commit, key).map_err(|e| {
-                    self.error(&branch, crate::git::Error::new(crate::error::chain(&e)))
+                    self.error(&name, crate::git::Error::new(crate::error::chain(&e)))
                 })?,
-                None => message.lines().any(|l| l.starts_with("Druppie-Plan: ")),
+                None => trailer("Druppie-Plan").is_some(),
             };
+            let branch = name.strip_prefix("refs/heads/").unwrap_or(&name).to_owned();
             out.push(Proposal {
                 repo: self.name.clone(),
                 branch,
                 tip: head.commit.to_string(),
                 edited_by: (!druppies).then_some(author),
+                id: trailer("Druppie-Proposal").filter(|_| druppies),
             });
         }
         Ok(out)
     }
 }
+
+/// Where rejected proposals are kept ([`crate::execution::rejected_ref`]).
+const REJECTED: &str = "refs/druppie/rejected/";
 
 /// How a repo was shown to the user: its path, or "does not exist yet".
 pub fn describe(repo: &LiveRepo) -> String {

@@ -318,3 +318,79 @@ fn a_conflict_is_proposed_as_such_and_merging_its_markers_is_a_violation() {
         run.transcript()
     );
 }
+
+#[test]
+fn a_proposal_deleted_without_merging_is_rejected_and_not_proposed_again() {
+    let s = with_image(setup("platform-team"));
+    assert_eq!(s.apply().code, 0);
+    let proposal = tip(&s, BRANCH);
+    // In plain git, deleting the branch closes the proposal.
+    let work = work(&s);
+    git(&work, &["push", "-q", "origin", &format!(":{BRANCH}")]);
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains(&format!(
+            "infra: {BRANCH}: rejected: closed without merging by whoever deleted the branch"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        kinds(&s).contains(&"rejected".to_owned()),
+        "{:?}",
+        kinds(&s)
+    );
+    // The same change is not proposed again, by this run or the next.
+    assert_eq!(tip(&s, BRANCH), "", "{}", run.stdout);
+    let kept = git(
+        &infra(&s),
+        &["rev-parse", "refs/druppie/rejected/prod/permits"],
+    );
+    assert_eq!(kept.trim(), proposal);
+    assert!(
+        planned(&s).contains(&("nothing".to_owned(), BRANCH.to_owned())),
+        "{:?}",
+        planned(&s)
+    );
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(tip(&s, BRANCH), "");
+    let rejected = kinds(&s).iter().filter(|k| *k == "rejected").count();
+    assert_eq!(rejected, 1, "{:?}", kinds(&s));
+    // A new change is proposed afresh.
+    release(&s, 7);
+    assert_eq!(s.apply().code, 0);
+    let fresh = git(
+        &infra(&s),
+        &[
+            "show",
+            &format!("{BRANCH}:apps/prod/permits/app/deployment.yaml"),
+        ],
+    );
+    assert!(fresh.contains("permits:1.0.7"), "{fresh}");
+}
+
+#[test]
+fn a_proposal_merged_and_then_deleted_by_a_person_is_still_recorded() {
+    let s = with_image(setup(""));
+    assert_eq!(s.apply().code, 0);
+    land(&s, "merge");
+    git(&work(&s), &["push", "-q", "origin", &format!(":{BRANCH}")]);
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains(&format!(
+            "infra: {BRANCH}: approved: merged by Person <person@example.org>"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(
+        kinds(&s).iter().filter(|k| *k == "approved").count(),
+        1,
+        "{:?}",
+        kinds(&s)
+    );
+    assert!(!kinds(&s).contains(&"rejected".to_owned()));
+}
