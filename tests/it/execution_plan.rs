@@ -449,6 +449,13 @@ fn diff_names_exactly_the_commits_and_branches_apply_pushes_for_every_trust_leve
         let key = ("infra".to_owned(), format!("druppie/{env}/permits"));
         assert_ne!(before[&key], after[&key], "{key:?} is updated");
     }
+
+    // Round 3: nothing changed, so applying again writes nothing.
+    let all = ex.branches();
+    let plan = ex.diff();
+    ex.apply();
+    assert_eq!(ex.branches(), all, "a second apply moves no branch");
+    same_branches(&compare(&plan, &ex.forge()), &ex.proposals());
     ex.fsck();
 }
 
@@ -511,4 +518,17 @@ fn a_change_to_one_plan_leaves_the_other_plans_proposals_alone() {
         }
     }
     ex.fsck();
+}
+
+#[test]
+#[ignore = "open: diff calls a proposal the branch already holds a pending write, while apply leaves it alone"]
+fn diff_after_apply_calls_open_proposals_nothing_to_write() {
+    let ex = Example::new();
+    ex.diff();
+    ex.apply();
+    let plan = ex.diff();
+    for step in plan["steps"].as_array().expect("steps") {
+        assert_eq!(step["status"], "noop", "{step}");
+    }
+    assert_eq!(plan["status"], "noop", "{plan}");
 }
