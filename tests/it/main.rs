@@ -7,6 +7,7 @@ mod compose;
 mod concurrent;
 mod config;
 mod diff;
+mod execution_plan;
 mod forge;
 mod forged_approvals;
 mod git;
