@@ -373,12 +373,23 @@ impl Writer<'_> {
         let name = t.repo.as_str();
         let _hold = self.cache.prepare(name)?;
         let repo = self.open(name)?;
-        let base = Self::base(t, heads)?;
-        let written = self.write(&repo, cs, &p.title, Some(&p.id), base)?;
         let branch = t.branch.clone();
         let current = repo
             .branch_head(&branch)
             .map_err(ApplyError::git(name, "read the proposal branch"))?;
+        if p.already
+            && let Some(head) = current
+        {
+            // It holds this change already: announced again on the
+            // commit it builds on, never rebuilt.
+            let parent = repo
+                .first_parent(head.commit)
+                .map_err(ApplyError::git(name, "read the proposal"))?;
+            let pull = self.announce(&on_base(cs, parent), p, &repo, head.commit)?;
+            return Ok(Done::AlreadyProposed { branch, pull });
+        }
+        let base = Self::base(t, heads)?;
+        let written = self.write(&repo, cs, &p.title, Some(&p.id), base)?;
         let (proposed, fresh) = match current {
             Some(head) if head.tree == written.tree => (head.commit, false),
             _ => {
@@ -403,12 +414,7 @@ impl Writer<'_> {
         // gets its pull request or note: both are idempotent.
         // The card names the commit the proposal builds on, which an
         // earlier step of this run may have moved.
-        let mut on = cs.clone();
-        if let Some(b) = base {
-            on.base = Some(b.to_string());
-            on.source = crate::live::at(b);
-        }
-        let pull = self.announce(&on, p, &repo, proposed)?;
+        let pull = self.announce(&on_base(cs, base), p, &repo, proposed)?;
         Ok(if fresh {
             Done::Proposed {
                 branch,
@@ -549,6 +555,16 @@ impl Writer<'_> {
         trailers.push(("Druppie-Trigger", self.trigger));
         message(subject, &body, &trailers)
     }
+}
+
+/// `cs` as shown on a proposal built on `base` (the card names it).
+fn on_base(cs: &ChangeSet, base: Option<ObjectId>) -> ChangeSet {
+    let mut on = cs.clone();
+    if let Some(b) = base {
+        on.base = Some(b.to_string());
+        on.source = crate::live::at(b);
+    }
+    on
 }
 
 /// Where druppie's comment on a proposal a person pushed to is found

@@ -276,7 +276,7 @@ impl Run<'_> {
                 return Err(Failure::Unreadable(unreadable));
             }
             let plan = crate::execution::plan(changes, String::new());
-            if !plan.writes() {
+            if !plan.executes() {
                 return Ok(());
             }
             if attempt == 1 && !confirm(changes, &mask) {

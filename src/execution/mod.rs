@@ -45,6 +45,8 @@ pub enum Status {
     /// Nothing to write.
     Noop,
     Pending,
+    /// The change waits for a merge: its proposal already holds it.
+    Proposed,
     /// A policy failed or a repo could not be read: nothing is written.
     Blocked,
 }
@@ -132,6 +134,10 @@ pub struct Proposal {
     pub title: String,
     /// Opened as a draft: it carries conflicts.
     pub draft: bool,
+    /// The proposal branch already holds exactly this change (its tip's
+    /// `Druppie-Proposal` is [`Proposal::id`]): it is not rebuilt, even
+    /// when the default branch moved, and only announced again.
+    pub already: bool,
     /// The files with conflict markers.
     pub conflicted: Vec<String>,
 }
@@ -161,7 +167,20 @@ impl Action {
 
     /// Whether executing it writes to a repo or forge.
     pub fn writes(&self) -> bool {
-        !matches!(self, Action::Nothing(_) | Action::Report(_))
+        match self {
+            Action::Nothing(_) | Action::Report(_) => false,
+            Action::PullRequest(p) => !p.already,
+            _ => true,
+        }
+    }
+
+    /// The step's status when nothing blocks the plan.
+    fn status(&self) -> Status {
+        match self {
+            Action::PullRequest(p) if p.already => Status::Proposed,
+            a if a.writes() => Status::Pending,
+            _ => Status::Noop,
+        }
     }
 }
 
@@ -171,12 +190,21 @@ impl ExecutionPlan {
         self.steps.iter().any(|s| s.action.writes())
     }
 
-    /// Whether there is something to write or, in an `observe`
-    /// environment, to see: `diff`'s "changes pending".
+    /// Whether there is something to write, to approve, or in an
+    /// `observe` environment to see: `diff`'s "changes pending".
     pub fn shows_changes(&self) -> bool {
         self.steps
             .iter()
             .any(|s| !matches!(s.action, Action::Nothing(_)))
+    }
+
+    /// Whether `apply` has a step to execute: a write, or a proposal to
+    /// announce again (idempotent; a run stopped after its push gets its
+    /// pull request or note from the next).
+    pub fn executes(&self) -> bool {
+        self.steps.iter().any(|s| {
+            s.action.writes() || matches!(s.action, Action::PullRequest(_) | Action::Comment(_))
+        })
     }
 }
 
@@ -203,10 +231,10 @@ pub fn rejected_ref(branch: &str) -> String {
     )
 }
 
-/// What a change set changes, as 16 hex digits: a digest of every path
-/// and new blob except lock files, so the same change on a default
-/// branch that moved elsewhere, or in a later spec commit, has the same
-/// id.
+/// What a change set changes, as 16 hex digits: a digest of every
+/// path, action and new blob except lock files, so the same change on a
+/// default branch that moved elsewhere, or in a later spec commit, has
+/// the same id.
 pub fn proposal_id(cs: &ChangeSet) -> String {
     use sha2::Digest as _;
     let mut entries: Vec<(&str, String)> = cs
@@ -218,7 +246,7 @@ pub fn proposal_id(cs: &ChangeSet) -> String {
                 .new
                 .as_deref()
                 .map_or_else(|| "-".to_owned(), |b| crate::git::blob_id(b).to_string());
-            (f.path.as_str(), blob)
+            (f.path.as_str(), format!("{:?} {blob}", f.action))
         })
         .collect();
     entries.sort();
@@ -268,6 +296,7 @@ pub fn plan(changes: &ChangeSets, intent: String) -> ExecutionPlan {
     let status = match () {
         () if blocked => Status::Blocked,
         () if steps.iter().any(Action::writes) => Status::Pending,
+        () if steps.iter().any(|a| a.status() == Status::Proposed) => Status::Proposed,
         () => Status::Noop,
     };
     ExecutionPlan {
@@ -281,10 +310,8 @@ pub fn plan(changes: &ChangeSets, intent: String) -> ExecutionPlan {
                 step_id: i + 1,
                 status: if blocked {
                     Status::Blocked
-                } else if action.writes() {
-                    Status::Pending
                 } else {
-                    Status::Noop
+                    action.status()
                 },
                 action,
             })
@@ -345,12 +372,11 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
             reason: "this change was proposed and closed without merging: it is not proposed again until the spec changes what it renders here".to_owned(),
         });
     }
-    if let Some(who) = changes
+    let open = changes
         .proposals
         .iter()
-        .find(|p| p.repo == cs.repo && p.branch == head)
-        .and_then(|p| p.edited_by.clone())
-    {
+        .find(|p| p.repo == cs.repo && p.branch == head);
+    if let Some(who) = open.and_then(|p| p.edited_by.clone()) {
         return Action::Comment(Held {
             set,
             text: format!(
@@ -376,8 +402,10 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
             subject(cs)
         ),
     };
+    let already = open.is_some_and(|p| p.id.as_deref() == Some(id.as_str()));
     Action::PullRequest(Proposal {
         set,
+        already,
         id,
         target: target(&head),
         into: cs.branch.clone(),

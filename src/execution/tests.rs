@@ -179,6 +179,7 @@ fn a_proposal_a_person_pushed_to_is_commented_on_not_rebuilt() {
         branch: "druppie/prod/permits".to_owned(),
         tip: "2".repeat(40),
         edited_by: Some("Rev Iewer <rev@example.org>".to_owned()),
+        id: None,
     });
     let plan = plan(&changes, String::new());
     assert_eq!(
@@ -240,4 +241,70 @@ fn an_observe_environment_is_reported_and_a_new_repo_is_made_first() {
     let plan = plan(&changes, String::new());
     let names: Vec<String> = actions(&plan).into_iter().map(|(a, _)| a).collect();
     assert_eq!(names, ["report", "create_repo", "commit"]);
+}
+
+fn open(branch: &str, id: Option<String>) -> crate::live::Proposal {
+    crate::live::Proposal {
+        repo: "infra".to_owned(),
+        branch: branch.to_owned(),
+        tip: "2".repeat(40),
+        edited_by: None,
+        id,
+    }
+}
+
+#[test]
+fn a_proposal_that_holds_the_change_waits_and_is_not_rebuilt_when_main_moves() {
+    let cs = set(
+        "infra",
+        Some("prod"),
+        Some(Trust::Propose),
+        "permits",
+        &["apps/prod/permits/a.yaml"],
+    );
+    let id = proposal_id(&cs);
+    let mut moved = cs.clone();
+    moved.base = Some("3".repeat(40));
+    assert_eq!(proposal_id(&moved), id, "the same change on a moved main");
+    let mut changes = of(vec![moved]);
+    changes
+        .proposals
+        .push(open("druppie/prod/permits", Some(id.clone())));
+    let plan = plan(&changes, String::new());
+    let Action::PullRequest(p) = &plan.steps[0].action else {
+        panic!("a proposal");
+    };
+    assert!(p.already);
+    assert_eq!(plan.steps[0].status, Status::Proposed);
+    assert_eq!(plan.status, Status::Proposed);
+    assert!(!plan.writes() && plan.executes() && plan.shows_changes());
+    // Another change to the same files is a new id: rebuilt.
+    let mut other = cs.clone();
+    other.files[0].new = Some(b"c".to_vec());
+    assert_ne!(proposal_id(&other), id);
+    other.files[0].new = cs.files[0].new.clone();
+    other.files[0].action = FileAction::Drift;
+    assert_ne!(proposal_id(&other), id, "a person's edit meanwhile");
+}
+
+#[test]
+fn a_change_closed_without_merging_is_not_proposed_again_until_it_differs() {
+    let cs = set(
+        "infra",
+        Some("prod"),
+        Some(Trust::Propose),
+        "permits",
+        &["apps/prod/permits/a.yaml"],
+    );
+    let mut changes = of(vec![cs.clone()]);
+    changes.proposals.push(open(
+        &rejected_ref("druppie/prod/permits"),
+        Some(proposal_id(&cs)),
+    ));
+    let plan = super::plan(&changes, String::new());
+    assert!(matches!(plan.steps[0].action, Action::Nothing(_)));
+    assert!(!plan.shows_changes());
+    changes.sets[0].files[0].new = Some(b"newer".to_vec());
+    let plan = super::plan(&changes, String::new());
+    assert!(matches!(plan.steps[0].action, Action::PullRequest(_)));
 }
