@@ -640,13 +640,37 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
     );
     assert!(proposal.contains("apps/prod/permits/app/deployment.yaml"));
     git(&infra, &["fsck", "--strict"]);
+    // The proposal commit's `druppie/conflicts` status is looked at (and
+    // set where it differs): no conflict here.
+    let tip = git(&infra, &["rev-parse", "druppie/prod/permits"])
+        .trim()
+        .to_owned();
+    let lines = proxy.lines();
+    assert!(
+        lines.contains(&format!("GET /repos/platform/infra/commits/{tip}/status")),
+        "{lines:?}"
+    );
+    for posted in proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.line().starts_with("POST /repos/platform/infra/statuses/"))
+    {
+        assert_eq!(
+            posted.line(),
+            format!("POST /repos/platform/infra/statuses/{tip}")
+        );
+        assert_eq!(posted.json()["context"], "druppie/conflicts");
+        assert_eq!(posted.json()["state"], "success");
+    }
 
     // The pull request is merged on Gitea (by Prism's user `string`, an
     // approver here): the next run records the approval and says so on
     // the pull request.
-    let merged = Arc::new(|v: &mut serde_json::Value| {
+    let head = tip.clone();
+    let merged = Arc::new(move |v: &mut serde_json::Value| {
         let pr = &mut v[0];
         pr["head"]["ref"] = "druppie/prod/permits".into();
+        pr["head"]["sha"] = head.clone().into();
         pr["base"]["ref"] = "main".into();
         pr["state"] = "closed".into();
         pr["merged"] = true.into();
@@ -672,10 +696,29 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
     let comment = verdict[0].json()["body"].as_str().unwrap().to_owned();
     assert!(comment.contains("approved: merged by string"), "{comment}");
     assert!(comment.contains("0123456789abcdef0123456789abcdef01234567"));
+    // Its branch is deleted through Gitea's branch API, the name one
+    // path segment.
+    assert!(
+        proxy
+            .lines()
+            .contains(&"DELETE /repos/platform/infra/branches/druppie%2Fprod%2Fpermits".to_owned()),
+        "{:?}",
+        proxy.lines()
+    );
+    assert!(
+        run.stdout
+            .contains("infra: deleted druppie/prod/permits (merged)"),
+        "{}",
+        run.stdout
+    );
+    // Prism's merge never reached the repo's main, so the change is
+    // still wanted: the same run proposes it afresh.
     let kinds: Vec<String> = s.audit().into_iter().map(|(k, ..)| k).collect();
     assert_eq!(
         kinds,
-        ["applied", "proposed", "applied", "approved", "applied"]
+        [
+            "applied", "proposed", "applied", "approved", "applied", "proposed"
+        ]
     );
 }
 

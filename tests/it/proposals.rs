@@ -394,3 +394,44 @@ fn a_proposal_merged_and_then_deleted_by_a_person_is_still_recorded() {
     );
     assert!(!kinds(&s).contains(&"rejected".to_owned()));
 }
+
+#[test]
+fn a_conflict_on_gitea_is_a_draft_with_a_failing_status() {
+    let (s, proxy) = crate::apply::setup_gitea("platform-team");
+    // A person wrote prod's deployment before druppie ever did.
+    let work = s.tmp.path().join("work");
+    git(&work, &["pull", "-q", "origin", "main"]);
+    std::fs::create_dir_all(work.join("apps/prod/permits/app")).unwrap();
+    std::fs::write(
+        work.join("apps/prod/permits/app/deployment.yaml"),
+        "kind: Deployment\nreplicas: 9\n",
+    )
+    .unwrap();
+    git(&work, &["add", "-A"]);
+    git_as(&work, &[], &[], &["commit", "-qm", "by hand"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    proxy.assert_no_violations();
+    let seen = proxy.seen();
+    let opened = seen
+        .iter()
+        .find(|r| r.line() == "POST /repos/platform/infra/pulls")
+        .expect("a pull request opened");
+    // Gitea's own draft: a work-in-progress title.
+    assert_eq!(
+        opened.json()["title"],
+        "WIP: CONFLICT (1 file): druppie: permits in prod"
+    );
+    let tip = git(
+        &s.forge().join("platform/infra.git"),
+        &["rev-parse", BRANCH],
+    );
+    let status = seen
+        .iter()
+        .find(|r| r.line() == format!("POST /repos/platform/infra/statuses/{}", tip.trim()))
+        .expect("a status on the proposal commit");
+    assert_eq!(status.json()["context"], "druppie/conflicts");
+    assert_eq!(status.json()["state"], "failure");
+    assert_eq!(status.json()["description"], "1 file has conflict markers");
+}
