@@ -164,6 +164,9 @@ pub enum Done {
         by: String,
         pull: Option<String>,
     },
+    /// Promotion: the change waits to be live in the environment `on`
+    /// first; nothing written.
+    Waiting { on: String },
     /// An observe-only environment: nothing written.
     Observed,
     /// The branch moved on the forge (or was being moved: a lost lock
@@ -223,7 +226,11 @@ impl Writer<'_> {
                     .hold(h)
                     .map(|done| vec![(h.target.plans.clone(), done)]),
                 Action::Report(t) => Ok(vec![(t.plans.clone(), Done::Observed)]),
-                Action::Nothing(_) => Ok(Vec::new()),
+                Action::Nothing(n) => Ok(n
+                    .waiting
+                    .iter()
+                    .map(|on| (n.target.plans.clone(), Done::Waiting { on: on.clone() }))
+                    .collect()),
             };
             let target = step.action.target();
             match done {
@@ -644,6 +651,7 @@ pub fn event(
         }
         Done::AlreadyProposed { .. }
         | Done::Held { .. }
+        | Done::Waiting { .. }
         | Done::Observed
         | Done::Rejected { .. } => return None,
     };

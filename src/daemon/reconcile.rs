@@ -406,8 +406,13 @@ fn status(
         .iter()
         .filter(|s| matches!(s.done, Done::Committed { .. }))
         .count();
+    let waiting = steps.iter().find_map(|s| match &s.done {
+        Done::Waiting { on } => Some(format!("waiting: {on}")),
+        _ => None,
+    });
     let (state, message) = match ended {
         Ended::Terminal(e) | Ended::Failed(e) => (PlanState::Failed, Some(e.clone())),
+        _ if waiting.is_some() && pull.is_none() => (PlanState::Waiting, waiting),
         _ if pull.is_some() && conflicts => (
             PlanState::Conflict,
             Some("the proposal carries conflicts to resolve".to_owned()),

@@ -18,6 +18,8 @@ use crate::registry::Registry;
 pub enum PlanState {
     InSync,
     PendingApproval,
+    /// Promotion: the change waits to be live in an earlier environment.
+    Waiting,
     Drifted,
     Conflict,
     Failed,

@@ -93,6 +93,12 @@ pub struct ChangeSet {
     /// SHA-256 of the rendered tree of this target's locations (every
     /// path and blob id, lock files included), hex.
     pub render_digest: String,
+    /// Diffed only to decide promotion (an environment before a selected
+    /// one): not shown, not applied.
+    pub context: bool,
+    /// The plan's change reaches this environment regardless of the ones
+    /// before it (`promote: {env: parallel}`).
+    pub parallel: bool,
 }
 
 impl ChangeSet {
@@ -115,6 +121,16 @@ pub struct ChangeSets {
     pub secrets: Vec<String>,
     /// The `druppie/…` branches of the target repos as they are now.
     pub proposals: Vec<live::Proposal>,
+    /// The environments in promotion order (platform.yaml's).
+    pub order: Vec<String>,
+}
+
+impl ChangeSets {
+    /// The change sets the run covers (not those diffed only to decide
+    /// promotion).
+    pub fn shown(&self) -> impl Iterator<Item = &ChangeSet> {
+        self.sets.iter().filter(|cs| !cs.context)
+    }
 }
 
 /// Where the live repos are and what the run covers.
@@ -160,9 +176,18 @@ pub fn diff(
         return Ok(ChangeSets::default());
     };
     let platform = &deployment.platform;
-    let selection = v.picks(selection);
+    let chosen: BTreeSet<(&str, &str)> = v
+        .picks(selection)
+        .iter()
+        .map(|p| (p.plan_name(), p.env_name()))
+        .collect();
+    // Promotion reads the environments before the selected ones too.
+    let selection = v.picks(&selection.with_earlier(v));
     let templates = Templates::load(v, deployment, &selection, &options.limits)?;
-    let mut out = ChangeSets::default();
+    let mut out = ChangeSets {
+        order: v.env_names().into_iter().map(str::to_owned).collect(),
+        ..ChangeSets::default()
+    };
     let repos = open_repos(
         platform,
         &selection,
@@ -171,8 +196,9 @@ pub fn diff(
         &mut out.errors,
     );
     let infra = repos.get(&platform.infra.repo.value);
+    let envs: BTreeSet<&str> = selection.iter().map(Pick::env_name).collect();
     let env_live = infra.map_or_else(BTreeMap::new, |infra| {
-        environment_files(platform, infra, options.scope, &mut out.errors)
+        environment_files(platform, infra, &envs, &mut out.errors)
     });
     let world = World {
         v,
@@ -190,7 +216,17 @@ pub fn diff(
             let checker = Checker::new(v, options.limits.template_memory);
             (checker, crate::template::environment())
         },
-        |(checker, engine), pick| world.diff_instance(checker, engine, pick),
+        |(checker, engine), pick| {
+            let context = !chosen.contains(&(pick.plan_name(), pick.env_name()));
+            world.diff_instance(checker, engine, pick).map(|mut part| {
+                // A project repo is the plan's, whichever environment
+                // renders it.
+                for cs in part.sets.iter_mut().filter(|cs| cs.env.is_some()) {
+                    cs.context = context;
+                }
+                part
+            })
+        },
     );
     let mut sets: BTreeMap<Key, ChangeSet> = BTreeMap::new();
     let mut homeless = Vec::new();
@@ -210,7 +246,10 @@ pub fn diff(
     if let Some(infra) = infra
         && options.scope.plan.is_none()
     {
-        for (env, live) in &env_live {
+        let scoped = env_live
+            .iter()
+            .filter(|(env, _)| options.scope.env.as_deref().is_none_or(|e| e == **env));
+        for (env, live) in scoped {
             for cs in prune_removed_plans(infra, env, live, platform, &selection, &mut out.errors) {
                 sets.insert(key(&cs), cs);
             }
@@ -291,6 +330,9 @@ impl World<'_> {
             };
             let mut cs = change_set(self.platform, repo, env.as_deref());
             cs.plans.clone_from(&target.plans);
+            cs.parallel = env.as_deref().is_some_and(|e| {
+                pick.plan.promote.get(e) == Some(&crate::spec::model::Promote::Parallel)
+            });
             cs.render_digest = render_digest(target);
             for dir in target.locks.keys() {
                 if let Err(e) = diff_location(&mut cs, repo, live, Some(target), dir) {
@@ -303,16 +345,16 @@ impl World<'_> {
     }
 }
 
-/// The infra repo's files under each environment's path (in scope).
+/// The infra repo's files under the path of each of `envs`.
 fn environment_files<'p>(
     platform: &'p Platform,
     infra: &LiveRepo,
-    scope: &ComposeOptions,
+    envs: &BTreeSet<&str>,
     errors: &mut Vec<live::Error>,
 ) -> BTreeMap<&'p str, BTreeMap<String, ObjectId>> {
     let mut out = BTreeMap::new();
     for (env, settings) in platform.environments.iter() {
-        if scope.env.as_deref().is_some_and(|e| e != env.value) {
+        if !envs.contains(env.value.as_str()) {
             continue;
         }
         let dir = crate::spec::names::infra_dir(&settings.path.value);
@@ -497,6 +539,8 @@ fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> Change
         notes: Vec::new(),
         findings: Vec::new(),
         render_digest: String::new(),
+        context: false,
+        parallel: false,
     }
 }
 

@@ -103,7 +103,7 @@ impl Summary {
         let mut s = Summary::default();
         let mut findings = Vec::new();
         let mut targets = std::collections::BTreeSet::new();
-        for cs in &changes.sets {
+        for cs in changes.shown() {
             if !cs.files.is_empty() {
                 targets.insert((&cs.repo, &cs.env));
             }
@@ -174,7 +174,7 @@ pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
         }
     };
     let mut out = String::new();
-    for cs in &changes.sets {
+    for cs in changes.shown() {
         if cs.files.is_empty() && cs.notes.is_empty() {
             continue;
         }
@@ -227,7 +227,7 @@ pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
         }
         out.push('\n');
     }
-    let findings: Vec<&Finding> = changes.sets.iter().flat_map(|cs| &cs.findings).collect();
+    let findings: Vec<&Finding> = changes.shown().flat_map(|cs| &cs.findings).collect();
     if !findings.is_empty() {
         let _ = writeln!(out, "{}", paint("1", "policy findings"));
         for f in findings {
@@ -371,8 +371,7 @@ pub fn intent(valid: &crate::spec::Validated, plan: Option<&str>) -> String {
 pub fn json(changes: &ChangeSets, mask: &Mask, intent: String) -> Report {
     let summary = Summary::of(changes);
     let sets: Vec<JsonChangeSet> = changes
-        .sets
-        .iter()
+        .shown()
         .filter(|cs| !cs.files.is_empty() || !cs.notes.is_empty())
         .map(|cs| JsonChangeSet {
             repo: cs.repo.clone(),
@@ -394,8 +393,7 @@ pub fn json(changes: &ChangeSets, mask: &Mask, intent: String) -> Report {
         })
         .collect();
     let findings: Vec<Finding> = changes
-        .sets
-        .iter()
+        .shown()
         .flat_map(|cs| cs.findings.iter().cloned())
         .map(|mut f| {
             f.message = mask.apply(&f.message);

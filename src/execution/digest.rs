@@ -10,7 +10,7 @@ use crate::git::blob_id;
 /// (repo, environment, path, action, new blob).
 pub fn of(changes: &ChangeSets) -> String {
     let mut digest = String::new();
-    for cs in &changes.sets {
+    for cs in changes.shown() {
         for f in &cs.files {
             let new = f.new.as_deref().map(blob_id);
             let _ = writeln!(

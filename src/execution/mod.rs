@@ -99,6 +99,9 @@ pub struct Nothing {
     #[serde(flatten)]
     pub target: Target,
     pub reason: String,
+    /// The environment the change waits to be live in first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -190,12 +193,13 @@ impl ExecutionPlan {
         self.steps.iter().any(|s| s.action.writes())
     }
 
-    /// Whether there is something to write, to approve, or in an
-    /// `observe` environment to see: `diff`'s "changes pending".
+    /// Whether there is something to write, to approve, to promote, or
+    /// in an `observe` environment to see: `diff`'s "changes pending".
     pub fn shows_changes(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| !matches!(s.action, Action::Nothing(_)))
+        self.steps.iter().any(|s| match &s.action {
+            Action::Nothing(n) => n.waiting.is_some(),
+            _ => true,
+        })
     }
 
     /// Whether `apply` has a step to execute: a write, or a proposal to
@@ -277,7 +281,7 @@ pub fn plan(changes: &ChangeSets, intent: String) -> ExecutionPlan {
     let blocked = Summary::of(changes).errors > 0;
     let mut steps: Vec<Action> = Vec::new();
     for (i, cs) in changes.sets.iter().enumerate() {
-        if cs.files.is_empty() {
+        if cs.files.is_empty() || cs.context {
             continue;
         }
         if !cs.exists
@@ -332,6 +336,17 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
         files: cs.files.len(),
         conflicts,
     };
+    if let Some(before) = waiting(changes, cs) {
+        let plan = cs.plans.join(", ");
+        return Action::Nothing(Nothing {
+            target: target(&cs.branch),
+            reason: format!(
+                "waiting: {before} (promotion: {plan}'s change goes to {} once it is live in {before})",
+                cs.env.as_deref().unwrap_or_default()
+            ),
+            waiting: Some(before),
+        });
+    }
     let direct = match (cs.kind, cs.trust) {
         (RepoKind::Infra, Some(Trust::Observe)) => return Action::Report(target(&cs.branch)),
         (RepoKind::Infra, Some(Trust::Deploy)) => conflicts == 0,
@@ -358,6 +373,7 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
             reason: format!(
                 "only {LOCK_FILE} changes (the rendered files are the same): it goes with the next change to propose"
             ),
+            waiting: None,
         });
     }
     let id = proposal_id(cs);
@@ -370,6 +386,7 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
         return Action::Nothing(Nothing {
             target: target(&head),
             reason: "this change was proposed and closed without merging: it is not proposed again until the spec changes what it renders here".to_owned(),
+            waiting: None,
         });
     }
     let open = changes
@@ -413,6 +430,30 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
         draft: !conflicted.is_empty(),
         conflicted,
     })
+}
+
+/// The environment before `cs`'s in the promotion order (of those its
+/// plan is deployed to, `observe` ones aside) while the plan's change
+/// there is not live yet: not committed (`deploy`), or not merged
+/// (`propose`). A change to lock files alone does not hold it back.
+fn waiting(changes: &ChangeSets, cs: &ChangeSet) -> Option<String> {
+    let env = cs.env.as_deref()?;
+    if cs.trust == Some(Trust::Observe) || cs.parallel {
+        return None;
+    }
+    let rank = |e: &str| changes.order.iter().position(|o| o == e);
+    let at = rank(env)?;
+    let before = changes
+        .sets
+        .iter()
+        .filter(|o| {
+            o.repo == cs.repo
+                && o.plans == cs.plans
+                && o.trust.is_some_and(|t| t != Trust::Observe)
+                && o.env.as_deref().and_then(rank).is_some_and(|r| r < at)
+        })
+        .max_by_key(|o| o.env.as_deref().and_then(rank))?;
+    (!only_locks(before)).then(|| before.env.clone().unwrap_or_default())
 }
 
 /// Whether only lock files change.

@@ -35,6 +35,8 @@ fn set(
         notes: Vec::new(),
         findings: Vec::new(),
         render_digest: String::new(),
+        context: false,
+        parallel: false,
     }
 }
 
@@ -307,4 +309,92 @@ fn a_change_closed_without_merging_is_not_proposed_again_until_it_differs() {
     changes.sets[0].files[0].new = Some(b"newer".to_vec());
     let plan = super::plan(&changes, String::new());
     assert!(matches!(plan.steps[0].action, Action::PullRequest(_)));
+}
+
+#[test]
+fn a_change_waits_until_it_is_live_in_the_environment_before() {
+    let dev = set(
+        "infra",
+        Some("dev"),
+        Some(Trust::Deploy),
+        "permits",
+        &["apps/dev/permits/a.yaml"],
+    );
+    let test = set(
+        "infra",
+        Some("test"),
+        Some(Trust::Propose),
+        "permits",
+        &["apps/test/permits/a.yaml"],
+    );
+    let mut staging = set(
+        "infra",
+        Some("staging"),
+        Some(Trust::Observe),
+        "permits",
+        &[],
+    );
+    staging.files.clear();
+    let prod = set(
+        "infra",
+        Some("prod"),
+        Some(Trust::Propose),
+        "permits",
+        &["apps/prod/permits/a.yaml"],
+    );
+    let other = set(
+        "infra",
+        Some("prod"),
+        Some(Trust::Propose),
+        "meters",
+        &["apps/prod/meters/a.yaml"],
+    );
+    let mut changes = of(vec![dev, test, staging, prod, other]);
+    changes.order = ["dev", "test", "staging", "prod"]
+        .map(str::to_owned)
+        .to_vec();
+    let waits = |plan: &ExecutionPlan| -> Vec<(String, Option<String>)> {
+        plan.steps
+            .iter()
+            .map(|s| {
+                let json = serde_json::to_value(s).unwrap();
+                (
+                    format!(
+                        "{} {}",
+                        json["action"].as_str().unwrap(),
+                        json["params"]["env"].as_str().unwrap_or("")
+                    ),
+                    json["params"]["waiting"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    };
+    let got = waits(&plan(&changes, String::new()));
+    let want = |a: &str, w: Option<&str>| (a.to_owned(), w.map(str::to_owned));
+    // meters has no earlier environment in the run: it goes on. The
+    // observe environment between test and prod is skipped.
+    assert_eq!(
+        got,
+        [
+            want("commit dev", None),
+            want("nothing test", Some("dev")),
+            want("nothing prod", Some("test")),
+            want("pull_request prod", None),
+        ]
+    );
+    // dev live (nothing left there), test proposes; only a lock change
+    // in test does not hold prod back.
+    changes.sets[0].files.clear();
+    changes.sets[1].files[0].path = format!("apps/test/permits/{LOCK_FILE}");
+    let got = waits(&plan(&changes, String::new()));
+    assert_eq!(got[1], want("pull_request prod", None), "{got:?}");
+    // `promote: {prod: parallel}`.
+    changes.sets[1].files[0].path = "apps/test/permits/a.yaml".to_owned();
+    changes.sets[3].parallel = true;
+    let got = waits(&plan(&changes, String::new()));
+    assert!(got.contains(&want("pull_request prod", None)), "{got:?}");
+    // Diffed only to decide (`--env prod`): no step of its own.
+    changes.sets[1].context = true;
+    let got = waits(&plan(&changes, String::new()));
+    assert!(!got.iter().any(|(a, _)| a.ends_with(" test")), "{got:?}");
 }

@@ -329,6 +329,20 @@ pub struct Plan {
     /// env -> component -> inputs.
     #[serde(default)]
     pub overrides: SpannedMap<SpannedMap<InputValues>>,
+    /// env -> how a change reaches it: after it is live in the
+    /// environment before (the default), or `parallel`.
+    #[serde(default)]
+    pub promote: SpannedMap<Promote>,
+}
+
+/// How a plan's change reaches one of its environments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Promote {
+    /// Once it is live in the environment before (platform.yaml's order).
+    After,
+    /// Regardless of the environments before: they are independent.
+    Parallel,
 }
 
 /// `spec/policies/*.yaml`: a rule checked on rendered output.

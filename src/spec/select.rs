@@ -24,6 +24,35 @@ impl Selection {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// `self` and, for each pair, the plan's environments before it in
+    /// the promotion order ([`Validated::env_names`]: platform.yaml's
+    /// order): promotion reads whether a change is live there.
+    pub fn with_earlier(&self, v: &Validated) -> Selection {
+        let Some(deployment) = &v.deployment else {
+            return self.clone();
+        };
+        let order = v.env_names();
+        let rank = |name: &str| order.iter().position(|e| *e == name);
+        let mut out = self.0.clone();
+        for &(p, e) in &self.0 {
+            let Some(model) = deployment.plans.get(p) else {
+                continue;
+            };
+            let Some(at) = model.envs.get(e).and_then(|env| rank(&env.name)) else {
+                continue;
+            };
+            for (i, env) in model.envs.iter().enumerate() {
+                if rank(&env.name).is_some_and(|r| r < at) && !out.contains(&(p, i)) {
+                    out.push((p, i));
+                }
+            }
+        }
+        // In each plan's own order, so a plan's project repos render
+        // with its first environment whatever the filter.
+        out.sort_unstable();
+        Selection(out)
+    }
 }
 
 /// One plan in one environment, with everything composing it needs.

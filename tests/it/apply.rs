@@ -199,6 +199,13 @@ pub fn setup(prod_approvers: &str) -> Setup {
             "spec/platform.yaml",
             "approvers: [platform-team]",
             &format!("approvers: [{prod_approvers}]"),
+        )
+        // Promotion is tested on its own (`promotion`): here prod is
+        // proposed in the same run that commits dev.
+        .edit(
+            "spec/plans/permits.yaml",
+            "environments: [dev, prod]",
+            "environments: [dev, prod]\npromote: {prod: parallel}",
         );
     let forge = tmp.path().join("forge");
     std::fs::create_dir_all(&forge).unwrap();

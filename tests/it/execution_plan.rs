@@ -50,9 +50,24 @@ impl Example {
                 .expect("environments: [...]");
             let mut envs: Vec<String> = list.split(", ").map(str::to_owned).collect();
             envs.push("staging".to_owned());
+            // Every step in one run: promotion between environments is
+            // tested on its own (`promotion`).
+            let parallel: Vec<String> = envs
+                .iter()
+                .filter(|e| PROPOSE.contains(&e.as_str()))
+                .map(|e| format!("{e}: parallel"))
+                .collect();
             std::fs::write(
                 &path,
-                text.replacen(line, &format!("environments: [{}]", envs.join(", ")), 1),
+                text.replacen(
+                    line,
+                    &format!(
+                        "environments: [{}]\npromote: {{{}}}",
+                        envs.join(", "),
+                        parallel.join(", ")
+                    ),
+                    1,
+                ),
             )
             .expect("write plan");
             let name = path

@@ -22,6 +22,7 @@ mod pipes;
 mod policy_gate;
 mod preview;
 mod prism;
+mod promotion;
 mod proposals;
 mod proposals_forge;
 mod release;

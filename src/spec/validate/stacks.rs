@@ -254,6 +254,19 @@ fn check_plan(c: &mut Check, plan: &Plan) {
         }
         check_component_inputs(c, f, stack, &blocks, per_component);
     }
+    for (env, _) in plan.promote.iter() {
+        if !plan.environments.iter().any(|e| e.value == env.value) {
+            c.error(
+                f,
+                env,
+                format!(
+                    "promotion for environment `{}`, which plan `{}` does not deploy to",
+                    env.value, plan.name.value
+                ),
+            )
+            .help("add it to `environments`, or remove it from `promote`");
+        }
+    }
     check_required(c, plan, stack, &blocks);
     check_generated_names(c, plan, stack);
 }

@@ -1,0 +1,243 @@
+//! Promotion between environments, in plain git with the real binary: a
+//! plan's change reaches an environment only once it is live in the one
+//! before (platform.yaml's order): committed where that one deploys,
+//! merged where it proposes.
+
+use crate::apply::{Setup, setup};
+use crate::forged_approvals::{git_as, work};
+use crate::never_wedged::{release, with_image};
+use crate::support::git;
+
+/// dev (deploy) → test (propose) → prod (propose), no approvers, the
+/// image in the deployment, promotion on.
+fn three_stages() -> Setup {
+    let s = with_image(setup(""));
+    let spec = s.f.path();
+    let edit = |path: &str, from: &str, to: &str| {
+        let full = spec.join(path);
+        let text = std::fs::read_to_string(&full).unwrap();
+        assert!(text.contains(from), "{path}: {from}");
+        std::fs::write(&full, text.replacen(from, to, 1)).unwrap();
+    };
+    edit(
+        "spec/platform.yaml",
+        "  prod:\n",
+        "  test:\n    trust: propose\n    path: apps/test\n    namespace: \"{{ plan }}-test\"\n  prod:\n",
+    );
+    edit(
+        "spec/plans/permits.yaml",
+        "environments: [dev, prod]\npromote: {prod: parallel}",
+        "environments: [dev, test, prod]",
+    );
+    git(spec, &["commit", "-qam", "three stages, promoted in order"]);
+    s
+}
+
+fn branches(s: &Setup) -> String {
+    git(
+        &s.forge().join("infra.git"),
+        &["branch", "--list", "druppie/*", "--format=%(refname:short)"],
+    )
+}
+
+/// Merges `branch` into main as a person and pushes.
+fn merge(s: &Setup, branch: &str) {
+    let work = work(s);
+    git_as(
+        &work,
+        &[],
+        &[],
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge",
+            &format!("origin/{branch}"),
+        ],
+    );
+    git(&work, &["push", "-q", "origin", "main"]);
+}
+
+/// (kind, env) of every event, in order.
+fn trail(s: &Setup) -> Vec<(String, String)> {
+    s.audit()
+        .into_iter()
+        .map(|(kind, _, env, _)| (kind, env))
+        .collect()
+}
+
+#[test]
+fn a_change_reaches_each_environment_once_live_in_the_one_before() {
+    let s = three_stages();
+    // dev first; test and prod wait.
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("infra (dev) permits: committed "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("infra (test) permits: waiting: dev"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("infra (prod) permits: waiting: test"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(branches(&s), "", "nothing proposed yet");
+    // dev is live: test's proposal opens, prod still waits. prod cannot
+    // be merged before test: it has no proposal.
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(branches(&s), "druppie/test/permits\n", "{}", run.stdout);
+    assert!(
+        run.stdout.contains("infra (prod) permits: waiting: test"),
+        "{}",
+        run.stdout
+    );
+    // Applying again changes nothing while test waits for its merge.
+    let run = s.apply();
+    assert_eq!(branches(&s), "druppie/test/permits\n", "{}", run.stdout);
+    // test merged: prod's proposal opens.
+    merge(&s, "druppie/test/permits");
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(branches(&s), "druppie/prod/permits\n", "{}", run.stdout);
+    merge(&s, "druppie/prod/permits");
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .ends_with("nothing to apply: every repo matches the spec\n"),
+        "{}",
+        run.stdout
+    );
+    let events: Vec<(String, String)> = trail(&s)
+        .into_iter()
+        .filter(|(_, env)| !env.is_empty())
+        .collect();
+    let pair = |k: &str, e: &str| (k.to_owned(), e.to_owned());
+    assert_eq!(
+        events,
+        [
+            pair("applied", "dev"),
+            pair("proposed", "test"),
+            pair("approved", "test"),
+            pair("applied", "test"),
+            pair("proposed", "prod"),
+            pair("approved", "prod"),
+            pair("applied", "prod"),
+        ]
+    );
+}
+
+#[test]
+fn diff_shows_what_waits_where_and_an_environment_filter_still_waits() {
+    let s = three_stages();
+    assert_eq!(s.apply().code, 0);
+    release(&s, 4);
+    // Only prod selected: dev and test are still read to decide.
+    let run = s.f.run(&[
+        "--config",
+        s.config.to_str().unwrap(),
+        "diff",
+        "--json",
+        "--env",
+        "prod",
+        "--repos",
+        s.forge().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let steps: Vec<&serde_json::Value> = report["execution_plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["params"]["repo"] == "infra")
+        .collect();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0]["action"], "nothing");
+    assert_eq!(steps[0]["params"]["waiting"], "test");
+    assert_eq!(steps[0]["params"]["env"], "prod");
+    // The report shows prod only.
+    let envs: Vec<&str> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["env"].as_str())
+        .collect();
+    assert_eq!(envs, ["prod"]);
+    // apply --env prod proposes nothing either.
+    let run = s.f.run(&[
+        "--config",
+        s.config.to_str().unwrap(),
+        "apply",
+        "--yes",
+        "--env",
+        "prod",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(!branches(&s).contains("druppie/prod/"), "{}", run.stdout);
+}
+
+#[test]
+fn an_environment_marked_parallel_does_not_wait() {
+    let s = three_stages();
+    let plan = s.f.path().join("spec/plans/permits.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(
+        &plan,
+        text.replacen(
+            "environments: [dev, test, prod]",
+            "environments: [dev, test, prod]\npromote: {prod: parallel}",
+            1,
+        ),
+    )
+    .unwrap();
+    git(s.f.path(), &["commit", "-qam", "prod is independent"]);
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(branches(&s), "druppie/prod/permits\n", "{}", run.stdout);
+    assert!(
+        run.stdout.contains("infra (test) permits: waiting: dev"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_newer_change_in_dev_leaves_the_proposal_in_test_alone_until_dev_has_it() {
+    let s = three_stages();
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(s.apply().code, 0);
+    let infra = s.forge().join("infra.git");
+    let proposed = git(&infra, &["rev-parse", "druppie/test/permits"]);
+    release(&s, 5);
+    // This run commits 1.0.5 to dev; test keeps what is live in dev
+    // before it.
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("infra (test) permits: waiting: dev"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        git(&infra, &["rev-parse", "druppie/test/permits"]),
+        proposed
+    );
+    // Now dev runs 1.0.5: test's proposal moves to it.
+    assert_eq!(s.apply().code, 0);
+    let test = git(
+        &infra,
+        &[
+            "show",
+            "druppie/test/permits:apps/test/permits/app/deployment.yaml",
+        ],
+    );
+    assert!(test.contains("permits:1.0.5"), "{test}");
+}
