@@ -20,6 +20,7 @@
 //! comment saying so.
 
 mod digest;
+mod promotion;
 
 use serde::Serialize;
 
@@ -28,6 +29,7 @@ use crate::diff::{Action as FileAction, ChangeSet, ChangeSets};
 use crate::lock::LOCK_FILE;
 use crate::render::RepoKind;
 use crate::spec::model::Trust;
+use promotion::Stages;
 
 /// What apply would do, step by step.
 #[derive(Debug, Serialize)]
@@ -279,22 +281,20 @@ pub fn subject(cs: &ChangeSet) -> String {
 /// What applying `changes` does.
 pub fn plan(changes: &ChangeSets, intent: String) -> ExecutionPlan {
     let blocked = Summary::of(changes).errors > 0;
+    let stages = Stages::of(changes);
     let mut steps: Vec<Action> = Vec::new();
+    let mut created = std::collections::BTreeSet::new();
     for (i, cs) in changes.sets.iter().enumerate() {
         if cs.files.is_empty() || cs.context {
             continue;
         }
-        if !cs.exists
-            && !steps
-                .iter()
-                .any(|s| matches!(s, Action::CreateRepo { repo, .. } if *repo == cs.repo))
-        {
+        if !cs.exists && created.insert(cs.repo.as_str()) {
             steps.push(Action::CreateRepo {
                 repo: cs.repo.clone(),
                 branch: cs.branch.clone(),
             });
         }
-        steps.push(step(changes, i, cs));
+        steps.push(step(changes, &stages, i, cs));
         merge_commits(&mut steps);
     }
     let status = match () {
@@ -324,7 +324,7 @@ pub fn plan(changes: &ChangeSets, intent: String) -> ExecutionPlan {
 }
 
 /// The step for one change set.
-fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
+fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -> Action {
     let conflicts = cs.count(FileAction::Conflict);
     let target = |branch: &str| Target {
         repo: cs.repo.clone(),
@@ -336,7 +336,7 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
         files: cs.files.len(),
         conflicts,
     };
-    if let Some(before) = waiting(changes, cs) {
+    if let Some(before) = stages.waiting(cs) {
         let plan = cs.plans.join(", ");
         return Action::Nothing(Nothing {
             target: target(&cs.branch),
@@ -432,32 +432,8 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
     })
 }
 
-/// The environment before `cs`'s in the promotion order (of those its
-/// plan is deployed to, `observe` ones aside) while the plan's change
-/// there is not live yet: not committed (`deploy`), or not merged
-/// (`propose`). A change to lock files alone does not hold it back.
-fn waiting(changes: &ChangeSets, cs: &ChangeSet) -> Option<String> {
-    let env = cs.env.as_deref()?;
-    if cs.trust == Some(Trust::Observe) || cs.parallel {
-        return None;
-    }
-    let rank = |e: &str| changes.order.iter().position(|o| o == e);
-    let at = rank(env)?;
-    let before = changes
-        .sets
-        .iter()
-        .filter(|o| {
-            o.repo == cs.repo
-                && o.plans == cs.plans
-                && o.trust.is_some_and(|t| t != Trust::Observe)
-                && o.env.as_deref().and_then(rank).is_some_and(|r| r < at)
-        })
-        .max_by_key(|o| o.env.as_deref().and_then(rank))?;
-    (!only_locks(before)).then(|| before.env.clone().unwrap_or_default())
-}
-
 /// Whether only lock files change.
-fn only_locks(cs: &ChangeSet) -> bool {
+pub(crate) fn only_locks(cs: &ChangeSet) -> bool {
     cs.files.iter().all(|f| is_lock(&f.path))
 }
 
