@@ -231,6 +231,13 @@ pub fn rejected_ref(branch: &str) -> String {
     )
 }
 
+/// The trailer of a proposal commit that names its [`proposal_id`].
+pub const PROPOSAL_TRAILER: &str = "Druppie-Proposal";
+
+/// The trailer of the commit druppie keeps at [`rejected_ref`]: the id
+/// of the proposal a person closed without merging.
+pub const REJECTED_TRAILER: &str = "Druppie-Rejected";
+
 /// What a change set changes, as 16 hex digits: a digest of every
 /// path, action and new blob except lock files, so the same change on a
 /// default branch that moved elsewhere, or in a later spec commit, has
