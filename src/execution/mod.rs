@@ -379,6 +379,22 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
             reason: "this change was proposed and closed without merging: it is not proposed again until the spec changes what it renders here".to_owned(),
         });
     }
+    // git holds no branch inside another: a person's `druppie/<env>`
+    // leaves no room for `druppie/<env>/<plan>`, and pushing would fail
+    // on every run.
+    if let Some(taken) = changes
+        .proposals
+        .iter()
+        .find(|p| p.repo == cs.repo && crowds(&p.branch, &head))
+    {
+        return Action::Nothing(Nothing {
+            target: target(&head),
+            reason: format!(
+                "the branch {} leaves no room for {head} (git cannot hold a branch inside another): delete it to get this proposal",
+                taken.branch
+            ),
+        });
+    }
     let open = changes
         .proposals
         .iter()
@@ -420,6 +436,12 @@ fn step(changes: &ChangeSets, set: usize, cs: &ChangeSet) -> Action {
         draft: !conflicted.is_empty(),
         conflicted,
     })
+}
+
+/// Whether the branch `other` is where `head` would go, or inside it.
+fn crowds(other: &str, head: &str) -> bool {
+    let inside = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|r| r.starts_with('/'));
+    inside(head, other) || inside(other, head)
 }
 
 /// Whether only lock files change.

@@ -231,3 +231,29 @@ fn a_commit_pushed_to_a_proposal_while_apply_runs_is_kept() {
         run.stdout
     );
 }
+
+#[test]
+fn a_branch_named_like_an_environment_holds_only_that_environment() {
+    let s = with_image(setup("platform-team"));
+    // `druppie/prod` leaves no room for `druppie/prod/permits`.
+    push(&s, "main", "refs/heads/druppie/prod");
+    for _ in 0..2 {
+        let run = s.apply();
+        assert_eq!(run.code, 0, "{}", run.transcript());
+    }
+    assert_ne!(
+        tip(&s, "main"),
+        git(&infra(&s), &["rev-parse", "druppie/prod"]).trim()
+    );
+    assert!(s.forge().join("permits-app.git").exists());
+    let steps = planned(&s);
+    assert!(
+        steps.contains(&("nothing".to_owned(), BRANCH.to_owned(), "noop".to_owned())),
+        "{steps:?}"
+    );
+    // Deleted, it makes room for the proposal.
+    let work = work(&s);
+    git(&work, &["push", "-q", "origin", ":refs/heads/druppie/prod"]);
+    assert_eq!(s.apply().code, 0);
+    assert_ne!(tip(&s, BRANCH), "");
+}
