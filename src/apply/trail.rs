@@ -627,25 +627,36 @@ impl Trail<'_> {
             .map_err(ApplyError::git(&v.repo, "read the rejected proposals"))?
             .into_iter()
             .find(|(name, _)| *name == kept);
+        let key = self.signer.own_key();
+        let ours = |commit| {
+            cached
+                .signed_by(commit, &key)
+                .map_err(|source| ApplyError::Verify {
+                    repo: v.repo.clone(),
+                    source,
+                })
+        };
         if let Some((_, have)) = have
             && cached
                 .first_parent(have.commit)
                 .map_err(ApplyError::git(&v.repo, "read a rejected proposal"))?
                 == Some(tip)
-            && cached
-                .signed_by(have.commit, &self.signer.own_key())
-                .map_err(|source| ApplyError::Verify {
-                    repo: v.repo.clone(),
-                    source,
-                })?
+            && ours(have.commit)?
         {
+            return Ok(());
+        }
+        // Only a proposal druppie signed names a change: a person's
+        // commit on top (a pull request they pushed to, then closed)
+        // could name any id in its message.
+        if !ours(tip)? {
             return Ok(());
         }
         let (_, proposal) = cached
             .author_and_message(tip)
             .map_err(ApplyError::git(&v.repo, "read the rejected proposal"))?;
-        let id =
-            crate::live::trailer(&proposal, crate::execution::PROPOSAL_TRAILER).unwrap_or_default();
+        let Some(id) = crate::live::trailer(&proposal, crate::execution::PROPOSAL_TRAILER) else {
+            return Ok(());
+        };
         let written = cached
             .write_commit(
                 &NewCommit {

@@ -257,3 +257,66 @@ fn a_branch_named_like_an_environment_holds_only_that_environment() {
     assert_eq!(s.apply().code, 0);
     assert_ne!(tip(&s, BRANCH), "");
 }
+
+#[test]
+fn a_closed_pull_request_whose_tip_a_person_wrote_rejects_no_change_of_their_choosing() {
+    use crate::prism::Act;
+    use std::sync::Arc;
+    let (s, proxy) = crate::apply::setup_gitea("platform-team");
+    assert_eq!(s.apply().code, 0);
+    let forge = s.forge().join("platform/infra.git");
+    // A person pushes onto the proposal a commit whose message names a
+    // proposal id, then closes the pull request.
+    let work = work(&s);
+    git(
+        &work,
+        &[
+            "checkout",
+            "-q",
+            "-B",
+            "review",
+            &format!("origin/{BRANCH}"),
+        ],
+    );
+    crate::forged_approvals::git_as(
+        &work,
+        &[],
+        &[],
+        &[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "looked at it\n\nDruppie-Proposal: 0123456789abcdef",
+        ],
+    );
+    git(
+        &work,
+        &["push", "-q", "origin", &format!("review:{BRANCH}")],
+    );
+    let theirs = git(&forge, &["rev-parse", BRANCH]).trim().to_owned();
+    let closed = Arc::new(move |v: &mut serde_json::Value| {
+        let pr = &mut v[0];
+        pr["head"]["ref"] = BRANCH.into();
+        pr["head"]["sha"] = theirs.clone().into();
+        pr["base"]["ref"] = "main".into();
+        pr["state"] = "closed".into();
+        pr["merged"] = false.into();
+        pr["merged_at"] = serde_json::Value::Null;
+        pr["number"] = 7.into();
+    });
+    proxy.on("GET /repos/platform/infra/pulls", 2, Act::Patch(closed));
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("rejected: closed without merging"),
+        "{}",
+        run.stdout
+    );
+    // druppie signs no rejection of a change it did not propose there.
+    let kept = git(
+        &forge,
+        &["for-each-ref", "--format=%(refname)", "refs/druppie/"],
+    );
+    assert_eq!(kept, "", "{}", run.stdout);
+}
