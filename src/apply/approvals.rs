@@ -155,13 +155,22 @@ impl Target<'_> {
             .collect())
     }
 
+    /// The `druppie/…` branches, by name. git is always given full ref
+    /// names ([`full`]): a short name resolves to a tag before a branch,
+    /// and anyone who can push a tag could name one `main` or
+    /// `druppie/<env>/<plan>`.
     fn proposal_branches(&self) -> Result<Vec<String>, ApplyError> {
-        let (_, out) = self.git(&[
-            "for-each-ref",
-            "--format=%(refname:short)",
-            "refs/heads/druppie/",
-        ])?;
-        Ok(out.lines().map(str::to_owned).collect())
+        let (_, out) = self.git(&["for-each-ref", "--format=%(refname)", "refs/heads/druppie/"])?;
+        Ok(out
+            .lines()
+            .filter_map(|r| r.strip_prefix("refs/heads/"))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The default branch's full ref name.
+    fn default_ref(&self) -> String {
+        full(self.default)
     }
 
     /// druppie's signed commits at the tips of the default branch
@@ -183,7 +192,7 @@ impl Target<'_> {
         let mut out: Vec<Unrecorded> = Vec::new();
         for branch in branches {
             let mut found = Vec::new();
-            for c in self.log(&["--first-parent", "-n", DEPTH, &branch, "--"])? {
+            for c in self.log(&["--first-parent", "-n", DEPTH, &full(&branch), "--"])? {
                 // A proposal builds on the default branch: what was found
                 // there is not found again.
                 if known.contains(&c.commit) || out.iter().any(|u| u.commit == c.commit) {
@@ -230,7 +239,7 @@ impl Target<'_> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         for branch in self.proposal_branches()? {
-            let line = self.log(&["--first-parent", "-n", DEPTH, &branch, "--"])?;
+            let line = self.log(&["--first-parent", "-n", DEPTH, &full(&branch), "--"])?;
             // The newest proposal druppie made on this branch; commits a
             // person added on top of it are theirs to merge with it.
             let Some(at) = line.iter().position(|c| proposed.contains(&c.commit)) else {
@@ -310,7 +319,7 @@ impl Target<'_> {
         if tip == proposal {
             return Ok(true);
         }
-        let (ancestor, _) = self.git(&["merge-base", "--is-ancestor", tip, self.default])?;
+        let (ancestor, _) = self.git(&["merge-base", "--is-ancestor", tip, &self.default_ref()])?;
         Ok(ancestor)
     }
 
@@ -323,24 +332,15 @@ impl Target<'_> {
     /// changes reads as in the proposal (a squash, a rebase). `None`
     /// while the proposal has not landed.
     fn landing(&self, proposal: &Listed) -> Result<Option<(Listed, Style)>, ApplyError> {
-        let (contained, _) = self.git(&[
-            "merge-base",
-            "--is-ancestor",
-            &proposal.commit,
-            self.default,
-        ])?;
-        let range = format!("{}..{}", proposal.commit, self.default);
+        let default = self.default_ref();
+        let (contained, _) =
+            self.git(&["merge-base", "--is-ancestor", &proposal.commit, &default])?;
+        let range = format!("{}..{default}", proposal.commit);
         if contained {
             // On the default branch's own line: it was moved to the
             // proposal, whatever came after.
-            let (_, on_line) = self.git(&[
-                "rev-list",
-                "--first-parent",
-                "-n",
-                "1000",
-                self.default,
-                "--",
-            ])?;
+            let (_, on_line) =
+                self.git(&["rev-list", "--first-parent", "-n", "1000", &default, "--"])?;
             if on_line.lines().any(|c| c == proposal.commit) {
                 return Ok(Some((proposal.clone(), Style::FastForward)));
             }
@@ -372,7 +372,7 @@ impl Target<'_> {
             return Ok(None);
         }
         let specs: Vec<String> = paths.iter().map(|p| format!(":(literal){p}")).collect();
-        let since = format!("{base}..{}", self.default);
+        let since = format!("{base}..{default}");
         for c in self.log(&["--first-parent", "--reverse", "-n", DEPTH, &since, "--"])? {
             let mut args = vec!["diff", "--quiet", &proposal.commit, &c.commit, "--"];
             args.extend(specs.iter().map(String::as_str));
@@ -383,4 +383,9 @@ impl Target<'_> {
         }
         Ok(None)
     }
+}
+
+/// `refs/heads/<branch>`.
+fn full(branch: &str) -> String {
+    format!("refs/heads/{branch}")
 }

@@ -402,6 +402,27 @@ impl Cache {
         self.push_ref(repo, url, commit, &target, force)
     }
 
+    /// Pushes `commit` to `branch` of `url` (a branch druppie owns,
+    /// `druppie/…`) over what it holds, only while it holds `expected`
+    /// (`None`: while it does not exist): a commit a person pushed to it
+    /// since it was fetched is never overwritten; the push is
+    /// [`Pushed::Rejected`] instead.
+    ///
+    /// # Errors
+    /// git fails for another reason than a moved branch.
+    pub fn replace(
+        &self,
+        repo: &str,
+        url: &str,
+        commit: &str,
+        branch: &str,
+        expected: Option<&str>,
+    ) -> Result<Pushed, CacheError> {
+        let target = format!("refs/heads/{branch}");
+        let lease = format!("--force-with-lease={target}:{}", expected.unwrap_or(""));
+        self.push_with(repo, url, &format!("{commit}:{target}"), &target, &[&lease])
+    }
+
     /// Deletes `branch` on the forge if it is still at `expected`, and in
     /// the cache's clone.
     ///
@@ -464,7 +485,21 @@ impl Cache {
         force: bool,
     ) -> Result<Pushed, CacheError> {
         let refspec = format!("{}{source}:{target}", if force { "+" } else { "" });
-        let args = ["push", "--porcelain", url, &refspec];
+        self.push_with(repo, url, &refspec, target, &[])
+    }
+
+    /// `git push --porcelain <options> <url> <refspec>`, read for `target`.
+    fn push_with(
+        &self,
+        repo: &str,
+        url: &str,
+        refspec: &str,
+        target: &str,
+        options: &[&str],
+    ) -> Result<Pushed, CacheError> {
+        let mut args = vec!["push", "--porcelain"];
+        args.extend_from_slice(options);
+        args.extend([url, refspec]);
         let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
         match push_status(&stdout, target) {
             Some(PushStatus::Done) | None if ok => Ok(Pushed::Done),

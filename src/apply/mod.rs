@@ -408,10 +408,16 @@ impl Writer<'_> {
                 )
                 .map_err(ApplyError::git(name, "move the proposal branch"))?;
                 let url = self.forge.url(name);
-                if let Pushed::Rejected { said } =
-                    self.cache
-                        .push(name, &url, &written.commit.to_string(), &branch, true)?
-                {
+                // Only over the tip this run saw: a person's commit
+                // pushed since is kept, and the next attempt sees it.
+                let seen = current.map(|h| h.commit.to_string());
+                if let Pushed::Rejected { said } = self.cache.replace(
+                    name,
+                    &url,
+                    &written.commit.to_string(),
+                    &branch,
+                    seen.as_deref(),
+                )? {
                     return Ok(Done::Rejected { branch, said });
                 }
                 (written.commit, true)
@@ -557,7 +563,7 @@ impl Writer<'_> {
             trailers.push(("Druppie-Render-Digest", &cs.render_digest));
         }
         if let Some(id) = proposal {
-            trailers.push(("Druppie-Proposal", id));
+            trailers.push((crate::execution::PROPOSAL_TRAILER, id));
         }
         trailers.push(("Druppie-Trigger", self.trigger));
         message(subject, &body, &trailers)

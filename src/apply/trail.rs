@@ -28,7 +28,7 @@ use super::{ApplyError, Cache, NOTES};
 use crate::audit::{self, AuditError, Event, Kind};
 use crate::forge::{Forge, ForgeError, PullState};
 use crate::git::sign::{AllowedSigners, Signer, VerifyError};
-use crate::git::write::Identity;
+use crate::git::write::{Identity, NewCommit, message};
 use crate::git::{ObjectId, Repo};
 use crate::spec::load::APPROVER_KEYS;
 use crate::spec::model::Platform;
@@ -610,23 +610,76 @@ impl Trail<'_> {
 
     /// Keeps a proposal closed without merging at
     /// [`crate::execution::rejected_ref`], on the forge and in the clone,
-    /// so the same change is not proposed again.
+    /// so the same change is not proposed again: a commit druppie signs
+    /// on top of the proposal, with the proposal's tree and a
+    /// [`crate::execution::REJECTED_TRAILER`] naming its id. Anyone who
+    /// can push a ref can put druppie's proposal itself there, so only
+    /// this commit says that a person closed it.
     fn keep_rejected(&self, v: &Verdict, tip: ObjectId, url: &str) -> Result<(), TrailError> {
         let kept = crate::execution::rejected_ref(&v.branch);
         let path = self.cache.path(&v.repo);
-        let tip = tip.to_string();
-        let have = self
-            .cache
-            .git(&v.repo, &path, &["rev-parse", "--verify", "-q", &kept])
-            .unwrap_or_default();
-        if have.trim() == tip {
+        let cached = Repo::open(&path)
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApplyError::not_cached(&v.repo))?;
+        let have = cached
+            .refs_under(&kept)
+            .map_err(ApplyError::git(&v.repo, "read the rejected proposals"))?
+            .into_iter()
+            .find(|(name, _)| *name == kept);
+        let key = self.signer.own_key();
+        let ours = |commit| {
+            cached
+                .signed_by(commit, &key)
+                .map_err(|source| ApplyError::Verify {
+                    repo: v.repo.clone(),
+                    source,
+                })
+        };
+        if let Some((_, have)) = have
+            && cached
+                .first_parent(have.commit)
+                .map_err(ApplyError::git(&v.repo, "read a rejected proposal"))?
+                == Some(tip)
+            && ours(have.commit)?
+        {
             return Ok(());
         }
+        // Only a proposal druppie signed names a change: a person's
+        // commit on top (a pull request they pushed to, then closed)
+        // could name any id in its message.
+        if !ours(tip)? {
+            return Ok(());
+        }
+        let (_, proposal) = cached
+            .author_and_message(tip)
+            .map_err(ApplyError::git(&v.repo, "read the rejected proposal"))?;
+        let Some(id) = crate::live::trailer(&proposal, crate::execution::PROPOSAL_TRAILER) else {
+            return Ok(());
+        };
+        let written = cached
+            .write_commit(
+                &NewCommit {
+                    base: Some(tip),
+                    replace_tree: false,
+                    changes: &[],
+                    message: message(
+                        &format!("druppie: {} closed without merging", v.branch),
+                        "",
+                        &[(crate::execution::REJECTED_TRAILER, &id)],
+                    ),
+                    author: self.identity,
+                    time: super::now(),
+                },
+                Some(self.signer),
+            )
+            .map_err(ApplyError::git(&v.repo, "write the rejection"))?;
+        let marker = written.commit.to_string();
         self.cache
-            .push_ref(&v.repo, url, &tip, &kept, true)
+            .push_ref(&v.repo, url, &marker, &kept, true)
             .map_err(ApplyError::from)?;
         self.cache
-            .git(&v.repo, &path, &["update-ref", &kept, &tip])
+            .git(&v.repo, &path, &["update-ref", &kept, &marker])
             .map_err(ApplyError::from)?;
         Ok(())
     }

@@ -237,6 +237,13 @@ pub fn rejected_ref(branch: &str) -> String {
     )
 }
 
+/// The trailer of a proposal commit that names its [`proposal_id`].
+pub const PROPOSAL_TRAILER: &str = "Druppie-Proposal";
+
+/// The trailer of the commit druppie keeps at [`rejected_ref`]: the id
+/// of the proposal a person closed without merging.
+pub const REJECTED_TRAILER: &str = "Druppie-Rejected";
+
 /// What a change set changes, as 16 hex digits: a digest of every
 /// path, action and new blob except lock files, so the same change on a
 /// default branch that moved elsewhere, or in a later spec commit, has
@@ -389,6 +396,22 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
             waiting: None,
         });
     }
+    // git holds no branch inside another: a person's `druppie/<env>`
+    // leaves no room for `druppie/<env>/<plan>`, and pushing would fail
+    // on every run.
+    if let Some(taken) = changes
+        .proposals
+        .iter()
+        .find(|p| p.repo == cs.repo && crowds(&p.branch, &head))
+    {
+        return Action::Nothing(Nothing {
+            target: target(&head),
+            reason: format!(
+                "the branch {} leaves no room for {head} (git cannot hold a branch inside another): delete it to get this proposal",
+                taken.branch
+            ),
+        });
+    }
     let open = changes
         .proposals
         .iter()
@@ -430,6 +453,12 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
         draft: !conflicted.is_empty(),
         conflicted,
     })
+}
+
+/// Whether the branch `other` is where `head` would go, or inside it.
+fn crowds(other: &str, head: &str) -> bool {
+    let inside = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|r| r.starts_with('/'));
+    inside(head, other) || inside(other, head)
 }
 
 /// Whether only lock files change.

@@ -259,7 +259,8 @@ impl Repo {
     }
 
     /// The refs under `prefix` (`refs/heads/druppie/`) and the commits
-    /// they point at, by full name.
+    /// they point at, by full name; a ref that names no commit (a blob, a
+    /// tree) is left out.
     ///
     /// # Errors
     /// The refs cannot be read.
@@ -271,13 +272,17 @@ impl Repo {
         for reference in refs.prefixed(prefix).map_err(|e| err(what(), e))? {
             let mut reference = reference.map_err(|e| err(what(), e))?;
             let branch = reference.name().as_bstr().to_string();
-            let commit = reference
-                .peel_to_commit()
-                .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?;
-            let tree = commit
-                .tree_id()
-                .map_err(|e| err(format!("cannot read branch `{branch}`"), e))?
-                .detach();
+            let what = || format!("cannot read branch `{branch}`");
+            // A ref anyone may push (outside `refs/heads/`) can name a
+            // blob or a tree: it is no commit of druppie's, and no reason
+            // to stop reading the others.
+            let id = reference.peel_to_id().map_err(|e| err(what(), e))?;
+            let object = repo.find_object(id).map_err(|e| err(what(), e))?;
+            if object.kind != gix::object::Kind::Commit {
+                continue;
+            }
+            let commit = object.into_commit();
+            let tree = commit.tree_id().map_err(|e| err(what(), e))?.detach();
             out.push((
                 branch,
                 super::Head {

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::execution::{PROPOSAL_TRAILER, REJECTED_TRAILER};
 use crate::git::{ObjectId, Repo, blob_id};
 use crate::spec::walk;
 
@@ -248,7 +249,8 @@ pub struct Proposal {
     /// The tip's author, when the tip is not druppie's: a person added
     /// commits to the proposal.
     pub edited_by: Option<String>,
-    /// The tip's `Druppie-Proposal` trailer, when druppie wrote it.
+    /// The tip's `Druppie-Proposal` trailer (of a rejected proposal:
+    /// its `Druppie-Rejected` trailer), when druppie signed the tip.
     pub id: Option<String>,
 }
 
@@ -272,25 +274,26 @@ impl LiveRepo {
         let mut out = Vec::new();
         for (name, head) in refs {
             let (author, message) = repo.author_and_message(head.commit).map_err(fail)?;
-            let trailer = |key: &str| {
-                message
-                    .lines()
-                    .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
-                    .map(str::to_owned)
-            };
+            let trailer = |key: &str| trailer(&message, key);
             let druppies = match own {
                 Some(key) => repo.signed_by(head.commit, key).map_err(|e| {
                     self.error(&name, crate::git::Error::new(crate::error::chain(&e)))
                 })?,
                 None => trailer("Druppie-Plan").is_some(),
             };
-            let branch = name.strip_prefix("refs/heads/").unwrap_or(&name).to_owned();
+            // A rejected proposal is known by the commit druppie signs
+            // on top of it when it records the rejection, never by the
+            // proposal itself, which anyone may copy there.
+            let (branch, id) = match name.strip_prefix("refs/heads/") {
+                Some(branch) => (branch.to_owned(), trailer(PROPOSAL_TRAILER)),
+                None => (name.clone(), trailer(REJECTED_TRAILER)),
+            };
             out.push(Proposal {
                 repo: self.name.clone(),
                 branch,
                 tip: head.commit.to_string(),
                 edited_by: (!druppies).then_some(author),
-                id: trailer("Druppie-Proposal").filter(|_| druppies),
+                id: id.filter(|_| druppies),
             });
         }
         Ok(out)
@@ -299,6 +302,14 @@ impl LiveRepo {
 
 /// Where rejected proposals are kept ([`crate::execution::rejected_ref`]).
 const REJECTED: &str = "refs/druppie/rejected/";
+
+/// The value of the first `key: value` trailer line of a commit message.
+pub fn trailer(message: &str, key: &str) -> Option<String> {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .map(str::to_owned)
+}
 
 /// How a repo was shown to the user: its path, or "does not exist yet".
 pub fn describe(repo: &LiveRepo) -> String {

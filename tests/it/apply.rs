@@ -719,13 +719,20 @@ fn apply_through_gitea_opens_a_pull_request_and_records_its_merge() {
         run.stdout
     );
     // Prism's merge never reached the repo's main, so the change is
-    // still wanted: the same run proposes it afresh.
+    // still wanted; and Prism's delete left the branch in the repo, so
+    // the push of a fresh proposal, made only while the branch is
+    // absent, is refused and the next attempt finds the proposal there.
+    assert!(
+        run.stdout.contains(
+            "infra (prod) permits: druppie/prod/permits moved on the forge; starting over"
+        ) && run.stdout.contains("already proposes these changes"),
+        "{}",
+        run.stdout
+    );
     let kinds: Vec<String> = s.audit().into_iter().map(|(k, ..)| k).collect();
     assert_eq!(
         kinds,
-        [
-            "applied", "proposed", "applied", "approved", "applied", "proposed"
-        ]
+        ["applied", "proposed", "applied", "approved", "applied"]
     );
 }
 

@@ -17,6 +17,7 @@ mod hostile_names;
 mod hostile_templates;
 mod kubernetes;
 mod landed_proposals;
+mod lifecycle_attacks;
 mod never_wedged;
 mod pipes;
 mod policy_gate;

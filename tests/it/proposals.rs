@@ -343,11 +343,13 @@ fn a_proposal_deleted_without_merging_is_rejected_and_not_proposed_again() {
     );
     // The same change is not proposed again, by this run or the next.
     assert_eq!(tip(&s, BRANCH), "", "{}", run.stdout);
+    // Kept under a commit druppie signs on top of it.
     let kept = git(
         &infra(&s),
-        &["rev-parse", "refs/druppie/rejected/prod/permits"],
+        &["rev-parse", "refs/druppie/rejected/prod/permits^"],
     );
     assert_eq!(kept.trim(), proposal);
+    s.verify("infra", "refs/druppie/rejected/prod/permits");
     assert!(
         planned(&s).contains(&("nothing".to_owned(), BRANCH.to_owned())),
         "{:?}",
