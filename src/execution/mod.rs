@@ -410,6 +410,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
                 "the branch {} leaves no room for {head} (git cannot hold a branch inside another): delete it to get this proposal",
                 taken.branch
             ),
+            waiting: None,
         });
     }
     let open = changes
