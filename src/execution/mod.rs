@@ -13,11 +13,14 @@
 //!   which a merge approves. A conflict makes it a draft titled
 //!   `CONFLICT`.
 //!
-//! A change that alters only lock files (a block version bump with the
-//! same output) is proposed to nobody: it goes with the plan's next real
-//! change, or is committed where the environment deploys. A proposal
-//! branch whose tip a person wrote is not rebuilt: the step is a
-//! comment saying so.
+//! A change reaches an environment only once it is live in the one
+//! before it ([`promotion`]). A change that alters only lock files (a
+//! block version bump with the same output) is proposed to nobody: it
+//! goes with the plan's next real change, or is committed where the
+//! environment deploys. A proposal that already holds the change waits,
+//! untouched; one whose tip a person wrote is not rebuilt (the step is a
+//! comment saying so); a change closed without merging is not proposed
+//! again.
 
 mod digest;
 mod promotion;
@@ -77,7 +80,9 @@ pub enum Action {
     Comment(Held),
     /// An `observe` environment: shown, never written.
     Report(Target),
-    /// Nothing to write (only lock files change): why.
+    /// Nothing to write, and why: only lock files change, the change was
+    /// closed without merging, a person's branch takes the proposal's
+    /// name, or it waits to be live in an earlier environment.
     Nothing(Nothing),
 }
 
@@ -279,9 +284,9 @@ pub fn proposal_id(cs: &ChangeSet) -> String {
 /// title.
 pub fn subject(cs: &ChangeSet) -> String {
     let plans = cs.plans.join(", ");
-    match (&cs.env, cs.kind) {
-        (Some(env), _) => format!("druppie: {plans} in {env}"),
-        (None, _) => format!("druppie: {plans} in {}", cs.repo),
+    match &cs.env {
+        Some(env) => format!("druppie: {plans} in {env}"),
+        None => format!("druppie: {plans} in {}", cs.repo),
     }
 }
 
