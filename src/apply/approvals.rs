@@ -303,6 +303,30 @@ impl Target<'_> {
         })))
     }
 
+    /// Whether a person took `proposal` over before its branch went:
+    /// druppie's note on a commit built on it says it held the proposal
+    /// ([`super::HELD_MARKER`]).
+    pub fn was_held(&self, proposal: &str) -> Result<bool, ApplyError> {
+        let (_, listed) = self.git(&["notes", &format!("--ref={}", super::NOTES), "list"])?;
+        for line in listed.lines() {
+            let Some((note, commit)) = line.split_once(' ') else {
+                continue;
+            };
+            if commit == proposal {
+                continue;
+            }
+            let (descends, _) = self.git(&["merge-base", "--is-ancestor", proposal, commit])?;
+            if !descends {
+                continue;
+            }
+            let (_, text) = self.git(&["cat-file", "blob", note])?;
+            if text.contains(super::HELD_MARKER) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether the branch exists in the clone.
     pub fn has_branch(&self, branch: &str) -> Result<bool, ApplyError> {
         Ok(self

@@ -267,17 +267,20 @@ impl Writer<'_> {
                     .branch_head(&t.branch)
                     .map_err(ApplyError::git(&t.repo, "read the proposal branch"))?
                 {
+                    // The marker says, after the branch is gone, that a
+                    // person took the proposal over.
+                    let text = format!("{}\n\n{HELD_MARKER}\n", h.text);
                     let have = repo
                         .note(NOTES, head.commit)
                         .map_err(ApplyError::git(&t.repo, "read the note"))?;
-                    if have.as_deref() != Some(h.text.as_str()) {
+                    if have.as_deref() != Some(text.as_str()) {
                         note(
                             self.cache,
                             &repo,
                             &t.repo,
                             &self.forge.url(&t.repo),
                             head.commit,
-                            &h.text,
+                            &text,
                             self.identity,
                             self.signer,
                             self.time,

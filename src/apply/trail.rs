@@ -308,6 +308,8 @@ impl Trail<'_> {
                         approval,
                     }
                 }
+                // Deleted after a person took it over: closed for a fresh
+                // proposal, which nothing then holds back.
                 Ok(None) => Verdict {
                     repo: target.name.to_owned(),
                     branch: branch.to_owned(),
@@ -316,7 +318,7 @@ impl Trail<'_> {
                     env: e.env.clone(),
                     commit: proposal.clone(),
                     proposal: Some(proposal.clone()),
-                    retire: Some(proposal.clone()),
+                    retire: (!target.was_held(proposal)?).then(|| proposal.clone()),
                     merged: false,
                     approval: Ok(None),
                 },

@@ -439,7 +439,6 @@ fn a_conflict_on_gitea_is_a_draft_with_a_failing_status() {
 }
 
 #[test]
-#[ignore = "fails today: deleting a proposal a person pushed to suppresses druppie's change"]
 fn deleting_a_proposal_a_person_pushed_to_opens_a_fresh_one() {
     let s = with_image(setup("platform-team"));
     assert_eq!(s.apply().code, 0);
