@@ -39,6 +39,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
             ),
         )
     })?;
+    refuse_uncommitted(ctx)?;
     let identity = identity(config);
     let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
         .waiting(crate::apply::LOCK_WAIT, "druppie apply");
@@ -105,6 +106,44 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         )),
         Err(e) => Err(CommandError::failed(e)),
     }
+}
+
+/// Every commit apply writes names the spec commit it was rendered from
+/// (`Druppie-Spec-Commit`): spec files edited since that commit would
+/// make it name the wrong one.
+fn refuse_uncommitted(ctx: &Context) -> Result<(), CommandError> {
+    let mut args = vec!["status", "--porcelain", "--"];
+    args.extend(crate::spec::SPEC_DIRS);
+    let out = std::process::Command::new("git")
+        .args(&args)
+        .current_dir(&ctx.spec_root)
+        .output()
+        .map_err(|e| CommandError::user(format!("cannot run git in the spec checkout: {e}")))?;
+    let edited: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.get(3..).unwrap_or(l).to_owned())
+        .collect();
+    if edited.is_empty() {
+        return Ok(());
+    }
+    let shown = edited
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = edited.len().saturating_sub(5);
+    Err(CommandError::hinted(
+        format!(
+            "the spec checkout has uncommitted changes: {shown}{}",
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        "commit them first: every commit apply writes names the spec commit it was rendered from (`druppie diff` shows uncommitted edits)",
+    ))
 }
 
 /// What one step did, as a line.

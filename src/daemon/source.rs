@@ -58,9 +58,7 @@ pub struct Revision {
     pub dirty: bool,
 }
 
-/// The directories that make up the spec (`druppie.toml` and the caches
-/// beside them are not spec edits).
-pub(super) const SPEC_DIRS: [&str; 4] = ["bouwblokken", "skills", "templates", "spec"];
+pub(super) use crate::spec::SPEC_DIRS;
 
 impl SpecSource {
     /// The directory the spec is read from.

@@ -19,3 +19,7 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Kind, LoadError, LoadOptions, Spec, load};
 pub use select::{OpenError, Opened, Pick, Selection, open, select};
 pub use validate::{Validated, validate};
+
+/// The directories that make up the spec (`druppie.toml` and the caches
+/// beside them are not spec edits).
+pub const SPEC_DIRS: [&str; 4] = ["bouwblokken", "skills", "templates", "spec"];
