@@ -12,7 +12,7 @@ use crate::lock::LOCK_FILE;
 use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::glob::ownership_of;
-use crate::spec::model::{Ownership, OwnershipMode};
+use crate::spec::model::{Ownership, OwnershipMode, Pinned};
 use crate::spec::names;
 use crate::spec::source::{Pos, SourceFile};
 use crate::template::{self, FileError, Limits, size};
@@ -175,6 +175,31 @@ fn raise(key: &str) -> String {
 /// The files of `templates/_partials/`: (path below it, bytes).
 pub type Partials = Vec<(String, Vec<u8>)>;
 
+/// Where a block's templates are read from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The spec checkout at this root, through the spec's checked walk.
+    Disk(&'a Path),
+    /// A block a plan pins, read from the spec repo's history at load.
+    Pinned(&'a Pinned),
+}
+
+impl Source<'_> {
+    /// How its files are named in errors: `templates/…` in the checkout,
+    /// `<commit>:templates/…` (git's notation) in history.
+    fn shown(&self, rel: &str) -> String {
+        format!("{}templates/{rel}", self.prefix())
+    }
+
+    /// `""`, or `<commit>:` in history.
+    fn prefix(&self) -> String {
+        match self {
+            Source::Disk(_) => String::new(),
+            Source::Pinned(p) => format!("{}:", &p.commit[..12]),
+        }
+    }
+}
+
 /// One file of a template tree.
 struct Entry {
     /// The template file, relative to the spec root.
@@ -199,6 +224,8 @@ pub struct TemplateSet {
     project: Vec<Entry>,
     infra: Vec<Entry>,
     sources: BTreeMap<String, String>,
+    /// `""`, or `<commit>:` for a pinned block's templates (in errors).
+    shown_prefix: String,
 }
 
 /// What the templates of one run hold once read and compiled (their text,
@@ -235,8 +262,11 @@ impl TemplateSet {
     ///
     /// # Errors
     /// As for [`TemplateSet::load`].
-    pub fn partials(root: &Path, loading: &mut Loading<'_>) -> Result<Partials, Box<Diagnostic>> {
-        walk(root, "_partials", loading)
+    pub fn partials(
+        source: Source<'_>,
+        loading: &mut Loading<'_>,
+    ) -> Result<Partials, Box<Diagnostic>> {
+        walk(source, "_partials", loading)
     }
 
     /// Reads `templates/<block>/{project,infra}/**` and adds `partials`;
@@ -246,7 +276,7 @@ impl TemplateSet {
     /// An unreadable or oversized file, a symbolic link, non-UTF-8 template
     /// text, or a template syntax error.
     pub fn load(
-        root: &Path,
+        source: Source<'_>,
         block: &str,
         ownership: Option<&Ownership>,
         partials: &Partials,
@@ -257,19 +287,20 @@ impl TemplateSet {
             project: Vec::new(),
             infra: Vec::new(),
             sources: BTreeMap::new(),
+            shown_prefix: source.prefix(),
         };
         for (rel, bytes) in partials {
             set.add_source(format!("_partials/{rel}"), bytes.clone(), loading)?;
         }
         for part in [Part::Project, Part::Infra] {
             let base = format!("{block}/{}", part.dir());
-            for (rel, bytes) in walk(root, &base, loading)? {
+            for (rel, bytes) in walk(source, &base, loading)? {
                 let mode = ownership_of(ownership, &format!("{}/{rel}", part.dir()));
                 let entry = if let Some(stripped) = rel.strip_suffix(".j2") {
                     let name = format!("{base}/{rel}");
                     set.add_source(name.clone(), bytes, loading)?;
                     Entry {
-                        file: format!("templates/{name}"),
+                        file: source.shown(&name),
                         fixed_ok: fixed_ok(stripped),
                         rel: stripped.to_owned(),
                         template: Some(name),
@@ -278,7 +309,7 @@ impl TemplateSet {
                     }
                 } else {
                     Entry {
-                        file: format!("templates/{base}/{rel}"),
+                        file: source.shown(&format!("{base}/{rel}")),
                         fixed_ok: fixed_ok(&rel),
                         rel,
                         template: None,
@@ -311,7 +342,7 @@ impl TemplateSet {
         bytes: Vec<u8>,
         loading: &mut Loading<'_>,
     ) -> Result<(), Box<Diagnostic>> {
-        let file = format!("templates/{name}");
+        let file = format!("{}templates/{name}", self.shown_prefix);
         let text = String::from_utf8(bytes).map_err(|_| {
             Box::new(Diagnostic::error(
                 "template is not valid UTF-8",
@@ -493,7 +524,7 @@ impl TemplateSet {
         let Some(name) = err.name() else {
             return Diagnostic::error(message, Location::file("templates/"));
         };
-        let path = format!("templates/{name}");
+        let path = format!("{}templates/{name}", self.shown_prefix);
         let Some(text) = self.sources.get(name) else {
             return Diagnostic::error(message, Location::file(path));
         };
@@ -537,10 +568,25 @@ fn output_path_problem(path: &str) -> Option<String> {
 /// order; listed by the spec's checked walk, so a symbolic link at any
 /// level, a name that is not UTF-8 or a special file is an error.
 fn walk(
-    root: &Path,
+    source: Source<'_>,
     dir: &str,
     loading: &mut Loading<'_>,
 ) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
+    let root = match source {
+        Source::Disk(root) => root,
+        Source::Pinned(pinned) => {
+            // Read, listed and checked when the spec was loaded.
+            let prefix = format!("{dir}/");
+            let mut out = Vec::new();
+            for (path, bytes) in &pinned.files {
+                if let Some(rel) = path.strip_prefix(&prefix) {
+                    loading.hold(bytes.len(), &source.shown(path))?;
+                    out.push((rel.to_owned(), bytes.clone()));
+                }
+            }
+            return Ok(out);
+        }
+    };
     let base = format!("templates/{dir}");
     let mut unbounded = usize::MAX;
     let found = crate::spec::walk::walk(root, &base, &mut unbounded)
