@@ -18,6 +18,7 @@ mod hostile_templates;
 mod kubernetes;
 mod landed_proposals;
 mod never_wedged;
+mod pins;
 mod pipes;
 mod policy_gate;
 mod preview;
