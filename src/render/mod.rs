@@ -172,26 +172,31 @@ pub fn render(
     Ok(desired)
 }
 
-/// Which templates: a block id, and the spec commit of a pinned block
-/// (`None`: the block as it is in the checkout).
-type SetKey = (String, Option<String>);
+/// The template sets of a run: block id -> the spec commit of a pinned
+/// block (`None`: the block as it is in the checkout) -> its templates.
+#[derive(Default)]
+struct Sets(BTreeMap<String, BTreeMap<Option<String>, TemplateSet>>);
 
-fn key_of(block: &Block) -> SetKey {
-    (
-        block.id().to_owned(),
-        block.pin.as_ref().map(|p| p.commit.clone()),
-    )
-}
+impl Sets {
+    fn get(&self, id: &str, pin: &Option<String>) -> Option<&TemplateSet> {
+        self.0.get(id)?.get(pin)
+    }
 
-fn key_of_ref(block: &crate::compose::BlockRef) -> SetKey {
-    (block.id.clone(), block.pin.clone())
+    fn of(&self, block: &Block) -> Option<&TemplateSet> {
+        let pin = block.pin.as_ref().map(|p| p.commit.clone());
+        self.get(block.id(), &pin)
+    }
+
+    fn of_ref(&self, block: &crate::compose::BlockRef) -> Option<&TemplateSet> {
+        self.get(&block.id, &block.pin)
+    }
 }
 
 /// The templates of every block some instance uses, ready to render
 /// instances one at a time (from any thread), within one run's limits.
 pub struct Templates<'a> {
     platform: &'a Platform,
-    sets: BTreeMap<SetKey, TemplateSet>,
+    sets: Sets,
     /// Plan -> its first environment (project repos render with it).
     first_env: BTreeMap<&'a str, &'a str>,
     limits: Limits,
@@ -239,12 +244,11 @@ impl<'a> Templates<'a> {
             Ok(p) => p,
             Err(d) => return Err(Diagnostics(vec![*d])),
         };
-        let mut sets: BTreeMap<SetKey, TemplateSet> = BTreeMap::new();
+        let mut sets = Sets::default();
         let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
         for (plan, env, block) in uses {
             first_env.entry(plan).or_insert(env);
-            let key = key_of(block);
-            if sets.contains_key(&key) {
+            if sets.of(block).is_some() {
                 continue;
             }
             let ownership = block.meta.ownership.as_ref();
@@ -259,7 +263,11 @@ impl<'a> Templates<'a> {
             };
             match loaded {
                 Ok(set) => {
-                    sets.insert(key, set);
+                    let pin = block.pin.as_ref().map(|p| p.commit.clone());
+                    sets.0
+                        .entry(block.id().to_owned())
+                        .or_default()
+                        .insert(pin, set);
                 }
                 // Past the run's limit, reading more would only hold more.
                 Err(d) if loading.held > limits.run_bytes => return Err(Diagnostics(vec![*d])),
@@ -281,9 +289,7 @@ impl<'a> Templates<'a> {
     /// Whether `block` (as a plan uses it: pinned or not) has `project/`
     /// templates (a project repo to render).
     pub fn renders_project(&self, block: &Block) -> bool {
-        self.sets
-            .get(&key_of(block))
-            .is_some_and(TemplateSet::has_project)
+        self.sets.of(block).is_some_and(TemplateSet::has_project)
     }
 
     /// Renders one plan in one environment: its infra files, its project
@@ -311,7 +317,7 @@ impl<'a> Templates<'a> {
 /// the plan's first environment), its plan files and its locks.
 fn render_instance(
     platform: &Platform,
-    sets: &BTreeMap<SetKey, TemplateSet>,
+    sets: &Sets,
     instance: &Instance,
     first_env: bool,
     spec_commit: Option<&str>,
@@ -320,7 +326,9 @@ fn render_instance(
     let mut desired = Desired::default();
     let mut diags = Diagnostics::default();
     for component in &instance.components {
-        let set = &sets[&key_of_ref(&component.block)];
+        let set = sets
+            .of_ref(&component.block)
+            .expect("every block an instance uses was loaded");
         let ctx = context::for_component(instance, component);
         let origin = || {
             format!(
@@ -478,22 +486,14 @@ fn target<'d>(
 }
 
 /// The plan directory's `kustomization.yaml` and `namespace.yaml`.
-fn plan_files(
-    desired: &mut Desired,
-    platform: &Platform,
-    instance: &Instance,
-    sets: &BTreeMap<SetKey, TemplateSet>,
-) {
+fn plan_files(desired: &mut Desired, platform: &Platform, instance: &Instance, sets: &Sets) {
     let dir = names::plan_dir(&instance.infra_path, &instance.plan);
     let mut resources = vec!["namespace.yaml".to_owned()];
     resources.extend(
         instance
             .components
             .iter()
-            .filter(|c| {
-                sets.get(&key_of_ref(&c.block))
-                    .is_some_and(TemplateSet::has_infra)
-            })
+            .filter(|c| sets.of_ref(&c.block).is_some_and(TemplateSet::has_infra))
             .map(|c| c.name.clone()),
     );
     let mut kustomization = String::from(

@@ -245,6 +245,38 @@ fn diff_sees_the_pinned_render_and_a_raised_pin() {
     );
 }
 
+/// Paths of every file change in a JSON report, sorted.
+fn changed_paths(run: &Run) -> Vec<String> {
+    let report: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.transcript()));
+    let mut paths: Vec<String> = report["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .flat_map(|c| c["files"].as_array().expect("files").iter())
+        .map(|f| f["path"].as_str().expect("path").to_owned())
+        .collect();
+    paths.sort_unstable();
+    paths
+}
+
+#[test]
+fn preview_of_a_raised_pin_shows_only_that_plan() {
+    // Both revisions are exported from git and rendered: each resolves
+    // its pins in the history of its own commit.
+    let f = canary().edit("spec/plans/beta.yaml", "\"1.0.0\"", "\"1.1.0\"");
+    commit_all(f.path(), "beta takes webapp-python 1.1.0");
+    let run = f.run(&["preview", "--base", "HEAD~1", "--head", "HEAD", "--json"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert_eq!(
+        changed_paths(&run),
+        [
+            "apps/dev/beta/.druppie-lock.yaml",
+            "apps/dev/beta/app/deployment.yaml"
+        ]
+    );
+}
+
 #[test]
 fn a_pin_no_commit_satisfies_is_located_and_lists_the_versions() {
     let f = canary().edit("spec/plans/beta.yaml", "\"1.0.0\"", "\"0.9.0\"");
