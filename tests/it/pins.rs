@@ -447,13 +447,53 @@ fn a_dotdot_name_in_the_pinned_templates_history_is_refused() {
 }
 
 #[test]
-fn a_spec_without_pins_reads_no_history() {
-    // A broken object store cannot matter when nothing is pinned: the
-    // repository is not even opened.
-    let f = canary()
-        .with("spec/plans/permits.yaml", plan("alpha", None))
-        .with("spec/plans/beta.yaml", plan("beta", None));
-    std::fs::write(f.path().join(".git/HEAD"), "garbage\n").expect("break HEAD");
-    let run = f.run(&["validate"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
+fn the_daemon_resolves_pins_in_its_own_clone_of_the_spec() {
+    // The spec repo is a bare repo on the forge; a person bumps the block
+    // to 1.1.0 and pins the plan to 1.0.0 in one push.
+    let s = crate::serve::serve_setup();
+    let work = s.tmp.path().join("spec-work");
+    let block = work.join("bouwblokken/webapp-python.md");
+    let text = std::fs::read_to_string(&block).expect("block");
+    std::fs::write(&block, text.replace("version: 1.0.0", "version: 1.1.0")).expect("block");
+    std::fs::write(
+        work.join(DEPLOYMENT),
+        "kind: Deployment\nimage: {{ image }}\n# 1.1.0\n",
+    )
+    .expect("template");
+    let plan = work.join("spec/plans/permits.yaml");
+    let text = std::fs::read_to_string(&plan).expect("plan");
+    std::fs::write(
+        &plan,
+        format!("{text}blocks:\n  webapp-python: \"1.0.0\"\n"),
+    )
+    .expect("plan");
+    commit_all(&work, "webapp-python 1.1.0; permits stays on 1.0.0");
+    git(&work, &["push", "-q", "origin", "main"]);
+
+    let d = crate::serve::Daemon::start(&s);
+    assert_eq!(
+        d.state("permits", "dev")["state"],
+        "in-sync",
+        "{}",
+        d.state("permits", "dev")
+    );
+    let infra = s.forge().join("infra.git");
+    let deployment = git(
+        &infra,
+        &["show", "main:apps/dev/permits/app/deployment.yaml"],
+    );
+    assert!(!deployment.contains("1.1.0"), "{deployment}");
+    assert!(
+        deployment.starts_with("kind: Deployment\nimage: "),
+        "{deployment}"
+    );
+    let lock = git(
+        &infra,
+        &["show", "main:apps/dev/permits/.druppie-lock.yaml"],
+    );
+    assert!(
+        lock.contains("block: \"webapp-python\", version: \"1.0.0\""),
+        "{lock}"
+    );
+    drop(d);
 }
