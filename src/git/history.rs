@@ -56,7 +56,7 @@ pub enum Lookup {
 
 /// A blob read within a size.
 #[derive(Debug)]
-pub enum Sized {
+pub enum Bounded {
     Bytes(Vec<u8>),
     /// Larger than the limit: not read.
     TooLarge(u64),
@@ -75,30 +75,59 @@ pub struct Listing {
     pub over: bool,
 }
 
+/// Reads history through one handle (and its object cache) of the
+/// calling thread.
+pub struct Reader {
+    repo: gix::Repository,
+}
+
+/// Whether [`Reader::ancestors`] goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    Next,
+    Stop,
+}
+
 impl Repo {
-    /// The commits reachable from `tip`, newest first by commit time, at
-    /// most `limit` of them; the flag says whether there were more.
+    /// A reader of this repository's history, for the calling thread.
+    pub fn reader(&self) -> Reader {
+        let mut repo = self.repo.to_thread_local();
+        repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        Reader { repo }
+    }
+}
+
+impl Reader {
+    /// Calls `visit` with the commits reachable from `tip`, newest first
+    /// by commit time, until it says [`Walk::Stop`] or `limit` commits
+    /// were visited; `Ok(true)` when the limit stopped it.
     ///
     /// # Errors
-    /// A commit cannot be read.
-    pub fn ancestors(&self, tip: ObjectId, limit: usize) -> Result<(Vec<ObjectId>, bool), Error> {
+    /// A commit cannot be read, or `visit` fails.
+    pub fn ancestors(
+        &self,
+        tip: ObjectId,
+        limit: usize,
+        mut visit: impl FnMut(ObjectId) -> Result<Walk, Error>,
+    ) -> Result<bool, Error> {
         use gix::revision::walk::Sorting;
         use gix::traverse::commit::simple::CommitTimeOrder;
-        let repo = self.repo.to_thread_local();
-        let walk = repo
+        let walk = self
+            .repo
             .rev_walk([tip])
             .sorting(Sorting::ByCommitTime(CommitTimeOrder::NewestFirst))
             .all()
             .map_err(|e| err(format!("cannot walk the history of {tip}"), e))?;
-        let mut out = Vec::new();
-        for info in walk {
-            if out.len() == limit {
-                return Ok((out, true));
+        for (seen, info) in walk.enumerate() {
+            if seen == limit {
+                return Ok(true);
             }
             let info = info.map_err(|e| err(format!("cannot walk the history of {tip}"), e))?;
-            out.push(info.id);
+            if visit(info.id)? == Walk::Stop {
+                break;
+            }
         }
-        Ok((out, false))
+        Ok(false)
     }
 
     /// The entry at `path` (`/`-separated) of `commit`'s tree; a symbolic
@@ -107,7 +136,7 @@ impl Repo {
     /// # Errors
     /// The commit or a tree on the way cannot be read.
     pub fn entry_at(&self, commit: ObjectId, path: &str) -> Result<Lookup, Error> {
-        let repo = self.repo.to_thread_local();
+        let repo = &self.repo;
         let mut tree = repo
             .find_commit(commit)
             .and_then(|c| c.tree())
@@ -163,7 +192,7 @@ impl Repo {
         max_depth: usize,
         limit: usize,
     ) -> Result<Listing, Error> {
-        let repo = self.repo.to_thread_local();
+        let repo = &self.repo;
         let mut out = Listing::default();
         let mut queue = std::collections::VecDeque::from([(Vec::new(), dir, 0usize)]);
         while let Some((prefix, id, depth)) = queue.pop_front() {
@@ -206,19 +235,24 @@ impl Repo {
     ///
     /// # Errors
     /// The object exists but cannot be read.
-    pub fn blob_within(&self, id: ObjectId, limit: u64) -> Result<Sized, Error> {
-        let repo = self.repo.to_thread_local();
-        let header = match repo.try_find_header(id) {
+    pub fn blob_within(&self, id: ObjectId, limit: u64) -> Result<Bounded, Error> {
+        let header = match self.repo.try_find_header(id) {
             Ok(Some(h)) => h,
-            Ok(None) => return Ok(Sized::Missing),
+            Ok(None) => return Ok(Bounded::Missing),
             Err(e) => return Err(err(format!("cannot read blob {id}"), e)),
         };
         if header.kind() != gix::objs::Kind::Blob {
-            return Ok(Sized::Missing);
+            return Ok(Bounded::Missing);
         }
         if header.size() > limit {
-            return Ok(Sized::TooLarge(header.size()));
+            return Ok(Bounded::TooLarge(header.size()));
         }
-        Ok(self.blob(id)?.map_or(Sized::Missing, Sized::Bytes))
+        match self.repo.try_find_object(id) {
+            Ok(Some(obj)) if obj.kind == gix::objs::Kind::Blob => {
+                Ok(Bounded::Bytes(obj.detach().data))
+            }
+            Ok(_) => Ok(Bounded::Missing),
+            Err(e) => Err(err(format!("cannot read blob {id}"), e)),
+        }
     }
 }

@@ -23,7 +23,7 @@ use super::source::FileId;
 use super::walk::MAX_DEPTH;
 use super::yaml::Str;
 use super::{frontmatter, names, yaml};
-use crate::git::history::{EntryKind, Lookup, Sized};
+use crate::git::history::{Bounded, EntryKind, Lookup, Reader, Walk};
 use crate::git::{ObjectId, Repo};
 
 /// Commits read, newest first, looking for a pinned version.
@@ -135,7 +135,7 @@ fn report(loader: &mut Loader<'_>, sites: &Sites, why: &str, help: Option<&str>)
 
 /// The repository, the commit and the spec's directory in it.
 struct Opened {
-    repo: Repo,
+    repo: Reader,
     commit: ObjectId,
     /// `""` or `dir/`.
     prefix: String,
@@ -161,7 +161,7 @@ fn open(root: &Path, given: Option<&History>) -> Result<Opened, String> {
             .flatten()
             .ok_or_else(|| format!("`{}` is not a git repository", h.repo.display()))?;
         return Ok(Opened {
-            repo,
+            repo: repo.reader(),
             commit: h.commit,
             prefix: with_slash(&h.prefix),
         });
@@ -179,7 +179,7 @@ fn open(root: &Path, given: Option<&History>) -> Result<Opened, String> {
         "the spec repo has no commit yet, so a pinned version cannot be read".to_owned()
     })?;
     Ok(Opened {
-        repo,
+        repo: repo.reader(),
         commit,
         prefix: with_slash(&rel),
     })
@@ -228,82 +228,84 @@ fn search(
             paths
         });
     }
-    let (commits, truncated) = history.repo.ancestors(history.commit, MAX_COMMITS)?;
-    let mut found = Found {
-        truncated,
-        ..Found::default()
-    };
+    let mut found = Found::default();
     // Blob -> (id, version) of the block it holds, parsed once.
     let mut parsed: HashMap<ObjectId, Option<(String, String)>> = HashMap::new();
     let mut last_dir = None;
     let dir = history.path("bouwblokken");
-    for commit in commits {
-        if found.hits.len() == wanted.len() {
-            break;
-        }
-        // Nothing under bouwblokken/ changed: nothing new to see.
-        let here = match history.repo.entry_at(commit, &dir)? {
-            Lookup::Found(e) if e.kind == EntryKind::Tree => Some(e.id),
-            _ => None,
-        };
-        if here.is_none() || here == last_dir {
-            last_dir = here;
-            continue;
-        }
-        last_dir = here;
-        for (id, paths) in &candidates {
-            for path in paths {
-                let Lookup::Found(entry) = history.repo.entry_at(commit, &history.path(path))?
-                else {
-                    continue;
-                };
-                if entry.kind != EntryKind::Blob {
-                    continue;
-                }
-                let meta = match parsed.get(&entry.id) {
-                    Some(m) => m.clone(),
-                    None => {
-                        let m = read_version(&history.repo, entry.id, path, limit)?;
-                        parsed.insert(entry.id, m.clone());
-                        m
-                    }
-                };
-                let Some((block, version)) = meta else {
-                    continue;
-                };
-                if block != *id {
-                    continue;
-                }
-                let seen = found.versions.entry(block.clone()).or_default();
-                if !seen.contains(&version) {
-                    seen.push(version.clone());
-                }
-                let key = (block, version);
-                if wanted.contains_key(&key) && !found.hits.contains_key(&key) {
-                    found.hits.insert(
-                        key,
-                        Hit {
-                            commit,
-                            path: path.clone(),
-                            blob: entry.id,
-                        },
-                    );
-                }
-                break;
+    let truncated = history
+        .repo
+        .ancestors(history.commit, MAX_COMMITS, |commit| {
+            // Nothing under bouwblokken/ changed: nothing new to see.
+            let here = match history.repo.entry_at(commit, &dir)? {
+                Lookup::Found(e) if e.kind == EntryKind::Tree => Some(e.id),
+                _ => None,
+            };
+            if here.is_none() || here == last_dir {
+                last_dir = here;
+                return Ok(Walk::Next);
             }
-        }
-    }
+            last_dir = here;
+            for (id, paths) in &candidates {
+                for path in paths {
+                    let Lookup::Found(entry) =
+                        history.repo.entry_at(commit, &history.path(path))?
+                    else {
+                        continue;
+                    };
+                    if entry.kind != EntryKind::Blob {
+                        continue;
+                    }
+                    let meta = match parsed.get(&entry.id) {
+                        Some(m) => m.clone(),
+                        None => {
+                            let m = read_version(&history.repo, entry.id, path, limit)?;
+                            parsed.insert(entry.id, m.clone());
+                            m
+                        }
+                    };
+                    let Some((block, version)) = meta else {
+                        continue;
+                    };
+                    if block != *id {
+                        continue;
+                    }
+                    let seen = found.versions.entry(block.clone()).or_default();
+                    if !seen.contains(&version) {
+                        seen.push(version.clone());
+                    }
+                    let key = (block, version);
+                    if wanted.contains_key(&key) && !found.hits.contains_key(&key) {
+                        found.hits.insert(
+                            key,
+                            Hit {
+                                commit,
+                                path: path.clone(),
+                                blob: entry.id,
+                            },
+                        );
+                    }
+                    break;
+                }
+            }
+            Ok(if found.hits.len() == wanted.len() {
+                Walk::Stop
+            } else {
+                Walk::Next
+            })
+        })?;
+    found.truncated = truncated;
     Ok(found)
 }
 
 /// The id and version a historical block file declares, if it parses.
 fn read_version(
-    repo: &Repo,
+    repo: &Reader,
     blob: ObjectId,
     path: &str,
     limit: u64,
 ) -> Result<Option<(String, String)>, crate::git::Error> {
-    let Sized::Bytes(bytes) = repo.blob_within(blob, limit)? else {
+    let Bounded::Bytes(bytes) = repo.blob_within(blob, limit)? else {
         return Ok(None);
     };
     let Ok(file) = source_file(path.to_owned(), Path::new(""), bytes, limit, 0) else {
@@ -333,7 +335,7 @@ fn pin(
     let failed = |e: crate::git::Error| format!("cannot read it: {}", crate::error::chain(&e));
     let limit = loader.options.max_file_bytes;
     let bytes = match history.repo.blob_within(at.blob, limit).map_err(failed)? {
-        Sized::Bytes(b) => b,
+        Bounded::Bytes(b) => b,
         _ => return Err(format!("`{}` cannot be read", at.path)),
     };
     let mut files = Vec::new();
@@ -443,9 +445,9 @@ fn read_tree(
             .blob_within(entry.id, MAX_TEMPLATE_BYTES)
             .map_err(failed)?
         {
-            Sized::Bytes(b) => b,
-            Sized::TooLarge(_) => return Err(format!("`{shown}` is larger than 1 MiB")),
-            Sized::Missing => return Err(format!("`{shown}` is missing from the repository")),
+            Bounded::Bytes(b) => b,
+            Bounded::TooLarge(_) => return Err(format!("`{shown}` is larger than 1 MiB")),
+            Bounded::Missing => return Err(format!("`{shown}` is missing from the repository")),
         };
         *read_bytes += bytes.len() as u64;
         if *read_bytes > MAX_PINNED_BYTES {
