@@ -1,5 +1,7 @@
 //! The spec: loading (`load` -> [`Spec`]) and validation (`validate` ->
-//! [`Validated`]), with diagnostics that point at the source.
+//! [`Validated`]), with diagnostics that point at the source. Loading
+//! also reads the block versions plans pin from the spec repo's git
+//! history (`pins`), checked as the checkout is.
 
 pub mod catalog;
 pub mod diag;
