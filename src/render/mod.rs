@@ -18,6 +18,7 @@
 //! with the context of the plan's first environment.
 
 mod context;
+mod read;
 mod tree;
 
 use std::collections::BTreeMap;
@@ -34,7 +35,8 @@ use crate::spec::names;
 use crate::spec::validate::{Deployment, Validated};
 use crate::spec::{Diagnostics, Pick};
 
-pub use tree::{Source, Tally, TemplateSet};
+pub use read::Source;
+pub use tree::{Tally, TemplateSet};
 
 use crate::template::Limits;
 

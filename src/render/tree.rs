@@ -2,23 +2,20 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, btree_map};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use minijinja::Environment;
 
 use super::File;
+use super::read::{Partials, Source, walk};
 use crate::lock::LOCK_FILE;
 use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::glob::ownership_of;
-use crate::spec::model::{Ownership, OwnershipMode, Pinned};
+use crate::spec::model::{Ownership, OwnershipMode};
 use crate::spec::names;
 use crate::spec::source::{Pos, SourceFile};
 use crate::template::{self, FileError, Limits, size};
-
-/// A template file larger than this is not read.
-const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -172,34 +169,6 @@ fn raise(key: &str) -> String {
     )
 }
 
-/// The files of `templates/_partials/`: (path below it, bytes).
-pub type Partials = Vec<(String, Vec<u8>)>;
-
-/// Where a block's templates are read from.
-#[derive(Debug, Clone, Copy)]
-pub enum Source<'a> {
-    /// The spec checkout at this root, through the spec's checked walk.
-    Disk(&'a Path),
-    /// A block a plan pins, read from the spec repo's history at load.
-    Pinned(&'a Pinned),
-}
-
-impl Source<'_> {
-    /// How its files are named in errors: `templates/…` in the checkout,
-    /// `<commit>:templates/…` (git's notation) in history.
-    fn shown(&self, rel: &str) -> String {
-        format!("{}templates/{rel}", self.prefix())
-    }
-
-    /// `""`, or `<commit>:` in history.
-    fn prefix(&self) -> String {
-        match self {
-            Source::Disk(_) => String::new(),
-            Source::Pinned(p) => format!("{}:", &p.commit[..12]),
-        }
-    }
-}
-
 /// One file of a template tree.
 struct Entry {
     /// The template file, relative to the spec root.
@@ -239,7 +208,7 @@ pub struct Loading<'l> {
 
 impl Loading<'_> {
     /// Counts `bytes` more, held for `file`.
-    fn hold(&mut self, bytes: usize, file: &str) -> Result<(), Box<Diagnostic>> {
+    pub(super) fn hold(&mut self, bytes: usize, file: &str) -> Result<(), Box<Diagnostic>> {
         self.held = self.held.saturating_add(bytes);
         if self.held <= self.limits.run_bytes {
             return Ok(());
@@ -562,55 +531,4 @@ fn output_path_problem(path: &str) -> Option<String> {
     }
     (path.rsplit('/').next() == Some(LOCK_FILE))
         .then(|| "is the lock file druppie writes itself".to_owned())
-}
-
-/// Files under `templates/<dir>`, as (path below it, bytes), in walk
-/// order; listed by the spec's checked walk, so a symbolic link at any
-/// level, a name that is not UTF-8 or a special file is an error.
-fn walk(
-    source: Source<'_>,
-    dir: &str,
-    loading: &mut Loading<'_>,
-) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
-    let root = match source {
-        Source::Disk(root) => root,
-        Source::Pinned(pinned) => {
-            // Read, listed and checked when the spec was loaded.
-            let prefix = format!("{dir}/");
-            let mut out = Vec::new();
-            for (path, bytes) in &pinned.files {
-                if let Some(rel) = path.strip_prefix(&prefix) {
-                    loading.hold(bytes.len(), &source.shown(path))?;
-                    out.push((rel.to_owned(), bytes.clone()));
-                }
-            }
-            return Ok(out);
-        }
-    };
-    let base = format!("templates/{dir}");
-    let mut unbounded = usize::MAX;
-    let found = crate::spec::walk::walk(root, &base, &mut unbounded)
-        .map_err(|e| Box::new(Diagnostic::error(e.to_string(), Location::file(&base))))?
-        .into_result()
-        .map_err(|refused| Box::new(refused.diagnostic()))?;
-    let mut out = Vec::with_capacity(found.len());
-    for file in found {
-        let shown = || Location::file(&file.rel);
-        if file.len > MAX_TEMPLATE_BYTES {
-            return Err(Box::new(Diagnostic::error(
-                "template file is larger than 1 MiB",
-                shown(),
-            )));
-        }
-        loading.hold(file.len as usize, &file.rel)?;
-        let bytes = std::fs::read(&file.disk).map_err(|e| {
-            Box::new(Diagnostic::error(
-                format!("cannot read template: {e}"),
-                shown(),
-            ))
-        })?;
-        let rel = file.rel[base.len() + 1..].to_owned();
-        out.push((rel, bytes));
-    }
-    Ok(out)
 }

@@ -107,19 +107,7 @@ pub struct LoadOptions {
     pub max_files: usize,
     /// Where pinned blocks are read from; `None`: the git repository
     /// holding the spec root, from its `HEAD`.
-    pub history: Option<History>,
-}
-
-/// A git repository and commit whose history pinned blocks are read
-/// from, for a spec that is not a checkout of it (an exported revision).
-#[derive(Debug, Clone)]
-pub struct History {
-    /// The repository (a work tree or a bare repository).
-    pub repo: PathBuf,
-    /// The commit the spec is at; pins resolve among its ancestors.
-    pub commit: crate::git::ObjectId,
-    /// The spec root's directory in the repository (empty: its root).
-    pub prefix: String,
+    pub history: Option<super::pins::History>,
 }
 
 impl LoadOptions {
@@ -595,38 +583,7 @@ fn read_file(
             Location::file(shown),
         )));
     }
-    source_file(shown, path, bytes, limit, yaml_line_offset)
-}
-
-/// A spec file read as `bytes`, shown as `shown`: within `limit` and UTF-8.
-pub(super) fn source_file(
-    shown: String,
-    disk_path: &Path,
-    bytes: Vec<u8>,
-    limit: u64,
-    yaml_line_offset: u32,
-) -> Result<SourceFile, Box<Diagnostic>> {
-    if bytes.len() as u64 > limit {
-        return Err(Box::new(
-            Diagnostic::error(
-                format!("file is larger than {} KiB", limit / 1024),
-                Location::file(shown),
-            )
-            .with_help("spec files are limited to 1 MiB; split the file"),
-        ));
-    }
-    let Ok(text) = String::from_utf8(bytes) else {
-        return Err(Box::new(Diagnostic::error(
-            "file is not valid UTF-8",
-            Location::file(shown),
-        )));
-    };
-    Ok(SourceFile {
-        path: shown,
-        disk_path: disk_path.to_owned(),
-        text,
-        yaml_line_offset,
-    })
+    super::source::source_file(shown, path, bytes, limit, yaml_line_offset)
 }
 
 /// `path` relative to `root`, with `/` separators.

@@ -10,7 +10,7 @@ pub mod glob;
 pub mod load;
 pub mod model;
 pub mod names;
-mod pins;
+pub mod pins;
 pub mod select;
 pub mod source;
 pub mod suggest;
@@ -19,6 +19,7 @@ pub mod walk;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
-pub use load::{History, Kind, LoadError, LoadOptions, Spec, load};
+pub use load::{Kind, LoadError, LoadOptions, Spec, load};
+pub use pins::History;
 pub use select::{OpenError, Opened, Pick, Selection, open, select};
 pub use validate::{Validated, validate};

@@ -17,14 +17,26 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::diag::{Diagnostic, Location};
-use super::load::{History, Loader, source_file};
+use super::load::Loader;
 use super::model::{BlockMeta, Pinned};
-use super::source::FileId;
+use super::source::{FileId, source_file};
 use super::walk::MAX_DEPTH;
 use super::yaml::Str;
 use super::{frontmatter, names, yaml};
 use crate::git::history::{Bounded, EntryKind, Lookup, Reader, Walk};
 use crate::git::{ObjectId, Repo};
+
+/// A git repository and commit whose history pinned blocks are read
+/// from, for a spec that is not a checkout of it (an exported revision).
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The repository (a work tree or a bare repository).
+    pub repo: PathBuf,
+    /// The commit the spec is at; pins resolve among its ancestors.
+    pub commit: ObjectId,
+    /// The spec root's directory in the repository (empty: its root).
+    pub prefix: String,
+}
 
 /// Commits read, newest first, looking for a pinned version.
 pub const MAX_COMMITS: usize = 50_000;
