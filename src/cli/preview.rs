@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::{CommandError, CommandResult, Context, Ui};
 use crate::diff;
-use crate::git::Repo;
+use crate::git::{ObjectId, Repo};
 use crate::live::Sources;
-use crate::spec::LoadOptions;
+use crate::spec::{History, LoadOptions};
 
 /// Show the multi-repo diff between two revisions of the spec repo: what
 /// merging `--head` onto `--base` would change in every target repo. Exit
@@ -59,17 +59,30 @@ fn preview(
     prefix: &str,
     tmp: &Path,
 ) -> CommandResult {
-    let export = |rev: &str, name: &str| -> Result<(PathBuf, String), CommandError> {
+    // An exported revision is no checkout: its pinned blocks are read
+    // from the repository's history at that revision.
+    let at = |commit| LoadOptions {
+        history: Some(History {
+            repo: repo
+                .work_dir()
+                .map_or_else(|| repo.common_dir(), Path::to_path_buf),
+            commit,
+            prefix: prefix.to_owned(),
+        }),
+        ..LoadOptions::default()
+    };
+    let export = |rev: &str, name: &str| -> Result<(PathBuf, ObjectId), CommandError> {
         let commit = repo.resolve(rev).map_err(CommandError::failed)?;
         let dir = tmp.join(name);
         repo.export(commit, prefix, &dir)
             .map_err(CommandError::failed)?;
-        Ok((dir, commit.to_string()))
+        Ok((dir, commit))
     };
     // The base, rendered into plain directories: the "live" repos.
     let (base_dir, base_commit) = export(&args.base, "base")?;
     let base_ctx = ctx.with_spec(&base_dir);
-    let base = super::open(&base_ctx, ui, &LoadOptions::default(), &Default::default())?;
+    let base = super::open(&base_ctx, ui, &at(base_commit), &Default::default())?;
+    let base_commit = base_commit.to_string();
     let limits = ctx.config.render.limits();
     let desired = crate::compose::compose(&base.valid, &base.selection, &limits)
         .and_then(|resolved| {
@@ -88,14 +101,14 @@ fn preview(
     })?;
     drop((desired, base));
     // The head, diffed against it.
-    let (head_ctx, head_commit) = match &args.head {
+    let (head_ctx, head_commit, head_options) = match &args.head {
         Some(rev) => {
             let (dir, commit) = export(rev, "head")?;
-            (ctx.with_spec(&dir), Some(commit))
+            (ctx.with_spec(&dir), Some(commit.to_string()), at(commit))
         }
-        None => (ctx.with_spec(&ctx.spec_root), None),
+        None => (ctx.with_spec(&ctx.spec_root), None, LoadOptions::default()),
     };
-    let head = super::open(&head_ctx, ui, &LoadOptions::default(), &args.select)?;
+    let head = super::open(&head_ctx, ui, &head_options, &args.select)?;
     let sources = Sources {
         infra: None,
         repos: Some(rendered),

@@ -55,6 +55,10 @@ pub struct BlockRef {
     pub id: String,
     pub name: String,
     pub version: String,
+    /// The spec commit a pinned block was read from; `None`: the block
+    /// as it is now. Not part of the template context.
+    #[serde(skip)]
+    pub pin: Option<String>,
 }
 
 /// Every instance the selection covers.

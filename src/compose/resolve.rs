@@ -37,6 +37,7 @@ pub(super) fn instance(
             id: block.id().to_owned(),
             name: block.meta.name.value.clone(),
             version: block.meta.version.value.clone(),
+            pin: block.pin.as_ref().map(|p| p.commit.clone()),
         };
         // The wiring and output contexts are built only when an input holds
         // a template or the block has outputs: most components need neither.

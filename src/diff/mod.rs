@@ -469,9 +469,7 @@ pub fn target_repos<'p>(
         .iter()
         .flat_map(|p| p.model.components.iter().map(|c| (p.block(c), c)));
     for (block, component) in components {
-        if templates.renders_project(block.id())
-            && !wanted.iter().any(|(r, _)| *r == component.repo)
-        {
+        if templates.renders_project(block) && !wanted.iter().any(|(r, _)| *r == component.repo) {
             wanted.push((component.repo.clone(), &platform.projects.branch.value));
         }
     }

@@ -2,9 +2,11 @@
 //! merges; [`mod@write`] writes signed commits ([`sign`]) and moves branches
 //! by compare-and-swap; [`lock`] is the advisory lock a druppie process
 //! holds over the repositories it writes, under which git's lock files
-//! left by a killed process are removed. [`Error`] tells a moved or locked
+//! left by a killed process are removed; [`history`] reads trees and blobs
+//! of past commits. [`Error`] tells a moved or locked
 //! ref (worth another try) from the rest.
 
+pub mod history;
 pub mod lock;
 pub mod sign;
 pub mod write;

@@ -18,6 +18,7 @@
 //! with the context of the plan's first environment.
 
 mod context;
+mod read;
 mod tree;
 
 use std::collections::BTreeMap;
@@ -29,11 +30,12 @@ use crate::compose::{Instance, Resolved};
 use crate::git::blob_id;
 use crate::lock::{LOCK_FILE, Lock, LockedComponent, LockedFile};
 use crate::spec::diag::{Diagnostic, Location};
-use crate::spec::model::{OwnershipMode, Platform};
+use crate::spec::model::{Block, OwnershipMode, Platform};
 use crate::spec::names;
 use crate::spec::validate::{Deployment, Validated};
 use crate::spec::{Diagnostics, Pick};
 
+pub use read::Source;
 pub use tree::{Tally, TemplateSet};
 
 use crate::template::Limits;
@@ -145,9 +147,13 @@ pub fn render(
         return Ok(Desired::default());
     };
     let uses = resolved.instances.iter().flat_map(|i| {
-        i.components
-            .iter()
-            .map(|c| (i.plan.as_str(), i.env.as_str(), c.block.id.as_str()))
+        i.components.iter().filter_map(|c| {
+            let block = match &c.block.pin {
+                None => v.spec.block(&c.block.id),
+                Some(_) => v.spec.pinned(&c.block.id, &c.block.version),
+            };
+            Some((i.plan.as_str(), i.env.as_str(), block?))
+        })
     });
     let templates = Templates::for_blocks(v, &deployment.platform, uses, limits)?;
     // The composed values are held while rendering: they count too.
@@ -168,11 +174,31 @@ pub fn render(
     Ok(desired)
 }
 
+/// The template sets of a run: block id -> the spec commit of a pinned
+/// block (`None`: the block as it is in the checkout) -> its templates.
+#[derive(Default)]
+struct Sets(BTreeMap<String, BTreeMap<Option<String>, TemplateSet>>);
+
+impl Sets {
+    fn get(&self, id: &str, pin: &Option<String>) -> Option<&TemplateSet> {
+        self.0.get(id)?.get(pin)
+    }
+
+    fn of(&self, block: &Block) -> Option<&TemplateSet> {
+        let pin = block.pin.as_ref().map(|p| p.commit.clone());
+        self.get(block.id(), &pin)
+    }
+
+    fn of_ref(&self, block: &crate::compose::BlockRef) -> Option<&TemplateSet> {
+        self.get(&block.id, &block.pin)
+    }
+}
+
 /// The templates of every block some instance uses, ready to render
 /// instances one at a time (from any thread), within one run's limits.
 pub struct Templates<'a> {
     platform: &'a Platform,
-    sets: BTreeMap<String, TemplateSet>,
+    sets: Sets,
     /// Plan -> its first environment (project repos render with it).
     first_env: BTreeMap<&'a str, &'a str>,
     limits: Limits,
@@ -198,37 +224,52 @@ impl<'a> Templates<'a> {
             p.model
                 .components
                 .iter()
-                .map(|c| (p.plan_name(), p.env_name(), p.block(c).id()))
+                .map(|c| (p.plan_name(), p.env_name(), p.block(c)))
         });
         Templates::for_blocks(v, &deployment.platform, uses, limits)
     }
 
     /// Reads the template trees of the blocks `uses` names: (plan,
-    /// environment, block), in composition order.
+    /// environment, block), in composition order. A pinned block's
+    /// templates and partials are those of its commit.
     fn for_blocks(
         v: &'a Validated,
         platform: &'a Platform,
-        uses: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+        uses: impl Iterator<Item = (&'a str, &'a str, &'a Block)>,
         limits: &Limits,
     ) -> Result<Templates<'a>, Diagnostics> {
         let spec = &v.spec;
         let mut diags = Diagnostics::default();
         let mut loading = tree::Loading { limits, held: 0 };
-        let partials = match TemplateSet::partials(&spec.root, &mut loading) {
+        let checkout = Source::Disk(&spec.root);
+        let partials = match TemplateSet::partials(checkout, &mut loading) {
             Ok(p) => p,
             Err(d) => return Err(Diagnostics(vec![*d])),
         };
-        let mut sets: BTreeMap<String, TemplateSet> = BTreeMap::new();
+        let mut sets = Sets::default();
         let mut first_env: BTreeMap<&str, &str> = BTreeMap::new();
         for (plan, env, block) in uses {
             first_env.entry(plan).or_insert(env);
-            if sets.contains_key(block) {
+            if sets.of(block).is_some() {
                 continue;
             }
-            let ownership = spec.block(block).and_then(|b| b.meta.ownership.as_ref());
-            match TemplateSet::load(&spec.root, block, ownership, &partials, &mut loading) {
+            let ownership = block.meta.ownership.as_ref();
+            let loaded = match &block.pin {
+                None => TemplateSet::load(checkout, block.id(), ownership, &partials, &mut loading),
+                Some(pinned) => {
+                    let source = Source::Pinned(pinned);
+                    TemplateSet::partials(source, &mut loading).and_then(|partials| {
+                        TemplateSet::load(source, block.id(), ownership, &partials, &mut loading)
+                    })
+                }
+            };
+            match loaded {
                 Ok(set) => {
-                    sets.insert(block.to_owned(), set);
+                    let pin = block.pin.as_ref().map(|p| p.commit.clone());
+                    sets.0
+                        .entry(block.id().to_owned())
+                        .or_default()
+                        .insert(pin, set);
                 }
                 // Past the run's limit, reading more would only hold more.
                 Err(d) if loading.held > limits.run_bytes => return Err(Diagnostics(vec![*d])),
@@ -247,9 +288,10 @@ impl<'a> Templates<'a> {
         })
     }
 
-    /// Whether `block` has `project/` templates (a project repo to render).
-    pub fn renders_project(&self, block: &str) -> bool {
-        self.sets.get(block).is_some_and(TemplateSet::has_project)
+    /// Whether `block` (as a plan uses it: pinned or not) has `project/`
+    /// templates (a project repo to render).
+    pub fn renders_project(&self, block: &Block) -> bool {
+        self.sets.of(block).is_some_and(TemplateSet::has_project)
     }
 
     /// Renders one plan in one environment: its infra files, its project
@@ -277,7 +319,7 @@ impl<'a> Templates<'a> {
 /// the plan's first environment), its plan files and its locks.
 fn render_instance(
     platform: &Platform,
-    sets: &BTreeMap<String, TemplateSet>,
+    sets: &Sets,
     instance: &Instance,
     first_env: bool,
     spec_commit: Option<&str>,
@@ -286,7 +328,9 @@ fn render_instance(
     let mut desired = Desired::default();
     let mut diags = Diagnostics::default();
     for component in &instance.components {
-        let set = &sets[&component.block.id];
+        let set = sets
+            .of_ref(&component.block)
+            .expect("every block an instance uses was loaded");
         let ctx = context::for_component(instance, component);
         let origin = || {
             format!(
@@ -444,19 +488,14 @@ fn target<'d>(
 }
 
 /// The plan directory's `kustomization.yaml` and `namespace.yaml`.
-fn plan_files(
-    desired: &mut Desired,
-    platform: &Platform,
-    instance: &Instance,
-    sets: &BTreeMap<String, TemplateSet>,
-) {
+fn plan_files(desired: &mut Desired, platform: &Platform, instance: &Instance, sets: &Sets) {
     let dir = names::plan_dir(&instance.infra_path, &instance.plan);
     let mut resources = vec!["namespace.yaml".to_owned()];
     resources.extend(
         instance
             .components
             .iter()
-            .filter(|c| sets.get(&c.block.id).is_some_and(TemplateSet::has_infra))
+            .filter(|c| sets.of_ref(&c.block).is_some_and(TemplateSet::has_infra))
             .map(|c| c.name.clone()),
     );
     let mut kustomization = String::from(

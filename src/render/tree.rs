@@ -2,12 +2,12 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, btree_map};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use minijinja::Environment;
 
 use super::File;
+use super::read::{Partials, Source, walk};
 use crate::lock::LOCK_FILE;
 use crate::spec::Diagnostics;
 use crate::spec::diag::{Diagnostic, Location};
@@ -16,9 +16,6 @@ use crate::spec::model::{Ownership, OwnershipMode};
 use crate::spec::names;
 use crate::spec::source::{Pos, SourceFile};
 use crate::template::{self, FileError, Limits, size};
-
-/// A template file larger than this is not read.
-const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -172,9 +169,6 @@ fn raise(key: &str) -> String {
     )
 }
 
-/// The files of `templates/_partials/`: (path below it, bytes).
-pub type Partials = Vec<(String, Vec<u8>)>;
-
 /// One file of a template tree.
 struct Entry {
     /// The template file, relative to the spec root.
@@ -199,6 +193,8 @@ pub struct TemplateSet {
     project: Vec<Entry>,
     infra: Vec<Entry>,
     sources: BTreeMap<String, String>,
+    /// `""`, or `<commit>:` for a pinned block's templates (in errors).
+    shown_prefix: String,
 }
 
 /// What the templates of one run hold once read and compiled (their text,
@@ -212,7 +208,7 @@ pub struct Loading<'l> {
 
 impl Loading<'_> {
     /// Counts `bytes` more, held for `file`.
-    fn hold(&mut self, bytes: usize, file: &str) -> Result<(), Box<Diagnostic>> {
+    pub(super) fn hold(&mut self, bytes: usize, file: &str) -> Result<(), Box<Diagnostic>> {
         self.held = self.held.saturating_add(bytes);
         if self.held <= self.limits.run_bytes {
             return Ok(());
@@ -235,8 +231,11 @@ impl TemplateSet {
     ///
     /// # Errors
     /// As for [`TemplateSet::load`].
-    pub fn partials(root: &Path, loading: &mut Loading<'_>) -> Result<Partials, Box<Diagnostic>> {
-        walk(root, "_partials", loading)
+    pub fn partials(
+        source: Source<'_>,
+        loading: &mut Loading<'_>,
+    ) -> Result<Partials, Box<Diagnostic>> {
+        walk(source, "_partials", loading)
     }
 
     /// Reads `templates/<block>/{project,infra}/**` and adds `partials`;
@@ -246,7 +245,7 @@ impl TemplateSet {
     /// An unreadable or oversized file, a symbolic link, non-UTF-8 template
     /// text, or a template syntax error.
     pub fn load(
-        root: &Path,
+        source: Source<'_>,
         block: &str,
         ownership: Option<&Ownership>,
         partials: &Partials,
@@ -257,19 +256,20 @@ impl TemplateSet {
             project: Vec::new(),
             infra: Vec::new(),
             sources: BTreeMap::new(),
+            shown_prefix: source.prefix(),
         };
         for (rel, bytes) in partials {
             set.add_source(format!("_partials/{rel}"), bytes.clone(), loading)?;
         }
         for part in [Part::Project, Part::Infra] {
             let base = format!("{block}/{}", part.dir());
-            for (rel, bytes) in walk(root, &base, loading)? {
+            for (rel, bytes) in walk(source, &base, loading)? {
                 let mode = ownership_of(ownership, &format!("{}/{rel}", part.dir()));
                 let entry = if let Some(stripped) = rel.strip_suffix(".j2") {
                     let name = format!("{base}/{rel}");
                     set.add_source(name.clone(), bytes, loading)?;
                     Entry {
-                        file: format!("templates/{name}"),
+                        file: source.shown(&name),
                         fixed_ok: fixed_ok(stripped),
                         rel: stripped.to_owned(),
                         template: Some(name),
@@ -278,7 +278,7 @@ impl TemplateSet {
                     }
                 } else {
                     Entry {
-                        file: format!("templates/{base}/{rel}"),
+                        file: source.shown(&format!("{base}/{rel}")),
                         fixed_ok: fixed_ok(&rel),
                         rel,
                         template: None,
@@ -311,7 +311,7 @@ impl TemplateSet {
         bytes: Vec<u8>,
         loading: &mut Loading<'_>,
     ) -> Result<(), Box<Diagnostic>> {
-        let file = format!("templates/{name}");
+        let file = format!("{}templates/{name}", self.shown_prefix);
         let text = String::from_utf8(bytes).map_err(|_| {
             Box::new(Diagnostic::error(
                 "template is not valid UTF-8",
@@ -493,7 +493,7 @@ impl TemplateSet {
         let Some(name) = err.name() else {
             return Diagnostic::error(message, Location::file("templates/"));
         };
-        let path = format!("templates/{name}");
+        let path = format!("{}templates/{name}", self.shown_prefix);
         let Some(text) = self.sources.get(name) else {
             return Diagnostic::error(message, Location::file(path));
         };
@@ -531,40 +531,4 @@ fn output_path_problem(path: &str) -> Option<String> {
     }
     (path.rsplit('/').next() == Some(LOCK_FILE))
         .then(|| "is the lock file druppie writes itself".to_owned())
-}
-
-/// Files under `templates/<dir>`, as (path below it, bytes), in walk
-/// order; listed by the spec's checked walk, so a symbolic link at any
-/// level, a name that is not UTF-8 or a special file is an error.
-fn walk(
-    root: &Path,
-    dir: &str,
-    loading: &mut Loading<'_>,
-) -> Result<Vec<(String, Vec<u8>)>, Box<Diagnostic>> {
-    let base = format!("templates/{dir}");
-    let mut unbounded = usize::MAX;
-    let found = crate::spec::walk::walk(root, &base, &mut unbounded)
-        .map_err(|e| Box::new(Diagnostic::error(e.to_string(), Location::file(&base))))?
-        .into_result()
-        .map_err(|refused| Box::new(refused.diagnostic()))?;
-    let mut out = Vec::with_capacity(found.len());
-    for file in found {
-        let shown = || Location::file(&file.rel);
-        if file.len > MAX_TEMPLATE_BYTES {
-            return Err(Box::new(Diagnostic::error(
-                "template file is larger than 1 MiB",
-                shown(),
-            )));
-        }
-        loading.hold(file.len as usize, &file.rel)?;
-        let bytes = std::fs::read(&file.disk).map_err(|e| {
-            Box::new(Diagnostic::error(
-                format!("cannot read template: {e}"),
-                shown(),
-            ))
-        })?;
-        let rel = file.rel[base.len() + 1..].to_owned();
-        out.push((rel, bytes));
-    }
-    Ok(out)
 }

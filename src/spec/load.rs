@@ -30,6 +30,9 @@ pub struct Spec {
     pub platform: Option<Platform>,
     pub stacks: Vec<Stack>,
     pub plans: Vec<Plan>,
+    /// Blocks as plans pin them, read from the spec repo's history: one
+    /// per (block id, version) some plan pins.
+    pub pinned: Vec<Block>,
     pub policies: Vec<Policy>,
     /// Directory names under `templates/` (to spot templates without a block).
     pub template_dirs: Vec<String>,
@@ -61,6 +64,24 @@ impl Spec {
         self.blocks.iter().find(|b| b.id() == id)
     }
 
+    /// Block `id` as it was at `version`, when a plan pins it so and the
+    /// spec repo's history has it.
+    pub fn pinned(&self, id: &str, version: &str) -> Option<&Block> {
+        self.pinned
+            .iter()
+            .find(|b| b.id() == id && b.meta.version.value == version)
+    }
+
+    /// The block `plan` uses for `id`: the version it pins, else (and
+    /// when that pin did not resolve: its error is reported) the block
+    /// as it is now.
+    pub fn block_for(&self, plan: &Plan, id: &str) -> Option<&Block> {
+        plan.blocks
+            .get(id)
+            .and_then(|version| self.pinned(id, &version.value))
+            .or_else(|| self.block(id))
+    }
+
     pub fn stack(&self, name: &str) -> Option<&Stack> {
         self.stacks.iter().find(|s| s.name.value == name)
     }
@@ -84,6 +105,9 @@ pub struct LoadOptions {
     pub max_file_bytes: u64,
     /// More spec files than this aborts the load.
     pub max_files: usize,
+    /// Where pinned blocks are read from; `None`: the git repository
+    /// holding the spec root, from its `HEAD`.
+    pub history: Option<super::pins::History>,
 }
 
 impl LoadOptions {
@@ -103,6 +127,7 @@ impl Default for LoadOptions {
             catalog_only: false,
             max_file_bytes: 1024 * 1024,
             max_files: 10_000,
+            history: None,
         }
     }
 }
@@ -232,6 +257,7 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         for (id, p) in loader.parse_all::<Policy>(&paths, None) {
             loader.spec.policies.push(Policy { file: id, ..p });
         }
+        super::pins::resolve(&mut loader);
     }
     Ok(loader.spec)
 }
@@ -247,11 +273,11 @@ fn disk_paths<'f>(files: impl Iterator<Item = &'f Found>) -> Vec<PathBuf> {
     files.map(|f| f.disk.clone()).collect()
 }
 
-struct Loader<'a> {
-    spec: Spec,
-    options: &'a LoadOptions,
+pub(super) struct Loader<'a> {
+    pub(super) spec: Spec,
+    pub(super) options: &'a LoadOptions,
     /// Files that may still be listed before the load stops.
-    budget: usize,
+    pub(super) budget: usize,
 }
 
 impl Loader<'_> {
@@ -396,9 +422,15 @@ impl Loader<'_> {
     /// Reads a Markdown file with frontmatter: (file, yaml, body).
     fn markdown(&mut self, path: &Path) -> Option<(FileId, String, String)> {
         let id = self.read(path, 1)?;
+        let (yaml, body) = self.markdown_in(id)?;
+        Some((id, yaml, body))
+    }
+
+    /// Splits the Markdown file `id` into (yaml, body).
+    fn markdown_in(&mut self, id: FileId) -> Option<(String, String)> {
         let file = &self.spec.files[id];
         match frontmatter::split(&file.text) {
-            Ok(s) => Some((id, s.yaml.to_owned(), s.body.to_owned())),
+            Ok(s) => Some((s.yaml.to_owned(), s.body.to_owned())),
             Err(SplitError::NoFrontmatter) => {
                 self.spec.diagnostics.push(
                     Diagnostic::warning(
@@ -459,19 +491,23 @@ impl Loader<'_> {
 
     fn block(&mut self, path: &Path) {
         let is_md = path.extension().is_some_and(|e| e == "md");
-        let (id, yaml, body) = if is_md {
-            match self.markdown(path) {
-                Some(parts) => parts,
-                None => return,
-            }
-        } else {
-            let Some(id) = self.read(path, 0) else { return };
-            (id, self.spec.files[id].text.clone(), String::new())
-        };
-        let Some((meta, extra)) = self.frontmatter::<BlockMeta>(id, &yaml, BLOCK_KEYS, Kind::Block)
-        else {
+        let Some(id) = self.read(path, u32::from(is_md)) else {
             return;
         };
+        if let Some(block) = self.block_in(id, is_md) {
+            self.spec.blocks.push(block);
+        }
+    }
+
+    /// The block in file `id` (read already; `is_md`: Markdown with
+    /// frontmatter, else YAML), its problems reported.
+    pub(super) fn block_in(&mut self, id: FileId, is_md: bool) -> Option<Block> {
+        let (yaml, body) = if is_md {
+            self.markdown_in(id)?
+        } else {
+            (self.spec.files[id].text.clone(), String::new())
+        };
+        let (meta, extra) = self.frontmatter::<BlockMeta>(id, &yaml, BLOCK_KEYS, Kind::Block)?;
         let block = &meta.id.value;
         let templates = (names::id(block).is_ok() && self.spec.template_dirs.contains(block))
             .then(|| Path::new("templates").join(block));
@@ -480,13 +516,14 @@ impl Loader<'_> {
         } else {
             meta.docs.clone().unwrap_or_default()
         };
-        self.spec.blocks.push(Block {
+        Some(Block {
             file: id,
             meta,
             extra,
             docs,
             templates,
-        });
+            pin: None,
+        })
     }
 
     fn skill(&mut self, path: &Path) {
@@ -546,27 +583,7 @@ fn read_file(
             Location::file(shown),
         )));
     }
-    if bytes.len() as u64 > limit {
-        return Err(Box::new(
-            Diagnostic::error(
-                format!("file is larger than {} KiB", limit / 1024),
-                Location::file(shown),
-            )
-            .with_help("spec files are limited to 1 MiB; split the file"),
-        ));
-    }
-    let Ok(text) = String::from_utf8(bytes) else {
-        return Err(Box::new(Diagnostic::error(
-            "file is not valid UTF-8",
-            Location::file(shown),
-        )));
-    };
-    Ok(SourceFile {
-        path: shown,
-        disk_path: path.to_owned(),
-        text,
-        yaml_line_offset,
-    })
+    super::source::source_file(shown, path, bytes, limit, yaml_line_offset)
 }
 
 /// `path` relative to `root`, with `/` separators.

@@ -1,5 +1,7 @@
 //! The spec: loading (`load` -> [`Spec`]) and validation (`validate` ->
-//! [`Validated`]), with diagnostics that point at the source.
+//! [`Validated`]), with diagnostics that point at the source. Loading
+//! also reads the block versions plans pin from the spec repo's git
+//! history (`pins`), checked as the checkout is.
 
 pub mod catalog;
 pub mod diag;
@@ -8,6 +10,7 @@ pub mod glob;
 pub mod load;
 pub mod model;
 pub mod names;
+pub mod pins;
 pub mod select;
 pub mod source;
 pub mod suggest;
@@ -17,6 +20,7 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Kind, LoadError, LoadOptions, Spec, load};
+pub use pins::History;
 pub use select::{OpenError, Opened, Pick, Selection, open, select};
 pub use validate::{Validated, validate};
 

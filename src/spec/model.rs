@@ -29,6 +29,36 @@ pub struct Block {
     pub docs: String,
     /// `templates/<id>` relative to the spec root, when that directory exists.
     pub templates: Option<PathBuf>,
+    /// For a block a plan pins: the commit it was read from, with its
+    /// templates; `None` for the block as it is now.
+    pub pin: Option<Pinned>,
+}
+
+/// A block as it was at a past commit of the spec repo.
+#[derive(Clone)]
+pub struct Pinned {
+    /// The commit (full hex id) the block and its templates were read from.
+    pub commit: String,
+    /// The files under `templates/<id>/` and `templates/_partials/` at
+    /// that commit: (path below `templates/`, bytes), in path order.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned")
+            .field("commit", &self.commit)
+            .field("files", &self.files.len())
+            .finish()
+    }
+}
+
+impl Pinned {
+    /// Whether the pinned templates have a `project/` part.
+    pub fn has_project(&self, block: &str) -> bool {
+        let prefix = format!("{block}/project/");
+        self.files.iter().any(|(p, _)| p.starts_with(&prefix))
+    }
 }
 
 impl Block {
@@ -333,6 +363,10 @@ pub struct Plan {
     /// environment before (the default), or `parallel`.
     #[serde(default)]
     pub promote: SpannedMap<Promote>,
+    /// Block id -> the version this plan uses, read from the spec repo's
+    /// history; a block not listed is used as it is now.
+    #[serde(default)]
+    pub blocks: SpannedMap<Str>,
 }
 
 /// How a plan's change reaches one of its environments.

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::diag::{Diagnostic, Location};
+
 /// `path` relative to `root`, with `/` separators (as users and git see
 /// paths); `path` itself when it is not under `root`.
 pub fn slash_path(root: &Path, path: &Path) -> String {
@@ -124,4 +126,35 @@ impl SourceFile {
             .nth(idx)
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
     }
+}
+
+/// A spec file read as `bytes`, shown as `shown`: within `limit` and UTF-8.
+pub fn source_file(
+    shown: String,
+    disk_path: &Path,
+    bytes: Vec<u8>,
+    limit: u64,
+    yaml_line_offset: u32,
+) -> Result<SourceFile, Box<Diagnostic>> {
+    if bytes.len() as u64 > limit {
+        return Err(Box::new(
+            Diagnostic::error(
+                format!("file is larger than {} KiB", limit / 1024),
+                Location::file(shown),
+            )
+            .with_help("spec files are limited to 1 MiB; split the file"),
+        ));
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(Box::new(Diagnostic::error(
+            "file is not valid UTF-8",
+            Location::file(shown),
+        )));
+    };
+    Ok(SourceFile {
+        path: shown,
+        disk_path: disk_path.to_owned(),
+        text,
+        yaml_line_offset,
+    })
 }

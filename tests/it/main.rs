@@ -19,6 +19,7 @@ mod kubernetes;
 mod landed_proposals;
 mod lifecycle_attacks;
 mod never_wedged;
+mod pins;
 mod pipes;
 mod policy_gate;
 mod preview;

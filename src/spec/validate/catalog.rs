@@ -22,7 +22,8 @@ pub(super) fn check(c: &mut Check) {
     let spec = c.spec;
     c.unique("block id", spec.blocks.iter().map(|b| (b.file, &b.meta.id)));
     c.unique("skill id", spec.skills.iter().map(|s| (s.file, &s.id)));
-    for block in &spec.blocks {
+    // A pinned block, read from history, passes the same rules.
+    for block in spec.blocks.iter().chain(&spec.pinned) {
         check_block(c, block);
     }
     for skill in &spec.skills {

@@ -38,10 +38,19 @@ pub struct PlanModel {
 #[derive(Debug)]
 pub struct ComponentModel {
     pub name: String,
-    /// Index of its block in [`Spec::blocks`].
-    block: usize,
+    /// Its block: as it is now, or as the plan pins it.
+    block: BlockAt,
     /// The project repo, from the platform's naming pattern.
     pub repo: String,
+}
+
+/// Where a component's block is.
+#[derive(Debug, Clone, Copy)]
+enum BlockAt {
+    /// Index in [`Spec::blocks`].
+    Current(usize),
+    /// Index in [`Spec::pinned`].
+    Pinned(usize),
 }
 
 /// One environment of a plan.
@@ -69,7 +78,10 @@ impl PlanModel {
 
 impl ComponentModel {
     pub fn block<'s>(&self, spec: &'s Spec) -> &'s Block {
-        &spec.blocks[self.block]
+        match self.block {
+            BlockAt::Current(i) => &spec.blocks[i],
+            BlockAt::Pinned(i) => &spec.pinned[i],
+        }
     }
 }
 
@@ -104,11 +116,17 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
         .enumerate()
         .map(|(i, s)| (s.name.value.as_str(), i))
         .collect();
-    let blocks: HashMap<&str, usize> = spec
+    let blocks: HashMap<&str, BlockAt> = spec
         .blocks
         .iter()
         .enumerate()
-        .map(|(i, b)| (b.id(), i))
+        .map(|(i, b)| (b.id(), BlockAt::Current(i)))
+        .collect();
+    let pinned: HashMap<(&str, &str), BlockAt> = spec
+        .pinned
+        .iter()
+        .enumerate()
+        .map(|(i, b)| ((b.id(), b.meta.version.value.as_str()), BlockAt::Pinned(i)))
         .collect();
     let mut diags = Diagnostics::default();
     let mut out = Vec::with_capacity(spec.plans.len());
@@ -147,10 +165,13 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
         };
         let mut components = Vec::with_capacity(order.len());
         for component in order {
-            let block = stack
-                .components
-                .get(&component)
-                .and_then(|c| blocks.get(c.block.value.as_str()));
+            let block = stack.components.get(&component).and_then(|c| {
+                let id = c.block.value.as_str();
+                match plan.blocks.get(id) {
+                    Some(version) => pinned.get(&(id, version.value.as_str())),
+                    None => blocks.get(id),
+                }
+            });
             let repo = names::project_repo(&platform.projects.naming.value, name, &component);
             match (block, repo) {
                 (Some(&block), Ok(repo)) => components.push(ComponentModel {

@@ -238,7 +238,8 @@ fn check_plan(c: &mut Check, plan: &Plan) {
         );
         return;
     };
-    let blocks = blocks_of(c, stack);
+    let blocks = plan_blocks(c, stack, plan);
+    check_pins(c, plan, stack, &blocks);
     check_component_inputs(c, f, stack, &blocks, &plan.inputs);
     for (env, per_component) in plan.overrides.iter() {
         if !plan.environments.iter().any(|e| e.value == env.value) {
@@ -269,6 +270,91 @@ fn check_plan(c: &mut Check, plan: &Plan) {
     }
     check_required(c, plan, stack, &blocks);
     check_generated_names(c, plan, stack);
+}
+
+/// The block behind each component of `stack` as `plan` uses it: the
+/// version it pins, else the block as it is now.
+fn plan_blocks<'s>(c: &Check<'s>, stack: &Stack, plan: &Plan) -> BTreeMap<String, &'s Block> {
+    stack
+        .components
+        .iter()
+        .filter_map(|(name, comp)| {
+            let block = c.spec.block_for(plan, &comp.block.value)?;
+            Some((name.value.clone(), block))
+        })
+        .collect()
+}
+
+/// Each pin names a block the plan's stack uses, and a pinned block can
+/// be instantiated and takes the stack's inputs. (Whether the version is
+/// in the history was settled when the spec was loaded.)
+fn check_pins(c: &mut Check, plan: &Plan, stack: &Stack, blocks: &BTreeMap<String, &Block>) {
+    let f = plan.file;
+    let used: Vec<&str> = stack
+        .components
+        .iter()
+        .map(|(_, comp)| comp.block.value.as_str())
+        .collect();
+    for (id, _) in plan.blocks.iter() {
+        if !used.contains(&id.value.as_str()) {
+            c.unknown(
+                f,
+                id,
+                &format!(
+                    "plan `{}` pins block {{}}, which its stack `{}` does not use",
+                    plan.name.value, stack.name.value
+                ),
+                used.iter().copied(),
+            );
+            if let Some(d) = c.out.0.last_mut() {
+                d.help.push(format!(
+                    "a plan pins only blocks of its own components; stack `{}` uses {}",
+                    stack.name.value,
+                    used.iter()
+                        .map(|u| format!("`{u}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    for (name, comp) in stack.components.iter() {
+        let Some(block) = blocks.get(&name.value).filter(|b| b.pin.is_some()) else {
+            continue;
+        };
+        let Some((id, version)) = plan.blocks.get_entry(&comp.block.value) else {
+            continue;
+        };
+        let commit = block.pin.as_ref().map_or("", |p| &p.commit[..12]);
+        if !block.instantiable() {
+            c.error(
+                f,
+                version,
+                format!(
+                    "block `{}` at version `{}` (commit {commit}) has no templates and cannot be instantiated",
+                    id.value, version.value
+                ),
+            );
+            continue;
+        }
+        // The stack's inputs for this component, against the pinned
+        // declarations; each error says which plan's pin it is about.
+        let before = c.out.0.len();
+        check_inputs(c, stack.file, block, &comp.inputs);
+        for (_, per_component) in stack.environments.iter() {
+            if let Some(inputs) = per_component.get(&name.value) {
+                check_inputs(c, stack.file, block, inputs);
+            }
+        }
+        let note = format!(
+            "plan `{}` pins block `{}` at version `{}`",
+            plan.name.value, id.value, version.value
+        );
+        let at = c.at(f, version);
+        for d in &mut c.out.0[before..] {
+            d.note(note.clone(), at.clone());
+        }
+    }
 }
 
 /// Required inputs are set in some layer, for every environment.
@@ -403,9 +489,12 @@ fn check_repo_collisions(c: &mut Check) {
             continue;
         };
         for (comp, component) in stack.components.iter() {
-            if names::dns_label(&comp.value).is_err()
-                || !spec.project_templates.contains(&component.block.value)
-            {
+            let id = component.block.value.as_str();
+            let project = match spec.block_for(plan, id).and_then(|b| b.pin.as_ref()) {
+                Some(pinned) => pinned.has_project(id),
+                None => spec.project_templates.contains(id),
+            };
+            if names::dns_label(&comp.value).is_err() || !project {
                 continue;
             }
             let Ok(name) = names::project_repo(naming, &plan.name.value, &comp.value) else {

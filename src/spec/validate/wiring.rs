@@ -266,7 +266,11 @@ fn check_references(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
                         continue;
                     }
                 }
-                let Some(block) = spec.block(&comp.block.value) else {
+                let block = match plan {
+                    Some(plan) => spec.block_for(plan, &comp.block.value),
+                    None => spec.block(&comp.block.value),
+                };
+                let Some(block) = block else {
                     continue;
                 };
                 match &r.output {

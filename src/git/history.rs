@@ -1,0 +1,258 @@
+//! Reading a repository's history without a checkout: the commits
+//! reachable from a tip, the entry at a path of a commit's tree, every
+//! entry below a directory, and blobs within a size. Nothing here follows
+//! a symbolic link or trusts a name: entries come back with their raw
+//! name bytes and their kind, for the caller to judge.
+
+use gix::bstr::ByteSlice as _;
+
+use super::{Error, ObjectId, Repo, err};
+
+/// What a tree entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Blob,
+    Link,
+    Tree,
+    /// A submodule's commit.
+    Commit,
+}
+
+impl EntryKind {
+    fn of(mode: gix::objs::tree::EntryMode) -> EntryKind {
+        if mode.is_tree() {
+            EntryKind::Tree
+        } else if mode.is_link() {
+            EntryKind::Link
+        } else if mode.is_commit() {
+            EntryKind::Commit
+        } else {
+            EntryKind::Blob
+        }
+    }
+}
+
+/// One entry of a commit's tree.
+#[derive(Debug, Clone)]
+pub struct TreeEntry {
+    /// Its path below the directory asked for, segments joined by `/`, as
+    /// the raw bytes of the tree's names.
+    pub path: Vec<u8>,
+    pub kind: EntryKind,
+    pub id: ObjectId,
+    /// Directories between the one asked for and this entry.
+    pub depth: usize,
+}
+
+/// What is at a path of a tree.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Missing,
+    /// A symbolic link at this path or on the way to it (that path);
+    /// not followed.
+    Link(String),
+    Found(TreeEntry),
+}
+
+/// A blob read within a size.
+#[derive(Debug)]
+pub enum Bounded {
+    Bytes(Vec<u8>),
+    /// Larger than the limit: not read.
+    TooLarge(u64),
+    Missing,
+}
+
+/// Entries below a directory, as [`Repo::entries_below`] found them.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Blobs, links and submodules, in breadth-first order, names sorted
+    /// as git sorts them in a tree. Trees are walked, not listed.
+    pub entries: Vec<TreeEntry>,
+    /// A directory deeper than the limit (its path), not walked.
+    pub too_deep: Option<Vec<u8>>,
+    /// More entries than the limit: the listing stopped.
+    pub over: bool,
+}
+
+/// Reads history through one handle (and its object cache) of the
+/// calling thread.
+pub struct Reader {
+    repo: gix::Repository,
+}
+
+/// Whether [`Reader::ancestors`] goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    Next,
+    Stop,
+}
+
+impl Repo {
+    /// A reader of this repository's history, for the calling thread.
+    pub fn reader(&self) -> Reader {
+        let mut repo = self.repo.to_thread_local();
+        repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        Reader { repo }
+    }
+}
+
+impl Reader {
+    /// Calls `visit` with the commits reachable from `tip`, newest first
+    /// by commit time, until it says [`Walk::Stop`] or `limit` commits
+    /// were visited; `Ok(true)` when the limit stopped it.
+    ///
+    /// # Errors
+    /// A commit cannot be read, or `visit` fails.
+    pub fn ancestors(
+        &self,
+        tip: ObjectId,
+        limit: usize,
+        mut visit: impl FnMut(ObjectId) -> Result<Walk, Error>,
+    ) -> Result<bool, Error> {
+        use gix::revision::walk::Sorting;
+        use gix::traverse::commit::simple::CommitTimeOrder;
+        let walk = self
+            .repo
+            .rev_walk([tip])
+            .sorting(Sorting::ByCommitTime(CommitTimeOrder::NewestFirst))
+            .all()
+            .map_err(|e| err(format!("cannot walk the history of {tip}"), e))?;
+        for (seen, info) in walk.enumerate() {
+            if seen == limit {
+                return Ok(true);
+            }
+            let info = info.map_err(|e| err(format!("cannot walk the history of {tip}"), e))?;
+            if visit(info.id)? == Walk::Stop {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
+    /// The entry at `path` (`/`-separated) of `commit`'s tree; a symbolic
+    /// link at it or on the way to it is [`Lookup::Link`], never followed.
+    ///
+    /// # Errors
+    /// The commit or a tree on the way cannot be read.
+    pub fn entry_at(&self, commit: ObjectId, path: &str) -> Result<Lookup, Error> {
+        let repo = &self.repo;
+        let mut tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))?;
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut at = String::new();
+        for (i, segment) in segments.iter().enumerate() {
+            if !at.is_empty() {
+                at.push('/');
+            }
+            at.push_str(segment);
+            let mut found = None;
+            for entry in tree.iter() {
+                let entry = entry.map_err(|e| err(format!("cannot read `{at}` in {commit}"), e))?;
+                if entry.filename() == segment.as_bytes() {
+                    found = Some((EntryKind::of(entry.mode()), entry.object_id()));
+                    break;
+                }
+            }
+            let Some((kind, id)) = found else {
+                return Ok(Lookup::Missing);
+            };
+            if kind == EntryKind::Link {
+                return Ok(Lookup::Link(at));
+            }
+            if i + 1 == segments.len() {
+                return Ok(Lookup::Found(TreeEntry {
+                    path: at.into_bytes(),
+                    kind,
+                    id,
+                    depth: 0,
+                }));
+            }
+            if kind != EntryKind::Tree {
+                return Ok(Lookup::Missing);
+            }
+            tree = repo
+                .find_tree(id)
+                .map_err(|e| err(format!("cannot read `{at}` in {commit}"), e))?;
+        }
+        Ok(Lookup::Missing)
+    }
+
+    /// Every blob, link and submodule below the tree `dir`, breadth
+    /// first, descending at most `max_depth` directories and listing at
+    /// most `limit` entries.
+    ///
+    /// # Errors
+    /// A tree cannot be read.
+    pub fn entries_below(
+        &self,
+        dir: ObjectId,
+        max_depth: usize,
+        limit: usize,
+    ) -> Result<Listing, Error> {
+        let repo = &self.repo;
+        let mut out = Listing::default();
+        let mut queue = std::collections::VecDeque::from([(Vec::new(), dir, 0usize)]);
+        while let Some((prefix, id, depth)) = queue.pop_front() {
+            let tree = repo
+                .find_tree(id)
+                .map_err(|e| err(format!("cannot read tree {id}"), e))?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(|e| err(format!("cannot read tree {id}"), e))?;
+                let mut path = prefix.clone();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(entry.filename().as_bytes());
+                let kind = EntryKind::of(entry.mode());
+                if kind == EntryKind::Tree {
+                    if depth + 1 > max_depth {
+                        out.too_deep.get_or_insert(path);
+                        continue;
+                    }
+                    queue.push_back((path, entry.object_id(), depth + 1));
+                    continue;
+                }
+                if out.entries.len() == limit {
+                    out.over = true;
+                    return Ok(out);
+                }
+                out.entries.push(TreeEntry {
+                    path,
+                    kind,
+                    id: entry.object_id(),
+                    depth,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A blob's bytes when it holds at most `limit` bytes (its size is
+    /// read from the object's header first).
+    ///
+    /// # Errors
+    /// The object exists but cannot be read.
+    pub fn blob_within(&self, id: ObjectId, limit: u64) -> Result<Bounded, Error> {
+        let header = match self.repo.try_find_header(id) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(Bounded::Missing),
+            Err(e) => return Err(err(format!("cannot read blob {id}"), e)),
+        };
+        if header.kind() != gix::objs::Kind::Blob {
+            return Ok(Bounded::Missing);
+        }
+        if header.size() > limit {
+            return Ok(Bounded::TooLarge(header.size()));
+        }
+        match self.repo.try_find_object(id) {
+            Ok(Some(obj)) if obj.kind == gix::objs::Kind::Blob => {
+                Ok(Bounded::Bytes(obj.detach().data))
+            }
+            Ok(_) => Ok(Bounded::Missing),
+            Err(e) => Err(err(format!("cannot read blob {id}"), e)),
+        }
+    }
+}
