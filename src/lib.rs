@@ -24,6 +24,10 @@
 //! both start. `diff::diff` runs compose, render, policy and diff for one plan and
 //! environment at a time on every core ([`par`]) and keeps only the
 //! changes; `render::render` renders everything for `druppie render`.
+//! `execution::plan` decides every step `apply` takes (proposals per plan
+//! and environment, promotion order), once, for `diff --json`, `apply`
+//! and the daemon alike. A plan's pinned block versions are read from
+//! the spec repo's history (`spec::pins`, over `git::history`).
 //! [`lock`] is the ownership record both write and read. `apply::Run` is
 //! one whole apply (sync, audit catch-up, diff, write, record), as the CLI
 //! and the daemon run it.
