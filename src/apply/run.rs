@@ -276,12 +276,6 @@ impl Run<'_> {
                 return Err(Failure::Unreadable(unreadable));
             }
             let plan = crate::execution::plan(changes, String::new());
-            if !plan.executes() {
-                return Ok(());
-            }
-            if attempt == 1 && !confirm(changes, &mask) {
-                return Err(Failure::Declined);
-            }
             let writer = Writer {
                 forge: self.forge,
                 mask: &mask,
@@ -292,6 +286,17 @@ impl Run<'_> {
                 trigger: self.trigger,
                 time: now(),
             };
+            if !plan.executes() {
+                // Nothing to write; what waits for promotion is still said
+                // (its steps write nothing).
+                if attempt == 1 {
+                    outcome.steps.extend(writer.apply(&plan, changes).0);
+                }
+                return Ok(());
+            }
+            if attempt == 1 && !confirm(changes, &mask) {
+                return Err(Failure::Declined);
+            }
             let (steps, failed) = writer.apply(&plan, changes);
             let when = stamp(writer.time);
             let events: Vec<_> = steps

@@ -86,7 +86,15 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     for step in &outcome.steps {
         ui.out(&format!("{}\n", step_line(step)));
     }
+    let unwritten = outcome
+        .changes
+        .as_ref()
+        .is_some_and(|c| c.shown().any(|cs| !cs.files.is_empty()));
     match result {
+        Ok(()) if outcome.steps.is_empty() && unwritten => {
+            ui.out("nothing to write: what differs waits for a merge, was closed without merging, or changes lock files only (`druppie diff` shows it)\n");
+            ok()
+        }
         Ok(()) if outcome.steps.is_empty() => {
             ui.out("nothing to apply: every repo matches the spec\n");
             ok()

@@ -182,6 +182,12 @@ fn diff_shows_what_waits_where_and_an_environment_filter_still_waits() {
     ]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(!branches(&s).contains("druppie/prod/"), "{}", run.stdout);
+    // Nothing written, and said why.
+    assert!(
+        run.stdout.contains("infra (prod) permits: waiting: test"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -355,7 +355,15 @@ fn a_proposal_deleted_without_merging_is_rejected_and_not_proposed_again() {
         "{:?}",
         planned(&s)
     );
-    assert_eq!(s.apply().code, 0);
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains(
+            "nothing to write: what differs waits for a merge, was closed without merging"
+        ),
+        "{}",
+        run.stdout
+    );
     assert_eq!(tip(&s, BRANCH), "");
     let rejected = kinds(&s).iter().filter(|k| *k == "rejected").count();
     assert_eq!(rejected, 1, "{:?}", kinds(&s));
