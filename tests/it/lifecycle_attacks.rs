@@ -8,28 +8,10 @@
 use crate::apply::{Setup, setup};
 use crate::forged_approvals::{kinds, work};
 use crate::never_wedged::{release, with_image};
+use crate::proposals::{BRANCH, infra, steps as planned, tip};
 use crate::support::git;
 
-const BRANCH: &str = "druppie/prod/permits";
 const REJECTED: &str = "refs/druppie/rejected/prod/permits";
-
-fn infra(s: &Setup) -> std::path::PathBuf {
-    s.forge().join("infra.git")
-}
-
-/// The tip of `branch` on the forge's infra repo, or "" when it is gone.
-fn tip(s: &Setup, branch: &str) -> String {
-    git(
-        &infra(s),
-        &[
-            "for-each-ref",
-            "--format=%(objectname)",
-            &format!("refs/heads/{branch}"),
-        ],
-    )
-    .trim()
-    .to_owned()
-}
 
 /// A person pushes `object` to `target` on the forge's infra repo.
 fn push(s: &Setup, object: &str, target: &str) {
@@ -38,29 +20,6 @@ fn push(s: &Setup, object: &str, target: &str) {
         &work,
         &["push", "-q", "origin", &format!("{object}:{target}")],
     );
-}
-
-/// `druppie diff --json`: the steps as (action, branch, status).
-fn planned(s: &Setup) -> Vec<(String, String, String)> {
-    let run = s.f.run(&[
-        "--config",
-        s.config.to_str().unwrap(),
-        "diff",
-        "--json",
-        "--repos",
-        s.forge().to_str().unwrap(),
-    ]);
-    assert!(run.code == 0 || run.code == 2, "{}", run.transcript());
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
-    report["execution_plan"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let f = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
-            (f(&s["action"]), f(&s["params"]["branch"]), f(&s["status"]))
-        })
-        .collect()
 }
 
 #[test]

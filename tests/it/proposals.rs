@@ -9,14 +9,14 @@ use crate::forged_approvals::{git_as, kinds, work};
 use crate::never_wedged::{release, with_image};
 use crate::support::git;
 
-const BRANCH: &str = "druppie/prod/permits";
+pub(crate) const BRANCH: &str = "druppie/prod/permits";
 
-fn infra(s: &Setup) -> std::path::PathBuf {
+pub(crate) fn infra(s: &Setup) -> std::path::PathBuf {
     s.forge().join("infra.git")
 }
 
 /// The tip of `branch` on the forge's infra repo, or "" when it is gone.
-fn tip(s: &Setup, branch: &str) -> String {
+pub(crate) fn tip(s: &Setup, branch: &str) -> String {
     git(
         &infra(s),
         &[
@@ -30,8 +30,8 @@ fn tip(s: &Setup, branch: &str) -> String {
 }
 
 /// `druppie diff --json` against the forge's repos: the steps, as
-/// (action, branch).
-fn planned(s: &Setup) -> Vec<(String, String)> {
+/// (action, branch, status).
+pub(crate) fn steps(s: &Setup) -> Vec<(String, String, String)> {
     let run = s.f.run(&[
         "--config",
         s.config.to_str().unwrap(),
@@ -47,12 +47,15 @@ fn planned(s: &Setup) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .map(|s| {
-            (
-                s["action"].as_str().unwrap().to_owned(),
-                s["params"]["branch"].as_str().unwrap_or("").to_owned(),
-            )
+            let f = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+            (f(&s["action"]), f(&s["params"]["branch"]), f(&s["status"]))
         })
         .collect()
+}
+
+/// [`steps`] as (action, branch).
+fn planned(s: &Setup) -> Vec<(String, String)> {
+    steps(s).into_iter().map(|(a, b, _)| (a, b)).collect()
 }
 
 #[test]
