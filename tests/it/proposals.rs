@@ -473,16 +473,24 @@ fn deleting_a_proposal_a_person_pushed_to_opens_a_fresh_one() {
         &work,
         &["push", "-q", "origin", &format!("review:{BRANCH}")],
     );
+    let theirs = tip(&s, BRANCH);
     let run = s.apply();
     assert!(run.stdout.contains("left as it is"), "{}", run.stdout);
     // As druppie's comment says: close it (delete the branch) for a fresh one.
     git(&work, &["push", "-q", "origin", &format!(":{BRANCH}")]);
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
+    // druppie's own proposal again (within the same second it is even
+    // the same commit as the first), without the reviewer's commit.
     let fresh = tip(&s, BRANCH);
     assert!(
-        !fresh.is_empty() && fresh != ours,
+        !fresh.is_empty() && fresh != theirs,
         "no fresh proposal after deleting a person's proposal:\n{}",
         run.stdout
+    );
+    assert_eq!(
+        git(&infra(&s), &["rev-parse", &format!("{BRANCH}^")]),
+        git(&infra(&s), &["rev-parse", &format!("{ours}^")]),
+        "built on main, as the first"
     );
 }
