@@ -174,11 +174,16 @@ pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
         }
     };
     let mut out = String::new();
+    let fates = fates(changes);
     for cs in changes.shown() {
         if cs.files.is_empty() && cs.notes.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "{}", paint("1", &header(cs)));
+        let mut head = header(cs);
+        if let Some(fate) = fates.get(&(cs.repo.as_str(), cs.env.as_deref(), cs.plans.as_slice())) {
+            let _ = write!(head, " · {fate}");
+        }
+        let _ = writeln!(out, "{}", paint("1", &head));
         let counts = [
             Action::Create,
             Action::Modify,
@@ -256,6 +261,45 @@ pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
             );
         }
         out.push('\n');
+    }
+    out
+}
+
+/// What `apply` does with each change set, as the ExecutionPlan decides
+/// it, in a few words for its header.
+fn fates(
+    changes: &ChangeSets,
+) -> std::collections::HashMap<(&str, Option<&str>, &[String]), String> {
+    use crate::execution::Action;
+    let plan = crate::execution::plan(changes, String::new());
+    let mut out = std::collections::HashMap::new();
+    for step in &plan.steps {
+        let fate = match &step.action {
+            Action::CreateRepo { .. } => continue,
+            Action::Commit(c) => format!("→ commit to {}", c.target.branch),
+            Action::PullRequest(p) if p.already => {
+                format!("proposed on {}, waiting for a merge", p.target.branch)
+            }
+            Action::PullRequest(p) => format!("→ proposal {}", p.target.branch),
+            Action::Comment(h) => format!("held: {} pushed to {}", h.edited_by, h.target.branch),
+            Action::Report(_) => "observe: not written".to_owned(),
+            Action::Nothing(n) => match &n.waiting {
+                Some(env) => format!("waiting: {env}"),
+                None => n.reason.split(':').next().unwrap_or_default().to_owned(),
+            },
+        };
+        // A commit step carries every plan committed in one push.
+        let Some(target) = step.action.target() else {
+            continue;
+        };
+        for cs in changes.shown().filter(|cs| {
+            cs.repo == target.repo
+                && cs.env == target.env
+                && cs.plans.iter().all(|p| target.plans.contains(p))
+        }) {
+            out.entry((cs.repo.as_str(), cs.env.as_deref(), cs.plans.as_slice()))
+                .or_insert_with(|| fate.clone());
+        }
     }
     out
 }

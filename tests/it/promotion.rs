@@ -89,6 +89,31 @@ fn a_change_reaches_each_environment_once_live_in_the_one_before() {
         run.stdout
     );
     assert_eq!(branches(&s), "", "nothing proposed yet");
+    // The text diff says what the next apply does where: dev is live
+    // now, so test's proposal opens; prod waits for test.
+    let diff = s.f.run(&[
+        "--config",
+        s.config.to_str().unwrap(),
+        "diff",
+        "--repos",
+        s.forge().to_str().unwrap(),
+    ]);
+    assert_eq!(diff.code, 2, "{}", diff.transcript());
+    let headers: Vec<&str> = diff
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("infra ("))
+        .collect();
+    assert_eq!(headers.len(), 2, "{}", diff.stdout);
+    assert!(
+        headers[0].contains("prod, propose)") && headers[0].ends_with("· waiting: test"),
+        "{headers:?}"
+    );
+    assert!(
+        headers[1].contains("test, propose)")
+            && headers[1].ends_with("· → proposal druppie/test/permits"),
+        "{headers:?}"
+    );
     // dev is live: test's proposal opens, prod still waits. prod cannot
     // be merged before test: it has no proposal.
     let run = s.apply();
