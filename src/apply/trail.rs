@@ -173,8 +173,18 @@ impl Trail<'_> {
                 // Once its verdict is recorded the branch goes: the
                 // next change to this plan and environment is a fresh
                 // proposal.
-                if let Some(line) = self.retire(&v)? {
-                    out.recorded.push(line);
+                // Deleting is clean-up: a forge that refuses it (a
+                // protected branch, a hook) or does not answer is said,
+                // and the next run tries again; it never stops the run.
+                match self.retire(&v) {
+                    Ok(Some(line)) => out.recorded.push(line),
+                    Ok(None) => {}
+                    Err(e) => out.recorded.push(format!(
+                        "{}: {} kept, not deleted (the next run tries again): {}",
+                        v.repo,
+                        v.branch,
+                        crate::error::chain(&e)
+                    )),
                 }
             }
         }

@@ -494,3 +494,54 @@ fn deleting_a_proposal_a_person_pushed_to_opens_a_fresh_one() {
         "built on main, as the first"
     );
 }
+
+#[test]
+fn a_forge_that_refuses_to_delete_a_merged_branch_stops_nothing() {
+    let s = with_image(setup(""));
+    assert_eq!(s.apply().code, 0);
+    // The forge's hook refuses every deletion of a branch.
+    let hook = infra(&s).join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  case $new in 0000000000000000000000000000000000000000) echo \"deleting $ref is not allowed\"; exit 1;; esac\ndone\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", hook.to_str().unwrap()])
+        .status()
+        .unwrap();
+    land(&s, "merge");
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains(&format!("infra: {BRANCH}: approved: merged by ")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "infra: {BRANCH} kept, not deleted (the next run tries again)"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(!tip(&s, BRANCH).is_empty(), "the branch stays");
+    // Once the forge allows it, the next run deletes it; the approval is
+    // recorded once.
+    std::fs::remove_file(&hook).unwrap();
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains(&format!("infra: deleted {BRANCH} (merged)")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        kinds(&s).iter().filter(|k| *k == "approved").count(),
+        1,
+        "{:?}",
+        kinds(&s)
+    );
+}
