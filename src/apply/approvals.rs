@@ -159,7 +159,8 @@ impl Target<'_> {
     /// names ([`full`]): a short name resolves to a tag before a branch,
     /// and anyone who can push a tag could name one `main` or
     /// `druppie/<env>/<plan>`.
-    fn proposal_branches(&self) -> Result<Vec<String>, ApplyError> {
+    /// The `druppie/…` branches of the clone, by short name.
+    pub(super) fn proposal_branches(&self) -> Result<Vec<String>, ApplyError> {
         let (_, out) = self.git(&["for-each-ref", "--format=%(refname)", "refs/heads/druppie/"])?;
         Ok(out
             .lines()
@@ -325,15 +326,6 @@ impl Target<'_> {
             }
         }
         Ok(false)
-    }
-
-    /// Whether the branch exists in the clone.
-    pub fn has_branch(&self, branch: &str) -> Result<bool, ApplyError> {
-        Ok(self
-            .repo()?
-            .branch_head(branch)
-            .map_err(ApplyError::git(self.name, "read a proposal branch"))?
-            .is_some())
     }
 
     /// Whether everything on `tip` reached the default branch: it is an

@@ -22,7 +22,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::NOTES;
-use super::push::{PushStatus, Pushed, push_status, remote_said};
 use crate::git::lock::{self, DirLock, LockError};
 
 /// How long a druppie process waits for another one to finish with the
@@ -385,141 +384,6 @@ impl Cache {
         ))
     }
 
-    /// Pushes `commit` to `branch` of `url`; `force` only for branches
-    /// druppie owns (`druppie/…`).
-    ///
-    /// # Errors
-    /// git fails for another reason than a moved branch.
-    pub fn push(
-        &self,
-        repo: &str,
-        url: &str,
-        commit: &str,
-        branch: &str,
-        force: bool,
-    ) -> Result<Pushed, CacheError> {
-        let target = format!("refs/heads/{branch}");
-        self.push_ref(repo, url, commit, &target, force)
-    }
-
-    /// Pushes `commit` to `branch` of `url` (a branch druppie owns,
-    /// `druppie/…`) over what it holds, only while it holds `expected`
-    /// (`None`: while it does not exist): a commit a person pushed to it
-    /// since it was fetched is never overwritten; the push is
-    /// [`Pushed::Rejected`] instead.
-    ///
-    /// # Errors
-    /// git fails for another reason than a moved branch.
-    pub fn replace(
-        &self,
-        repo: &str,
-        url: &str,
-        commit: &str,
-        branch: &str,
-        expected: Option<&str>,
-    ) -> Result<Pushed, CacheError> {
-        let target = format!("refs/heads/{branch}");
-        let lease = format!("--force-with-lease={target}:{}", expected.unwrap_or(""));
-        self.push_with(repo, url, &format!("{commit}:{target}"), &target, &[&lease])
-    }
-
-    /// Deletes `branch` on the forge if it is still at `expected`, and in
-    /// the cache's clone.
-    ///
-    /// # Errors
-    /// The push failed in transport, or the forge refused it.
-    pub fn delete_branch(
-        &self,
-        repo: &str,
-        url: &str,
-        branch: &str,
-        expected: &str,
-    ) -> Result<Pushed, CacheError> {
-        let target = format!("refs/heads/{branch}");
-        let lease = format!("--force-with-lease={target}:{expected}");
-        let refspec = format!(":{target}");
-        let args = ["push", "--porcelain", &lease, url, &refspec];
-        let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
-        let pushed = match push_status(&stdout, &target) {
-            Some(PushStatus::Done) | None if ok => Pushed::Done,
-            Some(PushStatus::Moved) => {
-                return Ok(Pushed::Rejected {
-                    said: remote_said(&said),
-                });
-            }
-            Some(PushStatus::Refused(reason)) => {
-                return Err(CacheError::Refused {
-                    repo: repo.to_owned(),
-                    target,
-                    reason,
-                    said: remote_said(&said),
-                });
-            }
-            _ => {
-                return Err(CacheError::Git {
-                    repo: repo.to_owned(),
-                    command: "push".to_owned(),
-                    said,
-                });
-            }
-        };
-        self.git(repo, &self.path(repo), &["update-ref", "-d", &target])?;
-        Ok(pushed)
-    }
-
-    /// Pushes `source` (a commit or a ref) to the ref `target` of `url`.
-    /// git's machine-readable report (`--porcelain`) says how the ref
-    /// fared: rejected because it moved, or because the forge's repo was
-    /// updating it at the same moment (receive-pack's lock race, "failed
-    /// to update ref"), is [`Pushed::Rejected`]; refused for any other
-    /// reason is an error.
-    ///
-    /// # Errors
-    /// The push failed in transport, or the forge refused it.
-    pub fn push_ref(
-        &self,
-        repo: &str,
-        url: &str,
-        source: &str,
-        target: &str,
-        force: bool,
-    ) -> Result<Pushed, CacheError> {
-        let refspec = format!("{}{source}:{target}", if force { "+" } else { "" });
-        self.push_with(repo, url, &refspec, target, &[])
-    }
-
-    /// `git push --porcelain <options> <url> <refspec>`, read for `target`.
-    fn push_with(
-        &self,
-        repo: &str,
-        url: &str,
-        refspec: &str,
-        target: &str,
-        options: &[&str],
-    ) -> Result<Pushed, CacheError> {
-        let mut args = vec!["push", "--porcelain"];
-        args.extend_from_slice(options);
-        args.extend([url, refspec]);
-        let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
-        match push_status(&stdout, target) {
-            Some(PushStatus::Done) | None if ok => Ok(Pushed::Done),
-            Some(PushStatus::Moved) => Ok(Pushed::Rejected {
-                said: remote_said(&said),
-            }),
-            Some(PushStatus::Refused(reason)) => Err(CacheError::Refused {
-                repo: repo.to_owned(),
-                target: target.to_owned(),
-                reason,
-                said: remote_said(&said),
-            }),
-            _ => Err(CacheError::Git {
-                repo: repo.to_owned(),
-                command: "push".to_owned(),
-                said,
-            }),
-        }
-    }
-
     /// Runs git in `dir` with the forge's credentials; a failure carries
     /// git's own words, with any credentials in URLs removed. Within the
     /// cache, the cache is held while git runs and the repository's stale
@@ -540,7 +404,7 @@ impl Cache {
     }
 
     /// Runs git: (success, stdout, stderr without credentials).
-    fn run(
+    pub(super) fn run(
         &self,
         repo: &str,
         dir: &Path,

@@ -165,10 +165,7 @@ impl Writer<'_> {
             Err(e) => return Err(ApplyError::git(name, "move the branch")(e)),
         }
         let url = self.forge.url(name);
-        match self
-            .cache
-            .push(name, &url, &tip.to_string(), &t.branch, false)?
-        {
+        match self.cache.push(name, &url, &tip.to_string(), &t.branch)? {
             Pushed::Done => {
                 heads.insert(t.repo.clone(), tip);
                 Ok(written

@@ -1,6 +1,8 @@
 //! How the forge took a push: git's machine-readable report (`git push
 //! --porcelain`) read for the one ref pushed, and what the forge's side
-//! printed.
+//! printed; the cache's pushes.
+
+use super::{Cache, CacheError};
 
 /// How a push ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,6 +79,118 @@ pub fn held_lock(said: &[String]) -> Option<&str> {
         let (path, rest) = rest.split_once('\'')?;
         (path.ends_with(".lock") && rest.starts_with(": File exists")).then_some(path)
     })
+}
+
+impl Cache {
+    /// Pushes `commit` to `branch` of `url` as a fast-forward.
+    ///
+    /// # Errors
+    /// git fails for another reason than a moved branch.
+    pub fn push(
+        &self,
+        repo: &str,
+        url: &str,
+        commit: &str,
+        branch: &str,
+    ) -> Result<Pushed, CacheError> {
+        let target = format!("refs/heads/{branch}");
+        self.push_ref(repo, url, commit, &target, false)
+    }
+
+    /// Pushes `commit` to `branch` of `url` (a branch druppie owns,
+    /// `druppie/…`) over what it holds, only while it holds `expected`
+    /// (`None`: while it does not exist): a commit a person pushed to it
+    /// since it was fetched is never overwritten; the push is
+    /// [`Pushed::Rejected`] instead.
+    ///
+    /// # Errors
+    /// git fails for another reason than a moved branch.
+    pub fn replace(
+        &self,
+        repo: &str,
+        url: &str,
+        commit: &str,
+        branch: &str,
+        expected: Option<&str>,
+    ) -> Result<Pushed, CacheError> {
+        let target = format!("refs/heads/{branch}");
+        let lease = format!("--force-with-lease={target}:{}", expected.unwrap_or(""));
+        self.push_with(repo, url, &format!("{commit}:{target}"), &target, &[&lease])
+    }
+
+    /// Deletes `branch` on the forge if it is still at `expected`, and in
+    /// the cache's clone.
+    ///
+    /// # Errors
+    /// The push failed in transport, or the forge refused it.
+    pub fn delete_branch(
+        &self,
+        repo: &str,
+        url: &str,
+        branch: &str,
+        expected: &str,
+    ) -> Result<Pushed, CacheError> {
+        let target = format!("refs/heads/{branch}");
+        let lease = format!("--force-with-lease={target}:{expected}");
+        let pushed = self.push_with(repo, url, &format!(":{target}"), &target, &[&lease])?;
+        if pushed == Pushed::Done {
+            self.git(repo, &self.path(repo), &["update-ref", "-d", &target])?;
+        }
+        Ok(pushed)
+    }
+
+    /// Pushes `source` (a commit or a ref) to the ref `target` of `url`.
+    /// git's machine-readable report (`--porcelain`) says how the ref
+    /// fared: rejected because it moved, or because the forge's repo was
+    /// updating it at the same moment (receive-pack's lock race, "failed
+    /// to update ref"), is [`Pushed::Rejected`]; refused for any other
+    /// reason is an error.
+    ///
+    /// # Errors
+    /// The push failed in transport, or the forge refused it.
+    pub fn push_ref(
+        &self,
+        repo: &str,
+        url: &str,
+        source: &str,
+        target: &str,
+        force: bool,
+    ) -> Result<Pushed, CacheError> {
+        let refspec = format!("{}{source}:{target}", if force { "+" } else { "" });
+        self.push_with(repo, url, &refspec, target, &[])
+    }
+
+    /// `git push --porcelain <options> <url> <refspec>`, read for `target`.
+    fn push_with(
+        &self,
+        repo: &str,
+        url: &str,
+        refspec: &str,
+        target: &str,
+        options: &[&str],
+    ) -> Result<Pushed, CacheError> {
+        let mut args = vec!["push", "--porcelain"];
+        args.extend_from_slice(options);
+        args.extend([url, refspec]);
+        let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
+        match push_status(&stdout, target) {
+            Some(PushStatus::Done) | None if ok => Ok(Pushed::Done),
+            Some(PushStatus::Moved) => Ok(Pushed::Rejected {
+                said: remote_said(&said),
+            }),
+            Some(PushStatus::Refused(reason)) => Err(CacheError::Refused {
+                repo: repo.to_owned(),
+                target: target.to_owned(),
+                reason,
+                said: remote_said(&said),
+            }),
+            _ => Err(CacheError::Git {
+                repo: repo.to_owned(),
+                command: "push".to_owned(),
+                said,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

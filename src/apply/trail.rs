@@ -148,13 +148,6 @@ impl Trail<'_> {
                 None => self.merge_verdicts(&target, writer.events(), &mut out.ignored)?,
             };
             for mut v in verdicts {
-                let marked = self.marked(&v)?;
-                if !marked.is_empty() && v.approval.is_ok() {
-                    v.approval = Err(format!(
-                        "merged with conflict markers in {}",
-                        marked.join(", ")
-                    ));
-                }
                 // A rejection carries the proposal's own commit, which the
                 // trail knows as proposed: tell the two apart by kind.
                 let kinds: &[Kind] = if v.merged {
@@ -167,8 +160,17 @@ impl Trail<'_> {
                         && r.event.commit.as_deref() == Some(&v.commit)
                         && kinds.contains(&r.event.kind)
                 });
-                if !recorded && let Some(line) = self.record_verdict(&v, writer)? {
-                    out.recorded.push(line);
+                if !recorded {
+                    let marked = self.marked(&v)?;
+                    if !marked.is_empty() && v.approval.is_ok() {
+                        v.approval = Err(format!(
+                            "merged with conflict markers in {}",
+                            marked.join(", ")
+                        ));
+                    }
+                    if let Some(line) = self.record_verdict(&v, writer)? {
+                        out.recorded.push(line);
+                    }
                 }
                 // Once its verdict is recorded the branch goes: the
                 // next change to this plan and environment is a fresh
@@ -293,12 +295,13 @@ impl Trail<'_> {
                 last.insert(branch, &r.event);
             }
         }
+        let present: BTreeSet<String> = target.proposal_branches()?.into_iter().collect();
         let mut out = Vec::new();
         for (branch, e) in last {
             let (Kind::Proposed, Some(proposal)) = (e.kind, &e.commit) else {
                 continue;
             };
-            if target.has_branch(branch)? {
+            if present.contains(branch) {
                 continue;
             }
             let verdict = match target.gone(branch, proposal)? {

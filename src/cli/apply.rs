@@ -120,17 +120,8 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
 /// (`Druppie-Spec-Commit`): spec files edited since that commit would
 /// make it name the wrong one.
 fn refuse_uncommitted(ctx: &Context) -> Result<(), CommandError> {
-    let mut args = vec!["status", "--porcelain", "--"];
-    args.extend(crate::spec::SPEC_DIRS);
-    let out = std::process::Command::new("git")
-        .args(&args)
-        .current_dir(&ctx.spec_root)
-        .output()
-        .map_err(|e| CommandError::user(format!("cannot run git in the spec checkout: {e}")))?;
-    let edited: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.get(3..).unwrap_or(l).to_owned())
-        .collect();
+    let edited = crate::spec::uncommitted(&ctx.spec_root)
+        .map_err(|e| CommandError::user(format!("cannot read the spec checkout's status: {e}")))?;
     if edited.is_empty() {
         return Ok(());
     }

@@ -71,9 +71,10 @@ pub(super) fn print_changes(
         ui.error(e);
     }
     let summary = Summary::of(changes);
-    let plan = crate::execution::plan(changes, String::new());
+    let plan = crate::execution::plan(changes, intent);
+    let pending = plan.shows_changes();
     if json {
-        let report = report::json(changes, &mask, intent);
+        let report = report::json(changes, &mask, plan);
         let json = serde_json::to_string_pretty(&report).expect("the report serializes");
         ui.out(&format!("{json}\n"));
     } else {
@@ -82,7 +83,7 @@ pub(super) fn print_changes(
     }
     ExitCode::from(if summary.errors > 0 {
         exit::ERROR
-    } else if plan.shows_changes() {
+    } else if pending {
         exit::CHANGES
     } else {
         exit::OK

@@ -344,7 +344,8 @@ impl Reconciler {
         let diff = outcome.changes.as_ref().map(|changes| {
             let mask = Mask::new(changes.secrets.iter().cloned());
             let intent = report::intent(valid, None);
-            serde_json::to_value(report::json(changes, &mask, intent)).unwrap_or_default()
+            let plan = crate::execution::plan(changes, intent);
+            serde_json::to_value(report::json(changes, &mask, plan)).unwrap_or_default()
         });
         let mut view = shared.view.lock().expect("view lock");
         view.statuses = statuses;

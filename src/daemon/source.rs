@@ -100,11 +100,8 @@ impl SpecSource {
         match self {
             SpecSource::Local(path) => Ok(Revision {
                 commit: crate::git::head_commit(path).map(|c| c.to_string()),
-                dirty: match git.git("spec", path, &status_args()) {
-                    Ok(out) => !out.trim().is_empty(),
-                    // Not a git checkout: nothing to apply from.
-                    Err(_) => true,
-                },
+                // Not a git checkout: nothing to apply from.
+                dirty: crate::spec::uncommitted(path).map_or(true, |edited| !edited.is_empty()),
             }),
             SpecSource::Remote { url, branch, dir } => {
                 let run = |args: &[&str]| git.git("spec", dir, args);
@@ -178,10 +175,4 @@ impl SpecSource {
         run(&["push", "--quiet", "origin", &format!("{local}:{local}")])?;
         Ok(())
     }
-}
-
-fn status_args() -> Vec<&'static str> {
-    let mut args = vec!["status", "--porcelain", "--"];
-    args.extend(SPEC_DIRS);
-    args
 }

@@ -411,8 +411,9 @@ pub fn intent(valid: &crate::spec::Validated, plan: Option<&str>) -> String {
     }
 }
 
-/// Builds the JSON report; `intent` describes what the run reconciles.
-pub fn json(changes: &ChangeSets, mask: &Mask, intent: String) -> Report {
+/// Builds the JSON report around `execution_plan`, the plan of
+/// `changes`.
+pub fn json(changes: &ChangeSets, mask: &Mask, execution_plan: ExecutionPlan) -> Report {
     let summary = Summary::of(changes);
     let sets: Vec<JsonChangeSet> = changes
         .shown()
@@ -444,7 +445,6 @@ pub fn json(changes: &ChangeSets, mask: &Mask, intent: String) -> Report {
             f
         })
         .collect();
-    let execution_plan = crate::execution::plan(changes, intent);
     Report {
         changes: sets,
         findings,

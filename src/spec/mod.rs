@@ -27,3 +27,25 @@ pub use validate::{Validated, validate};
 /// The directories that make up the spec (`druppie.toml` and the caches
 /// beside them are not spec edits).
 pub const SPEC_DIRS: [&str; 4] = ["bouwblokken", "skills", "templates", "spec"];
+
+/// The spec files (under [`SPEC_DIRS`]) edited and not committed in the
+/// checkout at `root`, as `git status --porcelain` names them.
+///
+/// # Errors
+/// git cannot run, or `root` is not a git checkout.
+pub fn uncommitted(root: &std::path::Path) -> std::io::Result<Vec<String>> {
+    let out = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--"])
+        .args(SPEC_DIRS)
+        .current_dir(root)
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.get(3..).unwrap_or(l).to_owned())
+        .collect())
+}

@@ -139,20 +139,7 @@ fn a_commit_pushed_to_a_proposal_while_apply_runs_is_kept() {
     let s = with_image(setup("platform-team"));
     assert_eq!(s.apply().code, 0);
     // A reviewer's commit on the proposal, ready to push.
-    let work = work(&s);
-    git(
-        &work,
-        &[
-            "checkout",
-            "-q",
-            "-B",
-            "review",
-            &format!("origin/{BRANCH}"),
-        ],
-    );
-    std::fs::write(work.join("apps/prod/permits/REVIEW.md"), "looked at it\n").unwrap();
-    git(&work, &["add", "-A"]);
-    crate::forged_approvals::git_as(&work, &[], &[], &["commit", "-qm", "a reviewer's note"]);
+    let work = crate::proposals::reviewer_commit(&s);
     let theirs = git(&work, &["rev-parse", "HEAD"]).trim().to_owned();
     git(&work, &["checkout", "-q", "main"]);
     // It reaches the forge right after druppie's cache fetched (a hook

@@ -58,12 +58,10 @@ fn planned(s: &Setup) -> Vec<(String, String)> {
     steps(s).into_iter().map(|(a, b, _)| (a, b)).collect()
 }
 
-#[test]
-fn a_reviewers_commit_on_a_proposal_survives_the_next_apply() {
-    let s = with_image(setup("platform-team"));
-    assert_eq!(s.apply().code, 0);
-    // A reviewer pushes a commit onto druppie's proposal.
-    let work = work(&s);
+/// A reviewer's commit on druppie's prod proposal, in a work clone on the
+/// branch `review`, not pushed yet; returns the clone.
+pub(crate) fn reviewer_commit(s: &Setup) -> std::path::PathBuf {
+    let work = work(s);
     git(
         &work,
         &[
@@ -77,6 +75,15 @@ fn a_reviewers_commit_on_a_proposal_survives_the_next_apply() {
     std::fs::write(work.join("apps/prod/permits/REVIEW.md"), "looked at it\n").unwrap();
     git(&work, &["add", "-A"]);
     git_as(&work, &[], &[], &["commit", "-qm", "a reviewer's note"]);
+    work
+}
+
+#[test]
+fn a_reviewers_commit_on_a_proposal_survives_the_next_apply() {
+    let s = with_image(setup("platform-team"));
+    assert_eq!(s.apply().code, 0);
+    // A reviewer pushes a commit onto druppie's proposal.
+    let work = reviewer_commit(&s);
     git(
         &work,
         &["push", "-q", "origin", &format!("review:{BRANCH}")],
@@ -455,20 +462,7 @@ fn deleting_a_proposal_a_person_pushed_to_opens_a_fresh_one() {
     assert_eq!(s.apply().code, 0);
     let ours = tip(&s, BRANCH);
     // A reviewer pushes onto druppie's proposal; the spec does not move.
-    let work = work(&s);
-    git(
-        &work,
-        &[
-            "checkout",
-            "-q",
-            "-B",
-            "review",
-            &format!("origin/{BRANCH}"),
-        ],
-    );
-    std::fs::write(work.join("apps/prod/permits/REVIEW.md"), "looked at it\n").unwrap();
-    git(&work, &["add", "-A"]);
-    git_as(&work, &[], &[], &["commit", "-qm", "a reviewer's note"]);
+    let work = reviewer_commit(&s);
     git(
         &work,
         &["push", "-q", "origin", &format!("review:{BRANCH}")],
