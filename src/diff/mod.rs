@@ -11,12 +11,18 @@
 //! locked file no longer rendered is deleted only if unmodified.
 //!
 //! Without a plan filter, plan directories in the infra repo whose plan is
-//! gone from the spec are pruned the same way.
+//! gone from the spec (or from an environment) are pruned the same way,
+//! with the plan's Flux directory, in one change set.
+//!
+//! An infra change set that creates or deletes a plan's Flux directory
+//! also carries the environment's list of them ([`list`]), computed from
+//! the live tree and that one change.
 //!
 //! `diff` runs render and policy for one plan and environment at a time
 //! on every core and keeps only the changes.
 
 mod classify;
+pub mod list;
 mod location;
 pub mod report;
 
@@ -339,13 +345,19 @@ impl World<'_> {
                     part.errors.push(e);
                 }
             }
+            if let Some(env) = env
+                && let Err(e) = list::add(&mut cs, repo, env, live)
+            {
+                part.errors.push(e);
+            }
             part.sets.push(cs);
         }
         Ok(part)
     }
 }
 
-/// The infra repo's files under the path of each of `envs`.
+/// The infra repo's files of each of `envs`: under its path and under
+/// its Flux directory (`clusters/<env>/druppie`).
 fn environment_files<'p>(
     platform: &'p Platform,
     infra: &LiveRepo,
@@ -358,7 +370,12 @@ fn environment_files<'p>(
             continue;
         }
         let dir = crate::spec::names::infra_dir(&settings.path.value);
-        match infra.files_under(dir) {
+        let flux = crate::spec::names::flux_dir(&env.value);
+        let read = infra.files_under(dir).and_then(|mut files| {
+            files.extend(infra.files_under(&flux)?);
+            Ok(files)
+        });
+        match read {
             Ok(files) => {
                 out.insert(env.value.as_str(), files);
             }
@@ -407,9 +424,11 @@ fn merge_part(
     }
 }
 
-/// Prunes plan directories (one level below the environment's path, with
-/// a lock) whose plan is not selected any more: one change set each,
-/// named after the directory.
+/// Prunes the locations of plans not selected any more in `env`: their
+/// plan directory (one level below the environment's path) and their Flux
+/// directory (`clusters/<env>/druppie/<plan>`), each with a lock, and
+/// their entry in the environment's list: one change set per plan, named
+/// after the directory.
 fn prune_removed_plans(
     infra: &LiveRepo,
     env: &str,
@@ -418,34 +437,43 @@ fn prune_removed_plans(
     selection: &[Pick<'_>],
     errors: &mut Vec<live::Error>,
 ) -> Vec<ChangeSet> {
+    use crate::spec::names;
     let dir = platform
         .environments
         .get(env)
-        .map_or("", |s| crate::spec::names::infra_dir(&s.path.value));
-    let covered: BTreeSet<String> = selection
+        .map_or("", |s| names::infra_dir(&s.path.value));
+    let covered: BTreeSet<&str> = selection
         .iter()
         .filter(|pick| pick.env_name() == env)
-        .map(|pick| crate::spec::names::plan_dir(dir, pick.plan_name()))
+        .map(|pick| pick.plan_name())
         .collect();
     let suffix = format!("/{LOCK_FILE}");
-    let mut out = Vec::new();
+    // Plan -> its locations with a lock.
+    let mut removed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for path in live.keys() {
-        let Some(plan_dir) = path.strip_suffix(&suffix) else {
+        let Some(location) = path.strip_suffix(&suffix) else {
             continue;
         };
-        let name = plan_dir
+        let in_env = location
             .strip_prefix(dir)
             .and_then(|r| r.strip_prefix('/'))
             .filter(|r| !r.is_empty() && !r.contains('/'));
-        let Some(name) = name else {
+        let Some(name) = in_env.or_else(|| crate::render::flux::plan_of_lock(env, path)) else {
             continue;
         };
-        if covered.contains(plan_dir) {
-            continue;
+        if !covered.contains(name) {
+            removed.entry(name).or_default().push(location.to_owned());
         }
+    }
+    let mut out = Vec::new();
+    for (name, locations) in removed {
         let mut cs = change_set(platform, infra, Some(env));
         cs.plans = vec![name.to_owned()];
-        match diff_location(&mut cs, infra, live, None, plan_dir) {
+        let diffed = locations
+            .iter()
+            .try_for_each(|location| diff_location(&mut cs, infra, live, None, location))
+            .and_then(|()| list::add(&mut cs, infra, env, live));
+        match diffed {
             Ok(()) => out.push(cs),
             Err(e) => errors.push(e),
         }
