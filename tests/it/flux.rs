@@ -317,6 +317,14 @@ fn first_run_on_an_empty_forge_writes_a_layout_flux_builds() {
                 ),
             )
             .expect("overlay");
+            // The target namespace is the one the plan's directory makes.
+            assert_eq!(
+                names_of(&kustomize(&tree.join(path)), "Namespace")
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+                [namespace],
+                "{name}"
+            );
             let built = kustomize(&overlay);
             let objects: Vec<Value> = serde_saphyr::from_multiple(&built).expect("YAML");
             for o in &objects {
