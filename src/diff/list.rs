@@ -27,11 +27,14 @@ pub fn text_after(
     if !flux::moves_list(env, changes()) {
         return None;
     }
-    let plans = flux::after(
-        env,
-        flux::listed(env, tree.keys().map(String::as_str)),
-        changes(),
-    );
+    // Only the Flux directory's files: an environment's tree holds every
+    // plan's files too.
+    let root = format!("{}/", crate::spec::names::flux_dir(env));
+    let under = tree
+        .range(root.clone()..)
+        .map(|(path, _)| path.as_str())
+        .take_while(|path| path.starts_with(&root));
+    let plans = flux::after(env, flux::listed(env, under), changes());
     let text = flux::list(&plans).into_bytes();
     let have = tree.get(&flux::list_path(env));
     (have != Some(&crate::git::blob_id(&text))).then_some(text)
