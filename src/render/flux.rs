@@ -242,6 +242,24 @@ pub fn list(plans: &BTreeSet<String>) -> String {
     )
 }
 
+/// Each environment's list of the Flux directories rendered into it, so
+/// a whole render is a tree Flux (and `kubectl kustomize`) can build.
+pub(super) fn add_lists(desired: &mut crate::render::Desired) {
+    for target in desired.targets.values_mut() {
+        let Some(env) = target.env.clone() else {
+            continue;
+        };
+        let plans = listed(&env, target.files.keys().map(String::as_str));
+        target.files.insert(
+            list_path(&env),
+            crate::render::File {
+                bytes: list(&plans).into_bytes(),
+                mode: crate::spec::model::OwnershipMode::Managed,
+            },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,26 +175,8 @@ pub fn render(
         diags.sort();
         return Err(diags);
     }
-    add_flux_lists(&mut desired);
+    flux::add_lists(&mut desired);
     Ok(desired)
-}
-
-/// Each environment's list of the Flux directories rendered into it, so
-/// a whole render is a tree Flux (and `kubectl kustomize`) can build.
-fn add_flux_lists(desired: &mut Desired) {
-    for target in desired.targets.values_mut() {
-        let Some(env) = target.env.clone() else {
-            continue;
-        };
-        let plans = flux::listed(&env, target.files.keys().map(String::as_str));
-        target.files.insert(
-            flux::list_path(&env),
-            File {
-                bytes: flux::list(&plans).into_bytes(),
-                mode: OwnershipMode::Managed,
-            },
-        );
-    }
 }
 
 /// The template sets of a run: block id -> the spec commit of a pinned
