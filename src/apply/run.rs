@@ -3,7 +3,7 @@
 //! write, record every step, and start over when a branch moved on the
 //! forge meanwhile.
 
-use super::{ApplyError, Cache, Done, Step, Trail, TrailError, Writer, event, now, stamp};
+use super::{ApplyError, Cache, Done, Step, Trail, TrailError, Writer, events, now, stamp};
 use crate::compose::ComposeOptions;
 use crate::diff::report::{Mask, Summary};
 use crate::diff::{self, ChangeSets};
@@ -264,6 +264,14 @@ impl Run<'_> {
             };
             let mut changes =
                 diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;
+            // Promotion past an environment that asks for verification
+            // waits for its `verified` event.
+            changes.unverified = crate::execution::unverified(
+                audit.events(),
+                &platform.infra.repo.value,
+                &changes,
+                |env| platform.environments.get(env).is_some_and(|s| s.verify),
+            );
             let summary = Summary::of(&changes);
             let mask = Mask::new(changes.secrets.iter().cloned());
             let unreadable = std::mem::take(&mut changes.errors);
@@ -301,7 +309,7 @@ impl Run<'_> {
             let when = stamp(writer.time);
             let events: Vec<_> = steps
                 .iter()
-                .filter_map(|step| event(step, &self.identity.email, self.spec_commit, &when))
+                .flat_map(|step| events(step, &self.identity.email, self.spec_commit, &when))
                 .collect();
             let recorded = audit.record(&events, writer.time);
             if recorded.is_err() {

@@ -512,6 +512,7 @@ mod tests {
             env: env.map(str::to_owned),
             plans: vec![plan.to_owned()],
             done,
+            from: None,
         }
     }
 

@@ -123,6 +123,20 @@ pub struct ChangeSets {
     pub proposals: Vec<live::Proposal>,
     /// The environments in promotion order (platform.yaml's).
     pub order: Vec<String>,
+    /// Plans whose live change in an environment that asks for
+    /// verification (`verify: true`) is not verified yet: promotion past
+    /// that environment waits. Read from the audit trail by `apply`;
+    /// empty for `diff`, which does not read the trail.
+    pub unverified: Vec<Unverified>,
+}
+
+/// A plan's live change in one environment that is not verified yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    pub plan: String,
+    pub env: String,
+    /// Why, e.g. `not verified yet` or `its verification failed`.
+    pub why: String,
 }
 
 impl ChangeSets {

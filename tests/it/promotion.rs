@@ -146,6 +146,8 @@ fn a_change_reaches_each_environment_once_live_in_the_one_before() {
         .filter(|(_, env)| !env.is_empty())
         .collect();
     let pair = |k: &str, e: &str| (k.to_owned(), e.to_owned());
+    // Per environment: proposed → approved → promoted (from the one
+    // before, once merged there).
     assert_eq!(
         events,
         [
@@ -153,11 +155,23 @@ fn a_change_reaches_each_environment_once_live_in_the_one_before() {
             pair("proposed", "test"),
             pair("approved", "test"),
             pair("applied", "test"),
+            pair("promoted", "test"),
             pair("proposed", "prod"),
             pair("approved", "prod"),
             pair("applied", "prod"),
+            pair("promoted", "prod"),
         ]
     );
+    let run = s.audit_run(&["--json"]);
+    let events: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let promotions: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "promoted")
+        .map(|e| (e["from"].as_str().unwrap(), e["env"].as_str().unwrap()))
+        .collect();
+    assert_eq!(promotions, [("dev", "test"), ("test", "prod")]);
 }
 
 #[test]
