@@ -132,7 +132,7 @@ impl Writer<'_> {
         c: &Commit,
         changes: &ChangeSets,
         heads: &mut BTreeMap<String, ObjectId>,
-    ) -> Result<Vec<(Vec<String>, Done, Option<String>)>, ApplyError> {
+    ) -> Result<Vec<PlanDone>, ApplyError> {
         let t = &c.target;
         let name = t.repo.as_str();
         let _hold = self.cache.prepare(name)?;
@@ -400,6 +400,10 @@ impl Writer<'_> {
         message(subject, &body, &trailers)
     }
 }
+
+/// One plan's commit as done: its plans, what happened, and the
+/// environment it promotes the change from.
+type PlanDone = (Vec<String>, Done, Option<String>);
 
 /// What a commit carries besides the change: the proposal's id, and the
 /// environment it promotes the change from.
