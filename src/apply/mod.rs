@@ -13,6 +13,7 @@ mod approvals;
 mod cache;
 pub mod coverage;
 mod execute;
+pub mod promote;
 mod push;
 mod retire;
 mod run;

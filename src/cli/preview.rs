@@ -2,7 +2,7 @@
 //! project and infra repo. Both revisions are rendered; the base's render
 //! stands in for the live repos, and the head is diffed against it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{CommandError, CommandResult, Context, Ui};
 use crate::diff;
@@ -59,29 +59,17 @@ fn preview(
     prefix: &str,
     tmp: &Path,
 ) -> CommandResult {
-    // An exported revision is no checkout: its pinned blocks are read
-    // from the repository's history at that revision.
-    let at = |commit| LoadOptions {
-        history: Some(History {
-            repo: repo
-                .work_dir()
-                .map_or_else(|| repo.common_dir(), Path::to_path_buf),
-            commit,
-            prefix: prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
-    };
-    let export = |rev: &str, name: &str| -> Result<(PathBuf, ObjectId), CommandError> {
+    let export = |rev: &str, name: &str| -> Result<(crate::spec::Opened, ObjectId), CommandError> {
         let commit = repo.resolve(rev).map_err(CommandError::failed)?;
-        let dir = tmp.join(name);
-        repo.export(commit, prefix, &dir)
-            .map_err(CommandError::failed)?;
-        Ok((dir, commit))
+        let select = match name {
+            "base" => Default::default(),
+            _ => args.select.clone(),
+        };
+        let opened = open_at(ctx, ui, repo, prefix, commit, &tmp.join(name), &select)?;
+        Ok((opened, commit))
     };
     // The base, rendered into plain directories: the "live" repos.
-    let (base_dir, base_commit) = export(&args.base, "base")?;
-    let base_ctx = ctx.with_spec(&base_dir);
-    let base = super::open(&base_ctx, ui, &at(base_commit), &Default::default())?;
+    let (base, base_commit) = export(&args.base, "base")?;
     let base_commit = base_commit.to_string();
     let limits = ctx.config.render.limits();
     let desired = crate::compose::compose(&base.valid, &base.selection, &limits)
@@ -101,14 +89,16 @@ fn preview(
     })?;
     drop((desired, base));
     // The head, diffed against it.
-    let (head_ctx, head_commit, head_options) = match &args.head {
+    let (head, head_commit) = match &args.head {
         Some(rev) => {
-            let (dir, commit) = export(rev, "head")?;
-            (ctx.with_spec(&dir), Some(commit.to_string()), at(commit))
+            let (opened, commit) = export(rev, "head")?;
+            (opened, Some(commit.to_string()))
         }
-        None => (ctx.with_spec(&ctx.spec_root), None, LoadOptions::default()),
+        None => (
+            super::open(ctx, ui, &LoadOptions::default(), &args.select)?,
+            None,
+        ),
     };
-    let head = super::open(&head_ctx, ui, &head_options, &args.select)?;
     let sources = Sources {
         infra: None,
         repos: Some(rendered),
@@ -187,8 +177,39 @@ fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
     }
 }
 
+/// Opens the spec as it is at `commit` of `repo` (`prefix`: where the
+/// spec is inside it), exported into `dir`: an exported revision is no
+/// checkout, so its pinned blocks are read from the repository's history
+/// at that revision.
+///
+/// # Errors
+/// The revision cannot be exported, or its spec does not open.
+pub(crate) fn open_at(
+    ctx: &Context,
+    ui: &Ui,
+    repo: &Repo,
+    prefix: &str,
+    commit: ObjectId,
+    dir: &Path,
+    select: &super::SelectArgs,
+) -> Result<crate::spec::Opened, CommandError> {
+    repo.export(commit, prefix, dir)
+        .map_err(CommandError::failed)?;
+    let options = LoadOptions {
+        history: Some(History {
+            repo: repo
+                .work_dir()
+                .map_or_else(|| repo.common_dir(), Path::to_path_buf),
+            commit,
+            prefix: prefix.to_owned(),
+        }),
+        ..LoadOptions::default()
+    };
+    super::open(&ctx.with_spec(dir), ui, &options, select)
+}
+
 /// Where the spec checkout is inside its repository (`` for the root).
-fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, CommandError> {
+pub(crate) fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, CommandError> {
     let Some(work) = repo.work_dir() else {
         return Ok(String::new());
     };

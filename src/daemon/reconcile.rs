@@ -217,6 +217,7 @@ impl Reconciler {
             spec_commit: revision.commit.as_deref(),
             trigger,
             limits: self.limits,
+            promote: None,
         };
         let apply = !revision.dirty;
         let (outcome, result) = run.apply(

@@ -99,6 +99,9 @@ pub struct ChangeSet {
     /// The plan's change reaches this environment regardless of the ones
     /// before it (`promote: {env: parallel}`).
     pub parallel: bool,
+    /// `druppie promote`: this is what is live in the named environment
+    /// before, brought here now; it does not wait for promotion.
+    pub promoted_from: Option<String>,
 }
 
 impl ChangeSet {
@@ -553,6 +556,7 @@ fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> Change
         render_digest: String::new(),
         context: false,
         parallel: false,
+        promoted_from: None,
     }
 }
 

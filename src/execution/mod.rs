@@ -361,7 +361,11 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
         files: cs.files.len(),
         conflicts,
     };
-    if let Some(wait) = stages.waiting(cs, &changes.unverified) {
+    // `druppie promote` brings what is live before: it waits for nothing.
+    if let Some(wait) = stages
+        .waiting(cs, &changes.unverified)
+        .filter(|_| cs.promoted_from.is_none())
+    {
         let plan = cs.plans.join(", ");
         let before = wait.env;
         return Action::Nothing(Nothing {
@@ -374,7 +378,10 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
             waiting: Some(before),
         });
     }
-    let promoted_from = stages.before(cs).and_then(|b| b.env.clone());
+    let promoted_from = cs
+        .promoted_from
+        .clone()
+        .or_else(|| stages.before(cs).and_then(|b| b.env.clone()));
     let direct = match (cs.kind, cs.trust) {
         (RepoKind::Infra, Some(Trust::Observe)) => return Action::Report(target(&cs.branch)),
         (RepoKind::Infra, Some(Trust::Deploy)) => conflicts == 0,

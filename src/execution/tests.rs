@@ -37,6 +37,7 @@ fn set(
         render_digest: String::new(),
         context: false,
         parallel: false,
+        promoted_from: None,
     }
 }
 
