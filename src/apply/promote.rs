@@ -65,7 +65,7 @@ pub enum PromoteError {
         repo: String,
         path: String,
         #[source]
-        source: crate::lock::LockParseError,
+        source: Box<crate::lock::LockParseError>,
     },
     #[error(
         "what is live in `{from}` for plan `{plan}` is not verified there ({why}): it is promoted once it is"
@@ -196,7 +196,7 @@ pub fn freight(
         Lock::parse(&String::from_utf8_lossy(&text)).map_err(|source| PromoteError::Lock {
             repo: infra.to_owned(),
             path: path.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let spec_commit = lock.spec_commit.ok_or_else(|| PromoteError::NoSpecCommit {
         repo: infra.to_owned(),
