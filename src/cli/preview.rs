@@ -8,7 +8,7 @@ use super::{CommandError, CommandResult, Context, Ui};
 use crate::diff;
 use crate::git::{ObjectId, Repo};
 use crate::live::Sources;
-use crate::spec::{History, LoadOptions};
+use crate::spec::LoadOptions;
 
 /// Show the multi-repo diff between two revisions of the spec repo: what
 /// merging `--head` onto `--base` would change in every target repo. Exit
@@ -65,7 +65,7 @@ fn preview(
             "base" => Default::default(),
             _ => args.select.clone(),
         };
-        let opened = open_at(ctx, ui, repo, prefix, commit, &tmp.join(name), &select)?;
+        let opened = open_at(ui, repo, prefix, commit, &tmp.join(name), &select)?;
         Ok((opened, commit))
     };
     // The base, rendered into plain directories: the "live" repos.
@@ -178,14 +178,11 @@ fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
 }
 
 /// Opens the spec as it is at `commit` of `repo` (`prefix`: where the
-/// spec is inside it), exported into `dir`: an exported revision is no
-/// checkout, so its pinned blocks are read from the repository's history
-/// at that revision.
+/// spec is inside it), exported into `dir`, and shows its warnings.
 ///
 /// # Errors
 /// The revision cannot be exported, or its spec does not open.
 pub(crate) fn open_at(
-    ctx: &Context,
     ui: &Ui,
     repo: &Repo,
     prefix: &str,
@@ -193,34 +190,19 @@ pub(crate) fn open_at(
     dir: &Path,
     select: &super::SelectArgs,
 ) -> Result<crate::spec::Opened, CommandError> {
-    repo.export(commit, prefix, dir)
-        .map_err(CommandError::failed)?;
-    let options = LoadOptions {
-        history: Some(History {
-            repo: repo
-                .work_dir()
-                .map_or_else(|| repo.common_dir(), Path::to_path_buf),
-            commit,
-            prefix: prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
+    let opened = match crate::spec::revision::open_at(repo, prefix, commit, dir, &select.options())
+    {
+        Ok(opened) => opened,
+        Err(crate::spec::revision::RevisionError::Open(e)) => return Err(e.into()),
+        Err(e) => return Err(CommandError::failed(e)),
     };
-    super::open(&ctx.with_spec(dir), ui, &options, select)
+    ui.diagnostics(&opened.valid.warnings);
+    Ok(opened)
 }
 
 /// Where the spec checkout is inside its repository (`` for the root).
 pub(crate) fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, CommandError> {
-    let Some(work) = repo.work_dir() else {
-        return Ok(String::new());
-    };
-    let canon = |p: &Path| {
-        std::fs::canonicalize(p).map_err(|e| CommandError::user(format!("{}: {e}", p.display())))
-    };
-    let (work, spec) = (canon(work)?, canon(spec_root)?);
-    let rel = spec
-        .strip_prefix(&work)
-        .map_err(|_| CommandError::user(format!("{} is outside its repository", spec.display())))?;
-    Ok(crate::spec::source::slash_path(Path::new(""), rel))
+    crate::spec::revision::prefix(repo, spec_root).map_err(|e| CommandError::user(e.to_string()))
 }
 
 #[cfg(test)]

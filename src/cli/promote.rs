@@ -67,7 +67,6 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         .tempdir()
         .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
     let then = super::preview::open_at(
-        ctx,
         ui,
         &spec_repo,
         &prefix,
