@@ -229,6 +229,7 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
     };
     serve::Environment {
         webhook: ctx.secrets.webhook.clone(),
+        api_token: ctx.secrets.api_token.clone(),
         cluster,
         identity: env
             .var("POD_NAME")

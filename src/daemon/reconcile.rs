@@ -271,7 +271,7 @@ impl Reconciler {
 
     /// Events for every step written and every audit event recorded;
     /// returns the trail as it now is.
-    fn tell(
+    pub(super) fn tell(
         &self,
         shared: &Shared,
         id: &str,
