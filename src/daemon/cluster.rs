@@ -93,7 +93,7 @@ impl Link {
             let commit = applied.commit.clone().unwrap_or_default();
             // Ready at druppie's commit is the verification of a plan
             // without health URLs.
-            if !status.ready() || !revision.is_some_and(|r| r.contains(&commit)) {
+            if !status.ready() || !revision.is_some_and(|r| holds(ctx, &r, &commit)) {
                 continue;
             }
             self.verify(ctx, &inst.plan, &inst.env, applied, &urls);
@@ -172,6 +172,27 @@ impl Link {
             tracing::warn!(error = %crate::error::chain(&e), "commenting the verification");
         }
     }
+}
+
+/// Whether Flux's applied `revision` (`main@sha1:<commit>`) holds
+/// `commit`: it is that commit, or a later one on the infra repo's
+/// history (another plan's commit landed after it before Flux looked).
+fn holds(ctx: &Context<'_>, revision: &str, commit: &str) -> bool {
+    let hex = |h: &str| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let Some(applied) = revision.rsplit(':').next().filter(|h| hex(h)) else {
+        return false;
+    };
+    if applied == commit {
+        return true;
+    }
+    hex(commit)
+        && std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", commit, applied])
+            .current_dir(ctx.cache.path(ctx.infra_repo))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 /// The `applied` event of the infra commit applied last for `plan` in
