@@ -1,0 +1,506 @@
+//! `druppie serve` with a cluster: the real daemon talks to a mock
+//! Kubernetes API server (`tests/mock-kube.py`, Python's standard library)
+//! through a kubeconfig with a token user, as it would to a real one. The
+//! mock answers Flux Kustomizations, Deployments and the leader Lease from
+//! a state file the test rewrites while the daemon runs, serves the
+//! blocks' health URLs on a second port, and logs every request.
+//!
+//! The harness: [`MockKube::start`] the API server, [`with_health`] gives
+//! the fixture's app block a `health_url` output on the mock, [`serve`]
+//! starts the daemon on the local spec checkout with a short poll, and
+//! [`MockKube::set`] says at any moment what Flux reports (e.g.
+//! `Kustomization::of_plan("permits", "dev").ready_at(commit)`);
+//! [`settle`] waits until a whole reconcile has seen it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apply::{Setup, setup};
+use crate::serve::Daemon;
+use crate::support::git;
+
+/// The bearer token the kubeconfig's user sends and the mock requires.
+pub(crate) const TOKEN: &str = "it-kube-token-0f3a9c";
+
+/// How often the daemon polls in these tests: each poll reconciles, and
+/// each reconcile asks the cluster.
+const POLL: &str = "250ms";
+
+/// A running mock API server (and health endpoint), killed on drop.
+pub(crate) struct MockKube {
+    child: Child,
+    /// Base URL of the Kubernetes API, `http://127.0.0.1:<port>`.
+    pub(crate) api: String,
+    /// Base URL of the health endpoint.
+    pub(crate) health: String,
+    state: PathBuf,
+    log: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// What the mock reports; written as its state file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct ClusterState {
+    pub(crate) kustomizations: Vec<Kustomization>,
+    pub(crate) deployments: Vec<Deployment>,
+    /// Health path → the status it answers (200 when not listed).
+    pub(crate) health: BTreeMap<String, u16>,
+}
+
+/// A Flux Kustomization as the mock reports it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Kustomization {
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) path: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    /// The `Ready` condition: true, false, or unknown (`None`).
+    pub(crate) ready: Option<bool>,
+    /// `status.lastAppliedRevision`.
+    pub(crate) revision: Option<String>,
+}
+
+impl Kustomization {
+    /// The Kustomization druppie writes for `plan` in `env`
+    /// (`flux-system/<plan>-<env>`, labelled with both, path
+    /// `./apps/<env>/<plan>`), not reconciled yet.
+    pub(crate) fn of_plan(plan: &str, env: &str) -> Kustomization {
+        Kustomization {
+            name: format!("{plan}-{env}"),
+            namespace: "flux-system".into(),
+            path: format!("./apps/{env}/{plan}"),
+            labels: BTreeMap::from([
+                ("druppie.io/plan".into(), plan.into()),
+                ("druppie.io/environment".into(), env.into()),
+            ]),
+            ready: None,
+            revision: None,
+        }
+    }
+
+    /// A Kustomization named `name` applying the directory `path`.
+    pub(crate) fn at_path(name: &str, path: &str) -> Kustomization {
+        Kustomization {
+            name: name.into(),
+            namespace: "flux-system".into(),
+            path: path.into(),
+            labels: BTreeMap::new(),
+            ready: None,
+            revision: None,
+        }
+    }
+
+    /// Ready, having applied infra commit `commit` of `main`.
+    pub(crate) fn ready_at(self, commit: &str) -> Kustomization {
+        Kustomization {
+            ready: Some(true),
+            revision: Some(format!("main@sha1:{commit}")),
+            ..self
+        }
+    }
+
+    /// Not Ready (a health check failing) after applying `commit`.
+    pub(crate) fn failing_at(self, commit: &str) -> Kustomization {
+        Kustomization {
+            ready: Some(false),
+            revision: Some(format!("main@sha1:{commit}")),
+            ..self
+        }
+    }
+}
+
+/// A Deployment as the mock reports it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Deployment {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) replicas: i32,
+    pub(crate) available: i32,
+}
+
+/// One request the mock answered.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct Request {
+    /// `api` or `health`.
+    pub(crate) port: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) code: u16,
+}
+
+impl Request {
+    /// The path and, when there is one, the query.
+    pub(crate) fn url(&self) -> String {
+        match self.query.as_str() {
+            "" => self.path.clone(),
+            q => format!("{}?{q}", self.path),
+        }
+    }
+}
+
+impl MockKube {
+    /// Starts the mock with an empty cluster (no Kustomizations, no
+    /// Deployments), its files under `dir`.
+    pub(crate) fn start(dir: &Path) -> MockKube {
+        std::fs::create_dir_all(dir).expect("mock dir");
+        let (state, log) = (dir.join("state.json"), dir.join("requests.jsonl"));
+        let script = crate::support::repo_root().join("tests/mock-kube.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg("--state")
+            .arg(&state)
+            .arg("--log")
+            .arg(&log)
+            .args(["--token", TOKEN])
+            // It exits when stdin closes, so it never outlives the test.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python3 tests/mock-kube.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the mock says where it listens");
+        let urls: Value = serde_json::from_str(&line).expect("the mock's URLs");
+        let url = |k: &str| urls[k].as_str().expect("a URL").to_owned();
+        let kubeconfig = dir.join("kubeconfig");
+        let mock = MockKube {
+            child,
+            api: url("api"),
+            health: url("health"),
+            state,
+            log,
+            kubeconfig,
+        };
+        mock.set(&ClusterState::default());
+        std::fs::write(
+            &mock.kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: mock\n\
+                 clusters:\n- name: mock\n  cluster:\n    server: {}\n\
+                 users:\n- name: druppie\n  user:\n    token: {TOKEN}\n\
+                 contexts:\n- name: mock\n  context:\n    cluster: mock\n    user: druppie\n",
+                mock.api
+            ),
+        )
+        .expect("kubeconfig");
+        mock
+    }
+
+    /// The kubeconfig naming this API server and the token user.
+    pub(crate) fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// From now on the mock reports `state` (written whole, by rename,
+    /// so a request never sees half of it).
+    pub(crate) fn set(&self, state: &ClusterState) {
+        let text = serde_json::to_string_pretty(state).expect("state JSON");
+        let tmp = self.state.with_extension("json.tmp");
+        std::fs::write(&tmp, text).expect("write state");
+        std::fs::rename(&tmp, &self.state).expect("replace state");
+    }
+
+    /// Every request answered so far, in order.
+    pub(crate) fn requests(&self) -> Vec<Request> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a request line"))
+            .collect()
+    }
+
+    /// How many requests so far had this method and path.
+    pub(crate) fn asked(&self, method: &str, path: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+
+    /// `path` on the health endpoint.
+    pub(crate) fn health_url(&self, path: &str) -> String {
+        format!("{}{path}", self.health)
+    }
+}
+
+impl Drop for MockKube {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The health path of `component` of the plan running in `namespace`.
+pub(crate) fn health_path(namespace: &str, component: &str) -> String {
+    format!("/health/{namespace}/{component}")
+}
+
+/// Gives the fixture's `webapp-python` block a `health_url` output on
+/// the mock's health endpoint ([`health_path`]), committed.
+pub(crate) fn with_health(s: Setup, kube: &MockKube) -> Setup {
+    let block = s.f.path().join("bouwblokken/webapp-python.md");
+    let text = std::fs::read_to_string(&block).expect("block");
+    let output = format!(
+        "outputs:\n  health_url: \"{}\"\n",
+        kube.health_url(&health_path("{{ namespace }}", "{{ component }}"))
+    );
+    assert!(text.contains("outputs:\n"), "{text}");
+    std::fs::write(&block, text.replacen("outputs:\n", &output, 1)).expect("block");
+    git(s.f.path(), &["commit", "-qam", "the app's health URL"]);
+    s
+}
+
+/// Starts `druppie serve` on the local spec checkout of `s`, polling
+/// every [`POLL`], with the mock as its cluster (`KUBECONFIG`), as pod
+/// `druppie-0` in namespace `druppie`; returns once the first reconcile
+/// finished (`/readyz` answers 200 before that, while the daemon has not
+/// won the Lease yet).
+pub(crate) fn serve(s: &Setup, kube: &MockKube) -> Daemon {
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    if !config.contains("[server]") {
+        config.push_str(&format!(
+            "\n[server]\nlisten = \"127.0.0.1:0\"\npoll_interval = \"{POLL}\"\nwebhook_secret_env = \"DRUPPIE_IT_WEBHOOK_SECRET\"\n"
+        ));
+        std::fs::write(&s.config, config).expect("config");
+    }
+    let spec = s.f.path().to_str().expect("utf-8").to_owned();
+    let kubeconfig = kube.kubeconfig().to_str().expect("utf-8").to_owned();
+    let d = Daemon::start_env(
+        s,
+        &["--spec", &spec],
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("POD_NAME", "druppie-0"),
+            ("POD_NAMESPACE", "druppie"),
+        ],
+    );
+    d.wait("the first reconcile", |d| d.reconciles() >= 1.0);
+    d
+}
+
+/// Waits until a whole reconcile started after this call has finished:
+/// whatever the mock reports now, the daemon has acted on.
+pub(crate) fn settle(d: &Daemon) {
+    let from = d.reconciles();
+    d.wait("two more reconciles", |d| d.reconciles() >= from + 2.0);
+}
+
+/// The events on the audit trail of the spec checkout, as `druppie audit
+/// --json` prints them.
+pub(crate) fn events(s: &Setup) -> Vec<Value> {
+    let run = s.audit_run(&["--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    match serde_json::from_str(&run.stdout).expect("audit JSON") {
+        Value::Array(events) => events,
+        other => panic!("not a list: {other}"),
+    }
+}
+
+/// The `kind` events for `env` on the trail, as their infra commits.
+pub(crate) fn judged(s: &Setup, kind: &str, env: &str) -> Vec<String> {
+    events(s)
+        .iter()
+        .filter(|e| e["kind"] == kind && e["env"] == env && e["repo"] == "infra")
+        .map(|e| e["commit"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Waits (up to `limit`) until `kind` is on the trail for `env`; returns
+/// its commits.
+pub(crate) fn wait_for(
+    s: &Setup,
+    d: &Daemon,
+    kind: &str,
+    env: &str,
+    limit: Duration,
+) -> Vec<String> {
+    let until = Instant::now() + limit;
+    loop {
+        let found = judged(s, kind, env);
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(
+            Instant::now() < until,
+            "no {kind} event for {env} within {limit:?}; trail: {:?}\nlogs:\n{}",
+            events(s),
+            d.logs().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The apply fixture (permits: dev deploys, prod proposes) with the app's
+/// health URL on the mock, the daemon started on it; returns the setup,
+/// the mock, the daemon and the infra commit it applied to dev.
+fn started() -> (Setup, MockKube, Daemon, String) {
+    let s = setup("");
+    let kube = MockKube::start(&s.tmp.path().join("kube"));
+    let s = with_health(s, &kube);
+    let d = serve(&s, &kube);
+    let applied = judged(&s, "applied", "dev");
+    assert_eq!(applied.len(), 1, "{:?}", events(&s));
+    let commit = applied[0].clone();
+    (s, kube, d, commit)
+}
+
+/// druppie's git note on `commit` in the forge's infra repo ("" while
+/// there is none).
+pub(crate) fn note(s: &Setup, commit: &str) -> String {
+    let out = Command::new("git")
+        .args(["notes", "--ref=druppie", "show", commit])
+        .current_dir(s.forge().join("infra.git"))
+        .output()
+        .expect("git notes");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What the cluster reports in the status API for `plan` in `env`.
+fn cluster_status(d: &Daemon, plan: &str, env: &str) -> Value {
+    d.state(plan, env)["cluster"].clone()
+}
+
+#[test]
+fn the_daemon_verifies_a_plan_once_flux_reports_its_applied_commit_ready() {
+    let started_at = Instant::now();
+    let (s, kube, d, commit) = started();
+    let infra = s.forge().join("infra.git");
+    let first = git(&infra, &["rev-list", "--max-parents=0", "main"])
+        .trim()
+        .to_owned();
+    assert_ne!(first, commit);
+    // The environment's own Kustomization is Ready at the applied commit
+    // all along: what counts is the plan's.
+    let env_wide = Kustomization::at_path("apps-dev", "./apps/dev").ready_at(&commit);
+    let state = |plan: Kustomization, available: i32| ClusterState {
+        kustomizations: vec![
+            env_wide.clone(),
+            plan,
+            Kustomization::of_plan("permits", "prod"),
+        ],
+        deployments: vec![Deployment {
+            namespace: "permits-dev".into(),
+            name: "permits-app".into(),
+            replicas: 1,
+            available,
+        }],
+        health: BTreeMap::new(),
+    };
+    let permits = || Kustomization::of_plan("permits", "dev");
+
+    // Flux has applied the commit, but the plan's health checks fail.
+    kube.set(&state(permits().failing_at(&commit), 1));
+    settle(&d);
+    assert!(judged(&s, "verified", "dev").is_empty());
+    assert!(judged(&s, "failed", "dev").is_empty());
+    let seen = cluster_status(&d, "permits", "dev");
+    assert_eq!(seen["kustomization"]["name"], "permits-dev", "{seen}");
+    assert_eq!(seen["kustomization"]["ready"], false, "{seen}");
+
+    // Ready, but at an older revision.
+    kube.set(&state(permits().ready_at(&first), 1));
+    settle(&d);
+    assert!(judged(&s, "verified", "dev").is_empty());
+    // Ready at the commit, but the Deployment has no available replica.
+    kube.set(&state(permits().ready_at(&commit), 0));
+    settle(&d);
+    assert!(judged(&s, "verified", "dev").is_empty());
+    let health = health_path("permits-dev", "app");
+    assert_eq!(kube.asked("GET", &health), 0, "no health check yet");
+
+    // Ready at the commit druppie applied, and available: verified, once.
+    kube.set(&state(permits().ready_at(&commit), 1));
+    let verified = wait_for(&s, &d, "verified", "dev", Duration::from_secs(15));
+    assert_eq!(verified, vec![commit.clone()]);
+    assert_eq!(kube.asked("GET", &health), 1);
+    settle(&d);
+    assert_eq!(judged(&s, "verified", "dev"), vec![commit.clone()], "once");
+    assert_eq!(kube.asked("GET", &health), 1, "not checked again");
+    let seen = cluster_status(&d, "permits", "dev");
+    assert_eq!(seen["kustomization"]["ready"], true, "{seen}");
+    assert_eq!(
+        seen["kustomization"]["revision"],
+        format!("main@sha1:{commit}"),
+        "{seen}"
+    );
+    d.wait("the verdict in the commit's note", |_| {
+        note(&s, &commit).contains("druppie: permits verified in dev: every health URL answers")
+    });
+
+    // What the daemon asked: Flux across namespaces, the plan's
+    // Deployments, and the Lease in its namespace (created, then renewed).
+    let lease = "/apis/coordination.k8s.io/v1/namespaces/druppie/leases";
+    let asked: Vec<String> = kube
+        .requests()
+        .iter()
+        .filter(|r| r.port == "api")
+        .map(|r| format!("{} {} {}", r.method, r.url(), r.code))
+        .collect();
+    let first_read = format!("GET {lease}/druppie 404");
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.ends_with(" 200") || r.ends_with(" 201") || *r == first_read),
+        "every request answered, with the token: {asked:#?}"
+    );
+    for wanted in [
+        "GET /apis/kustomize.toolkit.fluxcd.io/v1/",
+        "GET /apis/apps/v1/namespaces/permits-dev/deployments",
+        &format!("POST {lease} 201"),
+        &format!("PUT {lease}/druppie 200"),
+    ] {
+        assert!(
+            asked.iter().any(|r| r.starts_with(wanted)),
+            "{wanted}: {asked:#?}"
+        );
+    }
+    assert!(
+        d.logs().iter().all(|l| !l.contains(TOKEN)),
+        "the token stays out of the logs"
+    );
+    assert!(d.terminate().success());
+    let run = s.audit_run(&["--json", "--verify"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    eprintln!("verified end to end in {:?}", started_at.elapsed());
+}
+
+#[test]
+fn a_health_url_answering_500_is_recorded_as_failed() {
+    let started_at = Instant::now();
+    let (s, kube, d, commit) = started();
+    let health = health_path("permits-dev", "app");
+    kube.set(&ClusterState {
+        kustomizations: vec![Kustomization::of_plan("permits", "dev").ready_at(&commit)],
+        health: BTreeMap::from([(health.clone(), 500)]),
+        ..ClusterState::default()
+    });
+    // Five attempts, two seconds apart.
+    let failed = wait_for(&s, &d, "failed", "dev", Duration::from_secs(20));
+    assert_eq!(failed, vec![commit.clone()]);
+    assert!(judged(&s, "verified", "dev").is_empty());
+    assert_eq!(kube.asked("GET", &health), 5);
+    d.wait("the verdict in the commit's note", |_| {
+        let note = note(&s, &commit);
+        note.contains("druppie: permits verification FAILED in dev: ")
+            && note.contains("answered 500")
+    });
+    // A verdict is final for its commit: the health URL healing does not
+    // turn it into `verified`.
+    kube.set(&ClusterState {
+        kustomizations: vec![Kustomization::of_plan("permits", "dev").ready_at(&commit)],
+        ..ClusterState::default()
+    });
+    settle(&d);
+    assert!(judged(&s, "verified", "dev").is_empty());
+    assert!(d.terminate().success());
+    eprintln!("failed end to end in {:?}", started_at.elapsed());
+}
