@@ -34,8 +34,9 @@ Requests to the API must carry `Authorization: Bearer <token>`; any other
 is answered 401. Every request (API and health) is appended to the log
 file as one JSON line: {"port": "api"|"health", "method", "path", "query", "code"}.
 
-Usage: mock-kube.py --state FILE --log FILE --token TOKEN
-On start it prints one JSON line to stdout: {"api": URL, "health": URL}.
+Usage: mock-kube.py --state FILE --log FILE --token TOKEN [--tls-cert PEM --tls-key PEM]
+With a certificate the API is served over TLS (the health endpoint stays
+plain HTTP). On start it prints one JSON line to stdout: {"api": URL, "health": URL}.
 Python 3 standard library only.
 """
 
@@ -43,6 +44,7 @@ import argparse
 import datetime
 import json
 import re
+import ssl
 import sys
 import threading
 import urllib.parse
@@ -437,12 +439,34 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
 
-def serve(store, port_name):
+class TlsServer(ThreadingHTTPServer):
+    """Each connection's TLS handshake runs on its own thread, so a
+    client that never finishes one holds up nobody else."""
+
+    context = None
+
+    def finish_request(self, request, client_address):
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(request, client_address)
+
+
+def serve(store, port_name, tls=None):
     handler = type(f"{port_name.title()}Handler", (Handler,), {"store": store, "port_name": port_name})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    scheme = "http"
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server = TlsServer(("127.0.0.1", 0), handler)
+        server.context = context
+        scheme = "https"
+    else:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
+    return f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
 
 def main():
@@ -450,9 +474,12 @@ def main():
     parser.add_argument("--state", required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--tls-cert", help="serve the API over TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this key (PEM)")
     args = parser.parse_args()
     store = Store(args.state, args.log, args.token)
-    urls = {"api": serve(store, "api"), "health": serve(store, "health")}
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    urls = {"api": serve(store, "api", tls), "health": serve(store, "health")}
     print(json.dumps(urls), flush=True)
     # Until the test kills it or closes stdin.
     sys.stdin.read()

@@ -8,7 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, P
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::time::Duration;
 
-use super::{ClusterState, Deployment, Kustomization, MockKube};
+use super::{ClusterState, Deployment, Kustomization, MockKube, Transport};
 
 /// kube's client on the mock's kubeconfig.
 async fn client(kube: &MockKube) -> kube::Client {
@@ -30,6 +30,7 @@ fn names(list: &[DynamicObject]) -> Vec<String> {
 async fn druppie_reads_the_plan_s_kustomization_and_deployments_from_the_mock() {
     let tmp = tempfile::tempdir().expect("tmp");
     let kube = MockKube::start(tmp.path());
+    assert!(kube.api.starts_with("https://"), "{}", kube.api);
     kube.set(&ClusterState {
         kustomizations: vec![
             Kustomization::at_path("apps-dev", "./apps/dev").ready_at("c0"),
@@ -125,9 +126,10 @@ async fn druppie_reads_the_plan_s_kustomization_and_deployments_from_the_mock() 
 }
 
 #[tokio::test]
-async fn the_mock_s_lease_lets_one_of_two_replicas_lead() {
+async fn the_mock_s_lease_lets_one_of_two_replicas_lead_over_plain_http() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let kube = MockKube::start(tmp.path());
+    let kube = MockKube::start_with(tmp.path(), Transport::Plain);
+    assert!(kube.api.starts_with("http://"), "{}", kube.api);
     let cluster = Cluster::connect(&Source::Kubeconfig(kube.kubeconfig().to_owned()))
         .await
         .expect("connect");
@@ -170,4 +172,32 @@ async fn the_mock_s_lease_lets_one_of_two_replicas_lead() {
         matches!(&again, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"),
         "{again:?}"
     );
+}
+
+#[tokio::test]
+async fn a_kubeconfig_without_the_mock_s_ca_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let kube = MockKube::start(tmp.path());
+    let text = std::fs::read_to_string(kube.kubeconfig()).expect("kubeconfig");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, text);
+    let path = tmp.path().join("kubeconfig-without-ca");
+    std::fs::write(&path, without).expect("kubeconfig");
+    let cluster = Cluster::connect(&Source::Kubeconfig(path))
+        .await
+        .expect("connect sends nothing yet");
+    let error = cluster
+        .status(&Target {
+            namespace: "permits-dev".into(),
+            path: "apps/dev/permits".into(),
+        })
+        .await
+        .expect_err("an unknown issuer");
+    let chain = druppie::error::chain(&error);
+    assert!(chain.contains("certificate"), "{chain}");
+    assert!(kube.requests().is_empty(), "nothing reached the mock");
 }

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -128,6 +130,86 @@ pub(crate) struct Deployment {
     pub(crate) available: i32,
 }
 
+/// How the mock serves the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// HTTPS with a certificate for 127.0.0.1 from a CA made for the test.
+    Tls,
+    /// Plain HTTP (kube's client speaks both).
+    Plain,
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, made with the
+/// `openssl` CLI in `dir`: (the CA's PEM, the certificate's path, its
+/// key's path).
+fn certificates(dir: &Path) -> (String, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p256 = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &p256,
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"],
+            &["-subj", "/CN=mock-kube-ca"],
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+            &["-addext", "keyUsage=critical,keyCertSign"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-new"][..],
+            &p256,
+            &["-keyout", "server.key", "-out", "server.csr"],
+            &["-subj", "/CN=mock-kube"],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "2",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ]);
+    let ca = std::fs::read_to_string(dir.join("ca.crt")).expect("the CA");
+    (ca, dir.join("server.crt"), dir.join("server.key"))
+}
+
 /// One request the mock answered.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub(crate) struct Request {
@@ -151,18 +233,39 @@ impl Request {
 
 impl MockKube {
     /// Starts the mock with an empty cluster (no Kustomizations, no
-    /// Deployments), its files under `dir`.
+    /// Deployments), its files under `dir`, serving the API over TLS
+    /// with a certificate from a CA made for it, which the kubeconfig
+    /// names (`certificate-authority-data`), as a real cluster's does.
     pub(crate) fn start(dir: &Path) -> MockKube {
+        MockKube::start_with(dir, Transport::Tls)
+    }
+
+    /// [`MockKube::start`], serving the API as `transport` says.
+    pub(crate) fn start_with(dir: &Path, transport: Transport) -> MockKube {
         std::fs::create_dir_all(dir).expect("mock dir");
         let (state, log) = (dir.join("state.json"), dir.join("requests.jsonl"));
         let script = crate::support::repo_root().join("tests/mock-kube.py");
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        command
             .arg(&script)
             .arg("--state")
             .arg(&state)
             .arg("--log")
             .arg(&log)
-            .args(["--token", TOKEN])
+            .args(["--token", TOKEN]);
+        let ca = match transport {
+            Transport::Tls => {
+                let (ca, cert, key) = certificates(dir);
+                command
+                    .arg("--tls-cert")
+                    .arg(cert)
+                    .arg("--tls-key")
+                    .arg(key);
+                Some(ca)
+            }
+            Transport::Plain => None,
+        };
+        let mut child = command
             // It exits when stdin closes, so it never outlives the test.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -185,11 +288,14 @@ impl MockKube {
             kubeconfig,
         };
         mock.set(&ClusterState::default());
+        let authority = ca.map_or_else(String::new, |pem| {
+            format!("    certificate-authority-data: {}\n", STANDARD.encode(pem))
+        });
         std::fs::write(
             &mock.kubeconfig,
             format!(
                 "apiVersion: v1\nkind: Config\ncurrent-context: mock\n\
-                 clusters:\n- name: mock\n  cluster:\n    server: {}\n\
+                 clusters:\n- name: mock\n  cluster:\n    server: {}\n{authority}\
                  users:\n- name: druppie\n  user:\n    token: {TOKEN}\n\
                  contexts:\n- name: mock\n  context:\n    cluster: mock\n    user: druppie\n",
                 mock.api
