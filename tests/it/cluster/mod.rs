@@ -28,11 +28,16 @@ use crate::apply::Setup;
 use crate::serve::Daemon;
 use crate::support::git;
 
+mod leader;
 mod mock;
 mod verification;
 
 /// The bearer token the kubeconfig's user sends and the mock requires.
 pub(crate) const TOKEN: &str = "it-kube-token-0f3a9c";
+
+/// The daemon's pod name and namespace: its Lease is `druppie/druppie`.
+pub(crate) const IDENTITY: &str = "druppie-0";
+pub(crate) const NAMESPACE: &str = "druppie";
 
 /// How often the daemon polls in these tests: each poll reconciles, and
 /// each reconcile asks the cluster.
@@ -372,9 +377,16 @@ pub(crate) fn with_health(s: Setup, kube: &MockKube) -> Setup {
 /// Starts `druppie serve` on the local spec checkout of `s`, polling
 /// every [`POLL`], with the mock as its cluster (`KUBECONFIG`), as pod
 /// `druppie-0` in namespace `druppie`; returns once the first reconcile
-/// finished (`/readyz` answers 200 before that, while the daemon has not
-/// won the Lease yet).
+/// finished.
 pub(crate) fn serve(s: &Setup, kube: &MockKube) -> Daemon {
+    let d = start(s, kube);
+    d.wait("the first reconcile", |d| d.reconciles() >= 1.0);
+    d
+}
+
+/// [`serve`], returning as soon as `/readyz` answers 200, which it does
+/// before the first reconcile while the daemon does not hold the Lease.
+pub(crate) fn start(s: &Setup, kube: &MockKube) -> Daemon {
     let mut config = std::fs::read_to_string(&s.config).expect("config");
     if !config.contains("[server]") {
         config.push_str(&format!(
@@ -384,17 +396,15 @@ pub(crate) fn serve(s: &Setup, kube: &MockKube) -> Daemon {
     }
     let spec = s.f.path().to_str().expect("utf-8").to_owned();
     let kubeconfig = kube.kubeconfig().to_str().expect("utf-8").to_owned();
-    let d = Daemon::start_env(
+    Daemon::start_env(
         s,
         &["--spec", &spec],
         &[
             ("KUBECONFIG", &kubeconfig),
-            ("POD_NAME", "druppie-0"),
-            ("POD_NAMESPACE", "druppie"),
+            ("POD_NAME", IDENTITY),
+            ("POD_NAMESPACE", NAMESPACE),
         ],
-    );
-    d.wait("the first reconcile", |d| d.reconciles() >= 1.0);
-    d
+    )
 }
 
 /// Waits until a whole reconcile started after this call has finished:
