@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use druppie::kube::{Cluster, Leader, Source};
 
-use super::{IDENTITY, MockKube, NAMESPACE, events, judged, start, with_health};
+use super::{IDENTITY, MockKube, NAMESPACE, events, recorded, start, with_health};
 use crate::apply::setup;
 use crate::support::git;
 
@@ -47,7 +47,7 @@ fn a_follower_reconciles_nothing_until_the_leader_releases_the_lease() {
     // Released: the daemon takes the Lease at its next round and reconciles.
     runtime.block_on(other.release()).expect("release");
     d.wait("the first reconcile", |d| d.reconciles() >= 1.0);
-    assert_eq!(judged(&s, "applied", "permits", "dev").len(), 1);
+    assert_eq!(recorded(&s, "applied", "permits", "dev").len(), 1);
     assert!(
         !runtime.block_on(other.try_acquire()).expect("read"),
         "the daemon holds it now"

@@ -10,8 +10,9 @@
 //! starts the daemon on the local spec checkout with a short poll, and
 //! [`MockKube::set`] says at any moment what Flux reports (e.g.
 //! `Kustomization::of_plan("permits", "dev").ready_at(commit)`);
-//! [`settle`] waits until a whole reconcile has seen it; [`judged`] and
-//! [`wait_for`] read the audit trail.
+//! [`settle`] waits until a whole reconcile has seen it; [`recorded`] and
+//! [`wait_for`] read the audit trail, [`MockKube::requests`] what the
+//! daemon asked.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -46,7 +47,8 @@ const POLL: &str = "250ms";
 /// A running mock API server (and health endpoint), killed on drop.
 pub(crate) struct MockKube {
     child: Child,
-    /// Base URL of the Kubernetes API, `http://127.0.0.1:<port>`.
+    /// Base URL of the Kubernetes API, `https://127.0.0.1:<port>`
+    /// (`http://` with [`Transport::Plain`]).
     pub(crate) api: String,
     /// Base URL of the health endpoint.
     pub(crate) health: String,
@@ -427,7 +429,7 @@ pub(crate) fn events(s: &Setup) -> Vec<Value> {
 
 /// The `kind` events for `plan` in `env` on the trail, as their infra
 /// commits.
-pub(crate) fn judged(s: &Setup, kind: &str, plan: &str, env: &str) -> Vec<String> {
+pub(crate) fn recorded(s: &Setup, kind: &str, plan: &str, env: &str) -> Vec<String> {
     events(s)
         .iter()
         .filter(|e| e["kind"] == kind && e["env"] == env && e["repo"] == "infra")
@@ -452,7 +454,7 @@ pub(crate) fn wait_for(
 ) -> Vec<String> {
     let until = Instant::now() + limit;
     loop {
-        let found = judged(s, kind, plan, env);
+        let found = recorded(s, kind, plan, env);
         if !found.is_empty() {
             return found;
         }
