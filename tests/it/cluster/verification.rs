@@ -190,7 +190,6 @@ fn a_health_url_answering_500_is_recorded_as_failed() {
 /// the first plan's Kustomization reports the second plan's commit, which
 /// contains the first's.
 #[test]
-#[ignore = "the daemon verifies only when Flux's revision is the plan's own commit, not a later one containing it"]
 fn a_plan_is_verified_when_flux_applied_a_later_commit_that_contains_its_own() {
     let s = setup("");
     std::fs::write(
