@@ -228,3 +228,44 @@ fn a_plan_is_verified_when_flux_applied_a_later_commit_that_contains_its_own() {
     }
     assert!(d.terminate().success());
 }
+
+#[test]
+fn a_merged_proposal_is_verified_at_its_merge_commit() {
+    let (s, kube, d, dev) = started();
+    // prod proposes: nothing applied there until a person merges.
+    assert!(recorded(&s, "applied", "permits", "prod").is_empty());
+    s.merge_proposal("Merge druppie/prod/permits");
+    let merge = git(&s.forge().join("infra.git"), &["rev-parse", "main"])
+        .trim()
+        .to_owned();
+    let applied = wait_for(
+        &s,
+        &d,
+        "applied",
+        "permits",
+        "prod",
+        Duration::from_secs(15),
+    );
+    assert_eq!(applied, vec![merge.clone()], "the merge commit is applied");
+    kube.set(&ClusterState {
+        kustomizations: vec![
+            Kustomization::of_plan("permits", "dev").ready_at(&dev),
+            Kustomization::of_plan("permits", "prod").ready_at(&merge),
+        ],
+        ..ClusterState::default()
+    });
+    let verified = wait_for(
+        &s,
+        &d,
+        "verified",
+        "permits",
+        "prod",
+        Duration::from_secs(15),
+    );
+    assert_eq!(verified, vec![merge.clone()]);
+    assert_eq!(kube.asked("GET", &health_path("permits", "app")), 1);
+    d.wait("the verdict in the merge commit's note", |_| {
+        note(&s, &merge).contains("druppie: permits verified in prod: every health URL answers")
+    });
+    assert!(d.terminate().success());
+}
