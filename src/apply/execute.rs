@@ -41,7 +41,10 @@ impl Writer<'_> {
                     .waiting
                     .iter()
                     .map(|on| {
-                        let done = Done::Waiting { on: on.clone() };
+                        let done = Done::Waiting {
+                            on: on.clone(),
+                            reason: n.reason.clone(),
+                        };
                         (n.target.plans.clone(), done, None)
                     })
                     .collect()),
