@@ -7,18 +7,14 @@ use std::time::Duration;
 
 use super::{ClusterState, Deployment, Kustomization, MockKube, recorded, serve, settle, wait_for};
 use crate::apply::setup;
+use crate::promotion::{edit, promoted_from};
 use crate::support::git;
 
 #[test]
 fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
     let s = setup("");
     let spec = s.f.path();
-    let edit = |path: &str, from: &str, to: &str| {
-        let full = spec.join(path);
-        let text = std::fs::read_to_string(&full).unwrap();
-        assert!(text.contains(from), "{path}: {from}");
-        std::fs::write(&full, text.replacen(from, to, 1)).unwrap();
-    };
+    let edit = |path: &str, from: &str, to: &str| edit(spec, path, from, to);
     edit(
         "spec/platform.yaml",
         "    trust: deploy",
@@ -69,15 +65,6 @@ fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
     d.wait("prod's proposal", |_| {
         proposals().contains("druppie/prod/permits")
     });
-    let from = git(
-        &infra,
-        &[
-            "log",
-            "-1",
-            "--format=%(trailers:key=Druppie-Promoted-From,valueonly)",
-            "druppie/prod/permits",
-        ],
-    );
-    assert_eq!(from.trim(), "dev");
+    assert_eq!(promoted_from(&infra, "druppie/prod/permits"), "dev");
     assert!(d.terminate().success());
 }
