@@ -130,7 +130,7 @@ fn a_change_reaches_each_environment_once_live_in_the_one_before() {
     );
     assert!(
         headers[1].contains("test, propose)")
-            && headers[1].ends_with("· → proposal druppie/test/permits"),
+            && headers[1].ends_with("· → proposal druppie/test/permits, promoted from dev"),
         "{headers:?}"
     );
     // dev is live: test's proposal opens, prod still waits. prod cannot
