@@ -15,6 +15,7 @@ mod check;
 mod cluster;
 mod memory;
 mod metrics;
+mod promote;
 mod queue;
 mod reconcile;
 mod server;
@@ -51,6 +52,9 @@ pub struct Options {
     pub scrubber: Scrubber,
     /// Webhooks must be signed with it; without one they are not checked.
     pub webhook_secret: Option<Secret>,
+    /// Write requests to the API must carry it as a bearer token;
+    /// without one they are refused.
+    pub api_token: Option<Secret>,
     /// Where the cluster's credentials are; `None`: no cluster.
     pub cluster: Option<crate::kube::Source>,
     /// This replica's name and namespace, for the leader Lease.
@@ -122,6 +126,7 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
     let app = Arc::new(api::App {
         shared: shared.clone(),
         secret: options.webhook_secret,
+        api_token: options.api_token,
         scrubber: options.scrubber.clone(),
         spec,
         spec_root: spec_root.clone(),

@@ -217,6 +217,7 @@ impl Reconciler {
             spec_commit: revision.commit.as_deref(),
             trigger,
             limits: self.limits,
+            promote: None,
         };
         let apply = !revision.dirty;
         let (outcome, result) = run.apply(
@@ -270,7 +271,7 @@ impl Reconciler {
 
     /// Events for every step written and every audit event recorded;
     /// returns the trail as it now is.
-    fn tell(
+    pub(super) fn tell(
         &self,
         shared: &Shared,
         id: &str,
@@ -408,7 +409,7 @@ fn status(
         .filter(|s| matches!(s.done, Done::Committed { .. }))
         .count();
     let waiting = steps.iter().find_map(|s| match &s.done {
-        Done::Waiting { on } => Some(format!("waiting: {on}")),
+        Done::Waiting { reason, .. } => Some(reason.clone()),
         _ => None,
     });
     let (state, message) = match ended {
@@ -512,6 +513,7 @@ mod tests {
             env: env.map(str::to_owned),
             plans: vec![plan.to_owned()],
             done,
+            from: None,
         }
     }
 

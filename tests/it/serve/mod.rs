@@ -12,6 +12,7 @@ use druppie::secret::Secret;
 
 mod contract;
 mod hostile;
+mod promote;
 mod retry;
 mod wedge;
 
