@@ -15,6 +15,7 @@ mod render;
 mod secrets;
 mod serve;
 mod skills;
+mod status;
 mod ui;
 mod validate;
 
@@ -70,6 +71,7 @@ pub enum Command {
     Diff(diff::Args),
     Apply(apply::Args),
     Audit(audit::Args),
+    Status(status::Args),
     Preview(preview::Args),
     Serve(serve::Args),
     Completions(completions::Args),
@@ -199,6 +201,7 @@ fn dispatch(cli: Cli, env: &Env, ui: &Ui) -> CommandResult {
         Command::Diff(args) => diff::run(&ctx, ui, &args),
         Command::Apply(args) => apply::run(&ctx, ui, &args),
         Command::Audit(args) => audit::run(&ctx, ui, &args),
+        Command::Status(args) => status::run(&ctx, ui, &args),
         Command::Preview(args) => preview::run(&ctx, ui, &args),
         Command::Completions(args) => completions::run(ui, &args),
         Command::Man(_) => man::run(ui),

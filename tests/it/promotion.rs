@@ -10,7 +10,7 @@ use crate::support::git;
 
 /// dev (deploy) → test (propose) → prod (propose), no approvers, the
 /// image in the deployment, promotion on.
-fn three_stages() -> Setup {
+pub(crate) fn three_stages() -> Setup {
     let s = with_image(setup(""));
     let spec = s.f.path();
     let edit = |path: &str, from: &str, to: &str| {
@@ -41,7 +41,7 @@ fn branches(s: &Setup) -> String {
 }
 
 /// Merges `branch` into main as a person and pushes.
-fn merge(s: &Setup, branch: &str) {
+pub(crate) fn merge(s: &Setup, branch: &str) {
     let work = work(s);
     git_as(
         &work,
