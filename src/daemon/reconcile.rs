@@ -265,6 +265,9 @@ impl Reconciler {
                 warn!(error = %e, "pushing the audit trail");
             }
         }
+        if let Some(freight) = super::freight::of(self, &opened, revision, &outcome, &trail) {
+            shared.view.lock().expect("view lock").freight = freight;
+        }
         ended
     }
 
