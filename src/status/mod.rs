@@ -8,11 +8,13 @@
 //!   [`crate::diff::freight_digest`], the function that computes a
 //!   render's digest: the two are equal exactly when the live locks are
 //!   the ones that render wrote.
-//! - **When and by whom**: the default-branch commit that made the lock
-//!   what it is (the newest on the first-parent line whose parent had
-//!   another lock), and the audit trail's events on that commit:
-//!   `applied` (druppie committed), `approved` or `violation` (a person
-//!   merged), `verified` or `failed` (the cluster checked it).
+//! - **When and by whom**: the commit that made the lock what it is
+//!   (the newest `applied`, `approved` or `violation` event's commit that
+//!   holds it; without one, the newest commit on the default branch's
+//!   first-parent line whose parent had another lock), and the audit
+//!   trail's events on that commit: `applied` (druppie committed),
+//!   `approved` or `violation` (a person merged), `verified` or `failed`
+//!   (the cluster checked it). Only events druppie signed are given.
 //! - **What waits where** is the [`ExecutionPlan`]'s step for the target,
 //!   as `diff --json` and `apply` have it; nothing here decides it again.
 //!
@@ -82,7 +84,8 @@ pub struct Freight {
     /// The blocks and versions it was rendered from.
     pub blocks: Vec<crate::lock::LockedComponent>,
     /// The default-branch commit that made it live; `None` in a plain
-    /// directory, or further back than [`HISTORY_LIMIT`] commits.
+    /// directory, or, with no event on the trail, further back than
+    /// [`HISTORY_LIMIT`] commits.
     pub commit: Option<String>,
     /// How it went live, from the audit trail.
     pub went_live: Option<Landed>,
@@ -190,6 +193,7 @@ pub fn status(
         errors: &mut report.errors,
     };
     let look = Look { plan };
+    let index = landing::Index::new(events);
     let mut plans = Vec::new();
     for name in order {
         let picked = &envs_of[name];
@@ -214,7 +218,7 @@ pub fn status(
                     plan: name,
                     dir: &dir,
                 };
-                repos.freight(&at, events)
+                repos.freight(&at, &index)
             });
             environments.push(EnvStatus {
                 env: env.clone(),
@@ -239,7 +243,7 @@ pub fn status(
             };
             projects.push(ProjectStatus {
                 repo: cs.repo.clone(),
-                live: repos.freight(&at, events),
+                live: repos.freight(&at, &index),
                 next: look.next(cs, name),
             });
         }
@@ -279,8 +283,8 @@ struct Repos<'a> {
 impl Repos<'_> {
     /// The freight at `at`; `None` when it holds no lock, or it cannot
     /// be read (the error is kept).
-    fn freight(&mut self, at: &Place<'_>, events: &[Recorded]) -> Option<Freight> {
-        match self.read(at, events) {
+    fn freight(&mut self, at: &Place<'_>, index: &landing::Index<'_>) -> Option<Freight> {
+        match self.read(at, index) {
             Ok(freight) => freight,
             Err(e) => {
                 self.errors.push(e);
@@ -292,7 +296,7 @@ impl Repos<'_> {
     fn read(
         &mut self,
         at: &Place<'_>,
-        events: &[Recorded],
+        index: &landing::Index<'_>,
     ) -> Result<Option<Freight>, StatusError> {
         if !self.open.contains_key(at.repo) {
             let path = self.sources.locate(at.repo, self.infra);
@@ -324,16 +328,19 @@ impl Repos<'_> {
             })?;
         let digest = crate::diff::freight_digest([(at.dir, &lock, Some(lock_id))]);
         let commit = match (history, repo.base) {
-            (Some(history), Some(tip)) => landing::commit(history, tip, &lock_path, lock_id)
-                .map_err(|source| StatusError::History {
-                    repo: at.repo.to_owned(),
-                    path: lock_path.clone(),
-                    source,
-                })?,
+            (Some(history), Some(tip)) => {
+                landing::commit(history, tip, &lock_path, lock_id, index.of(at)).map_err(
+                    |source| StatusError::History {
+                        repo: at.repo.to_owned(),
+                        path: lock_path.clone(),
+                        source,
+                    },
+                )?
+            }
             _ => None,
         };
         let (went_live, verification) = match commit {
-            Some(c) => landing::events(events, at, c),
+            Some(c) => landing::events(index, at, c),
             None => (None, None),
         };
         Ok(Some(Freight {
@@ -397,8 +404,13 @@ impl Look<'_> {
     }
 }
 
-/// The short form of a commit or digest: 12 hex digits.
+/// The short form of a commit or digest: its first 12 hex digits; `?`
+/// for anything else (a lock is repo content a person may have
+/// written).
 pub fn short(id: &str) -> &str {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return "?";
+    }
     &id[..id.len().min(12)]
 }
 

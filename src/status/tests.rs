@@ -176,13 +176,14 @@ fn the_merger_is_who_made_merged_freight_live_and_other_commits_do_not_count() {
         plan: "permits",
         dir: "apps/test/permits",
     };
-    let (went_live, verification) = landing::events(&trail, &at, landed.id());
+    let index = landing::Index::new(&trail);
+    let (went_live, verification) = landing::events(&index, &at, landed.id());
     let went_live = went_live.expect("landed");
     assert_eq!(went_live.event, Kind::Approved);
     assert_eq!(went_live.by, "Person <person@example.org>");
     assert_eq!(verification.map(|v| v.event), Some(Kind::Failed));
     // A commit druppie applied is druppie's.
-    let (went_live, _) = landing::events(&trail, &at, ObjectIdHex::new('b').id());
+    let (went_live, _) = landing::events(&index, &at, ObjectIdHex::new('b').id());
     assert_eq!(
         went_live.map(|l| (l.event, l.by)),
         Some((Kind::Applied, "druppie@example.org".to_owned()))
@@ -200,4 +201,15 @@ impl ObjectIdHex {
     fn id(&self) -> crate::git::ObjectId {
         crate::git::ObjectId::from_hex(self.0.as_bytes()).expect("hex")
     }
+}
+
+#[test]
+fn short_forms_are_hex_only() {
+    assert_eq!(short(&"a1".repeat(20)), "a1a1a1a1a1a1");
+    assert_eq!(short("abc"), "abc");
+    // A lock a person wrote: no escape sequence, no slicing inside a
+    // character.
+    assert_eq!(short("\u{1b}[2Jabcdef0123456"), "?");
+    assert_eq!(short("ééééééééééé"), "?");
+    assert_eq!(short(""), "?");
 }

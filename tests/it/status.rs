@@ -193,3 +193,42 @@ fn an_unknown_plan_is_a_located_error_with_the_nearest_name() {
         run.stderr
     );
 }
+
+#[test]
+fn freight_is_credited_to_the_event_that_made_it_live_and_a_hand_written_lock_to_nobody() {
+    let s = three_stages();
+    assert_eq!(s.apply().code, 0);
+    let infra = s.forge().join("infra.git");
+    let applied = git(&infra, &["rev-parse", "main"]).trim().to_owned();
+    // More commits than the history walk reads, none touching the plan:
+    // the trail still names who made dev's freight live.
+    let work = crate::forged_approvals::work(&s);
+    for i in 0..=druppie::status::HISTORY_LIMIT {
+        git(
+            &work,
+            &[
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                &format!("unrelated {i}"),
+            ],
+        );
+    }
+    git(&work, &["push", "-q", "origin", "main"]);
+    let dev = env(&status(&s), "dev").clone();
+    assert_eq!(dev["live"]["commit"], applied.as_str(), "{dev}");
+    assert_eq!(dev["live"]["went_live"]["event"], "applied", "{dev}");
+    // A person rewrites the lock: what is live is theirs, and no event
+    // of druppie's vouches for it.
+    let lock = work.join("apps/dev/permits/.druppie-lock.yaml");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, format!("{text}# edited by hand\n")).unwrap();
+    git(&work, &["commit", "-qam", "a hand-written lock"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let edited = git(&work, &["rev-parse", "HEAD"]).trim().to_owned();
+    let now = env(&status(&s), "dev").clone();
+    assert_eq!(now["live"]["commit"], edited.as_str(), "{now}");
+    assert_eq!(now["live"]["went_live"], Value::Null, "{now}");
+    assert_ne!(now["live"]["digest"], dev["live"]["digest"]);
+}
