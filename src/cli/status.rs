@@ -124,6 +124,15 @@ fn text(plans: &[status::PlanStatus]) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
+    // A column empty in every row (no verification anywhere) is left out.
+    for row in rows.iter_mut().flatten() {
+        let mut i = 0;
+        row.retain(|_| {
+            i += 1;
+            widths[i - 1] > 0
+        });
+    }
+    widths.retain(|w| *w > 0);
     let mut out = String::new();
     let mut names = plans.iter();
     for row in &rows {
