@@ -133,6 +133,10 @@ impl Default for Signing {
 pub struct Server {
     pub listen: String,
     pub webhook_secret_env: String,
+    /// The variable holding the bearer token that write requests to the
+    /// API (`POST /api/v1/promote`) must carry; without it they are
+    /// refused.
+    pub api_token_env: String,
     /// e.g. `60s`, `5m`.
     pub poll_interval: String,
     /// A request's head (request line and headers) must arrive in full
@@ -159,6 +163,7 @@ impl Default for Server {
         Server {
             listen: "127.0.0.1:8080".into(),
             webhook_secret_env: "DRUPPIE_WEBHOOK_SECRET".into(),
+            api_token_env: "DRUPPIE_API_TOKEN".into(),
             poll_interval: "60s".into(),
             header_timeout: "10s".into(),
             idle_timeout: "60s".into(),

@@ -59,6 +59,8 @@ pub struct Unrecorded {
     pub branch: String,
     pub plans: Vec<String>,
     pub env: Option<String>,
+    /// The environment the commit promotes the change from.
+    pub from: Option<String>,
 }
 
 /// A bare clone of a target repo, read as druppie trusts it.
@@ -80,6 +82,7 @@ struct Listed {
     committer_email: String,
     plans: Vec<String>,
     env: Option<String>,
+    from: Option<String>,
 }
 
 impl Listed {
@@ -125,7 +128,7 @@ impl Target<'_> {
     fn log(&self, args: &[&str]) -> Result<Vec<Listed>, ApplyError> {
         let mut full = vec![
             "log",
-            "--format=%H%x1f%cn%x1f%ce%x1f%(trailers:key=Druppie-Plan,valueonly,separator=%x2C )%x1f%(trailers:key=Druppie-Environment,valueonly,separator=)%x1e",
+            "--format=%H%x1f%cn%x1f%ce%x1f%(trailers:key=Druppie-Plan,valueonly,separator=%x2C )%x1f%(trailers:key=Druppie-Environment,valueonly,separator=)%x1f%(trailers:key=Druppie-Promoted-From,valueonly,separator=)%x1e",
         ];
         full.extend_from_slice(args);
         let (ok, out) = self.git(&full)?;
@@ -136,7 +139,7 @@ impl Target<'_> {
             .split('\x1e')
             .filter_map(|r| {
                 let f: Vec<&str> = r.trim_start_matches('\n').split('\x1f').collect();
-                let [commit, name, email, plans, env] = f.as_slice() else {
+                let [commit, name, email, plans, env, from] = f.as_slice() else {
                     return None;
                 };
                 Some(Listed {
@@ -150,6 +153,7 @@ impl Target<'_> {
                         .map(str::to_owned)
                         .collect(),
                     env: Some(env.trim().to_owned()).filter(|e| !e.is_empty()),
+                    from: Some(from.trim().to_owned()).filter(|e| !e.is_empty()),
                 })
             })
             .collect())
@@ -210,6 +214,7 @@ impl Target<'_> {
                     branch: branch.clone(),
                     plans: c.plans,
                     env: c.env,
+                    from: c.from,
                 });
             }
             found.reverse();

@@ -32,24 +32,28 @@ impl Writer<'_> {
                 Action::Commit(c) => self.commit(c, changes, &mut heads),
                 Action::PullRequest(p) => self
                     .propose(p, &changes.sets[p.set], &mut heads)
-                    .map(|done| vec![(p.target.plans.clone(), done)]),
+                    .map(|done| vec![(p.target.plans.clone(), done, p.promoted_from.clone())]),
                 Action::Comment(h) => self
                     .hold(h)
-                    .map(|done| vec![(h.target.plans.clone(), done)]),
-                Action::Report(t) => Ok(vec![(t.plans.clone(), Done::Observed)]),
+                    .map(|done| vec![(h.target.plans.clone(), done, None)]),
+                Action::Report(t) => Ok(vec![(t.plans.clone(), Done::Observed, None)]),
                 Action::Nothing(n) => Ok(n
                     .waiting
                     .iter()
-                    .map(|on| (n.target.plans.clone(), Done::Waiting { on: on.clone() }))
+                    .map(|on| {
+                        let done = Done::Waiting { on: on.clone() };
+                        (n.target.plans.clone(), done, None)
+                    })
                     .collect()),
             };
             let target = step.action.target();
             match done {
-                Ok(done) => steps.extend(done.into_iter().map(|(plans, done)| Step {
+                Ok(done) => steps.extend(done.into_iter().map(|(plans, done, from)| Step {
                     repo: target.map(|t| t.repo.clone()).unwrap_or_default(),
                     env: target.and_then(|t| t.env.clone()),
                     plans,
                     done,
+                    from,
                 })),
                 Err(e) => return (steps, Some(e)),
             }
@@ -100,7 +104,7 @@ impl Writer<'_> {
         repo: &Repo,
         cs: &ChangeSet,
         subject: &str,
-        proposal: Option<&str>,
+        marks: Marks<'_>,
         base: Option<ObjectId>,
     ) -> Result<crate::git::write::Written, ApplyError> {
         let changes: Vec<(String, Option<Vec<u8>>)> = cs
@@ -113,7 +117,7 @@ impl Writer<'_> {
                 base,
                 replace_tree: false,
                 changes: &changes,
-                message: self.message(cs, subject, proposal),
+                message: self.message(cs, subject, marks),
                 author: self.identity,
                 time: self.time,
             },
@@ -128,7 +132,7 @@ impl Writer<'_> {
         c: &Commit,
         changes: &ChangeSets,
         heads: &mut BTreeMap<String, ObjectId>,
-    ) -> Result<Vec<(Vec<String>, Done)>, ApplyError> {
+    ) -> Result<Vec<PlanDone>, ApplyError> {
         let t = &c.target;
         let name = t.repo.as_str();
         let _hold = self.cache.prepare(name)?;
@@ -137,9 +141,17 @@ impl Writer<'_> {
         let mut tip = start;
         let mut written = Vec::new();
         for pc in &c.commits {
-            let w = self.write(&repo, &changes.sets[pc.set], &pc.subject, None, tip)?;
+            let marks = Marks {
+                proposal: None,
+                promoted_from: pc.promoted_from.as_deref(),
+            };
+            let w = self.write(&repo, &changes.sets[pc.set], &pc.subject, marks, tip)?;
             tip = Some(w.commit);
-            written.push((pc.plans.clone(), w.commit.to_string()));
+            written.push((
+                pc.plans.clone(),
+                w.commit.to_string(),
+                pc.promoted_from.clone(),
+            ));
         }
         let Some(tip) = tip else {
             return Ok(Vec::new());
@@ -147,13 +159,14 @@ impl Writer<'_> {
         let rejected = |said: Vec<String>| {
             written
                 .iter()
-                .map(|(plans, _)| {
+                .map(|(plans, _, _)| {
                     (
                         plans.clone(),
                         Done::Rejected {
                             branch: t.branch.clone(),
                             said: said.clone(),
                         },
+                        None,
                     )
                 })
                 .collect()
@@ -170,7 +183,7 @@ impl Writer<'_> {
                 heads.insert(t.repo.clone(), tip);
                 Ok(written
                     .into_iter()
-                    .map(|(plans, commit)| (plans, Done::Committed { commit }))
+                    .map(|(plans, commit, from)| (plans, Done::Committed { commit }, from))
                     .collect())
             }
             Pushed::Rejected { said } => Ok(rejected(said)),
@@ -204,7 +217,11 @@ impl Writer<'_> {
             return Ok(Done::AlreadyProposed { branch, pull });
         }
         let base = Self::base(t, heads)?;
-        let written = self.write(&repo, cs, &p.title, Some(&p.id), base)?;
+        let marks = Marks {
+            proposal: Some(&p.id),
+            promoted_from: p.promoted_from.as_deref(),
+        };
+        let written = self.write(&repo, cs, &p.title, marks, base)?;
         let (proposed, fresh) = match current {
             Some(head) if head.tree == written.tree => (head.commit, false),
             _ => {
@@ -346,7 +363,7 @@ impl Writer<'_> {
     }
 
     /// The subject, the list of changes, and the trailers.
-    fn message(&self, cs: &ChangeSet, subject: &str, proposal: Option<&str>) -> String {
+    fn message(&self, cs: &ChangeSet, subject: &str, marks: Marks<'_>) -> String {
         let plans = cs.plans.join(", ");
         let mut body = String::new();
         for f in &cs.files {
@@ -373,12 +390,27 @@ impl Writer<'_> {
         if !cs.render_digest.is_empty() {
             trailers.push(("Druppie-Render-Digest", &cs.render_digest));
         }
-        if let Some(id) = proposal {
+        if let Some(id) = marks.proposal {
             trailers.push((crate::execution::PROPOSAL_TRAILER, id));
+        }
+        if let Some(from) = marks.promoted_from {
+            trailers.push((crate::execution::PROMOTED_TRAILER, from));
         }
         trailers.push(("Druppie-Trigger", self.trigger));
         message(subject, &body, &trailers)
     }
+}
+
+/// One plan's commit as done: its plans, what happened, and the
+/// environment it promotes the change from.
+type PlanDone = (Vec<String>, Done, Option<String>);
+
+/// What a commit carries besides the change: the proposal's id, and the
+/// environment it promotes the change from.
+#[derive(Clone, Copy)]
+struct Marks<'a> {
+    proposal: Option<&'a str>,
+    promoted_from: Option<&'a str>,
 }
 
 /// `cs` as shown on a proposal built on `base` (the card names it).

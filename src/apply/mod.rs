@@ -13,6 +13,7 @@ mod approvals;
 mod cache;
 pub mod coverage;
 mod execute;
+pub mod promote;
 mod push;
 mod retire;
 mod run;
@@ -179,6 +180,9 @@ pub struct Step {
     pub env: Option<String>,
     pub plans: Vec<String>,
     pub done: Done,
+    /// The environment the change was live in before: this step
+    /// promotes it.
+    pub from: Option<String>,
 }
 
 /// Everything apply needs besides the change sets.
@@ -230,13 +234,16 @@ pub fn note(
     }
 }
 
-/// The audit event a step is, if it wrote something.
-pub fn event(
+/// The audit events a step is, if it wrote something: `applied` for a
+/// commit (and `promoted` when it promotes the change from the
+/// environment before), `proposed` for a proposal (carrying that
+/// environment, so the merge records the promotion).
+pub fn events(
     step: &Step,
     actor: &str,
     spec_commit: Option<&str>,
     time: &str,
-) -> Option<crate::audit::Event> {
+) -> Vec<crate::audit::Event> {
     use crate::audit::{Event, Kind};
     let (kind, commit, branch) = match &step.done {
         Done::Committed { commit } => (Kind::Applied, commit.clone(), None),
@@ -247,9 +254,9 @@ pub fn event(
         | Done::Held { .. }
         | Done::Waiting { .. }
         | Done::Observed
-        | Done::Rejected { .. } => return None,
+        | Done::Rejected { .. } => return Vec::new(),
     };
-    Some(Event {
+    let event = Event {
         kind,
         time: time.to_owned(),
         actor: actor.to_owned(),
@@ -259,7 +266,21 @@ pub fn event(
         commit: Some(commit),
         branch,
         spec_commit: spec_commit.map(str::to_owned),
-    })
+        from: step.from.clone(),
+    };
+    match kind {
+        Kind::Applied if step.from.is_some() => vec![
+            Event {
+                from: None,
+                ..event.clone()
+            },
+            Event {
+                kind: Kind::Promoted,
+                ..event
+            },
+        ],
+        _ => vec![event],
+    }
 }
 
 /// A time as RFC 3339.

@@ -3,7 +3,7 @@
 //! write, record every step, and start over when a branch moved on the
 //! forge meanwhile.
 
-use super::{ApplyError, Cache, Done, Step, Trail, TrailError, Writer, event, now, stamp};
+use super::{ApplyError, Cache, Done, Step, Trail, TrailError, Writer, events, now, stamp};
 use crate::compose::ComposeOptions;
 use crate::diff::report::{Mask, Summary};
 use crate::diff::{self, ChangeSets};
@@ -31,6 +31,10 @@ pub struct Run<'a> {
     pub trigger: &'a str,
     /// What composing and rendering may hold and produce (`[render]`).
     pub limits: crate::template::Limits,
+    /// `druppie promote`: apply only this plan's change to one
+    /// environment, as what is live in the one before (the spec given
+    /// is the one at the freight's spec commit).
+    pub promote: Option<&'a super::promote::Freight>,
 }
 
 /// What an apply did, whether or not it finished.
@@ -75,6 +79,9 @@ pub enum Failure {
     /// The audit trail could not be read or written.
     #[error(transparent)]
     Audit(crate::audit::AuditError),
+    /// What `promote` would bring is not verified where it is live.
+    #[error(transparent)]
+    Promote(super::promote::PromoteError),
     /// The spec repo, which holds the audit trail, cannot be locked.
     #[error("the spec repo")]
     SpecLock(#[source] crate::git::lock::LockError),
@@ -131,6 +138,7 @@ impl Failure {
             Failure::SpecLocked(e) => e.is_transient(),
             Failure::Trail(e) => e.is_transient(),
             Failure::Audit(e) => e.is_transient(),
+            Failure::Promote(e) => e.is_transient(),
             Failure::KeptMoving { .. } => true,
         }
     }
@@ -264,6 +272,18 @@ impl Run<'_> {
             };
             let mut changes =
                 diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;
+            // Promotion past an environment that asks for verification
+            // waits for its `verified` event.
+            changes.unverified = crate::execution::unverified(
+                audit.events(),
+                &platform.infra.repo.value,
+                &changes,
+                |env| platform.environments.get(env).is_some_and(|s| s.verify),
+            );
+            if let Some(freight) = self.promote {
+                super::promote::narrow(&mut changes, freight, &platform.infra.repo.value)
+                    .map_err(Failure::Promote)?;
+            }
             let summary = Summary::of(&changes);
             let mask = Mask::new(changes.secrets.iter().cloned());
             let unreadable = std::mem::take(&mut changes.errors);
@@ -301,7 +321,7 @@ impl Run<'_> {
             let when = stamp(writer.time);
             let events: Vec<_> = steps
                 .iter()
-                .filter_map(|step| event(step, &self.identity.email, self.spec_commit, &when))
+                .flat_map(|step| events(step, &self.identity.email, self.spec_commit, &when))
                 .collect();
             let recorded = audit.record(&events, writer.time);
             if recorded.is_err() {

@@ -216,6 +216,7 @@ impl Trail<'_> {
             let event = Event {
                 kind,
                 branch: (kind == Kind::Proposed).then(|| u.branch.clone()),
+                from: u.from.clone().filter(|_| kind == Kind::Proposed),
                 ..self.event(
                     target.name,
                     &u.plans,
@@ -224,7 +225,15 @@ impl Trail<'_> {
                     &u.commit,
                 )
             };
-            if !writer.record(&[event], super::now())?.is_empty() {
+            let mut events = vec![event.clone()];
+            if kind == Kind::Applied && u.from.is_some() {
+                events.push(Event {
+                    kind: Kind::Promoted,
+                    from: u.from.clone(),
+                    ..event
+                });
+            }
+            if !writer.record(&events, super::now())?.is_empty() {
                 out.recorded.push(format!(
                     "{}: recorded {} of {} on {} (pushed by an earlier run)",
                     target.name,
@@ -518,6 +527,16 @@ impl Trail<'_> {
                 ..event.clone()
             };
             writer.record(&[applied], super::now())?;
+            // An approved proposal that promotes a change makes it live
+            // here after the environment before.
+            if let (Kind::Approved, Some(from)) = (kind, promoted_from(writer.events(), v)) {
+                let promoted = Event {
+                    kind: Kind::Promoted,
+                    from: Some(from),
+                    ..event.clone()
+                };
+                writer.record(&[promoted], super::now())?;
+            }
         }
         if !fresh {
             return Ok(None);
@@ -590,6 +609,26 @@ impl Trail<'_> {
             commit: Some(commit.to_owned()),
             branch: None,
             spec_commit: self.spec_commit.map(str::to_owned),
+            from: None,
         }
     }
+}
+
+/// The environment the proposal `v` judges promotes its change from, as
+/// its `proposed` event says: the event of its own commit, else the
+/// latest on its branch (a person's commit on top of druppie's).
+fn promoted_from(known: &[audit::Recorded], v: &Verdict) -> Option<String> {
+    let proposed = known
+        .iter()
+        .rev()
+        .filter(|r| r.event.kind == Kind::Proposed && r.event.repo == v.repo);
+    let own = proposed
+        .clone()
+        .find(|r| v.proposal.is_some() && r.event.commit == v.proposal);
+    own.or_else(|| {
+        proposed
+            .clone()
+            .find(|r| r.event.branch.as_deref() == Some(v.branch.as_str()))
+    })
+    .and_then(|r| r.event.from.clone())
 }

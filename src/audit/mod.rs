@@ -44,6 +44,10 @@ pub enum Kind {
     /// The applied commit is running: Flux reports it Ready and its
     /// health URLs answer.
     Verified,
+    /// A change became live in an environment after being live in the
+    /// one before it (`from`): committed where it deploys, merged where
+    /// it proposes.
+    Promoted,
 }
 
 impl Kind {
@@ -56,6 +60,7 @@ impl Kind {
             Kind::Failed => "failed",
             Kind::Violation => "violation",
             Kind::Verified => "verified",
+            Kind::Promoted => "promoted",
         }
     }
 }
@@ -79,6 +84,10 @@ pub struct Event {
     pub branch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_commit: Option<String>,
+    /// For a promotion, the environment the change was live in before
+    /// `env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// What makes an event the same event: recording it again adds nothing.
@@ -124,6 +133,7 @@ impl Event {
             ("commit", &self.commit),
             ("branch", &self.branch),
             ("spec_commit", &self.spec_commit),
+            ("from", &self.from),
         ] {
             if let Some(v) = value {
                 out.push_str(&format!("{key}: {}\n", q(v)));
@@ -196,6 +206,37 @@ impl AuditError {
             AuditError::Read { .. } | AuditError::Event { .. } => false,
         }
     }
+}
+
+/// The `applied` event of the commit applied last for `plan` in `env`
+/// of `repo`, with the verdict on it (`verified` or `failed`), if any.
+pub fn last_applied<'t>(
+    trail: &'t [Recorded],
+    repo: &str,
+    plan: &str,
+    env: &str,
+) -> Option<(&'t Event, Option<Kind>)> {
+    let ours = |r: &&Recorded| {
+        r.event.repo == repo
+            && r.event.env.as_deref() == Some(env)
+            && r.event.plans.iter().any(|p| p == plan)
+    };
+    let applied = &trail
+        .iter()
+        .filter(ours)
+        .rev()
+        .find(|r| r.event.kind == Kind::Applied)?
+        .event;
+    let verdict = trail
+        .iter()
+        .filter(ours)
+        .rev()
+        .find(|r| {
+            matches!(r.event.kind, Kind::Verified | Kind::Failed)
+                && r.event.commit == applied.commit
+        })
+        .map(|r| r.event.kind);
+    Some((applied, verdict))
 }
 
 /// Appends `event` to the trail in `spec`, signed, unless the trail

@@ -202,9 +202,17 @@ impl<'a> Writer<'a> {
         if let Some(c) = &event.spec_commit {
             trailers.push(("Druppie-Spec-Commit", c));
         }
-        let summary = match &event.env {
-            Some(env) => format!("{} {plans} in {env} ({})", event.kind.name(), event.repo),
-            None => format!("{} {plans} ({})", event.kind.name(), event.repo),
+        if let Some(from) = &event.from {
+            trailers.push(("Druppie-Promoted-From", from));
+        }
+        let summary = match (&event.env, &event.from) {
+            (Some(env), Some(from)) => format!(
+                "{} {plans} from {from} to {env} ({})",
+                event.kind.name(),
+                event.repo
+            ),
+            (Some(env), None) => format!("{} {plans} in {env} ({})", event.kind.name(), event.repo),
+            (None, _) => format!("{} {plans} ({})", event.kind.name(), event.repo),
         };
         let changes = [(FILE.to_owned(), Some(event.yaml().into_bytes()))];
         // Every event commit holds only its own event, chained to the

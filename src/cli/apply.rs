@@ -27,18 +27,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let config = &ctx.config;
     let forge = forge(ctx).map_err(CommandError::failed)?;
     let signer = signer(config)?;
-    let spec_repo = crate::git::Repo::discover(&ctx.spec_root).ok_or_else(|| {
-        CommandError::hinted(
-            format!(
-                "{} is not in a git repository",
-                ctx.spec_root.display()
-            ),
-            format!(
-                "apply records every change on the `{}` branch of the spec repo: run it in a clone of the spec repo",
-                crate::audit::BRANCH
-            ),
-        )
-    })?;
+    let spec_repo = spec_repo(ctx)?;
     refuse_uncommitted(ctx)?;
     let identity = identity(config);
     let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
@@ -54,21 +43,29 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         spec_commit: commit.as_deref(),
         trigger: "cli",
         limits: config.render.limits(),
+        promote: None,
     };
+    execute(ui, &run, &opened, &args.select.options(), args.yes)
+}
+
+/// Runs `run` on `opened` (`scope`: what the selection covers), asking
+/// first unless `yes`, and prints what it did.
+pub(crate) fn execute(
+    ui: &Ui,
+    run: &Run<'_>,
+    opened: &crate::spec::Opened,
+    scope: &crate::compose::ComposeOptions,
+    yes: bool,
+) -> CommandResult {
     let mut confirm = |changes: &crate::diff::ChangeSets, mask: &report::Mask| {
         ui.out(&format!(
             "{}{}\n",
             report::text(changes, mask, ui.color_out()),
             Summary::of(changes).line()
         ));
-        args.yes || confirmed(ui)
+        yes || confirmed(ui)
     };
-    let (outcome, result) = run.apply(
-        &opened.valid,
-        &opened.selection,
-        &args.select.options(),
-        &mut confirm,
-    );
+    let (outcome, result) = run.apply(&opened.valid, &opened.selection, scope, &mut confirm);
     for line in &outcome.repaired {
         ui.note(line);
     }
@@ -114,6 +111,19 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         )),
         Err(e) => Err(CommandError::failed(e)),
     }
+}
+
+/// The spec checkout's repository, which holds the audit trail.
+pub(crate) fn spec_repo(ctx: &Context) -> Result<crate::git::Repo, CommandError> {
+    crate::git::Repo::discover(&ctx.spec_root).ok_or_else(|| {
+        CommandError::hinted(
+            format!("{} is not in a git repository", ctx.spec_root.display()),
+            format!(
+                "apply records every change on the `{}` branch of the spec repo: run it in a clone of the spec repo",
+                crate::audit::BRANCH
+            ),
+        )
+    })
 }
 
 /// Every commit apply writes names the spec commit it was rendered from

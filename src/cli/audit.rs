@@ -83,7 +83,10 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
                     e.time.clone(),
                     e.kind.name().to_owned(),
                     e.plans.join(", "),
-                    e.env.clone().unwrap_or_default(),
+                    match (&e.from, &e.env) {
+                        (Some(from), Some(env)) => format!("{from} → {env}"),
+                        (_, env) => env.clone().unwrap_or_default(),
+                    },
                     e.repo.clone(),
                     e.branch
                         .clone()

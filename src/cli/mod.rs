@@ -11,6 +11,7 @@ mod diff;
 mod man;
 mod output;
 mod preview;
+mod promote;
 mod render;
 mod secrets;
 mod serve;
@@ -70,6 +71,7 @@ pub enum Command {
     Render(render::Args),
     Diff(diff::Args),
     Apply(apply::Args),
+    Promote(promote::Args),
     Audit(audit::Args),
     Status(status::Args),
     Preview(preview::Args),
@@ -200,6 +202,7 @@ fn dispatch(cli: Cli, env: &Env, ui: &Ui) -> CommandResult {
         Command::Render(args) => render::run(&ctx, ui, &args),
         Command::Diff(args) => diff::run(&ctx, ui, &args),
         Command::Apply(args) => apply::run(&ctx, ui, &args),
+        Command::Promote(args) => promote::run(&ctx, ui, &args),
         Command::Audit(args) => audit::run(&ctx, ui, &args),
         Command::Status(args) => status::run(&ctx, ui, &args),
         Command::Preview(args) => preview::run(&ctx, ui, &args),
@@ -229,6 +232,7 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
     };
     serve::Environment {
         webhook: ctx.secrets.webhook.clone(),
+        api_token: ctx.secrets.api_token.clone(),
         cluster,
         identity: env
             .var("POD_NAME")

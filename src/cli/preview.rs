@@ -2,13 +2,13 @@
 //! project and infra repo. Both revisions are rendered; the base's render
 //! stands in for the live repos, and the head is diffed against it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{CommandError, CommandResult, Context, Ui};
 use crate::diff;
 use crate::git::{ObjectId, Repo};
 use crate::live::Sources;
-use crate::spec::{History, LoadOptions};
+use crate::spec::LoadOptions;
 
 /// Show the multi-repo diff between two revisions of the spec repo: what
 /// merging `--head` onto `--base` would change in every target repo. Exit
@@ -59,29 +59,17 @@ fn preview(
     prefix: &str,
     tmp: &Path,
 ) -> CommandResult {
-    // An exported revision is no checkout: its pinned blocks are read
-    // from the repository's history at that revision.
-    let at = |commit| LoadOptions {
-        history: Some(History {
-            repo: repo
-                .work_dir()
-                .map_or_else(|| repo.common_dir(), Path::to_path_buf),
-            commit,
-            prefix: prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
-    };
-    let export = |rev: &str, name: &str| -> Result<(PathBuf, ObjectId), CommandError> {
+    let export = |rev: &str, name: &str| -> Result<(crate::spec::Opened, ObjectId), CommandError> {
         let commit = repo.resolve(rev).map_err(CommandError::failed)?;
-        let dir = tmp.join(name);
-        repo.export(commit, prefix, &dir)
-            .map_err(CommandError::failed)?;
-        Ok((dir, commit))
+        let select = match name {
+            "base" => Default::default(),
+            _ => args.select.clone(),
+        };
+        let opened = open_at(ui, repo, prefix, commit, &tmp.join(name), &select)?;
+        Ok((opened, commit))
     };
     // The base, rendered into plain directories: the "live" repos.
-    let (base_dir, base_commit) = export(&args.base, "base")?;
-    let base_ctx = ctx.with_spec(&base_dir);
-    let base = super::open(&base_ctx, ui, &at(base_commit), &Default::default())?;
+    let (base, base_commit) = export(&args.base, "base")?;
     let base_commit = base_commit.to_string();
     let limits = ctx.config.render.limits();
     let desired = crate::compose::compose(&base.valid, &base.selection, &limits)
@@ -101,14 +89,16 @@ fn preview(
     })?;
     drop((desired, base));
     // The head, diffed against it.
-    let (head_ctx, head_commit, head_options) = match &args.head {
+    let (head, head_commit) = match &args.head {
         Some(rev) => {
-            let (dir, commit) = export(rev, "head")?;
-            (ctx.with_spec(&dir), Some(commit.to_string()), at(commit))
+            let (opened, commit) = export(rev, "head")?;
+            (opened, Some(commit.to_string()))
         }
-        None => (ctx.with_spec(&ctx.spec_root), None, LoadOptions::default()),
+        None => (
+            super::open(ctx, ui, &LoadOptions::default(), &args.select)?,
+            None,
+        ),
     };
-    let head = super::open(&head_ctx, ui, &head_options, &args.select)?;
     let sources = Sources {
         infra: None,
         repos: Some(rendered),
@@ -187,19 +177,32 @@ fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
     }
 }
 
+/// Opens the spec as it is at `commit` of `repo` (`prefix`: where the
+/// spec is inside it), exported into `dir`, and shows its warnings.
+///
+/// # Errors
+/// The revision cannot be exported, or its spec does not open.
+pub(crate) fn open_at(
+    ui: &Ui,
+    repo: &Repo,
+    prefix: &str,
+    commit: ObjectId,
+    dir: &Path,
+    select: &super::SelectArgs,
+) -> Result<crate::spec::Opened, CommandError> {
+    let opened = match crate::spec::revision::open_at(repo, prefix, commit, dir, &select.options())
+    {
+        Ok(opened) => opened,
+        Err(crate::spec::revision::RevisionError::Open(e)) => return Err(e.into()),
+        Err(e) => return Err(CommandError::failed(e)),
+    };
+    ui.diagnostics(&opened.valid.warnings);
+    Ok(opened)
+}
+
 /// Where the spec checkout is inside its repository (`` for the root).
-fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, CommandError> {
-    let Some(work) = repo.work_dir() else {
-        return Ok(String::new());
-    };
-    let canon = |p: &Path| {
-        std::fs::canonicalize(p).map_err(|e| CommandError::user(format!("{}: {e}", p.display())))
-    };
-    let (work, spec) = (canon(work)?, canon(spec_root)?);
-    let rel = spec
-        .strip_prefix(&work)
-        .map_err(|_| CommandError::user(format!("{} is outside its repository", spec.display())))?;
-    Ok(crate::spec::source::slash_path(Path::new(""), rel))
+pub(crate) fn spec_prefix(repo: &Repo, spec_root: &Path) -> Result<String, CommandError> {
+    crate::spec::revision::prefix(repo, spec_root).map_err(|e| CommandError::user(e.to_string()))
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub struct Secrets {
     pub forge_token: Var,
     /// `[server] webhook_secret_env`.
     pub webhook: Var,
+    /// `[server] api_token_env`.
+    pub api_token: Var,
     /// `[llm] api_key_env`.
     pub llm_key: Var,
 }
@@ -53,6 +55,7 @@ impl Secrets {
         Secrets {
             forge_token: Var::read(env, &config.forge.token_env),
             webhook: Var::read(env, &config.server.webhook_secret_env),
+            api_token: Var::read(env, &config.server.api_token_env),
             llm_key: config
                 .llm
                 .as_ref()
@@ -63,7 +66,12 @@ impl Secrets {
     /// Adds to `scrubber` every secret set, the password of every URL in
     /// the configuration, and the lines of the signing key's file.
     pub fn scrub_with(&self, config: &Config, scrubber: &Scrubber) {
-        for var in [&self.forge_token, &self.webhook, &self.llm_key] {
+        for var in [
+            &self.forge_token,
+            &self.webhook,
+            &self.api_token,
+            &self.llm_key,
+        ] {
             if let Some(s) = var.secret() {
                 scrubber.add(s);
             }

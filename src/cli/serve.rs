@@ -22,6 +22,8 @@ pub struct Args {
 pub struct Environment {
     /// The variable `[server] webhook_secret_env` names.
     pub webhook: Var,
+    /// The variable `[server] api_token_env` names.
+    pub api_token: Var,
     pub cluster: Option<crate::kube::Source>,
     /// Pod name and namespace (the downward API), for the leader Lease.
     pub identity: String,
@@ -74,6 +76,16 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
             ));
         }
     };
+    let api_token = match env.api_token {
+        Var::Set(token) => Some(token),
+        Var::Unset => None,
+        Var::Empty { name } => {
+            return Err(CommandError::hinted(
+                format!("the variable {name} (named by `[server] api_token_env`) is set but empty"),
+                "set it to the token write requests to the API carry, or unset it to refuse them all",
+            ));
+        }
+    };
     let server =
         crate::daemon::Limits::from_config(&config.server).map_err(CommandError::failed)?;
     let forge = super::apply::forge(ctx).map_err(CommandError::failed)?;
@@ -108,6 +120,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         limits: server,
         scrubber: ctx.scrubber.clone(),
         webhook_secret,
+        api_token,
         cluster: env.cluster,
         identity: env.identity,
         namespace: env.namespace,

@@ -34,6 +34,8 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub struct App {
     pub shared: Arc<Shared>,
     pub secret: Option<Secret>,
+    /// The bearer token write requests carry; `None`: they are refused.
+    pub api_token: Option<Secret>,
     /// Applied to every answer.
     pub scrubber: Scrubber,
     /// The spec repo's name and branch, as webhooks name them.
@@ -50,7 +52,7 @@ pub struct App {
 
 /// Every route, as `(method, path)`: the OpenAPI description must
 /// describe exactly these.
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -62,6 +64,7 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("get", "/api/v1/diff"),
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/events"),
+    ("post", "/api/v1/promote"),
     ("post", "/webhooks/gitea"),
     ("post", "/webhooks/github"),
 ];
@@ -79,6 +82,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/diff", get(diff))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/promote", post(promote))
         .route(
             "/webhooks/gitea",
             post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::Gitea, s, h, b)),
@@ -259,6 +263,97 @@ async fn events(
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(app.keep_alive))
+}
+
+/// The body of `POST /api/v1/promote`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteRequest {
+    plan: String,
+    to: String,
+}
+
+/// The largest promotion request read.
+const PROMOTE_LIMIT: usize = 4096;
+
+/// Queues a promotion (`druppie promote`'s twin): the worker reconciles,
+/// then promotes, and says how it went as a `promotion` event. Only
+/// with the bearer token `[server] api_token_env` names.
+async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(token) = &app.api_token else {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "writing through the API is off: set the variable `[server] api_token_env` names",
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| same_token(g, token.expose())) {
+        let mut answer = problem(
+            StatusCode::UNAUTHORIZED,
+            "this request needs the API's bearer token",
+        );
+        answer.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return answer;
+    }
+    let Ok(body) = axum::body::to_bytes(body, PROMOTE_LIMIT).await else {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 4 KiB",
+        );
+    };
+    let request: PromoteRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &format!("not a promotion: {e}")),
+    };
+    {
+        let view = app.shared.view.lock().expect("view lock");
+        if view.ready {
+            let Some(plan) = view.plans.iter().find(|p| p.name == request.plan) else {
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    &format!("no plan `{}`", request.plan),
+                );
+            };
+            if !plan.environments.contains(&request.to) {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!(
+                        "plan `{}` is not deployed to `{}`; its environments: {}",
+                        request.plan,
+                        request.to,
+                        plan.environments.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    tracing::info!(plan = %request.plan, to = %request.to, "promotion queued");
+    app.shared.queue.push(Trigger::Promote {
+        plan: request.plan.clone(),
+        to: request.to.clone(),
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"queued": true, "plan": request.plan, "to": request.to})),
+    )
+        .into_response()
+}
+
+/// Whether two tokens are equal, in time that does not depend on where
+/// they differ: their SHA-256 digests are compared byte by byte.
+fn same_token(given: &str, token: &str) -> bool {
+    use sha2::Digest as _;
+    let (a, b) = (sha2::Sha256::digest(given), sha2::Sha256::digest(token));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// A webhook delivery: size, signature, payload, delivery id, then a

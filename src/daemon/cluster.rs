@@ -1,12 +1,13 @@
 //! The daemon's link to the cluster, when it has one: readiness of every
 //! plan × environment for the status, and post-deploy verification. A
 //! commit druppie applied to the infra repo is verified once Flux reports
-//! that revision Ready: every `health_url` output of the plan's
-//! components must answer 2xx. The verdict is an audit event (`verified`
-//! or `failed`), a comment on the pull request the commit was merged from
-//! (on a forge with pull requests), and a line in the commit's git note;
-//! the trail is also how the daemon knows, after a restart, what is
-//! verified already.
+//! that revision Ready and every `health_url` output of the plan's
+//! components answers 2xx (a plan without one: Ready is enough). The
+//! verdict is an audit event (`verified` or `failed`), a comment on the
+//! pull request the commit was merged from (on a forge with pull
+//! requests), and a line in the commit's git note; the trail is also how
+//! the daemon knows, after a restart, what is verified already. An
+//! environment with `verify: true` holds promotion past it until then.
 
 use std::time::Duration;
 
@@ -90,8 +91,9 @@ impl Link {
                 continue;
             };
             let commit = applied.commit.clone().unwrap_or_default();
-            if urls.is_empty() || !status.ready() || !revision.is_some_and(|r| r.contains(&commit))
-            {
+            // Ready at druppie's commit is the verification of a plan
+            // without health URLs.
+            if !status.ready() || !revision.is_some_and(|r| holds(ctx, &r, &commit)) {
                 continue;
             }
             self.verify(ctx, &inst.plan, &inst.env, applied, &urls);
@@ -145,12 +147,16 @@ impl Link {
             commit: Some(commit.to_owned()),
             branch: None,
             spec_commit: None,
+            from: None,
         };
         if let Err(e) = audit::record(ctx.spec_repo, &event, ctx.signer, ctx.identity, time) {
             tracing::warn!(error = %e, "recording the verification");
             return;
         }
         let line = match failed.as_slice() {
+            [] if urls.is_empty() => format!(
+                "druppie: {plan} verified in {env}: Flux reports it Ready (no health URL to check)"
+            ),
             [] => format!("druppie: {plan} verified in {env}: every health URL answers"),
             many => format!(
                 "druppie: {plan} verification FAILED in {env}: {}",
@@ -168,6 +174,27 @@ impl Link {
     }
 }
 
+/// Whether Flux's applied `revision` (`main@sha1:<commit>`) holds
+/// `commit`: it is that commit, or a later one on the infra repo's
+/// history (another plan's commit landed after it before Flux looked).
+fn holds(ctx: &Context<'_>, revision: &str, commit: &str) -> bool {
+    let hex = |h: &str| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let Some(applied) = revision.rsplit(':').next().filter(|h| hex(h)) else {
+        return false;
+    };
+    if applied == commit {
+        return true;
+    }
+    hex(commit)
+        && std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", commit, applied])
+            .current_dir(ctx.cache.path(ctx.infra_repo))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
 /// The `applied` event of the infra commit applied last for `plan` in
 /// `env`, when that commit has no verification yet. Its `branch` is the
 /// proposal it was merged from, if any.
@@ -177,23 +204,10 @@ pub fn due<'t>(
     env: &str,
     infra: &str,
 ) -> Option<&'t audit::Event> {
-    let ours = |r: &&Recorded| {
-        r.event.repo == infra
-            && r.event.env.as_deref() == Some(env)
-            && r.event.plans.iter().any(|p| p == plan)
-    };
-    let applied = &trail
-        .iter()
-        .filter(ours)
-        .rev()
-        .find(|r| r.event.kind == Kind::Applied)?
-        .event;
-    let commit = applied.commit.as_deref()?;
-    let judged = trail.iter().filter(ours).any(|r| {
-        matches!(r.event.kind, Kind::Verified | Kind::Failed)
-            && r.event.commit.as_deref() == Some(commit)
-    });
-    (!judged).then_some(applied)
+    match audit::last_applied(trail, infra, plan, env)? {
+        (applied, None) if applied.commit.is_some() => Some(applied),
+        _ => None,
+    }
 }
 
 /// Puts `line` on the pull request of proposal branch `branch`, when the
@@ -256,6 +270,7 @@ mod tests {
                 commit: Some(commit.into()),
                 branch: None,
                 spec_commit: None,
+                from: None,
             },
             signature: "unchecked".into(),
         }

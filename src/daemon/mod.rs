@@ -16,6 +16,7 @@ mod cluster;
 mod freight;
 mod memory;
 mod metrics;
+mod promote;
 mod queue;
 mod reconcile;
 mod server;
@@ -52,6 +53,9 @@ pub struct Options {
     pub scrubber: Scrubber,
     /// Webhooks must be signed with it; without one they are not checked.
     pub webhook_secret: Option<Secret>,
+    /// Write requests to the API must carry it as a bearer token;
+    /// without one they are refused.
+    pub api_token: Option<Secret>,
     /// Where the cluster's credentials are; `None`: no cluster.
     pub cluster: Option<crate::kube::Source>,
     /// This replica's name and namespace, for the leader Lease.
@@ -123,6 +127,7 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
     let app = Arc::new(api::App {
         shared: shared.clone(),
         secret: options.webhook_secret,
+        api_token: options.api_token,
         scrubber: options.scrubber.clone(),
         spec,
         spec_root: spec_root.clone(),

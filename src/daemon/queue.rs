@@ -20,6 +20,9 @@ pub enum Trigger {
     Webhook { after: Option<String> },
     /// A transient failure's backoff ran out.
     Retry,
+    /// `POST /api/v1/promote`: after reconciling, promote `plan` to
+    /// `to`.
+    Promote { plan: String, to: String },
 }
 
 impl Trigger {
@@ -30,6 +33,7 @@ impl Trigger {
             Trigger::Watch => "watch",
             Trigger::Webhook { .. } => "webhook",
             Trigger::Retry => "retry",
+            Trigger::Promote { .. } => "promote",
         }
     }
 }
@@ -43,6 +47,8 @@ pub struct Batch {
     pub afters: BTreeSet<String>,
     /// A trigger other than a spec push naming its commit.
     pub open: bool,
+    /// Promotions asked for, as (plan, environment), each once.
+    pub promotions: Vec<(String, String)>,
 }
 
 impl Batch {
@@ -52,13 +58,19 @@ impl Batch {
             Trigger::Webhook { after: Some(after) } => {
                 self.afters.insert(after);
             }
+            Trigger::Promote { plan, to } => {
+                if !self.promotions.contains(&(plan.clone(), to.clone())) {
+                    self.promotions.push((plan, to));
+                }
+                self.open = true;
+            }
             _ => self.open = true,
         }
     }
 
     /// The trigger named in commits and logs: the most telling one.
     pub fn trigger(&self) -> &'static str {
-        ["webhook", "watch", "retry", "start", "poll"]
+        ["promote", "webhook", "watch", "retry", "start", "poll"]
             .into_iter()
             .find(|t| self.counts.contains_key(t))
             .unwrap_or("poll")

@@ -217,6 +217,7 @@ impl Reconciler {
             spec_commit: revision.commit.as_deref(),
             trigger,
             limits: self.limits,
+            promote: None,
         };
         let apply = !revision.dirty;
         let (outcome, result) = run.apply(
@@ -273,7 +274,7 @@ impl Reconciler {
 
     /// Events for every step written and every audit event recorded;
     /// returns the trail as it now is.
-    fn tell(
+    pub(super) fn tell(
         &self,
         shared: &Shared,
         id: &str,
@@ -515,6 +516,7 @@ mod tests {
             env: env.map(str::to_owned),
             plans: vec![plan.to_owned()],
             done,
+            from: None,
         }
     }
 

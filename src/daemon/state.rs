@@ -98,6 +98,18 @@ pub enum Event {
         url: String,
         result: String,
     },
+    /// A promotion asked through the API ran: `result` is what it did
+    /// (`proposed`, `committed`, `already-proposed`, `nothing`) or
+    /// `refused`/`failed` with `error`.
+    Promotion {
+        id: String,
+        plan: String,
+        from: Option<String>,
+        to: String,
+        result: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 impl Event {
@@ -110,6 +122,7 @@ impl Event {
             Event::PrOpened { .. } => "pr-opened",
             Event::ApprovalRecorded { .. } => "approval-recorded",
             Event::Verification { .. } => "verification",
+            Event::Promotion { .. } => "promotion",
         }
     }
 }

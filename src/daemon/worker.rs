@@ -110,6 +110,9 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
                 tracing::info!(retry_in = ?wait, "will retry");
             }
         }
+        for (plan, to) in &batch.promotions {
+            reconciler.promote(shared, &id, plan, to);
+        }
         drop(entered);
         super::memory::give_back();
     }

@@ -99,6 +99,9 @@ pub struct ChangeSet {
     /// The plan's change reaches this environment regardless of the ones
     /// before it (`promote: {env: parallel}`).
     pub parallel: bool,
+    /// `druppie promote`: this is what is live in the named environment
+    /// before, brought here now; it does not wait for promotion.
+    pub promoted_from: Option<String>,
 }
 
 impl ChangeSet {
@@ -123,6 +126,20 @@ pub struct ChangeSets {
     pub proposals: Vec<live::Proposal>,
     /// The environments in promotion order (platform.yaml's).
     pub order: Vec<String>,
+    /// Plans whose live change in an environment that asks for
+    /// verification (`verify: true`) is not verified yet: promotion past
+    /// that environment waits. Read from the audit trail by `apply`;
+    /// empty for `diff`, which does not read the trail.
+    pub unverified: Vec<Unverified>,
+}
+
+/// A plan's live change in one environment that is not verified yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    pub plan: String,
+    pub env: String,
+    /// Why, e.g. `not verified yet` or `its verification failed`.
+    pub why: String,
 }
 
 impl ChangeSets {
@@ -539,6 +556,7 @@ fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> Change
         render_digest: String::new(),
         context: false,
         parallel: false,
+        promoted_from: None,
     }
 }
 

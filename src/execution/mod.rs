@@ -33,6 +33,7 @@ use crate::lock::LOCK_FILE;
 use crate::render::RepoKind;
 use crate::spec::model::Trust;
 use promotion::Stages;
+pub use promotion::unverified;
 
 /// What apply would do, step by step.
 #[derive(Debug, Serialize)]
@@ -143,6 +144,10 @@ pub struct PlanCommit {
     pub plans: Vec<String>,
     pub subject: String,
     pub files: usize,
+    /// The environment the change was live in before: this commit
+    /// promotes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,6 +171,10 @@ pub struct Proposal {
     pub already: bool,
     /// The files with conflict markers.
     pub conflicted: Vec<String>,
+    /// The environment the change was live in before: merging the
+    /// proposal promotes it (`Druppie-Promoted-From`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,6 +269,10 @@ pub fn rejected_ref(branch: &str) -> String {
 
 /// The trailer of a proposal commit that names its [`proposal_id`].
 pub const PROPOSAL_TRAILER: &str = "Druppie-Proposal";
+
+/// The trailer of a commit that promotes a change: the environment it
+/// was live in before.
+pub const PROMOTED_TRAILER: &str = "Druppie-Promoted-From";
 
 /// The trailer of the commit druppie keeps at [`rejected_ref`]: the id
 /// of the proposal a person closed without merging.
@@ -364,18 +377,28 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
         files: cs.files.len(),
         conflicts,
     };
-    if let Some(before) = stages.waiting(cs) {
+    // `druppie promote` brings what is live before: it waits for nothing.
+    if let Some(wait) = stages
+        .waiting(cs, &changes.unverified)
+        .filter(|_| cs.promoted_from.is_none())
+    {
         let plan = cs.plans.join(", ");
+        let before = wait.env;
         return Action::Nothing(Nothing {
             target: target(&cs.branch),
             reason: format!(
-                "waiting: {before} (promotion: {plan}'s change goes to {} once it is live in {before})",
-                cs.env.as_deref().unwrap_or_default()
+                "waiting: {before} (promotion: {plan}'s change goes to {} {} {before})",
+                cs.env.as_deref().unwrap_or_default(),
+                wait.why
             ),
             waiting: Some(before),
             cause: Cause::Waiting,
         });
     }
+    let promoted_from = cs
+        .promoted_from
+        .clone()
+        .or_else(|| stages.before(cs).and_then(|b| b.env.clone()));
     let direct = match (cs.kind, cs.trust) {
         (RepoKind::Infra, Some(Trust::Observe)) => return Action::Report(target(&cs.branch)),
         (RepoKind::Infra, Some(Trust::Deploy)) => conflicts == 0,
@@ -391,6 +414,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
                 plans: cs.plans.clone(),
                 subject: subject(cs),
                 files: cs.files.len(),
+                promoted_from,
             }],
         });
     }
@@ -478,6 +502,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
         title,
         draft: !conflicted.is_empty(),
         conflicted,
+        promoted_from,
     })
 }
 

@@ -2,7 +2,7 @@
 //! yet, from what is still to do in the environments before it.
 
 use super::only_locks;
-use crate::diff::{ChangeSet, ChangeSets};
+use crate::diff::{ChangeSet, ChangeSets, Unverified};
 use crate::spec::model::Trust;
 
 /// Each plan's change sets in the infra repo, by promotion rank of their
@@ -36,12 +36,11 @@ impl<'a> Stages<'a> {
         Stages { order, by_plan }
     }
 
-    /// The environment before `cs`'s in the promotion order (of those
-    /// its plan is deployed to, `observe` ones aside) while the plan's
-    /// change there is not live yet: not committed (`deploy`), or not
-    /// merged (`propose`). A change to lock files alone does not hold it
-    /// back; `promote: parallel` never waits.
-    pub(super) fn waiting(&self, cs: &ChangeSet) -> Option<String> {
+    /// The environment a change to `cs` is promoted from: the one
+    /// before `cs`'s in the promotion order, of those its plan is
+    /// deployed to (`observe` ones aside). `None` for the first, for
+    /// `observe`, and with `promote: parallel`.
+    pub(super) fn before(&self, cs: &'a ChangeSet) -> Option<&'a ChangeSet> {
         let env = cs.env.as_deref()?;
         if cs.trust == Some(Trust::Observe) || cs.parallel {
             return None;
@@ -53,6 +52,69 @@ impl<'a> Stages<'a> {
             .iter()
             .filter(|(rank, _)| *rank < at)
             .max_by_key(|(rank, _)| *rank)?;
-        (!only_locks(before)).then(|| before.env.clone().unwrap_or_default())
+        Some(before)
     }
+
+    /// Whether `cs` waits for the environment before it, and why: the
+    /// plan's change there is not live yet (not committed where it
+    /// deploys, not merged where it proposes), or, where that
+    /// environment asks for verification, what is live there is not
+    /// verified. A change to lock files alone does not hold it back.
+    pub(super) fn waiting(&self, cs: &'a ChangeSet, unverified: &[Unverified]) -> Option<Wait> {
+        let before = self.before(cs)?;
+        let env = before.env.clone().unwrap_or_default();
+        if !only_locks(before) {
+            return Some(Wait {
+                env,
+                why: "once it is live in".to_owned(),
+            });
+        }
+        unverified
+            .iter()
+            .find(|u| u.env == env && cs.plans.contains(&u.plan))
+            .map(|u| Wait {
+                env,
+                why: format!("once it is verified ({}) in", u.why),
+            })
+    }
+}
+
+/// What a change waits for: the environment, and how it is not live
+/// there yet ("once it is live in", "once it is verified (…) in").
+pub(super) struct Wait {
+    pub env: String,
+    pub why: String,
+}
+
+/// The plans whose live change in `infra` is not verified, in every
+/// environment a change set of `changes` is in that asks for
+/// verification (`verify`): the last commit applied there has no
+/// `verified` event on `trail` yet, or a `failed` one.
+pub fn unverified(
+    trail: &[crate::audit::Recorded],
+    infra: &str,
+    changes: &ChangeSets,
+    verify: impl Fn(&str) -> bool,
+) -> Vec<Unverified> {
+    let mut out: Vec<Unverified> = Vec::new();
+    for cs in changes.sets.iter().filter(|cs| cs.repo == infra) {
+        let Some(env) = cs.env.as_deref().filter(|e| verify(e)) else {
+            continue;
+        };
+        for plan in &cs.plans {
+            let why = match crate::audit::last_applied(trail, infra, plan, env) {
+                Some((_, Some(crate::audit::Kind::Verified))) => continue,
+                Some((_, Some(_))) => "its verification failed",
+                Some((_, None)) | None => "not verified yet",
+            };
+            if !out.iter().any(|u| &u.plan == plan && u.env == env) {
+                out.push(Unverified {
+                    plan: plan.clone(),
+                    env: env.to_owned(),
+                    why: why.to_owned(),
+                });
+            }
+        }
+    }
+    out
 }

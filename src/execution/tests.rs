@@ -37,6 +37,7 @@ fn set(
         render_digest: String::new(),
         context: false,
         parallel: false,
+        promoted_from: None,
     }
 }
 
@@ -397,4 +398,92 @@ fn a_change_waits_until_it_is_live_in_the_environment_before() {
     changes.sets[1].context = true;
     let got = waits(&plan(&changes, String::new()));
     assert!(!got.iter().any(|(a, _)| a.ends_with(" test")), "{got:?}");
+}
+
+#[test]
+fn a_change_is_promoted_past_a_verifying_environment_only_once_verified_there() {
+    // dev holds nothing to do (its change is committed); test proposes.
+    let mut dev = set("infra", Some("dev"), Some(Trust::Deploy), "permits", &[]);
+    dev.files.clear();
+    let test = set(
+        "infra",
+        Some("test"),
+        Some(Trust::Propose),
+        "permits",
+        &["apps/test/permits/a.yaml"],
+    );
+    let mut changes = of(vec![dev, test]);
+    changes.order = ["dev", "test"].map(str::to_owned).to_vec();
+    let step = |changes: &ChangeSets| {
+        let p = plan(changes, String::new());
+        serde_json::to_value(&p.steps[0]).unwrap()
+    };
+    let open = step(&changes);
+    assert_eq!(open["action"], "pull_request");
+    assert_eq!(
+        open["params"]["promoted_from"], "dev",
+        "the proposal promotes the change from dev: {open}"
+    );
+    changes.unverified = vec![crate::diff::Unverified {
+        plan: "permits".into(),
+        env: "dev".into(),
+        why: "its verification failed".into(),
+    }];
+    let held = step(&changes);
+    assert_eq!(held["action"], "nothing");
+    assert_eq!(held["params"]["waiting"], "dev");
+    let reason = held["params"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("once it is verified (its verification failed) in dev"),
+        "{reason}"
+    );
+    // Another plan's verification holds nothing back.
+    changes.unverified[0].plan = "meters".into();
+    assert_eq!(step(&changes)["action"], "pull_request");
+}
+
+#[test]
+fn the_trail_says_which_live_changes_are_not_verified() {
+    use crate::audit::{Event, Kind, Recorded};
+    let event = |kind: Kind, env: &str, commit: &str| Recorded {
+        commit: "e".repeat(40),
+        event: Event {
+            kind,
+            time: "2026-12-04T00:00:00Z".into(),
+            actor: "druppie@example.org".into(),
+            plans: vec!["permits".into()],
+            env: Some(env.into()),
+            repo: "infra".into(),
+            commit: Some(commit.into()),
+            branch: None,
+            spec_commit: None,
+            from: None,
+        },
+        signature: "druppie".into(),
+    };
+    let changes = of(vec![
+        set("infra", Some("dev"), Some(Trust::Deploy), "permits", &[]),
+        set("infra", Some("test"), Some(Trust::Propose), "permits", &[]),
+    ]);
+    let dev_verifies = |env: &str| env == "dev";
+    let whys = |trail: &[Recorded]| -> Vec<(String, String)> {
+        unverified(trail, "infra", &changes, dev_verifies)
+            .into_iter()
+            .map(|u| (u.env, u.why))
+            .collect()
+    };
+    let not_yet = vec![("dev".to_owned(), "not verified yet".to_owned())];
+    assert_eq!(whys(&[]), not_yet, "nothing applied: nothing verified");
+    let mut trail = vec![
+        event(Kind::Applied, "dev", "c1"),
+        event(Kind::Verified, "dev", "c1"),
+    ];
+    assert_eq!(whys(&trail), Vec::new());
+    trail.push(event(Kind::Applied, "dev", "c2"));
+    assert_eq!(whys(&trail), not_yet, "a newer commit is not verified yet");
+    trail.push(event(Kind::Failed, "dev", "c2"));
+    assert_eq!(
+        whys(&trail),
+        vec![("dev".to_owned(), "its verification failed".to_owned())]
+    );
 }

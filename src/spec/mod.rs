@@ -11,6 +11,7 @@ pub mod load;
 pub mod model;
 pub mod names;
 pub mod pins;
+pub mod revision;
 pub mod select;
 pub mod source;
 pub mod suggest;

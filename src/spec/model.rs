@@ -312,6 +312,12 @@ pub struct Environment {
     pub namespace: Str,
     #[serde(default)]
     pub approvers: Vec<Str>,
+    /// A change is live here only once verified: Flux reports its
+    /// Kustomization Ready at druppie's commit and the health URLs
+    /// answer (a `verified` event on the trail, which the daemon with a
+    /// cluster records). Promotion past this environment waits for it.
+    #[serde(default)]
+    pub verify: bool,
 }
 
 fn default_namespace() -> Str {

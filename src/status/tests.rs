@@ -37,6 +37,7 @@ fn set(env: Option<&str>, trust: Option<Trust>, paths: &[&str]) -> ChangeSet {
         render_digest: String::new(),
         context: false,
         parallel: false,
+        promoted_from: None,
     }
 }
 
@@ -142,6 +143,7 @@ fn recorded(kind: Kind, env: &str, commit: &str, actor: &str) -> Recorded {
             commit: Some(commit.into()),
             branch: None,
             spec_commit: None,
+            from: None,
         },
         signature: "druppie".into(),
     }

@@ -84,6 +84,7 @@ impl Trail {
             commit: Some(commit_of(n)),
             branch: None,
             spec_commit: None,
+            from: None,
         };
         writer.record(&[event], (self.now, 0)).expect("recorded");
     }

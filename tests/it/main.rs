@@ -3,6 +3,7 @@
 mod apply;
 mod audit_filters;
 mod catalog;
+mod cluster;
 mod compose;
 mod concurrent;
 mod config;

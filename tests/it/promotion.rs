@@ -146,6 +146,8 @@ fn a_change_reaches_each_environment_once_live_in_the_one_before() {
         .filter(|(_, env)| !env.is_empty())
         .collect();
     let pair = |k: &str, e: &str| (k.to_owned(), e.to_owned());
+    // Per environment: proposed → approved → promoted (from the one
+    // before, once merged there).
     assert_eq!(
         events,
         [
@@ -153,11 +155,23 @@ fn a_change_reaches_each_environment_once_live_in_the_one_before() {
             pair("proposed", "test"),
             pair("approved", "test"),
             pair("applied", "test"),
+            pair("promoted", "test"),
             pair("proposed", "prod"),
             pair("approved", "prod"),
             pair("applied", "prod"),
+            pair("promoted", "prod"),
         ]
     );
+    let run = s.audit_run(&["--json"]);
+    let events: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let promotions: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "promoted")
+        .map(|e| (e["from"].as_str().unwrap(), e["env"].as_str().unwrap()))
+        .collect();
+    assert_eq!(promotions, [("dev", "test"), ("test", "prod")]);
 }
 
 #[test]
@@ -271,4 +285,138 @@ fn a_newer_change_in_dev_leaves_the_proposal_in_test_alone_until_dev_has_it() {
         ],
     );
     assert!(test.contains("permits:1.0.5"), "{test}");
+}
+
+/// `druppie promote` with the real binary.
+fn promote(s: &Setup, args: &[&str]) -> crate::support::Run {
+    let mut full = vec!["--config", s.config.to_str().unwrap(), "promote"];
+    full.extend_from_slice(args);
+    s.f.run(&full)
+}
+
+#[test]
+fn promote_brings_what_is_live_in_dev_to_test_while_a_newer_change_waits_in_dev() {
+    let s = three_stages();
+    // dev proposes too: a newer change waits there until merged.
+    let platform = s.f.path().join("spec/platform.yaml");
+    let text = std::fs::read_to_string(&platform).unwrap();
+    std::fs::write(
+        &platform,
+        text.replacen("trust: deploy", "trust: propose", 1),
+    )
+    .unwrap();
+    git(s.f.path(), &["commit", "-qam", "dev proposes"]);
+    let live_in_dev = release(&s, 3);
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(branches(&s), "druppie/dev/permits\n");
+    merge(&s, "druppie/dev/permits");
+    // 1.0.3 is live in dev; 1.0.4 is proposed there, and test waits
+    // for it.
+    release(&s, 4);
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("infra (test) permits: waiting: dev"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(branches(&s), "druppie/dev/permits\n", "{}", run.stdout);
+    // Promoting brings 1.0.3, what dev runs, to test now.
+    let run = promote(&s, &["permits", "--to", "test", "--yes"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "what is live in dev (spec commit {})",
+            &live_in_dev[..12]
+        )),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout
+            .contains("infra (test) permits: proposed on druppie/test/permits"),
+        "{}",
+        run.stdout
+    );
+    let infra = s.forge().join("infra.git");
+    let proposed = git(
+        &infra,
+        &[
+            "show",
+            "druppie/test/permits:apps/test/permits/app/deployment.yaml",
+        ],
+    );
+    assert!(proposed.contains("permits:1.0.3"), "{proposed}");
+    let trailers = git(
+        &infra,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Druppie-Promoted-From,valueonly)%(trailers:key=Druppie-Spec-Commit,valueonly)",
+            "druppie/test/permits",
+        ],
+    );
+    assert_eq!(trailers.trim_end(), format!("dev\n{live_in_dev}"));
+    // The newer change in dev is untouched, and prod is not opened.
+    let dev = git(
+        &infra,
+        &[
+            "show",
+            "druppie/dev/permits:apps/dev/permits/app/deployment.yaml",
+        ],
+    );
+    assert!(dev.contains("permits:1.0.4"), "{dev}");
+    assert_eq!(branches(&s), "druppie/dev/permits\ndruppie/test/permits\n");
+    // Merged: test runs 1.0.3, recorded as promoted from dev; the next
+    // apply leaves test alone while 1.0.4 waits in dev.
+    merge(&s, "druppie/test/permits");
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("infra (test) permits: waiting: dev"),
+        "{}",
+        run.stdout
+    );
+    let live = git(
+        &infra,
+        &["show", "main:apps/test/permits/app/deployment.yaml"],
+    );
+    assert!(live.contains("permits:1.0.3"), "{live}");
+    let test_events: Vec<String> = trail(&s)
+        .into_iter()
+        .filter(|(_, env)| env == "test")
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(test_events, ["proposed", "approved", "applied", "promoted"]);
+    // The audit table says from where.
+    let run = s.audit_run(&["--env", "test"]);
+    assert!(run.stdout.contains("dev → test"), "{}", run.stdout);
+}
+
+#[test]
+fn promote_refuses_what_cannot_be_promoted_with_a_clear_reason() {
+    let s = three_stages();
+    let refused = |args: &[&str], says: &str| {
+        let run = promote(&s, args);
+        assert_eq!(run.code, 1, "{}", run.transcript());
+        assert!(run.stderr.contains(says), "{}", run.transcript());
+    };
+    refused(
+        &["permits", "--to", "dev", "--yes"],
+        "is the first environment",
+    );
+    refused(
+        &["permit", "--to", "test", "--yes"],
+        "did you mean `permits`?",
+    );
+    refused(
+        &["permits", "--to", "staging", "--yes"],
+        "its environments: dev, test, prod",
+    );
+    // Nothing is live in dev yet.
+    refused(
+        &["permits", "--to", "test", "--yes"],
+        "not live in `dev`: infra:apps/dev/permits/.druppie-lock.yaml does not exist",
+    );
+    assert_eq!(branches(&s), "");
 }

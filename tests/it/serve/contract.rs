@@ -145,6 +145,15 @@ fn every_answer_of_the_api_matches_its_openapi_description() {
         ("x-gitea-signature", bad.as_str()),
     ];
     check(hook("gitea", &malformed, "{"), 400, "malformed");
+    // No API token configured: writing through the API is refused.
+    let r = http
+        .post(format!("{}/api/v1/promote", prism.url))
+        .header("content-type", "application/json")
+        .bearer_auth("anything")
+        .body(r#"{"plan": "permits", "to": "prod"}"#)
+        .send()
+        .expect("POST");
+    check(r, 403, "promote without a configured token");
     // Over 1 MiB: refused before it is read (straight to the daemon:
     // the proxy would buffer it).
     let big = "x".repeat(druppie::daemon::BODY_LIMIT + 1);

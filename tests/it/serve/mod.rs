@@ -13,6 +13,7 @@ use druppie::secret::Secret;
 mod contract;
 mod freight;
 mod hostile;
+mod promote;
 mod retry;
 mod wedge;
 

@@ -1,0 +1,247 @@
+//! `promote`: bring what is live in the environment before to an
+//! environment now, even when the spec has moved on since (Kargo's
+//! promotion of freight). The freight is the spec commit the live lock
+//! of the plan's directory in the environment before records; the
+//! caller renders the spec at that commit and applies it to the one
+//! environment, where it is proposed (or committed where it deploys)
+//! like any change, without waiting for promotion, and marked as
+//! promoted from that environment.
+
+use super::{ApplyError, Cache};
+use crate::diff::ChangeSets;
+use crate::forge::Forge;
+use crate::git::Repo;
+use crate::lock::{LOCK_FILE, Lock};
+use crate::spec::Validated;
+use crate::spec::model::Trust;
+use crate::spec::names;
+
+/// What `promote` brings where: the plan's change live in `from` (its
+/// render of `spec_commit`), to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freight {
+    pub plan: String,
+    pub from: String,
+    pub to: String,
+    /// The spec commit whose render is live in `from`.
+    pub spec_commit: String,
+}
+
+/// Why there is nothing to promote.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error("no plan `{plan}`{}", did_you_mean(.candidates))]
+    UnknownPlan {
+        plan: String,
+        candidates: Vec<String>,
+    },
+    #[error("plan `{plan}` is not deployed to `{env}`; its environments: {}", .envs.join(", "))]
+    NotItsEnvironment {
+        plan: String,
+        env: String,
+        envs: Vec<String>,
+    },
+    #[error(
+        "`{env}` is the first environment plan `{plan}` is promoted through: nothing comes before it (apply brings the spec there)"
+    )]
+    First { plan: String, env: String },
+    #[error("`{env}` is an observe environment: druppie writes nothing there")]
+    Observe { env: String },
+    #[error(
+        "plan `{plan}` is not live in `{from}`: {repo}:{path} does not exist on its default branch"
+    )]
+    NotLive {
+        plan: String,
+        from: String,
+        repo: String,
+        path: String,
+    },
+    #[error(
+        "{repo}:{path} records no spec commit: it was rendered from a checkout that was not a git repository"
+    )]
+    NoSpecCommit { repo: String, path: String },
+    #[error("{repo}:{path} cannot be read as a lock")]
+    Lock {
+        repo: String,
+        path: String,
+        #[source]
+        source: Box<crate::lock::LockParseError>,
+    },
+    #[error(
+        "what is live in `{from}` for plan `{plan}` is not verified there ({why}): it is promoted once it is"
+    )]
+    Unverified {
+        plan: String,
+        from: String,
+        why: String,
+    },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+fn did_you_mean(candidates: &[String]) -> String {
+    match candidates {
+        [] => String::new(),
+        [one] => format!("; did you mean `{one}`?"),
+        many => format!("; did you mean one of {}?", many.join(", ")),
+    }
+}
+
+impl PromoteError {
+    /// Whether asking again later may succeed (the forge or the cache).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PromoteError::Apply(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// The environment before `to` in `plan`'s promotion order
+/// (platform.yaml's order, `observe` environments aside).
+///
+/// # Errors
+/// An unknown plan, an environment the plan is not deployed to, an
+/// `observe` one, or its first.
+pub fn from_env(valid: &Validated, plan: &str, to: &str) -> Result<String, PromoteError> {
+    let Some(model) = valid.plans().iter().find(|p| p.name == plan) else {
+        return Err(PromoteError::UnknownPlan {
+            plan: plan.to_owned(),
+            candidates: crate::spec::suggest::candidates(
+                plan,
+                valid.plans().iter().map(|p| p.name.as_str()),
+            ),
+        });
+    };
+    let order = valid.env_names();
+    let mut envs: Vec<_> = model.envs.iter().collect();
+    envs.sort_by_key(|e| order.iter().position(|o| *o == e.name));
+    let Some(target) = envs.iter().find(|e| e.name == to) else {
+        return Err(PromoteError::NotItsEnvironment {
+            plan: plan.to_owned(),
+            env: to.to_owned(),
+            envs: envs.iter().map(|e| e.name.clone()).collect(),
+        });
+    };
+    if target.settings.trust == Trust::Observe {
+        return Err(PromoteError::Observe { env: to.to_owned() });
+    }
+    envs.iter()
+        .take_while(|e| e.name != to)
+        .filter(|e| e.settings.trust != Trust::Observe)
+        .last()
+        .map(|e| e.name.clone())
+        .ok_or_else(|| PromoteError::First {
+            plan: plan.to_owned(),
+            env: to.to_owned(),
+        })
+}
+
+/// What is live in the environment before `to` for `plan`, read from
+/// the plan directory's lock on the infra repo's default branch (brought
+/// into the cache first).
+///
+/// # Errors
+/// As [`from_env`]; the infra repo cannot be fetched or read; the plan
+/// is not live there; its lock names no spec commit.
+pub fn freight(
+    valid: &Validated,
+    cache: &Cache,
+    forge: &dyn Forge,
+    plan: &str,
+    to: &str,
+) -> Result<Freight, PromoteError> {
+    let from = from_env(valid, plan, to)?;
+    let deployment = valid
+        .deployment
+        .as_ref()
+        .expect("a spec with plans has a platform");
+    let platform = &deployment.platform;
+    let infra = platform.infra.repo.value.as_str();
+    let env_path = &platform
+        .environments
+        .get(from.as_str())
+        .expect("the plan's environments are the platform's")
+        .path
+        .value;
+    let path = format!("{}/{LOCK_FILE}", names::plan_dir(env_path, plan));
+    let not_live = || PromoteError::NotLive {
+        plan: plan.to_owned(),
+        from: from.clone(),
+        repo: infra.to_owned(),
+        path: path.clone(),
+    };
+    let text = {
+        let _hold = cache.hold().map_err(ApplyError::from)?;
+        if !forge.exists(infra).map_err(ApplyError::from)? {
+            return Err(not_live());
+        }
+        cache
+            .sync(infra, &forge.url(infra))
+            .map_err(ApplyError::from)?;
+        let repo = Repo::open(&cache.path(infra))
+            .map_err(ApplyError::git(infra, "open the clone"))?
+            .ok_or_else(|| ApplyError::not_cached(infra))?;
+        let Some(head) = repo
+            .branch_head(&platform.infra.branch.value)
+            .map_err(ApplyError::git(infra, "read the default branch"))?
+        else {
+            return Err(not_live());
+        };
+        repo.file_at(head.commit, &path)
+            .map_err(ApplyError::git(infra, "read the lock"))?
+            .ok_or_else(not_live)?
+    };
+    let lock =
+        Lock::parse(&String::from_utf8_lossy(&text)).map_err(|source| PromoteError::Lock {
+            repo: infra.to_owned(),
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+    let spec_commit = lock.spec_commit.ok_or_else(|| PromoteError::NoSpecCommit {
+        repo: infra.to_owned(),
+        path,
+    })?;
+    Ok(Freight {
+        plan: plan.to_owned(),
+        from,
+        to: to.to_owned(),
+        spec_commit,
+    })
+}
+
+/// Narrows `changes` to the promotion: the plan's change to the infra
+/// repo in `to`, marked as promoted from `from` (it does not wait); every
+/// other change set is only context, neither shown nor applied.
+///
+/// # Errors
+/// [`PromoteError::Unverified`] when `from` asks for verification and
+/// what is live there is not verified.
+pub fn narrow(
+    changes: &mut ChangeSets,
+    freight: &Freight,
+    infra: &str,
+) -> Result<(), PromoteError> {
+    if let Some(u) = changes
+        .unverified
+        .iter()
+        .find(|u| u.plan == freight.plan && u.env == freight.from)
+    {
+        return Err(PromoteError::Unverified {
+            plan: freight.plan.clone(),
+            from: freight.from.clone(),
+            why: u.why.clone(),
+        });
+    }
+    for cs in &mut changes.sets {
+        if cs.repo == infra
+            && cs.env.as_deref() == Some(freight.to.as_str())
+            && cs.plans == [freight.plan.as_str()]
+        {
+            cs.promoted_from = Some(freight.from.clone());
+        } else {
+            cs.context = true;
+        }
+    }
+    Ok(())
+}

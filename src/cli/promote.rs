@@ -1,0 +1,99 @@
+//! `druppie promote`: bring what is live in the environment before to
+//! an environment now.
+
+use super::apply::{execute, forge, identity, signer, spec_repo};
+use super::{CommandError, CommandResult, Context, SelectArgs, Ui, open};
+use crate::apply::promote::{self, PromoteError};
+use crate::apply::{Cache, Run};
+
+/// Promote what is live for a plan in the environment before `--to` (its
+/// lock's spec commit: the freight) to `--to` now, even when the spec has
+/// moved on since: the spec at that commit is rendered for `--to` and
+/// proposed there (committed where `--to` deploys), as `apply` would, and
+/// recorded as promoted from that environment once merged.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan to promote
+    pub plan: String,
+    /// The environment to promote it to
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let config = &ctx.config;
+    let forge = forge(ctx).map_err(CommandError::failed)?;
+    let signer = signer(config)?;
+    let spec_repo = spec_repo(ctx)?;
+    let identity = identity(config);
+    let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
+        .waiting(crate::apply::LOCK_WAIT, "druppie promote");
+    let select = SelectArgs {
+        plan: Some(args.plan.clone()),
+        env: Some(args.to.clone()),
+    };
+    let now = open(
+        ctx,
+        ui,
+        &crate::spec::LoadOptions::default(),
+        &SelectArgs::default(),
+    )?;
+    let freight = promote::freight(&now.valid, &cache, forge.as_ref(), &args.plan, &args.to)
+        .map_err(refused)?;
+    drop(now);
+    let commit = spec_repo.resolve(&freight.spec_commit).map_err(|_| {
+        CommandError::hinted(
+            format!(
+                "what is live in {} was rendered from spec commit {}, which this clone does not have",
+                freight.from, freight.spec_commit
+            ),
+            "fetch the spec repo's history (`git fetch`) and run it again",
+        )
+    })?;
+    ui.note(&format!(
+        "promoting {} to {}: what is live in {} (spec commit {})",
+        freight.plan,
+        freight.to,
+        freight.from,
+        &freight.spec_commit[..12.min(freight.spec_commit.len())]
+    ));
+    let prefix = super::preview::spec_prefix(&spec_repo, &ctx.spec_root)?;
+    // Private (mode 0700, a random name) and removed when dropped.
+    let tmp = tempfile::Builder::new()
+        .prefix("druppie-promote-")
+        .tempdir()
+        .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
+    let then = super::preview::open_at(
+        ui,
+        &spec_repo,
+        &prefix,
+        commit,
+        &tmp.path().join("spec"),
+        &select,
+    )?;
+    let run = Run {
+        forge: forge.as_ref(),
+        cache: &cache,
+        signer: &signer,
+        identity: &identity,
+        spec_repo: &spec_repo,
+        spec_commit: Some(&freight.spec_commit),
+        trigger: "cli",
+        limits: config.render.limits(),
+        promote: Some(&freight),
+    };
+    execute(ui, &run, &then, &select.options(), args.yes)
+}
+
+/// A promotion that cannot be: the user's to fix, unless the forge or
+/// the cache failed.
+fn refused(e: PromoteError) -> CommandError {
+    if matches!(e, PromoteError::Apply(_)) {
+        CommandError::failed(e)
+    } else {
+        CommandError::user(e.to_string())
+    }
+}

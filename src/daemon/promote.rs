@@ -1,0 +1,120 @@
+//! A promotion asked through the API (`POST /api/v1/promote`), run by
+//! the worker after the reconcile it queued: the same library steps as
+//! `druppie promote`, on the daemon's spec clone.
+
+use super::reconcile::Reconciler;
+use super::state::{Event, Shared};
+use crate::apply::promote::{self, Freight, PromoteError};
+use crate::apply::{Done, Failure, Run};
+use crate::compose::ComposeOptions;
+use crate::git::Repo;
+
+/// Why a promotion did not run to its end.
+#[derive(Debug, thiserror::Error)]
+enum Stopped {
+    #[error(transparent)]
+    Refused(#[from] PromoteError),
+    #[error("the spec does not open: {0}")]
+    Spec(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Reconciler {
+    /// Promotes `plan` to `to` and says how it went as a `promotion`
+    /// event (and the steps' own events, like a reconcile).
+    pub fn promote(&self, shared: &Shared, id: &str, plan: &str, to: &str) {
+        let (from, result, error) = match self.promoting(shared, id, plan, to) {
+            Ok((freight, result)) => (Some(freight.from), result, None),
+            Err(Stopped::Refused(e)) => (None, "refused".to_owned(), Some(e.to_string())),
+            Err(e) => (None, "failed".to_owned(), Some(e.to_string())),
+        };
+        match &error {
+            None => tracing::info!(plan, to, result, "promoted"),
+            Some(e) => tracing::warn!(plan, to, result, error = %e, "promotion"),
+        }
+        shared.emit(Event::Promotion {
+            id: id.to_owned(),
+            plan: plan.to_owned(),
+            from,
+            to: to.to_owned(),
+            result,
+            error,
+        });
+    }
+
+    fn promoting(
+        &self,
+        shared: &Shared,
+        id: &str,
+        plan: &str,
+        to: &str,
+    ) -> Result<(Freight, String), Stopped> {
+        let root = self.source.root();
+        let now = crate::spec::open(root, &Default::default(), &Default::default())
+            .map_err(|e| Stopped::Spec(crate::error::chain(&e)))?;
+        let freight = promote::freight(&now.valid, &self.cache, self.forge.as_ref(), plan, to)?;
+        drop(now);
+        let spec_repo = Repo::discover(root)
+            .ok_or_else(|| Stopped::Spec(format!("{} is not a git repository", root.display())))?;
+        let commit = spec_repo.resolve(&freight.spec_commit).map_err(|_| {
+            Stopped::Failed(format!(
+                "what is live in {} was rendered from spec commit {}, which the spec clone does not have",
+                freight.from, freight.spec_commit
+            ))
+        })?;
+        let failed = |e: &dyn std::error::Error| Stopped::Failed(crate::error::chain(e));
+        let prefix = crate::spec::revision::prefix(&spec_repo, root).map_err(|e| failed(&e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("druppie-promote-")
+            .tempdir()
+            .map_err(|e| failed(&e))?;
+        let scope = ComposeOptions {
+            plan: Some(plan.to_owned()),
+            env: Some(to.to_owned()),
+        };
+        let then = crate::spec::revision::open_at(
+            &spec_repo,
+            &prefix,
+            commit,
+            &tmp.path().join("spec"),
+            &scope,
+        )
+        .map_err(|e| Stopped::Spec(crate::error::chain(&e)))?;
+        let known =
+            crate::audit::trusted(&spec_repo, &self.signer.own_key()).map_or(0, |t| t.events.len());
+        let run = Run {
+            forge: self.forge.as_ref(),
+            cache: &self.cache,
+            signer: &self.signer,
+            identity: &self.identity,
+            spec_repo: &spec_repo,
+            spec_commit: Some(&freight.spec_commit),
+            trigger: "api",
+            limits: self.limits,
+            promote: Some(&freight),
+        };
+        let (outcome, result) = run.apply(&then.valid, &then.selection, &scope, &mut |_, _| true);
+        self.tell(shared, id, &spec_repo, known, &outcome);
+        if let Err(e) = self.source.publish(&self.cache) {
+            tracing::warn!(error = %e, "pushing the audit trail");
+        }
+        match result {
+            Ok(()) => {}
+            Err(Failure::Promote(e)) => return Err(Stopped::Refused(e)),
+            Err(e) => return Err(failed(&e)),
+        }
+        let did = outcome
+            .steps
+            .iter()
+            .find(|s| s.env.as_deref() == Some(to))
+            .map_or("nothing", |s| match s.done {
+                Done::Committed { .. } => "committed",
+                Done::Proposed { .. } => "proposed",
+                Done::AlreadyProposed { .. } => "already-proposed",
+                Done::Held { .. } => "held",
+                _ => "nothing",
+            });
+        Ok((freight, did.to_owned()))
+    }
+}
