@@ -193,8 +193,13 @@ fn freight_cells(live: Option<&Freight>) -> [String; 4] {
         .spec_commit
         .as_deref()
         .map_or_else(|| "spec ?".to_owned(), |c| format!("spec {}", short(c)));
+    let promoted = f
+        .promoted_from
+        .as_deref()
+        .map(|from| format!(", promoted from {from}"))
+        .unwrap_or_default();
     let went_live = match (&f.went_live, &f.commit) {
-        (Some(l), _) => format!("{} {} by {}", l.event.name(), time(&l.time), l.by),
+        (Some(l), _) => format!("{} {} by {}{promoted}", l.event.name(), time(&l.time), l.by),
         (None, Some(c)) => format!("in {} (no event on the trail)", short(c)),
         (None, None) => String::new(),
     };

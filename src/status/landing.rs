@@ -106,30 +106,36 @@ pub(super) fn commit(
     Ok(None)
 }
 
+/// What the trail says about the commit that made freight live.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    pub(super) went_live: Option<Landed>,
+    pub(super) verification: Option<Landed>,
+    pub(super) promoted_from: Option<String>,
+}
+
 /// The trail's events on `commit` for the plan at `at`, newest of each:
 /// how it went live (`approved` or `violation` before `applied`: a
-/// merge records both) and the cluster's verdict (`verified`, `failed`).
-pub(super) fn events(
-    index: &Index<'_>,
-    at: &Place<'_>,
-    commit: ObjectId,
-) -> (Option<Landed>, Option<Landed>) {
+/// merge records both), the cluster's verdict (`verified`, `failed`),
+/// and where a `promoted` event says it came from.
+pub(super) fn events(index: &Index<'_>, at: &Place<'_>, commit: ObjectId) -> Found {
     let commit = commit.to_string();
     let on: Vec<&&Recorded> = index
         .of(at)
         .iter()
         .filter(|r| r.event.commit.as_deref() == Some(commit.as_str()))
         .collect();
-    let newest = |kinds: &[Kind]| {
-        on.iter()
-            .rev()
-            .find(|r| kinds.contains(&r.event.kind))
-            .map(|r| Landed {
-                event: r.event.kind,
-                by: r.event.actor.clone(),
-                time: r.event.time.clone(),
-            })
+    let newest = |kinds: &[Kind]| on.iter().rev().find(|r| kinds.contains(&r.event.kind));
+    let landed = |r: &&&Recorded| Landed {
+        event: r.event.kind,
+        by: r.event.actor.clone(),
+        time: r.event.time.clone(),
     };
-    let went_live = newest(&[Kind::Approved, Kind::Violation]).or_else(|| newest(&[Kind::Applied]));
-    (went_live, newest(&[Kind::Verified, Kind::Failed]))
+    Found {
+        went_live: newest(&[Kind::Approved, Kind::Violation])
+            .or_else(|| newest(&[Kind::Applied]))
+            .map(landed),
+        verification: newest(&[Kind::Verified, Kind::Failed]).map(landed),
+        promoted_from: newest(&[Kind::Promoted]).and_then(|r| r.event.from.clone()),
+    }
 }

@@ -89,6 +89,9 @@ pub struct Freight {
     pub commit: Option<String>,
     /// How it went live, from the audit trail.
     pub went_live: Option<Landed>,
+    /// The environment it was promoted from, when a `promoted` event
+    /// on that commit says so.
+    pub promoted_from: Option<String>,
     /// The cluster's verdict on that commit, from the audit trail.
     pub verification: Option<Landed>,
 }
@@ -339,16 +342,20 @@ impl Repos<'_> {
             }
             _ => None,
         };
-        let (went_live, verification) = match commit {
-            Some(c) => landing::events(index, at, c),
-            None => (None, None),
-        };
+        let landing::Found {
+            went_live,
+            verification,
+            promoted_from,
+        } = commit
+            .map(|c| landing::events(index, at, c))
+            .unwrap_or_default();
         Ok(Some(Freight {
             spec_commit: lock.spec_commit.clone(),
             digest,
             blocks: lock.components.clone(),
             commit: commit.map(|c| c.to_string()),
             went_live,
+            promoted_from,
             verification,
         }))
     }

@@ -167,6 +167,19 @@ fn the_merger_is_who_made_merged_freight_live_and_other_commits_do_not_count() {
             &landed.0,
             "Person <person@example.org>",
         ),
+        Recorded {
+            event: Event {
+                from: Some("dev".into()),
+                ..recorded(
+                    Kind::Promoted,
+                    "test",
+                    &landed.0,
+                    "Person <person@example.org>",
+                )
+                .event
+            },
+            ..recorded(Kind::Promoted, "test", &landed.0, "")
+        },
         // Another environment's event on the same commit is not this one's.
         recorded(Kind::Verified, "prod", &landed.0, "druppie@example.org"),
         recorded(Kind::Failed, "test", &landed.0, "druppie@example.org"),
@@ -179,15 +192,17 @@ fn the_merger_is_who_made_merged_freight_live_and_other_commits_do_not_count() {
         dir: "apps/test/permits",
     };
     let index = landing::Index::new(&trail);
-    let (went_live, verification) = landing::events(&index, &at, landed.id());
-    let went_live = went_live.expect("landed");
+    let found = landing::events(&index, &at, landed.id());
+    let went_live = found.went_live.expect("landed");
     assert_eq!(went_live.event, Kind::Approved);
     assert_eq!(went_live.by, "Person <person@example.org>");
-    assert_eq!(verification.map(|v| v.event), Some(Kind::Failed));
+    assert_eq!(found.verification.map(|v| v.event), Some(Kind::Failed));
+    assert_eq!(found.promoted_from.as_deref(), Some("dev"));
     // A commit druppie applied is druppie's.
-    let (went_live, _) = landing::events(&index, &at, ObjectIdHex::new('b').id());
+    let found = landing::events(&index, &at, ObjectIdHex::new('b').id());
+    assert_eq!(found.promoted_from, None);
     assert_eq!(
-        went_live.map(|l| (l.event, l.by)),
+        found.went_live.map(|l| (l.event, l.by)),
         Some((Kind::Applied, "druppie@example.org".to_owned()))
     );
 }

@@ -141,6 +141,7 @@ fn status_shows_what_diff_rendered_as_live_freight_and_what_waits_where() {
         test["live"]["went_live"]["by"],
         "Person <person@example.org>"
     );
+    assert_eq!(test["live"]["promoted_from"], "dev", "{test}");
     assert_eq!(test["next"]["state"], "up-to-date");
     let prod = env(&merged, "prod");
     assert_eq!(prod["next"]["state"], "proposed", "{prod}");
@@ -163,7 +164,8 @@ fn status_shows_what_diff_rendered_as_live_freight_and_what_waits_where() {
         text.stdout
     );
     assert!(
-        lines[2].contains("approved ") && lines[2].contains(" by Person <person@example.org>"),
+        lines[2].contains("approved ")
+            && lines[2].contains(" by Person <person@example.org>, promoted from dev"),
         "{}",
         text.stdout
     );
