@@ -240,7 +240,11 @@ fn next(n: &Next) -> String {
         } => format!("→ proposal {branch} ({})", files(*n)),
         Next::Proposed { branch, .. } => format!("proposed on {branch}, waiting for a merge"),
         Next::Held { branch, by } => format!("held: {by} pushed to {branch}"),
-        Next::Waiting { on } => format!("waiting: {on}"),
+        Next::Waiting { on, open: None } => format!("waiting: {on}"),
+        Next::Waiting {
+            on,
+            open: Some(branch),
+        } => format!("waiting: {on} ({branch} holds an earlier change)"),
         Next::Rejected { branch } => format!("rejected: {branch} was closed without merging"),
         Next::Nothing { reason } => reason.split(':').next().unwrap_or_default().to_owned(),
         Next::Observe { files: n } => format!("observe: {} differ", files(*n)),

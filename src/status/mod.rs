@@ -125,8 +125,14 @@ pub enum Next {
     },
     /// A person pushed to the proposal: druppie leaves it alone.
     Held { branch: String, by: String },
-    /// The change waits to be live in an earlier environment first.
-    Waiting { on: String },
+    /// The change waits to be live in an earlier environment first;
+    /// `open`: a proposal branch there still holds an earlier change,
+    /// which may be merged meanwhile.
+    Waiting {
+        on: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        open: Option<String>,
+    },
     /// This change was closed without merging; not proposed again.
     Rejected { branch: String },
     /// Nothing is written, and why (only lock files change, a branch in
@@ -195,7 +201,7 @@ pub fn status(
         open: BTreeMap::new(),
         errors: &mut report.errors,
     };
-    let look = Look { plan };
+    let look = Look { changes, plan };
     let index = landing::Index::new(events);
     let mut plans = Vec::new();
     for name in order {
@@ -363,6 +369,7 @@ impl Repos<'_> {
 
 /// Reads the ExecutionPlan's step for a change set.
 struct Look<'a> {
+    changes: &'a ChangeSets,
     plan: &'a ExecutionPlan,
 }
 
@@ -399,7 +406,19 @@ impl Look<'_> {
             },
             Action::Report(_) => Next::Observe { files },
             Action::Nothing(n) => match (n.cause, &n.waiting) {
-                (Cause::Waiting, Some(on)) => Next::Waiting { on: on.clone() },
+                (Cause::Waiting, Some(on)) => {
+                    let branch = crate::execution::branch(cs.env.as_deref(), name);
+                    let open = self
+                        .changes
+                        .proposals
+                        .iter()
+                        .any(|p| p.repo == cs.repo && p.branch == branch)
+                        .then_some(branch);
+                    Next::Waiting {
+                        on: on.clone(),
+                        open,
+                    }
+                }
                 (Cause::Rejected, _) => Next::Rejected {
                     branch: n.target.branch.clone(),
                 },

@@ -52,7 +52,10 @@ fn changes(sets: Vec<ChangeSet>) -> ChangeSets {
 /// The state of each change set, as [`Look`] reads the plan's steps.
 fn states(changes: &ChangeSets) -> Vec<Next> {
     let plan = crate::execution::plan(changes, String::new());
-    let look = Look { plan: &plan };
+    let look = Look {
+        changes,
+        plan: &plan,
+    };
     changes
         .sets
         .iter()
@@ -74,12 +77,16 @@ fn each_target_shows_the_step_the_execution_plan_has_for_it() {
     );
     let prod = set(Some("prod"), Some(Trust::Propose), &[]);
     let project = set(None, None, &["README.md"]);
-    let got = states(&changes(vec![dev, test, prod, project]));
+    let mut all = changes(vec![dev, test, prod, project]);
+    let got = states(&all);
     assert_eq!(
         got,
         [
             Next::Commit { files: 1 },
-            Next::Waiting { on: "dev".into() },
+            Next::Waiting {
+                on: "dev".into(),
+                open: None
+            },
             Next::UpToDate,
             Next::Proposed {
                 branch: "druppie/permits".into(),
@@ -87,6 +94,22 @@ fn each_target_shows_the_step_the_execution_plan_has_for_it() {
                 files: 1
             },
         ]
+    );
+    // test's proposal of an earlier change is still open while the
+    // newer one waits for dev: it is named.
+    all.proposals.push(crate::live::Proposal {
+        repo: "infra".into(),
+        branch: "druppie/test/permits".into(),
+        tip: "2".repeat(40),
+        edited_by: None,
+        id: Some("0".repeat(16)),
+    });
+    assert_eq!(
+        states(&all)[1],
+        Next::Waiting {
+            on: "dev".into(),
+            open: Some("druppie/test/permits".into())
+        }
     );
 }
 

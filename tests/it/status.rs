@@ -179,6 +179,16 @@ fn status_shows_what_diff_rendered_as_live_freight_and_what_waits_where() {
     let column = |l: &str| l.find("nothing live").or_else(|| l.find("live "));
     assert_eq!(column(lines[1]), column(lines[2]), "{}", text.stdout);
     assert_eq!(column(lines[1]), column(lines[3]), "{}", text.stdout);
+
+    // A newer change waits for dev; prod's proposal of the earlier one
+    // is still open, and named.
+    crate::never_wedged::release(&s, 7);
+    let newer = status(&s);
+    assert_eq!(env(&newer, "dev")["next"]["state"], "commit");
+    assert_eq!(
+        env(&newer, "prod")["next"],
+        serde_json::json!({"state": "waiting", "on": "test", "open": "druppie/prod/permits"})
+    );
 }
 
 #[test]
