@@ -28,6 +28,9 @@
 //! and environment, promotion order), once, for `diff --json`, `apply`
 //! and the daemon alike. A plan's pinned block versions are read from
 //! the spec repo's history (`spec::pins`, over `git::history`).
+//! `render::flux` writes each plan's Flux `Kustomization` under
+//! `clusters/<env>/druppie/` and each environment's list of them, which
+//! `diff::list` recomputes for a change set on the tree it builds on.
 //! [`lock`] is the ownership record both write and read. `apply::Run` is
 //! one whole apply (sync, audit catch-up, diff, write, record), as the CLI
 //! and the daemon run it. [`status`] reads, per plan and environment,

@@ -1,5 +1,6 @@
 //! Executing an [`ExecutionPlan`]: each step as the plan decided it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -41,7 +42,10 @@ impl Writer<'_> {
                     .waiting
                     .iter()
                     .map(|on| {
-                        let done = Done::Waiting { on: on.clone() };
+                        let done = Done::Waiting {
+                            on: on.clone(),
+                            reason: n.reason.clone(),
+                        };
                         (n.target.plans.clone(), done, None)
                     })
                     .collect()),
@@ -145,7 +149,9 @@ impl Writer<'_> {
                 proposal: None,
                 promoted_from: pc.promoted_from.as_deref(),
             };
-            let w = self.write(&repo, &changes.sets[pc.set], &pc.subject, marks, tip)?;
+            // Each commit lists the plans committed before it.
+            let cs = on_tree(&repo, &changes.sets[pc.set], tip)?;
+            let w = self.write(&repo, &cs, &pc.subject, marks, tip)?;
             tip = Some(w.commit);
             written.push((
                 pc.plans.clone(),
@@ -221,6 +227,7 @@ impl Writer<'_> {
             proposal: Some(&p.id),
             promoted_from: p.promoted_from.as_deref(),
         };
+        let cs = &*on_tree(&repo, cs, base)?;
         let written = self.write(&repo, cs, &p.title, marks, base)?;
         let (proposed, fresh) = match current {
             Some(head) if head.tree == written.tree => (head.commit, false),
@@ -399,6 +406,40 @@ impl Writer<'_> {
         trailers.push(("Druppie-Trigger", self.trigger));
         message(subject, &body, &trailers)
     }
+}
+
+/// `cs` as it applies to `base`: the environment's list of Flux
+/// directories, when `cs` changes it, recomputed from the tree at `base`
+/// (an earlier commit of the same run may have listed another plan).
+fn on_tree<'c>(
+    repo: &Repo,
+    cs: &'c ChangeSet,
+    base: Option<ObjectId>,
+) -> Result<Cow<'c, ChangeSet>, ApplyError> {
+    let Some(env) = cs.env.as_deref() else {
+        return Ok(Cow::Borrowed(cs));
+    };
+    let list = crate::render::flux::list_path(env);
+    if !cs.files.iter().any(|f| f.path == list) {
+        return Ok(Cow::Borrowed(cs));
+    }
+    let tree = match base {
+        Some(base) => repo
+            .files_at(base, &crate::spec::names::flux_dir(env))
+            .map_err(ApplyError::git(&cs.repo, "read the base tree"))?,
+        None => BTreeMap::new(),
+    };
+    let mut on = cs.clone();
+    crate::diff::list::set(env, &tree, &mut on.files, |path, id| {
+        repo.blob(id)
+            .map_err(ApplyError::git(&cs.repo, "read the base tree"))?
+            .ok_or_else(|| {
+                ApplyError::git(&cs.repo, "read the base tree")(crate::git::Error::new(format!(
+                    "`{path}` is missing from the object database"
+                )))
+            })
+    })?;
+    Ok(Cow::Owned(on))
 }
 
 /// One plan's commit as done: its plans, what happened, and the

@@ -163,9 +163,9 @@ pub enum Done {
         by: String,
         pull: Option<String>,
     },
-    /// Promotion: the change waits to be live in the environment `on`
-    /// first; nothing written.
-    Waiting { on: String },
+    /// Promotion: the change waits to be live (or verified) in the
+    /// environment `on` first; nothing written. `reason` says so whole.
+    Waiting { on: String, reason: String },
     /// An observe-only environment: nothing written.
     Observed,
     /// The branch moved on the forge (or was being moved: a lost lock

@@ -185,9 +185,7 @@ fn step_line(step: &crate::apply::Step) -> String {
                 "{at}: {on} has commits by {by}; left as it is (close it to get a fresh proposal)"
             )
         }
-        Done::Waiting { on } => {
-            format!("{at}: waiting: {on} (promoted once the change is live there)")
-        }
+        Done::Waiting { reason, .. } => format!("{at}: {reason}"),
         Done::Observed => format!("{at}: observe only, nothing written"),
         Done::Rejected { branch, .. } => {
             format!("{at}: {branch} moved on the forge; starting over")

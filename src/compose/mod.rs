@@ -34,6 +34,9 @@ pub struct Instance {
     pub infra_path: String,
     /// In dependency order: a component after every component it reads.
     pub components: Vec<ComponentInstance>,
+    /// The plans this one depends on that deploy to this environment too:
+    /// its Flux `Kustomization` waits for theirs.
+    pub depends_on: Vec<String>,
 }
 
 /// A building block instantiated as a component of a plan.

@@ -168,6 +168,7 @@ pub(super) fn instance(
         namespace,
         infra_path: names::infra_dir(&pick.env.settings.path.value).to_owned(),
         components,
+        depends_on: pick.env.depends_on.clone(),
     })
 }
 

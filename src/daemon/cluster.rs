@@ -62,6 +62,8 @@ impl Link {
         };
         for inst in &resolved.instances {
             let target = Target {
+                plan: inst.plan.clone(),
+                env: inst.env.clone(),
                 namespace: inst.namespace.clone(),
                 path: crate::spec::names::plan_dir(&inst.infra_path, &inst.plan),
             };

@@ -412,7 +412,7 @@ fn status(
         .filter(|s| matches!(s.done, Done::Committed { .. }))
         .count();
     let waiting = steps.iter().find_map(|s| match &s.done {
-        Done::Waiting { on } => Some(format!("waiting: {on}")),
+        Done::Waiting { reason, .. } => Some(reason.clone()),
         _ => None,
     });
     let (state, message) = match ended {

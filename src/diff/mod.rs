@@ -11,13 +11,20 @@
 //! locked file no longer rendered is deleted only if unmodified.
 //!
 //! Without a plan filter, plan directories in the infra repo whose plan is
-//! gone from the spec are pruned the same way.
+//! gone from the spec (or from an environment) are pruned the same way,
+//! with the plan's Flux directory, in one change set.
+//!
+//! An infra change set that creates or deletes a plan's Flux directory
+//! also carries the environment's list of them ([`list`]), computed from
+//! the live tree and that one change.
 //!
 //! `diff` runs render and policy for one plan and environment at a time
 //! on every core and keeps only the changes.
 
 mod classify;
+pub mod list;
 mod location;
+mod prune;
 pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -267,7 +274,8 @@ pub fn diff(
             .iter()
             .filter(|(env, _)| options.scope.env.as_deref().is_none_or(|e| e == **env));
         for (env, live) in scoped {
-            for cs in prune_removed_plans(infra, env, live, platform, &selection, &mut out.errors) {
+            for cs in prune::removed_plans(infra, env, live, platform, &selection, &mut out.errors)
+            {
                 sets.insert(key(&cs), cs);
             }
         }
@@ -356,13 +364,19 @@ impl World<'_> {
                     part.errors.push(e);
                 }
             }
+            if let Some(env) = env
+                && let Err(e) = list::add(&mut cs, repo, env, live)
+            {
+                part.errors.push(e);
+            }
             part.sets.push(cs);
         }
         Ok(part)
     }
 }
 
-/// The infra repo's files under the path of each of `envs`.
+/// The infra repo's files of each of `envs`: under its path and under
+/// its Flux directory (`clusters/<env>/druppie`).
 fn environment_files<'p>(
     platform: &'p Platform,
     infra: &LiveRepo,
@@ -375,7 +389,12 @@ fn environment_files<'p>(
             continue;
         }
         let dir = crate::spec::names::infra_dir(&settings.path.value);
-        match infra.files_under(dir) {
+        let flux = crate::spec::names::flux_dir(&env.value);
+        let read = infra.files_under(dir).and_then(|mut files| {
+            files.extend(infra.files_under(&flux)?);
+            Ok(files)
+        });
+        match read {
             Ok(files) => {
                 out.insert(env.value.as_str(), files);
             }
@@ -422,52 +441,6 @@ fn merge_part(
             }
         }
     }
-}
-
-/// Prunes plan directories (one level below the environment's path, with
-/// a lock) whose plan is not selected any more: one change set each,
-/// named after the directory.
-fn prune_removed_plans(
-    infra: &LiveRepo,
-    env: &str,
-    live: &BTreeMap<String, ObjectId>,
-    platform: &Platform,
-    selection: &[Pick<'_>],
-    errors: &mut Vec<live::Error>,
-) -> Vec<ChangeSet> {
-    let dir = platform
-        .environments
-        .get(env)
-        .map_or("", |s| crate::spec::names::infra_dir(&s.path.value));
-    let covered: BTreeSet<String> = selection
-        .iter()
-        .filter(|pick| pick.env_name() == env)
-        .map(|pick| crate::spec::names::plan_dir(dir, pick.plan_name()))
-        .collect();
-    let suffix = format!("/{LOCK_FILE}");
-    let mut out = Vec::new();
-    for path in live.keys() {
-        let Some(plan_dir) = path.strip_suffix(&suffix) else {
-            continue;
-        };
-        let name = plan_dir
-            .strip_prefix(dir)
-            .and_then(|r| r.strip_prefix('/'))
-            .filter(|r| !r.is_empty() && !r.contains('/'));
-        let Some(name) = name else {
-            continue;
-        };
-        if covered.contains(plan_dir) {
-            continue;
-        }
-        let mut cs = change_set(platform, infra, Some(env));
-        cs.plans = vec![name.to_owned()];
-        match diff_location(&mut cs, infra, live, None, plan_dir) {
-            Ok(()) => out.push(cs),
-            Err(e) => errors.push(e),
-        }
-    }
-    out
 }
 
 /// The repos a selection renders into, with their default branches: the

@@ -280,7 +280,10 @@ fn fates(
             Action::PullRequest(p) if p.already => {
                 format!("proposed on {}, waiting for a merge", p.target.branch)
             }
-            Action::PullRequest(p) => format!("→ proposal {}", p.target.branch),
+            Action::PullRequest(p) => match &p.promoted_from {
+                Some(from) => format!("→ proposal {}, promoted from {from}", p.target.branch),
+                None => format!("→ proposal {}", p.target.branch),
+            },
             Action::Comment(h) => format!("held: {} pushed to {}", h.edited_by, h.target.branch),
             Action::Report(_) => "observe: not written".to_owned(),
             Action::Nothing(n) => match &n.waiting {

@@ -323,6 +323,25 @@ impl Repo {
         }
     }
 
+    /// Blob entries under `dir` of `commit`'s tree, as [`Repo::files_under`].
+    ///
+    /// # Errors
+    /// The commit or an object of its tree cannot be read.
+    pub fn files_at(
+        &self,
+        commit: ObjectId,
+        dir: &str,
+    ) -> Result<BTreeMap<String, ObjectId>, Error> {
+        let tree = self
+            .repo
+            .to_thread_local()
+            .find_commit(commit)
+            .and_then(|c| c.tree_id())
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))?
+            .detach();
+        self.files_under(tree, dir)
+    }
+
     /// The tip of `branch`; `Ok(None)` for a repository without commits.
     ///
     /// # Errors

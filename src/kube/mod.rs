@@ -198,6 +198,8 @@ mod tests {
             .await
             .expect("a usable kubeconfig");
         let target = Target {
+            plan: "docs-portal".into(),
+            env: "dev".into(),
             namespace: "docs-portal-dev".into(),
             path: "apps/dev/docs-portal".into(),
         };
@@ -219,6 +221,8 @@ mod tests {
             .await
             .expect("connect");
         let target = Target {
+            plan: "none".into(),
+            env: "none".into(),
             namespace: "kube-system".into(),
             path: "clusters/none".into(),
         };

@@ -7,10 +7,12 @@ use serde_json::Value;
 
 use super::{Cluster, Error, api_code};
 
-/// One plan × environment in the cluster: its namespace and its directory
-/// in the infra repo (e.g. `apps/dev/docs-portal`).
+/// One plan × environment in the cluster: its names, its namespace and
+/// its directory in the infra repo (e.g. `apps/dev/docs-portal`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    pub plan: String,
+    pub env: String,
     /// The namespace the plan's workloads run in.
     pub namespace: String,
     /// The plan's directory in the infra repo, relative to its root.
@@ -20,8 +22,11 @@ pub struct Target {
 /// What the cluster says about one [`Target`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterStatus {
-    /// The Flux Kustomization that applies the target's directory; `None`
-    /// when no Kustomization covers it (or Flux is not installed).
+    /// The plan's own Flux Kustomization (labelled `druppie.io/plan` and
+    /// `druppie.io/environment`), else the one whose path covers the
+    /// target's directory most closely (an infra repo written before
+    /// druppie wrote one per plan); `None` when neither exists (or Flux
+    /// is not installed).
     pub kustomization: Option<KustomizationStatus>,
     /// The Deployments in the target's namespace, by name.
     pub deployments: Vec<DeploymentStatus>,
@@ -62,6 +67,11 @@ pub struct DeploymentStatus {
     pub available: i32,
 }
 
+/// The labels druppie puts on a plan's own Kustomization
+/// ([`crate::render::flux`]).
+const PLAN_LABEL: &str = "druppie.io/plan";
+const ENV_LABEL: &str = "druppie.io/environment";
+
 impl Cluster {
     /// Flux and Deployment readiness of one plan × environment.
     ///
@@ -70,7 +80,7 @@ impl Cluster {
     /// server cannot be asked or refuses; a cluster without Flux's
     /// Kustomization type gives no Kustomization rather than an error.
     pub async fn status(&self, target: &Target) -> Result<ClusterStatus, Error> {
-        let kustomization = self.kustomization_for(&target.path).await?;
+        let kustomization = self.kustomization_for(target).await?;
         let deployments = self.deployments(&target.namespace).await?;
         Ok(ClusterStatus {
             kustomization,
@@ -78,7 +88,10 @@ impl Cluster {
         })
     }
 
-    async fn kustomization_for(&self, path: &str) -> Result<Option<KustomizationStatus>, Error> {
+    async fn kustomization_for(
+        &self,
+        target: &Target,
+    ) -> Result<Option<KustomizationStatus>, Error> {
         let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
         let api: Api<DynamicObject> =
             Api::all_with(self.client().clone(), &ApiResource::from_gvk(&gvk));
@@ -93,12 +106,19 @@ impl Cluster {
             (&a.metadata.namespace, &a.metadata.name)
                 .cmp(&(&b.metadata.namespace, &b.metadata.name))
         });
-        let target = normalize(path);
+        let own = items.iter().find(|k| {
+            let label = |key: &str| k.metadata.labels.as_ref().and_then(|l| l.get(key));
+            label(PLAN_LABEL) == Some(&target.plan) && label(ENV_LABEL) == Some(&target.env)
+        });
+        if let Some(own) = own {
+            return Ok(Some(kustomization_status(own)));
+        }
+        let path = normalize(&target.path);
         let best = items
             .iter()
             .filter_map(|k| {
                 let spec_path = normalize(k.data.pointer("/spec/path")?.as_str()?);
-                covers(spec_path, target).then_some((spec_path.len(), k))
+                covers(spec_path, path).then_some((spec_path.len(), k))
             })
             .fold(
                 None::<(usize, &DynamicObject)>,
@@ -237,6 +257,8 @@ mod tests {
 
     fn target() -> Target {
         Target {
+            plan: "docs-portal".into(),
+            env: "dev".into(),
             namespace: "docs-portal-dev".into(),
             path: "./apps/dev/docs-portal/".into(),
         }
@@ -290,6 +312,69 @@ mod tests {
             })
         );
         assert!(!status.ready());
+    }
+
+    fn labelled(name: &str, path: &str, plan: &str, env: &str, status: Value) -> Value {
+        let mut k = kustomization(name, path, status);
+        k["metadata"]["labels"] = json!({
+            "app.kubernetes.io/managed-by": "druppie",
+            "druppie.io/plan": plan,
+            "druppie.io/environment": env,
+        });
+        k
+    }
+
+    #[tokio::test]
+    async fn status_reads_the_plans_own_kustomization_by_its_labels() {
+        let (cluster, mut server) = mock_cluster();
+        let serve = async {
+            server.expect(Method::GET, KUSTOMIZATIONS).await.reply(
+                200,
+                &kustomization_list(vec![
+                    // Covers the plan's directory exactly, but is not the plan's.
+                    kustomization(
+                        "a-legacy",
+                        "./apps/dev/docs-portal",
+                        ready("True", "Succeeded"),
+                    ),
+                    labelled(
+                        "docs-portal-test",
+                        "./apps/test/docs-portal",
+                        "docs-portal",
+                        "test",
+                        ready("True", "Succeeded"),
+                    ),
+                    labelled(
+                        "permits-dev",
+                        "./apps/dev/permits",
+                        "permits",
+                        "dev",
+                        ready("True", "Succeeded"),
+                    ),
+                    labelled(
+                        "docs-portal-dev",
+                        "./apps/dev/docs-portal",
+                        "docs-portal",
+                        "dev",
+                        ready("False", "HealthCheckFailed"),
+                    ),
+                ]),
+            );
+            server
+                .expect(
+                    Method::GET,
+                    "/apis/apps/v1/namespaces/docs-portal-dev/deployments",
+                )
+                .await
+                .reply(200, &List::<Deployment>::default());
+        };
+        let target = target();
+        let (status, ()) = tokio::join!(cluster.status(&target), serve);
+        let flux = status.expect("status").kustomization.expect("found");
+        assert_eq!(
+            (flux.name.as_str(), flux.ready, flux.reason.as_deref()),
+            ("docs-portal-dev", Some(false), Some("HealthCheckFailed"))
+        );
     }
 
     #[tokio::test]

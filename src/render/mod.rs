@@ -6,11 +6,13 @@
 //! suffix is stripped); other files are copied byte for byte. Paths may
 //! hold template expressions. Per plan and environment druppie adds
 //! `<env path>/<plan>/kustomization.yaml` (listing the namespace and every
-//! component directory) and `namespace.yaml`.
+//! component directory) and `namespace.yaml`, and the plan's Flux
+//! directory `clusters/<env>/druppie/<plan>/` ([`flux`]).
 //!
-//! Every location (a project repo's root; a plan's directory in one
-//! environment of the infra repo) gets a [`Lock`] recording what was
-//! rendered there, written beside the files as `.druppie-lock.yaml`.
+//! Every location (a project repo's root; a plan's directory and its Flux
+//! directory in one environment of the infra repo) gets a [`Lock`]
+//! recording what was rendered there, written beside the files as
+//! `.druppie-lock.yaml`.
 //!
 //! A block's templates may include and import only its own files and
 //! `templates/_partials/`: each block renders in an environment that holds
@@ -18,6 +20,7 @@
 //! with the context of the plan's first environment.
 
 mod context;
+pub mod flux;
 mod read;
 mod tree;
 
@@ -130,8 +133,9 @@ pub struct Desired {
     pub targets: BTreeMap<(String, Option<String>), Target>,
 }
 
-/// Renders every instance within `limits`. `spec_commit` (the spec
-/// checkout's commit, when known) is recorded in every lock.
+/// Renders every instance within `limits`, and each environment's list
+/// of the Flux directories rendered ([`flux::list`]). `spec_commit` (the
+/// spec checkout's commit, when known) is recorded in every lock.
 ///
 /// # Errors
 /// Located diagnostics: template syntax errors, undefined variables, a
@@ -171,6 +175,7 @@ pub fn render(
         diags.sort();
         return Err(diags);
     }
+    flux::add_lists(&mut desired);
     Ok(desired)
 }
 
@@ -428,6 +433,12 @@ fn add_locks(
     let dir = names::plan_dir(&instance.infra_path, &instance.plan);
     if let Some(target) = desired.targets.get_mut(&infra_key) {
         seal(target, &dir, lock);
+        let flux = Lock::new(&instance.plan, Some(&instance.env), spec_commit);
+        seal(
+            target,
+            &names::flux_plan_dir(&instance.env, &instance.plan),
+            flux,
+        );
     }
     if !first_env {
         return;
@@ -487,7 +498,8 @@ fn target<'d>(
     t
 }
 
-/// The plan directory's `kustomization.yaml` and `namespace.yaml`.
+/// The plan directory's `kustomization.yaml` and `namespace.yaml`, and
+/// the plan's Flux directory.
 fn plan_files(desired: &mut Desired, platform: &Platform, instance: &Instance, sets: &Sets) {
     let dir = names::plan_dir(&instance.infra_path, &instance.plan);
     let mut resources = vec!["namespace.yaml".to_owned()];
@@ -518,15 +530,16 @@ fn plan_files(desired: &mut Desired, platform: &Platform, instance: &Instance, s
         Some(&instance.env),
         &instance.plan,
     );
-    for (name, text) in [
-        ("kustomization.yaml", kustomization),
-        ("namespace.yaml", namespace),
-    ] {
+    let own = [
+        (format!("{dir}/kustomization.yaml"), kustomization),
+        (format!("{dir}/namespace.yaml"), namespace),
+    ];
+    for (path, text) in own.into_iter().chain(flux::plan_files(instance)) {
         let file = File {
             bytes: text.into_bytes(),
             mode: OwnershipMode::Managed,
         };
-        infra.files.insert(format!("{dir}/{name}"), file);
+        infra.files.insert(path, file);
     }
 }
 

@@ -373,6 +373,10 @@ pub struct Plan {
     /// history; a block not listed is used as it is now.
     #[serde(default)]
     pub blocks: SpannedMap<Str>,
+    /// Plans whose Flux `Kustomization` must be Ready before this plan's
+    /// is applied, in every environment both deploy to.
+    #[serde(default)]
+    pub depends_on: Vec<Str>,
 }
 
 /// How a plan's change reaches one of its environments.

@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::audit::{Kind, Recorded};
 use crate::diff::{ChangeSet, ChangeSets};
 use crate::execution::{Action, Cause, ExecutionPlan, Status as PlanState};
-use crate::git::Repo;
+use crate::git::{ObjectId, Repo};
 use crate::live::{LiveRepo, Sources};
 use crate::lock::{LOCK_FILE, Lock};
 use crate::render::{RepoKind, join};
@@ -219,6 +219,7 @@ pub fn status(
                 cs.kind == RepoKind::Infra && cs.env.as_ref() == Some(env) && is_plan(cs, name)
             });
             let dir = crate::spec::names::plan_dir(&settings.path.value, name);
+            let also = [crate::spec::names::flux_plan_dir(env, name)];
             let live = cs.and_then(|cs| {
                 let at = Place {
                     repo: &cs.repo,
@@ -226,6 +227,7 @@ pub fn status(
                     env: Some(env),
                     plan: name,
                     dir: &dir,
+                    also: &also,
                 };
                 repos.freight(&at, &index)
             });
@@ -249,6 +251,7 @@ pub fn status(
                 env: None,
                 plan: name,
                 dir: "",
+                also: &[],
             };
             projects.push(ProjectStatus {
                 repo: cs.repo.clone(),
@@ -278,6 +281,9 @@ struct Place<'a> {
     plan: &'a str,
     /// The directory its lock is in (`""`: the repo's root).
     dir: &'a str,
+    /// Its other locked directories there (in the infra repo, its Flux
+    /// directory), whose files count in the digest.
+    also: &'a [String],
 }
 
 /// The live repos, each opened once.
@@ -323,19 +329,21 @@ impl Repos<'_> {
             // Unreadable: the diff said so already.
             return Ok(None);
         };
-        let lock_path = join(at.dir, LOCK_FILE);
-        let files = repo.files_under(at.dir)?;
-        let Some(&lock_id) = files.get(&lock_path) else {
+        let Some((lock_path, lock_id, lock)) = read_lock(repo, at.dir)? else {
             return Ok(None);
         };
-        let text = repo.read(&lock_path, lock_id)?;
-        let lock =
-            Lock::parse(&String::from_utf8_lossy(&text)).map_err(|source| StatusError::Lock {
-                repo: at.repo.to_owned(),
-                path: lock_path.clone(),
-                source: Box::new(source),
-            })?;
-        let digest = crate::diff::freight_digest([(at.dir, &lock, Some(lock_id))]);
+        // The plan's other locations there (its Flux directory) count in
+        // the digest as they count in the render's.
+        let mut others = Vec::new();
+        for dir in at.also {
+            if let Some((_, id, other)) = read_lock(repo, dir)? {
+                others.push((dir.as_str(), other, id));
+            }
+        }
+        let digest = crate::diff::freight_digest(
+            std::iter::once((at.dir, &lock, Some(lock_id)))
+                .chain(others.iter().map(|(dir, l, id)| (*dir, l, Some(*id)))),
+        );
         let commit = match (history, repo.base) {
             (Some(history), Some(tip)) => {
                 landing::commit(history, tip, &lock_path, lock_id, index.of(at)).map_err(
@@ -365,6 +373,24 @@ impl Repos<'_> {
             verification,
         }))
     }
+}
+
+/// The lock in `dir` of `repo` (its path, blob id and content), when
+/// there is one.
+fn read_lock(repo: &LiveRepo, dir: &str) -> Result<Option<(String, ObjectId, Lock)>, StatusError> {
+    let lock_path = join(dir, LOCK_FILE);
+    let files = repo.files_under(dir)?;
+    let Some(&lock_id) = files.get(&lock_path) else {
+        return Ok(None);
+    };
+    let text = repo.read(&lock_path, lock_id)?;
+    let lock =
+        Lock::parse(&String::from_utf8_lossy(&text)).map_err(|source| StatusError::Lock {
+            repo: repo.name.clone(),
+            path: lock_path.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(Some((lock_path, lock_id, lock)))
 }
 
 /// Reads the ExecutionPlan's step for a change set.

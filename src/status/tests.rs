@@ -213,6 +213,7 @@ fn the_merger_is_who_made_merged_freight_live_and_other_commits_do_not_count() {
         env: Some("test"),
         plan: "permits",
         dir: "apps/test/permits",
+        also: &[],
     };
     let index = landing::Index::new(&trail);
     let found = landing::events(&index, &at, landed.id());

@@ -317,9 +317,19 @@ fn apply_commits_deploy_environments_and_proposes_the_rest() {
     );
     let trailers = git(&infra, &["log", "-1", "--format=%(trailers)", "main"]);
     let spec_head = git(s.f.path(), &["rev-parse", "HEAD"]);
-    // The render digest is the committed tree of the location, recomputed
-    // here from git's own listing.
-    let listing = git(&infra, &["ls-tree", "-r", "main", "apps/dev/permits/"]);
+    // The render digest is the committed tree of the plan's locations,
+    // recomputed here from git's own listing
+    // of both its locations, the plan's directory and its Flux directory.
+    let listing = git(
+        &infra,
+        &[
+            "ls-tree",
+            "-r",
+            "main",
+            "apps/dev/permits/",
+            "clusters/dev/druppie/permits/",
+        ],
+    );
     let mut digest = sha2::Sha256::default();
     for line in listing.lines() {
         let (meta, path) = line.split_once('\t').expect("ls-tree line");

@@ -100,7 +100,24 @@ fn a_fresh_example_checkout_shows_creates_against_infra_example() {
         "unowned files are not touched"
     );
     let report = json(&f.run(&["diff", "--json"]));
-    assert!(actions(&report).iter().all(|(_, a)| a == "create"));
+    // Every file is new, but the environments' lists of Flux directories,
+    // which infra-example holds empty: the plans are added to them.
+    let lists = [
+        "clusters/dev/druppie/kustomization.yaml",
+        "clusters/test/druppie/kustomization.yaml",
+        "clusters/prod/druppie/kustomization.yaml",
+    ];
+    for (path, action) in actions(&report) {
+        let want = if lists.contains(&path.as_str()) {
+            "modify"
+        } else {
+            "create"
+        };
+        assert_eq!(action, want, "{path}");
+    }
+    for list in lists {
+        assert!(file_diff(&report, list).contains("-resources: []\n"));
+    }
     assert_eq!(report["execution_plan"]["status"], "pending");
 }
 

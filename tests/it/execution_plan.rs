@@ -333,9 +333,13 @@ fn compare(plan: &Value, forge: &Path) -> Vec<(String, String, String, Option<St
                 );
                 if let Some(env) = &env {
                     let dir = format!("apps/{env}/{plan}/");
+                    let flux = format!("clusters/{env}/druppie/{plan}/");
+                    let list = format!("clusters/{env}/druppie/kustomization.yaml");
                     assert!(
-                        files.iter().all(|f| f.starts_with(&dir)),
-                        "step {step}: the proposal changes files outside {dir}: {files:?}"
+                        files
+                            .iter()
+                            .all(|f| f.starts_with(&dir) || f.starts_with(&flux) || *f == list),
+                        "step {step}: the proposal changes files outside {dir}, {flux} and {list}: {files:?}"
                     );
                 }
                 proposed.push((repo, branch, plan, env));
@@ -344,11 +348,12 @@ fn compare(plan: &Value, forge: &Path) -> Vec<(String, String, String, Option<St
                 let env = p["env"].as_str().expect("a report names its environment");
                 let infra = bare(&repo);
                 let paths = git(&infra, &["log", "--all", "--format=", "--name-only"]);
-                let dir = format!("apps/{env}/");
-                assert!(
-                    !paths.lines().any(|l| l.starts_with(&dir)),
-                    "step {step}: {dir} written: {paths}"
-                );
+                for dir in [format!("apps/{env}/"), format!("clusters/{env}/")] {
+                    assert!(
+                        !paths.lines().any(|l| l.starts_with(&dir)),
+                        "step {step}: {dir} written: {paths}"
+                    );
+                }
                 let refs = git(&infra, &["for-each-ref", "--format=%(refname)"]);
                 assert!(
                     !refs.contains(&format!("/druppie/{env}/")),

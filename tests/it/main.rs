@@ -9,6 +9,7 @@ mod concurrent;
 mod config;
 mod diff;
 mod execution_plan;
+mod flux;
 mod forge;
 mod forged_approvals;
 mod git;

@@ -8,17 +8,36 @@ use crate::forged_approvals::{git_as, work};
 use crate::never_wedged::{release, with_image};
 use crate::support::git;
 
+/// Replaces the first `from` in the spec file `path` with `to`.
+pub(crate) fn edit(spec: &std::path::Path, path: &str, from: &str, to: &str) {
+    let full = spec.join(path);
+    let text = std::fs::read_to_string(&full).unwrap();
+    assert!(text.contains(from), "{path}: {from}");
+    std::fs::write(&full, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The environment the tip of `branch` in the forge repo `repo`
+/// promotes its change from (`Druppie-Promoted-From`), "" for none.
+pub(crate) fn promoted_from(repo: &std::path::Path, branch: &str) -> String {
+    git(
+        repo,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Druppie-Promoted-From,valueonly)",
+            branch,
+        ],
+    )
+    .trim()
+    .to_owned()
+}
+
 /// dev (deploy) → test (propose) → prod (propose), no approvers, the
 /// image in the deployment, promotion on.
 pub(crate) fn three_stages() -> Setup {
     let s = with_image(setup(""));
     let spec = s.f.path();
-    let edit = |path: &str, from: &str, to: &str| {
-        let full = spec.join(path);
-        let text = std::fs::read_to_string(&full).unwrap();
-        assert!(text.contains(from), "{path}: {from}");
-        std::fs::write(&full, text.replacen(from, to, 1)).unwrap();
-    };
+    let edit = |path: &str, from: &str, to: &str| edit(spec, path, from, to);
     edit(
         "spec/platform.yaml",
         "  prod:\n",
@@ -111,7 +130,7 @@ fn a_change_reaches_each_environment_once_live_in_the_one_before() {
     );
     assert!(
         headers[1].contains("test, propose)")
-            && headers[1].ends_with("· → proposal druppie/test/permits"),
+            && headers[1].ends_with("· → proposal druppie/test/permits, promoted from dev"),
         "{headers:?}"
     );
     // dev is live: test's proposal opens, prod still waits. prod cannot

@@ -3,7 +3,8 @@
 //!
 //! `validate` checks names with these rules; compose, render, diff and
 //! apply compute the names a validated spec produces with the functions
-//! here ([`project_repo`], [`namespace`], [`infra_dir`], [`plan_dir`]), so
+//! here ([`project_repo`], [`namespace`], [`infra_dir`], [`plan_dir`],
+//! [`flux_dir`], [`flux_plan_dir`], [`flux_name`]), so
 //! no later stage makes a name validation has not seen.
 //!
 //! | name | rule |
@@ -282,6 +283,27 @@ pub fn plan_dir(env_path: &str, plan: &str) -> String {
     format!("{}/{plan}", infra_dir(env_path))
 }
 
+/// druppie's Flux directory of one environment in the infra repo:
+/// `clusters/<env>/druppie`. It holds one directory per plan (its Flux
+/// `Kustomization`) and the `kustomization.yaml` listing them, which the
+/// cluster's own Flux configuration includes with one line.
+pub fn flux_dir(env: &str) -> String {
+    format!("clusters/{env}/druppie")
+}
+
+/// A plan's Flux directory in one environment of the infra repo:
+/// `clusters/<env>/druppie/<plan>`.
+pub fn flux_plan_dir(env: &str, plan: &str) -> String {
+    format!("{}/{plan}", flux_dir(env))
+}
+
+/// The name of a plan's Flux `Kustomization` in one environment:
+/// `<plan>-<env>`. Flux labels every object it applies with it, so it
+/// must be a label value (at most 63 characters).
+pub fn flux_name(plan: &str, env: &str) -> String {
+    format!("{plan}-{env}")
+}
+
 /// A component's directory in the infra repo:
 /// `<env path>/<plan>/<component>`.
 pub fn component_dir(env_path: &str, plan: &str, component: &str) -> String {
@@ -392,5 +414,8 @@ mod tests {
         assert_eq!(infra_dir("apps/dev/"), "apps/dev");
         assert_eq!(plan_dir("apps/dev/", "permits"), "apps/dev/permits");
         assert_eq!(component_dir("apps/dev", "p", "db"), "apps/dev/p/db");
+        assert_eq!(flux_dir("dev"), "clusters/dev/druppie");
+        assert_eq!(flux_plan_dir("dev", "p"), "clusters/dev/druppie/p");
+        assert_eq!(flux_name("p", "dev"), "p-dev");
     }
 }

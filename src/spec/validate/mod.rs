@@ -2,10 +2,11 @@
 //!
 //! Rules live in one file per part of the spec: `catalog` (blocks, skills),
 //! `platform` (environments, name patterns, policies), `stacks` (stacks
-//! and plans: references, inputs), `wiring` (component references and
-//! cycles). All of them run on every call, so one run reports all errors.
+//! and plans: references, inputs), `depends` (`depends_on` between
+//! plans), `wiring` (component references and cycles). All of them run on every call, so one run reports all errors.
 
 mod catalog;
+mod depends;
 mod model;
 mod platform;
 mod stacks;
@@ -107,6 +108,7 @@ fn run_checks(spec: &Spec) -> Vec<Diagnostic> {
                 catalog::check(&mut check);
                 platform::check(&mut check);
                 stacks::check(&mut check);
+                depends::check(&mut check);
             }
             Job::Wiring(unit) => wiring::check(&mut check, unit),
         }

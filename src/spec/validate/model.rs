@@ -60,6 +60,10 @@ pub struct EnvModel {
     pub settings: Environment,
     /// The environment's namespace pattern, expanded for the plan.
     pub namespace: String,
+    /// The plans this plan depends on (`depends_on`) that deploy to this
+    /// environment too, in the plan's order: its Flux `Kustomization`
+    /// waits for theirs.
+    pub depends_on: Vec<String>,
 }
 
 impl PlanModel {
@@ -195,6 +199,7 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
                     name: env.value.clone(),
                     settings: settings.clone(),
                     namespace,
+                    depends_on: depends_on(spec, plan, &env.value),
                 }),
                 (None, _) | (_, None) => {
                     fail(format!(
@@ -218,4 +223,20 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The plans `plan` depends on that deploy to `env` as well.
+fn depends_on(spec: &Spec, plan: &Plan, env: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for other in &plan.depends_on {
+        let deploys_here = spec
+            .plans
+            .iter()
+            .find(|p| p.name.value == other.value)
+            .is_some_and(|p| p.environments.iter().any(|e| e.value == env));
+        if deploys_here && !out.contains(&other.value) {
+            out.push(other.value.clone());
+        }
+    }
+    out
 }

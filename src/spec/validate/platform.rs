@@ -52,6 +52,7 @@ pub(super) fn check(c: &mut Check) {
         }
     }
     check_nesting(c, platform);
+    check_flux_dirs(c, platform);
     check_policies(c);
 }
 
@@ -132,13 +133,7 @@ fn check_nesting(c: &mut Check, platform: &Platform) {
                 names::infra_dir(&env.path.value),
                 names::infra_dir(&other.path.value),
             );
-            let relation = if a.to_lowercase() == b.to_lowercase() {
-                "is the same as"
-            } else if a.split('/').count() > b.split('/').count() {
-                "lies inside"
-            } else {
-                "holds"
-            };
+            let relation = relation(a, b);
             let note = c.at(f, &other.path);
             c.error(
                 f,
@@ -150,6 +145,48 @@ fn check_nesting(c: &mut Check, platform: &Platform) {
             )
             .note(format!("environment `{}` renders here", other_name.value), note)
             .help("plans render under `<path>/<plan>/`: give every environment a directory of its own, none inside another (e.g. `apps/dev` and `apps/prod`)");
+        }
+    }
+}
+
+/// How the nested paths `a` and `b` lie: `a` "is the same as", "lies
+/// inside" or "holds" `b`.
+fn relation(a: &str, b: &str) -> &'static str {
+    if a.to_lowercase() == b.to_lowercase() {
+        "is the same as"
+    } else if a.split('/').count() > b.split('/').count() {
+        "lies inside"
+    } else {
+        "holds"
+    }
+}
+
+/// No environment's path is, holds or lies inside any environment's
+/// Flux directory (`clusters/<env>/druppie`): druppie writes there, and
+/// plans rendered into it would mix with the Flux objects and the list.
+fn check_flux_dirs(c: &mut Check, platform: &Platform) {
+    let f = platform.file;
+    for (_, env) in platform.environments.iter() {
+        let path = names::infra_dir(&env.path.value);
+        if names::repo_path(path).is_err() {
+            continue;
+        }
+        for (other, _) in platform.environments.iter() {
+            let flux = names::flux_dir(&other.value);
+            if !names::nested(path, &flux) {
+                continue;
+            }
+            c.error(
+                f,
+                &env.path,
+                format!(
+                    "infra path `{path}` {} `{flux}`, where druppie writes the Flux objects of environment `{}`",
+                    relation(path, &flux),
+                    other.value
+                ),
+            )
+            .help("`clusters/<env>/druppie` is druppie's: give the environment a path outside it (e.g. `apps/dev`)");
+            break;
         }
     }
 }

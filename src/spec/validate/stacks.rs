@@ -455,6 +455,18 @@ fn check_generated_names(c: &mut Check, plan: &Plan, stack: &Stack) {
                 format!("namespace `{ns}` for environment `{}` {why}", env.value),
             );
         }
+        let flux = names::flux_name(&plan.name.value, &env.value);
+        if let Err(why) = names::dns_label(&flux) {
+            c.error(
+                plan.file,
+                env,
+                format!(
+                    "Flux Kustomization name `{flux}` for environment `{}` {why}",
+                    env.value
+                ),
+            )
+            .help("Flux labels every object it applies with this name, and a label value holds at most 63 characters: shorten the plan or environment name");
+        }
     }
 }
 

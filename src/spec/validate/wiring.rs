@@ -141,7 +141,7 @@ pub fn component_order(stack: &Stack, plan: Option<&Plan>) -> Result<Vec<String>
 }
 
 /// Depth-first topological sort; `Err` holds a cycle as a closed path.
-fn topo(n: usize, deps: &[(usize, usize)]) -> Result<Vec<usize>, Vec<usize>> {
+pub(super) fn topo(n: usize, deps: &[(usize, usize)]) -> Result<Vec<usize>, Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,

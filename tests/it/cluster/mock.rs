@@ -50,6 +50,8 @@ async fn druppie_reads_the_plan_s_kustomization_and_deployments_from_the_mock() 
         .expect("connect");
     let status = cluster
         .status(&Target {
+            plan: "permits".into(),
+            env: "dev".into(),
             namespace: "permits-dev".into(),
             path: "apps/dev/permits".into(),
         })
@@ -192,6 +194,8 @@ async fn a_kubeconfig_without_the_mock_s_ca_is_refused() {
         .expect("connect sends nothing yet");
     let error = cluster
         .status(&Target {
+            plan: "permits".into(),
+            env: "dev".into(),
             namespace: "permits-dev".into(),
             path: "apps/dev/permits".into(),
         })

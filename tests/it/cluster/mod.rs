@@ -31,6 +31,7 @@ use crate::support::git;
 
 mod leader;
 mod mock;
+mod promotion;
 mod verification;
 
 /// The bearer token the kubeconfig's user sends and the mock requires.

@@ -70,16 +70,10 @@ fn a_promotion_over_the_api_needs_the_token_and_proposes_what_dev_runs() {
     );
     // prod's proposal holds what dev runs, and says it promotes from dev.
     let infra = s.forge().join("infra.git");
-    let from = git(
-        &infra,
-        &[
-            "log",
-            "-1",
-            "--format=%(trailers:key=Druppie-Promoted-From,valueonly)",
-            "druppie/prod/permits",
-        ],
+    assert_eq!(
+        crate::promotion::promoted_from(&infra, "druppie/prod/permits"),
+        "dev"
     );
-    assert_eq!(from.trim(), "dev");
     let dev = git(
         &infra,
         &["show", "main:apps/dev/permits/.druppie-lock.yaml"],

@@ -1,0 +1,372 @@
+//! druppie's Flux objects in the infra repo: one Flux `Kustomization`
+//! (`kustomize.toolkit.fluxcd.io/v1`) per plan and environment, and per
+//! environment the list of them.
+//!
+//! ```text
+//! clusters/<env>/druppie/
+//!   kustomization.yaml        the list: every <plan>/ here with a lock
+//!   <plan>/sync.yaml          Kustomization <plan>-<env> over <env path>/<plan>
+//!   <plan>/kustomization.yaml resources: [sync.yaml]
+//!   <plan>/.druppie-lock.yaml
+//! ```
+//!
+//! A plan's Flux directory is one more location of the plan, rendered and
+//! sealed like its plan directory, so drift, pruning and the three-way
+//! logic treat it the same. The list belongs to no plan: it follows from
+//! which plan directories exist, and [`listed`], [`after`] and [`list`]
+//! compute it, for `diff` from the live tree and for `apply` from the
+//! tree each commit builds on. The cluster's own Flux configuration
+//! includes `clusters/<env>/druppie` with one line; druppie never writes
+//! Flux's bootstrap files (`flux-system/`).
+//!
+//! Every text is written by a serializer from a struct with a fixed key
+//! order, so the same plan gives the same bytes.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::compose::Instance;
+use crate::lock::LOCK_FILE;
+use crate::spec::names;
+
+/// The file holding a plan's Flux `Kustomization`.
+pub const SYNC_FILE: &str = "sync.yaml";
+
+/// The kustomize file of a plan's Flux directory and of the list.
+pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
+
+/// Label on every object druppie writes for Flux.
+const MANAGED_BY: &str = "druppie";
+
+/// How often Flux reconciles a plan, and retries after a failure.
+const INTERVAL: &str = "10m";
+const RETRY_INTERVAL: &str = "2m";
+/// How long Flux waits for the plan's objects to be Ready.
+const TIMEOUT: &str = "5m";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FluxKustomization<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Metadata<'a>,
+    spec: Spec<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    name: String,
+    namespace: &'static str,
+    labels: Labels<'a>,
+}
+
+#[derive(Serialize)]
+struct Labels<'a> {
+    #[serde(rename = "app.kubernetes.io/managed-by")]
+    managed_by: &'static str,
+    #[serde(rename = "druppie.io/plan")]
+    plan: &'a str,
+    #[serde(rename = "druppie.io/environment")]
+    environment: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec<'a> {
+    interval: &'static str,
+    retry_interval: &'static str,
+    timeout: &'static str,
+    path: String,
+    prune: bool,
+    wait: bool,
+    target_namespace: &'a str,
+    source_ref: SourceRef,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    depends_on: Vec<Dependency>,
+}
+
+#[derive(Serialize)]
+struct SourceRef {
+    kind: &'static str,
+    name: &'static str,
+}
+
+#[derive(Serialize)]
+struct Dependency {
+    name: String,
+}
+
+/// A kustomize `Kustomization` listing resources.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Resources<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    resources: Vec<&'a str>,
+}
+
+/// `header` (comment lines) and `value` as YAML, list items indented
+/// under their key as in the rest of the infra repo.
+fn yaml(header: &str, value: &impl Serialize) -> String {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.compact_list_indent = false;
+    let body = serde_saphyr::to_string_with_options(value, options)
+        .expect("plain structs of strings and booleans serialize");
+    format!("{header}{body}")
+}
+
+/// The files of one plan's Flux directory in one environment, as (path
+/// in the repo, text): its `Kustomization` and the kustomize file
+/// listing it.
+pub fn plan_files(instance: &Instance) -> [(String, String); 2] {
+    let dir = names::flux_plan_dir(&instance.env, &instance.plan);
+    let sync = FluxKustomization {
+        api_version: "kustomize.toolkit.fluxcd.io/v1",
+        kind: "Kustomization",
+        metadata: Metadata {
+            name: names::flux_name(&instance.plan, &instance.env),
+            namespace: "flux-system",
+            labels: Labels {
+                managed_by: MANAGED_BY,
+                plan: &instance.plan,
+                environment: &instance.env,
+            },
+        },
+        spec: Spec {
+            interval: INTERVAL,
+            retry_interval: RETRY_INTERVAL,
+            timeout: TIMEOUT,
+            path: format!(
+                "./{}",
+                names::plan_dir(&instance.infra_path, &instance.plan)
+            ),
+            prune: true,
+            wait: true,
+            target_namespace: &instance.namespace,
+            source_ref: SourceRef {
+                kind: "GitRepository",
+                name: "flux-system",
+            },
+            depends_on: instance
+                .depends_on
+                .iter()
+                .map(|other| Dependency {
+                    name: names::flux_name(other, &instance.env),
+                })
+                .collect(),
+        },
+    };
+    let sync = yaml(
+        "# Written by druppie: Flux applies this plan's directory in this environment.\n\
+         # Edits are reported as drift.\n",
+        &sync,
+    );
+    let kustomization = yaml(
+        "# Written by druppie for this plan and environment; edits are reported as drift.\n",
+        &Resources {
+            api_version: "kustomize.config.k8s.io/v1beta1",
+            kind: "Kustomization",
+            resources: vec![SYNC_FILE],
+        },
+    );
+    [
+        (format!("{dir}/{SYNC_FILE}"), sync),
+        (format!("{dir}/{KUSTOMIZATION_FILE}"), kustomization),
+    ]
+}
+
+/// The path of an environment's list: `clusters/<env>/druppie/kustomization.yaml`.
+pub fn list_path(env: &str) -> String {
+    format!("{}/{KUSTOMIZATION_FILE}", names::flux_dir(env))
+}
+
+/// The plan directories of `env` that `paths` (full paths in the infra
+/// repo) hold a lock in: `clusters/<env>/druppie/<plan>/.druppie-lock.yaml`.
+pub fn listed<'p>(env: &str, paths: impl IntoIterator<Item = &'p str>) -> BTreeSet<String> {
+    paths
+        .into_iter()
+        .filter_map(|path| plan_of_lock(env, path))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The plan whose Flux lock `path` is, in `env`.
+pub fn plan_of_lock<'p>(env: &str, path: &'p str) -> Option<&'p str> {
+    let root = names::flux_dir(env);
+    let rest = path.strip_prefix(root.as_str())?.strip_prefix('/')?;
+    let plan = rest.strip_suffix(LOCK_FILE)?.strip_suffix('/')?;
+    (!plan.is_empty() && !plan.contains('/')).then_some(plan)
+}
+
+/// `plans` after a change set's changes to files of `env`: a created
+/// (or rewritten) Flux lock lists its plan, a deleted one removes it.
+/// `changes` are (full path, whether the file is there afterwards).
+pub fn after<'c>(
+    env: &str,
+    mut plans: BTreeSet<String>,
+    changes: impl IntoIterator<Item = (&'c str, bool)>,
+) -> BTreeSet<String> {
+    for (path, present) in changes {
+        let Some(plan) = plan_of_lock(env, path) else {
+            continue;
+        };
+        if present {
+            plans.insert(plan.to_owned());
+        } else {
+            plans.remove(plan);
+        }
+    }
+    plans
+}
+
+/// Whether a change set's changes (as for [`after`]) create or delete a
+/// Flux location of `env`: only then does the list change with it.
+pub fn moves_list<'c>(env: &str, changes: impl IntoIterator<Item = (&'c str, bool)>) -> bool {
+    changes
+        .into_iter()
+        .any(|(path, _)| plan_of_lock(env, path).is_some())
+}
+
+/// The list's text: a kustomize `Kustomization` whose resources are the
+/// plan directories, sorted (`resources: []` when there are none).
+pub fn list(plans: &BTreeSet<String>) -> String {
+    yaml(
+        "# Written by druppie: one directory per plan deployed to this environment.\n\
+         # The cluster's Flux configuration includes this directory with one line.\n",
+        &Resources {
+            api_version: "kustomize.config.k8s.io/v1beta1",
+            kind: "Kustomization",
+            resources: plans.iter().map(String::as_str).collect(),
+        },
+    )
+}
+
+/// Each environment's list of the Flux directories rendered into it, so
+/// a whole render is a tree Flux (and `kubectl kustomize`) can build.
+pub(super) fn add_lists(desired: &mut crate::render::Desired) {
+    for target in desired.targets.values_mut() {
+        let Some(env) = target.env.clone() else {
+            continue;
+        };
+        let plans = listed(&env, target.files.keys().map(String::as_str));
+        target.files.insert(
+            list_path(&env),
+            crate::render::File {
+                bytes: list(&plans).into_bytes(),
+                mode: crate::spec::model::OwnershipMode::Managed,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::model::Trust;
+
+    fn instance(depends_on: &[&str]) -> Instance {
+        Instance {
+            plan: "permits".into(),
+            env: "dev".into(),
+            trust: Trust::Deploy,
+            owner: "team".into(),
+            intent: None,
+            namespace: "permits-dev".into(),
+            infra_path: "apps/dev".into(),
+            components: Vec::new(),
+            depends_on: depends_on.iter().map(|d| (*d).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_plans_kustomization_points_flux_at_its_directory() {
+        let [(sync_path, sync), (k_path, k)] = plan_files(&instance(&["auth", "db"]));
+        assert_eq!(sync_path, "clusters/dev/druppie/permits/sync.yaml");
+        assert_eq!(k_path, "clusters/dev/druppie/permits/kustomization.yaml");
+        let body: String =
+            sync.lines()
+                .filter(|l| !l.starts_with('#'))
+                .fold(String::new(), |mut s, l| {
+                    s.push_str(l);
+                    s.push('\n');
+                    s
+                });
+        assert_eq!(
+            body,
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: permits-dev
+  namespace: flux-system
+  labels:
+    app.kubernetes.io/managed-by: druppie
+    druppie.io/plan: permits
+    druppie.io/environment: dev
+spec:
+  interval: 10m
+  retryInterval: 2m
+  timeout: 5m
+  path: ./apps/dev/permits
+  prune: true
+  wait: true
+  targetNamespace: permits-dev
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  dependsOn:
+    - name: auth-dev
+    - name: db-dev
+"
+        );
+        assert!(k.ends_with("resources:\n  - sync.yaml\n"), "{k}");
+        let [(_, alone), _] = plan_files(&instance(&[]));
+        assert!(!alone.contains("dependsOn"), "{alone}");
+    }
+
+    #[test]
+    fn the_list_follows_the_plan_directories_with_a_lock() {
+        let live = [
+            "clusters/dev/druppie/kustomization.yaml",
+            "clusters/dev/druppie/b/.druppie-lock.yaml",
+            "clusters/dev/druppie/b/sync.yaml",
+            "clusters/dev/druppie/a/.druppie-lock.yaml",
+            "clusters/dev/druppie/x/y/.druppie-lock.yaml",
+            "clusters/dev/druppie/c/sync.yaml",
+            "clusters/prod/druppie/p/.druppie-lock.yaml",
+            "clusters/dev/druppie2/q/.druppie-lock.yaml",
+        ];
+        let now = listed("dev", live);
+        assert_eq!(now.iter().collect::<Vec<_>>(), ["a", "b"]);
+        let changes = [
+            ("clusters/dev/druppie/c/.druppie-lock.yaml", true),
+            ("clusters/dev/druppie/a/.druppie-lock.yaml", false),
+            ("clusters/dev/druppie/a/sync.yaml", false),
+            ("apps/dev/a/.druppie-lock.yaml", false),
+        ];
+        assert!(moves_list("dev", changes));
+        assert!(!moves_list(
+            "dev",
+            [("apps/dev/a/.druppie-lock.yaml", false)]
+        ));
+        let next = after("dev", now, changes);
+        assert_eq!(next.iter().collect::<Vec<_>>(), ["b", "c"]);
+        assert!(list(&next).ends_with("resources:\n  - b\n  - c\n"));
+        assert!(
+            list(&BTreeSet::new()).ends_with("resources: []\n"),
+            "{}",
+            list(&BTreeSet::new())
+        );
+    }
+
+    #[test]
+    fn the_example_infra_repo_starts_with_druppies_own_empty_list() {
+        for example in [
+            include_str!("../../infra-example/clusters/dev/druppie/kustomization.yaml"),
+            include_str!("../../infra-example/clusters/test/druppie/kustomization.yaml"),
+            include_str!("../../infra-example/clusters/prod/druppie/kustomization.yaml"),
+        ] {
+            assert_eq!(example, list(&BTreeSet::new()));
+        }
+    }
+}
