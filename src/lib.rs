@@ -33,7 +33,9 @@
 //! `diff::list` recomputes for a change set on the tree it builds on.
 //! [`lock`] is the ownership record both write and read. `apply::Run` is
 //! one whole apply (sync, audit catch-up, diff, write, record), as the CLI
-//! and the daemon run it.
+//! and the daemon run it. [`status`] reads, per plan and environment,
+//! what is live (its lock's freight, the trail's events on the commit
+//! that made it live) beside the ExecutionPlan's step: what waits where.
 //!
 //! Around the stages: [`daemon`] is `druppie serve` (triggers, a queue,
 //! one reconcile worker, the HTTP API), [`kube`] reads the cluster (Flux
@@ -70,6 +72,7 @@ pub mod registry;
 pub mod render;
 pub mod secret;
 pub mod spec;
+pub mod status;
 pub mod template;
 pub mod when;
 pub mod yaml_subset;

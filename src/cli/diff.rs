@@ -21,6 +21,13 @@ pub struct Args {
     /// Print a JSON report (changes, findings, summary, execution plan)
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// Where the live repos are read.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LiveArgs {
     /// The infra repo: a work tree, bare repo or plain directory
     /// [default: `[repos] infra`, else `<DIR>/<infra>` under the repos
     /// directory, else `infra-example/` in the spec checkout]
@@ -33,9 +40,30 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
-    let opened = open(ctx, ui, &crate::spec::LoadOptions::default(), &args.select)?;
-    let sources = sources(ctx, args);
-    let scope = args.select.options();
+    let (opened, changes) = changes(ctx, ui, &args.select, &args.live)?;
+    let intent = report::intent(&opened.valid, args.select.plan.as_deref());
+    let code = print_changes(ui, &changes, args.json, intent);
+    // The process ends next: freeing the spec piece by piece would only
+    // cost time.
+    std::mem::forget(changes);
+    std::mem::forget(opened);
+    Ok(code)
+}
+
+/// Opens the spec for `select` and diffs it against the live repos
+/// `live` names: what `diff` shows and `status` reads.
+///
+/// # Errors
+/// The spec does not open, compose or render.
+pub(super) fn changes(
+    ctx: &Context,
+    ui: &Ui,
+    select: &super::SelectArgs,
+    live: &LiveArgs,
+) -> Result<(crate::spec::Opened, crate::diff::ChangeSets), super::CommandError> {
+    let opened = open(ctx, ui, &crate::spec::LoadOptions::default(), select)?;
+    let sources = live.sources(ctx);
+    let scope = select.options();
     let spec_commit = spec_commit(ctx);
     let own = own_key(ctx);
     let options = diff::Options {
@@ -48,13 +76,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let started = std::time::Instant::now();
     let changes = diff::diff(&opened.valid, &opened.selection, &options)?;
     tracing::debug!(elapsed = ?started.elapsed(), "compose, render, policy and diff");
-    let intent = report::intent(&opened.valid, args.select.plan.as_deref());
-    let code = print_changes(ui, &changes, args.json, intent);
-    // The process ends next: freeing the spec piece by piece would only
-    // cost time.
-    std::mem::forget(changes);
-    std::mem::forget(opened);
-    Ok(code)
+    Ok((opened, changes))
 }
 
 /// Prints change sets as text or JSON (errors reading repos to stderr)
@@ -100,24 +122,26 @@ pub(super) fn own_key(ctx: &Context) -> Option<crate::git::sign::OwnKey> {
         .map(|s| s.own_key())
 }
 
-/// Where the live repos are: flags, then `[repos]` in the config, then
-/// the spec checkout's `infra-example/` for the infra repo.
-fn sources(ctx: &Context, args: &Args) -> Sources {
-    let repos_cfg = &ctx.config.repos;
-    let repos = args
-        .repos
-        .clone()
-        .or_else(|| repos_cfg.dir.as_ref().map(|d| ctx.config.resolve(d)));
-    let infra = args
-        .infra
-        .clone()
-        .or_else(|| repos_cfg.infra.as_ref().map(|p| ctx.config.resolve(p)))
-        .or_else(|| {
-            let example = ctx.spec_root.join("infra-example");
-            // Part of the spec checkout: used only when it is a real
-            // directory, never through a link.
-            let real_dir = std::fs::symlink_metadata(&example).is_ok_and(|m| m.is_dir());
-            (repos.is_none() && real_dir).then_some(example)
-        });
-    Sources { infra, repos }
+impl LiveArgs {
+    /// Where the live repos are: flags, then `[repos]` in the config,
+    /// then the spec checkout's `infra-example/` for the infra repo.
+    pub(super) fn sources(&self, ctx: &Context) -> Sources {
+        let repos_cfg = &ctx.config.repos;
+        let repos = self
+            .repos
+            .clone()
+            .or_else(|| repos_cfg.dir.as_ref().map(|d| ctx.config.resolve(d)));
+        let infra = self
+            .infra
+            .clone()
+            .or_else(|| repos_cfg.infra.as_ref().map(|p| ctx.config.resolve(p)))
+            .or_else(|| {
+                let example = ctx.spec_root.join("infra-example");
+                // Part of the spec checkout: used only when it is a real
+                // directory, never through a link.
+                let real_dir = std::fs::symlink_metadata(&example).is_ok_and(|m| m.is_dir());
+                (repos.is_none() && real_dir).then_some(example)
+            });
+        Sources { infra, repos }
+    }
 }

@@ -16,6 +16,7 @@ mod render;
 mod secrets;
 mod serve;
 mod skills;
+mod status;
 mod ui;
 mod validate;
 
@@ -72,6 +73,7 @@ pub enum Command {
     Apply(apply::Args),
     Promote(promote::Args),
     Audit(audit::Args),
+    Status(status::Args),
     Preview(preview::Args),
     Serve(serve::Args),
     Completions(completions::Args),
@@ -202,6 +204,7 @@ fn dispatch(cli: Cli, env: &Env, ui: &Ui) -> CommandResult {
         Command::Apply(args) => apply::run(&ctx, ui, &args),
         Command::Promote(args) => promote::run(&ctx, ui, &args),
         Command::Audit(args) => audit::run(&ctx, ui, &args),
+        Command::Status(args) => status::run(&ctx, ui, &args),
         Command::Preview(args) => preview::run(&ctx, ui, &args),
         Command::Completions(args) => completions::run(ui, &args),
         Command::Man(_) => man::run(ui),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{self, KeepAlive, Sse};
@@ -52,12 +52,13 @@ pub struct App {
 
 /// Every route, as `(method, path)`: the OpenAPI description must
 /// describe exactly these.
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/api/v1/status"),
     ("get", "/api/v1/plans"),
+    ("get", "/api/v1/plans/{plan}/status"),
     ("get", "/api/v1/blocks"),
     ("get", "/api/v1/skills"),
     ("get", "/api/v1/diff"),
@@ -75,6 +76,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/plans", get(plans))
+        .route("/api/v1/plans/{plan}/status", get(plan_status))
         .route("/api/v1/blocks", get(blocks))
         .route("/api/v1/skills", get(skills))
         .route("/api/v1/diff", get(diff))
@@ -156,6 +158,39 @@ async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
 async fn plans(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let view = app.shared.view.lock().expect("view lock");
     Json(json!(view.plans))
+}
+
+/// One plan's freight per environment and what waits where, as
+/// `druppie status --plan P --json` shows it, after the last reconcile.
+async fn plan_status(State(app): State<Arc<App>>, Path(plan): Path<String>) -> Response {
+    let view = app.shared.view.lock().expect("view lock");
+    if let Some(found) = view.freight.iter().find(|p| p.plan == plan) {
+        return Json(found).into_response();
+    }
+    if !view.ready {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the first reconcile has not finished",
+        );
+    }
+    if view.plans.iter().any(|p| p.name == plan) {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "the last reconcile could not read where `{plan}` stands (see /api/v1/status)"
+            ),
+        );
+    }
+    let known = view.plans.iter().map(|p| p.name.as_str());
+    let near = crate::spec::suggest::candidates(&plan, known);
+    let hint = match near.first() {
+        Some(name) => format!("; did you mean `{name}`?"),
+        None => String::new(),
+    };
+    problem(
+        StatusCode::NOT_FOUND,
+        &format!("unknown plan `{plan}`{hint}"),
+    )
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,7 @@
 mod api;
 mod check;
 mod cluster;
+mod freight;
 mod memory;
 mod metrics;
 mod promote;

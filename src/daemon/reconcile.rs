@@ -244,7 +244,13 @@ impl Reconciler {
             ),
             (ended, _) => ended,
         };
+        // Read before the status changes, so that the status and the
+        // reconcile's end (its error) still change together.
+        let freight = super::freight::of(self, &opened, revision, &outcome, &trail);
         self.settle(shared, &opened, revision, &outcome, &ended);
+        if let Some(freight) = freight {
+            shared.view.lock().expect("view lock").freight = freight;
+        }
         if let Some(link) = &self.cluster
             && let Some(deployment) = &valid.deployment
         {

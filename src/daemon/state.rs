@@ -139,6 +139,8 @@ pub struct View {
     pub registry: Registry,
     /// `druppie diff --json` of the last dry run.
     pub diff: Option<serde_json::Value>,
+    /// Every plan's freight and what waits where, as `druppie status`.
+    pub freight: Vec<crate::status::PlanStatus>,
     pub last_error: Option<String>,
 }
 

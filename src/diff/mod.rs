@@ -533,18 +533,36 @@ fn change_set(platform: &Platform, repo: &LiveRepo, env: Option<&str>) -> Change
     }
 }
 
-/// SHA-256 over `path NUL blob-id LF` of every rendered file, in path
-/// order; the blob ids come from the locks, which list them all.
+/// The render digest of a desired target: [`freight_digest`] over its
+/// locks and the lock files it renders.
 fn render_digest(target: &crate::render::Target) -> String {
+    freight_digest(target.locks.iter().map(|(dir, lock)| {
+        let written = target.files.get(&join(dir, LOCK_FILE));
+        (
+            dir.as_str(),
+            lock,
+            written.map(|f| crate::git::blob_id(&f.bytes)),
+        )
+    }))
+}
+
+/// A plan's "freight" in a target: SHA-256 over `path NUL blob-id LF`
+/// of every file its locks list and of each lock file itself (`lock`:
+/// the lock file's blob id), in path order, hex. One function for both
+/// sides: the digest of a render (`Druppie-Render-Digest`, `diff
+/// --json`'s `render_digest`) and of what is live (`druppie status`)
+/// are equal exactly when the live locks are the rendered ones.
+pub fn freight_digest<'a>(
+    locks: impl IntoIterator<Item = (&'a str, &'a crate::lock::Lock, Option<ObjectId>)>,
+) -> String {
     use sha2::Digest as _;
     let mut entries: Vec<(String, String)> = Vec::new();
-    for (dir, lock) in &target.locks {
+    for (dir, lock, own) in locks {
         for (rel, file) in &lock.files {
             entries.push((join(dir, rel), file.blob.clone()));
         }
-        let path = join(dir, LOCK_FILE);
-        if let Some(file) = target.files.get(&path) {
-            entries.push((path, crate::git::blob_id(&file.bytes).to_string()));
+        if let Some(own) = own {
+            entries.push((join(dir, LOCK_FILE), own.to_string()));
         }
     }
     entries.sort();

@@ -377,6 +377,10 @@ pub struct JsonChangeSet {
     pub env: Option<String>,
     pub plans: Vec<String>,
     pub base: Option<String>,
+    /// The digest of what this change set renders there
+    /// ([`super::freight_digest`]): what `druppie status` shows as live
+    /// once it is.
+    pub render_digest: String,
     pub files: Vec<JsonFile>,
     pub notes: Vec<super::Note>,
 }
@@ -427,6 +431,7 @@ pub fn json(changes: &ChangeSets, mask: &Mask, execution_plan: ExecutionPlan) ->
             env: cs.env.clone(),
             plans: cs.plans.clone(),
             base: cs.base.clone(),
+            render_digest: cs.render_digest.clone(),
             files: cs
                 .files
                 .iter()

@@ -110,6 +110,22 @@ pub struct Nothing {
     /// The environment the change waits to be live in first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Why, as a kind (`reason` says it in words).
+    #[serde(skip)]
+    pub cause: Cause,
+}
+
+/// Why a [`Nothing`] step writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The change waits to be live in an earlier environment.
+    Waiting,
+    /// Only lock files change.
+    OnlyLocks,
+    /// This change was proposed and closed without merging.
+    Rejected,
+    /// A person's branch takes the proposal branch's place.
+    Crowded,
 }
 
 #[derive(Debug, Serialize)]
@@ -376,6 +392,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
                 wait.why
             ),
             waiting: Some(before),
+            cause: Cause::Waiting,
         });
     }
     let promoted_from = cs
@@ -410,6 +427,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
                 "only {LOCK_FILE} changes (the rendered files are the same): it goes with the next change to propose"
             ),
             waiting: None,
+            cause: Cause::OnlyLocks,
         });
     }
     let id = proposal_id(cs);
@@ -423,6 +441,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
             target: target(&head),
             reason: "this change was proposed and closed without merging: it is not proposed again until the spec changes what it renders here".to_owned(),
             waiting: None,
+            cause: Cause::Rejected,
         });
     }
     // git holds no branch inside another: a person's `druppie/<env>`
@@ -440,6 +459,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
                 taken.branch
             ),
             waiting: None,
+            cause: Cause::Crowded,
         });
     }
     let open = changes

@@ -36,6 +36,7 @@ mod selection;
 mod serve;
 mod signers;
 mod spec_locks;
+mod status;
 mod support;
 mod teams;
 mod validate;

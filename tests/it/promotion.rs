@@ -34,7 +34,7 @@ pub(crate) fn promoted_from(repo: &std::path::Path, branch: &str) -> String {
 
 /// dev (deploy) → test (propose) → prod (propose), no approvers, the
 /// image in the deployment, promotion on.
-fn three_stages() -> Setup {
+pub(crate) fn three_stages() -> Setup {
     let s = with_image(setup(""));
     let spec = s.f.path();
     let edit = |path: &str, from: &str, to: &str| edit(spec, path, from, to);
@@ -60,7 +60,7 @@ fn branches(s: &Setup) -> String {
 }
 
 /// Merges `branch` into main as a person and pushes.
-fn merge(s: &Setup, branch: &str) {
+pub(crate) fn merge(s: &Setup, branch: &str) {
     let work = work(s);
     git_as(
         &work,

@@ -87,6 +87,7 @@ fn every_answer_of_the_api_matches_its_openapi_description() {
         "/metrics",
         "/api/v1/status",
         "/api/v1/plans",
+        "/api/v1/plans/permits/status",
         "/api/v1/blocks?q=python",
         "/api/v1/skills",
         "/api/v1/diff",
@@ -99,6 +100,11 @@ fn every_answer_of_the_api_matches_its_openapi_description() {
         let body = check(r, 200, path);
         assert!(!body.is_empty(), "{path}");
     }
+    let r = http
+        .get(format!("{}/api/v1/plans/nope/status", prism.url))
+        .send()
+        .expect("GET");
+    check(r, 404, "an unknown plan's status");
     let hook = |forge: &str, headers: &[(&str, &str)], body: &str| {
         let mut req = http
             .post(format!("{}/webhooks/{forge}", prism.url))

@@ -11,6 +11,7 @@ use druppie::daemon::webhook::{Sender, sign};
 use druppie::secret::Secret;
 
 mod contract;
+mod freight;
 mod hostile;
 mod promote;
 mod retry;

@@ -1,0 +1,65 @@
+//! Every plan's freight after a reconcile, for `GET
+//! /api/v1/plans/{plan}/status`: what `druppie status --json` shows for
+//! the plan, read from the daemon's clones of the target repos and the
+//! audit trail.
+
+use super::source::Revision;
+use crate::apply::{Done, Outcome};
+use crate::audit::Recorded;
+use crate::diff::{self, ChangeSets};
+use crate::live::Sources;
+use crate::spec::Opened;
+use crate::status::PlanStatus;
+
+/// The freight of every plan of `opened`, as the repos in the cache are
+/// after `outcome`; `None` when the spec does not render (the status
+/// already says why).
+pub(super) fn of(
+    reconciler: &super::Reconciler,
+    opened: &Opened,
+    revision: &Revision,
+    outcome: &Outcome,
+    trail: &[Recorded],
+) -> Option<Vec<PlanStatus>> {
+    let sources = Sources {
+        infra: None,
+        repos: Some(reconciler.cache.dir().to_owned()),
+    };
+    // The diff apply ran is the repos as they are unless it wrote: then
+    // it is diffed again.
+    let wrote = outcome.steps.iter().any(|s| {
+        !matches!(
+            s.done,
+            Done::AlreadyProposed { .. } | Done::Waiting { .. } | Done::Observed
+        )
+    });
+    let fresh;
+    let changes: &ChangeSets = match &outcome.changes {
+        Some(changes) if !wrote => changes,
+        _ => {
+            let own = reconciler.signer.own_key();
+            let options = diff::Options {
+                sources: &sources,
+                scope: &Default::default(),
+                spec_commit: revision.commit.as_deref(),
+                limits: reconciler.limits,
+                own_key: Some(&own),
+            };
+            fresh = diff::diff(&opened.valid, &opened.selection, &options).ok()?;
+            &fresh
+        }
+    };
+    let plan = crate::execution::plan(changes, String::new());
+    let report = crate::status::status(
+        &opened.valid,
+        &opened.selection,
+        changes,
+        &plan,
+        &sources,
+        trail,
+    );
+    for e in &report.errors {
+        tracing::warn!(error = %crate::error::chain(e), "reading what is live");
+    }
+    Some(report.plans)
+}
