@@ -10,7 +10,9 @@
 use super::{ApplyError, Cache};
 use crate::diff::ChangeSets;
 use crate::forge::Forge;
-use crate::git::Repo;
+use std::path::Path;
+
+use crate::git::{ObjectId, Repo};
 use crate::lock::{LOCK_FILE, Lock};
 use crate::spec::Validated;
 use crate::spec::model::Trust;
@@ -67,6 +69,16 @@ pub enum PromoteError {
         #[source]
         source: Box<crate::lock::LockParseError>,
     },
+    #[error("{repo}:{path} names spec commit `{value}`, which is not a full commit id")]
+    NotACommit {
+        repo: String,
+        path: String,
+        value: String,
+    },
+    #[error(
+        "what is live in `{from}` was rendered from spec commit {commit}, which is not in the spec repo's history here (HEAD and its ancestors): fetch it, or promote from a checkout of the spec branch"
+    )]
+    NotInHistory { from: String, commit: String },
     #[error(
         "what is live in `{from}` for plan `{plan}` is not verified there ({why}): it is promoted once it is"
     )]
@@ -200,14 +212,52 @@ pub fn freight(
         })?;
     let spec_commit = lock.spec_commit.ok_or_else(|| PromoteError::NoSpecCommit {
         repo: infra.to_owned(),
-        path,
+        path: path.clone(),
     })?;
+    // The lock is repo content a person can write: only a commit id is
+    // taken, never a branch or a revision expression.
+    if spec_commit.len() != 40 || !spec_commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(PromoteError::NotACommit {
+            repo: infra.to_owned(),
+            path,
+            value: spec_commit,
+        });
+    }
     Ok(Freight {
         plan: plan.to_owned(),
         from,
         to: to.to_owned(),
         spec_commit,
     })
+}
+
+/// The freight's spec commit in `spec_repo`, once it is known to be in
+/// the history of its `HEAD` (the spec branch the daemon follows, or the
+/// checkout): a commit only on an unmerged branch is never rendered.
+///
+/// # Errors
+/// [`PromoteError::NotInHistory`] when the commit is missing or not an
+/// ancestor of `HEAD`.
+pub fn spec_commit(spec_repo: &Repo, freight: &Freight) -> Result<ObjectId, PromoteError> {
+    let missing = || PromoteError::NotInHistory {
+        from: freight.from.clone(),
+        commit: freight.spec_commit.clone(),
+    };
+    let commit = ObjectId::from_hex(freight.spec_commit.as_bytes()).map_err(|_| missing())?;
+    let dir = spec_repo
+        .work_dir()
+        .map_or_else(|| spec_repo.common_dir(), Path::to_path_buf);
+    let ancestor = std::process::Command::new("git")
+        .args(["merge-base", "--is-ancestor", &freight.spec_commit, "HEAD"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ancestor {
+        return Err(missing());
+    }
+    Ok(commit)
 }
 
 /// Narrows `changes` to the promotion: the plan's change to the infra

@@ -44,15 +44,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let freight = promote::freight(&now.valid, &cache, forge.as_ref(), &args.plan, &args.to)
         .map_err(refused)?;
     drop(now);
-    let commit = spec_repo.resolve(&freight.spec_commit).map_err(|_| {
-        CommandError::hinted(
-            format!(
-                "what is live in {} was rendered from spec commit {}, which this clone does not have",
-                freight.from, freight.spec_commit
-            ),
-            "fetch the spec repo's history (`git fetch`) and run it again",
-        )
-    })?;
+    let commit = promote::spec_commit(&spec_repo, &freight).map_err(refused)?;
     ui.note(&format!(
         "promoting {} to {}: what is live in {} (spec commit {})",
         freight.plan,

@@ -57,12 +57,7 @@ impl Reconciler {
         drop(now);
         let spec_repo = Repo::discover(root)
             .ok_or_else(|| Stopped::Spec(format!("{} is not a git repository", root.display())))?;
-        let commit = spec_repo.resolve(&freight.spec_commit).map_err(|_| {
-            Stopped::Failed(format!(
-                "what is live in {} was rendered from spec commit {}, which the spec clone does not have",
-                freight.from, freight.spec_commit
-            ))
-        })?;
+        let commit = promote::spec_commit(&spec_repo, &freight)?;
         let failed = |e: &dyn std::error::Error| Stopped::Failed(crate::error::chain(e));
         let prefix = crate::spec::revision::prefix(&spec_repo, root).map_err(|e| failed(&e))?;
         let tmp = tempfile::Builder::new()

@@ -439,3 +439,52 @@ fn promote_refuses_what_cannot_be_promoted_with_a_clear_reason() {
     );
     assert_eq!(branches(&s), "");
 }
+
+#[test]
+fn promote_renders_only_a_spec_commit_of_the_spec_branch_whatever_a_lock_says() {
+    let s = three_stages();
+    assert_eq!(s.apply().code, 0);
+    // A spec commit on an unmerged branch (an unreviewed spec change).
+    let spec = s.f.path();
+    git(spec, &["checkout", "-q", "-b", "unreviewed"]);
+    release(&s, 9);
+    let unreviewed = git(spec, &["rev-parse", "HEAD"]).trim().to_owned();
+    git(spec, &["checkout", "-q", "main"]);
+    // A person with push access to the infra repo points dev's lock at
+    // it, or at a branch name.
+    let lock = "apps/dev/permits/.druppie-lock.yaml";
+    let point = |to: &str| {
+        let work = work(&s);
+        let text = std::fs::read_to_string(work.join(lock)).unwrap();
+        let at = text.find("spec_commit: ").expect("a spec commit");
+        let end = at + text[at..].find('\n').unwrap();
+        std::fs::write(
+            work.join(lock),
+            format!("{}spec_commit: \"{to}\"{}", &text[..at], &text[end..]),
+        )
+        .unwrap();
+        git_as(&work, &[], &[], &["commit", "-qam", "point the lock"]);
+        git(&work, &["push", "-q", "origin", "main"]);
+    };
+    point(&unreviewed);
+    let run = promote(&s, &["permits", "--to", "test", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "rendered from spec commit {unreviewed}, which is not in the spec repo's history here"
+        )),
+        "{}",
+        run.transcript()
+    );
+    point("unreviewed");
+    let run = promote(&s, &["permits", "--to", "test", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "infra:apps/dev/permits/.druppie-lock.yaml names spec commit `unreviewed`, which is not a full commit id"
+        ),
+        "{}",
+        run.transcript()
+    );
+    assert_eq!(branches(&s), "", "nothing proposed");
+}
