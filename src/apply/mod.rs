@@ -18,6 +18,7 @@ mod push;
 mod retire;
 mod run;
 mod trail;
+mod verdicts;
 
 pub use approvals::{Merged, Style, Target, Unrecorded};
 pub use cache::{Cache, CacheError, Hold, LOCK_WAIT, redact};

@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use super::approvals::{Style, Target};
 use super::{ApplyError, Cache, NOTES};
 use crate::audit::{self, AuditError, Event, Kind};
-use crate::forge::{Forge, ForgeError, PullState};
+use crate::forge::{Forge, ForgeError};
 use crate::git::sign::{AllowedSigners, Signer, VerifyError};
 use crate::git::write::Identity;
 use crate::git::{ObjectId, Repo};
@@ -89,7 +89,7 @@ pub struct CatchUp {
 }
 
 /// Who merged, as shown.
-fn actor(m: &super::approvals::Merged) -> String {
+pub(super) fn actor(m: &super::approvals::Merged) -> String {
     match m.style {
         Style::Merge | Style::Squash => format!("{} <{}>", m.merger_name, m.merger_email),
         Style::FastForward => "a fast-forward (no merge commit)".to_owned(),
@@ -253,107 +253,10 @@ impl Trail<'_> {
             .unwrap_or_default()
     }
 
-    /// Plain git: the proposals the trail knows that the default branch
-    /// merged, each judged by the merge commit's signature.
-    fn merge_verdicts(
-        &self,
-        target: &Target,
-        known: &[audit::Recorded],
-        ignored: &mut Vec<String>,
-    ) -> Result<Vec<Verdict>, TrailError> {
-        let proposed: BTreeSet<String> = known
-            .iter()
-            .filter(|r| r.event.kind == Kind::Proposed && r.event.repo == target.name)
-            .filter_map(|r| r.event.commit.clone())
-            .collect();
-        let mut out = self.gone_verdicts(target, known)?;
-        for m in target.merged(&proposed, ignored)? {
-            let approval = self.signed_approval(target, &m)?;
-            let retire = target
-                .landed_whole(&m.tip, &m.proposal)?
-                .then(|| m.tip.clone());
-            out.push(Verdict {
-                repo: target.name.to_owned(),
-                actor: actor(&m),
-                branch: m.branch,
-                plans: m.plans,
-                env: m.env,
-                commit: m.merge,
-                proposal: Some(m.proposal),
-                retire,
-                merged: true,
-                approval,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Plain git: proposals whose branch a person deleted since the
-    /// trail last spoke of them: merged first (then judged like any
-    /// merge), or closed without merging (`rejected`).
-    fn gone_verdicts(
-        &self,
-        target: &Target,
-        known: &[audit::Recorded],
-    ) -> Result<Vec<Verdict>, TrailError> {
-        // The last event on each branch of this repo: only a proposal
-        // still waiting for its verdict is looked at.
-        let mut last: std::collections::BTreeMap<&str, &Event> = std::collections::BTreeMap::new();
-        for r in known.iter().filter(|r| r.event.repo == target.name) {
-            if let Some(branch) = &r.event.branch {
-                last.insert(branch, &r.event);
-            }
-        }
-        let present: BTreeSet<String> = target.proposal_branches()?.into_iter().collect();
-        let mut out = Vec::new();
-        for (branch, e) in last {
-            let (Kind::Proposed, Some(proposal)) = (e.kind, &e.commit) else {
-                continue;
-            };
-            if present.contains(branch) {
-                continue;
-            }
-            let verdict = match target.gone(branch, proposal)? {
-                Err(()) => continue,
-                Ok(Some(m)) => {
-                    let approval = self.signed_approval(target, &m)?;
-                    Verdict {
-                        repo: target.name.to_owned(),
-                        branch: m.branch.clone(),
-                        actor: actor(&m),
-                        plans: m.plans.clone(),
-                        env: m.env.clone(),
-                        commit: m.merge.clone(),
-                        proposal: Some(m.proposal.clone()),
-                        retire: None,
-                        merged: true,
-                        approval,
-                    }
-                }
-                // Deleted after a person took it over: closed for a fresh
-                // proposal, which nothing then holds back.
-                Ok(None) => Verdict {
-                    repo: target.name.to_owned(),
-                    branch: branch.to_owned(),
-                    actor: "whoever deleted the branch (plain git does not say)".to_owned(),
-                    plans: e.plans.clone(),
-                    env: e.env.clone(),
-                    commit: proposal.clone(),
-                    proposal: Some(proposal.clone()),
-                    retire: (!target.was_held(proposal)?).then(|| proposal.clone()),
-                    merged: false,
-                    approval: Ok(None),
-                },
-            };
-            out.push(verdict);
-        }
-        Ok(out)
-    }
-
     /// Who approved a plain-git merge: the first approver whose key (in
     /// [`APPROVER_KEYS`]) signed the merge commit; `Ok(None)` when the
     /// environment names no approvers; `Err` says what is missing.
-    fn signed_approval(
+    pub(super) fn signed_approval(
         &self,
         target: &Target,
         m: &super::approvals::Merged,
@@ -404,64 +307,10 @@ impl Trail<'_> {
         )))
     }
 
-    /// The merged or closed pull requests of the proposals the trail
-    /// knows for `repo`.
-    fn pull_verdicts(
-        &self,
-        repo: &str,
-        known: &[audit::Recorded],
-    ) -> Result<Vec<Verdict>, TrailError> {
-        let pulls = self.forge.pulls().expect("called for pull-request forges");
-        let mut seen = Vec::new();
-        let mut out = Vec::new();
-        // Newest first: the latest proposal on a branch names its plans.
-        for r in known
-            .iter()
-            .rev()
-            .filter(|r| r.event.kind == Kind::Proposed && r.event.repo == repo)
-        {
-            let Some(branch) = &r.event.branch else {
-                continue;
-            };
-            if seen.contains(&branch) {
-                continue;
-            }
-            seen.push(branch);
-            let Some(pull) = pulls.find(repo, branch)? else {
-                continue;
-            };
-            let (merged, commit) = match (pull.state, &pull.merge_commit, &pull.head_commit) {
-                (PullState::Merged, Some(m), _) => (true, m.clone()),
-                (PullState::Closed, _, Some(h)) => (false, h.clone()),
-                _ => continue,
-            };
-            let who = pull.merged_by.clone().unwrap_or_default();
-            let approval = if merged {
-                let reviewers = pulls.approvals(repo, pull.number)?;
-                self.forge_approval(r.event.env.as_ref(), &who, &reviewers)?
-            } else {
-                Ok(None)
-            };
-            out.push(Verdict {
-                repo: repo.to_owned(),
-                branch: branch.clone(),
-                actor: who,
-                plans: r.event.plans.clone(),
-                env: r.event.env.clone(),
-                commit,
-                retire: pull.head_commit.clone(),
-                proposal: pull.head_commit.clone(),
-                merged,
-                approval,
-            });
-        }
-        Ok(out)
-    }
-
     /// Who approved a merged pull request: the merger or an approving
     /// reviewer whose login is an approver entry, or who the forge says
     /// is a member of a team an entry names.
-    fn forge_approval(
+    pub(super) fn forge_approval(
         &self,
         env: Option<&String>,
         merger: &str,
@@ -529,7 +378,9 @@ impl Trail<'_> {
             writer.record(&[applied], super::now())?;
             // An approved proposal that promotes a change makes it live
             // here after the environment before.
-            if let (Kind::Approved, Some(from)) = (kind, promoted_from(writer.events(), v)) {
+            if let (Kind::Approved, Some(from)) =
+                (kind, super::verdicts::promoted_from(writer.events(), v))
+            {
                 let promoted = Event {
                     kind: Kind::Promoted,
                     from: Some(from),
@@ -612,23 +463,4 @@ impl Trail<'_> {
             from: None,
         }
     }
-}
-
-/// The environment the proposal `v` judges promotes its change from, as
-/// its `proposed` event says: the event of its own commit, else the
-/// latest on its branch (a person's commit on top of druppie's).
-fn promoted_from(known: &[audit::Recorded], v: &Verdict) -> Option<String> {
-    let proposed = known
-        .iter()
-        .rev()
-        .filter(|r| r.event.kind == Kind::Proposed && r.event.repo == v.repo);
-    let own = proposed
-        .clone()
-        .find(|r| v.proposal.is_some() && r.event.commit == v.proposal);
-    own.or_else(|| {
-        proposed
-            .clone()
-            .find(|r| r.event.branch.as_deref() == Some(v.branch.as_str()))
-    })
-    .and_then(|r| r.event.from.clone())
 }
