@@ -76,6 +76,18 @@ pub enum PromoteError {
         value: String,
     },
     #[error(
+        "{repo}:{path} is not a lock druppie wrote (no commit on the audit trail holds it): it was edited by hand, so what it names is not promoted; restore the lock druppie wrote (revert the edit)"
+    )]
+    NotDruppies { repo: String, path: String },
+    #[error(
+        "the spec's {what} changed since spec commit {commit}, which is live in `{from}`: promoting it would apply old rules; let the current spec reach `{from}` and promote that"
+    )]
+    RulesChanged {
+        what: String,
+        from: String,
+        commit: String,
+    },
+    #[error(
         "what is live in `{from}` was rendered from spec commit {commit}, which is not in the spec repo's history here (HEAD and its ancestors): fetch it, or promote from a checkout of the spec branch"
     )]
     NotInHistory { from: String, commit: String },
@@ -160,6 +172,7 @@ pub fn freight(
     valid: &Validated,
     cache: &Cache,
     forge: &dyn Forge,
+    trail: &[crate::audit::Recorded],
     plan: &str,
     to: &str,
 ) -> Result<Freight, PromoteError> {
@@ -200,9 +213,20 @@ pub fn freight(
         else {
             return Err(not_live());
         };
-        repo.file_at(head.commit, &path)
+        let live = repo
+            .file_at(head.commit, &path)
             .map_err(ApplyError::git(infra, "read the lock"))?
-            .ok_or_else(not_live)?
+            .ok_or_else(not_live)?;
+        // The lock is repo content anyone with push access can write:
+        // only a lock druppie itself wrote (in a commit the trail
+        // records) is freight.
+        if !written_by_druppie(&repo, trail, infra, &from, plan, &path, &live)? {
+            return Err(PromoteError::NotDruppies {
+                repo: infra.to_owned(),
+                path: path.clone(),
+            });
+        }
+        live
     };
     let lock =
         Lock::parse(&String::from_utf8_lossy(&text)).map_err(|source| PromoteError::Lock {
@@ -229,6 +253,83 @@ pub fn freight(
         to: to.to_owned(),
         spec_commit,
     })
+}
+
+/// Whether `live` (the lock at `path`) is the lock of a commit druppie
+/// wrote for `plan` in `env`, as the trail records it: a proposal it
+/// pushed or a commit it made on the default branch.
+fn written_by_druppie(
+    repo: &Repo,
+    trail: &[crate::audit::Recorded],
+    infra: &str,
+    env: &str,
+    plan: &str,
+    path: &str,
+    live: &[u8],
+) -> Result<bool, PromoteError> {
+    use crate::audit::Kind;
+    let druppies = trail.iter().rev().filter(|r| {
+        let e = &r.event;
+        e.repo == infra
+            && e.env.as_deref() == Some(env)
+            && e.plans.iter().any(|p| p == plan)
+            && (e.kind == Kind::Proposed || (e.kind == Kind::Applied && e.branch.is_none()))
+    });
+    for r in druppies {
+        let Some(id) = r
+            .event
+            .commit
+            .as_deref()
+            .and_then(|c| ObjectId::from_hex(c.as_bytes()).ok())
+        else {
+            continue;
+        };
+        // A commit the clone lacks (a proposal branch deleted since) is
+        // no evidence either way.
+        if repo.file_at(id, path).ok().flatten().as_deref() == Some(live) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Refuses a promotion whose freight was rendered under other rules:
+/// the platform (trust, approvers, verification), the policies or the
+/// approvers' keys differ between `commit` and `HEAD` of `spec_repo`
+/// (`prefix`: where the spec is in it).
+///
+/// # Errors
+/// [`PromoteError::RulesChanged`] naming what changed.
+pub fn same_rules(spec_repo: &Repo, prefix: &str, freight: &Freight) -> Result<(), PromoteError> {
+    let dir = spec_repo
+        .work_dir()
+        .map_or_else(|| spec_repo.common_dir(), Path::to_path_buf);
+    let object = |rev: &str, path: &str| -> Option<String> {
+        let spec = format!("{rev}:{}", crate::render::join(prefix, path));
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "-q", "--verify", &spec])
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    for (what, path) in [
+        ("platform", "spec/platform.yaml"),
+        ("policies", "spec/policies"),
+        ("approvers' keys", crate::spec::load::APPROVER_KEYS),
+    ] {
+        if object(&freight.spec_commit, path) != object("HEAD", path) {
+            return Err(PromoteError::RulesChanged {
+                what: what.to_owned(),
+                from: freight.from.clone(),
+                commit: freight.spec_commit.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The freight's spec commit in `spec_repo`, once it is known to be in

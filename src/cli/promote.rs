@@ -41,8 +41,18 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         &crate::spec::LoadOptions::default(),
         &SelectArgs::default(),
     )?;
-    let freight = promote::freight(&now.valid, &cache, forge.as_ref(), &args.plan, &args.to)
-        .map_err(refused)?;
+    let trail = crate::audit::trusted(&spec_repo, &signer.own_key())
+        .map_err(CommandError::failed)?
+        .events;
+    let freight = promote::freight(
+        &now.valid,
+        &cache,
+        forge.as_ref(),
+        &trail,
+        &args.plan,
+        &args.to,
+    )
+    .map_err(refused)?;
     drop(now);
     let commit = promote::spec_commit(&spec_repo, &freight).map_err(refused)?;
     ui.note(&format!(
@@ -53,6 +63,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         &freight.spec_commit[..12.min(freight.spec_commit.len())]
     ));
     let prefix = super::preview::spec_prefix(&spec_repo, &ctx.spec_root)?;
+    promote::same_rules(&spec_repo, &prefix, &freight).map_err(refused)?;
     // Private (mode 0700, a random name) and removed when dropped.
     let tmp = tempfile::Builder::new()
         .prefix("druppie-promote-")

@@ -53,13 +53,24 @@ impl Reconciler {
         let root = self.source.root();
         let now = crate::spec::open(root, &Default::default(), &Default::default())
             .map_err(|e| Stopped::Spec(crate::error::chain(&e)))?;
-        let freight = promote::freight(&now.valid, &self.cache, self.forge.as_ref(), plan, to)?;
-        drop(now);
         let spec_repo = Repo::discover(root)
             .ok_or_else(|| Stopped::Spec(format!("{} is not a git repository", root.display())))?;
+        let trail = crate::audit::trusted(&spec_repo, &self.signer.own_key())
+            .map_err(|e| Stopped::Failed(crate::error::chain(&e)))?
+            .events;
+        let freight = promote::freight(
+            &now.valid,
+            &self.cache,
+            self.forge.as_ref(),
+            &trail,
+            plan,
+            to,
+        )?;
+        drop(now);
         let commit = promote::spec_commit(&spec_repo, &freight)?;
         let failed = |e: &dyn std::error::Error| Stopped::Failed(crate::error::chain(e));
         let prefix = crate::spec::revision::prefix(&spec_repo, root).map_err(|e| failed(&e))?;
+        promote::same_rules(&spec_repo, &prefix, &freight)?;
         let tmp = tempfile::Builder::new()
             .prefix("druppie-promote-")
             .tempdir()

@@ -441,7 +441,7 @@ fn promote_refuses_what_cannot_be_promoted_with_a_clear_reason() {
 }
 
 #[test]
-fn promote_renders_only_a_spec_commit_of_the_spec_branch_whatever_a_lock_says() {
+fn promote_takes_only_a_lock_druppie_wrote_and_only_under_the_same_rules() {
     let s = three_stages();
     assert_eq!(s.apply().code, 0);
     // A spec commit on an unmerged branch (an unreviewed spec change).
@@ -451,7 +451,7 @@ fn promote_renders_only_a_spec_commit_of_the_spec_branch_whatever_a_lock_says() 
     let unreviewed = git(spec, &["rev-parse", "HEAD"]).trim().to_owned();
     git(spec, &["checkout", "-q", "main"]);
     // A person with push access to the infra repo points dev's lock at
-    // it, or at a branch name.
+    // it, or at a branch name: no lock druppie wrote says so.
     let lock = "apps/dev/permits/.druppie-lock.yaml";
     let point = |to: &str| {
         let work = work(&s);
@@ -466,25 +466,30 @@ fn promote_renders_only_a_spec_commit_of_the_spec_branch_whatever_a_lock_says() 
         git_as(&work, &[], &[], &["commit", "-qam", "point the lock"]);
         git(&work, &["push", "-q", "origin", "main"]);
     };
+    let refused = |says: &str| {
+        let run = promote(&s, &["permits", "--to", "test", "--yes"]);
+        assert_eq!(run.code, 1, "{}", run.transcript());
+        assert!(run.stderr.contains(says), "{}", run.transcript());
+    };
+    let by_hand = "infra:apps/dev/permits/.druppie-lock.yaml is not a lock druppie wrote";
     point(&unreviewed);
-    let run = promote(&s, &["permits", "--to", "test", "--yes"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains(&format!(
-            "rendered from spec commit {unreviewed}, which is not in the spec repo's history here"
-        )),
-        "{}",
-        run.transcript()
-    );
+    refused(by_hand);
     point("unreviewed");
-    let run = promote(&s, &["permits", "--to", "test", "--yes"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains(
-            "infra:apps/dev/permits/.druppie-lock.yaml names spec commit `unreviewed`, which is not a full commit id"
-        ),
-        "{}",
-        run.transcript()
-    );
+    refused(by_hand);
     assert_eq!(branches(&s), "", "nothing proposed");
+    // The person reverts the edits: druppie's lock is live again. Then
+    // the platform changes (prod gets approvers): what dev runs was
+    // rendered under the old rules.
+    let work = work(&s);
+    git_as(&work, &[], &[], &["revert", "--no-edit", "HEAD", "HEAD~1"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    edit(
+        spec,
+        "spec/platform.yaml",
+        "    approvers: []",
+        "    approvers: [platform-team]",
+    );
+    git(spec, &["commit", "-qam", "prod needs the platform team"]);
+    refused("the spec's platform changed since spec commit");
+    assert!(!branches(&s).contains("druppie/test/"));
 }
