@@ -70,10 +70,10 @@ pub(crate) fn execute(
         ui.note(line);
     }
     for line in &outcome.ignored {
-        ui.warning(line);
+        ui.warning(&super::output::printable(line));
     }
     for line in &outcome.recorded {
-        ui.out(&format!("{line}\n"));
+        ui.out(&format!("{}\n", super::output::printable(line)));
     }
     if let Some(changes) = &outcome.changes {
         for e in &changes.errors {
@@ -81,7 +81,7 @@ pub(crate) fn execute(
         }
     }
     for step in &outcome.steps {
-        ui.out(&format!("{}\n", step_line(step)));
+        ui.out(&format!("{}\n", super::output::printable(&step_line(step))));
     }
     let unwritten = outcome
         .changes

@@ -97,7 +97,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
                 ]
             })
             .collect();
-        ui.out(&table(
+        ui.out(&super::output::printable(&table(
             &[
                 "time",
                 "event",
@@ -109,7 +109,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
                 "signature",
             ],
             &rows,
-        ));
+        )));
     }
     if !args.verify {
         return ok();

@@ -1,6 +1,23 @@
 //! Text helpers shared by subcommands: counts and plain-text tables.
 //! Writing goes through [`super::Ui`].
 
+/// `text` with every control character but the line break shown as its
+/// escape (`\u{1b}`): text from repos and forges (committer names, lock
+/// fields, branch names) must not drive the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\n".to_owned(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// "1 error", "2 warnings".
 pub fn count(n: usize, word: &str) -> String {
     if n == 1 {
@@ -51,6 +68,12 @@ pub fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_as_escapes_and_lines_stay() {
+        assert_eq!(printable("a\nb"), "a\nb");
+        assert_eq!(printable("x\x1b[2Jy\r\x07"), "x\\u{1b}[2Jy\\u{d}\\u{7}");
+    }
 
     #[test]
     fn table_aligns_columns() {

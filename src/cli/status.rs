@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         let text = serde_json::to_string_pretty(&json).expect("the status serializes");
         ui.out(&format!("{text}\n"));
     } else {
-        ui.out(&text(&report.plans));
+        ui.out(&super::output::printable(&text(&report.plans)));
     }
     let live = report.plans.iter().any(|p| {
         p.environments.iter().any(|e| e.live.is_some())

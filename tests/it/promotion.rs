@@ -493,3 +493,50 @@ fn promote_takes_only_a_lock_druppie_wrote_and_only_under_the_same_rules() {
     refused("the spec's platform changed since spec commit");
     assert!(!branches(&s).contains("druppie/test/"));
 }
+
+#[test]
+fn a_committer_name_cannot_drive_the_terminal_of_apply_status_or_audit() {
+    let s = three_stages();
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(s.apply().code, 0);
+    assert_eq!(branches(&s), "druppie/test/permits\n");
+    let work = work(&s);
+    let name = "Mallory\x1b[2J\x1b[31mFAKE";
+    git_as(
+        &work,
+        &[],
+        &[("GIT_COMMITTER_NAME", name)],
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge",
+            "origin/druppie/test/permits",
+        ],
+    );
+    git(&work, &["push", "-q", "origin", "main"]);
+    let applied = s.apply();
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    let config = s.config.to_str().unwrap();
+    let forge = s.forge();
+    let status = s.f.run(&[
+        "--config",
+        config,
+        "status",
+        "--repos",
+        forge.to_str().unwrap(),
+        "--plan",
+        "permits",
+    ]);
+    let audit = s.audit_run(&[]);
+    for (what, out) in [
+        ("apply", applied.stdout),
+        ("status", status.stdout),
+        ("audit", audit.stdout),
+    ] {
+        assert!(out.contains("Mallory"), "{what}: {out}");
+        assert!(!out.contains('\x1b'), "{what} prints the escape: {out:?}");
+        assert!(out.contains("Mallory\\u{1b}[2J"), "{what}: {out}");
+    }
+}
