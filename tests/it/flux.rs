@@ -710,3 +710,36 @@ fn an_environment_path_inside_a_flux_directory_is_refused() {
         );
     }
 }
+
+#[test]
+fn two_plans_whose_kustomizations_would_share_a_name_are_refused() {
+    // `other-b` in `prod` and `other` in `b-prod` are both `other-b-prod`.
+    let in_envs = |name: &str, envs: &str| {
+        other_plan("")
+            .replace("name: other", &format!("name: {name}"))
+            .replace(
+                "environments: [dev, prod]\npromote: {prod: parallel}",
+                &format!("environments: [{envs}]"),
+            )
+            .replace(PROD_OVERRIDE, "")
+    };
+    let f = Fixture::valid()
+        .edit(
+            "spec/platform.yaml",
+            "  prod:\n",
+            "  b-prod:\n    trust: propose\n    path: apps/b-prod\n  prod:\n",
+        )
+        .with("spec/plans/other.yaml", in_envs("other", "b-prod"))
+        .with("spec/plans/other-b.yaml", in_envs("other-b", "prod"));
+    let run = f.run(&["validate"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "error: Flux Kustomization name `other-b-prod` of plan `other-b` in `prod` is also that of plan `other` in `b-prod`"
+        ) || run.stderr.contains(
+            "error: Flux Kustomization name `other-b-prod` of plan `other` in `b-prod` is also that of plan `other-b` in `prod`"
+        ),
+        "{}",
+        run.transcript()
+    );
+}

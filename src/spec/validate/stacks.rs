@@ -22,6 +22,39 @@ pub(super) fn check(c: &mut Check) {
         check_plan(c, plan);
     }
     check_repo_collisions(c);
+    check_flux_name_collisions(c);
+}
+
+/// No two plan × environment pairs share a Flux Kustomization name
+/// (`<plan>-<env>`, all in `flux-system`): plan `a-b` in `c` and plan
+/// `a` in `b-c` would overwrite each other where two environments share
+/// a cluster, and `dependsOn` would name the wrong one.
+fn check_flux_name_collisions(c: &mut Check) {
+    let spec = c.spec;
+    let mut seen: std::collections::HashMap<String, (String, crate::spec::diag::Location)> =
+        std::collections::HashMap::new();
+    for plan in &spec.plans {
+        for env in &plan.environments {
+            let name = names::flux_name(&plan.name.value, &env.value);
+            let who = format!("plan `{}` in `{}`", plan.name.value, env.value);
+            match seen.get(&name) {
+                Some((other, at)) => {
+                    let at = at.clone();
+                    c.error(
+                        plan.file,
+                        env,
+                        format!("Flux Kustomization name `{name}` of {who} is also that of {other}"),
+                    )
+                    .note(format!("{other} is here"), at)
+                    .help("every plan and environment needs a Kustomization of its own: rename the plan or the environment");
+                }
+                None => {
+                    let at = c.at(plan.file, env);
+                    seen.insert(name, (who, at));
+                }
+            }
+        }
+    }
 }
 
 fn env_names<'s>(c: &Check<'s>) -> Vec<&'s str> {
