@@ -106,9 +106,16 @@ impl Cluster {
             (&a.metadata.namespace, &a.metadata.name)
                 .cmp(&(&b.metadata.namespace, &b.metadata.name))
         });
+        // Only the one druppie writes: its name, in Flux's namespace. A
+        // Kustomization elsewhere wearing the labels (any tenant may
+        // make one) says nothing about the plan.
+        let name = crate::spec::names::flux_name(&target.plan, &target.env);
         let own = items.iter().find(|k| {
             let label = |key: &str| k.metadata.labels.as_ref().and_then(|l| l.get(key));
-            label(PLAN_LABEL) == Some(&target.plan) && label(ENV_LABEL) == Some(&target.env)
+            k.metadata.namespace.as_deref() == Some(crate::render::flux::FLUX_NAMESPACE)
+                && k.metadata.name.as_deref() == Some(name.as_str())
+                && label(PLAN_LABEL) == Some(&target.plan)
+                && label(ENV_LABEL) == Some(&target.env)
         });
         if let Some(own) = own {
             return Ok(Some(kustomization_status(own)));
@@ -331,6 +338,19 @@ mod tests {
             server.expect(Method::GET, KUSTOMIZATIONS).await.reply(
                 200,
                 &kustomization_list(vec![
+                    // Wears the plan's labels, Ready, but not druppie's:
+                    // another namespace.
+                    {
+                        let mut k = labelled(
+                            "docs-portal-dev",
+                            "./apps/dev/docs-portal",
+                            "docs-portal",
+                            "dev",
+                            ready("True", "Succeeded"),
+                        );
+                        k["metadata"]["namespace"] = json!("aaa-tenant");
+                        k
+                    },
                     // Covers the plan's directory exactly, but is not the plan's.
                     kustomization(
                         "a-legacy",

@@ -36,6 +36,9 @@ pub const SYNC_FILE: &str = "sync.yaml";
 /// The kustomize file of a plan's Flux directory and of the list.
 pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
 
+/// Where Flux's own objects live, druppie's Kustomizations among them.
+pub const FLUX_NAMESPACE: &str = "flux-system";
+
 /// Label on every object druppie writes for Flux.
 const MANAGED_BY: &str = "druppie";
 
@@ -126,7 +129,7 @@ pub fn plan_files(instance: &Instance) -> [(String, String); 2] {
         kind: "Kustomization",
         metadata: Metadata {
             name: names::flux_name(&instance.plan, &instance.env),
-            namespace: "flux-system",
+            namespace: FLUX_NAMESPACE,
             labels: Labels {
                 managed_by: MANAGED_BY,
                 plan: &instance.plan,
