@@ -1,7 +1,10 @@
 //! Ranked search over catalog entries: BM25F-style scoring, where the id,
 //! name and capabilities weigh more than the description, and the
 //! description more than the documentation body. An entry whose capability
-//! (or id) equals the query exactly always ranks first.
+//! (or id) equals the query exactly always ranks first; in a sentence,
+//! each word that is exactly one of an entry's capabilities (or its id)
+//! counts above any mention, so "a redis cache for permits" finds the
+//! cache before a block whose documentation mentions permits.
 
 use std::collections::HashMap;
 
@@ -24,6 +27,8 @@ const WEIGHT_DESCRIPTION: f64 = 2.0;
 const WEIGHT_BODY: f64 = 1.0;
 /// Added for an exact capability or id match, above any BM25 score.
 const EXACT_BONUS: f64 = 1000.0;
+/// Added per word of the query that is exactly a capability or the id.
+const WORD_BONUS: f64 = 100.0;
 
 /// An inverted index over weighted term frequencies.
 pub struct Index {
@@ -31,6 +36,8 @@ pub struct Index {
     docs: Vec<HashMap<String, f64>>,
     lengths: Vec<f64>,
     exact: Vec<Vec<String>>,
+    /// Per entry: the words of its capabilities and id, as tokens.
+    exact_words: Vec<Vec<String>>,
     doc_freq: HashMap<String, usize>,
     avg_len: f64,
 }
@@ -41,6 +48,7 @@ impl Index {
             docs: Vec::new(),
             lengths: Vec::new(),
             exact: Vec::new(),
+            exact_words: Vec::new(),
             doc_freq: HashMap::new(),
             avg_len: 0.0,
         };
@@ -65,7 +73,16 @@ impl Index {
             index.docs.push(tf);
             let mut exact: Vec<String> = doc.tags.iter().map(|t| t.to_lowercase()).collect();
             exact.push(doc.id.to_lowercase());
+            // A one-word capability (or id) as the tokenizer sees it.
+            let words = exact
+                .iter()
+                .filter_map(|e| match tokens(e).as_slice() {
+                    [one] => Some(one.clone()),
+                    _ => None,
+                })
+                .collect();
             index.exact.push(exact);
+            index.exact_words.push(words);
         }
         let n = index.docs.len().max(1) as f64;
         index.avg_len = index.lengths.iter().sum::<f64>() / n;
@@ -93,6 +110,12 @@ impl Index {
                 if self.exact[i].contains(&whole) {
                     score += EXACT_BONUS;
                 }
+                let mut matched: Vec<&String> = terms
+                    .iter()
+                    .filter(|t| self.exact_words[i].contains(t))
+                    .collect();
+                matched.dedup();
+                score += WORD_BONUS * matched.len() as f64;
                 (score > 0.0).then_some((i, score))
             })
             .collect();
@@ -143,6 +166,23 @@ mod tests {
         let hits = index.search("database");
         assert_eq!(hits[0].0, 1);
         assert_eq!(hits[1].0, 0);
+    }
+
+    #[test]
+    fn a_word_of_a_sentence_that_is_a_capability_beats_a_mention() {
+        let cache = vec!["cache".to_owned(), "key-value".to_owned()];
+        let web = vec!["web".to_owned()];
+        let index = Index::new([
+            doc(
+                "webapp",
+                "a web app",
+                &web,
+                "the permits portal keeps a cache",
+            ),
+            doc("redis", "in-memory store", &cache, ""),
+        ]);
+        let hits = index.search("a redis cache for permits");
+        assert_eq!(hits[0].0, 1, "{hits:?}");
     }
 
     #[test]

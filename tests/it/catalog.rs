@@ -246,3 +246,46 @@ fn skills_list_and_json() {
     assert_eq!(skills[1]["category"], "review");
     assert_eq!(skills[0]["path"], "skills/planner.md");
 }
+
+/// What a planner asks the catalog: whole sentences. The block a person
+/// would pick comes first, the second where the sentence asks for two.
+#[test]
+fn sentences_find_the_blocks_they_ask_for_first() {
+    let ranked = |sentence: &str| -> Vec<String> {
+        let run = druppie(&repo_root(), &["blocks", sentence, "--json"]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        let hits: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("JSON");
+        hits.iter()
+            .map(|h| h["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for (sentence, first) in [
+        (
+            "a permit portal with a database",
+            &["postgresql", "webapp-python"][..],
+        ),
+        ("which blocks give me a database?", &["postgresql"]),
+        (
+            "a static documentation site for team docs",
+            &["static-site"],
+        ),
+        // A cache beats a block whose documentation mentions permits.
+        ("a redis cache for permits", &["redis"]),
+        ("object storage for backups", &["object-storage-minio"]),
+        (
+            "monitoring and dashboards for the cluster",
+            &["observability-plg"],
+        ),
+        ("single sign-on with keycloak", &["iam-keycloak"]),
+        ("a python api", &["webapp-python"]),
+        ("an s3 bucket for files", &["object-storage-minio"]),
+        ("a key-value store in memory", &["redis"]),
+    ] {
+        let got = ranked(sentence);
+        assert_eq!(
+            &got[..first.len().min(got.len())],
+            first,
+            "{sentence}: {got:?}"
+        );
+    }
+}
