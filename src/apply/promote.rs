@@ -7,10 +7,11 @@
 //! like any change, without waiting for promotion, and marked as
 //! promoted from that environment.
 
+use std::path::Path;
+
 use super::{ApplyError, Cache};
 use crate::diff::ChangeSets;
 use crate::forge::Forge;
-use std::path::Path;
 
 use crate::git::{ObjectId, Repo};
 use crate::lock::{LOCK_FILE, Lock};
@@ -99,6 +100,9 @@ pub enum PromoteError {
         from: String,
         why: String,
     },
+    /// The spec at the freight's commit cannot be exported or opened.
+    #[error(transparent)]
+    Revision(#[from] crate::spec::revision::RevisionError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
 }
@@ -116,9 +120,56 @@ impl PromoteError {
     pub fn is_transient(&self) -> bool {
         match self {
             PromoteError::Apply(e) => e.is_transient(),
+            PromoteError::Revision(e) => e.is_transient(),
             _ => false,
         }
     }
+}
+
+/// A promotion ready to apply: the freight, and the spec as it was at
+/// its commit, selecting the plan in the target environment.
+pub struct Prepared {
+    pub freight: Freight,
+    pub spec: crate::spec::Opened,
+    /// What the promotion covers: the plan in the target environment.
+    pub scope: crate::compose::ComposeOptions,
+}
+
+/// Everything `promote` checks before it writes, in order: the freight
+/// ([`freight`]: a lock druppie wrote, live in the environment before),
+/// its spec commit in the history of `spec_repo`'s `HEAD`
+/// ([`spec_commit`]), the same rules then as now ([`same_rules`]); then
+/// the spec at that commit, exported into `scratch` and opened for `plan`
+/// in `to`. `now` is the spec as it is (`spec_root` in `spec_repo`);
+/// `trail` the events druppie signed.
+///
+/// # Errors
+/// Each check's [`PromoteError`], or the revision cannot be opened.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare(
+    now: &Validated,
+    spec_repo: &Repo,
+    spec_root: &Path,
+    cache: &Cache,
+    forge: &dyn Forge,
+    trail: &[crate::audit::Recorded],
+    (plan, to): (&str, &str),
+    scratch: &Path,
+) -> Result<Prepared, PromoteError> {
+    let freight = freight(now, cache, forge, trail, plan, to)?;
+    let commit = spec_commit(spec_repo, &freight)?;
+    let prefix = crate::spec::revision::prefix(spec_repo, spec_root)?;
+    same_rules(spec_repo, &prefix, &freight)?;
+    let scope = crate::compose::ComposeOptions {
+        plan: Some(plan.to_owned()),
+        env: Some(to.to_owned()),
+    };
+    let spec = crate::spec::revision::open_at(spec_repo, &prefix, commit, scratch, &scope)?;
+    Ok(Prepared {
+        freight,
+        spec,
+        scope,
+    })
 }
 
 /// The environment before `to` in `plan`'s promotion order

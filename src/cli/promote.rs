@@ -3,8 +3,9 @@
 
 use super::apply::{execute, forge, identity, signer, spec_repo};
 use super::{CommandError, CommandResult, Context, SelectArgs, Ui, open};
-use crate::apply::promote::{self, PromoteError};
+use crate::apply::promote::{self, Prepared, PromoteError};
 use crate::apply::{Cache, Run};
+use crate::spec::revision::RevisionError;
 
 /// Promote what is live for a plan in the environment before `--to` (its
 /// lock's spec commit: the freight) to `--to` now, even when the spec has
@@ -31,10 +32,6 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let identity = identity(config);
     let cache = Cache::new(&config.resolve(&config.repos.cache_dir), forge.git_env())
         .waiting(crate::apply::LOCK_WAIT, "druppie promote");
-    let select = SelectArgs {
-        plan: Some(args.plan.clone()),
-        env: Some(args.to.clone()),
-    };
     let now = open(
         ctx,
         ui,
@@ -44,17 +41,28 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let trail = crate::audit::trusted(&spec_repo, &signer.own_key())
         .map_err(CommandError::failed)?
         .events;
-    let freight = promote::freight(
+    // Private (mode 0700, a random name) and removed when dropped.
+    let tmp = tempfile::Builder::new()
+        .prefix("druppie-promote-")
+        .tempdir()
+        .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
+    let Prepared {
+        freight,
+        spec,
+        scope,
+    } = promote::prepare(
         &now.valid,
+        &spec_repo,
+        &ctx.spec_root,
         &cache,
         forge.as_ref(),
         &trail,
-        &args.plan,
-        &args.to,
+        (&args.plan, &args.to),
+        &tmp.path().join("spec"),
     )
     .map_err(refused)?;
     drop(now);
-    let commit = promote::spec_commit(&spec_repo, &freight).map_err(refused)?;
+    ui.diagnostics(&spec.valid.warnings);
     ui.note(&format!(
         "promoting {} to {}: what is live in {} (spec commit {})",
         freight.plan,
@@ -62,21 +70,6 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         freight.from,
         &freight.spec_commit[..12.min(freight.spec_commit.len())]
     ));
-    let prefix = super::preview::spec_prefix(&spec_repo, &ctx.spec_root)?;
-    promote::same_rules(&spec_repo, &prefix, &freight).map_err(refused)?;
-    // Private (mode 0700, a random name) and removed when dropped.
-    let tmp = tempfile::Builder::new()
-        .prefix("druppie-promote-")
-        .tempdir()
-        .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
-    let then = super::preview::open_at(
-        ui,
-        &spec_repo,
-        &prefix,
-        commit,
-        &tmp.path().join("spec"),
-        &select,
-    )?;
     let run = Run {
         forge: forge.as_ref(),
         cache: &cache,
@@ -88,15 +81,16 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         limits: config.render.limits(),
         promote: Some(&freight),
     };
-    execute(ui, &run, &then, &select.options(), args.yes)
+    execute(ui, &run, &spec, &scope, args.yes)
 }
 
 /// A promotion that cannot be: the user's to fix, unless the forge or
-/// the cache failed.
+/// the cache failed. A spec revision that does not open shows its
+/// diagnostics.
 fn refused(e: PromoteError) -> CommandError {
-    if matches!(e, PromoteError::Apply(_)) {
-        CommandError::failed(e)
-    } else {
-        CommandError::user(e.to_string())
+    match e {
+        PromoteError::Revision(RevisionError::Open(e)) => e.into(),
+        e @ (PromoteError::Apply(_) | PromoteError::Revision(_)) => CommandError::failed(e),
+        e => CommandError::user(e.to_string()),
     }
 }

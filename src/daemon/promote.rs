@@ -4,9 +4,8 @@
 
 use super::reconcile::Reconciler;
 use super::state::{Event, Shared};
-use crate::apply::promote::{self, Freight, PromoteError};
+use crate::apply::promote::{self, Freight, Prepared, PromoteError};
 use crate::apply::{Done, Failure, Run};
-use crate::compose::ComposeOptions;
 use crate::git::Repo;
 
 /// Why a promotion did not run to its end.
@@ -58,37 +57,32 @@ impl Reconciler {
         let trail = crate::audit::trusted(&spec_repo, &self.signer.own_key())
             .map_err(|e| Stopped::Failed(crate::error::chain(&e)))?
             .events;
-        let freight = promote::freight(
-            &now.valid,
-            &self.cache,
-            self.forge.as_ref(),
-            &trail,
-            plan,
-            to,
-        )?;
-        drop(now);
-        let commit = promote::spec_commit(&spec_repo, &freight)?;
         let failed = |e: &dyn std::error::Error| Stopped::Failed(crate::error::chain(e));
-        let prefix = crate::spec::revision::prefix(&spec_repo, root).map_err(|e| failed(&e))?;
-        promote::same_rules(&spec_repo, &prefix, &freight)?;
         let tmp = tempfile::Builder::new()
             .prefix("druppie-promote-")
             .tempdir()
             .map_err(|e| failed(&e))?;
-        let scope = ComposeOptions {
-            plan: Some(plan.to_owned()),
-            env: Some(to.to_owned()),
-        };
-        let then = crate::spec::revision::open_at(
+        let Prepared {
+            freight,
+            spec,
+            scope,
+        } = promote::prepare(
+            &now.valid,
             &spec_repo,
-            &prefix,
-            commit,
+            root,
+            &self.cache,
+            self.forge.as_ref(),
+            &trail,
+            (plan, to),
             &tmp.path().join("spec"),
-            &scope,
         )
-        .map_err(|e| Stopped::Spec(crate::error::chain(&e)))?;
-        let known =
-            crate::audit::trusted(&spec_repo, &self.signer.own_key()).map_or(0, |t| t.events.len());
+        .map_err(|e| match e {
+            PromoteError::Revision(e) => Stopped::Spec(crate::error::chain(&e)),
+            e => Stopped::Refused(e),
+        })?;
+        drop(now);
+        // What the trail held before this run: the events it adds are told.
+        let known = trail.len();
         let run = Run {
             forge: self.forge.as_ref(),
             cache: &self.cache,
@@ -100,7 +94,7 @@ impl Reconciler {
             limits: self.limits,
             promote: Some(&freight),
         };
-        let (outcome, result) = run.apply(&then.valid, &then.selection, &scope, &mut |_, _| true);
+        let (outcome, result) = run.apply(&spec.valid, &spec.selection, &scope, &mut |_, _| true);
         self.tell(shared, id, &spec_repo, known, &outcome);
         if let Err(e) = self.source.publish(&self.cache) {
             tracing::warn!(error = %e, "pushing the audit trail");
