@@ -111,6 +111,51 @@ pub struct ChangeSet {
     pub promoted_from: Option<String>,
 }
 
+#[cfg(test)]
+impl ChangeSet {
+    /// For tests: `plan`'s change to `repo` (the infra repo in `env`, a
+    /// project repo without one) on `main`, modifying each of `paths`.
+    pub(crate) fn modifying(
+        repo: &str,
+        env: Option<&str>,
+        trust: Option<Trust>,
+        plan: &str,
+        paths: &[&str],
+    ) -> ChangeSet {
+        ChangeSet {
+            repo: repo.to_owned(),
+            kind: if env.is_some() {
+                RepoKind::Infra
+            } else {
+                RepoKind::Project
+            },
+            env: env.map(str::to_owned),
+            trust,
+            plans: vec![plan.to_owned()],
+            exists: true,
+            branch: "main".to_owned(),
+            base: Some("1".repeat(40)),
+            source: String::new(),
+            files: paths
+                .iter()
+                .map(|p| FileChange {
+                    path: (*p).to_owned(),
+                    action: Action::Modify,
+                    old: Some(b"a".to_vec()),
+                    new: Some(b"b".to_vec()),
+                    reason: None,
+                })
+                .collect(),
+            notes: Vec::new(),
+            findings: Vec::new(),
+            render_digest: String::new(),
+            context: false,
+            parallel: false,
+            promoted_from: None,
+        }
+    }
+}
+
 impl ChangeSet {
     pub fn count(&self, action: Action) -> usize {
         self.files.iter().filter(|f| f.action == action).count()

@@ -1,5 +1,4 @@
 use super::*;
-use crate::diff::FileChange;
 
 fn set(
     repo: &str,
@@ -8,37 +7,7 @@ fn set(
     plan: &str,
     paths: &[&str],
 ) -> ChangeSet {
-    ChangeSet {
-        repo: repo.to_owned(),
-        kind: if env.is_some() {
-            RepoKind::Infra
-        } else {
-            RepoKind::Project
-        },
-        env: env.map(str::to_owned),
-        trust,
-        plans: vec![plan.to_owned()],
-        exists: true,
-        branch: "main".to_owned(),
-        base: Some("1".repeat(40)),
-        source: String::new(),
-        files: paths
-            .iter()
-            .map(|p| FileChange {
-                path: (*p).to_owned(),
-                action: FileAction::Modify,
-                old: Some(b"a".to_vec()),
-                new: Some(b"b".to_vec()),
-                reason: None,
-            })
-            .collect(),
-        notes: Vec::new(),
-        findings: Vec::new(),
-        render_digest: String::new(),
-        context: false,
-        parallel: false,
-        promoted_from: None,
-    }
+    ChangeSet::modifying(repo, env, trust, plan, paths)
 }
 
 fn of(sets: Vec<ChangeSet>) -> ChangeSets {

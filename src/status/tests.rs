@@ -1,44 +1,13 @@
 use super::*;
 use crate::audit::Event;
-use crate::diff::{Action as FileAction, FileChange};
 
 fn set(env: Option<&str>, trust: Option<Trust>, paths: &[&str]) -> ChangeSet {
-    ChangeSet {
-        repo: if env.is_some() {
-            "infra"
-        } else {
-            "permits-app"
-        }
-        .to_owned(),
-        kind: if env.is_some() {
-            RepoKind::Infra
-        } else {
-            RepoKind::Project
-        },
-        env: env.map(str::to_owned),
-        trust,
-        plans: vec!["permits".to_owned()],
-        exists: true,
-        branch: "main".to_owned(),
-        base: Some("1".repeat(40)),
-        source: String::new(),
-        files: paths
-            .iter()
-            .map(|p| FileChange {
-                path: (*p).to_owned(),
-                action: FileAction::Modify,
-                old: Some(b"a".to_vec()),
-                new: Some(b"b".to_vec()),
-                reason: None,
-            })
-            .collect(),
-        notes: Vec::new(),
-        findings: Vec::new(),
-        render_digest: String::new(),
-        context: false,
-        parallel: false,
-        promoted_from: None,
-    }
+    let repo = if env.is_some() {
+        "infra"
+    } else {
+        "permits-app"
+    };
+    ChangeSet::modifying(repo, env, trust, "permits", paths)
 }
 
 fn changes(sets: Vec<ChangeSet>) -> ChangeSets {
