@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Fixture, Run, copy_dir, git, repo_root};
+use crate::support::{Fixture, Run, example_spec, git, on_an_empty_forge};
 
 /// The example spec in a git repo, an empty forge, a key, a config.
 struct Example {
@@ -26,11 +26,7 @@ const PROPOSE: [&str; 2] = ["test", "prod"];
 impl Example {
     fn new() -> Self {
         let tmp = tempfile::tempdir().expect("tmp");
-        let f = Fixture::empty();
-        for dir in ["bouwblokken", "skills", "templates", "spec"] {
-            copy_dir(&repo_root().join(dir), &f.path().join(dir));
-        }
-        let f = f.edit(
+        let f = example_spec().edit(
             "spec/platform.yaml",
             "    approvers: [platform-team]\n",
             "    approvers: [platform-team]\n  staging:\n    trust: observe\n    path: apps/staging\n    namespace: \"{{ plan }}-staging\"\n",
@@ -79,30 +75,7 @@ impl Example {
         }
         assert_eq!(plans.len(), 3, "the example has three plans: {plans:?}");
 
-        let forge = tmp.path().join("forge");
-        std::fs::create_dir_all(&forge).expect("forge dir");
-        let key = tmp.path().join("druppie_ed25519");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "druppie", "-f"])
-            .arg(&key)
-            .output()
-            .expect("ssh-keygen");
-        assert!(out.status.success());
-        let config = tmp.path().join("druppie.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[forge]\nkind = \"git\"\nbase = \"{}\"\n\n[repos]\ncache_dir = \"{}\"\n\n[signing]\nkey = \"{}\"\nname = \"druppie\"\nemail = \"druppie@example.org\"\n",
-                forge.display(),
-                tmp.path().join("cache").display(),
-                key.display(),
-            ),
-        )
-        .expect("config");
-        // The audit trail lives in the spec repo.
-        git(f.path(), &["init", "-q"]);
-        git(f.path(), &["add", "-A"]);
-        git(f.path(), &["commit", "-qm", "spec"]);
+        let config = on_an_empty_forge(tmp.path(), &f);
         Example {
             tmp,
             f,

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::apply::{Setup, setup};
-use crate::support::{Fixture, copy_dir, git, repo_root};
+use crate::support::{Fixture, copy_dir, example_spec, git, on_an_empty_forge, repo_root};
 
 /// Runs `kubectl kustomize dir`; panics with its message when it fails.
 fn kustomize(dir: &Path) -> String {
@@ -115,11 +115,7 @@ fn names_of(stream: &str, kind: &str) -> BTreeSet<String> {
 /// at once, so one run writes the whole layout on `main`.
 fn example_on_an_empty_forge() -> (Setup, Vec<(String, Vec<String>)>) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let f = Fixture::empty();
-    for dir in ["bouwblokken", "skills", "templates", "spec"] {
-        copy_dir(&repo_root().join(dir), &f.path().join(dir));
-    }
-    let f = f
+    let f = example_spec()
         .edit(
             "spec/platform.yaml",
             "  test:\n    trust: propose",
@@ -148,35 +144,7 @@ fn example_on_an_empty_forge() -> (Setup, Vec<(String, Vec<String>)>) {
             vec!["dev".into(), "test".into(), "prod".into()],
         ),
     ];
-    let forge = tmp.path().join("forge");
-    std::fs::create_dir_all(&forge).expect("forge dir");
-    let key = tmp.path().join("druppie_ed25519");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "druppie", "-f"])
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen");
-    assert!(out.status.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
-    std::fs::write(
-        tmp.path().join("allowed_signers"),
-        format!("druppie@example.org {public}"),
-    )
-    .expect("allowed signers");
-    let config = tmp.path().join("druppie.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[forge]\nkind = \"git\"\nbase = \"{}\"\n\n[repos]\ncache_dir = \"{}\"\n\n[signing]\nkey = \"{}\"\nname = \"druppie\"\nemail = \"druppie@example.org\"\n",
-            forge.display(),
-            tmp.path().join("cache").display(),
-            key.display(),
-        ),
-    )
-    .expect("config");
-    git(f.path(), &["init", "-q"]);
-    git(f.path(), &["add", "-A"]);
-    git(f.path(), &["commit", "-qm", "spec"]);
+    let config = on_an_empty_forge(tmp.path(), &f);
     (Setup { tmp, f, config }, plans)
 }
 

@@ -246,3 +246,50 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The example spec of this repository (blocks, skills, templates, spec),
+/// copied into a fixture.
+pub fn example_spec() -> Fixture {
+    let f = Fixture::empty();
+    for dir in ["bouwblokken", "skills", "templates", "spec"] {
+        copy_dir(&repo_root().join(dir), &f.path().join(dir));
+    }
+    f
+}
+
+/// An empty plain-git forge at `dir/forge`, druppie's signing key (and
+/// `dir/allowed_signers` naming it), and `dir/druppie.toml` for them;
+/// commits the spec of `f` as a git repo (the audit trail lives there).
+/// Returns the config's path.
+pub fn on_an_empty_forge(dir: &Path, f: &Fixture) -> PathBuf {
+    let forge = dir.join("forge");
+    std::fs::create_dir_all(&forge).expect("forge dir");
+    let key = dir.join("druppie_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "druppie", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    std::fs::write(
+        dir.join("allowed_signers"),
+        format!("druppie@example.org {public}"),
+    )
+    .expect("allowed signers");
+    let config = dir.join("druppie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[forge]\nkind = \"git\"\nbase = \"{}\"\n\n[repos]\ncache_dir = \"{}\"\n\n[signing]\nkey = \"{}\"\nname = \"druppie\"\nemail = \"druppie@example.org\"\n",
+            forge.display(),
+            dir.join("cache").display(),
+            key.display(),
+        ),
+    )
+    .expect("config");
+    git(f.path(), &["init", "-q"]);
+    git(f.path(), &["add", "-A"]);
+    git(f.path(), &["commit", "-qm", "spec"]);
+    config
+}
