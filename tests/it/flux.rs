@@ -16,6 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::apply::{Setup, setup};
+use crate::promotion::merge;
 use crate::support::{Fixture, copy_dir, example_spec, git, on_an_empty_forge, repo_root};
 
 /// Runs `kubectl kustomize dir`; panics with its message when it fails.
@@ -443,20 +444,7 @@ fn proposals_merged_one_after_the_other_each_keep_the_list_whole() {
         );
     }
     // A person merges permits' proposal first.
-    let work = s.tmp.path().join("work");
-    git(&work, &["fetch", "-q", "origin"]);
-    git(
-        &work,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "permits to prod",
-            "origin/druppie/prod/permits",
-        ],
-    );
-    git(&work, &["push", "-q", "origin", "main"]);
+    merge(&s, "druppie/prod/permits");
     let before = git(&infra, &["rev-parse", "druppie/prod/other"]);
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -473,19 +461,7 @@ fn proposals_merged_one_after_the_other_each_keep_the_list_whole() {
         ["other", "permits"]
     );
     // It merges without a conflict, and main lists both.
-    git(&work, &["fetch", "-q", "origin"]);
-    git(
-        &work,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "other to prod",
-            "origin/druppie/prod/other",
-        ],
-    );
-    git(&work, &["push", "-q", "origin", "main"]);
+    merge(&s, "druppie/prod/other");
     assert_eq!(builds_at(&s, "main", "prod"), ["other", "permits"]);
 }
 
