@@ -352,27 +352,25 @@ fn written_by_druppie(
 /// # Errors
 /// [`PromoteError::RulesChanged`] naming what changed.
 pub fn same_rules(spec_repo: &Repo, prefix: &str, freight: &Freight) -> Result<(), PromoteError> {
-    let dir = spec_repo
-        .work_dir()
-        .map_or_else(|| spec_repo.common_dir(), Path::to_path_buf);
-    let object = |rev: &str, path: &str| -> Option<String> {
-        let spec = format!("{rev}:{}", crate::render::join(prefix, path));
-        let out = std::process::Command::new("git")
-            .args(["rev-parse", "-q", "--verify", &spec])
-            .current_dir(&dir)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let spec_dir = crate::render::join(prefix, "spec");
+    // What governs a render, by path under `spec/`: a read that fails
+    // compares as changed.
+    let rules = |rev: &str| -> Option<Vec<Rule>> {
+        let commit = spec_repo.resolve(rev).ok()?;
+        let files = spec_repo.files_at(commit, &spec_dir).ok()?;
+        Some(
+            files
+                .into_iter()
+                .filter_map(|(path, blob)| {
+                    let rel = path.strip_prefix(&spec_dir)?.trim_start_matches('/');
+                    Some((governs(rel)?, rel.to_owned(), blob))
+                })
+                .collect(),
+        )
     };
-    for (what, path) in [
-        ("platform", "spec/platform.yaml"),
-        ("policies", "spec/policies"),
-        ("approvers' keys", crate::spec::load::APPROVER_KEYS),
-    ] {
-        if object(&freight.spec_commit, path) != object("HEAD", path) {
+    let (then, now) = (rules(&freight.spec_commit), rules("HEAD"));
+    for what in ["platform", "policies", "approvers' keys"] {
+        if of_rule(what, &then) != of_rule(what, &now) {
             return Err(PromoteError::RulesChanged {
                 what: what.to_owned(),
                 from: freight.from.clone(),
@@ -381,6 +379,29 @@ pub fn same_rules(spec_repo: &Repo, prefix: &str, freight: &Freight) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A file that governs a render: its rule, its path under `spec/`, its blob.
+type Rule = (&'static str, String, ObjectId);
+
+/// The files of one rule.
+fn of_rule<'r>(what: &str, rules: &'r Option<Vec<Rule>>) -> Option<Vec<&'r Rule>> {
+    rules
+        .as_ref()
+        .map(|r| r.iter().filter(|(w, _, _)| *w == what).collect())
+}
+
+/// Which rule a file under `spec/` is part of, if any.
+fn governs(path: &str) -> Option<&'static str> {
+    let keys = crate::spec::load::APPROVER_KEYS
+        .strip_prefix("spec/")
+        .unwrap_or(crate::spec::load::APPROVER_KEYS);
+    match path {
+        "platform.yaml" => Some("platform"),
+        p if p == keys => Some("approvers' keys"),
+        p if p.starts_with("policies/") => Some("policies"),
+        _ => None,
+    }
 }
 
 /// The freight's spec commit in `spec_repo`, once it is known to be in
@@ -396,16 +417,7 @@ pub fn spec_commit(spec_repo: &Repo, freight: &Freight) -> Result<ObjectId, Prom
         commit: freight.spec_commit.clone(),
     };
     let commit = ObjectId::from_hex(freight.spec_commit.as_bytes()).map_err(|_| missing())?;
-    let dir = spec_repo
-        .work_dir()
-        .map_or_else(|| spec_repo.common_dir(), Path::to_path_buf);
-    let ancestor = std::process::Command::new("git")
-        .args(["merge-base", "--is-ancestor", &freight.spec_commit, "HEAD"])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ancestor = spec_repo.is_ancestor(commit, "HEAD");
     if !ancestor {
         return Err(missing());
     }

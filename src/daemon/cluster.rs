@@ -187,14 +187,13 @@ fn holds(ctx: &Context<'_>, revision: &str, commit: &str) -> bool {
     if applied == commit {
         return true;
     }
-    hex(commit)
-        && std::process::Command::new("git")
-            .args(["merge-base", "--is-ancestor", commit, applied])
-            .current_dir(ctx.cache.path(ctx.infra_repo))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+    let Ok(commit) = ObjectId::from_hex(commit.as_bytes()) else {
+        return false;
+    };
+    Repo::open(&ctx.cache.path(ctx.infra_repo))
+        .ok()
+        .flatten()
+        .is_some_and(|repo| repo.is_ancestor(commit, applied))
 }
 
 /// The `applied` event of the infra commit applied last for `plan` in

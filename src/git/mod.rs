@@ -342,6 +342,22 @@ impl Repo {
         self.files_under(tree, dir)
     }
 
+    /// Whether `ancestor` is `of` (a revision: a commit id, `HEAD`) or
+    /// one of its ancestors, as `git merge-base --is-ancestor` says;
+    /// false when either is unknown here.
+    pub fn is_ancestor(&self, ancestor: ObjectId, of: &str) -> bool {
+        let dir = self
+            .work_dir()
+            .map_or_else(|| self.common_dir(), Path::to_path_buf);
+        std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", &ancestor.to_string(), of])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// The tip of `branch`; `Ok(None)` for a repository without commits.
     ///
     /// # Errors
