@@ -274,12 +274,7 @@ impl Run<'_> {
                 diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;
             // Promotion past an environment that asks for verification
             // waits for its `verified` event.
-            changes.unverified = crate::execution::unverified(
-                audit.events(),
-                &platform.infra.repo.value,
-                &changes,
-                |env| platform.environments.get(env).is_some_and(|s| s.verify),
-            );
+            crate::execution::gate(&mut changes, audit.events(), platform);
             if let Some(freight) = self.promote {
                 super::promote::narrow(&mut changes, freight, &platform.infra.repo.value)
                     .map_err(Failure::Promote)?;

@@ -31,9 +31,13 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         plan: args.plan.clone(),
         env: None,
     };
-    let (opened, changes) = super::diff::changes(ctx, ui, &select, &args.live)?;
-    let plan = crate::execution::plan(&changes, String::new());
+    let (opened, mut changes) = super::diff::changes(ctx, ui, &select, &args.live)?;
     let (events, unread) = trail(ctx, ui)?;
+    // What waits for verification waits here as it does for apply.
+    if let Some(deployment) = &opened.valid.deployment {
+        crate::execution::gate(&mut changes, &events, &deployment.platform);
+    }
+    let plan = crate::execution::plan(&changes, String::new());
     let sources = args.live.sources(ctx);
     let report = status::status(
         &opened.valid,

@@ -33,7 +33,7 @@ pub(super) fn of(
             Done::AlreadyProposed { .. } | Done::Waiting { .. } | Done::Observed
         )
     });
-    let fresh;
+    let mut fresh;
     let changes: &ChangeSets = match &outcome.changes {
         Some(changes) if !wrote => changes,
         _ => {
@@ -46,6 +46,9 @@ pub(super) fn of(
                 own_key: Some(&own),
             };
             fresh = diff::diff(&opened.valid, &opened.selection, &options).ok()?;
+            if let Some(deployment) = &opened.valid.deployment {
+                crate::execution::gate(&mut fresh, trail, &deployment.platform);
+            }
             &fresh
         }
     };

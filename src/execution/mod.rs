@@ -33,7 +33,7 @@ use crate::lock::LOCK_FILE;
 use crate::render::RepoKind;
 use crate::spec::model::Trust;
 use promotion::Stages;
-pub use promotion::unverified;
+pub use promotion::{gate, unverified};
 
 /// What apply would do, step by step.
 #[derive(Debug, Serialize)]

@@ -86,6 +86,19 @@ pub(super) struct Wait {
     pub why: String,
 }
 
+/// Fills `changes.unverified` from `trail`, for the environments of
+/// `platform` that ask for verification (`verify: true`): what apply,
+/// the daemon's status and `druppie status` decide promotion with.
+pub fn gate(
+    changes: &mut ChangeSets,
+    trail: &[crate::audit::Recorded],
+    platform: &crate::spec::model::Platform,
+) {
+    changes.unverified = unverified(trail, &platform.infra.repo.value, changes, |env| {
+        platform.environments.get(env).is_some_and(|s| s.verify)
+    });
+}
+
 /// The plans whose live change in `infra` is not verified, in every
 /// environment a change set of `changes` is in that asks for
 /// verification (`verify`): the last commit applied there has no

@@ -244,3 +244,28 @@ fn freight_is_credited_to_the_event_that_made_it_live_and_a_hand_written_lock_to
     assert_eq!(now["live"]["went_live"], Value::Null, "{now}");
     assert_ne!(now["live"]["digest"], dev["live"]["digest"]);
 }
+
+/// Where dev asks for verification and nothing verified it, test waits
+/// in `status` as it does for `apply`.
+#[test]
+fn status_waits_for_verification_as_apply_does() {
+    let s = three_stages();
+    crate::promotion::edit(
+        s.f.path(),
+        "spec/platform.yaml",
+        "    trust: deploy",
+        "    trust: deploy\n    verify: true",
+    );
+    git(s.f.path(), &["commit", "-qam", "dev verifies"]);
+    assert_eq!(s.apply().code, 0);
+    let now = status(&s);
+    let test = env(&now, "test");
+    assert_eq!(test["next"]["state"], "waiting", "{test}");
+    assert_eq!(test["next"]["on"], "dev", "{test}");
+    let run = s.apply();
+    assert!(
+        run.stdout.contains("infra (test) permits: waiting: dev"),
+        "{}",
+        run.stdout
+    );
+}
