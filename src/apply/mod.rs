@@ -257,7 +257,7 @@ pub fn events(
         | Done::Observed
         | Done::Rejected { .. } => return Vec::new(),
     };
-    let event = Event {
+    Event {
         kind,
         time: time.to_owned(),
         actor: actor.to_owned(),
@@ -268,20 +268,8 @@ pub fn events(
         branch,
         spec_commit: spec_commit.map(str::to_owned),
         from: step.from.clone(),
-    };
-    match kind {
-        Kind::Applied if step.from.is_some() => vec![
-            Event {
-                from: None,
-                ..event.clone()
-            },
-            Event {
-                kind: Kind::Promoted,
-                ..event
-            },
-        ],
-        _ => vec![event],
     }
+    .with_promotion()
 }
 
 /// A time as RFC 3339.

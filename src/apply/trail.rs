@@ -216,7 +216,7 @@ impl Trail<'_> {
             let event = Event {
                 kind,
                 branch: (kind == Kind::Proposed).then(|| u.branch.clone()),
-                from: u.from.clone().filter(|_| kind == Kind::Proposed),
+                from: u.from.clone(),
                 ..self.event(
                     target.name,
                     &u.plans,
@@ -225,15 +225,10 @@ impl Trail<'_> {
                     &u.commit,
                 )
             };
-            let mut events = vec![event.clone()];
-            if kind == Kind::Applied && u.from.is_some() {
-                events.push(Event {
-                    kind: Kind::Promoted,
-                    from: u.from.clone(),
-                    ..event
-                });
-            }
-            if !writer.record(&events, super::now())?.is_empty() {
+            if !writer
+                .record(&event.with_promotion(), super::now())?
+                .is_empty()
+            {
                 out.recorded.push(format!(
                     "{}: recorded {} of {} on {} (pushed by an earlier run)",
                     target.name,

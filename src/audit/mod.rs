@@ -104,6 +104,26 @@ impl Event {
         )
     }
 
+    /// What recording this event means: an `applied` event that carries
+    /// `from` is the commit promoting a change, so it is recorded as
+    /// `applied` and `promoted` (from `from`); a `proposed` one keeps
+    /// `from` for its merge; any other is itself.
+    pub fn with_promotion(self) -> Vec<Event> {
+        match (self.kind, &self.from) {
+            (Kind::Applied, Some(_)) => vec![
+                Event {
+                    from: None,
+                    ..self.clone()
+                },
+                Event {
+                    kind: Kind::Promoted,
+                    ..self
+                },
+            ],
+            _ => vec![self],
+        }
+    }
+
     /// When it happened, as an instant; druppie writes RFC 3339 with an
     /// offset (`2026-11-21T10:00:00+00:00`).
     ///
