@@ -497,3 +497,46 @@ fn the_daemon_resolves_pins_in_its_own_clone_of_the_spec() {
     );
     drop(d);
 }
+
+/// The canary on a plain-git forge: `apply` commits what each plan's pin
+/// renders, and raising one pin changes only that plan in the infra repo.
+#[test]
+fn a_canary_is_applied_as_pinned_and_a_pin_is_raised_plan_by_plan() {
+    let f = canary();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let config = crate::support::empty_forge_config(tmp.path());
+    let apply = |f: &Fixture| {
+        let run = f.run(&[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "apply",
+            "--yes",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+    };
+    let infra = tmp.path().join("forge/infra.git");
+    let live = |plan: &str| {
+        git(
+            &infra,
+            &["show", &format!("main:apps/dev/{plan}/app/deployment.yaml")],
+        )
+    };
+    apply(&f);
+    assert_eq!(live("alpha"), "kind: Deployment\n# v1 of alpha\n");
+    assert_eq!(live("beta"), "kind: Deployment\n# v1 of beta\n");
+    assert_eq!(
+        live("gamma"),
+        "kind: Deployment\n# v2 of gamma, port 8080\n"
+    );
+    // alpha moves to 1.1.0; beta stays on its pin.
+    let f = f.with("spec/plans/permits.yaml", plan("alpha", Some("1.1.0")));
+    commit_all(f.path(), "alpha on webapp-python 1.1.0");
+    apply(&f);
+    assert_eq!(
+        live("alpha"),
+        "kind: Deployment\n# v2 of alpha, port 8080\n"
+    );
+    assert_eq!(live("beta"), "kind: Deployment\n# v1 of beta\n");
+    let log = git(&infra, &["log", "--format=%s", "-1", "main"]);
+    assert_eq!(log.trim(), "druppie: alpha in dev");
+}

@@ -259,9 +259,8 @@ pub fn example_spec() -> Fixture {
 
 /// An empty plain-git forge at `dir/forge`, druppie's signing key (and
 /// `dir/allowed_signers` naming it), and `dir/druppie.toml` for them;
-/// commits the spec of `f` as a git repo (the audit trail lives there).
-/// Returns the config's path.
-pub fn on_an_empty_forge(dir: &Path, f: &Fixture) -> PathBuf {
+/// returns the config's path.
+pub fn empty_forge_config(dir: &Path) -> PathBuf {
     let forge = dir.join("forge");
     std::fs::create_dir_all(&forge).expect("forge dir");
     let key = dir.join("druppie_ed25519");
@@ -288,6 +287,13 @@ pub fn on_an_empty_forge(dir: &Path, f: &Fixture) -> PathBuf {
         ),
     )
     .expect("config");
+    config
+}
+
+/// [`empty_forge_config`], and the spec of `f` committed as a git repo
+/// (the audit trail lives there).
+pub fn on_an_empty_forge(dir: &Path, f: &Fixture) -> PathBuf {
+    let config = empty_forge_config(dir);
     git(f.path(), &["init", "-q"]);
     git(f.path(), &["add", "-A"]);
     git(f.path(), &["commit", "-qm", "spec"]);
