@@ -67,6 +67,7 @@ pub mod kube;
 pub mod live;
 pub mod lock;
 pub mod par;
+pub mod planner;
 pub mod policy;
 pub mod registry;
 pub mod render;

@@ -12,6 +12,7 @@ mod man;
 mod output;
 mod preview;
 mod promote;
+mod propose;
 mod render;
 mod secrets;
 mod serve;
@@ -72,6 +73,7 @@ pub enum Command {
     Diff(diff::Args),
     Apply(apply::Args),
     Promote(promote::Args),
+    Propose(propose::Args),
     Audit(audit::Args),
     Status(status::Args),
     Preview(preview::Args),
@@ -203,6 +205,7 @@ fn dispatch(cli: Cli, env: &Env, ui: &Ui) -> CommandResult {
         Command::Diff(args) => diff::run(&ctx, ui, &args),
         Command::Apply(args) => apply::run(&ctx, ui, &args),
         Command::Promote(args) => promote::run(&ctx, ui, &args),
+        Command::Propose(args) => propose::run(&ctx, ui, &args),
         Command::Audit(args) => audit::run(&ctx, ui, &args),
         Command::Status(args) => status::run(&ctx, ui, &args),
         Command::Preview(args) => preview::run(&ctx, ui, &args),

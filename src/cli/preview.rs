@@ -158,7 +158,7 @@ fn post(
 
 /// `owner/name` of the spec repo from its URL
 /// (`https://host/owner/name.git`, `git@host:owner/name.git`).
-fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
+pub(super) fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
     let url = url.ok_or_else(|| {
         CommandError::hinted(
             "--pr needs the spec repo on the forge",

@@ -166,6 +166,16 @@ fn plural(n: usize, word: &str) -> String {
 
 /// The text report. `color` adds ANSI colours.
 pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
+    render(changes, mask, color, true)
+}
+
+/// The text report without the diffs: per repo its fate, counts and the
+/// files it changes, and the policy findings.
+pub fn listing(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
+    render(changes, mask, color, false)
+}
+
+fn render(changes: &ChangeSets, mask: &Mask, color: bool, diffs: bool) -> String {
     let paint = |code: &str, s: &str| {
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -206,6 +216,9 @@ pub fn text(changes: &ChangeSets, mask: &Mask, color: bool) -> String {
                 let _ = write!(out, " ({reason})");
             }
             out.push('\n');
+            if !diffs {
+                continue;
+            }
             for line in unified(change, mask).lines() {
                 let colored = if line.starts_with("+++") || line.starts_with("---") {
                     paint("1", line)

@@ -259,6 +259,12 @@ pub struct Projects {
     pub naming: Str,
     #[serde(default = "default_branch")]
     pub branch: Str,
+    /// The image a project repo's CI publishes for its first release,
+    /// as a pattern over `{{ owner }}`, `{{ plan }}`, `{{ component }}`
+    /// and `{{ repo }}`: the planner fills a block's required `image`
+    /// input with it.
+    #[serde(default)]
+    pub image: Option<Str>,
 }
 
 impl Default for Projects {
@@ -266,6 +272,7 @@ impl Default for Projects {
         Projects {
             naming: default_naming(),
             branch: default_branch(),
+            image: None,
         }
     }
 }

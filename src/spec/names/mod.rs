@@ -259,6 +259,28 @@ pub fn project_repo(pattern: &str, plan: &str, component: &str) -> Result<String
     })
 }
 
+/// The image a project repo's CI publishes, from the platform's
+/// `projects.image` pattern.
+///
+/// # Errors
+/// The pattern uses a variable other than `owner`, `plan`, `component`
+/// and `repo`.
+pub fn project_image(
+    pattern: &str,
+    owner: &str,
+    plan: &str,
+    component: &str,
+    repo: &str,
+) -> Result<String, PatternError> {
+    expand_pattern(pattern, |v| match v {
+        "owner" => Some(owner),
+        "plan" => Some(plan),
+        "component" => Some(component),
+        "repo" => Some(repo),
+        _ => None,
+    })
+}
+
 /// A namespace from an environment's namespace pattern.
 ///
 /// # Errors

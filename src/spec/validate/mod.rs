@@ -10,7 +10,7 @@ mod depends;
 mod model;
 mod platform;
 mod stacks;
-mod values;
+pub mod values;
 pub mod wiring;
 
 use std::collections::HashMap;

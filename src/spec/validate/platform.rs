@@ -87,6 +87,12 @@ fn check_repo_names(c: &mut Check, platform: &Platform) {
             .help("a default branch must pass `git check-ref-format --branch`, e.g. `main`");
         }
     }
+    if let Some(image) = &platform.projects.image
+        && let Err(why) = names::project_image(&image.value, "x", "x", "x", "x")
+    {
+        c.error(f, image, format!("project image pattern: {why}"))
+            .help("the pattern may use `{{ owner }}`, `{{ plan }}`, `{{ component }}` and `{{ repo }}`");
+    }
     let naming = &platform.projects.naming;
     // Plans and components are DNS labels; a pattern that fails with the
     // simplest of them fails for every plan, so it is reported here once.

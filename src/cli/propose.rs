@@ -1,0 +1,248 @@
+//! `druppie propose`: a sentence becomes a proposed spec change.
+
+use super::apply::{forge, identity, signer, spec_repo};
+use super::{CommandError, CommandResult, Context, Ui, exit};
+use crate::planner::check::Base;
+use crate::planner::propose::{Answer, answer};
+use crate::planner::submit::{self, Target};
+use crate::planner::{Checked, Request};
+
+/// Turn a request into a plan (and a stack when none fits), check it as
+/// a hand-written change is checked (validation, policies, the preview
+/// of what merging it does) and, with `--yes`, open it as a proposal on
+/// the spec repo: the branch `druppie/propose/<plan>` with one signed
+/// commit, and a pull request whose body is the approval card where the
+/// forge has them (`[spec] url`). Nothing is written to project or
+/// infra repos. A question about the catalog lists the blocks that
+/// answer it; a question about a plan shows its status. Exit 0 when
+/// there is a proposal (opened with `--yes`) or an answer, 1 when
+/// questions are open or the draft does not check out.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What is needed, in a sentence ("a permit portal with a database")
+    #[arg(required = true)]
+    pub request: Vec<String>,
+    /// The owning team (e.g. `team-permits`)
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// An environment to plan (repeatable) [default: all of them]
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
+    /// The plan's name (a DNS label) [default: from the request]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Open the proposal (push the branch, open the pull request)
+    #[arg(long)]
+    pub yes: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
+    let request = Request {
+        text: args.request.join(" "),
+        owner: args.owner.clone(),
+        envs: args.envs.clone(),
+        name: args.name.clone(),
+    };
+    let repo = spec_repo(ctx)?;
+    let prefix = super::preview::spec_prefix(&repo, &ctx.spec_root)?;
+    let branch = base_branch(ctx, &repo)?;
+    let commit = repo
+        .resolve(&format!("refs/heads/{branch}"))
+        .map_err(CommandError::failed)?;
+    let base = Base {
+        repo: &repo,
+        prefix: &prefix,
+        commit,
+        branch: &branch,
+    };
+    let sources = super::diff::LiveArgs::default().sources(ctx);
+    // Private (mode 0700, a random name) and removed when dropped.
+    let tmp = tempfile::Builder::new()
+        .prefix("druppie-propose-")
+        .tempdir()
+        .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
+    let opener = |checked: &Checked| open(ctx, &base, checked);
+    let open_it: Option<&dyn Fn(&Checked) -> Result<submit::Opened, submit::SubmitError>> =
+        if args.yes { Some(&opener) } else { None };
+    let answer = answer(
+        &base,
+        &request,
+        &sources,
+        ctx.config.render.limits(),
+        tmp.path(),
+        open_it,
+    )
+    .map_err(CommandError::failed)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&answer).expect("the answer serializes");
+        ui.out(&format!("{text}\n"));
+    }
+    match answer {
+        Answer::Catalog { query, blocks } => {
+            if !args.json {
+                let mut out = format!("Blocks for {query:?}, best first:\n");
+                for b in &blocks {
+                    out.push_str(&format!(
+                        "  {:<22} {}{}\n",
+                        b.id,
+                        b.description,
+                        if b.instantiable {
+                            ""
+                        } else {
+                            " (a shared platform service)"
+                        }
+                    ));
+                }
+                ui.out(&out);
+            }
+            Ok(exit::OK.into())
+        }
+        Answer::Status { plan } => {
+            if args.json {
+                return Ok(exit::OK.into());
+            }
+            super::status::run(
+                ctx,
+                ui,
+                &super::status::Args {
+                    plan,
+                    json: false,
+                    live: Default::default(),
+                },
+            )
+        }
+        Answer::Proposal {
+            checked,
+            opened,
+            refused,
+        } => {
+            if !args.json {
+                ui.out(&text(&checked));
+            }
+            if let Some(o) = &opened {
+                let at = o
+                    .url
+                    .as_deref()
+                    .map(|u| format!(": {u}"))
+                    .unwrap_or_default();
+                ui.note(&format!(
+                    "proposed on branch {} of the spec repo (commit {}){at}; merging it is the approval",
+                    o.branch,
+                    &o.commit[..12]
+                ));
+                return Ok(exit::OK.into());
+            }
+            match refused.or_else(|| checked.refusal()) {
+                Some(why) => Err(CommandError::user(format!("not proposed: {why}"))),
+                None => {
+                    if !args.yes {
+                        ui.note("not proposed yet: run again with --yes to open it");
+                    }
+                    Ok(exit::OK.into())
+                }
+            }
+        }
+    }
+}
+
+/// The proposal, for a person to read.
+fn text(checked: &Checked) -> String {
+    let o = &checked.outline;
+    let mut out = String::new();
+    if let Some(plan) = &o.plan {
+        out.push_str(&format!("plan {plan} ({} planner)\n", o.planner));
+    }
+    for c in &o.choices {
+        out.push_str(&format!(
+            "  block {:<16} as {:<8} {}\n",
+            c.block, c.component, c.why
+        ));
+    }
+    for n in &o.notes {
+        out.push_str(&format!("  note: {n}\n"));
+    }
+    for q in &o.questions {
+        out.push_str(&format!("  question: {q}\n"));
+    }
+    for f in &o.files {
+        out.push_str(&format!("\n--- {}\n{}", f.path, f.text));
+    }
+    for d in &checked.diagnostics {
+        out.push_str(&format!("\n{d}"));
+    }
+    if let Some(preview) = checked.preview() {
+        out.push_str(&format!("\nWhat merging it does:\n{preview}"));
+    }
+    if let Some(s) = &checked.summary {
+        out.push_str(&format!("{}\n", s.line()));
+    }
+    out
+}
+
+/// Opens the proposal: a branch of the local spec repo, or, with
+/// `[spec] url`, pushed there with a pull request where the forge has
+/// them.
+fn open(
+    ctx: &Context,
+    base: &Base<'_>,
+    checked: &Checked,
+) -> Result<submit::Opened, submit::SubmitError> {
+    let config = &ctx.config;
+    let signer = signer(config).ok();
+    let forge = forge(ctx).ok();
+    let name = ctx
+        .config
+        .spec
+        .url
+        .as_deref()
+        .and_then(|u| super::preview::spec_repo(Some(u)).ok());
+    let pulls = forge.as_ref().and_then(|f| f.pulls());
+    let limit = pulls.map_or(60_000, |p| p.body_limit());
+    let target = match (&config.spec.url, &name) {
+        (Some(url), Some(name)) => Target::Remote {
+            url,
+            git_env: forge.as_ref().map(|f| f.git_env()).unwrap_or_default(),
+            pulls,
+            repo: name,
+        },
+        _ => Target::Local,
+    };
+    submit::submit(
+        base,
+        checked,
+        &target,
+        signer.as_ref(),
+        &identity(config),
+        &ctx.scrubber,
+        limit,
+    )
+}
+
+/// The branch proposals are merged into: `[spec] branch`, else the
+/// branch the checkout is on.
+fn base_branch(ctx: &Context, repo: &crate::git::Repo) -> Result<String, CommandError> {
+    let configured = &ctx.config.spec.branch;
+    if repo
+        .branch_head(configured)
+        .map_err(CommandError::failed)?
+        .is_some()
+    {
+        return Ok(configured.clone());
+    }
+    let out = std::process::Command::new("git")
+        .args(["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .current_dir(&ctx.spec_root)
+        .output()
+        .map_err(|e| CommandError::user(format!("cannot run git: {e}")))?;
+    let current = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && !current.is_empty() {
+        return Ok(current);
+    }
+    Err(CommandError::hinted(
+        format!("the spec repo has no branch `{configured}`, and its checkout is on none"),
+        "set `[spec] branch` in druppie.toml to the branch proposals are merged into",
+    ))
+}

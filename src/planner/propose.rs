@@ -1,0 +1,156 @@
+//! One request, answered: the spec at the base commit is opened, the
+//! sentence routed, and a create or change request drafted, checked and,
+//! when asked, opened as a proposal. The CLI (`druppie propose`), the
+//! daemon's chat API and the MCP server all answer through [`answer`].
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::check::{Base, CheckError};
+use super::submit::{Opened, SubmitError};
+use super::{Checked, Request, Route};
+use crate::live::Sources;
+use crate::registry::{BlockEntry, Registry};
+use crate::spec::{History, LoadOptions, OpenError};
+
+/// What a request got.
+#[derive(Serialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    /// A drafted and checked spec change, and the proposal opened for it.
+    Proposal {
+        #[serde(flatten)]
+        checked: Box<Checked>,
+        opened: Option<Opened>,
+        /// Why it was not opened, when it was asked to be.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
+    },
+    /// The blocks that answer a question about the catalog, best first.
+    Catalog {
+        query: String,
+        blocks: Vec<BlockEntry>,
+    },
+    /// A question about where a plan stands: the caller answers it from
+    /// `status` and the audit trail.
+    Status { plan: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("cannot export spec commit {commit}")]
+    Export {
+        commit: crate::git::ObjectId,
+        #[source]
+        source: crate::git::Error,
+    },
+    /// The spec as it is at the base does not open: nothing can be
+    /// planned on it.
+    #[error("the spec at {commit} does not open")]
+    Open {
+        commit: crate::git::ObjectId,
+        #[source]
+        source: OpenError,
+    },
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+}
+
+impl ProposeError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProposeError::Export { source, .. } => source.is_transient(),
+            ProposeError::Open { source, .. } => source.is_transient(),
+            ProposeError::Check(e) => e.is_transient(),
+            ProposeError::Submit(_) => false,
+        }
+    }
+}
+
+/// How many catalog hits a question gets.
+const HITS: usize = 5;
+
+/// Answers `request` on `base`, in `scratch` (an empty private
+/// directory). `open` opens the proposal when it checks out; it is not
+/// called otherwise.
+///
+/// # Errors
+/// The base cannot be opened, the outline cannot be checked, or opening
+/// the proposal fails.
+pub fn answer(
+    base: &Base<'_>,
+    request: &Request,
+    sources: &Sources,
+    limits: crate::template::Limits,
+    scratch: &Path,
+    open: Option<&dyn Fn(&Checked) -> Result<Opened, SubmitError>>,
+) -> Result<Answer, ProposeError> {
+    let dir = scratch.join("base");
+    base.repo
+        .export(base.commit, base.prefix, &dir)
+        .map_err(|source| ProposeError::Export {
+            commit: base.commit,
+            source,
+        })?;
+    let options = LoadOptions {
+        history: Some(History {
+            repo: base
+                .repo
+                .work_dir()
+                .map_or_else(|| base.repo.common_dir(), Path::to_path_buf),
+            commit: base.commit,
+            prefix: base.prefix.to_owned(),
+        }),
+        ..LoadOptions::default()
+    };
+    let opened = crate::spec::open(&dir, &options, &Default::default()).map_err(|source| {
+        ProposeError::Open {
+            commit: base.commit,
+            source,
+        }
+    })?;
+    let v = &opened.valid;
+    let registry = Registry::new(&v.spec);
+    let plans: Vec<&str> = v.spec.plans.iter().map(|p| p.name.value.as_str()).collect();
+    let route = super::route(&request.text, &plans);
+    let outline = match &route {
+        Route::Catalog { query } => {
+            // Blocks that give what is asked for exactly, in the
+            // search's order; the search's best when none does.
+            let giving: Vec<&str> = super::rules::giving(v, query)
+                .iter()
+                .map(|b| b.id())
+                .collect();
+            let mut blocks: Vec<BlockEntry> = registry
+                .search_blocks(query)
+                .into_iter()
+                .filter(|b| giving.is_empty() || giving.contains(&b.id.as_str()))
+                .cloned()
+                .collect();
+            blocks.truncate(HITS);
+            return Ok(Answer::Catalog {
+                query: query.clone(),
+                blocks,
+            });
+        }
+        Route::Status { plan } => return Ok(Answer::Status { plan: plan.clone() }),
+        Route::Create | Route::Change { .. } => super::outline(v, &registry, request, &route),
+    };
+    drop(opened);
+    let checked = super::check(base, outline, sources, limits, &scratch.join("check"))?;
+    let (opened, refused) = match open {
+        Some(open) => match checked.refusal() {
+            Some(why) => (None, Some(why)),
+            None => (Some(open(&checked)?), None),
+        },
+        None => (None, None),
+    };
+    Ok(Answer::Proposal {
+        checked: Box::new(checked),
+        opened,
+        refused,
+    })
+}
