@@ -3,7 +3,7 @@
 use super::apply::{forge, identity, signer, spec_repo};
 use super::{CommandError, CommandResult, Context, Ui, exit};
 use crate::planner::check::Base;
-use crate::planner::propose::{Answer, answer};
+use crate::planner::propose::{Answer, How, answer};
 use crate::planner::submit::{self, Target};
 use crate::planner::{Checked, Request};
 
@@ -67,15 +67,12 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let opener = |checked: &Checked| open(ctx, &base, checked);
     let open_it: Option<&dyn Fn(&Checked) -> Result<submit::Opened, submit::SubmitError>> =
         if args.yes { Some(&opener) } else { None };
-    let answer = answer(
-        &base,
-        &request,
-        &sources,
-        ctx.config.render.limits(),
-        tmp.path(),
-        open_it,
-    )
-    .map_err(CommandError::failed)?;
+    let how = How {
+        sources: &sources,
+        limits: ctx.config.render.limits(),
+        open: open_it,
+    };
+    let answer = answer(&base, &request, &how, tmp.path()).map_err(CommandError::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&answer).expect("the answer serializes");
         ui.out(&format!("{text}\n"));

@@ -73,9 +73,19 @@ impl ProposeError {
 /// How many catalog hits a question gets.
 const HITS: usize = 5;
 
+/// How a request is answered, apart from the request itself.
+pub struct How<'a> {
+    /// The live repos the preview diffs against.
+    pub sources: &'a Sources,
+    /// What composing and rendering may hold and produce (`[render]`).
+    pub limits: crate::template::Limits,
+    /// Opens the proposal when it checks out; not called otherwise.
+    /// `None`: a dry run.
+    pub open: Option<&'a dyn Fn(&Checked) -> Result<Opened, SubmitError>>,
+}
+
 /// Answers `request` on `base`, in `scratch` (an empty private
-/// directory). `open` opens the proposal when it checks out; it is not
-/// called otherwise.
+/// directory).
 ///
 /// # Errors
 /// The base cannot be opened, the outline cannot be checked, or opening
@@ -83,10 +93,8 @@ const HITS: usize = 5;
 pub fn answer(
     base: &Base<'_>,
     request: &Request,
-    sources: &Sources,
-    limits: crate::template::Limits,
+    how: &How<'_>,
     scratch: &Path,
-    open: Option<&dyn Fn(&Checked) -> Result<Opened, SubmitError>>,
 ) -> Result<Answer, ProposeError> {
     let dir = scratch.join("base");
     base.repo
@@ -140,8 +148,14 @@ pub fn answer(
         Route::Create | Route::Change { .. } => super::outline(v, &registry, request, &route),
     };
     drop(opened);
-    let checked = super::check(base, outline, sources, limits, &scratch.join("check"))?;
-    let (opened, refused) = match open {
+    let checked = super::check(
+        base,
+        outline,
+        how.sources,
+        how.limits,
+        &scratch.join("check"),
+    )?;
+    let (opened, refused) = match how.open {
         Some(open) => match checked.refusal() {
             Some(why) => (None, Some(why)),
             None => (Some(open(&checked)?), None),
