@@ -124,6 +124,10 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         cluster: env.cluster,
         identity: env.identity,
         namespace: env.namespace,
+        chat: crate::daemon::ChatSettings {
+            branch: config.spec.branch.clone(),
+            spec_repo: super::preview::spec_repo(config.spec.url.as_deref()).ok(),
+        },
     };
     crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;
     ok()

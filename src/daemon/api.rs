@@ -48,11 +48,12 @@ pub struct App {
     /// How often an idle event stream sends a comment, so that the
     /// server's idle timeout never cuts it.
     pub keep_alive: std::time::Duration,
+    pub chat: Arc<super::chat::Chat>,
 }
 
 /// Every route, as `(method, path)`: the OpenAPI description must
 /// describe exactly these.
-pub const ROUTES: [(&str, &str); 14] = [
+pub const ROUTES: [(&str, &str); 17] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -67,6 +68,9 @@ pub const ROUTES: [(&str, &str); 14] = [
     ("post", "/api/v1/promote"),
     ("post", "/webhooks/gitea"),
     ("post", "/webhooks/github"),
+    ("get", "/v1/models"),
+    ("get", "/v1/agents"),
+    ("post", "/v1/chat/completions"),
 ];
 
 pub fn router(app: Arc<App>) -> Router {
@@ -91,6 +95,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/webhooks/github",
             post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::GitHub, s, h, b)),
         )
+        .merge(super::chat::routes())
         .layer(middleware::from_fn_with_state(app.clone(), scrub))
         .with_state(app)
 }
@@ -280,26 +285,25 @@ const PROMOTE_LIMIT: usize = 4096;
 /// then promotes, and says how it went as a `promotion` event. Only
 /// with the bearer token `[server] api_token_env` names.
 async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let Some(token) = &app.api_token else {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "writing through the API is off: set the variable `[server] api_token_env` names",
-        );
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| same_token(g, token.expose())) {
-        let mut answer = problem(
-            StatusCode::UNAUTHORIZED,
-            "this request needs the API's bearer token",
-        );
-        answer.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        return answer;
+    match bearer(&app, &headers) {
+        Ok(()) => {}
+        Err(Denied::Off) => {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "writing through the API is off: set the variable `[server] api_token_env` names",
+            );
+        }
+        Err(Denied::Wrong) => {
+            let mut answer = problem(
+                StatusCode::UNAUTHORIZED,
+                "this request needs the API's bearer token",
+            );
+            answer.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return answer;
+        }
     }
     let Ok(body) = axum::body::to_bytes(body, PROMOTE_LIMIT).await else {
         return problem(
@@ -343,6 +347,31 @@ async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
         Json(json!({"queued": true, "plan": request.plan, "to": request.to})),
     )
         .into_response()
+}
+
+/// Why a write request is refused before its body is read.
+pub(super) enum Denied {
+    /// No token is configured: writing through the API is off.
+    Off,
+    /// The request carries no token, or another one.
+    Wrong,
+}
+
+/// Whether `headers` carry the API's bearer token, which every write
+/// request needs.
+pub(super) fn bearer(app: &App, headers: &HeaderMap) -> Result<(), Denied> {
+    let Some(token) = &app.api_token else {
+        return Err(Denied::Off);
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| same_token(g, token.expose())) {
+        Ok(())
+    } else {
+        Err(Denied::Wrong)
+    }
 }
 
 /// Whether two tokens are equal, in time that does not depend on where

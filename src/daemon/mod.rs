@@ -11,6 +11,7 @@
 //! ```
 
 mod api;
+mod chat;
 mod check;
 mod cluster;
 mod freight;
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use api::{BODY_LIMIT, ROUTES};
+pub use chat::Settings as ChatSettings;
 pub use check::{CheckError, RenderCheck};
 pub use reconcile::Reconciler;
 pub use server::{Limits, LimitsError};
@@ -61,6 +63,8 @@ pub struct Options {
     /// This replica's name and namespace, for the leader Lease.
     pub identity: String,
     pub namespace: String,
+    /// The chat API's view of the configuration.
+    pub chat: ChatSettings,
 }
 
 /// The Lease replicas elect a leader with, and how long it holds.
@@ -135,6 +139,11 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         stopping: stop_rx,
         // SSE's usual 15 s, or more often when the idle timeout is short.
         keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
+        chat: Arc::new(chat::Chat::new(
+            options.chat,
+            options.scrubber.clone(),
+            limits.request_timeout,
+        )),
     });
     runtime.block_on(async {
         let _watcher = if local {

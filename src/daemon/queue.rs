@@ -2,7 +2,7 @@
 //! burst of webhooks, file events and poll ticks becomes one reconcile,
 //! and a push of a revision already reconciled becomes none.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -86,9 +86,15 @@ impl Batch {
     }
 }
 
+/// Work the worker runs between reconciles, with its reconciler: a
+/// chat request's planner, on the one thread that writes the clones.
+pub type Job = Box<dyn FnOnce(&super::Reconciler) + Send>;
+
 #[derive(Default)]
 struct Pending {
     batch: Option<Batch>,
+    /// Run before the next batch, in order.
+    jobs: VecDeque<Job>,
     stopping: bool,
 }
 
@@ -100,9 +106,9 @@ pub struct Queue {
 }
 
 /// What the worker is told.
-#[derive(Debug)]
 pub enum Next {
     Run(Batch),
+    Job(Job),
     Stop,
 }
 
@@ -110,6 +116,15 @@ impl Queue {
     pub fn push(&self, trigger: Trigger) {
         let mut p = self.pending.lock().expect("queue lock");
         p.batch.get_or_insert_with(Batch::default).add(trigger);
+        self.wake.notify_one();
+    }
+
+    /// Hands `job` to the worker, which runs it before the next batch
+    /// (after the reconcile in flight). A job still waiting when the
+    /// worker stops is dropped unrun.
+    pub fn job(&self, job: Job) {
+        let mut p = self.pending.lock().expect("queue lock");
+        p.jobs.push_back(job);
         self.wake.notify_one();
     }
 
@@ -129,6 +144,9 @@ impl Queue {
         loop {
             if p.stopping {
                 return Next::Stop;
+            }
+            if let Some(job) = p.jobs.pop_front() {
+                return Next::Job(job);
             }
             if let Some(batch) = p.batch.take() {
                 return Next::Run(batch);
@@ -185,6 +203,20 @@ mod tests {
         assert!(!batch.only_pushes_of(None));
         batch.add(Trigger::Webhook { after: None });
         assert!(!batch.only_pushes_of(Some("c1")));
+    }
+
+    #[test]
+    fn a_job_runs_before_the_waiting_batch_and_keeps_its_order() {
+        let q = Queue::default();
+        q.push(Trigger::Poll);
+        q.job(Box::new(|_| {}));
+        q.job(Box::new(|_| {}));
+        assert!(matches!(q.next(None), Next::Job(_)));
+        assert!(matches!(q.next(None), Next::Job(_)));
+        let Next::Run(batch) = q.next(None) else {
+            panic!("the batch after the jobs")
+        };
+        assert_eq!(batch.trigger(), "poll");
     }
 
     #[test]

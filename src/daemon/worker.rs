@@ -71,6 +71,16 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
         let batch = match shared.queue.next(backoff.deadline) {
             Next::Stop => break,
             Next::Run(batch) => batch,
+            Next::Job(job) => {
+                // A panic is a bug; it ends the job (its caller hears
+                // nothing back), not the worker.
+                let ran =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(reconciler)));
+                if ran.is_err() {
+                    tracing::error!("a job on the reconcile worker panicked");
+                }
+                continue;
+            }
         };
         // Another replica holds the Lease: wait for it (the batch waits too).
         while !shared.leading() && !shared.queue.stopping() {
