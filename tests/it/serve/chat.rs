@@ -405,3 +405,76 @@ fn chat_answers_match_openais_api_description() {
     let other = json!({"model": "druppie", "messages": [{"role": "user", "content": "hi"}], "metadata": {"name": "Not A Label"}});
     assert_eq!(send(TOKEN, other.to_string()), 400);
 }
+
+#[test]
+fn with_a_local_checkout_the_proposal_is_a_branch_of_it_built_on_its_committed_spec() {
+    let s = super::setup_with_image();
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str("\n[server]\nlisten = \"127.0.0.1:0\"\npoll_interval = \"1h\"\n");
+    std::fs::write(&s.config, config).expect("config");
+    let platform = s.f.path().join("spec/platform.yaml");
+    let mut text = std::fs::read_to_string(&platform).expect("platform");
+    text.push_str("projects:\n  image: \"registry.example.org/{{ owner }}/{{ repo }}:0.1.0\"\n");
+    std::fs::write(&platform, text).expect("platform");
+    git(s.f.path(), &["commit", "-qam", "the image convention"]);
+    let main = git(s.f.path(), &["rev-parse", "main"]).trim().to_owned();
+    let spec = s.f.path().to_str().expect("utf-8").to_owned();
+    let d = Daemon::start_env(&s, &["--spec", &spec], &[("DRUPPIE_API_TOKEN", TOKEN)]);
+    // A person's uncommitted edit is not part of what is proposed.
+    let plan = s.f.path().join("spec/plans/permits.yaml");
+    let committed = std::fs::read_to_string(&plan).expect("plan");
+    std::fs::write(&plan, committed.replace("permits:1.0.0", "permits:9.9.9")).expect("edit");
+    let (code, body) = post(
+        &d,
+        Some(TOKEN),
+        ask("a permit portal with a database for team-x"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let branch = "druppie/propose/permit-portal";
+    assert_eq!(body["druppie"]["opened"]["branch"], branch, "{body}");
+    let repo = s.f.path();
+    assert_eq!(
+        git(repo, &["rev-parse", &format!("{branch}^")]).trim(),
+        main,
+        "built on main"
+    );
+    assert_eq!(
+        git(
+            repo,
+            &["show", &format!("{branch}:spec/plans/permits.yaml")]
+        ),
+        committed
+    );
+    assert_eq!(
+        git(repo, &["diff", "--name-only", "main", branch]),
+        "spec/plans/permit-portal.yaml\n"
+    );
+    s.verify_at(repo, branch);
+    // The checkout itself is as the person left it.
+    assert_eq!(
+        git(repo, &["symbolic-ref", "--short", "HEAD"]).trim(),
+        "main"
+    );
+    assert_eq!(
+        git(repo, &["status", "--porcelain"]),
+        " M spec/plans/permits.yaml\n"
+    );
+    // Asked again, the proposal is there already: said, not duplicated.
+    let (code, body) = post(
+        &d,
+        Some(TOKEN),
+        ask("a permit portal with a database for team-x"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let text = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    assert!(
+        text.contains("is open already on branch `druppie/propose/permit-portal`"),
+        "{text}"
+    );
+    assert_eq!(
+        git(repo, &["rev-list", "--count", &format!("main..{branch}")]).trim(),
+        "1"
+    );
+}
