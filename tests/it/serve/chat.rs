@@ -478,3 +478,79 @@ fn with_a_local_checkout_the_proposal_is_a_branch_of_it_built_on_its_committed_s
         "1"
     );
 }
+
+/// On Gitea (Prism serving its API description), the proposal is also a
+/// pull request of the spec repo, and the answer carries its link.
+#[test]
+fn on_gitea_the_answer_carries_the_proposals_pull_request() {
+    use crate::prism::{self, Proxy};
+    let proxy = Proxy::new(prism::gitea());
+    let s = chat_setup();
+    let config = std::fs::read_to_string(&s.config).expect("config");
+    let plain = format!(
+        "[forge]\nkind = \"git\"\nbase = \"{}\"\n",
+        s.forge().display()
+    );
+    assert!(config.contains(&plain), "{config}");
+    std::fs::write(
+        &s.config,
+        config.replace(
+            &plain,
+            &format!(
+                "[forge]\nkind = \"gitea\"\nbase = \"{}\"\nowner = \"platform\"\ntoken_env = \"DRUPPIE_IT_TOKEN\"\n",
+                proxy.url
+            ),
+        ),
+    )
+    .expect("config");
+    let d = Daemon::start_env(
+        &s,
+        &[],
+        &[
+            ("DRUPPIE_API_TOKEN", TOKEN),
+            ("DRUPPIE_IT_TOKEN", "it-token"),
+        ],
+    );
+    let (code, body) = post(
+        &d,
+        Some(TOKEN),
+        ask("a permit portal with a database for team-x"),
+    );
+    assert_eq!(code, 200, "{body}\nlogs:\n{}", d.logs().join("\n"));
+    let opened = &body["druppie"]["opened"];
+    assert_eq!(opened["branch"], "druppie/propose/permit-portal", "{body}");
+    let url = opened["url"].as_str().expect("a pull request URL");
+    let text = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    assert!(text.contains(&format!("Pull request: {url}\n")), "{text}");
+    // (The reconcile's git fetches from the forge go to Prism too, and
+    // fail: only the API requests are the contract.)
+    let api: Vec<prism::Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| !r.target.contains(".git/"))
+        .collect();
+    for r in &api {
+        assert!(r.violation.is_none(), "{}: {:?}", r.line(), r.violation);
+    }
+    let pulls: Vec<prism::Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.line() == "POST /repos/forge/spec/pulls")
+        .collect();
+    assert_eq!(pulls.len(), 1, "{:?}", proxy.lines());
+    let pull = pulls[0].json();
+    assert_eq!(
+        (&pull["head"], &pull["base"]),
+        (&json!("druppie/propose/permit-portal"), &json!("main"))
+    );
+    assert!(
+        pull["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("proposes plan `permit-portal`")),
+        "{pull}"
+    );
+    // Pushed to the spec repo itself.
+    validates(&s, "druppie/propose/permit-portal");
+}
