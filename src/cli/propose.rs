@@ -3,7 +3,7 @@
 use super::apply::{forge, identity, signer, spec_repo};
 use super::{CommandError, CommandResult, Context, Ui, exit};
 use crate::planner::check::Base;
-use crate::planner::propose::{Answer, How, answer};
+use crate::planner::propose::{Answer, How, Opener, answer};
 use crate::planner::submit::{self, Target};
 use crate::planner::{Checked, Request};
 
@@ -65,8 +65,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         .tempdir()
         .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
     let opener = |checked: &Checked| open(ctx, &base, checked);
-    let open_it: Option<&dyn Fn(&Checked) -> Result<submit::Opened, submit::SubmitError>> =
-        if args.yes { Some(&opener) } else { None };
+    let open_it: Option<Opener<'_>> = if args.yes { Some(&opener) } else { None };
     let how = How {
         sources: &sources,
         limits: ctx.config.render.limits(),

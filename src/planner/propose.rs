@@ -73,6 +73,9 @@ impl ProposeError {
 /// How many catalog hits a question gets.
 const HITS: usize = 5;
 
+/// Opens a checked proposal (a branch, a pull request).
+pub type Opener<'a> = &'a dyn Fn(&Checked) -> Result<Opened, SubmitError>;
+
 /// How a request is answered, apart from the request itself.
 pub struct How<'a> {
     /// The live repos the preview diffs against.
@@ -81,7 +84,7 @@ pub struct How<'a> {
     pub limits: crate::template::Limits,
     /// Opens the proposal when it checks out; not called otherwise.
     /// `None`: a dry run.
-    pub open: Option<&'a dyn Fn(&Checked) -> Result<Opened, SubmitError>>,
+    pub open: Option<Opener<'a>>,
 }
 
 /// Answers `request` on `base`, in `scratch` (an empty private

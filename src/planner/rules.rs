@@ -641,7 +641,7 @@ fn parse_as(kind: crate::spec::model::InputType, token: &str) -> Option<Value> {
         T::Number => token
             .parse::<f64>()
             .ok()
-            .and_then(|n| serde_json::Number::from_f64(n))
+            .and_then(serde_json::Number::from_f64)
             .map(Value::Number),
         T::Boolean => token.parse::<bool>().ok().map(Value::Bool),
         T::String if token.chars().any(|c| c.is_ascii_digit()) => {

@@ -23,6 +23,7 @@ mod lifecycle_attacks;
 mod never_wedged;
 mod pins;
 mod pipes;
+mod planner;
 mod policy_gate;
 mod preview;
 mod prism;
