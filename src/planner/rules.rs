@@ -66,6 +66,11 @@ pub fn create(v: &Validated, registry: &Registry, request: &Request) -> Outline 
         }
         None => {
             let stack_name = name.clone().unwrap_or_default();
+            if spec.stack(&stack_name).is_some() {
+                out.questions.push(format!(
+                    "A stack `{stack_name}` exists already and does not compose what was asked: name the plan otherwise (--name)."
+                ));
+            }
             let components = component_names(&chosen);
             let stack = compose(&stack_name, request, &components);
             out.notes.push(format!(

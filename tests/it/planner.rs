@@ -380,6 +380,28 @@ fn hostile_requests_never_write_what_they_say() {
             .to_string()
             .contains("not a team name")
     );
+    // A new stack never takes the name of one other plans use.
+    let run = propose(
+        &f,
+        None,
+        &[
+            "a static site with a database",
+            "--owner",
+            "team-x",
+            "--name",
+            "static-site",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let a = json(&run);
+    assert!(
+        a["questions"]
+            .to_string()
+            .contains("A stack `static-site` exists already"),
+        "{}",
+        a["questions"]
+    );
     let branches = git(f.path(), &["branch", "--list", "druppie/*"]);
     assert_eq!(branches.trim(), "");
 }
