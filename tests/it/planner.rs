@@ -161,6 +161,39 @@ fn a_redis_cache_for_a_plan_without_one_adds_it_through_a_new_stack() {
 }
 
 #[test]
+fn blocks_no_stack_composes_get_a_new_stack_with_the_platforms_conventions() {
+    let f = committed();
+    let run = propose(
+        &f,
+        None,
+        &[
+            "a static site with a postgres database for harbour dues",
+            "--owner",
+            "team-x",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let a = json(&run);
+    assert_eq!(blocks(&a), ["postgresql", "static-site"]);
+    assert_eq!(a["draft"]["plan"]["name"], "harbour-dues");
+    let stack = &a["draft"]["stack"];
+    assert_eq!(stack["name"], "harbour-dues");
+    // Production as the platform's stacks run these blocks, so the
+    // replicas policy passes in prod.
+    assert_eq!(stack["environments"]["prod"]["app"]["replicas"], 2);
+    assert_eq!(stack["environments"]["prod"]["db"]["instances"], 3);
+    assert_eq!(a["valid"], true);
+    assert_eq!(a["summary"]["errors"], 0, "{}", a["summary"]);
+    // A static site takes no database: said, not hidden.
+    assert!(
+        a["notes"].to_string().contains("is not wired"),
+        "{}",
+        a["notes"]
+    );
+}
+
+#[test]
 fn questions_come_back_instead_of_guesses() {
     let f = committed();
     // No owner: asked, not guessed; nothing proposed.
