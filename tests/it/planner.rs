@@ -438,3 +438,80 @@ fn hostile_requests_never_write_what_they_say() {
     let branches = git(f.path(), &["branch", "--list", "druppie/*"]);
     assert_eq!(branches.trim(), "");
 }
+
+#[test]
+fn on_gitea_the_branch_is_pushed_to_the_spec_repo_and_the_card_is_the_pull_requests_body() {
+    use crate::prism::{self, Proxy};
+    let proxy = Proxy::new(prism::gitea());
+    let f = committed();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let remote = tmp.path().join("platform/spec.git");
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", remote.to_str().expect("utf-8")],
+    );
+    git(
+        f.path(),
+        &["push", "-q", remote.to_str().expect("utf-8"), "main"],
+    );
+    let key = tmp.path().join("key");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(keygen.status.success());
+    let config = tmp.path().join("druppie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[spec]\nurl = \"{}\"\n\n[forge]\nkind = \"gitea\"\nbase = \"{}\"\nowner = \"platform\"\ntoken_env = \"DRUPPIE_IT_TOKEN\"\n\n[signing]\nkey = \"{}\"\nname = \"druppie\"\nemail = \"druppie@example.org\"\n",
+            remote.display(),
+            proxy.url,
+            key.display()
+        ),
+    )
+    .expect("config");
+    let run = propose(
+        &f,
+        Some(&config),
+        &[
+            "a permit portal with a database",
+            "--owner",
+            "team-x",
+            "--yes",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    proxy.assert_no_violations();
+    let lines = proxy.lines();
+    assert!(
+        lines.contains(&"POST /repos/platform/spec/pulls".to_owned()),
+        "{lines:?}"
+    );
+    let post = proxy
+        .seen()
+        .into_iter()
+        .find(|s| s.line() == "POST /repos/platform/spec/pulls")
+        .expect("the pull request");
+    let pr = post.json();
+    assert_eq!(pr["head"], "druppie/propose/permit-portal");
+    assert_eq!(pr["base"], "main");
+    assert_eq!(pr["title"], "plan: permit-portal (webapp-db)");
+    let body = pr["body"].as_str().expect("body");
+    assert!(
+        body.contains("**webapp-python**") && body.contains("### What merging does"),
+        "{body}"
+    );
+    assert!(!body.contains("it-token"));
+    // The branch is on the spec repo, not only here.
+    let pushed = git(
+        &remote,
+        &["log", "-1", "--format=%s", "druppie/propose/permit-portal"],
+    );
+    assert_eq!(pushed.trim(), "plan: permit-portal (webapp-db)");
+    let a = json(&run);
+    assert_eq!(a["opened"]["branch"], "druppie/propose/permit-portal");
+    assert!(a["opened"]["number"].is_i64(), "{}", a["opened"]);
+}
