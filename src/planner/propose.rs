@@ -53,6 +53,10 @@ pub enum ProposeError {
         #[source]
         source: OpenError,
     },
+    /// A request longer than [`MAX_REQUEST`] bytes: a plan's intent is a
+    /// sentence or two.
+    #[error("the request is {len} bytes; at most {MAX_REQUEST} are read (a sentence or two)")]
+    TooLong { len: usize },
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
@@ -65,10 +69,13 @@ impl ProposeError {
             ProposeError::Export { source, .. } => source.is_transient(),
             ProposeError::Open { source, .. } => source.is_transient(),
             ProposeError::Check(e) => e.is_transient(),
-            ProposeError::Submit(_) => false,
+            ProposeError::Submit(_) | ProposeError::TooLong { .. } => false,
         }
     }
 }
+
+/// The longest request read, in bytes.
+pub const MAX_REQUEST: usize = 4096;
 
 /// How many catalog hits a question gets.
 const HITS: usize = 5;
@@ -99,6 +106,11 @@ pub fn answer(
     how: &How<'_>,
     scratch: &Path,
 ) -> Result<Answer, ProposeError> {
+    if request.text.len() > MAX_REQUEST {
+        return Err(ProposeError::TooLong {
+            len: request.text.len(),
+        });
+    }
     let dir = scratch.join("base");
     base.repo
         .export(base.commit, base.prefix, &dir)

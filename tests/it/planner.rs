@@ -435,6 +435,15 @@ fn hostile_requests_never_write_what_they_say() {
         "{}",
         a["questions"]
     );
+    // A request that is not a sentence or two is not read.
+    let long = "a portal ".repeat(1000);
+    let run = propose(&f, None, &[&long, "--owner", "team-x", "--yes"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("at most 4096 are read"),
+        "{}",
+        run.stderr
+    );
     let branches = git(f.path(), &["branch", "--list", "druppie/*"]);
     assert_eq!(branches.trim(), "");
 }
