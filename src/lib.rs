@@ -66,6 +66,7 @@ pub mod hex;
 pub mod kube;
 pub mod live;
 pub mod lock;
+pub mod mcp;
 pub mod par;
 pub mod policy;
 pub mod registry;
