@@ -14,6 +14,7 @@ CALLS, on stdin, is a JSON list of [tool, arguments]. The output is
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import Client, MCPError, StdioServerParameters
@@ -58,7 +59,10 @@ def main():
     calls = json.load(sys.stdin)
     mode = sys.argv[1]
     if mode == "stdio":
-        server = StdioServerParameters(command=sys.argv[2], args=sys.argv[3:])
+        # The SDK passes only a few variables to the server; druppie's own
+        # (the secrets its config names) are passed on as well.
+        env = {k: v for k, v in os.environ.items() if k.startswith("DRUPPIE_")}
+        server = StdioServerParameters(command=sys.argv[2], args=sys.argv[3:], env=env)
     elif mode == "http":
         server = sys.argv[2]
     else:

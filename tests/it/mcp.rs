@@ -27,11 +27,17 @@ const TOOLS: [&str; 7] = [
 /// Runs the Python client in `cwd` against `target` (`stdio COMMAND
 /// ARGS…` or `http URL`) with `calls`; its transcript.
 fn client(cwd: &Path, calls: &Value, target: &[&str]) -> Value {
+    client_env(cwd, calls, target, &[])
+}
+
+/// [`client`] with environment variables (passed on to a stdio server).
+fn client_env(cwd: &Path, calls: &Value, target: &[&str], env: &[(&str, &str)]) -> Value {
     let mut child = Command::new("python3")
         .arg(repo_root().join("tests/mcp-client.py"))
         .args(target)
         .current_dir(cwd)
         .env_remove("DRUPPIE_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -54,12 +60,17 @@ fn client(cwd: &Path, calls: &Value, target: &[&str]) -> Value {
 
 /// `druppie --spec DIR mcp` through the client.
 fn over_stdio(spec: &Path, calls: &Value) -> Value {
+    over_stdio_env(spec, calls, &[])
+}
+
+fn over_stdio_env(spec: &Path, calls: &Value, env: &[(&str, &str)]) -> Value {
     let druppie = env!("CARGO_BIN_EXE_druppie");
     let spec = spec.to_str().expect("utf-8");
-    client(
+    client_env(
         Path::new(spec),
         calls,
         &["stdio", druppie, "--spec", spec, "mcp"],
+        env,
     )
 }
 
@@ -259,6 +270,34 @@ fn hostile_mcp_arguments_are_refused_and_read_no_file() {
     assert!(refused(&t, 7).contains("limit"));
     // The server still answers.
     assert_eq!(ok(&t, 10)["blocks"][0]["id"], "postgresql");
+}
+
+#[test]
+fn a_secret_the_spec_names_never_reaches_an_mcp_answer() {
+    const CANARY: &str = "canary-f0rge-t0ken-5e1a";
+    let f = example_spec().edit(
+        "bouwblokken/postgresql.md",
+        "with generated credentials",
+        &format!("with generated credentials ({CANARY})"),
+    );
+    let t = over_stdio_env(
+        f.path(),
+        &json!([
+            ["search_blocks", {"query": "database"}],
+            ["get_block", {"id": "postgresql"}],
+            ["get_block", {"id": "postgresq"}],
+        ]),
+        &[("DRUPPIE_FORGE_TOKEN", CANARY)],
+    );
+    let transcript = t["calls"].to_string();
+    assert!(!transcript.contains(CANARY), "{transcript}");
+    let block = ok(&t, 1);
+    assert!(
+        block["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("generated credentials (***)")),
+        "{block}"
+    );
 }
 
 #[test]
