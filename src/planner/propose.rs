@@ -57,6 +57,14 @@ pub enum ProposeError {
     /// sentence or two.
     #[error("the request is {len} bytes; at most {MAX_REQUEST} are read (a sentence or two)")]
     TooLong { len: usize },
+    #[error("cannot read branch `{branch}` of the spec repo")]
+    Base {
+        branch: String,
+        #[source]
+        source: crate::git::Error,
+    },
+    #[error("cannot make a scratch directory")]
+    Scratch(#[source] std::io::Error),
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
@@ -69,6 +77,8 @@ impl ProposeError {
             ProposeError::Export { source, .. } => source.is_transient(),
             ProposeError::Open { source, .. } => source.is_transient(),
             ProposeError::Check(e) => e.is_transient(),
+            ProposeError::Base { source, .. } => source.is_transient(),
+            ProposeError::Scratch(_) => true,
             ProposeError::Submit(_) | ProposeError::TooLong { .. } => false,
         }
     }
