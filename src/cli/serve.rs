@@ -124,9 +124,14 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         cluster: env.cluster,
         identity: env.identity,
         namespace: env.namespace,
+        mcp: (&config.mcp).into(),
         chat: crate::daemon::ChatSettings {
             branch: config.spec.branch.clone(),
-            spec_repo: super::preview::spec_repo(config.spec.url.as_deref()).ok(),
+            spec_repo: config
+                .spec
+                .url
+                .as_deref()
+                .and_then(crate::forge::owner_and_name),
         },
     };
     crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;

@@ -22,7 +22,7 @@ mod queue;
 mod reconcile;
 mod server;
 mod source;
-mod state;
+pub(crate) mod state;
 mod watch;
 pub mod webhook;
 mod worker;
@@ -63,6 +63,8 @@ pub struct Options {
     /// This replica's name and namespace, for the leader Lease.
     pub identity: String,
     pub namespace: String,
+    /// What `/mcp` offers beyond reading (`[mcp]`).
+    pub mcp: crate::mcp::Options,
     /// The chat API's view of the configuration.
     pub chat: ChatSettings,
 }
@@ -139,6 +141,7 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         stopping: stop_rx,
         // SSE's usual 15 s, or more often when the idle timeout is short.
         keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
+        mcp: options.mcp,
         chat: Arc::new(chat::Chat::new(
             options.chat,
             options.scrubber.clone(),

@@ -189,6 +189,19 @@ pub fn check(
             return Err(CheckError::Outside { path: path.clone() });
         }
         let to = dir.join(path);
+        // A stack other plans use is never rewritten by a proposal, nor
+        // a plan other than the one it is about.
+        let own_plan = checked
+            .outline
+            .plan
+            .as_ref()
+            .is_some_and(|p| *path == format!("spec/plans/{p}.yaml"));
+        if to.exists() && !own_plan {
+            checked.outline.questions.push(format!(
+                "{path} exists already and is not this plan's: choose another name."
+            ));
+            return Ok(checked);
+        }
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(to.parent().unwrap_or(&dir))?;
             std::fs::write(&to, text)

@@ -53,6 +53,18 @@ pub enum ProposeError {
         #[source]
         source: OpenError,
     },
+    /// A request longer than [`MAX_REQUEST`] bytes: a plan's intent is a
+    /// sentence or two.
+    #[error("the request is {len} bytes; at most {MAX_REQUEST} are read (a sentence or two)")]
+    TooLong { len: usize },
+    #[error("cannot read branch `{branch}` of the spec repo")]
+    Base {
+        branch: String,
+        #[source]
+        source: crate::git::Error,
+    },
+    #[error("cannot make a scratch directory")]
+    Scratch(#[source] std::io::Error),
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
@@ -65,13 +77,21 @@ impl ProposeError {
             ProposeError::Export { source, .. } => source.is_transient(),
             ProposeError::Open { source, .. } => source.is_transient(),
             ProposeError::Check(e) => e.is_transient(),
-            ProposeError::Submit(_) => false,
+            ProposeError::Base { source, .. } => source.is_transient(),
+            ProposeError::Scratch(_) => true,
+            ProposeError::Submit(_) | ProposeError::TooLong { .. } => false,
         }
     }
 }
 
+/// The longest request read, in bytes.
+pub const MAX_REQUEST: usize = 4096;
+
 /// How many catalog hits a question gets.
 const HITS: usize = 5;
+
+/// Opens a checked proposal (a branch, a pull request).
+pub type Opener<'a> = &'a dyn Fn(&Checked) -> Result<Opened, SubmitError>;
 
 /// How a request is answered, apart from the request itself.
 pub struct How<'a> {
@@ -81,7 +101,7 @@ pub struct How<'a> {
     pub limits: crate::template::Limits,
     /// Opens the proposal when it checks out; not called otherwise.
     /// `None`: a dry run.
-    pub open: Option<&'a dyn Fn(&Checked) -> Result<Opened, SubmitError>>,
+    pub open: Option<Opener<'a>>,
 }
 
 /// Answers `request` on `base`, in `scratch` (an empty private
@@ -96,6 +116,11 @@ pub fn answer(
     how: &How<'_>,
     scratch: &Path,
 ) -> Result<Answer, ProposeError> {
+    if request.text.len() > MAX_REQUEST {
+        return Err(ProposeError::TooLong {
+            len: request.text.len(),
+        });
+    }
     let dir = scratch.join("base");
     base.repo
         .export(base.commit, base.prefix, &dir)

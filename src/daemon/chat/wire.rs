@@ -14,9 +14,9 @@ pub const MODEL: &str = "druppie";
 pub const MAX_MESSAGES: usize = 100;
 /// The most characters of one message.
 pub const MAX_MESSAGE: usize = 32 * 1024;
-/// The most characters of the request (the last user message, and a
-/// question's answer joined to it).
-pub const MAX_REQUEST: usize = 2000;
+/// The most bytes of the request (the last user message, and a
+/// question's answer joined to it): what the planner reads.
+pub use crate::planner::propose::MAX_REQUEST;
 /// The most characters of a metadata value.
 const MAX_METADATA: usize = 512;
 
@@ -204,12 +204,13 @@ impl ChatRequest {
                 "the last user message is empty",
             ));
         }
-        if text.chars().count() > MAX_REQUEST {
+        if text.len() > MAX_REQUEST {
             return Err(Refusal::invalid(
                 &param,
                 "string_above_max_length",
                 format!(
-                    "the request is longer than {MAX_REQUEST} characters: say what is needed in a sentence"
+                    "the request is {} bytes; druppie reads at most {MAX_REQUEST}: say what is needed in a sentence or two",
+                    text.len()
                 ),
             ));
         }
