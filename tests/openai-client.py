@@ -10,6 +10,7 @@ object that tests/it/serve/chat.rs asserts on.
 
 import json
 import sys
+import time
 
 import openai
 from openai import OpenAI
@@ -79,12 +80,20 @@ def main():
     catalog = "which blocks give me a database?"
     status = "why is permits pending in prod?"
     portal = "a permit portal with a database for team-x"
-    out["catalog"] = whole(catalog)
-    out["catalog_stream"] = streamed(catalog)
-    out["status"] = whole(status)
-    out["status_stream"] = streamed(status)
-    out["proposal"] = whole(portal)
-    out["proposal_stream"] = streamed(portal, metadata={"name": "permit-portal-stream"})
+    seconds = {}
+
+    def timed(key, call, *args, **kw):
+        started = time.monotonic()
+        out[key] = call(*args, **kw)
+        seconds[key] = round(time.monotonic() - started, 3)
+
+    timed("catalog", whole, catalog)
+    timed("catalog_stream", streamed, catalog)
+    timed("status", whole, status)
+    timed("status_stream", streamed, status)
+    timed("proposal", whole, portal)
+    timed("proposal_stream", streamed, portal, metadata={"name": "permit-portal-stream"})
+    out["seconds"] = seconds
     try:
         client.chat.completions.create(model="gpt-4o", messages=messages(catalog))
         out["other_model"] = None
