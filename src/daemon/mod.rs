@@ -1,13 +1,16 @@
 //! `druppie serve`: the daemon. Triggers (webhooks, polling, a file
 //! watch on a local checkout) feed a queue; one worker thread reconciles
 //! coalesced batches through the same pipeline as `druppie apply`; an
-//! HTTP API shows what it knows. It keeps no state of its own: after a
-//! restart the first reconcile rebuilds everything from git.
+//! HTTP API shows what it knows. A chat request (`/v1/chat/completions`)
+//! is a job for the same worker, run between reconciles, so the planner
+//! never races a reconcile on the clones. It keeps no state of its own:
+//! after a restart the first reconcile rebuilds everything from git.
 //!
 //! ```text
 //! webhook ─┐
 //! poll ────┼─> queue ─> worker (reconcile) ─> Shared ─> HTTP API, SSE
-//! watch ───┘
+//! watch ───┘     ▲         (chat jobs)
+//! chat ──────────┘
 //! ```
 
 mod api;
