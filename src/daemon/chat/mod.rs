@@ -307,3 +307,46 @@ async fn wait(
         Err(_) => Err(stopped()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_that_stops_waiting_before_its_job_starts_leaves_it_unrun() {
+        let (tx, rx) = oneshot::channel::<Result<Reply, ChatError>>();
+        let progress = AtomicU8::new(QUEUED);
+        let refused = wait(rx, &progress, Duration::from_millis(10))
+            .await
+            .err()
+            .expect("no answer");
+        assert_eq!((refused.status, refused.code), (503, "busy"));
+        assert!(refused.message.contains("nothing was done"), "{refused:?}");
+        // The job, starting late, finds itself abandoned and does not run.
+        assert!(
+            progress
+                .compare_exchange(QUEUED, STARTED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        );
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_job_started_waits_for_its_answer() {
+        let (tx, rx) = oneshot::channel::<Result<Reply, ChatError>>();
+        let progress = AtomicU8::new(STARTED);
+        let answer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(Ok(Reply {
+                content: "done".into(),
+                facts: json!({}),
+            }));
+        });
+        let reply = wait(rx, &progress, Duration::from_millis(1))
+            .await
+            .map_err(|r| r.message)
+            .expect("the answer");
+        assert_eq!(reply.content, "done");
+        answer.await.expect("sent");
+    }
+}

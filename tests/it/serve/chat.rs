@@ -554,3 +554,70 @@ fn on_gitea_the_answer_carries_the_proposals_pull_request() {
     // Pushed to the spec repo itself.
     validates(&s, "druppie/propose/permit-portal");
 }
+
+/// A secret that reached the catalog (a block's description holding the
+/// webhook secret and the API token) never leaves in an answer, whole or
+/// streamed; the stream is OpenAI's wire format line by line.
+#[test]
+fn a_secret_in_the_catalog_never_leaves_in_a_chat_answer_whole_or_streamed() {
+    let s = chat_setup();
+    let work = s.tmp.path().join("spec-work");
+    let block = work.join("bouwblokken/postgresql.md");
+    let text = std::fs::read_to_string(&block).expect("block");
+    std::fs::write(
+        &block,
+        text.replace(
+            "description: A CloudNativePG cluster.",
+            &format!(
+                "description: A CloudNativePG cluster ({} {TOKEN}).",
+                super::SECRET
+            ),
+        ),
+    )
+    .expect("block");
+    git(&work, &["commit", "-qam", "a leaky description"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let d = Daemon::start_env(&s, &[], &[("DRUPPIE_API_TOKEN", TOKEN)]);
+    let question = "which blocks give me a database?";
+    let (code, body) = post(&d, Some(TOKEN), ask(question));
+    assert_eq!(code, 200, "{body}");
+    let whole = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content")
+        .to_owned();
+    assert!(
+        whole.contains("A CloudNativePG cluster (*** ***)."),
+        "{whole}"
+    );
+    let streamed = reqwest::blocking::Client::new()
+        .post(d.url("/v1/chat/completions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(json!({"model": "druppie", "stream": true, "messages": [{"role": "user", "content": question}]}).to_string())
+        .send()
+        .expect("POST");
+    assert_eq!(streamed.status(), 200);
+    assert_eq!(streamed.headers()["content-type"], "text/event-stream");
+    let raw = streamed.text().expect("the stream");
+    for secret in [super::SECRET, TOKEN] {
+        assert!(!raw.contains(secret), "{raw}");
+    }
+    let data: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{raw}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("a JSON chunk"))
+        .collect();
+    let mut content = String::new();
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(c["object"], "chat.completion.chunk", "{c}");
+        assert_eq!(c["id"], chunks[0]["id"]);
+        let finish = &c["choices"][0]["finish_reason"];
+        assert_eq!(finish.is_null(), i + 1 < chunks.len(), "{c}");
+        content.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert_eq!(content, whole);
+}
