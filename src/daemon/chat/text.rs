@@ -191,7 +191,7 @@ pub fn status(
         for p in &f.projects {
             let _ = writeln!(
                 out,
-                "- project repo `{}`: {}; {}",
+                "- project repo `{}`: {}; next: {}",
                 p.repo,
                 live_line(p.live.as_ref()),
                 next_line(&p.next)
@@ -252,13 +252,17 @@ fn state_line(s: &crate::daemon::PlanStatus) -> String {
         let _ = write!(line, " (proposal {pull})");
     }
     if let Some(m) = &s.message {
-        let _ = write!(line, ", because {m}");
+        let _ = write!(line, " — {m}");
     }
     line
 }
 
 fn env_line(e: &EnvStatus) -> String {
-    format!("{}; {}", live_line(e.live.as_ref()), next_line(&e.next))
+    format!(
+        "{}; next: {}",
+        live_line(e.live.as_ref()),
+        next_line(&e.next)
+    )
 }
 
 fn live_line(live: Option<&Freight>) -> String {
