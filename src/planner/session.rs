@@ -101,6 +101,34 @@ impl Session {
     /// # Errors
     /// As [`answer`], and a scratch directory that cannot be made.
     pub fn answer(&self, request: &Request, open: bool) -> Result<Answer, ProposeError> {
+        self.with_base(open, |base, how, scratch| {
+            answer(base, request, how, scratch)
+        })
+    }
+
+    /// Checks `draft`, made by `by` (an assistant), as the planner's own
+    /// drafts are checked; with `open`, opens it when it checks out.
+    ///
+    /// # Errors
+    /// As [`answer`].
+    pub fn answer_draft(
+        &self,
+        draft: super::Draft,
+        by: &str,
+        open: bool,
+    ) -> Result<Answer, ProposeError> {
+        self.with_base(open, |base, how, scratch| {
+            super::propose::answer_draft(base, draft, by, how, scratch)
+        })
+    }
+
+    /// Runs `f` on the branch's tip, with the session's `How`, in a
+    /// fresh scratch directory.
+    fn with_base(
+        &self,
+        open: bool,
+        f: impl FnOnce(&Base<'_>, &How<'_>, &Path) -> Result<Answer, ProposeError>,
+    ) -> Result<Answer, ProposeError> {
         let commit = self
             .repo
             .resolve(&format!("refs/heads/{}", self.branch))
@@ -125,7 +153,7 @@ impl Session {
             limits: self.limits,
             open: if open { Some(&opener) } else { None },
         };
-        answer(&base, request, &how, tmp.path())
+        f(&base, &how, tmp.path())
     }
 
     /// The spec checkout this session answers on.
