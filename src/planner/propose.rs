@@ -12,7 +12,7 @@ use super::submit::{Opened, SubmitError};
 use super::{Checked, Request, Route};
 use crate::live::Sources;
 use crate::registry::{BlockEntry, Registry};
-use crate::spec::{History, LoadOptions, OpenError};
+use crate::spec::OpenError;
 
 /// What a request got.
 #[derive(Serialize)]
@@ -128,17 +128,7 @@ pub fn answer(
             commit: base.commit,
             source,
         })?;
-    let options = LoadOptions {
-        history: Some(History {
-            repo: base
-                .repo
-                .work_dir()
-                .map_or_else(|| base.repo.common_dir(), Path::to_path_buf),
-            commit: base.commit,
-            prefix: base.prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
-    };
+    let options = crate::spec::revision::load_options(base.repo, base.prefix, base.commit);
     let opened = crate::spec::open(&dir, &options, &Default::default()).map_err(|source| {
         ProposeError::Open {
             commit: base.commit,
