@@ -23,6 +23,9 @@ pub fn run(ctx: &Context, args: &Args) -> CommandResult {
         sources: args.live.sources(ctx),
         own_key: super::diff::own_key(ctx),
         limits: ctx.config.render.limits(),
+        config: ctx.config.clone(),
+        forge_token: ctx.secrets.forge_token.secret().cloned(),
+        scrubber: ctx.scrubber.clone(),
     };
     crate::mcp::serve_stdio(
         Arc::new(source),

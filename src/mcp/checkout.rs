@@ -23,6 +23,11 @@ pub struct Checkout {
     /// branches, and the audit trail's events it signed.
     pub own_key: Option<OwnKey>,
     pub limits: crate::template::Limits,
+    /// The configuration, the forge token and the scrubber the planner
+    /// opens proposals with.
+    pub config: crate::config::Config,
+    pub forge_token: Option<crate::secret::Secret>,
+    pub scrubber: crate::secret::Scrubber,
 }
 
 impl Checkout {
@@ -120,6 +125,25 @@ impl Source for Checkout {
 
     fn spec_root(&self) -> &Path {
         &self.spec_root
+    }
+
+    fn plan(&self, input: super::source::PlanInput, open: bool) -> Result<Value, SourceError> {
+        let session = crate::planner::Session::new(
+            &self.spec_root,
+            &self.config,
+            self.forge_token.clone(),
+            self.sources.clone(),
+            self.scrubber.clone(),
+        )
+        .map_err(|e| SourceError::Failed {
+            what: crate::error::chain(&e),
+            source: Box::new(e),
+        })?;
+        let answer = match input {
+            super::source::PlanInput::Request(r) => session.answer(&r, open)?,
+            super::source::PlanInput::Draft(d) => session.answer_draft(*d, "mcp client", open)?,
+        };
+        Ok(serde_json::to_value(&answer).expect("an answer serializes"))
     }
 
     fn environments(&self) -> Vec<String> {

@@ -106,4 +106,10 @@ impl Source for Served {
         envs.dedup();
         envs
     }
+
+    fn plan(&self, _: super::source::PlanInput, _: bool) -> Result<Value, SourceError> {
+        Err(SourceError::NotYet(
+            "the planner is not served at /mcp yet".into(),
+        ))
+    }
 }

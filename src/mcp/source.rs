@@ -183,4 +183,33 @@ pub trait Source: Send + Sync + 'static {
     /// The environments the spec names (the platform's and the plans'),
     /// for checking the audit tool's `env`.
     fn environments(&self) -> Vec<String>;
+
+    /// The planner's answer to `input`, checked as a hand-written
+    /// change is; with `open`, the proposal opened (a spec pull request,
+    /// never more). `{answer: "proposal" | "catalog" | "status", …}`.
+    ///
+    /// # Errors
+    /// The spec repo cannot be read, or the source has no planner.
+    fn plan(&self, input: PlanInput, open: bool) -> Result<Value, SourceError>;
+}
+
+/// What the planner tools take: a sentence, or a draft an assistant made.
+#[derive(Debug)]
+pub enum PlanInput {
+    Request(crate::planner::Request),
+    Draft(Box<crate::planner::Draft>),
+}
+
+impl From<crate::planner::propose::ProposeError> for SourceError {
+    fn from(e: crate::planner::propose::ProposeError) -> Self {
+        match e {
+            crate::planner::propose::ProposeError::TooLong { .. } => {
+                SourceError::Input(e.to_string())
+            }
+            e => SourceError::Failed {
+                what: crate::error::chain(&e),
+                source: Box::new(e),
+            },
+        }
+    }
 }

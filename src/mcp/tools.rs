@@ -81,9 +81,57 @@ pub struct Audit {
     pub limit: Option<usize>,
 }
 
-// The tools. `propose` (opens a spec pull request; offered only with
-// `[mcp] allow_propose = true`, see `Options`) and `preview_draft` (the
-// multi-repo preview of a draft plan) join this list with the planner.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// What is needed, in a sentence ("a permit portal with a database
+    /// for team-permits"); or give `draft` instead
+    pub request: Option<String>,
+    /// The owning team, e.g. "team-permits"
+    pub owner: Option<String>,
+    /// The environments to plan (all of the platform's when left out)
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// The plan's name, a DNS label (from the request when left out)
+    pub name: Option<String>,
+    /// A draft made by the assistant instead of a request: `{plan: {name,
+    /// stack, owner, intent, environments, inputs?, overrides?}, stack?:
+    /// {name, description, components: {<name>: {block, inputs?}},
+    /// environments?}}`
+    pub draft: Option<Value>,
+}
+
+impl Plan {
+    fn input(self) -> Result<super::source::PlanInput, String> {
+        use super::source::PlanInput;
+        match (self.request, self.draft) {
+            (Some(text), None) => {
+                if self.environments.len() > 16 {
+                    return Err("environments: at most 16".into());
+                }
+                for e in &self.environments {
+                    check_name("env", Some(e))?;
+                }
+                Ok(PlanInput::Request(crate::planner::Request {
+                    text,
+                    owner: self.owner,
+                    envs: self.environments,
+                    name: self.name,
+                }))
+            }
+            (None, Some(draft)) => {
+                let draft: crate::planner::Draft = serde_json::from_value(draft)
+                    .map_err(|e| format!("draft: {}", shown(&e.to_string())))?;
+                Ok(PlanInput::Draft(Box::new(draft)))
+            }
+            _ => Err("give either `request` (a sentence) or `draft`, not both".into()),
+        }
+    }
+}
+
+// The tools: reading ones, `preview_draft` (the planner's dry run) and
+// `propose` (which opens a spec pull request, only with `[mcp]
+// allow_propose = true`).
 #[tool_router]
 impl Server {
     pub fn new(source: Arc<dyn Source>, scrubber: Scrubber, options: Options) -> Server {
@@ -91,7 +139,7 @@ impl Server {
             source,
             scrubber,
             options,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::planner_router(),
         }
     }
 
@@ -215,6 +263,41 @@ impl Server {
             super::audit::timeline(source, p.plan.as_deref(), p.env.as_deref(), since, limit)
         })
         .await
+    }
+}
+
+#[tool_router(router = planner_router)]
+impl Server {
+    /// What druppie would propose for a request (a sentence) or a draft
+    /// plan: the blocks chosen and why, open questions, the plan and
+    /// stack files, whether the spec with them validates and passes the
+    /// policies, and what merging would change in every repo. Nothing is
+    /// written. A catalog question answers with blocks; a status question
+    /// names the plan to ask `plan_status` about.
+    #[tool(annotations(read_only_hint = true))]
+    async fn preview_draft(
+        &self,
+        Parameters(p): Parameters<Plan>,
+    ) -> Result<CallToolResult, String> {
+        let input = p.input()?;
+        self.read(move |source| source.plan(input, false)).await
+    }
+
+    /// Propose a request (a sentence) or a draft plan as a pull request
+    /// on the spec repo, once it checks out as `preview_draft` shows: the
+    /// branch `druppie/propose/<plan>` with one signed commit whose card
+    /// names the blocks and why. A person approves it by merging; this
+    /// never writes to project or infra repos. Offered only when the
+    /// configuration allows it (`[mcp] allow_propose`).
+    #[tool(annotations(read_only_hint = false, destructive_hint = false))]
+    async fn propose(&self, Parameters(p): Parameters<Plan>) -> Result<CallToolResult, String> {
+        if !self.options.allow_propose {
+            return Err(
+                "propose is off: this server only reads (`[mcp] allow_propose = true` in druppie.toml turns it on); preview_draft shows what it would propose".into(),
+            );
+        }
+        let input = p.input()?;
+        self.read(move |source| source.plan(input, true)).await
     }
 }
 

@@ -15,7 +15,7 @@ use crate::diff::{self, ChangeSets};
 use crate::execution::{self, ExecutionPlan};
 use crate::git::{ObjectId, Repo};
 use crate::live::Sources;
-use crate::spec::{History, LoadOptions, OpenError};
+use crate::spec::OpenError;
 
 /// The spec revision a proposal builds on.
 pub struct Base<'a> {
@@ -211,17 +211,7 @@ pub fn check(
             source,
         })?;
     }
-    let options = LoadOptions {
-        history: Some(History {
-            repo: base
-                .repo
-                .work_dir()
-                .map_or_else(|| base.repo.common_dir(), Path::to_path_buf),
-            commit: base.commit,
-            prefix: base.prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
-    };
+    let options = crate::spec::revision::load_options(base.repo, base.prefix, base.commit);
     let scope = crate::compose::ComposeOptions {
         plan: checked.outline.plan.clone(),
         env: None,

@@ -12,7 +12,7 @@ use super::submit::{Opened, SubmitError};
 use super::{Checked, Request, Route};
 use crate::live::Sources;
 use crate::registry::{BlockEntry, Registry};
-use crate::spec::{History, LoadOptions, OpenError};
+use crate::spec::OpenError;
 
 /// What a request got.
 #[derive(Serialize)]
@@ -128,17 +128,7 @@ pub fn answer(
             commit: base.commit,
             source,
         })?;
-    let options = LoadOptions {
-        history: Some(History {
-            repo: base
-                .repo
-                .work_dir()
-                .map_or_else(|| base.repo.common_dir(), Path::to_path_buf),
-            commit: base.commit,
-            prefix: base.prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
-    };
+    let options = crate::spec::revision::load_options(base.repo, base.prefix, base.commit);
     let opened = crate::spec::open(&dir, &options, &Default::default()).map_err(|source| {
         ProposeError::Open {
             commit: base.commit,
@@ -173,6 +163,47 @@ pub fn answer(
         Route::Create | Route::Change { .. } => super::outline(v, &registry, request, &route),
     };
     drop(opened);
+    checked_answer(base, outline, how, scratch)
+}
+
+/// Checks a draft someone else made (an assistant over MCP, naming
+/// itself `by`) exactly as the planner's own drafts are checked, and
+/// opens it through `how` when it checks out.
+///
+/// # Errors
+/// As [`answer`].
+pub fn answer_draft(
+    base: &Base<'_>,
+    draft: super::Draft,
+    by: &str,
+    how: &How<'_>,
+    scratch: &Path,
+) -> Result<Answer, ProposeError> {
+    if draft.plan.intent.len() > MAX_REQUEST {
+        return Err(ProposeError::TooLong {
+            len: draft.plan.intent.len(),
+        });
+    }
+    let mut outline = super::Outline {
+        planner: by.to_owned(),
+        plan: Some(draft.plan.name.clone()),
+        ..super::Outline::default()
+    };
+    match draft.files() {
+        Ok(files) => outline.files = files,
+        Err(e) => outline.questions.push(format!("{e}.")),
+    }
+    outline.draft = Some(draft);
+    checked_answer(base, outline, how, scratch)
+}
+
+/// Checks `outline` and opens it through `how` when it checks out.
+fn checked_answer(
+    base: &Base<'_>,
+    outline: super::Outline,
+    how: &How<'_>,
+    scratch: &Path,
+) -> Result<Answer, ProposeError> {
     let checked = super::check(
         base,
         outline,

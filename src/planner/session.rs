@@ -1,6 +1,7 @@
 //! Answering requests on one spec repo as a configuration describes it:
-//! the base (the tip of `[spec] branch`, else the branch the checkout is
-//! on), the live repos the preview diffs against, and how a proposal is
+//! the base (the tip of `[spec] branch`: as last fetched from `[spec]
+//! url` in a clone of it, else in the repo, else the branch the checkout
+//! is on), the live repos the preview diffs against, and how a proposal is
 //! opened (`[spec] url` and the forge's pull requests, else a branch of
 //! the local repo; druppie's key and identity). `druppie propose` and
 //! the MCP server's `propose` tool both answer through it.
@@ -40,7 +41,10 @@ pub enum SessionError {
 pub struct Session {
     repo: Repo,
     prefix: String,
+    /// The branch proposals are merged into.
     branch: String,
+    /// The ref whose commit they build on.
+    base_ref: String,
     spec_root: PathBuf,
     sources: Sources,
     limits: crate::template::Limits,
@@ -70,7 +74,16 @@ impl Session {
         let repo = Repo::discover(spec_root)
             .ok_or_else(|| SessionError::NotARepo(spec_root.to_owned()))?;
         let prefix = crate::spec::revision::prefix(&repo, spec_root)?;
-        let branch = base_branch(&repo, spec_root, &config.spec.branch)?;
+        // A clone of `[spec] url` (the daemon's) builds on the branch as
+        // last fetched from there; a checkout on its own branch.
+        let tracking = format!("refs/remotes/origin/{}", config.spec.branch);
+        let (branch, base_ref) = if config.spec.url.is_some() && repo.resolve(&tracking).is_ok() {
+            (config.spec.branch.clone(), tracking)
+        } else {
+            let branch = base_branch(&repo, spec_root, &config.spec.branch)?;
+            let local = format!("refs/heads/{branch}");
+            (branch, local)
+        };
         let forge = crate::forge::from_config(config, forge_token, &scrubber).ok();
         let signer = config
             .signing
@@ -81,6 +94,7 @@ impl Session {
             repo,
             prefix,
             branch,
+            base_ref,
             spec_root: spec_root.to_owned(),
             sources,
             limits: config.render.limits(),
@@ -101,9 +115,37 @@ impl Session {
     /// # Errors
     /// As [`answer`], and a scratch directory that cannot be made.
     pub fn answer(&self, request: &Request, open: bool) -> Result<Answer, ProposeError> {
+        self.with_base(open, |base, how, scratch| {
+            answer(base, request, how, scratch)
+        })
+    }
+
+    /// Checks `draft`, made by `by` (an assistant), as the planner's own
+    /// drafts are checked; with `open`, opens it when it checks out.
+    ///
+    /// # Errors
+    /// As [`answer`].
+    pub fn answer_draft(
+        &self,
+        draft: super::Draft,
+        by: &str,
+        open: bool,
+    ) -> Result<Answer, ProposeError> {
+        self.with_base(open, |base, how, scratch| {
+            super::propose::answer_draft(base, draft, by, how, scratch)
+        })
+    }
+
+    /// Runs `f` on the branch's tip, with the session's `How`, in a
+    /// fresh scratch directory.
+    fn with_base(
+        &self,
+        open: bool,
+        f: impl FnOnce(&Base<'_>, &How<'_>, &Path) -> Result<Answer, ProposeError>,
+    ) -> Result<Answer, ProposeError> {
         let commit = self
             .repo
-            .resolve(&format!("refs/heads/{}", self.branch))
+            .resolve(&self.base_ref)
             .map_err(|source| ProposeError::Base {
                 branch: self.branch.clone(),
                 source,
@@ -125,7 +167,7 @@ impl Session {
             limits: self.limits,
             open: if open { Some(&opener) } else { None },
         };
-        answer(&base, request, &how, tmp.path())
+        f(&base, &how, tmp.path())
     }
 
     /// The spec checkout this session answers on.

@@ -12,15 +12,16 @@ use serde_json::{Value, json};
 use crate::serve::{Daemon, serve_setup};
 use crate::support::{example_spec, git, repo_root};
 
-/// The read-only tools, by name; `propose` and `preview_draft` are not
-/// among them.
-const TOOLS: [&str; 7] = [
+/// The tools, by name; every one but `propose` only reads.
+const TOOLS: [&str; 9] = [
     "audit_timeline",
     "diff",
     "get_block",
     "list_plans",
     "list_stacks",
     "plan_status",
+    "preview_draft",
+    "propose",
     "search_blocks",
 ];
 
@@ -131,7 +132,7 @@ fn druppie_mcp_over_stdio_answers_every_tool_on_the_example() {
 
     assert_eq!(names(&t["tools"]), TOOLS, "{}", t["tools"]);
     for tool in t["tools"].as_array().expect("tools") {
-        assert_eq!(tool["read_only"], true, "{tool}");
+        assert_eq!(tool["read_only"], tool["name"] != "propose", "{tool}");
     }
     assert_eq!(t["server"]["name"], "druppie");
     let instructions = t["server"]["instructions"].as_str().expect("instructions");
@@ -219,12 +220,102 @@ fn druppie_mcp_over_stdio_answers_every_tool_on_the_example() {
     let text = refused(&t, 10);
     assert!(text.contains("unknown plan `permitz`"), "{text}");
     assert!(text.contains("did you mean `permits`?"), "{text}");
-    // Propose is not offered.
+    // Propose is off by default (and `sentence` is no argument of it).
     let call = &t["calls"][11];
     assert!(
         call["is_error"] == true || call.get("protocol_error").is_some(),
         "{call}"
     );
+}
+
+#[test]
+fn an_assistant_previews_and_proposes_a_plan_through_mcp() {
+    let f = example_spec();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let config = crate::support::on_an_empty_forge(tmp.path(), &f);
+    let base = git(f.path(), &["symbolic-ref", "--short", "HEAD"]);
+    let read_only = over_stdio_config(
+        f.path(),
+        &config,
+        &json!([["propose", {"request": "a permit portal with a database", "owner": "team-x"}]]),
+    );
+    let text = refused(&read_only, 0);
+    assert!(text.contains("propose is off"), "{text}");
+    let mut toml = std::fs::read_to_string(&config).expect("config");
+    toml.push_str("\n[mcp]\nallow_propose = true\n");
+    std::fs::write(&config, toml).expect("config");
+    let draft = json!({"plan": {
+        "name": "handbook", "stack": "static-site", "owner": "team-docs",
+        "intent": "the team handbook", "environments": ["dev"],
+        "inputs": {"site": {"image": "registry.example.org/team-docs/handbook:1.0.0"}}}});
+    let t = over_stdio_config(
+        f.path(),
+        &config,
+        &json!([
+            ["preview_draft", {"request": "a permit portal with a database", "owner": "team-x"}],
+            ["preview_draft", {"draft": draft}],
+            ["preview_draft", {"draft": {"plan": {"name": "../../etc", "stack": "static-site",
+                "owner": "team-x", "intent": "x", "environments": ["dev"]}}}],
+            ["preview_draft", {"draft": {"plan": {"name": "x"}, "extra": 1}}],
+            ["propose", {"request": "a permit portal with a database", "owner": "team-x",
+                "environments": ["dev"]}],
+            ["preview_draft", {"request": "which blocks give me a database?"}],
+        ]),
+    );
+    let preview = ok(&t, 0);
+    assert_eq!(preview["answer"], "proposal", "{preview}");
+    assert_eq!(preview["valid"], true, "{preview}");
+    assert_eq!(preview["draft"]["plan"]["stack"], "webapp-db");
+    assert_eq!(preview["opened"], Value::Null);
+    let client = ok(&t, 1);
+    assert_eq!(client["planner"], "mcp client");
+    assert_eq!(client["valid"], true, "{client}");
+    assert!(
+        client["summary"]["create"].as_u64().unwrap_or(0) > 0,
+        "{client}"
+    );
+    // A name that is a path never becomes a file: a question instead.
+    let hostile = ok(&t, 2);
+    assert_eq!(hostile["files"], json!([]), "{hostile}");
+    assert!(
+        hostile["questions"].to_string().contains("plan name"),
+        "{hostile}"
+    );
+    let text = refused(&t, 3);
+    assert!(text.contains("draft:"), "{text}");
+    let proposed = ok(&t, 4);
+    assert_eq!(
+        proposed["opened"]["branch"], "druppie/propose/permit-portal",
+        "{proposed}"
+    );
+    let catalog = ok(&t, 5);
+    assert_eq!(catalog["blocks"][0]["id"], "postgresql", "{catalog}");
+    // The proposal is a branch of the spec repo, on its base, holding
+    // only the plan.
+    let changed = git(
+        f.path(),
+        &[
+            "diff",
+            "--name-only",
+            &format!("{}...druppie/propose/permit-portal", base.trim()),
+        ],
+    );
+    assert_eq!(changed.trim(), "spec/plans/permit-portal.yaml");
+    // Previews wrote nothing.
+    let branches = git(f.path(), &["branch", "--list", "druppie/*"]);
+    assert_eq!(branches.trim(), "druppie/propose/permit-portal");
+}
+
+/// `druppie --config CONFIG --spec DIR mcp` through the client.
+fn over_stdio_config(spec: &Path, config: &Path, calls: &Value) -> Value {
+    let druppie = env!("CARGO_BIN_EXE_druppie");
+    let spec = spec.to_str().expect("utf-8");
+    let config = config.to_str().expect("utf-8");
+    client(
+        Path::new(spec),
+        calls,
+        &["stdio", druppie, "--config", config, "--spec", spec, "mcp"],
+    )
 }
 
 #[test]
