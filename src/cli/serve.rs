@@ -126,12 +126,8 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         namespace: env.namespace,
         mcp: (&config.mcp).into(),
         chat: crate::daemon::ChatSettings {
-            branch: config.spec.branch.clone(),
-            spec_repo: config
-                .spec
-                .url
-                .as_deref()
-                .and_then(crate::forge::owner_and_name),
+            config: config.clone(),
+            forge_token: ctx.secrets.forge_token.secret().cloned(),
         },
     };
     crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;

@@ -1,12 +1,13 @@
 //! One chat request, answered on the reconcile worker: the only thread
 //! that writes the daemon's clones, so the planner never races a
 //! reconcile on the spec clone or the target repos it previews against.
-//! The planner plans on the spec as the last reconcile left it (the
-//! clone's checkout of `[spec] branch`; a local checkout's `[spec]
-//! branch`), after the same render check in a child process that every
-//! revision passes before the daemon renders it itself.
-
-use std::path::Path;
+//! It answers through [`Session`], as `druppie propose` does: on the
+//! spec clone a proposal builds on `[spec] branch` as last fetched
+//! (what the last reconcile saw) and is pushed to `[spec] url`; on a
+//! local checkout it builds on the tip of `[spec] branch` and is a
+//! branch of that repo. Before the planner renders anything, the spec
+//! passes the same render check in a child process that every revision
+//! passes before the daemon renders it itself.
 
 use super::Chat;
 use super::text::{self, Reply};
@@ -14,34 +15,22 @@ use crate::daemon::check::CheckError;
 use crate::daemon::reconcile::Reconciler;
 use crate::daemon::source::SpecSource;
 use crate::daemon::state::Shared;
-use crate::git::{ObjectId, Repo};
+use crate::git::Repo;
 use crate::live::Sources;
-use crate::planner::check::Base;
-use crate::planner::propose::{Answer, How, ProposeError, answer};
-use crate::planner::submit::{self, Opened, SubmitError, Target};
-use crate::planner::{Checked, Request};
+use crate::planner::Request;
+use crate::planner::propose::{Answer, ProposeError};
+use crate::planner::session::{Session, SessionError};
+use crate::planner::submit::SubmitError;
 
 /// Why a request got no answer (not: why nothing was proposed, which the
 /// answer says).
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    #[error("{} is not in a git repository", .0.display())]
-    NoRepo(std::path::PathBuf),
-    #[error("where the spec is in its repository")]
-    Prefix(#[from] crate::spec::revision::RevisionError),
-    #[error(
-        "the spec repo has no branch `{0}`: set `[spec] branch` to the branch proposals are merged into"
-    )]
-    NoBranch(String),
-    #[error("the spec clone has no commit checked out")]
-    NoCommit,
-    #[error("reading the spec repo")]
-    Git(#[from] crate::git::Error),
-    #[error("cannot make a scratch directory")]
-    Scratch(#[source] std::io::Error),
-    #[error("the spec at {commit} does not pass the render check, so nothing is planned on it")]
+    #[error("the spec repo cannot take proposals")]
+    Session(#[from] SessionError),
+    #[error("the spec at {} does not pass the render check, so nothing is planned on it", .at.display())]
     Check {
-        commit: ObjectId,
+        at: std::path::PathBuf,
         #[source]
         source: CheckError,
     },
@@ -55,28 +44,13 @@ impl ChatError {
     /// Whether asking again unchanged may get an answer.
     pub fn is_transient(&self) -> bool {
         match self {
-            ChatError::Prefix(e) => e.is_transient(),
-            ChatError::Git(e) => e.is_transient(),
-            ChatError::Scratch(_) => true,
+            ChatError::Session(SessionError::Git(e)) => e.is_transient(),
+            ChatError::Session(SessionError::Scratch(_)) => true,
+            ChatError::Session(_) => false,
             ChatError::Check { source, .. } => source.is_transient(),
             ChatError::Audit(e) => e.is_transient(),
             ChatError::Propose(e) => e.is_transient(),
-            ChatError::NoRepo(_) | ChatError::NoBranch(_) | ChatError::NoCommit => false,
         }
-    }
-}
-
-/// How the daemon's planner answers, apart from the request: the one
-/// place `How` is made.
-fn how<'a>(
-    sources: &'a Sources,
-    limits: crate::template::Limits,
-    open: &'a dyn Fn(&Checked) -> Result<Opened, SubmitError>,
-) -> How<'a> {
-    How {
-        sources,
-        limits,
-        open: Some(open),
     }
 }
 
@@ -91,69 +65,25 @@ pub fn reply(
     request: &Request,
 ) -> Result<Reply, ChatError> {
     let root = r.source.root();
-    let repo = Repo::discover(root).ok_or_else(|| ChatError::NoRepo(root.to_owned()))?;
-    let prefix = crate::spec::revision::prefix(&repo, root)?;
-    let (branch, commit) = match &r.source {
-        SpecSource::Remote { branch, .. } => (
-            branch.clone(),
-            crate::git::head_commit(root).ok_or(ChatError::NoCommit)?,
-        ),
-        SpecSource::Local(_) => match repo.branch_head(&chat.branch)? {
-            Some(head) => (chat.branch.clone(), head.commit),
-            None => return Err(ChatError::NoBranch(chat.branch.clone())),
-        },
-    };
-    let scratch = || {
-        tempfile::Builder::new()
-            .prefix("druppie-chat-")
-            .tempdir()
-            .map_err(ChatError::Scratch)
-    };
-    render_check(
-        r,
-        chat,
-        &repo,
-        &prefix,
-        commit,
-        &scratch()?.path().join("spec"),
-    )?;
-    let base = Base {
-        repo: &repo,
-        prefix: &prefix,
-        commit,
-        branch: &branch,
-    };
+    render_check(r, chat)?;
     let sources = Sources {
         infra: None,
         repos: Some(r.cache.dir().to_owned()),
     };
-    let target = match &r.source {
-        SpecSource::Remote { url, .. } => Target::Remote {
-            url,
-            git_env: r.forge.git_env(),
-            pulls: r.forge.pulls().filter(|_| chat.spec_repo.is_some()),
-            repo: chat.spec_repo.as_deref().unwrap_or_default(),
-        },
-        SpecSource::Local(_) => Target::Local,
-    };
-    let limit = r.forge.pulls().map_or(60_000, |p| p.body_limit());
-    let open = |checked: &Checked| {
-        submit::submit(
-            &base,
-            checked,
-            &target,
-            Some(&r.signer),
-            &r.identity,
-            &chat.scrubber,
-            limit,
-        )
-    };
-    let tmp = scratch()?;
-    let answered = answer(&base, request, &how(&sources, r.limits, &open), tmp.path());
-    let reply = match answered {
+    let session = Session::new(
+        root,
+        &chat.config,
+        chat.forge_token.clone(),
+        sources,
+        chat.scrubber.clone(),
+    )?;
+    let reply = match session.answer(request, true) {
         Ok(Answer::Catalog { query, blocks }) => text::catalog(&query, &blocks),
         Ok(Answer::Status { plan }) => {
-            let trail = crate::audit::trusted(&repo, &r.signer.own_key())?.events;
+            let trail = match Repo::discover(root) {
+                Some(repo) => crate::audit::trusted(&repo, &r.signer.own_key())?.events,
+                None => Vec::new(),
+            };
             let view = shared.view.lock().expect("view lock");
             text::status(
                 plan.as_deref(),
@@ -176,41 +106,35 @@ pub fn reply(
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(Some(opened)) = reply.facts.get("opened").map(|o| o.get("branch")) {
-        tracing::info!(branch = %opened, "chat: proposal opened");
+    if let Some(branch) = reply.facts["opened"]["branch"].as_str() {
+        tracing::info!(branch, "chat: proposal opened");
     }
     Ok(reply)
 }
 
-/// Renders the spec at `commit` in a child process, once per commit: a
+/// Renders the spec in a child process, once per clean commit: a
 /// template that would exhaust memory ends the child, not the daemon.
-fn render_check(
-    r: &Reconciler,
-    chat: &Chat,
-    repo: &Repo,
-    prefix: &str,
-    commit: ObjectId,
-    dir: &Path,
-) -> Result<(), ChatError> {
+/// It is the spec the reconcile checks: the clone at the commit last
+/// fetched (which the proposal builds on), or the local checkout as it
+/// is on disk (whose `[spec] branch` the proposal builds on).
+fn render_check(r: &Reconciler, chat: &Chat) -> Result<(), ChatError> {
     let Some(check) = &r.check else {
         return Ok(());
     };
+    let root = r.source.root();
+    let clean = match &r.source {
+        SpecSource::Remote { .. } => true,
+        SpecSource::Local(_) => crate::spec::uncommitted(root).is_ok_and(|e| e.is_empty()),
+    };
+    let key = crate::git::head_commit(root).filter(|_| clean);
     let mut passed = chat.checked.lock().expect("checked lock");
-    if *passed == Some(commit) {
+    if key.is_some() && *passed == key {
         return Ok(());
     }
-    // The clone is checked out at the commit, clean, with its history
-    // (pins read it); a local checkout may have moved on or be edited.
-    let at = match &r.source {
-        SpecSource::Remote { .. } => r.source.root(),
-        SpecSource::Local(_) => {
-            repo.export(commit, prefix, dir)?;
-            dir
-        }
-    };
-    check
-        .run(at)
-        .map_err(|source| ChatError::Check { commit, source })?;
-    *passed = Some(commit);
+    check.run(root).map_err(|source| ChatError::Check {
+        at: root.to_owned(),
+        source,
+    })?;
+    *passed = key;
     Ok(())
 }

@@ -34,7 +34,6 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::api::{App, Denied, bearer};
-use crate::git::ObjectId;
 use crate::secret::Scrubber;
 pub use job::ChatError;
 use text::Reply;
@@ -48,20 +47,19 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// How long a streamed answer waits for the worker to start on it.
 const STREAM_PATIENCE: Duration = Duration::from_secs(300);
 
-/// What the chat needs from the configuration.
+/// What the chat needs from the configuration: the planner's session
+/// is made from it ([`crate::planner::session::Session`]).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// `[spec] branch`: the branch proposals are merged into.
-    pub branch: String,
-    /// The spec repo on the forge as `owner/name` (from `[spec] url`),
-    /// for its pull requests.
-    pub spec_repo: Option<String>,
+    pub config: crate::config::Config,
+    /// The value of the variable `[forge] token_env` names.
+    pub forge_token: Option<crate::secret::Secret>,
 }
 
 /// The chat's state in the daemon.
 pub struct Chat {
-    pub branch: String,
-    pub spec_repo: Option<String>,
+    pub config: crate::config::Config,
+    pub forge_token: Option<crate::secret::Secret>,
     pub scrubber: Scrubber,
     /// How long a whole (not streamed) answer waits for the worker to
     /// start on it: less than the server's request timeout.
@@ -69,14 +67,14 @@ pub struct Chat {
     /// When the daemon started: the model's `created`.
     pub started: u64,
     /// The last spec commit that passed the render check.
-    checked: Mutex<Option<ObjectId>>,
+    checked: Mutex<Option<crate::git::ObjectId>>,
 }
 
 impl Chat {
     pub fn new(settings: Settings, scrubber: Scrubber, request_timeout: Duration) -> Chat {
         Chat {
-            branch: settings.branch,
-            spec_repo: settings.spec_repo,
+            config: settings.config,
+            forge_token: settings.forge_token,
             scrubber,
             patience: request_timeout
                 .saturating_sub(Duration::from_secs(2))
