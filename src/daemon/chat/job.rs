@@ -34,6 +34,11 @@ pub enum ChatError {
         #[source]
         source: CheckError,
     },
+    /// The clone fetched a revision it has not checked out (a reconcile
+    /// stopped between the two): it is not planned on before the next
+    /// reconcile has checked it.
+    #[error("the spec clone is between two revisions; ask again after the next reconcile")]
+    Moving,
     #[error("reading the audit trail")]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
@@ -48,6 +53,7 @@ impl ChatError {
             ChatError::Session(SessionError::Scratch(_)) => true,
             ChatError::Session(_) => false,
             ChatError::Check { source, .. } => source.is_transient(),
+            ChatError::Moving => true,
             ChatError::Audit(e) => e.is_transient(),
             ChatError::Propose(e) => e.is_transient(),
         }
@@ -122,11 +128,19 @@ fn render_check(r: &Reconciler, chat: &Chat) -> Result<(), ChatError> {
         return Ok(());
     };
     let root = r.source.root();
+    let head = crate::git::head_commit(root);
     let clean = match &r.source {
-        SpecSource::Remote { .. } => true,
+        SpecSource::Remote { branch, .. } => {
+            let fetched = Repo::discover(root)
+                .and_then(|repo| repo.resolve(&format!("refs/remotes/origin/{branch}")).ok());
+            if fetched != head {
+                return Err(ChatError::Moving);
+            }
+            true
+        }
         SpecSource::Local(_) => crate::spec::uncommitted(root).is_ok_and(|e| e.is_empty()),
     };
-    let key = crate::git::head_commit(root).filter(|_| clean);
+    let key = head.filter(|_| clean);
     let mut passed = chat.checked.lock().expect("checked lock");
     if key.is_some() && *passed == key {
         return Ok(());
