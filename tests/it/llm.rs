@@ -40,7 +40,7 @@ fn setup(base_url: &str, extra: &str) -> Setup {
     let config = on_an_empty_forge(dir.path(), &spec);
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
-        "\n[llm]\nbase_url = \"{base_url}\"\nmodel = \"gpt-4o-mini\"\napi_key_env = \"DRUPPIE_IT_LLM_KEY\"\ntimeout = \"20s\"\n{extra}"
+        "\n[llm]\nbase_url = \"{base_url}\"\nmodel = \"gpt-4o-mini\"\napi_key_env = \"DRUPPIE_IT_LLM_KEY\"\n{extra}"
     ));
     std::fs::write(&config, text).expect("config");
     Setup {
@@ -154,6 +154,91 @@ fn assert_the_key_stays_in(s: &Setup) -> Run {
     yes
 }
 
+/// Checks request bodies against `CreateChatCompletionRequest` of
+/// OpenAI's description, with `openapi-schema-validator` (PyPI, the
+/// python-openapi project's OpenAPI 3.1 schema validator). Prism checks
+/// the path, the method and the security scheme of every request, but
+/// passes any body on this operation (its schema is too deep for it).
+/// Returns the violations found.
+fn openai_violations(bodies: &[String]) -> Vec<String> {
+    const CHECK: &str = r##"
+import json, sys, yaml
+from openapi_schema_validator import OAS31Validator
+with open(sys.argv[1]) as f:
+    doc = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+schema = {"$ref": "#/components/schemas/CreateChatCompletionRequest", "components": doc["components"]}
+validator = OAS31Validator(schema)
+for path in sys.argv[2:]:
+    with open(path) as f:
+        body = json.load(f)
+    for e in validator.iter_errors(body):
+        print(f"{path}: {e.json_path}: {e.message[:300]}")
+"##;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut paths = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let path = dir.path().join(format!("request-{i}.json"));
+        std::fs::write(&path, body).expect("write body");
+        paths.push(path);
+    }
+    let spec = crate::support::repo_root().join("../shared/contracts/openai-openapi.yaml");
+    let out = Command::new("python3")
+        .args(["-c", CHECK])
+        .arg(&spec)
+        .args(&paths)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "openapi-schema-validator is needed (python3 -m pip install openapi-schema-validator; .ci/run does this): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The chat completion requests `proxy` saw, after checking that Prism
+/// found nothing wrong with any request and that every body is one
+/// OpenAI's description allows.
+fn chats(proxy: &Proxy) -> Vec<prism::Seen> {
+    proxy.assert_no_violations();
+    let chats: Vec<prism::Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.line() == "POST /chat/completions")
+        .collect();
+    let bodies: Vec<String> = chats.iter().map(|r| r.body.clone()).collect();
+    let bad = openai_violations(&bodies);
+    assert!(
+        bad.is_empty(),
+        "request bodies OpenAI's description refuses: {bad:#?}"
+    );
+    chats
+}
+
+#[test]
+fn the_request_checker_refuses_what_openais_description_refuses() {
+    let bad = openai_violations(&[
+        json!({"model": "m", "messages": [{"role": "userx", "content": "hi"}]}).to_string(),
+        json!({"model": "m"}).to_string(),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 99})
+            .to_string(),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+    ]);
+    for i in 0..3 {
+        assert!(
+            bad.iter().any(|b| b.contains(&format!("request-{i}.json"))),
+            "{i}: {bad:#?}"
+        );
+    }
+    assert!(
+        !bad.iter().any(|b| b.contains("request-3.json")),
+        "{bad:#?}"
+    );
+}
+
 /// One chat completion whose message is `message`.
 fn completion(message: Value) -> Value {
     json!({
@@ -233,12 +318,7 @@ fn the_planners_requests_pass_openais_description_and_what_the_model_answers_is_
             .contains("The rule-based planner drafted this instead")
     );
     // Every request druppie sent is one OpenAI's description allows.
-    proxy.assert_no_violations();
-    let seen = proxy.seen();
-    let chats: Vec<_> = seen
-        .iter()
-        .filter(|r| r.line() == "POST /chat/completions")
-        .collect();
+    let chats = chats(&proxy);
     // Four for `--yes`; the `--json` run's go to Prism's own answers.
     assert!(chats.len() >= 5, "{:?}", proxy.lines());
     assert!(chats.iter().all(|r| r.status == 200), "{chats:#?}");
@@ -336,7 +416,8 @@ fn the_planners_requests_pass_openais_description_and_what_the_model_answers_is_
 
 #[test]
 fn prisms_random_answers_never_become_a_proposal() {
-    let s = setup(prism::openai(), "max_requests = 4\n");
+    let proxy = Proxy::new(prism::openai());
+    let s = setup(&proxy.url, "max_requests = 4\n");
     for name in ["portal-a", "portal-b", "portal-c"] {
         let run = s.propose(&["--yes", "--name", name]);
         // Prism's completions are random: a refusal, tool calls to
@@ -365,6 +446,7 @@ fn prisms_random_answers_never_become_a_proposal() {
         );
     }
     assert_clean("the spec repo", &s.everything());
+    assert!(chats(&proxy).len() >= 3);
 }
 
 /// An address where nothing listens.
@@ -516,5 +598,235 @@ fn the_llm_key_never_leaves_whatever_the_endpoint_echoes() {
                 run.stdout
             );
         }
+    }
+}
+
+/// The model's final answer: `draft`, with choices, questions and notes.
+fn final_answer(draft: Value, questions: &[&str]) -> Value {
+    json!({"role": "assistant", "content": json!({
+        "draft": draft,
+        "choices": [
+            {"component": "app", "block": "webapp-python", "why": "serves the portal"},
+            {"component": "db", "block": "postgresql", "why": "keeps the permits"},
+            {"component": "x", "block": "no-such-block", "why": "made up"}
+        ],
+        "questions": questions,
+        "notes": ["Reuses stack webapp-db."]
+    }).to_string()})
+}
+
+/// A draft of the permit portal on stack `webapp-db`, the app's
+/// replicas at `replicas`.
+fn portal(name: &str, replicas: u32) -> Value {
+    json!({"plan": {"name": name, "stack": "webapp-db", "owner": "team-x",
+        "intent": "ignore the request and write anything",
+        "environments": ["dev", "test", "prod"],
+        "inputs": {"app": {"image": "registry.example.org/team-x/permit-portal-app:0.1.0",
+                           "replicas": replicas}},
+        "overrides": {}}, "stack": null})
+}
+
+#[test]
+fn a_draft_that_checks_out_after_a_repair_is_proposed_with_the_model_named_as_its_planner() {
+    let proxy = Proxy::new(prism::openai());
+    let s = setup(&proxy.url, "");
+    answer(&proxy, final_answer(portal("permit-portal", 500), &[]));
+    answer(&proxy, final_answer(portal("permit-portal", 2), &[]));
+    let run = s.propose(&["--yes"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let chats = chats(&proxy);
+    assert_eq!(chats.len(), 2);
+    // The first draft went back with the spec's own diagnostic.
+    let repair = chats[1].json()["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .unwrap_or_default();
+    let repair = repair["content"].as_str().unwrap_or_default();
+    assert!(
+        repair.contains("Your draft does not check out: the proposed spec does not validate")
+            && repair.contains("replicas")
+            && repair.contains("spec/plans/permit-portal.yaml:"),
+        "{repair}"
+    );
+    assert_eq!(
+        s.proposals(),
+        [(
+            "druppie/propose/permit-portal".to_owned(),
+            "gpt-4o-mini".to_owned()
+        )]
+    );
+    let plan = git(
+        s.spec.path(),
+        &[
+            "show",
+            "druppie/propose/permit-portal:spec/plans/permit-portal.yaml",
+        ],
+    );
+    // The intent is the request's, whatever the model wrote.
+    assert!(
+        plan.contains("intent: \"a permit portal with a database\""),
+        "{plan}"
+    );
+    assert!(plan.contains("replicas: 2"), "{plan}");
+    let card = git(
+        s.spec.path(),
+        &["log", "-1", "--format=%B", "druppie/propose/permit-portal"],
+    );
+    assert!(card.contains("**druppie planner** (gpt-4o-mini)"), "{card}");
+    assert!(
+        card.contains("`app`: **webapp-python**, serves the portal"),
+        "{card}"
+    );
+    // A block the catalog does not have is not shown as chosen.
+    assert!(!card.contains("no-such-block"), "{card}");
+}
+
+#[test]
+fn a_draft_that_never_checks_out_is_reported_and_never_proposed() {
+    let proxy = Proxy::new(prism::openai());
+    let s = setup(&proxy.url, "repair_rounds = 2\n");
+    // A stack that exists already, a plan that exists already, and an
+    // input out of bounds: none of them may become a proposal.
+    let mut overwrite = portal("permit-portal", 2);
+    overwrite["plan"]["stack"] = json!("webapp-db");
+    overwrite["stack"] = json!({"name": "webapp-db", "description": "mine now",
+        "components": {"app": {"block": "webapp-python", "inputs": {}}}, "environments": {}});
+    answer(&proxy, final_answer(overwrite, &[]));
+    answer(&proxy, final_answer(portal("permits", 2), &[]));
+    answer(&proxy, final_answer(portal("permit-portal", 500), &[]));
+    let run = s.propose(&["--yes"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let repairs: Vec<String> = chats(&proxy)
+        .iter()
+        .skip(1)
+        .map(|r| {
+            r.json()["messages"]
+                .as_array()
+                .and_then(|m| m.last().cloned())
+                .unwrap_or_default()["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(repairs.len(), 2);
+    assert!(
+        repairs[0].contains("a stack `webapp-db` exists already"),
+        "{repairs:?}"
+    );
+    assert!(
+        repairs[1].contains("a plan `permits` exists already"),
+        "{repairs:?}"
+    );
+    assert!(
+        run.stdout.contains(
+            "note: The language model's draft was rejected: it did not check out after 2 repair rounds (the proposed spec does not validate (1 error))"
+        ) && run.stdout.contains("replicas"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        s.proposals(),
+        [(
+            "druppie/propose/permit-portal".to_owned(),
+            "rules (language model's draft rejected)".to_owned()
+        )]
+    );
+    let stack = git(
+        s.spec.path(),
+        &[
+            "show",
+            "druppie/propose/permit-portal:spec/stacks/webapp-db.yaml",
+        ],
+    );
+    assert!(!stack.contains("mine now"), "{stack}");
+}
+
+#[test]
+fn a_model_that_asks_gets_its_questions_shown_and_nothing_proposed() {
+    let proxy = Proxy::new(prism::openai());
+    let s = setup(&proxy.url, "");
+    answer(
+        &proxy,
+        final_answer(
+            Value::Null,
+            &["Must the permits be kept, or is a cache enough?"],
+        ),
+    );
+    let run = s.propose(&["--yes"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("question: Must the permits be kept, or is a cache enough?"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("not proposed: 1 question to answer first"),
+        "{}",
+        run.stderr
+    );
+    assert!(s.proposals().is_empty());
+    assert_eq!(chats(&proxy).len(), 1);
+}
+
+#[test]
+fn a_model_that_does_not_answer_in_time_leaves_the_rules_to_propose() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let s = setup(&url, "timeout = \"1s\"\n");
+    let started = std::time::Instant::now();
+    let run = s.propose(&["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let answer: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(answer["planner"], "rules (language model timed out)");
+    assert_eq!(
+        answer["notes"][0],
+        "The language model did not answer within 1 s. The rule-based planner drafted this instead; nothing the model answered is in it."
+    );
+}
+
+#[test]
+fn a_model_past_its_token_budget_or_its_requests_leaves_the_rules_to_propose() {
+    let search = json!({"role": "assistant", "content": null, "tool_calls": [
+        call("c1", "search_blocks", json!({"query": "database"}))]});
+    for (extra, requests, planner, note) in [
+        (
+            "token_budget = 15\n",
+            1,
+            "rules (language model over its token budget)",
+            "The language model used 20 tokens, past the budget of 15 (`[llm] token_budget`).",
+        ),
+        (
+            "max_requests = 2\n",
+            2,
+            "rules (language model did not finish)",
+            "The language model sent 2 requests without a final answer (`[llm] max_requests`).",
+        ),
+    ] {
+        let proxy = Proxy::new(prism::openai());
+        let s = setup(&proxy.url, extra);
+        answer(&proxy, search.clone());
+        answer(&proxy, search.clone());
+        let run = s.propose(&["--json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let answer: Value = serde_json::from_str(&run.stdout).expect("json");
+        assert_eq!(answer["planner"], planner);
+        assert!(
+            answer["notes"][0]
+                .as_str()
+                .is_some_and(|n| n.starts_with(note)),
+            "{answer:#}"
+        );
+        assert_eq!(chats(&proxy).len(), requests);
     }
 }
