@@ -170,3 +170,61 @@ pub(super) fn one_line(text: &str, max: usize) -> String {
         None => joined,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_openai::config::Config as _;
+
+    use super::*;
+
+    fn target(key: &str) -> Target {
+        Target {
+            base: "http://127.0.0.1:1/v1".to_owned(),
+            key: SecretString::from(key.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_key_is_a_sensitive_bearer_header_and_no_key_sends_none() {
+        let headers = target("sk-one-two").headers();
+        let auth = headers.get(AUTHORIZATION).expect("authorization");
+        assert_eq!(auth.to_str().ok(), Some("Bearer sk-one-two"));
+        assert!(
+            auth.is_sensitive(),
+            "hidden from reqwest's and hyper's Debug"
+        );
+        assert!(target("").headers().is_empty());
+        assert_eq!(
+            target("").url("/chat/completions"),
+            "http://127.0.0.1:1/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn what_the_endpoint_says_is_scrubbed_of_the_key() {
+        let scrubber = Scrubber::new();
+        scrubber.add(&Secret::new("sk-canary-123456789"));
+        let endpoint = Endpoint::new(
+            "http://127.0.0.1:1/v1",
+            None,
+            Duration::from_secs(1),
+            scrubber,
+        )
+        .expect("a client");
+        let said =
+            async_openai::error::OpenAIError::ApiError(async_openai::error::ApiErrorResponse {
+                status_code: reqwest::StatusCode::UNAUTHORIZED,
+                api_error: async_openai::error::ApiError {
+                    message: "bad key Bearer sk-canary-123456789\nsecond line".to_owned(),
+                    ..Default::default()
+                },
+            });
+        assert_eq!(
+            endpoint.failure(said),
+            Failure::Http {
+                status: 401,
+                said: "bad key Bearer *** second line".to_owned()
+            }
+        );
+    }
+}

@@ -338,10 +338,31 @@ impl<'s, 'a, 'b> Session<'s, 'a, 'b> {
             why,
             diagnostics: Vec::new(),
         };
-        // Provenance and ownership are the request's, not the model's.
+        // Provenance and ownership are the request's (or the changed
+        // plan's), not the model's.
         draft.plan.intent = one_line(&at.request.text, 200);
-        if let Some(owner) = &at.request.owner {
-            draft.plan.owner = owner.clone();
+        let changed = match at.route {
+            Route::Change { plan } => spec.plans.iter().find(|p| &p.name.value == plan),
+            _ => None,
+        };
+        if let Some(owner) = at
+            .request
+            .owner
+            .clone()
+            .or_else(|| changed.map(|p| p.owner.value.clone()))
+        {
+            draft.plan.owner = owner;
+        }
+        if !at.request.envs.is_empty() {
+            let asked: std::collections::BTreeSet<&String> = at.request.envs.iter().collect();
+            let drafted: std::collections::BTreeSet<&String> =
+                draft.plan.environments.iter().collect();
+            if asked != drafted {
+                return Err(invalid(format!(
+                    "the environments asked for are {}: the plan's `environments` must be those",
+                    at.request.envs.join(", ")
+                )));
+            }
         }
         let name = draft.plan.name.clone();
         match at.route {
