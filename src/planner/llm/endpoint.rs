@@ -66,7 +66,8 @@ pub(super) trait Model {
 
 /// An OpenAI-compatible endpoint.
 pub(super) struct Endpoint {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     client: async_openai::Client<Target>,
     timeout: Duration,
     scrubber: Scrubber,
@@ -100,7 +101,7 @@ impl Endpoint {
             key: SecretString::from(key.map(|k| k.expose().to_owned()).unwrap_or_default()),
         };
         Ok(Endpoint {
-            runtime,
+            runtime: Some(runtime),
             client: async_openai::Client::build(http, target),
             timeout,
             scrubber,
@@ -111,8 +112,12 @@ impl Endpoint {
         &self,
         request: &CreateChatCompletionRequest,
     ) -> Result<CreateChatCompletionResponse, Failure> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("set until the endpoint is dropped");
         let call = || {
-            self.runtime.block_on(async {
+            runtime.block_on(async {
                 tokio::time::timeout(self.timeout, self.client.chat().create(request.clone())).await
             })
         };
@@ -145,6 +150,16 @@ impl Endpoint {
                 "the endpoint's answer is not a chat completion ({e})"
             ))),
             other => Failure::Unreachable(scrub(chain(&other))),
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        // Without waiting, which a runtime's task may not do: the planner
+        // may be called from one.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -197,6 +212,37 @@ mod tests {
         assert_eq!(
             target("").url("/chat/completions"),
             "http://127.0.0.1:1/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn a_request_made_from_inside_a_runtime_runs_beside_it_not_inside() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let endpoint = Endpoint::new(
+            &format!("http://127.0.0.1:{port}/v1"),
+            None,
+            Duration::from_secs(5),
+            Scrubber::new(),
+        )
+        .expect("a client");
+        let request = CreateChatCompletionRequest {
+            model: "m".to_owned(),
+            ..Default::default()
+        };
+        // Called straight from a task of another runtime (a handler of
+        // the daemon's API), where blocking on a runtime would panic.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let answered = runtime.block_on(async move { endpoint.complete(&request) });
+        assert!(
+            matches!(&answered, Err(Failure::Unreachable(why)) if why.contains("Connect")),
+            "{answered:?}"
         );
     }
 
