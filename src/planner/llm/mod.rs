@@ -198,6 +198,7 @@ impl LlmPlanner {
         let mut outline = super::outline(at.v, at.registry, at.request, at.route);
         outline.planner = format!("rules ({})", failure.short());
         let said = self.scrubber.scrub(&failure.sentence()).into_owned();
+        tracing::warn!(model = %self.settings.model, "the rule-based planner drafts: {said}");
         outline.notes.insert(
             0,
             format!("{said} The rule-based planner drafted this instead; nothing the model answered is in it."),

@@ -227,6 +227,11 @@ impl<'s, 'a, 'b> Session<'s, 'a, 'b> {
             }
         };
         self.used = self.used.saturating_add(spent);
+        tracing::debug!(
+            request = self.requests,
+            tokens = self.used,
+            "the language model answered"
+        );
         let Some(choice) = choice else {
             return Err(Failure::Nonsense(
                 "the endpoint answered with no choice".to_owned(),
@@ -254,6 +259,7 @@ impl<'s, 'a, 'b> Session<'s, 'a, 'b> {
                 c.custom_tool.input.as_str(),
             ),
         };
+        tracing::debug!(tool = %one_line(name, 64), "the language model calls a tool");
         let answer = match serde_json::from_str::<Value>(arguments) {
             Err(e) => Err(format!("the arguments are not JSON: {e}")),
             Ok(args) => match name {
