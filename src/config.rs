@@ -23,6 +23,7 @@ pub struct Config {
     pub server: Server,
     pub render: Render,
     pub llm: Option<Llm>,
+    pub mcp: Mcp,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -286,6 +287,16 @@ impl Serialize for ByteSize {
     }
 }
 
+/// `[mcp]`: the MCP server (`druppie mcp`, `/mcp` on the daemon).
+/// Read-only unless a switch here turns a writing tool on.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mcp {
+    /// Offer the `propose` tool, which opens spec pull requests (it
+    /// never writes to project or infra repos). Off by default.
+    pub allow_propose: bool,
+}
+
 /// `[llm]`: the optional language-model planner, any OpenAI-compatible
 /// chat completions endpoint.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -538,6 +549,17 @@ mod tests {
         let d = Config::load(&p).expect_err("unknown key");
         assert_eq!(d.location.pos.line, 2);
         assert!(d.message.contains("header_timout"), "{}", d.message);
+    }
+
+    #[test]
+    fn mcp_is_read_only_unless_propose_is_allowed() {
+        let (_d, p) = write("");
+        assert!(!Config::load(&p).expect("valid").mcp.allow_propose);
+        let (_d, p) = write("[mcp]\nallow_propose = true\n");
+        assert!(Config::load(&p).expect("valid").mcp.allow_propose);
+        let (_d, p) = write("[mcp]\nallow_apply = true\n");
+        let d = Config::load(&p).expect_err("unknown key");
+        assert_eq!(d.location.pos.line, 2);
     }
 
     #[test]

@@ -44,6 +44,9 @@
 //! [`hex`] writes and reads digests, [`error`] puts an error and its causes
 //! on one line, [`when`] reads times and spans back from now as instants,
 //! [`registry`] makes the catalog of blocks and skills searchable,
+//! [`mcp`] offers the catalog, plans, stacks, status, the dry run and
+//! the audit trail as read-only tools over the Model Context Protocol
+//! (`druppie mcp` on stdio, `/mcp` on the daemon),
 //! [`template`] configures the template engine compose and render share,
 //! [`yaml_subset`] reads the common YAML subset fast for spec loading and
 //! policies, exactly as serde-saphyr (behind it) reads it, and [`cli`] is the only
@@ -66,6 +69,7 @@ pub mod hex;
 pub mod kube;
 pub mod live;
 pub mod lock;
+pub mod mcp;
 pub mod par;
 pub mod planner;
 pub mod policy;

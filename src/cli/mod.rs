@@ -9,6 +9,7 @@ mod command_error;
 mod completions;
 mod diff;
 mod man;
+mod mcp;
 mod output;
 mod preview;
 mod promote;
@@ -78,6 +79,7 @@ pub enum Command {
     Status(status::Args),
     Preview(preview::Args),
     Serve(serve::Args),
+    Mcp(mcp::Args),
     Completions(completions::Args),
     Man(man::Args),
 }
@@ -209,6 +211,7 @@ fn dispatch(cli: Cli, env: &Env, ui: &Ui) -> CommandResult {
         Command::Audit(args) => audit::run(&ctx, ui, &args),
         Command::Status(args) => status::run(&ctx, ui, &args),
         Command::Preview(args) => preview::run(&ctx, ui, &args),
+        Command::Mcp(args) => mcp::run(&ctx, &args),
         Command::Completions(args) => completions::run(ui, &args),
         Command::Man(_) => man::run(ui),
         Command::Serve(args) => {

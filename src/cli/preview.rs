@@ -158,23 +158,18 @@ fn post(
 
 /// `owner/name` of the spec repo from its URL
 /// (`https://host/owner/name.git`, `git@host:owner/name.git`).
-pub(super) fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
+fn spec_repo(url: Option<&str>) -> Result<String, CommandError> {
     let url = url.ok_or_else(|| {
         CommandError::hinted(
             "--pr needs the spec repo on the forge",
             "set `[spec] url` in druppie.toml",
         )
     })?;
-    let path = url.trim_end_matches('/').trim_end_matches(".git");
-    let mut parts = path.rsplit(['/', ':']);
-    match (parts.next(), parts.next()) {
-        (Some(name), Some(owner)) if !name.is_empty() && !owner.is_empty() => {
-            Ok(format!("{owner}/{name}"))
-        }
-        _ => Err(CommandError::user(format!(
+    crate::forge::owner_and_name(url).ok_or_else(|| {
+        CommandError::user(format!(
             "`[spec] url` = {url:?} does not name an owner and a repo"
-        ))),
-    }
+        ))
+    })
 }
 
 /// Opens the spec as it is at `commit` of `repo` (`prefix`: where the

@@ -1,13 +1,10 @@
 //! `druppie propose`: a sentence becomes a proposed spec change.
 
-use super::apply::{forge, identity, signer, spec_repo};
 use super::secrets::Var;
 use super::{CommandError, CommandResult, Context, Ui, exit};
-use crate::planner::check::Base;
 use crate::planner::llm::LlmPlanner;
-use crate::planner::propose::{Answer, How, answer};
-use crate::planner::submit::{self, Target};
-use crate::planner::{Checked, Request};
+use crate::planner::propose::Answer;
+use crate::planner::{Checked, Request, Session};
 
 /// Turn a request into a plan (and a stack when none fits), check it as
 /// a hand-written change is checked (validation, policies, the preview
@@ -60,35 +57,18 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         envs: args.envs.clone(),
         name: args.name.clone(),
     };
-    let repo = spec_repo(ctx)?;
-    let prefix = super::preview::spec_prefix(&repo, &ctx.spec_root)?;
-    let branch = base_branch(ctx, &repo)?;
-    let commit = repo
-        .resolve(&format!("refs/heads/{branch}"))
+    let session = Session::new(
+        &ctx.spec_root,
+        &ctx.config,
+        ctx.secrets.forge_token.secret().cloned(),
+        super::diff::LiveArgs::default().sources(ctx),
+        ctx.scrubber.clone(),
+    )
+    .map_err(CommandError::failed)?
+    .with_llm(llm_planner(ctx, args.planner)?);
+    let answer = session
+        .answer(&request, args.yes)
         .map_err(CommandError::failed)?;
-    let base = Base {
-        repo: &repo,
-        prefix: &prefix,
-        commit,
-        branch: &branch,
-    };
-    let sources = super::diff::LiveArgs::default().sources(ctx);
-    // Private (mode 0700, a random name) and removed when dropped.
-    let tmp = tempfile::Builder::new()
-        .prefix("druppie-propose-")
-        .tempdir()
-        .map_err(|e| CommandError::user(format!("cannot make a scratch directory: {e}")))?;
-    let opener = |checked: &Checked| open(ctx, &base, checked);
-    let open_it: Option<&dyn Fn(&Checked) -> Result<submit::Opened, submit::SubmitError>> =
-        if args.yes { Some(&opener) } else { None };
-    let llm = llm_planner(ctx, args.planner)?;
-    let how = How {
-        sources: &sources,
-        limits: ctx.config.render.limits(),
-        open: open_it,
-        llm: llm.as_ref(),
-    };
-    let answer = answer(&base, &request, &how, tmp.path()).map_err(CommandError::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&answer).expect("the answer serializes");
         ui.out(&format!("{text}\n"));
@@ -222,69 +202,4 @@ fn text(checked: &Checked) -> String {
         out.push_str(&format!("{}\n", s.line()));
     }
     out
-}
-
-/// Opens the proposal: a branch of the local spec repo, or, with
-/// `[spec] url`, pushed there with a pull request where the forge has
-/// them.
-fn open(
-    ctx: &Context,
-    base: &Base<'_>,
-    checked: &Checked,
-) -> Result<submit::Opened, submit::SubmitError> {
-    let config = &ctx.config;
-    let signer = signer(config).ok();
-    let forge = forge(ctx).ok();
-    let name = ctx
-        .config
-        .spec
-        .url
-        .as_deref()
-        .and_then(|u| super::preview::spec_repo(Some(u)).ok());
-    let pulls = forge.as_ref().and_then(|f| f.pulls());
-    let limit = pulls.map_or(60_000, |p| p.body_limit());
-    let target = match (&config.spec.url, &name) {
-        (Some(url), Some(name)) => Target::Remote {
-            url,
-            git_env: forge.as_ref().map(|f| f.git_env()).unwrap_or_default(),
-            pulls,
-            repo: name,
-        },
-        _ => Target::Local,
-    };
-    submit::submit(
-        base,
-        checked,
-        &target,
-        signer.as_ref(),
-        &identity(config),
-        &ctx.scrubber,
-        limit,
-    )
-}
-
-/// The branch proposals are merged into: `[spec] branch`, else the
-/// branch the checkout is on.
-fn base_branch(ctx: &Context, repo: &crate::git::Repo) -> Result<String, CommandError> {
-    let configured = &ctx.config.spec.branch;
-    if repo
-        .branch_head(configured)
-        .map_err(CommandError::failed)?
-        .is_some()
-    {
-        return Ok(configured.clone());
-    }
-    let out = std::process::Command::new("git")
-        .args(["symbolic-ref", "--quiet", "--short", "HEAD"])
-        .current_dir(&ctx.spec_root)
-        .output()
-        .map_err(|e| CommandError::user(format!("cannot run git: {e}")))?;
-    let current = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() && !current.is_empty() {
-        return Ok(current);
-    }
-    Err(CommandError::hinted(
-        format!("the spec repo has no branch `{configured}`, and its checkout is on none"),
-        "set `[spec] branch` in druppie.toml to the branch proposals are merged into",
-    ))
 }

@@ -124,6 +124,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         cluster: env.cluster,
         identity: env.identity,
         namespace: env.namespace,
+        mcp: (&config.mcp).into(),
     };
     crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;
     ok()

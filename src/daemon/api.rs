@@ -48,6 +48,8 @@ pub struct App {
     /// How often an idle event stream sends a comment, so that the
     /// server's idle timeout never cuts it.
     pub keep_alive: std::time::Duration,
+    /// What `/mcp` offers beyond reading.
+    pub mcp: crate::mcp::Options,
 }
 
 /// Every route, as `(method, path)`: the OpenAPI description must
@@ -70,7 +72,16 @@ pub const ROUTES: [(&str, &str); 14] = [
 ];
 
 pub fn router(app: Arc<App>) -> Router {
+    let mcp = crate::mcp::http_service(
+        Arc::new(crate::mcp::Served {
+            shared: app.shared.clone(),
+            spec_root: app.spec_root.clone(),
+        }),
+        app.scrubber.clone(),
+        app.mcp,
+    );
     Router::new()
+        .route_service("/mcp", mcp)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

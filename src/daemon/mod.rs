@@ -21,7 +21,7 @@ mod queue;
 mod reconcile;
 mod server;
 mod source;
-mod state;
+pub(crate) mod state;
 mod watch;
 pub mod webhook;
 mod worker;
@@ -61,6 +61,8 @@ pub struct Options {
     /// This replica's name and namespace, for the leader Lease.
     pub identity: String,
     pub namespace: String,
+    /// What `/mcp` offers beyond reading (`[mcp]`).
+    pub mcp: crate::mcp::Options,
 }
 
 /// The Lease replicas elect a leader with, and how long it holds.
@@ -135,6 +137,7 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         stopping: stop_rx,
         // SSE's usual 15 s, or more often when the idle timeout is short.
         keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
+        mcp: options.mcp,
     });
     runtime.block_on(async {
         let _watcher = if local {

@@ -490,9 +490,11 @@ fn catalog(shared: &Shared, valid: &Validated) {
         })
         .collect();
     let registry = crate::registry::Registry::new(&valid.spec);
+    let stacks = crate::mcp::stacks(&valid.spec);
     let mut view = shared.view.lock().expect("view lock");
     view.plans = plans;
     view.registry = registry;
+    view.stacks = stacks;
 }
 
 /// One line per error: `path:line:col: message`.

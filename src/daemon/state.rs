@@ -141,6 +141,8 @@ pub struct View {
     pub diff: Option<serde_json::Value>,
     /// Every plan's freight and what waits where, as `druppie status`.
     pub freight: Vec<crate::status::PlanStatus>,
+    /// The stacks, for the MCP server's `list_stacks`.
+    pub stacks: Vec<crate::mcp::StackEntry>,
     pub last_error: Option<String>,
 }
 

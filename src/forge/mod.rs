@@ -321,6 +321,19 @@ pub trait Pulls: Sync {
     fn body_limit(&self) -> usize;
 }
 
+/// `owner/name` of a repo from its URL (`https://host/owner/name.git`,
+/// `git@host:owner/name.git`, a path `…/owner/name.git`).
+pub fn owner_and_name(url: &str) -> Option<String> {
+    let path = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = path.rsplit(['/', ':']);
+    match (parts.next(), parts.next()) {
+        (Some(name), Some(owner)) if !name.is_empty() && !owner.is_empty() => {
+            Some(format!("{owner}/{name}"))
+        }
+        _ => None,
+    }
+}
+
 /// The forge `[forge]` in druppie.toml configures. `token` is the value
 /// of the variable `token_env` names, read by the caller (the library
 /// reads no environment); it is added to `scrubber`, which the forge

@@ -15,7 +15,7 @@ use crate::diff::{self, ChangeSets};
 use crate::execution::{self, ExecutionPlan};
 use crate::git::{ObjectId, Repo};
 use crate::live::Sources;
-use crate::spec::{History, LoadOptions, OpenError};
+use crate::spec::OpenError;
 
 /// The spec revision a proposal builds on.
 pub struct Base<'a> {
@@ -189,6 +189,19 @@ pub fn check(
             return Err(CheckError::Outside { path: path.clone() });
         }
         let to = dir.join(path);
+        // A stack other plans use is never rewritten by a proposal, nor
+        // a plan other than the one it is about.
+        let own_plan = checked
+            .outline
+            .plan
+            .as_ref()
+            .is_some_and(|p| *path == format!("spec/plans/{p}.yaml"));
+        if to.exists() && !own_plan {
+            checked.outline.questions.push(format!(
+                "{path} exists already and is not this plan's: choose another name."
+            ));
+            return Ok(checked);
+        }
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(to.parent().unwrap_or(&dir))?;
             std::fs::write(&to, text)
@@ -198,17 +211,7 @@ pub fn check(
             source,
         })?;
     }
-    let options = LoadOptions {
-        history: Some(History {
-            repo: base
-                .repo
-                .work_dir()
-                .map_or_else(|| base.repo.common_dir(), Path::to_path_buf),
-            commit: base.commit,
-            prefix: base.prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
-    };
+    let options = crate::spec::revision::load_options(base.repo, base.prefix, base.commit);
     let scope = crate::compose::ComposeOptions {
         plan: checked.outline.plan.clone(),
         env: None,

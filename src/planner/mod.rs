@@ -19,6 +19,7 @@ pub mod llm;
 pub mod propose;
 pub mod route;
 pub mod rules;
+pub mod session;
 pub mod submit;
 mod words;
 
@@ -27,6 +28,7 @@ use serde::Serialize;
 pub use check::{Checked, check};
 pub use draft::{Draft, File};
 pub use route::{Route, route};
+pub use session::Session;
 
 /// What a person asked for, and what they said about it.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -12,7 +12,7 @@ use super::submit::{Opened, SubmitError};
 use super::{Checked, Request, Route};
 use crate::live::Sources;
 use crate::registry::{BlockEntry, Registry};
-use crate::spec::{History, LoadOptions, OpenError};
+use crate::spec::OpenError;
 
 /// What a request got.
 #[derive(Serialize)]
@@ -53,6 +53,18 @@ pub enum ProposeError {
         #[source]
         source: OpenError,
     },
+    /// A request longer than [`MAX_REQUEST`] bytes: a plan's intent is a
+    /// sentence or two.
+    #[error("the request is {len} bytes; at most {MAX_REQUEST} are read (a sentence or two)")]
+    TooLong { len: usize },
+    #[error("cannot read branch `{branch}` of the spec repo")]
+    Base {
+        branch: String,
+        #[source]
+        source: crate::git::Error,
+    },
+    #[error("cannot make a scratch directory")]
+    Scratch(#[source] std::io::Error),
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
@@ -65,13 +77,21 @@ impl ProposeError {
             ProposeError::Export { source, .. } => source.is_transient(),
             ProposeError::Open { source, .. } => source.is_transient(),
             ProposeError::Check(e) => e.is_transient(),
-            ProposeError::Submit(_) => false,
+            ProposeError::Base { source, .. } => source.is_transient(),
+            ProposeError::Scratch(_) => true,
+            ProposeError::Submit(_) | ProposeError::TooLong { .. } => false,
         }
     }
 }
 
+/// The longest request read, in bytes.
+pub const MAX_REQUEST: usize = 4096;
+
 /// How many catalog hits a question gets.
 const HITS: usize = 5;
+
+/// Opens a checked proposal (a branch, a pull request).
+pub type Opener<'a> = &'a dyn Fn(&Checked) -> Result<Opened, SubmitError>;
 
 /// How a request is answered, apart from the request itself.
 pub struct How<'a> {
@@ -81,7 +101,7 @@ pub struct How<'a> {
     pub limits: crate::template::Limits,
     /// Opens the proposal when it checks out; not called otherwise.
     /// `None`: a dry run.
-    pub open: Option<&'a dyn Fn(&Checked) -> Result<Opened, SubmitError>>,
+    pub open: Option<Opener<'a>>,
     /// The language model that drafts create and change requests
     /// instead of the rules (`[llm]`); `None`: the rules draft.
     pub llm: Option<&'a super::llm::LlmPlanner>,
@@ -99,6 +119,11 @@ pub fn answer(
     how: &How<'_>,
     scratch: &Path,
 ) -> Result<Answer, ProposeError> {
+    if request.text.len() > MAX_REQUEST {
+        return Err(ProposeError::TooLong {
+            len: request.text.len(),
+        });
+    }
     let dir = scratch.join("base");
     base.repo
         .export(base.commit, base.prefix, &dir)
@@ -106,17 +131,7 @@ pub fn answer(
             commit: base.commit,
             source,
         })?;
-    let options = LoadOptions {
-        history: Some(History {
-            repo: base
-                .repo
-                .work_dir()
-                .map_or_else(|| base.repo.common_dir(), Path::to_path_buf),
-            commit: base.commit,
-            prefix: base.prefix.to_owned(),
-        }),
-        ..LoadOptions::default()
-    };
+    let options = crate::spec::revision::load_options(base.repo, base.prefix, base.commit);
     let opened = crate::spec::open(&dir, &options, &Default::default()).map_err(|source| {
         ProposeError::Open {
             commit: base.commit,
@@ -163,6 +178,47 @@ pub fn answer(
         },
     };
     drop(opened);
+    checked_answer(base, outline, how, scratch)
+}
+
+/// Checks a draft someone else made (an assistant over MCP, naming
+/// itself `by`) exactly as the planner's own drafts are checked, and
+/// opens it through `how` when it checks out.
+///
+/// # Errors
+/// As [`answer`].
+pub fn answer_draft(
+    base: &Base<'_>,
+    draft: super::Draft,
+    by: &str,
+    how: &How<'_>,
+    scratch: &Path,
+) -> Result<Answer, ProposeError> {
+    if draft.plan.intent.len() > MAX_REQUEST {
+        return Err(ProposeError::TooLong {
+            len: draft.plan.intent.len(),
+        });
+    }
+    let mut outline = super::Outline {
+        planner: by.to_owned(),
+        plan: Some(draft.plan.name.clone()),
+        ..super::Outline::default()
+    };
+    match draft.files() {
+        Ok(files) => outline.files = files,
+        Err(e) => outline.questions.push(format!("{e}.")),
+    }
+    outline.draft = Some(draft);
+    checked_answer(base, outline, how, scratch)
+}
+
+/// Checks `outline` and opens it through `how` when it checks out.
+fn checked_answer(
+    base: &Base<'_>,
+    outline: super::Outline,
+    how: &How<'_>,
+    scratch: &Path,
+) -> Result<Answer, ProposeError> {
     let checked = super::check(
         base,
         outline,

@@ -39,16 +39,30 @@ const MAKE: [&str; 9] = [
 /// Routes `sentence`, given the names of the spec's plans.
 pub fn route(sentence: &str, plans: &[&str]) -> Route {
     let all = words(sentence);
-    let named = all
-        .iter()
-        .find(|w| plans.contains(&w.as_str()))
-        .map(|w| w.to_string());
+    // A plan is named as the object of "for", "to", "in", "of" or "on",
+    // a whole word between spaces (not inside an image path).
+    let spaced: Vec<String> = sentence
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-')
+                .to_lowercase()
+        })
+        .collect();
+    let named = spaced
+        .windows(2)
+        .find(|pair| {
+            ["for", "to", "in", "of", "on"].contains(&pair[0].as_str())
+                && plans.contains(&pair[1].as_str())
+        })
+        .map(|pair| pair[1].clone());
     let first = all.first().map(String::as_str).unwrap_or("");
     let question = sentence.trim_end().ends_with('?') || QUESTION.contains(&first);
     let asks_status = all.iter().any(|w| STATUS.contains(&w.as_str()));
     let asks_make = all.iter().any(|w| MAKE.contains(&w.as_str())) && !QUESTION.contains(&first);
     if question && asks_status && !asks_make {
-        return Route::Status { plan: named };
+        // A question may name the plan anywhere.
+        let plan = named.or_else(|| spaced.iter().find(|w| plans.contains(&w.as_str())).cloned());
+        return Route::Status { plan };
     }
     if question && !asks_make {
         return Route::Catalog {

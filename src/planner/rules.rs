@@ -66,8 +66,24 @@ pub fn create(v: &Validated, registry: &Registry, request: &Request) -> Outline 
         }
         None => {
             let stack_name = name.clone().unwrap_or_default();
+            if spec.stack(&stack_name).is_some() {
+                out.questions.push(format!(
+                    "A stack `{stack_name}` exists already and does not compose what was asked: name the plan otherwise (--name)."
+                ));
+            }
             let components = component_names(&chosen);
-            let stack = compose(&stack_name, request, &components);
+            let stack = compose(spec, &stack_name, request, &components);
+            for (c, block) in &components {
+                let wired = components.iter().any(|(o, other)| {
+                    o != c && !(wiring(block, other).is_empty() && wiring(other, block).is_empty())
+                });
+                if components.len() > 1 && !wired {
+                    out.notes.push(format!(
+                        "`{c}` ({}) is not wired to the other components: no input of one takes an output of the other. Connect them in the application's configuration if they should talk.",
+                        block.id()
+                    ));
+                }
+            }
             out.notes.push(format!(
                 "No stack composes {}: a new stack `{stack_name}` does, wired as its inputs and outputs allow.",
                 chosen.iter().map(|b| format!("`{}`", b.id())).collect::<Vec<_>>().join(" and ")
@@ -230,7 +246,13 @@ pub fn change(v: &Validated, registry: &Registry, request: &Request, plan: &str)
             );
         }
     }
-    let wired = compose(&new_name, request, &components);
+    let wired = compose(spec, &new_name, request, &components);
+    for (env, values) in wired.environments {
+        let e = new_stack.environments.entry(env).or_default();
+        for (c, inputs) in values {
+            e.entry(c).or_insert(inputs);
+        }
+    }
     for (c, comp) in wired.components {
         let entry = new_stack
             .components
@@ -475,8 +497,16 @@ fn component_names<'b>(blocks: &[&'b Block]) -> Vec<(String, &'b Block)> {
 }
 
 /// A new stack of `components`, each input that can take another
-/// component's output wired to it.
-fn compose(name: &str, request: &Request, components: &[(String, &Block)]) -> StackDraft {
+/// component's output wired to it, and each component given the
+/// environment overrides the platform's stacks give the same block (the
+/// first stack by name that has one: `static-site`'s `replicas: 2` in
+/// prod), so a new stack follows the conventions the policies check.
+fn compose(
+    spec: &crate::spec::Spec,
+    name: &str,
+    request: &Request,
+    components: &[(String, &Block)],
+) -> StackDraft {
     let mut stack = StackDraft {
         name: name.to_owned(),
         description: format!("Composed for: {}", one_line(&request.text)),
@@ -502,8 +532,46 @@ fn compose(name: &str, request: &Request, components: &[(String, &Block)]) -> St
                 inputs,
             },
         );
+        for (env, values) in conventions(spec, block.id()) {
+            stack
+                .environments
+                .entry(env)
+                .or_default()
+                .insert(c.clone(), values);
+        }
     }
     stack
+}
+
+/// The environment overrides the first stack (by name) that uses
+/// `block` gives its component: environment -> input -> value, without
+/// values that refer to other components.
+fn conventions(spec: &crate::spec::Spec, block: &str) -> BTreeMap<String, BTreeMap<String, Value>> {
+    let mut stacks: Vec<&Stack> = spec.stacks.iter().collect();
+    stacks.sort_by(|a, b| a.name.value.cmp(&b.name.value));
+    let Some((stack, component)) = stacks.iter().find_map(|s| {
+        s.components
+            .iter()
+            .find(|(_, c)| c.block.value == block)
+            .map(|(name, _)| (s, name.value.as_str()))
+    }) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for (env, values) in stack.environments.iter() {
+        let Some(inputs) = values.get(component) else {
+            continue;
+        };
+        let plain: BTreeMap<String, Value> = inputs
+            .iter()
+            .filter(|(_, v)| !crate::spec::validate::values::is_template(&v.value))
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect();
+        if !plain.is_empty() {
+            out.insert(env.value.clone(), plain);
+        }
+    }
+    out
 }
 
 /// Inputs the plan sets: what the request says (an image reference,
@@ -641,7 +709,7 @@ fn parse_as(kind: crate::spec::model::InputType, token: &str) -> Option<Value> {
         T::Number => token
             .parse::<f64>()
             .ok()
-            .and_then(|n| serde_json::Number::from_f64(n))
+            .and_then(serde_json::Number::from_f64)
             .map(Value::Number),
         T::Boolean => token.parse::<bool>().ok().map(Value::Bool),
         T::String if token.chars().any(|c| c.is_ascii_digit()) => {

@@ -79,7 +79,17 @@ pub fn open_at(
 ) -> Result<Opened, RevisionError> {
     repo.export(commit, prefix, dir)
         .map_err(|source| RevisionError::Export { commit, source })?;
-    let options = LoadOptions {
+    Ok(super::open(
+        dir,
+        &load_options(repo, prefix, commit),
+        scope,
+    )?)
+}
+
+/// How the spec at `commit` of `repo` (exported elsewhere) is loaded:
+/// its pinned blocks read from the repository's history at that commit.
+pub fn load_options(repo: &Repo, prefix: &str, commit: ObjectId) -> LoadOptions {
+    LoadOptions {
         history: Some(History {
             repo: repo
                 .work_dir()
@@ -88,6 +98,5 @@ pub fn open_at(
             prefix: prefix.to_owned(),
         }),
         ..LoadOptions::default()
-    };
-    Ok(super::open(dir, &options, scope)?)
+    }
 }

@@ -23,7 +23,7 @@ use crate::support::git;
 pub(super) const SECRET: &str = "it-webhook-secret";
 
 /// A running daemon and everything it logged.
-pub(super) struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     pub(super) addr: String,
     logs: Arc<Mutex<Vec<String>>>,
@@ -31,7 +31,7 @@ pub(super) struct Daemon {
 }
 
 impl Daemon {
-    pub(super) fn start(s: &Setup) -> Daemon {
+    pub(crate) fn start(s: &Setup) -> Daemon {
         Daemon::start_with(s, &[])
     }
 
@@ -115,7 +115,7 @@ impl Daemon {
         self.child.id()
     }
 
-    pub(super) fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -124,7 +124,7 @@ impl Daemon {
         (r.status().as_u16(), r.text().expect("body"))
     }
 
-    pub(super) fn json(&self, path: &str) -> serde_json::Value {
+    pub(crate) fn json(&self, path: &str) -> serde_json::Value {
         let (code, body) = self.get(path);
         assert_eq!(code, 200, "{path}: {body}");
         serde_json::from_str(&body).expect("json")
@@ -253,7 +253,7 @@ pub(super) fn setup_with_image() -> Setup {
 
 /// The example setup with its spec repo as a bare repo on the forge, and
 /// a person's clone of it to push plan changes from.
-pub(super) fn serve_setup() -> Setup {
+pub(crate) fn serve_setup() -> Setup {
     let s = setup_with_image();
     let forge = s.forge();
     git(

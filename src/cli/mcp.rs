@@ -1,0 +1,37 @@
+//! `druppie mcp`: the MCP server over stdio, on the spec checkout the
+//! global flags name.
+
+use std::sync::Arc;
+
+use super::{CommandError, CommandResult, Context, command_error::ok};
+
+/// Serve the Model Context Protocol over stdin and stdout, for an
+/// assistant (Claude Desktop, an IDE, the MCP Inspector) to start:
+/// tools to search blocks, read a block with its documentation, list
+/// plans and stacks, show where a plan stands, dry-run the spec's diff
+/// and read the audit timeline. Every tool reads the checkout afresh;
+/// none writes. Logs go to stderr.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub live: super::diff::LiveArgs,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> CommandResult {
+    let source = crate::mcp::Checkout {
+        spec_root: ctx.spec_root.clone(),
+        sources: args.live.sources(ctx),
+        own_key: super::diff::own_key(ctx),
+        limits: ctx.config.render.limits(),
+        config: ctx.config.clone(),
+        forge_token: ctx.secrets.forge_token.secret().cloned(),
+        scrubber: ctx.scrubber.clone(),
+    };
+    crate::mcp::serve_stdio(
+        Arc::new(source),
+        ctx.scrubber.clone(),
+        (&ctx.config.mcp).into(),
+    )
+    .map_err(CommandError::failed)?;
+    ok()
+}

@@ -1,0 +1,115 @@
+//! The tools' source for `/mcp` on the daemon: what its last reconcile
+//! left, the same values `GET /api/v1/blocks`, `/plans`,
+//! `/plans/{plan}/status` and `/diff` serve.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::source::{Catalog, PlanEntry, Source, SourceError};
+use crate::daemon::state::{Shared, View};
+
+/// The daemon's shared state and its spec repo.
+pub struct Served {
+    pub shared: Arc<Shared>,
+    pub spec_root: PathBuf,
+}
+
+impl Served {
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.shared.view.lock().expect("view lock")
+    }
+}
+
+fn not_yet() -> SourceError {
+    SourceError::NotYet("the daemon's first reconcile has not finished; try again shortly".into())
+}
+
+impl Source for Served {
+    fn catalog(&self) -> Result<Catalog, SourceError> {
+        let view = self.view();
+        if !view.ready {
+            return Err(not_yet());
+        }
+        Ok(Catalog {
+            registry: view.registry.clone(),
+            plans: view
+                .plans
+                .iter()
+                .map(|p| PlanEntry {
+                    name: p.name.clone(),
+                    stack: p.stack.clone(),
+                    owner: p.owner.clone(),
+                    intent: p.intent.clone(),
+                    environments: p.environments.clone(),
+                })
+                .collect(),
+            stacks: view.stacks.clone(),
+        })
+    }
+
+    fn status(&self, plan: Option<&str>) -> Result<Value, SourceError> {
+        let view = self.view();
+        if !view.ready {
+            return Err(not_yet());
+        }
+        let plans: Vec<&crate::status::PlanStatus> = view
+            .freight
+            .iter()
+            .filter(|p| plan.is_none_or(|name| p.plan == name))
+            .collect();
+        if let Some(name) = plan
+            && plans.is_empty()
+        {
+            if view.plans.iter().any(|p| p.name == name) {
+                return Err(SourceError::NotYet(format!(
+                    "the last reconcile could not read where `{name}` stands (see /api/v1/status)"
+                )));
+            }
+            return Err(super::tools::unknown(
+                "plan",
+                name,
+                view.plans.iter().map(|p| p.name.as_str()),
+            ));
+        }
+        Ok(json!({ "plans": plans, "errors": [] }))
+    }
+
+    fn diff(&self, plan: Option<&str>, env: Option<&str>) -> Result<Value, SourceError> {
+        let view = self.view();
+        if !view.ready {
+            return Err(not_yet());
+        }
+        if plan.is_some() || env.is_some() {
+            return Err(SourceError::Input(
+                "the daemon keeps the dry run of its last reconcile, of every plan and environment: call `diff` without `plan` and `env` (or `plan_status` for one plan), or run `druppie mcp` on a checkout to diff one plan or environment".into(),
+            ));
+        }
+        view.diff
+            .clone()
+            .ok_or_else(|| SourceError::NotYet("no dry run yet".into()))
+    }
+
+    fn spec_root(&self) -> &Path {
+        &self.spec_root
+    }
+
+    fn environments(&self) -> Vec<String> {
+        let view = self.view();
+        let mut envs: Vec<String> = view
+            .plans
+            .iter()
+            .flat_map(|p| p.environments.iter().cloned())
+            .collect();
+        envs.sort();
+        envs.dedup();
+        envs
+    }
+
+    fn plan(&self, _: super::source::PlanInput, _: bool) -> Result<Value, SourceError> {
+        Err(SourceError::NotYet(
+            "the planner is not served at /mcp yet".into(),
+        ))
+    }
+}
