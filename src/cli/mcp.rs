@@ -25,6 +25,7 @@ pub fn run(ctx: &Context, args: &Args) -> CommandResult {
         limits: ctx.config.render.limits(),
         config: ctx.config.clone(),
         forge_token: ctx.secrets.forge_token.secret().cloned(),
+        llm_key: ctx.secrets.llm_key.secret().cloned(),
         scrubber: ctx.scrubber.clone(),
     };
     crate::mcp::serve_stdio(

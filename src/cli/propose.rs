@@ -1,6 +1,8 @@
 //! `druppie propose`: a sentence becomes a proposed spec change.
 
+use super::secrets::Var;
 use super::{CommandError, CommandResult, Context, Ui, exit};
+use crate::planner::llm::LlmPlanner;
 use crate::planner::propose::Answer;
 use crate::planner::{Checked, Request, Session};
 
@@ -34,6 +36,18 @@ pub struct Args {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// Which planner drafts: the language model of `[llm]` (falling back
+    /// to the rules when it fails) or the rules alone [default: llm when
+    /// `[llm]` is configured, else rules]
+    #[arg(long, value_enum)]
+    pub planner: Option<Planner>,
+}
+
+/// The planner `--planner` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Planner {
+    Rules,
+    Llm,
 }
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
@@ -50,7 +64,8 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         super::diff::LiveArgs::default().sources(ctx),
         ctx.scrubber.clone(),
     )
-    .map_err(CommandError::failed)?;
+    .map_err(CommandError::failed)?
+    .with_llm(llm_planner(ctx, args.planner)?);
     let answer = session
         .answer(&request, args.yes)
         .map_err(CommandError::failed)?;
@@ -124,6 +139,35 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
             }
         }
     }
+}
+
+/// The language-model planner, when `[llm]` is configured and
+/// `--planner` does not say `rules`.
+fn llm_planner(ctx: &Context, asked: Option<Planner>) -> Result<Option<LlmPlanner>, CommandError> {
+    let settings = match (&ctx.config.llm, asked) {
+        (_, Some(Planner::Rules)) | (None, None) => return Ok(None),
+        (None, Some(Planner::Llm)) => {
+            return Err(CommandError::hinted(
+                "--planner llm needs a language model, and druppie.toml has no [llm]",
+                "add [llm] with base_url and model (see the README, LLM planner)",
+            ));
+        }
+        (Some(settings), _) => settings,
+    };
+    let key = match &ctx.secrets.llm_key {
+        Var::Set(key) => Some(key.clone()),
+        Var::Unset => None,
+        Var::Empty { name } => {
+            return Err(CommandError::user(format!(
+                "{name} ([llm] api_key_env) is set but empty: set the key, or unset it for an endpoint without one"
+            )));
+        }
+    };
+    Ok(Some(LlmPlanner::new(
+        settings.clone(),
+        key,
+        ctx.scrubber.clone(),
+    )))
 }
 
 /// The proposal, for a person to read.

@@ -27,6 +27,9 @@ pub struct Checkout {
     /// opens proposals with.
     pub config: crate::config::Config,
     pub forge_token: Option<crate::secret::Secret>,
+    /// The key of `[llm]`, when one is set: requests are drafted by the
+    /// language model as `druppie propose` drafts them.
+    pub llm_key: Option<crate::secret::Secret>,
     pub scrubber: crate::secret::Scrubber,
 }
 
@@ -138,7 +141,14 @@ impl Source for Checkout {
         .map_err(|e| SourceError::Failed {
             what: crate::error::chain(&e),
             source: Box::new(e),
-        })?;
+        })?
+        .with_llm(self.config.llm.clone().map(|settings| {
+            crate::planner::llm::LlmPlanner::new(
+                settings,
+                self.llm_key.clone(),
+                self.scrubber.clone(),
+            )
+        }));
         let answer = match input {
             super::source::PlanInput::Request(r) => session.answer(&r, open)?,
             super::source::PlanInput::Draft(d) => session.answer_draft(*d, "mcp client", open)?,

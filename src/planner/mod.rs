@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! route   sentence + spec         -> Route     (create, change, catalog, status)
-//! draft   Route + catalog         -> Outline   rules::create, rules::change (or llm)
+//! draft   Route + catalog         -> Outline   rules::create, rules::change, or llm::LlmPlanner
 //! check   Outline files + base    -> Checked   spec validation, policies, preview
 //! submit  Checked                 -> Opened    a signed commit on a branch, a pull request
 //! ```
@@ -15,6 +15,7 @@
 pub mod card;
 pub mod check;
 pub mod draft;
+pub mod llm;
 pub mod propose;
 pub mod route;
 pub mod rules;

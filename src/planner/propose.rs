@@ -102,6 +102,9 @@ pub struct How<'a> {
     /// Opens the proposal when it checks out; not called otherwise.
     /// `None`: a dry run.
     pub open: Option<Opener<'a>>,
+    /// The language model that drafts create and change requests
+    /// instead of the rules (`[llm]`); `None`: the rules draft.
+    pub llm: Option<&'a super::llm::LlmPlanner>,
 }
 
 /// Answers `request` on `base`, in `scratch` (an empty private
@@ -160,7 +163,19 @@ pub fn answer(
             });
         }
         Route::Status { plan } => return Ok(Answer::Status { plan: plan.clone() }),
-        Route::Create | Route::Change { .. } => super::outline(v, &registry, request, &route),
+        Route::Create | Route::Change { .. } => match how.llm {
+            Some(llm) => llm.outline(&super::llm::At {
+                v,
+                registry: &registry,
+                request,
+                route: &route,
+                base,
+                sources: how.sources,
+                limits: how.limits,
+                scratch: &scratch.join("llm"),
+            }),
+            None => super::outline(v, &registry, request, &route),
+        },
     };
     drop(opened);
     checked_answer(base, outline, how, scratch)

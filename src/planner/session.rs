@@ -53,6 +53,8 @@ pub struct Session {
     signer: Option<Signer>,
     identity: Identity,
     scrubber: Scrubber,
+    /// Drafts create and change requests instead of the rules.
+    llm: Option<super::llm::LlmPlanner>,
 }
 
 impl Session {
@@ -106,7 +108,15 @@ impl Session {
                 email: config.signing.email.clone(),
             },
             scrubber,
+            llm: None,
         })
+    }
+
+    /// The session with `llm` drafting create and change requests (the
+    /// rules when `None`).
+    pub fn with_llm(mut self, llm: Option<super::llm::LlmPlanner>) -> Session {
+        self.llm = llm;
+        self
     }
 
     /// Answers `request`; with `open`, opens the proposal when it checks
@@ -166,6 +176,7 @@ impl Session {
             sources: &self.sources,
             limits: self.limits,
             open: if open { Some(&opener) } else { None },
+            llm: self.llm.as_ref(),
         };
         f(&base, &how, tmp.path())
     }

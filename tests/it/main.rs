@@ -20,6 +20,7 @@ mod hostile_templates;
 mod kubernetes;
 mod landed_proposals;
 mod lifecycle_attacks;
+mod llm;
 mod mcp;
 mod never_wedged;
 mod pins;

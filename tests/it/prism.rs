@@ -36,6 +36,15 @@ pub fn gitea() -> &'static str {
     &S.get_or_init(|| start("mock", &spec, "")).url
 }
 
+/// Prism serving OpenAI's official description (`../shared/contracts`),
+/// answering with random schema-valid content (`--dynamic`).
+pub fn openai() -> &'static str {
+    static S: OnceLock<Server> = OnceLock::new();
+    let spec =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/contracts/openai-openapi.yaml");
+    &S.get_or_init(|| start("mock --dynamic", &spec, "")).url
+}
+
 /// Prism as a validating proxy in front of `upstream`: it passes requests
 /// on and, with `--errors`, answers with the violations instead when a
 /// request or a response breaks the description at `spec`.
