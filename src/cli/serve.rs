@@ -128,6 +128,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         chat: crate::daemon::ChatSettings {
             config: config.clone(),
             forge_token: ctx.secrets.forge_token.secret().cloned(),
+            llm_key: ctx.secrets.llm_key.secret().cloned(),
         },
     };
     crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;

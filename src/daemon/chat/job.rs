@@ -1,7 +1,8 @@
 //! One chat request, answered on the reconcile worker: the only thread
 //! that writes the daemon's clones, so the planner never races a
 //! reconcile on the spec clone or the target repos it previews against.
-//! It answers through [`Session`], as `druppie propose` does: on the
+//! It answers through [`Session`], as `druppie propose` does (with the
+//! language-model planner when `[llm]` is configured): on the
 //! spec clone a proposal builds on `[spec] branch` as last fetched
 //! (what the last reconcile saw) and is pushed to `[spec] url`; on a
 //! local checkout it builds on the tip of `[spec] branch` and is a
@@ -82,7 +83,10 @@ pub fn reply(
         chat.forge_token.clone(),
         sources,
         chat.scrubber.clone(),
-    )?;
+    )?
+    .with_llm(chat.config.llm.clone().map(|settings| {
+        crate::planner::llm::LlmPlanner::new(settings, chat.llm_key.clone(), chat.scrubber.clone())
+    }));
     let reply = match session.answer(request, true) {
         Ok(Answer::Catalog { query, blocks }) => text::catalog(&query, &blocks),
         Ok(Answer::Status { plan }) => {

@@ -54,12 +54,15 @@ pub struct Settings {
     pub config: crate::config::Config,
     /// The value of the variable `[forge] token_env` names.
     pub forge_token: Option<crate::secret::Secret>,
+    /// The value of the variable `[llm] api_key_env` names.
+    pub llm_key: Option<crate::secret::Secret>,
 }
 
 /// The chat's state in the daemon.
 pub struct Chat {
     pub config: crate::config::Config,
     pub forge_token: Option<crate::secret::Secret>,
+    pub llm_key: Option<crate::secret::Secret>,
     pub scrubber: Scrubber,
     /// How long a whole (not streamed) answer waits for the worker to
     /// start on it: less than the server's request timeout.
@@ -75,6 +78,7 @@ impl Chat {
         Chat {
             config: settings.config,
             forge_token: settings.forge_token,
+            llm_key: settings.llm_key,
             scrubber,
             patience: request_timeout
                 .saturating_sub(Duration::from_secs(2))

@@ -621,3 +621,53 @@ fn a_secret_in_the_catalog_never_leaves_in_a_chat_answer_whole_or_streamed() {
     }
     assert_eq!(content, whole);
 }
+
+/// With `[llm]` configured, the chat drafts with the language model as
+/// `druppie propose` does; a model that cannot be reached leaves the
+/// rules to draft, the answer says so, and its key appears nowhere.
+#[test]
+fn with_an_unreachable_language_model_the_rules_draft_and_the_answer_says_so() {
+    const KEY: &str = "sk-chat-canary-8Hq2Vv0Lp";
+    let s = chat_setup();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("its address")
+        .port();
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str(&format!(
+        "\n[llm]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"gpt-4o-mini\"\napi_key_env = \"DRUPPIE_IT_LLM_KEY\"\n"
+    ));
+    std::fs::write(&s.config, config).expect("config");
+    let d = Daemon::start_env(
+        &s,
+        &[],
+        &[("DRUPPIE_API_TOKEN", TOKEN), ("DRUPPIE_IT_LLM_KEY", KEY)],
+    );
+    let (code, body) = post(
+        &d,
+        Some(TOKEN),
+        ask("a permit portal with a database for team-x"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let text = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    assert!(
+        text.contains("on branch `druppie/propose/permit-portal`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The rule-based planner drafted this instead"),
+        "{text}"
+    );
+    assert!(
+        body["druppie"]["planner"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("rules (")),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(KEY));
+    assert!(!d.logs().join("\n").contains(KEY));
+    validates(&s, "druppie/propose/permit-portal");
+}
