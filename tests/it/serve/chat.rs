@@ -629,15 +629,12 @@ fn a_secret_in_the_catalog_never_leaves_in_a_chat_answer_whole_or_streamed() {
 fn with_an_unreachable_language_model_the_rules_draft_and_the_answer_says_so() {
     const KEY: &str = "sk-chat-canary-8Hq2Vv0Lp";
     let s = chat_setup();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a port")
-        .local_addr()
-        .expect("its address")
-        .port();
+    // Port 9 (discard): nothing listens there, and no test's server can
+    // be given it (it is below the ephemeral range), so nothing answers.
     let mut config = std::fs::read_to_string(&s.config).expect("config");
-    config.push_str(&format!(
-        "\n[llm]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"gpt-4o-mini\"\napi_key_env = \"DRUPPIE_IT_LLM_KEY\"\n"
-    ));
+    config.push_str(
+        "\n[llm]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"gpt-4o-mini\"\napi_key_env = \"DRUPPIE_IT_LLM_KEY\"\n",
+    );
     std::fs::write(&s.config, config).expect("config");
     let d = Daemon::start_env(
         &s,
