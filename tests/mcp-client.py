@@ -4,7 +4,7 @@ druppie's tests: connects to a server, lists its tools, makes the calls
 given as JSON, and prints what came back as one JSON document.
 
     mcp-client.py stdio COMMAND [ARG...] < CALLS
-    mcp-client.py http URL < CALLS
+    mcp-client.py http URL < CALLS     (MCP_BEARER: a bearer token to send)
 
 CALLS, on stdin, is a JSON list of [tool, arguments]. The output is
 {"server": {...}, "tools": [{name, description, read_only}],
@@ -65,6 +65,13 @@ def main():
         server = StdioServerParameters(command=sys.argv[2], args=sys.argv[3:], env=env)
     elif mode == "http":
         server = sys.argv[2]
+        token = os.environ.get("MCP_BEARER")
+        if token:
+            # The daemon's API token, as every writing request carries it.
+            from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+            client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+            server = streamable_http_client(server, http_client=client)
     else:
         sys.exit(f"unknown mode {mode}")
     print(json.dumps(asyncio.run(run(server, calls)), indent=1))

@@ -80,9 +80,13 @@ pub fn router(app: Arc<App>) -> Router {
         Arc::new(crate::mcp::Served {
             shared: app.shared.clone(),
             spec_root: app.spec_root.clone(),
+            chat: app.chat.clone(),
         }),
         app.scrubber.clone(),
-        app.mcp,
+        crate::mcp::Options {
+            api_token: app.api_token.clone(),
+            ..app.mcp.clone()
+        },
     );
     Router::new()
         .route_service("/mcp", mcp)
@@ -361,7 +365,7 @@ async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
 }
 
 /// Why a write request is refused before its body is read.
-pub(super) enum Denied {
+pub(crate) enum Denied {
     /// No token is configured: writing through the API is off.
     Off,
     /// The request carries no token, or another one.
@@ -371,7 +375,15 @@ pub(super) enum Denied {
 /// Whether `headers` carry the API's bearer token, which every write
 /// request needs.
 pub(super) fn bearer(app: &App, headers: &HeaderMap) -> Result<(), Denied> {
-    let Some(token) = &app.api_token else {
+    bearer_of(app.api_token.as_ref(), headers)
+}
+
+/// Whether `headers` carry `token` as a bearer token.
+pub(crate) fn bearer_of(
+    token: Option<&crate::secret::Secret>,
+    headers: &HeaderMap,
+) -> Result<(), Denied> {
+    let Some(token) = token else {
         return Err(Denied::Off);
     };
     let given = headers

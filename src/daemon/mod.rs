@@ -13,8 +13,8 @@
 //! chat ──────────┘
 //! ```
 
-mod api;
-mod chat;
+pub(crate) mod api;
+pub(crate) mod chat;
 mod check;
 mod cluster;
 mod freight;

@@ -28,16 +28,22 @@ pub use tools::{MAX_EVENTS, MAX_QUERY, Server};
 use crate::secret::Scrubber;
 
 /// What the server offers beyond reading; `[mcp]` in druppie.toml.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
     /// Offer the `propose` tool.
     pub allow_propose: bool,
+    /// Over HTTP, `propose` needs this bearer token (`[server]
+    /// api_token_env`), as every write request of the daemon's API does;
+    /// without one it is refused there. Over stdio the person who
+    /// started the process proposes.
+    pub api_token: Option<crate::secret::Secret>,
 }
 
 impl From<&crate::config::Mcp> for Options {
     fn from(c: &crate::config::Mcp) -> Self {
         Options {
             allow_propose: c.allow_propose,
+            api_token: None,
         }
     }
 }

@@ -14,6 +14,8 @@ use crate::daemon::state::{Shared, View};
 pub struct Served {
     pub shared: Arc<Shared>,
     pub spec_root: PathBuf,
+    /// The planner's settings, shared with the chat API.
+    pub chat: Arc<crate::daemon::chat::Chat>,
 }
 
 impl Served {
@@ -107,9 +109,39 @@ impl Source for Served {
         envs
     }
 
-    fn plan(&self, _: super::source::PlanInput, _: bool) -> Result<Value, SourceError> {
-        Err(SourceError::NotYet(
-            "the planner is not served at /mcp yet".into(),
-        ))
+    /// On the reconcile worker, as the chat's requests are: it is the
+    /// only thread that writes the daemon's clones.
+    fn plan(&self, input: super::source::PlanInput, open: bool) -> Result<Value, SourceError> {
+        if !self.shared.leading() {
+            return Err(SourceError::NotYet(
+                "this replica does not hold the leader Lease; ask the leader".into(),
+            ));
+        }
+        if !self.view().ready {
+            return Err(not_yet());
+        }
+        let chat = self.chat.clone();
+        let answered = crate::daemon::chat::on_worker(&self.shared, chat.patience, move |r| {
+            let session = crate::daemon::chat::session(r, &chat)?;
+            let answer = match input {
+                super::source::PlanInput::Request(request) => session.answer(&request, open)?,
+                super::source::PlanInput::Draft(draft) => {
+                    session.answer_draft(*draft, "mcp client", open)?
+                }
+            };
+            Ok::<_, crate::daemon::chat::ChatError>(
+                serde_json::to_value(&answer).expect("an answer serializes"),
+            )
+        });
+        match answered {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(SourceError::Failed {
+                what: crate::error::chain(&e),
+                source: Box::new(e),
+            }),
+            None => Err(SourceError::NotYet(
+                "a reconcile kept druppie busy; nothing was done, ask again".into(),
+            )),
+        }
     }
 }

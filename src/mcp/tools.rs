@@ -290,7 +290,20 @@ impl Server {
     /// never writes to project or infra repos. Offered only when the
     /// configuration allows it (`[mcp] allow_propose`).
     #[tool(annotations(read_only_hint = false, destructive_hint = false))]
-    async fn propose(&self, Parameters(p): Parameters<Plan>) -> Result<CallToolResult, String> {
+    async fn propose(
+        &self,
+        Parameters(p): Parameters<Plan>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<CallToolResult, String> {
+        // Over HTTP, a write needs the daemon's bearer token.
+        if let Some(parts) = context.extensions.get::<axum::http::request::Parts>()
+            && crate::daemon::api::bearer_of(self.options.api_token.as_ref(), &parts.headers)
+                .is_err()
+        {
+            return Err(
+                "propose over HTTP needs the daemon's API token as a bearer token (`[server] api_token_env`)".into(),
+            );
+        }
         if !self.options.allow_propose {
             return Err(
                 "propose is off: this server only reads (`[mcp] allow_propose = true` in druppie.toml turns it on); preview_draft shows what it would propose".into(),

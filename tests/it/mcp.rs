@@ -473,3 +473,54 @@ fn a_browser_cannot_reach_mcp_on_the_daemon() {
     assert_eq!(post(None), 200);
     assert_eq!(post(Some("http://attacker.example")), 403);
 }
+
+#[test]
+fn an_assistant_proposes_through_the_daemons_mcp_with_its_api_token() {
+    const TOKEN: &str = "it-mcp-token-7c2b";
+    let s = crate::serve::chat::chat_setup();
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str("\n[mcp]\nallow_propose = true\n");
+    std::fs::write(&s.config, config).expect("config");
+    let d = Daemon::start_env(&s, &[], &[("DRUPPIE_API_TOKEN", TOKEN)]);
+    let request = json!({"request": "a permit portal with a database", "owner": "team-x",
+        "environments": ["dev"]});
+    // Without the token: the reading tools answer, propose does not.
+    let t = client(
+        s.tmp.path(),
+        &json!([["preview_draft", request], ["propose", request]]),
+        &["http", &d.url("/mcp")],
+    );
+    let preview = ok(&t, 0);
+    assert_eq!(preview["valid"], true, "{preview}");
+    assert_eq!(preview["draft"]["plan"]["stack"], "webapp-db");
+    assert!(refused(&t, 1).contains("needs the daemon's API token"));
+    let spec = s.forge().join("spec.git");
+    let branches = git(&spec, &["branch", "--list", "druppie/*"]);
+    assert_eq!(branches.trim(), "", "nothing was pushed");
+    // With it: the proposal is a branch of the spec repo on the forge.
+    let t = client_env(
+        s.tmp.path(),
+        &json!([["propose", request]]),
+        &["http", &d.url("/mcp")],
+        &[("MCP_BEARER", TOKEN)],
+    );
+    let proposed = ok(&t, 0);
+    assert_eq!(
+        proposed["opened"]["branch"], "druppie/propose/permit-portal",
+        "{proposed}"
+    );
+    let subject = git(
+        &spec,
+        &["log", "-1", "--format=%s", "druppie/propose/permit-portal"],
+    );
+    assert_eq!(subject.trim(), "plan: permit-portal (webapp-db)");
+    let changed = git(
+        &spec,
+        &[
+            "diff",
+            "--name-only",
+            "main...druppie/propose/permit-portal",
+        ],
+    );
+    assert_eq!(changed.trim(), "spec/plans/permit-portal.yaml");
+}

@@ -72,21 +72,7 @@ pub fn reply(
     request: &Request,
 ) -> Result<Reply, ChatError> {
     let root = r.source.root();
-    render_check(r, chat)?;
-    let sources = Sources {
-        infra: None,
-        repos: Some(r.cache.dir().to_owned()),
-    };
-    let session = Session::new(
-        root,
-        &chat.config,
-        chat.forge_token.clone(),
-        sources,
-        chat.scrubber.clone(),
-    )?
-    .with_llm(chat.config.llm.clone().map(|settings| {
-        crate::planner::llm::LlmPlanner::new(settings, chat.llm_key.clone(), chat.scrubber.clone())
-    }));
+    let session = session(r, chat)?;
     let reply = match session.answer(request, true) {
         Ok(Answer::Catalog { query, blocks }) => text::catalog(&query, &blocks),
         Ok(Answer::Status { plan }) => {
@@ -120,6 +106,66 @@ pub fn reply(
         tracing::info!(branch, "chat: proposal opened");
     }
     Ok(reply)
+}
+
+/// The planner's session on the daemon's spec source, after the render
+/// check: the chat's and `/mcp`'s planner tools answer through it.
+///
+/// # Errors
+/// The render check fails, or the spec repo cannot take proposals.
+pub fn session(r: &Reconciler, chat: &Chat) -> Result<Session, ChatError> {
+    render_check(r, chat)?;
+    let sources = Sources {
+        infra: None,
+        repos: Some(r.cache.dir().to_owned()),
+    };
+    Ok(Session::new(
+        r.source.root(),
+        &chat.config,
+        chat.forge_token.clone(),
+        sources,
+        chat.scrubber.clone(),
+    )?
+    .with_llm(chat.config.llm.clone().map(|settings| {
+        crate::planner::llm::LlmPlanner::new(settings, chat.llm_key.clone(), chat.scrubber.clone())
+    })))
+}
+
+/// Runs `job` on the reconcile worker and waits up to `patience` for it
+/// to start (then for its end), from a thread that may block. `None`:
+/// it did not start in time, and never runs.
+pub fn on_worker<T: Send + 'static>(
+    shared: &Shared,
+    patience: std::time::Duration,
+    job: impl FnOnce(&Reconciler) -> T + Send + 'static,
+) -> Option<T> {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const QUEUED: u8 = 0;
+    const STARTED: u8 = 1;
+    const ABANDONED: u8 = 2;
+    let progress = std::sync::Arc::new(AtomicU8::new(QUEUED));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let theirs = progress.clone();
+    shared.queue.job(Box::new(move |r| {
+        if theirs
+            .compare_exchange(QUEUED, STARTED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let _ = tx.send(job(r));
+        }
+    }));
+    match rx.recv_timeout(patience) {
+        Ok(answer) => Some(answer),
+        Err(_) => {
+            if progress
+                .compare_exchange(QUEUED, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return None;
+            }
+            rx.recv().ok()
+        }
+    }
 }
 
 /// Renders the spec in a child process, once per clean commit: a

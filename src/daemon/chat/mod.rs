@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 
 use super::api::{App, Denied, bearer};
 use crate::secret::Scrubber;
-pub use job::ChatError;
+pub use job::{ChatError, on_worker, session};
 use text::Reply;
 use wire::{ChatRequest, Completion, Refusal};
 

@@ -16,7 +16,7 @@ const TOKEN: &str = "it-chat-token-5d1e";
 /// The serve setup, with a skill (a persona) and the platform's project
 /// image convention (so a new plan's image is known) pushed to the spec
 /// repo.
-fn chat_setup() -> Setup {
+pub(crate) fn chat_setup() -> Setup {
     let s = serve_setup();
     let work = s.tmp.path().join("spec-work");
     std::fs::create_dir_all(work.join("skills")).expect("skills");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use druppie::daemon::webhook::{Sender, sign};
 use druppie::secret::Secret;
 
-mod chat;
+pub(crate) mod chat;
 mod contract;
 mod freight;
 mod hostile;
@@ -42,7 +42,7 @@ impl Daemon {
     }
 
     /// [`Daemon::start_with`] with more environment variables.
-    pub(super) fn start_env(s: &Setup, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start_env(s: &Setup, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         Daemon::start_under(s, &[], args, env)
     }
 
