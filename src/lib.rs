@@ -45,14 +45,18 @@
 //! [`hex`] writes and reads digests, [`error`] puts an error and its causes
 //! on one line, [`when`] reads times and spans back from now as instants,
 //! [`registry`] makes the catalog of blocks and skills searchable,
-//! [`mcp`] offers the catalog, plans, stacks, status, the dry run and
-//! the audit trail as read-only tools over the Model Context Protocol
+//! [`planner`] turns a sentence into a checked spec change (routed,
+//! drafted by rules or a language model, validated, policy-checked and
+//! previewed) and opens it only as a branch of the spec repo,
+//! [`mcp`] offers the catalog, plans, stacks, status, the dry run, the
+//! audit trail and the planner as tools over the Model Context Protocol
 //! (`druppie mcp` on stdio, `/mcp` on the daemon),
 //! [`template`] configures the template engine compose and render share,
 //! [`yaml_subset`] reads the common YAML subset fast for spec loading and
 //! policies, exactly as serde-saphyr (behind it) reads it, and [`cli`] is the only
 //! module that prints. Dry-run is the pipeline stopped after `diff`; only
-//! `apply` has side effects.
+//! `apply` writes to target repos, and the planner only to a proposal
+//! branch of the spec repo.
 
 pub mod apply;
 pub mod audit;
