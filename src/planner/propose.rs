@@ -124,20 +124,7 @@ pub fn answer(
             len: request.text.len(),
         });
     }
-    let dir = scratch.join("base");
-    base.repo
-        .export(base.commit, base.prefix, &dir)
-        .map_err(|source| ProposeError::Export {
-            commit: base.commit,
-            source,
-        })?;
-    let options = crate::spec::revision::load_options(base.repo, base.prefix, base.commit);
-    let opened = crate::spec::open(&dir, &options, &Default::default()).map_err(|source| {
-        ProposeError::Open {
-            commit: base.commit,
-            source,
-        }
-    })?;
+    let opened = open_base(base, scratch)?;
     let v = &opened.valid;
     let registry = Registry::new(&v.spec);
     let plans: Vec<&str> = v.spec.plans.iter().map(|p| p.name.value.as_str()).collect();
@@ -181,9 +168,29 @@ pub fn answer(
     checked_answer(base, outline, how, scratch)
 }
 
+/// The spec at the base, exported into `scratch/base` and opened.
+fn open_base(base: &Base<'_>, scratch: &Path) -> Result<crate::spec::Opened, ProposeError> {
+    let dir = scratch.join("base");
+    base.repo
+        .export(base.commit, base.prefix, &dir)
+        .map_err(|source| ProposeError::Export {
+            commit: base.commit,
+            source,
+        })?;
+    let options = crate::spec::revision::load_options(base.repo, base.prefix, base.commit);
+    crate::spec::open(&dir, &options, &Default::default()).map_err(|source| ProposeError::Open {
+        commit: base.commit,
+        source,
+    })
+}
+
 /// Checks a draft someone else made (an assistant over MCP, naming
 /// itself `by`) exactly as the planner's own drafts are checked, and
-/// opens it through `how` when it checks out.
+/// opens it through `how` when it checks out. Such a draft creates a
+/// plan: one that names an existing plan is a question, not a rewrite of
+/// that plan (its owner, environments and inputs are not a client's to
+/// replace; a change is asked for in a sentence), and its owner must be
+/// a team name as `--owner` must.
 ///
 /// # Errors
 /// As [`answer`].
@@ -204,9 +211,27 @@ pub fn answer_draft(
         plan: Some(draft.plan.name.clone()),
         ..super::Outline::default()
     };
-    match draft.files() {
-        Ok(files) => outline.files = files,
-        Err(e) => outline.questions.push(format!("{e}.")),
+    let existing = open_base(base, scratch)?
+        .valid
+        .spec
+        .plans
+        .iter()
+        .any(|p| p.name.value == draft.plan.name);
+    if existing {
+        outline.questions.push(format!(
+            "A plan `{}` exists already: a draft creates a new plan (ask for a change of it in a sentence, or name the draft otherwise).",
+            draft.plan.name
+        ));
+    } else if crate::spec::names::dns_label(&draft.plan.owner).is_err() {
+        outline.questions.push(format!(
+            "The owner {:?} is not a team name (a DNS label such as `team-permits`).",
+            draft.plan.owner
+        ));
+    } else {
+        match draft.files() {
+            Ok(files) => outline.files = files,
+            Err(e) => outline.questions.push(format!("{e}.")),
+        }
     }
     outline.draft = Some(draft);
     checked_answer(base, outline, how, scratch)

@@ -618,8 +618,12 @@ fn fill_inputs(
                 .pattern
                 .as_ref()
                 .and_then(|p| crate::spec::validate::values::full_match(&p.value));
+            // A value read from the request is a value, never a template
+            // (which validation would only check once rendered).
             let fits = |value: &Value| {
-                crate::spec::validate::values::check_value(decl, value, pattern.as_ref()).is_ok()
+                !crate::spec::validate::values::is_template(value)
+                    && crate::spec::validate::values::check_value(decl, value, pattern.as_ref())
+                        .is_ok()
             };
             let mut value = None;
             if input == "image"

@@ -47,6 +47,13 @@ pub enum SubmitError {
         "a proposal for plan `{plan}` is open already (branch `{branch}`): merge or delete it first, or name the plan otherwise (--name)"
     )]
     Exists { plan: String, branch: String },
+    /// A file would commit a value the configuration names as secret
+    /// (the card shows it masked, so the reviewer would not see what
+    /// merges).
+    #[error(
+        "not proposed: {path} would hold a secret the configuration names; take it out of the request"
+    )]
+    Secret { path: String },
     #[error("cannot write the proposal's commit")]
     Git(#[from] crate::git::Error),
     #[error("cannot push `{branch}` to the spec repo: {said}")]
@@ -84,6 +91,12 @@ pub fn submit(
         return Err(SubmitError::Refused(why));
     }
     let o = &checked.outline;
+    let holds_secret = |text: &str| scrubber.scrub(text) != text;
+    if let Some(f) = o.files.iter().find(|f| holds_secret(&f.text)) {
+        return Err(SubmitError::Secret {
+            path: f.path.clone(),
+        });
+    }
     let plan = o.plan.clone().unwrap_or_default();
     let branch = branch(&plan);
     let card = scrubber

@@ -260,7 +260,32 @@ fn an_assistant_previews_and_proposes_a_plan_through_mcp() {
             ["propose", {"request": "a permit portal with a database", "owner": "team-x",
                 "environments": ["dev"]}],
             ["preview_draft", {"request": "which blocks give me a database?"}],
+            // A draft is a new plan: it cannot rewrite an existing one
+            // (its owner, environments, inputs) nor name a non-team owner.
+            ["propose", {"draft": {"plan": {"name": "permits", "stack": "static-site",
+                "owner": "team-evil", "intent": "take over", "environments": ["dev"],
+                "inputs": {"site": {"image": "registry.example.org/evil/x:1.0.0"}}}}}],
+            ["preview_draft", {"draft": {"plan": {"name": "handbook2", "stack": "static-site",
+                "owner": "team-x\nstack: webapp-db", "intent": "x", "environments": ["dev"],
+                "inputs": {"site": {"image": "registry.example.org/x/y:1.0.0"}}}}}],
         ]),
+    );
+    let takeover = ok(&t, 6);
+    assert_eq!(takeover["opened"], Value::Null, "{takeover}");
+    assert_eq!(takeover["files"], json!([]), "{takeover}");
+    assert!(
+        takeover["questions"]
+            .to_string()
+            .contains("A plan `permits` exists already"),
+        "{takeover}"
+    );
+    let owner = ok(&t, 7);
+    assert_eq!(owner["files"], json!([]), "{owner}");
+    assert!(
+        owner["questions"]
+            .to_string()
+            .contains("is not a team name"),
+        "{owner}"
     );
     let preview = ok(&t, 0);
     assert_eq!(preview["answer"], "proposal", "{preview}");

@@ -524,3 +524,52 @@ fn on_gitea_the_branch_is_pushed_to_the_spec_repo_and_the_card_is_the_pull_reque
     assert_eq!(a["opened"]["branch"], "druppie/propose/permit-portal");
     assert!(a["opened"]["number"].is_i64(), "{}", a["opened"]);
 }
+
+#[test]
+fn a_request_holding_a_configured_secret_is_never_committed() {
+    const CANARY: &str = "canary-forge-token-3f9a";
+    let f = example_spec();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let config = on_an_empty_forge(tmp.path(), &f);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_druppie"))
+        .args(["--config", config.to_str().expect("utf-8"), "--spec"])
+        .arg(f.path())
+        .args([
+            "propose",
+            &format!("a permit portal with a database for {CANARY}"),
+            "--owner",
+            "team-x",
+            "--name",
+            "leak",
+            "--yes",
+        ])
+        .env("DRUPPIE_FORGE_TOKEN", CANARY)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("druppie runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("would hold a secret"), "{stderr}");
+    assert!(!stderr.contains(CANARY) && !String::from_utf8_lossy(&out.stdout).contains(CANARY));
+    let everything = git(f.path(), &["log", "--all", "-p"]);
+    assert!(!everything.contains(CANARY));
+    assert_eq!(git(f.path(), &["branch", "--list", "druppie/*"]).trim(), "");
+}
+
+#[test]
+fn a_template_in_the_request_is_never_taken_as_a_value() {
+    let f = committed();
+    let run = propose(
+        &f,
+        None,
+        &[
+            "a permit portal with a database, image registry.example.org/{{namespace}}/b:1.0",
+            "--owner",
+            "team-x",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let image = json(&run)["draft"]["plan"]["inputs"]["app"]["image"].clone();
+    assert_eq!(image, "registry.example.org/team-x/permit-portal-app:0.1.0");
+}

@@ -359,17 +359,6 @@ impl<'s, 'a, 'b> Session<'s, 'a, 'b> {
         {
             draft.plan.owner = owner;
         }
-        if !at.request.envs.is_empty() {
-            let asked: std::collections::BTreeSet<&String> = at.request.envs.iter().collect();
-            let drafted: std::collections::BTreeSet<&String> =
-                draft.plan.environments.iter().collect();
-            if asked != drafted {
-                return Err(invalid(format!(
-                    "the environments asked for are {}: the plan's `environments` must be those",
-                    at.request.envs.join(", ")
-                )));
-            }
-        }
         let name = draft.plan.name.clone();
         match at.route {
             Route::Change { plan } if &name != plan => {
@@ -392,6 +381,29 @@ impl<'s, 'a, 'b> Session<'s, 'a, 'b> {
                     )));
                 }
             }
+        }
+        // The environments are those asked for; else a change keeps the
+        // plan's own and a new plan has every environment, as the rules
+        // plan it: a model does not drop one unasked.
+        let (wanted, whose): (Vec<String>, &str) = if !at.request.envs.is_empty() {
+            (at.request.envs.clone(), "asked for")
+        } else if let Some(plan) = changed {
+            let own = plan.environments.iter().map(|e| e.value.clone()).collect();
+            (own, "of the plan now")
+        } else {
+            let all = at.v.env_names().iter().map(|e| (*e).to_owned()).collect();
+            (all, "of the platform, none being asked for")
+        };
+        let set = |envs: &[String]| {
+            envs.iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        if set(&wanted) != set(&draft.plan.environments) {
+            return Err(invalid(format!(
+                "the environments {whose} are {}: the plan's `environments` must be those",
+                wanted.join(", ")
+            )));
         }
         if let Some(stack) = &draft.stack
             && spec.stack(&stack.name).is_some()

@@ -31,8 +31,8 @@ fn the_planners_requests_pass_openais_description_and_what_the_model_answers_is_
     let proxy = Proxy::new(prism::openai());
     let s = setup(&proxy.url, "repair_rounds = 2\n");
     let bad_draft = json!({"plan": {"name": "../../spec/platform", "stack": "webapp-db",
-        "owner": "team-x", "intent": "x", "environments": ["dev"], "inputs": {}, "overrides": {}},
-        "stack": null});
+        "owner": "team-x", "intent": "x", "environments": ["dev", "test", "prod"], "inputs": {},
+        "overrides": {}}, "stack": null});
     // The tools, one of them unknown; then an answer that is not JSON,
     // a draft whose name is a path, and another answer that is not
     // JSON: every repair round is spent.
