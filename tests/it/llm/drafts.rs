@@ -213,3 +213,22 @@ fn the_requests_owner_environments_and_intent_hold_whatever_the_model_drafts() {
     );
     assert!(plan.contains("owner: team-permits\n"), "{plan}");
 }
+
+#[test]
+fn a_models_change_does_not_drop_the_plans_environments() {
+    let proxy = Proxy::new(prism::openai());
+    let s = setup(&proxy.url, "repair_rounds = 0\n");
+    // permits runs in dev, test and prod; the model keeps only dev.
+    let mut change = portal("permits", 2);
+    change["plan"]["environments"] = json!(["dev"]);
+    change["plan"]["inputs"]["app"]["image"] = json!("registry.example.org/permits/portal:1.4.2");
+    answer(&proxy, final_answer(change, &[]));
+    let run = s.propose_exactly(&["a redis cache for permits", "--yes"]);
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("the environments of the plan now are dev, test, prod"),
+        "{all}"
+    );
+    // Not the model's: the rules answer (permits has a cache already).
+    assert!(s.proposals().is_empty(), "{all}");
+}
