@@ -9,8 +9,9 @@ use super::{CommandError, CommandResult, Context, command_error::ok};
 /// assistant (Claude Desktop, an IDE, the MCP Inspector) to start:
 /// tools to search blocks, read a block with its documentation, list
 /// plans and stacks, show where a plan stands, dry-run the spec's diff
-/// and read the audit timeline. Every tool reads the checkout afresh;
-/// none writes. Logs go to stderr.
+/// read the audit timeline, preview what the planner would propose and,
+/// with `[mcp] allow_propose`, propose it (a spec pull request, never
+/// more). Every tool reads the checkout afresh. Logs go to stderr.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]

@@ -3,10 +3,10 @@
 //! dry-run diff and the audit timeline as tools for an assistant.
 //! `druppie mcp` serves it over stdio on a spec checkout
 //! ([`Checkout`]); `druppie serve` serves it as Streamable HTTP at
-//! `/mcp` from its last reconcile ([`Served`]). Every tool reads; none
-//! writes. `[mcp] allow_propose` is the switch the one writing tool,
-//! `propose` (which may only open a spec pull request), will be offered
-//! under.
+//! `/mcp` from its last reconcile ([`Served`]). The planner's dry run is
+//! `preview_draft`; the one writing tool, `propose`, may only open a
+//! spec pull request, and only with `[mcp] allow_propose` (over HTTP,
+//! with the API's bearer token too). Every other tool reads.
 
 mod audit;
 mod checkout;

@@ -320,7 +320,7 @@ impl ServerHandler for Server {
         let writes = if self.options.allow_propose {
             "`[mcp] allow_propose` is on: a propose tool may open spec pull requests"
         } else {
-            "read-only: no tool writes anything"
+            "read-only: no tool writes anything; propose is off"
         };
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(
