@@ -328,7 +328,7 @@ impl ServerHandler for Server {
                     .with_title("druppie"),
             )
             .with_instructions(format!(
-                "druppie's building block catalog, plans, stacks, where each plan stands, a dry-run diff of the spec and the audit timeline ({writes})."
+                "druppie's building block catalog, plans, stacks, where each plan stands, a dry-run diff of the spec, the audit timeline and the planner ({writes})."
             ))
     }
 }
