@@ -33,26 +33,14 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     };
     let (opened, mut changes) = super::diff::changes(ctx, ui, &select, &args.live)?;
     let (events, unread) = trail(ctx, ui)?;
-    // What waits for verification waits here as it does for apply.
-    if let Some(deployment) = &opened.valid.deployment {
-        crate::execution::gate(&mut changes, &events, &deployment.platform);
-    }
-    let plan = crate::execution::plan(&changes, String::new());
     let sources = args.live.sources(ctx);
-    let report = status::status(
+    let (report, errors) = status::gated(
         &opened.valid,
         &opened.selection,
-        &changes,
-        &plan,
+        &mut changes,
         &sources,
         &events,
     );
-    let errors: Vec<String> = changes
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .chain(report.errors.iter().map(|e| crate::error::chain(e)))
-        .collect();
     if args.json {
         let json = serde_json::json!({ "plans": report.plans, "errors": errors });
         let text = serde_json::to_string_pretty(&json).expect("the status serializes");

@@ -93,24 +93,13 @@ impl Source for Checkout {
             mut changes,
         } = self.open(plan, None)?;
         let events = self.trail()?;
-        if let Some(deployment) = &opened.valid.deployment {
-            crate::execution::gate(&mut changes, &events, &deployment.platform);
-        }
-        let execution = crate::execution::plan(&changes, String::new());
-        let report = crate::status::status(
+        let (report, errors) = crate::status::gated(
             &opened.valid,
             &opened.selection,
-            &changes,
-            &execution,
+            &mut changes,
             &self.sources,
             &events,
         );
-        let errors: Vec<String> = changes
-            .errors
-            .iter()
-            .map(ToString::to_string)
-            .chain(report.errors.iter().map(|e| crate::error::chain(e)))
-            .collect();
         Ok(json!({ "plans": report.plans, "errors": errors }))
     }
 

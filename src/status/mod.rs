@@ -168,6 +168,32 @@ pub enum StatusError {
     },
 }
 
+/// Where each selected plan stands, as `druppie status` shows it:
+/// `changes` (the diff of the selection) waiting where verification is
+/// asked as `apply` waits, planned, and read beside the live locks and
+/// `events` (the trail). Also every error met, one line each: a repo the
+/// diff could not read, a lock the status could not.
+pub fn gated(
+    valid: &Validated,
+    selection: &Selection,
+    changes: &mut ChangeSets,
+    sources: &Sources,
+    events: &[Recorded],
+) -> (Report, Vec<String>) {
+    if let Some(deployment) = &valid.deployment {
+        crate::execution::gate(changes, events, &deployment.platform);
+    }
+    let plan = crate::execution::plan(changes, String::new());
+    let report = status(valid, selection, changes, &plan, sources, events);
+    let errors = changes
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .chain(report.errors.iter().map(|e| crate::error::chain(e)))
+        .collect();
+    (report, errors)
+}
+
 /// Where each plan of `selection` stands: `changes` is a diff over the
 /// plans (every environment), `plan` its ExecutionPlan, `sources` where
 /// the live repos are, `events` the audit trail druppie trusts.
