@@ -164,6 +164,31 @@ pub fn check(
     limits: crate::template::Limits,
     scratch: &Path,
 ) -> Result<Checked, CheckError> {
+    let dir = scratch.join("spec");
+    if !outline.files.is_empty() {
+        base.repo
+            .export(base.commit, base.prefix, &dir)
+            .map_err(|source| CheckError::Export {
+                commit: base.commit,
+                source,
+            })?;
+    }
+    check_exported(base, outline, sources, limits, &dir)
+}
+
+/// [`check`] on `dir`, which holds the spec at the base as
+/// [`crate::git::Repo::export`] wrote it and nothing else (the files are
+/// written over it).
+///
+/// # Errors
+/// As [`check`].
+pub fn check_exported(
+    base: &Base<'_>,
+    outline: Outline,
+    sources: &Sources,
+    limits: crate::template::Limits,
+    dir: &Path,
+) -> Result<Checked, CheckError> {
     let mut checked = Checked {
         base: base.commit.to_string(),
         branch: base.branch.to_owned(),
@@ -177,13 +202,6 @@ pub fn check(
     if checked.outline.files.is_empty() {
         return Ok(checked);
     }
-    let dir = scratch.join("spec");
-    base.repo
-        .export(base.commit, base.prefix, &dir)
-        .map_err(|source| CheckError::Export {
-            commit: base.commit,
-            source,
-        })?;
     for File { path, text } in &checked.outline.files {
         if !writable(path) {
             return Err(CheckError::Outside { path: path.clone() });
@@ -203,7 +221,7 @@ pub fn check(
             return Ok(checked);
         }
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(to.parent().unwrap_or(&dir))?;
+            std::fs::create_dir_all(to.parent().unwrap_or(dir))?;
             std::fs::write(&to, text)
         };
         write().map_err(|source| CheckError::Write {
@@ -216,7 +234,7 @@ pub fn check(
         plan: checked.outline.plan.clone(),
         env: None,
     };
-    let opened = match crate::spec::open(&dir, &options, &scope) {
+    let opened = match crate::spec::open(dir, &options, &scope) {
         Ok(opened) => opened,
         Err(OpenError::Invalid(d) | OpenError::Selection(d)) => {
             checked.diagnostics = d.iter().map(|d| d.render(false)).collect();

@@ -244,12 +244,13 @@ fn checked_answer(
     how: &How<'_>,
     scratch: &Path,
 ) -> Result<Answer, ProposeError> {
-    let checked = super::check(
+    // The base's export (by `open_base`) is checked with the files over it.
+    let checked = super::check::check_exported(
         base,
         outline,
         how.sources,
         how.limits,
-        &scratch.join("check"),
+        &scratch.join("base"),
     )?;
     let (opened, refused) = match how.open {
         Some(open) => match checked.refusal() {
