@@ -111,6 +111,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::GitHub, s, h, b)),
         )
         .merge(super::chat::routes())
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            super::auth::identify,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), scrub))
         .with_state(app)
 }

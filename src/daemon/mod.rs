@@ -14,6 +14,7 @@
 //! ```
 
 pub(crate) mod api;
+pub mod auth;
 pub(crate) mod chat;
 mod check;
 mod cluster;
