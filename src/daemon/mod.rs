@@ -15,6 +15,7 @@
 
 pub(crate) mod api;
 pub mod auth;
+mod catalog;
 pub(crate) mod chat;
 mod check;
 mod cluster;
@@ -69,6 +70,9 @@ pub struct Options {
     pub namespace: String,
     /// What `/mcp` offers beyond reading (`[mcp]`).
     pub mcp: crate::mcp::Options,
+    /// The board checks the audit trail's signatures with these
+    /// (`[signing] allowed_signers`); without, it shows them unchecked.
+    pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
     /// The chat API's view of the configuration.
     pub chat: ChatSettings,
 }
@@ -146,6 +150,7 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         // SSE's usual 15 s, or more often when the idle timeout is short.
         keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
         mcp: options.mcp,
+        allowed_signers: options.allowed_signers,
         chat: Arc::new(chat::Chat::new(
             options.chat,
             options.scrubber.clone(),
