@@ -195,3 +195,88 @@ pub(super) fn cell(view: &View, plan: &str, env: &str) -> Cell {
             .filter(|_| status.state != PlanState::Waiting),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::state::{PlanInfo, PlanStatus};
+
+    fn view() -> View {
+        let plan = |name: &str, owner: &str, envs: &[&str]| PlanInfo {
+            name: name.into(),
+            stack: "webapp-db".into(),
+            owner: owner.into(),
+            intent: None,
+            environments: envs.iter().map(|e| (*e).to_owned()).collect(),
+        };
+        let status = |plan: &str, env: &str, state| PlanStatus {
+            plan: plan.into(),
+            env: env.into(),
+            state,
+            spec_commit: None,
+            pull: (state == PlanState::PendingApproval)
+                .then(|| "https://forge.example.org/platform/infra/pulls/7".to_owned()),
+            message: None,
+            cluster: None,
+        };
+        View {
+            ready: true,
+            plans: vec![
+                plan("meters", "team-meters", &["dev"]),
+                plan("permits", "team-permits", &["dev", "prod"]),
+            ],
+            statuses: vec![
+                status("meters", "dev", PlanState::Failed),
+                status("permits", "dev", PlanState::InSync),
+                status("permits", "prod", PlanState::PendingApproval),
+            ],
+            ..View::default()
+        }
+    }
+
+    fn plans(board: &Board) -> Vec<&str> {
+        board.rows.iter().map(|r| r.plan.as_str()).collect()
+    }
+
+    #[test]
+    fn filters_keep_a_teams_plans_and_plans_in_a_state() {
+        let v = view();
+        let all = Board::of(&v, &Viewer::Everyone, &Filters::default());
+        assert_eq!(plans(&all), ["meters", "permits"]);
+        assert_eq!(all.envs, ["dev", "prod"]);
+        assert_eq!(all.teams, ["team-meters", "team-permits"]);
+        // meters is not in prod: no cell there.
+        assert!(all.rows[0].cells[1].is_none());
+        let prod = all.rows[1].cells[1].as_ref().unwrap();
+        assert_eq!(prod.state, "pending-approval");
+        assert_eq!(
+            prod.pull.as_ref().unwrap().href.as_deref(),
+            Some("https://forge.example.org/platform/infra/pulls/7")
+        );
+        let team = Filters {
+            team: "team-permits".into(),
+            state: String::new(),
+        };
+        assert_eq!(plans(&Board::of(&v, &Viewer::Everyone, &team)), ["permits"]);
+        let failed = Filters {
+            team: String::new(),
+            state: "failed".into(),
+        };
+        assert_eq!(
+            plans(&Board::of(&v, &Viewer::Everyone, &failed)),
+            ["meters"]
+        );
+    }
+
+    #[test]
+    fn a_member_sees_only_its_teams_plans_and_teams() {
+        let v = view();
+        let member = Viewer::Member {
+            subject: "ana".into(),
+            groups: ["team-meters".to_owned()].into(),
+        };
+        let board = Board::of(&v, &member, &Filters::default());
+        assert_eq!(plans(&board), ["meters"]);
+        assert_eq!(board.teams, ["team-meters"]);
+    }
+}
