@@ -243,6 +243,12 @@ impl Shared {
     }
 }
 
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,11 +258,5 @@ mod tests {
         for state in PlanState::ALL {
             assert_eq!(serde_json::to_value(state).unwrap(), state.name());
         }
-    }
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Shared::new()
     }
 }

@@ -64,7 +64,7 @@ fn lower(level: HeadingLevel, shift: usize) -> HeadingLevel {
 /// `url` when it is safe to follow, else `#`.
 fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
     let lower = url.trim().to_ascii_lowercase();
-    let scheme_end = lower.find(|c: char| matches!(c, ':' | '/' | '?' | '#'));
+    let scheme_end = lower.find([':', '/', '?', '#']);
     let has_scheme = scheme_end.is_some_and(|i| lower[i..].starts_with(':'));
     let allowed = ["http:", "https:", "mailto:"]
         .iter()

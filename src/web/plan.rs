@@ -49,6 +49,8 @@ struct Live {
     commit: String,
     /// `applied by druppie at …`, `approved by Ana at …`.
     how: Option<String>,
+    /// The environment it was promoted from.
+    promoted_from: Option<String>,
     verification: Option<String>,
 }
 
@@ -158,6 +160,7 @@ fn live(status: &EnvStatus) -> Option<Live> {
             .went_live
             .as_ref()
             .map(|w| format!("{} by {} at {}", w.event.name(), w.by, w.time)),
+        promoted_from: l.promoted_from.clone(),
         verification: l
             .verification
             .as_ref()
@@ -194,10 +197,9 @@ fn next(next: &Next) -> String {
 /// The plan's components, each once, with their versions and addresses
 /// across its environments.
 fn components(view: &View, plan: &str) -> Vec<ComponentRow> {
-    let mut rows: BTreeMap<
-        (String, String, String),
-        (BTreeMap<String, Vec<String>>, Vec<Address>),
-    > = BTreeMap::new();
+    // (component, block, repo) -> (version -> environments, addresses)
+    type Versions = BTreeMap<String, Vec<String>>;
+    let mut rows: BTreeMap<(String, String, String), (Versions, Vec<Address>)> = BTreeMap::new();
     for p in view.placements.iter().filter(|p| p.plan == plan) {
         let row = rows
             .entry((p.component.clone(), p.block.clone(), p.repo.clone()))
