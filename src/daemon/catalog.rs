@@ -45,6 +45,7 @@ pub(super) fn list(shared: &Shared, valid: &Validated) {
 /// render check, as a reconcile composes). A plan whose wiring does not
 /// compose is listed without addresses; the reconcile reports why.
 pub(super) fn place(shared: &Shared, opened: &Opened, limits: &crate::template::Limits) {
+    let started = std::time::Instant::now();
     let engine = crate::template::environment();
     let placements = opened
         .picks()
@@ -72,7 +73,12 @@ pub(super) fn place(shared: &Shared, opened: &Opened, limits: &crate::template::
                 })
                 .collect::<Vec<_>>()
         })
-        .collect();
+        .collect::<Vec<_>>();
+    tracing::debug!(
+        placements = placements.len(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "placed every component"
+    );
     shared.view.lock().expect("view lock").placements = placements;
 }
 
