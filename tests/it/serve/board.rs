@@ -44,7 +44,10 @@ fn board_setup() -> Setup {
         "description: A CloudNativePG cluster.",
         &format!("description: {}", serde_json::to_string(HOSTILE).unwrap()),
         1,
-    ) + &format!("\n{HOSTILE}\n\n[docs](javascript:window.pwned=1)\n");
+    ) + &format!(
+        "\n{HOSTILE}\n\n[docs](javascript:window.pwned=1)\n\nConnect with the token {}.\n",
+        super::SECRET
+    );
     std::fs::write(&block, text).expect("block");
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-qm", "a second team, and an intent"]);
@@ -279,5 +282,60 @@ fn the_board_in_chromium_shows_plans_live_cards_timeline_and_catalog_accessibly(
             "{path:?}"
         );
     }
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn every_page_is_escaped_scrubbed_and_sent_with_a_strict_policy() {
+    let s = board_setup();
+    let d = Daemon::start(&s);
+    let client = crate::prism::client();
+    for (path, status) in [
+        ("/", 200),
+        ("/plans/permits", 200),
+        ("/catalog", 200),
+        ("/catalog?q=database", 200),
+        ("/catalog/postgresql", 200),
+        ("/audit", 200),
+        ("/audit?plan=permits&kind=applied&since=1h", 200),
+        ("/plans/unknown", 404),
+        ("/catalog/unknown", 404),
+        ("/audit?kind=deleted", 400),
+        ("/audit?since=yesterday", 400),
+    ] {
+        let r = client.get(d.url(path)).send().expect("GET");
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let h = r.headers();
+        assert_eq!(
+            h["content-security-policy"],
+            druppie::web::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{path}"
+        );
+        let body = r.text().expect("body");
+        assert!(
+            !body.contains("<script>window"),
+            "{path}: markup from the spec"
+        );
+        assert!(!body.contains("<img"), "{path}: markup from the spec");
+        assert!(!body.contains("javascript:"), "{path}: a script link");
+        assert!(!body.contains(super::SECRET), "{path}: the webhook secret");
+    }
+    let board = d.get("/").1;
+    assert!(
+        board.contains("&lt;script&gt;window.pwned=1&lt;"),
+        "{board}"
+    );
+    let block = d.get("/catalog/postgresql").1;
+    assert!(block.contains("the token ***."), "{block}");
+    let (_, bad) = d.get("/audit?kind=deleted");
+    assert!(bad.contains("no event kind `deleted`"), "{bad}");
+    let filtered = d.get("/audit?plan=permits&kind=proposed").1;
+    assert!(filtered.contains(r#"data-kind="proposed""#), "{filtered}");
+    assert!(!filtered.contains(r#"data-kind="applied""#), "{filtered}");
     assert!(d.terminate().success());
 }
