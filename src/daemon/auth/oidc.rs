@@ -132,6 +132,8 @@ impl Oidc {
     /// # Errors
     /// The HTTP client cannot be built (no TLS provider installed).
     pub fn new(settings: Settings) -> Result<Oidc, reqwest::Error> {
+        // The process's TLS provider is ring, as for every client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
