@@ -239,6 +239,8 @@ fn serve_environment(ctx: &Context, env: &Env) -> serve::Environment {
     serve::Environment {
         webhook: ctx.secrets.webhook.clone(),
         api_token: ctx.secrets.api_token.clone(),
+        oidc_client_secret: ctx.secrets.oidc_client_secret.clone(),
+        session_secret: ctx.secrets.session_secret.clone(),
         cluster,
         identity: env
             .var("POD_NAME")

@@ -48,10 +48,15 @@ pub struct Secrets {
     pub api_token: Var,
     /// `[llm] api_key_env`.
     pub llm_key: Var,
+    /// `[server.auth] client_secret_env`.
+    pub oidc_client_secret: Var,
+    /// `[server.auth] session_secret_env`.
+    pub session_secret: Var,
 }
 
 impl Secrets {
     pub fn read(config: &Config, env: &Env) -> Secrets {
+        let auth = config.server.auth.as_ref();
         Secrets {
             forge_token: Var::read(env, &config.forge.token_env),
             webhook: Var::read(env, &config.server.webhook_secret_env),
@@ -60,6 +65,8 @@ impl Secrets {
                 .llm
                 .as_ref()
                 .map_or(Var::Unset, |l| Var::read(env, &l.api_key_env)),
+            oidc_client_secret: auth.map_or(Var::Unset, |a| Var::read(env, &a.client_secret_env)),
+            session_secret: auth.map_or(Var::Unset, |a| Var::read(env, &a.session_secret_env)),
         }
     }
 
@@ -71,6 +78,8 @@ impl Secrets {
             &self.webhook,
             &self.api_token,
             &self.llm_key,
+            &self.oidc_client_secret,
+            &self.session_secret,
         ] {
             if let Some(s) = var.secret() {
                 scrubber.add(s);

@@ -24,6 +24,10 @@ pub struct Environment {
     pub webhook: Var,
     /// The variable `[server] api_token_env` names.
     pub api_token: Var,
+    /// The variables `[server.auth] client_secret_env` and
+    /// `session_secret_env` name.
+    pub oidc_client_secret: Var,
+    pub session_secret: Var,
     pub cluster: Option<crate::kube::Source>,
     /// Pod name and namespace (the downward API), for the leader Lease.
     pub identity: String,
@@ -86,6 +90,14 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
             ));
         }
     };
+    let auth = match &config.server.auth {
+        Some(auth) => Some(auth_settings(
+            auth,
+            env.oidc_client_secret,
+            env.session_secret,
+        )?),
+        None => None,
+    };
     let server =
         crate::daemon::Limits::from_config(&config.server).map_err(CommandError::failed)?;
     let forge = super::apply::forge(ctx).map_err(CommandError::failed)?;
@@ -137,7 +149,47 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
             forge_token: ctx.secrets.forge_token.secret().cloned(),
             llm_key: ctx.secrets.llm_key.secret().cloned(),
         },
+        auth,
     };
     crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;
     ok()
+}
+
+/// `[server.auth]` with its secrets. An empty variable, or a session key
+/// shorter than 32 characters, stops the daemon: a mistake, not a choice.
+fn auth_settings(
+    auth: &crate::config::Auth,
+    client_secret: Var,
+    session_secret: Var,
+) -> Result<crate::daemon::auth::Settings, CommandError> {
+    let empty = |name: String, key: &str| {
+        CommandError::hinted(
+            format!("the variable {name} (named by `[server.auth] {key}`) is set but empty"),
+            "set it, or unset it",
+        )
+    };
+    let client_secret = match client_secret {
+        Var::Set(s) => Some(s),
+        Var::Unset => None,
+        Var::Empty { name } => return Err(empty(name, "client_secret_env")),
+    };
+    let session_secret = match session_secret {
+        Var::Set(s) if s.expose().chars().count() < 32 => {
+            return Err(CommandError::hinted(
+                format!(
+                    "the variable {} (named by `[server.auth] session_secret_env`) holds fewer than 32 characters",
+                    auth.session_secret_env
+                ),
+                "make one with `openssl rand -hex 32`",
+            ));
+        }
+        Var::Set(s) => Some(s),
+        Var::Unset => None,
+        Var::Empty { name } => return Err(empty(name, "session_secret_env")),
+    };
+    Ok(crate::daemon::auth::Settings::new(
+        auth,
+        client_secret,
+        session_secret,
+    ))
 }

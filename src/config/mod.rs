@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::source::{Pos, SourceFile};
 
+mod auth;
 mod llm;
 
+pub use auth::Auth;
 pub use llm::{LLM_MAX_REQUESTS, LLM_MAX_ROUNDS, Llm, Span};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -161,6 +163,9 @@ pub struct Server {
     /// doubles it (with jitter) up to `retry_backoff_max`.
     pub retry_backoff: String,
     pub retry_backoff_max: String,
+    /// `[server.auth]`: sign-in with an OIDC issuer; without it every
+    /// request sees every plan.
+    pub auth: Option<Auth>,
 }
 
 impl Default for Server {
@@ -176,6 +181,7 @@ impl Default for Server {
             max_connections: 4096,
             retry_backoff: "1s".into(),
             retry_backoff_max: "5m".into(),
+            auth: None,
         }
     }
 }
@@ -347,6 +353,12 @@ impl Config {
             return Err(Box::new(Diagnostic::error(
                 format!("[llm] {key} is {value}: it must be {range}"),
                 Location::new(&file, find_key_in(&file.text, "llm", key)),
+            )));
+        }
+        if let Some((key, why)) = config.server.auth.as_ref().and_then(Auth::invalid) {
+            return Err(Box::new(Diagnostic::error(
+                format!("[server.auth] {key}: {why}"),
+                Location::new(&file, find_key_in(&file.text, "server.auth", key)),
             )));
         }
         config.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();

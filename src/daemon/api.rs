@@ -16,12 +16,13 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
+use super::auth::{Sight, SignedIn, Viewer};
 use super::queue::Trigger;
 use super::state::Shared;
 use super::webhook::{self, Hint, Refused, Seen, Sender};
@@ -53,11 +54,13 @@ pub struct App {
     /// What the board checks the audit trail's signatures with.
     pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
     pub chat: Arc<super::chat::Chat>,
+    /// Sign-in (`[server.auth]`); `None`: every request sees everything.
+    pub auth: Option<Arc<super::auth::Oidc>>,
 }
 
 /// Every route, as `(method, path)`: the OpenAPI description must
 /// describe exactly these.
-pub const ROUTES: [(&str, &str); 17] = [
+pub const ROUTES: [(&str, &str); 20] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -75,6 +78,9 @@ pub const ROUTES: [(&str, &str); 17] = [
     ("get", "/v1/models"),
     ("get", "/v1/agents"),
     ("post", "/v1/chat/completions"),
+    ("get", "/auth/login"),
+    ("get", "/auth/callback"),
+    ("post", "/auth/logout"),
 ];
 
 pub fn router(app: Arc<App>) -> Router {
@@ -114,6 +120,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .merge(super::chat::routes())
         .merge(crate::web::routes())
+        .merge(super::auth::routes())
         .layer(middleware::from_fn_with_state(
             app.clone(),
             super::auth::identify,
@@ -171,26 +178,50 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+async fn status(
+    State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Json<serde_json::Value> {
     let view = app.shared.view.lock().expect("view lock");
+    let sight = Sight::new(&viewer, &view.plans);
+    let statuses: Vec<_> = view
+        .statuses
+        .iter()
+        .filter(|s| sight.plan(&s.plan))
+        .collect();
     Json(json!({
         "ready": view.ready,
         "revision": view.revision,
         "dirty": view.dirty,
         "last_error": view.last_error,
-        "plans": view.statuses,
+        "plans": statuses,
     }))
 }
 
-async fn plans(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+async fn plans(
+    State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Json<serde_json::Value> {
     let view = app.shared.view.lock().expect("view lock");
-    Json(json!(view.plans))
+    let sight = Sight::new(&viewer, &view.plans);
+    let plans: Vec<_> = view.plans.iter().filter(|p| sight.plan(&p.name)).collect();
+    Json(json!(plans))
 }
 
 /// One plan's freight per environment and what waits where, as
 /// `druppie status --plan P --json` shows it, after the last reconcile.
-async fn plan_status(State(app): State<Arc<App>>, Path(plan): Path<String>) -> Response {
+/// A plan the viewer does not see is answered as an unknown one.
+async fn plan_status(
+    State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(plan): Path<String>,
+) -> Response {
     let view = app.shared.view.lock().expect("view lock");
+    let sight = Sight::new(&viewer, &view.plans);
+    if !sight.plan(&plan) && view.ready {
+        let known = view.plans.iter().map(|p| p.name.as_str());
+        return unknown_plan(&plan, known.filter(|p| sight.plan(p)));
+    }
     if let Some(found) = view.freight.iter().find(|p| p.plan == plan) {
         return Json(found).into_response();
     }
@@ -208,8 +239,12 @@ async fn plan_status(State(app): State<Arc<App>>, Path(plan): Path<String>) -> R
             ),
         );
     }
-    let known = view.plans.iter().map(|p| p.name.as_str());
-    let near = crate::spec::suggest::candidates(&plan, known);
+    unknown_plan(&plan, view.plans.iter().map(|p| p.name.as_str()))
+}
+
+/// 404 for a plan not among `known`, naming the nearest.
+fn unknown_plan<'a>(plan: &str, known: impl Iterator<Item = &'a str>) -> Response {
+    let near = crate::spec::suggest::candidates(plan, known);
     let hint = match near.first() {
         Some(name) => format!("; did you mean `{name}`?"),
         None => String::new(),
@@ -236,15 +271,16 @@ async fn skills(State(app): State<Arc<App>>, Query(s): Query<Search>) -> Json<se
     Json(json!(view.registry.search_skills(&s.q)))
 }
 
-async fn diff(State(app): State<Arc<App>>) -> Response {
+async fn diff(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>) -> Response {
     let view = app.shared.view.lock().expect("view lock");
+    let sight = Sight::new(&viewer, &view.plans);
     match &view.diff {
-        Some(d) => Json(d.clone()).into_response(),
+        Some(d) => Json(super::auth::shown_diff(&sight, d.clone())).into_response(),
         None => problem(StatusCode::SERVICE_UNAVAILABLE, "no dry run yet"),
     }
 }
 
-async fn audit(State(app): State<Arc<App>>) -> Response {
+async fn audit(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>) -> Response {
     let root = app.spec_root.clone();
     let read = tokio::task::spawn_blocking(move || {
         let repo = crate::git::Repo::discover(&root)
@@ -253,7 +289,11 @@ async fn audit(State(app): State<Arc<App>>) -> Response {
     })
     .await;
     match read {
-        Ok(Ok(events)) => Json(json!(events)).into_response(),
+        Ok(Ok(events)) => {
+            let view = app.shared.view.lock().expect("view lock");
+            let sight = Sight::new(&viewer, &view.plans);
+            Json(super::auth::shown_audit(&sight, json!(events))).into_response()
+        }
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
@@ -261,8 +301,9 @@ async fn audit(State(app): State<Arc<App>>) -> Response {
 
 async fn events(
     State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
 ) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
-    let rx = app.shared.events.subscribe();
+    let rx = super::auth::Events::subscribe(&app.shared, viewer);
     let stopping = app.stopping.clone();
     let scrubber = app.scrubber.clone();
     let stream = futures_util::stream::unfold(
@@ -305,10 +346,18 @@ const PROMOTE_LIMIT: usize = 4096;
 
 /// Queues a promotion (`druppie promote`'s twin): the worker reconciles,
 /// then promotes, and says how it went as a `promotion` event. Only
-/// with the bearer token `[server] api_token_env` names.
-async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match bearer(&app, &headers) {
-        Ok(()) => {}
+/// with the bearer token `[server] api_token_env` names, or signed in
+/// (`[server.auth]`) for a plan the person sees.
+async fn promote(
+    State(app): State<Arc<App>>,
+    signed_in: Option<Extension<SignedIn>>,
+    Extension(viewer): Extension<Viewer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let viewer = match bearer(&app, &headers) {
+        Ok(()) => Viewer::Everyone,
+        Err(_) if signed_in.is_some() => viewer,
         Err(Denied::Off) => {
             return problem(
                 StatusCode::FORBIDDEN,
@@ -326,7 +375,7 @@ async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
             );
             return answer;
         }
-    }
+    };
     let Ok(body) = axum::body::to_bytes(body, PROMOTE_LIMIT).await else {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -339,8 +388,16 @@ async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
     };
     {
         let view = app.shared.view.lock().expect("view lock");
+        let sight = Sight::new(&viewer, &view.plans);
+        if !view.ready && !sight.everything() {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the first reconcile has not finished",
+            );
+        }
         if view.ready {
-            let Some(plan) = view.plans.iter().find(|p| p.name == request.plan) else {
+            let seen = |p: &&super::state::PlanInfo| p.name == request.plan && sight.plan(&p.name);
+            let Some(plan) = view.plans.iter().find(seen) else {
                 return problem(
                     StatusCode::NOT_FOUND,
                     &format!("no plan `{}`", request.plan),
@@ -359,7 +416,7 @@ async fn promote(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
             }
         }
     }
-    tracing::info!(plan = %request.plan, to = %request.to, "promotion queued");
+    tracing::info!(plan = %request.plan, to = %request.to, by = viewer.name().unwrap_or("the API token or an admin"), "promotion queued");
     app.shared.queue.push(Trigger::Promote {
         plan: request.plan.clone(),
         to: request.to.clone(),

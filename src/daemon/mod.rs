@@ -75,6 +75,8 @@ pub struct Options {
     pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
     /// The chat API's view of the configuration.
     pub chat: ChatSettings,
+    /// Sign-in (`[server.auth]`); `None`: every request sees everything.
+    pub auth: Option<auth::Settings>,
 }
 
 /// The Lease replicas elect a leader with, and how long it holds.
@@ -91,6 +93,8 @@ pub enum Error {
     },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot make the identity provider's HTTP client")]
+    Auth(#[source] reqwest::Error),
 }
 
 /// Serves until SIGTERM or SIGINT, then lets the reconcile in flight
@@ -104,6 +108,18 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    let auth = match options.auth.clone() {
+        Some(settings) => {
+            if settings.session_secret.is_none() {
+                tracing::warn!(
+                    "sessions are signed with a key made at start: they end when the daemon restarts (set the variable [server.auth] session_secret_env names to keep them)"
+                );
+            }
+            tracing::info!(issuer = %settings.issuer, "sign-in required");
+            Some(Arc::new(auth::Oidc::new(settings).map_err(Error::Auth)?))
+        }
+        None => None,
+    };
     let shared = Arc::new(state::Shared::new());
     let spec = (
         reconciler.source.name(),
@@ -156,6 +172,7 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
             options.scrubber.clone(),
             limits.request_timeout,
         )),
+        auth,
     });
     runtime.block_on(async {
         let _watcher = if local {

@@ -2,7 +2,6 @@
 //! trail as `druppie audit` reads it, with each signature checked
 //! against `[signing] allowed_signers` when it is set.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -14,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::page::{Frame, html, short};
 use crate::audit::{self, Filter, Kind, Recorded};
 use crate::daemon::api::App;
-use crate::daemon::auth::Viewer;
+use crate::daemon::auth::{Sight, Viewer};
 
 const KINDS: [Kind; 8] = [
     Kind::Proposed,
@@ -114,32 +113,31 @@ pub async fn page(
 ) -> Response {
     let (filter, mut error) = filter(&params);
     let events = trail(&app).await;
-    let (plans, envs, seen) = {
-        let view = app.shared.view.lock().expect("view lock");
-        let seen: BTreeSet<String> = super::visible(&view, &viewer)
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
-        (
-            seen.iter().cloned().collect(),
-            super::board::columns(&view),
-            seen,
-        )
-    };
+    let view = app.shared.view.lock().expect("view lock");
+    let sight = Sight::new(&viewer, &view.plans);
+    let plans: Vec<String> = super::visible(&view, &viewer)
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let envs = super::board::columns(&view);
     let timeline = match events {
         Ok(events) => events
             .iter()
-            .filter(|r| {
-                viewer == Viewer::Everyone || r.event.plans.iter().any(|p| seen.contains(p))
-            })
+            .filter(|r| sight.any(r.event.plans.iter().map(String::as_str)))
             .filter(|r| filter.keeps(r))
-            .map(Line::of)
+            .map(|r| {
+                let mut line = Line::of(r);
+                line.plans.retain(|p| sight.plan(p));
+                line
+            })
             .collect(),
         Err(e) => {
             error = Some(e);
             Vec::new()
         }
     };
+    drop(sight);
+    drop(view);
     let frame = Frame {
         title: "Audit trail",
         nav: "audit",

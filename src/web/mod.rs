@@ -36,7 +36,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::daemon::api::App;
-use crate::daemon::auth::Viewer;
+use crate::daemon::auth::{Sight, Viewer};
 use crate::daemon::state::View;
 
 pub use page::CONTENT_SECURITY_POLICY;
@@ -76,10 +76,8 @@ fn asset(kind: &'static str, body: &'static str) -> axum::response::Response {
         .into_response()
 }
 
-/// The plans `viewer` sees, by name.
+/// The plans `viewer` sees, as [`Sight`] decides for the API too.
 fn visible<'v>(view: &'v View, viewer: &Viewer) -> Vec<&'v crate::daemon::state::PlanInfo> {
-    view.plans
-        .iter()
-        .filter(|p| viewer.sees(&p.owner))
-        .collect()
+    let sight = Sight::new(viewer, &view.plans);
+    view.plans.iter().filter(|p| sight.plan(&p.name)).collect()
 }
