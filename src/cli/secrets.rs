@@ -48,6 +48,8 @@ pub struct Secrets {
     pub api_token: Var,
     /// `[llm] api_key_env`.
     pub llm_key: Var,
+    /// Each `[[notify]]` sink's `url_env`, in the file's order.
+    pub notify: Vec<Var>,
 }
 
 impl Secrets {
@@ -60,6 +62,11 @@ impl Secrets {
                 .llm
                 .as_ref()
                 .map_or(Var::Unset, |l| Var::read(env, &l.api_key_env)),
+            notify: config
+                .notify
+                .iter()
+                .map(|n| Var::read(env, &n.url_env))
+                .collect(),
         }
     }
 
@@ -74,6 +81,13 @@ impl Secrets {
         ] {
             if let Some(s) = var.secret() {
                 scrubber.add(s);
+            }
+        }
+        // A sink's URL is its credential: all of it, its path and its
+        // password.
+        for url in self.notify.iter().filter_map(Var::secret) {
+            for part in crate::daemon::notify::secret_parts(url) {
+                scrubber.add(&part);
             }
         }
         let urls = [

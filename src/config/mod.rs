@@ -4,7 +4,8 @@
 //! keys are errors, located at their line.
 //!
 //! The file names environment variables that hold secrets (`token_env`,
-//! `webhook_secret_env`, `api_key_env`); it never holds a secret itself.
+//! `webhook_secret_env`, `api_key_env`, a sink's `url_env`); it never
+//! holds a secret itself.
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +15,10 @@ use crate::spec::diag::{Diagnostic, Location};
 use crate::spec::source::{Pos, SourceFile};
 
 mod llm;
+mod notify;
 
 pub use llm::{LLM_MAX_REQUESTS, LLM_MAX_ROUNDS, Llm, Span};
+pub use notify::{Format as NotifyFormat, Kind as NotifyKind, MAX_BACKOFF, Notify};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +31,8 @@ pub struct Config {
     pub render: Render,
     pub llm: Option<Llm>,
     pub mcp: Mcp,
+    /// `[[notify]]`: where the daemon sends its events.
+    pub notify: Vec<Notify>,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -347,6 +352,12 @@ impl Config {
             return Err(Box::new(Diagnostic::error(
                 format!("[llm] {key} is {value}: it must be {range}"),
                 Location::new(&file, find_key_in(&file.text, "llm", key)),
+            )));
+        }
+        if let Some(wrong) = notify::check(&config.notify) {
+            return Err(Box::new(Diagnostic::error(
+                wrong.message,
+                Location::new(&file, notify::locate(&file.text, wrong.index, wrong.key)),
             )));
         }
         config.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
