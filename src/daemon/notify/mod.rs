@@ -67,6 +67,9 @@ impl Sink {
     }
 
     fn client(&self) -> Result<reqwest::Client, SinkError> {
+        // The one TLS provider druppie links (ring); installing it again
+        // is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .timeout(self.settings.timeout.0)
             .connect_timeout(self.settings.timeout.0)
