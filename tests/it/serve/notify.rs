@@ -673,3 +673,48 @@ fn a_client_that_reconnects_with_last_event_id_gets_exactly_the_events_it_missed
         "{from_elsewhere:#?}"
     );
 }
+
+#[test]
+fn a_merged_proposal_that_promotes_from_dev_is_told_as_approved_and_promoted() {
+    let s = serve_setup();
+    // prod waits for dev (no `promote: {prod: parallel}`).
+    let work = s.tmp.path().join("spec-work");
+    let plan = work.join("spec/plans/permits.yaml");
+    let text = std::fs::read_to_string(&plan).expect("plan");
+    std::fs::write(&plan, text.replace("promote: {prod: parallel}\n", "")).expect("plan");
+    crate::support::git(&work, &["commit", "-qam", "prod after dev"]);
+    crate::support::git(&work, &["push", "-q", "origin", "main"]);
+    let sink = Receiver::start(answer);
+    configure(
+        &s,
+        "[[notify]]\nname = \"chat\"\nurl_env = \"IT_NOTIFY_TEXT\"\nformat = \"text\"\nevents = [\"approved\", \"promoted\"]\nplans = [\"permits\"]\n",
+    );
+    let text = format!("/text/{TEXT_TOKEN}");
+    let d = Daemon::start_env(&s, &[], &[("IT_NOTIFY_TEXT", &sink.url(&text))]);
+    // dev is live after the first reconcile; the next proposes prod.
+    let payload = push_payload("infra", "1111111111111111111111111111111111111111");
+    assert_eq!(d.hook("push", "dev-live", &payload, None), 202);
+    d.wait("prod proposed", |d| {
+        d.state("permits", "prod")["state"] == "pending-approval"
+    });
+
+    // An approver merges prod's proposal; the infra push reconciles it.
+    s.merge_proposal_signed("Merge druppie/prod/permits");
+    let before = d.reconciles();
+    assert_eq!(d.hook("push", "merge-1", &payload, None), 202);
+    d.wait("the merge reconciled", |d| d.reconciles() > before);
+    let lines = sink.wait("approved and promoted", &text, |got| got.len() >= 2);
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|r| r.json()["text"].as_str().expect("text").to_owned())
+        .collect();
+    assert!(
+        lines[0].starts_with("permits in prod: approved, merged by "),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("permits in prod: promoted from dev — infra "),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+}
