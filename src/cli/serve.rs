@@ -149,6 +149,13 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         identity: env.identity,
         namespace: env.namespace,
         mcp: (&config.mcp).into(),
+        allowed_signers: match &config.signing.allowed_signers {
+            Some(path) => Some(
+                crate::git::sign::AllowedSigners::from_file(&config.resolve(path))
+                    .map_err(CommandError::failed)?,
+            ),
+            None => None,
+        },
         chat: crate::daemon::ChatSettings {
             config: config.clone(),
             forge_token: ctx.secrets.forge_token.secret().cloned(),

@@ -51,6 +51,8 @@ pub struct App {
     pub keep_alive: std::time::Duration,
     /// What `/mcp` offers beyond reading.
     pub mcp: crate::mcp::Options,
+    /// What the board checks the audit trail's signatures with.
+    pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
     pub chat: Arc<super::chat::Chat>,
 }
 
@@ -112,6 +114,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::GitHub, s, h, b)),
         )
         .merge(super::chat::routes())
+        .merge(crate::web::routes())
         .layer(middleware::from_fn_with_state(
             app.clone(),
             super::auth::identify,

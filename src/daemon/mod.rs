@@ -15,6 +15,7 @@
 
 pub(crate) mod api;
 pub mod auth;
+mod catalog;
 pub(crate) mod chat;
 mod check;
 mod cluster;
@@ -71,6 +72,9 @@ pub struct Options {
     pub namespace: String,
     /// What `/mcp` offers beyond reading (`[mcp]`).
     pub mcp: crate::mcp::Options,
+    /// The board checks the audit trail's signatures with these
+    /// (`[signing] allowed_signers`); without, it shows them unchecked.
+    pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
     /// The chat API's view of the configuration.
     pub chat: ChatSettings,
     /// Where events are sent (`[[notify]]`).
@@ -159,6 +163,7 @@ pub fn serve(mut reconciler: Reconciler, mut options: Options) -> Result<(), Err
         // SSE's usual 15 s, or more often when the idle timeout is short.
         keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
         mcp: options.mcp,
+        allowed_signers: options.allowed_signers,
         chat: Arc::new(chat::Chat::new(
             options.chat,
             options.scrubber.clone(),

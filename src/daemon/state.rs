@@ -26,6 +26,31 @@ pub enum PlanState {
     Applying,
 }
 
+impl PlanState {
+    /// The state's name, as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanState::InSync => "in-sync",
+            PlanState::PendingApproval => "pending-approval",
+            PlanState::Waiting => "waiting",
+            PlanState::Drifted => "drifted",
+            PlanState::Conflict => "conflict",
+            PlanState::Failed => "failed",
+            PlanState::Applying => "applying",
+        }
+    }
+
+    pub const ALL: [PlanState; 7] = [
+        PlanState::InSync,
+        PlanState::Applying,
+        PlanState::Waiting,
+        PlanState::PendingApproval,
+        PlanState::Conflict,
+        PlanState::Drifted,
+        PlanState::Failed,
+    ];
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStatus {
     pub plan: String,
@@ -49,6 +74,36 @@ pub struct PlanInfo {
     pub owner: String,
     pub intent: Option<String>,
     pub environments: Vec<String>,
+}
+
+/// An environment as the platform declares it, in promotion order.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvInfo {
+    pub name: String,
+    pub trust: crate::spec::model::Trust,
+    /// Who must approve a proposal there (`approvers` in platform.yaml).
+    pub approvers: Vec<String>,
+}
+
+/// A block placed by a plan in an environment, as one of its components.
+#[derive(Debug, Clone, Serialize)]
+pub struct Placement {
+    pub plan: String,
+    pub env: String,
+    pub component: String,
+    pub block: String,
+    pub version: String,
+    /// The component's project repo.
+    pub repo: String,
+    /// The outputs that are web addresses.
+    pub urls: Vec<Link>,
+}
+
+/// A named web address.
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub name: String,
+    pub url: String,
 }
 
 /// Something that happened, for `/api/v1/events`.
@@ -165,6 +220,10 @@ pub struct View {
     pub freight: Vec<crate::status::PlanStatus>,
     /// The stacks, for the MCP server's `list_stacks`.
     pub stacks: Vec<crate::mcp::StackEntry>,
+    /// The platform's environments, in promotion order.
+    pub environments: Vec<EnvInfo>,
+    /// Every component of every plan in every environment.
+    pub placements: Vec<Placement>,
     pub last_error: Option<String>,
 }
 
@@ -212,5 +271,17 @@ impl Shared {
 impl Default for Shared {
     fn default() -> Self {
         Shared::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_states_name_is_how_the_api_spells_it() {
+        for state in PlanState::ALL {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.name());
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use druppie::daemon::webhook::{Sender, sign};
 use druppie::secret::Secret;
 
+mod board;
 pub(crate) mod chat;
 mod contract;
 mod freight;
