@@ -151,6 +151,26 @@ mod tests {
     }
 
     #[test]
+    fn a_sink_url_is_scrubbed_whole_and_by_its_path() {
+        let mut config = Config::default();
+        config.notify =
+            vec![toml::from_str("name = \"slack\"\nurl_env = \"SLACK_URL\"\n").expect("a sink")];
+        let secrets = Secrets::read(
+            &config,
+            &env(|name| {
+                (name == "SLACK_URL")
+                    .then(|| "https://hooks.slack.com/services/T01/B02/xoxb-secret-77".into())
+            }),
+        );
+        let scrubber = Scrubber::new();
+        secrets.scrub_with(&config, &scrubber);
+        assert_eq!(
+            scrubber.scrub("POST https://hooks.slack.com/services/T01/B02/xoxb-secret-77 failed; path /services/T01/B02/xoxb-secret-77"),
+            "POST *** failed; path ***"
+        );
+    }
+
+    #[test]
     fn every_configured_secret_and_url_password_is_scrubbed() {
         let mut config = Config::default();
         config.spec.url = Some("https://bot:url-pass-987@git.example.org/p/spec.git".into());

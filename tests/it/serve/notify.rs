@@ -718,3 +718,45 @@ fn a_merged_proposal_that_promotes_from_dev_is_told_as_approved_and_promoted() {
     );
     assert_eq!(lines.len(), 2, "{lines:?}");
 }
+
+#[test]
+fn a_sink_without_its_url_or_with_a_bad_one_stops_the_start_without_showing_it() {
+    let s = serve_setup();
+    configure(
+        &s,
+        "[[notify]]\nname = \"slack\"\nurl_env = \"IT_NOTIFY_SLACK\"\nformat = \"text\"\n",
+    );
+    let serve = |url: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_druppie"));
+        command
+            .args(["--config", s.config.to_str().expect("utf-8"), "serve"])
+            .current_dir(s.tmp.path())
+            .env_remove("IT_NOTIFY_SLACK")
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", s.tmp.path());
+        if let Some(url) = url {
+            command.env("IT_NOTIFY_SLACK", url);
+        }
+        let out = command.output().expect("druppie serve");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = serve(None);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[[notify]] `slack`: the variable IT_NOTIFY_SLACK is not set or empty"),
+        "{stderr}"
+    );
+    let (code, stderr) = serve(Some(""));
+    assert_eq!(code, Some(1), "{stderr}");
+    let (code, stderr) = serve(Some("hooks.slack.com/services/T0/B0/not-a-url-tok-31"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the variable IT_NOTIFY_SLACK does not hold an http:// or https:// URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-a-url-tok-31"), "{stderr}");
+}
