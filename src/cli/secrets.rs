@@ -152,9 +152,12 @@ mod tests {
 
     #[test]
     fn a_sink_url_is_scrubbed_whole_and_by_its_path() {
-        let mut config = Config::default();
-        config.notify =
-            vec![toml::from_str("name = \"slack\"\nurl_env = \"SLACK_URL\"\n").expect("a sink")];
+        let config = Config {
+            notify: vec![
+                toml::from_str("name = \"slack\"\nurl_env = \"SLACK_URL\"\n").expect("a sink"),
+            ],
+            ..Config::default()
+        };
         let secrets = Secrets::read(
             &config,
             &env(|name| {
