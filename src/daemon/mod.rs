@@ -20,8 +20,10 @@ pub(crate) mod chat;
 mod check;
 mod cluster;
 mod freight;
+pub(crate) mod journal;
 mod memory;
 mod metrics;
+pub mod notify;
 mod promote;
 mod queue;
 mod reconcile;
@@ -77,6 +79,8 @@ pub struct Options {
     pub chat: ChatSettings,
     /// Sign-in (`[server.auth]`); `None`: every request sees everything.
     pub auth: Option<auth::Settings>,
+    /// Where events are sent (`[[notify]]`).
+    pub notify: Vec<notify::Sink>,
 }
 
 /// The Lease replicas elect a leader with, and how long it holds.
@@ -95,14 +99,17 @@ pub enum Error {
     Runtime(std::io::Error),
     #[error("cannot make the identity provider's HTTP client")]
     Auth(#[source] reqwest::Error),
+    #[error(transparent)]
+    Notify(#[from] notify::SinkError),
 }
 
 /// Serves until SIGTERM or SIGINT, then lets the reconcile in flight
 /// finish and returns.
 ///
 /// # Errors
-/// The address cannot be bound or the runtime cannot start.
-pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> {
+/// The address cannot be bound, the runtime cannot start, or a sink's
+/// HTTP client cannot be made.
+pub fn serve(mut reconciler: Reconciler, mut options: Options) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -139,6 +146,12 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         ..options.limits.clone()
     };
     let leader = connect(&runtime, &options, &mut reconciler, &shared);
+    notify::start(
+        runtime.handle(),
+        &shared,
+        std::mem::take(&mut options.notify),
+        &options.scrubber,
+    )?;
     shared.queue.push(queue::Trigger::Start);
     let worker = {
         let shared = shared.clone();

@@ -314,6 +314,16 @@ impl Reconciler {
             .unwrap_or_default();
         for r in events.iter().skip(known) {
             let e = &r.event;
+            if let (Kind::Promoted, Some(from)) = (e.kind, &e.from) {
+                shared.emit(Event::PromotionRecorded {
+                    id: id.to_owned(),
+                    repo: e.repo.clone(),
+                    env: e.env.clone(),
+                    from: from.clone(),
+                    plans: e.plans.clone(),
+                    commit: e.commit.clone(),
+                });
+            }
             if matches!(e.kind, Kind::Approved | Kind::Violation | Kind::Rejected) {
                 shared.emit(Event::ApprovalRecorded {
                     id: id.to_owned(),

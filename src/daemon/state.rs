@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
-use tokio::sync::broadcast;
 
+use super::journal::Journal;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use crate::registry::Registry;
@@ -153,6 +153,26 @@ pub enum Event {
         url: String,
         result: String,
     },
+    /// A verification's verdict recorded on the trail: `verified` or
+    /// `failed`, once per plan, environment and applied commit.
+    VerificationRecorded {
+        id: String,
+        plan: String,
+        env: String,
+        commit: String,
+        result: String,
+    },
+    /// A promotion recorded on the trail: the change became live in
+    /// `env` after `from`, committed there or merged, whether a
+    /// reconcile or `POST /api/v1/promote` brought it.
+    PromotionRecorded {
+        id: String,
+        repo: String,
+        env: Option<String>,
+        from: String,
+        plans: Vec<String>,
+        commit: Option<String>,
+    },
     /// A promotion asked through the API ran: `result` is what it did
     /// (`proposed`, `committed`, `already-proposed`, `nothing`) or
     /// `refused`/`failed` with `error`.
@@ -177,6 +197,8 @@ impl Event {
             Event::PrOpened { .. } => "pr-opened",
             Event::ApprovalRecorded { .. } => "approval-recorded",
             Event::Verification { .. } => "verification",
+            Event::VerificationRecorded { .. } => "verification-recorded",
+            Event::PromotionRecorded { .. } => "promotion-recorded",
             Event::Promotion { .. } => "promotion",
         }
     }
@@ -210,7 +232,8 @@ pub struct Shared {
     pub view: Mutex<View>,
     pub queue: Queue,
     pub metrics: Metrics,
-    pub events: broadcast::Sender<Event>,
+    /// Every event, numbered, the newest kept for clients that resume.
+    pub events: Journal,
     /// This replica holds the leader Lease (always, without a cluster).
     leading: AtomicBool,
 }
@@ -221,7 +244,7 @@ impl Shared {
             view: Mutex::new(View::default()),
             queue: Queue::default(),
             metrics: Metrics::default(),
-            events: broadcast::channel(1024).0,
+            events: Journal::new(),
             leading: AtomicBool::new(true),
         }
     }
@@ -236,10 +259,12 @@ impl Shared {
         }
     }
 
-    /// Sends `event` to every SSE client (none listening is fine).
+    /// Numbers `event` and sends it to every SSE client and sink (none
+    /// listening is fine; none can hold the caller up).
     pub fn emit(&self, event: Event) {
-        tracing::info!(event = event.name(), detail = %serde_json::to_string(&event).unwrap_or_default(), "event");
-        let _ = self.events.send(event);
+        let detail = serde_json::to_string(&event).unwrap_or_default();
+        let sent = self.events.emit(event);
+        tracing::info!(event = sent.name(), event_id = %sent.id, detail = %detail, "event");
     }
 }
 

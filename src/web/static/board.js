@@ -63,6 +63,10 @@
     "approval-recorded",
     "verification",
     "promotion",
+    "promotion-recorded",
+    "verification-recorded",
+    // Events were missed (a restart, a slow reader): the page is reread.
+    "resync",
   ]) {
     stream.addEventListener(name, refresh);
   }
