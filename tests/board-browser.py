@@ -1,6 +1,12 @@
 """Drives druppie's board in Debian's Chromium with Playwright.
 
 Usage: board-browser.py BASE_URL ARTEFACTS_DIR AXE_JS
+       board-browser.py --sign-in BASE_URL ARTEFACTS_DIR LOGIN PASSWORD PLAN
+
+The second form opens the board, signs in at the identity provider's
+login form it is sent to, and prints {"done": {...}} with the plans the
+board then lists, where the browser ended up, and what PLAN's page (a
+plan of another team) answered.
 
 Walks the board, a plan page, the catalog, a block page and the audit
 page; saves a screenshot of each in ARTEFACTS_DIR; runs axe-core (WCAG
@@ -17,7 +23,6 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
-BASE, ARTEFACTS, AXE = sys.argv[1], sys.argv[2], sys.argv[3]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
@@ -67,10 +72,51 @@ def board_cells(page):
     )
 
 
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+
+
+def sign_in(base, artefacts, login, password, hidden):
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page.goto(base + "/")
+        sent_to = page.url
+        page.fill("input[name=login]", login)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/")
+        page.wait_for_selector("table.board")
+        seen = {
+            "sent_to": sent_to,
+            "landed": page.url,
+            "signed_in_as": page.text_content("form.viewer strong"),
+            "plans": page.evaluate(
+                "() => Array.from(document.querySelectorAll('tr[data-plan]')).map(tr => tr.dataset.plan)"
+            ),
+            "teams": page.evaluate(
+                "() => Array.from(document.querySelectorAll('#team option')).map(o => o.value).filter(v => v)"
+            ),
+        }
+        page.screenshot(path=os.path.join(artefacts, "board-signed-in.png"), full_page=True)
+        answer = page.goto(base + "/plans/" + hidden)
+        seen["hidden_plan"] = {"status": answer.status, "text": page.text_content("main")}
+        answer = page.goto(base + "/catalog/postgresql")
+        seen["placements"] = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#where-h ~ table tbody tr[data-plan]')).map(tr => tr.dataset.plan)"
+        )
+        browser.close()
+    say({"done": seen})
+
+
 def main():
+    if sys.argv[1] == "--sign-in":
+        sign_in(*sys.argv[2:8])
+        return
+    BASE, ARTEFACTS, AXE = sys.argv[1], sys.argv[2], sys.argv[3]
     seen = {"hostile": {}, "screenshots": [], "axe": {}}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
         errors = []
