@@ -3,6 +3,7 @@
 //! client reads it), with the approvals the trail records for it.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::board::Pull;
 use crate::audit::{Kind, Recorded};
@@ -51,21 +52,9 @@ pub(super) struct FileChange {
     diff: String,
 }
 
-/// The parts of the dry-run document the cards read.
-#[derive(Debug, Deserialize)]
-struct DryRun {
-    #[serde(default)]
-    changes: Vec<Set>,
-    #[serde(default)]
-    findings: Vec<Finding>,
-    execution_plan: Plan,
-}
-
+/// A change set of the dry run, read only when a card shows it.
 #[derive(Debug, Deserialize)]
 struct Set {
-    repo: String,
-    env: Option<String>,
-    plans: Vec<String>,
     files: Vec<File>,
 }
 
@@ -77,15 +66,9 @@ struct File {
     diff: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct Plan {
-    steps: Vec<Step>,
-}
-
+/// A step's `{action, params, status}`.
 #[derive(Debug, Deserialize)]
 struct Step {
-    action: String,
-    params: serde_json::Value,
     status: String,
 }
 
@@ -114,22 +97,38 @@ struct Proposal {
 /// merge, and proposals a person took over), with `trail` for who
 /// approved them.
 pub(super) fn cards(view: &View, plan: &str, trail: &[Recorded]) -> Vec<Card> {
-    let Some(dry) = view.diff.as_ref().and_then(|d| DryRun::deserialize(d).ok()) else {
+    // The dry run can hold every file of a first apply: only the steps
+    // and change sets of this plan's proposals are read out of it.
+    let Some(dry) = view.diff.as_ref() else {
         return Vec::new();
     };
-    dry.execution_plan
-        .steps
+    let list = |key: &str| {
+        dry.get(key)
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+    };
+    let steps = dry
+        .pointer("/execution_plan/steps")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    steps
         .iter()
-        .filter(|s| s.action == "pull_request" || s.action == "comment")
-        .filter_map(|s| Some((s, Proposal::deserialize(&s.params).ok()?)))
-        .filter(|(_, p)| p.plans.iter().any(|n| n == plan))
+        .filter(|s| s["action"] == "pull_request" || s["action"] == "comment")
+        .filter(|s| mentions(&s["params"], plan))
+        .filter_map(|s| {
+            Some((
+                Step::deserialize(s).ok()?,
+                Proposal::deserialize(&s["params"]).ok()?,
+            ))
+        })
         .enumerate()
         .map(|(index, (step, p))| {
-            let set = dry
-                .changes
+            let same =
+                |v: &Value| v["repo"] == p.repo.as_str() && v["env"].as_str() == p.env.as_deref();
+            let files = list("changes")
                 .iter()
-                .find(|c| c.repo == p.repo && c.env == p.env && c.plans == p.plans);
-            let files = set
+                .find(|c| same(c) && c["plans"] == serde_json::json!(p.plans))
+                .and_then(|c| Set::deserialize(c).ok())
                 .map(|s| s.files.iter().map(FileChange::of).collect())
                 .unwrap_or_default();
             Card {
@@ -139,7 +138,7 @@ pub(super) fn cards(view: &View, plan: &str, trail: &[Recorded]) -> Vec<Card> {
                 } else {
                     p.title.clone()
                 },
-                status: status(step, &p, view, plan),
+                status: status(&step, &p, view, plan),
                 pull: super::plan::pull(view, plan, p.env.as_deref()),
                 summary: summary(&p),
                 approvers: p
@@ -149,18 +148,10 @@ pub(super) fn cards(view: &View, plan: &str, trail: &[Recorded]) -> Vec<Card> {
                     .map(|e| e.approvers.clone())
                     .unwrap_or_default(),
                 approved_by: approved_by(trail, &p),
-                findings: dry
-                    .findings
+                findings: list("findings")
                     .iter()
-                    .filter(|f| f.repo == p.repo && f.env == p.env)
-                    .map(|f| Finding {
-                        policy: f.policy.clone(),
-                        severity: f.severity.clone(),
-                        repo: f.repo.clone(),
-                        env: f.env.clone(),
-                        path: f.path.clone(),
-                        message: f.message.clone(),
-                    })
+                    .filter(|f| same(f))
+                    .filter_map(|f| Finding::deserialize(f).ok())
                     .collect(),
                 files,
                 env: p.env.clone(),
@@ -170,6 +161,13 @@ pub(super) fn cards(view: &View, plan: &str, trail: &[Recorded]) -> Vec<Card> {
             }
         })
         .collect()
+}
+
+/// Whether a step's params name `plan` among its plans.
+fn mentions(params: &Value, plan: &str) -> bool {
+    params["plans"]
+        .as_array()
+        .is_some_and(|plans| plans.iter().any(|p| p == plan))
 }
 
 /// Where the proposal stands: the dry run was computed before the
@@ -246,6 +244,83 @@ impl FileChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::state::{EnvInfo, PlanInfo, PlanState, PlanStatus};
+    use serde_json::json;
+
+    /// A dry run with a proposal for each of two plans in prod, and a
+    /// commit in dev.
+    fn view() -> View {
+        let proposal = |plan: &str| {
+            json!({"step_id": 1, "action": "pull_request", "status": "pending", "params": {
+                "repo": "infra", "kind": "infra", "env": "prod", "plans": [plan],
+                "branch": format!("druppie/prod/{plan}"), "base": null, "files": 1, "conflicts": 0,
+                "id": "p1", "into": "main", "title": format!("druppie: {plan} in prod"),
+                "draft": false, "already": false, "conflicted": []}})
+        };
+        let set = |plan: &str, env: &str| {
+            json!({"repo": "infra", "kind": "infra", "env": env, "plans": [plan], "base": null,
+                "render_digest": "d", "notes": [], "files": [{"path": format!("apps/{env}/{plan}/app.yaml"),
+                "action": "modify", "diff": "--- a\n+++ b\n@@ -1 +1 @@\n-replicas: 1\n+replicas: 2\n"}]})
+        };
+        View {
+            plans: vec![PlanInfo {
+                name: "permits".into(),
+                stack: "webapp-db".into(),
+                owner: "team-permits".into(),
+                intent: None,
+                environments: vec!["dev".into(), "prod".into()],
+            }],
+            environments: vec![EnvInfo {
+                name: "prod".into(),
+                trust: crate::spec::model::Trust::Propose,
+                approvers: vec!["platform-team".into()],
+            }],
+            statuses: vec![PlanStatus {
+                plan: "permits".into(),
+                env: "prod".into(),
+                state: PlanState::PendingApproval,
+                spec_commit: None,
+                pull: Some("https://forge.example.org/platform/infra/pulls/3".into()),
+                message: None,
+                cluster: None,
+            }],
+            diff: Some(json!({
+                "changes": [set("meters", "prod"), set("permits", "dev"), set("permits", "prod")],
+                "findings": [
+                    {"policy": "replicas", "severity": "warning", "repo": "infra", "env": "prod",
+                     "path": "apps/prod/permits/app.yaml", "document": 1, "line": null, "object": null,
+                     "message": "two replicas"},
+                    {"policy": "replicas", "severity": "error", "repo": "infra", "env": "dev",
+                     "path": "apps/dev/permits/app.yaml", "document": 1, "line": null, "object": null,
+                     "message": "not this card's"}],
+                "summary": {},
+                "execution_plan": {"plan_id": "x", "intent": "i", "status": "pending",
+                    "steps": [proposal("meters"), proposal("permits")]},
+            })),
+            ..View::default()
+        }
+    }
+
+    #[test]
+    fn a_plans_card_holds_its_own_proposal_files_and_findings() {
+        let cards = cards(&view(), "permits", &[]);
+        assert_eq!(cards.len(), 1);
+        let c = &cards[0];
+        assert_eq!(c.branch, "druppie/prod/permits");
+        assert_eq!(c.approvers, ["platform-team"]);
+        assert!(c.status.starts_with("waiting for approval"), "{}", c.status);
+        assert_eq!(
+            c.pull.as_ref().and_then(|p| p.href.as_deref()),
+            Some("https://forge.example.org/platform/infra/pulls/3")
+        );
+        assert_eq!(c.files.len(), 1);
+        assert_eq!(c.files[0].path, "apps/prod/permits/app.yaml");
+        assert_eq!((c.files[0].added, c.files[0].removed), (1, 1));
+        assert_eq!(c.findings.len(), 1);
+        assert_eq!(c.findings[0].message, "two replicas");
+        // A plan with no proposal has no card.
+        assert!(cards(&view(), "ledger", &[]).is_empty());
+    }
 
     #[test]
     fn a_diffstat_counts_changed_lines_not_headers() {
