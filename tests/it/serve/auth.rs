@@ -370,6 +370,22 @@ fn a_team_member_signs_in_through_the_issuer_and_the_api_shows_only_its_teams_pl
         .insert("druppie_session".into(), format!("{session}x"));
     assert_eq!(mallory.json(&d, "/api/v1/plans").0, 401);
 
+    // A signed-in browser writes from the daemon's own pages only.
+    let promote = |origin: &str| {
+        ana.http
+            .post(d.url("/api/v1/promote"))
+            .header("cookie", format!("druppie_session={session}"))
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(r#"{"plan": "permits", "to": "prod"}"#)
+            .send()
+            .expect("POST")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(promote("http://evil.example.org"), 403);
+    assert_eq!(promote(d.url("").trim_end_matches('/')), 202);
+
     // Signing out ends the session.
     let logout = ana.http.post(d.url("/auth/logout"));
     let out = ana.send(logout);
