@@ -543,3 +543,40 @@ fn a_bearer_token_from_the_issuer_is_accepted_and_a_request_without_one_is_refus
     assert_eq!(promote("permits"), 404);
     assert_eq!(promote("ledger"), 202);
 }
+
+#[test]
+fn a_short_session_key_or_an_empty_client_secret_stops_serve_at_start() {
+    let s = serve_setup();
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str("\n[server.auth]\nissuer = \"https://id.example.org/realms/druppie\"\nclient_id = \"druppie\"\nredirect_url = \"https://druppie.example.org/auth/callback\"\n");
+    std::fs::write(&s.config, config).expect("config");
+    let serve = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_druppie"))
+            .args(["--config", s.config.to_str().expect("utf-8"), "serve"])
+            .current_dir(s.tmp.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", s.tmp.path())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run druppie serve");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = serve(&[("DRUPPIE_SESSION_SECRET", "short-key-0123")]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "error: the variable DRUPPIE_SESSION_SECRET (named by `[server.auth] session_secret_env`) holds fewer than 32 characters\n  = help: make one with `openssl rand -hex 32`\n"
+    );
+    assert!(!stderr.contains("short-key-0123"));
+    let (code, stderr) = serve(&[("DRUPPIE_OIDC_CLIENT_SECRET", "")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("error: the variable DRUPPIE_OIDC_CLIENT_SECRET (named by `[server.auth] client_secret_env`) is set but empty\n"),
+        "{stderr}"
+    );
+}
