@@ -84,5 +84,6 @@ pub mod secret;
 pub mod spec;
 pub mod status;
 pub mod template;
+pub mod web;
 pub mod when;
 pub mod yaml_subset;

@@ -13,12 +13,14 @@
 //! the target repos: a truncated trail shows.
 
 mod check;
+mod filter;
 mod read;
 mod write;
 
 use serde::{Deserialize, Serialize};
 
 pub use check::{Missing, missing};
+pub use filter::Filter;
 pub use read::{Ignored, Trail, read, trusted};
 pub use write::Writer;
 

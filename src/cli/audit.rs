@@ -63,12 +63,20 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     };
     let events = audit::read(&spec, allowed.as_ref()).map_err(CommandError::failed)?;
     known_names(ctx, &events, args)?;
-    let shown: Vec<&audit::Recorded> = events
-        .iter()
-        .filter(|r| args.plan.as_ref().is_none_or(|p| r.event.plans.contains(p)))
-        .filter(|r| args.env.is_none() || r.event.env == args.env)
-        .filter(|r| since.is_none_or(|t| at_or_after(ui, r, t)))
-        .collect();
+    let filter = audit::Filter {
+        plan: args.plan.clone(),
+        env: args.env.clone(),
+        kind: None,
+        since,
+    };
+    let shown: Vec<&audit::Recorded> = events.iter().filter(|r| filter.keeps(r)).collect();
+    for r in shown.iter().filter(|r| filter.unplaced(r)) {
+        ui.warning(&format!(
+            "event {}: its time `{}` is not RFC 3339; shown whatever --since says",
+            &r.commit[..12.min(r.commit.len())],
+            r.event.time
+        ));
+    }
     if args.json {
         let json = serde_json::to_string_pretty(&shown).expect("events serialize");
         ui.out(&format!("{json}\n"));
@@ -134,23 +142,6 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
             "{bad} of {} events do not verify, and the trail lacks the events of {n} commit(s) druppie signed",
             shown.len()
         ))),
-    }
-}
-
-/// Whether `r` happened at or after `since`. An event whose time cannot
-/// be read (not written by druppie) is kept, with a warning: it cannot be
-/// placed, and a filter must not hide what it cannot judge.
-fn at_or_after(ui: &Ui, r: &audit::Recorded, since: Timestamp) -> bool {
-    match r.event.instant() {
-        Ok(t) => t >= since,
-        Err(_) => {
-            ui.warning(&format!(
-                "event {}: its time `{}` is not RFC 3339; shown whatever --since says",
-                &r.commit[..12.min(r.commit.len())],
-                r.event.time
-            ));
-            true
-        }
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Secrets {
     pub oidc_client_secret: Var,
     /// `[server.auth] session_secret_env`.
     pub session_secret: Var,
+    /// Each `[[notify]]` sink's `url_env`, in the file's order.
+    pub notify: Vec<Var>,
 }
 
 impl Secrets {
@@ -67,6 +69,11 @@ impl Secrets {
                 .map_or(Var::Unset, |l| Var::read(env, &l.api_key_env)),
             oidc_client_secret: auth.map_or(Var::Unset, |a| Var::read(env, &a.client_secret_env)),
             session_secret: auth.map_or(Var::Unset, |a| Var::read(env, &a.session_secret_env)),
+            notify: config
+                .notify
+                .iter()
+                .map(|n| Var::read(env, &n.url_env))
+                .collect(),
         }
     }
 
@@ -83,6 +90,13 @@ impl Secrets {
         ] {
             if let Some(s) = var.secret() {
                 scrubber.add(s);
+            }
+        }
+        // A sink's URL is its credential: all of it, its path and its
+        // password.
+        for url in self.notify.iter().filter_map(Var::secret) {
+            for part in crate::daemon::notify::secret_parts(url) {
+                scrubber.add(&part);
             }
         }
         let urls = [
@@ -172,6 +186,29 @@ mod tests {
         assert_eq!(
             scrubber.scrub("client-secret-42 session-secret-0123456789abcdef0123"),
             "*** ***"
+        );
+    }
+
+    #[test]
+    fn a_sink_url_is_scrubbed_whole_and_by_its_path() {
+        let config = Config {
+            notify: vec![
+                toml::from_str("name = \"slack\"\nurl_env = \"SLACK_URL\"\n").expect("a sink"),
+            ],
+            ..Config::default()
+        };
+        let secrets = Secrets::read(
+            &config,
+            &env(|name| {
+                (name == "SLACK_URL")
+                    .then(|| "https://hooks.slack.com/services/T01/B02/xoxb-secret-77".into())
+            }),
+        );
+        let scrubber = Scrubber::new();
+        secrets.scrub_with(&config, &scrubber);
+        assert_eq!(
+            scrubber.scrub("POST https://hooks.slack.com/services/T01/B02/xoxb-secret-77 failed; path /services/T01/B02/xoxb-secret-77"),
+            "POST *** failed; path ***"
         );
     }
 

@@ -55,6 +55,29 @@ fn render_check(ctx: &Context) -> Result<RenderCheck, CommandError> {
     })
 }
 
+/// Every `[[notify]]` sink with its URL. A sink whose variable is unset
+/// or empty stops the start: notifications off by accident would go
+/// unnoticed.
+fn sinks(ctx: &Context) -> Result<Vec<crate::daemon::notify::Sink>, CommandError> {
+    let settings = ctx.config.notify.iter();
+    settings
+        .zip(&ctx.secrets.notify)
+        .map(|(settings, var)| {
+            let Some(url) = var.secret() else {
+                return Err(CommandError::hinted(
+                    format!(
+                        "[[notify]] `{}`: the variable {} is not set or empty",
+                        settings.name, settings.url_env
+                    ),
+                    "set it to the sink's URL (a Slack or Teams incoming webhook, or a CloudEvents receiver), or remove the sink",
+                ));
+            };
+            crate::daemon::notify::Sink::new(settings.clone(), url.clone())
+                .map_err(CommandError::failed)
+        })
+        .collect()
+}
+
 pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
     let config = &ctx.config;
     let poll = crate::daemon::parse_duration(&config.server.poll_interval)
@@ -98,6 +121,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         )?),
         None => None,
     };
+    let notify = sinks(ctx)?;
     let server =
         crate::daemon::Limits::from_config(&config.server).map_err(CommandError::failed)?;
     let forge = super::apply::forge(ctx).map_err(CommandError::failed)?;
@@ -137,12 +161,20 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         identity: env.identity,
         namespace: env.namespace,
         mcp: (&config.mcp).into(),
+        allowed_signers: match &config.signing.allowed_signers {
+            Some(path) => Some(
+                crate::git::sign::AllowedSigners::from_file(&config.resolve(path))
+                    .map_err(CommandError::failed)?,
+            ),
+            None => None,
+        },
         chat: crate::daemon::ChatSettings {
             config: config.clone(),
             forge_token: ctx.secrets.forge_token.secret().cloned(),
             llm_key: ctx.secrets.llm_key.secret().cloned(),
         },
         auth,
+        notify,
     };
     crate::daemon::serve(reconciler, options).map_err(CommandError::failed)?;
     ok()

@@ -4,7 +4,8 @@
 //! keys are errors, located at their line.
 //!
 //! The file names environment variables that hold secrets (`token_env`,
-//! `webhook_secret_env`, `api_key_env`); it never holds a secret itself.
+//! `webhook_secret_env`, `api_key_env`, a sink's `url_env`); it never
+//! holds a secret itself.
 
 use std::path::{Path, PathBuf};
 
@@ -15,9 +16,11 @@ use crate::spec::source::{Pos, SourceFile};
 
 mod auth;
 mod llm;
+mod notify;
 
 pub use auth::Auth;
 pub use llm::{LLM_MAX_REQUESTS, LLM_MAX_ROUNDS, Llm, Span};
+pub use notify::{Format as NotifyFormat, Kind as NotifyKind, MAX_BACKOFF, Notify};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +33,8 @@ pub struct Config {
     pub render: Render,
     pub llm: Option<Llm>,
     pub mcp: Mcp,
+    /// `[[notify]]`: where the daemon sends its events.
+    pub notify: Vec<Notify>,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -359,6 +364,12 @@ impl Config {
             return Err(Box::new(Diagnostic::error(
                 format!("[server.auth] {key}: {why}"),
                 Location::new(&file, find_key_in(&file.text, "server.auth", key)),
+            )));
+        }
+        if let Some(wrong) = notify::check(&config.notify) {
+            return Err(Box::new(Diagnostic::error(
+                wrong.message,
+                Location::new(&file, notify::locate(&file.text, wrong.index, wrong.key)),
             )));
         }
         config.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();

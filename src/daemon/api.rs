@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 use super::auth::{Sight, SignedIn, Viewer};
+use super::journal::{Gap, Replay, Stamped};
 use super::queue::Trigger;
 use super::state::Shared;
 use super::webhook::{self, Hint, Refused, Seen, Sender};
@@ -51,6 +52,8 @@ pub struct App {
     pub keep_alive: std::time::Duration,
     /// What `/mcp` offers beyond reading.
     pub mcp: crate::mcp::Options,
+    /// What the board checks the audit trail's signatures with.
+    pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
     pub chat: Arc<super::chat::Chat>,
     /// Sign-in (`[server.auth]`); `None`: every request sees everything.
     pub auth: Option<Arc<super::auth::Oidc>>,
@@ -117,6 +120,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(|s: State<Arc<App>>, h: HeaderMap, b: Body| hook(Sender::GitHub, s, h, b)),
         )
         .merge(super::chat::routes())
+        .merge(crate::web::routes())
         .merge(super::auth::routes())
         .layer(middleware::from_fn_with_state(
             app.clone(),
@@ -296,38 +300,80 @@ async fn audit(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>
     }
 }
 
+/// The event stream. Every event carries its `id:`; a client that sends
+/// `Last-Event-ID` (EventSource does when it reconnects) first gets the
+/// kept events after that one, then the live ones, none twice and none
+/// lost (see [`super::journal`]). When the daemon cannot give exactly
+/// what the client missed (the id is another process's, or events after
+/// it are no longer kept, or the client read too slowly), a `resync`
+/// event without an id says so before the events it can give: the
+/// client reloads what it shows from the API.
 async fn events(
     State(app): State<Arc<App>>,
     Extension(viewer): Extension<Viewer>,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
-    let rx = super::auth::Events::subscribe(&app.shared, viewer);
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let (rx, replay) = match last {
+        Some(last) => app.shared.events.resume(last),
+        None => (app.shared.events.subscribe(), Replay::default()),
+    };
+    let rx = super::auth::Events::new(rx, &app.shared, viewer);
     let stopping = app.stopping.clone();
     let scrubber = app.scrubber.clone();
-    let stream = futures_util::stream::unfold(
+    let first: Vec<sse::Event> = replay
+        .gap
+        .map(resync)
+        .into_iter()
+        .chain(
+            replay
+                .events
+                .iter()
+                .filter_map(|e| rx.shown(e))
+                .map(|e| sse_event(&e, &scrubber)),
+        )
+        .collect();
+    let replayed = futures_util::stream::iter(first.into_iter().map(Ok));
+    let live = futures_util::stream::unfold(
         (rx, stopping, scrubber),
         |(mut rx, mut stopping, scrubber)| async move {
-            loop {
-                if *stopping.borrow() {
-                    return None;
-                }
-                tokio::select! {
-                    got = rx.recv() => match got {
-                        Ok(e) => {
-                            let data = serde_json::to_string(&e).expect("events serialize");
-                            let event = sse::Event::default()
-                                .event(e.name())
-                                .data(scrubber.scrub(&data));
-                            return Some((Ok(event), (rx, stopping, scrubber)));
-                        }
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    },
-                    _ = stopping.changed() => return None,
-                }
+            if *stopping.borrow() {
+                return None;
             }
+            let event = tokio::select! {
+                got = rx.recv() => match got {
+                    Ok(e) => sse_event(&e, &scrubber),
+                    Err(broadcast::error::RecvError::Lagged(_)) => resync(Gap::Lagged),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = stopping.changed() => return None,
+            };
+            Some((Ok(event), (rx, stopping, scrubber)))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(app.keep_alive))
+    Sse::new(futures_util::StreamExt::chain(replayed, live))
+        .keep_alive(KeepAlive::new().interval(app.keep_alive))
+}
+
+/// One event as SSE: its id, its name, its JSON scrubbed.
+fn sse_event(e: &Stamped, scrubber: &Scrubber) -> sse::Event {
+    let data = serde_json::to_string(e).expect("events serialize");
+    sse::Event::default()
+        .id(e.id.to_string())
+        .event(e.name())
+        .data(scrubber.scrub(&data))
+}
+
+/// The `resync` event: what follows is not exactly what the client
+/// missed. It has no id, so the client keeps the last one it had.
+fn resync(gap: Gap) -> sse::Event {
+    sse::Event::default()
+        .event("resync")
+        .data(json!({"type": "resync", "reason": gap.name()}).to_string())
 }
 
 /// The body of `POST /api/v1/promote`.

@@ -155,6 +155,13 @@ impl Link {
             tracing::warn!(error = %e, "recording the verification");
             return;
         }
+        ctx.shared.emit(Event::VerificationRecorded {
+            id: ctx.id.to_owned(),
+            plan: plan.to_owned(),
+            env: env.to_owned(),
+            commit: commit.to_owned(),
+            result: kind.name().to_owned(),
+        });
         let line = match failed.as_slice() {
             [] if urls.is_empty() => format!(
                 "druppie: {plan} verified in {env}: Flux reports it Ready (no health URL to check)"

@@ -18,6 +18,10 @@ struct Data {
     pending_approvals: u64,
     deliveries: BTreeMap<String, u64>,
     last_success: Option<f64>,
+    /// Notifications by (sink, result).
+    notifications: BTreeMap<(String, String), u64>,
+    /// Notifications waiting per sink.
+    notify_queues: BTreeMap<String, usize>,
 }
 
 #[derive(Default)]
@@ -53,6 +57,21 @@ impl Metrics {
     pub fn delivery(&self, result: &str) {
         let mut d = self.0.lock().expect("metrics lock");
         *d.deliveries.entry(result.to_owned()).or_default() += 1;
+    }
+
+    /// `n` notifications to `sink` ended with `result` (`delivered`,
+    /// `failed`, `refused`, `dropped`) or were `retried`.
+    pub fn notification(&self, sink: &str, result: &str, n: u64) {
+        let mut d = self.0.lock().expect("metrics lock");
+        *d.notifications
+            .entry((sink.to_owned(), result.to_owned()))
+            .or_default() += n;
+    }
+
+    /// `sink` has `waiting` notifications queued.
+    pub fn notification_queue(&self, sink: &str, waiting: usize) {
+        let mut d = self.0.lock().expect("metrics lock");
+        d.notify_queues.insert(sink.to_owned(), waiting);
     }
 
     /// How many reconciles ended with `result`.
@@ -101,6 +120,25 @@ impl Metrics {
             "Webhook deliveries by result.",
             &d.deliveries,
         );
+        if !d.notifications.is_empty() || !d.notify_queues.is_empty() {
+            let name = "druppie_notifications_total";
+            let help =
+                "Notifications by sink and result (delivered, failed, refused, dropped, retried).";
+            head(&mut t, name, "counter", help);
+            for ((sink, result), n) in &d.notifications {
+                let _ = writeln!(t, "{name}{{sink=\"{sink}\",result=\"{result}\"}} {n}");
+            }
+            let name = "druppie_notification_queue";
+            head(
+                &mut t,
+                name,
+                "gauge",
+                "Notifications waiting to be sent, by sink.",
+            );
+            for (sink, n) in &d.notify_queues {
+                let _ = writeln!(t, "{name}{{sink=\"{sink}\"}} {n}");
+            }
+        }
         if let Some(at) = d.last_success {
             let name = "druppie_last_success_timestamp_seconds";
             single(

@@ -15,12 +15,15 @@
 
 pub(crate) mod api;
 pub mod auth;
+mod catalog;
 pub(crate) mod chat;
 mod check;
 mod cluster;
 mod freight;
+pub(crate) mod journal;
 mod memory;
 mod metrics;
+pub mod notify;
 mod promote;
 mod queue;
 mod reconcile;
@@ -69,10 +72,15 @@ pub struct Options {
     pub namespace: String,
     /// What `/mcp` offers beyond reading (`[mcp]`).
     pub mcp: crate::mcp::Options,
+    /// The board checks the audit trail's signatures with these
+    /// (`[signing] allowed_signers`); without, it shows them unchecked.
+    pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
     /// The chat API's view of the configuration.
     pub chat: ChatSettings,
     /// Sign-in (`[server.auth]`); `None`: every request sees everything.
     pub auth: Option<auth::Settings>,
+    /// Where events are sent (`[[notify]]`).
+    pub notify: Vec<notify::Sink>,
 }
 
 /// The Lease replicas elect a leader with, and how long it holds.
@@ -91,14 +99,17 @@ pub enum Error {
     Runtime(std::io::Error),
     #[error("cannot make the identity provider's HTTP client")]
     Auth(#[source] reqwest::Error),
+    #[error(transparent)]
+    Notify(#[from] notify::SinkError),
 }
 
 /// Serves until SIGTERM or SIGINT, then lets the reconcile in flight
 /// finish and returns.
 ///
 /// # Errors
-/// The address cannot be bound or the runtime cannot start.
-pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> {
+/// The address cannot be bound, the runtime cannot start, or a sink's
+/// HTTP client cannot be made.
+pub fn serve(mut reconciler: Reconciler, mut options: Options) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -135,6 +146,12 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         ..options.limits.clone()
     };
     let leader = connect(&runtime, &options, &mut reconciler, &shared);
+    notify::start(
+        runtime.handle(),
+        &shared,
+        std::mem::take(&mut options.notify),
+        &options.scrubber,
+    )?;
     shared.queue.push(queue::Trigger::Start);
     let worker = {
         let shared = shared.clone();
@@ -162,6 +179,7 @@ pub fn serve(mut reconciler: Reconciler, options: Options) -> Result<(), Error> 
         // SSE's usual 15 s, or more often when the idle timeout is short.
         keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
         mcp: options.mcp,
+        allowed_signers: options.allowed_signers,
         chat: Arc::new(chat::Chat::new(
             options.chat,
             options.scrubber.clone(),

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::check::RenderCheck;
 use super::cluster::{self, Link};
 use super::source::{Revision, SpecSource};
-use super::state::{Event, PlanInfo, PlanState, PlanStatus, Shared};
+use super::state::{Event, PlanState, PlanStatus, Shared};
 use crate::apply::{Cache, Done, Failure, Outcome, Run, Step};
 use crate::audit::{self, Kind};
 use crate::diff::report::{self, Mask};
@@ -20,7 +20,7 @@ use crate::git::Repo;
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::spec::diag::Diagnostics;
-use crate::spec::{LoadOptions, Opened, Validated};
+use crate::spec::{LoadOptions, Opened};
 
 /// What the worker needs to reconcile.
 pub struct Reconciler {
@@ -193,12 +193,13 @@ impl Reconciler {
             }
         };
         let (valid, selection) = (&opened.valid, &opened.selection);
-        catalog(shared, valid);
+        super::catalog::list(shared, valid);
         if let Some(check) = &self.check
             && let Err(e) = check.run(root)
         {
             return Ended::from_error(&e, e.is_transient());
         }
+        super::catalog::place(shared, &opened, &self.limits);
         let Some(spec_repo) = Repo::discover(root) else {
             return Ended::Terminal(format!(
                 "{} is not in a git repository: druppie records every change on its `{}` branch",
@@ -313,6 +314,16 @@ impl Reconciler {
             .unwrap_or_default();
         for r in events.iter().skip(known) {
             let e = &r.event;
+            if let (Kind::Promoted, Some(from)) = (e.kind, &e.from) {
+                shared.emit(Event::PromotionRecorded {
+                    id: id.to_owned(),
+                    repo: e.repo.clone(),
+                    env: e.env.clone(),
+                    from: from.clone(),
+                    plans: e.plans.clone(),
+                    commit: e.commit.clone(),
+                });
+            }
             if matches!(e.kind, Kind::Approved | Kind::Violation | Kind::Rejected) {
                 shared.emit(Event::ApprovalRecorded {
                     id: id.to_owned(),
@@ -473,28 +484,6 @@ fn mark_applying(shared: &Shared) {
     for s in &mut view.statuses {
         s.state = PlanState::Applying;
     }
-}
-
-/// The catalog and plans the API serves.
-fn catalog(shared: &Shared, valid: &Validated) {
-    let plans = valid
-        .spec
-        .plans
-        .iter()
-        .map(|p| PlanInfo {
-            name: p.name.value.clone(),
-            stack: p.stack.value.clone(),
-            owner: p.owner.value.clone(),
-            intent: p.intent.clone(),
-            environments: p.environments.iter().map(|e| e.value.clone()).collect(),
-        })
-        .collect();
-    let registry = crate::registry::Registry::new(&valid.spec);
-    let stacks = crate::mcp::stacks(&valid.spec);
-    let mut view = shared.view.lock().expect("view lock");
-    view.plans = plans;
-    view.registry = registry;
-    view.stacks = stacks;
 }
 
 /// One line per error: `path:line:col: message`.

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
-use tokio::sync::broadcast;
 
+use super::journal::Journal;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use crate::registry::Registry;
@@ -24,6 +24,31 @@ pub enum PlanState {
     Conflict,
     Failed,
     Applying,
+}
+
+impl PlanState {
+    /// The state's name, as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanState::InSync => "in-sync",
+            PlanState::PendingApproval => "pending-approval",
+            PlanState::Waiting => "waiting",
+            PlanState::Drifted => "drifted",
+            PlanState::Conflict => "conflict",
+            PlanState::Failed => "failed",
+            PlanState::Applying => "applying",
+        }
+    }
+
+    pub const ALL: [PlanState; 7] = [
+        PlanState::InSync,
+        PlanState::Applying,
+        PlanState::Waiting,
+        PlanState::PendingApproval,
+        PlanState::Conflict,
+        PlanState::Drifted,
+        PlanState::Failed,
+    ];
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +74,36 @@ pub struct PlanInfo {
     pub owner: String,
     pub intent: Option<String>,
     pub environments: Vec<String>,
+}
+
+/// An environment as the platform declares it, in promotion order.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvInfo {
+    pub name: String,
+    pub trust: crate::spec::model::Trust,
+    /// Who must approve a proposal there (`approvers` in platform.yaml).
+    pub approvers: Vec<String>,
+}
+
+/// A block placed by a plan in an environment, as one of its components.
+#[derive(Debug, Clone, Serialize)]
+pub struct Placement {
+    pub plan: String,
+    pub env: String,
+    pub component: String,
+    pub block: String,
+    pub version: String,
+    /// The component's project repo.
+    pub repo: String,
+    /// The outputs that are web addresses.
+    pub urls: Vec<Link>,
+}
+
+/// A named web address.
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub name: String,
+    pub url: String,
 }
 
 /// Something that happened, for `/api/v1/events`.
@@ -98,6 +153,26 @@ pub enum Event {
         url: String,
         result: String,
     },
+    /// A verification's verdict recorded on the trail: `verified` or
+    /// `failed`, once per plan, environment and applied commit.
+    VerificationRecorded {
+        id: String,
+        plan: String,
+        env: String,
+        commit: String,
+        result: String,
+    },
+    /// A promotion recorded on the trail: the change became live in
+    /// `env` after `from`, committed there or merged, whether a
+    /// reconcile or `POST /api/v1/promote` brought it.
+    PromotionRecorded {
+        id: String,
+        repo: String,
+        env: Option<String>,
+        from: String,
+        plans: Vec<String>,
+        commit: Option<String>,
+    },
     /// A promotion asked through the API ran: `result` is what it did
     /// (`proposed`, `committed`, `already-proposed`, `nothing`) or
     /// `refused`/`failed` with `error`.
@@ -122,6 +197,8 @@ impl Event {
             Event::PrOpened { .. } => "pr-opened",
             Event::ApprovalRecorded { .. } => "approval-recorded",
             Event::Verification { .. } => "verification",
+            Event::VerificationRecorded { .. } => "verification-recorded",
+            Event::PromotionRecorded { .. } => "promotion-recorded",
             Event::Promotion { .. } => "promotion",
         }
     }
@@ -143,6 +220,10 @@ pub struct View {
     pub freight: Vec<crate::status::PlanStatus>,
     /// The stacks, for the MCP server's `list_stacks`.
     pub stacks: Vec<crate::mcp::StackEntry>,
+    /// The platform's environments, in promotion order.
+    pub environments: Vec<EnvInfo>,
+    /// Every component of every plan in every environment.
+    pub placements: Vec<Placement>,
     pub last_error: Option<String>,
 }
 
@@ -151,7 +232,8 @@ pub struct Shared {
     pub view: Mutex<View>,
     pub queue: Queue,
     pub metrics: Metrics,
-    pub events: broadcast::Sender<Event>,
+    /// Every event, numbered, the newest kept for clients that resume.
+    pub events: Journal,
     /// This replica holds the leader Lease (always, without a cluster).
     leading: AtomicBool,
 }
@@ -162,7 +244,7 @@ impl Shared {
             view: Mutex::new(View::default()),
             queue: Queue::default(),
             metrics: Metrics::default(),
-            events: broadcast::channel(1024).0,
+            events: Journal::new(),
             leading: AtomicBool::new(true),
         }
     }
@@ -177,15 +259,29 @@ impl Shared {
         }
     }
 
-    /// Sends `event` to every SSE client (none listening is fine).
+    /// Numbers `event` and sends it to every SSE client and sink (none
+    /// listening is fine; none can hold the caller up).
     pub fn emit(&self, event: Event) {
-        tracing::info!(event = event.name(), detail = %serde_json::to_string(&event).unwrap_or_default(), "event");
-        let _ = self.events.send(event);
+        let detail = serde_json::to_string(&event).unwrap_or_default();
+        let sent = self.events.emit(event);
+        tracing::info!(event = sent.name(), event_id = %sent.id, detail = %detail, "event");
     }
 }
 
 impl Default for Shared {
     fn default() -> Self {
         Shared::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_states_name_is_how_the_api_spells_it() {
+        for state in PlanState::ALL {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.name());
+        }
     }
 }

@@ -27,6 +27,23 @@ pub struct BlockEntry {
     pub path: String,
     #[serde(skip)]
     pub docs: String,
+    /// Each input's type, whether it is required, its default (not for
+    /// a secret input) and its description, in the block's order.
+    #[serde(skip)]
+    pub input_docs: Vec<InputDoc>,
+}
+
+/// One input of a block, as its catalog page documents it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InputDoc {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub required: bool,
+    pub secret: bool,
+    /// The default as JSON; `None` without one, or for a secret input.
+    pub default: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A skill as the catalog shows it.
@@ -70,6 +87,23 @@ impl Registry {
                     instantiable: b.instantiable(),
                     path: spec.file(b.file).path.clone(),
                     docs: b.docs.clone(),
+                    input_docs: m
+                        .inputs
+                        .0
+                        .iter()
+                        .map(|(name, d)| InputDoc {
+                            name: name.value.clone(),
+                            kind: d.kind.name(),
+                            required: d.required,
+                            secret: d.secret,
+                            default: d
+                                .default
+                                .as_ref()
+                                .filter(|_| !d.secret)
+                                .map(|v| serde_json::to_string(&v.value).unwrap_or_default()),
+                            description: d.description.clone(),
+                        })
+                        .collect(),
                 }
             })
             .collect();

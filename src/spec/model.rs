@@ -308,6 +308,17 @@ pub enum Trust {
     Deploy,
 }
 
+impl Trust {
+    /// The level's name, as platform.yaml spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trust::Observe => "observe",
+            Trust::Propose => "propose",
+            Trust::Deploy => "deploy",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {

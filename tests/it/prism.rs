@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Where `.ci/run` installs Prism and `@octokit/openapi`.
-fn contracts() -> PathBuf {
+pub(crate) fn contracts() -> PathBuf {
     if let Ok(dir) = std::env::var("DRUPPIE_CONTRACTS") {
         return PathBuf::from(dir);
     }

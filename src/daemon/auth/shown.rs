@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{Sight, Viewer};
+use crate::daemon::journal::Stamped;
 use crate::daemon::state::{Event, Shared};
 
 /// The plan names of a JSON value's `plans` array.
@@ -118,8 +119,10 @@ fn event_plans(event: &mut Event) -> Option<&mut Vec<String>> {
     match event {
         Event::ChangeApplied { plans, .. }
         | Event::PrOpened { plans, .. }
-        | Event::ApprovalRecorded { plans, .. } => Some(plans),
+        | Event::ApprovalRecorded { plans, .. }
+        | Event::PromotionRecorded { plans, .. } => Some(plans),
         Event::Verification { .. }
+        | Event::VerificationRecorded { .. }
         | Event::Promotion { .. }
         | Event::ReconcileStarted { .. }
         | Event::ReconcileFinished { .. } => None,
@@ -129,23 +132,30 @@ fn event_plans(event: &mut Event) -> Option<&mut Vec<String>> {
 /// The one plan an event is about, for those about one.
 fn event_plan(event: &Event) -> Option<&str> {
     match event {
-        Event::Verification { plan, .. } | Event::Promotion { plan, .. } => Some(plan),
+        Event::Verification { plan, .. }
+        | Event::VerificationRecorded { plan, .. }
+        | Event::Promotion { plan, .. } => Some(plan),
         _ => None,
     }
 }
 
 /// The event stream as one viewer is shown it: an event about plans
-/// none of which it sees is skipped; one about no plan is sent.
+/// none of which it sees is skipped; one about no plan is sent. Events
+/// replayed to a client that resumes go through [`Events::shown`] too.
 pub struct Events {
-    rx: broadcast::Receiver<Event>,
+    rx: broadcast::Receiver<Arc<Stamped>>,
     shared: Arc<Shared>,
     viewer: Viewer,
 }
 
 impl Events {
-    pub fn subscribe(shared: &Arc<Shared>, viewer: Viewer) -> Events {
+    pub fn new(
+        rx: broadcast::Receiver<Arc<Stamped>>,
+        shared: &Arc<Shared>,
+        viewer: Viewer,
+    ) -> Events {
         Events {
-            rx: shared.events.subscribe(),
+            rx,
             shared: shared.clone(),
             viewer,
         }
@@ -155,31 +165,39 @@ impl Events {
     ///
     /// # Errors
     /// As [`broadcast::Receiver::recv`].
-    pub async fn recv(&mut self) -> Result<Event, RecvError> {
+    pub async fn recv(&mut self) -> Result<Arc<Stamped>, RecvError> {
         loop {
-            let mut event = self.rx.recv().await?;
-            if let Some(shown) = self.shown(&mut event) {
+            let event = self.rx.recv().await?;
+            if let Some(shown) = self.shown(&event) {
                 return Ok(shown);
             }
         }
     }
 
-    fn shown(&self, event: &mut Event) -> Option<Event> {
+    /// `stamped` as this viewer is shown it (its id kept, its plans
+    /// narrowed to those it sees), or `None`.
+    pub fn shown(&self, stamped: &Arc<Stamped>) -> Option<Arc<Stamped>> {
         if matches!(self.viewer, Viewer::Everyone) {
-            return Some(event.clone());
+            return Some(stamped.clone());
         }
+        let mut event = stamped.event.clone();
         let view = self.shared.view.lock().expect("view lock");
         let sight = Sight::new(&self.viewer, &view.plans);
-        if let Some(plan) = event_plan(event) {
-            return sight.plan(plan).then(|| event.clone());
-        }
-        if let Some(plans) = event_plans(event) {
+        if let Some(plan) = event_plan(&event) {
+            if !sight.plan(plan) {
+                return None;
+            }
+        } else if let Some(plans) = event_plans(&mut event) {
             if !sight.any(plans.iter().map(String::as_str)) {
                 return None;
             }
             plans.retain(|p| sight.plan(p));
         }
-        Some(event.clone())
+        Some(Arc::new(Stamped {
+            id: stamped.id,
+            time: stamped.time,
+            event,
+        }))
     }
 }
 
@@ -283,7 +301,7 @@ mod tests {
     async fn the_stream_skips_events_about_unseen_plans_only() {
         let shared = Arc::new(Shared::new());
         shared.view.lock().expect("view").plans = plans();
-        let mut events = Events::subscribe(&shared, member());
+        let mut events = Events::new(shared.events.subscribe(), &shared, member());
         let applied = |plans: &[&str]| Event::ChangeApplied {
             id: "r1".into(),
             repo: "infra".into(),
@@ -304,12 +322,12 @@ mod tests {
             id: "r2".into(),
             trigger: "poll".into(),
         });
-        match events.recv().await.expect("an event") {
-            Event::ChangeApplied { plans, .. } => assert_eq!(plans, ["permits"]),
+        match &events.recv().await.expect("an event").event {
+            Event::ChangeApplied { plans, .. } => assert_eq!(plans, &["permits"]),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            events.recv().await.expect("an event"),
+            events.recv().await.expect("an event").event,
             Event::ReconcileStarted { .. }
         ));
     }

@@ -34,6 +34,19 @@ fn cluster_status(d: &Daemon, plan: &str, env: &str) -> Value {
     d.state(plan, env)["cluster"].clone()
 }
 
+/// The `verification-recorded` events' results, from the logs.
+fn verdicts(d: &Daemon) -> Vec<String> {
+    d.logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["event"] == "verification-recorded")
+        .filter_map(|v| {
+            let detail: Value = serde_json::from_str(v["fields"]["detail"].as_str()?).ok()?;
+            Some(detail["result"].as_str()?.to_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn the_daemon_verifies_a_plan_once_flux_reports_its_applied_commit_ready() {
     let (s, kube, d, commit) = started();
@@ -108,6 +121,7 @@ fn the_daemon_verifies_a_plan_once_flux_reports_its_applied_commit_ready() {
         "once"
     );
     assert_eq!(kube.asked("GET", &health), 1, "not checked again");
+    assert_eq!(verdicts(&d), ["verified"], "one verdict event");
     let seen = cluster_status(&d, "permits", "dev");
     assert_eq!(seen["kustomization"]["ready"], true, "{seen}");
     assert_eq!(
@@ -169,6 +183,7 @@ fn a_health_url_answering_500_is_recorded_as_failed() {
     assert_eq!(failed, vec![commit.clone()]);
     assert!(recorded(&s, "verified", "permits", "dev").is_empty());
     assert_eq!(kube.asked("GET", &health), 5);
+    d.wait("the verdict's event", |d| verdicts(d) == ["failed"]);
     d.wait("the verdict in the commit's note", |_| {
         let note = note(&s, &commit);
         note.contains("druppie: permits verification FAILED in dev: ")

@@ -11,10 +11,12 @@ use druppie::daemon::webhook::{Sender, sign};
 use druppie::secret::Secret;
 
 mod auth;
+mod board;
 pub(crate) mod chat;
 mod contract;
 mod freight;
 mod hostile;
+mod notify;
 mod promote;
 mod retry;
 mod wedge;
