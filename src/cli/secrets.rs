@@ -160,6 +160,36 @@ mod tests {
     }
 
     #[test]
+    fn the_sign_in_secrets_are_read_only_with_server_auth_and_scrubbed() {
+        let unset = Secrets::read(
+            &Config::default(),
+            &env(|_| Some("set-but-unused-1".into())),
+        );
+        assert_eq!(unset.oidc_client_secret, Var::Unset);
+        let mut config = Config::default();
+        config.server.auth = Some(
+            toml::from_str(
+                "issuer = \"https://id.example.org\"\nclient_id = \"druppie\"\nredirect_url = \"https://d.example.org/auth/callback\"\n",
+            )
+            .expect("[server.auth]"),
+        );
+        let secrets = Secrets::read(
+            &config,
+            &env(|name| match name {
+                "DRUPPIE_OIDC_CLIENT_SECRET" => Some("client-secret-42".into()),
+                "DRUPPIE_SESSION_SECRET" => Some("session-secret-0123456789abcdef0123".into()),
+                _ => None,
+            }),
+        );
+        let scrubber = Scrubber::new();
+        secrets.scrub_with(&config, &scrubber);
+        assert_eq!(
+            scrubber.scrub("client-secret-42 session-secret-0123456789abcdef0123"),
+            "*** ***"
+        );
+    }
+
+    #[test]
     fn a_sink_url_is_scrubbed_whole_and_by_its_path() {
         let config = Config {
             notify: vec![

@@ -305,6 +305,66 @@ pub(super) fn unavailable(e: &super::oidc::IssuerError) -> Response {
 mod tests {
     use super::*;
 
+    fn oidc(redirect_url: &str) -> Oidc {
+        Oidc::new(super::super::Settings {
+            issuer: "https://id.example.org".into(),
+            client_id: "druppie".into(),
+            client_secret: None,
+            audience: "druppie".into(),
+            groups_claim: "groups".into(),
+            admin_group: "platform-admins".into(),
+            redirect_url: redirect_url.into(),
+            session_ttl: std::time::Duration::from_secs(3600),
+            session_secret: None,
+        })
+        .expect("a client")
+    }
+
+    fn carrying(name: &str, oidc: &Oidc, session: &Session) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = oidc.sealer.seal(Purpose::Session, session);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("other=1; {name}={value}")).expect("ascii"),
+        );
+        headers
+    }
+
+    #[test]
+    fn a_session_is_its_holders_until_it_expires_and_an_admin_sees_everything() {
+        let oidc = oidc("https://druppie.example.org/auth/callback");
+        let name = "__Host-druppie_session";
+        let session = |groups: &[&str], exp: i64| Session {
+            sub: "ana".into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            exp,
+        };
+        let member = carrying(name, &oidc, &session(&["team-permits"], now() + 60));
+        assert_eq!(
+            super::session(&oidc, &member),
+            Some(Viewer::Member {
+                subject: "ana".into(),
+                groups: ["team-permits".to_owned()].into()
+            })
+        );
+        let admin = carrying(name, &oidc, &session(&["platform-admins"], now() + 60));
+        assert_eq!(super::session(&oidc, &admin), Some(Viewer::Everyone));
+        let expired = carrying(name, &oidc, &session(&["team-permits"], now() - 1));
+        assert_eq!(super::session(&oidc, &expired), None);
+        // Over https the cookie is bound to the host: a plain name is not read.
+        let plain = carrying(
+            "druppie_session",
+            &oidc,
+            &session(&["team-permits"], now() + 60),
+        );
+        assert_eq!(super::session(&oidc, &plain), None);
+        let cookie = set_cookie(&oidc, "druppie_session", "v", 60);
+        assert_eq!(
+            cookie.to_str().expect("ascii"),
+            "__Host-druppie_session=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+        );
+    }
+
     #[test]
     fn only_a_local_path_is_a_place_to_go_back_to() {
         for (given, want) in [

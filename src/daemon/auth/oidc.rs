@@ -126,6 +126,8 @@ pub struct Oidc {
     pub sealer: Sealer,
     http: reqwest::Client,
     cache: tokio::sync::Mutex<Cache>,
+    /// Keys are fetched again for an unknown `kid` at most this often.
+    refetch: Duration,
 }
 
 impl Oidc {
@@ -143,6 +145,7 @@ impl Oidc {
             settings,
             http,
             cache: tokio::sync::Mutex::new(Cache::default()),
+            refetch: REFETCH,
         })
     }
 
@@ -209,7 +212,7 @@ impl Oidc {
     async fn keys(&self, refresh: bool) -> Result<Keys, IssuerError> {
         {
             let cache = self.cache.lock().await;
-            let recent = cache.fetched.is_some_and(|t| t.elapsed() < REFETCH);
+            let recent = cache.fetched.is_some_and(|t| t.elapsed() < self.refetch);
             if let Some(keys) = &cache.keys
                 && (!refresh || recent)
             {
@@ -380,7 +383,99 @@ pub fn groups(claims: &Map<String, Value>, claim: &str) -> Result<BTreeSet<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::auth::jwt::testing::TestKey;
     use serde_json::json;
+    use std::sync::{Arc, Mutex};
+
+    /// An issuer on 127.0.0.1 serving its discovery document and the
+    /// JWKS `jwks` holds, counting the JWKS fetches.
+    async fn issuer(jwks: Arc<Mutex<Value>>, fetches: Arc<Mutex<u32>>) -> String {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let doc = json!({
+            "issuer": base, "jwks_uri": format!("{base}/jwks"),
+            "authorization_endpoint": format!("{base}/auth"), "token_endpoint": format!("{base}/token"),
+        });
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(doc) }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    *fetches.lock().expect("count") += 1;
+                    let keys = jwks.lock().expect("jwks").clone();
+                    axum::Json(keys)
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    fn settings(issuer: &str) -> Settings {
+        Settings {
+            issuer: issuer.into(),
+            client_id: "druppie".into(),
+            client_secret: None,
+            audience: "druppie".into(),
+            groups_claim: "groups".into(),
+            admin_group: "platform-admins".into(),
+            redirect_url: "http://127.0.0.1:1/auth/callback".into(),
+            session_ttl: Duration::from_secs(3600),
+            session_secret: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_are_cached_and_fetched_again_for_an_unknown_kid_at_most_once_per_interval() {
+        let (old, rotated) = (TestKey::new("k1"), TestKey::new("k2"));
+        let jwks = Arc::new(Mutex::new(json!({"keys": [old.jwk()]})));
+        let fetches = Arc::new(Mutex::new(0));
+        let base = issuer(jwks.clone(), fetches.clone()).await;
+        let mut oidc = Oidc::new(settings(&base)).expect("a client");
+        let claims = |sub: &str| json!({"iss": base, "aud": "druppie", "sub": sub, "exp": jiff::Timestamp::now().as_second() + 60});
+        for _ in 0..3 {
+            let got = oidc.verify(&old.sign(&claims("ana")), "druppie").await;
+            assert_eq!(got.expect("valid").subject, "ana");
+        }
+        assert_eq!(*fetches.lock().expect("count"), 1, "cached");
+        // The issuer rotates its key; the keys were fetched just now.
+        *jwks.lock().expect("jwks") = json!({"keys": [old.jwk(), rotated.jwk()]});
+        for _ in 0..5 {
+            let refused = oidc.verify(&rotated.sign(&claims("ben")), "druppie").await;
+            assert!(matches!(
+                refused,
+                Err(AuthError::Token(Refused::UnknownKey(_)))
+            ));
+        }
+        assert_eq!(*fetches.lock().expect("count"), 1, "rate-limited");
+        oidc.refetch = Duration::ZERO;
+        let got = oidc.verify(&rotated.sign(&claims("ben")), "druppie").await;
+        assert_eq!(got.expect("found after a fetch").subject, "ben");
+        assert_eq!(*fetches.lock().expect("count"), 2);
+        // A token for another audience is refused with the keys at hand.
+        let other = oidc.verify(&old.sign(&claims("ana")), "elsewhere").await;
+        assert!(matches!(other, Err(AuthError::Token(Refused::Audience))));
+    }
+
+    #[tokio::test]
+    async fn a_discovery_document_naming_another_issuer_is_refused() {
+        let jwks = Arc::new(Mutex::new(json!({"keys": []})));
+        let base = issuer(jwks, Arc::new(Mutex::new(0))).await;
+        let oidc = Oidc::new(settings(&format!("{base}/realms/other"))).expect("a client");
+        let err = oidc.endpoints().await.expect_err("another issuer");
+        assert!(
+            matches!(err, IssuerError::Status { status: 404, .. }),
+            "{err}"
+        );
+        let oidc = Oidc::new(settings(&base.replace("127.0.0.1", "localhost"))).expect("a client");
+        let err = oidc.endpoints().await.expect_err("another issuer");
+        assert!(matches!(err, IssuerError::Issuer { .. }), "{err}");
+    }
 
     #[test]
     fn groups_lose_one_leading_slash_and_must_be_strings() {

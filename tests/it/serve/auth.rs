@@ -370,6 +370,22 @@ fn a_team_member_signs_in_through_the_issuer_and_the_api_shows_only_its_teams_pl
         .insert("druppie_session".into(), format!("{session}x"));
     assert_eq!(mallory.json(&d, "/api/v1/plans").0, 401);
 
+    // A signed-in browser writes from the daemon's own pages only.
+    let promote = |origin: &str| {
+        ana.http
+            .post(d.url("/api/v1/promote"))
+            .header("cookie", format!("druppie_session={session}"))
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(r#"{"plan": "permits", "to": "prod"}"#)
+            .send()
+            .expect("POST")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(promote("http://evil.example.org"), 403);
+    assert_eq!(promote(d.url("").trim_end_matches('/')), 202);
+
     // Signing out ends the session.
     let logout = ana.http.post(d.url("/auth/logout"));
     let out = ana.send(logout);
@@ -526,4 +542,41 @@ fn a_bearer_token_from_the_issuer_is_accepted_and_a_request_without_one_is_refus
     };
     assert_eq!(promote("permits"), 404);
     assert_eq!(promote("ledger"), 202);
+}
+
+#[test]
+fn a_short_session_key_or_an_empty_client_secret_stops_serve_at_start() {
+    let s = serve_setup();
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str("\n[server.auth]\nissuer = \"https://id.example.org/realms/druppie\"\nclient_id = \"druppie\"\nredirect_url = \"https://druppie.example.org/auth/callback\"\n");
+    std::fs::write(&s.config, config).expect("config");
+    let serve = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_druppie"))
+            .args(["--config", s.config.to_str().expect("utf-8"), "serve"])
+            .current_dir(s.tmp.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", s.tmp.path())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run druppie serve");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = serve(&[("DRUPPIE_SESSION_SECRET", "short-key-0123")]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "error: the variable DRUPPIE_SESSION_SECRET (named by `[server.auth] session_secret_env`) holds fewer than 32 characters\n  = help: make one with `openssl rand -hex 32`\n"
+    );
+    assert!(!stderr.contains("short-key-0123"));
+    let (code, stderr) = serve(&[("DRUPPIE_OIDC_CLIENT_SECRET", "")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("error: the variable DRUPPIE_OIDC_CLIENT_SECRET (named by `[server.auth] client_secret_env`) is set but empty\n"),
+        "{stderr}"
+    );
 }
