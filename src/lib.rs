@@ -38,8 +38,12 @@
 //! that made it live) beside the ExecutionPlan's step: what waits where.
 //!
 //! Around the stages: [`daemon`] is `druppie serve` (triggers, a queue,
-//! one reconcile worker, the HTTP API, and an OpenAI-compatible chat
-//! API whose requests the planner answers on that worker), [`kube`] reads the cluster (Flux
+//! one reconcile worker, the HTTP API with its numbered event stream,
+//! notifications to HTTP sinks, sign-in through an OIDC issuer that
+//! decides which plans a person sees, and an OpenAI-compatible chat
+//! API whose requests the planner answers on that worker), [`web`] is
+//! the board the daemon serves at `/` (plans × environments, approval
+//! cards, the catalog, the audit trail), [`kube`] reads the cluster (Flux
 //! and Deployment readiness, the leader Lease, health checks), [`config`]
 //! reads `druppie.toml`, [`secret`] keeps secret values out of output,
 //! [`hex`] writes and reads digests, [`error`] puts an error and its causes

@@ -20,12 +20,12 @@ use crate::support::git;
 const API_TOKEN: &str = "it-api-token-5c1e";
 
 /// The identity provider, running until dropped.
-struct Idp {
+pub(super) struct Idp {
     child: Child,
-    issuer: String,
+    pub(super) issuer: String,
     client_secret: String,
     /// login → password.
-    users: BTreeMap<String, String>,
+    pub(super) users: BTreeMap<String, String>,
 }
 
 impl Idp {
@@ -83,7 +83,7 @@ fn free_port() -> u16 {
 
 /// The serve setup with a second plan (`ledger`, owned by
 /// team-finance), the provider, and the daemon signing in through it.
-fn start() -> (Setup, Idp, Daemon) {
+pub(super) fn start() -> (Setup, Idp, Daemon) {
     let s = serve_setup();
     let work = s.tmp.path().join("spec-work");
     std::fs::write(

@@ -339,3 +339,49 @@ fn every_page_is_escaped_scrubbed_and_sent_with_a_strict_policy() {
     assert!(!filtered.contains(r#"data-kind="applied""#), "{filtered}");
     assert!(d.terminate().success());
 }
+
+#[test]
+fn a_team_member_signed_in_through_the_issuer_sees_only_its_teams_plans_in_chromium() {
+    let (_s, idp, d) = super::auth::start();
+    let password = &idp.users["ana"];
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/board-browser.py"))
+        .arg("--sign-in")
+        .arg(d.url(""))
+        .arg(artefacts())
+        .args(["ana", password, "ledger"])
+        .output()
+        .expect("python3 runs (pip install playwright; apt install chromium)");
+    assert!(
+        out.status.success(),
+        "the browser script failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = String::from_utf8_lossy(&out.stdout);
+    let said: Value = serde_json::from_str(last.lines().last().expect("a line")).expect("JSON");
+    let seen = &said["done"];
+    // Sent to the issuer's own login form, and back to the board.
+    assert!(
+        seen["sent_to"].as_str().unwrap().starts_with(&idp.issuer),
+        "{seen}"
+    );
+    assert_eq!(seen["landed"], d.url("/"), "{seen}");
+    assert_eq!(seen["signed_in_as"], "ana", "{seen}");
+    // ana's group is team-permits: the board, its team filter and the
+    // catalog's placements hold only its plan; another team's plan page
+    // answers as an unknown one.
+    assert_eq!(seen["plans"], serde_json::json!(["permits"]), "{seen}");
+    assert_eq!(seen["teams"], serde_json::json!(["team-permits"]), "{seen}");
+    assert_eq!(seen["hidden_plan"]["status"], 404, "{seen}");
+    assert!(
+        seen["hidden_plan"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("There is no plan `ledger`."),
+        "{seen}"
+    );
+    let placements = seen["placements"].as_array().unwrap();
+    assert!(!placements.is_empty(), "{seen}");
+    assert!(placements.iter().all(|p| p == "permits"), "{seen}");
+}
