@@ -227,6 +227,24 @@ pub struct View {
     pub last_error: Option<String>,
 }
 
+impl View {
+    /// The environments: the platform's, in promotion order; before a
+    /// platform is known, those the plans name, sorted.
+    pub fn environment_names(&self) -> Vec<String> {
+        if !self.environments.is_empty() {
+            return self.environments.iter().map(|e| e.name.clone()).collect();
+        }
+        let mut envs: Vec<String> = self
+            .plans
+            .iter()
+            .flat_map(|p| p.environments.iter().cloned())
+            .collect();
+        envs.sort();
+        envs.dedup();
+        envs
+    }
+}
+
 /// Shared by the worker and the HTTP handlers.
 pub struct Shared {
     pub view: Mutex<View>,

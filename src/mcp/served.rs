@@ -98,15 +98,7 @@ impl Source for Served {
     }
 
     fn environments(&self) -> Vec<String> {
-        let view = self.view();
-        let mut envs: Vec<String> = view
-            .plans
-            .iter()
-            .flat_map(|p| p.environments.iter().cloned())
-            .collect();
-        envs.sort();
-        envs.dedup();
-        envs
+        self.view().environment_names()
     }
 
     /// On the reconcile worker, as the chat's requests are: it is the

@@ -119,7 +119,7 @@ pub async fn page(
         .iter()
         .map(|p| p.name.clone())
         .collect();
-    let envs = super::board::columns(&view);
+    let envs = view.environment_names();
     let timeline = match events {
         Ok(events) => events
             .iter()

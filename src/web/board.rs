@@ -94,24 +94,9 @@ pub async fn page(
     html(StatusCode::OK, "board.html", &frame, board)
 }
 
-/// The environments as columns: the platform's, in promotion order.
-pub(super) fn columns(view: &View) -> Vec<String> {
-    if !view.environments.is_empty() {
-        return view.environments.iter().map(|e| e.name.clone()).collect();
-    }
-    let mut envs: Vec<String> = view
-        .plans
-        .iter()
-        .flat_map(|p| p.environments.iter().cloned())
-        .collect();
-    envs.sort();
-    envs.dedup();
-    envs
-}
-
 impl Board {
     fn of(view: &View, viewer: &Viewer, filters: &Filters) -> Board {
-        let envs = columns(view);
+        let envs = view.environment_names();
         let plans = super::visible(view, viewer);
         let mut teams: Vec<String> = plans.iter().map(|p| p.owner.clone()).collect();
         teams.sort();

@@ -303,9 +303,9 @@ mod tests {
 
     #[test]
     fn a_plans_card_holds_its_own_proposal_files_and_findings() {
-        let cards = cards(&view(), "permits", &[]);
-        assert_eq!(cards.len(), 1);
-        let c = &cards[0];
+        let shown = cards(&view(), "permits", &[]);
+        assert_eq!(shown.len(), 1);
+        let c = &shown[0];
         assert_eq!(c.branch, "druppie/prod/permits");
         assert_eq!(c.approvers, ["platform-team"]);
         assert!(c.status.starts_with("waiting for approval"), "{}", c.status);

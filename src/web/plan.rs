@@ -125,7 +125,7 @@ pub async fn page(
 
 fn envs(view: &View, plan: &str, own: &[String]) -> Vec<EnvRow> {
     let freight = view.freight.iter().find(|p| p.plan == plan);
-    super::board::columns(view)
+    view.environment_names()
         .into_iter()
         .filter(|e| own.contains(e))
         .map(|env| {

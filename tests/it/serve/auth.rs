@@ -17,7 +17,7 @@ use super::{Daemon, serve_setup};
 use crate::apply::Setup;
 use crate::support::git;
 
-const API_TOKEN: &str = "it-api-token-5c1e";
+pub(super) const API_TOKEN: &str = "it-api-token-5c1e";
 
 /// The identity provider, running until dropped.
 pub(super) struct Idp {

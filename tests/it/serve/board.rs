@@ -343,6 +343,21 @@ fn every_page_is_escaped_scrubbed_and_sent_with_a_strict_policy() {
 #[test]
 fn a_team_member_signed_in_through_the_issuer_sees_only_its_teams_plans_in_chromium() {
     let (_s, idp, d) = super::auth::start();
+    // The daemon knows both teams' plans.
+    let all: Value = crate::prism::client()
+        .get(d.url("/api/v1/plans"))
+        .bearer_auth(super::auth::API_TOKEN)
+        .send()
+        .expect("GET")
+        .json()
+        .expect("JSON");
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ledger", "permits"], "{all}");
     let password = &idp.users["ana"];
     let out = Command::new("python3")
         .arg(repo_root().join("tests/board-browser.py"))
