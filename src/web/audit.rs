@@ -112,6 +112,11 @@ pub async fn page(
     Query(params): Query<Params>,
 ) -> Response {
     let (filter, mut error) = filter(&params);
+    let mut status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let events = trail(&app).await;
     let view = app.shared.view.lock().expect("view lock");
     let sight = Sight::new(&viewer, &view.plans);
@@ -133,6 +138,7 @@ pub async fn page(
             .collect(),
         Err(e) => {
             error = Some(e);
+            status = StatusCode::INTERNAL_SERVER_ERROR;
             Vec::new()
         }
     };
@@ -142,11 +148,6 @@ pub async fn page(
         title: "Audit trail",
         nav: "audit",
         viewer: viewer.name(),
-    };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
     };
     html(
         status,

@@ -15,7 +15,7 @@ use super::board::{Pull, cell};
 use super::card::{Card, cards};
 use super::page::{Frame, href, html, missing, short};
 use crate::daemon::api::App;
-use crate::daemon::auth::Viewer;
+use crate::daemon::auth::{Sight, Viewer};
 use crate::daemon::state::View;
 use crate::status::{EnvStatus, Next};
 
@@ -101,6 +101,7 @@ pub async fn page(
         let Some(plan) = view.plans.iter().find(|p| p.name == name) else {
             return missing(&format!("There is no plan `{name}`."), viewer.name());
         };
+        let sight = Sight::new(&viewer, &view.plans);
         PlanPage {
             name: plan.name.clone(),
             owner: plan.owner.clone(),
@@ -110,7 +111,14 @@ pub async fn page(
             components: components(&view, &plan.name),
             proposals: cards(&view, &plan.name, &timeline),
             timeline_caption: "Events about this plan, oldest first, as druppie audit --plan shows them",
-            timeline: timeline.iter().map(Line::of).collect(),
+            timeline: timeline
+                .iter()
+                .map(|r| {
+                    let mut line = Line::of(r);
+                    line.plans.retain(|p| sight.plan(p));
+                    line
+                })
+                .collect(),
             timeline_error,
         }
     };
