@@ -189,12 +189,16 @@ async fn status(
         .statuses
         .iter()
         .filter(|s| sight.plan(&s.plan))
+        .map(|s| super::state::PlanStatus {
+            message: sight.status_message(s),
+            ..s.clone()
+        })
         .collect();
     Json(json!({
         "ready": view.ready,
         "revision": view.revision,
         "dirty": view.dirty,
-        "last_error": view.last_error,
+        "last_error": sight.reconcile_error(view.last_error.as_deref()),
         "plans": statuses,
     }))
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::page::{Frame, href, html, short};
 use crate::daemon::api::App;
-use crate::daemon::auth::Viewer;
+use crate::daemon::auth::{Sight, Viewer};
 use crate::daemon::state::{PlanState, View};
 use crate::status::Next;
 
@@ -97,6 +97,7 @@ pub async fn page(
 impl Board {
     fn of(view: &View, viewer: &Viewer, filters: &Filters) -> Board {
         let envs = view.environment_names();
+        let sight = Sight::new(viewer, &view.plans);
         let plans = super::visible(view, viewer);
         let mut teams: Vec<String> = plans.iter().map(|p| p.owner.clone()).collect();
         teams.sort();
@@ -110,7 +111,11 @@ impl Board {
                 intent: p.intent.clone(),
                 cells: envs
                     .iter()
-                    .map(|e| p.environments.contains(e).then(|| cell(view, &p.name, e)))
+                    .map(|e| {
+                        p.environments
+                            .contains(e)
+                            .then(|| cell(view, &sight, &p.name, e))
+                    })
                     .collect(),
             })
             .filter(|r| {
@@ -121,7 +126,7 @@ impl Board {
         Board {
             ready: view.ready,
             revision: view.revision.as_deref().map(short),
-            last_error: view.last_error.clone(),
+            last_error: sight.reconcile_error(view.last_error.as_deref()),
             envs,
             rows,
             teams,
@@ -135,7 +140,7 @@ impl Board {
 /// Where `plan` stands in `env` after the last reconcile: its state
 /// (with the environment a `waiting` change waits on), its live freight
 /// and its open proposal.
-pub(super) fn cell(view: &View, plan: &str, env: &str) -> Cell {
+pub(super) fn cell(view: &View, sight: &Sight<'_>, plan: &str, env: &str) -> Cell {
     let status = view
         .statuses
         .iter()
@@ -174,9 +179,8 @@ pub(super) fn cell(view: &View, plan: &str, env: &str) -> Cell {
             .and_then(|l| l.went_live.as_ref())
             .map(|w| w.time.clone()),
         pull: status.pull.as_deref().map(Pull::of),
-        message: status
-            .message
-            .clone()
+        message: sight
+            .status_message(status)
             .filter(|_| status.state != PlanState::Waiting),
     }
 }
@@ -255,7 +259,12 @@ mod tests {
 
     #[test]
     fn a_member_sees_only_its_teams_plans_and_teams() {
-        let v = view();
+        let mut v = view();
+        // A reconcile failed on another team's plan: its error quotes
+        // that plan's file and values.
+        let why = "spec/plans/permits.yaml:7:61: input `replicas` is the string \"hunter2\"";
+        v.last_error = Some(why.to_owned());
+        v.statuses[0].message = Some(why.to_owned());
         let member = Viewer::Member {
             subject: "ana".into(),
             groups: ["team-meters".to_owned()].into(),
@@ -263,5 +272,15 @@ mod tests {
         let board = Board::of(&v, &member, &Filters::default());
         assert_eq!(plans(&board), ["meters"]);
         assert_eq!(board.teams, ["team-meters"]);
+        let told = board.rows[0].cells[0].as_ref().unwrap();
+        assert_eq!(told.state, "failed");
+        assert_eq!(told.message.as_deref(), Some(crate::daemon::auth::WITHHELD));
+        assert_eq!(
+            board.last_error.as_deref(),
+            Some(crate::daemon::auth::WITHHELD)
+        );
+        // A platform admin reads the error itself.
+        let all = Board::of(&v, &Viewer::Everyone, &Filters::default());
+        assert_eq!(all.last_error.as_deref(), Some(why));
     }
 }

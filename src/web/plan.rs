@@ -107,7 +107,7 @@ pub async fn page(
             owner: plan.owner.clone(),
             stack: plan.stack.clone(),
             intent: plan.intent.clone(),
-            envs: envs(&view, &plan.name, &plan.environments),
+            envs: envs(&view, &sight, &plan.name, &plan.environments),
             components: components(&view, &plan.name),
             proposals: cards(&view, &plan.name, &timeline),
             timeline_caption: "Events about this plan, oldest first, as druppie audit --plan shows them",
@@ -131,13 +131,13 @@ pub async fn page(
     html(StatusCode::OK, "plan.html", &frame, page)
 }
 
-fn envs(view: &View, plan: &str, own: &[String]) -> Vec<EnvRow> {
+fn envs(view: &View, sight: &Sight<'_>, plan: &str, own: &[String]) -> Vec<EnvRow> {
     let freight = view.freight.iter().find(|p| p.plan == plan);
     view.environment_names()
         .into_iter()
         .filter(|e| own.contains(e))
         .map(|env| {
-            let c = cell(view, plan, &env);
+            let c = cell(view, sight, plan, &env);
             let status = freight.and_then(|f| f.environments.iter().find(|e| e.env == env));
             EnvRow {
                 trust: view

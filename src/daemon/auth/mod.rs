@@ -116,7 +116,33 @@ impl<'a> Sight<'a> {
     pub fn everything(&self) -> bool {
         matches!(self.viewer, Viewer::Everyone)
     }
+
+    /// A reconcile's error as this viewer is told it. The error of a
+    /// whole reconcile may quote any plan's files and values (a spec
+    /// error in another team's plan), so only those who see every plan
+    /// read it; the others are told that it failed.
+    pub fn reconcile_error(&self, error: Option<&str>) -> Option<String> {
+        let error = error?;
+        Some(if self.everything() {
+            error.to_owned()
+        } else {
+            WITHHELD.to_owned()
+        })
+    }
+
+    /// A plan's status message as this viewer is told it: a `failed`
+    /// plan carries its reconcile's error ([`Sight::reconcile_error`]).
+    pub fn status_message(&self, status: &super::state::PlanStatus) -> Option<String> {
+        if status.state == super::state::PlanState::Failed {
+            self.reconcile_error(status.message.as_deref())
+        } else {
+            status.message.clone()
+        }
+    }
 }
+
+/// What a team member is told instead of a reconcile's own error.
+pub const WITHHELD: &str = "the last reconcile failed; its error may name other teams' plans, so only platform admins see it";
 
 /// Routes that need no sign-in: probes, metrics, webhooks (HMAC),
 /// static files, and signing in itself.

@@ -183,6 +183,9 @@ impl Events {
         let mut event = stamped.event.clone();
         let view = self.shared.view.lock().expect("view lock");
         let sight = Sight::new(&self.viewer, &view.plans);
+        if let Event::ReconcileFinished { error, .. } = &mut event {
+            *error = sight.reconcile_error(error.as_deref());
+        }
         if let Some(plan) = event_plan(&event) {
             if !sight.plan(plan) {
                 return None;
