@@ -17,7 +17,6 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
@@ -35,6 +34,9 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// What the handlers share.
 pub struct App {
     pub shared: Arc<Shared>,
+    /// Event streams open at once ([`stream_slots`]); a stream holds its
+    /// connection for as long as the client keeps it.
+    pub streams: Arc<tokio::sync::Semaphore>,
     pub secret: Option<Secret>,
     /// The bearer token write requests carry; `None`: they are refused.
     pub api_token: Option<Secret>,
@@ -316,7 +318,16 @@ async fn events(
     State(app): State<Arc<App>>,
     Extension(viewer): Extension<Viewer>,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
+) -> Response {
+    let Ok(slot) = app.streams.clone().try_acquire_owned() else {
+        let mut busy = problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams are open; try again later",
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+        return busy;
+    };
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -341,10 +352,10 @@ async fn events(
                 .map(|e| sse_event(&e, &scrubber)),
         )
         .collect();
-    let replayed = futures_util::stream::iter(first.into_iter().map(Ok));
+    let replayed = futures_util::stream::iter(first.into_iter().map(Ok::<_, Infallible>));
     let live = futures_util::stream::unfold(
-        (rx, stopping, scrubber),
-        |(mut rx, mut stopping, scrubber)| async move {
+        (rx, stopping, scrubber, slot),
+        |(mut rx, mut stopping, scrubber, slot)| async move {
             if *stopping.borrow() {
                 return None;
             }
@@ -356,11 +367,12 @@ async fn events(
                 },
                 _ = stopping.changed() => return None,
             };
-            Some((Ok(event), (rx, stopping, scrubber)))
+            Some((Ok(event), (rx, stopping, scrubber, slot)))
         },
     );
     Sse::new(futures_util::StreamExt::chain(replayed, live))
         .keep_alive(KeepAlive::new().interval(app.keep_alive))
+        .into_response()
 }
 
 /// One event as SSE: its id, its name, its JSON scrubbed.
@@ -378,6 +390,14 @@ fn resync(gap: Gap) -> sse::Event {
     sse::Event::default()
         .event("resync")
         .data(json!({"type": "resync", "reason": gap.name()}).to_string())
+}
+
+/// How many event streams may be open at once: a quarter of the
+/// connections, so that streams held open (a browser tab each, or a
+/// client opening thousands and never reading) leave the rest for
+/// webhooks, probes and the API.
+pub fn stream_slots(max_connections: usize) -> usize {
+    (max_connections / 4).max(1)
 }
 
 /// The body of `POST /api/v1/promote`.

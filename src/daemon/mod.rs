@@ -168,6 +168,9 @@ pub fn serve(mut reconciler: Reconciler, mut options: Options) -> Result<(), Err
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(api::App {
+        streams: Arc::new(tokio::sync::Semaphore::new(api::stream_slots(
+            limits.max_connections,
+        ))),
         shared: shared.clone(),
         secret: options.webhook_secret,
         api_token: options.api_token,

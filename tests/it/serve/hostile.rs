@@ -317,3 +317,53 @@ fn an_event_stream_outlives_a_short_idle_timeout() {
     drop(c);
     assert!(d.terminate().success());
 }
+
+#[test]
+fn event_streams_held_open_take_at_most_a_quarter_of_the_connections() {
+    // 20 connections: 5 event streams at most.
+    let s = setup_with("max_connections = 20\n");
+    let d = Daemon::start(&s);
+    let open = |c: &mut TcpStream| {
+        c.write_all(b"GET /api/v1/events HTTP/1.1\r\nhost: druppie\r\n\r\n")
+            .unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).expect("an answer");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let mut c = TcpStream::connect(&d.addr).unwrap();
+        let head = open(&mut c);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        streams.push(c);
+    }
+    // The sixth is refused at once, with a time to come back.
+    let mut sixth = TcpStream::connect(&d.addr).unwrap();
+    let head = open(&mut sixth);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 10"),
+        "{head}"
+    );
+    // Webhooks, probes and the API still get connections.
+    let took = healthz(&d.addr);
+    assert!(took < Duration::from_secs(1), "/healthz took {took:?}");
+    assert_eq!(d.get("/api/v1/plans").0, 200);
+    // A stream that ends gives its slot back.
+    drop(streams.pop());
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = TcpStream::connect(&d.addr).unwrap();
+        if open(&mut again).starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the closed stream's slot never came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(streams);
+    assert!(d.terminate().success());
+}
