@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{Missing, missing};
 pub use filter::Filter;
-pub use read::{Ignored, Trail, read, trusted};
+pub use read::{Ignored, Trail, Verdicts, read, read_remembering, trusted};
 pub use write::Writer;
 
 use crate::git::ObjectId;

@@ -37,17 +37,53 @@ impl std::fmt::Display for Ignored {
 /// The branch, a commit or its event cannot be read, or a signature
 /// cannot be checked.
 pub fn read(spec: &Repo, allowed: Option<&AllowedSigners>) -> Result<Vec<Recorded>, AuditError> {
+    read_remembering(spec, allowed, &Verdicts::default())
+}
+
+/// Signature verdicts by event commit, kept between reads of the trail
+/// with the same allowed signers: a commit never changes, so neither
+/// does its verdict, and a long trail is checked once, not at every read.
+#[derive(Debug, Default)]
+pub struct Verdicts(std::sync::Mutex<std::collections::HashMap<ObjectId, String>>);
+
+/// [`read`], checking only the signatures `verdicts` does not hold yet
+/// (and keeping those verdicts).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_remembering(
+    spec: &Repo,
+    allowed: Option<&AllowedSigners>,
+    verdicts: &Verdicts,
+) -> Result<Vec<Recorded>, AuditError> {
     let commits: Vec<ObjectId> = chain(spec, None)?.0.into_iter().rev().collect();
     // Each check is two ssh-keygen runs, which mostly wait: on every core.
     crate::par::map(&commits, |&commit| {
         let event = event_at(spec, commit)?;
-        let signature = match allowed {
-            None => "unchecked".to_owned(),
-            Some(allowed) => spec
-                .check_signature(commit, allowed)
-                .map_err(|source| AuditError::Verify { commit, source })?
-                .word()
-                .to_owned(),
+        let known = || {
+            verdicts
+                .0
+                .lock()
+                .expect("verdicts lock")
+                .get(&commit)
+                .cloned()
+        };
+        let signature = match (allowed, known()) {
+            (None, _) => "unchecked".to_owned(),
+            (Some(_), Some(verdict)) => verdict,
+            (Some(allowed), None) => {
+                let verdict = spec
+                    .check_signature(commit, allowed)
+                    .map_err(|source| AuditError::Verify { commit, source })?
+                    .word()
+                    .to_owned();
+                verdicts
+                    .0
+                    .lock()
+                    .expect("verdicts lock")
+                    .insert(commit, verdict.clone());
+                verdict
+            }
         };
         Ok(Recorded {
             commit: commit.to_string(),

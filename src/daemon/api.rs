@@ -56,6 +56,11 @@ pub struct App {
     pub mcp: crate::mcp::Options,
     /// What the board checks the audit trail's signatures with.
     pub allowed_signers: Option<crate::git::sign::AllowedSigners>,
+    /// The verdicts on the trail's signatures so far, and the one read
+    /// of the trail at a time (pages that ask meanwhile wait for it,
+    /// then find its verdicts).
+    pub verdicts: crate::audit::Verdicts,
+    pub trail_read: tokio::sync::Mutex<()>,
     pub chat: Arc<super::chat::Chat>,
     /// Sign-in (`[server.auth]`); `None`: every request sees everything.
     pub auth: Option<Arc<super::auth::Oidc>>,

@@ -183,6 +183,8 @@ pub fn serve(mut reconciler: Reconciler, mut options: Options) -> Result<(), Err
         keep_alive: (limits.idle_timeout / 2).min(Duration::from_secs(15)),
         mcp: options.mcp,
         allowed_signers: options.allowed_signers,
+        verdicts: crate::audit::Verdicts::default(),
+        trail_read: tokio::sync::Mutex::new(()),
         chat: Arc::new(chat::Chat::new(
             options.chat,
             options.scrubber.clone(),

@@ -72,11 +72,13 @@ impl Line {
 /// The spec root is not in a git repository, or the trail cannot be
 /// read: the message says which.
 pub(super) async fn trail(app: &Arc<App>) -> Result<Vec<Recorded>, String> {
+    let _one_at_a_time = app.trail_read.lock().await;
     let app = app.clone();
     tokio::task::spawn_blocking(move || {
         let repo = crate::git::Repo::discover(&app.spec_root)
             .ok_or_else(|| format!("{} is not in a git repository", app.spec_root.display()))?;
-        audit::read(&repo, app.allowed_signers.as_ref()).map_err(|e| crate::error::chain(&e))
+        audit::read_remembering(&repo, app.allowed_signers.as_ref(), &app.verdicts)
+            .map_err(|e| crate::error::chain(&e))
     })
     .await
     .map_err(|e| format!("reading the audit trail stopped: {e}"))?

@@ -220,3 +220,29 @@ fn plan_and_env_select_and_an_unknown_one_names_the_known_ones() {
         run.stderr
     );
 }
+
+#[test]
+fn a_remembered_verdict_is_not_checked_again() {
+    let t = trail();
+    let public = std::fs::read_to_string(t.f.path().join(".git/druppie_ed25519.pub")).unwrap();
+    let signers = t.f.path().join(".git/allowed_signers");
+    std::fs::write(&signers, format!("druppie@example.org {public}")).unwrap();
+    let allowed = druppie::git::sign::AllowedSigners::from_file(&signers).unwrap();
+    let repo = Repo::open(t.f.path()).unwrap().expect("a repository");
+    let verdicts = druppie::audit::Verdicts::default();
+    let first = druppie::audit::read_remembering(&repo, Some(&allowed), &verdicts).unwrap();
+    assert_eq!(first.len(), EVENTS.len());
+    assert!(first.iter().all(|r| r.signature == "verified"), "{first:?}");
+    // Another key in the allowed signers: a fresh read says so for every
+    // event; the remembered verdicts are used as they are.
+    std::fs::write(
+        &signers,
+        "druppie@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlKvGn6qrD4cS2n1bm8VRd8Z4E8k6q8Kz0p6uS4m3Tq\n",
+    )
+    .unwrap();
+    let other = druppie::git::sign::AllowedSigners::from_file(&signers).unwrap();
+    let fresh = druppie::audit::read(&repo, Some(&other)).unwrap();
+    assert!(fresh.iter().all(|r| r.signature != "verified"), "{fresh:?}");
+    let again = druppie::audit::read_remembering(&repo, Some(&other), &verdicts).unwrap();
+    assert!(again.iter().all(|r| r.signature == "verified"), "{again:?}");
+}
