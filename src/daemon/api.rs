@@ -134,7 +134,18 @@ pub fn router(app: Arc<App>) -> Router {
             super::auth::identify,
         ))
         .layer(middleware::from_fn_with_state(app.clone(), scrub))
+        .layer(middleware::map_response(nosniff))
         .with_state(app)
+}
+
+/// No answer is read as another type than it says (a JSON error that
+/// echoes a request as HTML, say).
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Scrubs every answer's body; an event stream is scrubbed event by

@@ -59,11 +59,15 @@ pub struct SkillEntry {
     pub body: String,
 }
 
-/// Every block and skill of a spec, sorted by id.
+/// Every block and skill of a spec, sorted by id, with their search
+/// indexes built once (a search reads them; a block's documentation
+/// can be a megabyte).
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     pub blocks: Vec<BlockEntry>,
     pub skills: Vec<SkillEntry>,
+    block_index: std::sync::Arc<Index>,
+    skill_index: std::sync::Arc<Index>,
 }
 
 impl Registry {
@@ -122,7 +126,30 @@ impl Registry {
             })
             .collect();
         skills.sort_by(|a, b| a.id.cmp(&b.id));
-        Registry { blocks, skills }
+        let block_index = Index::new(blocks.iter().map(|b| search::Doc {
+            id: &b.id,
+            name: &b.name,
+            description: &b.description,
+            tags: &b.capabilities,
+            body: &b.docs,
+        }));
+        let tags: Vec<Vec<String>> = skills
+            .iter()
+            .map(|s| s.category.iter().cloned().collect())
+            .collect();
+        let skill_index = Index::new(skills.iter().zip(&tags).map(|(s, t)| search::Doc {
+            id: &s.id,
+            name: &s.name,
+            description: &s.description,
+            tags: t,
+            body: &s.body,
+        }));
+        Registry {
+            blocks,
+            skills,
+            block_index: std::sync::Arc::new(block_index),
+            skill_index: std::sync::Arc::new(skill_index),
+        }
     }
 
     /// Blocks matching `query`, best first. An empty query lists all.
@@ -130,14 +157,7 @@ impl Registry {
         if query.trim().is_empty() {
             return self.blocks.iter().collect();
         }
-        let index = Index::new(self.blocks.iter().map(|b| search::Doc {
-            id: &b.id,
-            name: &b.name,
-            description: &b.description,
-            tags: &b.capabilities,
-            body: &b.docs,
-        }));
-        index
+        self.block_index
             .search(query)
             .into_iter()
             .map(|(i, _)| &self.blocks[i])
@@ -149,19 +169,7 @@ impl Registry {
         if query.trim().is_empty() {
             return self.skills.iter().collect();
         }
-        let tags: Vec<Vec<String>> = self
-            .skills
-            .iter()
-            .map(|s| s.category.iter().cloned().collect())
-            .collect();
-        let index = Index::new(self.skills.iter().zip(&tags).map(|(s, t)| search::Doc {
-            id: &s.id,
-            name: &s.name,
-            description: &s.description,
-            tags: t,
-            body: &s.body,
-        }));
-        index
+        self.skill_index
             .search(query)
             .into_iter()
             .map(|(i, _)| &self.skills[i])

@@ -31,6 +31,7 @@ const EXACT_BONUS: f64 = 1000.0;
 const WORD_BONUS: f64 = 100.0;
 
 /// An inverted index over weighted term frequencies.
+#[derive(Debug, Default)]
 pub struct Index {
     /// Per entry: term -> weighted frequency.
     docs: Vec<HashMap<String, f64>>,

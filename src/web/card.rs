@@ -14,6 +14,9 @@ use crate::daemon::state::View;
 pub(super) struct Card {
     /// Its position on the page, for the ids of its parts.
     pub index: usize,
+    /// The plans its change holds.
+    #[serde(skip)]
+    pub plans: Vec<String>,
     pub title: String,
     pub env: Option<String>,
     pub repo: String,
@@ -158,6 +161,7 @@ pub(super) fn cards(view: &View, plan: &str, trail: &[Recorded]) -> Vec<Card> {
                 repo: p.repo.clone(),
                 branch: p.branch.clone(),
                 into: p.into.clone(),
+                plans: p.plans.clone(),
             }
         })
         .collect()

@@ -22,19 +22,26 @@ pub struct Search {
     q: String,
 }
 
+/// A block as a search result shows it.
 #[derive(Debug, Serialize)]
-struct Found<'a> {
-    #[serde(flatten)]
-    block: &'a BlockEntry,
+struct Found {
+    id: String,
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    version: String,
+    description: String,
+    capabilities: Vec<String>,
+    instantiable: bool,
     /// Plan × environment placements the viewer sees.
     placed: usize,
 }
 
 #[derive(Debug, Serialize)]
-struct CatalogPage<'a> {
-    query: &'a str,
-    blocks: Vec<Found<'a>>,
-    skills: Vec<&'a SkillEntry>,
+struct CatalogPage {
+    query: String,
+    blocks: Vec<Found>,
+    skills: Vec<SkillEntry>,
 }
 
 pub async fn search(
@@ -42,50 +49,61 @@ pub async fn search(
     Extension(viewer): Extension<Viewer>,
     Query(search): Query<Search>,
 ) -> Response {
+    // Read under the view's lock, rendered after it.
+    let page = {
+        let view = app.shared.view.lock().expect("view lock");
+        CatalogPage {
+            blocks: view
+                .registry
+                .search_blocks(&search.q)
+                .into_iter()
+                .map(|b| Found {
+                    id: b.id.clone(),
+                    name: b.name.clone(),
+                    kind: b.kind.clone(),
+                    version: b.version.clone(),
+                    description: b.description.clone(),
+                    capabilities: b.capabilities.clone(),
+                    instantiable: b.instantiable,
+                    placed: placements(&view, &viewer, &b.id).len(),
+                })
+                .collect(),
+            skills: view
+                .registry
+                .search_skills(&search.q)
+                .into_iter()
+                .cloned()
+                .collect(),
+            query: search.q,
+        }
+    };
     let frame = Frame {
         title: "Catalog",
         nav: "catalog",
         viewer: viewer.name(),
     };
-    let view = app.shared.view.lock().expect("view lock");
-    let blocks = view
-        .registry
-        .search_blocks(&search.q)
-        .into_iter()
-        .map(|block| Found {
-            placed: placements(&view, &viewer, &block.id).len(),
-            block,
-        })
-        .collect();
-    let page = CatalogPage {
-        query: &search.q,
-        blocks,
-        skills: view.registry.search_skills(&search.q),
-    };
     html(StatusCode::OK, "catalog.html", &frame, page)
 }
 
 #[derive(Debug, Serialize)]
-struct BlockPage<'a> {
-    block: &'a BlockEntry,
-    inputs: &'a [crate::registry::InputDoc],
+struct BlockPage {
+    block: BlockEntry,
+    inputs: Vec<crate::registry::InputDoc>,
     docs: String,
-    placements: Vec<Placed<'a>>,
-    /// Some placements are of plans the viewer does not see.
-    hidden: bool,
+    placements: Vec<Placed>,
 }
 
 #[derive(Debug, Serialize)]
-struct Placed<'a> {
+struct Placed {
     #[serde(flatten)]
-    at: &'a Placement,
-    urls: Vec<Address<'a>>,
+    at: Placement,
+    urls: Vec<Address>,
 }
 
 #[derive(Debug, Serialize)]
-struct Address<'a> {
-    name: &'a str,
-    url: &'a str,
+struct Address {
+    name: String,
+    url: String,
     href: Option<String>,
 }
 
@@ -94,19 +112,29 @@ pub async fn block(
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Response {
-    let view = app.shared.view.lock().expect("view lock");
-    let Some(block) = view.registry.blocks.iter().find(|b| b.id == id) else {
+    // Read under the view's lock; the Markdown and the page are made
+    // after it.
+    let found = {
+        let view = app.shared.view.lock().expect("view lock");
+        view.registry
+            .blocks
+            .iter()
+            .find(|b| b.id == id)
+            .cloned()
+            .map(|block| {
+                let placed: Vec<Placement> = placements(&view, &viewer, &block.id)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                (block, placed)
+            })
+    };
+    let Some((block, placed)) = found else {
         return missing(
             &format!("There is no building block `{id}`."),
             viewer.name(),
         );
     };
-    let seen = placements(&view, &viewer, &block.id);
-    let all = view
-        .placements
-        .iter()
-        .filter(|p| p.block == block.id)
-        .count();
     let title = format!("{} ({})", block.name, block.id);
     let frame = Frame {
         title: &title,
@@ -114,25 +142,24 @@ pub async fn block(
         viewer: viewer.name(),
     };
     let page = BlockPage {
-        block,
-        inputs: &block.input_docs,
         docs: super::markdown::to_html(&block.docs, 1),
-        hidden: seen.len() < all,
-        placements: seen
+        inputs: block.input_docs.clone(),
+        placements: placed
             .into_iter()
             .map(|at| Placed {
                 urls: at
                     .urls
                     .iter()
                     .map(|u| Address {
-                        name: &u.name,
-                        url: &u.url,
+                        name: u.name.clone(),
+                        url: u.url.clone(),
                         href: href(&u.url),
                     })
                     .collect(),
                 at,
             })
             .collect(),
+        block,
     };
     html(StatusCode::OK, "block.html", &frame, page)
 }

@@ -109,7 +109,12 @@ pub async fn page(
             intent: plan.intent.clone(),
             envs: envs(&view, &sight, &plan.name, &plan.environments),
             components: components(&view, &plan.name),
-            proposals: cards(&view, &plan.name, &timeline),
+            // A card shows its change's files: only when every plan in
+            // it is the viewer's, as `/api/v1/diff` shows a change set.
+            proposals: cards(&view, &plan.name, &timeline)
+                .into_iter()
+                .filter(|c| sight.all(c.plans.iter().map(String::as_str)))
+                .collect(),
             timeline_caption: "Events about this plan, oldest first, as druppie audit --plan shows them",
             timeline: timeline
                 .iter()

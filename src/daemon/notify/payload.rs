@@ -71,11 +71,15 @@ fn cloudevent(source: &str, event: &Stamped, notice: &Notice) -> serde_json::Val
 
 /// The line as Slack's `text` wants it: `&`, `<` and `>` escaped, so
 /// that text from a spec or an error cannot become a link or a mention
-/// (`<!channel>`); Teams shows the escaped characters as themselves.
+/// (`<!channel>`); Teams shows the escaped characters as themselves. A
+/// Markdown link (`[text](url)`, which Teams renders) is broken apart
+/// (`[text] (url)`), so a spec value cannot dress a link up as text of
+/// its own.
 fn chat_text(line: &str) -> String {
     line.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace("](", "] (")
 }
 
 #[cfg(test)]
@@ -160,6 +164,14 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&b.bytes).expect("json");
         assert!(v.get("subject").is_none(), "{v}");
         assert_eq!(v["type"], "io.druppie.failed");
+    }
+
+    #[test]
+    fn a_markdown_link_from_a_spec_value_is_broken_apart() {
+        assert_eq!(
+            chat_text("input is \"[Sign in again](https://evil.example/login)\""),
+            "input is \"[Sign in again] (https://evil.example/login)\""
+        );
     }
 
     #[test]

@@ -325,6 +325,11 @@ fn every_page_is_escaped_scrubbed_and_sent_with_a_strict_policy() {
         assert!(!body.contains("javascript:"), "{path}: a script link");
         assert!(!body.contains(super::SECRET), "{path}: the webhook secret");
     }
+    let api = client
+        .get(d.url("/api/v1/plans/%3Cb%3E/status"))
+        .send()
+        .expect("GET");
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
     let board = d.get("/").1;
     assert!(
         board.contains("&lt;script&gt;window.pwned=1&lt;"),
