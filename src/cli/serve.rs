@@ -144,6 +144,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         identity: super::apply::identity(config),
         cluster: None,
         check: Some(render_check(ctx)?),
+        checked: Default::default(),
         limits: config.render.limits(),
     };
     let options = Options {

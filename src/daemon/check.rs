@@ -20,6 +20,26 @@ pub struct RenderCheck {
     pub timeout: Duration,
 }
 
+/// The commit that last passed the check. The same commit renders the
+/// same under the same configuration, so a reconcile that finds the spec
+/// where it was (a poll, a webhook about a target repo) does not render
+/// all of it again in a child; a checkout with uncommitted edits is
+/// always checked.
+#[derive(Debug, Default)]
+pub struct Passed(std::sync::Mutex<Option<String>>);
+
+impl Passed {
+    /// Whether `commit` (a clean revision's) passed already.
+    pub fn holds(&self, commit: Option<&str>) -> bool {
+        commit.is_some_and(|c| self.0.lock().expect("check lock").as_deref() == Some(c))
+    }
+
+    /// Remembers that `commit` passed; `None` (edits) forgets.
+    pub fn set(&self, commit: Option<&str>) {
+        *self.0.lock().expect("check lock") = commit.map(str::to_owned);
+    }
+}
+
 /// Why a revision did not pass the check.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {

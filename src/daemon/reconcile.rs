@@ -33,6 +33,8 @@ pub struct Reconciler {
     pub cluster: Option<Link>,
     /// Renders each revision in a child process first.
     pub check: Option<RenderCheck>,
+    /// The revision that passed the check last.
+    pub checked: super::check::Passed,
     /// What composing and rendering may hold and produce (`[render]`);
     /// the check runs with the same configuration, so the same limits.
     pub limits: crate::template::Limits,
@@ -194,10 +196,20 @@ impl Reconciler {
         };
         let (valid, selection) = (&opened.valid, &opened.selection);
         super::catalog::list(shared, valid);
-        if let Some(check) = &self.check
-            && let Err(e) = check.run(root)
-        {
-            return Ended::from_error(&e, e.is_transient());
+        if let Some(check) = &self.check {
+            let commit = revision.commit.as_deref().filter(|_| !revision.dirty);
+            if !self.checked.holds(commit) {
+                let started = Instant::now();
+                if let Err(e) = check.run(root) {
+                    return Ended::from_error(&e, e.is_transient());
+                }
+                info!(
+                    commit,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "render check passed"
+                );
+                self.checked.set(commit);
+            }
         }
         super::catalog::place(shared, &opened, &self.limits);
         let Some(spec_repo) = Repo::discover(root) else {

@@ -162,3 +162,30 @@ fn an_invalid_spec_commit_is_terminal_not_retried_and_the_next_valid_commit_reco
     assert_eq!(count(&d, "terminal"), 1.0);
     assert!(d.terminate().success());
 }
+
+#[test]
+fn a_revision_is_render_checked_once_and_again_when_the_spec_moves() {
+    let s = super::serve_setup();
+    let d = Daemon::start(&s);
+    let checks = |d: &Daemon| {
+        d.logs()
+            .iter()
+            .filter(|l| l.contains(r#""message":"render check passed""#))
+            .count()
+    };
+    assert_eq!(checks(&d), 1);
+    // Webhooks about a target repo: the spec is where it was.
+    for i in 0..2 {
+        let target = d.reconciles() + 1.0;
+        let body = super::push_payload("infra", &"0".repeat(40));
+        assert_eq!(d.hook("push", &format!("idle-{i}"), &body, None), 202);
+        d.wait("a reconcile", |d| d.reconciles() >= target);
+    }
+    assert_eq!(checks(&d), 1, "the same revision is not rendered again");
+    // The spec moves: the new revision is checked.
+    let after = super::push_plan_change(&s, 3);
+    let body = super::push_payload("spec", &after);
+    assert_eq!(d.hook("push", "moved", &body, None), 202);
+    d.wait("the new revision checked", |d| checks(d) == 2);
+    assert!(d.terminate().success());
+}
