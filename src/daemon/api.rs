@@ -5,7 +5,6 @@
 //! status, the events and the metrics carry error messages whose text
 //! comes from git and the forge.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -13,16 +12,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::auth::{Sight, SignedIn, Viewer};
-use super::journal::{Gap, Replay, Stamped};
 use super::queue::Trigger;
 use super::state::Shared;
 use super::webhook::{self, Hint, Refused, Seen, Sender};
@@ -116,7 +113,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/skills", get(skills))
         .route("/api/v1/diff", get(diff))
         .route("/api/v1/audit", get(audit))
-        .route("/api/v1/events", get(events))
+        .route("/api/v1/events", get(super::stream::events))
         .route("/api/v1/promote", post(promote))
         .route(
             "/webhooks/gitea",
@@ -149,7 +146,7 @@ async fn nosniff(mut response: Response) -> Response {
 }
 
 /// Scrubs every answer's body; an event stream is scrubbed event by
-/// event instead (see [`events`]).
+/// event instead (see [`super::stream`]).
 async fn scrub(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let streaming = response
@@ -320,100 +317,6 @@ async fn audit(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
-}
-
-/// The event stream. Every event carries its `id:`; a client that sends
-/// `Last-Event-ID` (EventSource does when it reconnects) first gets the
-/// kept events after that one, then the live ones, none twice and none
-/// lost (see [`super::journal`]). When the daemon cannot give exactly
-/// what the client missed (the id is another process's, or events after
-/// it are no longer kept, or the client read too slowly), a `resync`
-/// event without an id says so before the events it can give: the
-/// client reloads what it shows from the API.
-async fn events(
-    State(app): State<Arc<App>>,
-    Extension(viewer): Extension<Viewer>,
-    headers: HeaderMap,
-) -> Response {
-    let Ok(slot) = app.streams.clone().try_acquire_owned() else {
-        let mut busy = problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many event streams are open; try again later",
-        );
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
-        return busy;
-    };
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    let (rx, replay) = match last {
-        Some(last) => app.shared.events.resume(last),
-        None => (app.shared.events.subscribe(), Replay::default()),
-    };
-    let rx = super::auth::Events::new(rx, &app.shared, viewer);
-    let stopping = app.stopping.clone();
-    let scrubber = app.scrubber.clone();
-    let first: Vec<sse::Event> = replay
-        .gap
-        .map(resync)
-        .into_iter()
-        .chain(
-            replay
-                .events
-                .iter()
-                .filter_map(|e| rx.shown(e))
-                .map(|e| sse_event(&e, &scrubber)),
-        )
-        .collect();
-    let replayed = futures_util::stream::iter(first.into_iter().map(Ok::<_, Infallible>));
-    let live = futures_util::stream::unfold(
-        (rx, stopping, scrubber, slot),
-        |(mut rx, mut stopping, scrubber, slot)| async move {
-            if *stopping.borrow() {
-                return None;
-            }
-            let event = tokio::select! {
-                got = rx.recv() => match got {
-                    Ok(e) => sse_event(&e, &scrubber),
-                    Err(broadcast::error::RecvError::Lagged(_)) => resync(Gap::Lagged),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = stopping.changed() => return None,
-            };
-            Some((Ok(event), (rx, stopping, scrubber, slot)))
-        },
-    );
-    Sse::new(futures_util::StreamExt::chain(replayed, live))
-        .keep_alive(KeepAlive::new().interval(app.keep_alive))
-        .into_response()
-}
-
-/// One event as SSE: its id, its name, its JSON scrubbed.
-fn sse_event(e: &Stamped, scrubber: &Scrubber) -> sse::Event {
-    let data = serde_json::to_string(e).expect("events serialize");
-    sse::Event::default()
-        .id(e.id.to_string())
-        .event(e.name())
-        .data(scrubber.scrub(&data))
-}
-
-/// The `resync` event: what follows is not exactly what the client
-/// missed. It has no id, so the client keeps the last one it had.
-fn resync(gap: Gap) -> sse::Event {
-    sse::Event::default()
-        .event("resync")
-        .data(json!({"type": "resync", "reason": gap.name()}).to_string())
-}
-
-/// How many event streams may be open at once: a quarter of the
-/// connections, so that streams held open (a browser tab each, or a
-/// client opening thousands and never reading) leave the rest for
-/// webhooks, probes and the API.
-pub fn stream_slots(max_connections: usize) -> usize {
-    (max_connections / 4).max(1)
 }
 
 /// The body of `POST /api/v1/promote`.
@@ -641,6 +544,6 @@ async fn hook(
 }
 
 /// An error answer: `{"error": message}`.
-fn problem(status: StatusCode, message: &str) -> Response {
+pub(super) fn problem(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }

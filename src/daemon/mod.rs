@@ -30,6 +30,7 @@ mod reconcile;
 mod server;
 mod source;
 pub(crate) mod state;
+mod stream;
 mod watch;
 pub mod webhook;
 mod worker;
@@ -168,7 +169,7 @@ pub fn serve(mut reconciler: Reconciler, mut options: Options) -> Result<(), Err
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(api::App {
-        streams: Arc::new(tokio::sync::Semaphore::new(api::stream_slots(
+        streams: Arc::new(tokio::sync::Semaphore::new(stream::stream_slots(
             limits.max_connections,
         ))),
         shared: shared.clone(),
