@@ -46,12 +46,20 @@ def git(cwd, *args):
 
 
 def setup(tmp):
-    forge = os.path.join(tmp, "forge")
-    os.makedirs(forge)
     spec = os.path.join(tmp, "spec-src")
     os.makedirs(spec)
     for d in ["bouwblokken", "skills", "templates", "spec"]:
         shutil.copytree(os.path.join(HERE, d), os.path.join(spec, d))
+    return forge_around(tmp, spec)
+
+
+def forge_around(tmp, spec):
+    """A plain-git forge in `tmp` with `spec` (a directory, committed
+    here) as its spec repo and an infra repo holding only a README, a
+    person's clone of the spec (`spec-work`), a signing key and the
+    daemon's druppie.toml; returns (forge, config)."""
+    forge = os.path.join(tmp, "forge")
+    os.makedirs(forge)
     git(spec, "init", "-q")
     git(spec, "add", "-A")
     git(spec, "commit", "-qm", "spec")

@@ -58,40 +58,7 @@ def setup(tmp, n):
     spec = os.path.join(tmp, "spec-src")
     subprocess.run([sys.executable, os.path.join(HERE, "bench/mkspec.py"),
                     os.path.join(tmp, "work"), str(n), spec], check=True)
-    forge = os.path.join(tmp, "forge")
-    os.makedirs(forge)
-    base.git(spec, "init", "-q")
-    base.git(spec, "add", "-A")
-    base.git(spec, "commit", "-qm", "spec")
-    base.git(tmp, "clone", "-q", "--bare", spec, os.path.join(forge, "spec.git"))
-    base.git(tmp, "clone", "-q", os.path.join(forge, "spec.git"), "spec-work")
-    base.git(forge, "init", "-q", "--bare", "infra.git")
-    work = os.path.join(tmp, "infra-work")
-    base.git(tmp, "clone", "-q", os.path.join(forge, "infra.git"), work)
-    with open(os.path.join(work, "README.md"), "w") as f:
-        f.write("# infra\n")
-    base.git(work, "add", "-A")
-    base.git(work, "commit", "-qm", "start")
-    base.git(work, "push", "-q", "origin", "main")
-    key = os.path.join(tmp, "key")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-    config = os.path.join(tmp, "druppie.toml")
-    with open(config, "w") as f:
-        f.write(f"""[spec]
-url = "{forge}/spec.git"
-branch = "main"
-[forge]
-kind = "git"
-base = "{forge}"
-[repos]
-cache_dir = "{tmp}/cache"
-[signing]
-key = "{key}"
-[server]
-listen = "127.0.0.1:0"
-poll_interval = "1h"
-webhook_secret_env = "BENCH_WEBHOOK_SECRET"
-""")
+    forge, config = base.forge_around(tmp, spec)
     return spec, forge, config
 
 

@@ -145,14 +145,8 @@ fn check_url(text: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
 
-    fn load(text: &str) -> Result<Config, Box<crate::spec::diag::Diagnostic>> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("druppie.toml");
-        std::fs::write(&path, text).expect("write");
-        Config::load(&path)
-    }
+    use crate::config::load_text as load;
 
     const GOOD: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[server.auth]\nissuer = \"https://id.example.org/realms/druppie\"\nclient_id = \"druppie\"\nredirect_url = \"https://druppie.example.org/auth/callback\"\n";
 

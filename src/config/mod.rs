@@ -421,6 +421,15 @@ fn find_key_in(text: &str, table: &str, key: &str) -> Pos {
         .unwrap_or_default()
 }
 
+/// `text` loaded as a druppie.toml file, for tests of its sections.
+#[cfg(test)]
+pub(crate) fn load_text(text: &str) -> Result<Config, Box<Diagnostic>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("druppie.toml");
+    std::fs::write(&path, text).expect("write");
+    Config::load(&path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

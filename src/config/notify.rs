@@ -243,15 +243,9 @@ pub(super) fn locate(text: &str, index: usize, key: &str) -> crate::spec::source
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
     use super::*;
 
-    fn load(text: &str) -> Result<Config, Box<crate::spec::diag::Diagnostic>> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("druppie.toml");
-        std::fs::write(&path, text).expect("write");
-        Config::load(&path)
-    }
+    use crate::config::load_text as load;
 
     #[test]
     fn a_sink_needs_a_name_and_a_variable_and_takes_defaults() {

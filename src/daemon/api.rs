@@ -31,7 +31,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// What the handlers share.
 pub struct App {
     pub shared: Arc<Shared>,
-    /// Event streams open at once ([`stream_slots`]); a stream holds its
+    /// Event streams open at once ([`super::stream::stream_slots`]); a stream holds its
     /// connection for as long as the client keeps it.
     pub streams: Arc<tokio::sync::Semaphore>,
     pub secret: Option<Secret>,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::page::{Frame, href, html, missing};
 use crate::daemon::api::App;
-use crate::daemon::auth::Viewer;
+use crate::daemon::auth::{Sight, Viewer};
 use crate::daemon::state::{Placement, View};
 use crate::registry::{BlockEntry, SkillEntry};
 
@@ -52,6 +52,7 @@ pub async fn search(
     // Read under the view's lock, rendered after it.
     let page = {
         let view = app.shared.view.lock().expect("view lock");
+        let sight = Sight::new(&viewer, &view.plans);
         CatalogPage {
             blocks: view
                 .registry
@@ -65,7 +66,7 @@ pub async fn search(
                     description: b.description.clone(),
                     capabilities: b.capabilities.clone(),
                     instantiable: b.instantiable,
-                    placed: placements(&view, &viewer, &b.id).len(),
+                    placed: placements(&view, &sight, &b.id).len(),
                 })
                 .collect(),
             skills: view
@@ -116,13 +117,14 @@ pub async fn block(
     // after it.
     let found = {
         let view = app.shared.view.lock().expect("view lock");
+        let sight = Sight::new(&viewer, &view.plans);
         view.registry
             .blocks
             .iter()
             .find(|b| b.id == id)
             .cloned()
             .map(|block| {
-                let placed: Vec<Placement> = placements(&view, &viewer, &block.id)
+                let placed: Vec<Placement> = placements(&view, &sight, &block.id)
                     .into_iter()
                     .cloned()
                     .collect();
@@ -165,10 +167,9 @@ pub async fn block(
 }
 
 /// Where `block` is placed, in the plans `viewer` sees.
-fn placements<'v>(view: &'v View, viewer: &Viewer, block: &str) -> Vec<&'v Placement> {
-    let seen = super::visible(view, viewer);
+fn placements<'v>(view: &'v View, sight: &Sight<'_>, block: &str) -> Vec<&'v Placement> {
     view.placements
         .iter()
-        .filter(|p| p.block == block && seen.iter().any(|s| s.name == p.plan))
+        .filter(|p| p.block == block && sight.plan(&p.plan))
         .collect()
 }

@@ -68,20 +68,7 @@ fn axe() -> PathBuf {
 /// `druppie audit --plan permits --verify --json` on a clone of the spec
 /// repo the daemon pushed its trail to.
 fn cli_timeline(s: &Setup) -> Vec<Value> {
-    let spec = s.tmp.path().join("spec-audit");
-    git(
-        s.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            s.forge().join("spec.git").to_str().unwrap(),
-            spec.to_str().unwrap(),
-        ],
-    );
-    git(
-        &spec,
-        &["fetch", "-q", "origin", "druppie-audit:druppie-audit"],
-    );
+    let spec = super::spec_clone_with_trail(s, "spec-audit");
     let run = crate::support::druppie(
         &spec,
         &[

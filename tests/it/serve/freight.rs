@@ -2,7 +2,6 @@
 //! status --plan P --json`, after its reconcile.
 
 use super::{Daemon, serve_setup};
-use crate::support::git;
 
 #[test]
 fn the_daemon_serves_a_plans_status_as_the_cli_reads_it() {
@@ -21,20 +20,7 @@ fn the_daemon_serves_a_plans_status_as_the_cli_reads_it() {
     // The CLI on the spec repo (with the trail the daemon pushed) and
     // the forge's repos says the same.
     let forge = s.forge();
-    let spec = s.tmp.path().join("spec-status");
-    git(
-        s.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            forge.join("spec.git").to_str().unwrap(),
-            spec.to_str().unwrap(),
-        ],
-    );
-    git(
-        &spec,
-        &["fetch", "-q", "origin", "druppie-audit:druppie-audit"],
-    );
+    let spec = super::spec_clone_with_trail(&s, "spec-status");
     let run = crate::support::druppie(
         &spec,
         &[

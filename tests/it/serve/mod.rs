@@ -288,6 +288,27 @@ pub(crate) fn serve_setup() -> Setup {
     s
 }
 
+/// A clone of the forge's spec repo, with the audit trail the daemon
+/// pushed, in `s.tmp/<name>`: what `druppie status` and `druppie audit`
+/// read on a person's machine.
+pub(super) fn spec_clone_with_trail(s: &Setup, name: &str) -> std::path::PathBuf {
+    let spec = s.tmp.path().join(name);
+    git(
+        s.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            s.forge().join("spec.git").to_str().expect("utf-8"),
+            spec.to_str().expect("utf-8"),
+        ],
+    );
+    git(
+        &spec,
+        &["fetch", "-q", "origin", "druppie-audit:druppie-audit"],
+    );
+    spec
+}
+
 /// A person releases version `1.0.<patch>` of the app in the plan and
 /// pushes; returns the commit.
 fn push_plan_change(s: &Setup, patch: u32) -> String {
