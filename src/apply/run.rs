@@ -245,8 +245,11 @@ impl Run<'_> {
         let mut audit =
             crate::audit::Writer::from_trail(self.spec_repo, self.signer, self.identity, trail);
         for attempt in 1..=ATTEMPTS {
+            let started = std::time::Instant::now();
             self.sync(&targets)?;
+            tracing::debug!(elapsed = ?started.elapsed(), repos = targets.len(), "sync");
             if attempt == 1 {
+                let started = std::time::Instant::now();
                 let trail = Trail {
                     forge: self.forge,
                     cache: self.cache,
@@ -261,7 +264,9 @@ impl Run<'_> {
                     .map_err(Failure::Trail)?;
                 outcome.recorded = caught.recorded;
                 outcome.ignored.extend(caught.ignored);
+                tracing::debug!(elapsed = ?started.elapsed(), "audit catch-up");
             }
+            let started = std::time::Instant::now();
             let own = self.signer.own_key();
             let options = diff::Options {
                 sources: &sources,
@@ -279,6 +284,7 @@ impl Run<'_> {
                 super::promote::narrow(&mut changes, freight, &platform.infra.repo.value)
                     .map_err(Failure::Promote)?;
             }
+            tracing::debug!(elapsed = ?started.elapsed(), "diff");
             let summary = Summary::of(&changes);
             let mask = Mask::new(changes.secrets.iter().cloned());
             let unreadable = std::mem::take(&mut changes.errors);

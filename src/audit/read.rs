@@ -6,7 +6,7 @@ use crate::git::sign::{AllowedSigners, OwnKey};
 use crate::git::{ObjectId, Repo};
 
 /// The trail as druppie trusts it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Trail {
     /// The events druppie signed, oldest first.
     pub events: Vec<Recorded>,
@@ -98,15 +98,36 @@ pub fn read_remembering(
 /// The events signed by druppie's own `key`, oldest first; every other
 /// commit on the branch is ignored and named in [`Trail::ignored`].
 ///
+/// A commit never changes, so neither does what it says nor whether
+/// `key` signed it: a trail read before is read again only from the tip
+/// it had then, and read whole when that tip is no longer on the branch
+/// (it was rewritten). What was read is kept per spec repo and key, for
+/// as long as the process runs.
+///
 /// # Errors
 /// The branch or a commit cannot be read, or an event druppie signed
 /// cannot be parsed.
 pub fn trusted(spec: &Repo, key: &OwnKey) -> Result<Trail, AuditError> {
-    let (commits, tip) = chain(spec, None)?;
-    let mut trail = Trail {
-        tip,
-        ..Trail::default()
-    };
+    type Known = std::collections::HashMap<(std::path::PathBuf, String), Trail>;
+    static KNOWN: std::sync::LazyLock<std::sync::Mutex<Known>> =
+        std::sync::LazyLock::new(Default::default);
+    let id = (spec.common_dir(), key.allowed_line(""));
+    let before = KNOWN.lock().expect("trail memo lock").remove(&id);
+    let trail = grown(spec, key, before.unwrap_or_default())?;
+    KNOWN
+        .lock()
+        .expect("trail memo lock")
+        .insert(id, trail.clone());
+    Ok(trail)
+}
+
+/// `known` (the trail as read before) with the commits added since;
+/// the whole trail when `known`'s tip is no longer on the branch.
+fn grown(spec: &Repo, key: &OwnKey, known: Trail) -> Result<Trail, AuditError> {
+    let (commits, tip, met) = chain_to(spec, known.tip)?;
+    // Not met: the chain went down to the root, so it is the whole trail.
+    let mut trail = if met { known } else { Trail::default() };
+    trail.tip = tip;
     for commit in commits.into_iter().rev() {
         match own_event(spec, key, commit)? {
             Ok(event) => trail.events.push(event),
@@ -141,18 +162,26 @@ pub(super) fn chain(
     spec: &Repo,
     stop: Option<ObjectId>,
 ) -> Result<(Vec<ObjectId>, Option<ObjectId>), AuditError> {
+    chain_to(spec, stop).map(|(commits, tip, _)| (commits, tip))
+}
+
+/// [`chain`], and whether it met `stop`.
+fn chain_to(
+    spec: &Repo,
+    stop: Option<ObjectId>,
+) -> Result<(Vec<ObjectId>, Option<ObjectId>, bool), AuditError> {
     let read = |source| AuditError::Read { source };
     let tip = spec.branch_head(BRANCH).map_err(read)?.map(|h| h.commit);
     let mut out = Vec::new();
     let mut next = tip;
     while let Some(commit) = next {
         if Some(commit) == stop {
-            break;
+            return Ok((out, tip, true));
         }
         out.push(commit);
         next = spec.first_parent(commit).map_err(read)?;
     }
-    Ok((out, tip))
+    Ok((out, tip, false))
 }
 
 fn event_at(spec: &Repo, commit: ObjectId) -> Result<Event, AuditError> {

@@ -219,6 +219,7 @@ impl Reconciler {
                 audit::BRANCH
             ));
         };
+        let started = Instant::now();
         let known =
             audit::trusted(&spec_repo, &self.signer.own_key()).map_or(0, |t| t.events.len());
         let run = Run {
@@ -242,6 +243,8 @@ impl Reconciler {
         for line in &outcome.repaired {
             warn!(repair = %line, "repaired what a stopped run left");
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "apply");
+        let started = Instant::now();
         let published = self.source.publish(&self.cache);
         let trail = self.tell(shared, id, &spec_repo, known, &outcome);
         let ended = match result {
@@ -261,6 +264,7 @@ impl Reconciler {
         // reconcile's end (its error) still change together.
         let freight = super::freight::of(self, &opened, revision, &outcome, &trail);
         self.settle(shared, &opened, revision, &outcome, &ended);
+        tracing::debug!(elapsed = ?started.elapsed(), "publish, tell, freight and settle");
         if let Some(freight) = freight {
             shared.view.lock().expect("view lock").freight = freight;
         }

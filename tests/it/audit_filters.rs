@@ -246,3 +246,41 @@ fn a_remembered_verdict_is_not_checked_again() {
     let again = druppie::audit::read_remembering(&repo, Some(&other), &verdicts).unwrap();
     assert!(again.iter().all(|r| r.signature == "verified"), "{again:?}");
 }
+
+#[test]
+fn a_trail_read_before_is_read_on_from_its_tip_and_whole_once_rewritten() {
+    let t = trail();
+    let key = Signer::load(&t.f.path().join(".git/druppie_ed25519"))
+        .expect("the key loads")
+        .own_key();
+    let repo = Repo::open(t.f.path()).unwrap().expect("a repository");
+    let commits = |trail: &druppie::audit::Trail| -> Vec<String> {
+        trail
+            .events
+            .iter()
+            .map(|r| r.event.commit.clone().unwrap_or_default())
+            .collect()
+    };
+    let first = druppie::audit::trusted(&repo, &key).unwrap();
+    assert_eq!(commits(&first), (0..5).map(commit_of).collect::<Vec<_>>());
+    // One more event: read on from the tip known.
+    t.record(5, "dev", &t.time(60, 0));
+    let grown = druppie::audit::trusted(&repo, &key).unwrap();
+    assert_eq!(commits(&grown), (0..6).map(commit_of).collect::<Vec<_>>());
+    // The branch set back two events and given another one: the tip
+    // known is gone from it, so the trail is read whole, without the
+    // two events it no longer holds.
+    git(
+        t.f.path(),
+        &["update-ref", "refs/heads/druppie-audit", "druppie-audit~2"],
+    );
+    t.record(6, "prod", &t.time(30, 0));
+    let rewritten = druppie::audit::trusted(&repo, &key).unwrap();
+    let mut expected: Vec<String> = (0..4).map(commit_of).collect();
+    expected.push(commit_of(6));
+    assert_eq!(commits(&rewritten), expected);
+    assert_eq!(
+        rewritten.tip,
+        repo.branch_head("druppie-audit").unwrap().map(|h| h.commit)
+    );
+}
