@@ -24,7 +24,7 @@ pub use approvals::{Merged, Style, Target, Unrecorded};
 pub use cache::{Cache, CacheError, Hold, LOCK_WAIT, redact};
 pub use execute::approval_card;
 pub use push::{Pushed, held_lock};
-pub use run::{ATTEMPTS, Failure, Outcome, Run};
+pub use run::{ATTEMPTS, Failure, Outcome, Run, sync};
 pub use trail::{CatchUp, Trail, TrailError, VERDICT_MARKER};
 
 use crate::forge::{Forge, ForgeError};

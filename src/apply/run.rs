@@ -52,6 +52,8 @@ pub struct Outcome {
     /// What was repaired before anything else (stale lock files a killed
     /// process left, half-made clones), one line each.
     pub repaired: Vec<String>,
+    /// The target repos brought into the cache.
+    pub targets: Vec<String>,
 }
 
 /// Why an apply stopped early.
@@ -229,6 +231,7 @@ impl Run<'_> {
             .into_iter()
             .map(|(repo, branch)| (repo, branch.to_owned()))
             .collect();
+        outcome.targets = targets.iter().map(|(repo, _)| repo.clone()).collect();
         let sources = Sources {
             infra: None,
             repos: Some(self.cache.dir().to_owned()),
@@ -353,35 +356,37 @@ impl Run<'_> {
         Err(Failure::KeptMoving { said: last_said })
     }
 
-    /// Brings every target repo the forge has into the cache, a few at a
-    /// time: each is a `git fetch`, which mostly waits.
     fn sync(&self, targets: &[(String, String)]) -> Result<(), Failure> {
-        const AT_ONCE: usize = 4;
-        if targets.is_empty() {
-            return Ok(());
-        }
-        let size = targets.len().div_ceil(AT_ONCE);
-        std::thread::scope(|scope| {
-            let runs: Vec<_> = targets
-                .chunks(size)
-                .map(|chunk| {
-                    scope.spawn(move || chunk.iter().try_for_each(|(repo, _)| self.sync_one(repo)))
-                })
-                .collect();
-            runs.into_iter()
-                .try_for_each(|r| r.join().expect("a sync thread does not panic"))
-        })
+        let repos: Vec<&str> = targets.iter().map(|(repo, _)| repo.as_str()).collect();
+        sync(self.forge, self.cache, &repos).map_err(Failure::Apply)
     }
+}
 
-    fn sync_one(&self, repo: &str) -> Result<(), Failure> {
-        let exists = self.forge.exists(repo).map_err(ApplyError::from)?;
-        if exists {
-            self.cache
-                .sync(repo, &self.forge.url(repo))
-                .map_err(ApplyError::from)?;
+/// Brings every one of `repos` the forge has into the cache, a few at a
+/// time: each is a `git fetch`, which mostly waits.
+///
+/// # Errors
+/// The forge cannot be asked, or a fetch fails.
+pub fn sync(forge: &dyn Forge, cache: &Cache, repos: &[&str]) -> Result<(), ApplyError> {
+    const AT_ONCE: usize = 4;
+    if repos.is_empty() {
+        return Ok(());
+    }
+    let size = repos.len().div_ceil(AT_ONCE);
+    let one = |repo: &str| -> Result<(), ApplyError> {
+        if forge.exists(repo)? {
+            cache.sync(repo, &forge.url(repo))?;
         }
         Ok(())
-    }
+    };
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = repos
+            .chunks(size)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|repo| one(repo))))
+            .collect();
+        runs.into_iter()
+            .try_for_each(|r| r.join().expect("a sync thread does not panic"))
+    })
 }
 
 /// The spec's approver keys ([`crate::spec::load::APPROVER_KEYS`]), as

@@ -145,6 +145,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         cluster: None,
         check: Some(render_check(ctx)?),
         checked: Default::default(),
+        last: Default::default(),
         limits: config.render.limits(),
     };
     let options = Options {

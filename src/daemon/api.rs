@@ -527,7 +527,7 @@ async fn hook(
                 after: after.filter(|_| spec_push),
             }
         }
-        Hint::PullRequest { .. } => Trigger::Webhook { after: None },
+        Hint::PullRequest { .. } => Trigger::PullRequest,
         Hint::Ping | Hint::Ignored(_) => {
             metrics.delivery("ignored");
             return (

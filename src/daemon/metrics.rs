@@ -54,6 +54,11 @@ impl Metrics {
         d.pending_approvals = pending;
     }
 
+    /// A reconcile that found nothing moved succeeded: the counts stand.
+    pub fn unchanged(&self, unix_seconds: f64) {
+        self.0.lock().expect("metrics lock").last_success = Some(unix_seconds);
+    }
+
     pub fn delivery(&self, result: &str) {
         let mut d = self.0.lock().expect("metrics lock");
         *d.deliveries.entry(result.to_owned()).or_default() += 1;

@@ -21,6 +21,7 @@ mod check;
 mod cluster;
 mod freight;
 pub(crate) mod journal;
+mod last;
 mod memory;
 mod metrics;
 pub mod notify;

@@ -18,6 +18,9 @@ pub enum Trigger {
     /// A webhook said `repo` changed; `after` is the spec repo's new
     /// commit when the push was to the spec branch.
     Webhook { after: Option<String> },
+    /// A webhook said a pull request changed (opened, closed, merged,
+    /// reviewed): what the forge holds besides git may have moved.
+    PullRequest,
     /// A transient failure's backoff ran out.
     Retry,
     /// `POST /api/v1/promote`: after reconciling, promote `plan` to
@@ -31,7 +34,7 @@ impl Trigger {
             Trigger::Start => "start",
             Trigger::Poll => "poll",
             Trigger::Watch => "watch",
-            Trigger::Webhook { .. } => "webhook",
+            Trigger::Webhook { .. } | Trigger::PullRequest => "webhook",
             Trigger::Retry => "retry",
             Trigger::Promote { .. } => "promote",
         }
@@ -47,6 +50,10 @@ pub struct Batch {
     pub afters: BTreeSet<String>,
     /// A trigger other than a spec push naming its commit.
     pub open: bool,
+    /// A trigger other than a push: the reconcile looks at everything,
+    /// not only at what moved in git since the last one (see
+    /// [`super::last`]).
+    pub whole: bool,
     /// Promotions asked for, as (plan, environment), each once.
     pub promotions: Vec<(String, String)>,
 }
@@ -63,8 +70,13 @@ impl Batch {
                     self.promotions.push((plan, to));
                 }
                 self.open = true;
+                self.whole = true;
             }
-            _ => self.open = true,
+            Trigger::Webhook { after: None } => self.open = true,
+            _ => {
+                self.open = true;
+                self.whole = true;
+            }
         }
     }
 
@@ -203,6 +215,11 @@ mod tests {
         assert!(!batch.only_pushes_of(None));
         batch.add(Trigger::Webhook { after: None });
         assert!(!batch.only_pushes_of(Some("c1")));
+        // Pushes look at what moved in git; anything else at everything.
+        assert!(!batch.whole);
+        batch.add(Trigger::PullRequest);
+        assert!(batch.whole);
+        assert_eq!(batch.trigger(), "webhook");
     }
 
     #[test]
@@ -226,6 +243,7 @@ mod tests {
             panic!("a retry")
         };
         assert_eq!(b.trigger(), "retry");
+        assert!(b.whole);
         q.push(Trigger::Poll);
         q.stop();
         assert!(matches!(q.next(None), Next::Stop));

@@ -35,6 +35,8 @@ pub struct Reconciler {
     pub check: Option<RenderCheck>,
     /// The revision that passed the check last.
     pub checked: super::check::Passed,
+    /// What the last reconcile left, when it ended well.
+    pub last: super::last::Remembered,
     /// What composing and rendering may hold and produce (`[render]`);
     /// the check runs with the same configuration, so the same limits.
     pub limits: crate::template::Limits,
@@ -86,13 +88,15 @@ impl Reconciler {
     /// Reconciles once; the outcome is in `shared` (status, diff, metrics,
     /// events) and the returned revision and end.
     /// `terminal`: a commit already refused for good, and why; it is
-    /// not tried again.
+    /// not tried again. `whole`: look at everything, not only at what
+    /// moved since the last reconcile.
     pub fn reconcile(
         &self,
         shared: &Shared,
         id: &str,
         trigger: &str,
         terminal: Option<&(String, String)>,
+        whole: bool,
     ) -> (Option<Revision>, Ended) {
         let started = Instant::now();
         shared.emit(Event::ReconcileStarted {
@@ -105,7 +109,7 @@ impl Reconciler {
         // as a failure with the panic's message, and the next one tries
         // again.
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.attempt(shared, id, trigger, terminal)
+            self.attempt(shared, id, trigger, terminal, whole)
         }));
         let (revision, ended) = attempt.unwrap_or_else(|panic| {
             let why = panic
@@ -163,7 +167,10 @@ impl Reconciler {
         id: &str,
         trigger: &str,
         terminal: Option<&(String, String)>,
+        whole: bool,
     ) -> (Option<Revision>, Ended) {
+        // Taken now: only a reconcile that ends well leaves it again.
+        let last = self.last.take();
         match self.source.refresh(&self.cache) {
             Ok(revision) => {
                 let ended = match terminal {
@@ -172,7 +179,13 @@ impl Reconciler {
                     {
                         Ended::Terminal(why.clone())
                     }
-                    _ => self.at(shared, id, trigger, &revision),
+                    _ => match last.filter(|_| !whole) {
+                        Some(last) => match self.unmoved(shared, id, &revision, last) {
+                            Ok(ended) => ended,
+                            Err(()) => self.at(shared, id, trigger, &revision),
+                        },
+                        None => self.at(shared, id, trigger, &revision),
+                    },
                 };
                 (Some(revision), ended)
             }
@@ -268,28 +281,140 @@ impl Reconciler {
         if let Some(freight) = freight {
             shared.view.lock().expect("view lock").freight = freight;
         }
-        if let Some(link) = &self.cluster
-            && let Some(deployment) = &valid.deployment
-        {
-            let platform = &deployment.platform;
-            let ctx = cluster::Context {
-                shared,
-                id,
-                spec_repo: &spec_repo,
-                forge: self.forge.as_ref(),
-                cache: &self.cache,
-                signer: &self.signer,
-                identity: &self.identity,
-                infra_repo: &platform.infra.repo.value,
-            };
-            let mut statuses = shared.view.lock().expect("view lock").statuses.clone();
-            link.observe(&opened, &trail, &mut statuses, &ctx, &self.limits);
-            shared.view.lock().expect("view lock").statuses = statuses;
-            if let Err(e) = self.source.publish(&self.cache) {
-                warn!(error = %e, "pushing the audit trail");
+        self.observe(shared, id, &spec_repo, &opened, &trail);
+        match (&ended, &revision.commit) {
+            (Ended::Success, Some(commit)) if !revision.dirty => {
+                let unsettled = super::last::unsettled(&outcome);
+                self.remember(
+                    shared,
+                    &spec_repo,
+                    commit,
+                    opened,
+                    &outcome.targets,
+                    unsettled,
+                );
             }
+            _ => {}
         }
         ended
+    }
+
+    /// Ends a reconcile a push asked for when nothing moved in git since
+    /// `last`: the spec at the same commit, the trail at the same tip,
+    /// every target repo's refs, fetched anew, where `last` left them,
+    /// and `last` wrote nothing.
+    /// Nothing is rendered, diffed or written; the statuses are the ones
+    /// `last` left (the cluster is still asked for its own). `Err`: something
+    /// moved, or could not be told; the reconcile looks at everything.
+    fn unmoved(
+        &self,
+        shared: &Shared,
+        id: &str,
+        revision: &Revision,
+        last: super::last::Last,
+    ) -> Result<Ended, ()> {
+        let same_commit = revision.commit.as_deref() == Some(last.spec_commit.as_str());
+        if revision.dirty || !same_commit || !last.unsettled.is_empty() {
+            return Err(());
+        }
+        let spec_repo = Repo::discover(self.source.root()).ok_or(())?;
+        if super::last::trail_tip(&spec_repo) != last.trail_tip {
+            return Err(());
+        }
+        let repos: Vec<&str> = last.heads.keys().map(String::as_str).collect();
+        let fetched = crate::apply::sync(self.forge.as_ref(), &self.cache, &repos);
+        if let Err(e) = fetched {
+            // The whole reconcile says what failed, and retries.
+            warn!(error = %crate::error::chain(&e), "fetching the target repos");
+            return Err(());
+        }
+        let heads = super::last::heads(&self.cache, repos.iter().copied()).map_err(|_| ())?;
+        if heads != last.heads {
+            return Err(());
+        }
+        info!("nothing moved since the last reconcile");
+        shared.metrics.unchanged(crate::apply::now().0 as f64);
+        shared
+            .view
+            .lock()
+            .expect("view lock")
+            .statuses
+            .clone_from(&last.statuses);
+        if self.cluster.is_some() {
+            let trail = audit::trusted(&spec_repo, &self.signer.own_key())
+                .map(|t| t.events)
+                .unwrap_or_default();
+            self.observe(shared, id, &spec_repo, &last.opened, &trail);
+            let commit = last.spec_commit.clone();
+            let targets: Vec<String> = last.heads.into_keys().collect();
+            self.remember(
+                shared,
+                &spec_repo,
+                &commit,
+                last.opened,
+                &targets,
+                last.unsettled,
+            );
+        } else {
+            self.last.keep(last);
+        }
+        Ok(Ended::Success)
+    }
+
+    /// Keeps what a reconcile that ended well on `commit` left.
+    fn remember(
+        &self,
+        shared: &Shared,
+        spec_repo: &Repo,
+        commit: &str,
+        opened: Opened,
+        targets: &[String],
+        unsettled: std::collections::BTreeSet<String>,
+    ) {
+        let Ok(heads) = super::last::heads(&self.cache, targets.iter().map(String::as_str)) else {
+            return;
+        };
+        let statuses = shared.view.lock().expect("view lock").statuses.clone();
+        self.last.keep(super::last::Last {
+            spec_commit: commit.to_owned(),
+            trail_tip: super::last::trail_tip(spec_repo),
+            heads,
+            opened,
+            statuses,
+            unsettled,
+        });
+    }
+
+    /// The cluster's status of every plan × environment, and the
+    /// verifications due, when a cluster is connected.
+    fn observe(
+        &self,
+        shared: &Shared,
+        id: &str,
+        spec_repo: &Repo,
+        opened: &Opened,
+        trail: &[audit::Recorded],
+    ) {
+        let (Some(link), Some(deployment)) = (&self.cluster, &opened.valid.deployment) else {
+            return;
+        };
+        let platform = &deployment.platform;
+        let ctx = cluster::Context {
+            shared,
+            id,
+            spec_repo,
+            forge: self.forge.as_ref(),
+            cache: &self.cache,
+            signer: &self.signer,
+            identity: &self.identity,
+            infra_repo: &platform.infra.repo.value,
+        };
+        let mut statuses = shared.view.lock().expect("view lock").statuses.clone();
+        link.observe(opened, trail, &mut statuses, &ctx, &self.limits);
+        shared.view.lock().expect("view lock").statuses = statuses;
+        if let Err(e) = self.source.publish(&self.cache) {
+            warn!(error = %e, "pushing the audit trail");
+        }
     }
 
     /// Events for every step written and every audit event recorded;

@@ -97,7 +97,7 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
         let span = tracing::info_span!("reconcile", id = %id, trigger = batch.trigger(), triggers = batch.total());
         let entered = span.enter();
         let (revision, ended) =
-            reconciler.reconcile(shared, &id, batch.trigger(), terminal.as_ref());
+            reconciler.reconcile(shared, &id, batch.trigger(), terminal.as_ref(), batch.whole);
         let commit = revision.filter(|r| !r.dirty).and_then(|r| r.commit);
         match &ended {
             Ended::Success => {

@@ -16,6 +16,7 @@ pub(crate) mod chat;
 mod contract;
 mod freight;
 mod hostile;
+mod incremental;
 mod notify;
 mod promote;
 mod retry;
