@@ -8,15 +8,16 @@ use crate::apply::{Done, Outcome};
 use crate::audit::Recorded;
 use crate::diff::{self, ChangeSets};
 use crate::live::Sources;
-use crate::spec::Opened;
+use crate::spec::{Opened, Selection, Validated};
 use crate::status::PlanStatus;
 
-/// The freight of every plan of `opened`, as the repos in the cache are
-/// after `outcome`; `None` when the spec does not render (the status
+/// The freight of the plans of `selection`, as the repos in the cache
+/// are after `outcome`; `None` when the spec does not render (the status
 /// already says why).
 pub(super) fn of(
     reconciler: &super::Reconciler,
     opened: &Opened,
+    selection: &Selection,
     revision: &Revision,
     outcome: &Outcome,
     trail: &[Recorded],
@@ -45,7 +46,7 @@ pub(super) fn of(
                 limits: reconciler.limits,
                 own_key: Some(&own),
             };
-            fresh = diff::diff(&opened.valid, &opened.selection, &options).ok()?;
+            fresh = diff::diff(&opened.valid, selection, &options).ok()?;
             if let Some(deployment) = &opened.valid.deployment {
                 crate::execution::gate(&mut fresh, trail, &deployment.platform);
             }
@@ -53,16 +54,30 @@ pub(super) fn of(
         }
     };
     let plan = crate::execution::plan(changes, String::new());
-    let report = crate::status::status(
-        &opened.valid,
-        &opened.selection,
-        changes,
-        &plan,
-        &sources,
-        trail,
-    );
+    let report = crate::status::status(&opened.valid, selection, changes, &plan, &sources, trail);
     for e in &report.errors {
         tracing::warn!(error = %crate::error::chain(e), "reading what is live");
     }
     Some(report.plans)
+}
+
+/// The freight `before` showed, with that of `plans` as `fresh` has it,
+/// in the spec's order of plans.
+pub(super) fn merged(
+    before: &[PlanStatus],
+    fresh: Vec<PlanStatus>,
+    plans: &std::collections::BTreeSet<String>,
+    valid: &Validated,
+) -> Vec<PlanStatus> {
+    let mut by_plan: std::collections::BTreeMap<String, PlanStatus> = before
+        .iter()
+        .filter(|p| !plans.contains(&p.plan))
+        .map(|p| (p.plan.clone(), p.clone()))
+        .collect();
+    by_plan.extend(fresh.into_iter().map(|p| (p.plan.clone(), p)));
+    valid
+        .plans()
+        .iter()
+        .filter_map(|m| by_plan.remove(&m.name))
+        .collect()
 }

@@ -11,13 +11,19 @@
 //! nothing, so that it had gone as far as it could.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Mutex;
 
-use crate::apply::{Cache, Done, Outcome};
-use crate::git::{ObjectId, Repo};
-use crate::spec::Opened;
+use tracing::{info, warn};
 
-use super::state::PlanStatus;
+use super::reconcile::{Ended, Reconciler};
+use super::source::Revision;
+use super::state::{PlanStatus, Shared};
+use crate::apply::{Cache, Done, Outcome};
+use crate::compose::ComposeOptions;
+use crate::diff::ChangeSets;
+use crate::git::{ObjectId, Repo};
+use crate::spec::{Opened, Validated};
 
 /// A reconcile that applied everything to the end, as it left things.
 pub struct Last {
@@ -35,6 +41,10 @@ pub struct Last {
     /// let them go further (a change live in dev is proposed for prod
     /// next), so the next reconcile looks at them again.
     pub unsettled: BTreeSet<String>,
+    /// Every change set it found (what `/api/v1/diff` shows).
+    pub changes: Option<ChangeSets>,
+    /// Its open proposals, as (plan, repo, branch).
+    pub open: BTreeSet<(String, String, String)>,
 }
 
 /// The plans `outcome` wrote a commit or a proposal for.
@@ -100,4 +110,217 @@ pub fn trail_tip(spec: &Repo) -> Option<ObjectId> {
         .ok()
         .flatten()
         .map(|h| h.commit)
+}
+
+/// The plans a reconcile of the spec at `commit` (opened as `opened`)
+/// must look at when, since `last`, only the spec moved in git: the
+/// plans whose plan or stack file changed, the ones `last` left
+/// unsettled, and the ones with a change still to make (a proposal
+/// waiting for its merge is diffed against the branch as it is now,
+/// which a commit for another plan may have moved). `None` when the change can reach further (a block, a
+/// template, a policy, `platform.yaml`, anything else) or leaves
+/// something to prune (a plan gone, or gone from an environment): then
+/// the reconcile looks at everything.
+pub fn affected(
+    cache: &Cache,
+    root: &Path,
+    last: &Last,
+    opened: &Opened,
+    commit: &str,
+) -> Option<BTreeSet<String>> {
+    let changed = cache
+        .git(
+            "spec",
+            root,
+            &[
+                "diff",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                "--relative",
+                &last.spec_commit,
+                commit,
+            ],
+        )
+        .ok()?;
+    let (before, now) = (dependents(&last.opened.valid), dependents(&opened.valid));
+    let mut plans = last.unsettled.clone();
+    let pending = last.changes.iter().flat_map(|c| &c.sets);
+    plans.extend(
+        pending
+            .filter(|cs| !cs.files.is_empty() || !cs.notes.is_empty())
+            .flat_map(|cs| cs.plans.iter().cloned()),
+    );
+    for path in changed.split('\0').filter(|p| !p.is_empty()) {
+        let (a, b) = (before.get(path), now.get(path));
+        if a.is_none() && b.is_none() {
+            return None;
+        }
+        plans.extend(a.into_iter().chain(b).flatten().cloned());
+    }
+    let envs = |valid: &Validated, plan: &str| -> Option<BTreeSet<String>> {
+        let model = valid.plans().iter().find(|m| m.name == plan)?;
+        Some(model.envs.iter().map(|e| e.name.clone()).collect())
+    };
+    for plan in &plans {
+        let now = envs(&opened.valid, plan)?;
+        let before = envs(&last.opened.valid, plan).unwrap_or_default();
+        if !before.is_subset(&now) {
+            return None;
+        }
+    }
+    Some(plans)
+}
+
+/// Each plan and stack file, and the plans that read it.
+fn dependents(valid: &Validated) -> BTreeMap<&str, BTreeSet<String>> {
+    let spec = &valid.spec;
+    let mut out: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for model in valid.plans() {
+        for file in [model.plan(spec).file, model.stack(spec).file] {
+            out.entry(spec.file(file).path.as_str())
+                .or_default()
+                .insert(model.name.clone());
+        }
+    }
+    out
+}
+
+/// The change sets `last` left, with those of `plans` and the proposals
+/// of `repos` as `fresh` (a reconcile of `plans` only) found them;
+/// `None` when either is missing (a reconcile that did not get as far as
+/// the diff leaves nothing to remember).
+pub fn merged(
+    last: Option<ChangeSets>,
+    fresh: Option<ChangeSets>,
+    plans: &BTreeSet<String>,
+    repos: &[String],
+) -> Option<ChangeSets> {
+    let (Some(mut all), Some(fresh)) = (last, fresh) else {
+        return None;
+    };
+    let theirs = |names: &[String]| names.iter().any(|p| plans.contains(p));
+    all.sets.retain(|cs| !theirs(&cs.plans));
+    all.sets.extend(fresh.sets);
+    all.sets
+        .sort_by(|a, b| (&a.repo, &a.env, &a.plans).cmp(&(&b.repo, &b.env, &b.plans)));
+    all.proposals.retain(|p| !repos.contains(&p.repo));
+    all.proposals.extend(fresh.proposals);
+    all.proposals
+        .sort_by(|a, b| (&a.repo, &a.branch).cmp(&(&b.repo, &b.branch)));
+    all.secrets.extend(fresh.secrets);
+    all.secrets.sort_unstable();
+    all.secrets.dedup();
+    all.unverified.retain(|u| !plans.contains(&u.plan));
+    all.unverified.extend(fresh.unverified);
+    all.order = fresh.order;
+    all.errors = fresh.errors;
+    Some(all)
+}
+
+/// A reconcile of `plans` only, and what the last one left for the
+/// others.
+pub struct Narrowed {
+    pub plans: BTreeSet<String>,
+    pub last: Last,
+}
+
+impl Narrowed {
+    /// A plan filter, as `--plan` is one: the diff prunes nothing (a plan
+    /// gone from the spec or from an environment makes the reconcile
+    /// whole, see [`affected`]).
+    pub fn scope(&self) -> ComposeOptions {
+        ComposeOptions {
+            plan: Some(self.plans.first().cloned().unwrap_or_default()),
+            env: None,
+        }
+    }
+}
+
+/// What moved in git since the last reconcile.
+pub enum Moved {
+    /// Nothing: the spec, the trail and every target repo are where the
+    /// last reconcile, which wrote nothing, left them.
+    Nothing(Last),
+    /// At most the spec (or the last reconcile wrote something, so some
+    /// plans may go further).
+    Spec(Last),
+    /// A target repo or the trail, or it could not be told.
+    Everything,
+}
+
+impl Reconciler {
+    /// What moved since `last`: the trail's tip, and every target repo's
+    /// refs fetched anew, against what `last` left; then the spec.
+    pub(super) fn moved(&self, revision: &Revision, last: Last) -> Moved {
+        if revision.dirty {
+            return Moved::Everything;
+        }
+        let Some(spec_repo) = Repo::discover(self.source.root()) else {
+            return Moved::Everything;
+        };
+        if trail_tip(&spec_repo) != last.trail_tip {
+            return Moved::Everything;
+        }
+        let repos: Vec<&str> = last.heads.keys().map(String::as_str).collect();
+        if let Err(e) = crate::apply::sync(self.forge.as_ref(), &self.cache, &repos) {
+            // The whole reconcile says what failed, and retries.
+            warn!(error = %crate::error::chain(&e), "fetching the target repos");
+            return Moved::Everything;
+        }
+        match heads(&self.cache, repos.iter().copied()) {
+            Ok(now) if now == last.heads => {}
+            _ => return Moved::Everything,
+        }
+        let same = revision.commit.as_deref() == Some(last.spec_commit.as_str());
+        if same && last.unsettled.is_empty() {
+            Moved::Nothing(last)
+        } else {
+            Moved::Spec(last)
+        }
+    }
+
+    /// Ends a reconcile that found nothing moved: nothing is rendered,
+    /// diffed or written; the statuses are the ones `last` left (the
+    /// cluster is still asked for its own).
+    pub(super) fn unmoved(&self, shared: &Shared, id: &str, last: Last) -> Ended {
+        info!("nothing moved since the last reconcile");
+        shared.metrics.unchanged(crate::apply::now().0 as f64);
+        shared
+            .view
+            .lock()
+            .expect("view lock")
+            .statuses
+            .clone_from(&last.statuses);
+        match Repo::discover(self.source.root()) {
+            Some(spec_repo) if self.cluster.is_some() => {
+                let trail = crate::audit::trusted(&spec_repo, &self.signer.own_key())
+                    .map(|t| t.events)
+                    .unwrap_or_default();
+                self.observe(shared, id, &spec_repo, &last.opened, &trail);
+                let targets: Vec<String> = last.heads.keys().cloned().collect();
+                self.remember(shared, &spec_repo, &targets, last);
+            }
+            _ => self.last.keep(last),
+        }
+        Ended::Success
+    }
+
+    /// Keeps `last`, a reconcile that ended well, with the refs of
+    /// `targets`, the trail's tip and the statuses as they are now.
+    pub(super) fn remember(
+        &self,
+        shared: &Shared,
+        spec_repo: &Repo,
+        targets: &[String],
+        mut last: Last,
+    ) {
+        let Ok(now) = heads(&self.cache, targets.iter().map(String::as_str)) else {
+            return;
+        };
+        last.heads = now;
+        last.trail_tip = trail_tip(spec_repo);
+        last.statuses = shared.view.lock().expect("view lock").statuses.clone();
+        self.last.keep(last);
+    }
 }

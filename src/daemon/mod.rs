@@ -29,6 +29,7 @@ mod promote;
 mod queue;
 mod reconcile;
 mod server;
+mod settle;
 mod source;
 pub(crate) mod state;
 mod stream;

@@ -9,12 +9,14 @@ use tracing::{info, warn};
 
 use super::check::RenderCheck;
 use super::cluster::{self, Link};
+use super::last::{Last, Moved, Narrowed};
 use super::source::{Revision, SpecSource};
-use super::state::{Event, PlanState, PlanStatus, Shared};
-use crate::apply::{Cache, Done, Failure, Outcome, Run, Step};
+use super::state::{Event, PlanState, Shared};
+use crate::apply::{Cache, Done, Failure, Outcome, Run};
 use crate::audit::{self, Kind};
-use crate::diff::report::{self, Mask};
-use crate::diff::{Action, ChangeSets};
+use crate::compose::ComposeOptions;
+use crate::diff::ChangeSets;
+use crate::diff::report::Mask;
 use crate::forge::Forge;
 use crate::git::Repo;
 use crate::git::sign::Signer;
@@ -179,12 +181,14 @@ impl Reconciler {
                     {
                         Ended::Terminal(why.clone())
                     }
-                    _ => match last.filter(|_| !whole) {
-                        Some(last) => match self.unmoved(shared, id, &revision, last) {
-                            Ok(ended) => ended,
-                            Err(()) => self.at(shared, id, trigger, &revision),
-                        },
-                        None => self.at(shared, id, trigger, &revision),
+                    _ => match last.filter(|_| !whole).map(|l| self.moved(&revision, l)) {
+                        Some(Moved::Nothing(last)) => self.unmoved(shared, id, last),
+                        Some(Moved::Spec(last)) => {
+                            self.at(shared, id, trigger, &revision, Some(last))
+                        }
+                        Some(Moved::Everything) | None => {
+                            self.at(shared, id, trigger, &revision, None)
+                        }
                     },
                 };
                 (Some(revision), ended)
@@ -196,7 +200,16 @@ impl Reconciler {
         }
     }
 
-    fn at(&self, shared: &Shared, id: &str, trigger: &str, revision: &Revision) -> Ended {
+    /// Reconciles the spec at `revision`: every plan, or, when only the
+    /// spec moved since `last`, the plans the change can reach.
+    fn at(
+        &self,
+        shared: &Shared,
+        id: &str,
+        trigger: &str,
+        revision: &Revision,
+        last: Option<Last>,
+    ) -> Ended {
         let root = self.source.root();
         let opened = match crate::spec::open(root, &LoadOptions::default(), &Default::default()) {
             Ok(opened) => opened,
@@ -207,8 +220,21 @@ impl Reconciler {
                 return Ended::from_error(&why, e.is_transient());
             }
         };
-        let (valid, selection) = (&opened.valid, &opened.selection);
+        let valid = &opened.valid;
         super::catalog::list(shared, valid);
+        let narrowed = last.and_then(|last| {
+            let commit = revision.commit.as_deref()?;
+            let plans = super::last::affected(&self.cache, root, &last, &opened, commit)?;
+            info!(
+                plans = plans.len(),
+                "only the spec moved: reconciling the plans it reaches"
+            );
+            Some(Narrowed { plans, last })
+        });
+        let (selection, scope) = match &narrowed {
+            Some(n) => (opened.selection.only_plans(valid, &n.plans), n.scope()),
+            None => (opened.selection.clone(), ComposeOptions::default()),
+        };
         if let Some(check) = &self.check {
             let commit = revision.commit.as_deref().filter(|_| !revision.dirty);
             if !self.checked.holds(commit) {
@@ -247,10 +273,10 @@ impl Reconciler {
             promote: None,
         };
         let apply = !revision.dirty;
-        let (outcome, result) = run.apply(
+        let (mut outcome, result) = run.apply(
             valid,
-            selection,
-            &Default::default(),
+            &selection,
+            &scope,
             &mut |_: &ChangeSets, _: &Mask| apply,
         );
         for line in &outcome.repaired {
@@ -275,119 +301,68 @@ impl Reconciler {
         };
         // Read before the status changes, so that the status and the
         // reconcile's end (its error) still change together.
-        let freight = super::freight::of(self, &opened, revision, &outcome, &trail);
-        self.settle(shared, &opened, revision, &outcome, &ended);
+        let freight = super::freight::of(self, &opened, &selection, revision, &outcome, &trail);
+        let mut open = super::settle::open(&outcome);
+        let mut targets = outcome.targets.clone();
+        let mut narrowed = narrowed;
+        if let Some(n) = &mut narrowed {
+            let theirs = |plan: &String| n.plans.contains(plan);
+            open.extend(
+                n.last
+                    .open
+                    .iter()
+                    .filter(|(plan, ..)| !theirs(plan))
+                    .cloned(),
+            );
+            targets.extend(n.last.heads.keys().cloned());
+            targets.sort();
+            targets.dedup();
+            outcome.changes = super::last::merged(
+                n.last.changes.take(),
+                outcome.changes.take(),
+                &n.plans,
+                &outcome.targets,
+            );
+        }
+        self.settle(
+            shared,
+            &opened,
+            revision,
+            &outcome,
+            &ended,
+            (narrowed.as_ref(), &open),
+        );
         tracing::debug!(elapsed = ?started.elapsed(), "publish, tell, freight and settle");
         if let Some(freight) = freight {
-            shared.view.lock().expect("view lock").freight = freight;
+            let mut view = shared.view.lock().expect("view lock");
+            view.freight = match &narrowed {
+                Some(n) => super::freight::merged(&view.freight, freight, &n.plans, valid),
+                None => freight,
+            };
         }
         self.observe(shared, id, &spec_repo, &opened, &trail);
         match (&ended, &revision.commit) {
             (Ended::Success, Some(commit)) if !revision.dirty => {
-                let unsettled = super::last::unsettled(&outcome);
-                self.remember(
-                    shared,
-                    &spec_repo,
-                    commit,
+                let last = Last {
+                    spec_commit: commit.clone(),
+                    unsettled: super::last::unsettled(&outcome),
+                    changes: outcome.changes.take(),
+                    open,
                     opened,
-                    &outcome.targets,
-                    unsettled,
-                );
+                    trail_tip: None,
+                    heads: Default::default(),
+                    statuses: Vec::new(),
+                };
+                self.remember(shared, &spec_repo, &targets, last);
             }
             _ => {}
         }
         ended
     }
 
-    /// Ends a reconcile a push asked for when nothing moved in git since
-    /// `last`: the spec at the same commit, the trail at the same tip,
-    /// every target repo's refs, fetched anew, where `last` left them,
-    /// and `last` wrote nothing.
-    /// Nothing is rendered, diffed or written; the statuses are the ones
-    /// `last` left (the cluster is still asked for its own). `Err`: something
-    /// moved, or could not be told; the reconcile looks at everything.
-    fn unmoved(
-        &self,
-        shared: &Shared,
-        id: &str,
-        revision: &Revision,
-        last: super::last::Last,
-    ) -> Result<Ended, ()> {
-        let same_commit = revision.commit.as_deref() == Some(last.spec_commit.as_str());
-        if revision.dirty || !same_commit || !last.unsettled.is_empty() {
-            return Err(());
-        }
-        let spec_repo = Repo::discover(self.source.root()).ok_or(())?;
-        if super::last::trail_tip(&spec_repo) != last.trail_tip {
-            return Err(());
-        }
-        let repos: Vec<&str> = last.heads.keys().map(String::as_str).collect();
-        let fetched = crate::apply::sync(self.forge.as_ref(), &self.cache, &repos);
-        if let Err(e) = fetched {
-            // The whole reconcile says what failed, and retries.
-            warn!(error = %crate::error::chain(&e), "fetching the target repos");
-            return Err(());
-        }
-        let heads = super::last::heads(&self.cache, repos.iter().copied()).map_err(|_| ())?;
-        if heads != last.heads {
-            return Err(());
-        }
-        info!("nothing moved since the last reconcile");
-        shared.metrics.unchanged(crate::apply::now().0 as f64);
-        shared
-            .view
-            .lock()
-            .expect("view lock")
-            .statuses
-            .clone_from(&last.statuses);
-        if self.cluster.is_some() {
-            let trail = audit::trusted(&spec_repo, &self.signer.own_key())
-                .map(|t| t.events)
-                .unwrap_or_default();
-            self.observe(shared, id, &spec_repo, &last.opened, &trail);
-            let commit = last.spec_commit.clone();
-            let targets: Vec<String> = last.heads.into_keys().collect();
-            self.remember(
-                shared,
-                &spec_repo,
-                &commit,
-                last.opened,
-                &targets,
-                last.unsettled,
-            );
-        } else {
-            self.last.keep(last);
-        }
-        Ok(Ended::Success)
-    }
-
-    /// Keeps what a reconcile that ended well on `commit` left.
-    fn remember(
-        &self,
-        shared: &Shared,
-        spec_repo: &Repo,
-        commit: &str,
-        opened: Opened,
-        targets: &[String],
-        unsettled: std::collections::BTreeSet<String>,
-    ) {
-        let Ok(heads) = super::last::heads(&self.cache, targets.iter().map(String::as_str)) else {
-            return;
-        };
-        let statuses = shared.view.lock().expect("view lock").statuses.clone();
-        self.last.keep(super::last::Last {
-            spec_commit: commit.to_owned(),
-            trail_tip: super::last::trail_tip(spec_repo),
-            heads,
-            opened,
-            statuses,
-            unsettled,
-        });
-    }
-
     /// The cluster's status of every plan × environment, and the
     /// verifications due, when a cluster is connected.
-    fn observe(
+    pub(super) fn observe(
         &self,
         shared: &Shared,
         id: &str,
@@ -478,145 +453,6 @@ impl Reconciler {
         }
         events
     }
-
-    /// The status of every plan × environment, the dry run and metrics.
-    fn settle(
-        &self,
-        shared: &Shared,
-        opened: &Opened,
-        revision: &Revision,
-        outcome: &Outcome,
-        ended: &Ended,
-    ) {
-        let valid = &opened.valid;
-        let statuses: Vec<PlanStatus> = opened
-            .picks()
-            .iter()
-            .map(|pick| status(pick.plan_name(), pick.env_name(), revision, outcome, ended))
-            .collect();
-        let pending = open_proposals(outcome);
-        let files: u64 = written_files(outcome);
-        if matches!(ended, Ended::Success) {
-            let now = crate::apply::now().0 as f64;
-            shared.metrics.succeeded(now, files, pending);
-        }
-        let diff = outcome.changes.as_ref().map(|changes| {
-            let mask = Mask::new(changes.secrets.iter().cloned());
-            let intent = report::intent(valid, None);
-            let plan = crate::execution::plan(changes, intent);
-            serde_json::to_value(report::json(changes, &mask, plan)).unwrap_or_default()
-        });
-        let mut view = shared.view.lock().expect("view lock");
-        view.statuses = statuses;
-        if diff.is_some() {
-            view.diff = diff;
-        }
-    }
-}
-
-/// The proposals waiting for a merge after `outcome`: one per branch.
-fn open_proposals(outcome: &Outcome) -> u64 {
-    let open: std::collections::BTreeSet<(&str, &str)> = outcome
-        .steps
-        .iter()
-        .filter_map(|s| match &s.done {
-            Done::Proposed { branch, .. }
-            | Done::AlreadyProposed { branch, .. }
-            | Done::Held { branch, .. } => Some((s.repo.as_str(), branch.as_str())),
-            _ => None,
-        })
-        .collect();
-    open.len() as u64
-}
-
-/// A plan × environment's state after `outcome`.
-fn status(
-    plan: &str,
-    env: &str,
-    revision: &Revision,
-    outcome: &Outcome,
-    ended: &Ended,
-) -> PlanStatus {
-    let mine = |plans: &[String], e: &Option<String>| {
-        plans.iter().any(|p| p == plan) && e.as_deref().is_none_or(|e| e == env)
-    };
-    let steps: Vec<&Step> = outcome
-        .steps
-        .iter()
-        .filter(|s| mine(&s.plans, &s.env))
-        .collect();
-    let sets: Vec<&crate::diff::ChangeSet> = outcome
-        .changes
-        .iter()
-        .flat_map(|c| c.sets.iter())
-        .filter(|cs| !cs.files.is_empty() && mine(&cs.plans, &cs.env))
-        .collect();
-    let pull = steps.iter().find_map(|s| match &s.done {
-        Done::Proposed { branch, pull, .. }
-        | Done::AlreadyProposed { branch, pull }
-        | Done::Held { branch, pull, .. } => Some(pull.clone().unwrap_or_else(|| branch.clone())),
-        _ => None,
-    });
-    let held = steps.iter().find_map(|s| match &s.done {
-        Done::Held { by, .. } => Some(format!("edited by {by}; close it to get a fresh proposal")),
-        _ => None,
-    });
-    let conflicts = sets.iter().any(|cs| cs.count(Action::Conflict) > 0);
-    let written = steps
-        .iter()
-        .filter(|s| matches!(s.done, Done::Committed { .. }))
-        .count();
-    let waiting = steps.iter().find_map(|s| match &s.done {
-        Done::Waiting { reason, .. } => Some(reason.clone()),
-        _ => None,
-    });
-    let (state, message) = match ended {
-        Ended::Terminal(e) | Ended::Failed(e) => (PlanState::Failed, Some(e.clone())),
-        _ if waiting.is_some() && pull.is_none() => (PlanState::Waiting, waiting),
-        _ if pull.is_some() && conflicts => (
-            PlanState::Conflict,
-            Some("the proposal carries conflicts to resolve".to_owned()),
-        ),
-        _ if pull.is_some() => (PlanState::PendingApproval, held),
-        _ if sets.is_empty() || sets.len() == written => (PlanState::InSync, None),
-        _ if conflicts => (PlanState::Conflict, None),
-        Ended::DryRun => (
-            PlanState::Drifted,
-            Some("uncommitted spec edits: diffed, not applied".to_owned()),
-        ),
-        _ => (
-            PlanState::Drifted,
-            Some("the live repos differ from the spec".to_owned()),
-        ),
-    };
-    PlanStatus {
-        plan: plan.to_owned(),
-        env: env.to_owned(),
-        state,
-        spec_commit: revision.commit.clone(),
-        pull,
-        message,
-        cluster: None,
-    }
-}
-
-/// Files in the commits and proposals written.
-fn written_files(outcome: &Outcome) -> u64 {
-    let Some(changes) = &outcome.changes else {
-        return 0;
-    };
-    outcome
-        .steps
-        .iter()
-        .filter(|s| matches!(s.done, Done::Committed { .. } | Done::Proposed { .. }))
-        .filter_map(|s| {
-            changes
-                .sets
-                .iter()
-                .find(|cs| cs.repo == s.repo && cs.env == s.env)
-        })
-        .map(|cs| cs.files.len() as u64)
-        .sum()
 }
 
 /// Every plan × environment shows `applying` while a reconcile runs.
@@ -639,91 +475,4 @@ fn headlines(diags: &Diagnostics) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn step(repo: &str, env: Option<&str>, plan: &str, done: Done) -> Step {
-        Step {
-            repo: repo.to_owned(),
-            env: env.map(str::to_owned),
-            plans: vec![plan.to_owned()],
-            done,
-            from: None,
-        }
-    }
-
-    fn proposed(branch: &str) -> Done {
-        Done::Proposed {
-            branch: branch.to_owned(),
-            commit: "1".repeat(40),
-            pull: None,
-        }
-    }
-
-    #[test]
-    fn pending_approvals_count_each_open_proposal_once() {
-        let outcome = Outcome {
-            steps: vec![
-                step(
-                    "infra",
-                    Some("prod"),
-                    "meters",
-                    proposed("druppie/prod/meters"),
-                ),
-                step(
-                    "infra",
-                    Some("test"),
-                    "meters",
-                    proposed("druppie/test/meters"),
-                ),
-                step("meters-api", None, "meters", proposed("druppie/meters")),
-                step(
-                    "infra",
-                    Some("prod"),
-                    "permits",
-                    Done::Held {
-                        branch: "druppie/prod/permits".to_owned(),
-                        by: "Rev <rev@example.org>".to_owned(),
-                        pull: None,
-                    },
-                ),
-                // A second attempt of the same run finds it proposed.
-                step(
-                    "infra",
-                    Some("prod"),
-                    "meters",
-                    Done::AlreadyProposed {
-                        branch: "druppie/prod/meters".to_owned(),
-                        pull: None,
-                    },
-                ),
-                step(
-                    "infra",
-                    Some("dev"),
-                    "meters",
-                    Done::Committed {
-                        commit: "2".repeat(40),
-                    },
-                ),
-            ],
-            ..Outcome::default()
-        };
-        assert_eq!(open_proposals(&outcome), 4);
-        let revision = Revision {
-            commit: None,
-            dirty: false,
-        };
-        let held = status("permits", "prod", &revision, &outcome, &Ended::Success);
-        assert_eq!(held.state, PlanState::PendingApproval);
-        assert_eq!(
-            held.message.as_deref(),
-            Some("edited by Rev <rev@example.org>; close it to get a fresh proposal")
-        );
-        // A plan with no step is not pending.
-        let other = status("docs", "prod", &revision, &outcome, &Ended::Success);
-        assert_eq!(other.state, PlanState::InSync);
-    }
 }

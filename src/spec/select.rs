@@ -25,6 +25,16 @@ impl Selection {
         self.0.is_empty()
     }
 
+    /// The pairs of `self` whose plan is one of `plans`.
+    pub fn only_plans(
+        &self,
+        v: &Validated,
+        plans: &std::collections::BTreeSet<String>,
+    ) -> Selection {
+        let named = |p: usize| v.plans().get(p).is_some_and(|m| plans.contains(&m.name));
+        Selection(self.0.iter().copied().filter(|&(p, _)| named(p)).collect())
+    }
+
     /// `self` and, for each pair, the plan's environments before it in
     /// the promotion order ([`Validated::env_names`]: platform.yaml's
     /// order): promotion reads whether a change is live there.

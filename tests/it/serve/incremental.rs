@@ -127,3 +127,179 @@ fn a_push_when_nothing_moved_writes_nothing_and_a_persons_push_to_a_target_is_se
     assert_eq!(head("main"), restored);
     assert!(d.terminate().success());
 }
+
+/// What a reconcile left that a person sees: every status, the dry run,
+/// every plan's freight, and every ref of every repo on the forge.
+fn snapshot(d: &Daemon, s: &crate::apply::Setup) -> Vec<String> {
+    let mut seen = statuses(d);
+    seen.push(d.json("/api/v1/diff").to_string());
+    for plan in d.json("/api/v1/plans").as_array().expect("plans") {
+        let name = plan["name"].as_str().expect("a name");
+        seen.push(d.json(&format!("/api/v1/plans/{name}/status")).to_string());
+    }
+    let mut repos: Vec<_> = std::fs::read_dir(s.forge())
+        .expect("the forge")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "git"))
+        .filter(|p| !p.ends_with("spec.git"))
+        .collect();
+    repos.sort();
+    for repo in repos {
+        seen.push(format!("{}\n{}", repo.display(), git(&repo, &["show-ref"])));
+    }
+    seen
+}
+
+/// Reconciles after a push until one finds nothing moved (at most four):
+/// what the pushes and their reconciles left has gone as far as it goes.
+fn settle(d: &Daemon, step: usize) {
+    let before = unmoved(d);
+    for i in 0..4 {
+        hook_and_wait(
+            d,
+            "push",
+            &format!("settle-{step}-{i}"),
+            &push_payload("infra", &"1".repeat(40)),
+        );
+        if unmoved(d) > before {
+            return;
+        }
+    }
+    panic!("step {step}: never settled; logs:\n{}", d.logs().join("\n"));
+}
+
+/// Commits everything in the spec clone and pushes it; the commit.
+fn push_spec(work: &std::path::Path, message: &str) -> String {
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-qm", message]);
+    git(work, &["push", "-q", "origin", "main"]);
+    git(work, &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
+#[test]
+fn incremental_and_whole_reconciles_agree_on_random_spec_changes() {
+    let seed = std::env::var("DRUPPIE_IT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("seed {seed} (DRUPPIE_IT_SEED={seed} repeats this run)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let s = serve_setup();
+    let work = s.tmp.path().join("spec-work");
+    let plans = work.join("spec/plans");
+    let template = s
+        .tmp
+        .path()
+        .join("spec-work/templates/webapp-python/infra/deployment.yaml.j2");
+    let permits = std::fs::read_to_string(plans.join("permits.yaml")).expect("the plan");
+    for name in ["ledger", "meters"] {
+        let text = permits.replace("name: permits", &format!("name: {name}"));
+        std::fs::write(plans.join(format!("{name}.yaml")), text).expect("a plan");
+    }
+    push_spec(&work, "three plans");
+    let d = Daemon::start(&s);
+    settle(&d, 0);
+    let mut narrowed = 0;
+    let mut next_name = 0;
+    for step in 1..=8 {
+        let mut live: Vec<String> = std::fs::read_dir(&plans)
+            .expect("plans")
+            .map(|e| {
+                e.expect("a plan")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        live.sort();
+        let pick = live[rng.usize(..live.len())].clone();
+        let path = plans.join(&pick);
+        let what = match rng.u8(..10) {
+            // Most changes are one plan's, as most spec pull requests are.
+            0..=4 => {
+                let text = std::fs::read_to_string(&path).expect("plan");
+                let at = text.find(":1.0.").expect("an image tag") + 5;
+                let end = at + text[at..].find('}').expect("the flow mapping's end");
+                let tag = rng.u32(..1000);
+                std::fs::write(&path, format!("{}{tag}{}", &text[..at], &text[end..]))
+                    .expect("plan");
+                format!("{pick}: image tag 1.0.{tag}")
+            }
+            5 => {
+                let text = std::fs::read_to_string(&path).expect("plan");
+                let replicas = rng.u8(2..9);
+                let text = match text.find("replicas: ") {
+                    Some(at) => format!("{}replicas: {replicas}{}", &text[..at], &text[at + 11..]),
+                    None => text,
+                };
+                std::fs::write(&path, text).expect("plan");
+                format!("{pick}: prod replicas {replicas}")
+            }
+            6 => {
+                next_name += 1;
+                let name = format!("extra{next_name}");
+                let text = permits.replace("name: permits", &format!("name: {name}"));
+                std::fs::write(plans.join(format!("{name}.yaml")), text).expect("plan");
+                format!("a new plan {name}")
+            }
+            7 if live.len() > 1 => {
+                std::fs::remove_file(&path).expect("remove");
+                format!("{pick} removed")
+            }
+            8 => {
+                let tag = rng.u32(..1000);
+                std::fs::write(
+                    &template,
+                    format!("kind: Deployment\nimage: {{{{ image }}}}\n# template {tag}\n"),
+                )
+                .expect("template");
+                format!("the deployment template ({tag})")
+            }
+            _ => {
+                std::fs::write(work.join("NOTES.md"), format!("step {step}\n")).expect("notes");
+                "a file outside the spec".to_owned()
+            }
+        };
+        let commit = push_spec(&work, &what);
+        let before = d
+            .logs()
+            .iter()
+            .filter(|l| l.contains("only the spec moved"))
+            .count();
+        hook_and_wait(
+            &d,
+            "push",
+            &format!("step-{step}"),
+            &push_payload("spec", &commit),
+        );
+        let after = d
+            .logs()
+            .iter()
+            .filter(|l| l.contains("only the spec moved"))
+            .count();
+        narrowed += after - before;
+        settle(&d, step);
+        let incremental = snapshot(&d, &s);
+        // A pull request event: the whole spec, as the CLI runs it.
+        hook_and_wait(
+            &d,
+            "pull_request",
+            &format!("whole-{step}"),
+            r#"{"action":"synchronize","number":1,"pull_request":{"number":1,"merged":false},"repository":{"name":"infra","full_name":"platform/infra"}}"#,
+        );
+        let whole = snapshot(&d, &s);
+        for (a, b) in incremental.iter().zip(&whole) {
+            assert_eq!(
+                a, b,
+                "seed {seed}, step {step} ({what}): incremental, then whole"
+            );
+        }
+        assert_eq!(
+            incremental.len(),
+            whole.len(),
+            "seed {seed}, step {step} ({what})"
+        );
+    }
+    println!("{narrowed} of 8 changes reconciled only the plans they reach");
+    assert!(d.terminate().success());
+}
