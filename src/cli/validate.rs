@@ -15,6 +15,9 @@ pub struct Args {
     /// are checked too
     #[arg(long)]
     pub render: bool,
+    /// With `--render`: render only this plan (repeat for more)
+    #[arg(long = "plan", value_name = "PLAN", requires = "render")]
+    pub plans: Vec<String>,
 }
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
@@ -41,7 +44,18 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         count(s.policies.len(), "policy").replace("policys", "policies"),
     );
     if args.render {
-        let selection = spec::select(&v, &Default::default())?;
+        let mut selection = spec::select(&v, &Default::default())?;
+        if !args.plans.is_empty() {
+            for plan in &args.plans {
+                // An unknown name is an error naming the plans there are.
+                let only = crate::compose::ComposeOptions {
+                    plan: Some(plan.clone()),
+                    env: None,
+                };
+                spec::select(&v, &only)?;
+            }
+            selection = selection.only_plans(&v, &args.plans.iter().cloned().collect());
+        }
         let limits = ctx.config.render.limits();
         let rendered = crate::compose::compose(&v, &selection, &limits)
             .and_then(|resolved| crate::render::render(&v, &resolved, None, &limits))

@@ -65,16 +65,22 @@ impl CheckError {
 const STDERR_LIMIT: u64 = 64 * 1024;
 
 impl RenderCheck {
-    /// Renders the spec at `root` in a child process.
+    /// Renders the spec at `root` in a child process: every plan, or
+    /// only `plans`.
     ///
     /// # Errors
     /// [`CheckError`].
-    pub fn run(&self, root: &Path) -> Result<(), CheckError> {
+    pub fn run(
+        &self,
+        root: &Path,
+        plans: Option<&std::collections::BTreeSet<String>>,
+    ) -> Result<(), CheckError> {
         let mut child = Command::new(&self.program)
             .args(&self.args)
             .arg("--spec")
             .arg(root)
             .args(["--color", "never", "validate", "--render"])
+            .args(plans.into_iter().flatten().map(|p| format!("--plan={p}")))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -153,7 +159,7 @@ mod tests {
             args: Vec::new(),
             timeout: Duration::from_secs(5),
         };
-        let err = check.run(Path::new(".")).expect_err("cannot start");
+        let err = check.run(Path::new("."), None).expect_err("cannot start");
         assert!(err.is_transient(), "{err}");
         assert!(!CheckError::Refused("x".into()).is_transient());
         assert!(!CheckError::TimedOut(Duration::from_secs(1)).is_transient());

@@ -6,18 +6,19 @@
 use super::source::Revision;
 use crate::apply::{Done, Outcome};
 use crate::audit::Recorded;
+use crate::compose::ComposeOptions;
 use crate::diff::{self, ChangeSets};
 use crate::live::Sources;
 use crate::spec::{Opened, Selection, Validated};
 use crate::status::PlanStatus;
 
-/// The freight of the plans of `selection`, as the repos in the cache
-/// are after `outcome`; `None` when the spec does not render (the status
-/// already says why).
+/// The freight of the plans of `selection` (`scope`: what it covers, as
+/// the apply had it), as the repos in the cache are after `outcome`;
+/// `None` when the spec does not render (the status already says why).
 pub(super) fn of(
     reconciler: &super::Reconciler,
     opened: &Opened,
-    selection: &Selection,
+    (selection, scope): (&Selection, &ComposeOptions),
     revision: &Revision,
     outcome: &Outcome,
     trail: &[Recorded],
@@ -41,7 +42,7 @@ pub(super) fn of(
             let own = reconciler.signer.own_key();
             let options = diff::Options {
                 sources: &sources,
-                scope: &Default::default(),
+                scope,
                 spec_commit: revision.commit.as_deref(),
                 limits: reconciler.limits,
                 own_key: Some(&own),

@@ -3,6 +3,7 @@
 //! Invalid specs and failing policies are terminal for their revision;
 //! everything else (git, the forge, the network) is retried.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use tracing::{info, warn};
@@ -238,16 +239,22 @@ impl Reconciler {
         if let Some(check) = &self.check {
             let commit = revision.commit.as_deref().filter(|_| !revision.dirty);
             if !self.checked.holds(commit) {
+                // The plans the change cannot reach render as they did
+                // at the last commit, which passed.
+                let plans = narrowed.as_ref().map(|n| &n.plans);
                 let started = Instant::now();
-                if let Err(e) = check.run(root) {
+                if let Err(e) = check.run(root, plans) {
                     return Ended::from_error(&e, e.is_transient());
                 }
                 info!(
                     commit,
+                    plans = plans.map(BTreeSet::len),
                     seconds = started.elapsed().as_secs_f64(),
                     "render check passed"
                 );
-                self.checked.set(commit);
+                if plans.is_none() {
+                    self.checked.set(commit);
+                }
             }
         }
         super::catalog::place(shared, &opened, &self.limits);
@@ -286,6 +293,7 @@ impl Reconciler {
         let started = Instant::now();
         let published = self.source.publish(&self.cache);
         let trail = self.tell(shared, id, &spec_repo, known, &outcome);
+        tracing::debug!(elapsed = ?started.elapsed(), "publish and tell");
         let ended = match result {
             Ok(()) => Ended::Success,
             Err(Failure::Declined) => Ended::DryRun,
@@ -301,7 +309,15 @@ impl Reconciler {
         };
         // Read before the status changes, so that the status and the
         // reconcile's end (its error) still change together.
-        let freight = super::freight::of(self, &opened, &selection, revision, &outcome, &trail);
+        let freight = super::freight::of(
+            self,
+            &opened,
+            (&selection, &scope),
+            revision,
+            &outcome,
+            &trail,
+        );
+        tracing::debug!(elapsed = ?started.elapsed(), "freight");
         let mut open = super::settle::open(&outcome);
         let mut targets = outcome.targets.clone();
         let mut narrowed = narrowed;

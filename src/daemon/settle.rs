@@ -30,6 +30,7 @@ impl Reconciler {
         (narrowed, open): (Option<&Narrowed>, &Proposals),
     ) {
         let valid = &opened.valid;
+        let started = std::time::Instant::now();
         let kept = |plan: &str, env: &str| {
             let n =
                 narrowed.filter(|n| !n.plans.contains(plan) && matches!(ended, Ended::Success))?;
@@ -55,12 +56,14 @@ impl Reconciler {
             let now = crate::apply::now().0 as f64;
             shared.metrics.succeeded(now, files, pending(open));
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "statuses");
         let diff = outcome.changes.as_ref().map(|changes| {
             let mask = Mask::new(changes.secrets.iter().cloned());
             let intent = report::intent(valid, None);
             let plan = crate::execution::plan(changes, intent);
             serde_json::to_value(report::json(changes, &mask, plan)).unwrap_or_default()
         });
+        tracing::debug!(elapsed = ?started.elapsed(), "dry run");
         let mut view = shared.view.lock().expect("view lock");
         view.statuses = statuses;
         if diff.is_some() {

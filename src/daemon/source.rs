@@ -21,6 +21,9 @@ pub enum SourceError {
         "the `{BRANCH}` branch here and on the spec remote diverged: another druppie writes the same trail"
     )]
     Diverged,
+    /// The spec clone cannot be read after a fetch.
+    #[error("the spec clone {}: {why}", dir.display())]
+    Unreadable { dir: PathBuf, why: String },
 }
 
 impl SourceError {
@@ -32,6 +35,8 @@ impl SourceError {
         match self {
             SourceError::Git(e) => e.is_transient(),
             SourceError::Diverged => false,
+            // A clone druppie cannot read is made anew by the next fetch.
+            SourceError::Unreadable { .. } => true,
         }
     }
 }
@@ -107,55 +112,65 @@ impl SpecSource {
                 let run = |args: &[&str]| git.git("spec", dir, args);
                 git.work_clone("spec", url, dir)?;
                 let tracking = format!("refs/remotes/origin/{branch}");
+                // The branch and the trail in one fetch; the trail's is a
+                // glob so that a remote without a trail yet is no error,
+                // and `--prune` drops what the remote no longer has.
                 run(&[
                     "fetch",
                     "--quiet",
+                    "--prune",
                     "origin",
                     &format!("+refs/heads/{branch}:{tracking}"),
+                    &format!("+refs/heads/{BRANCH}*:refs/remotes/origin/{BRANCH}*"),
                 ])?;
                 self.take_in_audit(git)?;
-                run(&["checkout", "--quiet", "--force", "--detach", &tracking])?;
-                run(&["clean", "-ffdq"])?;
-                let commit = run(&["rev-parse", "HEAD"])?.trim().to_owned();
+                let clone = open(dir)?;
+                let fetched = clone.resolve(&tracking).map_err(|e| unreadable(dir, &e))?;
+                // The clone is druppie's own: what it checked out stays as
+                // it was until the branch moves.
+                if crate::git::detached_head(dir) != Some(fetched) {
+                    run(&["checkout", "--quiet", "--force", "--detach", &tracking])?;
+                    run(&["clean", "-ffdq"])?;
+                }
                 Ok(Revision {
-                    commit: Some(commit),
+                    commit: Some(fetched.to_string()),
                     dirty: false,
                 })
             }
         }
     }
 
-    /// Fetches the remote's audit trail and moves the local one forward
-    /// to it; events recorded here and not pushed yet are pushed.
+    /// Moves the local audit trail forward to the remote's, just
+    /// fetched; events recorded here and not pushed yet are pushed.
     fn take_in_audit(&self, git: &Cache) -> Result<(), SourceError> {
         let SpecSource::Remote { dir, .. } = self else {
             return Ok(());
         };
-        let run = |args: &[&str]| git.git("spec", dir, args);
+        let clone = open(dir)?;
         let remote = format!("refs/remotes/origin/{BRANCH}");
-        match run(&[
-            "fetch",
-            "--quiet",
-            "origin",
-            &format!("+refs/heads/{BRANCH}:{remote}"),
-        ]) {
+        let Ok(theirs) = clone.resolve(&remote) else {
             // A remote without a trail yet: this one starts it.
-            Err(CacheError::Git { said, .. }) if said.contains("couldn't find remote ref") => {
-                return self.publish(git);
-            }
-            other => other?,
-        };
-        let local = format!("refs/heads/{BRANCH}");
-        let ancestor = |a: &str, b: &str| run(&["merge-base", "--is-ancestor", a, b]).is_ok();
-        if run(&["rev-parse", "--verify", "--quiet", &local]).is_err() || ancestor(&local, &remote)
-        {
-            run(&["update-ref", &local, &remote])?;
-            return Ok(());
-        }
-        if ancestor(&remote, &local) {
             return self.publish(git);
+        };
+        let ours = clone
+            .branch_head(BRANCH)
+            .map_err(|e| unreadable(dir, &e))?
+            .map(|h| h.commit);
+        match ours {
+            Some(ours) if ours == theirs => Ok(()),
+            Some(ours) if clone.is_ancestor(theirs, &ours.to_string()) => self.publish(git),
+            Some(ours) if !clone.is_ancestor(ours, &theirs.to_string()) => {
+                Err(SourceError::Diverged)
+            }
+            _ => {
+                git.git(
+                    "spec",
+                    dir,
+                    &["update-ref", &format!("refs/heads/{BRANCH}"), &remote],
+                )?;
+                Ok(())
+            }
         }
-        Err(SourceError::Diverged)
     }
 
     /// Pushes the audit trail to the remote spec repo (a local checkout
@@ -174,5 +189,24 @@ impl SpecSource {
         }
         run(&["push", "--quiet", "origin", &format!("{local}:{local}")])?;
         Ok(())
+    }
+}
+
+/// The spec clone at `dir`, opened.
+fn open(dir: &Path) -> Result<crate::git::Repo, SourceError> {
+    match crate::git::Repo::open(dir) {
+        Ok(Some(repo)) => Ok(repo),
+        Ok(None) => Err(SourceError::Unreadable {
+            dir: dir.to_owned(),
+            why: "not a git repository".to_owned(),
+        }),
+        Err(e) => Err(unreadable(dir, &e)),
+    }
+}
+
+fn unreadable(dir: &Path, e: &crate::git::Error) -> SourceError {
+    SourceError::Unreadable {
+        dir: dir.to_owned(),
+        why: crate::error::chain(e),
     }
 }

@@ -128,6 +128,17 @@ pub fn head_commit(dir: &Path) -> Option<ObjectId> {
     repo.head_id().ok().map(gix::Id::detach)
 }
 
+/// The commit a work tree's detached `HEAD` names; `None` when `HEAD`
+/// is a branch (a fresh clone's, with nothing checked out yet) or
+/// unreadable.
+pub fn detached_head(dir: &Path) -> Option<ObjectId> {
+    let repo = gix::open(dir).ok()?;
+    match repo.head().ok()?.kind {
+        gix::head::Kind::Detached { target, .. } => Some(target),
+        _ => None,
+    }
+}
+
 /// An opened repository (bare, or a work tree whose `.git` is read; the
 /// work tree's files are not looked at). It can be shared between threads;
 /// each call reads through a handle of the calling thread.
