@@ -183,8 +183,11 @@ impl Writer<'_> {
             Err(crate::git::Error::Moved { .. }) => return Ok(rejected(Vec::new())),
             Err(e) => return Err(ApplyError::git(name, "move the branch")(e)),
         }
+        tracing::debug!(repo = name, commits = written.len(), "commits written");
         let url = self.forge.url(name);
-        match self.cache.push(name, &url, &tip.to_string(), &t.branch)? {
+        let pushed = self.cache.push(name, &url, &tip.to_string(), &t.branch)?;
+        tracing::debug!(repo = name, "pushed");
+        match pushed {
             Pushed::Done => {
                 heads.insert(t.repo.clone(), tip);
                 Ok(written

@@ -35,6 +35,9 @@ pub struct Run<'a> {
     /// environment, as what is live in the one before (the spec given
     /// is the one at the freight's spec commit).
     pub promote: Option<&'a super::promote::Freight>,
+    /// Target repos fetched into the cache just before: the first
+    /// attempt does not fetch them again.
+    pub fetched: &'a [String],
 }
 
 /// What an apply did, whether or not it finished.
@@ -249,7 +252,12 @@ impl Run<'_> {
             crate::audit::Writer::from_trail(self.spec_repo, self.signer, self.identity, trail);
         for attempt in 1..=ATTEMPTS {
             let started = std::time::Instant::now();
-            self.sync(&targets)?;
+            let stale: Vec<(String, String)> = targets
+                .iter()
+                .filter(|(repo, _)| attempt > 1 || !self.fetched.contains(repo))
+                .cloned()
+                .collect();
+            self.sync(&stale)?;
             tracing::debug!(elapsed = ?started.elapsed(), repos = targets.len(), "sync");
             if attempt == 1 {
                 let started = std::time::Instant::now();
@@ -321,6 +329,7 @@ impl Run<'_> {
             if attempt == 1 && !confirm(changes, &mask) {
                 return Err(Failure::Declined);
             }
+            tracing::debug!("writing");
             let (steps, failed) = writer.apply(&plan, changes);
             let when = stamp(writer.time);
             let events: Vec<_> = steps
@@ -328,6 +337,7 @@ impl Run<'_> {
                 .flat_map(|step| events(step, &self.identity.email, self.spec_commit, &when))
                 .collect();
             let recorded = audit.record(&events, writer.time);
+            tracing::debug!(events = events.len(), "recorded on the trail");
             if recorded.is_err() {
                 // What was pushed is reported too; the next run's
                 // catch-up records it.

@@ -44,6 +44,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         trigger: "cli",
         limits: config.render.limits(),
         promote: None,
+        fetched: &[],
     };
     execute(ui, &run, &opened, &args.select.options(), args.yes)
 }

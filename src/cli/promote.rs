@@ -80,6 +80,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         trigger: "cli",
         limits: config.render.limits(),
         promote: Some(&freight),
+        fetched: &[],
     };
     execute(ui, &run, &spec, &scope, args.yes)
 }

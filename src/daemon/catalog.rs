@@ -44,13 +44,35 @@ pub(super) fn list(shared: &Shared, valid: &Validated) {
 /// Where every block is placed, composed within `limits` (after the
 /// render check, as a reconcile composes). A plan whose wiring does not
 /// compose is listed without addresses; the reconcile reports why.
-pub(super) fn place(shared: &Shared, opened: &Opened, limits: &crate::template::Limits) {
+/// `only`: compose these plans; the others are placed as they were.
+pub(super) fn place(
+    shared: &Shared,
+    opened: &Opened,
+    limits: &crate::template::Limits,
+    only: Option<&std::collections::BTreeSet<String>>,
+) {
     let started = std::time::Instant::now();
     let engine = crate::template::environment();
+    let mut before: std::collections::BTreeMap<(String, String), Vec<Placement>> =
+        Default::default();
+    if only.is_some() {
+        for p in &shared.view.lock().expect("view lock").placements {
+            before
+                .entry((p.plan.clone(), p.env.clone()))
+                .or_default()
+                .push(p.clone());
+        }
+    }
     let placements = opened
         .picks()
         .iter()
         .flat_map(|pick| {
+            let (plan, env) = (pick.plan_name(), pick.env_name());
+            if only.is_some_and(|only| !only.contains(plan))
+                && let Some(kept) = before.remove(&(plan.to_owned(), env.to_owned()))
+            {
+                return kept;
+            }
             let composed = crate::compose::instance(&opened.valid, &engine, pick, limits).ok();
             pick.model
                 .components
@@ -77,7 +99,7 @@ pub(super) fn place(shared: &Shared, opened: &Opened, limits: &crate::template::
     tracing::debug!(
         placements = placements.len(),
         ms = started.elapsed().as_secs_f64() * 1000.0,
-        "placed every component"
+        "placed the components"
     );
     shared.view.lock().expect("view lock").placements = placements;
 }

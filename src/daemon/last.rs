@@ -251,8 +251,18 @@ pub enum Moved {
 
 impl Reconciler {
     /// What moved since `last`: the trail's tip, and every target repo's
-    /// refs fetched anew, against what `last` left; then the spec.
-    pub(super) fn moved(&self, revision: &Revision, last: Last) -> Moved {
+    /// refs, `fetched` anew, against what `last` left; then the spec.
+    pub(super) fn moved(
+        &self,
+        revision: &Revision,
+        last: Last,
+        fetched: Result<(), crate::apply::ApplyError>,
+    ) -> Moved {
+        if let Err(e) = fetched {
+            // The whole reconcile says what failed, and retries.
+            warn!(error = %crate::error::chain(&e), "fetching the target repos");
+            return Moved::Everything;
+        }
         if revision.dirty {
             return Moved::Everything;
         }
@@ -262,13 +272,7 @@ impl Reconciler {
         if trail_tip(&spec_repo) != last.trail_tip {
             return Moved::Everything;
         }
-        let repos: Vec<&str> = last.heads.keys().map(String::as_str).collect();
-        if let Err(e) = crate::apply::sync(self.forge.as_ref(), &self.cache, &repos) {
-            // The whole reconcile says what failed, and retries.
-            warn!(error = %crate::error::chain(&e), "fetching the target repos");
-            return Moved::Everything;
-        }
-        match heads(&self.cache, repos.iter().copied()) {
+        match heads(&self.cache, last.heads.keys().map(String::as_str)) {
             Ok(now) if now == last.heads => {}
             _ => return Moved::Everything,
         }

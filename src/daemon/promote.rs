@@ -93,6 +93,7 @@ impl Reconciler {
             trigger: "api",
             limits: self.limits,
             promote: Some(&freight),
+            fetched: &[],
         };
         let (outcome, result) = run.apply(&spec.valid, &spec.selection, &scope, &mut |_, _| true);
         self.tell(shared, id, &spec_repo, known, &outcome);

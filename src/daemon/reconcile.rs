@@ -173,8 +173,21 @@ impl Reconciler {
         whole: bool,
     ) -> (Option<Revision>, Ended) {
         // Taken now: only a reconcile that ends well leaves it again.
-        let last = self.last.take();
-        match self.source.refresh(&self.cache) {
+        let last = self.last.take().filter(|_| !whole);
+        // The target repos are fetched while the spec is: together they
+        // tell what moved.
+        let (refreshed, fetched) = std::thread::scope(|scope| {
+            let fetching = last.as_ref().map(|last| {
+                scope.spawn(|| {
+                    let repos: Vec<&str> = last.heads.keys().map(String::as_str).collect();
+                    crate::apply::sync(self.forge.as_ref(), &self.cache, &repos)
+                })
+            });
+            let refreshed = self.source.refresh(&self.cache);
+            let fetched = fetching.map(|f| f.join().expect("a fetch thread does not panic"));
+            (refreshed, fetched)
+        });
+        match refreshed {
             Ok(revision) => {
                 let ended = match terminal {
                     Some((commit, why))
@@ -182,7 +195,7 @@ impl Reconciler {
                     {
                         Ended::Terminal(why.clone())
                     }
-                    _ => match last.filter(|_| !whole).map(|l| self.moved(&revision, l)) {
+                    _ => match last.zip(fetched).map(|(l, f)| self.moved(&revision, l, f)) {
                         Some(Moved::Nothing(last)) => self.unmoved(shared, id, last),
                         Some(Moved::Spec(last)) => {
                             self.at(shared, id, trigger, &revision, Some(last))
@@ -257,7 +270,12 @@ impl Reconciler {
                 }
             }
         }
-        super::catalog::place(shared, &opened, &self.limits);
+        super::catalog::place(
+            shared,
+            &opened,
+            &self.limits,
+            narrowed.as_ref().map(|n| &n.plans),
+        );
         let Some(spec_repo) = Repo::discover(root) else {
             return Ended::Terminal(format!(
                 "{} is not in a git repository: druppie records every change on its `{}` branch",
@@ -265,6 +283,11 @@ impl Reconciler {
                 audit::BRANCH
             ));
         };
+        // Fetched a moment ago, to tell that only the spec moved.
+        let fetched: Vec<String> = narrowed
+            .as_ref()
+            .map(|n| n.last.heads.keys().cloned().collect())
+            .unwrap_or_default();
         let started = Instant::now();
         let known =
             audit::trusted(&spec_repo, &self.signer.own_key()).map_or(0, |t| t.events.len());
@@ -278,6 +301,7 @@ impl Reconciler {
             trigger,
             limits: self.limits,
             promote: None,
+            fetched: &fetched,
         };
         let apply = !revision.dirty;
         let (mut outcome, result) = run.apply(
