@@ -396,3 +396,43 @@ fn a_platform_file_that_does_not_parse_is_reported_once_by_its_parse_error() {
     assert!(!err.contains("Options"), "no advice to programs: {err}");
     assert!(err.contains("1 error, 0 warnings"), "{err}");
 }
+
+#[test]
+fn render_checks_only_the_plans_named_and_refuses_a_name_it_does_not_know() {
+    // `shop` does not render; `permits` does.
+    let f = Fixture::valid()
+        .with(
+            "templates/webapp-python/infra/deployment.yaml.j2",
+            "kind: Deployment\n{% if image == 'boom' %}{{ no_such_function() }}{% endif %}\n",
+        )
+        .with(
+            "spec/plans/shop.yaml",
+            crate::support::PLAN
+                .replace("name: permits", "name: shop")
+                .replace("registry.example.org/permits:1.0.0", "boom"),
+        );
+    let all = f.run(&["validate", "--render"]);
+    assert_eq!(all.code, 1, "{}", all.transcript());
+    assert!(all.stderr.contains("shop"), "{}", all.stderr);
+    let permits = f.run(&["validate", "--render", "--plan", "permits"]);
+    assert_eq!(permits.code, 0, "{}", permits.transcript());
+    assert!(
+        permits.stdout.contains("for 2 plan environments"),
+        "{}",
+        permits.stdout
+    );
+    let shop = f.run(&["validate", "--render", "--plan=permits", "--plan=shop"]);
+    assert_eq!(shop.code, 1, "{}", shop.transcript());
+    let unknown = f.run(&["validate", "--render", "--plan", "permitz"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.transcript());
+    assert!(
+        unknown.stderr.contains("unknown plan `permitz`"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(unknown.stderr.contains("`permits`"), "{}", unknown.stderr);
+    // Without `--render` there is nothing to narrow.
+    let alone = f.run(&["validate", "--plan", "permits"]);
+    assert_eq!(alone.code, 1, "{}", alone.transcript());
+    assert!(alone.stderr.contains("--render"), "{}", alone.stderr);
+}
