@@ -13,14 +13,16 @@ is started and measured:
 1. first apply: from the start of `druppie serve` to ready (the first
    reconcile wrote every plan into the empty infra repo and pushed it);
    git: `druppie render --out`, then `git add -A && git commit` of it;
-2. nothing changed: a webhook that names no new commit, to the end of
-   its reconcile (p50/p95 over --nothing webhooks); git: `git status` on
-   the rendered tree;
+2. nothing changed: a webhook about the infra repo when nothing moved,
+   to the end of its reconcile (p50/p95 over --nothing webhooks; the
+   first one after the first apply looks at everything once more, as
+   every reconcile after a write does); git: `git status` on the
+   rendered tree;
 3. one plan changed: a new image tag in one plan, pushed, and its
    webhook, to the signed commit on the infra repo's main (p50/p95 over
    --changes changes); git: one rendered file changed, then
    `git add -A && git commit`;
-4. the daemon's RSS at the end.
+4. the daemon's RSS at the end, after the reconciles it counts.
 """
 
 import argparse
@@ -105,7 +107,7 @@ def change(tmp, n):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--plans", type=int, default=1000)
-    p.add_argument("--nothing", type=int, default=40)
+    p.add_argument("--nothing", type=int, default=1000)
     p.add_argument("--changes", type=int, default=20)
     a = p.parse_args()
     subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=HERE, check=True)
@@ -146,7 +148,8 @@ def main():
         p50, p95 = percentiles(changed)
         print(f"one plan changed, webhook -> signed commit: p50={p50:.0f}ms p95={p95:.0f}ms; "
               f"git add+commit p50={git_commit[0]:.0f}ms p95={git_commit[1]:.0f}ms", flush=True)
-        print(f"daemon RSS at the end: {d.rss_kb() / 1024:.1f} MB", flush=True)
+        print(f"daemon RSS after {d.reconciles():.0f} reconciles: {d.rss_kb() / 1024:.1f} MB",
+              flush=True)
     finally:
         if d is not None:
             d.stop()

@@ -144,14 +144,16 @@ impl Writer<'_> {
         let start = Self::base(t, heads)?;
         let mut tip = start;
         let mut written = Vec::new();
+        let mut flux = FluxTrees::default();
         for pc in &c.commits {
             let marks = Marks {
                 proposal: None,
                 promoted_from: pc.promoted_from.as_deref(),
             };
             // Each commit lists the plans committed before it.
-            let cs = on_tree(&repo, &changes.sets[pc.set], tip)?;
+            let cs = flux.on(&repo, &changes.sets[pc.set], tip)?;
             let w = self.write(&repo, &cs, &pc.subject, marks, tip)?;
+            flux.written(&cs);
             tip = Some(w.commit);
             written.push((
                 pc.plans.clone(),
@@ -419,30 +421,71 @@ fn on_tree<'c>(
     cs: &'c ChangeSet,
     base: Option<ObjectId>,
 ) -> Result<Cow<'c, ChangeSet>, ApplyError> {
-    let Some(env) = cs.env.as_deref() else {
-        return Ok(Cow::Borrowed(cs));
-    };
-    let list = crate::render::flux::list_path(env);
-    if !cs.files.iter().any(|f| f.path == list) {
-        return Ok(Cow::Borrowed(cs));
+    FluxTrees::default().on(repo, cs, base)
+}
+
+/// The files of each environment's Flux directory on a branch as
+/// commits are written on it: read from the branch once, then kept up
+/// to date with each commit written, so a thousand commits in a row do
+/// not read the directory a thousand times.
+#[derive(Default)]
+struct FluxTrees(BTreeMap<String, BTreeMap<String, ObjectId>>);
+
+impl FluxTrees {
+    /// `cs` with its environment's list of Flux directories as it is
+    /// on `base` (the tip the commits so far made).
+    fn on<'c>(
+        &mut self,
+        repo: &Repo,
+        cs: &'c ChangeSet,
+        base: Option<ObjectId>,
+    ) -> Result<Cow<'c, ChangeSet>, ApplyError> {
+        let Some(env) = cs.env.as_deref() else {
+            return Ok(Cow::Borrowed(cs));
+        };
+        let list = crate::render::flux::list_path(env);
+        if !cs.files.iter().any(|f| f.path == list) {
+            return Ok(Cow::Borrowed(cs));
+        }
+        let tree = match self.0.entry(env.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::btree_map::Entry::Vacant(new) => new.insert(match base {
+                Some(base) => repo
+                    .files_at(base, &crate::spec::names::flux_dir(env))
+                    .map_err(ApplyError::git(&cs.repo, "read the base tree"))?,
+                None => BTreeMap::new(),
+            }),
+        };
+        let mut on = cs.clone();
+        crate::diff::list::set(env, tree, &mut on.files, |path, id| {
+            repo.blob(id)
+                .map_err(ApplyError::git(&cs.repo, "read the base tree"))?
+                .ok_or_else(|| {
+                    ApplyError::git(&cs.repo, "read the base tree")(crate::git::Error::new(
+                        format!("`{path}` is missing from the object database"),
+                    ))
+                })
+        })?;
+        Ok(Cow::Owned(on))
     }
-    let tree = match base {
-        Some(base) => repo
-            .files_at(base, &crate::spec::names::flux_dir(env))
-            .map_err(ApplyError::git(&cs.repo, "read the base tree"))?,
-        None => BTreeMap::new(),
-    };
-    let mut on = cs.clone();
-    crate::diff::list::set(env, &tree, &mut on.files, |path, id| {
-        repo.blob(id)
-            .map_err(ApplyError::git(&cs.repo, "read the base tree"))?
-            .ok_or_else(|| {
-                ApplyError::git(&cs.repo, "read the base tree")(crate::git::Error::new(format!(
-                    "`{path}` is missing from the object database"
-                )))
-            })
-    })?;
-    Ok(Cow::Owned(on))
+
+    /// Takes in what `cs`, as written, changed in its environment's Flux
+    /// directory (a directory not read yet is read at the next base).
+    fn written(&mut self, cs: &ChangeSet) {
+        let Some(env) = cs.env.as_deref() else {
+            return;
+        };
+        let Some(tree) = self.0.get_mut(env) else {
+            return;
+        };
+        let root = format!("{}/", crate::spec::names::flux_dir(env));
+        for f in cs.files.iter().filter(|f| f.path.starts_with(&root)) {
+            match &f.new {
+                Some(bytes) => tree.insert(f.path.clone(), crate::git::blob_id(bytes)),
+                None => tree.remove(&f.path),
+            };
+        }
+    }
 }
 
 /// One plan's commit as done: its plans, what happened, and the
