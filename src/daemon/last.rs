@@ -4,11 +4,13 @@
 //! every poll, retry, promotion and pull request event (what a forge
 //! holds besides git, a closed pull request, shows only there).
 //!
-//! "Nothing moved" is decided from git alone: the spec at the same
-//! commit, the audit trail at the same tip, and every target repo's
-//! refs (branches, druppie's notes, rejected proposals), fetched anew,
-//! where the last reconcile left them; and the last reconcile wrote
-//! nothing, so that it had gone as far as it could.
+//! What moved is decided from git alone ([`Moved`]): the audit trail's
+//! tip and every target repo's refs (branches, druppie's notes, rejected
+//! proposals), fetched anew, against where the last reconcile left them;
+//! then the spec. When nothing moved and the last reconcile wrote
+//! nothing (it had gone as far as it could), nothing is done; when only
+//! the spec moved, only the plans it reaches are reconciled
+//! ([`affected`]), and the others keep what the last one left.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -25,7 +27,7 @@ use crate::diff::ChangeSets;
 use crate::git::{ObjectId, Repo};
 use crate::spec::{Opened, Validated};
 
-/// A reconcile that applied everything to the end, as it left things.
+/// A reconcile that ended well, as it left things.
 pub struct Last {
     /// The spec commit it applied.
     pub spec_commit: String,
@@ -47,8 +49,31 @@ pub struct Last {
     pub open: BTreeSet<(String, String, String)>,
 }
 
+impl Last {
+    /// What a reconcile of the spec at `commit` that ended well leaves
+    /// (the refs, the trail's tip and the statuses are read when it is
+    /// kept: [`Reconciler::remember`]).
+    pub fn of(
+        commit: &str,
+        opened: Opened,
+        outcome: &mut Outcome,
+        open: BTreeSet<(String, String, String)>,
+    ) -> Last {
+        Last {
+            spec_commit: commit.to_owned(),
+            unsettled: unsettled(outcome),
+            changes: outcome.changes.take(),
+            open,
+            opened,
+            trail_tip: None,
+            heads: BTreeMap::new(),
+            statuses: Vec::new(),
+        }
+    }
+}
+
 /// The plans `outcome` wrote a commit or a proposal for.
-pub fn unsettled(outcome: &Outcome) -> BTreeSet<String> {
+fn unsettled(outcome: &Outcome) -> BTreeSet<String> {
     outcome
         .steps
         .iter()
@@ -73,10 +98,6 @@ impl Remembered {
 
     pub fn keep(&self, last: Last) {
         *self.0.lock().expect("last lock") = Some(last);
-    }
-
-    pub fn forget(&self) {
-        self.0.lock().expect("last lock").take();
     }
 }
 
@@ -117,10 +138,11 @@ pub fn trail_tip(spec: &Repo) -> Option<ObjectId> {
 /// plans whose plan or stack file changed, the ones `last` left
 /// unsettled, and the ones with a change still to make (a proposal
 /// waiting for its merge is diffed against the branch as it is now,
-/// which a commit for another plan may have moved). `None` when the change can reach further (a block, a
-/// template, a policy, `platform.yaml`, anything else) or leaves
-/// something to prune (a plan gone, or gone from an environment): then
-/// the reconcile looks at everything.
+/// which a commit for another plan may have moved). `None` when the
+/// change can reach further (a block, a template, a policy,
+/// `platform.yaml`, anything else) or leaves something to prune (a plan
+/// gone, or gone from an environment): then the reconcile looks at
+/// everything.
 pub fn affected(
     cache: &Cache,
     root: &Path,
@@ -190,7 +212,7 @@ fn dependents(valid: &Validated) -> BTreeMap<&str, BTreeSet<String>> {
 /// of `repos` as `fresh` (a reconcile of `plans` only) found them;
 /// `None` when either is missing (a reconcile that did not get as far as
 /// the diff leaves nothing to remember).
-pub fn merged(
+fn merged(
     last: Option<ChangeSets>,
     fresh: Option<ChangeSets>,
     plans: &BTreeSet<String>,
@@ -226,6 +248,34 @@ pub struct Narrowed {
 }
 
 impl Narrowed {
+    /// Completes what a reconcile of `self.plans` found with what the
+    /// last one left for the other plans: their open proposals, their
+    /// target repos, their change sets.
+    pub fn take_in(
+        &mut self,
+        outcome: &mut Outcome,
+        open: &mut BTreeSet<(String, String, String)>,
+        targets: &mut Vec<String>,
+    ) {
+        let plans = &self.plans;
+        let last = &mut self.last;
+        open.extend(
+            last.open
+                .iter()
+                .filter(|(plan, ..)| !plans.contains(plan))
+                .cloned(),
+        );
+        targets.extend(last.heads.keys().cloned());
+        targets.sort();
+        targets.dedup();
+        outcome.changes = merged(
+            last.changes.take(),
+            outcome.changes.take(),
+            plans,
+            &outcome.targets,
+        );
+    }
+
     /// A plan filter, as `--plan` is one: the diff prunes nothing (a plan
     /// gone from the spec or from an environment makes the reconcile
     /// whole, see [`affected`]).

@@ -346,23 +346,7 @@ impl Reconciler {
         let mut targets = outcome.targets.clone();
         let mut narrowed = narrowed;
         if let Some(n) = &mut narrowed {
-            let theirs = |plan: &String| n.plans.contains(plan);
-            open.extend(
-                n.last
-                    .open
-                    .iter()
-                    .filter(|(plan, ..)| !theirs(plan))
-                    .cloned(),
-            );
-            targets.extend(n.last.heads.keys().cloned());
-            targets.sort();
-            targets.dedup();
-            outcome.changes = super::last::merged(
-                n.last.changes.take(),
-                outcome.changes.take(),
-                &n.plans,
-                &outcome.targets,
-            );
+            n.take_in(&mut outcome, &mut open, &mut targets);
         }
         self.settle(
             shared,
@@ -372,7 +356,6 @@ impl Reconciler {
             &ended,
             (narrowed.as_ref(), &open),
         );
-        tracing::debug!(elapsed = ?started.elapsed(), "publish, tell, freight and settle");
         if let Some(freight) = freight {
             let mut view = shared.view.lock().expect("view lock");
             view.freight = match &narrowed {
@@ -383,16 +366,7 @@ impl Reconciler {
         self.observe(shared, id, &spec_repo, &opened, &trail);
         match (&ended, &revision.commit) {
             (Ended::Success, Some(commit)) if !revision.dirty => {
-                let last = Last {
-                    spec_commit: commit.clone(),
-                    unsettled: super::last::unsettled(&outcome),
-                    changes: outcome.changes.take(),
-                    open,
-                    opened,
-                    trail_tip: None,
-                    heads: Default::default(),
-                    statuses: Vec::new(),
-                };
+                let last = Last::of(commit, opened, &mut outcome, open);
                 self.remember(shared, &spec_repo, &targets, last);
             }
             _ => {}
