@@ -52,7 +52,7 @@ pub struct Last {
 impl Last {
     /// What a reconcile of the spec at `commit` that ended well leaves
     /// (the refs, the trail's tip and the statuses are read when it is
-    /// kept: [`Reconciler::remember`]).
+    /// kept: [`Reconciler::seen`], [`Reconciler::remember`]).
     pub fn of(
         commit: &str,
         opened: Opened,
@@ -84,6 +84,9 @@ fn unsettled(outcome: &Outcome) -> BTreeSet<String> {
 
 /// A repo's refs and the commits they name, sorted by name.
 pub type Refs = Vec<(String, ObjectId)>;
+
+/// Every target repo's refs and the trail's tip.
+pub type Seen = (BTreeMap<String, Refs>, Option<ObjectId>);
 
 /// The last reconcile that ended well, if it is still what holds.
 #[derive(Default)]
@@ -351,29 +354,32 @@ impl Reconciler {
                 let trail = crate::audit::trusted(&spec_repo, &self.signer.own_key())
                     .map(|t| t.events)
                     .unwrap_or_default();
+                let seen = Some((last.heads.clone(), last.trail_tip));
                 self.observe(shared, id, &spec_repo, &last.opened, &trail);
-                let targets: Vec<String> = last.heads.keys().cloned().collect();
-                self.remember(shared, &spec_repo, &targets, last);
+                self.remember(shared, last, seen);
             }
             _ => self.last.keep(last),
         }
         Ended::Success
     }
 
-    /// Keeps `last`, a reconcile that ended well, with the refs of
-    /// `targets`, the trail's tip and the statuses as they are now.
-    pub(super) fn remember(
-        &self,
-        shared: &Shared,
-        spec_repo: &Repo,
-        targets: &[String],
-        mut last: Last,
-    ) {
-        let Ok(now) = heads(&self.cache, targets.iter().map(String::as_str)) else {
+    /// The refs of `targets` and the trail's tip as they are now: what a
+    /// reconcile saw. Read before the cluster is asked, which may record
+    /// events (a verification lets a promotion go on): those make the next
+    /// reconcile look at everything.
+    pub(super) fn seen(&self, spec_repo: &Repo, targets: &[String]) -> Option<Seen> {
+        let now = heads(&self.cache, targets.iter().map(String::as_str)).ok()?;
+        Some((now, trail_tip(spec_repo)))
+    }
+
+    /// Keeps `last`, a reconcile that ended well, with what it saw and
+    /// the statuses as they are now.
+    pub(super) fn remember(&self, shared: &Shared, mut last: Last, seen: Option<Seen>) {
+        let Some((heads, tip)) = seen else {
             return;
         };
-        last.heads = now;
-        last.trail_tip = trail_tip(spec_repo);
+        last.heads = heads;
+        last.trail_tip = tip;
         last.statuses = shared.view.lock().expect("view lock").statuses.clone();
         self.last.keep(last);
     }

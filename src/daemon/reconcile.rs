@@ -363,11 +363,12 @@ impl Reconciler {
                 None => freight,
             };
         }
+        let seen = self.seen(&spec_repo, &targets);
         self.observe(shared, id, &spec_repo, &opened, &trail);
         match (&ended, &revision.commit) {
             (Ended::Success, Some(commit)) if !revision.dirty => {
                 let last = Last::of(commit, opened, &mut outcome, open);
-                self.remember(shared, &spec_repo, &targets, last);
+                self.remember(shared, last, seen);
             }
             _ => {}
         }

@@ -68,3 +68,61 @@ fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
     assert_eq!(promoted_from(&infra, "druppie/prod/permits"), "dev");
     assert!(d.terminate().success());
 }
+
+#[test]
+fn a_verification_seen_by_a_reconcile_that_found_nothing_moved_lets_the_next_push_propose_prod() {
+    let s = setup("");
+    let spec = s.f.path();
+    let edit = |path: &str, from: &str, to: &str| edit(spec, path, from, to);
+    edit(
+        "spec/platform.yaml",
+        "    trust: deploy",
+        "    trust: deploy\n    verify: true",
+    );
+    edit("spec/plans/permits.yaml", "promote: {prod: parallel}\n", "");
+    git(spec, &["commit", "-qam", "dev verifies; prod waits for it"]);
+    // No poll to fall back on: only webhooks reconcile.
+    let mut config = std::fs::read_to_string(&s.config).expect("config");
+    config.push_str("\n[server]\nlisten = \"127.0.0.1:0\"\npoll_interval = \"1h\"\nwebhook_secret_env = \"DRUPPIE_IT_WEBHOOK_SECRET\"\n");
+    std::fs::write(&s.config, config).expect("config");
+    let kube = MockKube::start(&s.tmp.path().join("kube"));
+    let d = serve(&s, &kube);
+    let commit = recorded(&s, "applied", "permits", "dev")[0].clone();
+    let infra = s.forge().join("infra.git");
+    let proposals = || git(&infra, &["branch", "--list", "druppie/*"]);
+    let push = |n: usize| {
+        let target = d.reconciles() + 1.0;
+        let body = crate::serve::push_payload("infra", &"1".repeat(40));
+        assert_eq!(d.hook("push", &format!("push-{n}"), &body, None), 202);
+        d.wait("the push's reconcile", |d| d.reconciles() >= target);
+    };
+    for n in 0..3 {
+        push(n);
+    }
+    assert_eq!(proposals(), "", "nothing proposed before dev is verified");
+    // Flux reports dev Ready: the next reconcile, which finds nothing
+    // moved in git, records the verification; the push after it sees the
+    // trail moved and opens prod's proposal.
+    kube.set(&ClusterState {
+        kustomizations: vec![Kustomization::of_plan("permits", "dev").ready_at(&commit)],
+        deployments: vec![Deployment {
+            namespace: "permits-dev".into(),
+            name: "permits-app".into(),
+            replicas: 1,
+            available: 1,
+        }],
+        ..ClusterState::default()
+    });
+    for n in 3..8 {
+        push(n);
+        if proposals().contains("druppie/prod/permits") {
+            break;
+        }
+    }
+    assert!(
+        proposals().contains("druppie/prod/permits"),
+        "{}",
+        d.logs().join("\n")
+    );
+    assert!(d.terminate().success());
+}
