@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use tracing::{info, warn};
 
 use super::reconcile::{Ended, Reconciler};
+use super::settle::Proposals;
 use super::source::Revision;
 use super::state::{PlanStatus, Shared};
 use crate::apply::{Cache, Done, Outcome};
@@ -46,19 +47,14 @@ pub struct Last {
     /// Every change set it found (what `/api/v1/diff` shows).
     pub changes: Option<ChangeSets>,
     /// Its open proposals, as (plan, repo, branch).
-    pub open: BTreeSet<(String, String, String)>,
+    pub open: Proposals,
 }
 
 impl Last {
     /// What a reconcile of the spec at `commit` that ended well leaves
     /// (the refs, the trail's tip and the statuses are read when it is
     /// kept: [`Reconciler::seen`], [`Reconciler::remember`]).
-    pub fn of(
-        commit: &str,
-        opened: Opened,
-        outcome: &mut Outcome,
-        open: BTreeSet<(String, String, String)>,
-    ) -> Last {
+    pub fn of(commit: &str, opened: Opened, outcome: &mut Outcome, open: Proposals) -> Last {
         Last {
             spec_commit: commit.to_owned(),
             unsettled: unsettled(outcome),
@@ -257,7 +253,7 @@ impl Narrowed {
     pub fn take_in(
         &mut self,
         outcome: &mut Outcome,
-        open: &mut BTreeSet<(String, String, String)>,
+        open: &mut Proposals,
         targets: &mut Vec<String>,
     ) {
         let plans = &self.plans;
