@@ -10,8 +10,9 @@ use crate::apply::setup;
 use crate::promotion::{edit, promoted_from};
 use crate::support::git;
 
-#[test]
-fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
+/// The apply setup where dev asks for verification and prod waits for
+/// it.
+fn verifying_dev() -> crate::apply::Setup {
     let s = setup("");
     let spec = s.f.path();
     let edit = |path: &str, from: &str, to: &str| edit(spec, path, from, to);
@@ -22,6 +23,26 @@ fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
     );
     edit("spec/plans/permits.yaml", "promote: {prod: parallel}\n", "");
     git(spec, &["commit", "-qam", "dev verifies; prod waits for it"]);
+    s
+}
+
+/// Flux reports `commit` Ready in dev and the app available.
+fn dev_ready(kube: &MockKube, commit: &str) {
+    kube.set(&ClusterState {
+        kustomizations: vec![Kustomization::of_plan("permits", "dev").ready_at(commit)],
+        deployments: vec![Deployment {
+            namespace: "permits-dev".into(),
+            name: "permits-app".into(),
+            replicas: 1,
+            available: 1,
+        }],
+        ..ClusterState::default()
+    });
+}
+
+#[test]
+fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
+    let s = verifying_dev();
     let kube = MockKube::start(&s.tmp.path().join("kube"));
     let d = serve(&s, &kube);
     let applied = recorded(&s, "applied", "permits", "dev");
@@ -44,16 +65,7 @@ fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
     });
     // Flux reports the commit Ready and the app available: verified,
     // and the next reconcile opens prod's proposal, promoted from dev.
-    kube.set(&ClusterState {
-        kustomizations: vec![Kustomization::of_plan("permits", "dev").ready_at(&commit)],
-        deployments: vec![Deployment {
-            namespace: "permits-dev".into(),
-            name: "permits-app".into(),
-            replicas: 1,
-            available: 1,
-        }],
-        ..ClusterState::default()
-    });
+    dev_ready(&kube, &commit);
     wait_for(
         &s,
         &d,
@@ -71,16 +83,7 @@ fn a_change_is_proposed_to_prod_only_once_verified_in_dev() {
 
 #[test]
 fn a_verification_seen_by_a_reconcile_that_found_nothing_moved_lets_the_next_push_propose_prod() {
-    let s = setup("");
-    let spec = s.f.path();
-    let edit = |path: &str, from: &str, to: &str| edit(spec, path, from, to);
-    edit(
-        "spec/platform.yaml",
-        "    trust: deploy",
-        "    trust: deploy\n    verify: true",
-    );
-    edit("spec/plans/permits.yaml", "promote: {prod: parallel}\n", "");
-    git(spec, &["commit", "-qam", "dev verifies; prod waits for it"]);
+    let s = verifying_dev();
     // No poll to fall back on: only webhooks reconcile.
     let mut config = std::fs::read_to_string(&s.config).expect("config");
     config.push_str("\n[server]\nlisten = \"127.0.0.1:0\"\npoll_interval = \"1h\"\nwebhook_secret_env = \"DRUPPIE_IT_WEBHOOK_SECRET\"\n");
@@ -103,16 +106,7 @@ fn a_verification_seen_by_a_reconcile_that_found_nothing_moved_lets_the_next_pus
     // Flux reports dev Ready: the next reconcile, which finds nothing
     // moved in git, records the verification; the push after it sees the
     // trail moved and opens prod's proposal.
-    kube.set(&ClusterState {
-        kustomizations: vec![Kustomization::of_plan("permits", "dev").ready_at(&commit)],
-        deployments: vec![Deployment {
-            namespace: "permits-dev".into(),
-            name: "permits-app".into(),
-            replicas: 1,
-            available: 1,
-        }],
-        ..ClusterState::default()
-    });
+    dev_ready(&kube, &commit);
     for n in 3..8 {
         push(n);
         if proposals().contains("druppie/prod/permits") {
