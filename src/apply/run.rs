@@ -258,7 +258,7 @@ impl Run<'_> {
                 .cloned()
                 .collect();
             self.sync(&stale)?;
-            tracing::debug!(elapsed = ?started.elapsed(), repos = targets.len(), "sync");
+            tracing::debug!(elapsed = ?started.elapsed(), repos = stale.len(), "sync");
             if attempt == 1 {
                 let started = std::time::Instant::now();
                 let trail = Trail {
