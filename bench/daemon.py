@@ -251,14 +251,19 @@ def memory(d, n):
     print("memory samples (MB): " + " ".join(f"{s / 1024:.1f}" for s in samples), flush=True)
 
 
+def release_binary():
+    """The druppie the benchmarks run: built with `--profile dist`."""
+    subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=HERE, check=True)
+    return os.path.join(HERE, "target/dist/druppie")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--latency", type=int, default=40)
     p.add_argument("--burst", type=int, default=1000)
     p.add_argument("--reconciles", type=int, default=10000)
     a = p.parse_args()
-    subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=HERE, check=True)
-    binary = os.path.join(HERE, "target/dist/druppie")
+    binary = release_binary()
     tmp = tempfile.mkdtemp(prefix="druppie-bench-")
     d = None
     try:

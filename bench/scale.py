@@ -110,8 +110,7 @@ def main():
     p.add_argument("--nothing", type=int, default=1000)
     p.add_argument("--changes", type=int, default=20)
     a = p.parse_args()
-    subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=HERE, check=True)
-    binary = os.path.join(HERE, "target/dist/druppie")
+    binary = base.release_binary()
     tmp = tempfile.mkdtemp(prefix="druppie-scale-")
     d = None
     try:
