@@ -163,6 +163,7 @@ pub fn prepare(
     let scope = crate::compose::ComposeOptions {
         plan: Some(plan.to_owned()),
         env: Some(to.to_owned()),
+        shards: None,
     };
     let spec = crate::spec::revision::open_at(spec_repo, &prefix, commit, scratch, &scope)?;
     Ok(Prepared {

@@ -269,6 +269,7 @@ impl Run<'_> {
                     spec_commit: self.spec_commit,
                     platform,
                     approver_keys: approver_keys.as_ref(),
+                    shards: scope.shards.as_ref(),
                 };
                 let caught = trail
                     .catch_up(&targets, &mut audit)

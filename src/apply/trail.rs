@@ -45,6 +45,9 @@ pub struct Trail<'a> {
     pub platform: &'a Platform,
     /// The spec's [`APPROVER_KEYS`], when it has one.
     pub approver_keys: Option<&'a AllowedSigners>,
+    /// Only what concerns the plans of these shards is recorded; the
+    /// others' holders record theirs.
+    pub shards: Option<&'a crate::spec::Shards>,
 }
 
 /// The trail could not be caught up.
@@ -147,7 +150,7 @@ impl Trail<'_> {
                 Some(_) => self.pull_verdicts(repo, writer.events())?,
                 None => self.merge_verdicts(&target, writer.events(), &mut out.ignored)?,
             };
-            for mut v in verdicts {
+            for mut v in verdicts.into_iter().filter(|v| self.ours(&v.plans)) {
                 // A rejection carries the proposal's own commit, which the
                 // trail knows as proposed: tell the two apart by kind.
                 let kinds: &[Kind] = if v.merged {
@@ -207,7 +210,8 @@ impl Trail<'_> {
             .filter(|r| r.event.repo == target.name)
             .filter_map(|r| r.event.commit.clone())
             .collect();
-        for u in target.unrecorded(&known, &mut out.ignored)? {
+        let unrecorded = target.unrecorded(&known, &mut out.ignored)?;
+        for u in unrecorded.iter().filter(|u| self.ours(&u.plans)) {
             let kind = if u.branch == target.default {
                 Kind::Applied
             } else {
@@ -239,6 +243,13 @@ impl Trail<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether a commit or proposal of `plans` is this run's to record:
+    /// one of them is in its shards (a commit naming no plan is
+    /// everyone's; recording it twice writes it once).
+    fn ours(&self, plans: &[String]) -> bool {
+        plans.is_empty() || self.shards.is_none_or(|s| plans.iter().any(|p| s.owns(p)))
     }
 
     /// The approvers an environment names.

@@ -93,6 +93,11 @@ pub struct SelectArgs {
     /// Only this environment
     #[arg(long)]
     pub env: Option<String>,
+    /// Only the plans of shard I of N (`--shard 0/4`): plans are split
+    /// by a stable hash of their name, so N jobs with 0/N .. N-1/N
+    /// together cover every plan once
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::spec::Shards>,
 }
 
 impl SelectArgs {
@@ -100,6 +105,7 @@ impl SelectArgs {
         crate::compose::ComposeOptions {
             plan: self.plan.clone(),
             env: self.env.clone(),
+            shards: self.shard.clone(),
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct Args {
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let select = super::SelectArgs {
         plan: args.plan.clone(),
-        env: None,
+        ..super::SelectArgs::default()
     };
     let (opened, mut changes) = super::diff::changes(ctx, ui, &select, &args.live)?;
     let (events, unread) = trail(ctx, ui)?;

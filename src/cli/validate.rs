@@ -51,6 +51,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
                 let only = crate::compose::ComposeOptions {
                     plan: Some(plan.clone()),
                     env: None,
+                    shards: None,
                 };
                 spec::select(&v, &only)?;
             }

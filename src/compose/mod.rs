@@ -93,6 +93,9 @@ impl Resolved {
 pub struct ComposeOptions {
     pub plan: Option<String>,
     pub env: Option<String>,
+    /// Only the plans of these shards; a removed plan is pruned only by
+    /// the run that holds its shard.
+    pub shards: Option<crate::spec::Shards>,
 }
 
 /// Composes every plan × environment of `selection`; each expression is

@@ -282,6 +282,7 @@ impl Narrowed {
         ComposeOptions {
             plan: Some(self.plans.first().cloned().unwrap_or_default()),
             env: None,
+            shards: None,
         }
     }
 }

@@ -265,7 +265,19 @@ pub fn diff(
         &mut out.errors,
     );
     let infra = repos.get(&platform.infra.repo.value);
-    let envs: BTreeSet<&str> = selection.iter().map(Pick::env_name).collect();
+    let mut envs: BTreeSet<&str> = selection.iter().map(Pick::env_name).collect();
+    if options.scope.plan.is_none() {
+        // Every environment may hold a removed plan to prune, also one
+        // no selected plan deploys to (the last plan left it, or the
+        // others are another shard's).
+        let named = options.scope.env.as_deref();
+        envs.extend(
+            platform
+                .environments
+                .keys()
+                .filter(|e| named.is_none_or(|n| n == *e)),
+        );
+    }
     let env_live = infra.map_or_else(BTreeMap::new, |infra| {
         environment_files(platform, infra, &envs, &mut out.errors)
     });
@@ -311,7 +323,7 @@ pub fn diff(
         return Err(diags);
     }
     // Without a plan filter, a removed plan's directory is pruned, as
-    // that plan's change set.
+    // that plan's change set (by the run holding its shard).
     if let Some(infra) = infra
         && options.scope.plan.is_none()
     {
@@ -319,8 +331,13 @@ pub fn diff(
             .iter()
             .filter(|(env, _)| options.scope.env.as_deref().is_none_or(|e| e == **env));
         for (env, live) in scoped {
-            for cs in prune::removed_plans(infra, env, live, platform, &selection, &mut out.errors)
-            {
+            let shards = options.scope.shards.as_ref();
+            let removed =
+                prune::removed_plans(infra, env, live, platform, &selection, &mut out.errors);
+            for cs in removed.into_iter().filter(|cs| {
+                // Another shard's removed plan is its holder's to prune.
+                shards.is_none_or(|s| cs.plans.iter().all(|p| s.owns(p)))
+            }) {
                 sets.insert(key(&cs), cs);
             }
         }

@@ -94,7 +94,7 @@ impl Leader {
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let holder = spec.holder_identity.as_deref().filter(|h| !h.is_empty());
         if holder != Some(self.identity.as_str()) {
-            if holder.is_some() && !self.expired(spec, now) {
+            if holder.is_some() && !expired(spec, now, self.seconds()) {
                 return Ok(false);
             }
             spec.holder_identity = Some(self.identity.clone());
@@ -151,23 +151,8 @@ impl Leader {
         }
     }
 
-    /// Whether the holder's last renewal is older than its lease duration
-    /// (the one it wrote, else ours); a lease never renewed has expired.
-    fn expired(&self, spec: &LeaseSpec, now: Timestamp) -> bool {
-        let Some(MicroTime(renewed)) = spec.renew_time else {
-            return true;
-        };
-        let seconds = spec
-            .lease_duration_seconds
-            .unwrap_or_else(|| self.seconds());
-        now.duration_since(renewed) >= SignedDuration::from_secs(i64::from(seconds))
-    }
-
-    /// The lease duration in whole seconds, at least one.
     fn seconds(&self) -> i32 {
-        i32::try_from(self.duration.as_secs())
-            .unwrap_or(i32::MAX)
-            .max(1)
+        whole_seconds(self.duration)
     }
 
     fn error(&self, action: &'static str, source: kube::Error) -> Error {
@@ -178,6 +163,21 @@ impl Leader {
             source,
         }
     }
+}
+
+/// Whether the holder's last renewal is older than its lease duration
+/// (the one it wrote, else `seconds`); a lease never renewed has expired.
+pub(super) fn expired(spec: &LeaseSpec, now: Timestamp, seconds: i32) -> bool {
+    let Some(MicroTime(renewed)) = spec.renew_time else {
+        return true;
+    };
+    let seconds = spec.lease_duration_seconds.unwrap_or(seconds);
+    now.duration_since(renewed) >= SignedDuration::from_secs(i64::from(seconds))
+}
+
+/// A lease duration in whole seconds, at least one.
+pub(super) fn whole_seconds(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX).max(1)
 }
 
 #[cfg(test)]

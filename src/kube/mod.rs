@@ -1,9 +1,10 @@
 //! druppie's view of the Kubernetes cluster: what Flux has applied and
 //! whether the Deployments it created are available ([`Cluster::status`]),
-//! which replica may reconcile ([`Leader`]), and whether a deployed block
+//! which replica may reconcile ([`Leader`]) or which plans
+//! ([`ShardLeases`]), and whether a deployed block
 //! answers on its health URL ([`verify`]).
 //!
-//! This module only reads the cluster, apart from the leader Lease: the
+//! This module only reads the cluster, apart from the Leases: the
 //! infra repo is the way druppie changes what runs, and Flux applies it.
 //! The account druppie runs as needs `list` on
 //! `kustomizations.kustomize.toolkit.fluxcd.io` in all namespaces, `list`
@@ -11,12 +12,14 @@
 //! `update` on `leases` in its own.
 
 mod lease;
+mod shards;
 mod status;
 #[cfg(test)]
 pub(crate) mod testing;
 mod verify;
 
 pub use lease::Leader;
+pub use shards::{ShardLeases, WANTED_BY};
 pub use status::{ClusterStatus, DeploymentStatus, KustomizationStatus, Target};
 pub use verify::{Verification, verify};
 
@@ -63,7 +66,7 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The leader Lease cannot be read or written.
+    /// The leader Lease or a shard's cannot be read or written.
     #[error("cannot {action} Lease {namespace}/{name}")]
     Lease {
         action: &'static str,

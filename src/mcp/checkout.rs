@@ -38,6 +38,7 @@ impl Checkout {
         let scope = ComposeOptions {
             plan: plan.map(str::to_owned),
             env: env.map(str::to_owned),
+            shards: None,
         };
         let opened = crate::spec::open(&self.spec_root, &LoadOptions::default(), &scope)?;
         let commit = crate::git::head_commit(&self.spec_root).map(|c| c.to_string());

@@ -233,6 +233,7 @@ pub fn check_exported(
     let scope = crate::compose::ComposeOptions {
         plan: checked.outline.plan.clone(),
         env: None,
+        shards: None,
     };
     let opened = match crate::spec::open(dir, &options, &scope) {
         Ok(opened) => opened,

@@ -13,6 +13,7 @@ pub mod names;
 pub mod pins;
 pub mod revision;
 pub mod select;
+pub mod shard;
 pub mod source;
 pub mod suggest;
 pub mod validate;
@@ -23,6 +24,7 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Kind, LoadError, LoadOptions, Spec, load};
 pub use pins::History;
 pub use select::{OpenError, Opened, Pick, Selection, open, select};
+pub use shard::Shards;
 pub use validate::{Validated, validate};
 
 /// The directories that make up the spec (`druppie.toml` and the caches

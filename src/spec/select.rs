@@ -145,6 +145,10 @@ pub fn select(v: &Validated, options: &ComposeOptions) -> Result<Selection, Diag
             .plan
             .as_ref()
             .is_some_and(|name| *name != model.name)
+            || options
+                .shards
+                .as_ref()
+                .is_some_and(|s| !s.owns(&model.name))
         {
             continue;
         }

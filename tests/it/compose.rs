@@ -69,6 +69,7 @@ fn selection_filters_and_unknown_names_are_errors() {
         &ComposeOptions {
             plan: Some("permits".into()),
             env: Some("dev".into()),
+            shards: None,
         },
     );
     assert_eq!(r.instances.len(), 1);
@@ -79,6 +80,7 @@ fn selection_filters_and_unknown_names_are_errors() {
         &ComposeOptions {
             plan: Some("permit".into()),
             env: None,
+            shards: None,
         },
     )
     .expect_err("unknown");

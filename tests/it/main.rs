@@ -37,6 +37,7 @@ mod render;
 mod secrets;
 mod selection;
 mod serve;
+mod shards;
 mod signers;
 mod spec_locks;
 mod status;

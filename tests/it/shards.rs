@@ -1,0 +1,101 @@
+//! Plans split into shards: `apply --shard I/N` writes, and prunes, only
+//! the plans of its shard, so N jobs (or replicas) each take a part and
+//! together cover every plan once.
+
+use druppie::spec::shard::shard_of;
+
+use crate::apply::{Setup, setup};
+use crate::support::{PLAN, git};
+
+/// A second plan, in the other of two shards than `permits`.
+fn second_plan() -> &'static str {
+    let theirs = shard_of("permits", 2);
+    ["payments", "portal", "parking", "pensions", "passports"]
+        .into_iter()
+        .find(|p| shard_of(p, 2) != theirs)
+        .expect("one of five names hashes to the other shard")
+}
+
+/// The infra repo's files on main, one per line.
+fn infra_files(s: &Setup) -> String {
+    git(
+        &s.forge().join("infra.git"),
+        &["ls-tree", "-r", "--name-only", "main"],
+    )
+}
+
+fn apply_shard(s: &Setup, shard: &str) -> crate::support::Run {
+    let config = s.config.to_str().expect("utf-8");
+    s.f.run(&["--config", config, "apply", "--yes", "--shard", shard])
+}
+
+fn commit_spec(s: &Setup, message: &str) {
+    git(s.f.path(), &["add", "-A"]);
+    git(s.f.path(), &["commit", "-qm", message]);
+}
+
+#[test]
+fn apply_with_a_shard_writes_and_prunes_only_the_plans_of_that_shard() {
+    let s = setup("");
+    let other = second_plan();
+    std::fs::write(
+        s.f.path().join(format!("spec/plans/{other}.yaml")),
+        PLAN.replace("name: permits", &format!("name: {other}")),
+    )
+    .expect("write the second plan");
+    commit_spec(&s, "a second plan");
+    let (mine, theirs) = (shard_of("permits", 2), shard_of(other, 2));
+    let dev = |plan: &str| format!("dev/{plan}/");
+
+    let run = apply_shard(&s, &format!("{mine}/2"));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("permits: committed"), "{}", run.stdout);
+    assert!(!run.stdout.contains(other), "{}", run.stdout);
+    let files = infra_files(&s);
+    assert!(files.contains(&dev("permits")), "{files}");
+    assert!(!files.contains(&dev(other)), "{files}");
+
+    let run = apply_shard(&s, &format!("{theirs}/2"));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains(&format!("{other}: committed")),
+        "{}",
+        run.stdout
+    );
+    let files = infra_files(&s);
+    assert!(
+        files.contains(&dev("permits")) && files.contains(&dev(other)),
+        "{files}"
+    );
+
+    // permits leaves the spec: only the job holding its shard prunes it.
+    std::fs::remove_file(s.f.path().join("spec/plans/permits.yaml")).expect("remove");
+    commit_spec(&s, "permits is retired");
+    let run = apply_shard(&s, &format!("{theirs}/2"));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let files = infra_files(&s);
+    assert!(
+        files.contains(&dev("permits")),
+        "another shard's plan is kept: {files}"
+    );
+    let run = apply_shard(&s, &format!("{mine}/2"));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let files = infra_files(&s);
+    assert!(
+        !files.contains(&dev("permits")),
+        "pruned by its shard: {files}"
+    );
+    assert!(files.contains(&dev(other)), "{files}");
+}
+
+#[test]
+fn a_shard_that_is_not_one_of_its_count_is_refused_with_the_form_it_takes() {
+    let s = setup("");
+    let run = apply_shard(&s, "2/2");
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("`2/2` is not a shard like 0/4"),
+        "{}",
+        run.stderr
+    );
+}
