@@ -90,6 +90,19 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         retry("retry_backoff", &config.server.retry_backoff)?,
         retry("retry_backoff_max", &config.server.retry_backoff_max)?,
     );
+    let election = crate::daemon::Election {
+        shards: match config.server.shards {
+            n @ 1..=crate::daemon::MAX_SHARDS => n,
+            n => {
+                return Err(CommandError::user(format!(
+                    "[server] shards: {n} is not between 1 and {}",
+                    crate::daemon::MAX_SHARDS
+                )));
+            }
+        },
+        lease: crate::daemon::parse_duration(&config.server.lease_duration)
+            .map_err(|e| CommandError::user(format!("[server] lease_duration: {e}")))?,
+    };
     let webhook_secret = match env.webhook {
         Var::Set(secret) => Some(secret),
         Var::Unset => None,
@@ -162,6 +175,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         cluster: env.cluster,
         identity: env.identity,
         namespace: env.namespace,
+        election,
         mcp: (&config.mcp).into(),
         allowed_signers: match &config.signing.allowed_signers {
             Some(path) => Some(

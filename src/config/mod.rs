@@ -168,6 +168,13 @@ pub struct Server {
     /// doubles it (with jitter) up to `retry_backoff_max`.
     pub retry_backoff: String,
     pub retry_backoff_max: String,
+    /// Replicas split the plans into this many shards, each held by one
+    /// replica through its own Lease (with a cluster); 1: one leader
+    /// reconciles every plan.
+    pub shards: u32,
+    /// How long a replica's Lease (the leader's, or a shard's) holds
+    /// after its last renewal; another replica takes it over only then.
+    pub lease_duration: String,
     /// `[server.auth]`: sign-in with an OIDC issuer; without it every
     /// request sees every plan.
     pub auth: Option<Auth>,
@@ -186,6 +193,8 @@ impl Default for Server {
             max_connections: 4096,
             retry_backoff: "1s".into(),
             retry_backoff_max: "5m".into(),
+            shards: 1,
+            lease_duration: "15s".into(),
             auth: None,
         }
     }

@@ -73,6 +73,8 @@ pub struct Options {
     /// This replica's name and namespace, for the leader Lease.
     pub identity: String,
     pub namespace: String,
+    /// How replicas share the work (with a cluster).
+    pub election: Election,
     /// What `/mcp` offers beyond reading (`[mcp]`).
     pub mcp: crate::mcp::Options,
     /// The board checks the audit trail's signatures with these
@@ -86,10 +88,39 @@ pub struct Options {
     pub notify: Vec<notify::Sink>,
 }
 
-/// The Lease replicas elect a leader with, and how long it holds.
+/// The Lease replicas elect a leader with (and the prefix of the shards'
+/// Leases).
 const LEASE: &str = "druppie";
-const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// How often a held Lease is renewed, at most.
 const LEASE_RENEW: Duration = Duration::from_secs(2);
+/// The most shards `[server] shards` may ask for.
+pub const MAX_SHARDS: u32 = 256;
+
+/// How replicas share the work: one leader reconciles every plan
+/// (`shards` 1), or each replica the plans of the shards it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Election {
+    pub shards: u32,
+    /// How long a Lease holds after its renewal.
+    pub lease: Duration,
+}
+
+impl Default for Election {
+    fn default() -> Self {
+        Election {
+            shards: 1,
+            lease: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Election {
+    /// How often Leases are renewed: every 2 s, and at least seven times
+    /// per duration (client-go renews a 15 s Lease every 2 s).
+    fn renew(&self) -> Duration {
+        LEASE_RENEW.min(self.lease / 7)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -238,17 +269,35 @@ pub fn serve(mut reconciler: Reconciler, mut options: Options) -> Result<(), Err
         })
         .await;
         poller.abort();
-        if let Some((task, leader)) = leader {
+        // The Leases are renewed until the reconcile in flight ended,
+        // and only then given back: no other replica starts on its
+        // plans while it still writes.
+        shared.queue.stop();
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        if let Some((task, leases)) = leader {
             task.abort();
-            if let Err(e) = leader.release().await {
-                tracing::warn!(error = %e, "releasing the leader Lease");
+            if let Err(e) = leases.release().await {
+                tracing::warn!(error = %e, "giving the Leases back");
             }
         }
     });
-    shared.queue.stop();
-    let _ = worker.join();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Leases a replica holds: the leader's, or the shards'.
+enum Leases {
+    Leader(crate::kube::Leader),
+    Shards(crate::kube::ShardLeases),
+}
+
+impl Leases {
+    async fn release(&self) -> Result<(), crate::kube::Error> {
+        match self {
+            Leases::Leader(l) => l.release().await,
+            Leases::Shards(s) => s.release().await,
+        }
+    }
 }
 
 /// Connects to the cluster when one is configured and starts the leader
@@ -259,11 +308,18 @@ fn connect(
     options: &Options,
     reconciler: &mut Reconciler,
     shared: &Arc<state::Shared>,
-) -> Option<(tokio::task::JoinHandle<()>, Arc<crate::kube::Leader>)> {
+) -> Option<(tokio::task::JoinHandle<()>, Arc<Leases>)> {
+    let election = options.election;
     let Some(source) = &options.cluster else {
         tracing::info!(
             "no cluster: cluster status, post-deploy verification and leader election are off"
         );
+        if election.shards > 1 {
+            tracing::warn!(
+                shards = election.shards,
+                "no cluster to hold shard Leases in: this replica reconciles every plan; run one replica"
+            );
+        }
         return None;
     };
     let cluster = match runtime.block_on(crate::kube::Cluster::connect(source)) {
@@ -273,53 +329,81 @@ fn connect(
             return None;
         }
     };
-    let leader = Arc::new(crate::kube::Leader::new(
-        &cluster,
-        &options.namespace,
-        LEASE,
-        &options.identity,
-        LEASE_DURATION,
-    ));
+    let (namespace, identity) = (&options.namespace, &options.identity);
+    let leases = Arc::new(if election.shards > 1 {
+        Leases::Shards(crate::kube::ShardLeases::new(
+            &cluster,
+            namespace,
+            LEASE,
+            identity,
+            election.lease,
+            election.shards,
+        ))
+    } else {
+        Leases::Leader(crate::kube::Leader::new(
+            &cluster,
+            namespace,
+            LEASE,
+            identity,
+            election.lease,
+        ))
+    });
     reconciler.cluster = Some(cluster::Link {
         cluster,
         runtime: runtime.handle().clone(),
     });
     shared.set_leading(false);
     let task = {
-        let (leader, shared) = (leader.clone(), shared.clone());
+        let (leases, shared) = (leases.clone(), shared.clone());
         runtime.spawn(async move {
             let mut backoff = worker::Backoff::default();
             loop {
-                let wait = elect(&leader, &shared, &mut backoff).await;
+                let wait = elect(&leases, &shared, election, &mut backoff).await;
                 tokio::time::sleep(wait).await;
             }
         })
     };
-    Some((task, leader))
+    Some((task, leases))
 }
 
-/// One round of the leader election; returns how long to wait before the
+/// One round of the election; returns how long to wait before the
 /// next. A transient error (the API server unreachable, 5xx, 429) is
 /// tried again at the next renewal; any other (RBAC, a malformed Lease)
-/// needs a person, so it backs off and says what is missing.
+/// needs a person, so it backs off and says what is missing. A replica
+/// counts on its shards for a Lease duration from the start of the round
+/// that renewed them, less one renewal interval, and no longer.
 async fn elect(
-    leader: &crate::kube::Leader,
+    leases: &Leases,
     shared: &state::Shared,
+    election: Election,
     backoff: &mut worker::Backoff,
 ) -> Duration {
-    match leader.try_acquire().await {
-        Ok(held) => {
+    let started = std::time::Instant::now();
+    let held = match leases {
+        Leases::Leader(leader) => leader.try_acquire().await.map(|held| {
             shared.set_leading(held);
+        }),
+        Leases::Shards(shards) => shards.round(&shared.busy()).await.map(|held| {
+            let until = started + election.lease.saturating_sub(election.renew());
+            shared.hold(crate::spec::Shards::new(election.shards, held), until);
+        }),
+    };
+    match held {
+        Ok(()) => {
             backoff.reset();
-            LEASE_RENEW
+            election.renew()
         }
         Err(e) if e.is_transient() => {
             tracing::warn!(error = %e, "leader election; trying again");
-            shared.set_leading(false);
-            LEASE_RENEW
+            if let Leases::Leader(_) = leases {
+                shared.set_leading(false);
+            }
+            election.renew()
         }
         Err(e) => {
-            shared.set_leading(false);
+            if let Leases::Leader(_) = leases {
+                shared.set_leading(false);
+            }
             let wait = backoff.failed(std::time::Instant::now());
             tracing::error!(error = %e, retry_in = ?wait, "leader election needs the block's Lease RBAC (get, create, update leases)");
             wait
@@ -392,8 +476,14 @@ mod tests {
         backoff: &mut worker::Backoff,
     ) -> (Duration, bool) {
         let (cluster, mut server) = crate::kube::testing::mock_cluster();
-        let leader =
-            crate::kube::Leader::new(&cluster, "druppie", "druppie", "druppie-0", LEASE_DURATION);
+        let election = Election::default();
+        let leader = Leases::Leader(crate::kube::Leader::new(
+            &cluster,
+            "druppie",
+            "druppie",
+            "druppie-0",
+            election.lease,
+        ));
         let shared = state::Shared::new();
         shared.set_leading(true);
         let serve = async {
@@ -405,7 +495,7 @@ mod tests {
                 .await;
             answer(request);
         };
-        let (wait, ()) = tokio::join!(elect(&leader, &shared, backoff), serve);
+        let (wait, ()) = tokio::join!(elect(&leader, &shared, election, backoff), serve);
         (wait, shared.leading())
     }
 

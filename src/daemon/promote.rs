@@ -7,6 +7,7 @@ use super::state::{Event, Shared};
 use crate::apply::promote::{self, Freight, Prepared, PromoteError};
 use crate::apply::{Done, Failure, Run};
 use crate::git::Repo;
+use crate::spec::Shards;
 
 /// Why a promotion did not run to its end.
 #[derive(Debug, thiserror::Error)]
@@ -17,15 +18,35 @@ enum Stopped {
     Spec(String),
     #[error("{0}")]
     Failed(String),
+    #[error(
+        "the plan is in shard {shard} of {count}, which another replica holds: that one promotes it"
+    )]
+    Elsewhere { shard: u32, count: u32 },
 }
 
 impl Reconciler {
     /// Promotes `plan` to `to` and says how it went as a `promotion`
     /// event (and the steps' own events, like a reconcile).
-    pub fn promote(&self, shared: &Shared, id: &str, plan: &str, to: &str) {
-        let (from, result, error) = match self.promoting(shared, id, plan, to) {
+    /// `shards`: the shards this replica holds (`None`: every plan).
+    pub fn promote(
+        &self,
+        shared: &Shared,
+        id: &str,
+        (plan, to): (&str, &str),
+        shards: Option<&Shards>,
+    ) {
+        let promoted = match shards.filter(|s| !s.owns(plan)) {
+            Some(s) => Err(Stopped::Elsewhere {
+                shard: crate::spec::shard::shard_of(plan, s.count()),
+                count: s.count(),
+            }),
+            None => self.promoting(shared, id, plan, to),
+        };
+        let (from, result, error) = match promoted {
             Ok((freight, result)) => (Some(freight.from), result, None),
-            Err(Stopped::Refused(e)) => (None, "refused".to_owned(), Some(e.to_string())),
+            Err(e @ (Stopped::Refused(_) | Stopped::Elsewhere { .. })) => {
+                (None, "refused".to_owned(), Some(e.to_string()))
+            }
             Err(e) => (None, "failed".to_owned(), Some(e.to_string())),
         };
         match &error {

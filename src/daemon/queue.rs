@@ -26,6 +26,9 @@ pub enum Trigger {
     /// `POST /api/v1/promote`: after reconciling, promote `plan` to
     /// `to`.
     Promote { plan: String, to: String },
+    /// This replica took a shard: its plans are reconciled (when the
+    /// shards differ from the last reconcile's).
+    Shards,
 }
 
 impl Trigger {
@@ -37,6 +40,7 @@ impl Trigger {
             Trigger::Webhook { .. } | Trigger::PullRequest => "webhook",
             Trigger::Retry => "retry",
             Trigger::Promote { .. } => "promote",
+            Trigger::Shards => "shards",
         }
     }
 }
@@ -73,6 +77,9 @@ impl Batch {
                 self.whole = true;
             }
             Trigger::Webhook { after: None } => self.open = true,
+            // The worker compares the shards with the last reconcile's:
+            // shards given back and taken again ask for nothing.
+            Trigger::Shards => {}
             _ => {
                 self.open = true;
                 self.whole = true;
@@ -82,13 +89,16 @@ impl Batch {
 
     /// The trigger named in commits and logs: the most telling one.
     pub fn trigger(&self) -> &'static str {
-        ["promote", "webhook", "watch", "retry", "start", "poll"]
-            .into_iter()
-            .find(|t| self.counts.contains_key(t))
-            .unwrap_or("poll")
+        [
+            "promote", "webhook", "watch", "retry", "start", "shards", "poll",
+        ]
+        .into_iter()
+        .find(|t| self.counts.contains_key(t))
+        .unwrap_or("poll")
     }
 
-    /// Whether every trigger was a push of `commit`, reconciled already.
+    /// Whether every trigger was a push of `commit`, reconciled already
+    /// (or a shard taken: the worker compares the shards itself).
     pub fn only_pushes_of(&self, commit: Option<&str>) -> bool {
         !self.open && commit.is_some_and(|c| self.afters.iter().all(|a| a == c))
     }

@@ -23,7 +23,7 @@ use crate::git::Repo;
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::spec::diag::Diagnostics;
-use crate::spec::{LoadOptions, Opened};
+use crate::spec::{LoadOptions, Opened, Shards};
 
 /// What the worker needs to reconcile.
 pub struct Reconciler {
@@ -92,14 +92,15 @@ impl Reconciler {
     /// events) and the returned revision and end.
     /// `terminal`: a commit already refused for good, and why; it is
     /// not tried again. `whole`: look at everything, not only at what
-    /// moved since the last reconcile.
+    /// moved since the last reconcile; `shards`: only the plans of these
+    /// (`None`: every plan).
     pub fn reconcile(
         &self,
         shared: &Shared,
         id: &str,
         trigger: &str,
         terminal: Option<&(String, String)>,
-        whole: bool,
+        (whole, shards): (bool, Option<&Shards>),
     ) -> (Option<Revision>, Ended) {
         let started = Instant::now();
         shared.emit(Event::ReconcileStarted {
@@ -112,7 +113,7 @@ impl Reconciler {
         // as a failure with the panic's message, and the next one tries
         // again.
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.attempt(shared, id, trigger, terminal, whole)
+            self.attempt(shared, (id, trigger), terminal, whole, shards)
         }));
         let (revision, ended) = attempt.unwrap_or_else(|panic| {
             let why = panic
@@ -167,10 +168,10 @@ impl Reconciler {
     fn attempt(
         &self,
         shared: &Shared,
-        id: &str,
-        trigger: &str,
+        (id, trigger): (&str, &str),
         terminal: Option<&(String, String)>,
         whole: bool,
+        shards: Option<&Shards>,
     ) -> (Option<Revision>, Ended) {
         // Taken now: only a reconcile that ends well leaves it again.
         let last = self.last.take().filter(|_| !whole);
@@ -195,15 +196,14 @@ impl Reconciler {
                     {
                         Ended::Terminal(why.clone())
                     }
-                    _ => match last.zip(fetched).map(|(l, f)| self.moved(&revision, l, f)) {
-                        Some(Moved::Nothing(last)) => self.unmoved(shared, id, last),
-                        Some(Moved::Spec(last)) => {
-                            self.at(shared, id, trigger, &revision, Some(last))
+                    _ => {
+                        let at = |last| self.at(shared, (id, trigger), &revision, last, shards);
+                        match last.zip(fetched).map(|(l, f)| self.moved(&revision, l, f)) {
+                            Some(Moved::Nothing(last)) => self.unmoved(shared, id, last),
+                            Some(Moved::Spec(last)) => at(Some(last)),
+                            Some(Moved::Everything) | None => at(None),
                         }
-                        Some(Moved::Everything) | None => {
-                            self.at(shared, id, trigger, &revision, None)
-                        }
-                    },
+                    }
                 };
                 (Some(revision), ended)
             }
@@ -214,18 +214,23 @@ impl Reconciler {
         }
     }
 
-    /// Reconciles the spec at `revision`: every plan, or, when only the
-    /// spec moved since `last`, the plans the change can reach.
+    /// Reconciles the spec at `revision`: every plan (of `shards`), or,
+    /// when only the spec moved since `last`, the plans the change can
+    /// reach.
     fn at(
         &self,
         shared: &Shared,
-        id: &str,
-        trigger: &str,
+        (id, trigger): (&str, &str),
         revision: &Revision,
         last: Option<Last>,
+        shards: Option<&Shards>,
     ) -> Ended {
         let root = self.source.root();
-        let opened = match crate::spec::open(root, &LoadOptions::default(), &Default::default()) {
+        let whole = ComposeOptions {
+            shards: shards.cloned(),
+            ..ComposeOptions::default()
+        };
+        let opened = match crate::spec::open(root, &LoadOptions::default(), &whole) {
             Ok(opened) => opened,
             Err(e) => {
                 let why = e
@@ -238,7 +243,8 @@ impl Reconciler {
         super::catalog::list(shared, valid);
         let narrowed = last.and_then(|last| {
             let commit = revision.commit.as_deref()?;
-            let plans = super::last::affected(&self.cache, root, &last, &opened, commit)?;
+            let mut plans = super::last::affected(&self.cache, root, &last, &opened, commit)?;
+            plans.retain(|p| shards.is_none_or(|s| s.owns(p)));
             info!(
                 plans = plans.len(),
                 "only the spec moved: reconciling the plans it reaches"
@@ -247,14 +253,16 @@ impl Reconciler {
         });
         let (selection, scope) = match &narrowed {
             Some(n) => (opened.selection.only_plans(valid, &n.plans), n.scope()),
-            None => (opened.selection.clone(), ComposeOptions::default()),
+            None => (opened.selection.clone(), whole),
         };
         if let Some(check) = &self.check {
             let commit = revision.commit.as_deref().filter(|_| !revision.dirty);
             if !self.checked.holds(commit) {
                 // The plans the change cannot reach render as they did
-                // at the last commit, which passed.
-                let plans = narrowed.as_ref().map(|n| &n.plans);
+                // at the last commit, which passed; another shard's
+                // plans are its holder's to check.
+                let held = shards.map(|_| opened.plan_names());
+                let plans = narrowed.as_ref().map(|n| &n.plans).or(held.as_ref());
                 let started = Instant::now();
                 if let Err(e) = check.run(root, plans) {
                     return Ended::from_error(&e, e.is_transient());
@@ -304,11 +312,17 @@ impl Reconciler {
             fetched: &fetched,
         };
         let apply = !revision.dirty;
+        // Written only while this replica still holds its shards: once
+        // their Leases may have expired, another may be writing them.
+        let lost = std::cell::Cell::new(false);
         let (mut outcome, result) = run.apply(
             valid,
             &selection,
             &scope,
-            &mut |_: &ChangeSets, _: &Mask| apply,
+            &mut |_: &ChangeSets, _: &Mask| {
+                lost.set(!shared.still_holds());
+                apply && !lost.get()
+            },
         );
         for line in &outcome.repaired {
             warn!(repair = %line, "repaired what a stopped run left");
@@ -320,6 +334,9 @@ impl Reconciler {
         tracing::debug!(elapsed = ?started.elapsed(), "publish and tell");
         let ended = match result {
             Ok(()) => Ended::Success,
+            Err(Failure::Declined) if lost.get() => Ended::Failed(
+                "the shard Leases were not renewed in time: nothing written, another replica may hold them now".to_owned(),
+            ),
             Err(Failure::Declined) => Ended::DryRun,
             Err(Failure::Diagnostics(diags)) => Ended::Terminal(headlines(&diags)),
             Err(e) => Ended::from_error(&crate::error::chain(&e), e.is_transient()),

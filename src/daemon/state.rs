@@ -2,8 +2,10 @@
 //! restart: the status of every plan × environment, the last dry run,
 //! the catalog, the metrics, and the stream of events.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -11,6 +13,7 @@ use super::journal::Journal;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use crate::registry::Registry;
+use crate::spec::Shards;
 
 /// Where one plan stands in one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -252,8 +255,23 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Every event, numbered, the newest kept for clients that resume.
     pub events: Journal,
-    /// This replica holds the leader Lease (always, without a cluster).
+    /// This replica holds the leader Lease (always, without a cluster);
+    /// with shards, the Lease of shard 0.
     leading: AtomicBool,
+    /// The shards this replica holds, when the plans are sharded.
+    holding: Mutex<Holding>,
+}
+
+/// The shards a replica holds, and until when it may count on them.
+#[derive(Debug, Default)]
+struct Holding {
+    /// `None`: the plans are not sharded.
+    shards: Option<Shards>,
+    /// The Leases were renewed for at least this long.
+    until: Option<Instant>,
+    /// The shards the reconcile in flight works on: not given back
+    /// before it ends.
+    busy: BTreeSet<u32>,
 }
 
 impl Shared {
@@ -264,7 +282,68 @@ impl Shared {
             metrics: Metrics::default(),
             events: Journal::new(),
             leading: AtomicBool::new(true),
+            holding: Mutex::new(Holding::default()),
         }
+    }
+
+    /// Takes what a round of the shard election won: `shards`, renewed
+    /// until `until`. A shard gained asks for a reconcile of everything
+    /// this replica now holds.
+    pub fn hold(&self, shards: Shards, until: Instant) {
+        let mut holding = self.holding.lock().expect("holding lock");
+        let before = holding.shards.replace(shards.clone());
+        holding.until = Some(until);
+        drop(holding);
+        self.set_leading(shards.held().contains(&0));
+        if before.as_ref() != Some(&shards) {
+            tracing::info!(shards = %shards, "shards held");
+        }
+        let gained = match &before {
+            Some(b) => !shards.held().is_subset(b.held()),
+            None => !shards.held().is_empty(),
+        };
+        if gained {
+            self.queue.push(super::queue::Trigger::Shards);
+        }
+    }
+
+    /// The shards a reconcile may work on now, marked busy until
+    /// [`Shared::end`]: `Some(None)` when the plans are not sharded and
+    /// this replica leads, `Some(Some(s))` for the shards held, `None`
+    /// when it may reconcile nothing (it leads nothing, holds no shard,
+    /// or its Leases may have expired).
+    pub fn begin(&self) -> Option<Option<Shards>> {
+        let mut holding = self.holding.lock().expect("holding lock");
+        let Some(shards) = holding.shards.clone() else {
+            return self.leading().then_some(None);
+        };
+        let valid = holding.until.is_some_and(|u| Instant::now() < u);
+        if !valid || shards.held().is_empty() {
+            return None;
+        }
+        holding.busy.clone_from(shards.held());
+        Some(Some(shards))
+    }
+
+    /// The reconcile in flight ended: its shards may be given back.
+    pub fn end(&self) {
+        self.holding.lock().expect("holding lock").busy.clear();
+    }
+
+    /// The shards a reconcile works on now.
+    pub fn busy(&self) -> BTreeSet<u32> {
+        self.holding.lock().expect("holding lock").busy.clone()
+    }
+
+    /// Whether this replica may still write for the shards it began
+    /// with: the last round renewed every one of them, within their
+    /// duration (always, when the plans are not sharded).
+    pub fn still_holds(&self) -> bool {
+        let holding = self.holding.lock().expect("holding lock");
+        let Some(shards) = &holding.shards else {
+            return true;
+        };
+        holding.until.is_some_and(|u| Instant::now() < u) && holding.busy.is_subset(shards.held())
     }
 
     pub fn leading(&self) -> bool {

@@ -67,6 +67,8 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
     // same commit would repeat (applied, or terminally refused).
     let mut done: Option<String> = None;
     let mut terminal: Option<(String, String)> = None;
+    // The shards the last reconcile worked on.
+    let mut worked = None;
     loop {
         let batch = match shared.queue.next(backoff.deadline) {
             Next::Stop => break,
@@ -82,22 +84,41 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
                 continue;
             }
         };
-        // Another replica holds the Lease: wait for it (the batch waits too).
-        while !shared.leading() && !shared.queue.stopping() {
+        // Another replica holds the Lease, or every shard: wait for one
+        // (the batch waits too).
+        let shards = loop {
+            if shared.queue.stopping() {
+                break None;
+            }
+            if let Some(shards) = shared.begin() {
+                break Some(shards);
+            }
             std::thread::sleep(Duration::from_millis(500));
-        }
-        if shared.queue.stopping() {
+        };
+        let Some(shards) = shards else {
             break;
-        }
-        if batch.only_pushes_of(done.as_deref()) {
+        };
+        // Other shards than the last reconcile's: their plans are new to
+        // this replica, and what it remembers is of other plans.
+        let moved = shards != worked;
+        if !moved && batch.only_pushes_of(done.as_deref()) {
+            shared.end();
             shared.metrics.coalesced();
             continue;
         }
         let id = format!("{:016x}", fastrand::u64(..));
         let span = tracing::info_span!("reconcile", id = %id, trigger = batch.trigger(), triggers = batch.total());
         let entered = span.enter();
-        let (revision, ended) =
-            reconciler.reconcile(shared, &id, batch.trigger(), terminal.as_ref(), batch.whole);
+        if let Some(s) = &shards {
+            tracing::info!(shards = %s, "reconciling the plans of the shards held");
+        }
+        let (revision, ended) = reconciler.reconcile(
+            shared,
+            &id,
+            batch.trigger(),
+            terminal.as_ref(),
+            (batch.whole || moved, shards.as_ref()),
+        );
         let commit = revision.filter(|r| !r.dirty).and_then(|r| r.commit);
         match &ended {
             Ended::Success => {
@@ -121,8 +142,10 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
             }
         }
         for (plan, to) in &batch.promotions {
-            reconciler.promote(shared, &id, plan, to);
+            reconciler.promote(shared, &id, (plan, to), shards.as_ref());
         }
+        shared.end();
+        worked = shards;
         drop(entered);
         super::memory::give_back();
     }

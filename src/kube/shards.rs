@@ -120,10 +120,7 @@ impl ShardLeases {
             let (Seen::Ours, Some(lease)) = (s, lease) else {
                 continue;
             };
-            let asked = wanted_by(lease).is_some_and(|w| *w != self.identity);
-            if asked && !busy.contains(&shard) {
-                self.give_back(lease.clone(), now).await?;
-            } else if self.write(Some(lease.clone()), shard, now).await? {
+            if self.keep(lease.clone(), shard, busy, now).await? {
                 held.insert(shard);
             }
         }
@@ -150,10 +147,11 @@ impl ShardLeases {
             && !asking
             && n as usize > held.len() + 1
         {
-            // Its highest shard, so that askers at the same time ask for
-            // the same one and only one of them gets it.
+            // Its highest shard no other replica asked for yet: a
+            // request is never overwritten, so askers do not take turns
+            // at the same shard.
             let theirs = leases.iter().zip(&seen).rev().find_map(|(l, s)| match s {
-                Seen::Theirs(h) if h == holder => l.clone(),
+                Seen::Theirs(h) if h == holder => l.clone().filter(|l| wanted_by(l).is_none()),
                 _ => None,
             });
             if let Some(lease) = theirs {
@@ -161,6 +159,36 @@ impl ShardLeases {
             }
         }
         Ok(held)
+    }
+
+    /// Renews a Lease held, or gives it back when another replica asked
+    /// for it and `busy` does not name its shard; `true` when renewed.
+    /// A replica asking writes the Lease too: when that write came
+    /// between our read and our renewal, the Lease is read again.
+    async fn keep(
+        &self,
+        mut lease: Lease,
+        shard: u32,
+        busy: &BTreeSet<u32>,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        for _ in 0..3 {
+            let asked = wanted_by(&lease).is_some_and(|w| *w != self.identity);
+            if asked && !busy.contains(&shard) {
+                self.give_back(lease, now).await?;
+                return Ok(false);
+            }
+            if self.write(Some(lease), shard, now).await? {
+                return Ok(true);
+            }
+            let name = self.name(shard);
+            let again = self.api.get_opt(&name).await;
+            match again.map_err(|e| self.error("read", &name, e))? {
+                Some(l) if holder(&l) == Some(&self.identity) => lease = l,
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     /// Gives up every Lease this replica holds, so that others need not
@@ -418,6 +446,54 @@ mod tests {
         assert_eq!(asked["metadata"]["annotations"][WANTED_BY], "druppie-0");
         assert_eq!(asked["spec"]["holderIdentity"], "druppie-1", "still theirs");
         assert_eq!(asked["metadata"]["resourceVersion"], "41");
+    }
+
+    #[tokio::test]
+    async fn a_newcomer_leaves_another_askers_request_alone() {
+        let (cluster, mut server) = mock_cluster();
+        let leases = contender(&cluster, 3);
+        let none = BTreeSet::new();
+        let current = vec![
+            Some(lease(0, Some("druppie-1"), 2, None)),
+            Some(lease(1, Some("druppie-1"), 2, None)),
+            Some(lease(2, Some("druppie-1"), 2, Some("druppie-2"))),
+        ];
+        let serve = async {
+            read(&mut server, current).await;
+            written(&mut server, Method::PUT, 1).await
+        };
+        let (round, asked) = tokio::join!(leases.round(&none), serve);
+        assert_eq!(round.expect("round"), held(&[]));
+        assert_eq!(asked["metadata"]["name"], "druppie-shard-1");
+        assert_eq!(asked["metadata"]["annotations"][WANTED_BY], "druppie-0");
+    }
+
+    #[tokio::test]
+    async fn a_renewal_that_loses_to_an_askers_write_reads_the_lease_again() {
+        let (cluster, mut server) = mock_cluster();
+        let leases = contender(&cluster, 1);
+        let busy = held(&[0]);
+        let serve = async {
+            read(
+                &mut server,
+                vec![Some(lease(0, Some("druppie-0"), 1, None))],
+            )
+            .await;
+            server
+                .expect(Method::PUT, &path(0))
+                .await
+                .fail(409, "Conflict");
+            read(
+                &mut server,
+                vec![Some(lease(0, Some("druppie-0"), 1, Some("druppie-1")))],
+            )
+            .await;
+            written(&mut server, Method::PUT, 0).await
+        };
+        let (round, renewed) = tokio::join!(leases.round(&busy), serve);
+        assert_eq!(round.expect("round"), held(&[0]), "still held while busy");
+        assert_eq!(renewed["spec"]["holderIdentity"], "druppie-0");
+        assert_eq!(renewed["metadata"]["annotations"][WANTED_BY], "druppie-1");
     }
 
     #[tokio::test]

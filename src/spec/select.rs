@@ -203,6 +203,14 @@ impl Opened {
     pub fn picks(&self) -> Vec<Pick<'_>> {
         self.valid.picks(&self.selection)
     }
+
+    /// The names of the plans selected.
+    pub fn plan_names(&self) -> std::collections::BTreeSet<String> {
+        self.picks()
+            .iter()
+            .map(|p| p.plan_name().to_owned())
+            .collect()
+    }
 }
 
 /// Why a spec could not be opened.

@@ -32,6 +32,7 @@ use crate::support::git;
 mod leader;
 mod mock;
 mod promotion;
+mod shards;
 mod verification;
 
 /// The bearer token the kubeconfig's user sends and the mock requires.

@@ -58,6 +58,26 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        Daemon::launch(s, &s.config, wrapper, args, env)
+    }
+
+    /// [`Daemon::start_env`] with the configuration file `config`: one
+    /// replica of several, each with its own.
+    pub(crate) fn start_replica(
+        s: &Setup,
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::launch(s, config, &[], &[], env)
+    }
+
+    fn launch(
+        s: &Setup,
+        config: &std::path::Path,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let druppie = env!("CARGO_BIN_EXE_druppie");
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -68,7 +88,7 @@ impl Daemon {
             None => Command::new(druppie),
         };
         let mut child = command
-            .args(["--config", s.config.to_str().expect("utf-8")])
+            .args(["--config", config.to_str().expect("utf-8")])
             .args(args)
             .arg("serve")
             .current_dir(s.tmp.path())
@@ -111,12 +131,12 @@ impl Daemon {
     }
 
     /// Every line logged so far.
-    pub(super) fn logs(&self) -> Vec<String> {
+    pub(crate) fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("logs").clone()
     }
 
     /// The process id.
-    pub(super) fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -184,7 +204,7 @@ impl Daemon {
     }
 
     /// Waits (up to 30 s) until `done` holds.
-    pub(super) fn wait(&self, what: &str, done: impl Fn(&Daemon) -> bool) {
+    pub(crate) fn wait(&self, what: &str, done: impl Fn(&Daemon) -> bool) {
         let until = Instant::now() + Duration::from_secs(30);
         while Instant::now() < until {
             if done(self) {
@@ -211,7 +231,7 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit status.
-    pub(super) fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         signal(&self.child, "TERM");
         let until = Instant::now() + Duration::from_secs(30);
         loop {
