@@ -2,6 +2,8 @@
 //! --porcelain`) read for the one ref pushed, and what the forge's side
 //! printed; the cache's pushes.
 
+use std::path::Path;
+
 use super::{Cache, CacheError};
 
 /// How a push ended.
@@ -160,7 +162,32 @@ impl Cache {
         self.push_with(repo, url, &refspec, target, &[])
     }
 
-    /// `git push --porcelain <options> <url> <refspec>`, read for `target`.
+    /// Pushes the ref `target` of the clone at `dir` (a work clone, such
+    /// as the spec's, not the cache's bare clone of `repo`) to the same
+    /// ref of its remote `remote`, as a fast-forward; how it fared as
+    /// [`Cache::push_ref`] tells.
+    ///
+    /// # Errors
+    /// The push failed in transport, or the forge refused it.
+    pub fn push_from(
+        &self,
+        repo: &str,
+        dir: &Path,
+        remote: &str,
+        target: &str,
+    ) -> Result<Pushed, CacheError> {
+        self.push_in(
+            repo,
+            dir,
+            remote,
+            &format!("{target}:{target}"),
+            target,
+            &[],
+        )
+    }
+
+    /// `git push --porcelain <options> <url> <refspec>` from the cache's
+    /// clone of `repo`, read for `target`.
     fn push_with(
         &self,
         repo: &str,
@@ -169,10 +196,23 @@ impl Cache {
         target: &str,
         options: &[&str],
     ) -> Result<Pushed, CacheError> {
+        self.push_in(repo, &self.path(repo), url, refspec, target, options)
+    }
+
+    /// [`Cache::push_with`] from the clone at `dir`.
+    fn push_in(
+        &self,
+        repo: &str,
+        dir: &Path,
+        url: &str,
+        refspec: &str,
+        target: &str,
+        options: &[&str],
+    ) -> Result<Pushed, CacheError> {
         let mut args = vec!["push", "--porcelain"];
         args.extend_from_slice(options);
         args.extend([url, refspec]);
-        let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
+        let (ok, stdout, said) = self.run(repo, dir, &args)?;
         match push_status(&stdout, target) {
             Some(PushStatus::Done) | None if ok => Ok(Pushed::Done),
             Some(PushStatus::Moved) => Ok(Pushed::Rejected {

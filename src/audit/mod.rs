@@ -9,11 +9,15 @@
 //! rest ignored and reported. Writing: [`Writer`] records an event once
 //! by its identity (kind, repo, commit, environment), under
 //! compare-and-swap, so two runs at once never write it twice.
+//! [`take_in`] joins another copy of the trail (the spec remote's,
+//! which replicas of druppie share) with the one here, writing the
+//! events only here again on top of it when all it adds is druppie's.
 //! [`missing`] cross-checks the trail against druppie's own commits in
 //! the target repos: a truncated trail shows.
 
 mod check;
 mod filter;
+mod merge;
 mod read;
 mod write;
 
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{Missing, missing};
 pub use filter::Filter;
+pub use merge::{Apart, TakenIn, Why, take_in};
 pub use read::{Ignored, Trail, Verdicts, read, read_remembering, trusted};
 pub use write::Writer;
 

@@ -19,6 +19,13 @@ const ATTEMPTS: usize = 50;
 /// the lock is reported.
 const LOCKED_ATTEMPTS: usize = 3;
 
+/// Event commits written on top of a tip, before the branch moves there.
+struct Stacked {
+    events: Vec<Event>,
+    /// One per event, oldest first.
+    commits: Vec<ObjectId>,
+}
+
 /// Writes events to the trail of one spec repo, knowing what it holds.
 pub struct Writer<'a> {
     spec: &'a Repo,
@@ -95,35 +102,12 @@ impl<'a> Writer<'a> {
         let mut locked = 0;
         for attempt in 0..ATTEMPTS {
             let tip = self.refresh()?;
-            let mut ids = BTreeSet::new();
-            let missing: Vec<&Event> = events
-                .iter()
-                .filter(|e| !self.known.contains(&e.id()) && ids.insert(e.id()))
-                .collect();
-            if missing.is_empty() {
+            let stacked = self.stack(events, tip, time)?;
+            let Some(&new) = stacked.commits.last() else {
                 return Ok(Vec::new());
-            }
-            let mut written = Vec::new();
-            let mut top = tip;
-            for event in &missing {
-                let commit = self.write(event, top, time)?;
-                written.push(commit);
-                top = Some(commit);
-            }
-            let new = top.expect("at least one event was written");
+            };
             match self.spec.set_branch(BRANCH, tip, new, "druppie: audit") {
-                Ok(()) => {
-                    for (event, commit) in missing.iter().zip(&written) {
-                        self.known.insert(event.id());
-                        self.events.push(Recorded {
-                            commit: commit.to_string(),
-                            event: (*event).clone(),
-                            signature: "druppie".to_owned(),
-                        });
-                    }
-                    self.seen = Some(new);
-                    return Ok(written);
-                }
+                Ok(()) => return Ok(self.accept(stacked)),
                 Err(e @ Error::Moved { .. }) => {
                     // Another writer moved the branch: read what it
                     // wrote and try again.
@@ -152,6 +136,82 @@ impl<'a> Writer<'a> {
             attempts: ATTEMPTS,
             source: last.expect("every attempt failed"),
         })
+    }
+
+    /// Writes the events of `events` that the trail this writer read
+    /// lacks on top of its tip (another copy of the trail, such as the
+    /// spec remote's), signed anew, and moves the branch there from
+    /// `from`; returns the commits written. `Ok(Err(_))`: the branch was
+    /// no longer at `from`, and nothing moved.
+    ///
+    /// # Guarantees
+    /// No identity the trail read holds is written again, and the branch
+    /// only moves from `from`: an event appended here since is never
+    /// dropped.
+    ///
+    /// # Errors
+    /// An event cannot be written, or the branch cannot be moved.
+    pub(super) fn rebase(
+        &mut self,
+        from: ObjectId,
+        events: &[Event],
+        time: (i64, i32),
+    ) -> Result<Result<Vec<ObjectId>, Error>, AuditError> {
+        let stacked = self.stack(events, self.seen, time)?;
+        let Some(new) = stacked.commits.last().copied().or(self.seen) else {
+            // Nothing read and nothing to write: no trail to move to.
+            return Ok(Ok(Vec::new()));
+        };
+        match self
+            .spec
+            .set_branch(BRANCH, Some(from), new, "druppie: audit, taken in")
+        {
+            Ok(()) => Ok(Ok(self.accept(stacked))),
+            Err(e @ Error::Moved { .. }) => Ok(Err(e)),
+            Err(source) => Err(AuditError::Write { source }),
+        }
+    }
+
+    /// Writes, one commit each on top of `tip`, the events of `events`
+    /// the trail does not hold yet (each identity once); no ref moves.
+    fn stack(
+        &self,
+        events: &[Event],
+        tip: Option<ObjectId>,
+        time: (i64, i32),
+    ) -> Result<Stacked, AuditError> {
+        let mut ids = BTreeSet::new();
+        let missing: Vec<Event> = events
+            .iter()
+            .filter(|e| !self.known.contains(&e.id()) && ids.insert(e.id()))
+            .cloned()
+            .collect();
+        let mut commits = Vec::with_capacity(missing.len());
+        let mut top = tip;
+        for event in &missing {
+            let commit = self.write(event, top, time)?;
+            commits.push(commit);
+            top = Some(commit);
+        }
+        Ok(Stacked {
+            events: missing,
+            commits,
+        })
+    }
+
+    /// Takes in what [`Writer::stack`] wrote, now that the branch points
+    /// at it; returns its commits.
+    fn accept(&mut self, stacked: Stacked) -> Vec<ObjectId> {
+        for (event, commit) in stacked.events.into_iter().zip(&stacked.commits) {
+            self.known.insert(event.id());
+            self.events.push(Recorded {
+                commit: commit.to_string(),
+                event,
+                signature: "druppie".to_owned(),
+            });
+        }
+        self.seen = stacked.commits.last().copied().or(self.seen);
+        stacked.commits
     }
 
     /// Reads the events added since the tip read last; returns the tip.

@@ -139,12 +139,15 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
         crate::daemon::Limits::from_config(&config.server).map_err(CommandError::failed)?;
     let forge = super::apply::forge(ctx).map_err(CommandError::failed)?;
     let signer = super::apply::signer(config)?;
+    let identity = super::apply::identity(config);
     let cache_dir = config.resolve(&config.repos.cache_dir);
     let source = match &config.spec.url {
         Some(url) => SpecSource::Remote {
             url: url.clone(),
             branch: config.spec.branch.clone(),
             dir: cache_dir.join("spec"),
+            signer: std::sync::Arc::new(signer.clone()),
+            identity: identity.clone(),
         },
         None => SpecSource::Local(ctx.spec_root.clone()),
     };
@@ -154,7 +157,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
             .waiting(crate::apply::LOCK_WAIT, "druppie serve"),
         forge,
         signer,
-        identity: super::apply::identity(config),
+        identity,
         cluster: None,
         check: Some(render_check(ctx)?),
         checked: Default::default(),

@@ -5,9 +5,17 @@
 //! names the spec commit that produced it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::apply::{Cache, CacheError};
-use crate::audit::BRANCH;
+use crate::apply::{Cache, CacheError, Pushed};
+use crate::audit::{Apart, AuditError, BRANCH, TakenIn};
+use crate::git::sign::Signer;
+use crate::git::write::Identity;
+
+/// How often a trail push the remote refuses because its trail moved
+/// (another replica pushed first) is tried again, after taking the
+/// remote's trail in.
+const PUSH_ATTEMPTS: usize = 8;
 
 /// The spec repo could not be brought up to date or its trail pushed.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +23,21 @@ pub enum SourceError {
     /// git failed on the spec repo (a fetch, a checkout, a push).
     #[error("the spec repo")]
     Git(#[from] CacheError),
-    /// The trail here and on the remote each have events the other
-    /// lacks.
+    /// The trail on the remote holds something other than druppie's
+    /// events beyond the history it shares with the trail here.
     #[error(
-        "the `{BRANCH}` branch here and on the spec remote diverged: another druppie writes the same trail"
+        "the `{BRANCH}` branch here and on the spec remote diverged: {}; the events recorded here stay on the branch here until a person joins the two",
+        apart(.0)
     )]
-    Diverged,
+    Diverged(Apart),
+    /// The trail here could not be read, or its events written again on
+    /// top of the remote's.
+    #[error("taking in the spec remote's `{BRANCH}` branch")]
+    Audit(#[from] AuditError),
+    /// Every push of the trail was refused because the remote's trail
+    /// had moved again (other replicas pushing all the time).
+    #[error("the spec remote's `{BRANCH}` branch kept moving; gave up after {attempts} pushes")]
+    Contended { attempts: usize },
     /// The spec clone cannot be read after a fetch.
     #[error("the spec clone {}: {why}", dir.display())]
     Unreadable { dir: PathBuf, why: String },
@@ -28,13 +45,15 @@ pub enum SourceError {
 
 impl SourceError {
     /// Whether trying again unchanged may help: a fetch or push that
-    /// failed in transport, a busy cache, a full disk. A diverged trail
-    /// needs a person (stop the other druppie), and so does a push the
-    /// remote refused.
+    /// failed in transport, a trail other replicas kept moving, a busy
+    /// cache, a full disk. A diverged trail needs a person, and so does
+    /// a push the remote refused for another reason than a moved trail.
     pub fn is_transient(&self) -> bool {
         match self {
             SourceError::Git(e) => e.is_transient(),
-            SourceError::Diverged => false,
+            SourceError::Audit(e) => e.is_transient(),
+            SourceError::Diverged(_) => false,
+            SourceError::Contended { .. } => true,
             // A clone druppie cannot read is made anew by the next fetch.
             SourceError::Unreadable { .. } => true,
         }
@@ -47,10 +66,15 @@ pub enum SpecSource {
     /// A checkout on this machine, read as it is on disk.
     Local(PathBuf),
     /// A remote repo, cloned into `dir` and checked out at `branch`.
+    /// Replicas of druppie may share it, each with a clone of its own:
+    /// `signer` and `identity` (druppie's, the same for every replica)
+    /// sign the trail's events again when another replica pushed first.
     Remote {
         url: String,
         branch: String,
         dir: PathBuf,
+        signer: Arc<Signer>,
+        identity: Identity,
     },
 }
 
@@ -108,20 +132,20 @@ impl SpecSource {
                 // Not a git checkout: nothing to apply from.
                 dirty: crate::spec::uncommitted(path).map_or(true, |edited| !edited.is_empty()),
             }),
-            SpecSource::Remote { url, branch, dir } => {
+            SpecSource::Remote {
+                url, branch, dir, ..
+            } => {
                 let run = |args: &[&str]| git.git("spec", dir, args);
                 git.work_clone("spec", url, dir)?;
                 let tracking = format!("refs/remotes/origin/{branch}");
-                // The branch and the trail in one fetch; the trail's is a
-                // glob so that a remote without a trail yet is no error,
-                // and `--prune` drops what the remote no longer has.
+                // The branch and the trail in one fetch.
                 run(&[
                     "fetch",
                     "--quiet",
                     "--prune",
                     "origin",
                     &format!("+refs/heads/{branch}:{tracking}"),
-                    &format!("+refs/heads/{BRANCH}*:refs/remotes/origin/{BRANCH}*"),
+                    &trail_refspec(),
                 ])?;
                 self.take_in_audit(git)?;
                 let clone = open(dir)?;
@@ -140,56 +164,97 @@ impl SpecSource {
         }
     }
 
-    /// Moves the local audit trail forward to the remote's, just
-    /// fetched; events recorded here and not pushed yet are pushed.
+    /// Takes the remote's trail, just fetched, in (see
+    /// [`crate::audit::take_in`]); events recorded here and not pushed
+    /// yet are pushed.
     fn take_in_audit(&self, git: &Cache) -> Result<(), SourceError> {
-        let SpecSource::Remote { dir, .. } = self else {
-            return Ok(());
+        match self.take_in(git)? {
+            TakenIn::Ahead => self.publish(git),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the remote's trail as last fetched in: the one place that
+    /// decides how the trail here and the remote's stand.
+    fn take_in(&self, git: &Cache) -> Result<TakenIn, SourceError> {
+        let SpecSource::Remote {
+            dir,
+            signer,
+            identity,
+            ..
+        } = self
+        else {
+            return Ok(TakenIn::Level);
         };
+        let _hold = git.hold()?;
         let clone = open(dir)?;
-        let remote = format!("refs/remotes/origin/{BRANCH}");
-        let Ok(theirs) = clone.resolve(&remote) else {
-            // A remote without a trail yet: this one starts it.
-            return self.publish(git);
-        };
-        let ours = clone
-            .branch_head(BRANCH)
-            .map_err(|e| unreadable(dir, &e))?
-            .map(|h| h.commit);
-        match ours {
-            Some(ours) if ours == theirs => Ok(()),
-            Some(ours) if clone.is_ancestor(theirs, &ours.to_string()) => self.publish(git),
-            Some(ours) if !clone.is_ancestor(ours, &theirs.to_string()) => {
-                Err(SourceError::Diverged)
-            }
-            _ => {
-                git.git(
-                    "spec",
-                    dir,
-                    &["update-ref", &format!("refs/heads/{BRANCH}"), &remote],
-                )?;
-                Ok(())
-            }
+        // A remote without a trail yet: this one starts it.
+        let theirs = clone.resolve(&format!("refs/remotes/origin/{BRANCH}")).ok();
+        let now = crate::apply::now();
+        match crate::audit::take_in(&clone, theirs, signer, identity, now)? {
+            TakenIn::Diverged(apart) => Err(SourceError::Diverged(apart)),
+            taken => Ok(taken),
         }
     }
 
     /// Pushes the audit trail to the remote spec repo (a local checkout
-    /// is pushed by its owner).
+    /// is pushed by its owner). When the remote refuses the push because
+    /// its trail moved (another replica pushed first), the remote's trail
+    /// is fetched and taken in, and the push tried again, a few times
+    /// with a short random wait.
     ///
     /// # Errors
-    /// The push fails.
+    /// The push fails, the remote's trail diverged from the one here, or
+    /// it kept moving under every push.
     pub fn publish(&self, git: &Cache) -> Result<(), SourceError> {
         let SpecSource::Remote { dir, .. } = self else {
             return Ok(());
         };
         let local = format!("refs/heads/{BRANCH}");
-        let run = |args: &[&str]| git.git("spec", dir, args);
-        if run(&["rev-parse", "--verify", "--quiet", &local]).is_err() {
-            return Ok(());
+        for attempt in 0..PUSH_ATTEMPTS {
+            let here = open(dir)?
+                .branch_head(BRANCH)
+                .map_err(|e| unreadable(dir, &e))?;
+            if here.is_none() {
+                return Ok(());
+            }
+            match git.push_from("spec", dir, "origin", &local)? {
+                Pushed::Done => return Ok(()),
+                Pushed::Rejected { .. } => {
+                    let wait = fastrand::u64(10..=50 * (attempt as u64 + 1));
+                    std::thread::sleep(std::time::Duration::from_millis(wait));
+                    git.git(
+                        "spec",
+                        dir,
+                        &["fetch", "--quiet", "--prune", "origin", &trail_refspec()],
+                    )?;
+                    if self.take_in(git)? == TakenIn::Level {
+                        return Ok(());
+                    }
+                }
+            }
         }
-        run(&["push", "--quiet", "origin", &format!("{local}:{local}")])?;
-        Ok(())
+        Err(SourceError::Contended {
+            attempts: PUSH_ATTEMPTS,
+        })
     }
+}
+
+/// The trail's branch of the remote, fetched to `refs/remotes/origin/`:
+/// a glob, so that a remote without a trail yet is no error, and
+/// `--prune` drops what the remote no longer has.
+fn trail_refspec() -> String {
+    format!("+refs/heads/{BRANCH}*:refs/remotes/origin/{BRANCH}*")
+}
+
+/// The commit that keeps the two trails apart, and why.
+fn apart(apart: &Apart) -> String {
+    let side = if apart.theirs {
+        "on the remote"
+    } else {
+        "here"
+    };
+    format!("commit {} {side} {}", apart.commit, apart.why)
 }
 
 /// The spec clone at `dir`, opened.

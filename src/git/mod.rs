@@ -369,6 +369,18 @@ impl Repo {
             .is_ok_and(|s| s.success())
     }
 
+    /// The best common ancestor of `one` and `two`, as `git merge-base`
+    /// finds it; `Ok(None)` when they share no history.
+    ///
+    /// # Errors
+    /// A commit of either history cannot be read.
+    pub fn merge_base(&self, one: ObjectId, two: ObjectId) -> Result<Option<ObjectId>, Error> {
+        let repo = self.repo.to_thread_local();
+        repo.merge_base(one, two)
+            .map(|base| base.map(gix::Id::detach))
+            .map_err(|e| err(format!("cannot find where {one} and {two} meet"), e))
+    }
+
     /// The tip of `branch`; `Ok(None)` for a repository without commits.
     ///
     /// # Errors

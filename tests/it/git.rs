@@ -208,10 +208,7 @@ fn a_trailer_value_cannot_smuggle_in_an_approval() {
 fn unusable_keys_are_refused_with_the_path_and_never_the_key() {
     let tmp = tempfile::tempdir().expect("tmp");
     let missing = tmp.path().join("nope");
-    let err = Signer::load(&missing)
-        .err()
-        .expect("missing key")
-        .to_string();
+    let err = Signer::load(&missing).expect_err("missing key").to_string();
     assert!(
         err.contains("nope") && err.contains("cannot read it"),
         "{err}"
@@ -222,7 +219,7 @@ fn unusable_keys_are_refused_with_the_path_and_never_the_key() {
     {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = Signer::load(&key).err().expect("open key").to_string();
+        let err = Signer::load(&key).expect_err("open key").to_string();
         assert!(
             err.contains("too open") && err.contains("druppie_ed25519"),
             "{err}"
@@ -236,7 +233,7 @@ fn unusable_keys_are_refused_with_the_path_and_never_the_key() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let err = Signer::load(&garbage).err().expect("garbage").to_string();
+    let err = Signer::load(&garbage).expect_err("garbage").to_string();
     assert!(
         err.contains("not an OpenSSH private key") && !err.contains("not a key"),
         "{err}"

@@ -189,11 +189,8 @@ fn a_link_committed_to_a_remote_spec_repo_is_refused_on_the_daemons_clone() {
     );
 
     // The daemon's way in: clone and check out the remote, then load.
-    let source = druppie::daemon::SpecSource::Remote {
-        url: remote.to_str().expect("utf-8").to_owned(),
-        branch: "main".to_owned(),
-        dir: tmp.path().join("cache/spec"),
-    };
+    let key = crate::support::keygen(tmp.path());
+    let source = crate::support::remote_spec(&remote, &tmp.path().join("cache"), &key);
     let cache = druppie::apply::Cache::new(&tmp.path().join("cache"), Vec::new());
     let revision = source.refresh(&cache).expect("clone and check out");
     assert!(revision.commit.is_some());

@@ -257,12 +257,8 @@ pub fn example_spec() -> Fixture {
     f
 }
 
-/// An empty plain-git forge at `dir/forge`, druppie's signing key (and
-/// `dir/allowed_signers` naming it), and `dir/druppie.toml` for them;
-/// returns the config's path.
-pub fn empty_forge_config(dir: &Path) -> PathBuf {
-    let forge = dir.join("forge");
-    std::fs::create_dir_all(&forge).expect("forge dir");
+/// A fresh ed25519 key for druppie, `dir/druppie_ed25519` (and `.pub`).
+pub fn keygen(dir: &Path) -> PathBuf {
     let key = dir.join("druppie_ed25519");
     let out = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "druppie", "-f"])
@@ -270,6 +266,32 @@ pub fn empty_forge_config(dir: &Path) -> PathBuf {
         .output()
         .expect("ssh-keygen");
     assert!(out.status.success());
+    key
+}
+
+/// The daemon's way to the remote spec repo at `url`: a clone of its
+/// own in `cache/spec`, whose trail events it signs with the key at
+/// `key` as `druppie <druppie@example.org>`.
+pub fn remote_spec(url: &Path, cache: &Path, key: &Path) -> druppie::daemon::SpecSource {
+    druppie::daemon::SpecSource::Remote {
+        url: url.to_str().expect("utf-8").to_owned(),
+        branch: "main".to_owned(),
+        dir: cache.join("spec"),
+        signer: std::sync::Arc::new(druppie::git::sign::Signer::load(key).expect("the key loads")),
+        identity: druppie::git::write::Identity {
+            name: "druppie".into(),
+            email: "druppie@example.org".into(),
+        },
+    }
+}
+
+/// An empty plain-git forge at `dir/forge`, druppie's signing key (and
+/// `dir/allowed_signers` naming it), and `dir/druppie.toml` for them;
+/// returns the config's path.
+pub fn empty_forge_config(dir: &Path) -> PathBuf {
+    let forge = dir.join("forge");
+    std::fs::create_dir_all(&forge).expect("forge dir");
+    let key = keygen(dir);
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
     std::fs::write(
         dir.join("allowed_signers"),

@@ -33,9 +33,19 @@ const SSH_KEYGEN: &str = "ssh-keygen";
 const NAMESPACE: &str = "git";
 
 /// A loaded ed25519 signing key. Its secret never reaches a message.
+#[derive(Clone)]
 pub struct Signer {
     key: PrivateKey,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("key", &"***")
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 /// Why a key cannot be used; names the file, never its content.
@@ -461,5 +471,29 @@ impl Repo {
         Ok(self
             .signed(commit)?
             .is_some_and(|s| key.signed(&s.signature, &s.payload)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signer_shown_for_debugging_shows_no_part_of_its_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("key");
+        let made = Command::new(SSH_KEYGEN)
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen");
+        assert!(made.success());
+        let signer = Signer::load(&path).expect("loads");
+        let shown = format!("{signer:?} {:?}", signer.clone());
+        assert!(shown.contains("***"), "{shown}");
+        let private = std::fs::read_to_string(&path).expect("read");
+        for line in private.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!shown.contains(line), "{shown}");
+        }
     }
 }
