@@ -539,6 +539,7 @@ async fn hook(
     };
     metrics.delivery("accepted");
     tracing::info!(forge = sender.name(), event, "webhook accepted");
+    app.shared.heard(&trigger);
     app.shared.queue.push(trigger);
     (StatusCode::ACCEPTED, Json(json!({"handled": true}))).into_response()
 }

@@ -383,10 +383,14 @@ async fn elect(
         Leases::Leader(leader) => leader.try_acquire().await.map(|held| {
             shared.set_leading(held);
         }),
-        Leases::Shards(shards) => shards.round(&shared.busy()).await.map(|held| {
-            let until = started + election.lease.saturating_sub(election.renew());
-            shared.hold(crate::spec::Shards::new(election.shards, held), until);
-        }),
+        Leases::Shards(shards) => {
+            let round = shards.round(&shared.busy()).await.map(|held| {
+                let until = started + election.lease.saturating_sub(election.renew());
+                shared.hold(crate::spec::Shards::new(election.shards, held), until);
+            });
+            pass_on(shards, shared).await;
+            round
+        }
     };
     match held {
         Ok(()) => {
@@ -407,6 +411,34 @@ async fn elect(
             let wait = backoff.failed(std::time::Instant::now());
             tracing::error!(error = %e, retry_in = ?wait, "leader election needs the block's Lease RBAC (get, create, update leases)");
             wait
+        }
+    }
+}
+
+/// Tells the other replicas the webhook this one received, or queues
+/// the one another received.
+async fn pass_on(shards: &crate::kube::ShardLeases, shared: &state::Shared) {
+    let news = shared.news();
+    let told = news.as_ref().and_then(queue::Trigger::heard);
+    match shards.ring(told.as_deref()).await {
+        Ok(crate::kube::Ring::Heard(text)) => match queue::Trigger::from_heard(&text) {
+            Some(trigger) => {
+                tracing::info!(heard = %text, "another replica received a webhook");
+                shared.queue.push(trigger);
+            }
+            None => tracing::warn!(heard = %text, "a webhook passed on that druppie did not write"),
+        },
+        Ok(crate::kube::Ring::Quiet | crate::kube::Ring::Told) => {}
+        Ok(crate::kube::Ring::Lost) => {
+            if let Some(news) = &news {
+                shared.heard(news);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "passing webhooks between replicas; trying again");
+            if let Some(news) = &news {
+                shared.heard(news);
+            }
         }
     }
 }

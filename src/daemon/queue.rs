@@ -32,6 +32,47 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// A webhook as one replica passes it to the others
+    /// ([`crate::kube::ShardLeases::ring`]); `None` for any other trigger.
+    pub fn heard(&self) -> Option<String> {
+        match self {
+            Trigger::Webhook { after: Some(after) } => Some(format!("push {after}")),
+            Trigger::Webhook { after: None } => Some("push".to_owned()),
+            Trigger::PullRequest => Some("pull_request".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// The webhook another replica passed on, as [`Trigger::heard`]
+    /// wrote it; `None` for text it did not write.
+    pub fn from_heard(text: &str) -> Option<Trigger> {
+        match text.split_once(' ') {
+            Some(("push", after)) if is_commit(after) => Some(Trigger::Webhook {
+                after: Some(after.to_owned()),
+            }),
+            None if text == "push" => Some(Trigger::Webhook { after: None }),
+            None if text == "pull_request" => Some(Trigger::PullRequest),
+            _ => None,
+        }
+    }
+
+    /// The one of two webhooks that covers both: a pull request event
+    /// makes the reconcile whole, a push to a target repo asks for more
+    /// than a push of one spec commit, and of two spec pushes the newer
+    /// (`other`) counts.
+    pub fn covering(self, other: Trigger) -> Trigger {
+        let rank = |t: &Trigger| match t {
+            Trigger::PullRequest => 2,
+            Trigger::Webhook { after: None } => 1,
+            _ => 0,
+        };
+        if rank(&self) > rank(&other) {
+            self
+        } else {
+            other
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Trigger::Start => "start",
@@ -43,6 +84,11 @@ impl Trigger {
             Trigger::Shards => "shards",
         }
     }
+}
+
+/// A full hex commit id (40 or 64 digits), as a webhook names one.
+fn is_commit(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The triggers taken in one go.
@@ -192,6 +238,44 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_passed_between_replicas_reads_back_as_itself_and_nothing_else_does() {
+        let commit = "0123456789abcdef0123456789abcdef01234567".to_owned();
+        for trigger in [
+            Trigger::Webhook {
+                after: Some(commit.clone()),
+            },
+            Trigger::Webhook { after: None },
+            Trigger::PullRequest,
+        ] {
+            let text = trigger.heard().expect("a webhook is passed on");
+            assert_eq!(Trigger::from_heard(&text), Some(trigger));
+        }
+        assert_eq!(Trigger::Poll.heard(), None);
+        for text in [
+            "push main",
+            "push 0123",
+            "poll",
+            "push  ",
+            "pull_request x",
+            "",
+        ] {
+            assert_eq!(Trigger::from_heard(text), None, "{text:?}");
+        }
+        let spec = |c: &str| Trigger::Webhook {
+            after: Some(c.repeat(40)),
+        };
+        assert_eq!(spec("a").covering(spec("b")), spec("b"), "the newer push");
+        assert_eq!(
+            Trigger::PullRequest.covering(spec("b")),
+            Trigger::PullRequest
+        );
+        assert_eq!(
+            spec("a").covering(Trigger::Webhook { after: None }),
+            Trigger::Webhook { after: None }
+        );
+    }
 
     #[test]
     fn a_burst_of_triggers_is_one_batch() {

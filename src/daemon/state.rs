@@ -260,6 +260,9 @@ pub struct Shared {
     leading: AtomicBool,
     /// The shards this replica holds, when the plans are sharded.
     holding: Mutex<Holding>,
+    /// The webhook this replica received since it last told the other
+    /// replicas (sharded only).
+    news: Mutex<Option<super::queue::Trigger>>,
 }
 
 /// The shards a replica holds, and until when it may count on them.
@@ -283,7 +286,29 @@ impl Shared {
             events: Journal::new(),
             leading: AtomicBool::new(true),
             holding: Mutex::new(Holding::default()),
+            news: Mutex::new(None),
         }
+    }
+
+    /// Keeps a webhook this replica received to tell the others, when
+    /// the plans are sharded (each replica reconciles its own shards,
+    /// and a forge sends a webhook to one of them).
+    pub fn heard(&self, trigger: &super::queue::Trigger) {
+        if trigger.heard().is_none() || self.holding.lock().expect("holding lock").shards.is_none()
+        {
+            return;
+        }
+        let mut news = self.news.lock().expect("news lock");
+        let kept = news.take();
+        *news = Some(match kept {
+            Some(kept) => kept.covering(trigger.clone()),
+            None => trigger.clone(),
+        });
+    }
+
+    /// The webhook to tell the other replicas, taken.
+    pub fn news(&self) -> Option<super::queue::Trigger> {
+        self.news.lock().expect("news lock").take()
     }
 
     /// Takes what a round of the shard election won: `shards`, renewed

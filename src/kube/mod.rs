@@ -19,7 +19,7 @@ pub(crate) mod testing;
 mod verify;
 
 pub use lease::Leader;
-pub use shards::{ShardLeases, WANTED_BY};
+pub use shards::{HEARD, Ring, ShardLeases, WANTED_BY};
 pub use status::{ClusterStatus, DeploymentStatus, KustomizationStatus, Target};
 pub use verify::{Verification, verify};
 

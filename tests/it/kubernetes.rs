@@ -100,7 +100,11 @@ fn the_validator_rejects_an_unknown_field() {
 /// Renders the example's `druppie` plan; returns the fixture (kept alive)
 /// and its component directory in the infra repo.
 fn render_druppie_block() -> (Fixture, PathBuf) {
-    let f = Fixture::example();
+    render_druppie_block_of(Fixture::example())
+}
+
+/// [`render_druppie_block`] of the example `f` made.
+fn render_druppie_block_of(f: Fixture) -> (Fixture, PathBuf) {
     let out = f.path().join("out");
     let run = f.run(&[
         "render",
@@ -403,4 +407,40 @@ fn the_druppie_block_may_only_read_the_cluster_and_hold_its_lease() {
             "{binding}"
         );
     }
+}
+
+#[test]
+fn the_druppie_block_with_shards_may_hold_each_shards_lease_and_says_how_many() {
+    let f = Fixture::example().edit(
+        "spec/plans/druppie.yaml",
+        "    host: druppie.example.org\n",
+        "    host: druppie.example.org\n    shards: 3\n",
+    );
+    let (_f, dir) = render_druppie_block_of(f);
+    let role = documents(&dir.join("rbac.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "Role")
+        .expect("a Role");
+    let names: Vec<&Value> = role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r.get("resourceNames"))
+        .collect();
+    assert_eq!(
+        names,
+        [&serde_json::json!([
+            "druppie",
+            "druppie-heard",
+            "druppie-shard-0",
+            "druppie-shard-1",
+            "druppie-shard-2"
+        ])]
+    );
+    let configmap = documents(&dir.join("configmap.yaml")).remove(0);
+    let text = str_at(&configmap, "/data/druppie.toml");
+    let config: toml::Table = toml::from_str(text).expect("druppie.toml is TOML");
+    assert_eq!(config["server"]["shards"].as_integer(), Some(3));
+    let (ok, text) = validate(&dir, &["rbac.yaml".to_owned()]);
+    assert!(ok, "{text}");
 }

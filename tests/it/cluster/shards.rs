@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{MockKube, NAMESPACE};
 use crate::apply::Setup;
-use crate::serve::{Daemon, serve_setup};
+use crate::serve::{Daemon, push_payload, serve_setup};
 use crate::support::{PLAN, git};
 
 const SHARDS: u32 = 4;
@@ -137,6 +137,17 @@ fn infra_file(s: &Setup, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A person releases `version` of `plan`'s app and pushes; returns the
+/// spec commit.
+fn release(work: &std::path::Path, plan: &str, version: &str) -> String {
+    let path = work.join(format!("spec/plans/{plan}.yaml"));
+    let text = std::fs::read_to_string(&path).expect("plan");
+    std::fs::write(&path, text.replace("1.0.0", version)).expect("plan");
+    git(work, &["commit", "-qam", &format!("{plan} {version}")]);
+    git(work, &["push", "-q", "origin", "main"]);
+    git(work, &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
 /// Each running replica holds a shard, no two the same, all of them
 /// held.
 fn split(replicas: &[Option<Daemon>]) -> bool {
@@ -189,6 +200,25 @@ fn replicas_split_the_shards_and_take_over_a_killed_ones_after_its_leases_expire
         || all_logs(&replicas),
     );
 
+    // A release of ports, its webhook sent to a replica that does not
+    // hold its shard: passed on, its holder writes it (no poll here).
+    let work = s.tmp.path().join("spec-work");
+    let after = release(&work, "ports", "1.0.2");
+    let ports = shard_of("ports", SHARDS);
+    let deaf = replicas
+        .iter()
+        .flatten()
+        .find(|d| !held(d).contains(&ports))
+        .expect("a replica without ports's shard");
+    let body = push_payload("spec", &after);
+    assert_eq!(deaf.hook("push", "delivery-ports", &body, None), 202);
+    wait_until(
+        "the holder of ports's shard to hear of the push",
+        Duration::from_secs(15),
+        || deployment("ports").contains("1.0.2"),
+        || all_logs(&replicas),
+    );
+
     // The holder of `pensions`'s shard dies without giving it back.
     let shard = shard_of("pensions", SHARDS);
     let victim = replicas
@@ -201,12 +231,7 @@ fn replicas_split_the_shards_and_take_over_a_killed_ones_after_its_leases_expire
     drop(dead);
 
     // A release of pensions, pushed while nobody holds its shard.
-    let work = s.tmp.path().join("spec-work");
-    let plan = work.join("spec/plans/pensions.yaml");
-    let text = std::fs::read_to_string(&plan).expect("plan");
-    std::fs::write(&plan, text.replace("1.0.0", "1.0.1")).expect("plan");
-    git(&work, &["commit", "-qam", "pensions 1.0.1"]);
-    git(&work, &["push", "-q", "origin", "main"]);
+    release(&work, "pensions", "1.0.1");
 
     wait_until(
         "a survivor to release pensions",

@@ -156,7 +156,7 @@ impl Daemon {
     }
 
     /// Posts a Gitea webhook delivery; `signature` None signs it correctly.
-    pub(super) fn hook(
+    pub(crate) fn hook(
         &self,
         event: &str,
         delivery: &str,
@@ -348,7 +348,7 @@ fn push_plan_change(s: &Setup, patch: u32) -> String {
     git(&work, &["rev-parse", "HEAD"]).trim().to_owned()
 }
 
-pub(super) fn push_payload(repo: &str, after: &str) -> String {
+pub(crate) fn push_payload(repo: &str, after: &str) -> String {
     format!(
         r#"{{"ref":"refs/heads/main","after":"{after}","repository":{{"name":"{repo}","full_name":"platform/{repo}"}}}}"#
     )
