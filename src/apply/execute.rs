@@ -26,6 +26,9 @@ impl Writer<'_> {
         // same repo (another environment) builds on them.
         let mut heads: BTreeMap<String, ObjectId> = BTreeMap::new();
         for step in &plan.steps {
+            if self.fence.is_some_and(|holds| !holds()) {
+                return (steps, Some(ApplyError::Fenced));
+            }
             let done = match &step.action {
                 Action::CreateRepo { repo, branch } => {
                     self.create(repo, branch).map(|()| Vec::new())

@@ -81,6 +81,12 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    /// The run's fence said stop: what it writes may be another's now
+    /// (a replica whose shard Leases were not renewed in time).
+    #[error(
+        "stopped before the next step: the run may no longer write (its Leases were not renewed in time)"
+    )]
+    Fenced,
 }
 
 impl ApplyError {
@@ -120,6 +126,7 @@ impl ApplyError {
             | ApplyError::BadCommit { repo, .. }
             | ApplyError::Verify { repo, .. }
             | ApplyError::Spawn { repo, .. } => Some(repo),
+            ApplyError::Fenced => None,
         }
     }
 
@@ -131,7 +138,9 @@ impl ApplyError {
         match self {
             ApplyError::Cache(e) => e.is_transient(),
             ApplyError::Forge(e) => e.is_transient(),
-            ApplyError::NotCached { .. } | ApplyError::NotesMoved { .. } => true,
+            ApplyError::NotCached { .. } | ApplyError::NotesMoved { .. } | ApplyError::Fenced => {
+                true
+            }
             ApplyError::Git { source, .. } => source.is_transient(),
             ApplyError::BadBase { .. }
             | ApplyError::BadCommit { .. }
@@ -199,6 +208,9 @@ pub struct Writer<'a> {
     pub trigger: &'a str,
     /// Seconds since the epoch and UTC offset, for the commits.
     pub time: (i64, i32),
+    /// Asked before each step: `false` stops the run before it writes
+    /// more ([`ApplyError::Fenced`]).
+    pub fence: Option<&'a dyn Fn() -> bool>,
 }
 
 /// Where druppie's comment on a proposal a person pushed to is found

@@ -38,6 +38,10 @@ pub struct Run<'a> {
     /// Target repos fetched into the cache just before: the first
     /// attempt does not fetch them again.
     pub fetched: &'a [String],
+    /// Asked before each step is written: `false` stops the run
+    /// ([`super::ApplyError::Fenced`]); a sharded replica's "my Leases
+    /// still hold".
+    pub fence: Option<&'a dyn Fn() -> bool>,
 }
 
 /// What an apply did, whether or not it finished.
@@ -318,6 +322,7 @@ impl Run<'_> {
                 spec_commit: self.spec_commit,
                 trigger: self.trigger,
                 time: now(),
+                fence: self.fence,
             };
             if !plan.executes() {
                 // Nothing to write; what waits for promotion is still said

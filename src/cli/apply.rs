@@ -45,6 +45,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         limits: config.render.limits(),
         promote: None,
         fetched: &[],
+        fence: None,
     };
     execute(ui, &run, &opened, &args.select.options(), args.yes)
 }

@@ -81,6 +81,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         limits: config.render.limits(),
         promote: Some(&freight),
         fetched: &[],
+        fence: None,
     };
     execute(ui, &run, &spec, &scope, args.yes)
 }

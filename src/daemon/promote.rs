@@ -115,6 +115,7 @@ impl Reconciler {
             limits: self.limits,
             promote: Some(&freight),
             fetched: &[],
+            fence: None,
         };
         let (outcome, result) = run.apply(&spec.valid, &spec.selection, &scope, &mut |_, _| true);
         self.tell(shared, id, &spec_repo, known, &outcome);

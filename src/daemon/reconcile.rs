@@ -299,6 +299,9 @@ impl Reconciler {
         let started = Instant::now();
         let known =
             audit::trusted(&spec_repo, &self.signer.own_key()).map_or(0, |t| t.events.len());
+        // A sharded replica writes each step only while its Leases hold:
+        // once they may have expired, another replica may be writing.
+        let holds = || shared.still_holds();
         let run = Run {
             forge: self.forge.as_ref(),
             cache: &self.cache,
@@ -310,19 +313,14 @@ impl Reconciler {
             limits: self.limits,
             promote: None,
             fetched: &fetched,
+            fence: shards.map(|_| &holds as &dyn Fn() -> bool),
         };
         let apply = !revision.dirty;
-        // Written only while this replica still holds its shards: once
-        // their Leases may have expired, another may be writing them.
-        let lost = std::cell::Cell::new(false);
         let (mut outcome, result) = run.apply(
             valid,
             &selection,
             &scope,
-            &mut |_: &ChangeSets, _: &Mask| {
-                lost.set(!shared.still_holds());
-                apply && !lost.get()
-            },
+            &mut |_: &ChangeSets, _: &Mask| apply,
         );
         for line in &outcome.repaired {
             warn!(repair = %line, "repaired what a stopped run left");
@@ -334,9 +332,6 @@ impl Reconciler {
         tracing::debug!(elapsed = ?started.elapsed(), "publish and tell");
         let ended = match result {
             Ok(()) => Ended::Success,
-            Err(Failure::Declined) if lost.get() => Ended::Failed(
-                "the shard Leases were not renewed in time: nothing written, another replica may hold them now".to_owned(),
-            ),
             Err(Failure::Declined) => Ended::DryRun,
             Err(Failure::Diagnostics(diags)) => Ended::Terminal(headlines(&diags)),
             Err(e) => Ended::from_error(&crate::error::chain(&e), e.is_transient()),

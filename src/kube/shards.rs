@@ -37,8 +37,9 @@ pub struct ShardLeases {
     identity: String,
     duration: Duration,
     count: u32,
-    /// The resourceVersion of `<prefix>-heard` read last.
-    heard: std::sync::Mutex<Option<String>>,
+    /// The resourceVersion of `<prefix>-heard` read last (`Some(None)`:
+    /// read, and there was none; `None`: not read yet).
+    heard: std::sync::Mutex<Option<Option<String>>>,
 }
 
 impl std::fmt::Debug for ShardLeases {
@@ -139,18 +140,20 @@ impl ShardLeases {
             };
             return match written {
                 Ok(l) => {
-                    *self.heard.lock().expect("heard lock") = version(&l);
+                    *self.heard.lock().expect("heard lock") = Some(version(&l));
                     Ok(Ring::Told)
                 }
                 Err(e) if api_code(&e) == Some(409) => Ok(Ring::Lost),
                 Err(e) => Err(self.error("update", &name, e)),
             };
         }
+        let now = current.as_ref().map(version);
+        *self.heard.lock().expect("heard lock") = Some(now.clone().flatten());
         let Some(lease) = current else {
             return Ok(Ring::Quiet);
         };
-        let now = version(&lease);
-        *self.heard.lock().expect("heard lock") = now.clone();
+        // Read before, and written since by another replica.
+        let new = last.is_some_and(|last| last != now.flatten());
         let theirs = holder(&lease) != Some(&self.identity);
         match lease
             .metadata
@@ -158,9 +161,7 @@ impl ShardLeases {
             .as_ref()
             .and_then(|a| a.get(HEARD))
         {
-            Some(heard) if last.is_some() && last != now && theirs => {
-                Ok(Ring::Heard(heard.clone()))
-            }
+            Some(heard) if new && theirs => Ok(Ring::Heard(heard.clone())),
             _ => Ok(Ring::Quiet),
         }
     }
@@ -662,19 +663,20 @@ mod tests {
             lease
         };
         let serve = async {
-            // The listener's first look: where things stand.
+            // The listener's first look: where things stand (nothing
+            // was ever told).
             server
                 .expect(Method::GET, HEARD_AT)
                 .await
-                .reply(200, &heard("7", "druppie-0", "push"));
-            // The teller writes its news over what it read.
+                .fail(404, "NotFound");
+            // The teller tells the first news there is.
             server
                 .expect(Method::GET, HEARD_AT)
                 .await
-                .reply(200, &heard("7", "druppie-0", "push"));
-            let write = server.expect(Method::PUT, HEARD_AT).await;
+                .fail(404, "NotFound");
+            let write = server.expect(Method::POST, LEASES).await;
             let body = write.body.clone();
-            write.reply(200, &heard("8", "druppie-0", "pull_request"));
+            write.reply(201, &heard("8", "druppie-0", "pull_request"));
             // The listener hears it once.
             for _ in 0..2 {
                 server

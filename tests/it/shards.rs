@@ -99,3 +99,64 @@ fn a_shard_that_is_not_one_of_its_count_is_refused_with_the_form_it_takes() {
         run.stderr
     );
 }
+
+/// A run whose fence says stop writes nothing more: the replica's
+/// Leases may have expired, and another may be writing the same plans.
+#[test]
+fn a_run_whose_fence_closes_writes_nothing_and_says_why() {
+    use std::cell::Cell;
+
+    use druppie::apply::{Cache, Failure, Run};
+    use druppie::git::sign::Signer;
+    use druppie::git::write::Identity;
+
+    let s = setup("");
+    let forge = druppie::forge::PlainGit::new(s.forge().to_str().expect("utf-8"));
+    let cache = Cache::new(&s.tmp.path().join("cache"), Vec::new());
+    let signer = Signer::load(&s.tmp.path().join("druppie_ed25519")).expect("key");
+    let identity = Identity {
+        name: "druppie".into(),
+        email: "druppie@example.org".into(),
+    };
+    let spec_repo = druppie::git::Repo::discover(s.f.path()).expect("the spec is in git");
+    let opened = druppie::spec::open(s.f.path(), &Default::default(), &Default::default())
+        .expect("the spec opens");
+    let asked = Cell::new(0);
+    let closed = || {
+        asked.set(asked.get() + 1);
+        false
+    };
+    let run = Run {
+        forge: &forge,
+        cache: &cache,
+        signer: &signer,
+        identity: &identity,
+        spec_repo: &spec_repo,
+        spec_commit: None,
+        trigger: "cli",
+        limits: Default::default(),
+        promote: None,
+        fetched: &[],
+        fence: Some(&closed),
+    };
+    let (outcome, result) = run.apply(
+        &opened.valid,
+        &opened.selection,
+        &Default::default(),
+        &mut |_, _| true,
+    );
+    let error = match result {
+        Err(Failure::Apply(e)) => e,
+        Err(other) => panic!("another failure: {other}"),
+        Ok(()) => panic!("the run went on"),
+    };
+    assert!(error.to_string().contains("may no longer write"), "{error}");
+    assert!(error.is_transient());
+    assert_eq!(asked.get(), 1, "asked before the first step");
+    assert!(outcome.steps.is_empty());
+    let refs = git(
+        &s.forge().join("infra.git"),
+        &["rev-list", "--count", "main"],
+    );
+    assert_eq!(refs.trim(), "1", "nothing written");
+}

@@ -212,10 +212,20 @@ fn replicas_split_the_shards_and_take_over_a_killed_ones_after_its_leases_expire
         .expect("a replica without ports's shard");
     let body = push_payload("spec", &after);
     assert_eq!(deaf.hook("push", "delivery-ports", &body, None), 202);
+    // Every replica but the one the forge told hears of it.
+    let heard = |d: &Daemon| {
+        logged(&d.logs()).into_iter().any(|v| {
+            v["fields"]["message"] == "another replica received a webhook"
+                && v["fields"]["heard"] == format!("push {after}")
+        })
+    };
     wait_until(
-        "the holder of ports's shard to hear of the push",
+        "the holder of ports's shard to hear of the push and write it",
         Duration::from_secs(15),
-        || deployment("ports").contains("1.0.2"),
+        || {
+            let holder = replicas.iter().flatten().find(|d| held(d).contains(&ports));
+            holder.is_some_and(heard) && deployment("ports").contains("1.0.2")
+        },
         || all_logs(&replicas),
     );
 
