@@ -22,6 +22,8 @@ struct Data {
     notifications: BTreeMap<(String, String), u64>,
     /// Notifications waiting per sink.
     notify_queues: BTreeMap<String, usize>,
+    /// With shards: whether this replica holds each.
+    shards: Option<crate::spec::Shards>,
 }
 
 #[derive(Default)]
@@ -77,6 +79,11 @@ impl Metrics {
     pub fn notification_queue(&self, sink: &str, waiting: usize) {
         let mut d = self.0.lock().expect("metrics lock");
         d.notify_queues.insert(sink.to_owned(), waiting);
+    }
+
+    /// This replica now holds `shards`.
+    pub fn shards(&self, shards: &crate::spec::Shards) {
+        self.0.lock().expect("metrics lock").shards = Some(shards.clone());
     }
 
     /// How many reconciles ended with `result`.
@@ -144,6 +151,15 @@ impl Metrics {
                 let _ = writeln!(t, "{name}{{sink=\"{sink}\"}} {n}");
             }
         }
+        if let Some(shards) = &d.shards {
+            let name = "druppie_shard_held";
+            let help = "1 for each shard this replica holds, 0 for the others: summed over the replicas, 1 per shard.";
+            head(&mut t, name, "gauge", help);
+            for shard in 0..shards.count() {
+                let held = u8::from(shards.held().contains(&shard));
+                let _ = writeln!(t, "{name}{{shard=\"{shard}\"}} {held}");
+            }
+        }
         if let Some(at) = d.last_success {
             let name = "druppie_last_success_timestamp_seconds";
             single(
@@ -193,5 +209,18 @@ mod tests {
         assert!(text.contains("druppie_reconcile_duration_seconds_count 2\n"));
         assert!(text.contains("druppie_reconciles_total{result=\"success\"} 1\n"));
         assert!(text.contains("druppie_reconciles_total{result=\"failed\"} 1\n"));
+        assert!(!text.contains("druppie_shard_held"), "not sharded");
+    }
+
+    #[test]
+    fn every_shard_shows_whether_this_replica_holds_it() {
+        let m = Metrics::default();
+        m.shards(&crate::spec::Shards::new(3, [0, 2]));
+        let text = m.render();
+        assert!(text.contains("# TYPE druppie_shard_held gauge\n"), "{text}");
+        for (shard, held) in [(0, 1), (1, 0), (2, 1)] {
+            let line = format!("druppie_shard_held{{shard=\"{shard}\"}} {held}\n");
+            assert!(text.contains(&line), "{text}");
+        }
     }
 }

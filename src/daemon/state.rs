@@ -319,6 +319,7 @@ impl Shared {
         let before = holding.shards.replace(shards.clone());
         holding.until = Some(until);
         drop(holding);
+        self.metrics.shards(&shards);
         self.set_leading(shards.held().contains(&0));
         if before.as_ref() != Some(&shards) {
             tracing::info!(shards = %shards, "shards held");

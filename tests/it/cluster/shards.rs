@@ -282,6 +282,16 @@ fn split_and_take_over(count: usize) {
         || all_logs(&replicas),
     );
 
+    // What the survivors' /metrics say agrees: one holder per shard.
+    for shard in 0..SHARDS {
+        let series = format!("druppie_shard_held{{shard=\"{shard}\"}}");
+        let holders: f64 = replicas.iter().flatten().map(|d| d.metric(&series)).sum();
+        assert!(
+            (holders - 1.0).abs() < f64::EPSILON,
+            "shard {shard}: {holders} holders"
+        );
+    }
+
     // No shard was ever worked on by two replicas at once.
     let mut runs: Vec<(usize, Worked)> = Vec::new();
     for (n, d) in replicas.iter().enumerate() {

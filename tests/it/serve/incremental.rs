@@ -168,10 +168,12 @@ fn settle(d: &Daemon, step: usize) {
     panic!("step {step}: never settled; logs:\n{}", d.logs().join("\n"));
 }
 
-/// Commits everything in the spec clone and pushes it; the commit.
+/// Commits everything in the spec clone and pushes it; the commit. A
+/// random change may change nothing (prod replicas set to what they
+/// were): the spec still moves, by an empty commit.
 fn push_spec(work: &std::path::Path, message: &str) -> String {
     git(work, &["add", "-A"]);
-    git(work, &["commit", "-qm", message]);
+    git(work, &["commit", "-q", "--allow-empty", "-m", message]);
     git(work, &["push", "-q", "origin", "main"]);
     git(work, &["rev-parse", "HEAD"]).trim().to_owned()
 }

@@ -189,7 +189,7 @@ impl Daemon {
     }
 
     /// A metric's value (0 when absent).
-    pub(super) fn metric(&self, series: &str) -> f64 {
+    pub(crate) fn metric(&self, series: &str) -> f64 {
         let (_, text) = self.get("/metrics");
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
