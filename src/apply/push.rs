@@ -82,7 +82,12 @@ pub fn held_lock(said: &[String]) -> Option<&str> {
 }
 
 impl Cache {
-    /// Pushes `commit` to `branch` of `url` as a fast-forward.
+    /// Pushes `commit` to `branch` of `url` as a fast-forward. `packed`:
+    /// the commits' objects are in packs druppie wrote, each file or tree
+    /// already a delta of its previous version where that is worth it;
+    /// git then sends them as they are rather than searching thousands of
+    /// objects for more deltas (`pack.window=0`), which costs more time
+    /// than the bytes it would save (bench/scale.py).
     ///
     /// # Errors
     /// git fails for another reason than a moved branch.
@@ -92,9 +97,22 @@ impl Cache {
         url: &str,
         commit: &str,
         branch: &str,
+        packed: bool,
     ) -> Result<Pushed, CacheError> {
         let target = format!("refs/heads/{branch}");
-        self.push_ref(repo, url, commit, &target, false)
+        let config: &[&str] = if packed {
+            &["-c", "pack.window=0"]
+        } else {
+            &[]
+        };
+        self.push_with(
+            repo,
+            url,
+            &format!("{commit}:{target}"),
+            &target,
+            config,
+            &[],
+        )
     }
 
     /// Pushes `commit` to `branch` of `url` (a branch druppie owns,
@@ -115,7 +133,14 @@ impl Cache {
     ) -> Result<Pushed, CacheError> {
         let target = format!("refs/heads/{branch}");
         let lease = format!("--force-with-lease={target}:{}", expected.unwrap_or(""));
-        self.push_with(repo, url, &format!("{commit}:{target}"), &target, &[&lease])
+        self.push_with(
+            repo,
+            url,
+            &format!("{commit}:{target}"),
+            &target,
+            &[],
+            &[&lease],
+        )
     }
 
     /// Deletes `branch` on the forge if it is still at `expected`, and in
@@ -132,7 +157,7 @@ impl Cache {
     ) -> Result<Pushed, CacheError> {
         let target = format!("refs/heads/{branch}");
         let lease = format!("--force-with-lease={target}:{expected}");
-        let pushed = self.push_with(repo, url, &format!(":{target}"), &target, &[&lease])?;
+        let pushed = self.push_with(repo, url, &format!(":{target}"), &target, &[], &[&lease])?;
         if pushed == Pushed::Done {
             self.git(repo, &self.path(repo), &["update-ref", "-d", &target])?;
         }
@@ -157,19 +182,22 @@ impl Cache {
         force: bool,
     ) -> Result<Pushed, CacheError> {
         let refspec = format!("{}{source}:{target}", if force { "+" } else { "" });
-        self.push_with(repo, url, &refspec, target, &[])
+        self.push_with(repo, url, &refspec, target, &[], &[])
     }
 
-    /// `git push --porcelain <options> <url> <refspec>`, read for `target`.
+    /// `git <config> push --porcelain <options> <url> <refspec>`, read
+    /// for `target`.
     fn push_with(
         &self,
         repo: &str,
         url: &str,
         refspec: &str,
         target: &str,
+        config: &[&str],
         options: &[&str],
     ) -> Result<Pushed, CacheError> {
-        let mut args = vec!["push", "--porcelain"];
+        let mut args = config.to_vec();
+        args.extend(["push", "--porcelain"]);
         args.extend_from_slice(options);
         args.extend([url, refspec]);
         let (ok, stdout, said) = self.run(repo, &self.path(repo), &args)?;
