@@ -3,9 +3,9 @@
 //! build on the one before, and what was written reads back), then
 //! stored together. A few objects are written one file each, as git
 //! writes a small push it receives; more go into a pack, where a tree or
-//! file that changed is stored as its difference from the version
-//! before it, and which `git push` sends on without compressing it
-//! again.
+//! file that changed is stored whole in its newest version and as
+//! differences (deltas) in the older ones, and which `git push` sends on
+//! as it is.
 
 use std::collections::BTreeMap;
 
@@ -42,12 +42,11 @@ pub struct Batch<'r> {
     owner: &'r Repo,
     /// A handle that writes to memory.
     repo: gix::Repository,
-    /// The objects held, in the order they go into a pack: each with
-    /// the earlier one (its index here) it is a new version of.
+    /// The objects held, in the order they were written: each with the
+    /// earlier one (its index here) it is a new version of.
     order: Vec<(ObjectId, Option<usize>)>,
-    /// Where each object of `order` is, and its distance from an object
-    /// stored whole.
-    placed: HashMap<ObjectId, (usize, u32)>,
+    /// Where each object of `order` is.
+    placed: HashMap<ObjectId, usize>,
     /// The file last placed under each name: a new file's likely
     /// relative (a plan's `deployment.yaml` and the plan's before it).
     named: std::collections::HashMap<BString, ObjectId>,
@@ -187,32 +186,52 @@ impl Batch<'_> {
         placed
     }
 
-    /// Writes the objects held as one pack, and holds none.
+    /// Writes the objects held as one pack, and holds none. As git packs
+    /// them, the newest version of a file or tree is stored whole and
+    /// each older one as a delta of the version after it: what is read
+    /// most, the tip, reads without applying deltas.
     fn pack(&mut self) -> Result<(), Error> {
         let memory = self.repo.objects.take_object_memory().unwrap_or_default();
         self.repo.objects.enable_object_memory();
-        let mut order = std::mem::take(&mut self.order);
+        let order = std::mem::take(&mut self.order);
+        let mut newer: Vec<Option<usize>> = vec![None; order.len()];
+        for (at, (_, before)) in order.iter().enumerate() {
+            if let Some(b) = *before {
+                newer[b].get_or_insert(at);
+            }
+        }
+        // Newest first, so that every base comes before its deltas.
+        let last = order.len().saturating_sub(1);
+        let mut depth = vec![0u32; order.len()];
+        let mut objects: Vec<pack::Object<'_>> = Vec::with_capacity(memory.len());
+        for at in (0..order.len()).rev() {
+            let base = newer[at]
+                .map(|n| last - n)
+                .filter(|b| depth[*b] < DEPTH_MAX);
+            let here = objects.len();
+            depth[here] = base.map_or(0, |b| depth[b] + 1);
+            let id = order[at].0;
+            let (kind, data) = memory.get(&id).expect("placed objects are held");
+            objects.push(pack::Object {
+                id,
+                kind: *kind,
+                data,
+                base,
+            });
+        }
         // Objects no commit names (a file written twice in one commit):
         // stored all the same, in a fixed order.
-        let mut unnamed: Vec<ObjectId> = memory
-            .keys()
-            .filter(|id| !self.placed.contains_key(*id))
-            .copied()
-            .collect();
-        unnamed.sort_unstable();
-        order.extend(unnamed.into_iter().map(|id| (id, None)));
-        let objects: Vec<pack::Object<'_>> = order
+        let mut unnamed: Vec<(&ObjectId, &(gix::objs::Kind, Vec<u8>))> = memory
             .iter()
-            .map(|(id, base)| {
-                let (kind, data) = memory.get(id).expect("placed objects are held");
-                pack::Object {
-                    id: *id,
-                    kind: *kind,
-                    data,
-                    base: *base,
-                }
-            })
+            .filter(|(id, _)| !self.placed.contains_key(*id))
             .collect();
+        unnamed.sort_unstable_by_key(|(id, _)| **id);
+        objects.extend(unnamed.into_iter().map(|(id, (kind, data))| pack::Object {
+            id: *id,
+            kind: *kind,
+            data,
+            base: None,
+        }));
         let dir = self.repo.common_dir().join("objects").join("pack");
         pack::write(&dir, &objects)?;
         self.stored.packed += objects.len();
@@ -231,7 +250,7 @@ struct Placing<'a> {
     /// Reads what is not in `memory`.
     disk: &'a gix::Repository,
     order: &'a mut Vec<(ObjectId, Option<usize>)>,
-    placed: &'a mut HashMap<ObjectId, (usize, u32)>,
+    placed: &'a mut HashMap<ObjectId, usize>,
     named: &'a mut std::collections::HashMap<BString, ObjectId>,
     held: &'a mut usize,
 }
@@ -284,7 +303,7 @@ impl<'a> Placing<'a> {
     }
 
     /// Places `id`, when held and not placed yet, as a new version of
-    /// `before` when that is placed and not too deep a delta itself.
+    /// `before` when that is placed.
     fn object(&mut self, id: ObjectId, before: Option<ObjectId>) {
         if self.placed.contains_key(&id) {
             return;
@@ -292,12 +311,9 @@ impl<'a> Placing<'a> {
         let Some((_, data)) = self.memory.get(&id) else {
             return;
         };
-        let base = before
-            .and_then(|b| self.placed.get(&b).copied())
-            .filter(|(_, depth)| *depth < DEPTH_MAX);
-        self.order.push((id, base.map(|(at, _)| at)));
-        self.placed
-            .insert(id, (self.order.len() - 1, base.map_or(0, |(_, d)| d + 1)));
+        let before = before.and_then(|b| self.placed.get(&b).copied());
+        self.order.push((id, before));
+        self.placed.insert(id, self.order.len() - 1);
         *self.held += data.len();
     }
 }
@@ -408,7 +424,7 @@ mod tests {
     }
 
     #[test]
-    fn a_large_batch_is_one_pack_with_each_version_a_delta_of_the_one_before() {
+    fn a_large_batch_is_one_pack_with_each_version_a_delta_of_the_one_after() {
         let (dir, repo) = bare();
         let (tip, stored) = plans(&repo, 60, HELD_MAX);
         // Each commit, its list, file, plan directory, `plans/` and root.
@@ -440,6 +456,14 @@ mod tests {
             .filter(|l| l.split_whitespace().count() == 7)
             .count();
         assert!(deltas >= 2 * 59, "{verified}");
+        // The tip's list is whole, the one before it a delta of it.
+        let fields = |rev: &str| {
+            let id = git(&path, &["rev-parse", rev]);
+            let line = verified.lines().find(|l| l.starts_with(id.trim())).unwrap();
+            line.split_whitespace().count()
+        };
+        assert_eq!(fields("main:plans/list.yaml"), 5);
+        assert_eq!(fields("main~1:plans/list.yaml"), 7);
     }
 
     #[test]
