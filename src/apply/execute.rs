@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::{ApplyError, Done, HELD_MARKER, NOTES, Pushed, Step, Writer, note};
 use crate::diff::{Action as FileAction, ChangeSet, ChangeSets};
 use crate::execution::{Action, Commit, ExecutionPlan};
+use crate::git::batch::Batch;
 use crate::git::write::{NewCommit, message};
 use crate::git::{ObjectId, Repo};
 
@@ -105,10 +106,10 @@ impl Writer<'_> {
             .transpose()
     }
 
-    /// Writes one signed commit of `cs` on `base`.
+    /// Writes one signed commit of `cs` on `base` into `batch`.
     fn write(
         &self,
-        repo: &Repo,
+        batch: &mut Batch<'_>,
         cs: &ChangeSet,
         subject: &str,
         marks: Marks<'_>,
@@ -119,18 +120,19 @@ impl Writer<'_> {
             .iter()
             .map(|f| (f.path.clone(), f.new.clone()))
             .collect();
-        repo.write_commit(
-            &NewCommit {
-                base,
-                replace_tree: false,
-                changes: &changes,
-                message: self.message(cs, subject, marks),
-                author: self.identity,
-                time: self.time,
-            },
-            Some(self.signer),
-        )
-        .map_err(ApplyError::git(&cs.repo, "write the commit"))
+        batch
+            .write_commit(
+                &NewCommit {
+                    base,
+                    replace_tree: false,
+                    changes: &changes,
+                    message: self.message(cs, subject, marks),
+                    author: self.identity,
+                    time: self.time,
+                },
+                Some(self.signer),
+            )
+            .map_err(ApplyError::git(&cs.repo, "write the commit"))
     }
 
     /// One commit per plan on the default branch, pushed together.
@@ -148,14 +150,16 @@ impl Writer<'_> {
         let mut tip = start;
         let mut written = Vec::new();
         let mut flux = FluxTrees::default();
+        // Written together: a large run goes into a pack.
+        let mut batch = repo.batch();
         for pc in &c.commits {
             let marks = Marks {
                 proposal: None,
                 promoted_from: pc.promoted_from.as_deref(),
             };
             // Each commit lists the plans committed before it.
-            let cs = flux.on(&repo, &changes.sets[pc.set], tip)?;
-            let w = self.write(&repo, &cs, &pc.subject, marks, tip)?;
+            let cs = flux.on(&batch, &changes.sets[pc.set], tip)?;
+            let w = self.write(&mut batch, &cs, &pc.subject, marks, tip)?;
             flux.written(&cs);
             tip = Some(w.commit);
             written.push((
@@ -164,6 +168,9 @@ impl Writer<'_> {
                 pc.promoted_from.clone(),
             ));
         }
+        let stored = batch
+            .finish()
+            .map_err(ApplyError::git(name, "store the commits"))?;
         let Some(tip) = tip else {
             return Ok(Vec::new());
         };
@@ -188,9 +195,19 @@ impl Writer<'_> {
             Err(crate::git::Error::Moved { .. }) => return Ok(rejected(Vec::new())),
             Err(e) => return Err(ApplyError::git(name, "move the branch")(e)),
         }
-        tracing::debug!(repo = name, commits = written.len(), "commits written");
+        tracing::debug!(
+            repo = name,
+            commits = written.len(),
+            loose = stored.loose,
+            packed = stored.packed,
+            packs = stored.packs,
+            "commits written"
+        );
         let url = self.forge.url(name);
-        let pushed = self.cache.push(name, &url, &tip.to_string(), &t.branch)?;
+        let packed = stored.packs > 0;
+        let pushed = self
+            .cache
+            .push(name, &url, &tip.to_string(), &t.branch, packed)?;
         tracing::debug!(repo = name, "pushed");
         match pushed {
             Pushed::Done => {
@@ -235,8 +252,12 @@ impl Writer<'_> {
             proposal: Some(&p.id),
             promoted_from: p.promoted_from.as_deref(),
         };
-        let cs = &*on_tree(&repo, cs, base)?;
-        let written = self.write(&repo, cs, &p.title, marks, base)?;
+        let mut batch = repo.batch();
+        let cs = &*on_tree(&batch, cs, base)?;
+        let written = self.write(&mut batch, cs, &p.title, marks, base)?;
+        batch
+            .finish()
+            .map_err(ApplyError::git(name, "store the commit"))?;
         let (proposed, fresh) = match current {
             Some(head) if head.tree == written.tree => (head.commit, false),
             _ => {
@@ -420,7 +441,7 @@ impl Writer<'_> {
 /// directories, when `cs` changes it, recomputed from the tree at `base`
 /// (an earlier commit of the same run may have listed another plan).
 fn on_tree<'c>(
-    repo: &Repo,
+    repo: &Batch<'_>,
     cs: &'c ChangeSet,
     base: Option<ObjectId>,
 ) -> Result<Cow<'c, ChangeSet>, ApplyError> {
@@ -439,7 +460,7 @@ impl FluxTrees {
     /// on `base` (the tip the commits so far made).
     fn on<'c>(
         &mut self,
-        repo: &Repo,
+        repo: &Batch<'_>,
         cs: &'c ChangeSet,
         base: Option<ObjectId>,
     ) -> Result<Cow<'c, ChangeSet>, ApplyError> {

@@ -84,7 +84,12 @@ pub fn held_lock(said: &[String]) -> Option<&str> {
 }
 
 impl Cache {
-    /// Pushes `commit` to `branch` of `url` as a fast-forward.
+    /// Pushes `commit` to `branch` of `url` as a fast-forward. `packed`:
+    /// the commits' objects are in packs druppie wrote, each file or tree
+    /// already a delta of its previous version where that is worth it;
+    /// git then sends them as they are rather than searching thousands of
+    /// objects for more deltas (`pack.window=0`), which costs more time
+    /// than the bytes it would save (bench/scale.py).
     ///
     /// # Errors
     /// git fails for another reason than a moved branch.
@@ -94,9 +99,22 @@ impl Cache {
         url: &str,
         commit: &str,
         branch: &str,
+        packed: bool,
     ) -> Result<Pushed, CacheError> {
         let target = format!("refs/heads/{branch}");
-        self.push_ref(repo, url, commit, &target, false)
+        let config: &[&str] = if packed {
+            &["-c", "pack.window=0"]
+        } else {
+            &[]
+        };
+        self.push_with(
+            repo,
+            url,
+            &format!("{commit}:{target}"),
+            &target,
+            config,
+            &[],
+        )
     }
 
     /// Pushes `commit` to `branch` of `url` (a branch druppie owns,
@@ -117,7 +135,14 @@ impl Cache {
     ) -> Result<Pushed, CacheError> {
         let target = format!("refs/heads/{branch}");
         let lease = format!("--force-with-lease={target}:{}", expected.unwrap_or(""));
-        self.push_with(repo, url, &format!("{commit}:{target}"), &target, &[&lease])
+        self.push_with(
+            repo,
+            url,
+            &format!("{commit}:{target}"),
+            &target,
+            &[],
+            &[&lease],
+        )
     }
 
     /// Deletes `branch` on the forge if it is still at `expected`, and in
@@ -134,7 +159,7 @@ impl Cache {
     ) -> Result<Pushed, CacheError> {
         let target = format!("refs/heads/{branch}");
         let lease = format!("--force-with-lease={target}:{expected}");
-        let pushed = self.push_with(repo, url, &format!(":{target}"), &target, &[&lease])?;
+        let pushed = self.push_with(repo, url, &format!(":{target}"), &target, &[], &[&lease])?;
         if pushed == Pushed::Done {
             self.git(repo, &self.path(repo), &["update-ref", "-d", &target])?;
         }
@@ -159,7 +184,7 @@ impl Cache {
         force: bool,
     ) -> Result<Pushed, CacheError> {
         let refspec = format!("{}{source}:{target}", if force { "+" } else { "" });
-        self.push_with(repo, url, &refspec, target, &[])
+        self.push_with(repo, url, &refspec, target, &[], &[])
     }
 
     /// Pushes the ref `target` of the clone at `dir` (a work clone, such
@@ -176,27 +201,28 @@ impl Cache {
         remote: &str,
         target: &str,
     ) -> Result<Pushed, CacheError> {
-        self.push_in(
-            repo,
-            dir,
-            remote,
-            &format!("{target}:{target}"),
-            target,
-            &[],
-        )
+        let refspec = format!("{target}:{target}");
+        self.push_in(repo, dir, (remote, &refspec, target), &[], &[])
     }
 
-    /// `git push --porcelain <options> <url> <refspec>` from the cache's
-    /// clone of `repo`, read for `target`.
+    /// `git <config> push --porcelain <options> <url> <refspec>` from the
+    /// cache's clone of `repo`, read for `target`.
     fn push_with(
         &self,
         repo: &str,
         url: &str,
         refspec: &str,
         target: &str,
+        config: &[&str],
         options: &[&str],
     ) -> Result<Pushed, CacheError> {
-        self.push_in(repo, &self.path(repo), url, refspec, target, options)
+        self.push_in(
+            repo,
+            &self.path(repo),
+            (url, refspec, target),
+            config,
+            options,
+        )
     }
 
     /// [`Cache::push_with`] from the clone at `dir`.
@@ -204,12 +230,12 @@ impl Cache {
         &self,
         repo: &str,
         dir: &Path,
-        url: &str,
-        refspec: &str,
-        target: &str,
+        (url, refspec, target): (&str, &str, &str),
+        config: &[&str],
         options: &[&str],
     ) -> Result<Pushed, CacheError> {
-        let mut args = vec!["push", "--porcelain"];
+        let mut args = config.to_vec();
+        args.extend(["push", "--porcelain"]);
         args.extend_from_slice(options);
         args.extend([url, refspec]);
         let (ok, stdout, said) = self.run(repo, dir, &args)?;

@@ -6,8 +6,11 @@
 //! of past commits. [`Error`] tells a moved or locked
 //! ref (worth another try) from the rest.
 
+pub mod batch;
+mod delta;
 pub mod history;
 pub mod lock;
+mod pack;
 pub mod sign;
 pub mod write;
 
@@ -406,54 +409,7 @@ impl Repo {
         tree: ObjectId,
         dir: &str,
     ) -> Result<BTreeMap<String, ObjectId>, Error> {
-        let repo = self.repo.to_thread_local();
-        let root = repo
-            .find_tree(tree)
-            .map_err(|e| err("cannot read the tree", e))?;
-        let sub = if dir.is_empty() {
-            root
-        } else {
-            let entry = root
-                .lookup_entry_by_path(dir)
-                .map_err(|e| err(format!("cannot read `{dir}`"), e))?;
-            match entry {
-                Some(e) if e.mode().is_tree() => repo
-                    .find_tree(e.object_id())
-                    .map_err(|e| err(format!("cannot read `{dir}`"), e))?,
-                _ => return Ok(BTreeMap::new()),
-            }
-        };
-        let walk_error = |e: Source| err(format!("cannot walk `{dir}`"), e);
-        let mut files = Vec::new();
-        let mut subtrees = Vec::new();
-        for entry in sub.iter() {
-            let entry = entry.map_err(|e| walk_error(e.into()))?;
-            let name = entry.filename().to_str_lossy();
-            let name = if dir.is_empty() {
-                name.into_owned()
-            } else {
-                format!("{dir}/{name}")
-            };
-            if entry.mode().is_tree() {
-                subtrees.push((name, entry.oid().to_owned()));
-            } else if entry.mode().is_blob_or_symlink() {
-                files.push((name, entry.oid().to_owned()));
-            }
-        }
-        // A large directory (an environment's, with a directory per plan)
-        // is walked on every core.
-        let walk_one =
-            |repo: &gix::Repository, (name, id): &(String, ObjectId)| walk(repo, *id, name);
-        let walked: Vec<_> = if subtrees.len() >= PARALLEL_WALK {
-            let init = || self.repo.to_thread_local();
-            crate::par::map_init(&subtrees, None, init, |r, t| walk_one(r, t))
-        } else {
-            subtrees.iter().map(|t| walk_one(&repo, t)).collect()
-        };
-        for part in walked {
-            files.extend(part?);
-        }
-        Ok(files.into_iter().collect())
+        files_under(&self.repo.to_thread_local(), Some(&self.repo), tree, dir)
     }
 
     /// A blob's bytes; `Ok(None)` when the object database lacks it.
@@ -461,11 +417,73 @@ impl Repo {
     /// # Errors
     /// The object exists but cannot be read.
     pub fn blob(&self, id: ObjectId) -> Result<Option<Vec<u8>>, Error> {
-        match self.repo.to_thread_local().try_find_object(id) {
-            Ok(Some(obj)) if obj.kind == gix::objs::Kind::Blob => Ok(Some(obj.detach().data)),
-            Ok(_) => Ok(None),
-            Err(e) => Err(err(format!("cannot read blob {id}"), e)),
+        blob(&self.repo.to_thread_local(), id)
+    }
+}
+
+/// [`Repo::files_under`] through `repo`; a large directory is walked on
+/// every core through handles of `shared`, when given.
+fn files_under(
+    repo: &gix::Repository,
+    shared: Option<&gix::ThreadSafeRepository>,
+    tree: ObjectId,
+    dir: &str,
+) -> Result<BTreeMap<String, ObjectId>, Error> {
+    let root = repo
+        .find_tree(tree)
+        .map_err(|e| err("cannot read the tree", e))?;
+    let sub = if dir.is_empty() {
+        root
+    } else {
+        let entry = root
+            .lookup_entry_by_path(dir)
+            .map_err(|e| err(format!("cannot read `{dir}`"), e))?;
+        match entry {
+            Some(e) if e.mode().is_tree() => repo
+                .find_tree(e.object_id())
+                .map_err(|e| err(format!("cannot read `{dir}`"), e))?,
+            _ => return Ok(BTreeMap::new()),
         }
+    };
+    let walk_error = |e: Source| err(format!("cannot walk `{dir}`"), e);
+    let mut files = Vec::new();
+    let mut subtrees = Vec::new();
+    for entry in sub.iter() {
+        let entry = entry.map_err(|e| walk_error(e.into()))?;
+        let name = entry.filename().to_str_lossy();
+        let name = if dir.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{dir}/{name}")
+        };
+        if entry.mode().is_tree() {
+            subtrees.push((name, entry.oid().to_owned()));
+        } else if entry.mode().is_blob_or_symlink() {
+            files.push((name, entry.oid().to_owned()));
+        }
+    }
+    // A large directory (an environment's, with a directory per plan)
+    // is walked on every core.
+    let walk_one = |repo: &gix::Repository, (name, id): &(String, ObjectId)| walk(repo, *id, name);
+    let walked: Vec<_> = match shared {
+        Some(shared) if subtrees.len() >= PARALLEL_WALK => {
+            let init = || shared.to_thread_local();
+            crate::par::map_init(&subtrees, None, init, |r, t| walk_one(r, t))
+        }
+        _ => subtrees.iter().map(|t| walk_one(repo, t)).collect(),
+    };
+    for part in walked {
+        files.extend(part?);
+    }
+    Ok(files.into_iter().collect())
+}
+
+/// [`Repo::blob`] through `repo`.
+fn blob(repo: &gix::Repository, id: ObjectId) -> Result<Option<Vec<u8>>, Error> {
+    match repo.try_find_object(id) {
+        Ok(Some(obj)) if obj.kind == gix::objs::Kind::Blob => Ok(Some(obj.detach().data)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(err(format!("cannot read blob {id}"), e)),
     }
 }
 

@@ -66,9 +66,86 @@ pub fn message(summary: &str, body: &str, trailers: &[(&str, &str)]) -> String {
     out
 }
 
+/// Writes `commit`'s blobs, trees and the commit itself through `repo`,
+/// signed when a signer is given; returns them with the tree of the
+/// commit it builds on.
+pub(super) fn build(
+    repo: &gix::Repository,
+    commit: &NewCommit<'_>,
+    signer: Option<&Signer>,
+) -> Result<(Written, Option<ObjectId>), Error> {
+    let parent_tree = commit
+        .base
+        .map(|id| {
+            repo.find_commit(id)
+                .and_then(|c| c.tree_id())
+                .map(gix::Id::detach)
+                .map_err(|e| err(format!("cannot read base commit {id}"), e))
+        })
+        .transpose()?;
+    let base_tree = parent_tree
+        .filter(|_| !commit.replace_tree)
+        .unwrap_or_else(|| ObjectId::empty_tree(gix::hash::Kind::Sha1));
+    let mut editor = repo
+        .edit_tree(base_tree)
+        .map_err(|e| err("cannot edit the tree", e))?;
+    for (path, content) in commit.changes {
+        match content {
+            Some(bytes) => {
+                let blob = repo
+                    .write_blob(bytes)
+                    .map_err(|e| err(format!("cannot write `{path}`"), e))?;
+                editor
+                    .upsert(path.as_str(), EntryKind::Blob, blob.detach())
+                    .map_err(|e| err(format!("cannot place `{path}`"), e))?;
+            }
+            None => {
+                editor
+                    .remove(path.as_str())
+                    .map_err(|e| err(format!("cannot remove `{path}`"), e))?;
+            }
+        }
+    }
+    let tree = editor
+        .write()
+        .map_err(|e| err("cannot write the tree", e))?
+        .detach();
+    let who = gix::actor::Signature {
+        name: commit.author.name.as_str().into(),
+        email: commit.author.email.as_str().into(),
+        time: gix::date::Time::new(commit.time.0, commit.time.1),
+    };
+    let mut object = gix::objs::Commit {
+        tree,
+        parents: commit.base.into_iter().collect(),
+        author: who.clone(),
+        committer: who,
+        encoding: None,
+        message: BString::from(commit.message.as_str()),
+        extra_headers: Vec::new(),
+    };
+    if let Some(signer) = signer {
+        let mut payload = Vec::new();
+        gix::objs::WriteTo::write_to(&object, &mut payload)
+            .map_err(|e| err("cannot serialize the commit", e))?;
+        let pem = signer
+            .sign(&payload)
+            .map_err(|e| err("cannot sign the commit", e))?;
+        object
+            .extra_headers
+            .push((BString::from("gpgsig"), BString::from(pem)));
+    }
+    let commit = repo
+        .write_object(&object)
+        .map_err(|e| err("cannot write the commit", e))?
+        .detach();
+    Ok((Written { commit, tree }, parent_tree))
+}
+
 impl Repo {
     /// Writes `commit`'s blobs, trees and the commit itself, signed when
-    /// a signer is given. No ref moves.
+    /// a signer is given. No ref moves. Many objects go into a pack (see
+    /// [`Repo::batch`] for writing several commits together).
     ///
     /// # Errors
     /// The base commit is missing, a path is invalid, an object cannot be
@@ -78,69 +155,10 @@ impl Repo {
         commit: &NewCommit<'_>,
         signer: Option<&Signer>,
     ) -> Result<Written, Error> {
-        let repo = self.repo.to_thread_local();
-        let base_tree = match commit.base.filter(|_| !commit.replace_tree) {
-            Some(id) => repo
-                .find_commit(id)
-                .and_then(|c| c.tree_id())
-                .map_err(|e| err(format!("cannot read base commit {id}"), e))?
-                .detach(),
-            None => ObjectId::empty_tree(gix::hash::Kind::Sha1),
-        };
-        let mut editor = repo
-            .edit_tree(base_tree)
-            .map_err(|e| err("cannot edit the tree", e))?;
-        for (path, content) in commit.changes {
-            match content {
-                Some(bytes) => {
-                    let blob = repo
-                        .write_blob(bytes)
-                        .map_err(|e| err(format!("cannot write `{path}`"), e))?;
-                    editor
-                        .upsert(path.as_str(), EntryKind::Blob, blob.detach())
-                        .map_err(|e| err(format!("cannot place `{path}`"), e))?;
-                }
-                None => {
-                    editor
-                        .remove(path.as_str())
-                        .map_err(|e| err(format!("cannot remove `{path}`"), e))?;
-                }
-            }
-        }
-        let tree = editor
-            .write()
-            .map_err(|e| err("cannot write the tree", e))?
-            .detach();
-        let who = gix::actor::Signature {
-            name: commit.author.name.as_str().into(),
-            email: commit.author.email.as_str().into(),
-            time: gix::date::Time::new(commit.time.0, commit.time.1),
-        };
-        let mut object = gix::objs::Commit {
-            tree,
-            parents: commit.base.into_iter().collect(),
-            author: who.clone(),
-            committer: who,
-            encoding: None,
-            message: BString::from(commit.message.as_str()),
-            extra_headers: Vec::new(),
-        };
-        if let Some(signer) = signer {
-            let mut payload = Vec::new();
-            gix::objs::WriteTo::write_to(&object, &mut payload)
-                .map_err(|e| err("cannot serialize the commit", e))?;
-            let pem = signer
-                .sign(&payload)
-                .map_err(|e| err("cannot sign the commit", e))?;
-            object
-                .extra_headers
-                .push((BString::from("gpgsig"), BString::from(pem)));
-        }
-        let commit = repo
-            .write_object(&object)
-            .map_err(|e| err("cannot write the commit", e))?
-            .detach();
-        Ok(Written { commit, tree })
+        let mut batch = self.batch();
+        let written = batch.write_commit(commit, signer)?;
+        batch.finish()?;
+        Ok(written)
     }
 
     /// Sets the note on `target` under `notes_ref` (e.g. `refs/notes/druppie`)

@@ -23,6 +23,7 @@ mod lifecycle_attacks;
 mod llm;
 mod mcp;
 mod never_wedged;
+mod packed_writes;
 mod pins;
 mod pipes;
 mod planner;
