@@ -105,6 +105,10 @@ pub struct LoadOptions {
     pub max_file_bytes: u64,
     /// More spec files than this aborts the load.
     pub max_files: usize,
+    /// More bytes in all spec files together (each counted up to
+    /// `max_file_bytes`) than this aborts the load: what bounds the
+    /// memory a spec can take, whatever its number of files.
+    pub max_total_bytes: u64,
     /// Where pinned blocks are read from; `None`: the git repository
     /// holding the spec root, from its `HEAD`.
     pub history: Option<super::pins::History>,
@@ -126,7 +130,10 @@ impl Default for LoadOptions {
         LoadOptions {
             catalog_only: false,
             max_file_bytes: 1024 * 1024,
-            max_files: 10_000,
+            // A platform of 10,000 plans has some 10,000 spec files of
+            // about a kilobyte each.
+            max_files: 100_000,
+            max_total_bytes: 256 * 1024 * 1024,
             history: None,
         }
     }
@@ -139,6 +146,8 @@ pub enum LoadError {
     NotADirectory { path: PathBuf },
     #[error("spec repo `{}` has more than {limit} spec files; druppie stops here rather than exhaust memory", path.display())]
     TooManyFiles { path: PathBuf, limit: usize },
+    #[error("spec repo `{}` holds more than {limit} bytes of spec files; druppie stops here rather than exhaust memory", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("cannot start the spec loading thread")]
     Thread {
         #[source]
@@ -157,7 +166,10 @@ impl LoadError {
     /// directory may fail for a moment (a checkout being replaced, an I/O
     /// error); too many files stays too many.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, LoadError::TooManyFiles { .. })
+        !matches!(
+            self,
+            LoadError::TooManyFiles { .. } | LoadError::TooLarge { .. }
+        )
     }
 }
 
@@ -201,6 +213,7 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         },
         options,
         budget: options.max_files,
+        bytes: options.max_total_bytes,
     };
     // Listed whole, so a link anywhere under templates/ is refused here,
     // by `validate`, and not only when a plan renders the block.
@@ -278,6 +291,8 @@ pub(super) struct Loader<'a> {
     pub(super) options: &'a LoadOptions,
     /// Files that may still be listed before the load stops.
     pub(super) budget: usize,
+    /// Bytes the files listed so far may still hold.
+    pub(super) bytes: u64,
 }
 
 impl Loader<'_> {
@@ -294,6 +309,18 @@ impl Loader<'_> {
         for refused in &walked.refused {
             self.spec.diagnostics.push(refused.diagnostic());
         }
+        let listed: u64 = walked
+            .files
+            .iter()
+            .map(|f| f.len.min(self.options.max_file_bytes))
+            .sum();
+        self.bytes = self
+            .bytes
+            .checked_sub(listed)
+            .ok_or_else(|| LoadError::TooLarge {
+                path: self.spec.root.clone(),
+                limit: self.options.max_total_bytes,
+            })?;
         Ok(walked.files)
     }
 

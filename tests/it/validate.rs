@@ -356,6 +356,26 @@ fn too_many_files_stop_the_load() {
 }
 
 #[test]
+fn too_many_bytes_of_spec_files_stop_the_load_whatever_their_number() {
+    let f = Fixture::valid().with(
+        "spec/plans/big.yaml",
+        format!("name: big\n#{}\n", "x".repeat(4000)),
+    );
+    let options = LoadOptions {
+        max_total_bytes: 4000,
+        ..LoadOptions::default()
+    };
+    let err = load(f.path(), &options).expect_err("over the limit");
+    assert!(
+        err.to_string()
+            .contains("more than 4000 bytes of spec files"),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    load(f.path(), &LoadOptions::default()).expect("within the default");
+}
+
+#[test]
 fn missing_spec_dir_is_one_clear_error() {
     let f = Fixture::empty();
     let run = crate::support::druppie(f.path(), &["--spec", "does-not-exist", "validate"]);
