@@ -424,6 +424,24 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_writing_more_packs_than_an_open_repository_had_slots_for_reads_them_all() {
+        let (dir, repo) = bare();
+        // A pack every few commits: far more than the 32 index slots
+        // gix gives a repository it opens by default.
+        let (tip, stored) = plans(&repo, 300, 4 * 1024);
+        assert!(stored.packs > 40, "{}", stored.packs);
+        let listed = git(
+            &dir.path().join("r.git"),
+            &["ls-tree", "-r", "--name-only", &tip.to_string()],
+        );
+        assert_eq!(listed.lines().count(), 301, "every plan and the list");
+        git(
+            &dir.path().join("r.git"),
+            &["fsck", "--strict", "--no-progress"],
+        );
+    }
+
+    #[test]
     fn a_large_batch_is_one_pack_with_each_version_a_delta_of_the_one_after() {
         let (dir, repo) = bare();
         let (tip, stored) = plans(&repo, 60, HELD_MAX);

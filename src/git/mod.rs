@@ -169,7 +169,15 @@ impl Repo {
         if !bare && !path.join(".git").exists() {
             return Ok(None);
         }
-        gix::ThreadSafeRepository::open_opts(path, gix::open::Options::isolated())
+        // gix sizes the index slots of a repository when it opens it and
+        // cannot add any later; a run writing its objects as packs adds
+        // one index per pack (32 slots were too few at 10,000 plans).
+        let slots = gix::odb::store::init::Slots::AsNeededByDiskState {
+            multiplier: 1.1,
+            minimum: 1024,
+        };
+        let options = gix::open::Options::isolated().object_store_slots(slots);
+        gix::ThreadSafeRepository::open_opts(path, options)
             .map(|repo| Some(Repo { repo }))
             .map_err(|e| err("cannot open the repository", e))
     }
