@@ -330,14 +330,10 @@ pub fn diff(
         let scoped = env_live
             .iter()
             .filter(|(env, _)| options.scope.env.as_deref().is_none_or(|e| e == **env));
+        let shards = options.scope.shards.as_ref();
         for (env, live) in scoped {
-            let shards = options.scope.shards.as_ref();
-            let removed =
-                prune::removed_plans(infra, env, live, platform, &selection, &mut out.errors);
-            for cs in removed.into_iter().filter(|cs| {
-                // Another shard's removed plan is its holder's to prune.
-                shards.is_none_or(|s| cs.plans.iter().all(|p| s.owns(p)))
-            }) {
+            let covered = (&selection[..], shards);
+            for cs in prune::removed_plans(infra, (env, live), platform, covered, &mut out.errors) {
                 sets.insert(key(&cs), cs);
             }
         }

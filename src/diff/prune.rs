@@ -14,13 +14,13 @@ use crate::spec::model::Platform;
 /// plan directory (one level below the environment's path) and their Flux
 /// directory (`clusters/<env>/druppie/<plan>`), each with a lock, and
 /// their entry in the environment's list: one change set per plan, named
-/// after the directory.
+/// after the directory. With `shards`, only a plan of these is pruned:
+/// another shard's removed plan is its holder's to prune.
 pub(super) fn removed_plans(
     infra: &LiveRepo,
-    env: &str,
-    live: &BTreeMap<String, ObjectId>,
+    (env, live): (&str, &BTreeMap<String, ObjectId>),
     platform: &Platform,
-    selection: &[Pick<'_>],
+    (selection, shards): (&[Pick<'_>], Option<&crate::spec::Shards>),
     errors: &mut Vec<live::Error>,
 ) -> Vec<ChangeSet> {
     use crate::spec::names;
@@ -47,7 +47,7 @@ pub(super) fn removed_plans(
         let Some(name) = in_env.or_else(|| crate::render::flux::plan_of_lock(env, path)) else {
             continue;
         };
-        if !covered.contains(name) {
+        if !covered.contains(name) && shards.is_none_or(|s| s.owns(name)) {
             removed.entry(name).or_default().push(location.to_owned());
         }
     }

@@ -70,21 +70,12 @@ impl Leader {
             .await
             .map_err(|e| self.error("read", e))?
         else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(self.name.clone()),
-                    namespace: Some(self.namespace.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(self.identity.clone()),
-                    lease_duration_seconds: Some(self.seconds()),
-                    acquire_time: Some(MicroTime(now)),
-                    renew_time: Some(MicroTime(now)),
-                    lease_transitions: Some(0),
-                    ..LeaseSpec::default()
-                }),
-            };
+            let lease = taken(
+                (&self.namespace, &self.name),
+                &self.identity,
+                self.seconds(),
+                now,
+            );
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(e) if api_code(&e) == Some(409) => Ok(false),
@@ -162,6 +153,31 @@ impl Leader {
             name: self.name.clone(),
             source,
         }
+    }
+}
+
+/// A new Lease `namespace/name`, held by `identity` from `now` for
+/// `seconds`.
+pub(super) fn taken(
+    (namespace, name): (&str, &str),
+    identity: &str,
+    seconds: i32,
+    now: Timestamp,
+) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(identity.to_owned()),
+            lease_duration_seconds: Some(seconds),
+            acquire_time: Some(MicroTime(now)),
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(0),
+            ..LeaseSpec::default()
+        }),
     }
 }
 

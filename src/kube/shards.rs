@@ -18,9 +18,9 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, PostParams};
 
-use super::lease::{expired, whole_seconds};
+use super::lease::{expired, taken, whole_seconds};
 use super::{Cluster, Error, api_code};
 
 mod heard;
@@ -242,21 +242,12 @@ impl ShardLeases {
     ) -> Result<bool, Error> {
         let name = self.name(shard);
         let Some(mut lease) = current else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(self.namespace.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(self.identity.clone()),
-                    lease_duration_seconds: Some(self.seconds()),
-                    acquire_time: Some(MicroTime(now)),
-                    renew_time: Some(MicroTime(now)),
-                    lease_transitions: Some(0),
-                    ..LeaseSpec::default()
-                }),
-            };
+            let lease = taken(
+                (&self.namespace, &name),
+                &self.identity,
+                self.seconds(),
+                now,
+            );
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(e) if api_code(&e) == Some(409) => Ok(false),
@@ -346,6 +337,7 @@ fn set_wanted_by(lease: &mut Lease, who: Option<&str>) {
 pub(super) mod tests {
     use http::Method;
     use k8s_openapi::jiff::SignedDuration;
+    use kube::api::ObjectMeta;
     use serde_json::Value;
 
     use super::*;
