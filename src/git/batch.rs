@@ -42,9 +42,8 @@ pub struct Batch<'r> {
     owner: &'r Repo,
     /// A handle that writes to memory.
     repo: gix::Repository,
-    /// The objects held, in the order they were written: each with the
-    /// earlier one (its index here) it is a new version of.
-    order: Vec<(ObjectId, Option<usize>)>,
+    /// The objects held, in the order they were written.
+    order: Vec<Placed>,
     /// Where each object of `order` is.
     placed: HashMap<ObjectId, usize>,
     /// The file last placed under each name: a new file's likely
@@ -57,6 +56,16 @@ pub struct Batch<'r> {
     /// Commits held in memory.
     commits: HashSet<ObjectId>,
     stored: Stored,
+}
+
+/// An object held, and the earlier one (its index in [`Batch::order`])
+/// it is likely a new version of.
+struct Placed {
+    id: ObjectId,
+    before: Option<usize>,
+    /// `before` was at the same path; else it is a file under the same
+    /// name elsewhere.
+    same_path: bool,
 }
 
 /// What a batch stored.
@@ -180,7 +189,7 @@ impl Batch<'_> {
             held: &mut self.held,
         };
         let placed = placing.tree(written.tree, parent_tree);
-        placing.object(written.commit, None);
+        placing.object(written.commit, None, true);
         self.repo.objects.set_object_memory(memory);
         self.commits.insert(written.commit);
         placed
@@ -194,10 +203,14 @@ impl Batch<'_> {
         let memory = self.repo.objects.take_object_memory().unwrap_or_default();
         self.repo.objects.enable_object_memory();
         let order = std::mem::take(&mut self.order);
+        // An object's base is its next version at the same path, else
+        // the next file under its name.
         let mut newer: Vec<Option<usize>> = vec![None; order.len()];
-        for (at, (_, before)) in order.iter().enumerate() {
-            if let Some(b) = *before {
-                newer[b].get_or_insert(at);
+        for same_path in [true, false] {
+            for (at, placed) in order.iter().enumerate() {
+                if let Some(b) = placed.before.filter(|_| placed.same_path == same_path) {
+                    newer[b].get_or_insert(at);
+                }
             }
         }
         // Newest first, so that every base comes before its deltas.
@@ -210,7 +223,7 @@ impl Batch<'_> {
                 .filter(|b| depth[*b] < DEPTH_MAX);
             let here = objects.len();
             depth[here] = base.map_or(0, |b| depth[b] + 1);
-            let id = order[at].0;
+            let id = order[at].id;
             let (kind, data) = memory.get(&id).expect("placed objects are held");
             objects.push(pack::Object {
                 id,
@@ -249,7 +262,7 @@ struct Placing<'a> {
     memory: &'a gix::odb::memory::Storage,
     /// Reads what is not in `memory`.
     disk: &'a gix::Repository,
-    order: &'a mut Vec<(ObjectId, Option<usize>)>,
+    order: &'a mut Vec<Placed>,
     placed: &'a mut HashMap<ObjectId, usize>,
     named: &'a mut std::collections::HashMap<BString, ObjectId>,
     held: &'a mut usize,
@@ -293,18 +306,23 @@ impl<'a> Placing<'a> {
                 self.tree(entry_id, before)?;
             } else if entry.mode.is_blob_or_symlink() {
                 // A new file: like the one last placed under its name.
-                let before = before.or_else(|| self.named.get(entry.filename).copied());
-                self.object(entry_id, before);
+                match before {
+                    Some(_) => self.object(entry_id, before, true),
+                    None => {
+                        let named = self.named.get(entry.filename).copied();
+                        self.object(entry_id, named, false);
+                    }
+                }
                 self.named.insert(entry.filename.to_owned(), entry_id);
             }
         }
-        self.object(id, before);
+        self.object(id, before, true);
         Ok(())
     }
 
     /// Places `id`, when held and not placed yet, as a new version of
-    /// `before` when that is placed.
-    fn object(&mut self, id: ObjectId, before: Option<ObjectId>) {
+    /// `before` when that is placed (`same_path`: at the same path).
+    fn object(&mut self, id: ObjectId, before: Option<ObjectId>, same_path: bool) {
         if self.placed.contains_key(&id) {
             return;
         }
@@ -312,7 +330,11 @@ impl<'a> Placing<'a> {
             return;
         };
         let before = before.and_then(|b| self.placed.get(&b).copied());
-        self.order.push((id, before));
+        self.order.push(Placed {
+            id,
+            before,
+            same_path,
+        });
         self.placed.insert(id, self.order.len() - 1);
         *self.held += data.len();
     }
@@ -398,6 +420,12 @@ mod tests {
             list.push_str(&format!("  - plan-{i:03}\n"));
             let changes = [
                 ("plans/list.yaml".to_owned(), Some(list.into_bytes())),
+                // Under the list's name, in the plan's directory: never
+                // the base the list's previous version is a delta of.
+                (
+                    format!("plans/plan-{i:03}/list.yaml"),
+                    Some(format!("- plan-{i:03}\n").into_bytes()),
+                ),
                 (
                     format!("plans/plan-{i:03}/deployment.yaml"),
                     Some(
@@ -434,7 +462,11 @@ mod tests {
             &dir.path().join("r.git"),
             &["ls-tree", "-r", "--name-only", &tip.to_string()],
         );
-        assert_eq!(listed.lines().count(), 301, "every plan and the list");
+        assert_eq!(
+            listed.lines().count(),
+            601,
+            "every plan's two files and the list"
+        );
         git(
             &dir.path().join("r.git"),
             &["fsck", "--strict", "--no-progress"],
@@ -445,12 +477,13 @@ mod tests {
     fn a_large_batch_is_one_pack_with_each_version_a_delta_of_the_one_after() {
         let (dir, repo) = bare();
         let (tip, stored) = plans(&repo, 60, HELD_MAX);
-        // Each commit, its list, file, plan directory, `plans/` and root.
+        // Each commit, its list, two files, plan directory, `plans/` and
+        // root.
         assert_eq!(
             stored,
             Stored {
                 loose: 0,
-                packed: 60 * 6,
+                packed: 60 * 7,
                 packs: 1
             }
         );
@@ -491,13 +524,13 @@ mod tests {
         assert_eq!(
             stored,
             Stored {
-                loose: 3 * 6,
+                loose: 3 * 7,
                 packed: 0,
                 packs: 0
             }
         );
         let path = dir.path().join("r.git");
-        assert_eq!(loose(&path), 18);
+        assert_eq!(loose(&path), 21);
         assert!(
             std::fs::read_dir(path.join("objects/pack"))
                 .unwrap()
@@ -512,7 +545,7 @@ mod tests {
         // About ten commits' objects a pack.
         let (tip, stored) = plans(&repo, 60, 5_000);
         assert!(stored.packs >= 5, "{stored:?}");
-        assert_eq!(stored.packed, 60 * 6);
+        assert_eq!(stored.packed, 60 * 7);
         let path = dir.path().join("r.git");
         assert_eq!(loose(&path), 0);
         git(&path, &["update-ref", "refs/heads/main", &tip.to_string()]);
