@@ -106,7 +106,12 @@ class Daemon:
             if '"listening"' in line:
                 self.addr = json.loads(line)["fields"]["addr"]
                 break
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+        # BENCH_LOG=<file> keeps the daemon's log (with DRUPPIE_LOG=druppie=debug,
+        # each stage's time); else it is read and dropped.
+        log = os.environ.get("BENCH_LOG")
+        sink = open(log, "w", buffering=1) if log else None
+        threading.Thread(target=lambda: [sink.write(line) if sink else None
+                                         for line in self.proc.stderr], daemon=True).start()
         while self.get("/readyz")[0] != 200:
             time.sleep(0.05)
 
@@ -252,9 +257,12 @@ def memory(d, n):
 
 
 def release_binary():
-    """The druppie the benchmarks run: built with `--profile dist`."""
-    subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=HERE, check=True)
-    return os.path.join(HERE, "target/dist/druppie")
+    """The druppie the benchmarks run: built with `--profile dist` (the
+    README's figures), or BENCH_PROFILE (`release` builds faster while
+    trying a change)."""
+    profile = os.environ.get("BENCH_PROFILE", "dist")
+    subprocess.run(["cargo", "build", "--profile", profile, "--quiet"], cwd=HERE, check=True)
+    return os.path.join(HERE, "target", profile, "druppie")
 
 
 def main():
