@@ -158,7 +158,8 @@ impl Writer<'_> {
                 promoted_from: pc.promoted_from.as_deref(),
             };
             // Each commit lists the plans committed before it.
-            let cs = flux.on(&batch, &changes.sets[pc.set], tip)?;
+            let set = together(changes, &pc.sets);
+            let cs = flux.on(&batch, &set, tip)?;
             let w = self.write(&mut batch, &cs, &pc.subject, marks, tip)?;
             flux.written(&cs);
             tip = Some(w.commit);
@@ -434,6 +435,19 @@ impl Writer<'_> {
         }
         trailers.push(("Druppie-Trigger", self.trigger));
         message(subject, &body, &trailers)
+    }
+}
+
+/// The change sets at `sets` as one (one commit of several plans).
+fn together<'c>(changes: &'c ChangeSets, sets: &[usize]) -> Cow<'c, ChangeSet> {
+    match sets {
+        [one] => Cow::Borrowed(&changes.sets[*one]),
+        _ => {
+            let mut all = sets.iter().map(|&i| changes.sets[i].clone());
+            let mut whole = all.next().expect("a commit holds a change set");
+            all.for_each(|cs| whole.take_in(cs));
+            Cow::Owned(whole)
+        }
     }
 }
 

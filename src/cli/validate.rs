@@ -18,7 +18,15 @@ pub struct Args {
     /// With `--render`: render only this plan (repeat for more)
     #[arg(long = "plan", value_name = "PLAN", requires = "render")]
     pub plans: Vec<String>,
+    /// With `--render`: read the plans to render from standard input, one
+    /// a line, once the spec is loaded (no line: every plan); the
+    /// daemon's render check starts this way before it knows them
+    #[arg(long, requires = "render", conflicts_with = "plans")]
+    pub plans_from_stdin: bool,
 }
+
+/// The most bytes of plan names read from standard input.
+const STDIN_LIMIT: u64 = 16 << 20;
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let loaded =
@@ -44,9 +52,23 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         count(s.policies.len(), "policy").replace("policys", "policies"),
     );
     if args.render {
+        let plans = if args.plans_from_stdin {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(std::io::stdin(), STDIN_LIMIT),
+                &mut text,
+            )
+            .map_err(CommandError::failed)?;
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            args.plans.clone()
+        };
         let mut selection = spec::select(&v, &Default::default())?;
-        if !args.plans.is_empty() {
-            for plan in &args.plans {
+        if !plans.is_empty() {
+            for plan in &plans {
                 // An unknown name is an error naming the plans there are.
                 let only = crate::compose::ComposeOptions {
                     plan: Some(plan.clone()),
@@ -55,7 +77,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
                 };
                 spec::select(&v, &only)?;
             }
-            selection = selection.only_plans(&v, &args.plans.iter().cloned().collect());
+            selection = selection.only_plans(&v, &plans.iter().cloned().collect());
         }
         let limits = ctx.config.render.limits();
         let rendered = crate::compose::compose(&v, &selection, &limits)

@@ -1,13 +1,15 @@
 //! The render check: before the daemon renders a spec revision itself,
-//! a child process (`druppie validate --render`) renders all of it, in
-//! memory, under the same limits. A template that would exhaust memory
+//! a child process (`druppie validate --render`) renders all of it (or
+//! the plans a change reaches), in memory, under the same limits. It
+//! starts as the daemon opens the spec, loading it meanwhile, and is
+//! told the plans once the daemon knows them. A template that would exhaust memory
 //! ends that child with a located error ([`crate::budget`]), and the
 //! daemon records the revision as refused instead of going down with it.
 
 use std::ffi::OsString;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to start the check: the druppie binary and the arguments before
@@ -75,39 +77,100 @@ impl RenderCheck {
         root: &Path,
         plans: Option<&std::collections::BTreeSet<String>>,
     ) -> Result<(), CheckError> {
-        if plans.is_some_and(std::collections::BTreeSet::is_empty) {
-            // No plan to render: nothing can fail.
-            return Ok(());
-        }
-        let mut child = Command::new(&self.program)
+        self.start(root).finish(plans)
+    }
+
+    /// Starts the check at `root` before the plans to render are known:
+    /// the child loads and validates the spec meanwhile, then reads them
+    /// from its standard input ([`Started::finish`]).
+    pub fn start(&self, root: &Path) -> Started {
+        let child = Command::new(&self.program)
             .args(&self.args)
             .arg("--spec")
             .arg(root)
-            .args(["--color", "never", "validate", "--render"])
-            .args(plans.into_iter().flatten().map(|p| format!("--plan={p}")))
-            .stdin(Stdio::null())
+            .args([
+                "--color",
+                "never",
+                "validate",
+                "--render",
+                "--plans-from-stdin",
+            ])
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| CheckError::Broken(format!("cannot start it: {e}")))?;
-        let stderr = child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(stderr) = stderr {
-                let _ = stderr.take(STDERR_LIMIT).read_to_string(&mut text);
-            }
-            text
+            .map_err(|e| format!("cannot start it: {e}"));
+        let child = child.map(|mut child| {
+            let stderr = child.stderr.take();
+            let reader = std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(stderr) = stderr {
+                    let _ = stderr.take(STDERR_LIMIT).read_to_string(&mut text);
+                }
+                text
+            });
+            (child, reader)
         });
-        let started = Instant::now();
+        Started {
+            child: Some(child),
+            started: Instant::now(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// A check started, waiting for the plans it renders; dropped unfinished,
+/// its child is killed.
+pub struct Started {
+    child: Option<Result<(Child, std::thread::JoinHandle<String>), String>>,
+    started: Instant,
+    timeout: Duration,
+}
+
+impl Started {
+    /// Tells the child which plans to render (`None`: every plan) and
+    /// waits for its verdict.
+    ///
+    /// # Errors
+    /// [`CheckError`].
+    pub fn finish(
+        mut self,
+        plans: Option<&std::collections::BTreeSet<String>>,
+    ) -> Result<(), CheckError> {
+        let (mut child, reader) = self
+            .child
+            .take()
+            .expect("a check is finished once")
+            .map_err(CheckError::Broken)?;
+        if plans.is_some_and(std::collections::BTreeSet::is_empty) {
+            // No plan to render: nothing can fail.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(());
+        }
+        if let Some(mut stdin) = child.stdin.take() {
+            // One name a line; none, every plan. Written aside: the child
+            // reads them only once it has loaded the spec, and one that
+            // never does is killed at the timeout. A child that stopped
+            // before reading says why on stderr.
+            let names: String = plans
+                .into_iter()
+                .flatten()
+                .map(|p| format!("{p}\n"))
+                .collect();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(names.as_bytes());
+            });
+        }
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() > self.timeout => {
+                Ok(None) if self.started.elapsed() > self.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(CheckError::TimedOut(self.timeout));
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => return Err(CheckError::Broken(e.to_string())),
             }
         };
@@ -117,6 +180,15 @@ impl RenderCheck {
             Some(1) => Err(CheckError::Refused(errors_only(&said))),
             Some(code) => Err(CheckError::Broken(format!("exit status {code}: {said}"))),
             None => Err(CheckError::Broken(format!("{status}"))),
+        }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(Ok((child, _))) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

@@ -230,6 +230,12 @@ impl Reconciler {
             shards: shards.cloned(),
             ..ComposeOptions::default()
         };
+        let commit = revision.commit.as_deref().filter(|_| !revision.dirty);
+        // Started now, the check loads the spec while this process does;
+        // it is told the plans once they are known.
+        let checking = (self.check.as_ref())
+            .filter(|_| !self.checked.holds(commit))
+            .map(|check| check.start(root));
         let opened = match crate::spec::open(root, &LoadOptions::default(), &whole) {
             Ok(opened) => opened,
             Err(e) => {
@@ -255,27 +261,24 @@ impl Reconciler {
             Some(n) => (opened.selection.only_plans(valid, &n.plans), n.scope()),
             None => (opened.selection.clone(), whole),
         };
-        if let Some(check) = &self.check {
-            let commit = revision.commit.as_deref().filter(|_| !revision.dirty);
-            if !self.checked.holds(commit) {
-                // The plans the change cannot reach render as they did
-                // at the last commit, which passed; another shard's
-                // plans are its holder's to check.
-                let held = shards.map(|_| opened.plan_names());
-                let plans = narrowed.as_ref().map(|n| &n.plans).or(held.as_ref());
-                let started = Instant::now();
-                if let Err(e) = check.run(root, plans) {
-                    return Ended::from_error(&e, e.is_transient());
-                }
-                info!(
-                    commit,
-                    plans = plans.map(BTreeSet::len),
-                    seconds = started.elapsed().as_secs_f64(),
-                    "render check passed"
-                );
-                if plans.is_none() {
-                    self.checked.set(commit);
-                }
+        if let Some(checking) = checking {
+            // The plans the change cannot reach render as they did at
+            // the last commit, which passed; another shard's plans are
+            // its holder's to check.
+            let held = shards.map(|_| opened.plan_names());
+            let plans = narrowed.as_ref().map(|n| &n.plans).or(held.as_ref());
+            let started = Instant::now();
+            if let Err(e) = checking.finish(plans) {
+                return Ended::from_error(&e, e.is_transient());
+            }
+            info!(
+                commit,
+                plans = plans.map(BTreeSet::len),
+                waited = started.elapsed().as_secs_f64(),
+                "render check passed"
+            );
+            if plans.is_none() {
+                self.checked.set(commit);
             }
         }
         super::catalog::place(

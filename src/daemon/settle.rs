@@ -69,6 +69,9 @@ impl Reconciler {
         if diff.is_some() {
             view.diff = diff;
         }
+        // The revision the dry run is of, shown with it.
+        view.revision.clone_from(&revision.commit);
+        view.dirty = revision.dirty;
     }
 }
 

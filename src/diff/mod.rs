@@ -488,12 +488,7 @@ fn merge_part(
         match sets.get_mut(&key) {
             // Two instances of one plan in one target (validation keeps
             // repo names apart, so this is one plan's two components).
-            Some(whole) => {
-                whole.files.extend(cs.files);
-                whole.notes.extend(cs.notes);
-                whole.findings.extend(cs.findings);
-                whole.render_digest = combine(&whole.render_digest, &cs.render_digest);
-            }
+            Some(whole) => whole.take_in(cs),
             None => {
                 sets.insert(key, cs);
             }
@@ -632,6 +627,23 @@ pub fn freight_digest<'a>(
         hash.update([b'\n']);
     }
     crate::hex::encode(&hash.finalize())
+}
+
+impl ChangeSet {
+    /// `other`'s changes to the same target taken into this one: another
+    /// component's of the same plan, or (one commit of several plans)
+    /// another plan's.
+    pub fn take_in(&mut self, other: ChangeSet) {
+        for plan in other.plans {
+            if !self.plans.contains(&plan) {
+                self.plans.push(plan);
+            }
+        }
+        self.files.extend(other.files);
+        self.notes.extend(other.notes);
+        self.findings.extend(other.findings);
+        self.render_digest = combine(&self.render_digest, &other.render_digest);
+    }
 }
 
 /// The digest of two digests in order (several plans in one environment).

@@ -7,7 +7,8 @@
 //! - `observe`: reported, nothing written;
 //! - `deploy` (infra repo, no conflict), and the first commit of a new
 //!   project repo: committed straight to the default branch, one commit
-//!   per plan, one push per repo and environment;
+//!   per plan (consecutive plans together past [`group::COMMITS_MAX`]
+//!   of them), one push per repo and environment;
 //! - `propose` (and any change with a conflict): proposed on the plan's
 //!   own branch, [`branch`], as a pull request (plain git: the branch),
 //!   which a merge approves. A conflict makes it a draft titled
@@ -23,6 +24,7 @@
 //! again.
 
 mod digest;
+mod group;
 mod promotion;
 
 use serde::Serialize;
@@ -32,6 +34,7 @@ use crate::diff::{Action as FileAction, ChangeSet, ChangeSets};
 use crate::lock::LOCK_FILE;
 use crate::render::RepoKind;
 use crate::spec::model::Trust;
+pub use group::COMMITS_MAX;
 use promotion::Stages;
 pub use promotion::{gate, unverified};
 
@@ -135,12 +138,13 @@ pub struct Commit {
     pub commits: Vec<PlanCommit>,
 }
 
-/// One plan's commit of a [`Commit`] step.
+/// One plan's commit of a [`Commit`] step, or of consecutive plans'
+/// in a large one ([`group`]).
 #[derive(Debug, Serialize)]
 pub struct PlanCommit {
-    /// Index of its change set in [`ChangeSets::sets`].
+    /// Indexes of its change sets in [`ChangeSets::sets`].
     #[serde(skip)]
-    pub set: usize,
+    pub sets: Vec<usize>,
     pub plans: Vec<String>,
     pub subject: String,
     pub files: usize,
@@ -338,6 +342,12 @@ pub fn plan(changes: &ChangeSets, intent: String) -> ExecutionPlan {
         steps.push(step(changes, &stages, i, cs));
         merge_commits(&mut steps);
     }
+    for step in &mut steps {
+        if let Action::Commit(c) = step {
+            let commits = std::mem::take(&mut c.commits);
+            c.commits = group::group(commits, c.target.env.as_deref(), &c.target.repo);
+        }
+    }
     let status = match () {
         () if blocked => Status::Blocked,
         () if steps.iter().any(Action::writes) => Status::Pending,
@@ -410,7 +420,7 @@ fn step(changes: &ChangeSets, stages: &Stages<'_>, set: usize, cs: &ChangeSet) -
         return Action::Commit(Commit {
             target: target(&cs.branch),
             commits: vec![PlanCommit {
-                set,
+                sets: vec![set],
                 plans: cs.plans.clone(),
                 subject: subject(cs),
                 files: cs.files.len(),

@@ -76,3 +76,124 @@ fn a_large_first_apply_is_written_as_a_pack_and_every_commit_verifies() {
     let all = git(&infra, &["log", "--all", "--format=%ce %s"]);
     assert_eq!(s.verify_all(&infra), 23, "{all}");
 }
+
+/// `druppie <args> --repos <forge>` with the setup's config.
+fn druppie(s: &crate::apply::Setup, args: &[&str]) -> crate::support::Run {
+    let forge = s.forge();
+    let mut full = vec!["--config", s.config.to_str().unwrap()];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--repos", forge.to_str().unwrap()]);
+    s.f.run(&full)
+}
+
+#[test]
+fn more_plans_than_one_push_commits_one_by_one_go_in_at_most_a_hundred_commits_each_named() {
+    let s = setup("platform-team");
+    let spec = s.f.path();
+    std::fs::write(
+        spec.join("spec/stacks/db.yaml"),
+        "name: db\ndescription: A database.\ncomponents:\n  db:\n    block: postgresql\n",
+    )
+    .unwrap();
+    let stores: Vec<String> = (0..150).map(|i| format!("store-{i:03}")).collect();
+    for store in &stores {
+        std::fs::write(
+            spec.join(format!("spec/plans/{store}.yaml")),
+            format!("name: {store}\nstack: db\nowner: team-store\nenvironments: [dev]\n"),
+        )
+        .unwrap();
+    }
+    git(spec, &["add", "-A"]);
+    git(spec, &["commit", "-qm", "150 stores"]);
+
+    // The dry run names the commits: at most a hundred on dev, plans
+    // put together in order, each plan in exactly one.
+    let diff = druppie(&s, &["diff", "--json"]);
+    assert_eq!(diff.code, 2, "{}", diff.transcript());
+    let report: serde_json::Value = serde_json::from_str(&diff.stdout).unwrap();
+    let step = report["execution_plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"] == "commit" && s["params"]["env"] == "dev")
+        .expect("a commit step on dev")
+        .clone();
+    let planned: Vec<(String, Vec<String>)> = step["params"]["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let plans = c["plans"].as_array().unwrap().iter();
+            let plans = plans.map(|p| p.as_str().unwrap().to_owned()).collect();
+            (c["subject"].as_str().unwrap().to_owned(), plans)
+        })
+        .collect();
+    let named: Vec<&String> = planned.iter().flat_map(|(_, plans)| plans).collect();
+    assert!(planned.len() <= 100, "{} commits", planned.len());
+    assert!(named.len() > 150, "every plan of dev: {}", named.len());
+    for store in &stores {
+        assert_eq!(named.iter().filter(|p| **p == store).count(), 1, "{store}");
+    }
+    let (subject, plans) = &planned[0];
+    assert_eq!(plans.len(), 2, "{planned:?}");
+    assert_eq!(
+        *subject,
+        format!("druppie: 2 plans in dev ({} … {})", plans[0], plans[1])
+    );
+
+    // Apply pushes exactly those commits, each signed, its trailer
+    // naming its plans.
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let infra = s.forge().join("infra.git");
+    let log = git(
+        &infra,
+        &[
+            "log",
+            "--reverse",
+            "--grep=Druppie-Environment: dev",
+            "--format=%H%x1f%s%x1f%(trailers:key=Druppie-Plan,valueonly,separator=%x2C )%x1e",
+            "main",
+        ],
+    );
+    let pushed: Vec<(String, String, Vec<String>)> = log
+        .split('\x1e')
+        .map(|r| r.trim_start_matches('\n'))
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            let f: Vec<&str> = r.split('\x1f').collect();
+            let plans = f[2].trim().split(", ").map(str::to_owned).collect();
+            (f[0].to_owned(), f[1].to_owned(), plans)
+        })
+        .collect();
+    let pushed_plans: Vec<(String, Vec<String>)> = pushed
+        .iter()
+        .map(|(_, s, p)| (s.clone(), p.clone()))
+        .collect();
+    assert_eq!(pushed_plans, planned, "apply wrote what diff said");
+    for (commit, _, _) in &pushed {
+        s.verify("infra", commit);
+    }
+
+    // Each plan's freight is the commit that carried it, applied.
+    let status = druppie(&s, &["status", "--json"]);
+    assert_eq!(status.code, 0, "{}", status.transcript());
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    for store in ["store-000", "store-077", "store-149"] {
+        let carried = pushed
+            .iter()
+            .find(|(_, _, plans)| plans.iter().any(|p| p == store))
+            .map(|(c, _, _)| c.as_str())
+            .unwrap();
+        let plan = status["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["plan"] == store)
+            .unwrap();
+        let dev = &plan["environments"][0];
+        assert_eq!(dev["env"], "dev", "{plan}");
+        assert_eq!(dev["live"]["commit"], carried, "{plan}");
+        assert_eq!(dev["live"]["went_live"]["event"], "applied", "{plan}");
+    }
+}
