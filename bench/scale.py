@@ -157,7 +157,10 @@ def main():
     finally:
         if d is not None:
             d.stop()
-        subprocess.run(["rm", "-rf", tmp])
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {tmp}", flush=True)
+        else:
+            subprocess.run(["rm", "-rf", tmp])
 
 
 if __name__ == "__main__":
