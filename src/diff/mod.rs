@@ -22,6 +22,7 @@
 //! on every core and keeps only the changes.
 
 mod classify;
+mod envs;
 pub mod list;
 mod location;
 mod prune;
@@ -278,8 +279,15 @@ pub fn diff(
                 .filter(|e| named.is_none_or(|n| n == *e)),
         );
     }
+    // Without pruning, only the selected plans' locations are read, each
+    // on its own: a diff of one plan reads that plan, not the platform.
+    let reach = if options.scope.plan.is_none() {
+        envs::Reach::Whole
+    } else {
+        envs::Reach::Locations
+    };
     let env_live = infra.map_or_else(BTreeMap::new, |infra| {
-        environment_files(platform, infra, &envs, &mut out.errors)
+        envs::files(platform, infra, (&envs, reach), &mut out.errors)
     });
     let world = World {
         v,
@@ -287,6 +295,7 @@ pub fn diff(
         templates: &templates,
         repos: &repos,
         env_live: &env_live,
+        reach,
         spec_commit: options.spec_commit,
         limits: &options.limits,
     };
@@ -365,8 +374,10 @@ struct World<'a> {
     platform: &'a Platform,
     templates: &'a Templates<'a>,
     repos: &'a BTreeMap<String, LiveRepo>,
-    /// Environment -> its files in the infra repo (full paths).
+    /// Environment -> its files in the infra repo (full paths), as far
+    /// as `reach` reads them.
     env_live: &'a BTreeMap<&'a str, BTreeMap<String, ObjectId>>,
+    reach: envs::Reach,
     spec_commit: Option<&'a str>,
     limits: &'a crate::template::Limits,
 }
@@ -418,7 +429,13 @@ impl World<'_> {
             });
             cs.render_digest = render_digest(target);
             for dir in target.locks.keys() {
-                if let Err(e) = diff_location(&mut cs, repo, live, Some(target), dir) {
+                let diffed = match (self.reach, env) {
+                    (envs::Reach::Locations, Some(_)) => repo
+                        .files_under(dir)
+                        .and_then(|own| diff_location(&mut cs, repo, &own, Some(target), dir)),
+                    _ => diff_location(&mut cs, repo, live, Some(target), dir),
+                };
+                if let Err(e) = diffed {
                     part.errors.push(e);
                 }
             }
@@ -431,35 +448,6 @@ impl World<'_> {
         }
         Ok(part)
     }
-}
-
-/// The infra repo's files of each of `envs`: under its path and under
-/// its Flux directory (`clusters/<env>/druppie`).
-fn environment_files<'p>(
-    platform: &'p Platform,
-    infra: &LiveRepo,
-    envs: &BTreeSet<&str>,
-    errors: &mut Vec<live::Error>,
-) -> BTreeMap<&'p str, BTreeMap<String, ObjectId>> {
-    let mut out = BTreeMap::new();
-    for (env, settings) in platform.environments.iter() {
-        if !envs.contains(env.value.as_str()) {
-            continue;
-        }
-        let dir = crate::spec::names::infra_dir(&settings.path.value);
-        let flux = crate::spec::names::flux_dir(&env.value);
-        let read = infra.files_under(dir).and_then(|mut files| {
-            files.extend(infra.files_under(&flux)?);
-            Ok(files)
-        });
-        match read {
-            Ok(files) => {
-                out.insert(env.value.as_str(), files);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    out
 }
 
 /// Adds one instance's change sets (one per target it renders into),
