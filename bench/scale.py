@@ -126,7 +126,8 @@ def main():
         first = time.perf_counter() - t0
         print(f"N={a.plans} plans, {files} files in the infra repo", flush=True)
         print(f"first apply: druppie {first:.2f}s (start to ready); "
-              f"git {git_first:.2f}s (render --out, add, commit)", flush=True)
+              f"git {git_first:.2f}s (render --out, add, commit); "
+              f"daemon RSS {d.rss_kb() / 1024:.1f} MB", flush=True)
         idle = []
         for i in range(a.nothing):
             target = d.reconciles() + 1

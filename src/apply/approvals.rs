@@ -163,14 +163,19 @@ impl Target<'_> {
     /// names ([`full`]): a short name resolves to a tag before a branch,
     /// and anyone who can push a tag could name one `main` or
     /// `druppie/<env>/<plan>`.
-    /// The `druppie/…` branches of the clone, by short name.
+    /// The `druppie/…` branches of the clone, by short name, in order
+    /// (read in this process: a catch-up asks three times per repo).
     pub(super) fn proposal_branches(&self) -> Result<Vec<String>, ApplyError> {
-        let (_, out) = self.git(&["for-each-ref", "--format=%(refname)", "refs/heads/druppie/"])?;
-        Ok(out
-            .lines()
-            .filter_map(|r| r.strip_prefix("refs/heads/"))
-            .map(str::to_owned)
-            .collect())
+        let refs = self
+            .repo()?
+            .refs_under("refs/heads/druppie/")
+            .map_err(ApplyError::git(self.name, "list the proposal branches"))?;
+        let mut names: Vec<String> = refs
+            .into_iter()
+            .filter_map(|(name, _)| name.strip_prefix("refs/heads/").map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// The default branch's full ref name.

@@ -249,7 +249,9 @@ impl Reconciler {
         super::catalog::list(shared, valid);
         let narrowed = last.and_then(|last| {
             let commit = revision.commit.as_deref()?;
+            let started = Instant::now();
             let mut plans = super::last::affected(&self.cache, root, &last, &opened, commit)?;
+            tracing::debug!(elapsed = ?started.elapsed(), "affected");
             plans.retain(|p| shards.is_none_or(|s| s.owns(p)));
             info!(
                 plans = plans.len(),

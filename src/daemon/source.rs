@@ -136,6 +136,7 @@ impl SpecSource {
                 url, branch, dir, ..
             } => {
                 let run = |args: &[&str]| git.git("spec", dir, args);
+                let started = std::time::Instant::now();
                 git.work_clone("spec", url, dir)?;
                 let tracking = format!("refs/remotes/origin/{branch}");
                 // The branch and the trail in one fetch.
@@ -147,15 +148,18 @@ impl SpecSource {
                     &format!("+refs/heads/{branch}:{tracking}"),
                     &trail_refspec(),
                 ])?;
+                tracing::debug!(elapsed = ?started.elapsed(), "spec fetched");
                 self.take_in_audit(git)?;
                 let clone = open(dir)?;
                 let fetched = clone.resolve(&tracking).map_err(|e| unreadable(dir, &e))?;
+                tracing::debug!(elapsed = ?started.elapsed(), "trail taken in");
                 // The clone is druppie's own: what it checked out stays as
                 // it was until the branch moves.
                 if crate::git::detached_head(dir) != Some(fetched) {
                     run(&["checkout", "--quiet", "--force", "--detach", &tracking])?;
                     run(&["clean", "-ffdq"])?;
                 }
+                tracing::debug!(elapsed = ?started.elapsed(), "spec checked out");
                 Ok(Revision {
                     commit: Some(fetched.to_string()),
                     dirty: false,
