@@ -17,6 +17,24 @@ pub(super) enum Reach {
     Locations,
 }
 
+/// The most plan × environment pairs whose locations are read one by
+/// one: each read walks the environment's tree from the top again
+/// (10,000 plans: about 1 ms a location, the whole environment 0.1 s).
+const ONE_BY_ONE_MAX: usize = 32;
+
+impl Reach {
+    /// Whole when pruning (`prunes`: no plan filter) or for more than
+    /// [`ONE_BY_ONE_MAX`] of `picks`; else location by location, so a
+    /// diff of one plan reads that plan, not the platform.
+    pub(super) fn of(prunes: bool, picks: usize) -> Reach {
+        if prunes || picks > ONE_BY_ONE_MAX {
+            Reach::Whole
+        } else {
+            Reach::Locations
+        }
+    }
+}
+
 /// The infra repo's files of each of `envs` (full paths), as far as
 /// `reach` goes: under its path and under its Flux directory
 /// (`clusters/<env>/druppie`).

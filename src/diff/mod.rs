@@ -279,13 +279,7 @@ pub fn diff(
                 .filter(|e| named.is_none_or(|n| n == *e)),
         );
     }
-    // Without pruning, only the selected plans' locations are read, each
-    // on its own: a diff of one plan reads that plan, not the platform.
-    let reach = if options.scope.plan.is_none() {
-        envs::Reach::Whole
-    } else {
-        envs::Reach::Locations
-    };
+    let reach = envs::Reach::of(options.scope.plan.is_none(), chosen.len());
     let env_live = infra.map_or_else(BTreeMap::new, |infra| {
         envs::files(platform, infra, (&envs, reach), &mut out.errors)
     });
