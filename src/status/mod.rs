@@ -29,6 +29,7 @@ use serde::Serialize;
 use crate::audit::{Kind, Recorded};
 use crate::diff::{ChangeSet, ChangeSets};
 use crate::execution::{Action, Cause, ExecutionPlan, Status as PlanState};
+use crate::git::history::Reader;
 use crate::git::{ObjectId, Repo};
 use crate::live::{LiveRepo, Sources};
 use crate::lock::{LOCK_FILE, Lock};
@@ -312,12 +313,16 @@ struct Place<'a> {
     also: &'a [String],
 }
 
+/// A live repo's history, and a reader of it whose cache keeps the
+/// trees it read.
+type History = (Repo, Reader);
+
 /// The live repos, each opened once.
 struct Repos<'a> {
     sources: &'a Sources,
     infra: &'a str,
     /// Each repo as read, with its history when it is a git repository.
-    open: BTreeMap<String, Option<(LiveRepo, Option<Repo>)>>,
+    open: BTreeMap<String, Option<(LiveRepo, Option<History>)>>,
     errors: &'a mut Vec<StatusError>,
 }
 
@@ -344,7 +349,10 @@ impl Repos<'_> {
             let live = LiveRepo::open(at.repo, path.as_deref(), at.branch).ok();
             let opened = live.map(|live| {
                 let history = match (&live.path, live.has_history()) {
-                    (Some(p), true) => Repo::open(p).ok().flatten(),
+                    (Some(p), true) => Repo::open(p).ok().flatten().map(|r| {
+                        let reader = r.reader();
+                        (r, reader)
+                    }),
                     _ => None,
                 };
                 (live, history)
@@ -355,14 +363,15 @@ impl Repos<'_> {
             // Unreadable: the diff said so already.
             return Ok(None);
         };
-        let Some((lock_path, lock_id, lock)) = read_lock(repo, at.dir)? else {
+        let reader = history.as_ref().map(|(_, reader)| reader);
+        let Some((lock_path, lock_id, lock)) = read_lock(repo, reader, at.dir)? else {
             return Ok(None);
         };
         // The plan's other locations there (its Flux directory) count in
         // the digest as they count in the render's.
         let mut others = Vec::new();
         for dir in at.also {
-            if let Some((_, id, other)) = read_lock(repo, dir)? {
+            if let Some((_, id, other)) = read_lock(repo, reader, dir)? {
                 others.push((dir.as_str(), other, id));
             }
         }
@@ -371,8 +380,9 @@ impl Repos<'_> {
                 .chain(others.iter().map(|(dir, l, id)| (*dir, l, Some(*id)))),
         );
         let commit = match (history, repo.base) {
-            (Some(history), Some(tip)) => {
-                landing::commit(history, tip, &lock_path, lock_id, index.of(at)).map_err(
+            (Some((history, reader)), Some(tip)) => {
+                let events = index.of(at);
+                landing::commit(history, reader, tip, (&lock_path, lock_id), events).map_err(
                     |source| StatusError::History {
                         repo: at.repo.to_owned(),
                         path: lock_path.clone(),
@@ -402,11 +412,21 @@ impl Repos<'_> {
 }
 
 /// The lock in `dir` of `repo` (its path, blob id and content), when
-/// there is one.
-fn read_lock(repo: &LiveRepo, dir: &str) -> Result<Option<(String, ObjectId, Lock)>, StatusError> {
+/// there is one; looked up through `reader` (of `repo`'s history) when
+/// `repo` is a git repository.
+fn read_lock(
+    repo: &LiveRepo,
+    reader: Option<&Reader>,
+    dir: &str,
+) -> Result<Option<(String, ObjectId, Lock)>, StatusError> {
     let lock_path = join(dir, LOCK_FILE);
-    let files = repo.files_under(dir)?;
-    let Some(&lock_id) = files.get(&lock_path) else {
+    let found = match (reader, repo.base) {
+        (Some(reader), Some(base)) => reader
+            .file_id(base, &lock_path)
+            .map_err(|e| repo.error(&lock_path, e))?,
+        _ => repo.files_under(dir)?.get(&lock_path).copied(),
+    };
+    let Some(lock_id) = found else {
         return Ok(None);
     };
     let text = repo.read(&lock_path, lock_id)?;
