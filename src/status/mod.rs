@@ -214,7 +214,7 @@ pub fn status(
     let mut envs_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
     for pick in valid.picks(selection) {
-        if !order.contains(&pick.plan_name()) {
+        if !envs_of.contains_key(pick.plan_name()) {
             order.push(pick.plan_name());
         }
         envs_of
@@ -222,22 +222,62 @@ pub fn status(
             .or_default()
             .push(pick.env_name());
     }
-    let mut repos = Repos {
-        sources,
-        infra: &platform.infra.repo.value,
-        open: BTreeMap::new(),
-        errors: &mut report.errors,
-    };
     let look = Look { changes, plan };
     let index = landing::Index::new(events);
-    let mut plans = Vec::new();
-    for name in order {
-        let picked = &envs_of[name];
+    let infra = &platform.infra.repo.value;
+    // Each plan is read on its own, on every core; each thread opens the
+    // repos once.
+    let read = crate::par::map_init(
+        &order,
+        None,
+        || Repos {
+            sources,
+            infra,
+            open: BTreeMap::new(),
+            errors: Vec::new(),
+        },
+        |repos, name| {
+            let at = Plan {
+                platform,
+                changes,
+                envs: &envs_of[name],
+                name,
+            };
+            let plan = at.status(repos, &look, &index);
+            (plan, std::mem::take(&mut repos.errors))
+        },
+    );
+    for (plan, errors) in read {
+        report.plans.push(plan);
+        report.errors.extend(errors);
+    }
+    report
+}
+
+/// One plan of a status, with what it is read against.
+struct Plan<'a> {
+    platform: &'a crate::spec::model::Platform,
+    changes: &'a ChangeSets,
+    /// The environments it is selected in.
+    envs: &'a [&'a str],
+    name: &'a str,
+}
+
+impl Plan<'_> {
+    /// Where the plan stands: its environments in the diff's order, then
+    /// its project repos.
+    fn status(
+        &self,
+        repos: &mut Repos<'_>,
+        look: &Look<'_>,
+        index: &landing::Index<'_>,
+    ) -> PlanStatus {
+        let (platform, changes, name) = (self.platform, self.changes, self.name);
         let mut environments = Vec::new();
         for env in changes
             .order
             .iter()
-            .filter(|e| picked.contains(&e.as_str()))
+            .filter(|e| self.envs.contains(&e.as_str()))
         {
             let Some(settings) = platform.environments.get(env) else {
                 continue;
@@ -256,7 +296,7 @@ pub fn status(
                     dir: &dir,
                     also: &also,
                 };
-                repos.freight(&at, &index)
+                repos.freight(&at, index)
             });
             environments.push(EnvStatus {
                 env: env.clone(),
@@ -282,18 +322,16 @@ pub fn status(
             };
             projects.push(ProjectStatus {
                 repo: cs.repo.clone(),
-                live: repos.freight(&at, &index),
+                live: repos.freight(&at, index),
                 next: look.next(cs, name),
             });
         }
-        plans.push(PlanStatus {
+        PlanStatus {
             plan: name.to_owned(),
             environments,
             projects,
-        });
+        }
     }
-    report.plans = plans;
-    report
 }
 
 fn is_plan(cs: &ChangeSet, plan: &str) -> bool {
@@ -323,7 +361,8 @@ struct Repos<'a> {
     infra: &'a str,
     /// Each repo as read, with its history when it is a git repository.
     open: BTreeMap<String, Option<(LiveRepo, Option<History>)>>,
-    errors: &'a mut Vec<StatusError>,
+    /// What could not be read since the last plan's status was taken.
+    errors: Vec<StatusError>,
 }
 
 impl Repos<'_> {
