@@ -118,7 +118,13 @@ impl Lock {
     /// # Errors
     /// The text is not a lock (the message carries line and column).
     pub fn parse(text: &str) -> Result<Lock, LockParseError> {
-        let lock: Lock = serde_saphyr::from_str(text)?;
+        // The lock druppie writes is in the subset the fast reader takes
+        // (and reads as the full parser does); anything else, and every
+        // error, is the full parser's.
+        let lock: Lock = match crate::yaml_subset::de::from_str(text) {
+            Some(lock) => lock,
+            None => serde_saphyr::from_str(text)?,
+        };
         if lock.format != FORMAT {
             return Err(LockParseError::Format(lock.format));
         }
@@ -186,6 +192,17 @@ mod tests {
         assert_eq!(Lock::parse(&lock.to_yaml()).unwrap(), lock);
         let empty = Lock::new("p", None, None);
         assert_eq!(Lock::parse(&empty.to_yaml()).unwrap(), empty);
+    }
+
+    #[test]
+    fn a_written_lock_is_read_by_the_fast_reader() {
+        let lock = sample();
+        let fast: Option<Lock> = crate::yaml_subset::de::from_str(&lock.to_yaml());
+        assert_eq!(fast, Some(lock));
+        // A lock outside its subset (an anchor) is read by the full parser.
+        let text = "format: 1\nplan: &p permits\nfiles: {}\n";
+        assert_eq!(crate::yaml_subset::de::from_str::<Lock>(text), None);
+        assert_eq!(Lock::parse(text).unwrap().plan, "permits");
     }
 
     #[test]

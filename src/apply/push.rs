@@ -190,7 +190,10 @@ impl Cache {
     /// Pushes the ref `target` of the clone at `dir` (a work clone, such
     /// as the spec's, not the cache's bare clone of `repo`) to the same
     /// ref of its remote `remote`, as a fast-forward; how it fared as
-    /// [`Cache::push_ref`] tells.
+    /// [`Cache::push_ref`] tells. Its objects are sent as stored, with
+    /// no search for deltas (`pack.window=0`): what druppie writes there
+    /// (the audit trail, a pack for a long run of events) is stored as
+    /// [`Cache::push`] sends a packed run.
     ///
     /// # Errors
     /// The push failed in transport, or the forge refused it.
@@ -202,7 +205,8 @@ impl Cache {
         target: &str,
     ) -> Result<Pushed, CacheError> {
         let refspec = format!("{target}:{target}");
-        self.push_in(repo, dir, (remote, &refspec, target), &[], &[])
+        let config = ["-c", "pack.window=0"];
+        self.push_in(repo, dir, (remote, &refspec, target), &config, &[])
     }
 
     /// `git <config> push --porcelain <options> <url> <refspec>` from the

@@ -108,10 +108,7 @@ pub fn read_remembering(
 /// The branch or a commit cannot be read, or an event druppie signed
 /// cannot be parsed.
 pub fn trusted(spec: &Repo, key: &OwnKey) -> Result<Trail, AuditError> {
-    type Known = std::collections::HashMap<(std::path::PathBuf, String), Trail>;
-    static KNOWN: std::sync::LazyLock<std::sync::Mutex<Known>> =
-        std::sync::LazyLock::new(Default::default);
-    let id = (spec.common_dir(), key.allowed_line(""));
+    let id = known_as(spec, key);
     let before = KNOWN.lock().expect("trail memo lock").remove(&id);
     let trail = grown(spec, key, before.unwrap_or_default())?;
     KNOWN
@@ -119,6 +116,36 @@ pub fn trusted(spec: &Repo, key: &OwnKey) -> Result<Trail, AuditError> {
         .expect("trail memo lock")
         .insert(id, trail.clone());
     Ok(trail)
+}
+
+/// The trails [`trusted`] read, per spec repo and key.
+type Known = std::collections::HashMap<(std::path::PathBuf, String), Trail>;
+static KNOWN: std::sync::LazyLock<std::sync::Mutex<Known>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn known_as(spec: &Repo, key: &OwnKey) -> (std::path::PathBuf, String) {
+    (spec.common_dir(), key.allowed_line(""))
+}
+
+/// Takes in `written`, the events this process signed with `key` and
+/// wrote on top of `from`, now that the branch points at the last of
+/// them: the next [`trusted`] read does not read and check them again.
+/// Nothing is taken in unless the trail read last ends at `from` (else
+/// that read catches up as it would have).
+pub(super) fn wrote(spec: &Repo, key: &OwnKey, from: Option<ObjectId>, written: &[Recorded]) {
+    let Some(last) = written.last() else {
+        return;
+    };
+    let Ok(tip) = ObjectId::from_hex(last.commit.as_bytes()) else {
+        return;
+    };
+    let mut known = KNOWN.lock().expect("trail memo lock");
+    if let Some(trail) = known.get_mut(&known_as(spec, key))
+        && trail.tip == from
+    {
+        trail.events.extend_from_slice(written);
+        trail.tip = Some(tip);
+    }
 }
 
 /// `known` (the trail as read before) with the commits added since;

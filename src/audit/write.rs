@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use super::read::{chain, own_event};
 use super::{AuditError, BRANCH, Event, FILE, Id, Recorded, Trail};
+use crate::git::batch::Batch;
 use crate::git::sign::{OwnKey, Signer};
 use crate::git::write::{Identity, NewCommit, message};
 use crate::git::{Error, ObjectId, Repo, lock};
@@ -21,6 +22,8 @@ const LOCKED_ATTEMPTS: usize = 3;
 
 /// Event commits written on top of a tip, before the branch moves there.
 struct Stacked {
+    /// The tip they are written on.
+    base: Option<ObjectId>,
     events: Vec<Event>,
     /// One per event, oldest first.
     commits: Vec<ObjectId>,
@@ -186,14 +189,21 @@ impl<'a> Writer<'a> {
             .filter(|e| !self.known.contains(&e.id()) && ids.insert(e.id()))
             .cloned()
             .collect();
+        // Written together: a long run of events (a first apply's, one
+        // per plan) is stored as one pack, a few one file each.
+        let mut batch = self.spec.batch();
         let mut commits = Vec::with_capacity(missing.len());
         let mut top = tip;
         for event in &missing {
-            let commit = self.write(event, top, time)?;
+            let commit = self.write(&mut batch, event, top, time)?;
             commits.push(commit);
             top = Some(commit);
         }
+        batch
+            .finish()
+            .map_err(|source| AuditError::Write { source })?;
         Ok(Stacked {
+            base: tip,
             events: missing,
             commits,
         })
@@ -202,6 +212,7 @@ impl<'a> Writer<'a> {
     /// Takes in what [`Writer::stack`] wrote, now that the branch points
     /// at it; returns its commits.
     fn accept(&mut self, stacked: Stacked) -> Vec<ObjectId> {
+        let first = self.events.len();
         for (event, commit) in stacked.events.into_iter().zip(&stacked.commits) {
             self.known.insert(event.id());
             self.events.push(Recorded {
@@ -210,6 +221,8 @@ impl<'a> Writer<'a> {
                 signature: "druppie".to_owned(),
             });
         }
+        // Signed here a moment ago: read back, they would say the same.
+        super::read::wrote(self.spec, &self.key, stacked.base, &self.events[first..]);
         self.seen = stacked.commits.last().copied().or(self.seen);
         stacked.commits
     }
@@ -242,9 +255,11 @@ impl<'a> Writer<'a> {
         Ok(tip)
     }
 
-    /// Writes the commit of one event on top of `base`; no ref moves.
+    /// Writes the commit of one event on top of `base` into `batch`; no
+    /// ref moves.
     fn write(
         &self,
+        batch: &mut Batch<'_>,
         event: &Event,
         base: Option<ObjectId>,
         time: (i64, i32),
@@ -277,7 +292,7 @@ impl<'a> Writer<'a> {
         let changes = [(FILE.to_owned(), Some(event.yaml().into_bytes()))];
         // Every event commit holds only its own event, chained to the
         // previous one by parentage.
-        self.spec
+        batch
             .write_commit(
                 &NewCommit {
                     base,

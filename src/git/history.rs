@@ -180,6 +180,27 @@ impl Reader {
         Ok(Lookup::Missing)
     }
 
+    /// The id of the file at `path` (`/`-separated) of `commit`'s tree:
+    /// a blob or a symbolic link there, as [`Repo::files_under`] lists
+    /// it; `None` for anything else or nothing. The trees on the way are
+    /// read through this reader's cache: many paths in one directory
+    /// read it once.
+    ///
+    /// # Errors
+    /// The commit or a tree on the way cannot be read.
+    pub fn file_id(&self, commit: ObjectId, path: &str) -> Result<Option<ObjectId>, Error> {
+        let entry = self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))?
+            .lookup_entry_by_path(path)
+            .map_err(|e| err(format!("cannot read `{path}` in {commit}"), e))?;
+        Ok(entry
+            .filter(|e| e.mode().is_blob_or_symlink())
+            .map(|e| e.object_id()))
+    }
+
     /// Every blob, link and submodule below the tree `dir`, breadth
     /// first, descending at most `max_depth` directories and listing at
     /// most `limit` entries.

@@ -151,7 +151,8 @@ impl LiveRepo {
         matches!(self.source, Source::Git { .. })
     }
 
-    fn error(&self, path: &str, e: impl Into<What>) -> Error {
+    /// An error reading `path` of this repo.
+    pub(crate) fn error(&self, path: &str, e: impl Into<What>) -> Error {
         Error {
             at: format!("{}:{path}", self.name),
             what: e.into(),

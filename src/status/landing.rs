@@ -54,7 +54,8 @@ impl<'a> Index<'a> {
     }
 }
 
-/// The commit that made `blob` the lock at `path`: the newest of
+/// The commit that made `blob` the lock at `path` (read through
+/// `reader`, of `repo`): the newest of
 /// `events` (the plan's there) whose commit holds it, else the newest
 /// commit on the first-parent line from `tip` whose first parent holds
 /// another blob there (or none). `None` when neither is found (further
@@ -64,12 +65,11 @@ impl<'a> Index<'a> {
 /// A commit or tree of the default branch's history cannot be read.
 pub(super) fn commit(
     repo: &Repo,
+    reader: &Reader,
     tip: ObjectId,
-    path: &str,
-    blob: ObjectId,
+    (path, blob): (&str, ObjectId),
     events: &[&Recorded],
 ) -> Result<Option<ObjectId>, Error> {
-    let reader = repo.reader();
     let holds = |reader: &Reader, commit: ObjectId| -> Result<bool, Error> {
         Ok(match reader.entry_at(commit, path)? {
             Lookup::Found(entry) => entry.id == blob,
@@ -89,7 +89,7 @@ pub(super) fn commit(
         .take(EVENTS_TRIED);
     for commit in made_live {
         // A commit this clone lacks (a history rewritten since) is not it.
-        if holds(&reader, commit).unwrap_or(false) {
+        if holds(reader, commit).unwrap_or(false) {
             return Ok(Some(commit));
         }
     }
@@ -98,7 +98,7 @@ pub(super) fn commit(
         let Some(parent) = repo.first_parent(at)? else {
             return Ok(Some(at));
         };
-        if !holds(&reader, parent)? {
+        if !holds(reader, parent)? {
             return Ok(Some(at));
         }
         at = parent;

@@ -29,6 +29,7 @@ use serde::Serialize;
 use crate::audit::{Kind, Recorded};
 use crate::diff::{ChangeSet, ChangeSets};
 use crate::execution::{Action, Cause, ExecutionPlan, Status as PlanState};
+use crate::git::history::Reader;
 use crate::git::{ObjectId, Repo};
 use crate::live::{LiveRepo, Sources};
 use crate::lock::{LOCK_FILE, Lock};
@@ -213,7 +214,7 @@ pub fn status(
     let mut envs_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
     for pick in valid.picks(selection) {
-        if !order.contains(&pick.plan_name()) {
+        if !envs_of.contains_key(pick.plan_name()) {
             order.push(pick.plan_name());
         }
         envs_of
@@ -221,22 +222,62 @@ pub fn status(
             .or_default()
             .push(pick.env_name());
     }
-    let mut repos = Repos {
-        sources,
-        infra: &platform.infra.repo.value,
-        open: BTreeMap::new(),
-        errors: &mut report.errors,
-    };
     let look = Look { changes, plan };
     let index = landing::Index::new(events);
-    let mut plans = Vec::new();
-    for name in order {
-        let picked = &envs_of[name];
+    let infra = &platform.infra.repo.value;
+    // Each plan is read on its own, on every core; each thread opens the
+    // repos once.
+    let read = crate::par::map_init(
+        &order,
+        None,
+        || Repos {
+            sources,
+            infra,
+            open: BTreeMap::new(),
+            errors: Vec::new(),
+        },
+        |repos, name| {
+            let at = Plan {
+                platform,
+                changes,
+                envs: &envs_of[name],
+                name,
+            };
+            let plan = at.status(repos, &look, &index);
+            (plan, std::mem::take(&mut repos.errors))
+        },
+    );
+    for (plan, errors) in read {
+        report.plans.push(plan);
+        report.errors.extend(errors);
+    }
+    report
+}
+
+/// One plan of a status, with what it is read against.
+struct Plan<'a> {
+    platform: &'a crate::spec::model::Platform,
+    changes: &'a ChangeSets,
+    /// The environments it is selected in.
+    envs: &'a [&'a str],
+    name: &'a str,
+}
+
+impl Plan<'_> {
+    /// Where the plan stands: its environments in the diff's order, then
+    /// its project repos.
+    fn status(
+        &self,
+        repos: &mut Repos<'_>,
+        look: &Look<'_>,
+        index: &landing::Index<'_>,
+    ) -> PlanStatus {
+        let (platform, changes, name) = (self.platform, self.changes, self.name);
         let mut environments = Vec::new();
         for env in changes
             .order
             .iter()
-            .filter(|e| picked.contains(&e.as_str()))
+            .filter(|e| self.envs.contains(&e.as_str()))
         {
             let Some(settings) = platform.environments.get(env) else {
                 continue;
@@ -255,7 +296,7 @@ pub fn status(
                     dir: &dir,
                     also: &also,
                 };
-                repos.freight(&at, &index)
+                repos.freight(&at, index)
             });
             environments.push(EnvStatus {
                 env: env.clone(),
@@ -281,18 +322,16 @@ pub fn status(
             };
             projects.push(ProjectStatus {
                 repo: cs.repo.clone(),
-                live: repos.freight(&at, &index),
+                live: repos.freight(&at, index),
                 next: look.next(cs, name),
             });
         }
-        plans.push(PlanStatus {
+        PlanStatus {
             plan: name.to_owned(),
             environments,
             projects,
-        });
+        }
     }
-    report.plans = plans;
-    report
 }
 
 fn is_plan(cs: &ChangeSet, plan: &str) -> bool {
@@ -312,13 +351,18 @@ struct Place<'a> {
     also: &'a [String],
 }
 
+/// A live repo's history, and a reader of it whose cache keeps the
+/// trees it read.
+type History = (Repo, Reader);
+
 /// The live repos, each opened once.
 struct Repos<'a> {
     sources: &'a Sources,
     infra: &'a str,
     /// Each repo as read, with its history when it is a git repository.
-    open: BTreeMap<String, Option<(LiveRepo, Option<Repo>)>>,
-    errors: &'a mut Vec<StatusError>,
+    open: BTreeMap<String, Option<(LiveRepo, Option<History>)>>,
+    /// What could not be read since the last plan's status was taken.
+    errors: Vec<StatusError>,
 }
 
 impl Repos<'_> {
@@ -344,7 +388,10 @@ impl Repos<'_> {
             let live = LiveRepo::open(at.repo, path.as_deref(), at.branch).ok();
             let opened = live.map(|live| {
                 let history = match (&live.path, live.has_history()) {
-                    (Some(p), true) => Repo::open(p).ok().flatten(),
+                    (Some(p), true) => Repo::open(p).ok().flatten().map(|r| {
+                        let reader = r.reader();
+                        (r, reader)
+                    }),
                     _ => None,
                 };
                 (live, history)
@@ -355,14 +402,15 @@ impl Repos<'_> {
             // Unreadable: the diff said so already.
             return Ok(None);
         };
-        let Some((lock_path, lock_id, lock)) = read_lock(repo, at.dir)? else {
+        let reader = history.as_ref().map(|(_, reader)| reader);
+        let Some((lock_path, lock_id, lock)) = read_lock(repo, reader, at.dir)? else {
             return Ok(None);
         };
         // The plan's other locations there (its Flux directory) count in
         // the digest as they count in the render's.
         let mut others = Vec::new();
         for dir in at.also {
-            if let Some((_, id, other)) = read_lock(repo, dir)? {
+            if let Some((_, id, other)) = read_lock(repo, reader, dir)? {
                 others.push((dir.as_str(), other, id));
             }
         }
@@ -371,8 +419,9 @@ impl Repos<'_> {
                 .chain(others.iter().map(|(dir, l, id)| (*dir, l, Some(*id)))),
         );
         let commit = match (history, repo.base) {
-            (Some(history), Some(tip)) => {
-                landing::commit(history, tip, &lock_path, lock_id, index.of(at)).map_err(
+            (Some((history, reader)), Some(tip)) => {
+                let events = index.of(at);
+                landing::commit(history, reader, tip, (&lock_path, lock_id), events).map_err(
                     |source| StatusError::History {
                         repo: at.repo.to_owned(),
                         path: lock_path.clone(),
@@ -402,11 +451,21 @@ impl Repos<'_> {
 }
 
 /// The lock in `dir` of `repo` (its path, blob id and content), when
-/// there is one.
-fn read_lock(repo: &LiveRepo, dir: &str) -> Result<Option<(String, ObjectId, Lock)>, StatusError> {
+/// there is one; looked up through `reader` (of `repo`'s history) when
+/// `repo` is a git repository.
+fn read_lock(
+    repo: &LiveRepo,
+    reader: Option<&Reader>,
+    dir: &str,
+) -> Result<Option<(String, ObjectId, Lock)>, StatusError> {
     let lock_path = join(dir, LOCK_FILE);
-    let files = repo.files_under(dir)?;
-    let Some(&lock_id) = files.get(&lock_path) else {
+    let found = match (reader, repo.base) {
+        (Some(reader), Some(base)) => reader
+            .file_id(base, &lock_path)
+            .map_err(|e| repo.error(&lock_path, e))?,
+        _ => repo.files_under(dir)?.get(&lock_path).copied(),
+    };
+    let Some(lock_id) = found else {
         return Ok(None);
     };
     let text = repo.read(&lock_path, lock_id)?;

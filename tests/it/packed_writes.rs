@@ -197,3 +197,50 @@ fn more_plans_than_one_push_commits_one_by_one_go_in_at_most_a_hundred_commits_e
         assert_eq!(dev["live"]["went_live"]["event"], "applied", "{plan}");
     }
 }
+
+#[test]
+fn a_long_run_of_events_is_written_to_the_trail_as_a_pack_that_verifies() {
+    let s = setup("platform-team");
+    // Forty more plans, each a database in dev: forty `applied` events
+    // and more in one run, over a hundred objects on the trail.
+    let spec = s.f.path();
+    std::fs::write(
+        spec.join("spec/stacks/db.yaml"),
+        "name: db\ndescription: A database.\ncomponents:\n  db:\n    block: postgresql\n",
+    )
+    .unwrap();
+    for i in 0..40 {
+        std::fs::write(
+            spec.join(format!("spec/plans/store-{i:02}.yaml")),
+            format!("name: store-{i:02}\nstack: db\nowner: team-store\nenvironments: [dev]\n"),
+        )
+        .unwrap();
+    }
+    git(spec, &["add", "-A"]);
+    git(spec, &["commit", "-qm", "forty stores"]);
+
+    let run = s.apply();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+
+    // The trail's commits are in a pack, none one file each; git finds
+    // nothing wrong with them.
+    let git_dir = spec.join(".git");
+    let loose = loose(&git_dir);
+    let trail = git(spec, &["rev-list", "druppie-audit"]);
+    assert!(trail.lines().count() > 40, "{trail}");
+    for commit in trail.lines() {
+        assert!(!loose.contains(&commit.to_owned()), "{commit} is loose");
+    }
+    git(spec, &["fsck", "--strict", "--no-dangling"]);
+
+    // `druppie audit --verify` reads every event back with its good
+    // signature, one `applied` per store.
+    let events = s.audit();
+    assert_eq!(events.len(), trail.lines().count());
+    assert!(events.iter().all(|e| e.3 == "verified"), "{events:?}");
+    let stores = events
+        .iter()
+        .filter(|(kind, _, env, _)| kind == "applied" && env == "dev")
+        .count();
+    assert!(stores >= 40, "{events:?}");
+}

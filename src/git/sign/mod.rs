@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use gix::bstr::ByteSlice as _;
-use ssh_key::{HashAlg, LineEnding, PrivateKey};
+use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, SshSig};
 
 mod allowed;
 
@@ -36,6 +36,8 @@ const NAMESPACE: &str = "git";
 #[derive(Clone)]
 pub struct Signer {
     key: PrivateKey,
+    /// `key`'s secret, expanded once: a run signs thousands of commits.
+    signing: ed25519_dalek::SigningKey,
     path: PathBuf,
 }
 
@@ -89,14 +91,17 @@ impl Signer {
                 "it is passphrase-protected; druppie needs a key it can use unattended".to_owned(),
             ));
         }
-        if key.algorithm() != ssh_key::Algorithm::Ed25519 {
+        let Some(pair) = key.key_data().ed25519() else {
             return Err(fail(format!(
                 "it is a {} key; druppie signs with ed25519",
                 key.algorithm()
             )));
-        }
+        };
+        let signing = ed25519_dalek::SigningKey::try_from(pair)
+            .map_err(|_| fail("its public half is not its secret's".to_owned()))?;
         Ok(Signer {
             key,
+            signing,
             path: path.to_owned(),
         })
     }
@@ -119,13 +124,17 @@ impl Signer {
     /// # Errors
     /// The signature could not be made (reported with the key's path).
     pub fn sign(&self, payload: &[u8]) -> Result<String, KeyError> {
-        let sig = self
-            .key
-            .sign(NAMESPACE, HashAlg::Sha512, payload)
-            .map_err(|e| KeyError {
-                path: self.path.clone(),
-                why: format!("cannot sign: {e}"),
-            })?;
+        let fail = |e: ssh_key::Error| KeyError {
+            path: self.path.clone(),
+            why: format!("cannot sign: {e}"),
+        };
+        // What `PrivateKey::sign` does, with the key expanded already.
+        let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, payload).map_err(fail)?;
+        let raw = ed25519_dalek::Signer::sign(&self.signing, &data);
+        let signature =
+            ssh_key::Signature::new(Algorithm::Ed25519, raw.to_bytes().to_vec()).map_err(fail)?;
+        let public = self.key.public_key().key_data().clone();
+        let sig = SshSig::new(public, NAMESPACE, HashAlg::Sha512, signature).map_err(fail)?;
         sig.to_pem(LineEnding::LF).map_err(|e| KeyError {
             path: self.path.clone(),
             why: format!("cannot encode the signature: {e}"),
@@ -142,7 +151,7 @@ impl OwnKey {
     /// Whether `signature` (armored SSHSIG) is this key's, in namespace
     /// `git`, over exactly `payload`.
     pub fn signed(&self, signature: &[u8], payload: &[u8]) -> bool {
-        let Ok(sig) = ssh_key::SshSig::from_pem(signature) else {
+        let Ok(sig) = SshSig::from_pem(signature) else {
             return false;
         };
         sig.public_key() == self.0.key_data()
@@ -495,5 +504,28 @@ mod tests {
         for line in private.lines().filter(|l| !l.starts_with("-----")) {
             assert!(!shown.contains(line), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_signature_is_the_one_ssh_key_makes_over_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("key");
+        let made = Command::new(SSH_KEYGEN)
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen");
+        assert!(made.success());
+        let signer = Signer::load(&path).expect("loads");
+        let payload = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n";
+        let reference = signer
+            .key
+            .sign(NAMESPACE, HashAlg::Sha512, payload)
+            .expect("signs")
+            .to_pem(LineEnding::LF)
+            .expect("encodes");
+        let ours = signer.sign(payload).expect("signs");
+        assert_eq!(ours, reference);
+        assert!(signer.own_key().signed(ours.as_bytes(), payload));
     }
 }
