@@ -435,29 +435,31 @@ pub fn intent(valid: &crate::spec::Validated, plan: Option<&str>) -> String {
 /// `changes`.
 pub fn json(changes: &ChangeSets, mask: &Mask, execution_plan: ExecutionPlan) -> Report {
     let summary = Summary::of(changes);
-    let sets: Vec<JsonChangeSet> = changes
+    let shown: Vec<&ChangeSet> = changes
         .shown()
         .filter(|cs| !cs.files.is_empty() || !cs.notes.is_empty())
-        .map(|cs| JsonChangeSet {
-            repo: cs.repo.clone(),
-            kind: cs.kind,
-            env: cs.env.clone(),
-            plans: cs.plans.clone(),
-            base: cs.base.clone(),
-            render_digest: cs.render_digest.clone(),
-            files: cs
-                .files
-                .iter()
-                .map(|f| JsonFile {
-                    path: f.path.clone(),
-                    action: f.action,
-                    reason: f.reason.clone(),
-                    diff: unified(f, mask),
-                })
-                .collect(),
-            notes: cs.notes.clone(),
-        })
         .collect();
+    // Every file's unified diff: on every core (a first apply's dry run
+    // holds every file of the platform).
+    let sets: Vec<JsonChangeSet> = crate::par::map(&shown, |cs| JsonChangeSet {
+        repo: cs.repo.clone(),
+        kind: cs.kind,
+        env: cs.env.clone(),
+        plans: cs.plans.clone(),
+        base: cs.base.clone(),
+        render_digest: cs.render_digest.clone(),
+        files: cs
+            .files
+            .iter()
+            .map(|f| JsonFile {
+                path: f.path.clone(),
+                action: f.action,
+                reason: f.reason.clone(),
+                diff: unified(f, mask),
+            })
+            .collect(),
+        notes: cs.notes.clone(),
+    });
     let findings: Vec<Finding> = changes
         .shown()
         .flat_map(|cs| cs.findings.iter().cloned())

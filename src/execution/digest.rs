@@ -9,16 +9,19 @@ use crate::git::blob_id;
 /// The first 16 hex digits of the blob id of one line per file change
 /// (repo, environment, path, action, new blob).
 pub fn of(changes: &ChangeSets) -> String {
-    let mut digest = String::new();
-    for cs in changes.shown() {
+    let shown: Vec<_> = changes.shown().collect();
+    // Each set's lines on every core: a first apply hashes every file.
+    let lines = crate::par::map(&shown, |cs| {
+        let mut lines = String::new();
         for f in &cs.files {
             let new = f.new.as_deref().map(blob_id);
             let _ = writeln!(
-                digest,
+                lines,
                 "{} {:?} {} {:?} {:?}",
                 cs.repo, cs.env, f.path, f.action, new
             );
         }
-    }
-    blob_id(digest.as_bytes()).to_string()[..16].to_owned()
+        lines
+    });
+    blob_id(lines.concat().as_bytes()).to_string()[..16].to_owned()
 }
