@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         promote: None,
         fetched: &[],
         fence: None,
+        renders: None,
     };
     execute(ui, &run, &opened, &args.select.options(), args.yes)
 }

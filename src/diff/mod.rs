@@ -26,7 +26,9 @@ mod envs;
 pub mod list;
 mod location;
 mod prune;
+mod renders;
 pub mod report;
+pub use renders::Renders;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -217,6 +219,9 @@ pub struct Options<'a> {
     /// druppie's own key, to tell its commits on proposal branches from
     /// a person's (without it, by their `Druppie-Plan` trailer).
     pub own_key: Option<&'a crate::git::sign::OwnKey>,
+    /// Renders kept from an earlier diff of the same spec revision and
+    /// selection, and for a later one.
+    pub renders: Option<&'a Renders>,
 }
 
 /// What one plan in one environment contributes.
@@ -292,6 +297,7 @@ pub fn diff(
         reach,
         spec_commit: options.spec_commit,
         limits: &options.limits,
+        renders: options.renders,
     };
     let parts = crate::par::map_init(
         &selection,
@@ -374,6 +380,7 @@ struct World<'a> {
     reach: envs::Reach,
     spec_commit: Option<&'a str>,
     limits: &'a crate::template::Limits,
+    renders: Option<&'a Renders>,
 }
 
 impl World<'_> {
@@ -386,10 +393,21 @@ impl World<'_> {
     ) -> Result<Part, Diagnostics> {
         let instance =
             crate::compose::instance(self.v, engine, pick, self.limits).map_err(Diagnostics)?;
-        let (desired, diags) = self.templates.render_instance(&instance, self.spec_commit);
-        if diags.has_errors() {
-            return Err(diags);
-        }
+        let (plan, env) = (pick.plan_name(), pick.env_name());
+        let desired = match self.renders.and_then(|r| r.get(plan, env)) {
+            Some(rendered) => rendered,
+            None => {
+                let (desired, diags) = self.templates.render_instance(&instance, self.spec_commit);
+                if diags.has_errors() {
+                    return Err(diags);
+                }
+                let desired = std::sync::Arc::new(desired);
+                if let Some(renders) = self.renders {
+                    renders.keep(plan, env, std::sync::Arc::clone(&desired));
+                }
+                desired
+            }
+        };
         let mut part = Part {
             findings: checker.check(&desired),
             secrets: secret_values(&instance),
