@@ -3,7 +3,7 @@
 //! reconcile of some plans only ([`super::last::Narrowed`]) takes the
 //! others' as the last reconcile left them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::last::Narrowed;
 use super::reconcile::{Ended, Reconciler};
@@ -31,24 +31,26 @@ impl Reconciler {
     ) {
         let valid = &opened.valid;
         let started = std::time::Instant::now();
+        // What the last reconcile left, by plan and environment.
+        let last_statuses: HashMap<(&str, &str), &PlanStatus> = narrowed
+            .map(|n| &n.last.statuses)
+            .into_iter()
+            .flatten()
+            .map(|s| ((s.plan.as_str(), s.env.as_str()), s))
+            .collect();
         let kept = |plan: &str, env: &str| {
-            let n =
-                narrowed.filter(|n| !n.plans.contains(plan) && matches!(ended, Ended::Success))?;
-            let mut kept = n
-                .last
-                .statuses
-                .iter()
-                .find(|s| s.plan == plan && s.env == env)?
-                .clone();
+            narrowed.filter(|n| !n.plans.contains(plan) && matches!(ended, Ended::Success))?;
+            let mut kept = (*last_statuses.get(&(plan, env))?).clone();
             kept.spec_commit.clone_from(&revision.commit);
             Some(kept)
         };
+        let by_plan = ByPlan::of(outcome);
         let statuses: Vec<PlanStatus> = opened
             .picks()
             .iter()
             .map(|pick| {
                 let (plan, env) = (pick.plan_name(), pick.env_name());
-                kept(plan, env).unwrap_or_else(|| status(plan, env, revision, outcome, ended))
+                kept(plan, env).unwrap_or_else(|| status(plan, env, revision, &by_plan, ended))
             })
             .collect();
         let files: u64 = written_files(outcome);
@@ -104,27 +106,48 @@ fn pending(open: &Proposals) -> u64 {
     branches.len() as u64
 }
 
-/// A plan × environment's state after `outcome`.
+/// An outcome's steps and change sets with files, by plan: each plan ×
+/// environment's status reads its own, not all of them (10,000 plans).
+struct ByPlan<'o> {
+    steps: HashMap<&'o str, Vec<&'o Step>>,
+    sets: HashMap<&'o str, Vec<&'o crate::diff::ChangeSet>>,
+}
+
+impl<'o> ByPlan<'o> {
+    fn of(outcome: &'o Outcome) -> ByPlan<'o> {
+        let mut steps: HashMap<&str, Vec<&Step>> = HashMap::new();
+        for s in &outcome.steps {
+            for plan in &s.plans {
+                steps.entry(plan.as_str()).or_default().push(s);
+            }
+        }
+        let mut sets: HashMap<&str, Vec<&crate::diff::ChangeSet>> = HashMap::new();
+        let with_files = outcome.changes.iter().flat_map(|c| c.sets.iter());
+        for cs in with_files.filter(|cs| !cs.files.is_empty()) {
+            for plan in &cs.plans {
+                sets.entry(plan.as_str()).or_default().push(cs);
+            }
+        }
+        ByPlan { steps, sets }
+    }
+}
+
+/// A plan × environment's state after the outcome `by_plan` holds.
 fn status(
     plan: &str,
     env: &str,
     revision: &Revision,
-    outcome: &Outcome,
+    by_plan: &ByPlan<'_>,
     ended: &Ended,
 ) -> PlanStatus {
-    let mine = |plans: &[String], e: &Option<String>| {
-        plans.iter().any(|p| p == plan) && e.as_deref().is_none_or(|e| e == env)
-    };
-    let steps: Vec<&Step> = outcome
-        .steps
-        .iter()
-        .filter(|s| mine(&s.plans, &s.env))
+    let here = |e: &Option<String>| e.as_deref().is_none_or(|e| e == env);
+    let steps: Vec<&Step> = (by_plan.steps.get(plan).into_iter().flatten())
+        .filter(|s| here(&s.env))
+        .copied()
         .collect();
-    let sets: Vec<&crate::diff::ChangeSet> = outcome
-        .changes
-        .iter()
-        .flat_map(|c| c.sets.iter())
-        .filter(|cs| !cs.files.is_empty() && mine(&cs.plans, &cs.env))
+    let sets: Vec<&crate::diff::ChangeSet> = (by_plan.sets.get(plan).into_iter().flatten())
+        .filter(|cs| here(&cs.env))
+        .copied()
         .collect();
     let pull = steps.iter().find_map(|s| match &s.done {
         Done::Proposed { branch, pull, .. }
@@ -269,14 +292,26 @@ mod tests {
             commit: None,
             dirty: false,
         };
-        let held = status("permits", "prod", &revision, &outcome, &Ended::Success);
+        let held = status(
+            "permits",
+            "prod",
+            &revision,
+            &ByPlan::of(&outcome),
+            &Ended::Success,
+        );
         assert_eq!(held.state, PlanState::PendingApproval);
         assert_eq!(
             held.message.as_deref(),
             Some("edited by Rev <rev@example.org>; close it to get a fresh proposal")
         );
         // A plan with no step is not pending.
-        let other = status("docs", "prod", &revision, &outcome, &Ended::Success);
+        let other = status(
+            "docs",
+            "prod",
+            &revision,
+            &ByPlan::of(&outcome),
+            &Ended::Success,
+        );
         assert_eq!(other.state, PlanState::InSync);
     }
 }
