@@ -42,8 +42,6 @@ pub struct Run<'a> {
     /// ([`super::ApplyError::Fenced`]); a sharded replica's "my Leases
     /// still hold".
     pub fence: Option<&'a dyn Fn() -> bool>,
-    /// What the diffs of this revision rendered, kept for the next.
-    pub renders: Option<&'a diff::Renders>,
 }
 
 /// What an apply did, whether or not it finished.
@@ -292,7 +290,6 @@ impl Run<'_> {
                 spec_commit: self.spec_commit,
                 limits: self.limits,
                 own_key: Some(&own),
-                renders: self.renders,
             };
             let mut changes =
                 diff::diff(valid, selection, &options).map_err(Failure::Diagnostics)?;

@@ -46,7 +46,6 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         promote: None,
         fetched: &[],
         fence: None,
-        renders: None,
     };
     execute(ui, &run, &opened, &args.select.options(), args.yes)
 }

@@ -72,7 +72,6 @@ pub(super) fn changes(
         spec_commit: spec_commit.as_deref(),
         limits: ctx.config.render.limits(),
         own_key: own.as_ref(),
-        renders: None,
     };
     let started = std::time::Instant::now();
     let changes = diff::diff(&opened.valid, &opened.selection, &options)?;

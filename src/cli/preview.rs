@@ -110,7 +110,6 @@ fn preview(
         spec_commit: head_commit.as_deref(),
         limits,
         own_key: None,
-        renders: None,
     };
     let mut changes = diff::diff(&head.valid, &head.selection, &options)?;
     // The live side is the base's render in the scratch directory: say so,

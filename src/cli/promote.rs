@@ -82,7 +82,6 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         promote: Some(&freight),
         fetched: &[],
         fence: None,
-        renders: None,
     };
     execute(ui, &run, &spec, &scope, args.yes)
 }

@@ -2,9 +2,10 @@
 //! a child process (`druppie validate --render`) renders all of it (or
 //! the plans a change reaches), in memory, under the same limits. It
 //! starts as the daemon opens the spec, loading it meanwhile, and is
-//! told the plans once the daemon knows them. A template that would exhaust memory
-//! ends that child with a located error ([`crate::budget`]), and the
-//! daemon records the revision as refused instead of going down with it.
+//! told the plans once the daemon knows them. A template that would
+//! exhaust memory ends that child with a located error
+//! ([`crate::budget`]), and the daemon records the revision as refused
+//! instead of going down with it.
 
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};

@@ -13,13 +13,12 @@ use crate::spec::{Opened, Selection, Validated};
 use crate::status::PlanStatus;
 
 /// The freight of the plans of `selection` (`scope`: what it covers, as
-/// the apply had it; `renders`: what its diffs rendered), as the repos
-/// in the cache are after `outcome`;
+/// the apply had it), as the repos in the cache are after `outcome`;
 /// `None` when the spec does not render (the status already says why).
 pub(super) fn of(
     reconciler: &super::Reconciler,
     opened: &Opened,
-    (selection, scope, renders): (&Selection, &ComposeOptions, &diff::Renders),
+    (selection, scope): (&Selection, &ComposeOptions),
     revision: &Revision,
     outcome: &Outcome,
     trail: &[Recorded],
@@ -47,7 +46,6 @@ pub(super) fn of(
                 spec_commit: revision.commit.as_deref(),
                 limits: reconciler.limits,
                 own_key: Some(&own),
-                renders: Some(renders),
             };
             fresh = diff::diff(&opened.valid, selection, &options).ok()?;
             if let Some(deployment) = &opened.valid.deployment {

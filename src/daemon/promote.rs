@@ -116,7 +116,6 @@ impl Reconciler {
             promote: Some(&freight),
             fetched: &[],
             fence: None,
-            renders: None,
         };
         let (outcome, result) = run.apply(&spec.valid, &spec.selection, &scope, &mut |_, _| true);
         self.tell(shared, id, &spec_repo, known, &outcome);

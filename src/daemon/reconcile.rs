@@ -307,8 +307,6 @@ impl Reconciler {
         // A sharded replica writes each step only while its Leases hold:
         // once they may have expired, another replica may be writing.
         let holds = || shared.still_holds();
-        // The freight's diff after a write renders nothing again.
-        let renders = crate::diff::Renders::default();
         let run = Run {
             forge: self.forge.as_ref(),
             cache: &self.cache,
@@ -321,7 +319,6 @@ impl Reconciler {
             promote: None,
             fetched: &fetched,
             fence: shards.map(|_| &holds as &dyn Fn() -> bool),
-            renders: Some(&renders),
         };
         let apply = !revision.dirty;
         let (mut outcome, result) = run.apply(
@@ -356,7 +353,7 @@ impl Reconciler {
         let freight = super::freight::of(
             self,
             &opened,
-            (&selection, &scope, &renders),
+            (&selection, &scope),
             revision,
             &outcome,
             &trail,

@@ -48,7 +48,6 @@ impl Checkout {
             spec_commit: commit.as_deref(),
             limits: self.limits,
             own_key: self.own_key.as_ref(),
-            renders: None,
         };
         let changes = crate::diff::diff(&opened.valid, &opened.selection, &options)
             .map_err(SourceError::Spec)?;

@@ -261,7 +261,6 @@ pub fn check_exported(
         spec_commit: None,
         limits,
         own_key: None,
-        renders: None,
     };
     match diff::diff(&opened.valid, &opened.selection, &options) {
         Ok(changes) => {

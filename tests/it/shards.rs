@@ -138,7 +138,6 @@ fn a_run_whose_fence_closes_writes_nothing_and_says_why() {
         promote: None,
         fetched: &[],
         fence: Some(&closed),
-        renders: None,
     };
     let (outcome, result) = run.apply(
         &opened.valid,
