@@ -4,8 +4,6 @@
 //! diagnostic and loading goes on, so one run reports every problem.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -356,7 +354,7 @@ impl Loader<'_> {
 
     /// Reads a file into [`Spec::files`], enforcing the size limit.
     fn read(&mut self, path: &Path, yaml_line_offset: u32) -> Option<FileId> {
-        match read_file(
+        match super::source::read_file(
             &self.spec.root,
             path,
             self.options.max_file_bytes,
@@ -398,7 +396,7 @@ impl Loader<'_> {
             Some(PARSE_STACK),
             || (),
             |(), path| -> Result<_, Box<Diagnostic>> {
-                let file = read_file(root, path, limit, 0)?;
+                let file = super::source::read_file(root, path, limit, 0)?;
                 let parsed = yaml::parse::<T>(&file, &file.text);
                 Ok((file, parsed))
             },
@@ -587,33 +585,4 @@ impl Loader<'_> {
             body,
         });
     }
-}
-
-/// Reads one spec file, enforcing the size limit and UTF-8.
-fn read_file(
-    root: &Path,
-    path: &Path,
-    limit: u64,
-    yaml_line_offset: u32,
-) -> Result<SourceFile, Box<Diagnostic>> {
-    let shown = display(root, path);
-    let mut bytes = Vec::new();
-    let read = fs::File::open(path).and_then(|f| {
-        // Room for the whole file and the end-of-file check: one read call.
-        let size = f.metadata().map_or(0, |m| m.len()).min(limit) + 1;
-        bytes.reserve_exact(usize::try_from(size).unwrap_or(0));
-        f.take(limit + 1).read_to_end(&mut bytes)
-    });
-    if let Err(e) = read {
-        return Err(Box::new(Diagnostic::error(
-            format!("cannot read file: {e}"),
-            Location::file(shown),
-        )));
-    }
-    super::source::source_file(shown, path, bytes, limit, yaml_line_offset)
-}
-
-/// `path` relative to `root`, with `/` separators.
-fn display(root: &Path, path: &Path) -> String {
-    super::source::slash_path(root, path)
 }

@@ -158,3 +158,28 @@ pub fn source_file(
         yaml_line_offset,
     })
 }
+
+/// Reads one spec file under `root`, enforcing the size limit and UTF-8.
+pub(super) fn read_file(
+    root: &Path,
+    path: &Path,
+    limit: u64,
+    yaml_line_offset: u32,
+) -> Result<SourceFile, Box<super::diag::Diagnostic>> {
+    use std::io::Read as _;
+    let shown = slash_path(root, path);
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        // Room for the whole file and the end-of-file check: one read call.
+        let size = f.metadata().map_or(0, |m| m.len()).min(limit) + 1;
+        bytes.reserve_exact(usize::try_from(size).unwrap_or(0));
+        f.take(limit + 1).read_to_end(&mut bytes)
+    });
+    if let Err(e) = read {
+        return Err(Box::new(super::diag::Diagnostic::error(
+            format!("cannot read file: {e}"),
+            super::diag::Location::file(shown),
+        )));
+    }
+    source_file(shown, path, bytes, limit, yaml_line_offset)
+}

@@ -22,26 +22,35 @@ fn loose(repo: &Path) -> Vec<String> {
     out
 }
 
+/// Plans named `stores`, each a database in dev, committed to the spec.
+fn add_stores(spec: &Path, stores: &[String]) {
+    std::fs::write(
+        spec.join("spec/stacks/db.yaml"),
+        "name: db\ndescription: A database.\ncomponents:\n  db:\n    block: postgresql\n",
+    )
+    .unwrap();
+    for store in stores {
+        std::fs::write(
+            spec.join(format!("spec/plans/{store}.yaml")),
+            format!("name: {store}\nstack: db\nowner: team-store\nenvironments: [dev]\n"),
+        )
+        .unwrap();
+    }
+    git(spec, &["add", "-A"]);
+    git(
+        spec,
+        &["commit", "-qm", &format!("{} stores", stores.len())],
+    );
+}
+
 #[test]
 fn a_large_first_apply_is_written_as_a_pack_and_every_commit_verifies() {
     let s = setup("platform-team");
     // Twenty more plans, each a database in dev: one run of twenty-one
     // commits on the infra repo's main, a few hundred objects.
     let spec = s.f.path();
-    std::fs::write(
-        spec.join("spec/stacks/db.yaml"),
-        "name: db\ndescription: A database.\ncomponents:\n  db:\n    block: postgresql\n",
-    )
-    .unwrap();
-    for i in 0..20 {
-        std::fs::write(
-            spec.join(format!("spec/plans/store-{i:02}.yaml")),
-            format!("name: store-{i:02}\nstack: db\nowner: team-store\nenvironments: [dev]\n"),
-        )
-        .unwrap();
-    }
-    git(spec, &["add", "-A"]);
-    git(spec, &["commit", "-qm", "twenty stores"]);
+    let stores: Vec<String> = (0..20).map(|i| format!("store-{i:02}")).collect();
+    add_stores(spec, &stores);
 
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -90,21 +99,8 @@ fn druppie(s: &crate::apply::Setup, args: &[&str]) -> crate::support::Run {
 fn more_plans_than_one_push_commits_one_by_one_go_in_at_most_a_hundred_commits_each_named() {
     let s = setup("platform-team");
     let spec = s.f.path();
-    std::fs::write(
-        spec.join("spec/stacks/db.yaml"),
-        "name: db\ndescription: A database.\ncomponents:\n  db:\n    block: postgresql\n",
-    )
-    .unwrap();
     let stores: Vec<String> = (0..150).map(|i| format!("store-{i:03}")).collect();
-    for store in &stores {
-        std::fs::write(
-            spec.join(format!("spec/plans/{store}.yaml")),
-            format!("name: {store}\nstack: db\nowner: team-store\nenvironments: [dev]\n"),
-        )
-        .unwrap();
-    }
-    git(spec, &["add", "-A"]);
-    git(spec, &["commit", "-qm", "150 stores"]);
+    add_stores(spec, &stores);
 
     // The dry run names the commits: at most a hundred on dev, plans
     // put together in order, each plan in exactly one.
@@ -204,20 +200,8 @@ fn a_long_run_of_events_is_written_to_the_trail_as_a_pack_that_verifies() {
     // Forty more plans, each a database in dev: forty `applied` events
     // and more in one run, over a hundred objects on the trail.
     let spec = s.f.path();
-    std::fs::write(
-        spec.join("spec/stacks/db.yaml"),
-        "name: db\ndescription: A database.\ncomponents:\n  db:\n    block: postgresql\n",
-    )
-    .unwrap();
-    for i in 0..40 {
-        std::fs::write(
-            spec.join(format!("spec/plans/store-{i:02}.yaml")),
-            format!("name: store-{i:02}\nstack: db\nowner: team-store\nenvironments: [dev]\n"),
-        )
-        .unwrap();
-    }
-    git(spec, &["add", "-A"]);
-    git(spec, &["commit", "-qm", "forty stores"]);
+    let stores: Vec<String> = (0..40).map(|i| format!("store-{i:02}")).collect();
+    add_stores(spec, &stores);
 
     let run = s.apply();
     assert_eq!(run.code, 0, "{}", run.transcript());

@@ -487,16 +487,22 @@ impl Repo {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_signer_shown_for_debugging_shows_no_part_of_its_key() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("key");
+    /// A new ed25519 key made by ssh-keygen in `dir`; its path.
+    fn new_key(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("key");
         let made = Command::new(SSH_KEYGEN)
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(&path)
             .status()
             .expect("ssh-keygen");
         assert!(made.success());
+        path
+    }
+
+    #[test]
+    fn a_signer_shown_for_debugging_shows_no_part_of_its_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = new_key(dir.path());
         let signer = Signer::load(&path).expect("loads");
         let shown = format!("{signer:?} {:?}", signer.clone());
         assert!(shown.contains("***"), "{shown}");
@@ -509,13 +515,7 @@ mod tests {
     #[test]
     fn a_signature_is_the_one_ssh_key_makes_over_the_same_bytes() {
         let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("key");
-        let made = Command::new(SSH_KEYGEN)
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&path)
-            .status()
-            .expect("ssh-keygen");
-        assert!(made.success());
+        let path = new_key(dir.path());
         let signer = Signer::load(&path).expect("loads");
         let payload = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n";
         let reference = signer
