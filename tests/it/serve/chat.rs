@@ -262,10 +262,13 @@ fn hostile_chat_requests_get_openai_errors_and_push_nothing() {
     let (code, _) = post(&d, Some("it-chat-token-5d1f"), portal);
     assert_eq!(code, 401);
 
-    // 10 MB: refused unread.
+    // Over the limit: refused unread. Just over it, so that the whole
+    // body is in the socket's buffers before the refusal closes the
+    // connection (10 MB made the client's write fail now and then with a
+    // broken pipe before it read the answer).
     let huge = format!(
         r#"{{"model": "druppie", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
-        "a".repeat(10 << 20)
+        "a".repeat((1 << 20) + 1024)
     );
     let (code, body) = post(&d, Some(TOKEN), huge);
     assert_eq!((code, openai_error(&body)), (413, "request_too_large"));
