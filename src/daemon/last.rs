@@ -132,24 +132,10 @@ pub fn trail_tip(spec: &Repo) -> Option<ObjectId> {
         .map(|h| h.commit)
 }
 
-/// The plans a reconcile of the spec at `commit` (opened as `opened`)
-/// must look at when, since `last`, only the spec moved in git: the
-/// plans whose plan or stack file changed, the ones `last` left
-/// unsettled, and the ones with a change still to make (a proposal
-/// waiting for its merge is diffed against the branch as it is now,
-/// which a commit for another plan may have moved). `None` when the
-/// change can reach further (a block, a template, a policy,
-/// `platform.yaml`, anything else) or leaves something to prune (a plan
-/// gone, or gone from an environment): then the reconcile looks at
-/// everything.
-pub fn affected(
-    cache: &Cache,
-    root: &Path,
-    last: &Last,
-    opened: &Opened,
-    commit: &str,
-) -> Option<BTreeSet<String>> {
-    let changed = cache
+/// The files that differ between the spec commits `from` and `to`
+/// (paths relative to the spec root); `None` when git cannot tell.
+pub fn changed(cache: &Cache, root: &Path, from: &str, to: &str) -> Option<Vec<String>> {
+    let out = cache
         .git(
             "spec",
             root,
@@ -159,12 +145,65 @@ pub fn affected(
                 "-z",
                 "--no-renames",
                 "--relative",
-                &last.spec_commit,
-                commit,
+                from,
+                to,
             ],
         )
         .ok()?;
-    let (before, now) = (dependents(&last.opened.valid), dependents(&opened.valid));
+    Some(
+        out.split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// What [`affected`] needs of the spec the last reconcile opened, taken
+/// before that spec is reused for the new one ([`crate::spec::reload`]).
+pub struct Before {
+    /// Each plan and stack file, and the plans that read it.
+    dependents: BTreeMap<String, BTreeSet<String>>,
+    /// Each plan's environments.
+    envs: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Before {
+    pub fn of(valid: &Validated) -> Before {
+        let dependents = dependents(valid)
+            .into_iter()
+            .map(|(path, plans)| (path.to_owned(), plans))
+            .collect();
+        let envs = valid
+            .plans()
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.envs.iter().map(|e| e.name.clone()).collect(),
+                )
+            })
+            .collect();
+        Before { dependents, envs }
+    }
+}
+
+/// The plans a reconcile of the spec at a new commit (opened as
+/// `opened`) must look at when, since `last`, only the spec moved in
+/// git, `changed` being the files that differ: the plans whose plan or
+/// stack file changed, the ones `last` left unsettled, and the ones with
+/// a change still to make (a proposal waiting for its merge is diffed
+/// against the branch as it is now, which a commit for another plan may
+/// have moved). `None` when the change can reach further (a block, a
+/// template, a policy, `platform.yaml`, anything else) or leaves
+/// something to prune (a plan gone, or gone from an environment): then
+/// the reconcile looks at everything.
+pub fn affected(
+    last: &Last,
+    before: &Before,
+    changed: &[String],
+    opened: &Opened,
+) -> Option<BTreeSet<String>> {
+    let now = dependents(&opened.valid);
     let mut plans = last.unsettled.clone();
     let pending = last.changes.iter().flat_map(|c| &c.sets);
     plans.extend(
@@ -172,21 +211,18 @@ pub fn affected(
             .filter(|cs| !cs.files.is_empty() || !cs.notes.is_empty())
             .flat_map(|cs| cs.plans.iter().cloned()),
     );
-    for path in changed.split('\0').filter(|p| !p.is_empty()) {
-        let (a, b) = (before.get(path), now.get(path));
+    for path in changed {
+        let (a, b) = (before.dependents.get(path), now.get(path.as_str()));
         if a.is_none() && b.is_none() {
             return None;
         }
         plans.extend(a.into_iter().chain(b).flatten().cloned());
     }
-    let envs = |valid: &Validated, plan: &str| -> Option<BTreeSet<String>> {
-        let model = valid.plans().iter().find(|m| m.name == plan)?;
-        Some(model.envs.iter().map(|e| e.name.clone()).collect())
-    };
     for plan in &plans {
-        let now = envs(&opened.valid, plan)?;
-        let before = envs(&last.opened.valid, plan).unwrap_or_default();
-        if !before.is_subset(&now) {
+        let model = opened.valid.plans().iter().find(|m| m.name == *plan)?;
+        let now: BTreeSet<&str> = model.envs.iter().map(|e| e.name.as_str()).collect();
+        let gone = (before.envs.get(plan).into_iter().flatten()).any(|e| !now.contains(e.as_str()));
+        if gone {
             return None;
         }
     }

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::check::RenderCheck;
 use super::cluster::{self, Link};
-use super::last::{Last, Moved, Narrowed};
+use super::last::{Before, Last, Moved, Narrowed};
 use super::source::{Revision, SpecSource};
 use super::state::{Event, PlanState, Shared};
 use crate::apply::{Cache, Done, Failure, Outcome, Run};
@@ -222,7 +222,7 @@ impl Reconciler {
         shared: &Shared,
         (id, trigger): (&str, &str),
         revision: &Revision,
-        last: Option<Last>,
+        mut last: Option<Last>,
         shards: Option<&Shards>,
     ) -> Ended {
         let root = self.source.root();
@@ -236,7 +236,25 @@ impl Reconciler {
         let checking = (self.check.as_ref())
             .filter(|_| !self.checked.holds(commit))
             .map(|check| check.start(root));
-        let opened = match crate::spec::open(root, &LoadOptions::default(), &whole) {
+        // What changed since the last reconcile: the spec it opened is
+        // read again where it changed, when that is all plan and stack
+        // files; else the whole spec is loaded.
+        let changed = (last.as_ref().zip(commit)).and_then(|(last, commit)| {
+            super::last::changed(&self.cache, root, &last.spec_commit, commit)
+        });
+        let before =
+            (last.as_ref().zip(changed.as_ref())).map(|(last, _)| Before::of(&last.opened.valid));
+        let options = LoadOptions::default();
+        let reloaded = (last.as_mut().zip(changed.as_ref())).and_then(|(last, changed)| {
+            let spec = &mut last.opened.valid.spec;
+            crate::spec::reload(spec, changed, &options)?;
+            Some(std::mem::take(spec))
+        });
+        let reread = reloaded.is_some();
+        let opened = match reloaded.map_or_else(
+            || crate::spec::open(root, &options, &whole),
+            |spec| crate::spec::open_loaded(spec, &whole),
+        ) {
             Ok(opened) => opened,
             Err(e) => {
                 let why = e
@@ -248,13 +266,14 @@ impl Reconciler {
         let valid = &opened.valid;
         super::catalog::list(shared, valid);
         let narrowed = last.and_then(|last| {
-            let commit = revision.commit.as_deref()?;
             let started = Instant::now();
-            let mut plans = super::last::affected(&self.cache, root, &last, &opened, commit)?;
+            let (before, changed) = (before.as_ref()?, changed.as_deref()?);
+            let mut plans = super::last::affected(&last, before, changed, &opened)?;
             tracing::debug!(elapsed = ?started.elapsed(), "affected");
             plans.retain(|p| shards.is_none_or(|s| s.owns(p)));
             info!(
                 plans = plans.len(),
+                files_read_again = reread.then_some(changed.len()),
                 "only the spec moved: reconciling the plans it reaches"
             );
             Some(Narrowed { plans, last })

@@ -52,15 +52,18 @@ pub(super) fn is_kustomization(path: &str) -> bool {
 /// the policy check, as one message; `None` when nothing would (or when
 /// the file does not parse, which the YAML check reports).
 pub(super) fn check(target: &Target, path: &str, text: &str) -> Option<String> {
-    let docs: Vec<serde_json::Value> =
-        match serde_saphyr::from_multiple_with_options(text, crate::spec::yaml::options()) {
-            Ok(docs) => docs,
-            Err(_) if super::docs::parse(text).is_err() => return None,
-            Err(e) => {
-                let why = crate::spec::yaml::bare_message(&e.without_snippet().to_string());
-                return Some(format!("cannot be read as a kustomization: {why}"));
-            }
-        };
+    // The fast reader reads what it reads as the full parser does.
+    let read = crate::yaml_subset::de::from_stream::<serde_json::Value>(text).map(Ok);
+    let docs = match read.unwrap_or_else(|| {
+        serde_saphyr::from_multiple_with_options(text, crate::spec::yaml::options())
+    }) {
+        Ok(docs) => docs,
+        Err(_) if super::docs::parse(text).is_err() => return None,
+        Err(e) => {
+            let why = crate::spec::yaml::bare_message(&e.without_snippet().to_string());
+            return Some(format!("cannot be read as a kustomization: {why}"));
+        }
+    };
     let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
     let mut keys = Vec::new();
     let mut outside = Vec::new();

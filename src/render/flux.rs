@@ -165,17 +165,21 @@ pub fn plan_files(instance: &Instance) -> [(String, String); 2] {
          # Edits are reported as drift.\n",
         &sync,
     );
-    let kustomization = yaml(
-        "# Written by druppie for this plan and environment; edits are reported as drift.\n",
-        &Resources {
-            api_version: "kustomize.config.k8s.io/v1beta1",
-            kind: "Kustomization",
-            resources: vec![SYNC_FILE],
-        },
-    );
+    // The same for every plan: written once.
+    static KUSTOMIZATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let kustomization = KUSTOMIZATION.get_or_init(|| {
+        yaml(
+            "# Written by druppie for this plan and environment; edits are reported as drift.\n",
+            &Resources {
+                api_version: "kustomize.config.k8s.io/v1beta1",
+                kind: "Kustomization",
+                resources: vec![SYNC_FILE],
+            },
+        )
+    });
     [
         (format!("{dir}/{SYNC_FILE}"), sync),
-        (format!("{dir}/{KUSTOMIZATION_FILE}"), kustomization),
+        (format!("{dir}/{KUSTOMIZATION_FILE}"), kustomization.clone()),
     ]
 }
 

@@ -47,6 +47,9 @@ pub struct Spec {
     pub diagnostics: Diagnostics,
     /// [`APPROVER_KEYS`], when the spec has it: the approvers' SSH keys.
     pub approver_keys: Option<FileId>,
+    /// What [`LoadOptions::max_total_bytes`] leaves after the files
+    /// listed ([`super::reload`] keeps to it as the load does).
+    pub bytes_left: u64,
 }
 
 /// The allowed-signers file (ssh-keygen format) mapping the principals
@@ -270,6 +273,7 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         }
         super::pins::resolve(&mut loader);
     }
+    loader.spec.bytes_left = loader.bytes;
     Ok(loader.spec)
 }
 

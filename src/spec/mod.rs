@@ -11,6 +11,7 @@ pub mod load;
 pub mod model;
 pub mod names;
 pub mod pins;
+pub mod reload;
 pub mod revision;
 pub mod select;
 pub mod shard;
@@ -23,7 +24,8 @@ pub mod yaml;
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Kind, LoadError, LoadOptions, Spec, load};
 pub use pins::History;
-pub use select::{OpenError, Opened, Pick, Selection, open, select};
+pub use reload::reload;
+pub use select::{OpenError, Opened, Pick, Selection, open, open_loaded, select};
 pub use shard::Shards;
 pub use validate::{Validated, validate};
 

@@ -259,6 +259,16 @@ pub fn open(
     let started = std::time::Instant::now();
     let spec: Spec = load(root, load_options)?;
     tracing::debug!(elapsed = ?started.elapsed(), "load");
+    open_loaded(spec, scope)
+}
+
+/// Validates `spec`, loaded already, and selects what `scope` covers.
+///
+/// # Errors
+/// [`OpenError`]: the spec is invalid, or the selection names nothing it
+/// has.
+pub fn open_loaded(spec: Spec, scope: &ComposeOptions) -> Result<Opened, OpenError> {
+    let started = std::time::Instant::now();
     let valid = validate(spec).map_err(OpenError::Invalid)?;
     tracing::debug!(elapsed = ?started.elapsed(), "validate");
     let selection = select(&valid, scope).map_err(OpenError::Selection)?;

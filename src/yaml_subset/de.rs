@@ -33,6 +33,23 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Option<T> {
     .ok()
 }
 
+/// Reads every document of `text` (see [`super::parse_stream`]) into a
+/// `T` each; `None` when any is outside the subset or not plainly a `T`.
+pub fn from_stream<T: DeserializeOwned>(text: &str) -> Option<Vec<T>> {
+    let nodes = super::parse_stream(text)?;
+    let lines = Lines::new(text);
+    nodes
+        .iter()
+        .map(|node| {
+            T::deserialize(De {
+                node,
+                lines: &lines,
+            })
+            .ok()
+        })
+        .collect()
+}
+
 /// The read ended: outside the subset, or a type this reader leaves to
 /// the spec parser.
 #[derive(Debug)]

@@ -108,3 +108,24 @@ fn every_plain_and_quoted_scalar_reads_as_serde_saphyr_reads_it() {
         }
     }
 }
+
+#[test]
+fn generated_streams_read_as_serde_saphyr_reads_them() {
+    let read = run(true, |yaml| {
+        let Some(fast) = crate::yaml_subset::de::from_stream::<Value>(yaml) else {
+            return Ok(false);
+        };
+        let full: Vec<Value> =
+            serde_saphyr::from_multiple_with_options(yaml, options()).map_err(|e| {
+                TestCaseError::fail(format!(
+                    "the subset read {yaml:?} as {fast:?}, serde-saphyr refused: {e}"
+                ))
+            })?;
+        prop_assert_eq!(fast, full, "{:?}", yaml);
+        Ok(true)
+    });
+    assert!(
+        read > CASES as usize / 4,
+        "the subset read {read} of {CASES}"
+    );
+}

@@ -1,0 +1,93 @@
+//! [`reload`]: a spec loaded before, with the plan and stack files that
+//! changed since read again, instead of every file.
+//!
+//! A push that edits one plan of thousands changes one file. When every
+//! changed file is one the last load read as a plan or a stack, and reads
+//! cleanly as one again, the spec is the last one with those files
+//! replaced in place: the same [`FileId`]s, the same order, what a full
+//! [`load`](super::load) of the tree gives. Anything else (a file added
+//! or removed, a block, a template, a policy, `platform.yaml`, a file that
+//! no longer parses, a pin to a block's past version, a link) is left to
+//! a full load, which reports it as it always does.
+
+use std::path::Path;
+
+use super::load::{LoadOptions, Spec};
+use super::model::{Plan, Stack};
+use super::source::read_file;
+use super::yaml;
+
+/// `prev`, loaded from `prev.root` with `options`, after the files
+/// `changed` (paths relative to the root, as git names them) changed on
+/// disk; `None` when a full load is needed (see the module comment).
+/// `prev` is left as it was when `None` is returned.
+pub fn reload(prev: &mut Spec, changed: &[String], options: &LoadOptions) -> Option<()> {
+    if options.catalog_only || options.history.is_some() {
+        return None;
+    }
+    let mut read = Vec::with_capacity(changed.len());
+    let mut bytes_left = prev.bytes_left;
+    for path in changed {
+        let id = prev.files.iter().position(|f| f.path == *path)?;
+        // A diagnostic about the file would have to be found again.
+        if prev.diagnostics.0.iter().any(|d| d.location.path == *path) {
+            return None;
+        }
+        let disk = regular_file(&prev.root, path)?;
+        let file = read_file(&prev.root, &disk, options.max_file_bytes, 0).ok()?;
+        let counted = |len: usize| (len as u64).min(options.max_file_bytes);
+        bytes_left = (bytes_left + counted(prev.files[id].text.len()))
+            .checked_sub(counted(file.text.len()))?;
+        let entry = if let Some(at) = prev.plans.iter().position(|p| p.file == id) {
+            let plan = yaml::parse::<Plan>(&file, &file.text).ok()?;
+            // Pins are read from the history with their own diagnostics.
+            if !plan.blocks.is_empty() || !prev.plans[at].blocks.is_empty() {
+                return None;
+            }
+            Entry::Plan(at, Plan { file: id, ..plan })
+        } else if let Some(at) = prev.stacks.iter().position(|s| s.file == id) {
+            let stack = yaml::parse::<Stack>(&file, &file.text).ok()?;
+            Entry::Stack(at, Stack { file: id, ..stack })
+        } else {
+            return None;
+        };
+        read.push((id, file, entry));
+    }
+    for (id, file, entry) in read {
+        prev.files[id] = file;
+        match entry {
+            Entry::Plan(at, plan) => prev.plans[at] = plan,
+            Entry::Stack(at, stack) => prev.stacks[at] = stack,
+        }
+    }
+    prev.bytes_left = bytes_left;
+    Some(())
+}
+
+enum Entry {
+    Plan(usize, Plan),
+    Stack(usize, Stack),
+}
+
+/// `path` under `root` on disk, when it and every directory above it
+/// (below the root) are what the load's walk accepts: directories and a
+/// regular file, no link.
+fn regular_file(root: &Path, path: &str) -> Option<std::path::PathBuf> {
+    let mut disk = root.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() || *part == "." || *part == ".." {
+            return None;
+        }
+        disk.push(part);
+        let kind = std::fs::symlink_metadata(&disk).ok()?.file_type();
+        let last = i + 1 == parts.len();
+        if (last && !kind.is_file()) || (!last && !kind.is_dir()) {
+            return None;
+        }
+    }
+    Some(disk)
+}
+
+#[cfg(test)]
+mod tests;

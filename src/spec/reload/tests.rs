@@ -1,0 +1,125 @@
+use std::path::Path;
+
+use super::reload;
+use crate::spec::{LoadOptions, Spec, load};
+
+/// The example spec of this repository, copied into a directory of its own.
+fn example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["bouwblokken", "skills", "spec", "templates"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(here.join(sub))
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(status.success());
+    }
+    dir
+}
+
+fn loaded(root: &Path) -> Spec {
+    load(root, &LoadOptions::default()).expect("loads")
+}
+
+fn edit(root: &Path, path: &str, from: &str, to: &str) {
+    let at = root.join(path);
+    let text = std::fs::read_to_string(&at).expect("read");
+    assert!(text.contains(from), "{path} holds {from:?}");
+    std::fs::write(&at, text.replacen(from, to, 1)).expect("write");
+}
+
+/// What a full load and a reload must agree on: everything.
+fn shown(spec: &Spec) -> String {
+    format!("{spec:?}")
+}
+
+#[test]
+fn an_edited_plan_and_stack_reload_as_a_full_load_reads_them() {
+    let dir = example();
+    let root = dir.path();
+    let mut spec = loaded(root);
+    let changed = ["spec/plans/permits.yaml", "spec/stacks/static-site.yaml"];
+    edit(
+        root,
+        changed[0],
+        "replicas: 3",
+        "replicas: 4\n      # more\n",
+    );
+    edit(root, changed[1], "replicas: 2", "replicas: 5");
+    let changed: Vec<String> = changed.iter().map(|s| (*s).to_owned()).collect();
+    reload(&mut spec, &changed, &LoadOptions::default()).expect("reloads");
+    assert_eq!(shown(&spec), shown(&loaded(root)));
+    assert!(shown(&spec).contains("replicas: 4"), "the new text is read");
+}
+
+#[test]
+fn anything_but_an_edited_plan_or_stack_is_left_to_a_full_load() {
+    let dir = example();
+    let root = dir.path();
+    let before = loaded(root);
+    let refused = |spec: &mut Spec, changed: &[&str]| {
+        let changed: Vec<String> = changed.iter().map(|s| (*s).to_owned()).collect();
+        let was = shown(spec);
+        assert!(
+            reload(spec, &changed, &LoadOptions::default()).is_none(),
+            "{changed:?}"
+        );
+        assert_eq!(shown(spec), was, "a refused reload changes nothing");
+    };
+    let mut spec = loaded(root);
+    // A file the last load did not read as a plan or stack.
+    std::fs::write(root.join("spec/plans/new.yaml"), "name: new\n").expect("write");
+    refused(&mut spec, &["spec/plans/new.yaml"]);
+    refused(&mut spec, &["spec/platform.yaml"]);
+    refused(&mut spec, &["spec/policies/no-latest-tag.yaml"]);
+    refused(&mut spec, &["spec/plans/../plans/permits.yaml"]);
+    // A plan that no longer reads as one: the full load reports it.
+    edit(
+        root,
+        "spec/plans/permits.yaml",
+        "owner: team-permits",
+        "owner: [x",
+    );
+    refused(&mut spec, &["spec/plans/permits.yaml"]);
+    // A plan turned into a link.
+    let plan = root.join("spec/plans/docs-portal.yaml");
+    std::fs::remove_file(&plan).expect("rm");
+    std::os::unix::fs::symlink("/etc/hostname", &plan).expect("link");
+    refused(&mut spec, &["spec/plans/docs-portal.yaml"]);
+    // A plan that pins a block's past version.
+    edit(
+        root,
+        "spec/plans/druppie.yaml",
+        "stack:",
+        "blocks: {static-site: 1.0.0}\nstack:",
+    );
+    refused(&mut spec, &["spec/plans/druppie.yaml"]);
+    assert_eq!(shown(&spec), shown(&before));
+}
+
+#[test]
+fn a_reload_keeps_the_spec_within_its_byte_limit() {
+    let dir = example();
+    let root = dir.path();
+    let total = LoadOptions::default().max_total_bytes - loaded(root).bytes_left;
+    let options = LoadOptions {
+        max_total_bytes: total + 100,
+        ..LoadOptions::default()
+    };
+    let mut spec = load(root, &options).expect("loads");
+    assert_eq!(spec.bytes_left, 100);
+    let path = "spec/plans/permits.yaml";
+    let grown = format!(
+        "# {}\n",
+        "x".repeat(usize::try_from(spec.bytes_left).unwrap())
+    );
+    let text = std::fs::read_to_string(root.join(path)).expect("read");
+    std::fs::write(root.join(path), format!("{grown}{text}")).expect("write");
+    assert!(reload(&mut spec, &[path.to_owned()], &options).is_none());
+    assert!(
+        load(root, &options).is_err(),
+        "the full load refuses it too"
+    );
+}
