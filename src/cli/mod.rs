@@ -15,6 +15,7 @@ mod preview;
 mod promote;
 mod propose;
 mod render;
+mod render_check;
 mod secrets;
 mod serve;
 mod skills;
@@ -82,6 +83,8 @@ pub enum Command {
     Mcp(mcp::Args),
     Completions(completions::Args),
     Man(man::Args),
+    #[command(hide = true)]
+    RenderCheck(render_check::Args),
 }
 
 /// Which plans and environments a command covers.
@@ -220,6 +223,7 @@ fn dispatch(cli: Cli, env: &Env, ui: &Ui) -> CommandResult {
         Command::Mcp(args) => mcp::run(&ctx, &args),
         Command::Completions(args) => completions::run(ui, &args),
         Command::Man(_) => man::run(ui),
+        Command::RenderCheck(args) => render_check::run(&ctx, ui, &args),
         Command::Serve(args) => {
             let environment = serve_environment(&ctx, env);
             serve::run(&ctx, &args, environment)

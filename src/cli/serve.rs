@@ -48,11 +48,11 @@ fn render_check(ctx: &Context) -> Result<RenderCheck, CommandError> {
         args.push("--config".into());
         args.push(config.clone().into_os_string());
     }
-    Ok(RenderCheck {
+    Ok(RenderCheck::new(
         program,
         args,
-        timeout: std::time::Duration::from_secs(120),
-    })
+        std::time::Duration::from_secs(120),
+    ))
 }
 
 /// Every `[[notify]]` sink with its URL. A sink whose variable is unset

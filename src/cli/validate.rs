@@ -18,27 +18,12 @@ pub struct Args {
     /// With `--render`: render only this plan (repeat for more)
     #[arg(long = "plan", value_name = "PLAN", requires = "render")]
     pub plans: Vec<String>,
-    /// With `--render`: read the plans to render from standard input, one
-    /// a line, once the spec is loaded (no line: every plan); the
-    /// daemon's render check starts this way before it knows them
-    #[arg(long, requires = "render", conflicts_with = "plans")]
-    pub plans_from_stdin: bool,
 }
-
-/// The most bytes of plan names read from standard input.
-const STDIN_LIMIT: u64 = 16 << 20;
 
 pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
     let loaded =
         spec::load(&ctx.spec_root, &LoadOptions::default()).map_err(CommandError::failed)?;
-    let v = spec::validate(loaded).map_err(|diags| {
-        ui.diagnostics(&diags);
-        CommandError::user(format!(
-            "spec is invalid: {}, {}",
-            count(diags.error_count(), "error"),
-            count(diags.warning_count(), "warning")
-        ))
-    })?;
+    let v = validated(ui, loaded)?;
     ui.diagnostics(&v.warnings);
     let s = &v.spec;
     let instantiable = s.blocks.iter().filter(|b| b.instantiable()).count();
@@ -52,50 +37,67 @@ pub fn run(ctx: &Context, ui: &Ui, args: &Args) -> CommandResult {
         count(s.policies.len(), "policy").replace("policys", "policies"),
     );
     if args.render {
-        let plans = if args.plans_from_stdin {
-            let mut text = String::new();
-            std::io::Read::read_to_string(
-                &mut std::io::Read::take(std::io::stdin(), STDIN_LIMIT),
-                &mut text,
-            )
-            .map_err(CommandError::failed)?;
-            text.lines()
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect()
-        } else {
-            args.plans.clone()
-        };
-        let mut selection = spec::select(&v, &Default::default())?;
-        if !plans.is_empty() {
-            for plan in &plans {
-                // An unknown name is an error naming the plans there are.
-                let only = crate::compose::ComposeOptions {
-                    plan: Some(plan.clone()),
-                    env: None,
-                    shards: None,
-                };
-                spec::select(&v, &only)?;
-            }
-            selection = selection.only_plans(&v, &plans.iter().cloned().collect());
-        }
-        let limits = ctx.config.render.limits();
-        let rendered = crate::compose::compose(&v, &selection, &limits)
-            .and_then(|resolved| crate::render::render(&v, &resolved, None, &limits))
-            .map_err(|diags| {
-                ui.diagnostics(&diags);
-                CommandError::user(format!(
-                    "spec does not render: {}",
-                    count(diags.error_count(), "error")
-                ))
-            })?;
-        let files: usize = rendered.targets.values().map(|t| t.files.len()).sum();
+        let (files, pairs) = render_plans(ctx, ui, &v, &args.plans)?;
         line.push_str(&format!(
             "; rendered {} for {}",
             count(files, "file"),
-            count(selection.len(), "plan environment")
+            count(pairs, "plan environment")
         ));
     }
     ui.out(&format!("{line}\n"));
     ok()
+}
+
+/// `loaded`, validated; when it is invalid, its diagnostics are shown.
+///
+/// # Errors
+/// The spec is invalid.
+pub(super) fn validated(ui: &Ui, loaded: spec::Spec) -> Result<spec::Validated, CommandError> {
+    spec::validate(loaded).map_err(|diags| {
+        ui.diagnostics(&diags);
+        CommandError::user(format!(
+            "spec is invalid: {}, {}",
+            count(diags.error_count(), "error"),
+            count(diags.warning_count(), "warning")
+        ))
+    })
+}
+
+/// Composes and renders `plans` of `v` (none named: every plan), in
+/// memory, within the `[render]` limits: (files, plan environments).
+///
+/// # Errors
+/// A plan the spec does not have, or the spec does not render (its
+/// diagnostics are shown).
+pub(super) fn render_plans(
+    ctx: &Context,
+    ui: &Ui,
+    v: &spec::Validated,
+    plans: &[String],
+) -> Result<(usize, usize), CommandError> {
+    let mut selection = spec::select(v, &Default::default())?;
+    if !plans.is_empty() {
+        for plan in plans {
+            // An unknown name is an error naming the plans there are.
+            let only = crate::compose::ComposeOptions {
+                plan: Some(plan.clone()),
+                env: None,
+                shards: None,
+            };
+            spec::select(v, &only)?;
+        }
+        selection = selection.only_plans(v, &plans.iter().cloned().collect());
+    }
+    let limits = ctx.config.render.limits();
+    let rendered = crate::compose::compose(v, &selection, &limits)
+        .and_then(|resolved| crate::render::render(v, &resolved, None, &limits))
+        .map_err(|diags| {
+            ui.diagnostics(&diags);
+            CommandError::user(format!(
+                "spec does not render: {}",
+                count(diags.error_count(), "error")
+            ))
+        })?;
+    let files = rendered.targets.values().map(|t| t.files.len()).sum();
+    Ok((files, selection.len()))
 }

@@ -44,7 +44,9 @@ use std::time::Duration;
 
 pub use api::{BODY_LIMIT, ROUTES};
 pub use chat::Settings as ChatSettings;
-pub use check::{CheckError, RenderCheck};
+pub use check::{
+    CheckError, Open as CheckOpen, Passed as CheckPassed, Render as CheckRender, RenderCheck,
+};
 pub use election::{Election, MAX_SHARDS};
 pub use reconcile::Reconciler;
 pub use server::{Limits, LimitsError};

@@ -37,7 +37,7 @@ pub struct Reconciler {
     /// Renders each revision in a child process first.
     pub check: Option<RenderCheck>,
     /// The revision that passed the check last.
-    pub checked: super::check::Passed,
+    pub checked: super::check::Checked,
     /// What the last reconcile left, when it ended well.
     pub last: super::last::Remembered,
     /// What composing and rendering may hold and produce (`[render]`);
@@ -231,17 +231,27 @@ impl Reconciler {
             ..ComposeOptions::default()
         };
         let commit = revision.commit.as_deref().filter(|_| !revision.dirty);
+        // What changed since the last reconcile: the spec it opened is
+        // read again where it changed, when that is all plan and stack
+        // files; else the whole spec is loaded. The check does the same
+        // with the spec it holds.
+        let changed = (last.as_ref().zip(commit)).and_then(|(last, commit)| {
+            super::last::changed(&self.cache, root, &last.spec_commit, commit)
+        });
         // Started now, the check loads the spec while this process does;
         // it is told the plans once they are known.
         let checking = (self.check.as_ref())
             .filter(|_| !self.checked.holds(commit))
-            .map(|check| check.start(root));
-        // What changed since the last reconcile: the spec it opened is
-        // read again where it changed, when that is all plan and stack
-        // files; else the whole spec is loaded.
-        let changed = (last.as_ref().zip(commit)).and_then(|(last, commit)| {
-            super::last::changed(&self.cache, root, &last.spec_commit, commit)
-        });
+            .map(|check| {
+                check.start(
+                    root,
+                    &super::check::Open {
+                        from: last.as_ref().map(|l| l.spec_commit.clone()),
+                        to: commit.map(str::to_owned),
+                        changed: changed.clone(),
+                    },
+                )
+            });
         let before =
             (last.as_ref().zip(changed.as_ref())).map(|(last, _)| Before::of(&last.opened.valid));
         let options = LoadOptions::default();
@@ -289,12 +299,14 @@ impl Reconciler {
             let held = shards.map(|_| opened.plan_names());
             let plans = narrowed.as_ref().map(|n| &n.plans).or(held.as_ref());
             let started = Instant::now();
-            if let Err(e) = checking.finish(plans) {
-                return Ended::from_error(&e, e.is_transient());
-            }
+            let passed = match checking.finish(plans) {
+                Ok(passed) => passed,
+                Err(e) => return Ended::from_error(&e, e.is_transient()),
+            };
             info!(
                 commit,
                 plans = plans.map(BTreeSet::len),
+                files_read_again = passed.files_read_again,
                 waited = started.elapsed().as_secs_f64(),
                 "render check passed"
             );

@@ -647,3 +647,79 @@ fn composed_values_count_towards_the_run_limit() {
         r.stderr
     );
 }
+
+#[test]
+fn a_plan_edit_that_makes_a_template_too_large_is_refused_by_the_kept_check() {
+    use crate::serve::{Daemon, push_payload, serve_setup};
+    let s = serve_setup();
+    let work = s.tmp.path().join("spec-work");
+    let push = |message: &str| {
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-qm", message]);
+        git(&work, &["push", "-q", "origin", "main"]);
+        git(&work, &["rev-parse", "HEAD"]).trim().to_owned()
+    };
+    // A template whose memory grows with an input: within the budget at
+    // a few replicas, past it at twenty (the most the block allows).
+    let grow = "templates/webapp-python/infra/grow.yaml.j2";
+    std::fs::write(
+        work.join(grow),
+        "{% set s = 'x' * (replicas * 5000000) %}kind: ConfigMap\nsize: {{ s|length }}\n",
+    )
+    .expect("write");
+    push("a template that grows with the replicas");
+    let d = Daemon::start(&s);
+    assert_eq!(d.state("permits", "dev")["state"], "in-sync");
+    let plan = work.join("spec/plans/permits.yaml");
+    let text = std::fs::read_to_string(&plan).expect("plan");
+    let hook = |delivery: &str, commit: &str| {
+        let before = d.reconciles();
+        assert_eq!(
+            d.hook("push", delivery, &push_payload("spec", commit), None),
+            202
+        );
+        d.wait("the push reconciled", |d| d.reconciles() > before);
+    };
+    // One plan's edit: the daemon and its kept check read that file again.
+    std::fs::write(&plan, text.replace("replicas: 2", "replicas: 3")).expect("write");
+    hook("edit-1", &push("three replicas"));
+    let logs = d.logs();
+    let passed = logs
+        .iter()
+        .rev()
+        .find(|l| l.contains("render check passed"));
+    assert!(
+        passed.is_some_and(|l| l.contains(r#""files_read_again":1"#)),
+        "{passed:?}"
+    );
+
+    std::fs::write(&plan, text.replace("replicas: 2", "replicas: 20")).expect("write");
+    hook("edit-2", &push("twenty replicas"));
+    assert_eq!(d.get("/healthz").0, 200, "the daemon serves on");
+    assert_eq!(
+        d.metric("druppie_reconciles_total{result=\"terminal\"}"),
+        1.0,
+        "refused for good, not retried"
+    );
+    let status = d.json("/api/v1/status");
+    let error = status["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains(MEMORY), "{status}");
+    assert!(error.contains(&format!("--> {grow}")), "{status}");
+
+    // The check that refused ended; the next one starts afresh.
+    std::fs::write(&plan, text.replace("replicas: 2", "replicas: 4")).expect("write");
+    hook("edit-3", &push("four replicas"));
+    assert_eq!(d.state("permits", "dev")["state"], "in-sync");
+    let infra = s.forge().join("infra.git");
+    let shown = git(&infra, &["show", "main:apps/dev/permits/app/grow.yaml"]);
+    assert!(shown.contains("size: "), "{shown}");
+    let logs = d.logs();
+    let passed = logs
+        .iter()
+        .rev()
+        .find(|l| l.contains("render check passed"));
+    assert!(
+        passed.is_some_and(|l| !l.contains("files_read_again")),
+        "a new child loads the whole spec: {passed:?}"
+    );
+}

@@ -195,7 +195,7 @@ fn render_check(r: &Reconciler, chat: &Chat) -> Result<(), ChatError> {
     if key.is_some() && *passed == key {
         return Ok(());
     }
-    check.run(root, None).map_err(|source| ChatError::Check {
+    check.run(root).map_err(|source| ChatError::Check {
         at: root.to_owned(),
         source,
     })?;

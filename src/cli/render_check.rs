@@ -1,0 +1,85 @@
+//! `druppie render-check` (hidden): the daemon's render check
+//! ([`crate::daemon::RenderCheck`]), a child kept between reconciles.
+//!
+//! It reads requests from standard input, one JSON object a line, two
+//! per check: [`Open`] (load and validate the spec: read again only the
+//! files that changed since the commit it holds, when the daemon names
+//! them, else all of it), then [`Render`] (compose and render those
+//! plans in memory within the `[render]` limits). It answers
+//! [`Passed`] on standard output and waits for the next check. A spec that is invalid
+//! or does not render is reported as `validate --render` reports it, on
+//! standard error, and ends the child with status 1; a template over its
+//! memory budget ends it likewise ([`crate::budget`]). The end of its
+//! input ends it with status 0.
+
+use std::io::{BufRead as _, Read as _, Write as _};
+
+use super::validate::{render_plans, validated};
+use super::{CommandError, CommandResult, Context, Ui, command_error::ok};
+use crate::daemon::{CheckOpen as Open, CheckPassed as Passed, CheckRender as Render};
+use crate::spec::{self, LoadOptions, Validated};
+
+/// Runs the daemon's render check (not for people: the daemon starts it).
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// The most bytes one request may hold.
+const LINE_LIMIT: u64 = 16 << 20;
+
+pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
+    let mut input = std::io::stdin().lock();
+    let options = LoadOptions::default();
+    // The spec as the last check left it, and its commit.
+    let mut held: Option<(String, Validated)> = None;
+    loop {
+        let Some(open) = request::<Open>(&mut input)? else {
+            return ok();
+        };
+        let reloaded = match (held.take(), &open.from, &open.changed) {
+            (Some((at, mut v)), Some(from), Some(changed)) if at == *from => {
+                let mut spec = std::mem::take(&mut v.spec);
+                spec::reload(&mut spec, changed, &options).map(|()| spec)
+            }
+            _ => None,
+        };
+        let files_read_again = reloaded.as_ref().and(open.changed.as_ref().map(Vec::len));
+        let loaded = match reloaded {
+            Some(spec) => spec,
+            None => spec::load(&ctx.spec_root, &options).map_err(CommandError::failed)?,
+        };
+        let v = validated(ui, loaded)?;
+        let Some(render) = request::<Render>(&mut input)? else {
+            return ok();
+        };
+        match render.plans {
+            Some(plans) if plans.is_empty() => {}
+            plans => {
+                render_plans(ctx, ui, &v, &plans.unwrap_or_default())?;
+            }
+        }
+        let answer = serde_json::to_string(&Passed { files_read_again })
+            .expect("a struct of numbers serializes");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{answer}")
+            .and_then(|()| out.flush())
+            .map_err(CommandError::failed)?;
+        held = open.to.map(|to| (to, v));
+    }
+}
+
+/// The next request; `None` at the end of the input.
+fn request<T: serde::de::DeserializeOwned>(
+    input: &mut impl std::io::BufRead,
+) -> Result<Option<T>, CommandError> {
+    let mut line = String::new();
+    input
+        .take(LINE_LIMIT)
+        .read_line(&mut line)
+        .map_err(CommandError::failed)?;
+    if line.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| CommandError::failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
