@@ -142,8 +142,19 @@ class Daemon:
                    for r in ["success", "failed", "terminal", "dry-run"])
 
     def rss_kb(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        return rss_kb(self.proc.pid)
+
+    def children_rss_kb(self):
+        """The RSS of the daemon's children (the kept render check)."""
+        total = 0
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                for pid in f.read().split():
+                    try:
+                        total += rss_kb(int(pid))
+                    except (FileNotFoundError, AttributeError):
+                        pass
+        return total
 
     def stop(self):
         self.proc.terminate()
@@ -254,6 +265,11 @@ def memory(d, n):
           f"(growth {growth:+.1f}%); sampled every {every}: "
           f"min {min(samples) / 1024:.1f} MB, max {max(samples) / 1024:.1f} MB", flush=True)
     print("memory samples (MB): " + " ".join(f"{s / 1024:.1f}" for s in samples), flush=True)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
 def release_binary():

@@ -153,8 +153,8 @@ def main():
         p50, p95 = percentiles(changed)
         print(f"one plan changed, webhook -> signed commit: p50={p50:.0f}ms p95={p95:.0f}ms; "
               f"git add+commit p50={git_commit[0]:.0f}ms p95={git_commit[1]:.0f}ms", flush=True)
-        print(f"daemon RSS after {d.reconciles():.0f} reconciles: {d.rss_kb() / 1024:.1f} MB",
-              flush=True)
+        print(f"daemon RSS after {d.reconciles():.0f} reconciles: {d.rss_kb() / 1024:.1f} MB "
+              f"(its kept render check: {d.children_rss_kb() / 1024:.1f} MB)", flush=True)
     finally:
         if d is not None:
             d.stop()

@@ -64,6 +64,8 @@ pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
             .and_then(|()| out.flush())
             .map_err(CommandError::failed)?;
         held = open.to.map(|to| (to, v));
+        // It waits for the next check holding only the spec.
+        crate::daemon::memory::give_back();
     }
 }
 

@@ -23,7 +23,7 @@ mod election;
 mod freight;
 pub(crate) mod journal;
 mod last;
-mod memory;
+pub mod memory;
 mod metrics;
 pub mod notify;
 mod promote;
