@@ -47,15 +47,20 @@ pub(super) fn of(
                 limits: reconciler.limits,
                 own_key: Some(&own),
             };
+            let started = std::time::Instant::now();
             fresh = diff::diff(&opened.valid, selection, &options).ok()?;
+            tracing::debug!(elapsed = ?started.elapsed(), "freight: diffed again");
             if let Some(deployment) = &opened.valid.deployment {
                 crate::execution::gate(&mut fresh, trail, &deployment.platform);
             }
             &fresh
         }
     };
+    let started = std::time::Instant::now();
     let plan = crate::execution::plan(changes, String::new());
+    tracing::debug!(elapsed = ?started.elapsed(), "freight: execution plan");
     let report = crate::status::status(&opened.valid, selection, changes, &plan, &sources, trail);
+    tracing::debug!(elapsed = ?started.elapsed(), "freight: status read");
     for e in &report.errors {
         tracing::warn!(error = %crate::error::chain(e), "reading what is live");
     }

@@ -79,7 +79,20 @@ pub struct Listing {
 /// calling thread.
 pub struct Reader {
     repo: gix::Repository,
+    /// The entries of large trees read by name, by tree id: a directory
+    /// of thousands of plans is looked up in once per plan.
+    indexes: std::cell::RefCell<std::collections::HashMap<ObjectId, Index>>,
 }
+
+/// A tree's entries by name.
+type Index = std::collections::HashMap<Vec<u8>, (EntryKind, ObjectId)>;
+
+/// Trees with more entries than this are indexed by name.
+const INDEXED: usize = 64;
+/// Indexes a reader keeps (each about 100 bytes an entry: 1 MB for a
+/// directory of 10,000 plans); lookups come plan after plan, so the
+/// trees of the last few commits are the ones asked for again.
+const INDEXES: usize = 8;
 
 /// Whether [`Reader::ancestors`] goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +106,10 @@ impl Repo {
     pub fn reader(&self) -> Reader {
         let mut repo = self.repo.to_thread_local();
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
-        Reader { repo }
+        Reader {
+            repo,
+            indexes: std::cell::RefCell::default(),
+        }
     }
 }
 
@@ -136,11 +152,7 @@ impl Reader {
     /// # Errors
     /// The commit or a tree on the way cannot be read.
     pub fn entry_at(&self, commit: ObjectId, path: &str) -> Result<Lookup, Error> {
-        let repo = &self.repo;
-        let mut tree = repo
-            .find_commit(commit)
-            .and_then(|c| c.tree())
-            .map_err(|e| err(format!("cannot read commit {commit}"), e))?;
+        let mut tree = self.root(commit)?;
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut at = String::new();
         for (i, segment) in segments.iter().enumerate() {
@@ -148,14 +160,9 @@ impl Reader {
                 at.push('/');
             }
             at.push_str(segment);
-            let mut found = None;
-            for entry in tree.iter() {
-                let entry = entry.map_err(|e| err(format!("cannot read `{at}` in {commit}"), e))?;
-                if entry.filename() == segment.as_bytes() {
-                    found = Some((EntryKind::of(entry.mode()), entry.object_id()));
-                    break;
-                }
-            }
+            let found = self
+                .child(tree, segment.as_bytes())
+                .map_err(|e| err(format!("cannot read `{at}` in {commit}"), e))?;
             let Some((kind, id)) = found else {
                 return Ok(Lookup::Missing);
             };
@@ -173,9 +180,7 @@ impl Reader {
             if kind != EntryKind::Tree {
                 return Ok(Lookup::Missing);
             }
-            tree = repo
-                .find_tree(id)
-                .map_err(|e| err(format!("cannot read `{at}` in {commit}"), e))?;
+            tree = id;
         }
         Ok(Lookup::Missing)
     }
@@ -189,16 +194,64 @@ impl Reader {
     /// # Errors
     /// The commit or a tree on the way cannot be read.
     pub fn file_id(&self, commit: ObjectId, path: &str) -> Result<Option<ObjectId>, Error> {
-        let entry = self
-            .repo
+        let mut tree = self.root(commit)?;
+        let mut segments = path.split('/').filter(|s| !s.is_empty()).peekable();
+        while let Some(segment) = segments.next() {
+            let found = self
+                .child(tree, segment.as_bytes())
+                .map_err(|e| err(format!("cannot read `{path}` in {commit}"), e))?;
+            match (found, segments.peek()) {
+                (Some((EntryKind::Blob | EntryKind::Link, id)), None) => return Ok(Some(id)),
+                (Some((EntryKind::Tree, id)), Some(_)) => tree = id,
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The tree of `commit`.
+    fn root(&self, commit: ObjectId) -> Result<ObjectId, Error> {
+        self.repo
             .find_commit(commit)
-            .and_then(|c| c.tree())
-            .map_err(|e| err(format!("cannot read commit {commit}"), e))?
-            .lookup_entry_by_path(path)
-            .map_err(|e| err(format!("cannot read `{path}` in {commit}"), e))?;
-        Ok(entry
-            .filter(|e| e.mode().is_blob_or_symlink())
-            .map(|e| e.object_id()))
+            .and_then(|c| c.tree_id())
+            .map(gix::Id::detach)
+            .map_err(|e| err(format!("cannot read commit {commit}"), e))
+    }
+
+    /// The entry `name` of the tree `tree`: found by name in a large
+    /// tree's index, made on its first lookup.
+    fn child(
+        &self,
+        tree: ObjectId,
+        name: &[u8],
+    ) -> Result<Option<(EntryKind, ObjectId)>, Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(index) = self.indexes.borrow().get(&tree) {
+            return Ok(index.get(name).copied());
+        }
+        let read = self.repo.find_tree(tree)?;
+        let mut found = None;
+        let mut count = 0;
+        for entry in read.iter() {
+            let entry = entry?;
+            if found.is_none() && entry.filename() == name {
+                found = Some((EntryKind::of(entry.mode()), entry.object_id()));
+            }
+            count += 1;
+        }
+        if count > INDEXED {
+            let mut index = Index::with_capacity(count);
+            for entry in read.iter() {
+                let entry = entry?;
+                let value = (EntryKind::of(entry.mode()), entry.object_id());
+                index.insert(entry.filename().to_vec(), value);
+            }
+            let mut indexes = self.indexes.borrow_mut();
+            if indexes.len() == INDEXES {
+                indexes.clear();
+            }
+            indexes.insert(tree, index);
+        }
+        Ok(found)
     }
 
     /// Every blob, link and submodule below the tree `dir`, breadth
@@ -275,5 +328,82 @@ impl Reader {
             Ok(_) => Ok(Bounded::Missing),
             Err(e) => Err(err(format!("cannot read blob {id}"), e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &std::path::Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    #[test]
+    fn paths_through_large_directories_are_found_as_git_finds_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        git(root, &["init", "-q"]);
+        // A directory of more entries than are looked up one by one.
+        for i in 0..3 * INDEXED {
+            let plan = root.join(format!("apps/p{i:03}"));
+            std::fs::create_dir_all(&plan).expect("dir");
+            std::fs::write(plan.join("lock.yaml"), format!("{i}\n")).expect("file");
+        }
+        std::os::unix::fs::symlink("../p001", root.join("apps/p000/link")).expect("link");
+        git(root, &["add", "-A"]);
+        git(root, &["commit", "-qm", "plans"]);
+        let head: ObjectId = git(root, &["rev-parse", "HEAD"]).parse().expect("id");
+        let repo = Repo::open(root).expect("opens").expect("a repo");
+        let reader = repo.reader();
+        let id = |path: &str| git(root, &["rev-parse", &format!("HEAD:{path}")]);
+        // Twice: the second lookups go through the indexes.
+        for _ in 0..2 {
+            for i in [0, 1, INDEXED, 3 * INDEXED - 1] {
+                let path = format!("apps/p{i:03}/lock.yaml");
+                let found = reader.file_id(head, &path).expect("reads");
+                assert_eq!(found.map(|f| f.to_string()), Some(id(&path)), "{path}");
+                match reader.entry_at(head, &path).expect("reads") {
+                    Lookup::Found(e) => assert_eq!(e.id.to_string(), id(&path)),
+                    other => panic!("{path}: {other:?}"),
+                }
+            }
+            assert_eq!(
+                reader.file_id(head, "apps/p000").expect("reads"),
+                None,
+                "a tree"
+            );
+            assert_eq!(
+                reader.file_id(head, "apps/nope/lock.yaml").expect("reads"),
+                None
+            );
+            assert_eq!(
+                reader
+                    .file_id(head, "apps/p000/link")
+                    .expect("reads")
+                    .map(|f| f.to_string()),
+                Some(id("apps/p000/link")),
+                "a link is listed, not followed"
+            );
+            assert!(matches!(
+                reader.entry_at(head, "apps/p000/link/lock.yaml").expect("reads"),
+                Lookup::Link(at) if at == "apps/p000/link"
+            ));
+            assert!(matches!(
+                reader.entry_at(head, "apps/p999/lock.yaml").expect("reads"),
+                Lookup::Missing
+            ));
+        }
+        assert_eq!(reader.indexes.borrow().len(), 1, "only the large tree");
     }
 }
