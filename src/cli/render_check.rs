@@ -17,7 +17,7 @@ use std::io::{BufRead as _, Read as _, Write as _};
 use super::validate::{render_plans, validated};
 use super::{CommandError, CommandResult, Context, Ui, command_error::ok};
 use crate::daemon::{CheckOpen as Open, CheckPassed as Passed, CheckRender as Render};
-use crate::spec::{self, LoadOptions, Validated};
+use crate::spec::{self, LoadOptions};
 
 /// Runs the daemon's render check (not for people: the daemon starts it).
 #[derive(Debug, clap::Args)]
@@ -29,15 +29,15 @@ const LINE_LIMIT: u64 = 16 << 20;
 pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
     let mut input = std::io::stdin().lock();
     let options = LoadOptions::default();
-    // The spec as the last check left it, and its commit.
-    let mut held: Option<(String, Validated)> = None;
+    // The spec as the last check read it, and its commit (what is
+    // resolved from it is made again by each check's validation).
+    let mut held: Option<(String, spec::Spec)> = None;
     loop {
         let Some(open) = request::<Open>(&mut input)? else {
             return ok();
         };
         let reloaded = match (held.take(), &open.from, &open.changed) {
-            (Some((at, mut v)), Some(from), Some(changed)) if at == *from => {
-                let mut spec = std::mem::take(&mut v.spec);
+            (Some((at, mut spec)), Some(from), Some(changed)) if at == *from => {
                 spec::reload(&mut spec, changed, &options).map(|()| spec)
             }
             _ => None,
@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
         writeln!(out, "{answer}")
             .and_then(|()| out.flush())
             .map_err(CommandError::failed)?;
-        held = open.to.map(|to| (to, v));
+        held = open.to.map(|to| (to, v.spec));
         // It waits for the next check holding only the spec.
         crate::daemon::memory::give_back();
     }
