@@ -26,7 +26,7 @@ use crate::apply::{Cache, Done, Outcome};
 use crate::compose::ComposeOptions;
 use crate::diff::ChangeSets;
 use crate::git::{ObjectId, Repo};
-use crate::spec::{Opened, Validated};
+use crate::spec::{LoadOptions, OpenError, Opened, Validated};
 
 /// A reconcile that ended well, as it left things.
 pub struct Last {
@@ -155,6 +155,34 @@ pub fn changed(cache: &Cache, root: &Path, from: &str, to: &str) -> Option<Vec<S
             .filter(|p| !p.is_empty())
             .map(str::to_owned)
             .collect(),
+    )
+}
+
+/// The spec at `root`, at a commit `changed` files away from `last`'s:
+/// the spec `last` opened with those files read again
+/// ([`crate::spec::reload`], which leaves `last` without it), else the
+/// whole spec loaded; with what [`affected`] needs of `last`'s, and
+/// whether it was read again.
+pub fn reopen(
+    root: &Path,
+    last: Option<&mut Last>,
+    changed: Option<&[String]>,
+    scope: &ComposeOptions,
+) -> (Result<Opened, OpenError>, Option<Before>, bool) {
+    let options = LoadOptions::default();
+    let Some((last, changed)) = last.zip(changed) else {
+        return (crate::spec::open(root, &options, scope), None, false);
+    };
+    let before = Before::of(&last.opened.valid);
+    let spec = &mut last.opened.valid.spec;
+    if crate::spec::reload(spec, changed, &options).is_some() {
+        let spec = std::mem::take(spec);
+        return (crate::spec::open_loaded(spec, scope), Some(before), true);
+    }
+    (
+        crate::spec::open(root, &options, scope),
+        Some(before),
+        false,
     )
 }
 

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::check::RenderCheck;
 use super::cluster::{self, Link};
-use super::last::{Before, Last, Moved, Narrowed};
+use super::last::{Last, Moved, Narrowed};
 use super::source::{Revision, SpecSource};
 use super::state::{Event, PlanState, Shared};
 use crate::apply::{Cache, Done, Failure, Outcome, Run};
@@ -23,7 +23,7 @@ use crate::git::Repo;
 use crate::git::sign::Signer;
 use crate::git::write::Identity;
 use crate::spec::diag::Diagnostics;
-use crate::spec::{LoadOptions, Opened, Shards};
+use crate::spec::{Opened, Shards};
 
 /// What the worker needs to reconcile.
 pub struct Reconciler {
@@ -252,19 +252,9 @@ impl Reconciler {
                     },
                 )
             });
-        let before =
-            (last.as_ref().zip(changed.as_ref())).map(|(last, _)| Before::of(&last.opened.valid));
-        let options = LoadOptions::default();
-        let reloaded = (last.as_mut().zip(changed.as_ref())).and_then(|(last, changed)| {
-            let spec = &mut last.opened.valid.spec;
-            crate::spec::reload(spec, changed, &options)?;
-            Some(std::mem::take(spec))
-        });
-        let reread = reloaded.is_some();
-        let opened = match reloaded.map_or_else(
-            || crate::spec::open(root, &options, &whole),
-            |spec| crate::spec::open_loaded(spec, &whole),
-        ) {
+        let (opened, before, reread) =
+            super::last::reopen(root, last.as_mut(), changed.as_deref(), &whole);
+        let opened = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 let why = e
