@@ -9,8 +9,10 @@
 //! [`Passed`] on standard output and waits for the next check. A spec that is invalid
 //! or does not render is reported as `validate --render` reports it, on
 //! standard error, and ends the child with status 1; a template over its
-//! memory budget ends it likewise ([`crate::budget`]). The end of its
-//! input ends it with status 0.
+//! memory budget ends it likewise ([`crate::budget`]). A request it
+//! cannot read, or a spec it cannot read for the moment, ends it with
+//! status 3 (the daemon tries again). The end of its input ends it with
+//! status 0.
 
 use std::io::{BufRead as _, Read as _, Write as _};
 
@@ -27,6 +29,34 @@ pub struct Args {}
 const LINE_LIMIT: u64 = 16 << 20;
 
 pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
+    checks(ctx, ui).or_else(|failed| match failed {
+        // Not the spec's doing: the daemon tries again with a new child.
+        Failed::Here(e) => {
+            ui.error(&*e);
+            Ok(std::process::ExitCode::from(BROKEN))
+        }
+        Failed::Spec(e) => Err(e),
+    })
+}
+
+/// The exit status of a child that failed for a reason of its own (a
+/// request it cannot read, a spec it cannot read for the moment), not
+/// because of the spec ([`crate::daemon::CheckError::is_transient`]).
+const BROKEN: u8 = 3;
+
+enum Failed {
+    /// The spec is invalid or does not render: exit status 1.
+    Spec(CommandError),
+    Here(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<CommandError> for Failed {
+    fn from(e: CommandError) -> Self {
+        Failed::Spec(e)
+    }
+}
+
+fn checks(ctx: &Context, ui: &Ui) -> Result<std::process::ExitCode, Failed> {
     let mut input = std::io::stdin().lock();
     let options = LoadOptions::default();
     // The spec as the last check read it, and its commit (what is
@@ -34,7 +64,7 @@ pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
     let mut held: Option<(String, spec::Spec)> = None;
     loop {
         let Some(open) = request::<Open>(&mut input)? else {
-            return ok();
+            return Ok(ok()?);
         };
         let reloaded = match (held.take(), &open.from, &open.changed) {
             (Some((at, mut spec)), Some(from), Some(changed)) if at == *from => {
@@ -45,11 +75,17 @@ pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
         let files_read_again = reloaded.as_ref().and(open.changed.as_ref().map(Vec::len));
         let loaded = match reloaded {
             Some(spec) => spec,
-            None => spec::load(&ctx.spec_root, &options).map_err(CommandError::failed)?,
+            None => spec::load(&ctx.spec_root, &options).map_err(|e| {
+                if e.is_transient() {
+                    Failed::Here(Box::new(e))
+                } else {
+                    Failed::Spec(CommandError::failed(e))
+                }
+            })?,
         };
         let v = validated(ui, loaded)?;
         let Some(render) = request::<Render>(&mut input)? else {
-            return ok();
+            return Ok(ok()?);
         };
         match render.plans {
             Some(plans) if plans.is_empty() => {}
@@ -57,12 +93,15 @@ pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
                 render_plans(ctx, ui, &v, &plans.unwrap_or_default())?;
             }
         }
-        let answer = serde_json::to_string(&Passed { files_read_again })
-            .expect("a struct of numbers serializes");
+        let answer = serde_json::to_string(&Passed {
+            passed: true,
+            files_read_again,
+        })
+        .expect("a struct of numbers serializes");
         let mut out = std::io::stdout().lock();
         writeln!(out, "{answer}")
             .and_then(|()| out.flush())
-            .map_err(CommandError::failed)?;
+            .map_err(|e| Failed::Here(Box::new(e)))?;
         held = open.to.map(|to| (to, v.spec));
         // It waits for the next check holding only the spec.
         crate::daemon::memory::give_back();
@@ -72,16 +111,16 @@ pub fn run(ctx: &Context, ui: &Ui, _args: &Args) -> CommandResult {
 /// The next request; `None` at the end of the input.
 fn request<T: serde::de::DeserializeOwned>(
     input: &mut impl std::io::BufRead,
-) -> Result<Option<T>, CommandError> {
+) -> Result<Option<T>, Failed> {
     let mut line = String::new();
     input
         .take(LINE_LIMIT)
         .read_line(&mut line)
-        .map_err(CommandError::failed)?;
+        .map_err(|e| Failed::Here(Box::new(e)))?;
     if line.is_empty() {
         return Ok(None);
     }
     serde_json::from_str(&line)
         .map(Some)
-        .map_err(|e| CommandError::failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        .map_err(|e| Failed::Here(Box::new(e)))
 }

@@ -57,7 +57,9 @@ pub struct Render {
 /// it read again for the [`Open`] before, when it did not load the whole
 /// spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Passed {
+    pub passed: bool,
     pub files_read_again: Option<usize>,
 }
 
@@ -145,7 +147,17 @@ impl RenderCheck {
         });
         let child = kept
             .map_or_else(|| self.spawn(root, &["render-check"]), Ok)
-            .and_then(|k| k.send(open).map(|()| k));
+            .and_then(|k| {
+                // What it said is this check's alone.
+                k.said.lock().expect("stderr lock").clear();
+                match k.send(open) {
+                    Ok(()) => Ok(k),
+                    Err(e) => {
+                        k.kill();
+                        Err(e)
+                    }
+                }
+            });
         Started {
             check: self,
             child: Some(child),
@@ -326,15 +338,16 @@ impl Started<'_> {
             .answers
             .recv_timeout(timeout.saturating_sub(self.started.elapsed()))
         {
-            Ok(answer) if serde_json::from_str::<Passed>(&answer).is_ok() => {
-                let passed = serde_json::from_str(&answer).expect("read just above");
-                *self.check.kept.lock().expect("check lock") = Some(kept);
-                Ok(passed)
-            }
-            Ok(answer) => {
-                kept.kill();
-                Err(CheckError::Broken(format!("it answered {answer:?}")))
-            }
+            Ok(answer) => match serde_json::from_str::<Passed>(&answer) {
+                Ok(passed) if passed.passed => {
+                    *self.check.kept.lock().expect("check lock") = Some(kept);
+                    Ok(passed)
+                }
+                _ => {
+                    kept.kill();
+                    Err(CheckError::Broken(format!("it answered {answer:?}")))
+                }
+            },
             Err(RecvTimeoutError::Timeout) => {
                 kept.kill();
                 Err(CheckError::TimedOut(timeout))

@@ -248,7 +248,7 @@ impl Reconciler {
                     &super::check::Open {
                         from: last.as_ref().map(|l| l.spec_commit.clone()),
                         to: commit.map(str::to_owned),
-                        changed: changed.clone(),
+                        changed: changed.clone().filter(|c| crate::spec::reload::worth_it(c)),
                     },
                 )
             });

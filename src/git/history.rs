@@ -243,7 +243,9 @@ impl Reader {
             for entry in read.iter() {
                 let entry = entry?;
                 let value = (EntryKind::of(entry.mode()), entry.object_id());
-                index.insert(entry.filename().to_vec(), value);
+                // A name given twice (a hostile tree) is the first one,
+                // as the scan above finds it.
+                index.entry(entry.filename().to_vec()).or_insert(value);
             }
             let mut indexes = self.indexes.borrow_mut();
             if indexes.len() == INDEXES {

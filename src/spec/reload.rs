@@ -4,27 +4,61 @@
 //! A push that edits one plan of thousands changes one file. When every
 //! changed file is one the last load read as a plan or a stack, and reads
 //! cleanly as one again, the spec is the last one with those files
-//! replaced in place: the same [`FileId`]s, the same order, what a full
+//! replaced in place: the same [`FileId`](super::source::FileId)s, the same order, what a full
 //! [`load`](super::load) of the tree gives. Anything else (a file added
 //! or removed, a block, a template, a policy, `platform.yaml`, a file that
-//! no longer parses, a pin to a block's past version, a link) is left to
-//! a full load, which reports it as it always does.
+//! no longer parses or has a diagnostic, a spec with pins to a block's
+//! past version, a link, a name that is not UTF-8) is left to a full
+//! load, which reports it as it always does.
 
 use std::path::Path;
 
-use super::load::{LoadOptions, Spec};
+use super::load::{LoadOptions, PARSE_STACK, Spec};
 use super::model::{Plan, Stack};
 use super::source::read_file;
 use super::yaml;
+
+/// Whether `changed` is few enough files to read again rather than load
+/// the whole spec (a push of many files is a platform-wide change).
+pub fn worth_it(changed: &[String]) -> bool {
+    changed.len() <= 1000 && changed.iter().map(String::len).sum::<usize>() <= 1 << 20
+}
 
 /// `prev`, loaded from `prev.root` with `options`, after the files
 /// `changed` (paths relative to the root, as git names them) changed on
 /// disk; `None` when a full load is needed (see the module comment).
 /// `prev` is left as it was when `None` is returned.
 pub fn reload(prev: &mut Spec, changed: &[String], options: &LoadOptions) -> Option<()> {
-    if options.catalog_only || options.history.is_some() {
+    // Pins are read from the history, which a change of plan files alone
+    // can move (a merge bringing in a block's version): those specs are
+    // loaded whole.
+    if options.catalog_only
+        || options.history.is_some()
+        || !prev.pinned.is_empty()
+        || !worth_it(changed)
+    {
         return None;
     }
+    // A name that is not UTF-8 reaches here replaced, and a full load
+    // refuses it; each file is read once.
+    let distinct: std::collections::HashSet<&String> = changed.iter().collect();
+    if distinct.len() != changed.len() || changed.iter().any(|p| p.contains('\u{FFFD}')) {
+        return None;
+    }
+    // Parsing recurses as deep as YAML nests: on a thread with the stack
+    // `load` gives it.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("druppie-reload".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, || read_again(prev, changed, options))
+            .ok()?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn read_again(prev: &mut Spec, changed: &[String], options: &LoadOptions) -> Option<()> {
     let mut read = Vec::with_capacity(changed.len());
     let mut bytes_left = prev.bytes_left;
     for path in changed {

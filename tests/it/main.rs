@@ -35,6 +35,7 @@ mod proposals;
 mod proposals_forge;
 mod release;
 mod render;
+mod render_check;
 mod secrets;
 mod selection;
 mod serve;

@@ -123,3 +123,54 @@ fn a_reload_keeps_the_spec_within_its_byte_limit() {
         "the full load refuses it too"
     );
 }
+
+#[test]
+fn a_reload_keeps_the_loads_warnings_and_refuses_names_it_cannot_read() {
+    let dir = example();
+    let root = dir.path();
+    // A Markdown file without frontmatter: a warning of the load.
+    std::fs::write(root.join("bouwblokken/NOTES.md"), "just notes\n").expect("write");
+    let validated = |spec: Spec| crate::spec::validate(spec).expect("valid").warnings;
+    let mut spec = loaded(root);
+    let warned = format!("{:?}", validated(loaded(root)));
+    assert!(warned.contains("no frontmatter"), "{warned}");
+    let plan = "spec/plans/permits.yaml".to_owned();
+    edit(root, &plan, "replicas: 3", "replicas: 4");
+    let lossy = "spec/plans/\u{FFFD}.yaml".to_owned();
+    for changed in [vec![plan.clone(), plan.clone()], vec![plan.clone(), lossy]] {
+        assert!(reload(&mut spec, &changed, &LoadOptions::default()).is_none());
+    }
+    reload(&mut spec, &[plan], &LoadOptions::default()).expect("reloads");
+    assert_eq!(
+        format!("{:?}", validated(spec)),
+        format!("{:?}", validated(loaded(root)))
+    );
+}
+
+#[test]
+fn a_deeply_nested_plan_reloads_on_a_thread_with_a_small_stack() {
+    let dir = example();
+    let root = dir.path();
+    let mut spec = loaded(root);
+    let plan = "spec/plans/permits.yaml";
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    edit(
+        root,
+        plan,
+        "replicas: 3",
+        &format!("replicas: 3\n      nested: {deep}"),
+    );
+    let changed = vec![plan.to_owned()];
+    // The reconcile worker's stack is far smaller than the parser needs
+    // for 200 levels.
+    let reloaded = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            reload(&mut spec, &changed, &LoadOptions::default())?;
+            Some(shown(&spec))
+        })
+        .expect("thread")
+        .join()
+        .expect("no overflow");
+    assert_eq!(reloaded, Some(shown(&loaded(root))));
+}

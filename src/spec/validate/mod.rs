@@ -58,9 +58,11 @@ impl Validated {
 /// # Errors
 /// Every diagnostic (load problems included, warnings too) when at least
 /// one is an error.
-pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
+pub fn validate(spec: Spec) -> Result<Validated, Diagnostics> {
     let found = run_checks(&spec);
-    let mut all = std::mem::take(&mut spec.diagnostics);
+    // The load's own stay with the spec: a spec read again in part
+    // (`spec::reload`) keeps those of the files it did not read.
+    let mut all = spec.diagnostics.clone();
     all.extend(found);
     all.sort();
     if all.has_errors() {
