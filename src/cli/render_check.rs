@@ -5,14 +5,14 @@
 //! per check: [`Open`] (load and validate the spec: read again only the
 //! files that changed since the commit it holds, when the daemon names
 //! them, else all of it), then [`Render`] (compose and render those
-//! plans in memory within the `[render]` limits). It answers
-//! [`Passed`] on standard output and waits for the next check. A spec that is invalid
-//! or does not render is reported as `validate --render` reports it, on
-//! standard error, and ends the child with status 1; a template over its
-//! memory budget ends it likewise ([`crate::budget`]). A request it
-//! cannot read, or a spec it cannot read for the moment, ends it with
-//! status 3 (the daemon tries again). The end of its input ends it with
-//! status 0.
+//! plans in memory within the `[render]` limits). It answers [`Passed`]
+//! on standard output and waits for the next check. A spec that is
+//! invalid or does not render is reported as `validate --render`
+//! reports it, on standard error, and ends the child with status 1; a
+//! template over its memory budget ends it likewise
+//! ([`crate::budget`]). A request it cannot read, or a spec it cannot
+//! read for the moment, ends it with status 3 (the daemon tries again).
+//! The end of its input ends it with status 0.
 
 use std::io::{BufRead as _, Read as _, Write as _};
 

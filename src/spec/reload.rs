@@ -4,12 +4,13 @@
 //! A push that edits one plan of thousands changes one file. When every
 //! changed file is one the last load read as a plan or a stack, and reads
 //! cleanly as one again, the spec is the last one with those files
-//! replaced in place: the same [`FileId`](super::source::FileId)s, the same order, what a full
+//! replaced in place: the same file ids, the same order, what a full
 //! [`load`](super::load) of the tree gives. Anything else (a file added
-//! or removed, a block, a template, a policy, `platform.yaml`, a file that
-//! no longer parses or has a diagnostic, a spec with pins to a block's
-//! past version, a link, a name that is not UTF-8) is left to a full
-//! load, which reports it as it always does.
+//! or removed, a block, a template, a policy, `platform.yaml`, a file
+//! that no longer parses or has a diagnostic, a spec with pins to a
+//! block's past version, a link, a name that is not UTF-8, more than a
+//! thousand files) is left to a full load, which reports it as it always
+//! does.
 
 use std::path::Path;
 
