@@ -568,17 +568,12 @@ fn apply_of_too_large_a_file_is_refused_before_anything_is_written() {
 
 #[test]
 fn a_hostile_spec_commit_leaves_the_daemon_serving_and_a_fixed_one_reconciles() {
-    use crate::serve::{Daemon, push_payload, serve_setup};
+    use crate::serve::{Daemon, push_payload, push_spec, serve_setup};
     let s = serve_setup();
     let d = Daemon::start(&s);
     assert_eq!(d.state("permits", "dev")["state"], "in-sync");
     let work = s.tmp.path().join("spec-work");
-    let push = |message: &str| {
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "-qm", message]);
-        git(&work, &["push", "-q", "origin", "main"]);
-        git(&work, &["rev-parse", "HEAD"]).trim().to_owned()
-    };
+    let push = |message: &str| push_spec(&work, message);
     let bomb = work.join("templates/postgresql/infra/bomb.yaml.j2");
     std::fs::write(
         &bomb,
@@ -650,15 +645,10 @@ fn composed_values_count_towards_the_run_limit() {
 
 #[test]
 fn a_plan_edit_that_makes_a_template_too_large_is_refused_by_the_kept_check() {
-    use crate::serve::{Daemon, push_payload, serve_setup};
+    use crate::serve::{Daemon, push_payload, push_spec, serve_setup};
     let s = serve_setup();
     let work = s.tmp.path().join("spec-work");
-    let push = |message: &str| {
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "-qm", message]);
-        git(&work, &["push", "-q", "origin", "main"]);
-        git(&work, &["rev-parse", "HEAD"]).trim().to_owned()
-    };
+    let push = |message: &str| push_spec(&work, message);
     // A template whose memory grows with an input: within the budget at
     // a few replicas, past it at twenty (the most the block allows).
     let grow = "templates/webapp-python/infra/grow.yaml.j2";

@@ -113,7 +113,7 @@ fn a_reload_keeps_the_spec_within_its_byte_limit() {
     let path = "spec/plans/permits.yaml";
     let grown = format!(
         "# {}\n",
-        "x".repeat(usize::try_from(spec.bytes_left).unwrap())
+        "x".repeat(usize::try_from(spec.bytes_left).expect("a few hundred bytes"))
     );
     let text = std::fs::read_to_string(root.join(path)).expect("read");
     std::fs::write(root.join(path), format!("{grown}{text}")).expect("write");

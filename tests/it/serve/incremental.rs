@@ -3,7 +3,7 @@
 //! target repo is seen as moved; a pull request event, a poll and a
 //! start look at everything.
 
-use super::{Daemon, push_payload, serve_setup};
+use super::{Daemon, push_payload, push_spec, serve_setup};
 use crate::support::git;
 
 /// Reconciles that found nothing moved.
@@ -171,13 +171,6 @@ fn settle(d: &Daemon, step: usize) {
 /// Commits everything in the spec clone and pushes it; the commit. A
 /// random change may change nothing (prod replicas set to what they
 /// were): the spec still moves, by an empty commit.
-fn push_spec(work: &std::path::Path, message: &str) -> String {
-    git(work, &["add", "-A"]);
-    git(work, &["commit", "-q", "--allow-empty", "-m", message]);
-    git(work, &["push", "-q", "origin", "main"]);
-    git(work, &["rev-parse", "HEAD"]).trim().to_owned()
-}
-
 #[test]
 fn incremental_and_whole_reconciles_agree_on_random_spec_changes() {
     let seed = std::env::var("DRUPPIE_IT_SEED")

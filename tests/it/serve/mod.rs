@@ -348,6 +348,15 @@ fn push_plan_change(s: &Setup, patch: u32) -> String {
     git(&work, &["rev-parse", "HEAD"]).trim().to_owned()
 }
 
+/// Commits everything in the spec clone `work` and pushes it to the
+/// forge; the commit.
+pub(crate) fn push_spec(work: &std::path::Path, message: &str) -> String {
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(work, &["push", "-q", "origin", "main"]);
+    git(work, &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
 pub(crate) fn push_payload(repo: &str, after: &str) -> String {
     format!(
         r#"{{"ref":"refs/heads/main","after":"{after}","repository":{{"name":"{repo}","full_name":"platform/{repo}"}}}}"#
