@@ -144,6 +144,15 @@ class Daemon:
     def rss_kb(self):
         return rss_kb(self.proc.pid)
 
+    def rss_parts(self):
+        """The daemon's RSS by kind: heap and stacks (anon), mapped
+        files (git packs, the binary) and shared memory (files mapped
+        from a tmpfs), in MB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            status = f.read()
+        return {kind: int(re.search(rf"Rss{kind}:\s+(\d+)", status).group(1)) / 1024
+                for kind in ("Anon", "File", "Shmem")}
+
     def children_rss_kb(self):
         """The RSS of the daemon's children (the kept render check)."""
         total = 0
@@ -275,7 +284,10 @@ def rss_kb(pid):
 def release_binary():
     """The druppie the benchmarks run: built with `--profile dist` (the
     README's figures), or BENCH_PROFILE (`release` builds faster while
-    trying a change)."""
+    trying a change), or BENCH_BINARY as it is (a build of its own, or a
+    wrapper such as a heap profiler's)."""
+    if os.environ.get("BENCH_BINARY"):
+        return os.environ["BENCH_BINARY"]
     profile = os.environ.get("BENCH_PROFILE", "dist")
     subprocess.run(["cargo", "build", "--profile", profile, "--quiet"], cwd=HERE, check=True)
     return os.path.join(HERE, "target", profile, "druppie")

@@ -153,8 +153,17 @@ def main():
         p50, p95 = percentiles(changed)
         print(f"one plan changed, webhook -> signed commit: p50={p50:.0f}ms p95={p95:.0f}ms; "
               f"git add+commit p50={git_commit[0]:.0f}ms p95={git_commit[1]:.0f}ms", flush=True)
+        # The last reconcile ends after its commit is on the forge: RSS
+        # is read once the daemon has idled for a second.
+        settled = d.reconciles()
+        time.sleep(1)
+        while d.reconciles() != settled:
+            settled = d.reconciles()
+            time.sleep(1)
         print(f"daemon RSS after {d.reconciles():.0f} reconciles: {d.rss_kb() / 1024:.1f} MB "
               f"(its kept render check: {d.children_rss_kb() / 1024:.1f} MB)", flush=True)
+        parts = ", ".join(f"{kind.lower()} {mb:.1f}" for kind, mb in d.rss_parts().items())
+        print(f"daemon RSS by kind (MB): {parts}", flush=True)
     finally:
         if d is not None:
             d.stop()
