@@ -93,29 +93,40 @@ pub fn check(spec: &Spec) -> Diagnostics {
 }
 
 fn run_checks(spec: &Spec) -> Vec<Diagnostic> {
-    // The catalog, platform and stack rules are one job; the wiring is one
-    // job per stack and per plan, so the cores share it. Diagnostics keep
-    // this order before sorting, as when the checks ran one after another.
+    // The catalog, platform and stack rules are one job; each stack's
+    // wiring and each plan's rules and wiring are one job, so the cores
+    // share them. Each thread keeps one `Check` (and the patterns it
+    // compiled) for all its jobs. Diagnostics keep this order before
+    // sorting, as when the checks ran one after another.
     enum Job<'s> {
         Rules,
         Wiring(wiring::Unit<'s>),
     }
     let jobs: Vec<Job> = std::iter::once(Job::Rules)
-        .chain(wiring::units(spec).map(Job::Wiring))
+        .chain(wiring::units(spec).into_iter().map(Job::Wiring))
         .collect();
-    let parts = crate::par::map(&jobs, |job| {
-        let mut check = Check::new(spec);
-        match job {
-            Job::Rules => {
-                catalog::check(&mut check);
-                platform::check(&mut check);
-                stacks::check(&mut check);
-                depends::check(&mut check);
+    let parts = crate::par::map_init(
+        &jobs,
+        None,
+        || Check::new(spec),
+        |check, job| {
+            match job {
+                Job::Rules => {
+                    catalog::check(check);
+                    platform::check(check);
+                    stacks::check(check);
+                    depends::check(check);
+                }
+                Job::Wiring(unit) => {
+                    if let wiring::Unit::Plan(plan, _) = unit {
+                        stacks::check_plan(check, plan);
+                    }
+                    wiring::check(check, unit);
+                }
             }
-            Job::Wiring(unit) => wiring::check(&mut check, unit),
-        }
-        check.out.0
-    });
+            std::mem::take(&mut check.out.0)
+        },
+    );
     parts.into_iter().flatten().collect()
 }
 
@@ -216,17 +227,20 @@ impl<'a> Check<'a> {
         what: &str,
         items: impl IntoIterator<Item = (FileId, &'k Spanned<String>)>,
     ) {
-        let mut first: HashMap<&str, Location> = HashMap::new();
+        // Where a name was first is worked out only for a duplicate (each
+        // location quotes its line: 10,000 plans, one line each).
+        let mut first: HashMap<&str, (FileId, &Spanned<String>)> = HashMap::new();
         for (file, name) in items {
-            let here = self.at(file, name);
             match first.get(name.value.as_str()) {
-                Some(prev) => {
+                Some(&(prev_file, prev)) => {
+                    let prev = self.at(prev_file, prev);
+                    let here = self.at(file, name);
                     let d = Diagnostic::error(format!("duplicate {what} `{}`", name.value), here)
-                        .with_note("first defined here", prev.clone());
+                        .with_note("first defined here", prev);
                     self.out.push(d);
                 }
                 None => {
-                    first.insert(&name.value, here);
+                    first.insert(&name.value, (file, name));
                 }
             }
         }

@@ -199,13 +199,32 @@ pub(super) fn topo(n: usize, deps: &[(usize, usize)]) -> Result<Vec<usize>, Vec<
 /// parallel.
 pub(super) enum Unit<'s> {
     Stack(&'s Stack),
-    Plan(&'s Plan),
+    /// A plan, and whether its stack is free of cycles of its own (a
+    /// stack's cycle is reported once, with the stack).
+    Plan(&'s Plan, bool),
 }
 
-/// Every stack, then every plan, in spec order.
-pub(super) fn units(spec: &Spec) -> impl Iterator<Item = Unit<'_>> {
+/// Every stack, then every plan, in spec order. Whether a stack has a
+/// cycle of its own is worked out once here, not once for each plan.
+pub(super) fn units(spec: &Spec) -> Vec<Unit<'_>> {
+    let acyclic: Vec<(&str, bool)> = (spec.stacks.iter())
+        .map(|stack| {
+            (
+                stack.name.value.as_str(),
+                component_order(stack, None).is_ok(),
+            )
+        })
+        .collect();
     let stacks = spec.stacks.iter().map(Unit::Stack);
-    stacks.chain(spec.plans.iter().map(Unit::Plan))
+    let plans = spec.plans.iter().map(|plan| {
+        let name = plan.stack.value.as_str();
+        let ok = acyclic
+            .iter()
+            .find(|(n, _)| *n == name)
+            .is_some_and(|(_, ok)| *ok);
+        Unit::Plan(plan, ok)
+    });
+    stacks.chain(plans).collect()
 }
 
 pub(super) fn check(c: &mut Check, unit: &Unit) {
@@ -214,12 +233,13 @@ pub(super) fn check(c: &mut Check, unit: &Unit) {
             check_references(c, stack, None);
             report_cycle(c, stack, None);
         }
-        Unit::Plan(plan) => {
+        Unit::Plan(plan, stack_acyclic) => {
             let Some(stack) = c.spec.stack(&plan.stack.value) else {
                 return;
             };
-            check_references(c, stack, Some(plan));
-            if component_order(stack, None).is_ok() {
+            // A plan that writes no reference adds no edge to its
+            // stack's, which have no cycle.
+            if check_references(c, stack, Some(plan)) > 0 && stack_acyclic {
                 report_cycle(c, stack, Some(plan));
             }
         }
@@ -228,9 +248,11 @@ pub(super) fn check(c: &mut Check, unit: &Unit) {
 
 /// Each reference written in `plan` (or, without a plan, in `stack`)
 /// names a component of the stack and an output its block declares.
-fn check_references(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
+/// Returns how many references are written there.
+fn check_references(c: &mut Check, stack: &Stack, plan: Option<&Plan>) -> usize {
     let spec = c.spec;
     let own_file = plan.map_or(stack.file, |p| p.file);
+    let mut written = 0;
     for (file, _, inputs) in layers(stack, plan) {
         if file != own_file {
             continue;
@@ -239,6 +261,7 @@ fn check_references(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
             let mut texts = Vec::new();
             strings(&value.value, &mut texts);
             for r in texts.iter().flat_map(|t| references(t)) {
+                written += 1;
                 let Some(comp) = stack.components.get(&r.component) else {
                     let known: Vec<&str> = stack.components.keys().collect();
                     let candidates = crate::spec::suggest::candidates(&r.component, known);
@@ -307,6 +330,7 @@ fn check_references(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
             }
         }
     }
+    written
 }
 
 fn report_cycle(c: &mut Check, stack: &Stack, plan: Option<&Plan>) {
