@@ -52,8 +52,8 @@ pub struct Outcome {
     /// One line per commit that poses as druppie's without its signature
     /// (on the trail, a proposal branch or a default branch): ignored.
     pub ignored: Vec<String>,
-    /// The last diff computed.
-    pub changes: Option<ChangeSets>,
+    /// The last diff computed (shared with the daemon's dry run).
+    pub changes: Option<std::sync::Arc<ChangeSets>>,
     /// Every change set written (or left alone), over all attempts.
     pub steps: Vec<Step>,
     /// What was repaired before anything else (stale lock files a killed
@@ -305,7 +305,7 @@ impl Run<'_> {
             let mask = Mask::new(changes.secrets.iter().cloned());
             let unreadable = std::mem::take(&mut changes.errors);
             let blocked = summary.errors > unreadable.len();
-            let changes = outcome.changes.insert(changes);
+            let changes = &**outcome.changes.insert(std::sync::Arc::new(changes));
             if blocked {
                 return Err(Failure::Blocked(summary.line()));
             }

@@ -292,12 +292,18 @@ async fn skills(State(app): State<Arc<App>>, Query(s): Query<Search>) -> Json<se
 }
 
 async fn diff(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>) -> Response {
+    let dry = app.shared.view.lock().expect("view lock").diff.clone();
+    let Some(dry) = dry else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "no dry run yet");
+    };
+    // Made off the view's lock: a first apply's is every file.
+    let dry = match super::dry_run::made(dry).await {
+        Ok(dry) => dry,
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
     let view = app.shared.view.lock().expect("view lock");
     let sight = Sight::new(&viewer, &view.plans);
-    match &view.diff {
-        Some(d) => Json(super::auth::shown_diff(&sight, d.clone())).into_response(),
-        None => problem(StatusCode::SERVICE_UNAVAILABLE, "no dry run yet"),
-    }
+    Json(super::auth::shown_diff(&sight, dry.json().clone())).into_response()
 }
 
 async fn audit(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>) -> Response {

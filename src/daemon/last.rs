@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
@@ -44,8 +44,9 @@ pub struct Last {
     /// let them go further (a change live in dev is proposed for prod
     /// next), so the next reconcile looks at them again.
     pub unsettled: BTreeSet<String>,
-    /// Every change set it found (what `/api/v1/diff` shows).
-    pub changes: Option<ChangeSets>,
+    /// Every change set it found (what `/api/v1/diff` shows, shared with
+    /// the view's dry run).
+    pub changes: Option<Arc<ChangeSets>>,
     /// Its open proposals, as (plan, repo, branch).
     pub open: Proposals,
 }
@@ -276,31 +277,73 @@ fn dependents(valid: &Validated) -> BTreeMap<&str, BTreeSet<String>> {
 /// `None` when either is missing (a reconcile that did not get as far as
 /// the diff leaves nothing to remember).
 fn merged(
-    last: Option<ChangeSets>,
-    fresh: Option<ChangeSets>,
+    last: Option<Arc<ChangeSets>>,
+    fresh: Option<Arc<ChangeSets>>,
     plans: &BTreeSet<String>,
     repos: &[String],
-) -> Option<ChangeSets> {
-    let (Some(mut all), Some(fresh)) = (last, fresh) else {
+) -> Option<Arc<ChangeSets>> {
+    let (Some(last), Some(fresh)) = (last, fresh) else {
         return None;
     };
-    let theirs = |names: &[String]| names.iter().any(|p| plans.contains(p));
-    all.sets.retain(|cs| !theirs(&cs.plans));
+    let mut all = kept(
+        last,
+        |cs| !cs.plans.iter().any(|p| plans.contains(p)),
+        |p| !repos.contains(&p.repo),
+        |u| !plans.contains(&u.plan),
+    );
+    let fresh = kept(fresh, |_| true, |_| true, |_| true);
     all.sets.extend(fresh.sets);
     all.sets
         .sort_by(|a, b| (&a.repo, &a.env, &a.plans).cmp(&(&b.repo, &b.env, &b.plans)));
-    all.proposals.retain(|p| !repos.contains(&p.repo));
     all.proposals.extend(fresh.proposals);
     all.proposals
         .sort_by(|a, b| (&a.repo, &a.branch).cmp(&(&b.repo, &b.branch)));
     all.secrets.extend(fresh.secrets);
     all.secrets.sort_unstable();
     all.secrets.dedup();
-    all.unverified.retain(|u| !plans.contains(&u.plan));
     all.unverified.extend(fresh.unverified);
     all.order = fresh.order;
     all.errors = fresh.errors;
-    Some(all)
+    Some(Arc::new(all))
+}
+
+/// The change sets, proposals and unverified changes of `changes` that
+/// the predicates keep. `last`'s are most often shared with the view's
+/// dry run: then only what is kept is copied (and a read error as its
+/// text).
+fn kept(
+    changes: Arc<ChangeSets>,
+    set: impl Fn(&crate::diff::ChangeSet) -> bool,
+    proposal: impl Fn(&crate::live::Proposal) -> bool,
+    unverified: impl Fn(&crate::diff::Unverified) -> bool,
+) -> ChangeSets {
+    match Arc::try_unwrap(changes) {
+        Ok(mut own) => {
+            own.sets.retain(|cs| set(cs));
+            own.proposals.retain(|p| proposal(p));
+            own.unverified.retain(|u| unverified(u));
+            own
+        }
+        Err(shared) => ChangeSets {
+            sets: shared.sets.iter().filter(|cs| set(cs)).cloned().collect(),
+            proposals: (shared.proposals.iter())
+                .filter(|p| proposal(p))
+                .cloned()
+                .collect(),
+            unverified: (shared.unverified.iter())
+                .filter(|u| unverified(u))
+                .cloned()
+                .collect(),
+            secrets: shared.secrets.clone(),
+            errors: (shared.errors.iter())
+                .map(|e| crate::live::Error {
+                    at: e.at.clone(),
+                    what: crate::live::What::Refused(e.what.to_string()),
+                })
+                .collect(),
+            order: shared.order.clone(),
+        },
+    }
 }
 
 /// A reconcile of `plans` only, and what the last one left for the

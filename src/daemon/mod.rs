@@ -19,6 +19,7 @@ mod catalog;
 pub(crate) mod chat;
 mod check;
 mod cluster;
+pub(crate) mod dry_run;
 mod election;
 mod freight;
 pub(crate) mod journal;

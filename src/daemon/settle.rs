@@ -4,14 +4,16 @@
 //! others' as the last reconcile left them.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
+use super::dry_run::DryRun;
 use super::last::Narrowed;
 use super::reconcile::{Ended, Reconciler};
 use super::source::Revision;
 use super::state::{PlanState, PlanStatus, Shared};
 use crate::apply::{Done, Outcome, Step};
 use crate::diff::Action;
-use crate::diff::report::{self, Mask};
+use crate::diff::report;
 use crate::spec::Opened;
 
 /// Open proposals as (plan, repo, branch).
@@ -59,13 +61,8 @@ impl Reconciler {
             shared.metrics.succeeded(now, files, pending(open));
         }
         tracing::debug!(elapsed = ?started.elapsed(), "statuses");
-        let diff = outcome.changes.as_ref().map(|changes| {
-            let mask = Mask::new(changes.secrets.iter().cloned());
-            let intent = report::intent(valid, None);
-            let plan = crate::execution::plan(changes, intent);
-            serde_json::to_value(report::json(changes, &mask, plan)).unwrap_or_default()
-        });
-        tracing::debug!(elapsed = ?started.elapsed(), "dry run");
+        let diff = (outcome.changes.clone())
+            .map(|changes| Arc::new(DryRun::of(changes, report::intent(valid, None))));
         let mut view = shared.view.lock().expect("view lock");
         view.statuses = statuses;
         if diff.is_some() {

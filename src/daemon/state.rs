@@ -217,8 +217,8 @@ pub struct View {
     pub statuses: Vec<PlanStatus>,
     pub plans: Vec<PlanInfo>,
     pub registry: Registry,
-    /// `druppie diff --json` of the last dry run.
-    pub diff: Option<serde_json::Value>,
+    /// The last dry run (`druppie diff --json`, made when first asked).
+    pub diff: Option<std::sync::Arc<super::dry_run::DryRun>>,
     /// Every plan's freight and what waits where, as `druppie status`.
     pub freight: Vec<crate::status::PlanStatus>,
     /// The stacks, for the MCP server's `list_stacks`.

@@ -88,8 +88,9 @@ impl Source for Served {
                 "the daemon keeps the dry run of its last reconcile, of every plan and environment: call `diff` without `plan` and `env` (or `plan_status` for one plan), or run `druppie mcp` on a checkout to diff one plan or environment".into(),
             ));
         }
-        view.diff
-            .clone()
+        let dry = view.diff.clone();
+        drop(view);
+        dry.map(|d| d.json().clone())
             .ok_or_else(|| SourceError::NotYet("no dry run yet".into()))
     }
 

@@ -97,12 +97,12 @@ struct Proposal {
 }
 
 /// The open proposals of `plan` (pull requests to open or waiting for a
-/// merge, and proposals a person took over), with `trail` for who
-/// approved them.
-pub(super) fn cards(view: &View, plan: &str, trail: &[Recorded]) -> Vec<Card> {
+/// merge, and proposals a person took over), read from `dry`, the last
+/// dry run's JSON, with `trail` for who approved them.
+pub(super) fn cards(view: &View, dry: Option<&Value>, plan: &str, trail: &[Recorded]) -> Vec<Card> {
     // The dry run can hold every file of a first apply: only the steps
     // and change sets of this plan's proposals are read out of it.
-    let Some(dry) = view.diff.as_ref() else {
+    let Some(dry) = dry else {
         return Vec::new();
     };
     let list = |key: &str| {
@@ -248,8 +248,14 @@ impl FileChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::dry_run::DryRun;
     use crate::daemon::state::{EnvInfo, PlanInfo, PlanState, PlanStatus};
     use serde_json::json;
+
+    fn cards(view: &View, plan: &str, trail: &[Recorded]) -> Vec<Card> {
+        let dry = view.diff.as_deref().map(DryRun::json);
+        super::cards(view, dry, plan, trail)
+    }
 
     /// A dry run with a proposal for each of two plans in prod, and a
     /// commit in dev.
@@ -288,7 +294,7 @@ mod tests {
                 message: None,
                 cluster: None,
             }],
-            diff: Some(json!({
+            diff: Some(std::sync::Arc::new(DryRun::shown(json!({
                 "changes": [set("meters", "prod"), set("permits", "dev"), set("permits", "prod")],
                 "findings": [
                     {"policy": "replicas", "severity": "warning", "repo": "infra", "env": "prod",
@@ -300,7 +306,7 @@ mod tests {
                 "summary": {},
                 "execution_plan": {"plan_id": "x", "intent": "i", "status": "pending",
                     "steps": [proposal("meters"), proposal("permits")]},
-            })),
+            })))),
             ..View::default()
         }
     }

@@ -16,6 +16,7 @@ use super::card::{Card, cards};
 use super::page::{Frame, href, html, missing, short};
 use crate::daemon::api::App;
 use crate::daemon::auth::{Sight, Viewer};
+use crate::daemon::dry_run::DryRun;
 use crate::daemon::state::View;
 use crate::status::{EnvStatus, Next};
 
@@ -96,6 +97,12 @@ pub async fn page(
         ),
         Err(e) => (Vec::new(), Some(e)),
     };
+    // The last dry run's JSON, made off the view's lock.
+    let dry = app.shared.view.lock().expect("view lock").diff.clone();
+    let dry = match dry {
+        Some(dry) => crate::daemon::dry_run::made(dry).await.ok(),
+        None => None,
+    };
     let page = {
         let view = app.shared.view.lock().expect("view lock");
         let Some(plan) = view.plans.iter().find(|p| p.name == name) else {
@@ -111,10 +118,15 @@ pub async fn page(
             components: components(&view, &plan.name),
             // A card shows its change's files: only when every plan in
             // it is the viewer's, as `/api/v1/diff` shows a change set.
-            proposals: cards(&view, &plan.name, &timeline)
-                .into_iter()
-                .filter(|c| sight.all(c.plans.iter().map(String::as_str)))
-                .collect(),
+            proposals: cards(
+                &view,
+                dry.as_deref().map(DryRun::json),
+                &plan.name,
+                &timeline,
+            )
+            .into_iter()
+            .filter(|c| sight.all(c.plans.iter().map(String::as_str)))
+            .collect(),
             timeline_caption: "Events about this plan, oldest first, as druppie audit --plan shows them",
             timeline: timeline
                 .iter()
