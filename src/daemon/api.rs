@@ -296,13 +296,16 @@ async fn diff(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>)
     let Some(dry) = dry else {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "no dry run yet");
     };
-    // Made off the view's lock: a first apply's is every file.
-    let dry = match super::dry_run::made(dry).await {
-        Ok(dry) => dry,
-        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    // Made, copied and filtered off the view's lock: a first apply's is
+    // every file.
+    let Some(dry) = super::dry_run::made(dry).await else {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the dry run could not be shown (the daemon's log says why)",
+        );
     };
-    let view = app.shared.view.lock().expect("view lock");
-    let sight = Sight::new(&viewer, &view.plans);
+    let plans = app.shared.view.lock().expect("view lock").plans.clone();
+    let sight = Sight::new(&viewer, &plans);
     Json(super::auth::shown_diff(&sight, dry.json().clone())).into_response()
 }
 

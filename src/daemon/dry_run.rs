@@ -16,7 +16,8 @@ use crate::diff::ChangeSets;
 use crate::diff::report::{self, Mask};
 
 pub struct DryRun {
-    /// What it is made from; `None` once given as JSON.
+    /// What it is made from (the change sets and the run's intent);
+    /// `None` for one given as its JSON.
     changes: Option<(Arc<ChangeSets>, String)>,
     json: OnceLock<Value>,
 }
@@ -53,19 +54,19 @@ impl DryRun {
     }
 }
 
-/// `dry` with its JSON made, on a blocking thread when it is not yet.
-///
-/// # Errors
-/// When making it panicked.
-pub async fn made(dry: Arc<DryRun>) -> Result<Arc<DryRun>, tokio::task::JoinError> {
+/// `dry` with its JSON made, on a blocking thread when it is not yet;
+/// `None` (and the reason in the log) when making it failed.
+pub async fn made(dry: Arc<DryRun>) -> Option<Arc<DryRun>> {
     if dry.json.get().is_some() {
-        return Ok(dry);
+        return Some(dry);
     }
-    tokio::task::spawn_blocking(move || {
+    let made = tokio::task::spawn_blocking(move || {
         dry.json();
         dry
     })
-    .await
+    .await;
+    made.inspect_err(|e| tracing::error!(error = %e, "making the dry run's JSON"))
+        .ok()
 }
 
 #[cfg(test)]

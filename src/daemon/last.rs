@@ -308,9 +308,11 @@ fn merged(
 }
 
 /// The change sets, proposals and unverified changes of `changes` that
-/// the predicates keep. `last`'s are most often shared with the view's
-/// dry run: then only what is kept is copied (and a read error as its
-/// text).
+/// the predicates keep. The last reconcile's are shared with the view's
+/// dry run: then what is kept is copied (a read error as its text,
+/// though a stored diff holds none: `apply` takes them out). That copy
+/// is of the change sets' files still to write, where the dry run's
+/// JSON of all of them was made after every reconcile before.
 fn kept(
     changes: Arc<ChangeSets>,
     set: impl Fn(&crate::diff::ChangeSet) -> bool,

@@ -100,7 +100,7 @@ pub async fn page(
     // The last dry run's JSON, made off the view's lock.
     let dry = app.shared.view.lock().expect("view lock").diff.clone();
     let dry = match dry {
-        Some(dry) => crate::daemon::dry_run::made(dry).await.ok(),
+        Some(dry) => crate::daemon::dry_run::made(dry).await,
         None => None,
     };
     let page = {

@@ -207,21 +207,15 @@ pub(super) enum Unit<'s> {
 /// Every stack, then every plan, in spec order. Whether a stack has a
 /// cycle of its own is worked out once here, not once for each plan.
 pub(super) fn units(spec: &Spec) -> Vec<Unit<'_>> {
-    let acyclic: Vec<(&str, bool)> = (spec.stacks.iter())
-        .map(|stack| {
-            (
-                stack.name.value.as_str(),
-                component_order(stack, None).is_ok(),
-            )
-        })
-        .collect();
+    // By name, the first stack of a name, as `Spec::stack` finds it.
+    let mut acyclic: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+    for stack in &spec.stacks {
+        (acyclic.entry(stack.name.value.as_str()))
+            .or_insert_with(|| component_order(stack, None).is_ok());
+    }
     let stacks = spec.stacks.iter().map(Unit::Stack);
     let plans = spec.plans.iter().map(|plan| {
-        let name = plan.stack.value.as_str();
-        let ok = acyclic
-            .iter()
-            .find(|(n, _)| *n == name)
-            .is_some_and(|(_, ok)| *ok);
+        let ok = acyclic.get(plan.stack.value.as_str()) == Some(&true);
         Unit::Plan(plan, ok)
     });
     stacks.chain(plans).collect()
