@@ -151,6 +151,31 @@ fn a_cycle_is_named_in_full() {
 }
 
 #[test]
+fn a_cycle_only_a_plan_closes_is_named_at_the_plan() {
+    // The stack's app reads db; the plan has db read app: the stack has
+    // no cycle of its own, the plan does.
+    let f = Fixture::valid()
+        .edit(
+            "bouwblokken/postgresql.md",
+            "  storage:",
+            "  app_url: {type: string, default: \"\"}\n  storage:",
+        )
+        .edit(
+            "spec/plans/permits.yaml",
+            "  app: {image: registry.example.org/permits:1.0.0}\n",
+            "  app: {image: registry.example.org/permits:1.0.0}\n  db: {app_url: \"{{ components.app.outputs.url }}\"}\n",
+        );
+    let err = invalid(&f);
+    assert!(
+        err.contains("dependency cycle between components: db -> app -> db"),
+        "{err}"
+    );
+    // At the plan's reference, the edge only it writes.
+    assert!(err.contains("--> spec/plans/permits.yaml:7:17"), "{err}");
+    assert!(err.contains("1 error"), "{err}");
+}
+
+#[test]
 fn duplicate_ids_point_at_both() {
     let f = Fixture::valid().with(
         "bouwblokken/postgresql-copy.md",
