@@ -129,19 +129,23 @@ fn unknown_fields_are_typos_and_do_not_cascade() {
     assert!(err.contains("1 error"), "{err}");
 }
 
+/// The valid fixture with `postgresql` taking an `app_url` input, which
+/// can read the app's outputs (the app reads db's in the stack).
+fn db_can_read_the_app() -> Fixture {
+    Fixture::valid().edit(
+        "bouwblokken/postgresql.md",
+        "  storage:",
+        "  app_url: {type: string, default: \"\"}\n  storage:",
+    )
+}
+
 #[test]
 fn a_cycle_is_named_in_full() {
-    let f = Fixture::valid()
-        .edit(
-            "bouwblokken/postgresql.md",
-            "  storage:",
-            "  app_url: {type: string, default: \"\"}\n  storage:",
-        )
-        .edit(
-            "spec/stacks/webapp-db.yaml",
-            "    block: postgresql\n",
-            "    block: postgresql\n    inputs:\n      app_url: \"{{ components.app.outputs.url }}\"\n",
-        );
+    let f = db_can_read_the_app().edit(
+        "spec/stacks/webapp-db.yaml",
+        "    block: postgresql\n",
+        "    block: postgresql\n    inputs:\n      app_url: \"{{ components.app.outputs.url }}\"\n",
+    );
     let err = invalid(&f);
     assert!(
         err.contains("dependency cycle between components: db -> app -> db"),
@@ -154,17 +158,11 @@ fn a_cycle_is_named_in_full() {
 fn a_cycle_only_a_plan_closes_is_named_at_the_plan() {
     // The stack's app reads db; the plan has db read app: the stack has
     // no cycle of its own, the plan does.
-    let f = Fixture::valid()
-        .edit(
-            "bouwblokken/postgresql.md",
-            "  storage:",
-            "  app_url: {type: string, default: \"\"}\n  storage:",
-        )
-        .edit(
-            "spec/plans/permits.yaml",
-            "  app: {image: registry.example.org/permits:1.0.0}\n",
-            "  app: {image: registry.example.org/permits:1.0.0}\n  db: {app_url: \"{{ components.app.outputs.url }}\"}\n",
-        );
+    let f = db_can_read_the_app().edit(
+        "spec/plans/permits.yaml",
+        "  app: {image: registry.example.org/permits:1.0.0}\n",
+        "  app: {image: registry.example.org/permits:1.0.0}\n  db: {app_url: \"{{ components.app.outputs.url }}\"}\n",
+    );
     let err = invalid(&f);
     assert!(
         err.contains("dependency cycle between components: db -> app -> db"),
