@@ -66,23 +66,20 @@ fn checks(ctx: &Context, ui: &Ui) -> Result<std::process::ExitCode, Failed> {
         let Some(open) = request::<Open>(&mut input)? else {
             return Ok(ok()?);
         };
-        let reloaded = match (held.take(), &open.from, &open.changed) {
-            (Some((at, mut spec)), Some(from), Some(changed)) if at == *from => {
-                spec::reload(&mut spec, changed, &options).map(|()| spec)
-            }
-            _ => None,
-        };
-        let files_read_again = reloaded.as_ref().and(open.changed.as_ref().map(Vec::len));
-        let loaded = match reloaded {
-            Some(spec) => spec,
-            None => spec::load(&ctx.spec_root, &options).map_err(|e| {
+        // The spec held is read again only if it is the one at `from`.
+        let prev = (held.as_mut())
+            .filter(|(at, _)| open.from.as_ref() == Some(at))
+            .map(|(_, spec)| spec);
+        let changed = open.changed.as_deref();
+        let (loaded, reread) = spec::reload_or_load(&ctx.spec_root, prev, changed, &options)
+            .map_err(|e| {
                 if e.is_transient() {
                     Failed::Here(Box::new(e))
                 } else {
                     Failed::Spec(CommandError::failed(e))
                 }
-            })?,
-        };
+            })?;
+        let files_read_again = reread.then(|| changed.map_or(0, <[String]>::len));
         let v = validated(ui, loaded)?;
         let Some(render) = request::<Render>(&mut input)? else {
             return Ok(ok()?);

@@ -161,30 +161,22 @@ pub fn changed(cache: &Cache, root: &Path, from: &str, to: &str) -> Option<Vec<S
 
 /// The spec at `root`, at a commit `changed` files away from `last`'s:
 /// the spec `last` opened with those files read again
-/// ([`crate::spec::reload`], which leaves `last` without it), else the
-/// whole spec loaded; with what [`affected`] needs of `last`'s, and
-/// whether it was read again.
+/// ([`crate::spec::reload_or_load`], which leaves `last` without it),
+/// else the whole spec loaded; with what [`affected`] needs of `last`'s,
+/// and whether it was read again.
 pub fn reopen(
     root: &Path,
     last: Option<&mut Last>,
     changed: Option<&[String]>,
     scope: &ComposeOptions,
 ) -> (Result<Opened, OpenError>, Option<Before>, bool) {
-    let options = LoadOptions::default();
-    let Some((last, changed)) = last.zip(changed) else {
-        return (crate::spec::open(root, &options, scope), None, false);
-    };
-    let before = Before::of(&last.opened.valid);
-    let spec = &mut last.opened.valid.spec;
-    if crate::spec::reload(spec, changed, &options).is_some() {
-        let spec = std::mem::take(spec);
-        return (crate::spec::open_loaded(spec, scope), Some(before), true);
+    let last = last.filter(|_| changed.is_some());
+    let before = last.as_ref().map(|last| Before::of(&last.opened.valid));
+    let prev = last.map(|last| &mut last.opened.valid.spec);
+    match crate::spec::reload_or_load(root, prev, changed, &LoadOptions::default()) {
+        Ok((spec, reread)) => (crate::spec::open_loaded(spec, scope), before, reread),
+        Err(e) => (Err(e.into()), before, false),
     }
-    (
-        crate::spec::open(root, &options, scope),
-        Some(before),
-        false,
-    )
 }
 
 /// What [`affected`] needs of the spec the last reconcile opened, taken

@@ -24,7 +24,7 @@ pub mod yaml;
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Kind, LoadError, LoadOptions, Spec, load};
 pub use pins::History;
-pub use reload::reload;
+pub use reload::{reload, reload_or_load};
 pub use select::{OpenError, Opened, Pick, Selection, open, open_loaded, select};
 pub use shard::Shards;
 pub use validate::{Validated, validate};

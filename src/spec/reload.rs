@@ -19,6 +19,31 @@ use super::model::{Plan, Stack};
 use super::source::read_file;
 use super::yaml;
 
+/// The spec at `root`: `prev` with the files `changed` since read again
+/// (taken out of `prev`), when [`reload`] can; else loaded whole (`prev`
+/// left as it was). With whether it was read again. The daemon and its
+/// kept render check both open a spec this way.
+///
+/// # Errors
+/// The whole spec is loaded and cannot be read.
+pub fn reload_or_load(
+    root: &Path,
+    prev: Option<&mut Spec>,
+    changed: Option<&[String]>,
+    options: &LoadOptions,
+) -> Result<(Spec, bool), super::LoadError> {
+    let started = std::time::Instant::now();
+    let read_again = prev
+        .zip(changed)
+        .and_then(|(prev, changed)| reload(prev, changed, options).map(|()| std::mem::take(prev)));
+    let read = match read_again {
+        Some(spec) => (spec, true),
+        None => (super::load(root, options)?, false),
+    };
+    tracing::debug!(elapsed = ?started.elapsed(), read_again = read.1, "load");
+    Ok(read)
+}
+
 /// Whether `changed` is few enough files to read again rather than load
 /// the whole spec (a push of many files is a platform-wide change).
 pub fn worth_it(changed: &[String]) -> bool {

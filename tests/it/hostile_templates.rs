@@ -566,6 +566,21 @@ fn apply_of_too_large_a_file_is_refused_before_anything_is_written() {
     git(&infra, &["fsck", "--strict"]);
 }
 
+/// The daemon serves on after a commit refused for good (not retried)
+/// for a template's memory, with the error located at `at`.
+fn refused_for_memory(d: &crate::serve::Daemon, at: &str) {
+    assert_eq!(d.get("/healthz").0, 200, "the daemon serves on");
+    assert_eq!(
+        d.metric("druppie_reconciles_total{result=\"terminal\"}"),
+        1.0,
+        "refused for good, not retried"
+    );
+    let status = d.json("/api/v1/status");
+    let error = status["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains(MEMORY), "{status}");
+    assert!(error.contains(&format!("--> {at}")), "{status}");
+}
+
 #[test]
 fn a_hostile_spec_commit_leaves_the_daemon_serving_and_a_fixed_one_reconciles() {
     use crate::serve::{Daemon, push_payload, push_spec, serve_setup};
@@ -587,16 +602,7 @@ fn a_hostile_spec_commit_leaves_the_daemon_serving_and_a_fixed_one_reconciles() 
         202
     );
     d.wait("the hostile commit reconciled", |d| d.reconciles() > before);
-    assert_eq!(d.get("/healthz").0, 200, "the daemon serves on");
-    assert_eq!(
-        d.metric("druppie_reconciles_total{result=\"terminal\"}"),
-        1.0,
-        "refused for good, not retried"
-    );
-    let status = d.json("/api/v1/status");
-    let error = status["last_error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.contains(MEMORY), "{status}");
-    assert!(error.contains(&format!("--> {BOMB}")), "{status}");
+    refused_for_memory(&d, BOMB);
     let dev = d.state("permits", "dev");
     assert_eq!(dev["state"], "failed", "{dev}");
     assert!(
@@ -685,16 +691,7 @@ fn a_plan_edit_that_makes_a_template_too_large_is_refused_by_the_kept_check() {
 
     std::fs::write(&plan, text.replace("replicas: 2", "replicas: 20")).expect("write");
     hook("edit-2", &push("twenty replicas"));
-    assert_eq!(d.get("/healthz").0, 200, "the daemon serves on");
-    assert_eq!(
-        d.metric("druppie_reconciles_total{result=\"terminal\"}"),
-        1.0,
-        "refused for good, not retried"
-    );
-    let status = d.json("/api/v1/status");
-    let error = status["last_error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.contains(MEMORY), "{status}");
-    assert!(error.contains(&format!("--> {grow}")), "{status}");
+    refused_for_memory(&d, grow);
 
     // The check that refused ended; the next one starts afresh.
     std::fs::write(&plan, text.replace("replicas: 2", "replicas: 4")).expect("write");
