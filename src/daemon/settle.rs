@@ -288,6 +288,7 @@ mod tests {
         let revision = Revision {
             commit: None,
             dirty: false,
+            settle_after: None,
         };
         let held = status(
             "permits",

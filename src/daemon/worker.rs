@@ -119,6 +119,9 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
             terminal.as_ref(),
             (batch.whole || moved, shards.as_ref()),
         );
+        if let Some(at) = revision.as_ref().and_then(|r| r.settle_after) {
+            settle_at(shared, at);
+        }
         let commit = revision.filter(|r| !r.dirty).and_then(|r| r.commit);
         match &ended {
             Ended::Success => {
@@ -150,6 +153,28 @@ pub fn run(reconciler: &Reconciler, shared: &Arc<Shared>, mut backoff: Backoff) 
         super::memory::give_back();
     }
     tracing::info!("reconcile worker stopped");
+}
+
+/// Settles the spec clone's index ([`super::source::SpecSource::settle`])
+/// on the worker, between reconciles, once `at` has passed.
+fn settle_at(shared: &Arc<Shared>, at: Instant) {
+    let job: super::queue::Job = Box::new(|reconciler| {
+        let started = Instant::now();
+        match reconciler.source.settle(&reconciler.cache) {
+            Ok(()) => tracing::debug!(elapsed = ?started.elapsed(), "spec index settled"),
+            Err(e) => tracing::warn!(error = %crate::error::chain(&e), "settling the spec index"),
+        }
+    });
+    let wait = at.saturating_duration_since(Instant::now());
+    if wait.is_zero() {
+        shared.queue.job(job);
+        return;
+    }
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || {
+        std::thread::sleep(wait);
+        shared.queue.job(job);
+    });
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! target repo is seen as moved; a pull request event, a poll and a
 //! start look at everything.
 
-use super::{Daemon, push_payload, push_spec, serve_setup};
+use super::{Daemon, push_payload, push_plan_change, push_spec, serve_setup};
 use crate::support::git;
 
 /// Reconciles that found nothing moved.
@@ -125,6 +125,48 @@ fn a_push_when_nothing_moved_writes_nothing_and_a_persons_push_to_a_target_is_se
     hook_and_wait(&d, "pull_request", "closed", pr);
     assert_eq!(unmoved(&d), 3);
     assert_eq!(head("main"), restored);
+    assert!(d.terminate().success());
+}
+
+/// Index entries of the checkout at `dir` whose files are not older than
+/// the index, to the second: git reads each again on its next index write.
+fn racy(dir: &std::path::Path) -> usize {
+    let index = std::fs::metadata(dir.join(".git/index")).expect("an index");
+    let written = index
+        .modified()
+        .expect("a time")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let entries = git(dir, &["ls-files", "--debug"]);
+    let mtimes: Vec<u64> = entries
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mtime: "))
+        .map(|t| {
+            t.split(':')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("seconds")
+        })
+        .collect();
+    assert!(!mtimes.is_empty(), "{entries}");
+    mtimes.iter().filter(|&&m| m >= written).count()
+}
+
+#[test]
+fn a_new_clones_checkout_is_settled_so_the_next_change_does_not_read_every_file_again() {
+    let s = serve_setup();
+    let d = Daemon::start(&s);
+    let clone = s.tmp.path().join("cache/spec");
+    d.wait("the spec checkout settled", |_| racy(&clone) == 0);
+    // The next change's checkout leaves only what it wrote to settle.
+    let after = push_plan_change(&s, 4);
+    hook_and_wait(&d, "push", "change", &push_payload("spec", &after));
+    assert!(
+        racy(&clone) <= 1,
+        "{}",
+        git(&clone, &["ls-files", "--debug"])
+    );
     assert!(d.terminate().success());
 }
 

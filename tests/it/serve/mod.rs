@@ -332,7 +332,7 @@ pub(super) fn spec_clone_with_trail(s: &Setup, name: &str) -> std::path::PathBuf
 
 /// A person releases version `1.0.<patch>` of the app in the plan and
 /// pushes; returns the commit.
-fn push_plan_change(s: &Setup, patch: u32) -> String {
+pub(super) fn push_plan_change(s: &Setup, patch: u32) -> String {
     let work = s.tmp.path().join("spec-work");
     git(&work, &["pull", "-q", "--ff-only", "origin", "main"]);
     let plan = work.join("spec/plans/permits.yaml");
