@@ -63,7 +63,11 @@ def forge_around(tmp, spec):
     git(spec, "init", "-q")
     git(spec, "add", "-A")
     git(spec, "commit", "-qm", "spec")
-    git(tmp, "clone", "-q", "--bare", spec, os.path.join(forge, "spec.git"))
+    # Packed, as a push leaves it on a forge: a local clone would share
+    # the loose objects of the commit above, and the first commit in
+    # spec-work would start `git gc` on them in the background, while
+    # the daemon is timed.
+    git(tmp, "clone", "-q", "--bare", "--no-local", spec, os.path.join(forge, "spec.git"))
     git(tmp, "clone", "-q", os.path.join(forge, "spec.git"), "spec-work")
     git(forge, "init", "-q", "--bare", "infra.git")
     work = os.path.join(tmp, "infra-work")

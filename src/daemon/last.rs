@@ -26,6 +26,7 @@ use crate::apply::{Cache, Done, Outcome};
 use crate::compose::ComposeOptions;
 use crate::diff::ChangeSets;
 use crate::git::{ObjectId, Repo};
+use crate::spec::validate::PlanModel;
 use crate::spec::{LoadOptions, OpenError, Opened, Validated};
 
 /// A reconcile that ended well, as it left things.
@@ -161,9 +162,9 @@ pub fn changed(cache: &Cache, root: &Path, from: &str, to: &str) -> Option<Vec<S
 
 /// The spec at `root`, at a commit `changed` files away from `last`'s:
 /// the spec `last` opened with those files read again
-/// ([`crate::spec::reload_or_load`], which leaves `last` without it),
-/// else the whole spec loaded; with what [`affected`] needs of `last`'s,
-/// and whether it was read again.
+/// ([`crate::spec::reload_or_load`], which leaves `last` without it, and
+/// with its plans' models), else the whole spec loaded; with what
+/// [`affected`] needs of `last`'s spec, and whether it was read again.
 pub fn reopen(
     root: &Path,
     last: Option<&mut Last>,
@@ -171,7 +172,10 @@ pub fn reopen(
     scope: &ComposeOptions,
 ) -> (Result<Opened, OpenError>, Option<Before>, bool) {
     let last = last.filter(|_| changed.is_some());
-    let before = last.as_ref().map(|last| Before::of(&last.opened.valid));
+    let before = last
+        .as_ref()
+        .zip(changed)
+        .map(|(last, changed)| Before::of(&last.opened.valid, changed));
     let prev = last.map(|last| &mut last.opened.valid.spec);
     match crate::spec::reload_or_load(root, prev, changed, &LoadOptions::default()) {
         Ok((spec, reread)) => (crate::spec::open_loaded(spec, scope), before, reread),
@@ -182,29 +186,18 @@ pub fn reopen(
 /// What [`affected`] needs of the spec the last reconcile opened, taken
 /// before that spec is reused for the new one ([`crate::spec::reload`]).
 pub struct Before {
-    /// Each plan and stack file, and the plans that read it.
+    /// Each changed file that was a plan or stack file, and the plans
+    /// that read it.
     dependents: BTreeMap<String, BTreeSet<String>>,
-    /// Each plan's environments.
-    envs: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Before {
-    pub fn of(valid: &Validated) -> Before {
-        let dependents = dependents(valid)
+    pub fn of(valid: &Validated, changed: &[String]) -> Before {
+        let dependents = dependents(valid, changed)
             .into_iter()
             .map(|(path, plans)| (path.to_owned(), plans))
             .collect();
-        let envs = valid
-            .plans()
-            .iter()
-            .map(|m| {
-                (
-                    m.name.clone(),
-                    m.envs.iter().map(|e| e.name.clone()).collect(),
-                )
-            })
-            .collect();
-        Before { dependents, envs }
+        Before { dependents }
     }
 }
 
@@ -224,7 +217,7 @@ pub fn affected(
     changed: &[String],
     opened: &Opened,
 ) -> Option<BTreeSet<String>> {
-    let now = dependents(&opened.valid);
+    let now = dependents(&opened.valid, changed);
     let mut plans = last.unsettled.clone();
     let pending = last.changes.iter().flat_map(|c| &c.sets);
     plans.extend(
@@ -239,26 +232,42 @@ pub fn affected(
         }
         plans.extend(a.into_iter().chain(b).flatten().cloned());
     }
+    // The models `last` opened, kept when its spec was read again.
     for plan in &plans {
-        let model = opened.valid.plans().iter().find(|m| m.name == *plan)?;
-        let now: BTreeSet<&str> = model.envs.iter().map(|e| e.name.as_str()).collect();
-        let gone = (before.envs.get(plan).into_iter().flatten()).any(|e| !now.contains(e.as_str()));
-        if gone {
+        let now: BTreeSet<&str> = model(&opened.valid, plan)?
+            .envs
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        let then = model(&last.opened.valid, plan)
+            .into_iter()
+            .flat_map(|m| &m.envs);
+        if then.into_iter().any(|e| !now.contains(e.name.as_str())) {
             return None;
         }
     }
     Some(plans)
 }
 
-/// Each plan and stack file, and the plans that read it.
-fn dependents(valid: &Validated) -> BTreeMap<&str, BTreeSet<String>> {
+/// The model of `plan` (the plans are sorted by name).
+fn model<'v>(valid: &'v Validated, plan: &str) -> Option<&'v PlanModel> {
+    let plans = valid.plans();
+    let at = plans.binary_search_by(|m| m.name.as_str().cmp(plan)).ok()?;
+    Some(&plans[at])
+}
+
+/// Each of the files `changed` that is a plan or stack file, and the
+/// plans that read it.
+fn dependents<'v>(valid: &'v Validated, changed: &[String]) -> BTreeMap<&'v str, BTreeSet<String>> {
     let spec = &valid.spec;
+    let changed: std::collections::HashSet<&str> = changed.iter().map(String::as_str).collect();
     let mut out: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for model in valid.plans() {
         for file in [model.plan(spec).file, model.stack(spec).file] {
-            out.entry(spec.file(file).path.as_str())
-                .or_default()
-                .insert(model.name.clone());
+            let path = spec.file(file).path.as_str();
+            if changed.contains(path) {
+                out.entry(path).or_default().insert(model.name.clone());
+            }
         }
     }
     out

@@ -304,13 +304,16 @@ impl Reconciler {
                 self.checked.set(commit);
             }
         }
-        super::catalog::place(
-            shared,
-            &opened,
-            &self.limits,
-            narrowed.as_ref().map(|n| &n.plans),
-        );
+        let place = || {
+            super::catalog::place(
+                shared,
+                &opened,
+                &self.limits,
+                narrowed.as_ref().map(|n| &n.plans),
+            );
+        };
         let Some(spec_repo) = Repo::discover(root) else {
+            place();
             return Ended::Terminal(format!(
                 "{} is not in a git repository: druppie records every change on its `{}` branch",
                 root.display(),
@@ -352,6 +355,9 @@ impl Reconciler {
             warn!(repair = %line, "repaired what a stopped run left");
         }
         tracing::debug!(elapsed = ?started.elapsed(), "apply");
+        // Where the board shows the blocks: after the commits are out,
+        // which do not wait for it.
+        place();
         let started = Instant::now();
         let published = self.source.publish(&self.cache);
         let trail = self.tell(shared, id, &spec_repo, known, &outcome);
