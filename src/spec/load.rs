@@ -50,6 +50,11 @@ pub struct Spec {
     /// What [`LoadOptions::max_total_bytes`] leaves after the files
     /// listed ([`super::reload`] keeps to it as the load does).
     pub bytes_left: u64,
+    /// What validation found by each plan's own rules, by plan: `None`
+    /// (or missing) until validated, and again once the plan or any
+    /// stack is read again ([`super::reload`]). The rest of the spec
+    /// changes only in a whole load, which starts without.
+    pub(crate) plan_checks: Vec<Option<Vec<super::diag::Diagnostic>>>,
 }
 
 /// The allowed-signers file (ssh-keygen format) mapping the principals

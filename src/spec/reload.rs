@@ -116,8 +116,18 @@ fn read_again(prev: &mut Spec, changed: &[String], options: &LoadOptions) -> Opt
     for (id, file, entry) in read {
         prev.files[id] = file;
         match entry {
-            Entry::Plan(at, plan) => prev.plans[at] = plan,
-            Entry::Stack(at, stack) => prev.stacks[at] = stack,
+            Entry::Plan(at, plan) => {
+                prev.plans[at] = plan;
+                // Its own rules are checked again.
+                if let Some(checked) = prev.plan_checks.get_mut(at) {
+                    *checked = None;
+                }
+            }
+            Entry::Stack(at, stack) => {
+                prev.stacks[at] = stack;
+                // A stack's plans read it.
+                prev.plan_checks.clear();
+            }
         }
     }
     prev.bytes_left = bytes_left;

@@ -174,3 +174,54 @@ fn a_deeply_nested_plan_reloads_on_a_thread_with_a_small_stack() {
         .expect("no overflow");
     assert_eq!(reloaded, Some(shown(&loaded(root))));
 }
+
+#[test]
+fn a_spec_read_again_validates_as_a_full_load_checking_again_only_what_was_read() {
+    use crate::spec::validate::validate;
+    let dir = example();
+    let root = dir.path();
+    let unchecked = |spec: &Spec| spec.plan_checks.iter().filter(|c| c.is_none()).count();
+    let mut spec = validate(loaded(root)).expect("valid").spec;
+    assert_eq!(spec.plan_checks.len(), spec.plans.len());
+    assert_eq!(unchecked(&spec), 0);
+    let plan = ["spec/plans/permits.yaml".to_owned()];
+    let (right, wrong) = ("[dev, test, prod]", "[dev, test, prod, nowhere]");
+
+    // A plan now wrong: its error, as a full load finds it.
+    edit(root, &plan[0], right, wrong);
+    reload(&mut spec, &plan, &LoadOptions::default()).expect("reloads");
+    assert_eq!(unchecked(&spec), 1, "only the plan read again");
+    let found = validate(spec).expect_err("an unknown environment");
+    let whole = validate(loaded(root)).expect_err("an unknown environment");
+    assert!(format!("{found:?}").contains("nowhere"), "{found:?}");
+    assert_eq!(format!("{found:?}"), format!("{whole:?}"));
+
+    // Right again; then another plan edited: what a full load
+    // validates, the warnings of the plans not read again included.
+    edit(root, &plan[0], wrong, right);
+    let mut spec = validate(loaded(root)).expect("valid").spec;
+    let other = ["spec/plans/docs-portal.yaml".to_owned()];
+    edit(root, &other[0], "owner: ", "owner: x-");
+    reload(&mut spec, &other, &LoadOptions::default()).expect("reloads");
+    assert_eq!(unchecked(&spec), 1);
+    let again = validate(spec).expect("valid");
+    let whole = validate(loaded(root)).expect("valid");
+    assert_eq!(
+        format!("{:?}", again.warnings),
+        format!("{:?}", whole.warnings)
+    );
+    assert_eq!(
+        format!("{:?}", again.deployment),
+        format!("{:?}", whole.deployment)
+    );
+
+    // A stack read again: every plan is checked again.
+    let mut spec = again.spec;
+    assert_eq!(unchecked(&spec), 0);
+    let stack = ["spec/stacks/static-site.yaml".to_owned()];
+    edit(root, &stack[0], "replicas: 2", "replicas: 5");
+    reload(&mut spec, &stack, &LoadOptions::default()).expect("reloads");
+    assert!(spec.plan_checks.is_empty());
+    let again = validate(spec).expect("valid");
+    assert_eq!(unchecked(&again.spec), 0);
+}

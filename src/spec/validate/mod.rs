@@ -58,8 +58,9 @@ impl Validated {
 /// # Errors
 /// Every diagnostic (load problems included, warnings too) when at least
 /// one is an error.
-pub fn validate(spec: Spec) -> Result<Validated, Diagnostics> {
-    let found = run_checks(&spec);
+pub fn validate(mut spec: Spec) -> Result<Validated, Diagnostics> {
+    let (found, plan_checks) = run_checks(&spec, &spec.plan_checks);
+    spec.plan_checks = plan_checks;
     // The load's own stay with the spec: a spec read again in part
     // (`spec::reload`) keeps those of the files it did not read.
     let mut all = spec.diagnostics.clone();
@@ -87,12 +88,18 @@ pub fn validate(spec: Spec) -> Result<Validated, Diagnostics> {
 /// report the rest.
 pub fn check(spec: &Spec) -> Diagnostics {
     let mut all = spec.diagnostics.clone();
-    all.extend(run_checks(spec));
+    all.extend(run_checks(spec, &spec.plan_checks).0);
     all.sort();
     all
 }
 
-fn run_checks(spec: &Spec) -> Vec<Diagnostic> {
+/// Every problem the rules find, and what each plan's own rules found:
+/// those in `plan_checks` (a spec validated before, some plans read
+/// again) are taken from there, not checked again.
+fn run_checks(
+    spec: &Spec,
+    plan_checks: &[Option<Vec<Diagnostic>>],
+) -> (Vec<Diagnostic>, Vec<Option<Vec<Diagnostic>>>) {
     // The catalog, platform and stack rules are one job; each stack's
     // wiring and each plan's rules and wiring are one job, so the cores
     // share them. Each thread keeps one `Check` (and the patterns it
@@ -102,8 +109,17 @@ fn run_checks(spec: &Spec) -> Vec<Diagnostic> {
         Rules,
         Wiring(wiring::Unit<'s>),
     }
+    let cached = |plan: usize| plan_checks.get(plan).and_then(Option::as_ref);
+    let mut plan = 0;
     let jobs: Vec<Job> = std::iter::once(Job::Rules)
         .chain(wiring::units(spec).into_iter().map(Job::Wiring))
+        .filter(|job| match job {
+            Job::Wiring(wiring::Unit::Plan(..)) => {
+                plan += 1;
+                cached(plan - 1).is_none()
+            }
+            _ => true,
+        })
         .collect();
     let parts = crate::par::map_init(
         &jobs,
@@ -127,7 +143,24 @@ fn run_checks(spec: &Spec) -> Vec<Diagnostic> {
             std::mem::take(&mut check.out.0)
         },
     );
-    parts.into_iter().flatten().collect()
+    // The rules' and the stacks' first, then each plan's, checked now or
+    // before.
+    let (mut all, mut checked) = (Vec::new(), Vec::with_capacity(spec.plans.len()));
+    let mut fresh = jobs.iter().zip(parts).peekable();
+    while let Some((_, found)) =
+        fresh.next_if(|(job, _)| !matches!(job, Job::Wiring(wiring::Unit::Plan(..))))
+    {
+        all.extend(found);
+    }
+    for plan in 0..spec.plans.len() {
+        let found = match cached(plan) {
+            Some(found) => found.clone(),
+            None => fresh.next().map(|(_, found)| found).unwrap_or_default(),
+        };
+        all.extend(found.iter().cloned());
+        checked.push(Some(found));
+    }
+    (all, checked)
 }
 
 /// Shared state of one validation run.
