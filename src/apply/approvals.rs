@@ -201,6 +201,12 @@ impl Target<'_> {
         branches.extend(self.proposal_branches()?);
         let mut out: Vec<Unrecorded> = Vec::new();
         for branch in branches {
+            // A tip recorded already ends the walk below at once: no
+            // `git log` (after each of druppie's own commits, the usual).
+            let tip = repo.resolve(&full(&branch)).map(|id| id.to_string());
+            if tip.is_ok_and(|tip| known.contains(&tip) || out.iter().any(|u| u.commit == tip)) {
+                continue;
+            }
             let mut found = Vec::new();
             for c in self.log(&["--first-parent", "-n", DEPTH, &full(&branch), "--"])? {
                 // A proposal builds on the default branch: what was found
