@@ -1,6 +1,7 @@
 //! What a diff reads of each environment's files in the infra repo.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, OnceLock};
 
 use crate::git::ObjectId;
 use crate::live::{self, LiveRepo};
@@ -35,35 +36,83 @@ impl Reach {
     }
 }
 
-/// The infra repo's files of each of `envs` (full paths), as far as
-/// `reach` goes: under its path and under its Flux directory
-/// (`clusters/<env>/druppie`).
-pub(super) fn files<'p>(
+/// The infra repo's files of each environment a diff reads (full
+/// paths): under its path and under its Flux directory
+/// (`clusters/<env>/druppie`) when the diff reaches whole environments,
+/// read before it (pruning looks at them all); else its Flux directory
+/// only, read when first needed: by a change set that creates or deletes
+/// a plan's Flux location, which changes the environment's list. A diff
+/// of one plan whose Flux location stays does not read 10,000 plans'
+/// Flux directories.
+pub(super) struct EnvFiles<'p> {
     platform: &'p Platform,
-    infra: &LiveRepo,
-    (envs, reach): (&BTreeSet<&str>, Reach),
-    errors: &mut Vec<live::Error>,
-) -> BTreeMap<&'p str, BTreeMap<String, ObjectId>> {
-    let mut out = BTreeMap::new();
-    for (env, settings) in platform.environments.iter() {
-        if !envs.contains(env.value.as_str()) {
-            continue;
-        }
-        let flux = crate::spec::names::flux_dir(&env.value);
-        let read = infra.files_under(&flux).and_then(|mut files| {
-            if reach == Reach::Whole {
-                files.extend(
-                    infra.files_under(crate::spec::names::infra_dir(&settings.path.value))?,
-                );
+    infra: Option<&'p LiveRepo>,
+    envs: BTreeSet<&'p str>,
+    reach: Reach,
+    /// Each environment's files once read; `None` when reading failed
+    /// (the error is in `errors`, once).
+    read: BTreeMap<&'p str, OnceLock<Option<BTreeMap<String, ObjectId>>>>,
+    errors: Mutex<Vec<live::Error>>,
+}
+
+impl<'p> EnvFiles<'p> {
+    /// `envs` of `platform` in `infra`, as far as `reach` goes: read now
+    /// when it is [`Reach::Whole`].
+    pub(super) fn new(
+        platform: &'p Platform,
+        infra: Option<&'p LiveRepo>,
+        envs: BTreeSet<&'p str>,
+        reach: Reach,
+    ) -> EnvFiles<'p> {
+        let read = envs.iter().map(|env| (*env, OnceLock::new())).collect();
+        let files = EnvFiles {
+            platform,
+            infra,
+            envs,
+            reach,
+            read,
+            errors: Mutex::default(),
+        };
+        if reach == Reach::Whole {
+            for env in &files.envs {
+                files.get(env);
             }
-            Ok(files)
-        });
-        match read {
-            Ok(files) => {
-                out.insert(env.value.as_str(), files);
-            }
-            Err(e) => errors.push(e),
         }
+        files
     }
-    out
+
+    /// The files of `env`; `None` when it is not one the diff reads, or
+    /// they cannot be read (said once, in [`EnvFiles::errors`]).
+    pub(super) fn get(&self, env: &str) -> Option<&BTreeMap<String, ObjectId>> {
+        let infra = self.infra?;
+        let slot = self.read.get(env)?;
+        slot.get_or_init(|| {
+            let settings = self.platform.environments.get(env)?;
+            let flux = crate::spec::names::flux_dir(env);
+            let read = infra.files_under(&flux).and_then(|mut files| {
+                if self.reach == Reach::Whole {
+                    files.extend(
+                        infra.files_under(crate::spec::names::infra_dir(&settings.path.value))?,
+                    );
+                }
+                Ok(files)
+            });
+            read.map_err(|e| self.errors.lock().expect("errors lock").push(e))
+                .ok()
+        })
+        .as_ref()
+    }
+
+    /// The environments read, and their files (every one the diff reads,
+    /// when it reaches whole environments).
+    pub(super) fn read(&self) -> impl Iterator<Item = (&'p str, &BTreeMap<String, ObjectId>)> {
+        self.read
+            .iter()
+            .filter_map(|(env, slot)| Some((*env, slot.get()?.as_ref()?)))
+    }
+
+    /// What could not be read since this was last asked.
+    pub(super) fn errors(&self) -> Vec<live::Error> {
+        std::mem::take(&mut *self.errors.lock().expect("errors lock"))
+    }
 }

@@ -73,12 +73,23 @@ pub fn set<E>(
 }
 
 /// Adds the list's change to `cs` (in `env`), computed from the live
-/// files of the environment.
-pub(super) fn add(
+/// files of the environment, which `live` reads only when `cs` creates
+/// or deletes a plan's Flux location (`None`: they could not be read,
+/// as the diff says already).
+pub(super) fn add<'l>(
     cs: &mut ChangeSet,
     repo: &LiveRepo,
     env: &str,
-    live: &BTreeMap<String, ObjectId>,
+    live: impl FnOnce() -> Option<&'l BTreeMap<String, ObjectId>>,
 ) -> Result<(), live::Error> {
+    let path = flux::list_path(env);
+    cs.files.retain(|f| f.path != path);
+    let changes = cs.files.iter().map(|f| (f.path.as_str(), f.new.is_some()));
+    if !flux::moves_list(env, changes) {
+        return Ok(());
+    }
+    let Some(live) = live() else {
+        return Ok(());
+    };
     set(env, live, &mut cs.files, |path, id| repo.read(path, id))
 }

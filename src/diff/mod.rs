@@ -123,9 +123,8 @@ pub fn diff(
         );
     }
     let reach = envs::Reach::of(options.scope.plan.is_none(), chosen.len());
-    let env_live = infra.map_or_else(BTreeMap::new, |infra| {
-        envs::files(platform, infra, (&envs, reach), &mut out.errors)
-    });
+    let env_live = envs::EnvFiles::new(platform, infra, envs, reach);
+    out.errors.extend(env_live.errors());
     let world = World {
         v,
         platform,
@@ -174,8 +173,8 @@ pub fn diff(
         && options.scope.plan.is_none()
     {
         let scoped = env_live
-            .iter()
-            .filter(|(env, _)| options.scope.env.as_deref().is_none_or(|e| e == **env));
+            .read()
+            .filter(|(env, _)| options.scope.env.as_deref().is_none_or(|e| e == *env));
         let shards = options.scope.shards.as_ref();
         for (env, live) in scoped {
             let covered = (&selection[..], shards);
@@ -184,6 +183,7 @@ pub fn diff(
             }
         }
     }
+    out.errors.extend(env_live.errors());
     // A finding whose repo could not be read goes with the first set.
     if let Some(first) = sets.values_mut().next() {
         first.findings.extend(homeless);
@@ -211,9 +211,9 @@ struct World<'a> {
     platform: &'a Platform,
     templates: &'a Templates<'a>,
     repos: &'a BTreeMap<String, LiveRepo>,
-    /// Environment -> its files in the infra repo (full paths), as far
+    /// Each environment's files in the infra repo (full paths), as far
     /// as `reach` reads them.
-    env_live: &'a BTreeMap<&'a str, BTreeMap<String, ObjectId>>,
+    env_live: &'a envs::EnvFiles<'a>,
     reach: envs::Reach,
     spec_commit: Option<&'a str>,
     limits: &'a crate::template::Limits,
@@ -242,16 +242,20 @@ impl World<'_> {
             let Some(repo) = self.repos.get(name) else {
                 continue;
             };
+            // A project repo's files; an environment's are read as far
+            // as `reach` goes, those of its Flux directory only if its
+            // list changes.
             let own;
-            let live = match env {
-                Some(e) => match self.env_live.get(e.as_str()) {
-                    Some(files) => files,
+            let live = match (env, self.reach) {
+                (Some(e), envs::Reach::Whole) => match self.env_live.get(e) {
+                    Some(files) => Some(files),
                     None => continue,
                 },
-                None => match repo.files_under("") {
+                (Some(_), envs::Reach::Locations) => None,
+                (None, _) => match repo.files_under("") {
                     Ok(files) => {
                         own = files;
-                        &own
+                        Some(&own)
                     }
                     Err(e) => {
                         part.errors.push(e);
@@ -266,18 +270,18 @@ impl World<'_> {
             });
             cs.render_digest = render_digest(target);
             for dir in target.locks.keys() {
-                let diffed = match (self.reach, env) {
-                    (envs::Reach::Locations, Some(_)) => repo
+                let diffed = match live {
+                    Some(live) => diff_location(&mut cs, repo, live, Some(target), dir),
+                    None => repo
                         .files_under(dir)
                         .and_then(|own| diff_location(&mut cs, repo, &own, Some(target), dir)),
-                    _ => diff_location(&mut cs, repo, live, Some(target), dir),
                 };
                 if let Err(e) = diffed {
                     part.errors.push(e);
                 }
             }
             if let Some(env) = env
-                && let Err(e) = list::add(&mut cs, repo, env, live)
+                && let Err(e) = list::add(&mut cs, repo, env, || self.env_live.get(env))
             {
                 part.errors.push(e);
             }
