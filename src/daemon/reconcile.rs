@@ -79,7 +79,7 @@ impl Ended {
         }
     }
 
-    fn error(&self) -> Option<String> {
+    pub(super) fn error(&self) -> Option<String> {
         match self {
             Ended::Terminal(e) | Ended::Failed(e) => Some(e.clone()),
             _ => None,

@@ -68,9 +68,13 @@ impl Reconciler {
         if diff.is_some() {
             view.diff = diff;
         }
-        // The revision the dry run is of, shown with it.
+        // The revision the dry run is of, shown with it, and how the
+        // reconcile ended: `/api/v1/status` never shows these statuses
+        // with the last reconcile's error (the reconcile's end sets it
+        // again, with anything that failed after this).
         view.revision.clone_from(&revision.commit);
         view.dirty = revision.dirty;
+        view.last_error = ended.error();
     }
 }
 

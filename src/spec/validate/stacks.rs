@@ -9,7 +9,7 @@ use crate::spec::diag::Location;
 use crate::spec::model::{Block, InputValues, Plan, Stack};
 use crate::spec::names;
 use crate::spec::source::FileId;
-use crate::spec::yaml::{SpannedMap, Str};
+use crate::spec::yaml::{Spanned, SpannedMap, Str};
 
 pub(super) fn check(c: &mut Check) {
     let spec = c.spec;
@@ -515,16 +515,32 @@ fn check_repo_collisions(c: &mut Check) {
     if !naming_ok(naming) {
         return;
     }
-    let mut seen: HashMap<String, (String, Location)> = HashMap::new();
+    // Each name's first holder; what it is called and where it is
+    // written are worked out only for a collision (10,000 plans, one
+    // line each).
+    enum Holder<'s> {
+        Infra,
+        Project(&'s Plan, &'s Spanned<String>, FileId),
+    }
+    let mut seen: HashMap<String, Holder> = HashMap::new();
     if names::repo(&platform.infra.repo.value).is_ok() {
-        seen.insert(
-            platform.infra.repo.value.to_lowercase(),
-            (
+        seen.insert(platform.infra.repo.value.to_lowercase(), Holder::Infra);
+    }
+    let said = |c: &Check, holder: &Holder| -> (String, Location) {
+        match *holder {
+            Holder::Infra => (
                 "the infra repo".to_owned(),
                 c.at(platform.file, &platform.infra.repo),
             ),
-        );
-    }
+            Holder::Project(plan, comp, file) => (
+                format!(
+                    "the project repo of plan `{}`, component `{}`",
+                    plan.name.value, comp.value
+                ),
+                c.at(file, comp),
+            ),
+        }
+    };
     let mut plans_seen = HashSet::new();
     for plan in &spec.plans {
         if names::dns_label(&plan.name.value).is_err() || !plans_seen.insert(&plan.name.value) {
@@ -551,13 +567,9 @@ fn check_repo_collisions(c: &mut Check) {
             {
                 continue;
             }
-            let who = format!(
-                "the project repo of plan `{}`, component `{}`",
-                plan.name.value, comp.value
-            );
             match seen.get(&name.to_lowercase()) {
-                Some((other, at)) => {
-                    let at = at.clone();
+                Some(holder) => {
+                    let (other, at) = said(c, holder);
                     c.error(
                         plan.file,
                         &plan.name,
@@ -567,8 +579,7 @@ fn check_repo_collisions(c: &mut Check) {
                     .help("every target repo needs a name of its own: rename the plan or component, or change `projects.naming` (or `infra.repo`) in spec/platform.yaml");
                 }
                 None => {
-                    let at = c.at(stack.file, comp);
-                    seen.insert(name.to_lowercase(), (who, at));
+                    seen.insert(name.to_lowercase(), Holder::Project(plan, comp, stack.file));
                 }
             }
         }
