@@ -13,8 +13,9 @@ pub(super) enum Reach {
     /// Every file under its path and its Flux directory: pruning looks
     /// for plans that are gone.
     Whole,
-    /// Its Flux directory (for the list of plans); each plan location
-    /// is read on its own when it is diffed.
+    /// Its Flux directory, when the list of plans changes
+    /// ([`EnvFiles`]); each plan location is read on its own when it is
+    /// diffed.
     Locations,
 }
 
