@@ -495,15 +495,20 @@ impl FluxTrees {
             }),
         };
         let mut on = cs.clone();
-        crate::diff::list::set(env, tree, &mut on.files, |path, id| {
-            repo.blob(id)
-                .map_err(ApplyError::git(&cs.repo, "read the base tree"))?
-                .ok_or_else(|| {
-                    ApplyError::git(&cs.repo, "read the base tree")(crate::git::Error::new(
-                        format!("`{path}` is missing from the object database"),
-                    ))
-                })
-        })?;
+        crate::diff::list::set(
+            env,
+            || Some(&*tree),
+            &mut on.files,
+            |path, id| {
+                repo.blob(id)
+                    .map_err(ApplyError::git(&cs.repo, "read the base tree"))?
+                    .ok_or_else(|| {
+                        ApplyError::git(&cs.repo, "read the base tree")(crate::git::Error::new(
+                            format!("`{path}` is missing from the object database"),
+                        ))
+                    })
+            },
+        )?;
         Ok(Cow::Owned(on))
     }
 

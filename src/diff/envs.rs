@@ -48,7 +48,6 @@ impl Reach {
 pub(super) struct EnvFiles<'p> {
     platform: &'p Platform,
     infra: Option<&'p LiveRepo>,
-    envs: BTreeSet<&'p str>,
     reach: Reach,
     /// Each environment's files once read; `None` when reading failed
     /// (the error is in `errors`, once).
@@ -69,13 +68,12 @@ impl<'p> EnvFiles<'p> {
         let files = EnvFiles {
             platform,
             infra,
-            envs,
             reach,
             read,
             errors: Mutex::default(),
         };
         if reach == Reach::Whole {
-            for env in &files.envs {
+            for env in files.read.keys() {
                 files.get(env);
             }
         }

@@ -41,19 +41,30 @@ pub fn text_after(
 }
 
 /// Sets the list's change in `files` to what it is on `tree`: replaced,
-/// added, or dropped when the list stays as it is. `read` gives a live
-/// file's bytes, for the change's old side.
+/// added, or dropped when the list stays as it is. `tree` is asked for
+/// only when `files` create or delete a plan's Flux location (`None`: it
+/// could not be read, as its reader says, and the list is left out).
+/// `read` gives a live file's bytes, for the change's old side.
 ///
 /// # Errors
 /// What `read` fails with.
-pub fn set<E>(
+pub fn set<'t, E>(
     env: &str,
-    tree: &BTreeMap<String, ObjectId>,
+    tree: impl FnOnce() -> Option<&'t BTreeMap<String, ObjectId>>,
     files: &mut Vec<FileChange>,
     read: impl FnOnce(&str, ObjectId) -> Result<Vec<u8>, E>,
 ) -> Result<(), E> {
     let path = flux::list_path(env);
     files.retain(|f| f.path != path);
+    if !flux::moves_list(
+        env,
+        files.iter().map(|f| (f.path.as_str(), f.new.is_some())),
+    ) {
+        return Ok(());
+    }
+    let Some(tree) = tree() else {
+        return Ok(());
+    };
     let Some(text) = text_after(env, tree, files) else {
         return Ok(());
     };
@@ -73,23 +84,12 @@ pub fn set<E>(
 }
 
 /// Adds the list's change to `cs` (in `env`), computed from the live
-/// files of the environment, which `live` reads only when `cs` creates
-/// or deletes a plan's Flux location (`None`: they could not be read,
-/// as the diff says already).
+/// files of the environment, which `live` reads when [`set`] needs them.
 pub(super) fn add<'l>(
     cs: &mut ChangeSet,
     repo: &LiveRepo,
     env: &str,
     live: impl FnOnce() -> Option<&'l BTreeMap<String, ObjectId>>,
 ) -> Result<(), live::Error> {
-    let path = flux::list_path(env);
-    cs.files.retain(|f| f.path != path);
-    let changes = cs.files.iter().map(|f| (f.path.as_str(), f.new.is_some()));
-    if !flux::moves_list(env, changes) {
-        return Ok(());
-    }
-    let Some(live) = live() else {
-        return Ok(());
-    };
     set(env, live, &mut cs.files, |path, id| repo.read(path, id))
 }
