@@ -23,38 +23,72 @@ use std::cell::Cell;
 /// The global allocator `A`, metered per thread inside [`within`].
 pub struct Metered<A>(pub A);
 
+/// A thread's budget: what it evaluates, where, and the bytes it holds
+/// of its limit. Cells of their own, so the allocator's path reads and
+/// writes a word or two, not the whole scope.
+struct Meter {
+    on: Cell<bool>,
+    limit: Cell<usize>,
+    used: Cell<usize>,
+    /// What is being evaluated: a `&str` that outlives the scope.
+    what: Cell<(*const u8, usize)>,
+    /// Where: the file (or `file:line:col`) it comes from, likewise.
+    at: Cell<(*const u8, usize)>,
+}
+
+/// A scope as [`within`] installs it and puts back.
 #[derive(Clone, Copy)]
 struct Scope {
+    on: bool,
     limit: usize,
     used: usize,
-    /// What is being evaluated: a `&str` that outlives the scope.
     what: (*const u8, usize),
-    /// Where: the file (or `file:line:col`) it comes from, likewise.
     at: (*const u8, usize),
+}
+
+impl Meter {
+    fn replace(&self, scope: Scope) -> Scope {
+        Scope {
+            on: self.on.replace(scope.on),
+            limit: self.limit.replace(scope.limit),
+            used: self.used.replace(scope.used),
+            what: self.what.replace(scope.what),
+            at: self.at.replace(scope.at),
+        }
+    }
 }
 
 thread_local! {
     // Constant-initialised and without a destructor, so the allocator may
     // touch it at any point of a thread's life.
-    static SCOPE: Cell<Option<Scope>> = const { Cell::new(None) };
+    static METER: Meter = const {
+        Meter {
+            on: Cell::new(false),
+            limit: Cell::new(0),
+            used: Cell::new(0),
+            what: Cell::new((std::ptr::null(), 0)),
+            at: Cell::new((std::ptr::null(), 0)),
+        }
+    };
 }
 
 /// Runs `f` with the bytes this thread allocates (less what it frees)
 /// limited to `limit`; `what` names the work and `at` its source file in
 /// the error. Nested calls replace the outer budget for their duration.
 pub fn within<R>(limit: usize, what: &str, at: &str, f: impl FnOnce() -> R) -> R {
-    let outer = SCOPE.with(|s| {
-        s.replace(Some(Scope {
+    let outer = METER.with(|m| {
+        m.replace(Scope {
+            on: true,
             limit,
             used: 0,
             what: (what.as_ptr(), what.len()),
             at: (at.as_ptr(), at.len()),
-        }))
+        })
     });
-    struct Restore(Option<Scope>);
+    struct Restore(Scope);
     impl Drop for Restore {
         fn drop(&mut self) {
-            SCOPE.with(|s| s.set(self.0));
+            METER.with(|m| m.replace(self.0));
         }
     }
     let _restore = Restore(outer);
@@ -63,43 +97,43 @@ pub fn within<R>(limit: usize, what: &str, at: &str, f: impl FnOnce() -> R) -> R
 
 /// Bytes charged to this thread's current budget (0 outside one).
 pub fn used() -> usize {
-    SCOPE.with(|s| s.get().map_or(0, |scope| scope.used))
+    METER.with(|m| if m.on.get() { m.used.get() } else { 0 })
 }
 
 fn charge(bytes: usize) {
-    let _ = SCOPE.try_with(|s| {
-        if let Some(mut scope) = s.get() {
-            scope.used = scope.used.saturating_add(bytes);
-            if scope.used > scope.limit {
-                s.set(None);
-                exceeded(&scope);
+    let _ = METER.try_with(|m| {
+        if m.on.get() {
+            let used = m.used.get().saturating_add(bytes);
+            m.used.set(used);
+            if used > m.limit.get() {
+                m.on.set(false);
+                exceeded(m);
             }
-            s.set(Some(scope));
         }
     });
 }
 
 fn refund(bytes: usize) {
-    let _ = SCOPE.try_with(|s| {
-        if let Some(mut scope) = s.get() {
-            scope.used = scope.used.saturating_sub(bytes);
-            s.set(Some(scope));
+    let _ = METER.try_with(|m| {
+        if m.on.get() {
+            m.used.set(m.used.get().saturating_sub(bytes));
         }
     });
 }
 
 /// Writes the error and ends the process; allocates nothing.
-fn exceeded(scope: &Scope) -> ! {
+fn exceeded(meter: &Meter) -> ! {
     let mut line = Line::default();
+    let (what, at) = (meter.what.get(), meter.at.get());
     // SAFETY: `within` keeps both `&str` borrowed for as long as its
     // scope is installed, and the scope is the one installed now.
     let (what, at) = unsafe {
         (
-            std::slice::from_raw_parts(scope.what.0, scope.what.1),
-            std::slice::from_raw_parts(scope.at.0, scope.at.1),
+            std::slice::from_raw_parts(what.0, what.1),
+            std::slice::from_raw_parts(at.0, at.1),
         )
     };
-    message(&mut line, what, at, scope.limit);
+    message(&mut line, what, at, meter.limit.get());
     let bytes = line.bytes();
     // SAFETY: writing a valid buffer to stderr, then leaving at once:
     // nothing may allocate any more on this path.
@@ -169,7 +203,7 @@ impl Line {
 }
 
 // SAFETY: every call is passed on to `A` unchanged; the metering only
-// reads and writes this thread's `SCOPE` and never allocates.
+// reads and writes this thread's `METER` and never allocates.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Metered<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         charge(layout.size());
@@ -248,8 +282,8 @@ mod tests {
         assert_eq!(used(), 0);
         within(1 << 30, "outer", "here", || {
             within(1 << 20, "inner", "here", || assert_eq!(used(), 0));
-            assert!(SCOPE.with(|s| s.get().is_some_and(|s| s.limit == 1 << 30)));
+            assert!(METER.with(|m| m.on.get() && m.limit.get() == 1 << 30));
         });
-        assert!(SCOPE.with(|s| s.get().is_none()));
+        assert!(METER.with(|m| !m.on.get()));
     }
 }

@@ -90,9 +90,9 @@ impl<'p> EnvFiles<'p> {
             let flux = crate::spec::names::flux_dir(env);
             let read = infra.files_under(&flux).and_then(|mut files| {
                 if self.reach == Reach::Whole {
-                    files.extend(
-                        infra.files_under(crate::spec::names::infra_dir(&settings.path.value))?,
-                    );
+                    // One merge of two sorted maps, not an insert per file.
+                    let dir = crate::spec::names::infra_dir(&settings.path.value);
+                    files.append(&mut infra.files_under(dir)?);
                 }
                 Ok(files)
             });

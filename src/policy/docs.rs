@@ -98,6 +98,19 @@ pub fn parse(text: &str) -> Result<Vec<Doc<'_>>, ParseError> {
     Ok(with_list_items(docs, text))
 }
 
+/// The documents themselves among `docs` (not the items of their
+/// lists), as the fast reader read them; `None` when the full parser read
+/// the file.
+pub fn documents<'d, 't>(docs: &'d [Doc<'t>]) -> Option<Vec<&'d Node<'t>>> {
+    docs.iter()
+        .filter(|doc| doc.line.is_none())
+        .map(|doc| match &doc.value {
+            Value::Node(node) => Some(node),
+            Value::Val(_) => None,
+        })
+        .collect()
+}
+
 /// `docs` numbered, each followed by its list items (a work list, not
 /// recursion: nesting is as deep as the parser allows).
 fn with_list_items<'t>(docs: Vec<Doc<'t>>, text: &str) -> Vec<Doc<'t>> {

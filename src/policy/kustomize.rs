@@ -15,7 +15,12 @@
 //! counts, generated ConfigMaps and Secrets); they are applied after the
 //! policy check, which the README states.
 
+use std::borrow::Cow;
+
+use super::docs::Doc;
 use crate::render::Target;
+use crate::yaml_subset::resolve::{self, Scalar};
+use crate::yaml_subset::{Node, Style};
 
 /// The file names kustomize reads as a kustomization.
 const NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -48,45 +53,67 @@ pub(super) fn is_kustomization(path: &str) -> bool {
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
+/// One document of a kustomization as the check reads it: `None` when it
+/// is not a mapping, else its top-level keys, each with what it lists
+/// when it is `resources`.
+type Fields<'a> = Option<Vec<(Cow<'a, str>, Listed<'a>)>>;
+
+/// The value of `resources`: null, a list (each entry a string, or any
+/// other value as JSON text), or something else. Other keys' values are
+/// not read.
+enum Listed<'a> {
+    Unread,
+    Null,
+    List(Vec<Result<Cow<'a, str>, String>>),
+    NotList,
+}
+
 /// What in the kustomization at `path` would change or add objects after
-/// the policy check, as one message; `None` when nothing would (or when
-/// the file does not parse, which the YAML check reports).
-pub(super) fn check(target: &Target, path: &str, text: &str) -> Option<String> {
-    // The fast reader reads what it reads as the full parser does.
-    let read = crate::yaml_subset::de::from_stream::<serde_json::Value>(text).map(Ok);
-    let docs = match read.unwrap_or_else(|| {
-        serde_saphyr::from_multiple_with_options(text, crate::spec::yaml::options())
-    }) {
-        Ok(docs) => docs,
-        Err(_) if super::docs::parse(text).is_err() => return None,
-        Err(e) => {
-            let why = crate::spec::yaml::bare_message(&e.without_snippet().to_string());
-            return Some(format!("cannot be read as a kustomization: {why}"));
+/// the policy check, as one message; `None` when nothing would. `docs`
+/// are its documents as the YAML check parsed them (a file that does not
+/// parse is the YAML check's to report).
+pub(super) fn check(target: &Target, path: &str, text: &str, docs: &[Doc<'_>]) -> Option<String> {
+    // The documents the fast reader read are taken as they are; the rest,
+    // and what they hold beyond names and strings, as JSON values.
+    let read: Option<Vec<Fields<'_>>> =
+        super::docs::documents(docs).and_then(|nodes| nodes.into_iter().map(node_fields).collect());
+    let json;
+    let read = match read {
+        Some(read) => read,
+        None => {
+            let parsed = crate::yaml_subset::de::from_stream::<serde_json::Value>(text).map(Ok);
+            json = match parsed.unwrap_or_else(|| {
+                serde_saphyr::from_multiple_with_options(text, crate::spec::yaml::options())
+            }) {
+                Ok(json) => json,
+                Err(e) => {
+                    let why = crate::spec::yaml::bare_message(&e.without_snippet().to_string());
+                    return Some(format!("cannot be read as a kustomization: {why}"));
+                }
+            };
+            json.iter().map(json_fields).collect()
         }
     };
     let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
     let mut keys = Vec::new();
     let mut outside = Vec::new();
-    for doc in &docs {
-        let Some(map) = doc.as_object() else {
+    for fields in read {
+        let Some(fields) = fields else {
             return Some("is not a mapping, so kustomize cannot read it".to_owned());
         };
-        for (key, value) in map {
-            if !ALLOWED.contains(&key.as_str()) {
+        for (key, listed) in fields {
+            if !ALLOWED.contains(&&*key) {
                 keys.push(format!("`{key}`"));
-            } else if key == "resources" {
-                match value.as_array() {
-                    Some(list) => outside.extend(
-                        list.iter()
-                            .filter(|r| !r.as_str().is_some_and(|r| rendered(target, dir, r)))
-                            .map(|r| match r.as_str() {
-                                Some(s) => format!("`{}`", s.escape_debug()),
-                                None => format!("`{r}`"),
-                            }),
-                    ),
-                    None if value.is_null() => {}
-                    None => outside.push("`resources` (not a list)".to_owned()),
-                }
+                continue;
+            }
+            match listed {
+                Listed::Unread | Listed::Null => {}
+                Listed::List(list) => outside.extend(list.into_iter().filter_map(|r| match r {
+                    Ok(r) if rendered(target, dir, &r) => None,
+                    Ok(r) => Some(format!("`{}`", r.escape_debug())),
+                    Err(json) => Some(format!("`{json}`")),
+                })),
+                Listed::NotList => outside.push("`resources` (not a list)".to_owned()),
             }
         }
     }
@@ -109,6 +136,68 @@ pub(super) fn check(target: &Target, path: &str, text: &str) -> Option<String> {
             parts.join("; ")
         )
     })
+}
+
+/// A document the fast reader read; `None` (read it as JSON) for a key
+/// or an entry of `resources` that is not a string, which only JSON text
+/// shows as kustomize reads it.
+fn node_fields<'a>(node: &Node<'a>) -> Option<Fields<'a>> {
+    let string = |node: &Node<'a>| match node {
+        Node::Scalar(text, Style::Quoted, _) => Some(text.clone()),
+        Node::Scalar(text, Style::Plain, _) => match resolve::plain(text) {
+            Ok(Scalar::Str(_)) => Some(text.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Node::Map(entries, _) = node else {
+        return Some(None);
+    };
+    let mut fields = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let key = string(key)?;
+        let listed = match (&*key, value) {
+            ("resources", Node::Seq(items, _)) => Listed::List(
+                items
+                    .iter()
+                    .map(|i| string(i).map(Ok))
+                    .collect::<Option<_>>()?,
+            ),
+            ("resources", Node::Scalar(text, Style::Plain, _)) => match resolve::plain(text) {
+                Ok(Scalar::Null) => Listed::Null,
+                _ => Listed::NotList,
+            },
+            ("resources", _) => Listed::NotList,
+            _ => Listed::Unread,
+        };
+        fields.push((key, listed));
+    }
+    // In the order a JSON object keeps them, so the message names them
+    // alike.
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(Some(fields))
+}
+
+/// A document read as a JSON value.
+fn json_fields(doc: &serde_json::Value) -> Fields<'_> {
+    let map = doc.as_object()?;
+    let fields = map.iter().map(|(key, value)| {
+        let listed = if key != "resources" {
+            Listed::Unread
+        } else if let Some(list) = value.as_array() {
+            Listed::List(
+                list.iter()
+                    .map(|r| r.as_str().map(Cow::Borrowed).ok_or_else(|| r.to_string()))
+                    .collect(),
+            )
+        } else if value.is_null() {
+            Listed::Null
+        } else {
+            Listed::NotList
+        };
+        (Cow::Borrowed(key.as_str()), listed)
+    });
+    Some(fields.collect())
 }
 
 /// Whether `resource`, relative to `dir`, names a file or directory of
@@ -165,6 +254,13 @@ mod tests {
         }
     }
 
+    /// The check on `text` as the YAML check parses it; `None` when it
+    /// does not parse.
+    fn read(t: &Target, path: &str, text: &str) -> Option<String> {
+        let docs = crate::policy::docs::parse(text).ok()?;
+        check(t, path, text, &docs)
+    }
+
     const HEAD: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n";
 
     #[test]
@@ -177,7 +273,7 @@ mod tests {
         let text = format!(
             "{HEAD}metadata: {{name: k}}\nresources:\n  - namespace.yaml\n  - app\n  - ./app/\n  - ../q/x.yaml\n"
         );
-        assert_eq!(check(&t, "a/p/kustomization.yaml", &text), None);
+        assert_eq!(read(&t, "a/p/kustomization.yaml", &text), None);
     }
 
     #[test]
@@ -186,7 +282,7 @@ mod tests {
         let text = format!(
             "{HEAD}resources: [deployment.yaml]\nnamespace: shop\nnamePrefix: x-\nlabels: [{{pairs: {{a: b}}}}]\ncommonAnnotations: {{a: b}}\nimages: [{{name: nginx, newTag: '1.27'}}]\nreplicas: [{{name: web, count: 2}}]\nconfigMapGenerator: [{{name: c, literals: [a=b]}}]\nsecretGenerator: [{{name: s, literals: [a=b]}}]\ngeneratorOptions: {{disableNameSuffixHash: true}}\n"
         );
-        assert_eq!(check(&t, "a/p/app/kustomization.yaml", &text), None);
+        assert_eq!(read(&t, "a/p/app/kustomization.yaml", &text), None);
     }
 
     #[test]
@@ -214,13 +310,43 @@ mod tests {
             ("resources: [deployment.yaml, {a: b}]\n", "{\"a\":\"b\"}"),
         ] {
             let text = format!("{HEAD}{body}");
-            let msg = check(&t, "a/p/app/kustomization.yaml", &text)
+            let msg = read(&t, "a/p/app/kustomization.yaml", &text)
                 .unwrap_or_else(|| panic!("{body} must be refused"));
             assert!(msg.contains(named), "{body}: {msg}");
         }
-        assert!(check(&t, "a/p/app/kustomization.yaml", "- a\n").is_some());
+        assert!(read(&t, "a/p/app/kustomization.yaml", "- a\n").is_some());
         // A file that does not parse is the YAML check's to report.
-        assert_eq!(check(&t, "a/p/app/kustomization.yaml", "a: [\n"), None);
+        assert_eq!(read(&t, "a/p/app/kustomization.yaml", "a: [\n"), None);
+    }
+
+    #[test]
+    fn the_fast_reader_and_the_full_parser_give_the_same_verdict() {
+        let t = target(&["a/p/app/deployment.yaml"]);
+        // An anchor is outside the fast reader's subset: the same file
+        // with one is read by the full parser.
+        for body in [
+            "resources: [deployment.yaml]\n",
+            "resources: [deployment.yaml, missing.yaml, 5, {a: b}, null]\n",
+            "resources:\n  - \"deployment.yaml\"\n  - ../../x\n",
+            "resources: ~\n",
+            "resources: deployment.yaml\n",
+            "resources: {a: b}\npatches: []\n'1': x\n",
+        ] {
+            let fast = format!("{HEAD}{body}");
+            let full = format!("{HEAD}metadata: &m {{name: k}}\n{body}");
+            assert!(crate::yaml_subset::parse_stream(&fast).is_some(), "{body}");
+            assert!(crate::yaml_subset::parse_stream(&full).is_none(), "{body}");
+            let path = "a/p/app/kustomization.yaml";
+            assert_eq!(read(&t, path, &fast), read(&t, path, &full), "{body}");
+        }
+        assert!(
+            read(
+                &t,
+                "a/p/app/kustomization.yaml",
+                &format!("{HEAD}resources: [x, 5]\n")
+            )
+            .is_some_and(|m| m.contains("`5`"))
+        );
     }
 
     #[test]

@@ -122,26 +122,11 @@ impl<'s> Checker<'s> {
         let mut findings = Vec::new();
         for target in desired.targets.values() {
             for (path, file) in &target.files {
+                // A kustomization is YAML, whatever its name.
                 if let Some(format) = Format::of(path, target.kind)
                     && path.rsplit('/').next() != Some(LOCK_FILE)
                 {
                     self.check_file(format, target, path, &file.bytes, &mut findings);
-                }
-                if kustomize::is_kustomization(path)
-                    && let Ok(text) = std::str::from_utf8(&file.bytes)
-                    && let Some(message) = kustomize::check(target, path, text)
-                {
-                    findings.push(Finding {
-                        policy: "kustomize".to_owned(),
-                        severity: Severity::Error,
-                        repo: target.repo.clone(),
-                        env: target.env.clone(),
-                        path: path.clone(),
-                        document: 1,
-                        line: None,
-                        object: None,
-                        message,
-                    });
                 }
             }
         }
@@ -242,6 +227,20 @@ impl Checker<'_> {
                 return;
             }
         };
+        // Parsed, so UTF-8.
+        if kustomize::is_kustomization(path)
+            && let Ok(text) = std::str::from_utf8(bytes)
+            && let Some(message) = kustomize::check(target, path, text, &docs)
+        {
+            findings.push(finding(
+                "kustomize",
+                Severity::Error,
+                1,
+                None,
+                None,
+                message,
+            ));
+        }
         for doc in docs {
             if !doc.mapping {
                 continue;
