@@ -94,6 +94,11 @@ pub(super) fn check(target: &Target, path: &str, text: &str, docs: &[Doc<'_>]) -
             json.iter().map(json_fields).collect()
         }
     };
+    verdict(target, path, read)
+}
+
+/// The message for what `read` holds, as [`check`] gives it.
+fn verdict(target: &Target, path: &str, read: Vec<Fields<'_>>) -> Option<String> {
     let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
     let mut keys = Vec::new();
     let mut outside = Vec::new();
@@ -165,7 +170,9 @@ fn node_fields<'a>(node: &Node<'a>) -> Option<Fields<'a>> {
             ),
             ("resources", Node::Scalar(text, Style::Plain, _)) => match resolve::plain(text) {
                 Ok(Scalar::Null) => Listed::Null,
-                _ => Listed::NotList,
+                Ok(_) => Listed::NotList,
+                // Refused by the full parser: its message, not ours.
+                Err(_) => return None,
             },
             ("resources", _) => Listed::NotList,
             _ => Listed::Unread,
@@ -347,6 +354,76 @@ mod tests {
             )
             .is_some_and(|m| m.contains("`5`"))
         );
+    }
+
+    #[test]
+    fn documents_taken_as_read_and_as_json_values_give_the_same_verdict() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let t = target(&["a/p/app/deployment.yaml", "a/p/app/x/y.yaml"]);
+        let item = prop::sample::select(vec![
+            "deployment.yaml",
+            "'x'",
+            "\"../../etc\"",
+            "x/",
+            "./x",
+            "5",
+            "true",
+            "null",
+            "~",
+            "{a: b}",
+            "[c]",
+            "'5'",
+            ".inf",
+            "''",
+        ]);
+        let value = prop_oneof![
+            prop::collection::vec(item, 0..5).prop_map(|v| format!("[{}]", v.join(", "))),
+            prop::sample::select(vec!["null", "~", "", "x", "'y'", "{}", "[]", "{a: b}", "7"])
+                .prop_map(str::to_owned),
+        ];
+        let key = prop::sample::select(vec![
+            "resources",
+            "'resources'",
+            "namespace",
+            "patches",
+            "images",
+            "'1'",
+            "1",
+            "kind",
+            "null",
+            "\"bases\"",
+        ]);
+        let doc = prop::collection::btree_map(key, value, 0..5).prop_map(|entries| {
+            let mut text = String::new();
+            for (k, v) in entries {
+                text.push_str(&format!("{k}: {v}\n"));
+            }
+            text
+        });
+        let stream = prop::collection::vec(doc, 1..3).prop_map(|docs| docs.join("---\n"));
+        TestRunner::new(Config::with_cases(512))
+            .run(&stream, |text| {
+                let path = "a/p/app/kustomization.yaml";
+                let Ok(docs) = crate::policy::docs::parse(&text) else {
+                    return Ok(());
+                };
+                let read: Option<Vec<Fields<'_>>> = crate::policy::docs::documents(&docs)
+                    .and_then(|nodes| nodes.into_iter().map(node_fields).collect());
+                let json: Option<Vec<serde_json::Value>> =
+                    crate::yaml_subset::de::from_stream(&text);
+                if let (Some(read), Some(json)) = (read, json) {
+                    let as_json = json.iter().map(json_fields).collect();
+                    prop_assert_eq!(
+                        verdict(&t, path, read),
+                        verdict(&t, path, as_json),
+                        "{}",
+                        text
+                    );
+                }
+                Ok(())
+            })
+            .expect("the verdicts agree");
     }
 
     #[test]
