@@ -13,7 +13,8 @@
 //! fields allowed change what their names say and nothing else (a
 //! namespace, names, labels and annotations, image references, replica
 //! counts, generated ConfigMaps and Secrets); they are applied after the
-//! policy check, which the README states.
+//! policy check, which the README states. A `labels` entry's `fields`
+//! writes its pairs at any path of the objects, so it is refused.
 
 use std::borrow::Cow;
 
@@ -54,18 +55,23 @@ pub(super) fn is_kustomization(path: &str) -> bool {
 }
 
 /// One document of a kustomization as the check reads it: `None` when it
-/// is not a mapping, else its top-level keys, each with what it lists
-/// when it is `resources`.
+/// is not a mapping, else its top-level keys, each with what the check
+/// reads of its value.
 type Fields<'a> = Option<Vec<(Cow<'a, str>, Listed<'a>)>>;
 
-/// The value of `resources`: null, a list (each entry a string, or any
-/// other value as JSON text), or something else. Other keys' values are
-/// not read.
+/// What the check reads of a key's value: for `resources`, null, a list
+/// (each entry a string, or any other value as JSON text) or something
+/// else; for `labels`, whether an entry names `fields`. Other keys' values
+/// are not read.
 enum Listed<'a> {
     Unread,
     Null,
     List(Vec<Result<Cow<'a, str>, String>>),
     NotList,
+    /// `labels` whose entries write their pairs only where kustomize
+    /// writes labels (`false`), or some entry's `fields` names other
+    /// places in the objects (`true`).
+    Labels(bool),
 }
 
 /// What in the kustomization at `path` would change or add objects after
@@ -112,7 +118,8 @@ fn verdict(target: &Target, path: &str, read: Vec<Fields<'_>>) -> Option<String>
                 continue;
             }
             match listed {
-                Listed::Unread | Listed::Null => {}
+                Listed::Unread | Listed::Null | Listed::Labels(false) => {}
+                Listed::Labels(true) => keys.push("`labels[].fields`".to_owned()),
                 Listed::List(list) => outside.extend(list.into_iter().filter_map(|r| match r {
                     Ok(r) if rendered(target, dir, &r) => None,
                     Ok(r) => Some(format!("`{}`", r.escape_debug())),
@@ -175,6 +182,17 @@ fn node_fields<'a>(node: &Node<'a>) -> Option<Fields<'a>> {
                 Err(_) => return None,
             },
             ("resources", _) => Listed::NotList,
+            ("labels", Node::Seq(entries, _)) => {
+                let mut fields = false;
+                for entry in entries {
+                    if let Node::Map(pairs, _) = entry {
+                        for (key, _) in pairs {
+                            fields |= string(key)? == "fields";
+                        }
+                    }
+                }
+                Listed::Labels(fields)
+            }
             _ => Listed::Unread,
         };
         fields.push((key, listed));
@@ -189,7 +207,14 @@ fn node_fields<'a>(node: &Node<'a>) -> Option<Fields<'a>> {
 fn json_fields(doc: &serde_json::Value) -> Fields<'_> {
     let map = doc.as_object()?;
     let fields = map.iter().map(|(key, value)| {
-        let listed = if key != "resources" {
+        let listed = if key == "labels" {
+            let entries = value.as_array().into_iter().flatten();
+            Listed::Labels(
+                entries
+                    .filter_map(|e| e.as_object())
+                    .any(|e| e.contains_key("fields")),
+            )
+        } else if key != "resources" {
             Listed::Unread
         } else if let Some(list) = value.as_array() {
             Listed::List(
@@ -304,6 +329,10 @@ mod tests {
             ("helmCharts: [{name: x}]\n", "`helmCharts`"),
             ("bases: [../q]\n", "`bases`"),
             (
+                "labels:\n  - pairs: {a: b}\n    fields: [{path: spec/template/spec/nodeSelector, create: true}]\n",
+                "`labels[].fields`",
+            ),
+            (
                 "resources: [https://example.org/x.yaml]\n",
                 "https://example.org/x.yaml",
             ),
@@ -379,8 +408,22 @@ mod tests {
         ]);
         let value = prop_oneof![
             prop::collection::vec(item, 0..5).prop_map(|v| format!("[{}]", v.join(", "))),
-            prop::sample::select(vec!["null", "~", "", "x", "'y'", "{}", "[]", "{a: b}", "7"])
-                .prop_map(str::to_owned),
+            prop::sample::select(vec![
+                "null",
+                "~",
+                "",
+                "x",
+                "'y'",
+                "{}",
+                "[]",
+                "{a: b}",
+                "7",
+                "[{pairs: {a: b}}]",
+                "[{pairs: {a: b}, fields: []}]",
+                "[x, {'fields': 1}]",
+                "[{1: x}]",
+            ])
+            .prop_map(str::to_owned),
         ];
         let key = prop::sample::select(vec![
             "resources",
@@ -393,6 +436,7 @@ mod tests {
             "kind",
             "null",
             "\"bases\"",
+            "labels",
         ]);
         let doc = prop::collection::btree_map(key, value, 0..5).prop_map(|entries| {
             let mut text = String::new();

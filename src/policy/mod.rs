@@ -320,6 +320,13 @@ mod tests {
             Some("YAML")
         );
         assert_eq!(of("README.md", RepoKind::Infra), None);
+        // Every name kustomize reads is parsed, and so checked as a
+        // kustomization, in either kind of repo.
+        for name in ["Kustomization", "k/KUSTOMIZATION.YML", "kustomization.yml"] {
+            for kind in [RepoKind::Infra, RepoKind::Project] {
+                assert_eq!(of(name, kind), Some("YAML"), "{name}");
+            }
+        }
     }
 
     #[test]
