@@ -122,7 +122,8 @@ impl<'s> Checker<'s> {
         let mut findings = Vec::new();
         for target in desired.targets.values() {
             for (path, file) in &target.files {
-                // A kustomization is YAML, whatever its name.
+                // Every kustomization is read as YAML, whatever its name,
+                // and checked as one there (`check_file`).
                 if let Some(format) = Format::of(path, target.kind)
                     && path.rsplit('/').next() != Some(LOCK_FILE)
                 {
