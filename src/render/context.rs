@@ -1,6 +1,7 @@
 //! The template context of a component.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -20,10 +21,10 @@ pub fn for_component(instance: &Instance, component: &ComponentInstance) -> mini
             )
         })
         .collect();
-    let mut ctx: BTreeMap<minijinja::Value, minijinja::Value> = component
+    let mut ctx: BTreeMap<Arc<str>, minijinja::Value> = component
         .inputs
         .iter()
-        .map(|(k, v)| (minijinja::Value::from(k.as_str()), jinja(v)))
+        .map(|(k, v)| (Arc::from(k.as_str()), jinja(v)))
         .collect();
     let reserved = [
         ("plan", json!(instance.plan)),
@@ -36,7 +37,7 @@ pub fn for_component(instance: &Instance, component: &ComponentInstance) -> mini
         ("druppie", json!({"version": env!("CARGO_PKG_VERSION")})),
     ];
     for (name, value) in reserved {
-        ctx.insert(minijinja::Value::from(name), jinja(&value));
+        ctx.insert(Arc::from(name), jinja(&value));
     }
     minijinja::Value::from_object(ctx)
 }
@@ -59,7 +60,7 @@ fn jinja(value: &Value) -> minijinja::Value {
         }
         Value::Object(map) => minijinja::Value::from_object(
             map.iter()
-                .map(|(k, v)| (minijinja::Value::from(k.as_str()), jinja(v)))
+                .map(|(k, v)| (Arc::<str>::from(k.as_str()), jinja(v)))
                 .collect::<BTreeMap<_, _>>(),
         ),
     }
