@@ -151,8 +151,9 @@ fn verdict(target: &Target, path: &str, read: Vec<Fields<'_>>) -> Option<String>
 }
 
 /// A document the fast reader read; `None` (read it as JSON) for a key
-/// or an entry of `resources` that is not a string, which only JSON text
-/// shows as kustomize reads it.
+/// (of the document or of a `labels` entry) or an entry of `resources`
+/// that is not a string, which only JSON text shows as kustomize reads
+/// it, and for a value the full parser refuses.
 fn node_fields<'a>(node: &Node<'a>) -> Option<Fields<'a>> {
     let string = |node: &Node<'a>| match node {
         Node::Scalar(text, Style::Quoted, _) => Some(text.clone()),
