@@ -223,13 +223,22 @@ fn get<'n, 'a>(entries: &'n [(Node<'a>, Node<'a>)], k: &str) -> Option<&'n Node<
 
 /// The string value of key `k`; empty when absent or not a string.
 fn string_at(entries: &[(Node<'_>, Node<'_>)], k: &str) -> String {
-    match get(entries, k) {
-        Some(Node::Scalar(text, Style::Quoted, _)) => text.to_string(),
-        Some(Node::Scalar(text, Style::Plain, _)) => match resolve::plain(text) {
-            Ok(Scalar::Str(s)) => s.to_owned(),
-            _ => String::new(),
+    get(entries, k)
+        .and_then(string)
+        .map(Cow::into_owned)
+        .unwrap_or_default()
+}
+
+/// A scalar's value when it is a string: quoted, or plain and read as a
+/// string (not a number, boolean or null).
+pub fn string<'a>(node: &Node<'a>) -> Option<Cow<'a, str>> {
+    match node {
+        Node::Scalar(text, Style::Quoted, _) => Some(text.clone()),
+        Node::Scalar(text, Style::Plain, _) => match resolve::plain(text) {
+            Ok(Scalar::Str(_)) => Some(text.clone()),
+            _ => None,
         },
-        _ => String::new(),
+        _ => None,
     }
 }
 

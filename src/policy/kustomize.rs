@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use super::docs::Doc;
+use super::docs::{Doc, string};
 use crate::render::Target;
 use crate::yaml_subset::resolve::{self, Scalar};
 use crate::yaml_subset::{Node, Style};
@@ -155,14 +155,6 @@ fn verdict(target: &Target, path: &str, read: Vec<Fields<'_>>) -> Option<String>
 /// that is not a string, which only JSON text shows as kustomize reads
 /// it, and for a value the full parser refuses.
 fn node_fields<'a>(node: &Node<'a>) -> Option<Fields<'a>> {
-    let string = |node: &Node<'a>| match node {
-        Node::Scalar(text, Style::Quoted, _) => Some(text.clone()),
-        Node::Scalar(text, Style::Plain, _) => match resolve::plain(text) {
-            Ok(Scalar::Str(_)) => Some(text.clone()),
-            _ => None,
-        },
-        _ => None,
-    };
     let Node::Map(entries, _) = node else {
         return Some(None);
     };

@@ -208,19 +208,26 @@ impl Checker<'_> {
                 admits(&c.policy.matches.envs, env) && admits(&c.policy.matches.plans, plan)
             })
             .collect();
-        let docs = match std::str::from_utf8(bytes) {
-            Ok(text) => docs::parse(text),
-            Err(e) => Err(docs::ParseError {
-                line: Some(
-                    1 + bytes[..e.valid_up_to()]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count(),
-                ),
-                message: "not UTF-8".to_owned(),
-            }),
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let line = 1 + bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                let message = format!("rendered {} does not parse: not UTF-8", format.name());
+                findings.push(finding(
+                    "yaml",
+                    Severity::Error,
+                    1,
+                    Some(line),
+                    None,
+                    message,
+                ));
+                return;
+            }
         };
-        let docs = match docs {
+        let docs = match docs::parse(text) {
             Ok(docs) => docs,
             Err(e) => {
                 let message = format!("rendered {} does not parse: {}", format.name(), e.message);
@@ -228,9 +235,7 @@ impl Checker<'_> {
                 return;
             }
         };
-        // Parsed, so UTF-8.
         if kustomize::is_kustomization(path)
-            && let Ok(text) = std::str::from_utf8(bytes)
             && let Some(message) = kustomize::check(target, path, text, &docs)
         {
             findings.push(finding(

@@ -567,7 +567,8 @@ fn check_repo_collisions(c: &mut Check) {
             {
                 continue;
             }
-            match seen.get(&name.to_lowercase()) {
+            let key = name.to_lowercase();
+            match seen.get(&key) {
                 Some(holder) => {
                     let (other, at) = said(c, holder);
                     c.error(
@@ -579,7 +580,7 @@ fn check_repo_collisions(c: &mut Check) {
                     .help("every target repo needs a name of its own: rename the plan or component, or change `projects.naming` (or `infra.repo`) in spec/platform.yaml");
                 }
                 None => {
-                    seen.insert(name.to_lowercase(), Holder::Project(plan, comp, stack.file));
+                    seen.insert(key, Holder::Project(plan, comp, stack.file));
                 }
             }
         }
