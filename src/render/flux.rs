@@ -119,12 +119,113 @@ fn yaml(header: &str, value: &impl Serialize) -> String {
     format!("{header}{body}")
 }
 
+/// The comment lines opening a plan's `sync.yaml`.
+const SYNC_HEADER: &str = "# Written by druppie: Flux applies this plan's directory in this environment.\n\
+                           # Edits are reported as drift.\n";
+
+/// A plan's `Kustomization` as text: written directly when every string
+/// in it is one the serializer writes as it is ([`bare`]), as names
+/// almost always are; by the serializer otherwise. Where both apply
+/// they give the same bytes (a property test holds them to it).
+fn sync_text(k: &FluxKustomization<'_>) -> String {
+    direct(k).unwrap_or_else(|| yaml(SYNC_HEADER, k))
+}
+
+/// [`sync_text`] without the serializer: `None` when a string in it is
+/// not [`bare`].
+fn direct(k: &FluxKustomization<'_>) -> Option<String> {
+    use std::fmt::Write as _;
+    let (m, s) = (&k.metadata, &k.spec);
+    let values = [
+        m.name.as_str(),
+        m.labels.plan,
+        m.labels.environment,
+        s.path.as_str(),
+        s.target_namespace,
+    ];
+    if !values.into_iter().all(bare) || !s.depends_on.iter().all(|d| bare(&d.name)) {
+        return None;
+    }
+    let mut t = String::with_capacity(768);
+    t.push_str(SYNC_HEADER);
+    let _ = write!(
+        t,
+        "apiVersion: {}\nkind: {}\nmetadata:\n  name: {}\n  namespace: {}\n  labels:\n    \
+         app.kubernetes.io/managed-by: {}\n    druppie.io/plan: {}\n    \
+         druppie.io/environment: {}\nspec:\n  interval: {}\n  retryInterval: {}\n  \
+         timeout: {}\n  path: {}\n  prune: {}\n  wait: {}\n  targetNamespace: {}\n  \
+         sourceRef:\n    kind: {}\n    name: {}\n",
+        k.api_version,
+        k.kind,
+        m.name,
+        m.namespace,
+        m.labels.managed_by,
+        m.labels.plan,
+        m.labels.environment,
+        s.interval,
+        s.retry_interval,
+        s.timeout,
+        s.path,
+        s.prune,
+        s.wait,
+        s.target_namespace,
+        s.source_ref.kind,
+        s.source_ref.name,
+    );
+    if !s.depends_on.is_empty() {
+        t.push_str("  dependsOn:\n");
+        for d in &s.depends_on {
+            let _ = writeln!(t, "    - name: {}", d.name);
+        }
+    }
+    Some(t)
+}
+
+/// Whether the serializer writes `s` bare (plain, on its line), by a rule
+/// narrower than its own: at most 80 characters (it folds longer ones
+/// with `>-`), lowercase letters, digits and `-` `_` `.` `/`, starting
+/// with a letter or `./`, and not a word YAML 1.1 or 1.2 reads as a
+/// boolean, null or number.
+fn bare(s: &str) -> bool {
+    const WORDS: [&str; 14] = [
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf", "infinity",
+        "ok", "none",
+    ];
+    let starts_well = s.starts_with(|c: char| c.is_ascii_lowercase()) || s.starts_with("./");
+    starts_well
+        && s.len() <= 80
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_./".contains(&b))
+        && !WORDS.contains(&s)
+}
+
 /// The files of one plan's Flux directory in one environment, as (path
 /// in the repo, text): its `Kustomization` and the kustomize file
 /// listing it.
 pub fn plan_files(instance: &Instance) -> [(String, String); 2] {
     let dir = names::flux_plan_dir(&instance.env, &instance.plan);
-    let sync = FluxKustomization {
+    let sync = sync_text(&sync_object(instance));
+    // The same for every plan: written once.
+    static KUSTOMIZATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let kustomization = KUSTOMIZATION.get_or_init(|| {
+        yaml(
+            "# Written by druppie for this plan and environment; edits are reported as drift.\n",
+            &Resources {
+                api_version: "kustomize.config.k8s.io/v1beta1",
+                kind: "Kustomization",
+                resources: vec![SYNC_FILE],
+            },
+        )
+    });
+    [
+        (format!("{dir}/{SYNC_FILE}"), sync),
+        (format!("{dir}/{KUSTOMIZATION_FILE}"), kustomization.clone()),
+    ]
+}
+
+/// A plan's Flux `Kustomization` in its environment.
+fn sync_object(instance: &Instance) -> FluxKustomization<'_> {
+    FluxKustomization {
         api_version: "kustomize.toolkit.fluxcd.io/v1",
         kind: "Kustomization",
         metadata: Metadata {
@@ -159,28 +260,7 @@ pub fn plan_files(instance: &Instance) -> [(String, String); 2] {
                 })
                 .collect(),
         },
-    };
-    let sync = yaml(
-        "# Written by druppie: Flux applies this plan's directory in this environment.\n\
-         # Edits are reported as drift.\n",
-        &sync,
-    );
-    // The same for every plan: written once.
-    static KUSTOMIZATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let kustomization = KUSTOMIZATION.get_or_init(|| {
-        yaml(
-            "# Written by druppie for this plan and environment; edits are reported as drift.\n",
-            &Resources {
-                api_version: "kustomize.config.k8s.io/v1beta1",
-                kind: "Kustomization",
-                resources: vec![SYNC_FILE],
-            },
-        )
-    });
-    [
-        (format!("{dir}/{SYNC_FILE}"), sync),
-        (format!("{dir}/{KUSTOMIZATION_FILE}"), kustomization.clone()),
-    ]
+    }
 }
 
 /// The path of an environment's list: `clusters/<env>/druppie/kustomization.yaml`.
@@ -329,6 +409,52 @@ spec:
         assert!(k.ends_with("resources:\n  - sync.yaml\n"), "{k}");
         let [(_, alone), _] = plan_files(&instance(&[]));
         assert!(!alone.contains("dependsOn"), "{alone}");
+    }
+
+    #[test]
+    fn the_direct_text_is_the_serializers() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        // Names as a spec could hold them, words YAML reads as something
+        // else among them.
+        let word = prop_oneof![
+            12 => "[a-z][a-z0-9-]{0,20}",
+            2 => "[a-z][a-z0-9/_.-]{50,90}",
+            1 => "[a-z0-9._/-]{1,12}",
+            1 => prop::sample::select(vec![
+                "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf", "e3",
+                "0x1f", "1e3", "12", "0o7", "-a", ".", "./", "_x", "a.b", "x-", "a/b", "~",
+            ])
+            .prop_map(str::to_owned),
+        ];
+        let names = (
+            word.clone(),
+            word.clone(),
+            word.clone(),
+            word.clone(),
+            prop::collection::vec(word, 0..3),
+        );
+        let written = std::cell::Cell::new(0);
+        TestRunner::new(Config::with_cases(1024))
+            .run(&names, |(plan, env, namespace, path, others)| {
+                let mut instance = instance(&[]);
+                instance.plan = plan;
+                instance.env = env;
+                instance.namespace = namespace;
+                instance.infra_path = path;
+                instance.depends_on = others;
+                let k = sync_object(&instance);
+                if let Some(direct) = direct(&k) {
+                    written.set(written.get() + 1);
+                    prop_assert_eq!(direct, yaml(SYNC_HEADER, &k));
+                }
+                Ok(())
+            })
+            .expect("the direct text is the serializer's");
+        assert!(written.get() > 200, "{} written directly", written.get());
+        // The benchmark's and the tests' names are written directly.
+        assert!(bare("svc-00001-billing") && bare("./apps/dev/permits"));
+        assert!(!bare("true") && !bare("1e3") && !bare("-a") && !bare("A"));
     }
 
     #[test]
