@@ -19,8 +19,10 @@
 //! includes `clusters/<env>/druppie` with one line; druppie never writes
 //! Flux's bootstrap files (`flux-system/`).
 //!
-//! Every text is written by a serializer from a struct with a fixed key
-//! order, so the same plan gives the same bytes.
+//! Every text is a struct with a fixed key order, written by a YAML
+//! serializer (a plan's `sync.yaml` directly, where that gives the
+//! serializer's bytes: [`sync_text`]), so the same plan gives the same
+//! bytes.
 
 use std::collections::BTreeSet;
 
