@@ -148,11 +148,15 @@ impl SpecSource {
                 let started = std::time::Instant::now();
                 git.work_clone("spec", url, dir)?;
                 let tracking = format!("refs/remotes/origin/{branch}");
-                // The branch and the trail in one fetch.
+                // The branch and the trail in one fetch. The clone never
+                // checks submodules out, so there are none to fetch, and
+                // git need not read the index to look for them (3 ms at
+                // 10,000 plans).
                 run(&[
                     "fetch",
                     "--quiet",
                     "--prune",
+                    "--no-recurse-submodules",
                     "origin",
                     &format!("+refs/heads/{branch}:{tracking}"),
                     &trail_refspec(),
@@ -261,7 +265,14 @@ impl SpecSource {
                     git.git(
                         "spec",
                         dir,
-                        &["fetch", "--quiet", "--prune", "origin", &trail_refspec()],
+                        &[
+                            "fetch",
+                            "--quiet",
+                            "--prune",
+                            "--no-recurse-submodules",
+                            "origin",
+                            &trail_refspec(),
+                        ],
                     )?;
                     if self.take_in(git)? == TakenIn::Level {
                         return Ok(());
