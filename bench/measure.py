@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Times commands: median wall time over RUNS runs after WARMUP runs, and
-peak RSS of one run. Each command must exit with its expected code.
+peak RSS of one run. Each command must exit with its expected code. The
+commands take turns (one run of each, then the next round), so a
+machine that slows down or speeds up during the measurement moves every
+command's figures alike, not one command's more than another's.
 
   measure.py RUNS WARMUP -- NAME EXPECTED_EXIT CMD... [-- NAME EXPECTED CMD...]
 
@@ -37,17 +40,24 @@ def peak_rss_mb(cmd, expected):
     return usage.ru_maxrss / 1024
 
 
-for name, expected, *cmd in groups:
-    expected = int(expected)
-    times = []
-    for i in range(warmup + runs):
-        t = time.perf_counter()
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        elapsed = time.perf_counter() - t
-        if done.returncode != expected:
-            sys.exit(f"{name}: exit {done.returncode}, expected {expected}\n"
-                     + done.stderr.decode(errors="replace")[-2000:])
+def timed(name, expected, cmd):
+    t = time.perf_counter()
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t
+    if done.returncode != expected:
+        sys.exit(f"{name}: exit {done.returncode}, expected {expected}\n"
+                 + done.stderr.decode(errors="replace")[-2000:])
+    return elapsed
+
+
+commands = [(name, int(expected), cmd) for name, expected, *cmd in groups]
+times = {name: [] for name, _, _ in commands}
+for i in range(warmup + runs):
+    for name, expected, cmd in commands:
+        elapsed = timed(name, expected, cmd)
         if i >= warmup:
-            times.append(elapsed)
-    print(f"{name}_s={statistics.median(times):.4f} {name}_rss_mb={peak_rss_mb(cmd, expected):.1f}",
+            times[name].append(elapsed)
+for name, expected, cmd in commands:
+    print(f"{name}_s={statistics.median(times[name]):.4f} "
+          f"{name}_rss_mb={peak_rss_mb(cmd, expected):.1f}",
           flush=True)
