@@ -132,6 +132,7 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
         .enumerate()
         .map(|(i, b)| ((b.id(), b.meta.version.value.as_str()), BlockAt::Pinned(i)))
         .collect();
+    let by_name = super::depends::plan_index(&spec.plans);
     let mut diags = Diagnostics::default();
     let mut out = Vec::with_capacity(spec.plans.len());
     for (index, plan) in spec.plans.iter().enumerate() {
@@ -199,7 +200,7 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
                     name: env.value.clone(),
                     settings: settings.clone(),
                     namespace,
-                    depends_on: depends_on(spec, plan, &env.value),
+                    depends_on: depends_on(spec, plan, &env.value, &by_name),
                 }),
                 (None, _) | (_, None) => {
                     fail(format!(
@@ -225,15 +226,14 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
     Ok(out)
 }
 
-/// The plans `plan` depends on that deploy to `env` as well.
-fn depends_on(spec: &Spec, plan: &Plan, env: &str) -> Vec<String> {
+/// The plans `plan` depends on that deploy to `env` as well (`by_name`:
+/// [`super::depends::plan_index`]).
+fn depends_on(spec: &Spec, plan: &Plan, env: &str, by_name: &HashMap<&str, usize>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for other in &plan.depends_on {
-        let deploys_here = spec
-            .plans
-            .iter()
-            .find(|p| p.name.value == other.value)
-            .is_some_and(|p| p.environments.iter().any(|e| e.value == env));
+        let deploys_here = by_name
+            .get(other.value.as_str())
+            .is_some_and(|&i| spec.plans[i].environments.iter().any(|e| e.value == env));
         if deploys_here && !out.contains(&other.value) {
             out.push(other.value.clone());
         }

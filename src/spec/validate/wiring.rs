@@ -141,6 +141,11 @@ pub fn component_order(stack: &Stack, plan: Option<&Plan>) -> Result<Vec<String>
 }
 
 /// Depth-first topological sort; `Err` holds a cycle as a closed path.
+/// Nodes are started in order and each node's targets taken in order,
+/// so the result is the same for the same graph. The walk keeps its
+/// path on the heap, not the call stack: a chain of `depends_on` as
+/// long as the spec has plans is followed to its end without
+/// overflowing a thread's stack, and each edge is looked at once.
 pub(super) fn topo(n: usize, deps: &[(usize, usize)]) -> Result<Vec<usize>, Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -148,47 +153,49 @@ pub(super) fn topo(n: usize, deps: &[(usize, usize)]) -> Result<Vec<usize>, Vec<
         Active,
         Done,
     }
-    fn visit(
-        v: usize,
-        deps: &[(usize, usize)],
-        mark: &mut [Mark],
-        path: &mut Vec<usize>,
-        out: &mut Vec<usize>,
-    ) -> Result<(), Vec<usize>> {
-        mark[v] = Mark::Active;
-        path.push(v);
-        let mut targets: Vec<usize> = deps
-            .iter()
-            .filter(|(f, _)| *f == v)
-            .map(|(_, t)| *t)
-            .collect();
-        targets.sort_unstable();
-        targets.dedup();
-        for t in targets {
-            match mark[t] {
-                Mark::Active => {
-                    let start = path
-                        .iter()
-                        .position(|p| *p == t)
-                        .expect("active nodes are on the path");
-                    let mut cycle = path[start..].to_vec();
-                    cycle.push(t);
-                    return Err(cycle);
-                }
-                Mark::New => visit(t, deps, mark, path, out)?,
-                Mark::Done => {}
-            }
-        }
-        path.pop();
-        mark[v] = Mark::Done;
-        out.push(v);
-        Ok(())
+    let mut targets: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &(from, to) in deps {
+        targets[from].push(to);
+    }
+    for t in &mut targets {
+        t.sort_unstable();
+        t.dedup();
     }
     let mut mark = vec![Mark::New; n];
     let mut out = Vec::with_capacity(n);
-    for v in 0..n {
-        if mark[v] == Mark::New {
-            visit(v, deps, &mut mark, &mut Vec::new(), &mut out)?;
+    // The nodes being visited, each with the index of its next target.
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for start in 0..n {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        mark[start] = Mark::Active;
+        path.push((start, 0));
+        while let Some(top) = path.last_mut() {
+            let v = top.0;
+            let Some(&t) = targets[v].get(top.1) else {
+                path.pop();
+                mark[v] = Mark::Done;
+                out.push(v);
+                continue;
+            };
+            top.1 += 1;
+            match mark[t] {
+                Mark::Active => {
+                    let at = path
+                        .iter()
+                        .position(|&(p, _)| p == t)
+                        .expect("active nodes are on the path");
+                    let mut cycle: Vec<usize> = path[at..].iter().map(|&(p, _)| p).collect();
+                    cycle.push(t);
+                    return Err(cycle);
+                }
+                Mark::New => {
+                    mark[t] = Mark::Active;
+                    path.push((t, 0));
+                }
+                Mark::Done => {}
+            }
         }
     }
     Ok(out)
@@ -387,5 +394,63 @@ mod tests {
         assert_eq!(topo(3, &[(0, 1), (1, 2)]), Ok(vec![2, 1, 0]));
         assert_eq!(topo(3, &[(0, 1), (1, 2), (2, 0)]), Err(vec![0, 1, 2, 0]));
         assert_eq!(topo(1, &[(0, 0)]), Err(vec![0, 0]));
+        // Targets in order, repeats once; the first cycle found.
+        assert_eq!(
+            topo(4, &[(0, 2), (0, 1), (0, 2), (1, 3)]),
+            Ok(vec![3, 1, 2, 0])
+        );
+        assert_eq!(
+            topo(4, &[(0, 1), (1, 2), (2, 1), (3, 0)]),
+            Err(vec![1, 2, 1])
+        );
+    }
+
+    #[test]
+    fn a_chain_as_long_as_a_large_platform_is_followed_without_recursion() {
+        // 200,000 plans, each depending on the next: a recursive walk
+        // would need about 200,000 stack frames.
+        let n = 200_000;
+        let chain: Vec<(usize, usize)> = (0..n - 1).map(|i| (i, i + 1)).collect();
+        let order = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || topo(n, &chain))
+            .expect("a thread")
+            .join()
+            .expect("no overflow");
+        assert_eq!(order, Ok((0..n).rev().collect::<Vec<_>>()));
+        let mut closed: Vec<(usize, usize)> = (0..n - 1).map(|i| (i, i + 1)).collect();
+        closed.push((n - 1, 0));
+        let cycle = topo(n, &closed).expect_err("a cycle");
+        assert_eq!((cycle.len(), cycle[0], cycle[n]), (n + 1, 0, 0));
+    }
+
+    #[test]
+    fn any_graph_gives_an_order_that_puts_targets_first_or_a_closed_cycle_of_its_edges() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let graph =
+            (1usize..12).prop_flat_map(|n| (Just(n), prop::collection::vec((0..n, 0..n), 0..24)));
+        TestRunner::new(Config::with_cases(512))
+            .run(&graph, |(n, deps)| {
+                match topo(n, &deps) {
+                    Ok(order) => {
+                        let mut seen = order.clone();
+                        seen.sort_unstable();
+                        prop_assert_eq!(seen, (0..n).collect::<Vec<_>>());
+                        let at = |v: usize| order.iter().position(|&o| o == v);
+                        for &(from, to) in &deps {
+                            prop_assert!(at(to) < at(from), "{:?} {:?}", order, (from, to));
+                        }
+                    }
+                    Err(cycle) => {
+                        prop_assert!(cycle.len() >= 2 && cycle.first() == cycle.last());
+                        for pair in cycle.windows(2) {
+                            prop_assert!(deps.contains(&(pair[0], pair[1])), "{:?}", cycle);
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .expect("orders and cycles hold");
     }
 }
