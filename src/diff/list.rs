@@ -16,15 +16,16 @@ use crate::render::flux;
 /// The list's text after `files` are applied to a tree whose files under
 /// `clusters/<env>/druppie/` are `tree` (full paths), when it differs
 /// from the list in `tree`; `None` when `files` create or delete no Flux
-/// location, or the list says exactly that already. The list's own
-/// change in `files`, if any, is ignored.
+/// location on `tree` (a plan's lock written again in place is neither),
+/// or the list says exactly that already. The list's own change in
+/// `files`, if any, is ignored.
 pub fn text_after(
     env: &str,
     tree: &BTreeMap<String, ObjectId>,
     files: &[FileChange],
 ) -> Option<Vec<u8>> {
     let changes = || files.iter().map(|f| (f.path.as_str(), f.new.is_some()));
-    if !flux::moves_list(env, changes()) {
+    if !flux::moves_list_on(env, changes(), |path| tree.contains_key(path)) {
         return None;
     }
     // Only the Flux directory's files: an environment's tree holds every

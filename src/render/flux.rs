@@ -309,12 +309,28 @@ pub fn after<'c>(
     plans
 }
 
-/// Whether a change set's changes (as for [`after`]) create or delete a
-/// Flux location of `env`: only then does the list change with it.
+/// Whether a change set's changes (as for [`after`]) touch the lock of
+/// a Flux location of `env`: only then can the list change with them
+/// (whether it does, [`moves_list_on`] says from the tree).
 pub fn moves_list<'c>(env: &str, changes: impl IntoIterator<Item = (&'c str, bool)>) -> bool {
     changes
         .into_iter()
         .any(|(path, _)| plan_of_lock(env, path).is_some())
+}
+
+/// Whether a change set's changes (as for [`after`]) create or delete a
+/// Flux location of `env` on a tree that holds the paths `holds` says:
+/// only then does the list change with them. A lock written again in
+/// place (a plan's render changed) leaves the list as it is, so such a
+/// change set costs no walk over every plan's Flux directory.
+pub fn moves_list_on<'c>(
+    env: &str,
+    changes: impl IntoIterator<Item = (&'c str, bool)>,
+    holds: impl Fn(&str) -> bool,
+) -> bool {
+    changes
+        .into_iter()
+        .any(|(path, present)| plan_of_lock(env, path).is_some() && holds(path) != present)
 }
 
 /// The list's text: a kustomize `Kustomization` whose resources are the
@@ -480,6 +496,23 @@ spec:
             ("apps/dev/a/.druppie-lock.yaml", false),
         ];
         assert!(moves_list("dev", changes));
+        // On a tree with `a` and `b`: `c` is created and `a` deleted; `b`
+        // written again alone moves nothing.
+        let on = |p: &str| {
+            [
+                "clusters/dev/druppie/a/.druppie-lock.yaml",
+                "clusters/dev/druppie/b/.druppie-lock.yaml",
+            ]
+            .contains(&p)
+        };
+        assert!(moves_list_on("dev", changes, on));
+        let rewritten = [("clusters/dev/druppie/b/.druppie-lock.yaml", true)];
+        assert!(moves_list("dev", rewritten) && !moves_list_on("dev", rewritten, on));
+        assert!(moves_list_on(
+            "dev",
+            [("clusters/dev/druppie/b/.druppie-lock.yaml", false)],
+            on
+        ));
         assert!(!moves_list(
             "dev",
             [("apps/dev/a/.druppie-lock.yaml", false)]
