@@ -508,6 +508,7 @@ impl FluxTrees {
                         ))
                     })
             },
+            |files| crate::diff::list::settled(env, files),
         )?;
         Ok(Cow::Owned(on))
     }

@@ -52,6 +52,10 @@ pub(super) struct EnvFiles<'p> {
     /// Each environment's files once read; `None` when reading failed
     /// (the error is in `errors`, once).
     read: BTreeMap<&'p str, OnceLock<Option<BTreeMap<String, ObjectId>>>>,
+    /// Each environment's list of Flux directories as its files say it
+    /// should be, when it is not ([`super::list::settled`]): made once,
+    /// however many change sets carry it.
+    settled: BTreeMap<&'p str, OnceLock<Option<Vec<u8>>>>,
     errors: Mutex<Vec<live::Error>>,
 }
 
@@ -65,11 +69,13 @@ impl<'p> EnvFiles<'p> {
         reach: Reach,
     ) -> EnvFiles<'p> {
         let read = envs.iter().map(|env| (*env, OnceLock::new())).collect();
+        let settled = envs.iter().map(|env| (*env, OnceLock::new())).collect();
         let files = EnvFiles {
             platform,
             infra,
             reach,
             read,
+            settled,
             errors: Mutex::default(),
         };
         if reach == Reach::Whole {
@@ -100,6 +106,17 @@ impl<'p> EnvFiles<'p> {
                 .ok()
         })
         .as_ref()
+    }
+
+    /// [`super::list::settled`] for `env`, on `files` (its files, from
+    /// [`EnvFiles::get`]), made once.
+    pub(super) fn settled(&self, env: &str, files: &BTreeMap<String, ObjectId>) -> Option<Vec<u8>> {
+        match self.settled.get(env) {
+            Some(slot) => slot
+                .get_or_init(|| super::list::settled(env, files))
+                .clone(),
+            None => super::list::settled(env, files),
+        }
     }
 
     /// The environments read, and their files (every one the diff reads,

@@ -281,7 +281,13 @@ impl World<'_> {
                 }
             }
             if let Some(env) = env
-                && let Err(e) = list::add(&mut cs, repo, env, || self.env_live.get(env))
+                && let Err(e) = list::add(
+                    &mut cs,
+                    repo,
+                    env,
+                    || self.env_live.get(env),
+                    |files| self.env_live.settled(env, files),
+                )
             {
                 part.errors.push(e);
             }

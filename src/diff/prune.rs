@@ -58,7 +58,15 @@ pub(super) fn removed_plans(
         let diffed = locations
             .iter()
             .try_for_each(|location| diff_location(&mut cs, infra, live, None, location))
-            .and_then(|()| list::add(&mut cs, infra, env, || Some(live)));
+            .and_then(|()| {
+                list::add(
+                    &mut cs,
+                    infra,
+                    env,
+                    || Some(live),
+                    |files| list::settled(env, files),
+                )
+            });
         match diffed {
             Ok(()) => out.push(cs),
             Err(e) => errors.push(e),
