@@ -49,14 +49,21 @@ pub(super) struct EnvFiles<'p> {
     platform: &'p Platform,
     infra: Option<&'p LiveRepo>,
     reach: Reach,
-    /// Each environment's files once read; `None` when reading failed
-    /// (the error is in `errors`, once).
-    read: BTreeMap<&'p str, OnceLock<Option<BTreeMap<String, ObjectId>>>>,
-    /// Each environment's list of Flux directories as its files say it
-    /// should be, when it is not ([`super::list::settled`]): made once,
-    /// however many change sets carry it.
-    settled: BTreeMap<&'p str, OnceLock<Option<Vec<u8>>>>,
+    /// What is known of each environment, made when first needed.
+    read: BTreeMap<&'p str, Slot>,
     errors: Mutex<Vec<live::Error>>,
+}
+
+/// One environment in [`EnvFiles`].
+#[derive(Default)]
+struct Slot {
+    /// Its files once read; `None` when reading failed (the error is in
+    /// [`EnvFiles::errors`], once).
+    files: OnceLock<Option<BTreeMap<String, ObjectId>>>,
+    /// Its list of Flux directories as its files say it should be, when
+    /// it is not ([`super::list::settled`]): made once, however many
+    /// change sets carry it.
+    settled: OnceLock<Option<Vec<u8>>>,
 }
 
 impl<'p> EnvFiles<'p> {
@@ -68,14 +75,12 @@ impl<'p> EnvFiles<'p> {
         envs: BTreeSet<&'p str>,
         reach: Reach,
     ) -> EnvFiles<'p> {
-        let read = envs.iter().map(|env| (*env, OnceLock::new())).collect();
-        let settled = envs.iter().map(|env| (*env, OnceLock::new())).collect();
+        let read = envs.iter().map(|env| (*env, Slot::default())).collect();
         let files = EnvFiles {
             platform,
             infra,
             reach,
             read,
-            settled,
             errors: Mutex::default(),
         };
         if reach == Reach::Whole {
@@ -91,28 +96,30 @@ impl<'p> EnvFiles<'p> {
     pub(super) fn get(&self, env: &str) -> Option<&BTreeMap<String, ObjectId>> {
         let infra = self.infra?;
         let slot = self.read.get(env)?;
-        slot.get_or_init(|| {
-            let settings = self.platform.environments.get(env)?;
-            let flux = crate::spec::names::flux_dir(env);
-            let read = infra.files_under(&flux).and_then(|mut files| {
-                if self.reach == Reach::Whole {
-                    // One merge of two sorted maps, not an insert per file.
-                    let dir = crate::spec::names::infra_dir(&settings.path.value);
-                    files.append(&mut infra.files_under(dir)?);
-                }
-                Ok(files)
-            });
-            read.map_err(|e| self.errors.lock().expect("errors lock").push(e))
-                .ok()
-        })
-        .as_ref()
+        slot.files
+            .get_or_init(|| {
+                let settings = self.platform.environments.get(env)?;
+                let flux = crate::spec::names::flux_dir(env);
+                let read = infra.files_under(&flux).and_then(|mut files| {
+                    if self.reach == Reach::Whole {
+                        // One merge of two sorted maps, not an insert per file.
+                        let dir = crate::spec::names::infra_dir(&settings.path.value);
+                        files.append(&mut infra.files_under(dir)?);
+                    }
+                    Ok(files)
+                });
+                read.map_err(|e| self.errors.lock().expect("errors lock").push(e))
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// [`super::list::settled`] for `env`, on `files` (its files, from
     /// [`EnvFiles::get`]), made once.
     pub(super) fn settled(&self, env: &str, files: &BTreeMap<String, ObjectId>) -> Option<Vec<u8>> {
-        match self.settled.get(env) {
+        match self.read.get(env) {
             Some(slot) => slot
+                .settled
                 .get_or_init(|| super::list::settled(env, files))
                 .clone(),
             None => super::list::settled(env, files),
@@ -124,7 +131,7 @@ impl<'p> EnvFiles<'p> {
     pub(super) fn read(&self) -> impl Iterator<Item = (&'p str, &BTreeMap<String, ObjectId>)> {
         self.read
             .iter()
-            .filter_map(|(env, slot)| Some((*env, slot.get()?.as_ref()?)))
+            .filter_map(|(env, slot)| Some((*env, slot.files.get()?.as_ref()?)))
     }
 
     /// What could not be read since this was last asked.
