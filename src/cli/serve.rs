@@ -148,6 +148,7 @@ pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
             dir: cache_dir.join("spec"),
             signer: std::sync::Arc::new(signer.clone()),
             identity: identity.clone(),
+            exact: std::sync::Arc::default(),
         },
         None => SpecSource::Local(ctx.spec_root.clone()),
     };

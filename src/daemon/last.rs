@@ -134,32 +134,6 @@ pub fn trail_tip(spec: &Repo) -> Option<ObjectId> {
         .map(|h| h.commit)
 }
 
-/// The files that differ between the spec commits `from` and `to`
-/// (paths relative to the spec root); `None` when git cannot tell.
-pub fn changed(cache: &Cache, root: &Path, from: &str, to: &str) -> Option<Vec<String>> {
-    let out = cache
-        .git(
-            "spec",
-            root,
-            &[
-                "diff",
-                "--name-only",
-                "-z",
-                "--no-renames",
-                "--relative",
-                from,
-                to,
-            ],
-        )
-        .ok()?;
-    Some(
-        out.split('\0')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    )
-}
-
 /// The spec at `root`, at a commit `changed` files away from `last`'s:
 /// the spec `last` opened with those files read again
 /// ([`crate::spec::reload_or_load`], which leaves `last` without it, and

@@ -236,7 +236,11 @@ impl Reconciler {
         // files; else the whole spec is loaded. The check does the same
         // with the spec it holds.
         let changed = (last.as_ref().zip(commit)).and_then(|(last, commit)| {
-            super::last::changed(&self.cache, root, &last.spec_commit, commit)
+            match &revision.changes {
+                // The refresh's checkout found them already.
+                Some(c) if c.from == last.spec_commit => Some(c.paths.clone()),
+                _ => super::source::changed(&self.cache, root, &last.spec_commit, commit),
+            }
         });
         // Started now, the check loads the spec while this process does;
         // it is told the plans once they are known.

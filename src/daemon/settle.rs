@@ -293,6 +293,7 @@ mod tests {
             commit: None,
             dirty: false,
             settle_after: None,
+            changes: None,
         };
         let held = status(
             "permits",

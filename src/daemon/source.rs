@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::{Cache, CacheError, Pushed};
 use crate::audit::{Apart, AuditError, BRANCH, TakenIn};
@@ -75,6 +76,11 @@ pub enum SpecSource {
         dir: PathBuf,
         signer: Arc<Signer>,
         identity: Identity,
+        /// The clone's index and files are its `HEAD`'s, as this process
+        /// left them. False at the start: a process that ended within a
+        /// checkout may have left either half-written, and only a whole
+        /// checkout puts that right.
+        exact: Arc<AtomicBool>,
     },
 }
 
@@ -89,7 +95,22 @@ pub struct Revision {
     /// checkout): from this instant on, [`SpecSource::settle`] keeps the
     /// next checkout from reading them all again.
     pub settle_after: Option<std::time::Instant>,
+    /// The files this refresh found changed since the commit checked out
+    /// before it, when git could tell.
+    pub changes: Option<Changes>,
 }
+
+/// The spec files that differ between two commits (paths from the spec
+/// root, as [`changed`] gives them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub from: String,
+    pub paths: Vec<String>,
+}
+
+/// The most changed files a refresh checks out one by one; a bigger
+/// change is checked out whole.
+const ONE_BY_ONE: usize = 256;
 
 pub(super) use crate::spec::SPEC_DIRS;
 
@@ -140,9 +161,14 @@ impl SpecSource {
                 // Not a git checkout: nothing to apply from.
                 dirty: crate::spec::uncommitted(path).map_or(true, |edited| !edited.is_empty()),
                 settle_after: None,
+                changes: None,
             }),
             SpecSource::Remote {
-                url, branch, dir, ..
+                url,
+                branch,
+                dir,
+                exact,
+                ..
             } => {
                 let run = |args: &[&str]| git.git("spec", dir, args);
                 let started = std::time::Instant::now();
@@ -170,9 +196,24 @@ impl SpecSource {
                 // it was until the branch moves.
                 let head = crate::git::detached_head(dir);
                 let mut settle_after = None;
+                let mut changes = None;
                 if head != Some(fetched) {
-                    run(&["checkout", "--quiet", "--force", "--detach", &tracking])?;
-                    run(&["clean", "-ffdq"])?;
+                    let to = fetched.to_string();
+                    changes = head.and_then(|from| {
+                        let from = from.to_string();
+                        let paths = changed(git, dir, &from, &to)?;
+                        Some(Changes { from, paths })
+                    });
+                    let exactly = exact.swap(false, Ordering::SeqCst);
+                    let by_path = exactly
+                        && changes
+                            .as_ref()
+                            .is_some_and(|c| check_out_paths(git, dir, &to, &c.paths));
+                    if !by_path {
+                        run(&["checkout", "--quiet", "--force", "--detach", &tracking])?;
+                        run(&["clean", "-ffdq"])?;
+                    }
+                    exact.store(true, Ordering::SeqCst);
                     if head.is_none() {
                         settle_after = Some(std::time::Instant::now() + RACY);
                     }
@@ -182,6 +223,7 @@ impl SpecSource {
                     commit: Some(fetched.to_string()),
                     dirty: false,
                     settle_after,
+                    changes,
                 })
             }
         }
@@ -284,6 +326,59 @@ impl SpecSource {
             attempts: PUSH_ATTEMPTS,
         })
     }
+}
+
+/// Checks out only `paths` of commit `to` in the spec clone at `dir` (its
+/// index and files are its `HEAD`'s, and `paths` all that differ from
+/// `to`), then detaches `HEAD` at `to`: what a whole checkout gives,
+/// without git looking at every file of the spec twice (at 10,000 plans,
+/// 12 ms against 34). `false` when git refused or the change is too big
+/// for it; a whole checkout follows.
+fn check_out_paths(git: &Cache, dir: &Path, to: &str, paths: &[String]) -> bool {
+    // A name git gave that is not UTF-8 reached here with U+FFFD in it,
+    // and may name another file.
+    if paths.len() > ONE_BY_ONE || paths.iter().any(|p| p.contains('\u{FFFD}')) {
+        return false;
+    }
+    if !paths.is_empty() {
+        // Names as they are: no glob or other pathspec magic in them.
+        let literal: Vec<String> = paths.iter().map(|p| format!(":(literal){p}")).collect();
+        let mut args = vec!["checkout", "--quiet", "--no-overlay", to, "--"];
+        args.extend(literal.iter().map(String::as_str));
+        if let Err(e) = git.git("spec", dir, &args) {
+            tracing::debug!(error = %crate::error::chain(&e), "checking the changed spec files out");
+            return false;
+        }
+    }
+    git.git("spec", dir, &["update-ref", "--no-deref", "HEAD", to])
+        .is_ok()
+}
+
+/// The files that differ between the spec commits `from` and `to` (paths
+/// relative to the spec root at `root`); `None` when git cannot tell.
+pub fn changed(git: &Cache, root: &Path, from: &str, to: &str) -> Option<Vec<String>> {
+    let out = git
+        .git(
+            "spec",
+            root,
+            &[
+                "diff",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                "--ignore-submodules=none",
+                "--relative",
+                from,
+                to,
+            ],
+        )
+        .ok()?;
+    Some(
+        out.split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 /// The trail's branch of the remote, fetched to `refs/remotes/origin/`:

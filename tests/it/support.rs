@@ -282,6 +282,7 @@ pub fn remote_spec(url: &Path, cache: &Path, key: &Path) -> druppie::daemon::Spe
             name: "druppie".into(),
             email: "druppie@example.org".into(),
         },
+        exact: std::sync::Arc::default(),
     }
 }
 

@@ -13,6 +13,7 @@ use druppie::secret::Secret;
 mod auth;
 mod board;
 pub(crate) mod chat;
+mod checkout;
 mod contract;
 mod freight;
 mod hostile;
