@@ -409,6 +409,24 @@ impl Cache {
         })
     }
 
+    /// Runs git as [`Cache::git`] does, and takes anything git said on
+    /// stderr for a failure too: some refusals (a path git will not
+    /// write) are reported there while git exits 0.
+    ///
+    /// # Errors
+    /// git cannot run, fails, or said something.
+    pub fn git_silent(&self, repo: &str, dir: &Path, args: &[&str]) -> Result<String, CacheError> {
+        let (ok, stdout, said) = self.run(repo, dir, args)?;
+        if ok && said.is_empty() {
+            return Ok(stdout);
+        }
+        Err(CacheError::Git {
+            repo: repo.to_owned(),
+            command: args[0].to_owned(),
+            said,
+        })
+    }
+
     /// Runs git: (success, stdout, stderr without credentials).
     pub(super) fn run(
         &self,

@@ -335,9 +335,7 @@ impl SpecSource {
 /// 12 ms against 34). `false` when git refused or the change is too big
 /// for it; a whole checkout follows.
 fn check_out_paths(git: &Cache, dir: &Path, to: &str, paths: &[String]) -> bool {
-    // A name git gave that is not UTF-8 reached here with U+FFFD in it,
-    // and may name another file.
-    if paths.len() > ONE_BY_ONE || paths.iter().any(|p| p.contains('\u{FFFD}')) {
+    if paths.len() > ONE_BY_ONE || !paths.iter().all(|p| by_path(p)) {
         return false;
     }
     if !paths.is_empty() {
@@ -345,13 +343,35 @@ fn check_out_paths(git: &Cache, dir: &Path, to: &str, paths: &[String]) -> bool 
         let literal: Vec<String> = paths.iter().map(|p| format!(":(literal){p}")).collect();
         let mut args = vec!["checkout", "--quiet", "--no-overlay", to, "--"];
         args.extend(literal.iter().map(String::as_str));
-        if let Err(e) = git.git("spec", dir, &args) {
+        // git reports a path it will not write on stderr and may still
+        // exit 0; the whole checkout refuses such a commit.
+        if let Err(e) = git.git_silent("spec", dir, &args) {
             tracing::debug!(error = %crate::error::chain(&e), "checking the changed spec files out");
             return false;
         }
     }
     git.git("spec", dir, &["update-ref", "--no-deref", "HEAD", to])
         .is_ok()
+}
+
+/// Whether a changed `path` may be checked out on its own. Not when:
+/// - it is not UTF-8 (it reached here with U+FFFD in it, and may name
+///   another file);
+/// - a part of it is `.` or `..` (git skips such an entry and exits 0,
+///   where the whole checkout refuses the commit);
+/// - a part of it starts with `.git` in any case: `.gitattributes`
+///   changes how the other files are written, and git writes a changed
+///   file by its old rules when only some files are checked out;
+///   `.gitmodules` is refused as a link by the whole checkout only.
+fn by_path(path: &str) -> bool {
+    !path.contains('\u{FFFD}')
+        && path.split('/').all(|part| {
+            part != "."
+                && part != ".."
+                && !part
+                    .get(..4)
+                    .is_some_and(|start| start.eq_ignore_ascii_case(".git"))
+        })
 }
 
 /// The files that differ between the spec commits `from` and `to` (paths

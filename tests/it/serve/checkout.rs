@@ -129,16 +129,36 @@ fn listing(root: &Path) -> Vec<(String, String)> {
     out
 }
 
-/// Refreshes `source` and holds its clone to `commit`, file by file.
+/// How a refresh brought the clone to the fetched commit.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    /// Only the changed files were checked out.
+    ByPath,
+    /// The whole commit was checked out and the clone cleaned.
+    Whole,
+}
+
+/// Refreshes `source`, holds its clone to `commit`, file by file, and
+/// says which route the refresh took: a file nobody tracks, left in the
+/// clone before, is gone only after a whole checkout (`git clean`).
 fn refreshed_to(
     source: &druppie::daemon::SpecSource,
     cache: &druppie::apply::Cache,
     remote: &Remote,
     commit: &str,
-) -> druppie::daemon::Revision {
-    let revision = source.refresh(cache).expect("refresh");
-    assert_eq!(revision.commit.as_deref(), Some(commit));
+) -> (druppie::daemon::Revision, Route) {
     let clone = source.root();
+    let marker = clone.join("left-by-the-test");
+    if clone.join(".git").is_dir() {
+        std::fs::write(&marker, "untracked\n").expect("write the marker");
+    }
+    let revision = source.refresh(cache).expect("refresh");
+    let route = if std::fs::remove_file(&marker).is_ok() {
+        Route::ByPath
+    } else {
+        Route::Whole
+    };
+    assert_eq!(revision.commit.as_deref(), Some(commit));
     assert_eq!(git(clone, &["rev-parse", "HEAD"]).trim(), commit);
     let want = tempfile::tempdir().expect("tmp");
     archived(&remote.work, commit, want.path());
@@ -154,7 +174,7 @@ fn refreshed_to(
         ],
     );
     assert_eq!(status, "", "at {commit}");
-    revision
+    (revision, route)
 }
 
 #[test]
@@ -174,15 +194,17 @@ fn the_spec_clone_holds_exactly_each_fetched_commit_through_every_kind_of_change
     .expect("chmod");
     symlink("spec/plans/a.yaml", remote.work.join("link")).expect("symlink");
     let first = remote.push("first");
-    let revision = refreshed_to(&source, &cache, &remote, &first);
+    let (revision, route) = refreshed_to(&source, &cache, &remote, &first);
     assert_eq!(revision.changes, None, "a new clone has nothing to compare");
+    assert_eq!(route, Route::Whole);
 
     // Edited, deleted (its directory with it), added.
     remote.write("spec/plans/a.yaml", "a: 2\n");
     remote.remove("spec/plans/b.yaml");
     remote.write("spec/stacks/s.yaml", "s: 1\n");
     let second = remote.push("edit, delete, add");
-    let revision = refreshed_to(&source, &cache, &remote, &second);
+    let (revision, route) = refreshed_to(&source, &cache, &remote, &second);
+    assert_eq!(route, Route::ByPath);
     let changes = revision.changes.expect("the changed files");
     assert_eq!(changes.from, first);
     assert_eq!(
@@ -206,7 +228,8 @@ fn the_spec_clone_holds_exactly_each_fetched_commit_through_every_kind_of_change
     )
     .expect("chmod");
     let third = remote.push("file to dir, link to file");
-    refreshed_to(&source, &cache, &remote, &third);
+    let (_, route) = refreshed_to(&source, &cache, &remote, &third);
+    assert_eq!(route, Route::ByPath);
 
     // A directory becomes a link (to a directory of the clone); names
     // that would be pathspec magic or globs if git read them as such.
@@ -220,26 +243,51 @@ fn the_spec_clone_holds_exactly_each_fetched_commit_through_every_kind_of_change
     remote.write(not_utf8(), "raw: 1\n");
     remote.write("spec/plans/n\u{FFFD}.yaml", "twin: 1\n");
     let fourth = remote.push("dir to link, odd names");
-    let revision = refreshed_to(&source, &cache, &remote, &fourth);
+    let (revision, route) = refreshed_to(&source, &cache, &remote, &fourth);
     assert_eq!(revision.changes.expect("changes").paths.len(), 7);
+    // git will not check out a path below what became a link; the name
+    // that is not UTF-8 is not tried.
+    assert_eq!(route, Route::Whole);
 
     // Edits to the odd names reach only them.
     remote.write("spec/plans/*.yaml", "star: 2\n");
     remote.write("spec/plans/[ab].yaml", "class: 2\n");
     remote.write(":(top)spec", "magic: 2\n");
     let fifth = remote.push("odd names edited");
-    refreshed_to(&source, &cache, &remote, &fifth);
+    let (_, route) = refreshed_to(&source, &cache, &remote, &fifth);
+    assert_eq!(route, Route::ByPath);
     remote.write(not_utf8(), "raw: 2\n");
     let raw = remote.push("the name that is not UTF-8 edited");
-    refreshed_to(&source, &cache, &remote, &raw);
+    let (_, route) = refreshed_to(&source, &cache, &remote, &raw);
+    assert_eq!(route, Route::Whole);
+
+    // Attributes change how git writes the other files: a change of
+    // `.gitattributes` is checked out whole, with the new rules for
+    // every file, also one whose name sorts before it.
+    remote.write(".gitattributes", "*.txt text eol=lf\n");
+    remote.write("-early.txt", "one\ntwo\n");
+    remote.write("notes.txt", "one\ntwo\n");
+    let attributes = remote.push("attributes");
+    refreshed_to(&source, &cache, &remote, &attributes);
+    remote.write(".gitattributes", "*.txt text eol=crlf\n");
+    remote.write("-early.txt", "one\ntwo\nthree\n");
+    remote.write("notes.txt", "one\ntwo\nthree\n");
+    let crlf = remote.push("attributes changed with the files");
+    let (_, route) = refreshed_to(&source, &cache, &remote, &crlf);
+    assert_eq!(route, Route::Whole);
+    for file in ["-early.txt", "notes.txt"] {
+        let text = std::fs::read(source.root().join(file)).expect("read");
+        assert_eq!(text, b"one\r\ntwo\r\nthree\r\n", "{file}");
+    }
 
     // More files than are checked out one by one: the whole commit.
     for i in 0..300 {
         remote.write(&format!("spec/plans/many-{i:03}.yaml"), "n: 1\n");
     }
     let sixth = remote.push("many files");
-    let revision = refreshed_to(&source, &cache, &remote, &sixth);
+    let (revision, route) = refreshed_to(&source, &cache, &remote, &sixth);
     assert_eq!(revision.changes.expect("changes").paths.len(), 300);
+    assert_eq!(route, Route::Whole);
 
     // Back to the first tree, over a force push; then a commit with no
     // change of files.
@@ -253,7 +301,8 @@ fn the_spec_clone_holds_exactly_each_fetched_commit_through_every_kind_of_change
     let again = git(&remote.work, &["rev-parse", "HEAD"]).trim().to_owned();
     refreshed_to(&source, &cache, &remote, &again);
     let empty = remote.push("nothing changed");
-    let revision = refreshed_to(&source, &cache, &remote, &empty);
+    let (revision, route) = refreshed_to(&source, &cache, &remote, &empty);
+    assert_eq!(route, Route::ByPath);
     assert_eq!(
         revision.changes.expect("changes").paths,
         Vec::<String>::new()
@@ -291,7 +340,8 @@ fn a_checkout_left_half_done_by_an_ended_process_is_put_right_by_the_next() {
         git(&remote.work, &["diff", "--name-only", &first, &third]).trim(),
         "spec/plans/b.yaml"
     );
-    let revision = refreshed_to(&remote.source(), &cache, &remote, &third);
+    let (revision, route) = refreshed_to(&remote.source(), &cache, &remote, &third);
+    assert_eq!(route, Route::Whole, "a new process checks out whole");
     assert_eq!(
         revision.changes.expect("changes").paths,
         ["spec/plans/b.yaml"]
@@ -300,4 +350,102 @@ fn a_checkout_left_half_done_by_an_ended_process_is_put_right_by_the_next() {
         std::fs::read_to_string(clone.join("spec/plans/a.yaml")).expect("read"),
         "a: 1\n"
     );
+}
+
+/// Runs git in `dir` with `input` on its standard input; its output.
+fn git_fed(dir: &Path, args: &[&str], input: &str) -> String {
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), input.as_bytes())
+        .expect("feed git");
+    let out = child.wait_with_output().expect("git ends");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn a_commit_git_will_not_check_out_whole_is_not_checked_out_by_path_either() {
+    // Trees made by hand, as a forge that does not check pushed objects
+    // takes them: an entry named `.`, and `.gitmodules` as a link.
+    let remote = Remote::new();
+    let cache = druppie::apply::Cache::new(&remote.cache, Vec::new());
+    let source = remote.source();
+    let work = &remote.work;
+    let blob = |text: &str| git_fed(work, &["hash-object", "-w", "--stdin"], text);
+    let tree = |entries: &[(&str, &str, &str)]| {
+        let listing: String = entries
+            .iter()
+            .map(|(mode, id, name)| {
+                let kind = if *mode == "040000" { "tree" } else { "blob" };
+                format!("{mode} {kind} {id}\t{name}\n")
+            })
+            .collect();
+        git_fed(work, &["mktree"], &listing)
+    };
+    let bare = remote.bare.to_str().expect("utf-8");
+    let mut parent: Option<String> = None;
+    let mut push = |root: &str| {
+        let mut args = vec!["commit-tree", root, "-m", "made by hand"];
+        if let Some(p) = &parent {
+            args.extend(["-p", p.as_str()]);
+        }
+        let commit = git(work, &args).trim().to_owned();
+        git(
+            work,
+            &[
+                "push",
+                "-q",
+                "--force",
+                bare,
+                &format!("{commit}:refs/heads/main"),
+            ],
+        );
+        parent = Some(commit.clone());
+        commit
+    };
+    let modules = blob("# none\n");
+    let spec = |a: &str| tree(&[("100644", &blob(a), "a.yaml")]);
+    let first = push(&tree(&[
+        ("100644", &modules, ".gitmodules"),
+        ("040000", &spec("a: 1\n"), "spec"),
+    ]));
+    refreshed_to(&source, &cache, &remote, &first);
+
+    let dotted = tree(&[
+        ("100644", &blob("dot\n"), "."),
+        ("100644", &blob("a: 2\n"), "a.yaml"),
+    ]);
+    push(&tree(&[
+        ("100644", &modules, ".gitmodules"),
+        ("040000", &dotted, "spec"),
+    ]));
+    assert!(source.refresh(&cache).is_err(), "an entry named `.`");
+    assert_eq!(git(source.root(), &["rev-parse", "HEAD"]).trim(), first);
+
+    push(&tree(&[
+        ("120000", &blob("/etc/passwd"), ".gitmodules"),
+        ("040000", &spec("a: 3\n"), "spec"),
+    ]));
+    assert!(source.refresh(&cache).is_err(), "`.gitmodules` as a link");
+    assert!(
+        !std::fs::symlink_metadata(source.root().join(".gitmodules"))
+            .expect("still there")
+            .file_type()
+            .is_symlink()
+    );
+
+    // A commit git checks out puts the clone right again.
+    let fine = push(&tree(&[
+        ("100644", &modules, ".gitmodules"),
+        ("040000", &spec("a: 4\n"), "spec"),
+    ]));
+    refreshed_to(&source, &cache, &remote, &fine);
 }
