@@ -232,10 +232,10 @@ pub fn expand_pattern<'a>(
 ) -> Result<String, PatternError> {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut rest = pattern;
-    while let Some(start) = rest.find("{{") {
+    while let Some(start) = find_pair(rest, b'{') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or(PatternError::Unclosed)?;
+        let end = find_pair(after, b'}').ok_or(PatternError::Unclosed)?;
         let name = after[..end].trim();
         let value = lookup(name).ok_or_else(|| PatternError::UnknownVariable {
             name: name.to_owned(),
@@ -245,6 +245,15 @@ pub fn expand_pattern<'a>(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Where `{{` (`byte` `{`) or `}}` first starts in `text`. A byte loop:
+/// `str::find` with a two-byte needle sets up a two-way search on every
+/// call, which cost more than the search itself on names this short
+/// (every plan's repo and namespace, each validation).
+fn find_pair(text: &str, byte: u8) -> Option<usize> {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(1)).find(|&i| bytes[i] == byte && bytes[i + 1] == byte)
 }
 
 /// A project repo name from the platform's naming pattern.
@@ -429,6 +438,16 @@ mod tests {
             })
         );
         assert_eq!(expand_pattern("{{ plan", look), Err(PatternError::Unclosed));
+    }
+
+    proptest::proptest! {
+        /// The byte loop finds `{{` and `}}` where `str::find` does, in
+        /// text with braces, multi-byte characters and neither.
+        #[test]
+        fn pairs_are_found_where_str_find_finds_them(text in "[{}a é€-]{0,12}") {
+            proptest::prop_assert_eq!(find_pair(&text, b'{'), text.find("{{"));
+            proptest::prop_assert_eq!(find_pair(&text, b'}'), text.find("}}"));
+        }
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! and per environment its settings and namespace. Compose, render, diff
 //! and apply read these instead of looking names up again.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::wiring;
+use super::{FastMap, wiring};
 use crate::spec::diag::{Diagnostic, Diagnostics, Location};
 use crate::spec::load::Spec;
 use crate::spec::model::{Block, Environment, Plan, Platform, Stack};
@@ -57,7 +57,8 @@ enum BlockAt {
 #[derive(Debug)]
 pub struct EnvModel {
     pub name: String,
-    pub settings: Environment,
+    /// Shared by every plan of the environment.
+    pub settings: Arc<Environment>,
     /// The environment's namespace pattern, expanded for the plan.
     pub namespace: String,
     /// The plans this plan depends on (`depends_on`) that deploy to this
@@ -114,25 +115,32 @@ pub(super) fn build(spec: &Spec) -> Result<Option<Deployment>, Diagnostics> {
 }
 
 fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics> {
-    let stacks: HashMap<&str, usize> = spec
+    let stacks: FastMap<&str, usize> = spec
         .stacks
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.value.as_str(), i))
         .collect();
-    let blocks: HashMap<&str, BlockAt> = spec
+    let blocks: FastMap<&str, BlockAt> = spec
         .blocks
         .iter()
         .enumerate()
         .map(|(i, b)| (b.id(), BlockAt::Current(i)))
         .collect();
-    let pinned: HashMap<(&str, &str), BlockAt> = spec
+    let pinned: FastMap<(&str, &str), BlockAt> = spec
         .pinned
         .iter()
         .enumerate()
         .map(|(i, b)| ((b.id(), b.meta.version.value.as_str()), BlockAt::Pinned(i)))
         .collect();
     let by_name = super::depends::plan_index(&spec.plans);
+    // Each environment's settings once, shared by its plans; found as
+    // `SpannedMap::get` finds them (the first of a name).
+    let settings: Vec<(&str, Arc<Environment>)> = platform
+        .environments
+        .iter()
+        .map(|(name, env)| (name.value.as_str(), Arc::new(env.clone())))
+        .collect();
     let mut diags = Diagnostics::default();
     let mut out = Vec::with_capacity(spec.plans.len());
     for (index, plan) in spec.plans.iter().enumerate() {
@@ -192,13 +200,15 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
         }
         let mut envs = Vec::with_capacity(plan.environments.len());
         for env in &plan.environments {
-            let settings = platform.environments.get(&env.value);
+            let settings = (settings.iter())
+                .find(|(name, _)| *name == env.value)
+                .map(|(_, settings)| settings);
             let namespace =
                 settings.map(|s| names::namespace(&s.namespace.value, name, &env.value));
             match (settings, namespace) {
                 (Some(settings), Some(Ok(namespace))) => envs.push(EnvModel {
                     name: env.value.clone(),
-                    settings: settings.clone(),
+                    settings: Arc::clone(settings),
                     namespace,
                     depends_on: depends_on(spec, plan, &env.value, &by_name),
                 }),
@@ -228,7 +238,12 @@ fn plans(spec: &Spec, platform: &Platform) -> Result<Vec<PlanModel>, Diagnostics
 
 /// The plans `plan` depends on that deploy to `env` as well (`by_name`:
 /// [`super::depends::plan_index`]).
-fn depends_on(spec: &Spec, plan: &Plan, env: &str, by_name: &HashMap<&str, usize>) -> Vec<String> {
+fn depends_on(
+    spec: &Spec,
+    plan: &Plan,
+    env: &str,
+    by_name: &super::depends::PlanIndex<'_>,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for other in &plan.depends_on {
         let deploys_here = by_name

@@ -1,9 +1,9 @@
 //! Rules for stacks and plans: references resolve, input values fit the
 //! block's declarations, and required inputs are set after merging.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
-use super::Check;
+use super::{Check, FastMap, FastSet};
 use crate::spec::Kind;
 use crate::spec::diag::Location;
 use crate::spec::model::{Block, InputValues, Plan, Stack};
@@ -30,7 +30,8 @@ fn check_flux_name_collisions(c: &mut Check) {
     let spec = c.spec;
     // Each name's first plan and environment; where they are is worked
     // out only for a collision (10,000 plans, one line each).
-    let mut seen: HashMap<String, (&Plan, &Str)> = HashMap::with_capacity(spec.plans.len());
+    let mut seen: FastMap<String, (&Plan, &Str)> =
+        FastMap::with_capacity_and_hasher(spec.plans.len(), Default::default());
     for plan in &spec.plans {
         for env in &plan.environments {
             let name = names::flux_name(&plan.name.value, &env.value);
@@ -522,7 +523,8 @@ fn check_repo_collisions(c: &mut Check) {
         Infra,
         Project(&'s Plan, &'s Spanned<String>, FileId),
     }
-    let mut seen: HashMap<String, Holder> = HashMap::new();
+    let mut seen: FastMap<String, Holder> =
+        FastMap::with_capacity_and_hasher(spec.plans.len(), Default::default());
     if names::repo(&platform.infra.repo.value).is_ok() {
         seen.insert(platform.infra.repo.value.to_lowercase(), Holder::Infra);
     }
@@ -541,7 +543,7 @@ fn check_repo_collisions(c: &mut Check) {
             ),
         }
     };
-    let mut plans_seen = HashSet::new();
+    let mut plans_seen = FastSet::with_capacity_and_hasher(spec.plans.len(), Default::default());
     for plan in &spec.plans {
         if names::dns_label(&plan.name.value).is_err() || !plans_seen.insert(&plan.name.value) {
             continue;
