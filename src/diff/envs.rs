@@ -1,6 +1,6 @@
 //! What a diff reads of each environment's files in the infra repo.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use crate::git::ObjectId;
@@ -39,12 +39,15 @@ impl Reach {
 
 /// The infra repo's files of each environment a diff reads (full
 /// paths): under its path and under its Flux directory
-/// (`clusters/<env>/druppie`) when the diff reaches whole environments,
-/// read before it (pruning looks at them all); else its Flux directory
-/// only, read when first needed: by a change set that creates or deletes
-/// a plan's Flux location, which changes the environment's list. A diff
-/// of one plan whose Flux location stays does not read 10,000 plans'
-/// Flux directories.
+/// (`clusters/<env>/druppie`) when the diff reaches whole environments;
+/// else its Flux directory only. Either is read when first needed: by a
+/// location whose tree is not already what the render makes
+/// ([`EnvFiles::unchanged`]), by a change set that creates or deletes a
+/// plan's Flux location (which changes the environment's list), or by
+/// pruning, when a directory there is not a selected plan's. A diff of
+/// one plan whose Flux location stays does not read 10,000 plans' Flux
+/// directories, and a diff of a platform that the infra repo holds as
+/// rendered reads two directories of each environment, not every file.
 pub(super) struct EnvFiles<'p> {
     platform: &'p Platform,
     infra: Option<&'p LiveRepo>,
@@ -64,6 +67,10 @@ struct Slot {
     /// it is not ([`super::list::settled`]): made once, however many
     /// change sets carry it.
     settled: OnceLock<Option<Vec<u8>>>,
+    /// The entries right below its path and its Flux directory (full
+    /// path -> whether a directory, id); `None` when they have no ids (a
+    /// plain directory) or cannot be read.
+    entries: OnceLock<Option<HashMap<String, (bool, ObjectId)>>>,
 }
 
 impl<'p> EnvFiles<'p> {
@@ -83,12 +90,58 @@ impl<'p> EnvFiles<'p> {
             read,
             errors: Mutex::default(),
         };
-        if reach == Reach::Whole {
-            for env in files.read.keys() {
-                files.get(env);
-            }
-        }
         files
+    }
+
+    /// Whether the location `dir` of `env` (a plan's directory or its
+    /// Flux directory) holds exactly the tree `rendered` (its id): then
+    /// every file there is what the render makes and what the lock says,
+    /// and comparing them one by one finds nothing. `false` when that
+    /// cannot be told.
+    pub(super) fn unchanged(&self, env: &str, dir: &str, rendered: Option<ObjectId>) -> bool {
+        rendered.is_some_and(|id| {
+            self.entries(env)
+                .and_then(|entries| entries.get(dir))
+                .is_some_and(|&(tree, live)| tree && live == id)
+        })
+    }
+
+    /// The names of the directories right below `env`'s path and its
+    /// Flux directory (where plans have theirs), when they can be told.
+    pub(super) fn names(&self, env: &str) -> Option<impl Iterator<Item = &str>> {
+        let entries = self.entries(env)?;
+        Some(
+            (entries.iter())
+                .filter(|(_, (tree, _))| *tree)
+                .map(|(path, _)| path.rsplit_once('/').map_or(path.as_str(), |(_, n)| n)),
+        )
+    }
+
+    /// The environments the diff reads.
+    pub(super) fn envs(&self) -> impl Iterator<Item = &'p str> + '_ {
+        self.read.keys().copied()
+    }
+
+    /// The entries right below `env`'s path and its Flux directory, read
+    /// once; `None` for a plain directory or when they cannot be read
+    /// (reading the files says why).
+    fn entries(&self, env: &str) -> Option<&HashMap<String, (bool, ObjectId)>> {
+        let infra = self.infra?;
+        let slot = self.read.get(env)?;
+        slot.entries
+            .get_or_init(|| {
+                let settings = self.platform.environments.get(env)?;
+                let dir = crate::spec::names::infra_dir(&settings.path.value);
+                let flux = crate::spec::names::flux_dir(env);
+                let mut out = HashMap::new();
+                for parent in [dir, flux.as_str()] {
+                    for (name, tree, id) in infra.entries(parent).ok()?? {
+                        out.insert(crate::render::join(parent, &name), (tree, id));
+                    }
+                }
+                Some(out)
+            })
+            .as_ref()
     }
 
     /// The files of `env`; `None` when it is not one the diff reads, or
@@ -124,14 +177,6 @@ impl<'p> EnvFiles<'p> {
                 .clone(),
             None => super::list::settled(env, files),
         }
-    }
-
-    /// The environments read, and their files (every one the diff reads,
-    /// when it reaches whole environments).
-    pub(super) fn read(&self) -> impl Iterator<Item = (&'p str, &BTreeMap<String, ObjectId>)> {
-        self.read
-            .iter()
-            .filter_map(|(env, slot)| Some((*env, slot.files.get()?.as_ref()?)))
     }
 
     /// What could not be read since this was last asked.

@@ -26,6 +26,26 @@ fn live_in<'l>(
         .map(move |(p, id)| (&p[len..], *id))
 }
 
+/// The id of the tree the render makes at location `dir` of `target`:
+/// each file with the blob id its lock gives it (what [`diff_location`]
+/// compares with the repo's), and the lock itself; `None` when a file
+/// there has no entry in the lock (a location within another), which
+/// only comparing file by file sorts out.
+pub(super) fn rendered_tree(target: &Target, dir: &str) -> Option<ObjectId> {
+    let lock = target.locks.get(dir)?;
+    let lock_id = crate::git::blob_id(&target.files.get(&join(dir, LOCK_FILE))?.bytes);
+    let mut files = Vec::new();
+    for (rel, _) in target.files_in(dir) {
+        let id = if rel == LOCK_FILE {
+            lock_id
+        } else {
+            ObjectId::from_hex(lock.files.get(rel)?.blob.as_bytes()).ok()?
+        };
+        files.push((rel, id));
+    }
+    crate::git::tree_id(files)
+}
+
 /// Diffs the location `dir` of `repo` (whose files are `live`, full
 /// paths) against `target`'s files and lock there; `None` for a location
 /// nothing renders any more (every file druppie wrote is pruned if

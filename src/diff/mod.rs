@@ -173,11 +173,20 @@ pub fn diff(
         && options.scope.plan.is_none()
     {
         let scoped = env_live
-            .read()
-            .filter(|(env, _)| options.scope.env.as_deref().is_none_or(|e| e == *env));
+            .envs()
+            .filter(|env| options.scope.env.as_deref().is_none_or(|e| e == *env));
         let shards = options.scope.shards.as_ref();
-        for (env, live) in scoped {
+        for env in scoped {
             let covered = (&selection[..], shards);
+            // Only a directory that is not a selected plan's can be a
+            // removed plan's: without one, the files need not be read.
+            let names = env_live.names(env);
+            if names.is_some_and(|n| !prune::may_hold_removed(env, n, covered)) {
+                continue;
+            }
+            let Some(live) = env_live.get(env) else {
+                continue;
+            };
             for cs in prune::removed_plans(infra, (env, live), platform, covered, &mut out.errors) {
                 sets.insert(key(&cs), cs);
             }
@@ -242,11 +251,23 @@ impl World<'_> {
             let Some(repo) = self.repos.get(name) else {
                 continue;
             };
+            // An environment's locations whose tree is what the render
+            // makes are left alone; the others are compared file by file.
+            let dirs: Vec<&String> = match (env, self.reach) {
+                (Some(e), envs::Reach::Whole) => (target.locks.keys())
+                    .filter(|dir| {
+                        let rendered = location::rendered_tree(target, dir);
+                        !self.env_live.unchanged(e, dir, rendered)
+                    })
+                    .collect(),
+                _ => target.locks.keys().collect(),
+            };
             // A project repo's files; an environment's are read as far
-            // as `reach` goes, those of its Flux directory only if its
-            // list changes.
+            // as `reach` goes (when a location there is compared), those
+            // of its Flux directory only if its list changes.
             let own;
             let live = match (env, self.reach) {
+                (Some(_), envs::Reach::Whole) if dirs.is_empty() => None,
                 (Some(e), envs::Reach::Whole) => match self.env_live.get(e) {
                     Some(files) => Some(files),
                     None => continue,
@@ -269,7 +290,7 @@ impl World<'_> {
                 pick.plan.promote.get(e) == Some(&crate::spec::model::Promote::Parallel)
             });
             cs.render_digest = render_digest(target);
-            for dir in target.locks.keys() {
+            for dir in dirs {
                 let diffed = match live {
                     Some(live) => diff_location(&mut cs, repo, live, Some(target), dir),
                     None => repo

@@ -10,6 +10,22 @@ use crate::lock::LOCK_FILE;
 use crate::spec::Pick;
 use crate::spec::model::Platform;
 
+/// Whether any of `names` (those right below `env`'s path and its Flux
+/// directory) may be a plan [`removed_plans`] prunes: one not selected in
+/// `env` (and of `shards`, when given).
+pub(super) fn may_hold_removed<'n>(
+    env: &str,
+    names: impl IntoIterator<Item = &'n str>,
+    (selection, shards): (&[Pick<'_>], Option<&crate::spec::Shards>),
+) -> bool {
+    let covered: BTreeSet<&str> = selection
+        .iter()
+        .filter(|pick| pick.env_name() == env)
+        .map(|pick| pick.plan_name())
+        .collect();
+    (names.into_iter()).any(|name| !covered.contains(name) && shards.is_none_or(|s| s.owns(name)))
+}
+
 /// Prunes the locations of plans not selected any more in `env`: their
 /// plan directory (one level below the environment's path) and their Flux
 /// directory (`clusters/<env>/druppie/<plan>`), each with a lock, and

@@ -125,6 +125,66 @@ pub fn blob_id(bytes: &[u8]) -> ObjectId {
         .expect("SHA-1 of bytes in memory")
 }
 
+/// The id git gives the tree holding `files` (paths relative to it, `/`
+/// between directories, each a regular file: mode 100644, as druppie
+/// writes them), when the paths make a tree: no empty, `.` or `..` part,
+/// and no name both a file and a directory.
+pub fn tree_id<'p>(files: impl IntoIterator<Item = (&'p str, ObjectId)>) -> Option<ObjectId> {
+    #[derive(Default)]
+    struct Dir<'p> {
+        files: BTreeMap<&'p str, ObjectId>,
+        dirs: BTreeMap<&'p str, Dir<'p>>,
+    }
+    fn id(dir: &Dir<'_>) -> Option<ObjectId> {
+        // git orders a tree's entries by name, a directory's as if it
+        // ended in `/`.
+        let mut entries: Vec<(Vec<u8>, &[u8], ObjectId)> = dir
+            .files
+            .iter()
+            .map(|(name, id)| (name.as_bytes().to_vec(), b"100644".as_slice(), *id))
+            .collect();
+        for (name, sub) in &dir.dirs {
+            entries.push((
+                [name.as_bytes(), b"/"].concat(),
+                b"40000".as_slice(),
+                id(sub)?,
+            ));
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut bytes = Vec::with_capacity(entries.len() * 48);
+        for (key, mode, oid) in &entries {
+            let name = key.strip_suffix(b"/").unwrap_or(key);
+            bytes.extend_from_slice(mode);
+            bytes.push(b' ');
+            bytes.extend_from_slice(name);
+            bytes.push(0);
+            bytes.extend_from_slice(oid.as_bytes());
+        }
+        gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Tree, &bytes).ok()
+    }
+    let mut root = Dir::default();
+    for (path, oid) in files {
+        let mut parts = path.split('/').peekable();
+        let mut at = &mut root;
+        while let Some(part) = parts.next() {
+            if part.is_empty() || part == "." || part == ".." {
+                return None;
+            }
+            if parts.peek().is_none() {
+                if at.dirs.contains_key(part) || at.files.insert(part, oid).is_some() {
+                    return None;
+                }
+            } else {
+                if at.files.contains_key(part) {
+                    return None;
+                }
+                at = at.dirs.entry(part).or_default();
+            }
+        }
+    }
+    id(&root)
+}
+
 /// The commit checked out in the repository holding `dir`, if any.
 pub fn head_commit(dir: &Path) -> Option<ObjectId> {
     let repo = gix::discover(dir).ok()?;
@@ -427,6 +487,47 @@ impl Repo {
     pub fn blob(&self, id: ObjectId) -> Result<Option<Vec<u8>>, Error> {
         blob(&self.repo.to_thread_local(), id)
     }
+
+    /// The entries right below `dir` (`/`-separated, `""` for the root)
+    /// of the tree `tree`: each name (lossily, as [`Repo::files_under`]
+    /// names files), whether it is a tree, and its id; none when there
+    /// is no directory at `dir`.
+    ///
+    /// # Errors
+    /// A tree on the way cannot be read.
+    pub fn entries(
+        &self,
+        tree: ObjectId,
+        dir: &str,
+    ) -> Result<Vec<(String, bool, ObjectId)>, Error> {
+        let repo = self.repo.to_thread_local();
+        let root = repo
+            .find_tree(tree)
+            .map_err(|e| err("cannot read the tree", e))?;
+        let sub = if dir.is_empty() {
+            root
+        } else {
+            let entry = root
+                .lookup_entry_by_path(dir)
+                .map_err(|e| err(format!("cannot read `{dir}`"), e))?;
+            match entry {
+                Some(e) if e.mode().is_tree() => repo
+                    .find_tree(e.object_id())
+                    .map_err(|e| err(format!("cannot read `{dir}`"), e))?,
+                _ => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::new();
+        for entry in sub.iter() {
+            let entry = entry.map_err(|e| err(format!("cannot read `{dir}`"), e))?;
+            out.push((
+                entry.filename().to_str_lossy().into_owned(),
+                entry.mode().is_tree(),
+                entry.oid().to_owned(),
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// [`Repo::files_under`] through `repo`; a large directory is walked on
@@ -542,6 +643,53 @@ mod tests {
             blob_id(b"").to_string(),
             "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
         );
+    }
+
+    /// `tree_id` against `git write-tree` of the same files, with names
+    /// that sort differently as files and as directories (`a-b`, `a.b`
+    /// and `a0` around the directory `a`).
+    #[test]
+    fn tree_ids_are_gits() {
+        let files = [
+            ("a/x.yaml", "x\n"),
+            ("a/b/c.txt", "c\n"),
+            ("a-b", "dash\n"),
+            ("a.b", "dot\n"),
+            ("a0", "zero\n"),
+            ("Z", "upper\n"),
+            ("kustomization.yaml", "k\n"),
+            (".druppie-lock.yaml", "lock\n"),
+        ];
+        let dir = tempfile::tempdir().expect("tmp");
+        for (path, text) in files {
+            let file = dir.path().join(path);
+            std::fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(file, text).expect("write");
+        }
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "git {args:?}");
+            String::from_utf8(out.stdout)
+                .expect("utf-8")
+                .trim()
+                .to_owned()
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        let want = git(&["write-tree"]);
+        let ids = files.map(|(path, text)| (path, blob_id(text.as_bytes())));
+        assert_eq!(tree_id(ids).map(|id| id.to_string()), Some(want));
+        // Paths that make no tree.
+        let one = blob_id(b"1");
+        assert_eq!(tree_id([("a", one), ("a/b", one)]), None);
+        assert_eq!(tree_id([("a/b", one), ("a", one)]), None);
+        assert_eq!(tree_id([("a//b", one)]), None);
+        assert_eq!(tree_id([("a/../b", one)]), None);
+        assert_eq!(tree_id([("a", one), ("a", one)]), None);
     }
 
     #[test]

@@ -173,6 +173,26 @@ impl LiveRepo {
         self.error(refused.rel(), what)
     }
 
+    /// The entries right below `dir` of a git repo's tree (name, whether
+    /// a directory, id: [`crate::git::Repo::entries`]); `None` for a
+    /// plain directory, whose directories have no ids.
+    ///
+    /// # Errors
+    /// An unreadable tree.
+    pub fn entries(&self, dir: &str) -> Result<Option<Vec<(String, bool, ObjectId)>>, Error> {
+        match &self.source {
+            Source::Absent | Source::Git { tree: None, .. } => Ok(Some(Vec::new())),
+            Source::Git {
+                repo,
+                tree: Some(tree),
+            } => repo
+                .entries(*tree, dir)
+                .map(Some)
+                .map_err(|e| self.error(dir, e)),
+            Source::Dir(_) => Ok(None),
+        }
+    }
+
     /// Files under `dir` (empty: the whole repo): path in the repo -> blob
     /// id. A plain directory's files are read and hashed (`.git`
     /// directories skipped); a symbolic link below its root is an error.
