@@ -74,23 +74,21 @@ struct Slot {
 }
 
 impl<'p> EnvFiles<'p> {
-    /// `envs` of `platform` in `infra`, as far as `reach` goes: read now
-    /// when it is [`Reach::Whole`].
+    /// `envs` of `platform` in `infra`, as far as `reach` goes, nothing
+    /// read yet.
     pub(super) fn new(
         platform: &'p Platform,
         infra: Option<&'p LiveRepo>,
         envs: BTreeSet<&'p str>,
         reach: Reach,
     ) -> EnvFiles<'p> {
-        let read = envs.iter().map(|env| (*env, Slot::default())).collect();
-        let files = EnvFiles {
+        EnvFiles {
             platform,
             infra,
             reach,
-            read,
+            read: envs.iter().map(|env| (*env, Slot::default())).collect(),
             errors: Mutex::default(),
-        };
-        files
+        }
     }
 
     /// Whether the location `dir` of `env` (a plan's directory or its
@@ -136,7 +134,10 @@ impl<'p> EnvFiles<'p> {
                 let mut out = HashMap::new();
                 for parent in [dir, flux.as_str()] {
                     for (name, tree, id) in infra.entries(parent).ok()?? {
-                        out.insert(crate::render::join(parent, &name), (tree, id));
+                        // A name given twice (a hostile tree) is the
+                        // first one, as a lookup by path finds it.
+                        out.entry(crate::render::join(parent, &name))
+                            .or_insert((tree, id));
                     }
                 }
                 Some(out)
