@@ -2,6 +2,7 @@
 //! spec's checked walk, or from a pinned block's files read from history
 //! when the spec was loaded.
 
+use std::io::Read as _;
 use std::path::Path;
 
 use super::tree::Loading;
@@ -71,19 +72,35 @@ pub(super) fn walk(
     let mut out = Vec::with_capacity(found.len());
     for file in found {
         let shown = || Location::file(&file.rel);
-        if file.len > MAX_TEMPLATE_BYTES {
+        let cannot = |e: std::io::Error| {
+            Box::new(Diagnostic::error(
+                format!("cannot read template: {e}"),
+                shown(),
+            ))
+        };
+        // Measured on the open file: what is held is what is read.
+        let opened = std::fs::File::open(&file.disk).map_err(cannot)?;
+        let len = opened.metadata().map_err(cannot)?.len();
+        if len > MAX_TEMPLATE_BYTES {
             return Err(Box::new(Diagnostic::error(
                 "template file is larger than 1 MiB",
                 shown(),
             )));
         }
-        loading.hold(file.len as usize, &file.rel)?;
-        let bytes = std::fs::read(&file.disk).map_err(|e| {
-            Box::new(Diagnostic::error(
-                format!("cannot read template: {e}"),
+        let len = usize::try_from(len).expect("at most 1 MiB");
+        loading.hold(len, &file.rel)?;
+        let mut bytes = Vec::with_capacity(len + 1);
+        opened
+            .take(MAX_TEMPLATE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        if bytes.len() > len {
+            // It grew while being read.
+            return Err(Box::new(Diagnostic::error(
+                "template file changed while it was read",
                 shown(),
-            ))
-        })?;
+            )));
+        }
         let rel = file.rel[base.len() + 1..].to_owned();
         out.push((rel, bytes));
     }

@@ -13,7 +13,7 @@ use super::frontmatter::{self, SplitError};
 use super::model::{
     BLOCK_KEYS, Block, BlockMeta, Plan, Platform, Policy, SKILL_KEYS, Skill, SkillMeta, Stack,
 };
-use super::source::{FileId, SourceFile};
+use super::source::{Bytes, FileId, SourceFile};
 use super::walk::{self, Found};
 use super::yaml::Spanned;
 use super::{names, yaml};
@@ -219,11 +219,13 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         },
         options,
         budget: options.max_files,
-        bytes: options.max_total_bytes,
+        bytes: Bytes::new(options.max_total_bytes),
     };
     // Listed whole, so a link anywhere under templates/ is refused here,
     // by `validate`, and not only when a plan renders the block.
     let templates = loader.walk("templates")?;
+    // Read when a plan renders them, counted now.
+    loader.count_unread(templates.iter());
     loader.spec.template_dirs = templates
         .iter()
         .filter_map(|f| f.rel.split('/').nth(1))
@@ -257,6 +259,14 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         let platform = ["spec/platform.yaml", "spec/platform.yml"]
             .into_iter()
             .find_map(|name| files.iter().find(|f| f.rel == name));
+        let read = |f: &Found| {
+            ["spec/stacks", "spec/plans", "spec/policies"]
+                .iter()
+                .any(|dir| wanted(dir, f))
+                || f.rel == APPROVER_KEYS
+                || platform.is_some_and(|p| p.rel == f.rel)
+        };
+        loader.count_unread(files.iter().filter(|f| !read(f)));
         if let Some(found) = platform {
             match loader.parse::<Platform>(&found.disk, None) {
                 Some((id, p)) => loader.spec.platform = Some(Platform { file: id, ..p }),
@@ -278,7 +288,13 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
         }
         super::pins::resolve(&mut loader);
     }
-    loader.spec.bytes_left = loader.bytes;
+    if loader.bytes.over() {
+        return Err(LoadError::TooLarge {
+            path: loader.spec.root.clone(),
+            limit: options.max_total_bytes,
+        });
+    }
+    loader.spec.bytes_left = loader.bytes.left();
     Ok(loader.spec)
 }
 
@@ -298,8 +314,8 @@ pub(super) struct Loader<'a> {
     pub(super) options: &'a LoadOptions,
     /// Files that may still be listed before the load stops.
     pub(super) budget: usize,
-    /// Bytes the files listed so far may still hold.
-    pub(super) bytes: u64,
+    /// Bytes the files read and listed so far leave.
+    pub(super) bytes: Bytes,
 }
 
 impl Loader<'_> {
@@ -316,26 +332,22 @@ impl Loader<'_> {
         for refused in &walked.refused {
             self.spec.diagnostics.push(refused.diagnostic());
         }
-        let listed: u64 = walked
-            .files
-            .iter()
-            .map(|f| f.len.min(self.options.max_file_bytes))
-            .sum();
-        self.bytes = self
-            .bytes
-            .checked_sub(listed)
-            .ok_or_else(|| LoadError::TooLarge {
-                path: self.spec.root.clone(),
-                limit: self.options.max_total_bytes,
-            })?;
         Ok(walked.files)
     }
 
-    /// Files under `dir` with one of `exts`, sorted by path.
+    /// Files under `dir` with one of `exts`, sorted by path (the others
+    /// are counted, as they are not read).
     fn list(&mut self, dir: &str, exts: &[&str]) -> Result<Vec<Found>, LoadError> {
         let mut files = self.walk(dir)?;
+        self.count_unread(files.iter().filter(|f| !has_ext(&f.rel, exts)));
         files.retain(|f| has_ext(&f.rel, exts));
         Ok(files)
+    }
+
+    /// Counts listed files that the load does not read against
+    /// [`LoadOptions::max_total_bytes`]; the others are counted as read.
+    fn count_unread<'f>(&self, files: impl Iterator<Item = &'f Found>) {
+        super::source::count_unread(files, self.options.max_file_bytes, &self.bytes);
     }
 
     /// Reads [`APPROVER_KEYS`] when it is there (a regular file: the walk
@@ -368,6 +380,7 @@ impl Loader<'_> {
             path,
             self.options.max_file_bytes,
             yaml_line_offset,
+            &self.bytes,
         ) {
             Ok(file) => {
                 self.spec.files.push(file);
@@ -399,13 +412,17 @@ impl Loader<'_> {
         kind: Option<Kind>,
     ) -> Vec<(FileId, T)> {
         let started = std::time::Instant::now();
-        let (root, limit) = (&self.spec.root, self.options.max_file_bytes);
+        let (root, limit, bytes) = (
+            &self.spec.root,
+            self.options.max_file_bytes,
+            &self.bytes,
+        );
         let results = crate::par::map_init(
             paths,
             Some(PARSE_STACK),
             || (),
             |(), path| -> Result<_, Box<Diagnostic>> {
-                let file = super::source::read_file(root, path, limit, 0)?;
+                let file = super::source::read_file(root, path, limit, 0, bytes)?;
                 let parsed = yaml::parse::<T>(&file, &file.text);
                 Ok((file, parsed))
             },

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use super::load::{LoadOptions, PARSE_STACK, Spec};
 use super::model::{Plan, Stack};
-use super::source::read_file;
+use super::source::{Bytes, FileId, read_file};
 use super::yaml;
 
 /// The spec at `root`: `prev` with the files `changed` since read again
@@ -85,19 +85,22 @@ pub fn reload(prev: &mut Spec, changed: &[String], options: &LoadOptions) -> Opt
 }
 
 fn read_again(prev: &mut Spec, changed: &[String], options: &LoadOptions) -> Option<()> {
-    let mut read = Vec::with_capacity(changed.len());
-    let mut bytes_left = prev.bytes_left;
+    let mut ids = Vec::with_capacity(changed.len());
     for path in changed {
-        let id = prev.files.iter().position(|f| f.path == *path)?;
+        ids.push(prev.files.iter().position(|f| f.path == *path)?);
         // A diagnostic about the file would have to be found again.
         if prev.diagnostics.0.iter().any(|d| d.location.path == *path) {
             return None;
         }
+    }
+    // What the files read again held goes back, as a whole load would
+    // not have counted it; each takes its new size as it is read.
+    let counted = |id: &FileId| (prev.files[*id].text.len() as u64).min(options.max_file_bytes);
+    let bytes = Bytes::new(prev.bytes_left + ids.iter().map(counted).sum::<u64>());
+    let mut read = Vec::with_capacity(changed.len());
+    for (path, id) in changed.iter().zip(ids) {
         let disk = regular_file(&prev.root, path)?;
-        let file = read_file(&prev.root, &disk, options.max_file_bytes, 0).ok()?;
-        let counted = |len: usize| (len as u64).min(options.max_file_bytes);
-        bytes_left = (bytes_left + counted(prev.files[id].text.len()))
-            .checked_sub(counted(file.text.len()))?;
+        let file = read_file(&prev.root, &disk, options.max_file_bytes, 0, &bytes).ok()?;
         let entry = if let Some(at) = prev.plans.iter().position(|p| p.file == id) {
             let plan = yaml::parse::<Plan>(&file, &file.text).ok()?;
             // Pins are read from the history with their own diagnostics.
@@ -130,7 +133,7 @@ fn read_again(prev: &mut Spec, changed: &[String], options: &LoadOptions) -> Opt
             }
         }
     }
-    prev.bytes_left = bytes_left;
+    prev.bytes_left = bytes.left();
     Some(())
 }
 

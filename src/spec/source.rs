@@ -1,6 +1,7 @@
 //! Source files of the spec repo and positions inside them.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::diag::{Diagnostic, Location};
 
@@ -159,27 +160,97 @@ pub fn source_file(
     })
 }
 
-/// Reads one spec file under `root`, enforcing the size limit and UTF-8.
+/// What [`super::LoadOptions::max_total_bytes`] leaves of the bytes the
+/// spec's files may hold: each file takes its size (at most the limit
+/// of one file) as it is opened, from whichever thread reads it, and a
+/// file that does not fit is not read.
+#[derive(Debug)]
+pub struct Bytes {
+    left: AtomicU64,
+    over: AtomicBool,
+}
+
+impl Bytes {
+    pub fn new(left: u64) -> Self {
+        Bytes {
+            left: AtomicU64::new(left),
+            over: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes `n`, or says no (and remembers it) when less is left.
+    pub fn take(&self, n: u64) -> bool {
+        let taken = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
+            .is_ok();
+        if !taken {
+            self.over.store(true, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Relaxed)
+    }
+
+    /// Whether a file did not fit.
+    pub fn over(&self) -> bool {
+        self.over.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads one spec file under `root`, enforcing the size limit and UTF-8;
+/// its size (at most `limit`) is taken from `bytes` first, and a file
+/// that does not fit there is not read.
 pub(super) fn read_file(
     root: &Path,
     path: &Path,
     limit: u64,
     yaml_line_offset: u32,
+    bytes_left: &Bytes,
 ) -> Result<SourceFile, Box<super::diag::Diagnostic>> {
     use std::io::Read as _;
     let shown = slash_path(root, path);
+    let cannot = |why: String| {
+        Box::new(super::diag::Diagnostic::error(
+            why,
+            super::diag::Location::file(shown.clone()),
+        ))
+    };
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| {
+    let file = std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f)));
+    let read = file.and_then(|(len, f)| {
+        if !bytes_left.take(len.min(limit)) {
+            return Ok(false);
+        }
         // Room for the whole file and the end-of-file check: one read call.
-        let size = f.metadata().map_or(0, |m| m.len()).min(limit) + 1;
-        bytes.reserve_exact(usize::try_from(size).unwrap_or(0));
-        f.take(limit + 1).read_to_end(&mut bytes)
+        bytes.reserve_exact(usize::try_from(len.min(limit) + 1).unwrap_or(0));
+        f.take(limit + 1).read_to_end(&mut bytes).map(|_| true)
     });
-    if let Err(e) = read {
-        return Err(Box::new(super::diag::Diagnostic::error(
-            format!("cannot read file: {e}"),
-            super::diag::Location::file(shown),
-        )));
+    match read {
+        Ok(true) => source_file(shown, path, bytes, limit, yaml_line_offset),
+        Ok(false) => Err(cannot(
+            "the spec's files pass `max_total_bytes` here: not read".to_owned(),
+        )),
+        Err(e) => Err(cannot(format!("cannot read file: {e}"))),
     }
-    source_file(shown, path, bytes, limit, yaml_line_offset)
+}
+
+/// Takes from `bytes` the size of each of `files` that is not read (a
+/// file under a directory the load lists that is not a spec file), as
+/// its reading would.
+pub(super) fn count_unread<'f>(
+    files: impl Iterator<Item = &'f super::walk::Found>,
+    limit: u64,
+    bytes: &Bytes,
+) {
+    for found in files {
+        // Gone or unreadable since the walk: nothing is read of it.
+        if let Ok(meta) = std::fs::symlink_metadata(&found.disk) {
+            bytes.take(meta.len().min(limit));
+        }
+    }
 }

@@ -23,15 +23,15 @@ use super::diag::{Diagnostic, Location};
 /// Directories deeper than this below the spec root are refused.
 pub const MAX_DEPTH: usize = 64;
 
-/// A regular file found by [`walk`].
+/// A regular file found by [`walk`]. The walk reads directories only
+/// (each entry's type comes with its name): a file's size is taken when
+/// it is opened, so what is counted is what is read.
 #[derive(Debug, Clone)]
 pub struct Found {
     /// Where it is on disk.
     pub disk: PathBuf,
     /// Its path relative to the spec root, with `/` separators.
     pub rel: String,
-    /// Its size in bytes.
-    pub len: u64,
 }
 
 /// An entry [`walk`] refused (the walk goes on without it).
@@ -228,9 +228,11 @@ fn walk_dir(
             continue;
         };
         let child_rel = child(name);
-        // `DirEntry::metadata` does not follow a link.
-        let meta = match entry.metadata() {
-            Ok(m) => m,
+        // `DirEntry::file_type` does not follow a link, and comes with the
+        // directory listing (a `stat` only where the file system does not
+        // say).
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
             Err(source) => {
                 out.refused.push(Refused::Io {
                     rel: child_rel,
@@ -239,7 +241,6 @@ fn walk_dir(
                 continue;
             }
         };
-        let kind = meta.file_type();
         if kind.is_symlink() {
             out.refused.push(Refused::Symlink { rel: child_rel });
         } else if kind.is_dir() {
@@ -254,7 +255,6 @@ fn walk_dir(
             out.files.push(Found {
                 disk: entry.path(),
                 rel: child_rel,
-                len: meta.len(),
             });
         } else {
             out.refused.push(Refused::Special { rel: child_rel });

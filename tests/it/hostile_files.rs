@@ -225,3 +225,30 @@ fn unusual_but_valid_names_apply_and_every_repo_passes_fsck_strict() {
         assert!(s.verify_all(&s.forge().join(repo)) > 0);
     }
 }
+
+#[test]
+fn a_template_file_over_one_mib_is_refused_by_name_and_one_at_the_limit_renders() {
+    let big = format!("# {}\n", "x".repeat(1024 * 1024 - 2));
+    assert_eq!(big.len(), 1024 * 1024 + 1);
+    let f = Fixture::valid().with("templates/postgresql/infra/big.yaml", &big);
+    let out = f.path().join("out");
+    let run = f.run(&["render", "--out", out.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("template file is larger than 1 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("--> templates/postgresql/infra/big.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.exists(), "nothing may be written");
+
+    let fits = &big[1..];
+    let f = Fixture::valid().with("templates/postgresql/infra/big.yaml", fits);
+    let run = f.run(&["render", "--out", out.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}

@@ -398,6 +398,54 @@ fn too_many_bytes_of_spec_files_stop_the_load_whatever_their_number() {
     load(f.path(), &LoadOptions::default()).expect("within the default");
 }
 
+/// Every regular file under the directories the load lists: what the
+/// byte limit counts, read or not.
+fn listed_bytes(root: &std::path::Path) -> u64 {
+    fn under(dir: &std::path::Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .map(|e| e.expect("entry"))
+            .map(|e| match e.file_type().expect("type") {
+                t if t.is_dir() => under(&e.path()),
+                _ => e.metadata().expect("size").len(),
+            })
+            .sum()
+    }
+    ["templates", "bouwblokken", "skills", "spec"]
+        .iter()
+        .map(|d| under(&root.join(d)))
+        .sum()
+}
+
+#[test]
+fn the_byte_limit_counts_every_listed_file_once_read_or_not() {
+    // Files the load reads (plans, blocks), and files it only lists: a
+    // template, a Markdown page beside the plans, a file of another
+    // extension under `bouwblokken/`.
+    let f = Fixture::example()
+        .with("templates/_partials/big.j2", "x".repeat(3000))
+        .with("spec/plans/NOTES.md", "y".repeat(2000))
+        .with("bouwblokken/logo.svg", "<svg/>");
+    let spec = load(f.path(), &LoadOptions::default()).expect("loads");
+    let counted = LoadOptions::default().max_total_bytes - spec.bytes_left;
+    assert_eq!(counted, listed_bytes(f.path()));
+
+    // One byte short, a file that is never read stops the load as well.
+    let options = LoadOptions {
+        max_total_bytes: counted - 1,
+        ..LoadOptions::default()
+    };
+    let err = load(f.path(), &options).expect_err("over the limit");
+    assert!(err.to_string().contains("bytes of spec files"), "{err}");
+    let options = LoadOptions {
+        max_total_bytes: counted,
+        ..LoadOptions::default()
+    };
+    assert_eq!(load(f.path(), &options).expect("fits").bytes_left, 0);
+}
+
 #[test]
 fn missing_spec_dir_is_one_clear_error() {
     let f = Fixture::empty();
