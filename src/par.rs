@@ -27,8 +27,6 @@ where
         let mut state = init();
         return items.iter().map(|item| f(&mut state, item)).collect();
     }
-    // Runs small enough to even out, large enough to keep the counter cold.
-    let run = (items.len() / (threads * 16)).clamp(1, 64);
     let next = AtomicUsize::new(0);
     let (init, f, next) = (&init, &f, &next);
     let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
@@ -43,11 +41,9 @@ where
                         let mut state = init();
                         let mut out = Vec::new();
                         loop {
-                            let start = next.fetch_add(run, Ordering::Relaxed);
-                            if start >= items.len() {
+                            let Some((start, end)) = take_run(next, items.len(), threads) else {
                                 break out;
-                            }
-                            let end = (start + run).min(items.len());
+                            };
                             for (i, item) in items[start..end].iter().enumerate() {
                                 out.push((start + i, f(&mut state, item)));
                             }
@@ -71,6 +67,25 @@ where
         .collect()
 }
 
+/// Takes the next run of items, `start..end`, or `None` when all are
+/// taken. Runs shrink as the items left do (a share of what is left, at
+/// most 64): long runs keep the counter cold while there is much to do,
+/// and the last ones are single items, so the threads finish together
+/// rather than one waiting for another's long last run.
+fn take_run(next: &AtomicUsize, len: usize, threads: usize) -> Option<(usize, usize)> {
+    let mut start = next.load(Ordering::Relaxed);
+    loop {
+        if start >= len {
+            return None;
+        }
+        let run = ((len - start) / (threads * 4)).clamp(1, 64);
+        match next.compare_exchange_weak(start, start + run, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some((start, start + run)),
+            Err(now) => start = now,
+        }
+    }
+}
+
 /// Maps `f` over `items` on every core.
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     map_init(items, None, || (), |(), item| f(item))
@@ -78,6 +93,29 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn runs_cover_every_item_once_and_shrink_to_single_items() {
+        use std::sync::atomic::AtomicUsize;
+        for (len, threads) in [(0, 2), (1, 2), (7, 2), (1000, 2), (10_000, 8), (3, 16)] {
+            let next = AtomicUsize::new(0);
+            let mut runs = Vec::new();
+            while let Some(run) = super::take_run(&next, len, threads) {
+                runs.push(run);
+            }
+            let mut at = 0;
+            for &(start, end) in &runs {
+                assert_eq!(start, at, "{len} items, {threads} threads: {runs:?}");
+                assert!(end > start && end - start <= 64);
+                at = end;
+            }
+            assert_eq!(at, len);
+            if len > 0 {
+                let last = runs[runs.len() - 1];
+                assert_eq!(last.1 - last.0, 1, "the last run is one item");
+            }
+        }
+    }
+
     #[test]
     fn order_is_kept_and_state_is_per_thread() {
         let items: Vec<u32> = (0..1000).collect();
