@@ -412,11 +412,7 @@ impl Loader<'_> {
         kind: Option<Kind>,
     ) -> Vec<(FileId, T)> {
         let started = std::time::Instant::now();
-        let (root, limit, bytes) = (
-            &self.spec.root,
-            self.options.max_file_bytes,
-            &self.bytes,
-        );
+        let (root, limit, bytes) = (&self.spec.root, self.options.max_file_bytes, &self.bytes);
         let results = crate::par::map_init(
             paths,
             Some(PARSE_STACK),
