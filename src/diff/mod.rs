@@ -26,6 +26,7 @@ mod classify;
 mod envs;
 pub mod list;
 mod location;
+mod merged;
 mod prune;
 pub mod report;
 pub use change::{Action, ChangeSet, ChangeSets, FileChange, Note, Unverified};
@@ -154,7 +155,7 @@ pub fn diff(
             })
         },
     );
-    let mut sets: BTreeMap<Key, ChangeSet> = BTreeMap::new();
+    let mut sets = merged::Merged::default();
     let mut homeless = Vec::new();
     let mut diags = Diagnostics::default();
     for part in parts {
@@ -188,16 +189,16 @@ pub fn diff(
                 continue;
             };
             for cs in prune::removed_plans(infra, (env, live), platform, covered, &mut out.errors) {
-                sets.insert(key(&cs), cs);
+                sets.replace(cs);
             }
         }
     }
     out.errors.extend(env_live.errors());
     // A finding whose repo could not be read goes with the first set.
-    if let Some(first) = sets.values_mut().next() {
+    if let Some(first) = sets.first_mut() {
         first.findings.extend(homeless);
     }
-    out.sets = sets.into_values().collect();
+    out.sets = sets.into_sorted();
     for repo in repos.values() {
         match repo.proposals(options.own_key) {
             Ok(found) => out.proposals.extend(found),
@@ -205,13 +206,6 @@ pub fn diff(
         }
     }
     Ok(out)
-}
-
-/// A change set's place: repo, environment, plans.
-type Key = (String, Option<String>, Vec<String>);
-
-fn key(cs: &ChangeSet) -> Key {
-    (cs.repo.clone(), cs.env.clone(), cs.plans.clone())
 }
 
 /// What every worker reads.
@@ -322,7 +316,7 @@ impl World<'_> {
 /// each with the policy findings on its own files, and the rest of what
 /// it found.
 fn merge_part(
-    sets: &mut BTreeMap<Key, ChangeSet>,
+    sets: &mut merged::Merged,
     out: &mut ChangeSets,
     homeless: &mut Vec<Finding>,
     mut part: Part,
@@ -340,15 +334,7 @@ fn merge_part(
         }
     }
     for cs in part.sets {
-        let key = key(&cs);
-        match sets.get_mut(&key) {
-            // Two instances of one plan in one target (validation keeps
-            // repo names apart, so this is one plan's two components).
-            Some(whole) => whole.take_in(cs),
-            None => {
-                sets.insert(key, cs);
-            }
-        }
+        sets.add(cs);
     }
 }
 

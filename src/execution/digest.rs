@@ -9,7 +9,8 @@ use crate::git::blob_id;
 /// The first 16 hex digits of the blob id of one line per file change
 /// (repo, environment, path, action, new blob).
 pub fn of(changes: &ChangeSets) -> String {
-    let shown: Vec<_> = changes.shown().collect();
+    // A set without file changes has no lines (nor threads to start).
+    let shown: Vec<_> = changes.shown().filter(|cs| !cs.files.is_empty()).collect();
     // Each set's lines on every core: a first apply hashes every file.
     let lines = crate::par::map(&shown, |cs| {
         let mut lines = String::new();

@@ -279,7 +279,9 @@ fn load_here(root: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
             loader.spec.stacks.push(Stack { file: id, ..s });
         }
         let paths = disk_paths(files.iter().filter(|f| wanted("spec/plans", f)));
-        for (id, p) in loader.parse_all::<Plan>(&paths, Some(Kind::Plan)) {
+        let plans = loader.parse_all::<Plan>(&paths, Some(Kind::Plan));
+        loader.spec.plans.reserve(plans.len());
+        for (id, p) in plans {
             loader.spec.plans.push(Plan { file: id, ..p });
         }
         let paths = disk_paths(files.iter().filter(|f| wanted("spec/policies", f)));
@@ -425,6 +427,7 @@ impl Loader<'_> {
         );
         tracing::trace!(elapsed = ?started.elapsed(), files = paths.len(), "read and parsed");
         let mut out = Vec::with_capacity(paths.len());
+        self.spec.files.reserve(paths.len());
         for result in results {
             let (file, parsed) = match result {
                 Ok(read) => read,
