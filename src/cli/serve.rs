@@ -79,6 +79,7 @@ fn sinks(ctx: &Context) -> Result<Vec<crate::daemon::notify::Sink>, CommandError
 }
 
 pub fn run(ctx: &Context, args: &Args, env: Environment) -> CommandResult {
+    crate::daemon::memory::no_huge_pages();
     let config = &ctx.config;
     let poll = crate::daemon::parse_duration(&config.server.poll_interval)
         .map_err(|e| CommandError::user(format!("[server] poll_interval: {e}")))?;
