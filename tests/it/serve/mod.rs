@@ -401,10 +401,40 @@ fn listen(d: &Daemon) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) 
     (got, reader)
 }
 
+/// `pid` and the processes it started, as Linux lists them.
+fn with_children(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    for task in tasks {
+        let children = std::fs::read_to_string(task.expect("a thread").path().join("children"));
+        all.extend(
+            children
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(|p| p.parse::<u32>().expect("a pid")),
+        );
+    }
+    all
+}
+
+/// Whether the kernel may give `pid` transparent huge pages
+/// (`THP_enabled` in its status; `None` when it does not say).
+fn thp_enabled(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    Some(line.ends_with('1'))
+}
+
 #[test]
 fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
     let s = serve_setup();
     let d = Daemon::start(&s);
+    // Without transparent huge pages, the daemon and what it starts (the
+    // render check): its RSS is what counts.
+    let pids = with_children(d.child.id());
+    for &pid in &pids {
+        assert_eq!(thp_enabled(pid), Some(false), "process {pid} of {pids:?}");
+    }
     // The first reconcile applied the spec as it was: dev committed,
     // prod proposed.
     assert_eq!(
