@@ -19,6 +19,9 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> CommandResult {
+    // It stays up as long as the assistant that started it, as the
+    // daemon does.
+    crate::daemon::memory::no_huge_pages();
     let source = crate::mcp::Checkout {
         spec_root: ctx.spec_root.clone(),
         sources: args.live.sources(ctx),

@@ -24,7 +24,7 @@ pub fn give_back() {
 /// page stays resident while any of it is in use: a `diff` of 1,000
 /// plans peaks at 62 MB with them against 41 MB without. One-shot
 /// commands keep them (a page fault per 2 MiB of heap, not per 4 KiB);
-/// a daemon stays up, so its RSS is what counts.
+/// a daemon (and the MCP server) stays up, so its RSS is what counts.
 pub fn no_huge_pages() {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         tracing::warn!(error = %e, "cannot turn transparent huge pages off; RSS may be higher");

@@ -549,3 +549,31 @@ fn an_assistant_proposes_through_the_daemons_mcp_with_its_api_token() {
     );
     assert_eq!(changed.trim(), "spec/plans/permit-portal.yaml");
 }
+
+#[test]
+fn the_mcp_server_runs_without_transparent_huge_pages_as_the_daemon_does() {
+    let f = example_spec();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_druppie"))
+        .args(["--spec", f.path().to_str().expect("utf-8"), "mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start druppie mcp");
+    let status = format!("/proc/{}/status", child.id());
+    // It turns them off as it starts; it then waits on stdin.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let thp = loop {
+        let read = std::fs::read_to_string(&status).expect("its status");
+        let line = read.lines().find(|l| l.starts_with("THP_enabled:"));
+        match line {
+            Some(l) if l.ends_with('0') => break l.to_owned(),
+            _ if std::time::Instant::now() > deadline => break line.unwrap_or("").to_owned(),
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    // Closing stdin before any message ends it.
+    drop(child.stdin.take());
+    child.wait().expect("it ends when stdin closes");
+    assert!(thp.ends_with('0'), "{thp:?}");
+}
