@@ -224,19 +224,35 @@ pub(super) fn read_file(
     let file = std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f)));
     let read = file.and_then(|(len, f)| {
         if !bytes_left.take(len.min(limit)) {
-            return Ok(false);
+            return Ok(Read::OverBudget);
         }
         // Room for the whole file and the end-of-file check: one read call.
         bytes.reserve_exact(usize::try_from(len.min(limit) + 1).unwrap_or(0));
-        f.take(limit + 1).read_to_end(&mut bytes).map(|_| true)
+        f.take(limit + 1).read_to_end(&mut bytes)?;
+        // What was counted is what was read.
+        Ok(if bytes.len() as u64 > len {
+            Read::Grew
+        } else {
+            Read::Whole
+        })
     });
     match read {
-        Ok(true) => source_file(shown, path, bytes, limit, yaml_line_offset),
-        Ok(false) => Err(cannot(
+        Ok(Read::Whole) => source_file(shown, path, bytes, limit, yaml_line_offset),
+        Ok(Read::OverBudget) => Err(cannot(
             "the spec's files pass `max_total_bytes` here: not read".to_owned(),
         )),
+        Ok(Read::Grew) => Err(cannot("file changed while it was read".to_owned())),
         Err(e) => Err(cannot(format!("cannot read file: {e}"))),
     }
+}
+
+/// How [`read_file`] ended.
+enum Read {
+    Whole,
+    /// Not read: the byte budget does not hold it.
+    OverBudget,
+    /// It grew between its size being taken and its end.
+    Grew,
 }
 
 /// Takes from `bytes` the size of each of `files` that is not read (a
@@ -252,5 +268,46 @@ pub(super) fn count_unread<'f>(
         if let Ok(meta) = std::fs::symlink_metadata(&found.disk) {
             bytes.take(meta.len().min(limit));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_counted_as_read_and_one_that_grows_while_read_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("plan.yaml");
+        std::fs::write(&file, "name: p\n").expect("write");
+        let bytes = Bytes::new(100);
+        let read = read_file(dir.path(), &file, 1024, 0, &bytes).expect("read");
+        assert_eq!(read.text, "name: p\n");
+        assert_eq!(bytes.left(), 92);
+        // Not read when the budget does not hold it, and remembered.
+        let small = Bytes::new(7);
+        let err = read_file(dir.path(), &file, 1024, 0, &small).expect_err("over");
+        assert!(err.message.contains("max_total_bytes"), "{}", err.message);
+        assert!(small.over());
+        assert_eq!(small.left(), 7);
+
+        // A pipe has no size when opened and gives bytes when read: what
+        // is read is more than what was counted.
+        let pipe = dir.path().join("pipe.yaml");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        assert!(made.expect("mkfifo").success());
+        let writer = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || std::fs::write(pipe, "name: grown\n").expect("write"))
+        };
+        let bytes = Bytes::new(100);
+        let err = read_file(dir.path(), &pipe, 1024, 0, &bytes).expect_err("grew");
+        writer.join().expect("writer");
+        assert!(
+            err.message.contains("changed while it was read"),
+            "{}",
+            err.message
+        );
+        assert_eq!(bytes.left(), 100);
     }
 }

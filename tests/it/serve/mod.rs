@@ -432,6 +432,7 @@ fn serve_applies_pushed_spec_changes_records_merges_and_stops_cleanly() {
     // Without transparent huge pages, the daemon and what it starts (the
     // render check): its RSS is what counts.
     let pids = with_children(d.child.id());
+    assert!(pids.len() > 1, "the render check is running: {pids:?}");
     for &pid in &pids {
         assert_eq!(thp_enabled(pid), Some(false), "process {pid} of {pids:?}");
     }
