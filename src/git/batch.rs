@@ -133,7 +133,7 @@ impl Batch<'_> {
             .and_then(|c| c.tree_id())
             .map_err(|e| err(format!("cannot read commit {commit}"), e))?
             .detach();
-        super::files_under(&self.repo, None, tree, dir)
+        super::tree::files_under(&self.repo, None, tree, dir)
     }
 
     /// [`Repo::blob`], with the blobs of this batch.
